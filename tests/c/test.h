@@ -43,6 +43,15 @@ static int mw_test_failed, mw_test_passed, mw_test_current_failed;
               mw_b_ ? mw_b_ : "(null)");                                                           \
   } while (0)
 
+/* a: anything with .len and .data (ProtobufCBinaryData), b: a C string. */
+#define CHECK_BYTES(a, b)                                                                          \
+  do {                                                                                             \
+    size_t mw_n_ = (a).len;                                                                        \
+    const char *mw_p_ = (const char *)(a).data, *mw_b_ = (b);                                      \
+    if (mw_n_ != strlen(mw_b_) || (mw_n_ && memcmp(mw_p_, mw_b_, mw_n_) != 0))                     \
+      MW_FAIL("%s == \"%.*s\", expected \"%s\"", #a, (int)mw_n_, mw_n_ ? mw_p_ : "", mw_b_);       \
+  } while (0)
+
 #define MW_RUN(fn)                                                                                 \
   do {                                                                                             \
     mw_test_current_failed = 0;                                                                    \

@@ -72,12 +72,12 @@ static void test_roundtrip(void) {
   CHECK_INT(req->n_timeseries, 2);
   Prometheus__TimeSeries *t = req->timeseries[0];
   CHECK_INT(t->n_labels, 3);
-  CHECK_STR(t->labels[0]->name, "__name__");
-  CHECK_STR(t->labels[0]->value, "up");
-  CHECK_STR(t->labels[1]->name, "cluster");
-  CHECK_STR(t->labels[1]->value, "eu");
-  CHECK_STR(t->labels[2]->name, "job");
-  CHECK_STR(t->labels[2]->value, "node"); /* the series' own value wins */
+  CHECK_BYTES(t->labels[0]->name, "__name__");
+  CHECK_BYTES(t->labels[0]->value, "up");
+  CHECK_BYTES(t->labels[1]->name, "cluster");
+  CHECK_BYTES(t->labels[1]->value, "eu");
+  CHECK_BYTES(t->labels[2]->name, "job");
+  CHECK_BYTES(t->labels[2]->value, "node"); /* the series' own value wins */
   CHECK_INT(t->n_samples, 3);
   for (int i = 0; i < 3; i++) {
     CHECK_INT(t->samples[i]->timestamp, ts1[i]);
@@ -85,10 +85,10 @@ static void test_roundtrip(void) {
   }
   t = req->timeseries[1];
   CHECK_INT(t->n_labels, 3);
-  CHECK_STR(t->labels[0]->value, "zz");
-  CHECK_STR(t->labels[1]->name, "cluster");
-  CHECK_STR(t->labels[2]->name, "job");
-  CHECK_STR(t->labels[2]->value, "ext");
+  CHECK_BYTES(t->labels[0]->value, "zz");
+  CHECK_BYTES(t->labels[1]->name, "cluster");
+  CHECK_BYTES(t->labels[2]->name, "job");
+  CHECK_BYTES(t->labels[2]->value, "ext");
   CHECK_INT(t->n_samples, 4);
   int64_t want_ts[] = {10, 10, 20, 30};
   double want_v[] = {1, 1.25, 2, 3};
@@ -150,10 +150,10 @@ static void test_empty_and_errors(void) {
 static void test_check(void) {
   char err[256];
   Prometheus__Label a = PROMETHEUS__LABEL__INIT, b = PROMETHEUS__LABEL__INIT;
-  a.name = "__name__";
-  a.value = "x";
-  b.name = "A";
-  b.value = "y";
+  a.name = (ProtobufCBinaryData){8, (uint8_t *)"__name__"};
+  a.value = (ProtobufCBinaryData){1, (uint8_t *)"x"};
+  b.name = (ProtobufCBinaryData){1, (uint8_t *)"A"};
+  b.value = (ProtobufCBinaryData){1, (uint8_t *)"y"};
   Prometheus__Label *ls[] = {&a, &b};
   Prometheus__Sample s1 = PROMETHEUS__SAMPLE__INIT, s2 = PROMETHEUS__SAMPLE__INIT;
   s1.timestamp = 2;
@@ -176,7 +176,7 @@ static void test_check(void) {
   t.n_samples = 2; /* 2 then 1: out of order */
   CHECK_INT(mw_rwenc_check(&req, err, sizeof err), -1);
   t.n_samples = 1;
-  a.name = "job"; /* no __name__ */
+  a.name = (ProtobufCBinaryData){3, (uint8_t *)"job"}; /* no __name__ */
   CHECK_INT(mw_rwenc_check(&req, err, sizeof err), -1);
   /* A decompression bomb is refused by its announced size. */
   size_t big = MW_RWENC_MAX_DECODED + 1;
@@ -226,11 +226,81 @@ static void test_large(void) {
   mw_rwenc_free(e);
 }
 
+/* finish packs into a buffer sized by a bound, not by protobuf-c's sizing
+ * pass: requests with every length class (1-, 2- and 3-byte varints),
+ * negative timestamps (10-byte varints), exemplars and external labels pack
+ * to exactly the size protobuf-c computes for what they decode to. (In the
+ * ASan build, a bound too small is a heap overflow there.) */
+static void test_packed_size_bound(void) {
+  static const size_t lens[] = {1, 3, 120, 127, 128, 300, 16383, 16384, 20000};
+  static char big[20001];
+  memset(big, 'v', sizeof big - 1);
+  char err[256];
+  uint32_t seed = 12345;
+#define RND() (seed = seed * 1103515245u + 12345u, (seed >> 8))
+  uint8_t *enc = malloc(9 * 2 * 20002 + 64);
+  for (int round = 0; round < 60; round++) {
+    mw_rwenc_t *e = mw_rwenc_new();
+    if (round % 3 == 0)
+      CHECK_INT(mw_rwenc_set_external_labels(e,
+                                             L("cluster\xff"
+                                               "eu\xff"
+                                               "zone\xff"
+                                               "a1\xff"),
+                                             err, sizeof err),
+                0);
+    size_t nseries = 1 + RND() % 20;
+    for (size_t i = 0; i < nseries; i++) {
+      size_t len = 0, nl = RND() % 6;
+      memcpy(enc, "__name__\xff", 9);
+      len = 9;
+      size_t vl = lens[RND() % 9];
+      memcpy(enc + len, big, vl);
+      len += vl;
+      enc[len++] = 0xff;
+      for (size_t k = 0; k < nl; k++) { /* names l0..l5: sorted after __name__ */
+        size_t v = lens[RND() % 9];
+        enc[len++] = 'l';
+        enc[len++] = (uint8_t)('0' + k);
+        enc[len++] = 0xff;
+        memcpy(enc + len, big, v);
+        len += v;
+        enc[len++] = 0xff;
+      }
+      int64_t ts[4];
+      double v[4];
+      size_t ns = 1 + RND() % 4;
+      for (size_t k = 0; k < ns; k++) {
+        ts[k] = RND() % 2 ? -(int64_t)RND() * 1000 : (int64_t)RND() << 20;
+        v[k] = RND() % 2 ? 0.0 : (double)RND() / 7;
+      }
+      CHECK_INT(mw_rwenc_add_series(e, enc, len, ts, v, ns, err, sizeof err), 0);
+      for (size_t k = RND() % 3; k > 0; k--)
+        CHECK_INT(mw_rwenc_add_exemplar(e, k == 1 ? enc : enc + 9 + vl + 1,
+                                        k == 1 ? 0 : len - 10 - vl, -(int64_t)RND(), 1.5, err,
+                                        sizeof err),
+                  0);
+    }
+    const uint8_t *out;
+    size_t out_len, raw;
+    CHECK_INT(mw_rwenc_finish(e, &out, &out_len, &raw, err, sizeof err), 0);
+    Prometheus__WriteRequest *req;
+    CHECK_INT(mw_rwenc_decode(out, out_len, &req, err, sizeof err), 0);
+    CHECK_INT(req->n_timeseries, nseries);
+    CHECK_INT(prometheus__write_request__get_packed_size(req), raw);
+    mw_rwenc_decode_free(req);
+    mw_rwenc_free(e);
+  }
+#undef RND
+  free(enc);
+}
+
 int main(void) {
   MW_RUN(test_crc32c);
   MW_RUN(test_roundtrip);
   MW_RUN(test_empty_and_errors);
   MW_RUN(test_check);
   MW_RUN(test_large);
+  MW_RUN(test_packed_size_bound);
   return mw_test_summary();
 }

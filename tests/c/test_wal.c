@@ -24,6 +24,19 @@
 
 /* --- helpers ---------------------------------------------------------- */
 
+/* Label names and values are protobuf bytes: compare one with a C string, or
+ * get a NUL-terminated copy (the last 4 stay valid; a test's labels are short). */
+static int pb_is(ProtobufCBinaryData b, const char *s) {
+  return b.len == strlen(s) && (b.len == 0 || memcmp(b.data, s, b.len) == 0);
+}
+static const char *pb_str(ProtobufCBinaryData b) {
+  static char bufs[4][256];
+  static unsigned k;
+  char *o = bufs[k++ % 4];
+  snprintf(o, sizeof bufs[0], "%.*s", (int)b.len, b.len ? (const char *)b.data : "");
+  return o;
+}
+
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb;
   (void)flag;
@@ -103,10 +116,11 @@ static int got_add_request(got_t *g, const uint8_t *buf, size_t len) {
     int idx = -1;
     size_t o = 0;
     for (size_t j = 0; j < t->n_labels; j++) {
-      if (strcmp(t->labels[j]->name, "i") == 0) idx = atoi(t->labels[j]->value);
+      ProtobufCBinaryData n = t->labels[j]->name, v = t->labels[j]->value;
+      if (pb_is(n, "i")) idx = atoi(pb_str(v));
       o += (size_t)snprintf(g->last_labels + o,
-                            o < sizeof g->last_labels ? sizeof g->last_labels - o : 0, "%s=%s,",
-                            t->labels[j]->name, t->labels[j]->value);
+                            o < sizeof g->last_labels ? sizeof g->last_labels - o : 0, "%.*s=%.*s,",
+                            (int)n.len, (const char *)n.data, (int)v.len, (const char *)v.data);
       if (o >= sizeof g->last_labels) o = sizeof g->last_labels - 1;
     }
     for (size_t j = 0; j < t->n_samples; j++) {
@@ -995,14 +1009,15 @@ static int exgot_request(exgot_t *g, const uint8_t *buf, size_t len) {
     const Prometheus__TimeSeries *t = req->timeseries[i];
     const char *idx = "?";
     for (size_t j = 0; j < t->n_labels; j++)
-      if (strcmp(t->labels[j]->name, "i") == 0) idx = t->labels[j]->value;
+      if (pb_is(t->labels[j]->name, "i")) idx = pb_str(t->labels[j]->value);
     g->samples += t->n_samples;
     for (size_t j = 0; j < t->n_exemplars && g->nex < 256; j++) {
       const Prometheus__Exemplar *e = t->exemplars[j];
       size_t o = (size_t)snprintf(g->ex[g->nex], sizeof g->ex[0], "i=%s,", idx);
       for (size_t k = 0; k < e->n_labels; k++)
-        o += (size_t)snprintf(g->ex[g->nex] + o, sizeof g->ex[0] - o, "%s=%s,", e->labels[k]->name,
-                              e->labels[k]->value);
+        o += (size_t)snprintf(g->ex[g->nex] + o, sizeof g->ex[0] - o, "%.*s=%.*s,",
+                              (int)e->labels[k]->name.len, (const char *)e->labels[k]->name.data,
+                              (int)e->labels[k]->value.len, (const char *)e->labels[k]->value.data);
       snprintf(g->ex[g->nex] + o, sizeof g->ex[0] - o, "v=%g ts=%lld", e->value,
                (long long)e->timestamp);
       g->nex++;

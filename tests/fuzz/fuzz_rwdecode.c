@@ -13,6 +13,10 @@
 #include "remote.pb-c.h"
 #include "rwenc.h"
 
+static int pb_eq(ProtobufCBinaryData a, ProtobufCBinaryData b) {
+  return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
 static void roundtrip(const Prometheus__WriteRequest *req) {
   char err[256];
   mw_rwenc_t *e = mw_rwenc_new();
@@ -23,16 +27,16 @@ static void roundtrip(const Prometheus__WriteRequest *req) {
     const Prometheus__TimeSeries *t = req->timeseries[i];
     size_t need = 0;
     for (size_t j = 0; j < t->n_labels; j++)
-      need += strlen(t->labels[j]->name) + strlen(t->labels[j]->value) + 2;
+      need += t->labels[j]->name.len + t->labels[j]->value.len + 2;
     enc = realloc(enc, need + 1);
     size_t len = 0;
     int ok = 1;
     for (size_t j = 0; j < t->n_labels; j++) {
-      const char *nv[2] = {t->labels[j]->name, t->labels[j]->value};
+      ProtobufCBinaryData nv[2] = {t->labels[j]->name, t->labels[j]->value};
       for (int k = 0; k < 2; k++) {
-        size_t l = strlen(nv[k]);
-        if (memchr(nv[k], 0xff, l)) ok = 0;
-        memcpy(enc + len, nv[k], l);
+        size_t l = nv[k].len;
+        if (l && memchr(nv[k].data, 0xff, l)) ok = 0;
+        if (l) memcpy(enc + len, nv[k].data, l);
         len += l;
         enc[len++] = 0xff;
       }
@@ -63,8 +67,8 @@ static void roundtrip(const Prometheus__WriteRequest *req) {
     if (a->n_labels != b->n_labels) continue; /* skipped series (0xFF in a value) */
     int same = 1;
     for (size_t j = 0; j < a->n_labels; j++)
-      if (strcmp(a->labels[j]->name, b->labels[j]->name) ||
-          strcmp(a->labels[j]->value, b->labels[j]->value))
+      if (!pb_eq(a->labels[j]->name, b->labels[j]->name) ||
+          !pb_eq(a->labels[j]->value, b->labels[j]->value))
         same = 0;
     if (!same) continue;
     if (a->n_samples != b->n_samples) abort();

@@ -40,6 +40,13 @@ static void write_file(const char *path, const uint8_t *p, size_t n) {
   close(fd);
 }
 
+/* Bytewise order of two label names, a prefix first. */
+static int pb_cmp(ProtobufCBinaryData a, ProtobufCBinaryData b) {
+  size_t m = a.len < b.len ? a.len : b.len;
+  int c = m ? memcmp(a.data, b.data, m) : 0;
+  return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
 /* Sorted, unique, non-empty: what every request must carry. */
 static void check_request(const uint8_t *buf, size_t len) {
   char err[256];
@@ -49,14 +56,15 @@ static void check_request(const uint8_t *buf, size_t len) {
     const Prometheus__TimeSeries *t = req->timeseries[i];
     if (!t->n_labels || (!t->n_samples && !t->n_exemplars)) abort();
     for (size_t j = 0; j < t->n_labels; j++) {
-      if (!*t->labels[j]->name || !*t->labels[j]->value) abort();
-      if (j && strcmp(t->labels[j - 1]->name, t->labels[j]->name) >= 0) abort();
+      if (!t->labels[j]->name.len || !t->labels[j]->value.len) abort();
+      if (j && pb_cmp(t->labels[j - 1]->name, t->labels[j]->name) >= 0) abort();
     }
     for (size_t j = 1; j < t->n_samples; j++)
       if (t->samples[j]->timestamp < t->samples[j - 1]->timestamp) abort();
     for (size_t j = 0; j < t->n_exemplars; j++)
       for (size_t k = 0; k < t->exemplars[j]->n_labels; k++)
-        if (!*t->exemplars[j]->labels[k]->name || !*t->exemplars[j]->labels[k]->value) abort();
+        if (!t->exemplars[j]->labels[k]->name.len || !t->exemplars[j]->labels[k]->value.len)
+          abort();
   }
   mw_rwenc_decode_free(req);
 }
