@@ -1,8 +1,10 @@
 /* rwenc.c: Remote-Write 1.0 requests (see rwenc.h). Messages are built in
- * pools that live as long as the encoder: label strings (NUL-terminated, as
- * protobuf-c wants them) in one byte buffer, Label/Sample/TimeSeries structs
- * in arrays, and the pointer arrays protobuf-c walks are filled in at finish,
- * once the pools have stopped moving. */
+ * pools that live as long as the encoder: each series' label set copied once
+ * into one byte buffer (label names and values are protobuf bytes fields, so
+ * protobuf-c packs them from there: no NUL-terminated copies, no strlen),
+ * Label/Sample/TimeSeries structs in arrays, and the pointer arrays protobuf-c
+ * walks are filled in at finish, once the pools have stopped moving. Metadata
+ * strings are NUL-terminated in the same buffer. */
 #include "rwenc.h"
 #include "err.h"
 
@@ -34,7 +36,7 @@ typedef struct {
 } mw_rw_label_t;
 
 struct mw_rwenc {
-  char *strs; /* label names and values, each NUL-terminated */
+  char *strs; /* label sets (bytes) and metadata strings (NUL-terminated) */
   size_t strs_len, strs_cap;
   mw_rw_label_t *labels;
   size_t nlabels, labels_cap;
