@@ -169,19 +169,39 @@ int mw_labels_encode(const mw_label_t *ls, size_t n, uint8_t *out, size_t cap, s
   return 0;
 }
 
+/* The offset of the first separator in p[0..n), or n. Eight bytes at a time:
+ * names and values are short, where a memchr call costs more than the scan.
+ * (x - 0x01..) & ~x & 0x80.. marks the lowest zero byte of x exactly (a
+ * borrow can only mark bytes above it), and ~w has a zero byte where w has
+ * a separator. */
+static inline size_t mw_labels_sep(const uint8_t *p, size_t n) {
+  size_t i = 0;
+  for (; n - i >= 8; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, sizeof w);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w); /* p[i] in the low byte */
+#endif
+    uint64_t x = ~w, z = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+    if (z) return i + ((size_t)__builtin_ctzll(z) >> 3);
+  }
+  for (; i < n; i++)
+    if (p[i] == MW_LABELS_SEP) return i;
+  return n;
+}
+
 int mw_labels_next(const uint8_t *enc, size_t len, size_t *pos, mw_label_t *out) {
   size_t p = *pos;
   if (p >= len) return 0;
-  const uint8_t *a = memchr(enc + p, MW_LABELS_SEP, len - p);
-  if (!a) return -1;
-  size_t vstart = (size_t)(a - enc) + 1;
-  const uint8_t *b = vstart < len ? memchr(enc + vstart, MW_LABELS_SEP, len - vstart) : NULL;
-  if (!b) return -1;
+  size_t a = p + mw_labels_sep(enc + p, len - p);
+  if (a == len) return -1;
+  size_t vstart = a + 1, b = vstart + mw_labels_sep(enc + vstart, len - vstart);
+  if (b == len) return -1;
   out->name = (const char *)enc + p;
-  out->name_len = (uint32_t)(a - (enc + p));
+  out->name_len = (uint32_t)(a - p);
   out->value = (const char *)enc + vstart;
-  out->value_len = (uint32_t)(b - (enc + vstart));
-  *pos = (size_t)(b - enc) + 1;
+  out->value_len = (uint32_t)(b - vstart);
+  *pos = b + 1;
   return 1;
 }
 

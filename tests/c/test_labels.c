@@ -84,10 +84,45 @@ static void test_errors(void) {
   CHECK_INT(mw_labels_encode(big, 1, buf, 5, &len, err, sizeof err), -1);
 }
 
+/* mw_labels_next finds each separator wherever it falls in an 8-byte word,
+ * next to bytes that a word-at-a-time scan could mistake for one (0xFE,
+ * 0x7F, 0x80, 0x00, 0x01), in sets of every length up to 3 x 20 bytes. */
+static void test_next_every_offset(void) {
+  static const uint8_t fill[] = {'a', 0xfe, 0x7f, 0x80, 0x00, 0x01, 0xef};
+  uint8_t enc[128];
+  for (size_t f = 0; f < sizeof fill; f++)
+    for (size_t nl = 0; nl <= 20; nl++)
+      for (size_t vl = 0; vl <= 20; vl++) {
+        size_t len = 0;
+        for (int k = 0; k < 2; k++) { /* two labels: name nl bytes, value vl */
+          for (size_t i = 0; i < nl; i++)
+            enc[len++] = fill[(f + i) % sizeof fill];
+          enc[len++] = 0xff;
+          for (size_t i = 0; i < vl; i++)
+            enc[len++] = fill[(f + i + 3) % sizeof fill];
+          enc[len++] = 0xff;
+        }
+        size_t pos = 0;
+        mw_label_t l;
+        for (int k = 0; k < 2; k++) {
+          CHECK_INT(mw_labels_next(enc, len, &pos, &l), 1);
+          CHECK_INT(l.name_len, nl);
+          CHECK_INT(l.value_len, vl);
+          CHECK(l.name == (const char *)enc + (size_t)k * (nl + vl + 2));
+          CHECK(l.value == l.name + nl + 1);
+        }
+        CHECK_INT(mw_labels_next(enc, len, &pos, &l), 0);
+        /* without its last separator the set is malformed */
+        pos = nl + vl + 2;
+        CHECK_INT(mw_labels_next(enc, len - 1, &pos, &l), -1);
+      }
+}
+
 int main(void) {
   MW_RUN(test_names);
   MW_RUN(test_utf8);
   MW_RUN(test_normalize_encode_iterate);
   MW_RUN(test_errors);
+  MW_RUN(test_next_every_offset);
   return mw_test_summary();
 }
