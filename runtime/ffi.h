@@ -616,7 +616,9 @@ int mw_ffi_wal_reader_next(mw_wal_reader_t *r, uint32_t max_samples, const uint8
  * nshards (1 .. MW_WAL_MAX_SHARDS) requests: every sample of a series goes
  * to the same shard (a hash of its WAL ref mod nshards), in WAL order. The
  * span ends when nothing more is available or before the first sample whose
- * shard already has max_samples (so at most nshards * max_samples). Samples
+ * shard already has max_samples samples and exemplars together (as
+ * Prometheus counts a batch; a shard goes past it only by the exemplars of
+ * one WAL record, which are not split). Samples
  * with a timestamp below min_ts are skipped and counted in samples_too_old,
  * exemplars below it in exemplars_dropped (INT64_MIN: none). For shard k: bufs[k], lens[k] (owned
  * by r, valid until the next _next, _next_shards or _close; NULL, 0 for an empty shard) and

@@ -1641,6 +1641,7 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
       return -1;
     r->rex[r->nrex++] = (mw_rex_t){
         .slot = r->slot_of[s], .len = (uint32_t)ll, .off = r->rex_buf.len, .ts = ts, .v = v};
+    r->sh[r->slots[r->slot_of[s]].shard].nex++; /* counts toward max_samples, as in Prometheus */
     if (ll) memcpy(r->rex_buf.p + r->rex_buf.len, lab, ll);
     r->rex_buf.len += ll;
   }
@@ -1984,9 +1985,10 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
       uint32_t shard = !known     ? 0
                        : new_slot ? mw_shard_of(ref, nshards)
                                   : r->slots[r->slot_of[s]].shard;
-      if (known && r->sh[shard].n >= max_samples) {
-        /* Its shard is full: the span ends before this sample, which the
-         * next span reads again (from the record's start). */
+      if (known && r->sh[shard].n + r->sh[shard].nex >= max_samples) {
+        /* Its shard is full (samples and exemplars, as Prometheus counts a
+         * batch): the span ends before this sample, which the next span
+         * reads again (from the record's start). */
         r->rec_ok = 0;
         full = 1;
         break;
@@ -2034,15 +2036,14 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
       if (ts > hi) hi = ts;
     }
   }
-  /* A span read to its end takes the exemplars records right after its last
-   * sample (a span cut before a sample re-reads that record next time). */
-  if (!full && got == span && mw_reader_load(r, &pos, err, errlen) < 0) return -1;
+  /* A span that filled every shard leaves the exemplars records after its
+   * last sample to the next span (they count toward max_samples there); a
+   * span cut before a sample re-reads that record next time. */
   r->read = pos;
   if (r->nrex && mw_reader_link_exemplars(r) != 0) goto oom;
   for (size_t i = 0; i < r->nrex; i++) {
     /* a shard with exemplars only spans their timestamps */
     mw_shard_t *sh = &r->sh[r->slots[r->rex[i].slot].shard];
-    sh->nex++;
     if (!sh->n) {
       if (r->rex[i].ts < sh->lo) sh->lo = r->rex[i].ts;
       if (r->rex[i].ts > sh->hi) sh->hi = r->rex[i].ts;

@@ -993,6 +993,7 @@ static int append_ex(mw_wal_t *w, src_t *src, int count, int64_t ts, double v0, 
  * v=<value> ts=<ts>", in request order). */
 typedef struct {
   size_t samples, nex, chunks, chunk_ex;
+  size_t max_request; /* the most samples + exemplars in one request */
   char ex[256][96];
 } exgot_t;
 
@@ -1041,6 +1042,7 @@ static int drain_ex(mw_wal_reader_t *r, uint32_t max, exgot_t *g) {
     if (rc == 0) return 0;
     g->chunks++;
     g->chunk_ex += c.exemplars;
+    if (c.samples + c.exemplars > g->max_request) g->max_request = c.samples + c.exemplars;
     if (exgot_request(g, buf, len) != 0) return -1;
     if (mw_wal_reader_commit(r, c.seq, err, sizeof err) != 0) return -1;
   }
@@ -1066,6 +1068,8 @@ static int drain_ex_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max, e
         continue;
       }
       g->chunks++;
+      if (ch[k].samples + ch[k].exemplars > g->max_request)
+        g->max_request = ch[k].samples + ch[k].exemplars;
       if (exgot_request(g, bufs[k], lens[k]) != 0) return -1;
     }
     if (mw_wal_reader_commit(r, ch[0].seq, err, sizeof err) != 0) return -1;
@@ -1193,6 +1197,38 @@ static void test_exemplars(void) {
   CHECK_INT(mw_wal_open(dir, &o, &w, err, sizeof err), 0);
   mw_wal_stats(w, &st);
   CHECK_INT(st.corruptions, 0);
+  mw_wal_close(w);
+  src_free(&src);
+  rm_rf(dir);
+}
+
+/* Exemplars count toward max_samples_per_send with the samples, as in a
+ * Prometheus batch: a request takes no more samples once it holds max
+ * samples and exemplars, so it can only go past max by the exemplars of one
+ * WAL record (5 here), which are never split. Without that count a request
+ * would hold 8 samples and 5 exemplars. */
+static void test_exemplars_count_toward_max(void) {
+  char err[256], *dir = tmpdir();
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  src_t src;
+  src_init(&src, 10, "");
+  for (int k = 0; k < 4; k++) /* 10 samples, 5 exemplars each */
+    CHECK_INT(append_ex(w, &src, 10, 1000 + k, k * 100, 900 + k), 0);
+  mw_wal_reader_t *r, *shr;
+  CHECK_INT(mw_wal_reader_open(w, "one", NULL, 0, &r, err, sizeof err), 0);
+  CHECK_INT(mw_wal_reader_open(w, "sharded", NULL, 0, &shr, err, sizeof err), 0);
+  exgot_t g = {0}, gs = {0};
+  CHECK_INT(drain_ex(r, 8, &g), 0);
+  CHECK_INT(g.samples, 40);
+  CHECK_INT(g.nex, 20);
+  CHECK(g.max_request <= 8 - 1 + 5);
+  CHECK_INT(drain_ex_shards(shr, 2, 8, &gs), 0);
+  CHECK_INT(gs.samples, 40);
+  CHECK_INT(gs.nex, 20);
+  CHECK(gs.max_request <= 8 - 1 + 5);
+  mw_wal_reader_close(r);
+  mw_wal_reader_close(shr);
   mw_wal_close(w);
   src_free(&src);
   rm_rf(dir);
@@ -1511,6 +1547,7 @@ int main(void) {
   MW_RUN(test_many_sources);
   MW_RUN(test_exemplars);
   MW_RUN(test_exemplars_only_span);
+  MW_RUN(test_exemplars_count_toward_max);
   MW_RUN(test_exemplars_too_old);
   MW_RUN(test_shards);
   return mw_test_summary();
