@@ -631,17 +631,21 @@ int mw_ffi_wal_reader_next(mw_wal_reader_t *r, uint32_t max_samples, const uint8
 int mw_ffi_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max_samples,
                                   int64_t min_ts, const uint8_t **bufs, size_t *lens,
                                   mw_wal_chunk_t *chunks, char *err, size_t errlen);
-/* Before a retry of shard's request of span seq (the last span handed out,
- * not committed): takes out its samples with a timestamp below min_ts
- * (sample_age_limit), counts them in samples_too_old, and re-encodes what is
- * left into *buf, *len (owned by r, as for _next_shards; NULL, 0 when
- * nothing is left, then the request needs no send) and *chunk. Returns the
- * number of samples taken out (>= 0), or -1 when the span can no longer be
- * re-encoded (another span was read, a rewind, a truncation that removed
- * series, new write relabeling): then send the request as it was. */
-int mw_ffi_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, uint32_t shard, int64_t min_ts,
-                               const uint8_t **buf, size_t *len, mw_wal_chunk_t *chunk, char *err,
-                               size_t errlen);
+/* Before a retry of a request of span seq (its bytes: body, body_len, as
+ * _next_shards made it or as this function made it last time): takes out
+ * its samples and exemplars with a timestamp below min_ts
+ * (sample_age_limit), and the series left with neither, counted in
+ * samples_too_old and exemplars_dropped, and re-encodes what is left into
+ * *buf, *len (owned by r, as for _next_shards; NULL, 0 when nothing is left,
+ * then the request needs no send) and *chunk. Any request of any span in
+ * flight can be filtered: it needs only its bytes; pass the request as it
+ * was last sent (what this function made last time, if it made one), so
+ * that nothing is counted twice. Returns the number of
+ * samples and exemplars taken out (>= 0), or -1 with err (not a request
+ * moonwatch made, out of memory): then send the request as it was. */
+int mw_ffi_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body,
+                               size_t body_len, int64_t min_ts, const uint8_t **buf, size_t *len,
+                               mw_wal_chunk_t *chunk, char *err, size_t errlen);
 /* The remote end accepted chunk seq (2xx, or a 4xx that will never succeed).
  * The saved cursor moves past every chunk committed without a gap
  * (atomically, by rename), so after a restart the reader resumes there:

@@ -368,6 +368,34 @@ oom:
   return -1;
 }
 
+/* Packs req into e->pb, sized by bound (at least its packed size), or by
+ * protobuf-c when bound is 0, and compresses it into e->out: *out, *out_len,
+ * and *raw_len (if not NULL) the protobuf size. 0, or -1 with err. */
+static int mw_rw_pack(mw_rwenc_t *e, const Prometheus__WriteRequest *req, size_t bound,
+                      const uint8_t **out, size_t *out_len, size_t *raw_len, char *err,
+                      size_t errlen) {
+  size_t raw = bound ? bound : prometheus__write_request__get_packed_size(req);
+  if (mw_rw_grow((void **)&e->pb, &e->pb_cap, raw ? raw : 1, 1) != 0) goto oom;
+  size_t packed = prometheus__write_request__pack(req, e->pb);
+  /* Past the bound, pack has written beyond what was asked for: a bug in the
+   * bound (test_rwenc checks it on every length class); stop. */
+  if (packed > raw) abort();
+  if (mw_rw_grow((void **)&e->out, &e->out_cap, snappy_max_compressed_length(packed), 1) != 0)
+    goto oom;
+  size_t clen = e->out_cap;
+  if (snappy_compress((const char *)e->pb, packed, e->out, &clen) != SNAPPY_OK) {
+    snprintf(err, errlen, "snappy compression failed");
+    return -1;
+  }
+  *out = (const uint8_t *)e->out;
+  *out_len = clen;
+  if (raw_len) *raw_len = packed;
+  return 0;
+oom:
+  mw_oom(err, errlen);
+  return -1;
+}
+
 int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t *raw_len, char *err,
                     size_t errlen) {
   if (mw_rw_grow2((void **)&e->label_msgs, sizeof *e->label_msgs, (void **)&e->label_ptrs,
@@ -435,33 +463,86 @@ int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t 
    * bound is enough here and saves a whole sizing pass: a Label is at most
    * 2 x (tag, 5-byte length) + bytes, in a tag and a length; a Sample 2 + 9 +
    * 11; a TimeSeries or Exemplar adds a tag, a length and (exemplar) 20. */
-  size_t raw;
-  if (e->nmeta) {
-    raw = prometheus__write_request__get_packed_size(&req);
-  } else {
-    raw = e->nsamples * 22 + e->nseries * 6 + e->nex * 26;
+  size_t bound = 0;
+  if (!e->nmeta) {
+    bound = e->nsamples * 22 + e->nseries * 6 + e->nex * 26;
     for (size_t i = 0; i < e->nlabels; i++)
-      raw += (size_t)e->labels[i].name_len + e->labels[i].value_len + 18;
+      bound += (size_t)e->labels[i].name_len + e->labels[i].value_len + 18;
   }
-  if (mw_rw_grow((void **)&e->pb, &e->pb_cap, raw ? raw : 1, 1) != 0) goto oom;
-  size_t packed = prometheus__write_request__pack(&req, e->pb);
-  /* Past the bound, pack has written beyond what was asked for: a bug in the
-   * bound above (test_rwenc checks it on every length class); stop. */
-  if (packed > raw) abort();
-  size_t max = snappy_max_compressed_length(packed);
-  if (mw_rw_grow((void **)&e->out, &e->out_cap, max, 1) != 0) goto oom;
-  size_t clen = e->out_cap;
-  if (snappy_compress((const char *)e->pb, packed, e->out, &clen) != SNAPPY_OK) {
-    snprintf(err, errlen, "snappy compression failed");
-    return -1;
-  }
-  *out = (const uint8_t *)e->out;
-  *out_len = clen;
-  if (raw_len) *raw_len = packed;
-  return 0;
+  return mw_rw_pack(e, &req, bound, out, out_len, raw_len, err, errlen);
 oom:
   mw_oom(err, errlen);
   return -1;
+}
+
+int mw_rwenc_drop_old(mw_rwenc_t *e, const uint8_t *buf, size_t len, int64_t min_ts,
+                      const uint8_t **out, size_t *out_len, mw_rwenc_kept_t *k, char *err,
+                      size_t errlen) {
+  *out = NULL;
+  *out_len = 0;
+  memset(k, 0, sizeof *k);
+  Prometheus__WriteRequest *req;
+  if (mw_rwenc_decode(buf, len, &req, err, errlen) != 0) return -1;
+  /* A view of req: copies of the series that keep something, pointing at
+   * the kept samples and exemplars; req itself stays whole for its free. */
+  size_t ns = 0, nx = 0;
+  for (size_t i = 0; i < req->n_timeseries; i++) {
+    ns += req->timeseries[i]->n_samples;
+    nx += req->timeseries[i]->n_exemplars;
+  }
+  if (mw_rw_grow2((void **)&e->ts_msgs, sizeof *e->ts_msgs, (void **)&e->ts_ptrs,
+                  sizeof *e->ts_ptrs, &e->ts_cap, req->n_timeseries) != 0 ||
+      mw_rw_grow((void **)&e->sample_ptrs, &e->sample_ptrs_cap, ns, sizeof *e->sample_ptrs) != 0 ||
+      mw_rw_grow2((void **)&e->ex_msgs, sizeof *e->ex_msgs, (void **)&e->ex_ptrs,
+                  sizeof *e->ex_ptrs, &e->ex_msgs_cap, nx) != 0) {
+    mw_rwenc_decode_free(req);
+    mw_oom(err, errlen);
+    return -1;
+  }
+  size_t nt = 0, si = 0, xi = 0;
+  int64_t lo = INT64_MAX, hi = INT64_MIN, xlo = INT64_MAX, xhi = INT64_MIN;
+  for (size_t i = 0; i < req->n_timeseries; i++) {
+    const Prometheus__TimeSeries *t = req->timeseries[i];
+    size_t s0 = si, x0 = xi;
+    for (size_t j = 0; j < t->n_samples; j++) {
+      int64_t ts = t->samples[j]->timestamp;
+      if (ts < min_ts) continue;
+      e->sample_ptrs[si++] = t->samples[j];
+      if (ts < lo) lo = ts;
+      if (ts > hi) hi = ts;
+    }
+    for (size_t j = 0; j < t->n_exemplars; j++) {
+      int64_t ts = t->exemplars[j]->timestamp;
+      if (ts < min_ts) continue;
+      e->ex_ptrs[xi++] = t->exemplars[j];
+      if (ts < xlo) xlo = ts;
+      if (ts > xhi) xhi = ts;
+    }
+    k->samples_dropped += (uint32_t)(t->n_samples - (si - s0));
+    k->exemplars_dropped += (uint32_t)(t->n_exemplars - (xi - x0));
+    if (si == s0 && xi == x0) continue;
+    Prometheus__TimeSeries *v = &e->ts_msgs[nt];
+    *v = *t;
+    v->n_samples = si - s0;
+    v->samples = si > s0 ? &e->sample_ptrs[s0] : NULL;
+    v->n_exemplars = xi - x0;
+    v->exemplars = xi > x0 ? &e->ex_ptrs[x0] : NULL;
+    e->ts_ptrs[nt++] = v;
+  }
+  k->series = (uint32_t)nt;
+  k->samples = (uint32_t)si;
+  k->exemplars = (uint32_t)xi;
+  k->min_ts = si ? lo : xi ? xlo : 0;
+  k->max_ts = si ? hi : xi ? xhi : 0;
+  int rc = 0;
+  if (nt || req->n_metadata) {
+    Prometheus__WriteRequest view = *req;
+    view.n_timeseries = nt;
+    view.timeseries = nt ? e->ts_ptrs : NULL;
+    rc = mw_rw_pack(e, &view, 0, out, out_len, &k->raw, err, errlen);
+  }
+  mw_rwenc_decode_free(req);
+  return rc;
 }
 
 int mw_rwenc_decode(const uint8_t *buf, size_t len, Prometheus__WriteRequest **out, char *err,

@@ -67,6 +67,26 @@ size_t mw_rwenc_exemplars(const mw_rwenc_t *e);
 int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t *raw_len, char *err,
                     size_t errlen);
 
+/* What mw_rwenc_drop_old left in a request and took out of it. min_ts and
+ * max_ts span the samples left (the exemplars if no sample is left; 0 if
+ * nothing is); raw is the protobuf size before snappy. */
+typedef struct {
+  uint32_t series, samples, exemplars;
+  uint32_t samples_dropped, exemplars_dropped;
+  int64_t min_ts, max_ts;
+  size_t raw;
+} mw_rwenc_kept_t;
+
+/* Re-encodes a request (buf, len: a snappy WriteRequest, as finish makes)
+ * without its samples and exemplars older than min_ts (ms) and without the
+ * series left with neither; everything else (labels, metadata, order) is
+ * kept as it was. For a retry under sample_age_limit: it needs nothing but
+ * the request. *out (owned by e, as finish's; NULL, 0 when nothing is left)
+ * and *k. 0, or -1 with err (not a valid request, out of memory). */
+int mw_rwenc_drop_old(mw_rwenc_t *e, const uint8_t *buf, size_t len, int64_t min_ts,
+                      const uint8_t **out, size_t *out_len, mw_rwenc_kept_t *k, char *err,
+                      size_t errlen);
+
 /* Decodes a snappy-compressed WriteRequest (as a receiver does) into *out,
  * which the caller frees with mw_rwenc_decode_free. 0, or -1 with *out NULL
  * and err (bad snappy, too large, bad protobuf). */

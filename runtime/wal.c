@@ -184,12 +184,10 @@ struct mw_wal_reader {
   size_t nslots, slots_cap;
   uint32_t *order; /* slot indexes grouped by shard, each shard's in order of first sample */
   size_t order_cap;
-  mw_shard_t *sh; /* the shards of the span handed out last */
+  mw_shard_t *sh; /* the shards of the span being built */
   size_t sh_cap;
-  uint32_t span_shards;  /* shards of that span, 0: none (committed data is never re-encoded) */
   uint32_t build_shards; /* shards of the span being read (exemplars pick their slot's shard) */
   int64_t build_min_ts;  /* and its min_ts: older exemplars are dropped like older samples */
-  uint64_t span_seq;
   int64_t *g_ts;
   double *g_v;
   size_t g_cap;
@@ -1846,7 +1844,6 @@ int mw_wal_reader_set_relabel(mw_wal_reader_t *r, const mw_ffi_relabel_program_t
   }
   r->rl = p;
   mw_reader_relabel_clear(r);
-  r->span_shards = 0; /* the span in flight was encoded with the old results */
   return 0;
 }
 
@@ -1948,7 +1945,6 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
   if (!max_samples) max_samples = 2000;
   if (max_samples > MW_SAMPLES_PER_REC) max_samples = MW_SAMPLES_PER_REC;
   size_t span = (size_t)nshards * max_samples;
-  r->span_shards = 0;
   if (mw_reader_reserve(r, max_samples, nshards) != 0) goto oom;
   if (mw_reader_encs(r, nshards, err, errlen) != 0) return -1;
   if (++r->gen == 0) {
@@ -2100,8 +2096,6 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
   r->fl[r->nfl++] = (mw_flight_t){
       .seq = seq, .end = pos, .samples = got, .max_ts = hi, .exemplars = (uint32_t)r->nrex};
   r->seq = seq;
-  r->span_seq = seq;
-  r->span_shards = nshards;
   r->st.samples_read += got;
   r->st.exemplars_read += r->nrex;
   return 1;
@@ -2115,55 +2109,34 @@ int mw_wal_reader_next(mw_wal_reader_t *r, uint32_t max_samples, const uint8_t *
   return mw_wal_reader_next_shards(r, 1, max_samples, INT64_MIN, buf, len, chunk, err, errlen);
 }
 
-int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, uint32_t shard, int64_t min_ts,
-                           const uint8_t **buf, size_t *len, mw_wal_chunk_t *chunk, char *err,
-                           size_t errlen) {
-  mw_flight_t *fl = NULL;
-  for (size_t i = 0; i < r->nfl; i++)
-    if (r->fl[i].seq == seq) fl = &r->fl[i];
-  if (r->w->closed || !r->span_shards || seq != r->span_seq || shard >= r->span_shards || !fl) {
-    mw_seterr(err, errlen, "request %llu/%u cannot be re-encoded", (unsigned long long)seq, shard);
+int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body, size_t body_len,
+                           int64_t min_ts, const uint8_t **buf, size_t *len, mw_wal_chunk_t *chunk,
+                           char *err, size_t errlen) {
+  if (mw_reader_encs(r, 1, err, errlen) != 0) return -1;
+  mw_rwenc_kept_t k;
+  if (mw_rwenc_drop_old(r->encs[0], body, body_len, min_ts, buf, len, &k, err, errlen) != 0)
     return -1;
+  /* What was taken out is no longer pending but dropped (when its span is
+   * still in flight: a rewound span is read again, and counted then). */
+  for (size_t i = 0; i < r->nfl; i++) {
+    mw_flight_t *fl = &r->fl[i];
+    if (fl->seq != seq) continue;
+    fl->samples -= k.samples_dropped;
+    fl->exemplars -= k.exemplars_dropped;
+    r->st.samples_read -= k.samples_dropped;
+    r->st.samples_too_old += k.samples_dropped;
+    r->st.exemplars_read -= k.exemplars_dropped;
+    r->st.exemplars_dropped += k.exemplars_dropped;
   }
-  mw_shard_t *sh = &r->sh[shard];
-  uint32_t kept_total = 0, series = 0;
-  int64_t lo = INT64_MAX, hi = INT64_MIN;
-  for (uint32_t i = sh->first; i < sh->first + sh->nslots; i++) {
-    mw_slot_t *sl = &r->slots[r->order[i]];
-    uint32_t kept = 0;
-    for (uint32_t j = sl->at; j < sl->at + sl->n; j++) {
-      if (r->g_ts[j] < min_ts) continue;
-      r->g_ts[sl->at + kept] = r->g_ts[j];
-      r->g_v[sl->at + kept] = r->g_v[j];
-      kept++;
-      if (r->g_ts[j] < lo) lo = r->g_ts[j];
-      if (r->g_ts[j] > hi) hi = r->g_ts[j];
-    }
-    sl->n = kept;
-    kept_total += kept;
-    series += kept > 0;
-  }
-  uint32_t dropped = sh->n - kept_total;
-  sh->n = kept_total;
-  sh->lo = lo;
-  sh->hi = hi;
-  fl->samples -= dropped;
-  r->st.samples_read -= dropped;
-  r->st.samples_too_old += dropped;
-  size_t raw = 0;
-  *buf = NULL;
-  *len = 0;
-  if ((kept_total || sh->nex) && mw_shard_encode(r, shard, buf, len, &raw, err, errlen) != 0)
-    return -1;
   if (chunk)
     *chunk = (mw_wal_chunk_t){.seq = seq,
-                              .samples = kept_total,
-                              .series = series,
-                              .min_ts = kept_total ? lo : 0,
-                              .max_ts = kept_total ? hi : 0,
-                              .raw_bytes = raw,
-                              .exemplars = sh->nex};
-  return (int)dropped;
+                              .samples = k.samples,
+                              .series = k.series,
+                              .min_ts = k.min_ts,
+                              .max_ts = k.max_ts,
+                              .raw_bytes = k.raw,
+                              .exemplars = k.exemplars};
+  return (int)(k.samples_dropped + k.exemplars_dropped);
 }
 
 int mw_wal_reader_commit(mw_wal_reader_t *r, uint64_t seq, char *err, size_t errlen) {
@@ -2205,7 +2178,6 @@ int mw_wal_reader_commit(mw_wal_reader_t *r, uint64_t seq, char *err, size_t err
 
 void mw_wal_reader_rewind(mw_wal_reader_t *r) {
   r->nfl = 0;
-  r->span_shards = 0;
   r->read = r->committed;
 }
 
@@ -2385,10 +2357,8 @@ int mw_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms, int64
         w->last_seg[s] = 0;
       }
     mw_memos_clear(w); /* they may point at deleted series */
-    for (size_t i = 0; i < w->nreaders; i++) {
+    for (size_t i = 0; i < w->nreaders; i++)
       mw_reader_relabel_clear(w->readers[i]); /* frees the results of the deleted series */
-      w->readers[i]->span_shards = 0;         /* its span may name deleted series */
-    }
     w->st.series_removed += ndead;
     mw_series_compact(w->tab);
   }
@@ -2459,10 +2429,10 @@ int mw_ffi_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t
                                    errlen);
 }
 
-int mw_ffi_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, uint32_t shard, int64_t min_ts,
-                               const uint8_t **buf, size_t *len, mw_wal_chunk_t *chunk, char *err,
-                               size_t errlen) {
-  return mw_wal_reader_drop_old(r, seq, shard, min_ts, buf, len, chunk, err, errlen);
+int mw_ffi_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body,
+                               size_t body_len, int64_t min_ts, const uint8_t **buf, size_t *len,
+                               mw_wal_chunk_t *chunk, char *err, size_t errlen) {
+  return mw_wal_reader_drop_old(r, seq, body, body_len, min_ts, buf, len, chunk, err, errlen);
 }
 
 int mw_ffi_wal_reader_commit(mw_wal_reader_t *r, uint64_t seq, char *err, size_t errlen) {

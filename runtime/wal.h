@@ -91,9 +91,9 @@ int mw_wal_reader_next(mw_wal_reader_t *r, uint32_t max_samples, const uint8_t *
 int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max_samples,
                               int64_t min_ts, const uint8_t **bufs, size_t *lens,
                               mw_wal_chunk_t *chunks, char *err, size_t errlen);
-int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, uint32_t shard, int64_t min_ts,
-                           const uint8_t **buf, size_t *len, mw_wal_chunk_t *chunk, char *err,
-                           size_t errlen);
+int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body, size_t body_len,
+                           int64_t min_ts, const uint8_t **buf, size_t *len, mw_wal_chunk_t *chunk,
+                           char *err, size_t errlen);
 int mw_wal_reader_commit(mw_wal_reader_t *r, uint64_t seq, char *err, size_t errlen);
 void mw_wal_reader_rewind(mw_wal_reader_t *r);
 int mw_wal_reader_set_relabel(mw_wal_reader_t *r, const mw_ffi_relabel_program_t *p, char *err,

@@ -40,8 +40,8 @@ local M = {
 local QUEUE = {
   args = {
     capacity = { type = "int", default = 10000,
-      doc = "Samples to buffer per shard (reported; the WAL is the buffer here, a shard's request holds at most"
-        .. " max_samples_per_send)." },
+      doc = "Samples each shard's queue holds: the WAL is read ahead of sending until the queues are this full"
+        .. " (the WAL itself buffers the rest)." },
     min_shards = { type = "int", default = 1, doc = "Minimum shards (concurrent requests)." },
     max_shards = { type = "int", default = 50,
       doc = "Maximum shards (concurrent requests); the count in between follows the load, as in Prometheus." },
@@ -411,6 +411,9 @@ function Instance:start_endpoint(name, e, ext)
     },
     last_send = scheduler.now(), dropped_seen = 0, ex_dropped_seen = 0, highest_sent = 0,
     sharder = remote_shards.new(e.queue_config), senders = {},
+    -- shard senders (set_senders): request queues by shard, idle senders by shard, requests left by
+    -- span seq, requests queued or in flight and their samples, the shard count they were read with
+    queues = {}, idle = {}, spans = {}, inflight = 0, queued = 0, nshards = 0,
   }
   self:set_relabel(ep, e.write_relabel_config)
   C.mw_ffi_wal_reader_set_exemplars(ep.reader, e.send_exemplars and 1 or 0)
@@ -534,93 +537,170 @@ local function span_target(ep)
   return ep.sharder.shards * ep.cfg.queue_config.max_samples_per_send
 end
 
--- The endpoint's sender: reads spans in order, sends the requests of each concurrently until each
--- is accepted or dropped, then commits the span.
+-- The endpoint's reader and its shards. The reader reads spans in WAL order and hands each shard's
+-- request to that shard's sender, which sends its requests one after the other, each until it is
+-- accepted or dropped: shards send independently, as in Prometheus, and the reader reads ahead while
+-- the shards' queues hold less than capacity samples each. A span is committed once all its requests
+-- are done (the WAL moves the cursor over committed spans in order). A series always goes to the same
+-- shard for a shard count, so its samples are sent in order; a new shard count takes effect once the
+-- requests read with the old one are done.
 function Instance:run_endpoint(ep)
   while not ep.stopped do
     local q = ep.cfg.queue_config
-    -- wait for full requests or the batch deadline (not while flushing at stop)
-    if not self.flushing and unread(self, ep) < span_target(ep)
-      and scheduler.now() - ep.last_send < q.batch_send_deadline then
-      ep.waiting = scheduler.current()
-      local ok = pcall(scheduler.sleep, math.max(0.001, q.batch_send_deadline - (scheduler.now() - ep.last_send)))
-      ep.waiting = nil
-      if not ok then
-        return
-      end
-    end
     local n = ep.sharder.shards
-    if n > ep.ncap then
-      ep.bufs, ep.lens = ffi.new("const uint8_t *[?]", n), ffi.new("size_t[?]", n)
-      ep.chunks, ep.ncap = ffi.new("mw_wal_chunk_t[?]", n), n
-    end
-    local rc = C.mw_ffi_wal_reader_next_shards(ep.reader, n, q.max_samples_per_send, min_ts(q), ep.bufs, ep.lens,
-      ep.chunks, errbuf, 512)
-    if rc < 0 then
-      self.ctx.log:error("reading the WAL failed", { endpoint = ep.name, err = err() })
-      self.ctx:sleep(1)
-    elseif rc == 0 then
-      -- nothing new: wait for appends (woken by full requests) or the deadline
-      ep.last_send = scheduler.now()
-      ep.waiting = scheduler.current()
-      local ok = pcall(scheduler.sleep, self.flushing and 0.02 or q.batch_send_deadline)
-      ep.waiting = nil
-      if not ok then
+    if ep.broken then
+      self:restart_senders(ep)
+    elseif ep.inflight > 0 and (n ~= ep.nshards
+      or ep.queued >= ep.nshards * math.max(q.capacity, q.max_samples_per_send)) then
+      -- resharding waits for the requests in flight, reading for room in the queues
+      if not self:wait_reader(ep, q.batch_send_deadline) then
         return
       end
     else
-      self:send_span(ep, n)
-      ep.last_send = scheduler.now()
+      if n ~= ep.nshards then
+        self:set_senders(ep, n)
+      end
+      -- wait for full requests or the batch deadline (not while flushing at stop)
+      if not self.flushing and unread(self, ep) < span_target(ep)
+        and scheduler.now() - ep.last_send < q.batch_send_deadline then
+        if not self:wait_reader(ep, math.max(0.001, q.batch_send_deadline - (scheduler.now() - ep.last_send))) then
+          return
+        end
+      end
+      if n > ep.ncap then
+        ep.bufs, ep.lens = ffi.new("const uint8_t *[?]", n), ffi.new("size_t[?]", n)
+        ep.chunks, ep.ncap = ffi.new("mw_wal_chunk_t[?]", n), n
+      end
+      local rc = C.mw_ffi_wal_reader_next_shards(ep.reader, n, q.max_samples_per_send, min_ts(q), ep.bufs,
+        ep.lens, ep.chunks, errbuf, 512)
+      if rc < 0 then
+        self.ctx.log:error("reading the WAL failed", { endpoint = ep.name, err = err() })
+        self.ctx:sleep(1)
+      elseif rc == 0 then
+        -- nothing new: wait for appends (woken by full requests) or the deadline
+        ep.last_send = scheduler.now()
+        if not self:wait_reader(ep, self.flushing and 0.02 or q.batch_send_deadline) then
+          return
+        end
+      else
+        self:enqueue_span(ep, n)
+        ep.last_send = scheduler.now()
+      end
     end
     self:update_metrics()
   end
 end
 
--- Sends the n requests of the span just read (the non-empty ones, concurrently, each in its own task),
--- then commits it; a span whose sender failed on an error is read and sent again instead.
-function Instance:send_span(ep, n)
-  local reqs = {}
+-- The reader waits up to seconds, or until an append brings full requests or a sender finishes a
+-- request. false if the endpoint was stopped meanwhile.
+function Instance.wait_reader(_, ep, seconds)
+  ep.waiting = scheduler.current()
+  local ok = pcall(scheduler.sleep, seconds)
+  ep.waiting = nil
+  return ok and not ep.stopped
+end
+
+-- Hands the requests of the span just read to their shards' senders (copied: the reader's buffers
+-- are reused by the next read).
+function Instance.enqueue_span(_, ep, n)
+  local count, seq = 0, ep.chunks[0].seq
   for k = 0, n - 1 do
     local c = ep.chunks[k]
     if c.samples > 0 or c.exemplars > 0 then
-      reqs[#reqs + 1] = { shard = k, body = ffi.string(ep.bufs[k], ep.lens[k]), samples = c.samples,
+      local req = { seq = seq, body = ffi.string(ep.bufs[k], ep.lens[k]), samples = c.samples,
         exemplars = c.exemplars, min_ts = tonumber(c.min_ts), max_ts = tonumber(c.max_ts) }
+      req.queued = req.samples
+      local queue = ep.queues[k]
+      queue[#queue + 1] = req
+      count = count + 1
+      ep.inflight = ep.inflight + 1
+      ep.queued = ep.queued + req.queued
+      if ep.idle[k] then
+        scheduler.wake(ep.idle[k])
+      end
     end
   end
-  local seq = ep.chunks[0].seq
-  local tasks = {}
-  for i, req in ipairs(reqs) do
+  if count == 0 then
+    C.mw_ffi_wal_reader_commit(ep.reader, seq, errbuf, 512)
+  else
+    ep.spans[seq] = (ep.spans[seq] or 0) + count
+  end
+end
+
+-- Starts n shard senders with empty queues (none has a request: the old ones are stopped).
+function Instance:set_senders(ep, n)
+  for task in pairs(ep.senders) do
+    scheduler.cancel(task)
+  end
+  ep.queues, ep.idle, ep.spans, ep.inflight, ep.queued, ep.nshards = {}, {}, {}, 0, 0, n
+  for k = 0, n - 1 do
+    ep.queues[k] = {}
     local task = scheduler.spawn(function()
-      self:send(ep, seq, req)
-    end, { name = "remote_write " .. ep.name .. " shard " .. req.shard, component_id = self.ctx.id,
-      on_exit = function(t)
+      self:run_sender(ep, k)
+    end, { name = "remote_write " .. ep.name .. " shard " .. k, component_id = self.ctx.id,
+      on_exit = function(t, ok)
         ep.senders[t] = nil
+        if not ok and not ep.stopped then
+          -- it died on an error (the scheduler logged and counted it): its request was neither sent
+          -- nor dropped, so nothing uncommitted is trusted; the reader starts again from the cursor
+          ep.broken = true
+          if ep.waiting then
+            scheduler.wake(ep.waiting)
+          end
+        end
       end })
     if not task.done then
       ep.senders[task] = true
     end
-    tasks[i] = task
   end
-  local failed = false
-  for _, task in ipairs(tasks) do
-    failed = not scheduler.join(task) or failed
-  end
-  if ep.stopped then
-    return
-  end
-  if failed then
-    -- A sender died on an error (the scheduler logged and counted it): its request was neither
-    -- sent nor dropped, so the span is not committed but read and sent again (at least once).
-    C.mw_ffi_wal_reader_rewind(ep.reader)
-    self.ctx:sleep(ep.cfg.queue_config.max_backoff)
-    return
-  end
-  C.mw_ffi_wal_reader_commit(ep.reader, seq, errbuf, 512)
 end
 
--- Sends one shard's request of span seq until it is accepted, or dropped (rejected by post(); every
--- sample too old).
-function Instance:send(ep, seq, req)
+-- After a sender failed: stops the senders, forgets what is in flight and reads again from the
+-- committed cursor (delivery is at least once), after max_backoff.
+function Instance:restart_senders(ep)
+  for task in pairs(ep.senders) do
+    scheduler.cancel(task)
+  end
+  ep.queues, ep.idle, ep.spans, ep.inflight, ep.queued, ep.nshards = {}, {}, {}, 0, 0, 0
+  ep.broken = false
+  C.mw_ffi_wal_reader_rewind(ep.reader)
+  self.ctx:sleep(ep.cfg.queue_config.max_backoff)
+end
+
+-- Shard k's sender: sends its queue's requests in order.
+function Instance:run_sender(ep, k)
+  local queue = ep.queues[k]
+  while not ep.stopped do
+    local req = table.remove(queue, 1)
+    if req then
+      self:send(ep, req)
+      if ep.stopped then -- not sent: it is read again after the next start
+        return
+      end
+      ep.inflight = ep.inflight - 1
+      ep.queued = ep.queued - req.queued
+      local left = ep.spans[req.seq] - 1
+      ep.spans[req.seq] = left > 0 and left or nil
+      if left == 0 then
+        C.mw_ffi_wal_reader_commit(ep.reader, req.seq, errbuf, 512)
+      end
+      if ep.waiting then
+        scheduler.wake(ep.waiting)
+      end
+    else
+      ep.idle[k] = scheduler.current()
+      local ok = pcall(scheduler.suspend)
+      ep.idle[k] = nil
+      if not ok then
+        return
+      end
+    end
+  end
+end
+
+-- Sends one shard's request until it is accepted, or dropped (rejected by post(); everything in it
+-- too old).
+function Instance:send(ep, req)
   local q = ep.cfg.queue_config
   local backoff = q.min_backoff
   local started = ffi_rt.monotonic()
@@ -629,18 +709,19 @@ function Instance:send(ep, seq, req)
     tries = tries + 1
     local oldest = tries > 1 and min_ts(q) or NO_MIN_TS
     if req.min_ts < oldest then
-      -- sample_age_limit: what aged while retrying is not sent (exactly: the request is re-encoded)
-      local d = C.mw_ffi_wal_reader_drop_old(ep.reader, seq, req.shard, oldest, ep.bufp, ep.lenp, ep.chunk,
-        errbuf, 512)
+      -- sample_age_limit: what aged while retrying is not sent (the request is re-encoded without it)
+      local d = C.mw_ffi_wal_reader_drop_old(ep.reader, req.seq, req.body, #req.body, oldest, ep.bufp, ep.lenp,
+        ep.chunk, errbuf, 512)
       if d > 0 then
-        req.samples, req.min_ts = ep.chunk.samples, tonumber(ep.chunk.min_ts)
+        local c = ep.chunk
+        req.samples, req.exemplars = c.samples, c.exemplars
+        req.min_ts, req.max_ts = tonumber(c.min_ts), tonumber(c.max_ts)
         req.body = ep.lenp[0] > 0 and ffi.string(ep.bufp[0], ep.lenp[0]) or ""
         if #req.body == 0 then
           break
         end
       elseif d < 0 and not req.unfiltered then
-        -- the span can no longer be re-encoded (a reload changed write relabeling, a truncation
-        -- removed series): it is resent as it was
+        -- not a request of ours (cannot happen) or out of memory: it is resent as it was
         req.unfiltered = true
         self.ctx.log:warn("sample_age_limit not applied to a retried request", { endpoint = ep.name, err = err() })
       end

@@ -295,6 +295,76 @@ static void test_packed_size_bound(void) {
   free(enc);
 }
 
+/* drop_old takes out the samples and exemplars older than min_ts and the
+ * series left with neither, from the request's bytes alone; labels, order
+ * and metadata are kept. */
+static void test_drop_old(void) {
+  char err[256];
+  mw_rwenc_t *e = mw_rwenc_new(), *f = mw_rwenc_new();
+  int64_t ts_a[] = {10, 20}, ts_b[] = {1, 2};
+  double v[] = {1.5, 2.5};
+  CHECK_INT(mw_rwenc_add_series(e,
+                                L("__name__\xff"
+                                  "a\xff"),
+                                ts_a, v, 2, err, sizeof err),
+            0);
+  CHECK_INT(mw_rwenc_add_exemplar(e,
+                                  L("trace_id\xff"
+                                    "old\xff"),
+                                  5, 9, err, sizeof err),
+            0);
+  CHECK_INT(mw_rwenc_add_exemplar(e,
+                                  L("trace_id\xff"
+                                    "new\xff"),
+                                  25, 9, err, sizeof err),
+            0);
+  CHECK_INT(mw_rwenc_add_series(e,
+                                L("__name__\xff"
+                                  "b\xff"),
+                                ts_b, v, 2, err, sizeof err),
+            0);
+  const uint8_t *out, *out2;
+  size_t len, len2;
+  CHECK_INT(mw_rwenc_finish(e, &out, &len, NULL, err, sizeof err), 0);
+  mw_rwenc_kept_t k;
+  CHECK_INT(mw_rwenc_drop_old(f, out, len, 15, &out2, &len2, &k, err, sizeof err), 0);
+  CHECK_INT(k.series, 1);
+  CHECK_INT(k.samples, 1);
+  CHECK_INT(k.exemplars, 1);
+  CHECK_INT(k.samples_dropped, 3);
+  CHECK_INT(k.exemplars_dropped, 1);
+  CHECK_INT(k.min_ts, 20);
+  CHECK_INT(k.max_ts, 20);
+  Prometheus__WriteRequest *req;
+  CHECK_INT(mw_rwenc_decode(out2, len2, &req, err, sizeof err), 0);
+  CHECK_INT(k.raw, prometheus__write_request__get_packed_size(req));
+  CHECK_INT(req->n_timeseries, 1);
+  CHECK_BYTES(req->timeseries[0]->labels[0]->value, "a");
+  CHECK_INT(req->timeseries[0]->n_samples, 1);
+  CHECK_INT(req->timeseries[0]->samples[0]->timestamp, 20);
+  CHECK_DBL(req->timeseries[0]->samples[0]->value, 2.5);
+  CHECK_INT(req->timeseries[0]->n_exemplars, 1);
+  CHECK_BYTES(req->timeseries[0]->exemplars[0]->labels[0]->value, "new");
+  mw_rwenc_decode_free(req);
+  /* all too old: nothing left to send */
+  CHECK_INT(mw_rwenc_drop_old(f, out, len, 100, &out2, &len2, &k, err, sizeof err), 0);
+  CHECK(out2 == NULL && len2 == 0 && k.series == 0);
+  CHECK_INT(k.samples_dropped, 4);
+  CHECK_INT(k.exemplars_dropped, 2);
+  /* metadata is not filtered */
+  mw_rwenc_reset(e);
+  CHECK_INT(mw_rwenc_add_metadata(e, 1, "up", 2, "h", 1, "", 0, err, sizeof err), 0);
+  CHECK_INT(mw_rwenc_finish(e, &out, &len, NULL, err, sizeof err), 0);
+  CHECK_INT(mw_rwenc_drop_old(f, out, len, 100, &out2, &len2, &k, err, sizeof err), 0);
+  CHECK(len2 == len && memcmp(out, out2, len) == 0);
+  /* not a request */
+  CHECK_INT(
+      mw_rwenc_drop_old(f, (const uint8_t *)"\x05junk", 5, 0, &out2, &len2, &k, err, sizeof err),
+      -1);
+  mw_rwenc_free(e);
+  mw_rwenc_free(f);
+}
+
 int main(void) {
   MW_RUN(test_crc32c);
   MW_RUN(test_roundtrip);
@@ -302,5 +372,6 @@ int main(void) {
   MW_RUN(test_check);
   MW_RUN(test_large);
   MW_RUN(test_packed_size_bound);
+  MW_RUN(test_drop_old);
   return mw_test_summary();
 }

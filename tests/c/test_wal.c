@@ -1482,20 +1482,33 @@ static void test_shards(void) {
   CHECK_INT(rs.samples_too_old - old0, 2 * NS);
   CHECK_INT(rs.pending_chunks, 0);
 
-  /* drop_old before a retry: each shard's request loses its old samples. */
+  /* drop_old before a retry: each shard's request loses its old samples.
+   * It works from the request's bytes (copied: bufs belong to r). */
   CHECK_INT(append(w, &src, 0, NS, 50000, 0), 0);
   CHECK_INT(append(w, &src, 0, NS / 2, 51000, 0), 0);
   CHECK_INT(mw_wal_reader_next_shards(r, 3, 1000, INT64_MIN, bufs, lens, ch, err, sizeof err), 1);
   uint32_t total = ch[0].samples + ch[1].samples + ch[2].samples;
   CHECK_INT(total, NS + NS / 2);
+  uint8_t *body[3];
+  size_t blen[3];
+  for (uint32_t k = 0; k < 3; k++) {
+    blen[k] = lens[k];
+    body[k] = malloc(lens[k] ? lens[k] : 1);
+    memcpy(body[k], bufs[k], lens[k]);
+  }
+  uint64_t seq1 = ch[0].seq;
+  mw_wal_chunk_t ch1[3];
+  memcpy(ch1, ch, sizeof ch1);
   uint32_t dropped = 0, kept = 0;
+  uint8_t *kept_body = NULL; /* a request as drop_old left it */
+  size_t kept_len = 0;
   for (uint32_t k = 0; k < 3; k++) {
     const uint8_t *b;
     size_t l;
     mw_wal_chunk_t c;
-    int d = mw_wal_reader_drop_old(r, ch[0].seq, k, 51000, &b, &l, &c, err, sizeof err);
+    int d = mw_wal_reader_drop_old(r, seq1, body[k], blen[k], 51000, &b, &l, &c, err, sizeof err);
     CHECK(d >= 0);
-    CHECK_INT(c.samples + (uint32_t)d, ch[k].samples);
+    CHECK_INT(c.samples + (uint32_t)d, ch1[k].samples);
     dropped += (uint32_t)d;
     kept += c.samples;
     CHECK((l == 0) == (c.samples == 0));
@@ -1504,29 +1517,76 @@ static void test_shards(void) {
       CHECK_INT(got_add_request(&g, b, l), 0);
       CHECK_INT(g.n - before, c.samples);
       CHECK(c.min_ts == 51000 && c.max_ts == 51000);
+      /* again, on what it made: nothing more to take out, the same bytes */
+      uint8_t *again = malloc(l);
+      memcpy(again, b, l);
+      size_t l2;
+      CHECK_INT(mw_wal_reader_drop_old(r, seq1, again, l, 51000, &b, &l2, &c, err, sizeof err), 0);
+      CHECK(l2 == l && memcmp(again, b, l) == 0);
+      if (!kept_body) {
+        kept_body = again;
+        kept_len = l;
+      } else {
+        free(again);
+      }
     }
-    /* again: nothing more to take out, the same request */
-    CHECK_INT(mw_wal_reader_drop_old(r, ch[0].seq, k, 51000, &b, &l, &c, err, sizeof err), 0);
   }
   CHECK_INT(dropped, NS);
   CHECK_INT(kept, NS / 2);
   for (size_t i = 0; i < g.n; i++)
     CHECK(g.ts[i] == 51000 && g.series[i] < NS / 2);
   got_free(&g);
-  CHECK_INT(mw_wal_reader_drop_old(r, ch[0].seq + 1, 0, 0, bufs, lens, ch, err, sizeof err), -1);
-  CHECK_INT(mw_wal_reader_drop_old(r, ch[0].seq, 3, 0, bufs, lens, ch, err, sizeof err), -1);
+  {
+    const uint8_t *b;
+    size_t l;
+    mw_wal_chunk_t c;
+    CHECK_INT(
+        mw_wal_reader_drop_old(r, seq1, (const uint8_t *)"junk", 4, 0, &b, &l, &c, err, sizeof err),
+        -1);
+    CHECK(strstr(err, "snappy") != NULL);
+  }
   mw_wal_reader_stats(r, &rs);
   uint64_t committed = rs.samples_committed;
   CHECK_INT(rs.samples_too_old - old0, 3 * NS);
-  CHECK_INT(mw_wal_reader_commit(r, ch[0].seq, err, sizeof err), 0);
+  /* what drop_old took out is no longer pending */
+  CHECK_INT(rs.samples_read - rs.samples_committed, NS / 2);
+  /* A later span does not stop the earlier one's requests from being
+   * filtered (shards send independently). */
+  CHECK_INT(append(w, &src, 0, NS, 52000, 0), 0);
+  CHECK_INT(mw_wal_reader_next_shards(r, 3, 1000, INT64_MIN, bufs, lens, ch, err, sizeof err), 1);
+  uint64_t seq2 = ch[0].seq;
+  {
+    const uint8_t *b;
+    size_t l;
+    mw_wal_chunk_t c;
+    CHECK_INT(
+        mw_wal_reader_drop_old(r, seq1, kept_body, kept_len, 51000, &b, &l, &c, err, sizeof err),
+        0);
+    CHECK(l == kept_len && c.samples > 0);
+  }
+  CHECK_INT(mw_wal_reader_commit(r, seq1, err, sizeof err), 0);
+  CHECK_INT(mw_wal_reader_commit(r, seq2, err, sizeof err), 0);
   mw_wal_reader_stats(r, &rs);
-  CHECK_INT(rs.samples_committed - committed, NS / 2); /* what was sent */
-  CHECK_INT(mw_wal_reader_drop_old(r, ch[0].seq, 0, 0, bufs, lens, ch, err, sizeof err), -1);
-  /* After a rewind the span is gone: drop_old refuses. */
+  CHECK_INT(rs.samples_committed - committed, NS / 2 + NS); /* what was sent */
+  CHECK_INT(rs.samples_read - rs.samples_committed, 0);
+  /* After a commit or a rewind the request can still be filtered (its bytes
+   * are all it needs), and the counts no longer move. */
   CHECK_INT(append(w, &src, 0, NS, 60000, 0), 0);
   CHECK_INT(mw_wal_reader_next_shards(r, 2, 1000, INT64_MIN, bufs, lens, ch, err, sizeof err), 1);
   mw_wal_reader_rewind(r);
-  CHECK_INT(mw_wal_reader_drop_old(r, ch[0].seq, 0, 0, bufs, lens, ch, err, sizeof err), -1);
+  {
+    const uint8_t *b;
+    size_t l;
+    mw_wal_chunk_t c;
+    uint64_t too_old = rs.samples_too_old;
+    CHECK_INT(mw_wal_reader_drop_old(r, seq1, body[0], blen[0], 51000, &b, &l, &c, err, sizeof err),
+              (int)(ch1[0].samples - c.samples));
+    mw_wal_reader_stats(r, &rs);
+    CHECK_INT(rs.samples_too_old, too_old);
+  }
+  for (uint32_t k = 0; k < 3; k++)
+    free(body[k]);
+  free(kept_body);
   mw_wal_reader_close(r);
   mw_wal_close(w);
   src_free(&src);

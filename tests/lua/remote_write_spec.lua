@@ -9,6 +9,7 @@ local log = require("moonwatch.log")
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local core = require("moonwatch.core")
+local scheduler = require("moonwatch.scheduler")
 
 local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
 local DIRS = { SRC .. "/stdlib" }
@@ -38,6 +39,26 @@ server:route("POST", "/busy", function()
   busy[#busy + 1] = core.update_now()
   if #busy == 1 then
     return 503, "busy", { ["Retry-After"] = "1" }
+  end
+  return 204, ""
+end)
+
+-- The first request to /slowfirst is answered after 1.5 s, the others at once; the samples of
+-- the requests answered while the first one waited.
+local slowfirst = { n = 0, during = 0 }
+server:route("POST", "/slowfirst", function(req)
+  local out, err = ffi.new("mw_rwdec_t *[1]"), ffi.new("char[256]")
+  assert(C.mw_ffi_rwdec_new(req.body, #req.body, out, err, 256) == 0, ffi.string(err))
+  local d = ffi.gc(out[0], C.mw_ffi_rwdec_free)
+  local series, samples, nmeta = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
+  C.mw_ffi_rwdec_counts(d, series, samples, nmeta)
+  slowfirst.n = slowfirst.n + 1
+  if slowfirst.n == 1 then
+    slowfirst.waiting = true
+    scheduler.sleep(1.5)
+    slowfirst.waiting = false
+  elseif slowfirst.waiting then
+    slowfirst.during = slowfirst.during + tonumber(samples[0])
   end
   return 204, ""
 end)
@@ -156,6 +177,25 @@ describe("prometheus.remote_write", function()
     end, 5))
     assert.equals(2, #busy)
     assert.is_true(busy[2] - busy[1] >= 0.9, string.format("retried after %.3f s", busy[2] - busy[1]))
+    ctrl:stop()
+  end)
+
+  it("sends each shard's requests on their own: a slow request holds back only its shard", function()
+    local ctrl, inst = start('min_shards = 2, max_shards = 2, max_samples_per_send = 10, '
+      .. 'batch_send_deadline = "20ms"', "/slowfirst")
+    local keep = {}
+    for k = 1, 5 do
+      local b, kb = batch_of(40, 1000 * k)
+      keep[k] = kb
+      inst:append(b)
+    end
+    assert.is_true(loop.run_until(function()
+      return committed(inst) == 200
+    end, 10))
+    assert.equals(5, #keep) -- the batches' label sets lived until they were appended
+    -- While the first request (one shard's) waited, the other shard went on with its next ones;
+    -- when a span waits for all its requests, at most that span's other request (10) gets through.
+    assert.is_true(slowfirst.during >= 30, string.format("%d samples sent meanwhile", slowfirst.during))
     ctrl:stop()
   end)
 end)
