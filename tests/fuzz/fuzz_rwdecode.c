@@ -3,7 +3,13 @@
  * snappy-compressed request; 1, the rest is the protobuf, compressed here so
  * the fuzzer reaches the protobuf decoder directly. A request that decodes
  * and passes mw_rwenc_check is encoded again with mw_rwenc and must decode
- * to the same labels and samples (bit for bit). */
+ * to the same labels and samples (bit for bit). Every request is also put
+ * through mw_rwenc_drop_old (sample_age_limit's re-encoding) at a cut-off
+ * taken from the input: what it leaves must decode, keep every sample and
+ * exemplar at or after the cut-off and none before, and add up (the decode
+ * checks only for requests that protobuf-c itself packs back into something
+ * it decodes: it keeps an unknown field numbered 0, invalid, and writes it
+ * back unreadable; moonwatch's own requests have no unknown fields). */
 #include <snappy-c.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,6 +90,58 @@ static void roundtrip(const Prometheus__WriteRequest *req) {
   mw_rwenc_free(e);
 }
 
+static void drop_old(const uint8_t *buf, size_t len, const Prometheus__WriteRequest *req,
+                     int64_t min_ts) {
+  char err[256];
+  size_t want_s = 0, want_x = 0, all_s = 0, all_x = 0;
+  for (size_t i = 0; i < req->n_timeseries; i++) {
+    const Prometheus__TimeSeries *t = req->timeseries[i];
+    for (size_t j = 0; j < t->n_samples; j++)
+      want_s += t->samples[j]->timestamp >= min_ts;
+    for (size_t j = 0; j < t->n_exemplars; j++)
+      want_x += t->exemplars[j]->timestamp >= min_ts;
+    all_s += t->n_samples;
+    all_x += t->n_exemplars;
+  }
+  mw_rwenc_t *e = mw_rwenc_new();
+  if (!e) abort();
+  const uint8_t *out;
+  size_t out_len;
+  mw_rwenc_kept_t k;
+  if (mw_rwenc_drop_old(e, buf, len, min_ts, &out, &out_len, &k, err, sizeof err) != 0) abort();
+  if (k.samples != want_s || k.exemplars != want_x || k.samples + k.samples_dropped != all_s ||
+      k.exemplars + k.exemplars_dropped != all_x)
+    abort();
+  uint8_t *again = malloc(prometheus__write_request__get_packed_size(req) + 1);
+  if (!again) abort();
+  size_t again_len = prometheus__write_request__pack(req, again);
+  Prometheus__WriteRequest *back = prometheus__write_request__unpack(NULL, again_len, again);
+  free(again);
+  if (!back) {
+    mw_rwenc_free(e);
+    return;
+  }
+  prometheus__write_request__free_unpacked(back, NULL);
+  if (out_len) {
+    Prometheus__WriteRequest *left;
+    if (mw_rwenc_decode(out, out_len, &left, err, sizeof err) != 0) abort();
+    size_t got = 0;
+    for (size_t i = 0; i < left->n_timeseries; i++) {
+      const Prometheus__TimeSeries *t = left->timeseries[i];
+      if (!t->n_samples && !t->n_exemplars) abort();
+      for (size_t j = 0; j < t->n_samples; j++, got++)
+        if (t->samples[j]->timestamp < min_ts) abort();
+      for (size_t j = 0; j < t->n_exemplars; j++)
+        if (t->exemplars[j]->timestamp < min_ts) abort();
+    }
+    if (got != want_s || left->n_metadata != req->n_metadata) abort();
+    mw_rwenc_decode_free(left);
+  } else if (want_s || want_x || req->n_metadata) {
+    abort();
+  }
+  mw_rwenc_free(e);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;
   char err[256];
@@ -106,6 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   Prometheus__WriteRequest *req;
   if (mw_rwenc_decode(copy, in_len, &req, err, sizeof err) == 0) {
     if (mw_rwenc_check(req, err, sizeof err) == 0) roundtrip(req);
+    drop_old(copy, in_len, req, size ? (int64_t)(int8_t)data[size - 1] * 1000 : 0);
     mw_rwenc_decode_free(req);
   } else if (req) {
     abort();
