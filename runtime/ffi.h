@@ -564,6 +564,11 @@ typedef struct {
   uint64_t exemplars_dropped;
   /* gauge: exemplars of chunks handed out, not committed yet */
   uint64_t exemplars_pending;
+  /* counters, parts of exemplars_dropped: older than min_ts (or taken out by
+   * _drop_old), and of a series write relabeling dropped; the rest of it had
+   * their series record lost (or invalid labels) */
+  uint64_t exemplars_too_old;
+  uint64_t exemplars_relabel_dropped;
 } mw_wal_reader_stats_t;
 
 /* Opens the WAL of one component in directory dir (created if missing; the

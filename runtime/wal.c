@@ -1613,8 +1613,13 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
   if (mw_sdec_begin(&d, r->rec.p, len) != 0) return 0; /* checked at replay; never written */
   while (mw_edec_next(&d, &ref, &ts, &v, &lab, &ll) == 1) {
     uint32_t s = mw_map_get(w, ref);
-    if (s == MW_NONE || s >= r->so_cap || !mw_ex_labels_ok(lab, ll) || ts < r->build_min_ts) {
+    if (s == MW_NONE || s >= r->so_cap || !mw_ex_labels_ok(lab, ll)) {
       r->st.exemplars_dropped++;
+      continue;
+    }
+    if (ts < r->build_min_ts) {
+      r->st.exemplars_dropped++;
+      r->st.exemplars_too_old++;
       continue;
     }
     if (r->rl) {
@@ -1622,6 +1627,7 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
       if (kept < 0) return -1;
       if (!kept) {
         r->st.exemplars_dropped++;
+        r->st.exemplars_relabel_dropped++;
         continue;
       }
     }
@@ -2127,6 +2133,7 @@ int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body
     r->st.samples_too_old += k.samples_dropped;
     r->st.exemplars_read -= k.exemplars_dropped;
     r->st.exemplars_dropped += k.exemplars_dropped;
+    r->st.exemplars_too_old += k.exemplars_dropped;
   }
   if (chunk)
     *chunk = (mw_wal_chunk_t){.seq = seq,

@@ -149,6 +149,7 @@ local function component_metrics()
   local reg = metrics.default
   local l = { "component_id", "url" }
   local c = { "component_id" }
+  local r = { "component_id", "url", "reason" }
   local h = function(name, help, labels, buckets)
     return reg:histogram(name, help, labels, buckets)
   end
@@ -158,10 +159,11 @@ local function component_metrics()
       "Total number of samples which failed on send to remote storage, non-recoverable errors.", l),
     retried = reg:counter("prometheus_remote_storage_samples_retried_total",
       "Total number of samples which failed on send to remote storage but were retried because the send error"
-          .. "was recoverable.", l),
+          .. " was recoverable.", l),
     dropped = reg:counter("prometheus_remote_storage_samples_dropped_total",
-      "Total number of samples which were read from the WAL but were dropped before being sent to remote storage"
-        .. " (write_relabel_config, sample_age_limit or max_keepalive_time).", l),
+      "Total number of samples which were dropped after being read from the WAL before being sent via remote"
+        .. " write, either via relabelling, due to being too old or unintentionally because of an unknown reference"
+        .. " ID.", r),
     pending = reg:gauge("prometheus_remote_storage_samples_pending",
       "The number of samples pending in the queue's shards to be sent to the remote storage.", l),
     bytes = reg:counter("prometheus_remote_storage_bytes_total",
@@ -172,7 +174,7 @@ local function component_metrics()
       "The number of shards used for parallel sending to the remote storage.", l),
     shards_desired = reg:gauge("prometheus_remote_storage_shards_desired",
       "The number of shards that the queues shard calculation wants to run based on the rate of samples in"
-        .. "vs. samples out.", l),
+        .. " vs. samples out.", l),
     shards_min = reg:gauge("prometheus_remote_storage_shards_min",
       "The minimum number of shards that the queue is allowed to run.", l),
     shards_max = reg:gauge("prometheus_remote_storage_shards_max",
@@ -194,8 +196,9 @@ local function component_metrics()
       "Total number of exemplars which failed on send to remote storage but were retried because the send error"
         .. " was recoverable.", l),
     ex_dropped = reg:counter("prometheus_remote_storage_exemplars_dropped_total",
-      "Total number of exemplars which were read from the WAL but were dropped before being sent to remote storage"
-        .. " (write_relabel_config, or their series record was lost).", l),
+      "Total number of exemplars which were dropped after being read from the WAL before being sent via remote"
+        .. " write, either via relabelling, due to being too old or unintentionally because of an unknown reference"
+        .. " ID.", r),
     ex_pending = reg:gauge("prometheus_remote_storage_exemplars_pending",
       "The number of exemplars pending in the queue's shards to be sent to the remote storage.", l),
     active = reg:gauge("prometheus_remote_write_wal_storage_active_series",
@@ -402,14 +405,14 @@ function Instance:start_endpoint(name, e, ext)
     ncap = 0, -- bufs, lens and chunks hold ncap shards
     m = {
       samples = m.samples:with(unpack(l)), failed = m.failed:with(unpack(l)), retried = m.retried:with(unpack(l)),
-      dropped = m.dropped:with(unpack(l)), pending = m.pending:with(unpack(l)), bytes = m.bytes:with(unpack(l)),
+      pending = m.pending:with(unpack(l)), bytes = m.bytes:with(unpack(l)),
       duration = m.duration:with(unpack(l)), highest_sent = m.highest_sent:with(unpack(l)),
       exemplars = m.exemplars:with(unpack(l)), ex_failed = m.ex_failed:with(unpack(l)),
-      ex_retried = m.ex_retried:with(unpack(l)), ex_dropped = m.ex_dropped:with(unpack(l)),
+      ex_retried = m.ex_retried:with(unpack(l)),
       ex_pending = m.ex_pending:with(unpack(l)),
       shards = m.shards:with(unpack(l)), shards_desired = m.shards_desired:with(unpack(l)),
     },
-    last_send = scheduler.now(), dropped_seen = 0, ex_dropped_seen = 0, highest_sent = 0,
+    last_send = scheduler.now(), dropped_seen = {}, ex_dropped_seen = {}, highest_sent = 0,
     sharder = remote_shards.new(e.queue_config), senders = {},
     -- shard senders (set_senders): request queues by shard, idle senders by shard, requests left by
     -- span seq, requests queued or in flight and their samples, the shard count they were read with
@@ -466,10 +469,42 @@ local function wal_samples(st)
   return tonumber(st.samples_appended) + tonumber(st.replayed_samples)
 end
 
--- Samples a reader will not send: truncated away unread (max_keepalive_time), dropped by write
--- relabeling or too old (sample_age_limit).
+-- Samples a reader will not send, by Prometheus's reasons for samples_dropped_total: too old
+-- (sample_age_limit, or truncated away unread at max_keepalive_time), of a series dropped by write
+-- relabeling, or of a series whose record was lost (an unknown reference).
+local function dropped_by_reason(r)
+  return {
+    too_old = tonumber(r.samples_dropped) + tonumber(r.samples_too_old),
+    dropped_series = tonumber(r.samples_relabel_dropped),
+    unintentionally_dropped_series = tonumber(r.unknown_series),
+  }
+end
+
+-- The same for exemplars_dropped_total.
+local function ex_dropped_by_reason(r)
+  local old, relabeled = tonumber(r.exemplars_too_old), tonumber(r.exemplars_relabel_dropped)
+  return { too_old = old, dropped_series = relabeled,
+    unintentionally_dropped_series = tonumber(r.exemplars_dropped) - old - relabeled }
+end
+
 local function dropped_samples(r)
-  return tonumber(r.samples_dropped) + tonumber(r.samples_relabel_dropped) + tonumber(r.samples_too_old)
+  local d = dropped_by_reason(r)
+  return d.too_old + d.dropped_series + d.unintentionally_dropped_series
+end
+
+-- Adds to counter{component_id, url, reason} what grew since seen (by reason; a reason's series
+-- appears with its first drop, as in Prometheus). Returns the total growth.
+local function add_by_reason(counter, l, now, seen)
+  local total = 0
+  for why, v in pairs(now) do
+    local d = v - (seen[why] or 0)
+    if d > 0 then
+      counter:with(l[1], l[2], why):add(d)
+      total = total + d
+    end
+    seen[why] = v
+  end
+  return total
 end
 
 -- About how many samples the endpoint has not read yet (resends make it an underestimate).
@@ -796,14 +831,10 @@ function Instance:update_metrics()
   end
   for _, ep in pairs(self.endpoints) do
     C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
+    ep.sharder:samples_dropped(add_by_reason(m.dropped, ep.labels, dropped_by_reason(ep.rstats), ep.dropped_seen))
     local dropped = dropped_samples(ep.rstats)
-    ep.m.dropped:add(dropped - ep.dropped_seen)
-    ep.sharder:samples_dropped(dropped - ep.dropped_seen)
-    ep.dropped_seen = dropped
     ep.m.pending:set(wal_samples(st) - tonumber(ep.rstats.samples_committed) - dropped)
-    local ex_dropped = tonumber(ep.rstats.exemplars_dropped)
-    ep.m.ex_dropped:add(ex_dropped - ep.ex_dropped_seen)
-    ep.ex_dropped_seen = ex_dropped
+    add_by_reason(m.ex_dropped, ep.labels, ex_dropped_by_reason(ep.rstats), ep.ex_dropped_seen)
     ep.m.ex_pending:set(tonumber(ep.rstats.exemplars_pending))
   end
 end

@@ -1172,6 +1172,8 @@ static void test_exemplars(void) {
   CHECK(exgot_has(&g3, "i=6,trace_id=t6,v=6.5 ts=905"));
   mw_wal_reader_stats(r, &rs);
   CHECK_INT(rs.exemplars_dropped, 2);
+  CHECK_INT(rs.exemplars_relabel_dropped, 2);
+  CHECK_INT(rs.exemplars_too_old, 0);
   mw_wal_reader_close(r);
   mw_wal_reader_close(r2);
   mw_relabel_program_free(p);
@@ -1302,6 +1304,8 @@ static void test_exemplars_too_old(void) {
   mw_wal_reader_stats_t rs;
   mw_wal_reader_stats(r, &rs);
   CHECK_INT(rs.exemplars_dropped, 5);
+  CHECK_INT(rs.exemplars_too_old, 5); /* by reason, as Prometheus counts them */
+  CHECK_INT(rs.exemplars_relabel_dropped, 0);
   CHECK_INT(rs.samples_too_old, 0);
   mw_wal_reader_close(r);
   mw_wal_close(w);

@@ -129,11 +129,13 @@ prometheus.remote_write "out" {
 ]], target_port, table.concat(eps, ", "), extra or ""))
 end
 
-local function metric(h, name)
+local function metric(h, name, label)
   local _, body = proc.http("GET", h.base .. "/metrics")
   local total = 0
-  for v in body:gmatch("\n" .. name .. "{[^}]*} ([^\n]+)") do
-    total = total + tonumber(v)
+  for ls, v in body:gmatch("\n" .. name .. "{([^}]*)} ([^\n]+)") do
+    if not label or ls:find(label, 1, true) then
+      total = total + tonumber(v)
+    end
   end
   return total
 end
@@ -277,7 +279,7 @@ prometheus.remote_write "out" {
     proc.write(file, src)
     local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data-relabel" })
     os.execute("sleep 3")
-    local dropped = metric(h, "prometheus_remote_storage_samples_dropped_total")
+    local dropped = metric(h, "prometheus_remote_storage_samples_dropped_total", 'reason="dropped_series"')
     local failed = metric(h, "prometheus_remote_storage_samples_failed_total")
     h.kill("TERM")
     assert.equals(0, h.wait(15))
@@ -494,7 +496,7 @@ prometheus.remote_write "out" {
       'wal = { truncate_frequency = "1s", min_keepalive_time = "1s", max_keepalive_time = "2s" },'),
       { "--storage.path=" .. tmp .. "/data-bound" })
     os.execute("sleep 5")
-    assert.is_true(metric(h, "prometheus_remote_storage_samples_dropped_total") > 0)
+    assert.is_true(metric(h, "prometheus_remote_storage_samples_dropped_total", 'reason="too_old"') > 0)
     local segs = tonumber(sh("ls -1 " .. tmp .. "/data-bound/prometheus.remote_write.out/wal | grep -c '^0'"))
     assert.is_true(segs <= 4, segs .. " segments")
     h.kill("KILL")
@@ -842,7 +844,8 @@ prometheus.remote_write "out" {
       assert.is_true(ts > killed_at, "a sample of the first run was sent: " .. k)
       assert.is_true(ts >= up_at - 1000 - 50, "sent " .. (up_at - ts) .. " ms old: " .. k)
     end
-    assert.is_true(metric(h2, "prometheus_remote_storage_samples_dropped_total") >= first_run - 5 * 2)
+    assert.is_true(metric(h2, "prometheus_remote_storage_samples_dropped_total", 'reason="too_old"')
+      >= first_run - 5 * 2)
     assert.equals(0, metric(h2, "prometheus_remote_storage_samples_failed_total"))
     h2.kill("TERM")
     assert.equals(0, h2.wait(15))
