@@ -5,13 +5,24 @@
 #include <string.h>
 
 #define MW_ARENA_CHUNK 65536
+/* The first chunk: a table of a few series (a scrape's report series, a
+ * small exporter) should not hold 64 KiB. Each new chunk is as large as all
+ * the earlier ones together, up to MW_ARENA_CHUNK, so a big arena still
+ * opens few chunks. */
+#define MW_ARENA_FIRST 256
 
 void mw_arena_init(mw_arena_t *a) { memset(a, 0, sizeof *a); }
 
 uint8_t *mw_arena_dup_slow(mw_arena_t *a, const void *src, size_t n) {
   mw_arena_chunk_t *c = a->head;
   if (!c || c->cap - c->off < n) {
-    size_t cap = n > MW_ARENA_CHUNK / 4 ? n : MW_ARENA_CHUNK - sizeof(mw_arena_chunk_t);
+    size_t cap = a->reserved < MW_ARENA_FIRST ? MW_ARENA_FIRST : a->reserved;
+    if (cap > MW_ARENA_CHUNK - sizeof(mw_arena_chunk_t))
+      cap = MW_ARENA_CHUNK - sizeof(mw_arena_chunk_t);
+    if (n > MW_ARENA_CHUNK / 4)
+      cap = n;
+    else if (cap < n)
+      cap = n;
     mw_arena_chunk_t *nc = malloc(sizeof *nc + cap);
     if (!nc) return NULL;
     nc->cap = cap;
