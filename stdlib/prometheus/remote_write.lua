@@ -595,9 +595,10 @@ function Instance:run_endpoint(ep)
       if n ~= ep.nshards then
         self:set_senders(ep, n)
       end
-      -- wait for full requests or the batch deadline (not while flushing at stop)
-      if not self.flushing and unread(self, ep) < span_target(ep)
-        and scheduler.now() - ep.last_send < q.batch_send_deadline then
+      -- wait for full requests or the batch deadline (not while flushing at stop); a sender that
+      -- finishes a request wakes the reader too, which then waits on
+      while not self.flushing and unread(self, ep) < span_target(ep)
+        and scheduler.now() - ep.last_send < q.batch_send_deadline do
         if not self:wait_reader(ep, math.max(0.001, q.batch_send_deadline - (scheduler.now() - ep.last_send))) then
           return
         end

@@ -15,8 +15,8 @@ local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
 local DIRS = { SRC .. "/stdlib" }
 local tmp = proc.tmpdir()
 
--- Samples received, counted from the decoded requests.
-local received = 0
+-- Samples received, counted from the decoded requests, and each request's.
+local received, sizes = 0, {}
 local server = assert(http_server.listen("127.0.0.1:0"))
 server:route("POST", "/api/v1/write", function(req)
   local out, err = ffi.new("mw_rwdec_t *[1]"), ffi.new("char[256]")
@@ -25,6 +25,7 @@ server:route("POST", "/api/v1/write", function(req)
   local series, samples, nmeta = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
   C.mw_ffi_rwdec_counts(d, series, samples, nmeta)
   received = received + tonumber(samples[0])
+  sizes[#sizes + 1] = tonumber(samples[0])
   return 204, ""
 end)
 -- A redirect without a Location: the client cannot follow it.
@@ -60,6 +61,19 @@ server:route("POST", "/slowfirst", function(req)
   elseif slowfirst.waiting then
     slowfirst.during = slowfirst.during + tonumber(samples[0])
   end
+  return 204, ""
+end)
+
+-- /slow: each request answered after 80 ms, its samples in sizes.
+server:route("POST", "/slow", function(req)
+  local out, err = ffi.new("mw_rwdec_t *[1]"), ffi.new("char[256]")
+  assert(C.mw_ffi_rwdec_new(req.body, #req.body, out, err, 256) == 0, ffi.string(err))
+  local d = ffi.gc(out[0], C.mw_ffi_rwdec_free)
+  local series, samples, nmeta = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
+  C.mw_ffi_rwdec_counts(d, series, samples, nmeta)
+  scheduler.sleep(0.08)
+  received = received + tonumber(samples[0])
+  sizes[#sizes + 1] = tonumber(samples[0])
   return 204, ""
 end)
 
@@ -109,7 +123,7 @@ describe("prometheus.remote_write", function()
     log.configure({ level = "info" })
   end)
   before_each(function()
-    received = 0
+    received, sizes = 0, {}
   end)
 
   it("does not commit a span one of whose shard senders failed: it is sent again", function()
@@ -196,6 +210,24 @@ describe("prometheus.remote_write", function()
     -- While the first request (one shard's) waited, the other shard went on with its next ones;
     -- when a span waits for all its requests, at most that span's other request (10) gets through.
     assert.is_true(slowfirst.during >= 30, string.format("%d samples sent meanwhile", slowfirst.during))
+    ctrl:stop()
+  end)
+
+  it("waits for full requests while samples come in, whatever wakes it (a request done, say)", function()
+    local ctrl, inst = start('max_samples_per_send = 100, batch_send_deadline = "5s"', "/slow")
+    local keep = {}
+    for k = 1, 10 do -- 50 samples at a time: a request is full every second append, and is done
+      -- (80 ms) after the next append
+      local b, kb = batch_of(50, 1000 * k)
+      keep[k] = kb
+      inst:append(b)
+      loop.run_for(0.05)
+    end
+    assert.is_true(loop.run_until(function()
+      return received == 500
+    end, 10))
+    assert.equals(10, #keep)
+    assert.same({ 100, 100, 100, 100, 100 }, sizes)
     ctrl:stop()
   end)
 end)
