@@ -10,12 +10,15 @@
 --
 -- Shards. Each endpoint reads the WAL in spans cut into one request per shard
 -- (runtime/wal.c: a series always goes to the same shard, by a hash of its
--- WAL ref) and sends the requests of a span concurrently, each with its own
--- retries; the span is committed, and the next one read, once all of them
--- are done. So the samples of a series arrive in order whatever the shard
--- count, which moonwatch.remote_shards recomputes every 10 s between
--- min_shards and max_shards as Prometheus does (rates of samples in, out and
--- dropped and of send time). With sample_age_limit, samples older than that
+-- WAL ref) and queues each request to its shard's sender; the senders work
+-- independently, each sending its requests in order with its own retries, and
+-- the reader reads ahead while the queues hold less than capacity samples per
+-- shard. A span is committed once all its requests are done (the cursor moves
+-- over committed spans in order). A new shard count waits for the requests in
+-- flight, so the samples of a series arrive in order whatever the count,
+-- which moonwatch.remote_shards recomputes every 10 s between min_shards and
+-- max_shards as Prometheus does (rates of samples in, out and dropped and of
+-- send time). With sample_age_limit, samples and exemplars older than that
 -- are dropped (and counted) when read and before each retry.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
