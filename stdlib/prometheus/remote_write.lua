@@ -816,18 +816,20 @@ function Instance:append(b)
   end
 end
 
+-- Adds to counter{component_id} what the WAL's count key grew since the last update.
+local function add_delta(self, counter, key, value)
+  counter:with(self.ctx.id):add(value - self.seen[key])
+  self.seen[key] = value
+end
+
 function Instance:update_metrics()
   local m, st, id = self.m, self.stats, self.ctx.id
   C.mw_ffi_wal_stats(self.wal, st)
-  local function delta(counter, key, value)
-    counter:with(id):add(value - self.seen[key])
-    self.seen[key] = value
-  end
-  delta(m.appended, "appended", tonumber(st.samples_appended))
-  delta(m.ex_appended, "ex_appended", tonumber(st.exemplars_appended))
-  delta(m.created, "created", tonumber(st.series_created))
-  delta(m.removed, "removed", tonumber(st.series_removed))
-  delta(m.corruptions, "corruptions", tonumber(st.corruptions))
+  add_delta(self, m.appended, "appended", tonumber(st.samples_appended))
+  add_delta(self, m.ex_appended, "ex_appended", tonumber(st.exemplars_appended))
+  add_delta(self, m.created, "created", tonumber(st.series_created))
+  add_delta(self, m.removed, "removed", tonumber(st.series_removed))
+  add_delta(self, m.corruptions, "corruptions", tonumber(st.corruptions))
   m.active:with(id):set(tonumber(st.active_series))
   m.wal_bytes:with(id):set(tonumber(st.bytes))
   if self.highest then
