@@ -590,7 +590,7 @@ function Instance:run_endpoint(ep)
       self:restart_senders(ep)
     elseif ep.inflight > 0 and (n ~= ep.nshards
       or ep.queued >= ep.nshards * math.max(q.capacity, q.max_samples_per_send)) then
-      -- a new shard count waits for the requests in flight, reading for room in the queues
+      -- a new shard count waits for the requests in flight; so does reading, for room in the queues
       if not self:wait_reader(ep, q.batch_send_deadline) then
         return
       end
