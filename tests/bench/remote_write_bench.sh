@@ -8,7 +8,7 @@
 # /proc/PID/stat) over SECONDS (default 30) after a warm-up, the samples that
 # VictoriaMetrics stored for it with timestamps in that window, CPU seconds per
 # million samples delivered, and RSS (peak = VmHWM, end = VmRSS at the end of the
-# window). Ratios against vmagent (the target: moonwatch <= 0.5 on both).
+# window), and remote-write requests per second (from its own metrics). Ratios against vmagent (the target: moonwatch <= 0.5 on both).
 #
 # The collectors run one after the other (not at once) so that none competes with
 # another for the cores, and the targets server serves one collector, not three; each
@@ -97,6 +97,14 @@ wait_http() { # URL PID: until URL answers 2xx, or the process dies, or 30 s
   done
 }
 now() { date +%s.%N; }
+# Remote-write requests a collector has sent so far, from its own /metrics (0 if unknown).
+requests_sent() { # NAME PORT
+  case $1 in
+    vmagent) m=vmagent_remotewrite_requests_total ;;
+    *) m=prometheus_remote_storage_sent_batch_duration_seconds_count ;;
+  esac
+  curl -sf "http://127.0.0.1:$2/metrics" | awk -v m="$m" 'index($0, m "{") == 1 { n += $NF } END { printf "%d", n }'
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
@@ -196,9 +204,9 @@ for name in $collectors; do
   echo "$name (pid $cpid): warm-up ${warm}s, window ${secs}s, drain ${drain}s" >&2
   sleep "$warm"
   kill -0 "$cpid" 2>/dev/null || { echo "remote_write_bench: $name exited:" >&2; tail -20 "$tmp/$name.log" >&2; exit 1; }
-  t0=$(now); c0=$(cpu_ticks "$cpid"); tc0=$(cpu_ticks "$tpid"); vc0=$(cpu_ticks "$vpid")
+  t0=$(now); c0=$(cpu_ticks "$cpid"); tc0=$(cpu_ticks "$tpid"); vc0=$(cpu_ticks "$vpid"); q0=$(requests_sent "$name" "$port")
   sleep "$secs"
-  t1=$(now); c1=$(cpu_ticks "$cpid"); tc1=$(cpu_ticks "$tpid"); vc1=$(cpu_ticks "$vpid")
+  t1=$(now); c1=$(cpu_ticks "$cpid"); tc1=$(cpu_ticks "$tpid"); vc1=$(cpu_ticks "$vpid"); q1=$(requests_sent "$name" "$port")
   rss_end=$(status_kib "$cpid" VmRSS); rss_peak=$(status_kib "$cpid" VmHWM)
   if [ -n "${PERF_OUT:-}" ] && [ "$name" = moonwatch ]; then
     echo "moonwatch: perf record for ${perf_secs}s" >&2
@@ -220,7 +228,7 @@ for name in $collectors; do
   samples=$(vm_query "sum(count_over_time({job=\"$name\"}[${win_ms}ms]))" "$t1")
   up=$(vm_query "sum(max_over_time(up{job=\"$name\"}[${win_ms}ms]))" "$t1")
   stop "$cpid"
-  echo "$name $c0 $c1 $t0 $t1 $samples $rss_peak $rss_end $up $tc0 $tc1 $vc0 $vc1" >>"$tmp/results"
+  echo "$name $c0 $c1 $t0 $t1 $samples $rss_peak $rss_end $up $tc0 $tc1 $vc0 $vc1 $q0 $q1" >>"$tmp/results"
 done
 
 # --- report -------------------------------------------------------------------------
@@ -228,17 +236,17 @@ awk -v hz="$hz" -v nt="$ntargets" -v ns="$nseries" -v secs="$secs" '
 {
   n = $1; name[NR] = n
   cpu[n] = ($3 - $2) / hz; wall[n] = $5 - $4; smp[n] = $6; peak[n] = $7 / 1024; rend[n] = $8 / 1024; up[n] = $9
-  tcpu[n] = ($11 - $10) / hz; vcpu[n] = ($13 - $12) / hz
+  tcpu[n] = ($11 - $10) / hz; vcpu[n] = ($13 - $12) / hz; reqs[n] = $15 - $14
   per[n] = smp[n] > 0 ? cpu[n] / (smp[n] / 1e6) : 0
 }
 END {
   printf "scrape -> remote_write, %d targets x %d series @1s into VictoriaMetrics, window %ds (one collector at a time)\n\n", nt, ns, secs
-  printf "%-11s %8s %7s %12s %10s %10s %9s %8s %8s %8s\n", "collector", "CPU s", "core%", "samples", "CPU s/M", "RSS peak", "RSS end", "up", "tgt CPU", "VM CPU"
+  printf "%-11s %8s %7s %12s %10s %10s %9s %8s %8s %8s %8s\n", "collector", "CPU s", "core%", "samples", "CPU s/M", "RSS peak", "RSS end", "up", "tgt CPU", "VM CPU", "req/s"
   for (i = 1; i <= NR; i++) {
     n = name[i]
-    printf "%-11s %8.2f %6.1f%% %12d %10.3f %9.1fM %8.1fM %8d %8.2f %8.2f\n", n, cpu[n], 100 * cpu[n] / wall[n], smp[n], per[n], peak[n], rend[n], up[n], tcpu[n], vcpu[n]
+    printf "%-11s %8.2f %6.1f%% %12d %10.3f %9.1fM %8.1fM %8d %8.2f %8.2f %8.1f\n", n, cpu[n], 100 * cpu[n] / wall[n], smp[n], per[n], peak[n], rend[n], up[n], tcpu[n], vcpu[n], reqs[n] / wall[n]
   }
-  printf "\n(samples: stored by VictoriaMetrics for the job with timestamps in the window; expected about %d per collector;\n CPU s/M: CPU seconds per million samples delivered; RSS in MiB; up: targets up; tgt/VM CPU: CPU s of the targets server and VictoriaMetrics in the window)\n", nt * (ns + 5) * secs
+  printf "\n(samples: stored by VictoriaMetrics for the job with timestamps in the window; expected about %d per collector;\n CPU s/M: CPU seconds per million samples delivered; RSS in MiB; up: targets up; tgt/VM CPU: CPU s of the targets server and VictoriaMetrics in the window;\n req/s: remote-write requests the collector sent per second, from its own metrics)\n", nt * (ns + 5) * secs
   if (("moonwatch" in cpu) && ("vmagent" in cpu) && per["vmagent"] > 0) {
     printf "\nmoonwatch/vmagent: CPU per sample %.2f, RSS peak %.2f, RSS end %.2f (target <= 0.50 each)\n", per["moonwatch"] / per["vmagent"], peak["moonwatch"] / peak["vmagent"], rend["moonwatch"] / rend["vmagent"]
   }
