@@ -2,7 +2,12 @@
  * indexed by ref; the index is open addressing with linear probing and
  * backward-shift deletion, each slot holding (hash high 32 bits, ref + 1).
  * A slot's home is derived from those high bits (MW_HOME), so growing the
- * index and deleting never read the entries. */
+ * index and deleting never read the entries.
+ *
+ * An entry's label bytes are the table's own (in its arena) or borrowed
+ * from another table's entry (mw_series_add_borrowed); the lender's
+ * watchers (mw_series_watch) hear when those bytes move or go, and copy or
+ * re-point them. */
 #include "series.h"
 #include "err.h"
 
@@ -15,9 +20,17 @@
 typedef struct {
   uint64_t hash;
   const uint8_t *labels; /* NULL: free entry */
-  uint32_t len;
-  uint32_t next_free; /* free list link while free; the entry's stamp while live */
+  uint32_t len;          /* | MW_BORROWED: the bytes are another table's */
+  uint32_t next_free;    /* free list link while free; the entry's stamp while live */
 } mw_series_entry_t;
+
+#define MW_BORROWED 0x80000000u
+#define MW_LEN(e) ((e)->len & ~MW_BORROWED)
+
+typedef struct {
+  mw_series_watch_fn fn;
+  void *ctx;
+} mw_series_watcher_t;
 
 struct mw_series {
   mw_series_entry_t *e;
@@ -30,7 +43,16 @@ struct mw_series {
   size_t label_bytes;
   uint64_t uid;   /* unique per table for the life of the process */
   uint32_t stamp; /* last stamp handed to an entry */
+  mw_series_watcher_t *watchers;
+  size_t nwatchers;
 };
+
+/* Tells every watcher that ref's bytes moved to now, or go (now NULL; ref
+ * MW_SERIES_NONE: the whole table). The bytes are still readable. */
+static void mw_series_notify(const mw_series_t *s, uint32_t ref, const uint8_t *now) {
+  for (size_t i = 0; i < s->nwatchers; i++)
+    s->watchers[i].fn(s->watchers[i].ctx, ref, now);
+}
 
 static uint64_t mw_series_uids;
 
@@ -54,6 +76,8 @@ mw_series_t *mw_series_new(void) {
 
 void mw_series_free(mw_series_t *s) {
   if (!s) return;
+  mw_series_notify(s, MW_SERIES_NONE, NULL);
+  free(s->watchers);
   mw_arena_free(&s->arena);
   free(s->slots);
   free(s->e);
@@ -99,7 +123,7 @@ static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t l
     }
     if ((uint32_t)(v >> 32) != tag) continue;
     const mw_series_entry_t *e = &s->e[(uint32_t)v - 1];
-    if (e->hash == hash && e->len == len && memcmp(e->labels, enc, len) == 0) {
+    if (e->hash == hash && MW_LEN(e) == len && memcmp(e->labels, enc, len) == 0) {
       *ref = (uint32_t)v - 1;
       return i;
     }
@@ -116,8 +140,8 @@ void mw_series_prefetch(const mw_series_t *s, uint64_t hash) {
   __builtin_prefetch(&s->slots[MW_HOME(hash, s->mask)]);
 }
 
-int mw_series_add(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash, uint32_t *ref,
-                  int *added, char *err, size_t errlen) {
+static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
+                         uint32_t *ref, int *added, int borrow, char *err, size_t errlen) {
   uint32_t r;
   size_t i = mw_series_probe(s, enc, len, hash, &r);
   if (added) *added = 0;
@@ -125,7 +149,7 @@ int mw_series_add(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
     *ref = r;
     return 0;
   }
-  if (len >= UINT32_MAX) {
+  if (len >= MW_BORROWED) {
     if (err && errlen) snprintf(err, errlen, "label set too large");
     return -1;
   }
@@ -146,7 +170,7 @@ int mw_series_add(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
     s->e = e;
     s->cap = cap;
   }
-  const uint8_t *copy = mw_arena_dup(&s->arena, enc, len);
+  const uint8_t *copy = borrow ? enc : mw_arena_dup(&s->arena, enc, len);
   if (!copy) goto oom;
   if (s->free_head != MW_SERIES_NONE) {
     r = s->free_head;
@@ -155,11 +179,13 @@ int mw_series_add(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
     r = s->limit++;
   }
   if (++s->stamp == 0) s->stamp = 1;
-  s->e[r] = (mw_series_entry_t){
-      .hash = hash, .labels = copy, .len = (uint32_t)len, .next_free = s->stamp};
+  s->e[r] = (mw_series_entry_t){.hash = hash,
+                                .labels = copy,
+                                .len = (uint32_t)len | (borrow ? MW_BORROWED : 0),
+                                .next_free = s->stamp};
   s->slots[i] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)r + 1);
   s->live++;
-  s->label_bytes += len;
+  if (!borrow) s->label_bytes += len;
   *ref = r;
   if (added) *added = 1;
   return 0;
@@ -168,9 +194,56 @@ oom:
   return -1;
 }
 
+int mw_series_add(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash, uint32_t *ref,
+                  int *added, char *err, size_t errlen) {
+  return mw_series_put(s, enc, len, hash, ref, added, 0, err, errlen);
+}
+
+int mw_series_add_borrowed(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
+                           uint32_t *ref, int *added, char *err, size_t errlen) {
+  return mw_series_put(s, enc, len, hash, ref, added, 1, err, errlen);
+}
+
+int mw_series_borrowed(const mw_series_t *s, uint32_t ref) {
+  return ref < s->limit && s->e[ref].labels && (s->e[ref].len & MW_BORROWED);
+}
+
+int mw_series_own(mw_series_t *s, uint32_t ref) {
+  if (!mw_series_borrowed(s, ref)) return 0;
+  mw_series_entry_t *e = &s->e[ref];
+  const uint8_t *copy = mw_arena_dup(&s->arena, e->labels, MW_LEN(e));
+  if (!copy) return -1;
+  e->labels = copy;
+  e->len = MW_LEN(e);
+  s->label_bytes += e->len;
+  return 0;
+}
+
+void mw_series_rebind(mw_series_t *s, uint32_t ref, const uint8_t *enc) {
+  if (mw_series_borrowed(s, ref)) s->e[ref].labels = enc;
+}
+
+int mw_series_watch(mw_series_t *s, mw_series_watch_fn fn, void *ctx) {
+  for (size_t i = 0; i < s->nwatchers; i++)
+    if (s->watchers[i].ctx == ctx) return 0;
+  mw_series_watcher_t *w = realloc(s->watchers, (s->nwatchers + 1) * sizeof *w);
+  if (!w) return -1;
+  s->watchers = w;
+  s->watchers[s->nwatchers++] = (mw_series_watcher_t){.fn = fn, .ctx = ctx};
+  return 0;
+}
+
+void mw_series_unwatch(mw_series_t *s, void *ctx) {
+  for (size_t i = 0; i < s->nwatchers; i++)
+    if (s->watchers[i].ctx == ctx) {
+      s->watchers[i] = s->watchers[--s->nwatchers];
+      return;
+    }
+}
+
 const uint8_t *mw_series_labels(const mw_series_t *s, uint32_t ref, size_t *len) {
   if (ref >= s->limit || !s->e[ref].labels) return NULL;
-  *len = s->e[ref].len;
+  *len = MW_LEN(&s->e[ref]);
   return s->e[ref].labels;
 }
 
@@ -203,8 +276,11 @@ void mw_series_del(mw_series_t *s, uint32_t ref) {
     s->slots[j] = 0;
     i = j;
   }
-  mw_arena_release(&s->arena, e->len);
-  s->label_bytes -= e->len;
+  mw_series_notify(s, ref, NULL);
+  if (!(e->len & MW_BORROWED)) {
+    mw_arena_release(&s->arena, e->len);
+    s->label_bytes -= e->len;
+  }
   e->labels = NULL;
   e->len = 0;
   e->hash = 0;
@@ -226,7 +302,7 @@ int mw_series_compact(mw_series_t *s) {
   if (!copies) return -1;
   for (uint32_t r = 0; r < s->limit; r++) {
     copies[r] = NULL;
-    if (!s->e[r].labels) continue;
+    if (!s->e[r].labels || (s->e[r].len & MW_BORROWED)) continue;
     copies[r] = mw_arena_dup(&fresh, s->e[r].labels, s->e[r].len);
     if (!copies[r]) {
       mw_arena_free(&fresh);
@@ -235,7 +311,9 @@ int mw_series_compact(mw_series_t *s) {
     }
   }
   for (uint32_t r = 0; r < s->limit; r++)
-    if (s->e[r].labels) s->e[r].labels = copies[r];
+    if (copies[r]) mw_series_notify(s, r, copies[r]); /* the old bytes are still there */
+  for (uint32_t r = 0; r < s->limit; r++)
+    if (copies[r]) s->e[r].labels = copies[r];
   free(copies);
   mw_arena_free(&s->arena);
   s->arena = fresh;

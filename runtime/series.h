@@ -43,6 +43,26 @@ uint64_t mw_series_uid(const mw_series_t *s);
  * label set (0 if ref is not live). */
 uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref);
 
+/* Borrowing. mw_series_add_borrowed interns enc like mw_series_add but
+ * keeps the pointer instead of a copy: enc must be another table's label
+ * bytes (mw_series_labels), which the caller follows by watching that table.
+ * A watcher (fn, ctx) of a table hears, while the bytes are still readable:
+ * fn(ctx, ref, NULL) before ref is deleted, fn(ctx, ref, now) when
+ * mw_series_compact moves ref's bytes to now, and fn(ctx, MW_SERIES_NONE,
+ * NULL) before the table is freed. The borrower then makes its entry its own
+ * (mw_series_own) or re-points it (mw_series_rebind). Watching again with
+ * the same ctx is a no-op; 0, -1 on OOM. Compaction moves only a table's own
+ * bytes; deleting a borrowed entry frees nothing. */
+typedef void (*mw_series_watch_fn)(void *ctx, uint32_t ref, const uint8_t *now);
+int mw_series_add_borrowed(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
+                           uint32_t *ref, int *added, char *err, size_t errlen);
+int mw_series_borrowed(const mw_series_t *s, uint32_t ref);
+/* Copies a borrowed entry's bytes into the table (no-op if its own). 0, -1 on OOM. */
+int mw_series_own(mw_series_t *s, uint32_t ref);
+void mw_series_rebind(mw_series_t *s, uint32_t ref, const uint8_t *enc);
+int mw_series_watch(mw_series_t *s, mw_series_watch_fn fn, void *ctx);
+void mw_series_unwatch(mw_series_t *s, void *ctx);
+
 /* Deletes ref (no-op if not live); its ref may be handed out again. */
 void mw_series_del(mw_series_t *s, uint32_t ref);
 

@@ -96,6 +96,7 @@ struct mw_wal {
   uint64_t next_ref;
   mw_wmemo_t *memos;
   size_t nmemos, memos_cap;
+  struct mw_wsrc *srcs; /* the tables tab borrows label bytes from */
   uint64_t tick;
   mw_buf_t sbuf, dbuf, rbuf;
   uint32_t *ss; /* per sample of the batch being appended: s or MW_NONE */
@@ -582,6 +583,105 @@ static void mw_memos_clear(mw_wal_t *w) {
   w->nmemos = 0;
 }
 
+/* --- borrowed label sets ----------------------------------------------- */
+
+/* A table that batches come from (a scrape target's, say): a new series in
+ * tab borrows the source entry's label bytes instead of copying them (the
+ * same label set is not held twice), and the WAL watches the source: when
+ * those bytes move (compaction) tab follows them, when they go (the series
+ * or the table is deleted) tab copies them first. s_of[r] is the s that
+ * borrowed source ref r (MW_NONE: none), stale once s was deleted or r's
+ * bytes changed hands: it is believed only while both point at the same
+ * bytes. */
+typedef struct mw_wsrc {
+  mw_wal_t *w;
+  mw_series_t *src;
+  uint32_t *s_of;
+  uint32_t cap;
+  struct mw_wsrc *next;
+} mw_wsrc_t;
+
+/* The s that borrowed source ref r, if it still does; else MW_NONE. */
+static uint32_t mw_wsrc_borrower(const mw_wsrc_t *x, uint32_t r) {
+  if (r >= x->cap || x->s_of[r] == MW_NONE) return MW_NONE;
+  uint32_t s = x->s_of[r];
+  size_t l1, l2;
+  if (!mw_series_borrowed(x->w->tab, s) ||
+      mw_series_labels(x->w->tab, s, &l1) != mw_series_labels(x->src, r, &l2))
+    return MW_NONE;
+  return s;
+}
+
+/* Source ref r's bytes go: its borrower copies them. Nothing can be
+ * reported from here, and tab must not keep a dangling pointer, so out of
+ * memory (for one label set) ends the process with a message. */
+static void mw_wsrc_own(mw_wsrc_t *x, uint32_t r) {
+  uint32_t s = mw_wsrc_borrower(x, r);
+  if (r < x->cap) x->s_of[r] = MW_NONE;
+  if (s != MW_NONE && mw_series_own(x->w->tab, s) != 0) {
+    fputs("moonwatch: out of memory copying a label set into the WAL\n", stderr);
+    abort();
+  }
+}
+
+/* Every borrower of x copies its bytes; x is unlinked and freed (its source
+ * no longer knows it when unwatch). */
+static void mw_wsrc_release(mw_wsrc_t *x, int unwatch) {
+  for (uint32_t r = 0; r < x->cap; r++)
+    mw_wsrc_own(x, r);
+  if (unwatch) mw_series_unwatch(x->src, x);
+  mw_wsrc_t **p = &x->w->srcs;
+  while (*p != x)
+    p = &(*p)->next;
+  *p = x->next;
+  free(x->s_of);
+  free(x);
+}
+
+static void mw_wsrc_watch(void *ctx, uint32_t r, const uint8_t *now) {
+  mw_wsrc_t *x = ctx;
+  if (r == MW_SERIES_NONE) {
+    mw_wsrc_release(x, 0); /* the table is being freed */
+  } else if (!now) {
+    mw_wsrc_own(x, r);
+  } else {
+    uint32_t s = mw_wsrc_borrower(x, r);
+    if (s != MW_NONE) mw_series_rebind(x->w->tab, s, now);
+  }
+}
+
+/* The record of source table src (made, and src watched, if new); NULL on OOM. */
+static mw_wsrc_t *mw_wsrc_get(mw_wal_t *w, mw_series_t *src) {
+  for (mw_wsrc_t *x = w->srcs; x; x = x->next)
+    if (x->src == src) return x;
+  mw_wsrc_t *x = calloc(1, sizeof *x);
+  if (!x) return NULL;
+  *x = (mw_wsrc_t){.w = w, .src = src, .next = w->srcs};
+  if (mw_series_watch(src, mw_wsrc_watch, x) != 0) {
+    free(x);
+    return NULL;
+  }
+  w->srcs = x;
+  return x;
+}
+
+/* Records that s borrowed source ref r. 0, -1 on OOM. */
+static int mw_wsrc_lend(mw_wsrc_t *x, uint32_t r, uint32_t s) {
+  if (r >= x->cap) {
+    uint32_t cap = x->cap ? x->cap : 64;
+    while (cap <= r)
+      cap *= 2;
+    uint32_t *p = realloc(x->s_of, (size_t)cap * sizeof *p);
+    if (!p) return -1;
+    for (uint32_t i = x->cap; i < cap; i++)
+      p[i] = MW_NONE;
+    x->s_of = p;
+    x->cap = cap;
+  }
+  x->s_of[r] = s;
+  return 0;
+}
+
 /* The memo of source table uid (made if new; the least recently used one is
  * recycled past MW_MAX_MEMOS). NULL on OOM. */
 static mw_wmemo_t *mw_memo(mw_wal_t *w, uint64_t uid) {
@@ -919,6 +1019,8 @@ static int mw_u32_cmp(const void *a, const void *b) {
 
 static void mw_wal_free(mw_wal_t *w) {
   if (!w) return;
+  while (w->srcs)
+    mw_wsrc_release(w->srcs, 1);
   if (w->head_fd >= 0) close(w->head_fd);
   mw_memos_clear(w);
   free(w->memos);
@@ -1135,7 +1237,8 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
     return -1;
   }
   mw_wmemo_t *memo = mw_memo(w, mw_series_uid(src));
-  if (!memo || mw_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
+  mw_wsrc_t *lender = mw_wsrc_get(w, src);
+  if (!memo || !lender || mw_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
   const uint32_t *refs = mw_batch_refs(b);
   const int64_t *ts = mw_batch_timestamps(b);
   const double *vs = mw_batch_values(b);
@@ -1159,7 +1262,8 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
       if (!enc) {
         s = MW_NONE; /* not a live series of the batch's table */
       } else if ((s = mw_series_get(w->tab, enc, len, hash)) == MW_NONE && mw_labels_ok(enc, len)) {
-        if (mw_series_add(w->tab, enc, len, hash, &s, NULL, err, errlen) != 0) goto undo;
+        if (mw_series_add_borrowed(w->tab, enc, len, hash, &s, NULL, err, errlen) != 0) goto undo;
+        if (mw_wsrc_lend(lender, r, s) != 0 && mw_series_own(w->tab, s) != 0) goto oom;
         if (mw_s_reserve(w, s) != 0) goto oom;
       }
       if (enc && mw_memo_put(memo, r, stamp, s) != 0) goto oom;
@@ -1551,6 +1655,9 @@ void mw_wal_close(mw_wal_t *w) {
     w->head_fd = -1;
   }
   w->closed = 1;
+  /* Stop following the sources now: they may outlive the WAL. */
+  while (w->srcs)
+    mw_wsrc_release(w->srcs, 1);
   if (!w->nreaders) mw_wal_free(w);
 }
 

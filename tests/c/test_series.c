@@ -125,10 +125,91 @@ static void test_stale_nan(void) {
   CHECK(memcmp(&v, &w, sizeof v) == 0);
 }
 
+/* What a watcher heard: per call, the ref, whether the bytes are still
+ * readable then (their first byte), and the new address. */
+typedef struct {
+  int n;
+  uint32_t ref[16];
+  char first[16];
+  const uint8_t *now[16];
+  mw_series_t *s;
+} heard_t;
+
+static void hear(void *ctx, uint32_t ref, const uint8_t *now) {
+  heard_t *h = ctx;
+  if (h->n == 16) return;
+  size_t len;
+  const uint8_t *b = ref == MW_SERIES_NONE ? NULL : mw_series_labels(h->s, ref, &len);
+  h->ref[h->n] = ref;
+  h->first[h->n] = b ? (char)b[0] : 0;
+  h->now[h->n++] = now;
+}
+
+/* Watchers hear of a deletion and of the table's end while the bytes are
+ * still readable, and of each move by compaction with the new address; a
+ * borrowing table keeps the lender's address until told otherwise, is not
+ * moved by its own compaction, and owns a copy after mw_series_own. */
+static void test_watch_and_borrow(void) {
+  mw_series_t *a = mw_series_new(), *b = mw_series_new();
+  heard_t h = {.s = a};
+  CHECK_INT(mw_series_watch(a, hear, &h), 0);
+  CHECK_INT(mw_series_watch(a, hear, &h), 0); /* once per ctx */
+  uint32_t r[4], br;
+  const char *sets[4] = {"__name__\xff"
+                         "a\xff",
+                         "__name__\xff"
+                         "b\xff",
+                         "__name__\xff"
+                         "c\xff",
+                         "__name__\xff"
+                         "d\xff"};
+  for (int i = 0; i < 4; i++) {
+    size_t n = strlen(sets[i]);
+    CHECK_INT(mw_series_add(a, (const uint8_t *)sets[i], n,
+                            mw_labels_hash((const uint8_t *)sets[i], n), &r[i], NULL, NULL, 0),
+              0);
+  }
+  size_t len;
+  const uint8_t *d = mw_series_labels(a, r[3], &len);
+  int added = 0;
+  CHECK_INT(mw_series_add_borrowed(b, d, len, mw_labels_hash(d, len), &br, &added, NULL, 0), 0);
+  CHECK(added && mw_series_borrowed(b, br));
+  CHECK(mw_series_labels(b, br, &len) == d); /* not a copy */
+  CHECK_INT(mw_series_get(b, d, len, mw_labels_hash(d, len)), br);
+  mw_series_del(a, r[0]);
+  CHECK_INT(h.n, 1);
+  CHECK_INT(h.ref[0], r[0]);
+  CHECK_INT(h.first[0], '_'); /* still readable when heard */
+  CHECK(h.now[0] == NULL);
+  mw_series_del(a, r[1]);
+  mw_series_del(a, r[2]);
+  CHECK_INT(mw_series_compact(a), 0); /* 3 of 4 are garbage: d moves */
+  CHECK_INT(h.n, 4);
+  CHECK_INT(h.ref[3], r[3]);
+  const uint8_t *moved = mw_series_labels(a, r[3], &len);
+  CHECK(h.now[3] == moved && moved != d);
+  mw_series_rebind(b, br, moved);
+  CHECK(mw_series_labels(b, br, &len) == moved);
+  CHECK_INT(mw_series_compact(b), 0); /* its borrowed bytes stay where they are */
+  CHECK(mw_series_labels(b, br, &len) == moved);
+  CHECK_INT(mw_series_own(b, br), 0);
+  CHECK(!mw_series_borrowed(b, br) && mw_series_labels(b, br, &len) != moved);
+  CHECK(len == strlen(sets[3]) && memcmp(mw_series_labels(b, br, &len), sets[3], len) == 0);
+  mw_series_unwatch(a, &h);
+  mw_series_del(a, r[3]);
+  CHECK_INT(h.n, 4); /* no longer watching */
+  CHECK_INT(mw_series_watch(a, hear, &h), 0);
+  mw_series_free(a);
+  CHECK_INT(h.n, 5);
+  CHECK_INT(h.ref[4], MW_SERIES_NONE);
+  mw_series_free(b);
+}
+
 int main(void) {
   MW_RUN(test_intern_lookup_delete);
   MW_RUN(test_memory_per_series);
   MW_RUN(test_batch);
   MW_RUN(test_stale_nan);
+  MW_RUN(test_watch_and_borrow);
   return mw_test_summary();
 }
