@@ -51,8 +51,9 @@ uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref);
  * mw_series_compact moves ref's bytes to now, and fn(ctx, MW_SERIES_NONE,
  * NULL) before the table is freed. The borrower then makes its entry its own
  * (mw_series_own) or re-points it (mw_series_rebind). Watching again with
- * the same ctx is a no-op; 0, -1 on OOM. Compaction moves only a table's own
- * bytes; deleting a borrowed entry frees nothing. */
+ * the same ctx is a no-op; 0, -1 on OOM. A watcher must not change the
+ * table it watches (from fn). Compaction moves only a table's own bytes;
+ * deleting a borrowed entry frees nothing. */
 typedef void (*mw_series_watch_fn)(void *ctx, uint32_t ref, const uint8_t *now);
 int mw_series_add_borrowed(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
                            uint32_t *ref, int *added, char *err, size_t errlen);
