@@ -483,7 +483,8 @@ enum { MW_WAL_MAX_SHARDS = 1024 };
 /* When the WAL calls fsync. A returned append has reached the kernel with
  * every policy, so it survives a crash or SIGKILL of the process; only
  * ALWAYS also survives a power loss or kernel crash at every moment.
- * INTERVAL loses at most what was appended since the last mw_ffi_wal_sync,
+ * INTERVAL loses at most what was appended since the last completed sync
+ * (mw_ffi_wal_sync_start, every interval, on a worker thread),
  * NEVER what the OS had not yet written back (Prometheus agent's default). */
 enum { MW_WAL_FSYNC_NEVER = 0, MW_WAL_FSYNC_INTERVAL = 1, MW_WAL_FSYNC_ALWAYS = 2 };
 
@@ -587,8 +588,12 @@ void mw_ffi_wal_close(mw_wal_t *w);
  * disk with MW_WAL_FSYNC_ALWAYS). On -1 nothing of b was written, unless
  * the fsync of MW_WAL_FSYNC_ALWAYS failed (then b is in the WAL). */
 int mw_ffi_wal_append(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen);
-/* fsyncs what was appended (call every interval with MW_WAL_FSYNC_INTERVAL). */
+/* fsyncs what was appended, on the calling thread (at stop). */
 int mw_ffi_wal_sync(mw_wal_t *w, char *err, size_t errlen);
+/* Starts an fsync of what was appended on a worker thread and collects the
+ * previous one (call every interval with MW_WAL_FSYNC_INTERVAL); -1 with err
+ * if the previous one failed. See mw_wal_sync_start. */
+int mw_ffi_wal_sync_start(mw_wal_t *w, char *err, size_t errlen);
 /* Starts a new segment, then removes the oldest segments that every reader
  * has committed and whose newest sample is older than now_ms -
  * min_keepalive_ms, and those whose newest sample is older than now_ms -

@@ -11,7 +11,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,20 @@ typedef struct {
   size_t len, cap;
 } mw_buf_t;
 
+/* An fsync on a worker thread (policy INTERVAL, mw_wal_sync_start): it
+ * fdatasyncs and closes fds (a dup of the head, and the segments finished
+ * since the last sync), then fsyncs dir if set. The worker touches nothing
+ * else; the loop thread reads the result once done is set, after joining. */
+typedef struct {
+  pthread_t thread;
+  int *fds;
+  size_t nfds, synced; /* synced: fds whose fdatasync succeeded */
+  char *dir;           /* NULL: no directory fsync */
+  int err_no;          /* first failure, 0: none */
+  int dir_failed;      /* the directory's fsync failed (or was not reached) */
+  atomic_int done;     /* set last by the worker */
+} mw_syncjob_t;
+
 typedef struct {
   const uint8_t *p, *end;
   uint32_t left;
@@ -82,8 +98,11 @@ struct mw_wal {
   mw_seg_t *segs; /* by index; the last one is written to */
   size_t nsegs, segs_cap;
   int head_fd;
-  int cut_next;        /* start a new segment before the next append */
-  int dirty_dir;       /* a segment was created since the last directory fsync */
+  int cut_next;  /* start a new segment before the next append */
+  int dirty_dir; /* a segment was created since the last directory fsync */
+  int *unsynced; /* INTERVAL: fds of finished segments, for the next sync */
+  size_t nunsynced, unsynced_cap;
+  mw_syncjob_t *job;   /* the fsync running on a worker thread, NULL: none */
   uint32_t checkpoint; /* N of checkpoint.N, 0: none */
   uint64_t checkpoint_bytes;
   mw_series_t *tab;
@@ -313,6 +332,67 @@ static int mw_fsync_dir(const char *path) {
   int rc = fsync(fd);
   close(fd);
   return rc;
+}
+
+/* --- fsync on a worker thread (policy INTERVAL) -------------------- */
+
+/* The worker: syncs and closes the job's fds, then the directory. */
+static void mw_sync_run(mw_syncjob_t *j) {
+  for (size_t i = 0; i < j->nfds; i++) {
+    if (fdatasync(j->fds[i]) == 0)
+      j->synced++;
+    else if (!j->err_no)
+      j->err_no = errno;
+    close(j->fds[i]);
+  }
+  if (j->dir && mw_fsync_dir(j->dir) != 0) {
+    j->dir_failed = 1;
+    if (!j->err_no) j->err_no = errno;
+  }
+  atomic_store(&j->done, 1);
+}
+
+static void *mw_sync_thread(void *arg) {
+  mw_sync_run(arg);
+  return NULL;
+}
+
+/* Counts a finished job's fsyncs, reports its failure and frees it. 0, or
+ * -1 with err. */
+static int mw_sync_end(mw_wal_t *w, mw_syncjob_t *j, char *err, size_t errlen) {
+  w->st.fsyncs += j->synced;
+  int rc = 0;
+  if (j->err_no) {
+    if (j->dir_failed) w->dirty_dir = 1;
+    mw_seterr(err, errlen, "fsync %s: %s", j->dir_failed ? w->wal_dir : "segment",
+              strerror(j->err_no));
+    rc = -1;
+  }
+  free(j->fds);
+  free(j->dir);
+  free(j);
+  return rc;
+}
+
+/* Ends the job on the worker (waiting for it if wait, else only if it is
+ * done). 1 still running (not wait), 0 done or none, -1 with err if it
+ * failed. */
+static int mw_sync_collect(mw_wal_t *w, int wait, char *err, size_t errlen) {
+  mw_syncjob_t *j = w->job;
+  if (!j) return 0;
+  if (!wait && !atomic_load(&j->done)) return 1;
+  pthread_join(j->thread, NULL);
+  w->job = NULL;
+  return mw_sync_end(w, j, err, errlen);
+}
+
+/* Syncs (if sync) and closes the fds of finished segments not yet synced. */
+static void mw_sync_unsynced(mw_wal_t *w, int sync) {
+  for (size_t i = 0; i < w->nunsynced; i++) {
+    if (sync && fdatasync(w->unsynced[i]) == 0) w->st.fsyncs++;
+    close(w->unsynced[i]);
+  }
+  w->nunsynced = 0;
 }
 
 static char *mw_path(const char *a, const char *b) {
@@ -840,8 +920,16 @@ static int mw_new_segment(mw_wal_t *w, char *err, size_t errlen) {
   mw_seg_t *h = mw_head(w);
   uint32_t index = h ? h->index + 1 : w->checkpoint + 1;
   if (w->head_fd >= 0) {
-    if (w->opts.fsync != MW_WAL_FSYNC_NEVER && fdatasync(w->head_fd) == 0) w->st.fsyncs++;
-    close(w->head_fd);
+    /* INTERVAL: the finished segment is synced (and closed) by the next
+     * sync, off the loop thread; if it cannot be queued, here. */
+    if (w->opts.fsync == MW_WAL_FSYNC_INTERVAL &&
+        mw_grow((void **)&w->unsynced, &w->unsynced_cap, w->nunsynced + 1, sizeof *w->unsynced) ==
+            0) {
+      w->unsynced[w->nunsynced++] = w->head_fd;
+    } else {
+      if (w->opts.fsync != MW_WAL_FSYNC_NEVER && fdatasync(w->head_fd) == 0) w->st.fsyncs++;
+      close(w->head_fd);
+    }
     w->head_fd = -1;
   }
   char *path = mw_seg_path(w, index);
@@ -1021,6 +1109,9 @@ static void mw_wal_free(mw_wal_t *w) {
   if (!w) return;
   while (w->srcs)
     mw_wsrc_release(w->srcs, 1);
+  mw_sync_collect(w, 1, NULL, 0);
+  mw_sync_unsynced(w, 0);
+  free(w->unsynced);
   if (w->head_fd >= 0) close(w->head_fd);
   mw_memos_clear(w);
   free(w->memos);
@@ -1406,8 +1497,48 @@ undo:
   return -1;
 }
 
+int mw_wal_sync_start(mw_wal_t *w, char *err, size_t errlen) {
+  int rc = mw_sync_collect(w, 0, err, errlen);
+  if (rc != 0) return rc < 0 ? -1 : 0; /* failed, or the last one still runs */
+  if (w->closed || (w->head_fd < 0 && !w->nunsynced)) return 0;
+  mw_syncjob_t *j = calloc(1, sizeof *j);
+  if (!j || !(j->fds = malloc((w->nunsynced + 1) * sizeof *j->fds)) ||
+      (w->dirty_dir && !(j->dir = strdup(w->wal_dir)))) {
+    if (j) {
+      free(j->fds);
+      free(j);
+    }
+    mw_seterr(err, errlen, "out of memory");
+    return -1;
+  }
+  if (w->head_fd >= 0) {
+    int fd = fcntl(w->head_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+      mw_seterr(err, errlen, "fsync: dup: %s", strerror(errno));
+      free(j->fds);
+      free(j->dir);
+      free(j);
+      return -1;
+    }
+    j->fds[j->nfds++] = fd;
+  }
+  if (w->nunsynced) memcpy(j->fds + j->nfds, w->unsynced, w->nunsynced * sizeof *j->fds);
+  j->nfds += w->nunsynced;
+  w->nunsynced = 0;
+  w->dirty_dir = 0;
+  atomic_init(&j->done, 0);
+  if (pthread_create(&j->thread, NULL, mw_sync_thread, j) != 0) {
+    mw_sync_run(j); /* no thread: here, slower but the same */
+    return mw_sync_end(w, j, err, errlen);
+  }
+  w->job = j;
+  return 0;
+}
+
 int mw_wal_sync(mw_wal_t *w, char *err, size_t errlen) {
-  if (w->closed || w->head_fd < 0) return 0;
+  int rc = mw_sync_collect(w, 1, err, errlen);
+  mw_sync_unsynced(w, 1);
+  if (w->closed || w->head_fd < 0) return rc;
   if (fdatasync(w->head_fd) != 0) {
     mw_seterr(err, errlen, "fsync: %s", strerror(errno));
     return -1;
@@ -1420,7 +1551,7 @@ int mw_wal_sync(mw_wal_t *w, char *err, size_t errlen) {
     }
     w->dirty_dir = 0;
   }
-  return 0;
+  return rc;
 }
 
 void mw_wal_stats(const mw_wal_t *w, mw_wal_stats_t *st) {
@@ -1649,6 +1780,8 @@ void mw_wal_reader_close(mw_wal_reader_t *r) {
 
 void mw_wal_close(mw_wal_t *w) {
   if (!w) return;
+  mw_sync_collect(w, 1, NULL, 0);
+  mw_sync_unsynced(w, w->opts.fsync != MW_WAL_FSYNC_NEVER);
   if (w->head_fd >= 0) {
     if (w->opts.fsync != MW_WAL_FSYNC_NEVER) fdatasync(w->head_fd);
     close(w->head_fd);
@@ -2514,6 +2647,10 @@ int mw_ffi_wal_append(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen
 }
 
 int mw_ffi_wal_sync(mw_wal_t *w, char *err, size_t errlen) { return mw_wal_sync(w, err, errlen); }
+
+int mw_ffi_wal_sync_start(mw_wal_t *w, char *err, size_t errlen) {
+  return mw_wal_sync_start(w, err, errlen);
+}
 
 int mw_ffi_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms,
                         int64_t max_keepalive_ms, char *err, size_t errlen) {

@@ -45,8 +45,9 @@
  * committed as a whole, so a series' samples never overtake each other
  * whatever the shard count of the next span.
  *
- * Everything here runs on the event loop thread. fsync (policy ALWAYS or
- * mw_wal_sync) blocks it; moving it to a worker thread is left for later. */
+ * Everything here runs on the event loop thread, except the fsyncs of
+ * policy INTERVAL (mw_wal_sync_start), which a worker thread does with its
+ * own fds; fsyncs of policy ALWAYS and mw_wal_sync block the loop. */
 #ifndef MW_WAL_H
 #define MW_WAL_H
 #include <stddef.h>
@@ -70,8 +71,19 @@ void mw_wal_close(mw_wal_t *w);
  * MW_WAL_FSYNC_ALWAYS fails: the batch was written, not known to be on disk. */
 int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen);
 
-/* fsyncs the segment being written (and the directory after a new segment). */
+/* fsyncs the segment being written, the segments finished since the last
+ * sync, and the directory after a new segment; waits for a sync started by
+ * mw_wal_sync_start first. 0, or -1 with err (also when that one failed). */
 int mw_wal_sync(mw_wal_t *w, char *err, size_t errlen);
+/* The same on a worker thread, which the call does not wait for: it starts
+ * the sync of what has been appended so far and collects the one it started
+ * the time before. 0: started, or the last one still runs (then nothing new
+ * is started); -1 with err: the last one failed (then nothing new is
+ * started: call again), or no sync could be started (out of memory). The
+ * fsyncs stat counts a sync when it is collected (next call, mw_wal_sync,
+ * mw_wal_close). Finished segments are then closed, and with policy
+ * INTERVAL a new segment leaves the old one to this sync. */
+int mw_wal_sync_start(mw_wal_t *w, char *err, size_t errlen);
 
 /* Checkpoint and truncation; see mw_ffi_wal_truncate. */
 int mw_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms, int64_t max_keepalive_ms,

@@ -138,8 +138,9 @@ M.args = {
     max_keepalive_time = { type = "duration", default = "8h",
       doc = "Data older than this is dropped even if not sent (disk stays bounded)." },
     fsync = { type = "string", default = "never", enum = { "never", "interval", "always" },
-      doc = "moonwatch: when to fsync. Appends survive a crash of the process with every policy; only always"
-          .. "survives power loss at every moment." },
+      doc = "moonwatch: when to fsync. Appends survive a crash of the process with every policy; only always "
+          .. "survives power loss at every moment (and blocks the event loop for each append's fsync); "
+          .. "interval fsyncs on a worker thread." },
     fsync_interval = { type = "duration", default = "10s", doc = "moonwatch: fsync period with fsync = \"interval\"." },
   } } },
 }
@@ -331,7 +332,7 @@ function Instance:schedule_maintenance()
   end
   if w.fsync == "interval" then
     self.sync_timer = ctx:timer(w.fsync_interval, w.fsync_interval, function()
-      if C.mw_ffi_wal_sync(self.wal, errbuf, 512) ~= 0 then
+      if C.mw_ffi_wal_sync_start(self.wal, errbuf, 512) ~= 0 then
         ctx.log:error("WAL fsync failed", { err = err() })
       end
     end, "wal fsync")
@@ -1018,7 +1019,8 @@ function Instance:debug_info()
   end
   return {
     wal = { bytes = tonumber(self.stats.bytes), segments = tonumber(self.stats.segments),
-      active_series = tonumber(self.stats.active_series), samples_appended = tonumber(self.stats.samples_appended) },
+      active_series = tonumber(self.stats.active_series), samples_appended = tonumber(self.stats.samples_appended),
+      fsyncs = tonumber(self.stats.fsyncs) },
     endpoints = eps,
   }
 end

@@ -217,6 +217,16 @@ static uint32_t last_segment(const char *dir, char *path, size_t cap) {
   return best;
 }
 
+/* Open file descriptors of the process. */
+static int open_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  for (struct dirent *e; d && (e = readdir(d));)
+    n += e->d_name[0] != '.';
+  if (d) closedir(d);
+  return n - 1; /* the DIR's own */
+}
+
 static off_t file_size(const char *p) {
   struct stat sb;
   return stat(p, &sb) == 0 ? sb.st_size : -1;
@@ -930,6 +940,32 @@ static void test_fsync(void) {
   mw_wal_stats(w, &st);
   CHECK_INT(st.fsyncs, before + 1);
   mw_wal_close(w);
+  /* interval on the worker thread: a new segment does not fsync the old
+   * one on the loop thread but keeps it open for the next sync, which
+   * syncs and closes it with (a dup of) the head. */
+  o.segment_size = 4096;
+  int fds0 = open_fds();
+  CHECK_INT(mw_wal_open(dir, &o, &w, err, sizeof err), 0);
+  mw_wal_stats(w, &st);
+  before = st.fsyncs;
+  for (int i = 0; i < 400; i++)
+    CHECK_INT(append(w, &src, 0, 10, 10 + i, 0), 0);
+  mw_wal_stats(w, &st);
+  CHECK_INT(st.fsyncs, before);
+  int held = open_fds() - fds0 - 1; /* - the head */
+  CHECK(held >= 3);
+  CHECK_INT(mw_wal_sync_start(w, err, sizeof err), 0);
+  CHECK_INT(mw_wal_sync(w, err, sizeof err), 0); /* waits for it, then the head */
+  mw_wal_stats(w, &st);
+  CHECK_INT(st.fsyncs, before + (uint64_t)held + 2);
+  CHECK_INT(open_fds(), fds0 + 1);
+  /* collected by the next start; one running is not doubled */
+  CHECK_INT(append(w, &src, 0, 10, 500, 0), 0);
+  CHECK_INT(mw_wal_sync_start(w, err, sizeof err), 0);
+  CHECK_INT(mw_wal_sync_start(w, err, sizeof err), 0);
+  mw_wal_close(w);
+  CHECK_INT(open_fds(), fds0);
+  o.segment_size = 0;
   o.fsync = 7;
   CHECK_INT(mw_wal_open(dir, &o, &w, err, sizeof err), -1);
   src_free(&src);

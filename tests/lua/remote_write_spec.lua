@@ -84,7 +84,7 @@ server:route("POST", "/tenant", function(req)
   return 204, ""
 end)
 
-local function start(queue, path, extra)
+local function start(queue, path, extra, top)
   local file = proc.write(tmp .. "/p" .. math.random(1e9) .. ".lua", string.format([[
 prometheus.remote_write "w" {
   endpoint = {
@@ -94,8 +94,9 @@ prometheus.remote_write "w" {
     metadata_config = { send = false },
     %s
   },
+  %s
 }
-]], server:addr(), path or "/api/v1/write", queue, extra or ""))
+]], server:addr(), path or "/api/v1/write", queue, extra or "", top or ""))
   local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
   local ok, problems = ctrl:load(file)
   assert(ok, problems and table.concat(problems, "\n"))
@@ -228,6 +229,18 @@ describe("prometheus.remote_write", function()
     end, 10))
     assert.equals(10, #keep)
     assert.same({ 100, 100, 100, 100, 100 }, sizes)
+    ctrl:stop()
+  end)
+
+  it("fsyncs the WAL every fsync_interval with fsync = \"interval\" (on a worker thread)", function()
+    local ctrl, inst = start('batch_send_deadline = "50ms"', nil, nil,
+      'wal = { fsync = "interval", fsync_interval = "50ms" },')
+    local b, kb = batch_of(10, 1000)
+    inst:append(b)
+    assert.is_true(loop.run_until(function()
+      return inst:debug_info().wal.fsyncs >= 3 and received == 10
+    end, 10))
+    assert.is_truthy(kb)
     ctrl:stop()
   end)
 end)
