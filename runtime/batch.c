@@ -50,6 +50,15 @@ void mw_batch_reset(mw_batch_t *b, mw_series_t *series) {
   b->exbuf_len = 0;
 }
 
+void mw_batch_clear(mw_batch_t *b) {
+  free(b->refs);
+  free(b->ts);
+  free(b->values);
+  free(b->ex);
+  free(b->exbuf);
+  *b = (mw_batch_t){.series = b->series};
+}
+
 void mw_batch_truncate(mw_batch_t *b, size_t n) {
   if (n >= b->len) return;
   b->len = n;

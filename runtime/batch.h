@@ -22,6 +22,10 @@ mw_batch_t *mw_batch_new(mw_series_t *series);
 void mw_batch_free(mw_batch_t *b);
 /* Empties the batch, keeps its capacity, and points it at series. */
 void mw_batch_reset(mw_batch_t *b, mw_series_t *series);
+/* Empties the batch and frees its storage (it keeps its series table): a
+ * batch that is filled, handed on and then idle (a scrape target's between
+ * scrapes) holds no memory while idle. */
+void mw_batch_clear(mw_batch_t *b);
 /* Drops samples from index n on (no-op if n >= length). */
 void mw_batch_truncate(mw_batch_t *b, size_t n);
 

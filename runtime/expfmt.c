@@ -1214,6 +1214,9 @@ int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t
     return -1;
   }
   if (mw_scrapecache_begin(c, err, errlen) != 0) return -1;
+  /* About as many samples as the last scrape had: a batch emptied since
+   * (mw_batch_clear) grows in one step. A failure shows at the first add. */
+  (void)mw_batch_reserve(b, mw_scrapecache_len(c));
   /* Keys validated under one format's rules are not valid under the other's. */
   mw_scrapecache_keyspace(c, format);
   mw_parser_t p = {.b = body ? body : "",

@@ -196,6 +196,9 @@ int mw_ffi_scrape_stale(mw_scrape_target_t *t, int64_t ts_ms);
 /* The batches of the last call (owned by the target). */
 mw_batch_t *mw_ffi_scrape_batch(mw_scrape_target_t *t);
 mw_batch_t *mw_ffi_scrape_report_batch(mw_scrape_target_t *t);
+/* The batches were forwarded: frees their storage (empty until the next
+ * call), so an idle target holds none (40 KB at 2,000 samples). */
+void mw_ffi_scrape_clear(mw_scrape_target_t *t);
 /* Series the target currently tracks (body and report), and the bytes its
  * caches hold. */
 size_t mw_ffi_scrape_series(const mw_scrape_target_t *t);

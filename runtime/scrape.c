@@ -315,6 +315,11 @@ mw_batch_t *mw_ffi_scrape_batch(mw_scrape_target_t *t) { return t->batch; }
 
 mw_batch_t *mw_ffi_scrape_report_batch(mw_scrape_target_t *t) { return t->report_batch; }
 
+void mw_ffi_scrape_clear(mw_scrape_target_t *t) {
+  mw_batch_clear(t->batch);
+  mw_batch_clear(t->report_batch);
+}
+
 size_t mw_ffi_scrape_series(const mw_scrape_target_t *t) {
   return mw_scrapecache_len(t->body) + mw_scrapecache_len(t->report);
 }

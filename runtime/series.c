@@ -11,14 +11,19 @@
 #include "series.h"
 #include "err.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
+#include "labels.h"
 
+/* No hash in an entry (16 bytes, not 24: 0.8 MB at 100k series): a slot
+ * holds its high 32 bits, enough to probe, and deletion and
+ * mw_series_hash, which new series and deleted ones pay, hash the bytes
+ * again (every caller passes mw_labels_hash). */
 typedef struct {
-  uint64_t hash;
   const uint8_t *labels; /* NULL: free entry */
   uint32_t len;          /* | MW_BORROWED: the bytes are another table's */
   uint32_t next_free;    /* free list link while free; the entry's stamp while live */
@@ -123,7 +128,7 @@ static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t l
     }
     if ((uint32_t)(v >> 32) != tag) continue;
     const mw_series_entry_t *e = &s->e[(uint32_t)v - 1];
-    if (e->hash == hash && MW_LEN(e) == len && memcmp(e->labels, enc, len) == 0) {
+    if (MW_LEN(e) == len && memcmp(e->labels, enc, len) == 0) {
       *ref = (uint32_t)v - 1;
       return i;
     }
@@ -153,6 +158,7 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
     if (err && errlen) snprintf(err, errlen, "label set too large");
     return -1;
   }
+  assert(hash == mw_labels_hash(enc, len)); /* deletion finds the slot by it */
   if ((size_t)(s->live + 1) * 2 > s->mask + 1) {
     if (mw_series_grow_index(s) != 0) goto oom;
     i = MW_HOME(hash, s->mask);
@@ -179,10 +185,8 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
     r = s->limit++;
   }
   if (++s->stamp == 0) s->stamp = 1;
-  s->e[r] = (mw_series_entry_t){.hash = hash,
-                                .labels = copy,
-                                .len = (uint32_t)len | (borrow ? MW_BORROWED : 0),
-                                .next_free = s->stamp};
+  s->e[r] = (mw_series_entry_t){
+      .labels = copy, .len = (uint32_t)len | (borrow ? MW_BORROWED : 0), .next_free = s->stamp};
   s->slots[i] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)r + 1);
   s->live++;
   if (!borrow) s->label_bytes += len;
@@ -249,7 +253,7 @@ const uint8_t *mw_series_labels(const mw_series_t *s, uint32_t ref, size_t *len)
 
 uint64_t mw_series_hash(const mw_series_t *s, uint32_t ref) {
   if (ref >= s->limit || !s->e[ref].labels) return 0;
-  return s->e[ref].hash;
+  return mw_labels_hash(s->e[ref].labels, MW_LEN(&s->e[ref]));
 }
 
 uint64_t mw_series_uid(const mw_series_t *s) { return s->uid; }
@@ -262,7 +266,7 @@ uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref) {
 void mw_series_del(mw_series_t *s, uint32_t ref) {
   if (ref >= s->limit || !s->e[ref].labels) return;
   mw_series_entry_t *e = &s->e[ref];
-  size_t i = MW_HOME(e->hash, s->mask);
+  size_t i = MW_HOME(mw_labels_hash(e->labels, MW_LEN(e)), s->mask);
   while ((uint32_t)s->slots[i] != ref + 1)
     i = (i + 1) & s->mask;
   /* Backward-shift deletion keeps every probe sequence unbroken. */
@@ -283,7 +287,6 @@ void mw_series_del(mw_series_t *s, uint32_t ref) {
   }
   e->labels = NULL;
   e->len = 0;
-  e->hash = 0;
   e->next_free = s->free_head;
   s->free_head = ref;
   s->live--;

@@ -33,7 +33,8 @@ void mw_series_prefetch(const mw_series_t *s, uint64_t hash);
  * bytes belong to the table and stay valid until the series is deleted or
  * mw_series_compact runs. */
 const uint8_t *mw_series_labels(const mw_series_t *s, uint32_t ref, size_t *len);
-/* The hash of ref (0 if not live). */
+/* The hash of ref (mw_labels_hash of its bytes, computed again: not for a
+ * hot path; 0 if not live). */
 uint64_t mw_series_hash(const mw_series_t *s, uint32_t ref);
 
 /* A number no other table of this process has: with mw_series_stamp, it lets

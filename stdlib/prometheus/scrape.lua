@@ -320,6 +320,7 @@ function Instance:remove_target(key)
   if C.mw_ffi_scrape_stale(loop.t, ts) == 0 then
     self:forward(C.mw_ffi_scrape_batch(loop.t))
     self:forward(C.mw_ffi_scrape_report_batch(loop.t))
+    C.mw_ffi_scrape_clear(loop.t)
   end
   if loop.task then
     require("moonwatch.scheduler").cancel(loop.task)
@@ -452,6 +453,8 @@ function Instance:scrape(loop)
   C.mw_ffi_scrape_report(loop.t, ts, r, self.args.extra_metrics and 8 or 5, errbuf, 512)
   self:forward(C.mw_ffi_scrape_batch(loop.t))
   self:forward(C.mw_ffi_scrape_report_batch(loop.t))
+  -- a batch is valid only during append: idle until the next scrape, it holds no memory
+  C.mw_ffi_scrape_clear(loop.t)
   loop.health = ok and "up" or "down"
   loop.last_error = err
   loop.last_scrape = ts / 1000

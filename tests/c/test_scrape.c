@@ -1,5 +1,6 @@
 /* Scrape targets: target labels as Prometheus adds them, limits, report series, staleness. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
@@ -181,6 +182,43 @@ static void test_steady_state_keeps_refs(void) {
   mw_ffi_scrape_target_free(t);
 }
 
+/* Between scrapes a target's batches hold no memory (mw_ffi_scrape_clear);
+ * the next scrape allocates again (as much as before) and keeps the refs,
+ * and a target removed after a clear still marks every series stale. */
+static void test_clear_frees_batches(void) {
+  mw_scrape_target_t *t = target(&defaults);
+  char err[256], *body = malloc(1000 * 32), *p = body;
+  for (int i = 0; i < 1000; i++)
+    p += sprintf(p, "m{i=\"%d\"} %d\n", i, i);
+  size_t len = (size_t)(p - body);
+  double v[5] = {1, 0.1, 1000, 1000, 1000};
+  CHECK_INT(mw_ffi_scrape_parse(t, body, len, NULL, 1000, NULL, err, sizeof err), 0);
+  CHECK_INT(mw_ffi_scrape_report(t, 1000, v, 5, err, sizeof err), 0);
+  mw_batch_t *b = mw_ffi_scrape_batch(t);
+  uint32_t r999 = mw_ffi_batch_ref(b, 999);
+  size_t full = mw_ffi_scrape_mem(t), bmem = mw_batch_mem(b);
+  CHECK(bmem >= 1000 * 20);
+  mw_ffi_scrape_clear(t);
+  CHECK_INT(mw_ffi_batch_len(b), 0);
+  CHECK_INT(mw_ffi_batch_len(mw_ffi_scrape_report_batch(t)), 0);
+  CHECK(mw_ffi_scrape_mem(t) <= full - bmem);
+  mw_expfmt_stats_t st;
+  CHECK_INT(mw_ffi_scrape_parse(t, body, len, NULL, 2000, &st, err, sizeof err), 0);
+  CHECK_INT(st.series_added, 0);
+  CHECK_INT(mw_ffi_batch_len(b), 1000);
+  CHECK_INT(mw_ffi_batch_ref(b, 999), r999);
+  CHECK_DBL(mw_ffi_batch_value(b, 999), 999);
+  CHECK_INT(mw_batch_mem(b), bmem);
+  mw_ffi_scrape_clear(t);
+  CHECK_INT(mw_ffi_scrape_stale(t, 3000), 0);
+  CHECK_INT(mw_ffi_batch_len(b), 1000);
+  for (size_t i = 0; i < 1000; i++)
+    CHECK(mw_ffi_batch_is_stale(b, i));
+  CHECK_INT(mw_ffi_batch_len(mw_ffi_scrape_report_batch(t)), 5);
+  mw_ffi_scrape_target_free(t);
+  free(body);
+}
+
 static void test_bad_target_label(void) {
   char err[256];
   const char bad[] = "0bad\xffv\xff";
@@ -197,6 +235,7 @@ int main(void) {
   MW_RUN(test_gone_series_and_target_go_stale);
   MW_RUN(test_failed_scrape_marks_previous_series_stale);
   MW_RUN(test_steady_state_keeps_refs);
+  MW_RUN(test_clear_frees_batches);
   MW_RUN(test_bad_target_label);
   return mw_test_summary();
 }
