@@ -63,6 +63,8 @@ function M.new(ctx, args)
   self:update(args)
   ctx:export({ receiver = { id = id, append = function(_, b)
     self:append(b)
+  end, downstream = function() -- where metadata goes on (moonwatch.metadata)
+    return self.args.forward_to
   end } })
   return self
 end

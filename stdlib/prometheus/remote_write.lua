@@ -77,8 +77,9 @@ local METADATA = {
   args = {
     send = { type = "bool", default = true,
       doc = "Whether to send metric metadata (family name, type, help, unit) to the endpoint: every send_interval,"
-        .. " the metadata of the last scrape of every target of every prometheus.scrape in the process (exporters"
-        .. " included), deduplicated, in requests that carry only metadata. As in Prometheus, it is not kept in the"
+        .. " the metadata of the last scrape of every target whose samples reach this component (forward_to, through"
+        .. " prometheus.relabel too, as in Alloy; exporters included), deduplicated, in requests that carry only"
+        .. " metadata. As in Prometheus, it is not kept in the"
         .. " WAL: a restart or an endpoint down for longer than send_interval loses a round, the next one resends"
         .. " it all." },
     send_interval = { type = "duration", default = "1m", doc = "How often metadata is sent." },
@@ -915,7 +916,7 @@ function Instance:run_metadata(s)
   while not ep.stopped do
     self.ctx:sleep(math.max(0, due - scheduler.now()))
     due = math.max(due + s.interval, scheduler.now())
-    local n, cerr = metadata.collect(s.set)
+    local n, cerr = metadata.collect(s.set, self.ctx.id)
     if not n then
       self.ctx.log:error("collecting metadata failed", { endpoint = ep.name, err = cerr })
       n = 0

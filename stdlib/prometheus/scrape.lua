@@ -215,6 +215,9 @@ Instance.__index = Instance
 
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, loops = {}, m = component_metrics() }, Instance)
+  self.forward_to_fn = function() -- the current forward_to, for moonwatch.metadata
+    return self.args.forward_to
+  end
   self:configure(args)
   return self
 end
@@ -305,7 +308,8 @@ function Instance:add_target(key, st)
     stats = ffi.new("mw_expfmt_stats_t"), report = ffi.new("double[8]"),
   }
   self.loops[key] = loop
-  metadata.add(loop.t) -- remote_write's metadata_config reads its families' metadata
+  -- remote_write's metadata_config reads its families' metadata, if its samples go there
+  metadata.add(loop.t, self.forward_to_fn)
   loop.task = self.ctx:spawn(function()
     self:run_target(loop)
   end, "scrape " .. st.url)

@@ -24,6 +24,9 @@ local base = server:addr()
 server:route("GET", "/metrics", function()
   return 200, body_a, { ["Content-Type"] = "text/plain; version=0.0.4" }
 end)
+server:route("GET", "/meta2", function()
+  return 200, "# HELP g other help\n# TYPE g gauge\ng 1\n"
+end)
 server:route("GET", "/changing", function()
   return 200, changing[1]
 end)
@@ -343,6 +346,65 @@ prometheus.scrape "s" {
     assert.same({}, families())
     ctrl:stop()
     assert.equals(before, metadata.targets())
+  end)
+
+  it("routes metadata as the samples go: a remote_write gets only the targets that reach it", function()
+    local metadata = require("moonwatch.metadata")
+    local C, ffi = require("moonwatch.ffi").C, require("ffi")
+    local set = metadata.new_set()
+    local function families(sink)
+      local out = {}
+      local t, n, h, u = ffi.new("int[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]"),
+        ffi.new("const char *[1]")
+      for i = 0, assert(metadata.collect(set, sink)) - 1 do
+        assert(C.mw_ffi_rwmeta_get(set, i, t, n, h, u) == 0)
+        out[#out + 1] = ffi.string(n[0]) .. "|" .. ffi.string(h[0])
+      end
+      return out
+    end
+    -- a -> relabel -> rw "one"; b -> rw "two" and the recorder; the relabel's drop
+    -- rule drops samples, not metadata (as Alloy: it relabels series, not families)
+    local file = proc.write(tmp .. "/route" .. math.random(1e9) .. ".lua", string.format([[
+test.recorder "r" {}
+prometheus.scrape "a" {
+  targets = {{ __address__ = %q, __metrics_path__ = "/metrics" }},
+  forward_to = { prometheus.relabel.k.receiver },
+  scrape_interval = "1s",
+  scrape_timeout = "500ms",
+}
+prometheus.relabel "k" {
+  forward_to = { prometheus.remote_write.one.receiver },
+  rule = {{ source_labels = { "__name__" }, regex = "nothing", action = "keep" }},
+}
+prometheus.scrape "b" {
+  targets = {{ __address__ = %q, __metrics_path__ = "/meta2" }},
+  forward_to = { test.recorder.r.receiver, prometheus.remote_write.two.receiver },
+  scrape_interval = "1s",
+  scrape_timeout = "500ms",
+}
+prometheus.remote_write "one" {
+  endpoint = { url = "http://127.0.0.1:1/one", metadata_config = { send = false } },
+}
+prometheus.remote_write "two" {
+  endpoint = { url = "http://127.0.0.1:1/two", metadata_config = { send = false } },
+}
+]], base, base))
+    local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data-route" })
+    local ok, problems = ctrl:load(file)
+    assert(ok, problems and table.concat(problems, "\n"))
+    assert(loop.run_until(function()
+      return #families("prometheus.remote_write.one") == 1 and #families("prometheus.remote_write.two") == 1
+    end, 5))
+    assert.same({ "h|help" }, families("prometheus.remote_write.one"))
+    assert.same({ "g|other help" }, families("prometheus.remote_write.two"))
+    -- a reload that sends a straight to "two": routing follows the current forward_to
+    local src = io.open(file):read("*a"):gsub("forward_to = { prometheus.relabel.k.receiver }",
+      "forward_to = { prometheus.remote_write.two.receiver }")
+    proc.write(file, src)
+    assert(ctrl:load())
+    assert.same({}, families("prometheus.remote_write.one"))
+    assert.same({ "g|other help", "h|help" }, families("prometheus.remote_write.two"))
+    ctrl:stop()
   end)
 
   it("scrapes over TLS with a CA made by openssl, and refuses without it", function()
