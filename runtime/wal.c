@@ -81,7 +81,7 @@ typedef struct {
   size_t nfds, synced; /* synced: fds whose fdatasync succeeded */
   char *dir;           /* NULL: no directory fsync */
   int err_no;          /* first failure, 0: none */
-  int dir_failed;      /* the directory's fsync failed (or was not reached) */
+  int dir_failed;      /* the directory's fsync failed */
   atomic_int done;     /* set last by the worker */
 } mw_syncjob_t;
 
