@@ -877,18 +877,27 @@ static int mw_apply_series(mw_wal_t *w, const uint8_t *p, uint32_t len, uint32_t
                            size_t errlen) {
   if (len < 4) return 1;
   uint32_t count = mw_get32(p);
-  const uint8_t *q = p + 4, *end = p + len;
-  for (uint32_t i = 0; i < count; i++) {
-    uint64_t wref, l;
-    if (mw_get_uvarint(&q, end, &wref) || mw_get_uvarint(&q, end, &l) || !wref ||
-        l > (uint64_t)(end - q) || l == 0)
-      return 1;
-    if (!mw_labels_ok(q, (size_t)l)) return 1;
-    if (mw_learn_series(w, wref, q, (size_t)l, seg, err, errlen) != 0) return -1;
-    w->st.replayed_series++;
-    q += l;
+  /* The whole record is checked before a series is learned: a record cut
+   * as corrupt must leave none behind, or a later append would use its
+   * ref without writing the series again (and its samples would be lost
+   * at the next replay). A ref of 2^64 - 1 is never written: next_ref
+   * would wrap to 0. */
+  for (int learn = 0; learn < 2; learn++) {
+    const uint8_t *q = p + 4, *end = p + len;
+    for (uint32_t i = 0; i < count; i++) {
+      uint64_t wref, l;
+      if (mw_get_uvarint(&q, end, &wref) || mw_get_uvarint(&q, end, &l) || !wref ||
+          wref == UINT64_MAX || l > (uint64_t)(end - q) || l == 0 || !mw_labels_ok(q, (size_t)l))
+        return 1;
+      if (learn) {
+        if (mw_learn_series(w, wref, q, (size_t)l, seg, err, errlen) != 0) return -1;
+        w->st.replayed_series++;
+      }
+      q += l;
+    }
+    if (q != end) return 1;
   }
-  return q == end ? 0 : 1;
+  return 0;
 }
 
 /* --- segments --------------------------------------------------------- */
@@ -1018,11 +1027,21 @@ static int mw_replay_file(mw_wal_t *w, const char *path, uint32_t index, int che
       double v;
       const uint8_t *lab;
       size_t ll;
+      /* Checked whole first, as series records: a cut record must not
+       * leave a last-exemplar hash behind (the exemplar would not be
+       * written again). */
       if (mw_sdec_begin(&d, w->rbuf.p, len) != 0) {
         bad = 1;
         break;
       }
-      while ((rc = mw_edec_next(&d, &ref, &ts, &v, &lab, &ll)) == 1 && mw_ex_labels_ok(lab, ll)) {
+      while ((rc = mw_edec_next(&d, &ref, &ts, &v, &lab, &ll)) == 1 && mw_ex_labels_ok(lab, ll))
+        ;
+      if (rc != 0) {
+        bad = 1;
+        break;
+      }
+      mw_sdec_begin(&d, w->rbuf.p, len);
+      while ((rc = mw_edec_next(&d, &ref, &ts, &v, &lab, &ll)) == 1) {
         uint32_t s = mw_map_get(w, ref);
         n++;
         if (s == MW_NONE) continue;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "crc32c.h"
 #include "labels.h"
 #include "relabel.h"
 #include "remote.pb-c.h"
@@ -616,6 +617,76 @@ static void test_torn_and_corrupt(void) {
   rm_rf(dir);
   rm_rf(dir2);
   rm_rf(dir3);
+}
+
+/* Writes dir/wal/00000001: the magic and one series record holding
+ * payload[0..n) (the header and CRC filled in). */
+static void write_series_segment(const char *dir, const uint8_t *payload, uint32_t n) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/wal", dir);
+  mkdir(path, 0750);
+  snprintf(path, sizeof path, "%s/wal/00000001", dir);
+  uint8_t h[9] = {1, (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+  uint32_t crc = mw_crc32c(mw_crc32c(0, h, 5), payload, n);
+  for (int k = 0; k < 4; k++)
+    h[5 + k] = (uint8_t)(crc >> (8 * k));
+  FILE *f = fopen(path, "w");
+  fwrite("MWWAL001", 1, 8, f);
+  fwrite(h, 1, 9, f);
+  fwrite(payload, 1, n, f);
+  fclose(f);
+}
+
+/* A series record cut as corrupt leaves nothing learned behind: here its
+ * first entry is good and its second is not. Before, the first entry's
+ * series stayed known with its ref, the next append used that ref
+ * without writing the series again, and after a restart its samples had
+ * no series (dropped). A ref of 2^64 - 1 is corrupt too (the next ref
+ * wrapped to 0, which replay refuses). Found by fuzz_wal. */
+static void test_corrupt_series_record_learns_nothing(void) {
+  char err[256];
+  src_t src;
+  src_init(&src, 1, ""); /* __name__="m0", i="0" */
+  const char lab[] = "__name__\xffm0\xffi\xff"
+                     "0\xff";
+  uint8_t rec[64] = {2, 0, 0, 0, 1, sizeof lab - 1}, max_ref[64] = {1, 0, 0, 0};
+  memcpy(rec + 6, lab, sizeof lab - 1);
+  size_t n = 6 + sizeof lab - 1;
+  rec[n++] = 2; /* second entry: ref 2, labels of length 0 */
+  rec[n++] = 0;
+  size_t m = 4;
+  for (int k = 0; k < 9; k++)
+    max_ref[m++] = 0xff;
+  max_ref[m++] = 1;
+  max_ref[m++] = sizeof lab - 1;
+  memcpy(max_ref + m, lab, sizeof lab - 1);
+  m += sizeof lab - 1;
+  for (int c = 0; c < 2; c++) {
+    char *dir = tmpdir();
+    write_series_segment(dir, c ? max_ref : rec, (uint32_t)(c ? m : n));
+    mw_wal_t *w;
+    mw_wal_stats_t st;
+    CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+    mw_wal_stats(w, &st);
+    CHECK_INT(st.corruptions, 1);
+    CHECK_INT(st.replayed_series, 0);
+    CHECK_INT(append(w, &src, 0, 1, 1000, 5), 0);
+    mw_wal_close(w);
+    CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+    mw_wal_stats(w, &st);
+    CHECK_INT(st.corruptions, 0);
+    mw_wal_reader_t *r;
+    CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
+    got_t g = {0};
+    CHECK_INT(drain(r, 1000, 1, &g), 0);
+    CHECK_INT(g.n, 1);
+    CHECK_INT(g.ts[0], 1000);
+    got_free(&g);
+    mw_wal_reader_close(r);
+    mw_wal_close(w);
+    rm_rf(dir);
+  }
+  src_free(&src);
 }
 
 static uint64_t disk_bytes(const char *dir) {
@@ -1687,6 +1758,7 @@ int main(void) {
   MW_RUN(test_restart);
   MW_RUN(test_sigkill);
   MW_RUN(test_torn_and_corrupt);
+  MW_RUN(test_corrupt_series_record_learns_nothing);
   MW_RUN(test_truncate);
   MW_RUN(test_max_keepalive);
   MW_RUN(test_external_labels);
