@@ -357,6 +357,13 @@ static void *mw_sync_thread(void *arg) {
   return NULL;
 }
 
+static void mw_syncjob_free(mw_syncjob_t *j) {
+  if (!j) return;
+  free(j->fds);
+  free(j->dir);
+  free(j);
+}
+
 /* Counts a finished job's fsyncs, reports its failure and frees it. 0, or
  * -1 with err. */
 static int mw_sync_end(mw_wal_t *w, mw_syncjob_t *j, char *err, size_t errlen) {
@@ -368,9 +375,7 @@ static int mw_sync_end(mw_wal_t *w, mw_syncjob_t *j, char *err, size_t errlen) {
               strerror(j->err_no));
     rc = -1;
   }
-  free(j->fds);
-  free(j->dir);
-  free(j);
+  mw_syncjob_free(j);
   return rc;
 }
 
@@ -1040,8 +1045,8 @@ static int mw_replay_file(mw_wal_t *w, const char *path, uint32_t index, int che
         bad = 1;
         break;
       }
-      mw_sdec_begin(&d, w->rbuf.p, len);
-      while ((rc = mw_edec_next(&d, &ref, &ts, &v, &lab, &ll)) == 1) {
+      mw_sdec_begin(&d, w->rbuf.p, len); /* checked: now applied */
+      while (mw_edec_next(&d, &ref, &ts, &v, &lab, &ll) == 1) {
         uint32_t s = mw_map_get(w, ref);
         n++;
         if (s == MW_NONE) continue;
@@ -1053,10 +1058,6 @@ static int mw_replay_file(mw_wal_t *w, const char *path, uint32_t index, int che
           goto fail;
         }
         w->ex_last[s] = mw_ex_hash(&e);
-      }
-      if (rc != 0) {
-        bad = 1;
-        break;
       }
       w->st.replayed_exemplars += n;
     } else {
@@ -1523,20 +1524,17 @@ int mw_wal_sync_start(mw_wal_t *w, char *err, size_t errlen) {
   mw_syncjob_t *j = calloc(1, sizeof *j);
   if (!j || !(j->fds = malloc((w->nunsynced + 1) * sizeof *j->fds)) ||
       (w->dirty_dir && !(j->dir = strdup(w->wal_dir)))) {
-    if (j) {
-      free(j->fds);
-      free(j);
-    }
+    mw_syncjob_free(j);
     mw_seterr(err, errlen, "out of memory");
     return -1;
   }
+  /* A dup of the head: the worker closes what it syncs, and the head may be
+   * closed meanwhile (a new segment under another policy). */
   if (w->head_fd >= 0) {
     int fd = fcntl(w->head_fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
       mw_seterr(err, errlen, "fsync: dup: %s", strerror(errno));
-      free(j->fds);
-      free(j->dir);
-      free(j);
+      mw_syncjob_free(j);
       return -1;
     }
     j->fds[j->nfds++] = fd;

@@ -66,7 +66,7 @@ local function reaches(receivers, sink, seen)
     if r.id == sink then
       return true
     end
-    if type(r) == "table" and r.downstream and not seen[r] then
+    if r.downstream and not seen[r] then
       seen[r] = true
       if reaches(r.downstream() or {}, sink, seen) then
         return true

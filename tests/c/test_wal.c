@@ -193,6 +193,19 @@ static int drain(mw_wal_reader_t *r, uint32_t max, int commit, got_t *g) {
 }
 
 /* Appends samples of series first..first+count-1 of src at ts, values v0+k. */
+/* Reads the whole WAL into *g (zeroed first) through a new reader "ep",
+ * max samples per chunk, committing each, then closes the reader. 0, or -1
+ * (reader refused, or drain failed). */
+static int read_all(mw_wal_t *w, uint32_t max, got_t *g) {
+  char err[256];
+  mw_wal_reader_t *r;
+  *g = (got_t){0};
+  if (mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err) != 0) return -1;
+  int rc = drain(r, max, 1, g);
+  mw_wal_reader_close(r);
+  return rc;
+}
+
 static int append(mw_wal_t *w, src_t *src, int first, int count, int64_t ts, double v0) {
   char err[256];
   mw_batch_t *b = mw_batch_new(src->s);
@@ -541,14 +554,11 @@ static void test_torn_and_corrupt(void) {
   CHECK(strstr(mw_wal_repair_log(w), "torn or corrupt") != NULL);
   CHECK_INT(st.replayed_samples, 80);
   CHECK_INT(append(w, &src, 0, 20, 2000, 7), 0);
-  mw_wal_reader_t *r;
-  CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
-  got_t g = {0};
-  CHECK_INT(drain(r, 1000, 1, &g), 0);
+  got_t g;
+  CHECK_INT(read_all(w, 1000, &g), 0);
   CHECK_INT(g.n, 100);
   CHECK_INT(g.ts[99], 2000);
   got_free(&g);
-  mw_wal_reader_close(r);
   mw_wal_close(w);
   /* Opening again finds nothing more to repair. */
   CHECK_INT(mw_wal_open(dir, &o, &w, err, sizeof err), 0);
@@ -579,13 +589,10 @@ static void test_torn_and_corrupt(void) {
   if (!(st.replayed_samples < 600 && st.replayed_samples >= 400))
     MW_FAIL("replayed %llu", (unsigned long long)st.replayed_samples);
   CHECK(file_size(path) < size);
-  CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
-  g = (got_t){0};
-  CHECK_INT(drain(r, 1000, 1, &g), 0);
+  CHECK_INT(read_all(w, 1000, &g), 0);
   CHECK_INT(g.n, st.replayed_samples);
   CHECK_INT(g.ts[g.n - 1], 1029); /* the last scrape is there */
   got_free(&g);
-  mw_wal_reader_close(r);
   mw_wal_close(w);
 
   /* Garbage segments, an empty one, a bad cursor file: open, never crash. */
@@ -606,12 +613,9 @@ static void test_torn_and_corrupt(void) {
   mw_wal_stats(w, &st);
   CHECK_INT(st.corruptions, 1); /* the empty file is a segment created just before a crash */
   CHECK_INT(append(w, &src, 0, 5, 1, 1), 0);
-  CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
-  g = (got_t){0};
-  CHECK_INT(drain(r, 1000, 1, &g), 0);
+  CHECK_INT(read_all(w, 1000, &g), 0);
   CHECK_INT(g.n, 5);
   got_free(&g);
-  mw_wal_reader_close(r);
   mw_wal_close(w);
   src_free(&src);
   rm_rf(dir);
@@ -675,14 +679,11 @@ static void test_corrupt_series_record_learns_nothing(void) {
     CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
     mw_wal_stats(w, &st);
     CHECK_INT(st.corruptions, 0);
-    mw_wal_reader_t *r;
-    CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
-    got_t g = {0};
-    CHECK_INT(drain(r, 1000, 1, &g), 0);
+    got_t g;
+    CHECK_INT(read_all(w, 1000, &g), 0);
     CHECK_INT(g.n, 1);
     CHECK_INT(g.ts[0], 1000);
     got_free(&g);
-    mw_wal_reader_close(r);
     mw_wal_close(w);
     rm_rf(dir);
   }
@@ -1063,13 +1064,10 @@ static void test_many_sources(void) {
   mw_wal_stats(w, &st);
   CHECK_INT(st.active_series, 5000);
   CHECK_INT(st.samples_appended, 15000);
-  mw_wal_reader_t *r;
-  CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
-  got_t g = {0};
-  CHECK_INT(drain(r, 2000, 1, &g), 0);
+  got_t g;
+  CHECK_INT(read_all(w, 2000, &g), 0);
   CHECK_INT(g.n, 15000);
   got_free(&g);
-  mw_wal_reader_close(r);
   mw_wal_close(w);
   for (int t = 0; t < 5; t++)
     src_free(&src[t]);

@@ -116,6 +116,20 @@ local function scrape_once(targets, extra, want)
   return ctrl, rec
 end
 
+-- The metadata moonwatch.metadata collects for the remote_write with id sink
+-- (every target's if nil), as "type name|help|unit" sorted by name.
+local function metadata_families(sink)
+  local metadata, C, ffi = require("moonwatch.metadata"), require("moonwatch.ffi").C, require("ffi")
+  local set, out = metadata.new_set(), {}
+  local t, n, h, u = ffi.new("int[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]"),
+    ffi.new("const char *[1]")
+  for i = 0, assert(metadata.collect(set, sink)) - 1 do
+    assert(C.mw_ffi_rwmeta_get(set, i, t, n, h, u) == 0)
+    out[#out + 1] = string.format("%d %s|%s|%s", t[0], ffi.string(n[0]), ffi.string(h[0]), ffi.string(u[0]))
+  end
+  return out
+end
+
 local function target(path)
   return string.format('{{ __address__ = %q, __metrics_path__ = %q }}', base, path)
 end
@@ -316,24 +330,12 @@ prometheus.scrape "s" {
   it("lends its targets' metadata to remote_write (moonwatch.metadata) and forgets removed targets", function()
     local metadata = require("moonwatch.metadata")
     local before = metadata.targets()
-    local set = metadata.new_set()
-    local function families()
-      local out = {}
-      local C, ffi = require("moonwatch.ffi").C, require("ffi")
-      local t, n, h, u = ffi.new("int[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]"),
-        ffi.new("const char *[1]")
-      for i = 0, assert(metadata.collect(set)) - 1 do
-        assert(C.mw_ffi_rwmeta_get(set, i, t, n, h, u) == 0)
-        out[#out + 1] = string.format("%d %s|%s|%s", t[0], ffi.string(n[0]), ffi.string(h[0]), ffi.string(u[0]))
-      end
-      return out
-    end
     local ctrl, rec, file = pipeline({ targets = target("/metrics") })
     assert(loop.run_until(function()
       return find(rec, "up")
     end, 5))
     assert.equals(before + 1, metadata.targets())
-    assert.same({ "1 h|help|" }, families())
+    assert.same({ "1 h|help|" }, metadata_families())
     -- the target goes, another comes: only the new one's (no) metadata is left
     local src = io.open(file):read("*a"):gsub('"/metrics"', '"/changing"')
     proc.write(file, src)
@@ -343,25 +345,12 @@ prometheus.scrape "s" {
       return find(rec, "x")
     end, 5))
     assert.equals(before + 1, metadata.targets())
-    assert.same({}, families())
+    assert.same({}, metadata_families())
     ctrl:stop()
     assert.equals(before, metadata.targets())
   end)
 
   it("routes metadata as the samples go: a remote_write gets only the targets that reach it", function()
-    local metadata = require("moonwatch.metadata")
-    local C, ffi = require("moonwatch.ffi").C, require("ffi")
-    local set = metadata.new_set()
-    local function families(sink)
-      local out = {}
-      local t, n, h, u = ffi.new("int[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]"),
-        ffi.new("const char *[1]")
-      for i = 0, assert(metadata.collect(set, sink)) - 1 do
-        assert(C.mw_ffi_rwmeta_get(set, i, t, n, h, u) == 0)
-        out[#out + 1] = ffi.string(n[0]) .. "|" .. ffi.string(h[0])
-      end
-      return out
-    end
     -- a -> relabel -> rw "one"; b -> rw "two" and the recorder; the relabel's drop
     -- rule drops samples, not metadata (as Alloy: it relabels series, not families)
     local file = proc.write(tmp .. "/route" .. math.random(1e9) .. ".lua", string.format([[
@@ -393,17 +382,17 @@ prometheus.remote_write "two" {
     local ok, problems = ctrl:load(file)
     assert(ok, problems and table.concat(problems, "\n"))
     assert(loop.run_until(function()
-      return #families("prometheus.remote_write.one") == 1 and #families("prometheus.remote_write.two") == 1
+      return #metadata_families("prometheus.remote_write.one") == 1 and #metadata_families("prometheus.remote_write.two") == 1
     end, 5))
-    assert.same({ "h|help" }, families("prometheus.remote_write.one"))
-    assert.same({ "g|other help" }, families("prometheus.remote_write.two"))
+    assert.same({ "1 h|help|" }, metadata_families("prometheus.remote_write.one"))
+    assert.same({ "2 g|other help|" }, metadata_families("prometheus.remote_write.two"))
     -- a reload that sends a straight to "two": routing follows the current forward_to
     local src = io.open(file):read("*a"):gsub("forward_to = { prometheus.relabel.k.receiver }",
       "forward_to = { prometheus.remote_write.two.receiver }")
     proc.write(file, src)
     assert(ctrl:load())
-    assert.same({}, families("prometheus.remote_write.one"))
-    assert.same({ "g|other help", "h|help" }, families("prometheus.remote_write.two"))
+    assert.same({}, metadata_families("prometheus.remote_write.one"))
+    assert.same({ "2 g|other help|", "1 h|help|" }, metadata_families("prometheus.remote_write.two"))
     ctrl:stop()
   end)
 
