@@ -524,6 +524,9 @@ typedef struct {
   uint64_t exemplars_appended;
   /* exemplars found in the WAL at open */
   uint64_t replayed_exemplars;
+  /* gauge: highest timestamp (ms) of a sample appended since open, 0: none
+   * yet (Prometheus's highest_timestamp_in_seconds) */
+  int64_t max_ts;
 } mw_wal_stats_t;
 
 /* One chunk handed out by mw_ffi_wal_reader_next, or one shard's request
@@ -733,5 +736,12 @@ void mw_ffi_rwdec_counts(const mw_rwdec_t *d, size_t *series, size_t *samples, s
  * help and unit, NUL-terminated, owned by d. 0, -1 if i is out of range. */
 int mw_ffi_rwdec_metadata(const mw_rwdec_t *d, size_t i, int *type, const char **name,
                           const char **help, const char **unit);
+/* Series i: how many labels and samples it has. 0, -1 if i is out of range. */
+int mw_ffi_rwdec_series(const mw_rwdec_t *d, size_t i, size_t *nlabels, size_t *nsamples);
+/* Label j of series i (bytes owned by d, not NUL-terminated). 0, -1 if out of range. */
+int mw_ffi_rwdec_label(const mw_rwdec_t *d, size_t i, size_t j, const uint8_t **name,
+                       size_t *name_len, const uint8_t **value, size_t *value_len);
+/* Sample j of series i. 0, -1 if out of range. */
+int mw_ffi_rwdec_sample(const mw_rwdec_t *d, size_t i, size_t j, int64_t *ts, double *value);
 
 #endif

@@ -668,3 +668,28 @@ int mw_ffi_rwdec_metadata(const mw_rwdec_t *d, size_t i, int *type, const char *
   *unit = m->unit;
   return 0;
 }
+
+int mw_ffi_rwdec_series(const mw_rwdec_t *d, size_t i, size_t *nlabels, size_t *nsamples) {
+  if (i >= d->req->n_timeseries) return -1;
+  *nlabels = d->req->timeseries[i]->n_labels;
+  *nsamples = d->req->timeseries[i]->n_samples;
+  return 0;
+}
+
+int mw_ffi_rwdec_label(const mw_rwdec_t *d, size_t i, size_t j, const uint8_t **name,
+                       size_t *name_len, const uint8_t **value, size_t *value_len) {
+  if (i >= d->req->n_timeseries || j >= d->req->timeseries[i]->n_labels) return -1;
+  const Prometheus__Label *l = d->req->timeseries[i]->labels[j];
+  *name = l->name.data;
+  *name_len = l->name.len;
+  *value = l->value.data;
+  *value_len = l->value.len;
+  return 0;
+}
+
+int mw_ffi_rwdec_sample(const mw_rwdec_t *d, size_t i, size_t j, int64_t *ts, double *value) {
+  if (i >= d->req->n_timeseries || j >= d->req->timeseries[i]->n_samples) return -1;
+  *ts = d->req->timeseries[i]->samples[j]->timestamp;
+  *value = d->req->timeseries[i]->samples[j]->value;
+  return 0;
+}

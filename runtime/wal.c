@@ -1492,6 +1492,7 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   if (written) {
     if (lo < h->min_ts) h->min_ts = lo;
     if (hi > h->max_ts) h->max_ts = hi;
+    if (hi > w->st.max_ts) w->st.max_ts = hi;
   }
   h->samples += written;
   w->st.samples_appended += written;

@@ -113,8 +113,12 @@ local function current_or_error(what)
 end
 
 --- Suspends the running task until M.wake(task, ...) is called; returns what wake passed.
+--- A task cancelled while it ran (not suspended) raises M.CANCELLED here at once.
 function M.suspend()
   local task = current_or_error("suspend")
+  if task.cancelled then
+    error(M.CANCELLED, 0)
+  end
   task.suspended = true
   local res = { co_yield() }
   task.suspended = false

@@ -395,6 +395,23 @@ function Instance:set_queue_config(ep, q)
   ep.m.shards_desired:set(ep.sharder.desired)
 end
 
+-- A generation of shard senders (Instance:set_senders): n senders, each sending its queue's
+-- requests (read with n shards) in order; the request each is sending; idle senders; requests left
+-- by span seq; requests queued or in flight and their samples; broken: a sender died on an error.
+-- A generation is retired when the shard count changes (with nothing in flight), after a sender
+-- failed and when the endpoint stops: its senders are cancelled, and one that is running then
+-- (it woke the reader, which retired it) touches nothing of the next generation.
+local function new_gen(n)
+  return { n = n, queues = {}, sending = {}, idle = {}, tasks = {}, spans = {}, inflight = 0, queued = 0 }
+end
+
+local function retire(g)
+  g.closed = true
+  for task in pairs(g.tasks) do
+    scheduler.cancel(task)
+  end
+end
+
 function Instance:start_endpoint(name, e, ext)
   local out = ffi.new("mw_wal_reader_t *[1]")
   if C.mw_ffi_wal_reader_open(self.wal, name, ext, #ext, out, errbuf, 512) ~= 0 then
@@ -418,10 +435,10 @@ function Instance:start_endpoint(name, e, ext)
       shards = m.shards:with(unpack(l)), shards_desired = m.shards_desired:with(unpack(l)),
     },
     last_send = scheduler.now(), dropped_seen = {}, ex_dropped_seen = {}, highest_sent = 0,
-    sharder = remote_shards.new(e.queue_config), senders = {},
-    -- shard senders (set_senders): request queues by shard, idle senders by shard, requests left by
-    -- span seq, requests queued or in flight and their samples, the shard count they were read with
-    queues = {}, idle = {}, spans = {}, inflight = 0, queued = 0, nshards = 0,
+    sharder = remote_shards.new(e.queue_config), gen = new_gen(0),
+    -- progress: loop time of the last request sent (2xx) or of the last check that found nothing
+    -- pending; last_read: of the last read of the WAL (a span, or nothing new)
+    progress_at = scheduler.now(), last_read = scheduler.now(),
   }
   self:set_relabel(ep, e.write_relabel_config)
   C.mw_ffi_wal_reader_set_exemplars(ep.reader, e.send_exemplars and 1 or 0)
@@ -444,9 +461,7 @@ function Instance.stop_endpoint(_, ep)
   if ep.task then
     scheduler.cancel(ep.task)
   end
-  for task in pairs(ep.senders) do
-    scheduler.cancel(task)
-  end
+  retire(ep.gen)
   -- close the reader now (saving its cursor), not at garbage collection: a
   -- reader of the same name may be opened right away
   if ep.reader then
@@ -587,17 +602,16 @@ end
 function Instance:run_endpoint(ep)
   while not ep.stopped do
     local q = ep.cfg.queue_config
-    local n = ep.sharder.shards
-    if ep.broken then
+    local n, g = ep.sharder.shards, ep.gen
+    if g.broken then
       self:restart_senders(ep)
-    elseif ep.inflight > 0 and (n ~= ep.nshards
-      or ep.queued >= ep.nshards * math.max(q.capacity, q.max_samples_per_send)) then
+    elseif g.inflight > 0 and (n ~= g.n or g.queued >= g.n * math.max(q.capacity, q.max_samples_per_send)) then
       -- a new shard count waits for the requests in flight; so does reading, for room in the queues
       if not self:wait_reader(ep, q.batch_send_deadline) then
         return
       end
     else
-      if n ~= ep.nshards then
+      if n ~= g.n then
         self:set_senders(ep, n)
       end
       -- wait for full requests or the batch deadline (not while flushing at stop); a sender that
@@ -614,6 +628,9 @@ function Instance:run_endpoint(ep)
       end
       local rc = C.mw_ffi_wal_reader_next_shards(ep.reader, n, q.max_samples_per_send, min_ts(q), ep.bufs,
         ep.lens, ep.chunks, errbuf, 512)
+      if rc >= 0 then
+        ep.last_read = scheduler.now()
+      end
       if rc < 0 then
         self.ctx.log:error("reading the WAL failed", { endpoint = ep.name, err = err() })
         self.ctx:sleep(1)
@@ -644,6 +661,7 @@ end
 -- Hands the requests of the span just read to their shards' senders (copied: the reader's buffers
 -- are reused by the next read).
 function Instance.enqueue_span(_, ep, n)
+  local g = ep.gen
   local count, seq = 0, ep.chunks[0].seq
   for k = 0, n - 1 do
     local c = ep.chunks[k]
@@ -651,77 +669,78 @@ function Instance.enqueue_span(_, ep, n)
       local req = { seq = seq, body = ffi.string(ep.bufs[k], ep.lens[k]), samples = c.samples,
         exemplars = c.exemplars, min_ts = tonumber(c.min_ts), max_ts = tonumber(c.max_ts) }
       req.queued = req.samples
-      local queue = ep.queues[k]
+      local queue = g.queues[k]
       queue[#queue + 1] = req
       count = count + 1
-      ep.inflight = ep.inflight + 1
-      ep.queued = ep.queued + req.queued
-      if ep.idle[k] then
-        scheduler.wake(ep.idle[k])
+      g.inflight = g.inflight + 1
+      g.queued = g.queued + req.queued
+      if g.idle[k] then
+        scheduler.wake(g.idle[k])
       end
     end
   end
   if count == 0 then
     C.mw_ffi_wal_reader_commit(ep.reader, seq, errbuf, 512)
   else
-    ep.spans[seq] = (ep.spans[seq] or 0) + count
+    g.spans[seq] = (g.spans[seq] or 0) + count
   end
 end
 
--- Starts n shard senders with empty queues (none has a request: the old ones are stopped).
+-- Starts n shard senders with empty queues in a new generation; the old one, which has nothing in
+-- flight, is retired.
 function Instance:set_senders(ep, n)
-  for task in pairs(ep.senders) do
-    scheduler.cancel(task)
-  end
-  ep.queues, ep.idle, ep.spans, ep.inflight, ep.queued, ep.nshards = {}, {}, {}, 0, 0, n
+  retire(ep.gen)
+  local g = new_gen(n)
+  ep.gen = g
   for k = 0, n - 1 do
-    ep.queues[k] = {}
+    g.queues[k] = {}
     local task = scheduler.spawn(function()
-      self:run_sender(ep, k)
+      self:run_sender(ep, g, k)
     end, { name = "remote_write " .. ep.name .. " shard " .. k, component_id = self.ctx.id,
       on_exit = function(t, ok)
-        ep.senders[t] = nil
-        if not ok and not ep.stopped then
+        g.tasks[t] = nil
+        if not ok and not g.closed then
           -- it died on an error (the scheduler logged and counted it): its request was neither sent
           -- nor dropped, so nothing uncommitted is trusted; the reader starts again from the cursor
-          ep.broken = true
+          g.broken = true
           if ep.waiting then
             scheduler.wake(ep.waiting)
           end
         end
       end })
     if not task.done then
-      ep.senders[task] = true
+      g.tasks[task] = true
     end
   end
 end
 
--- After a sender failed: stops the senders, forgets what is in flight and reads again from the
+-- After a sender failed: retires the senders, forgets what is in flight and reads again from the
 -- committed cursor (delivery is at least once), after max_backoff.
 function Instance:restart_senders(ep)
-  for task in pairs(ep.senders) do
-    scheduler.cancel(task)
-  end
-  ep.queues, ep.idle, ep.spans, ep.inflight, ep.queued, ep.nshards = {}, {}, {}, 0, 0, 0
-  ep.broken = false
+  retire(ep.gen)
+  ep.gen = new_gen(0)
   C.mw_ffi_wal_reader_rewind(ep.reader)
   self.ctx:sleep(ep.cfg.queue_config.max_backoff)
 end
 
--- Shard k's sender: sends its queue's requests in order.
-function Instance:run_sender(ep, k)
-  local queue = ep.queues[k]
-  while not ep.stopped do
+-- Shard k's sender of generation g: sends its queue's requests in order, until g is retired. It
+-- may be the task that wakes the reader, which may retire g and start a new generation before the
+-- wake returns: so g's state is its own, and it checks g.closed after every wake and send.
+function Instance:run_sender(ep, g, k)
+  local queue, me = g.queues[k], scheduler.current()
+  while not g.closed do
     local req = table.remove(queue, 1)
     if req then
-      self:send(ep, req)
-      if ep.stopped then -- not sent: it is read again after the next start
+      g.sending[k] = req
+      self:send(ep, g, req)
+      g.sending[k] = nil
+      if g.closed then -- not done: read again after the rewind or the next start
         return
       end
-      ep.inflight = ep.inflight - 1
-      ep.queued = ep.queued - req.queued
-      local left = ep.spans[req.seq] - 1
-      ep.spans[req.seq] = left > 0 and left or nil
+      g.inflight = g.inflight - 1
+      g.queued = g.queued - req.queued
+      local left = g.spans[req.seq] - 1
+      g.spans[req.seq] = left > 0 and left or nil
       if left == 0 then
         C.mw_ffi_wal_reader_commit(ep.reader, req.seq, errbuf, 512)
       end
@@ -729,9 +748,9 @@ function Instance:run_sender(ep, k)
         scheduler.wake(ep.waiting)
       end
     else
-      ep.idle[k] = scheduler.current()
+      g.idle[k] = me
       local ok = pcall(scheduler.suspend)
-      ep.idle[k] = nil
+      g.idle[k] = nil
       if not ok then
         return
       end
@@ -741,12 +760,12 @@ end
 
 -- Sends one shard's request until it is accepted, or dropped (rejected by post(); everything in it
 -- too old).
-function Instance:send(ep, req)
+function Instance:send(ep, g, req)
   local q = ep.cfg.queue_config
   local backoff = q.min_backoff
   local started = ffi_rt.monotonic()
   local tries = 0
-  while not ep.stopped do
+  while not g.closed do
     tries = tries + 1
     local oldest = tries > 1 and min_ts(q) or NO_MIN_TS
     if req.min_ts < oldest then
@@ -769,6 +788,7 @@ function Instance:send(ep, req)
     end
     local outcome, why, wait = self:post(ep, req.body, backoff)
     if outcome == "sent" then
+      ep.progress_at = scheduler.now()
       ep.m.samples:add(req.samples)
       ep.m.exemplars:add(req.exemplars)
       ep.m.bytes:add(#req.body)

@@ -3,11 +3,10 @@
 local controller = require("moonwatch.controller")
 local http_server = require("moonwatch.http_server")
 local batches = require("helpers.batches")
+local rwdecode = require("helpers.rwdecode")
 local loop = require("helpers.loop")
 local proc = require("helpers.proc")
 local log = require("moonwatch.log")
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
 local core = require("moonwatch.core")
 local scheduler = require("moonwatch.scheduler")
 
@@ -19,13 +18,9 @@ local tmp = proc.tmpdir()
 local received, sizes = 0, {}
 local server = assert(http_server.listen("127.0.0.1:0"))
 server:route("POST", "/api/v1/write", function(req)
-  local out, err = ffi.new("mw_rwdec_t *[1]"), ffi.new("char[256]")
-  assert(C.mw_ffi_rwdec_new(req.body, #req.body, out, err, 256) == 0, ffi.string(err))
-  local d = ffi.gc(out[0], C.mw_ffi_rwdec_free)
-  local series, samples, nmeta = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
-  C.mw_ffi_rwdec_counts(d, series, samples, nmeta)
-  received = received + tonumber(samples[0])
-  sizes[#sizes + 1] = tonumber(samples[0])
+  local _, samples = rwdecode.counts(req.body)
+  received = received + samples
+  sizes[#sizes + 1] = samples
   return 204, ""
 end)
 -- A redirect without a Location: the client cannot follow it.
@@ -48,32 +43,41 @@ end)
 -- the requests answered while the first one waited.
 local slowfirst = { n = 0, during = 0 }
 server:route("POST", "/slowfirst", function(req)
-  local out, err = ffi.new("mw_rwdec_t *[1]"), ffi.new("char[256]")
-  assert(C.mw_ffi_rwdec_new(req.body, #req.body, out, err, 256) == 0, ffi.string(err))
-  local d = ffi.gc(out[0], C.mw_ffi_rwdec_free)
-  local series, samples, nmeta = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
-  C.mw_ffi_rwdec_counts(d, series, samples, nmeta)
+  local _, samples = rwdecode.counts(req.body)
   slowfirst.n = slowfirst.n + 1
   if slowfirst.n == 1 then
     slowfirst.waiting = true
     scheduler.sleep(1.5)
     slowfirst.waiting = false
   elseif slowfirst.waiting then
-    slowfirst.during = slowfirst.during + tonumber(samples[0])
+    slowfirst.during = slowfirst.during + samples
   end
   return 204, ""
 end)
 
 -- /slow: each request answered after 80 ms, its samples in sizes.
 server:route("POST", "/slow", function(req)
-  local out, err = ffi.new("mw_rwdec_t *[1]"), ffi.new("char[256]")
-  assert(C.mw_ffi_rwdec_new(req.body, #req.body, out, err, 256) == 0, ffi.string(err))
-  local d = ffi.gc(out[0], C.mw_ffi_rwdec_free)
-  local series, samples, nmeta = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
-  C.mw_ffi_rwdec_counts(d, series, samples, nmeta)
+  local _, samples = rwdecode.counts(req.body)
   scheduler.sleep(0.08)
-  received = received + tonumber(samples[0])
-  sizes[#sizes + 1] = tonumber(samples[0])
+  received = received + samples
+  sizes[#sizes + 1] = samples
+  return 204, ""
+end)
+
+-- /shuffle: each request answered after 0 to 30 ms (so requests of different shards overtake each
+-- other); every sample's timestamp by series, in the order received.
+local shuffled = {}
+server:route("POST", "/shuffle", function(req)
+  local got = rwdecode.series(req.body)
+  scheduler.sleep(math.random() * 0.03)
+  for _, s in ipairs(got) do
+    local seen = shuffled[s.labels] or {}
+    shuffled[s.labels] = seen
+    for _, sample in ipairs(s.samples) do
+      seen[#seen + 1] = sample[1]
+    end
+  end
+  received = received + #got
   return 204, ""
 end)
 
@@ -229,6 +233,47 @@ describe("prometheus.remote_write", function()
     end, 10))
     assert.equals(10, #keep)
     assert.same({ 100, 100, 100, 100, 100 }, sizes)
+    ctrl:stop()
+  end)
+
+  it("delivers every sample once and in order per series while the shard count goes down and up", function()
+    local ctrl, inst = start('min_shards = 1, max_shards = 8, max_samples_per_send = 200, capacity = 400, '
+      .. 'batch_send_deadline = "30ms"', "/shuffle")
+    local ep = inst.endpoints.ep
+    ep.sharder.tick = function(self) -- the counts below are the only ones
+      return self.shards
+    end
+    -- 120 series every 10 ms for 4 s (requests are sent both full and at the deadline), the shard
+    -- count changed every 50 to 250 ms to 1..6 (down as often as up), while requests are in flight
+    local counts, k, appended, next_change = { 4, 1, 3, 2, 6, 1, 5, 2, 1, 3 }, 0, 0, 0
+    local keep
+    for step = 1, 400 do
+      local b, kb = batch_of(120, 1000 + 10 * step)
+      keep = kb
+      inst:append(b)
+      appended = appended + 120
+      if step >= next_change then
+        k = k % #counts + 1
+        ep.sharder.shards = counts[k]
+        next_change = step + 5 + math.random(0, 20)
+      end
+      loop.run_for(0.01)
+    end
+    assert.is_truthy(keep)
+    local ok = loop.run_until(function()
+      return committed(inst) == appended
+    end, 20)
+    assert.is_true(ok, string.format("%d of %d samples committed, shards %d", committed(inst), appended,
+      ep.sharder.shards))
+    local series = 0
+    for labels, seen in pairs(shuffled) do
+      series = series + 1
+      assert.equals(400, #seen, labels)
+      for i = 1, 400 do
+        assert.equals(1000 + 10 * i, seen[i], labels .. " sample " .. i)
+      end
+    end
+    assert.equals(120, series)
     ctrl:stop()
   end)
 

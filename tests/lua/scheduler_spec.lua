@@ -105,6 +105,24 @@ describe("scheduler", function()
     assert.is_true(task.ok) -- cancellation is not an error
   end)
 
+  it("ends a task cancelled while it runs at its next suspend, without waiting for a wake", function()
+    -- a task wakes another, which cancels the first while it is running (not suspended)
+    local reached
+    local second = scheduler.spawn(function()
+      scheduler.cancel(scheduler.suspend())
+    end)
+    local first = scheduler.spawn(function()
+      scheduler.wake(second, scheduler.current())
+      reached = true
+      scheduler.suspend() -- would wait forever for a wake that never comes
+      reached = "after suspend"
+    end)
+    assert.is_true(reached)
+    assert.is_true(first.done)
+    assert.is_true(first.ok)
+    assert.is_true(second.done)
+  end)
+
   it("join waits for another task", function()
     local result
     local child = scheduler.spawn(function()
