@@ -20,6 +20,12 @@
 -- max_shards as Prometheus does (rates of samples in, out and dropped and of
 -- send time). With sample_age_limit, samples and exemplars older than that
 -- are dropped (and counted) when read and before each retry.
+--
+-- A stuck endpoint is never silent: when samples have been pending (unread or in
+-- flight) and none was sent for three batch_send_deadlines, or remote_timeout if
+-- longer, the component turns unhealthy saying which endpoint, for how long and
+-- its last error, and logs it; it turns healthy again once one is sent.
+-- prometheus_remote_storage_oldest_unsent_sample_age_seconds shows the lag.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
@@ -214,6 +220,9 @@ local function component_metrics()
       "Total number of created series removed from the WAL.", c),
     wal_bytes = reg:gauge("prometheus_remote_write_wal_bytes",
       "moonwatch: bytes of the WAL on disk (segments and checkpoint).", c),
+    oldest_age = reg:gauge("prometheus_remote_storage_oldest_unsent_sample_age_seconds",
+      "moonwatch: age of the oldest sample this queue has not sent yet (now minus its timestamp; 0 when"
+        .. " nothing is pending): how far behind the endpoint is.", l),
     corruptions = reg:counter("prometheus_remote_write_wal_corruptions_repaired_total",
       "moonwatch: torn or corrupt WAL records cut at open or skipped.", c),
   }
@@ -275,6 +284,9 @@ function M.new(ctx, args)
     self:append(b)
   end } })
   self:configure(args)
+  self.stuck_timer = ctx:timer(1, 1, function()
+    self:check_stuck()
+  end, "remote_write stuck check")
   self.remove_collect = metrics.default:on_collect(function()
     self:update_metrics()
   end)
@@ -431,7 +443,7 @@ function Instance:start_endpoint(name, e, ext)
       duration = m.duration:with(unpack(l)), highest_sent = m.highest_sent:with(unpack(l)),
       exemplars = m.exemplars:with(unpack(l)), ex_failed = m.ex_failed:with(unpack(l)),
       ex_retried = m.ex_retried:with(unpack(l)),
-      ex_pending = m.ex_pending:with(unpack(l)),
+      ex_pending = m.ex_pending:with(unpack(l)), oldest_age = m.oldest_age:with(unpack(l)),
       shards = m.shards:with(unpack(l)), shards_desired = m.shards_desired:with(unpack(l)),
     },
     last_send = scheduler.now(), dropped_seen = {}, ex_dropped_seen = {}, highest_sent = 0,
@@ -472,7 +484,7 @@ end
 
 -- Recomputes the endpoint's shard count (every remote_shards.UPDATE_INTERVAL); the next span uses it.
 function Instance:update_shards(ep)
-  self:update_metrics() -- feeds the dropped samples to the calculator
+  self:update_metrics() -- feeds the dropped samples to the calculator, sets self.highest
   local delay = (self.highest or 0) - ep.highest_sent
   local before = ep.sharder.shards
   local n = ep.sharder:tick(ep.highest_sent > 0 and delay or 0, scheduler.now())
@@ -532,6 +544,70 @@ local function unread(self, ep)
   C.mw_ffi_wal_stats(self.wal, self.stats)
   C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
   return wal_samples(self.stats) - tonumber(ep.rstats.samples_read) - dropped_samples(ep.rstats)
+end
+
+-- Seconds since the oldest sample the endpoint has not sent: the oldest timestamp of the requests
+-- in flight (the reader reads in WAL order: everything read before them is committed), else, while
+-- samples wait to be read, the time since the reader last read; 0 when nothing is pending.
+local function oldest_unsent_age(self, ep)
+  local g, oldest = ep.gen, math.huge
+  for k = 0, g.n - 1 do
+    local r = g.sending[k]
+    if r and r.min_ts < oldest then
+      oldest = r.min_ts
+    end
+    for _, q in ipairs(g.queues[k]) do
+      oldest = math.min(oldest, q.min_ts)
+    end
+  end
+  if oldest < math.huge then
+    return math.max(0, ffi_rt.time_now() - oldest / 1000)
+  elseif unread(self, ep) > 0 then
+    return scheduler.now() - ep.last_read
+  end
+  return 0
+end
+
+-- How long an endpoint may have samples pending without sending any before it is reported stuck:
+-- three batch_send_deadlines, or remote_timeout if longer (a request may take that long).
+local function stall_after(e)
+  return math.max(3 * e.queue_config.batch_send_deadline, e.remote_timeout)
+end
+
+-- Every second: an endpoint with samples pending (unread or in flight) that sent none for longer
+-- than stall_after is stuck; the component is unhealthy while one is, saying which and why, and
+-- logs when one gets stuck and when it sends again.
+function Instance:check_stuck()
+  local now, problems = scheduler.now(), {}
+  for name, ep in pairs(self.endpoints) do
+    if ep.gen.inflight == 0 and unread(self, ep) <= 0 then
+      ep.progress_at = now
+    end
+    local quiet = now - ep.progress_at
+    if quiet > stall_after(ep.cfg) then
+      local msg = string.format("endpoint %s: samples pending and none sent for %s (oldest unsent sample %s old)",
+        name, duration.format(math.floor(quiet)), duration.format(math.floor(oldest_unsent_age(self, ep))))
+      if ep.last_error then
+        msg = msg .. "; last error: " .. ep.last_error
+      end
+      problems[#problems + 1] = msg
+      if not ep.stuck then
+        ep.stuck = true
+        self.ctx.log:warn("remote write endpoint is stuck", { endpoint = name, err = msg })
+      end
+    elseif ep.stuck then
+      ep.stuck = false
+      self.ctx.log:info("remote write endpoint sends again", { endpoint = name })
+    end
+  end
+  if #problems > 0 then
+    table.sort(problems)
+    self.ctx:set_health("unhealthy", table.concat(problems, "; "))
+    self.reported_stuck = true
+  elseif self.reported_stuck then
+    self.reported_stuck = false
+    self.ctx:set_health("healthy", "sending again")
+  end
 end
 
 local function retry_after(headers, default)
@@ -794,7 +870,7 @@ function Instance:send(ep, g, req)
       ep.m.bytes:add(#req.body)
       if req.max_ts / 1000 > ep.highest_sent then
         ep.highest_sent = req.max_ts / 1000
-        ep.m.highest_sent:set(ep.highest_sent)
+        ep.m.highest_sent:set(math.floor(ep.highest_sent)) -- whole seconds, as Prometheus
       end
       ep.last_error = nil
       break
@@ -825,10 +901,6 @@ function Instance:append(b)
   if C.mw_ffi_wal_append(self.wal, b, errbuf, 512) ~= 0 then
     error("WAL append failed: " .. err(), 0)
   end
-  local ts = math.max(tonumber(C.mw_ffi_batch_ts(b, 0)), tonumber(C.mw_ffi_batch_ts(b, n - 1)))
-  if ts / 1000 > (self.highest or 0) then
-    self.highest = ts / 1000
-  end
   -- a sender waiting for full requests gets them now
   for _, ep in pairs(self.endpoints) do
     ep.sharder:samples_in(n)
@@ -854,8 +926,9 @@ function Instance:update_metrics()
   add_delta(self, m.corruptions, "corruptions", tonumber(st.corruptions))
   m.active:with(id):set(tonumber(st.active_series))
   m.wal_bytes:with(id):set(tonumber(st.bytes))
-  if self.highest then
-    m.highest:with(id):set(self.highest)
+  if st.max_ts > 0 then
+    self.highest = tonumber(st.max_ts) / 1000
+    m.highest:with(id):set(math.floor(self.highest)) -- whole seconds, as Prometheus
   end
   for _, ep in pairs(self.endpoints) do
     C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
@@ -864,6 +937,7 @@ function Instance:update_metrics()
     ep.m.pending:set(wal_samples(st) - tonumber(ep.rstats.samples_committed) - dropped)
     add_by_reason(m.ex_dropped, ep.labels, ex_dropped_by_reason(ep.rstats), ep.ex_dropped_seen)
     ep.m.ex_pending:set(tonumber(ep.rstats.exemplars_pending))
+    ep.m.oldest_age:set(oldest_unsent_age(self, ep))
   end
 end
 
@@ -1036,6 +1110,8 @@ function Instance:debug_info()
       samples_committed = tonumber(ep.rstats.samples_committed),
       committed_max_ts = tonumber(ep.rstats.committed_max_ts),
       shards = ep.sharder.shards, shards_desired = ep.sharder.desired,
+      requests_in_flight = ep.gen.inflight, oldest_unsent_age_seconds = oldest_unsent_age(self, ep),
+      stuck = ep.stuck or false,
     }
   end
   return {

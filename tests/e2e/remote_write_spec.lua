@@ -332,13 +332,30 @@ prometheus.remote_write "out" {
     assert.equals(0, h.wait(15))
   end)
 
-  it("delivers everything once a receiver that was down comes up", function()
+  it("delivers everything once a receiver that was down comes up, unhealthy while it is down", function()
     local log = tmp .. "/served2"
     local tport = start_target(log)
     local pport = free_port()
-    local h = proc.start_run(pipeline("down", tport, { "http://127.0.0.1:" .. pport .. "/api/v1/write" }),
-      { "--storage.path=" .. tmp .. "/data2" })
-    os.execute("sleep 2")
+    local file = pipeline("down", tport, { "http://127.0.0.1:" .. pport .. "/api/v1/write" })
+    proc.write(file, io.open(file):read("*a"):gsub("queue_config =", 'remote_timeout = "1s", queue_config ='))
+    local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data2" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    local function health()
+      local _, body = proc.http("GET", h.base .. "/api/v0/components/prometheus.remote_write.out")
+      return cjson.decode(body).health
+    end
+    -- nothing sent for longer than remote_timeout (1 s) with samples pending: stuck, and said so
+    os.execute("sleep 3")
+    local down = health()
+    assert.equals("unhealthy", down.state)
+    assert.matches("samples pending and none sent for %ds", down.message)
+    assert.matches("last error: connect: connection refused", down.message, 1, true)
+    assert.is_true(metric(h, "prometheus_remote_storage_oldest_unsent_sample_age_seconds") >= 1.5)
+    assert.equals(0, metric(h, "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"))
+    assert.is_true(metric(h, "prometheus_remote_storage_highest_timestamp_in_seconds") > 1.7e9)
+    assert.is_true(h.read():find('msg="remote write endpoint is stuck"', 1, true) ~= nil)
     start_prometheus(pport, tmp .. "/prom2")
     local missing = wait_all(log, function()
       return prometheus_samples(pport)
@@ -346,6 +363,14 @@ prometheus.remote_write "out" {
     assert.equals(0, missing)
     assert.is_true(metric(h, "prometheus_remote_storage_samples_retried_total") > 0)
     assert.equals(0, metric(h, "prometheus_remote_storage_samples_failed_total"))
+    -- sending again: healthy, caught up
+    os.execute("sleep 1.5")
+    assert.same("healthy", health().state)
+    assert.is_true(metric(h, "prometheus_remote_storage_oldest_unsent_sample_age_seconds") < 1.5)
+    local lag = metric(h, "prometheus_remote_storage_highest_timestamp_in_seconds")
+      - metric(h, "prometheus_remote_storage_queue_highest_sent_timestamp_seconds")
+    assert.is_true(lag >= 0 and lag <= 1, "lag " .. lag)
+    assert.is_true(h.read():find('msg="remote write endpoint sends again"', 1, true) ~= nil)
     h.kill("TERM")
     assert.equals(0, h.wait(15))
   end)
@@ -803,6 +828,75 @@ prometheus.remote_write "out" {
       most = math.max(most, tonumber(in_flight))
     end
     assert.is_true(most >= 2, "at most " .. most .. " requests in flight")
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+  end)
+
+  it("keeps sending while the shard count goes down and up for a minute: every sample once, in order", function()
+    local log, plog, slog = tmp .. "/served-reshard", tmp .. "/proxy-reshard", tmp .. "/samples-reshard"
+    local tport, tpid = start_target(log, 200)
+    local pport = free_port()
+    start_prometheus(pport, tmp .. "/prom-reshard")
+    -- requests take 0.3-2.7 s for 10 s (a shard sends one span of a batch_send_deadline, ~400
+    -- samples, per 1.5 s; the target makes 400 samples/s), then 6-54 ms for 10 s, and so on; the
+    -- proxy logs every sample it is sent. Requests are cut by the deadline, not filled: after a new
+    -- shard count the reader waits, and the new senders are idle then (the stall of #14).
+    local xport = free_port()
+    spawn(string.format("%s lua %s/tests/e2e/fixtures/slow_proxy.lua %d http://127.0.0.1:%d/api/v1/write 1.5 %s 10 %s",
+      proc.quote(proc.bin), SRC, xport, pport, plog, slog))
+    wait_http("http://127.0.0.1:" .. xport .. "/-/ready")
+    local file = proc.write(tmp .. "/reshard.lua", string.format([[
+prometheus.scrape "t" {
+  targets = {{ __address__ = "127.0.0.1:%d" }},
+  forward_to = { prometheus.remote_write.out.receiver },
+  scrape_interval = "500ms",
+  scrape_timeout = "500ms",
+}
+prometheus.remote_write "out" {
+  endpoint = { url = "http://127.0.0.1:%d/api/v1/write",
+    queue_config = { batch_send_deadline = "1s", min_shards = 1, max_shards = 8 } },
+}
+]], tport, xport))
+    local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data-reshard" },
+      { env = "MOONWATCH_REMOTE_WRITE_SHARD_UPDATE_INTERVAL=1" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    local unhealthy = 0
+    for _ = 1, 70 do
+      os.execute("sleep 1")
+      unhealthy = unhealthy + metric(h, "moonwatch_component_controller_running_components", 'health_type="unhealthy"')
+    end
+    os.execute("kill " .. tpid) -- no more samples: the backlog drains
+    assert.equals(0, wait_all(log, function()
+      return prometheus_samples(pport)
+    end, 30))
+    assert.equals(0, unhealthy)
+    -- the shard count went up and down, several times each
+    local ups, downs = 0, 0
+    for from, to in h.read():gmatch('msg="remote write resharding"[^\n]- from=(%d+) to=(%d+)') do
+      if tonumber(to) > tonumber(from) then
+        ups = ups + 1
+      else
+        downs = downs + 1
+      end
+    end
+    assert.is_true(ups >= 3 and downs >= 3, string.format("%d times up, %d down", ups, downs))
+    -- every sample the target served was sent exactly once, in order per series
+    local want, nwant = served(log)
+    local last, sent = {}, 0
+    for line in io.lines(slog) do
+      local series, ts, v = line:match('^__name__="rw_test",.*series="(%d+)"%S* (%d+) (%S+)$')
+      if series then
+        ts = tonumber(ts)
+        assert.is_true(ts > (last[series] or 0), "series " .. series .. ": " .. ts .. " after " .. (last[series] or 0))
+        last[series] = ts
+        assert.equals(want[series .. " " .. ts], tonumber(v), line)
+        sent = sent + 1
+      end
+    end
+    assert.equals(nwant, sent)
+    assert.equals(0, metric(h, "prometheus_remote_storage_samples_failed_total"))
     h.kill("TERM")
     assert.equals(0, h.wait(15))
   end)

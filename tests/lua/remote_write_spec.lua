@@ -81,6 +81,16 @@ server:route("POST", "/shuffle", function(req)
   return 204, ""
 end)
 
+-- /flaky: 503 while flaky.down, else accepted.
+local flaky = { down = true, requests = 0 }
+server:route("POST", "/flaky", function()
+  flaky.requests = flaky.requests + 1
+  if flaky.down then
+    return 503, "down"
+  end
+  return 204, ""
+end)
+
 -- The headers of the requests to /tenant.
 local tenant = {}
 server:route("POST", "/tenant", function(req)
@@ -274,6 +284,44 @@ describe("prometheus.remote_write", function()
       end
     end
     assert.equals(120, series)
+    ctrl:stop()
+  end)
+
+  it("turns unhealthy when samples are pending and none is sent, with the lag, and healthy once sent", function()
+    local ctrl, inst = start('batch_send_deadline = "100ms", min_backoff = "10ms", max_backoff = "50ms"',
+      "/flaky", 'remote_timeout = "200ms",')
+    local node = ctrl.nodes["prometheus.remote_write.w"]
+    local ep = inst.endpoints.ep
+    -- nothing pending: healthy however long nothing is sent
+    loop.run_for(1.2)
+    assert.equals("healthy", node.health.state)
+    local now_ms = math.floor(require("moonwatch.ffi").time_now() * 1000)
+    local b, keep = batch_of(10, now_ms - 3000) -- samples 3 s old
+    inst:append(b)
+    assert.is_true(loop.run_until(function()
+      return node.health.state == "unhealthy"
+    end, 5), node.health.message)
+    assert.is_truthy(keep)
+    local msg = node.health.message
+    assert.matches("endpoint ep: samples pending and none sent for %d", msg)
+    assert.matches("last error: server returned HTTP status 503", msg, 1, true)
+    assert.is_true(ep.stuck)
+    local age = inst:debug_info().endpoints[1].oldest_unsent_age_seconds
+    assert.is_true(age >= 3 and age < 10, "age " .. age)
+    assert.near(age, ep.m.oldest_age:get(), 0.1)
+    -- Prometheus's lag: highest timestamp in minus highest sent (whole seconds, as Prometheus)
+    assert.equals(math.floor((now_ms - 3000) / 1000), inst.m.highest:with("prometheus.remote_write.w"):get())
+    assert.equals(0, ep.m.highest_sent:get())
+    -- the endpoint comes back: sent, healthy, no lag
+    flaky.down = false
+    assert.is_true(loop.run_until(function()
+      return node.health.state == "healthy"
+    end, 5), node.health.message)
+    assert.equals("sending again", node.health.message)
+    assert.equals(10, committed(inst))
+    assert.equals(0, inst:debug_info().endpoints[1].oldest_unsent_age_seconds)
+    assert.equals(math.floor((now_ms - 3000) / 1000), ep.m.highest_sent:get())
+    assert.is_false(ep.stuck)
     ctrl:stop()
   end)
 
