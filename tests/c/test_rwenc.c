@@ -228,11 +228,11 @@ static void test_large(void) {
   mw_rwenc_free(e);
 }
 
-/* finish packs into a buffer sized by a bound, not by protobuf-c's sizing
- * pass: requests with every length class (1-, 2- and 3-byte varints),
- * negative timestamps (10-byte varints), exemplars and external labels pack
- * to exactly the size protobuf-c computes for what they decode to. (In the
- * ASan build, a bound too small is a heap overflow there.) */
+/* finish writes into a buffer sized by its own count: requests with every
+ * length class (1-, 2- and 3-byte varints), negative timestamps (10-byte
+ * varints), exemplars and external labels come to exactly the size
+ * protobuf-c computes for what they decode to. (In the ASan build, a count
+ * too small is a heap overflow there.) */
 static void test_packed_size_bound(void) {
   static const size_t lens[] = {1, 3, 120, 127, 128, 300, 16383, 16384, 20000};
   static char big[20001];
@@ -295,6 +295,62 @@ static void test_packed_size_bound(void) {
   }
 #undef RND
   free(enc);
+}
+
+/* The field numbers mw_rwenc_finish writes (rwenc.h) are remote.proto's:
+ * each is checked against protoc-c's descriptor with its type, label and
+ * message; each message has no field the encoder does not know; and
+ * protobuf-c packs fields in the order the encoder writes them (by number). */
+static void test_field_numbers(void) {
+  const ProtobufCMessageDescriptor *wr = &prometheus__write_request__descriptor,
+                                   *ts = &prometheus__time_series__descriptor,
+                                   *la = &prometheus__label__descriptor,
+                                   *sa = &prometheus__sample__descriptor,
+                                   *ex = &prometheus__exemplar__descriptor,
+                                   *md = &prometheus__metric_metadata__descriptor;
+  static const ProtobufCLabel rep = PROTOBUF_C_LABEL_REPEATED, one = PROTOBUF_C_LABEL_NONE;
+  const struct {
+    const ProtobufCMessageDescriptor *in;
+    const char *name;
+    unsigned id;
+    ProtobufCLabel label;
+    ProtobufCType type;
+    const void *msg; /* a message field's message */
+  } f[] = {
+      {wr, "timeseries", MW_RWENC_WRITE_REQUEST_TIMESERIES, rep, PROTOBUF_C_TYPE_MESSAGE, ts},
+      {wr, "metadata", MW_RWENC_WRITE_REQUEST_METADATA, rep, PROTOBUF_C_TYPE_MESSAGE, md},
+      {ts, "labels", MW_RWENC_TIME_SERIES_LABELS, rep, PROTOBUF_C_TYPE_MESSAGE, la},
+      {ts, "samples", MW_RWENC_TIME_SERIES_SAMPLES, rep, PROTOBUF_C_TYPE_MESSAGE, sa},
+      {ts, "exemplars", MW_RWENC_TIME_SERIES_EXEMPLARS, rep, PROTOBUF_C_TYPE_MESSAGE, ex},
+      {la, "name", MW_RWENC_LABEL_NAME, one, PROTOBUF_C_TYPE_BYTES, NULL},
+      {la, "value", MW_RWENC_LABEL_VALUE, one, PROTOBUF_C_TYPE_BYTES, NULL},
+      {sa, "value", MW_RWENC_SAMPLE_VALUE, one, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {sa, "timestamp", MW_RWENC_SAMPLE_TIMESTAMP, one, PROTOBUF_C_TYPE_INT64, NULL},
+      {ex, "labels", MW_RWENC_EXEMPLAR_LABELS, rep, PROTOBUF_C_TYPE_MESSAGE, la},
+      {ex, "value", MW_RWENC_EXEMPLAR_VALUE, one, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {ex, "timestamp", MW_RWENC_EXEMPLAR_TIMESTAMP, one, PROTOBUF_C_TYPE_INT64, NULL},
+      {md, "type", MW_RWENC_METADATA_TYPE, one, PROTOBUF_C_TYPE_ENUM, NULL},
+      {md, "metric_family_name", MW_RWENC_METADATA_FAMILY_NAME, one, PROTOBUF_C_TYPE_STRING, NULL},
+      {md, "help", MW_RWENC_METADATA_HELP, one, PROTOBUF_C_TYPE_STRING, NULL},
+      {md, "unit", MW_RWENC_METADATA_UNIT, one, PROTOBUF_C_TYPE_STRING, NULL},
+  };
+  const ProtobufCMessageDescriptor *msgs[] = {wr, ts, la, sa, ex, md};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    const ProtobufCFieldDescriptor *d =
+        protobuf_c_message_descriptor_get_field_by_name(f[i].in, f[i].name);
+    if (!d) MW_FAIL("%s has no field %s", f[i].in->name, f[i].name);
+    if (d->id != f[i].id || d->label != f[i].label || d->type != f[i].type ||
+        (f[i].msg && d->descriptor != f[i].msg) || (d->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+      MW_FAIL("%s.%s: number %u, label %d, type %d in remote.proto; the encoder writes %u",
+              f[i].in->name, f[i].name, d->id, (int)d->label, (int)d->type, f[i].id);
+  }
+  size_t known = 0;
+  for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+    known += msgs[i]->n_fields;
+    for (unsigned k = 1; k < msgs[i]->n_fields; k++)
+      CHECK(msgs[i]->fields[k - 1].id < msgs[i]->fields[k].id);
+  }
+  CHECK_INT(known, sizeof f / sizeof f[0]);
 }
 
 /* protobuf-c 1.4, which the encoder's bytes must equal, leaves out a proto3
@@ -616,6 +672,7 @@ int main(void) {
   MW_RUN(test_large);
   MW_RUN(test_packed_size_bound);
   MW_RUN(test_drop_old);
+  MW_RUN(test_field_numbers);
   MW_RUN(test_protobuf_c_defaults);
   MW_RUN(test_same_bytes_as_protobuf_c);
   return mw_test_summary();
