@@ -101,6 +101,7 @@ static char *mw_rwref_str(const char *s, size_t n) {
 static int mw_rwref_pack(const mw_rwref_req_t *r, uint8_t **out, size_t *out_len) {
   int rc = -1;
   *out = NULL;
+  *out_len = 0;
   mw_label_t *ext = NULL;
   long next = 0;
   size_t nl = 0, nx = 0;
@@ -293,6 +294,7 @@ static int mw_rwref_encode(const mw_rwref_req_t *r, mw_rwenc_t *e, uint8_t **out
                            size_t *raw_len, const uint8_t **z, size_t *z_len) {
   char err[256];
   *out = NULL;
+  *out_len = 0;
   mw_rwenc_reset(e);
   if (mw_rwenc_set_external_labels(e, r->ext, r->ext_len, err, sizeof err) != 0) return -1;
   size_t m = 0;
