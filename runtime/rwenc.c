@@ -162,14 +162,6 @@ static inline size_t mw_rw_label_len(const mw_rw_label_t *l) {
   return mw_rw_bytes_len(l->name_len) + mw_rw_bytes_len(l->value_len);
 }
 
-/* Bytes of labels [label0, label0 + n) as repeated Label fields. */
-static size_t mw_rw_labels_len(const mw_rwenc_t *e, size_t label0, size_t n) {
-  size_t len = 0;
-  for (size_t i = label0; i < label0 + n; i++)
-    len += mw_rw_ldlen(mw_rw_label_len(&e->labels[i]));
-  return len;
-}
-
 /* Writes labels [label0, label0 + n) as repeated Label fields of tag. */
 static uint8_t *mw_rw_put_labels(uint8_t *p, const mw_rwenc_t *e, uint8_t tag, size_t label0,
                                  size_t n) {
@@ -317,17 +309,19 @@ static int mw_rw_bytes(mw_rwenc_t *e, const void *s, size_t n, size_t *off) {
 }
 
 /* Adds label l, whose bytes are at base + (l->name - src) in strs (a copy of
- * src made by the caller), or in ext_enc if ext. */
+ * src made by the caller), or in ext_enc if ext, and its bytes as a Label
+ * field to *size. */
 static int mw_rw_add_label(mw_rwenc_t *e, const mw_label_t *l, const uint8_t *src, size_t base,
-                           int ext) {
+                           int ext, size_t *size) {
   if (mw_rw_grow((void **)&e->labels, &e->labels_cap, e->nlabels + 1, sizeof *e->labels) != 0)
     return -1;
-  e->labels[e->nlabels++] =
-      (mw_rw_label_t){.name = base + (size_t)((const uint8_t *)l->name - src),
-                      .value = base + (size_t)((const uint8_t *)l->value - src),
-                      .name_len = l->name_len,
-                      .value_len = l->value_len,
-                      .ext = ext};
+  mw_rw_label_t *m = &e->labels[e->nlabels++];
+  *m = (mw_rw_label_t){.name = base + (size_t)((const uint8_t *)l->name - src),
+                       .value = base + (size_t)((const uint8_t *)l->value - src),
+                       .name_len = l->name_len,
+                       .value_len = l->value_len,
+                       .ext = ext};
+  *size += mw_rw_ldlen(mw_rw_label_len(m));
   return 0;
 }
 
@@ -371,6 +365,7 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
   s->sample0 = e->nsamples;
   s->ex0 = e->nex;
   s->nex = 0;
+  s->size = 0;
   /* Merge the series' labels with the external ones; the series' value wins. */
   size_t pos = 0, j = 0, base;
   if (mw_rw_bytes(e, labels, len, &base) != 0) goto oom;
@@ -380,16 +375,16 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
     if (r == 1 && j < e->next) {
       int c = mw_rw_name_cmp(&l, &e->ext[j]);
       if (c > 0) {
-        if (mw_rw_add_label(e, &e->ext[j++], e->ext_enc, 0, 1) != 0) goto oom;
+        if (mw_rw_add_label(e, &e->ext[j++], e->ext_enc, 0, 1, &s->size) != 0) goto oom;
         continue;
       }
       if (c == 0) j++;
     }
     if (r == 1) {
-      if (mw_rw_add_label(e, &l, labels, base, 0) != 0) goto oom;
+      if (mw_rw_add_label(e, &l, labels, base, 0, &s->size) != 0) goto oom;
       r = mw_labels_next(labels, len, &pos, &l);
     } else {
-      if (mw_rw_add_label(e, &e->ext[j++], e->ext_enc, 0, 1) != 0) goto oom;
+      if (mw_rw_add_label(e, &e->ext[j++], e->ext_enc, 0, 1, &s->size) != 0) goto oom;
     }
   }
   if (r < 0) {
@@ -402,7 +397,6 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
     goto oom;
   mw_rw_sample_t *out = e->samples + e->nsamples;
   s->nlabels = e->nlabels - s->label0;
-  s->size = mw_rw_labels_len(e, s->label0, s->nlabels);
   int sorted = 1;
   for (size_t i = 0; i < n; i++) {
     out[i] = (mw_rw_sample_t){.ts = ts[i], .value = values[i]};
@@ -426,19 +420,19 @@ int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int6
     return -1;
   }
   if (mw_rw_grow((void **)&e->ex, &e->ex_cap, e->nex + 1, sizeof *e->ex) != 0) goto oom;
-  size_t label0 = e->nlabels, pos = 0, base;
+  size_t label0 = e->nlabels, pos = 0, base, size = 0;
   mw_label_t l;
   int r;
   if (mw_rw_bytes(e, labels, len, &base) != 0) goto oom;
   while ((r = mw_labels_next(labels, len, &pos, &l)) == 1)
-    if (mw_rw_add_label(e, &l, labels, base, 0) != 0) goto oom;
+    if (mw_rw_add_label(e, &l, labels, base, 0, &size) != 0) goto oom;
   if (r < 0) {
     e->nlabels = label0;
     snprintf(err, errlen, "malformed exemplar label set");
     return -1;
   }
   size_t nl = e->nlabels - label0;
-  size_t size = mw_rw_labels_len(e, label0, nl) + mw_rw_scalars_len(value, ts);
+  size += mw_rw_scalars_len(value, ts);
   e->ex[e->nex++] =
       (mw_rw_ex_t){.label0 = label0, .nlabels = nl, .ts = ts, .value = value, .size = size};
   e->series[e->nseries - 1].nex++;
