@@ -1,7 +1,8 @@
 /* rwenc.h: the Prometheus Remote-Write 1.0 encoder: a WriteRequest
- * (runtime/remote.proto, packed with protobuf-c) compressed with snappy's
- * block format, ready to POST with Content-Encoding: snappy and
- * Content-Type: application/x-protobuf. Plus a decoder for tests and fuzzing.
+ * (runtime/remote.proto; written by hand, the same bytes protobuf-c packs)
+ * compressed with snappy's block format, ready to POST with
+ * Content-Encoding: snappy and Content-Type: application/x-protobuf. Plus a
+ * decoder (protobuf-c) for tests, fuzzing and mw_rwenc_drop_old.
  *
  * Use: reset, add series (an encoded label set, labels.h, and its samples,
  * then its exemplars) and metadata, then finish. The encoder keeps and reuses its buffers, so in
@@ -14,6 +15,30 @@
 
 /* The generated message (remote.pb-c.h in the build dir has the fields). */
 struct Prometheus__WriteRequest;
+
+/* The field numbers of remote.proto that mw_rwenc_finish writes itself.
+ * remote.proto stays the one definition: test_rwenc checks each number, its
+ * type and each message's field count against the descriptors protoc-c
+ * generates from it, so an edit there that the encoder does not follow
+ * fails the test. */
+enum {
+  MW_RWENC_WRITE_REQUEST_TIMESERIES = 1,
+  MW_RWENC_WRITE_REQUEST_METADATA = 3,
+  MW_RWENC_TIME_SERIES_LABELS = 1,
+  MW_RWENC_TIME_SERIES_SAMPLES = 2,
+  MW_RWENC_TIME_SERIES_EXEMPLARS = 3,
+  MW_RWENC_LABEL_NAME = 1,
+  MW_RWENC_LABEL_VALUE = 2,
+  MW_RWENC_SAMPLE_VALUE = 1,
+  MW_RWENC_SAMPLE_TIMESTAMP = 2,
+  MW_RWENC_EXEMPLAR_LABELS = 1,
+  MW_RWENC_EXEMPLAR_VALUE = 2,
+  MW_RWENC_EXEMPLAR_TIMESTAMP = 3,
+  MW_RWENC_METADATA_TYPE = 1,
+  MW_RWENC_METADATA_FAMILY_NAME = 2,
+  MW_RWENC_METADATA_HELP = 4,
+  MW_RWENC_METADATA_UNIT = 5
+};
 
 typedef struct mw_rwenc mw_rwenc_t;
 
@@ -51,7 +76,9 @@ int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int6
                           double value, char *err, size_t errlen);
 
 /* Adds a metadata entry: type (MW_METRIC_*, which match the protobuf enum),
- * family name, help and unit (not NUL-terminated, copied). 0, or -1 (OOM). */
+ * family name, help and unit (not NUL-terminated, copied; each is sent up
+ * to its first NUL byte, if it has one, as protobuf-c sends a C string).
+ * 0, or -1 (OOM). */
 int mw_rwenc_add_metadata(mw_rwenc_t *e, int type, const char *family, size_t family_len,
                           const char *help, size_t help_len, const char *unit, size_t unit_len,
                           char *err, size_t errlen);
@@ -61,9 +88,12 @@ size_t mw_rwenc_series(const mw_rwenc_t *e);
 size_t mw_rwenc_samples(const mw_rwenc_t *e);
 size_t mw_rwenc_exemplars(const mw_rwenc_t *e);
 
-/* Packs the request and compresses it: *out (owned by e, valid until the next
- * finish, reset or free) and *out_len; *raw_len (if not NULL) receives the
- * protobuf size before compression. 0, or -1 with err (out of memory). */
+/* Writes the request and compresses it: *out (owned by e, valid until the
+ * next finish, reset or free) and *out_len; *raw_len (if not NULL) receives
+ * the protobuf size before compression. The protobuf is byte for byte what
+ * protobuf-c 1.4 packs for the same messages (test_rwenc, fuzz_rwenc): fields
+ * in field-number order, a scalar equal to 0 left out (a -0.0 value too),
+ * empty bytes and strings left out. 0, or -1 with err (out of memory). */
 int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t *raw_len, char *err,
                     size_t errlen);
 

@@ -1,4 +1,5 @@
 /* test_rwenc.c: the Remote-Write 1.0 encoder and decoder, and CRC-32C. */
+#include <float.h>
 #include <snappy-c.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "crc32c.h"
 #include "remote.pb-c.h"
 #include "rwenc.h"
+#include "rwref.h"
 #include "test.h"
 
 #define L(s) (const uint8_t *)(s), sizeof(s) - 1
@@ -226,11 +228,11 @@ static void test_large(void) {
   mw_rwenc_free(e);
 }
 
-/* finish packs into a buffer sized by a bound, not by protobuf-c's sizing
- * pass: requests with every length class (1-, 2- and 3-byte varints),
- * negative timestamps (10-byte varints), exemplars and external labels pack
- * to exactly the size protobuf-c computes for what they decode to. (In the
- * ASan build, a bound too small is a heap overflow there.) */
+/* finish writes into a buffer sized by its own count: requests with every
+ * length class (1-, 2- and 3-byte varints), negative timestamps (10-byte
+ * varints), exemplars and external labels come to exactly the size
+ * protobuf-c computes for what they decode to. (In the ASan build, a count
+ * too small is a heap overflow there.) */
 static void test_packed_size_bound(void) {
   static const size_t lens[] = {1, 3, 120, 127, 128, 300, 16383, 16384, 20000};
   static char big[20001];
@@ -293,6 +295,303 @@ static void test_packed_size_bound(void) {
   }
 #undef RND
   free(enc);
+}
+
+/* The field numbers mw_rwenc_finish writes (rwenc.h) are remote.proto's:
+ * each is checked against protoc-c's descriptor with its type, label and
+ * message; each message has no field the encoder does not know; and
+ * protobuf-c packs fields in the order the encoder writes them (by number). */
+static void test_field_numbers(void) {
+  const ProtobufCMessageDescriptor *wr = &prometheus__write_request__descriptor,
+                                   *ts = &prometheus__time_series__descriptor,
+                                   *la = &prometheus__label__descriptor,
+                                   *sa = &prometheus__sample__descriptor,
+                                   *ex = &prometheus__exemplar__descriptor,
+                                   *md = &prometheus__metric_metadata__descriptor;
+  static const ProtobufCLabel rep = PROTOBUF_C_LABEL_REPEATED, one = PROTOBUF_C_LABEL_NONE;
+  const struct {
+    const ProtobufCMessageDescriptor *in;
+    const char *name;
+    unsigned id;
+    ProtobufCLabel label;
+    ProtobufCType type;
+    const void *msg; /* a message field's message */
+  } f[] = {
+      {wr, "timeseries", MW_RWENC_WRITE_REQUEST_TIMESERIES, rep, PROTOBUF_C_TYPE_MESSAGE, ts},
+      {wr, "metadata", MW_RWENC_WRITE_REQUEST_METADATA, rep, PROTOBUF_C_TYPE_MESSAGE, md},
+      {ts, "labels", MW_RWENC_TIME_SERIES_LABELS, rep, PROTOBUF_C_TYPE_MESSAGE, la},
+      {ts, "samples", MW_RWENC_TIME_SERIES_SAMPLES, rep, PROTOBUF_C_TYPE_MESSAGE, sa},
+      {ts, "exemplars", MW_RWENC_TIME_SERIES_EXEMPLARS, rep, PROTOBUF_C_TYPE_MESSAGE, ex},
+      {la, "name", MW_RWENC_LABEL_NAME, one, PROTOBUF_C_TYPE_BYTES, NULL},
+      {la, "value", MW_RWENC_LABEL_VALUE, one, PROTOBUF_C_TYPE_BYTES, NULL},
+      {sa, "value", MW_RWENC_SAMPLE_VALUE, one, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {sa, "timestamp", MW_RWENC_SAMPLE_TIMESTAMP, one, PROTOBUF_C_TYPE_INT64, NULL},
+      {ex, "labels", MW_RWENC_EXEMPLAR_LABELS, rep, PROTOBUF_C_TYPE_MESSAGE, la},
+      {ex, "value", MW_RWENC_EXEMPLAR_VALUE, one, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {ex, "timestamp", MW_RWENC_EXEMPLAR_TIMESTAMP, one, PROTOBUF_C_TYPE_INT64, NULL},
+      {md, "type", MW_RWENC_METADATA_TYPE, one, PROTOBUF_C_TYPE_ENUM, NULL},
+      {md, "metric_family_name", MW_RWENC_METADATA_FAMILY_NAME, one, PROTOBUF_C_TYPE_STRING, NULL},
+      {md, "help", MW_RWENC_METADATA_HELP, one, PROTOBUF_C_TYPE_STRING, NULL},
+      {md, "unit", MW_RWENC_METADATA_UNIT, one, PROTOBUF_C_TYPE_STRING, NULL},
+  };
+  const ProtobufCMessageDescriptor *msgs[] = {wr, ts, la, sa, ex, md};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    const ProtobufCFieldDescriptor *d =
+        protobuf_c_message_descriptor_get_field_by_name(f[i].in, f[i].name);
+    if (!d) MW_FAIL("%s has no field %s", f[i].in->name, f[i].name);
+    if (d->id != f[i].id || d->label != f[i].label || d->type != f[i].type ||
+        (f[i].msg && d->descriptor != f[i].msg) || (d->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+      MW_FAIL("%s.%s: number %u, label %d, type %d in remote.proto; the encoder writes %u",
+              f[i].in->name, f[i].name, d->id, (int)d->label, (int)d->type, f[i].id);
+  }
+  size_t known = 0;
+  for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+    known += msgs[i]->n_fields;
+    for (unsigned k = 1; k < msgs[i]->n_fields; k++)
+      CHECK(msgs[i]->fields[k - 1].id < msgs[i]->fields[k].id);
+  }
+  CHECK_INT(known, sizeof f / sizeof f[0]);
+}
+
+/* protobuf-c 1.4, which the encoder's bytes must equal, leaves out a proto3
+ * scalar equal to 0 (a double compares, so -0.0 is left out too, where Go
+ * sends it), bytes of length 0 and a string whose first byte is NUL; it
+ * sends a string up to its first NUL and a negative enum in 10 bytes. */
+static void test_protobuf_c_defaults(void) {
+  Prometheus__Sample s = PROMETHEUS__SAMPLE__INIT;
+  s.value = -0.0;
+  CHECK_INT(prometheus__sample__get_packed_size(&s), 0);
+  s.value = from_bits(MW_STALE_NAN_BITS);
+  CHECK_INT(prometheus__sample__get_packed_size(&s), 9);
+  s.value = 0.0;
+  s.timestamp = INT64_MIN;
+  CHECK_INT(prometheus__sample__get_packed_size(&s), 11);
+  Prometheus__Label l = PROMETHEUS__LABEL__INIT;
+  l.name = (ProtobufCBinaryData){.len = 0, .data = (uint8_t *)"x"};
+  CHECK_INT(prometheus__label__get_packed_size(&l), 0);
+  Prometheus__MetricMetadata m = PROMETHEUS__METRIC_METADATA__INIT;
+  m.help = (char *)"\0x";
+  m.unit = (char *)"ab\0c";
+  m.type = (Prometheus__MetricMetadata__MetricType)-1;
+  CHECK_INT(prometheus__metric_metadata__get_packed_size(&m), 4 + 11);
+}
+
+/* A deterministic generator (xorshift64*), so a failure is reproducible. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void) {
+  rnd_state ^= rnd_state >> 12;
+  rnd_state ^= rnd_state << 25;
+  rnd_state ^= rnd_state >> 27;
+  return rnd_state * 0x2545f4914f6cdd1dull;
+}
+
+static size_t rnd_n(size_t n) { return (size_t)(rnd() % n); }
+
+#define GEN_SERIES 8
+#define GEN_SAMPLES 300
+#define GEN_EX 4
+#define GEN_META 3
+#define GEN_BYTES (8u << 20)
+
+/* One random request: its description and the bytes it points into. */
+typedef struct {
+  uint8_t *bytes;
+  size_t nbytes;
+  mw_rwref_series_t series[GEN_SERIES];
+  mw_rwref_ex_t ex[GEN_SERIES][GEN_EX];
+  int64_t ts[GEN_SERIES][GEN_SAMPLES];
+  double v[GEN_SERIES][GEN_SAMPLES];
+  mw_rwref_meta_t meta[GEN_META];
+  size_t meta_at[GEN_META];
+  uint8_t ext[128];
+  mw_rwref_req_t req;
+  /* what the requests so far had, so the test can insist they had it */
+  size_t n_meta, n_neg_zero, n_stale, n_int64_min, n_int64_max, n_only_ex, n_empty_ex, n_len3,
+      n_len2, n_no_samples, n_empty_value;
+} gen_t;
+
+/* Lengths of label values and metadata strings: empty, short, and each side
+ * of the 1-, 2- and 3-byte varint lengths. */
+static size_t gen_len(void) {
+  static const size_t lens[] = {0, 127, 128, 300, 16383, 16384, 20000};
+  size_t k = rnd_n(24);
+  if (k < 7) return lens[k];
+  return 1 + rnd_n(k < 20 ? 12 : 200);
+}
+
+/* n random bytes other than 0xFF (the label set separator) into g. */
+static uint8_t *gen_fill(gen_t *g, size_t n, int any_byte) {
+  uint8_t *p = g->bytes + g->nbytes;
+  if (g->nbytes + n > GEN_BYTES) abort();
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)(any_byte ? rnd() : rnd_n(255));
+  g->nbytes += n;
+  return p;
+}
+
+/* A random sorted, unique label set (names from a sorted pool, which has an
+ * empty name and one of 200 bytes); *len receives its length. */
+static const uint8_t *gen_set(gen_t *g, size_t *len) {
+  static char longname[201];
+  if (!longname[0]) memset(longname, 'n', 200);
+  const char *pool[] = {"", "__name__", "a", "aa", "job", "le", longname, "x_y", "zz"};
+  const uint8_t *start = g->bytes + g->nbytes;
+  size_t first = rnd_n(8) ? 1 : 0; /* the empty name, now and then */
+  for (size_t i = first; i < 9; i++) {
+    if (rnd_n(3)) continue;
+    size_t nl = strlen(pool[i]), vl = gen_len();
+    memcpy(gen_fill(g, nl + 1, 0), pool[i], nl);
+    g->bytes[g->nbytes - 1] = 0xff;
+    gen_fill(g, vl, 0);
+    *gen_fill(g, 1, 0) = 0xff;
+    if (vl == 0) g->n_empty_value++;
+    if (vl >= 16384) g->n_len3++;
+    if (vl >= 128 && vl < 16384) g->n_len2++;
+  }
+  *len = (size_t)(g->bytes + g->nbytes - start);
+  return start;
+}
+
+static double gen_value(gen_t *g) {
+  switch (rnd_n(14)) {
+  case 0: return 0.0;
+  case 1: g->n_neg_zero++; return -0.0;
+  case 2: return from_bits(MW_NORMAL_NAN_BITS);
+  case 3: g->n_stale++; return from_bits(MW_STALE_NAN_BITS);
+  case 4: return INFINITY;
+  case 5: return -INFINITY;
+  case 6: return DBL_MIN / 4; /* subnormal */
+  case 7: return DBL_MAX;
+  case 8: return from_bits(rnd()); /* any bits, NaN payloads too */
+  default: return (double)(int64_t)rnd() / 1e9;
+  }
+}
+
+static int64_t gen_ts(gen_t *g) {
+  switch (rnd_n(12)) {
+  case 0: g->n_int64_min++; return INT64_MIN;
+  case 1: g->n_int64_max++; return INT64_MAX;
+  case 2: return 0;
+  case 3: return -1;
+  case 4: return 127;
+  case 5: return 128;
+  case 6: return -(int64_t)rnd_n(1000000);
+  case 7: return (int64_t)rnd();
+  default: return 1700000000000 + (int64_t)rnd_n(1000000);
+  }
+}
+
+static void gen_request(gen_t *g) {
+  g->nbytes = 0;
+  mw_rwref_req_t *r = &g->req;
+  memset(r, 0, sizeof *r);
+  if (rnd_n(3) == 0) { /* external labels: valid, sorted names, non-empty values */
+    static const char *const names[] = {"a", "cluster", "job", "zz"};
+    size_t n = 0;
+    for (size_t i = 0; i < 4; i++) {
+      if (rnd_n(2)) continue;
+      size_t nl = strlen(names[i]), vl = 1 + rnd_n(8);
+      memcpy(g->ext + n, names[i], nl);
+      n += nl;
+      g->ext[n++] = 0xff;
+      for (size_t k = 0; k < vl; k++)
+        g->ext[n++] = (uint8_t)('a' + rnd_n(26));
+      g->ext[n++] = 0xff;
+    }
+    r->ext = g->ext;
+    r->ext_len = n;
+  }
+  r->series = g->series;
+  r->nseries = rnd_n(GEN_SERIES + 1);
+  for (size_t i = 0; i < r->nseries; i++) {
+    mw_rwref_series_t *s = &g->series[i];
+    s->labels = gen_set(g, &s->len);
+    size_t k = rnd_n(20);
+    s->n = k < 4 ? 0 : k < 19 ? 1 + rnd_n(5) : GEN_SAMPLES;
+    for (size_t j = 0; j < s->n; j++) {
+      g->ts[i][j] = gen_ts(g);
+      g->v[i][j] = gen_value(g);
+    }
+    s->ts = g->ts[i];
+    s->values = g->v[i];
+    s->nex = rnd_n(3) ? 0 : 1 + rnd_n(GEN_EX);
+    for (size_t j = 0; j < s->nex; j++) {
+      mw_rwref_ex_t *x = &g->ex[i][j];
+      if (rnd_n(3) == 0) {
+        x->labels = NULL;
+        x->len = 0;
+        g->n_empty_ex++;
+      } else {
+        x->labels = gen_set(g, &x->len);
+      }
+      x->ts = gen_ts(g);
+      x->value = gen_value(g);
+    }
+    s->ex = g->ex[i];
+    if (!s->n) g->n_no_samples++;
+    if (!s->n && s->nex) g->n_only_ex++;
+  }
+  if (rnd_n(4) == 0) { /* metadata: any bytes, a NUL included */
+    static const int types[] = {0, 1, 2, 3, 4, 5, 6, 7, -1, 1000};
+    r->meta = g->meta;
+    r->meta_at = g->meta_at;
+    r->nmeta = 1 + rnd_n(GEN_META);
+    for (size_t i = 0; i < r->nmeta; i++) {
+      mw_rwref_meta_t *m = &g->meta[i];
+      m->type = types[rnd_n(10)];
+      m->family_len = gen_len() % 300;
+      m->family = (const char *)gen_fill(g, m->family_len, 1);
+      m->help_len = gen_len();
+      m->help = (const char *)gen_fill(g, m->help_len, 1);
+      m->unit_len = rnd_n(4);
+      m->unit = (const char *)gen_fill(g, m->unit_len, 1);
+      g->meta_at[i] = (i ? g->meta_at[i - 1] : 0) + rnd_n(r->nseries + 1);
+    }
+    g->n_meta++;
+  }
+}
+
+/* 1,500 random requests, made by mw_rwenc and by protobuf-c from the same
+ * description (rwref.h), are the same bytes. One encoder makes them all (a
+ * second, new one every 100), so reused buffers are covered. */
+static void test_same_bytes_as_protobuf_c(void) {
+  gen_t *g = calloc(1, sizeof *g);
+  g->bytes = malloc(GEN_BYTES);
+  mw_rwenc_t *e = mw_rwenc_new();
+  char err[256];
+  size_t total = 0;
+  for (int i = 0; i < 1500; i++) {
+    gen_request(g);
+    mw_rwenc_t *f = i % 100 == 99 ? mw_rwenc_new() : e;
+    uint8_t *hand = NULL, *ref = NULL;
+    size_t hand_len = 0, ref_len = 0, raw = 0, z_len;
+    const uint8_t *z;
+    CHECK_INT(mw_rwref_encode(&g->req, f, &hand, &hand_len, &raw, &z, &z_len), 0);
+    CHECK_INT(mw_rwref_pack(&g->req, &ref, &ref_len), 0);
+    long at = mw_rwref_diff(hand, hand_len, ref, ref_len);
+    if (at >= 0)
+      MW_FAIL("request %d: %zu bytes, protobuf-c %zu; first difference at byte %ld", i, hand_len,
+              ref_len, at);
+    CHECK_INT(raw, ref_len);
+    Prometheus__WriteRequest *req;
+    CHECK_INT(mw_rwenc_decode(z, z_len, &req, err, sizeof err), 0);
+    CHECK_INT(req->n_timeseries, g->req.nseries);
+    CHECK_INT(req->n_metadata, g->req.nmeta);
+    mw_rwenc_decode_free(req);
+    total += ref_len;
+    free(hand);
+    free(ref);
+    if (f != e) mw_rwenc_free(f);
+  }
+  /* the generator did make what the test is about */
+  CHECK(g->n_meta >= 100 && g->n_neg_zero >= 100 && g->n_stale >= 100 && g->n_int64_min >= 100 &&
+        g->n_int64_max >= 100 && g->n_only_ex >= 20 && g->n_empty_ex >= 100 && g->n_len3 >= 100 &&
+        g->n_len2 >= 100 && g->n_no_samples >= 100 && g->n_empty_value >= 100);
+  CHECK(total > 0);
+  mw_rwenc_free(e);
+  free(g->bytes);
+  free(g);
 }
 
 /* drop_old takes out the samples and exemplars older than min_ts and the
@@ -373,5 +672,8 @@ int main(void) {
   MW_RUN(test_large);
   MW_RUN(test_packed_size_bound);
   MW_RUN(test_drop_old);
+  MW_RUN(test_field_numbers);
+  MW_RUN(test_protobuf_c_defaults);
+  MW_RUN(test_same_bytes_as_protobuf_c);
   return mw_test_summary();
 }
