@@ -42,19 +42,18 @@
  * hash. */
 typedef struct {
   size_t start, name_end, key_end;
-  uint64_t hash;
+  mw_skey_t hash;
 } mw_ahead_t;
 
-/* A cache miss queued for interning: its series text, its encoded labels
- * (in the parser's penc) and, once the rest of its line parsed, its sample. */
+/* A cache miss queued for interning: its series text's key, its encoded
+ * labels (in the parser's penc) and, once the rest of its line parsed, its
+ * sample. */
 typedef struct {
-  size_t ls;        /* line start, for errors */
-  size_t key;       /* series text offset in the body */
-  size_t enc;       /* encoded labels offset in penc */
-  uint32_t key_len; /* series text length */
-  uint32_t enc_len; /* encoded labels length */
-  uint64_t khash;   /* mw_scrapecache_hash of the series text */
-  uint64_t hash;    /* mw_labels_hash of the encoded labels */
+  size_t ls;          /* line start, for errors */
+  size_t enc;         /* encoded labels offset in penc */
+  uint32_t enc_len;   /* encoded labels length */
+  mw_skey_t key_hash; /* mw_scrapecache_hash of the series text */
+  uint64_t hash;      /* mw_labels_hash of the encoded labels */
   int64_t ts;
   double v;
   int has_sample; /* the line parsed to its end: mark and append the sample */
@@ -602,7 +601,7 @@ static size_t mw_encode_parsed(const mw_label_t *ls, size_t n, uint8_t *out) {
  * the labels and queues the series for mw_flush (as p->pend[p->npend - 1],
  * without its sample yet); else the labels are only validated. */
 static int mw_series_miss(mw_parser_t *p, size_t ls, size_t i, size_t name_end, size_t key_end,
-                          uint64_t khash, int intern) {
+                          mw_skey_t khash, int intern) {
   size_t klen = key_end - i;
   if (klen >= (1u << 31)) return mw_fail(p, ls, "series text too long");
   if (mw_scratch(p, klen, 16) != 0) return mw_fail_oom(p);
@@ -634,13 +633,8 @@ static int mw_series_miss(mw_parser_t *p, size_t ls, size_t i, size_t name_end, 
   if (elen >= UINT32_MAX) return mw_fail(p, ls, "label set too large");
   uint64_t h = mw_labels_hash(enc, elen);
   mw_series_prefetch(mw_scrapecache_series(p->c), h);
-  p->pend[p->npend++] = (mw_pend_t){.ls = ls,
-                                    .key = i,
-                                    .enc = p->penc_len,
-                                    .key_len = (uint32_t)klen,
-                                    .enc_len = (uint32_t)elen,
-                                    .khash = khash,
-                                    .hash = h};
+  p->pend[p->npend++] = (mw_pend_t){
+      .ls = ls, .enc = p->penc_len, .enc_len = (uint32_t)elen, .key_hash = khash, .hash = h};
   p->penc_len += elen;
   return 0;
 }
@@ -665,22 +659,20 @@ static int mw_flush(mw_parser_t *p) {
   size_t n = p->npend;
   mw_series_t *s = mw_scrapecache_series(p->c);
   char msg[160];
-  uint64_t keys = 0; /* bit khash % 64 of the group's keys so far */
+  uint64_t keys = 0; /* bit key_hash % 64 of the group's keys so far */
   p->npend = 0;
   p->penc_len = 0;
   for (size_t i = 0; i < n; i++) {
     const mw_pend_t *q = &p->pend[i];
-    uint64_t kbit = 1ULL << (q->khash & 63);
+    uint64_t kbit = 1ULL << (q->key_hash.lo & 63);
     uint32_t ref;
     int added;
     if (mw_series_add(s, p->penc + q->enc, q->enc_len, q->hash, &ref, &added, msg, sizeof msg) != 0)
       return mw_fail(p, q->ls, "%s", msg);
     int dup = 0;
     for (size_t k = 0; k < i && !dup && (keys & kbit); k++)
-      dup = p->pend[k].khash == q->khash && p->pend[k].key_len == q->key_len &&
-            memcmp(p->b + p->pend[k].key, p->b + q->key, q->key_len) == 0;
-    if (!dup &&
-        mw_scrapecache_add(p->c, p->b + q->key, q->key_len, q->khash, ref, msg, sizeof msg) != 0)
+      dup = mw_skey_eq(p->pend[k].key_hash, q->key_hash);
+    if (!dup && mw_scrapecache_add(p->c, q->key_hash, ref, msg, sizeof msg) != 0)
       return mw_fail(p, q->ls, "%s", msg);
     keys |= kbit;
     /* The sweep at the start of the scrape left only the previous scrape's
@@ -844,7 +836,7 @@ static int mw_parse_exemplar(mw_parser_t *p, size_t ls, size_t j, size_t *jp) {
 static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
   const char *b = p->b;
   size_t name_end, key_end;
-  uint64_t kh = 0;
+  mw_skey_t kh = {0, 0};
   while (p->ah_n && p->ah[p->ah_head].start < i) {
     p->ah_head = (p->ah_head + 1) % MW_AHEAD; /* a wrong guess */
     p->ah_n--;
@@ -873,9 +865,8 @@ static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
     if (mw_parse_labels(p, ls, j, &end, &nl) != 0) return -1;
     return mw_fail_tok(p, ls, end, end + 1, "unterminated labels");
   }
-  size_t klen = key_end - i;
   int queued = 0;
-  if (!skip) ref = mw_scrapecache_get(p->c, b + i, klen, kh);
+  if (!skip) ref = mw_scrapecache_get(p->c, kh);
   if (ref == MW_SERIES_NONE) {
     mw_look_ahead(p, key_end);
     if (mw_series_miss(p, ls, i, name_end, key_end, kh, !skip) != 0) return -1;

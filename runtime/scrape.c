@@ -325,8 +325,8 @@ size_t mw_ffi_scrape_series(const mw_scrape_target_t *t) {
 }
 
 size_t mw_ffi_scrape_mem(const mw_scrape_target_t *t) {
-  return mw_scrapecache_mem(t->body, NULL) + mw_scrapecache_mem(t->report, NULL) +
-         mw_batch_mem(t->batch) + mw_batch_mem(t->report_batch);
+  return mw_scrapecache_mem(t->body) + mw_scrapecache_mem(t->report) + mw_batch_mem(t->batch) +
+         mw_batch_mem(t->report_batch);
 }
 
 const mw_scrapecache_t *mw_ffi_scrape_target_cache(const mw_scrape_target_t *t) { return t->body; }

@@ -15,7 +15,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "arena.h"
 #include "batch.h"
 #include "series.h"
 
@@ -23,8 +22,7 @@
 #define MW_EPOCH 0x7fffffffu
 
 typedef struct {
-  const uint8_t *key;
-  uint32_t len;
+  mw_skey_t key;
   uint32_t ref;
   uint32_t seen; /* epoch */
 } mw_key_t;
@@ -40,11 +38,10 @@ struct mw_scrapecache {
   mw_series_t *series;
   mw_key_t *keys;
   size_t nkeys, keys_cap;
-  uint64_t *slots; /* (hash >> 32) << 32 | (key index + 1); 0 empty; home at
+  uint64_t *slots; /* (key.hi >> 32) << 32 | (key index + 1); 0 empty; home at
                       MW_HOME, from the high bits, so growing needs no key */
   size_t mask;
-  size_t guess; /* key index expected next: bodies keep their order */
-  mw_arena_t arena;
+  size_t guess;         /* key index expected next: bodies keep their order */
   uint32_t *cur, *prev; /* per ref */
   size_t refs_cap;
   uint32_t epoch, last;
@@ -85,7 +82,6 @@ mw_scrapecache_t *mw_scrapecache_new(void) {
     free(c);
     return NULL;
   }
-  mw_arena_init(&c->arena);
   return c;
 }
 
@@ -100,7 +96,6 @@ void mw_scrapecache_free(mw_scrapecache_t *c) {
   mw_series_free(c->series);
   free(c->keys);
   free(c->slots);
-  mw_arena_free(&c->arena);
   free(c->cur);
   free(c->prev);
   for (size_t i = 0; i < c->nfam; i++)
@@ -111,7 +106,10 @@ void mw_scrapecache_free(mw_scrapecache_t *c) {
 
 mw_series_t *mw_scrapecache_series(const mw_scrapecache_t *c) { return c->series; }
 
-uint64_t mw_scrapecache_hash(const char *key, size_t len) { return XXH3_64bits(key, len); }
+mw_skey_t mw_scrapecache_hash(const char *text, size_t len) {
+  XXH128_hash_t h = XXH3_128bits(text, len);
+  return (mw_skey_t){.lo = h.low64, .hi = h.high64};
+}
 
 static void mw_slot_put(uint64_t *slots, size_t mask, uint64_t hash, size_t idx) {
   size_t i = MW_HOME(hash, mask);
@@ -160,8 +158,8 @@ static int mw_grow_index(mw_scrapecache_t *c) {
 }
 
 /* Rebuilds the index after the keys were compacted, key index k moving to
- * remap[k] - 1 (0: dropped). Without memory for a second index, rehashes the
- * key bytes in place. */
+ * remap[k] - 1 (0: dropped). Without memory for a second index, refills it
+ * in place from the keys. */
 static void mw_rebuild_index(mw_scrapecache_t *c, const uint32_t *remap) {
   size_t n = c->mask + 1;
   uint64_t *slots = remap ? calloc(n, sizeof *slots) : NULL;
@@ -173,7 +171,7 @@ static void mw_rebuild_index(mw_scrapecache_t *c, const uint32_t *remap) {
   }
   memset(c->slots, 0, n * sizeof *c->slots);
   for (size_t i = 0; i < c->nkeys; i++)
-    mw_slot_put(c->slots, c->mask, XXH3_64bits(c->keys[i].key, c->keys[i].len), i);
+    mw_slot_put(c->slots, c->mask, c->keys[i].key.hi, i);
 }
 
 int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
@@ -193,34 +191,10 @@ int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
         for (size_t r = 0; r < i; r++)
           remap[r] = (uint32_t)r + 1;
       if (remap) remap[i] = 0;
-      mw_arena_release(&c->arena, k->len);
     }
   }
   int rebuild = out != c->nkeys;
   c->nkeys = out;
-  if (c->nkeys == 0) {
-    mw_arena_free(&c->arena);
-  } else if (c->arena.garbage * 2 > c->arena.used) {
-    /* Copy the live keys into a fresh arena; on failure keep the old one. */
-    mw_arena_t fresh;
-    mw_arena_init(&fresh);
-    const uint8_t **copies = malloc(c->nkeys * sizeof *copies);
-    size_t done = 0;
-    while (copies && done < c->nkeys) {
-      copies[done] = mw_arena_dup(&fresh, c->keys[done].key, c->keys[done].len);
-      if (!copies[done]) break;
-      done++;
-    }
-    if (copies && done == c->nkeys) {
-      for (size_t i = 0; i < c->nkeys; i++)
-        c->keys[i].key = copies[i];
-      mw_arena_free(&c->arena);
-      c->arena = fresh;
-    } else {
-      mw_arena_free(&fresh);
-    }
-    free(copies);
-  }
   if (rebuild) mw_rebuild_index(c, remap);
   free(remap);
   /* Series: keep those the last scrape saw. */
@@ -259,23 +233,22 @@ void mw_scrapecache_keyspace(mw_scrapecache_t *c, int tag) {
   c->keyspace = tag;
   c->nkeys = 0;
   c->guess = 0;
-  mw_arena_free(&c->arena);
   memset(c->slots, 0, (c->mask + 1) * sizeof *c->slots);
 }
 
-uint32_t mw_scrapecache_get(mw_scrapecache_t *c, const char *key, size_t len, uint64_t hash) {
+uint32_t mw_scrapecache_get(mw_scrapecache_t *c, mw_skey_t key) {
   mw_key_t *k;
   if (c->guess < c->nkeys) {
     k = &c->keys[c->guess];
-    if (k->len == len && memcmp(k->key, key, len) == 0) goto hit;
+    if (mw_skey_eq(k->key, key)) goto hit;
   }
-  uint32_t tag = (uint32_t)(hash >> 32);
-  for (size_t i = MW_HOME(hash, c->mask);; i = (i + 1) & c->mask) {
+  uint32_t tag = (uint32_t)(key.hi >> 32);
+  for (size_t i = MW_HOME(key.hi, c->mask);; i = (i + 1) & c->mask) {
     uint64_t v = c->slots[i];
     if (!v) return MW_SERIES_NONE;
     if ((uint32_t)(v >> 32) != tag) continue;
     k = &c->keys[(uint32_t)v - 1];
-    if (k->len == len && memcmp(k->key, key, len) == 0) goto hit;
+    if (mw_skey_eq(k->key, key)) goto hit;
   }
 hit:
   k->seen = c->epoch;
@@ -283,13 +256,11 @@ hit:
   return k->ref;
 }
 
-void mw_scrapecache_prefetch(const mw_scrapecache_t *c, uint64_t hash) {
-  __builtin_prefetch(&c->slots[MW_HOME(hash, c->mask)]);
+void mw_scrapecache_prefetch(const mw_scrapecache_t *c, mw_skey_t key) {
+  __builtin_prefetch(&c->slots[MW_HOME(key.hi, c->mask)]);
 }
 
-int mw_scrapecache_add(mw_scrapecache_t *c, const char *key, size_t len, uint64_t hash,
-                       uint32_t ref, char *err, size_t errlen) {
-  if (len >= UINT32_MAX) goto oom;
+int mw_scrapecache_add(mw_scrapecache_t *c, mw_skey_t key, uint32_t ref, char *err, size_t errlen) {
   if ((c->nkeys + 1) * 2 > c->mask + 1 && mw_grow_index(c) != 0) goto oom;
   if (c->nkeys == c->keys_cap) {
     size_t cap = c->keys_cap ? c->keys_cap * 2 : 64;
@@ -298,10 +269,8 @@ int mw_scrapecache_add(mw_scrapecache_t *c, const char *key, size_t len, uint64_
     c->keys = keys;
     c->keys_cap = cap;
   }
-  const uint8_t *copy = mw_arena_dup(&c->arena, key, len);
-  if (!copy) goto oom;
-  c->keys[c->nkeys] = (mw_key_t){.key = copy, .len = (uint32_t)len, .ref = ref, .seen = c->epoch};
-  mw_slot_put(c->slots, c->mask, hash, c->nkeys);
+  c->keys[c->nkeys] = (mw_key_t){.key = key, .ref = ref, .seen = c->epoch};
+  mw_slot_put(c->slots, c->mask, key.hi, c->nkeys);
   c->nkeys++;
   c->guess = c->nkeys;
   return 0;
@@ -451,13 +420,9 @@ int mw_scrapecache_meta_next(const mw_scrapecache_t *c, size_t *i, mw_scrapecach
 
 size_t mw_scrapecache_len(const mw_scrapecache_t *c) { return c->nkeys; }
 
-size_t mw_scrapecache_mem(const mw_scrapecache_t *c, size_t *key_bytes) {
-  size_t kb = 0;
-  for (size_t i = 0; i < c->nkeys; i++)
-    kb += c->keys[i].len;
-  if (key_bytes) *key_bytes = kb;
+size_t mw_scrapecache_mem(const mw_scrapecache_t *c) {
   size_t m = sizeof *c + c->keys_cap * sizeof *c->keys + (c->mask + 1) * sizeof *c->slots +
-             c->arena.reserved + c->refs_cap * 2 * sizeof(uint32_t) + c->fam_cap * sizeof *c->fam;
+             c->refs_cap * 2 * sizeof(uint32_t) + c->fam_cap * sizeof *c->fam;
   for (size_t i = 0; i < c->nfam; i++)
     m += c->fam[i].name_len + c->fam[i].help_len + c->fam[i].unit_len + 3;
   return m + mw_series_mem(c->series, NULL);

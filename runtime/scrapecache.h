@@ -1,7 +1,11 @@
 /* scrapecache.h: per-target memory of the previous scrape. It owns the
  * target's series table and maps the raw series text of a sample line
  * (everything before the value, e.g. `http_requests_total{code="200"}`) to a
- * series ref, so an unchanged line costs a hash and a lookup. It tracks which
+ * series ref, so an unchanged line costs a hash and a lookup. The cache keeps
+ * a 128-bit hash of each text (mw_skey_t), not the text: 16 bytes a series
+ * instead of the text's length. Two texts of one target with the same hash
+ * would share a series; with 10^7 series in a cache the chance of any such
+ * pair is below 10^-24 (n^2 / 2^129). It tracks which
  * series each scrape saw, to report the gone ones (staleness markers) and the
  * new ones (scrape_series_added), and it keeps the metric family metadata.
  *
@@ -28,22 +32,27 @@ mw_series_t *mw_scrapecache_series(const mw_scrapecache_t *c);
  * which must be consumed by now) and compacts storage. Returns 0, -1 on OOM. */
 int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen);
 
-/* The ref cached for the raw series text key (len bytes, hash =
- * mw_scrapecache_hash(key, len)), or MW_SERIES_NONE. A hit keeps the key
- * alive for the next scrape. */
-uint32_t mw_scrapecache_get(mw_scrapecache_t *c, const char *key, size_t len, uint64_t hash);
+/* The key of a raw series text: its XXH3 128-bit hash. */
+typedef struct {
+  uint64_t lo, hi;
+} mw_skey_t;
+
+/* The ref cached for key (mw_scrapecache_hash of the series text), or
+ * MW_SERIES_NONE. A hit keeps the key alive for the next scrape. */
+uint32_t mw_scrapecache_get(mw_scrapecache_t *c, mw_skey_t key);
 /* Declares the rules the keys of this scrape were validated under (the
  * exposition format); when it differs from the previous scrape's, every key
  * is forgotten (series stay). Call after mw_scrapecache_begin. */
 void mw_scrapecache_keyspace(mw_scrapecache_t *c, int tag);
-/* Hash of a raw series text. */
-uint64_t mw_scrapecache_hash(const char *key, size_t len);
-/* Hints that the key with this hash is about to be looked up: starts loading
- * its index slot. No effect on the cache. */
-void mw_scrapecache_prefetch(const mw_scrapecache_t *c, uint64_t hash);
-/* Remembers key -> ref (copies key). Returns 0, -1 on OOM (err filled). */
-int mw_scrapecache_add(mw_scrapecache_t *c, const char *key, size_t len, uint64_t hash,
-                       uint32_t ref, char *err, size_t errlen);
+/* The key of a raw series text (len bytes). */
+mw_skey_t mw_scrapecache_hash(const char *text, size_t len);
+/* 1 if a and b are the same key. */
+static inline int mw_skey_eq(mw_skey_t a, mw_skey_t b) { return a.lo == b.lo && a.hi == b.hi; }
+/* Hints that key is about to be looked up: starts loading its index slot. No
+ * effect on the cache. */
+void mw_scrapecache_prefetch(const mw_scrapecache_t *c, mw_skey_t key);
+/* Remembers key -> ref. Returns 0, -1 on OOM (err filled). */
+int mw_scrapecache_add(mw_scrapecache_t *c, mw_skey_t key, uint32_t ref, char *err, size_t errlen);
 /* Marks ref as seen by this scrape; explicit_ts says the sample carried its
  * own timestamp (Prometheus writes no staleness marker for such series).
  * Returns 1 the first time in this scrape, 0 for a duplicate, -1 on OOM. */
@@ -98,8 +107,8 @@ int mw_scrapecache_mutate(mw_scrapecache_t *c, const mw_label_t *in, size_t n,
                           const mw_label_t **out, size_t *out_n, char *err, size_t errlen);
 
 /* Number of cached keys; bytes held from malloc by the cache including its
- * series table (key bytes in *key_bytes if not NULL). */
+ * series table. */
 size_t mw_scrapecache_len(const mw_scrapecache_t *c);
-size_t mw_scrapecache_mem(const mw_scrapecache_t *c, size_t *key_bytes);
+size_t mw_scrapecache_mem(const mw_scrapecache_t *c);
 
 #endif

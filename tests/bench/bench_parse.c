@@ -106,14 +106,13 @@ int main(int argc, char **argv) {
       if (t3 - t2 < best_warm) best_warm = t3 - t2;
       if (st.series_added || mw_batch_len(b) != n) return 2;
     }
-    size_t key_bytes, label_bytes, mem = mw_scrapecache_mem(c, &key_bytes);
+    size_t label_bytes, mem = mw_scrapecache_mem(c);
     mw_series_mem(mw_scrapecache_series(c), &label_bytes);
     if (r == 0)
-      printf(
-          "body: %.1f MB, %zu series; cache: %.0f B/series (incl. %.0f key and %.0f label bytes; "
-          "%.0f B beyond them)\n",
-          o / 1e6, n, (double)mem / (double)n, (double)key_bytes / (double)n,
-          (double)label_bytes / (double)n, (double)(mem - key_bytes - label_bytes) / (double)n);
+      printf("body: %.1f MB, %zu series; cache: %.0f B/series (incl. %.0f label bytes; "
+             "%.0f B beyond them)\n",
+             o / 1e6, n, (double)mem / (double)n, (double)label_bytes / (double)n,
+             (double)(mem - label_bytes) / (double)n);
     mw_scrapecache_free(c);
   }
   printf("cold:   %7.1f MB/s  %6.1f ns/series  %5.2f M series/s\n", o / best_cold / 1e6,
