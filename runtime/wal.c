@@ -709,10 +709,10 @@ static void mw_wsrc_own(mw_wsrc_t *x, uint32_t r) {
   }
 }
 
-/* Every borrower of x copies its bytes; x is unlinked and freed (its source
- * no longer knows it when unwatch). */
-static void mw_wsrc_release(mw_wsrc_t *x, int unwatch) {
-  for (uint32_t r = 0; r < x->cap; r++)
+/* Every borrower of x copies its bytes (if own); x is unlinked and freed
+ * (its source no longer knows it when unwatch). */
+static void mw_wsrc_release(mw_wsrc_t *x, int unwatch, int own) {
+  for (uint32_t r = 0; own && r < x->cap; r++)
     mw_wsrc_own(x, r);
   if (unwatch) mw_series_unwatch(x->src, x);
   mw_wsrc_t **p = &x->w->srcs;
@@ -726,7 +726,7 @@ static void mw_wsrc_release(mw_wsrc_t *x, int unwatch) {
 static void mw_wsrc_watch(void *ctx, uint32_t r, const uint8_t *now) {
   mw_wsrc_t *x = ctx;
   if (r == MW_SERIES_NONE) {
-    mw_wsrc_release(x, 0); /* the table is being freed */
+    mw_wsrc_release(x, 0, 1); /* the table is being freed */
   } else if (!now) {
     mw_wsrc_own(x, r);
   } else {
@@ -1128,7 +1128,7 @@ static int mw_u32_cmp(const void *a, const void *b) {
 static void mw_wal_free(mw_wal_t *w) {
   if (!w) return;
   while (w->srcs)
-    mw_wsrc_release(w->srcs, 1);
+    mw_wsrc_release(w->srcs, 1, 0);
   mw_sync_collect(w, 1, NULL, 0);
   mw_sync_unsynced(w, 0);
   free(w->unsynced);
@@ -1806,9 +1806,12 @@ void mw_wal_close(mw_wal_t *w) {
     w->head_fd = -1;
   }
   w->closed = 1;
-  /* Stop following the sources now: they may outlive the WAL. */
+  /* Stop following the sources now: they may outlive the WAL. Nothing reads
+   * a label set of tab once the WAL is closed (reader calls fail), so the
+   * borrowed ones are not copied (that would double the memory of every
+   * label set at the moment of stopping). */
   while (w->srcs)
-    mw_wsrc_release(w->srcs, 1);
+    mw_wsrc_release(w->srcs, 1, 0);
   if (!w->nreaders) mw_wal_free(w);
 }
 
