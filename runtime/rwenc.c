@@ -1,7 +1,9 @@
 /* rwenc.c: Remote-Write 1.0 requests (see rwenc.h). What a request holds is
- * kept in pools that live as long as the encoder: each series' label set
- * copied once into one byte buffer (strs) and its labels as offsets into it,
- * samples, exemplars and metadata in arrays. Each TimeSeries' (and
+ * kept in pools that live as long as the encoder: each series' labels
+ * written as their Label fields, tags and lengths included, into one byte
+ * buffer (strs) as they are added (one pass over the label set, no label
+ * array; finish copies the block), samples, exemplars and metadata in
+ * arrays. Each TimeSeries' (and
  * Exemplar's, MetricMetadata's) protobuf size is counted as it is added, so
  * finish knows the request's size, sizes its buffer exactly and writes
  * tags, lengths and payloads in one pass: no messages built, no generic walk.
@@ -25,24 +27,18 @@ typedef struct {
 } mw_rw_sample_t;
 
 typedef struct {
-  size_t label0, nlabels;   /* range in e->labels */
+  size_t lab, lab_len;      /* its Label fields, written: e->strs[lab, lab + lab_len) */
   size_t sample0, nsamples; /* range in e->samples */
   size_t ex0, nex;          /* range in e->ex */
   size_t size;              /* bytes of the TimeSeries message */
 } mw_rw_series_t;
 
 typedef struct {
-  size_t label0, nlabels; /* range in e->labels */
+  size_t lab, lab_len; /* its Label fields, written, in e->strs */
   int64_t ts;
   double value;
   size_t size; /* bytes of the Exemplar message */
 } mw_rw_ex_t;
-
-typedef struct {
-  size_t name, value; /* offsets in e->strs, or in e->ext_enc if ext */
-  uint32_t name_len, value_len;
-  int ext;
-} mw_rw_label_t;
 
 typedef struct {
   int type;
@@ -52,10 +48,8 @@ typedef struct {
 } mw_rw_meta_t;
 
 struct mw_rwenc {
-  char *strs; /* label sets and metadata strings (bytes) */
+  char *strs; /* Label fields of series and exemplars, written; metadata strings */
   size_t strs_len, strs_cap;
-  mw_rw_label_t *labels;
-  size_t nlabels, labels_cap;
   mw_rw_sample_t *samples;
   size_t nsamples, samples_cap;
   mw_rw_sample_t *sort_tmp;
@@ -157,22 +151,16 @@ static inline uint8_t *mw_rw_put_scalars(uint8_t *p, uint8_t vtag, uint8_t tstag
   return p;
 }
 
-/* Bytes of a Label message. */
-static inline size_t mw_rw_label_len(const mw_rw_label_t *l) {
-  return mw_rw_bytes_len(l->name_len) + mw_rw_bytes_len(l->value_len);
-}
+/* Most bytes a Label field (tag, length, then the name and value fields)
+ * takes: three tags and three lengths of at most 5 bytes. */
+#define MW_RW_LABEL_MAX(l) (18 + (size_t)(l)->name_len + (size_t)(l)->value_len)
 
-/* Writes labels [label0, label0 + n) as repeated Label fields of tag. */
-static uint8_t *mw_rw_put_labels(uint8_t *p, const mw_rwenc_t *e, uint8_t tag, size_t label0,
-                                 size_t n) {
-  for (size_t i = label0; i < label0 + n; i++) {
-    const mw_rw_label_t *l = &e->labels[i];
-    const uint8_t *b = l->ext ? e->ext_enc : (const uint8_t *)e->strs;
-    p = mw_rw_ld(p, tag, mw_rw_label_len(l));
-    p = mw_rw_put_bytes(p, MW_RW_TAG(MW_RWENC_LABEL_NAME, 2), b + l->name, l->name_len);
-    p = mw_rw_put_bytes(p, MW_RW_TAG(MW_RWENC_LABEL_VALUE, 2), b + l->value, l->value_len);
-  }
-  return p;
+/* Writes label l as a Label field with tag (TimeSeries.labels and
+ * Exemplar.labels) at p; returns the end. */
+static inline uint8_t *mw_rw_put_label(uint8_t *p, uint8_t tag, const mw_label_t *l) {
+  p = mw_rw_ld(p, tag, mw_rw_bytes_len(l->name_len) + mw_rw_bytes_len(l->value_len));
+  p = mw_rw_put_bytes(p, MW_RW_TAG(MW_RWENC_LABEL_NAME, 2), l->name, l->name_len);
+  return mw_rw_put_bytes(p, MW_RW_TAG(MW_RWENC_LABEL_VALUE, 2), l->value, l->value_len);
 }
 
 /* --- building a request -------------------------------------------------- */
@@ -216,7 +204,6 @@ mw_rwenc_t *mw_rwenc_new(void) { return calloc(1, sizeof(mw_rwenc_t)); }
 void mw_rwenc_free(mw_rwenc_t *e) {
   if (!e) return;
   free(e->strs);
-  free(e->labels);
   free(e->samples);
   free(e->sort_tmp);
   free(e->series);
@@ -284,7 +271,6 @@ fail:
 
 void mw_rwenc_reset(mw_rwenc_t *e) {
   e->strs_len = 0;
-  e->nlabels = 0;
   e->nsamples = 0;
   e->nseries = 0;
   e->nmeta = 0;
@@ -308,28 +294,43 @@ static int mw_rw_bytes(mw_rwenc_t *e, const void *s, size_t n, size_t *off) {
   return 0;
 }
 
-/* Adds label l, whose bytes are at base + (l->name - src) in strs (a copy of
- * src made by the caller), or in ext_enc if ext, and its bytes as a Label
- * field to *size. */
-static int mw_rw_add_label(mw_rwenc_t *e, const mw_label_t *l, const uint8_t *src, size_t base,
-                           int ext, size_t *size) {
-  if (mw_rw_grow((void **)&e->labels, &e->labels_cap, e->nlabels + 1, sizeof *e->labels) != 0)
-    return -1;
-  mw_rw_label_t *m = &e->labels[e->nlabels++];
-  *m = (mw_rw_label_t){.name = base + (size_t)((const uint8_t *)l->name - src),
-                       .value = base + (size_t)((const uint8_t *)l->value - src),
-                       .name_len = l->name_len,
-                       .value_len = l->value_len,
-                       .ext = ext};
-  *size += mw_rw_ldlen(mw_rw_label_len(m));
-  return 0;
-}
-
 static int mw_rw_name_cmp(const mw_label_t *a, const mw_label_t *b) {
   size_t m = a->name_len < b->name_len ? a->name_len : b->name_len;
   int c = memcmp(a->name, b->name, m);
   if (c) return c;
   return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+}
+
+/* Writes the labels of an encoded set (len bytes) as Label fields with tag
+ * at the end of strs, merged with the external labels if ext (the set's own
+ * value wins): *off, *n. 0; -1 on a malformed set (nothing kept), -2 on OOM. */
+static int mw_rw_put_set(mw_rwenc_t *e, uint8_t tag, const uint8_t *enc, size_t len, int ext,
+                         size_t *off, size_t *n) {
+  size_t start = e->strs_len, pos = 0, j = 0, next = ext ? e->next : 0;
+  mw_label_t l;
+  int r = mw_labels_next(enc, len, &pos, &l);
+  while (r == 1 || j < next) {
+    const mw_label_t *w = &l;
+    if (r != 1) {
+      w = &e->ext[j++];
+    } else if (j < next) {
+      int c = mw_rw_name_cmp(&l, &e->ext[j]);
+      if (c > 0) w = &e->ext[j++];
+      if (c == 0) j++;
+    }
+    if (mw_rw_grow((void **)&e->strs, &e->strs_cap, e->strs_len + MW_RW_LABEL_MAX(w), 1) != 0)
+      return -2;
+    uint8_t *b = (uint8_t *)e->strs;
+    e->strs_len = (size_t)(mw_rw_put_label(b + e->strs_len, tag, w) - b);
+    if (w == &l) r = mw_labels_next(enc, len, &pos, &l);
+  }
+  if (r < 0) {
+    e->strs_len = start;
+    return -1;
+  }
+  *off = start;
+  *n = e->strs_len - start;
+  return 0;
 }
 
 /* Stable merge sort of s[0..n) by timestamp (rarely needed: WAL order is
@@ -361,42 +362,21 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
   if (mw_rw_grow((void **)&e->series, &e->series_cap, e->nseries + 1, sizeof *e->series) != 0)
     goto oom;
   mw_rw_series_t *s = &e->series[e->nseries];
-  s->label0 = e->nlabels;
   s->sample0 = e->nsamples;
   s->ex0 = e->nex;
   s->nex = 0;
-  s->size = 0;
-  /* Merge the series' labels with the external ones; the series' value wins. */
-  size_t pos = 0, j = 0, base;
-  if (mw_rw_bytes(e, labels, len, &base) != 0) goto oom;
-  mw_label_t l;
-  int r = mw_labels_next(labels, len, &pos, &l);
-  while (r == 1 || j < e->next) {
-    if (r == 1 && j < e->next) {
-      int c = mw_rw_name_cmp(&l, &e->ext[j]);
-      if (c > 0) {
-        if (mw_rw_add_label(e, &e->ext[j++], e->ext_enc, 0, 1, &s->size) != 0) goto oom;
-        continue;
-      }
-      if (c == 0) j++;
-    }
-    if (r == 1) {
-      if (mw_rw_add_label(e, &l, labels, base, 0, &s->size) != 0) goto oom;
-      r = mw_labels_next(labels, len, &pos, &l);
-    } else {
-      if (mw_rw_add_label(e, &e->ext[j++], e->ext_enc, 0, 1, &s->size) != 0) goto oom;
-    }
-  }
+  int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_TIME_SERIES_LABELS, 2), labels, len, 1, &s->lab,
+                        &s->lab_len);
+  if (r == -2) goto oom;
   if (r < 0) {
-    e->nlabels = s->label0;
     snprintf(err, errlen, "malformed label set");
     return -1;
   }
+  s->size = s->lab_len;
   if (mw_rw_grow((void **)&e->samples, &e->samples_cap, e->nsamples + n + 1, sizeof *e->samples) !=
       0)
     goto oom;
   mw_rw_sample_t *out = e->samples + e->nsamples;
-  s->nlabels = e->nlabels - s->label0;
   int sorted = 1;
   for (size_t i = 0; i < n; i++) {
     out[i] = (mw_rw_sample_t){.ts = ts[i], .value = values[i]};
@@ -420,21 +400,16 @@ int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int6
     return -1;
   }
   if (mw_rw_grow((void **)&e->ex, &e->ex_cap, e->nex + 1, sizeof *e->ex) != 0) goto oom;
-  size_t label0 = e->nlabels, pos = 0, base, size = 0;
-  mw_label_t l;
-  int r;
-  if (mw_rw_bytes(e, labels, len, &base) != 0) goto oom;
-  while ((r = mw_labels_next(labels, len, &pos, &l)) == 1)
-    if (mw_rw_add_label(e, &l, labels, base, 0, &size) != 0) goto oom;
+  size_t lab, lab_len;
+  int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_EXEMPLAR_LABELS, 2), labels, len, 0, &lab, &lab_len);
+  if (r == -2) goto oom;
   if (r < 0) {
-    e->nlabels = label0;
     snprintf(err, errlen, "malformed exemplar label set");
     return -1;
   }
-  size_t nl = e->nlabels - label0;
-  size += mw_rw_scalars_len(value, ts);
+  size_t size = lab_len + mw_rw_scalars_len(value, ts);
   e->ex[e->nex++] =
-      (mw_rw_ex_t){.label0 = label0, .nlabels = nl, .ts = ts, .value = value, .size = size};
+      (mw_rw_ex_t){.lab = lab, .lab_len = lab_len, .ts = ts, .value = value, .size = size};
   e->series[e->nseries - 1].nex++;
   e->series[e->nseries - 1].size += mw_rw_ldlen(size);
   return 0;
@@ -509,7 +484,8 @@ int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t 
   for (size_t i = 0; i < e->nseries; i++) {
     const mw_rw_series_t *s = &e->series[i];
     p = mw_rw_ld(p, MW_RW_TAG(MW_RWENC_WRITE_REQUEST_TIMESERIES, 2), s->size);
-    p = mw_rw_put_labels(p, e, MW_RW_TAG(MW_RWENC_TIME_SERIES_LABELS, 2), s->label0, s->nlabels);
+    memcpy(p, e->strs + s->lab, s->lab_len);
+    p += s->lab_len;
     for (size_t j = s->sample0; j < s->sample0 + s->nsamples; j++) {
       /* a Sample is at most 9 + 11 bytes: a one-byte length, filled in after */
       uint8_t *q = p;
@@ -522,7 +498,8 @@ int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t 
     for (size_t j = s->ex0; j < s->ex0 + s->nex; j++) {
       const mw_rw_ex_t *x = &e->ex[j];
       p = mw_rw_ld(p, MW_RW_TAG(MW_RWENC_TIME_SERIES_EXEMPLARS, 2), x->size);
-      p = mw_rw_put_labels(p, e, MW_RW_TAG(MW_RWENC_EXEMPLAR_LABELS, 2), x->label0, x->nlabels);
+      memcpy(p, e->strs + x->lab, x->lab_len);
+      p += x->lab_len;
       p = mw_rw_put_scalars(p, MW_RW_TAG(MW_RWENC_EXEMPLAR_VALUE, 1),
                             MW_RW_TAG(MW_RWENC_EXEMPLAR_TIMESTAMP, 0), x->value, x->ts);
     }
