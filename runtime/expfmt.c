@@ -1062,6 +1062,12 @@ static int mw_meta_line(mw_parser_t *p, size_t ls, size_t k, int kw, size_t *nex
     p->cur_type = t;
     rc = mw_scrapecache_meta_set(p->c, b + ns, ne - ns, MW_META_TYPE, t, NULL, 0, msg, sizeof msg);
   } else if (kw == 1) {
+    /* Unchanged since the last scrape (the usual case): nothing to check. */
+    if (!memchr(text, '\\', tlen) &&
+        mw_scrapecache_meta_same(p->c, b + ns, ne - ns, MW_META_HELP, text, tlen)) {
+      *next = e + 1;
+      return 0;
+    }
     if (!mw_labels_valid_utf8(text, tlen)) {
       char q[128];
       mw_quote(q, sizeof q, text, tlen);

@@ -711,6 +711,8 @@ int mw_ffi_rwmeta_add(mw_rwmeta_t *m, int type, const char *name, size_t name_le
                       size_t help_len, const char *unit, size_t unit_len, char *err, size_t errlen);
 /* Distinct entries in the set. */
 size_t mw_ffi_rwmeta_len(mw_rwmeta_t *m);
+/* Bytes the set holds from malloc (entries, index, strings, encoder aside). */
+size_t mw_ffi_rwmeta_mem(const mw_rwmeta_t *m);
 /* Entry i (0-based, below mw_ffi_rwmeta_len) in sort order: strings are
  * NUL-terminated, owned by m, valid until its next add, clear or free.
  * 0, -1 if i is out of range. */

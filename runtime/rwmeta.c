@@ -2,9 +2,11 @@
  * metadata_config (contract in ffi.h, "remote write metadata"), as
  * Prometheus's MetadataWatcher collects it from the active scrape targets.
  *
- * Entries are copied (a scrape cache's strings live only until its next
- * scrape, and a send outlives several), kept in one string buffer by offset,
- * then sorted and deduplicated once, at the first read after an add. Encoding
+ * Entries are deduplicated as they are added (an index by a hash of all four
+ * fields: every target of a job repeats the same families, so the set holds
+ * each once, not once a target), copied (a scrape cache's strings live only
+ * until its next scrape, and a send outlives several) into one string buffer
+ * by offset, then sorted once, at the first read after an add. Encoding
  * reuses one Remote-Write encoder, so a steady-state round costs no malloc. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,8 @@
 #include "ffi.h"
 #include "rwenc.h"
 #include "scrapecache.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 typedef struct {
   size_t name, help, unit; /* offsets in strs (NUL-terminated) */
@@ -25,6 +29,8 @@ typedef struct {
 struct mw_rwmeta {
   mw_rwmeta_entry_t *e;
   size_t n, cap;
+  uint64_t *slots; /* (hash >> 32) << 32 | (entry index + 1); 0 empty */
+  size_t mask;     /* slots - 1; 0: no index yet */
   char *strs;
   size_t strs_len, strs_cap;
   int dirty; /* added since the last sort */
@@ -45,12 +51,14 @@ mw_rwmeta_t *mw_ffi_rwmeta_new(void) {
 void mw_ffi_rwmeta_free(mw_rwmeta_t *m) {
   if (!m) return;
   free(m->e);
+  free(m->slots);
   free(m->strs);
   mw_rwenc_free(m->enc);
   free(m);
 }
 
 void mw_ffi_rwmeta_clear(mw_rwmeta_t *m) {
+  if (m->slots) memset(m->slots, 0, (m->mask + 1) * sizeof *m->slots);
   m->n = 0;
   m->strs_len = 0;
   m->dirty = 0;
@@ -78,12 +86,53 @@ static int mw_rwmeta_str(mw_rwmeta_t *m, const char *s, size_t n, size_t *off) {
   return 0;
 }
 
+/* Doubles the index (or makes the first one), placing every entry again. */
+static int mw_rwmeta_grow_index(mw_rwmeta_t *m) {
+  size_t n = m->slots ? (m->mask + 1) * 2 : 64;
+  uint64_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (size_t i = 0; m->slots && i <= m->mask; i++) {
+    uint64_t v = m->slots[i];
+    if (!v) continue;
+    size_t j = (size_t)(v >> 32) & (n - 1);
+    while (slots[j])
+      j = (j + 1) & (n - 1);
+    slots[j] = v;
+  }
+  free(m->slots);
+  m->slots = slots;
+  m->mask = n - 1;
+  return 0;
+}
+
+/* The index's hash of an entry: all four fields. */
+static uint64_t mw_rwmeta_hash(int type, const char *name, size_t name_len, const char *help,
+                               size_t help_len, const char *unit, size_t unit_len) {
+  return XXH3_64bits_withSeed(name, name_len, (uint64_t)type) ^ (XXH3_64bits(help, help_len) * 31) ^
+         (XXH3_64bits(unit, unit_len) * 37);
+}
+
+static int mw_rwmeta_is(const mw_rwmeta_t *m, size_t off, size_t len, const char *s, size_t n) {
+  return len == n && (n == 0 || memcmp(m->strs + off, s, n) == 0);
+}
+
 int mw_ffi_rwmeta_add(mw_rwmeta_t *m, int type, const char *name, size_t name_len, const char *help,
                       size_t help_len, const char *unit, size_t unit_len, char *err,
                       size_t errlen) {
   if (type < MW_METRIC_UNKNOWN || type > MW_METRIC_STATESET) {
     if (err && errlen) snprintf(err, errlen, "invalid metric type %d", type);
     return -1;
+  }
+  if ((m->n + 1) * 2 > (m->slots ? m->mask + 1 : 0) && mw_rwmeta_grow_index(m) != 0) goto oom;
+  uint64_t hash = mw_rwmeta_hash(type, name, name_len, help, help_len, unit, unit_len);
+  size_t slot = (size_t)(hash >> 32) & m->mask;
+  for (uint64_t v; (v = m->slots[slot]) != 0; slot = (slot + 1) & m->mask) {
+    const mw_rwmeta_entry_t *o = &m->e[(uint32_t)v - 1];
+    if ((uint32_t)(v >> 32) == (uint32_t)(hash >> 32) && o->type == type &&
+        mw_rwmeta_is(m, o->name, o->name_len, name, name_len) &&
+        mw_rwmeta_is(m, o->help, o->help_len, help, help_len) &&
+        mw_rwmeta_is(m, o->unit, o->unit_len, unit, unit_len))
+      return 0; /* already in the set */
   }
   if (m->n == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 64;
@@ -105,6 +154,7 @@ int mw_ffi_rwmeta_add(mw_rwmeta_t *m, int type, const char *name, size_t name_le
   e->unit_len = unit_len;
   e->type = type;
   m->n++;
+  m->slots[slot] = (hash >> 32 << 32) | m->n;
   m->dirty = 1;
   return 0;
 oom:
@@ -139,22 +189,35 @@ static int mw_rwmeta_cmp(const void *pa, const void *pb) {
   return mw_rwmeta_strcmp(a->base + a->unit, a->unit_len, b->base + b->unit, b->unit_len);
 }
 
-/* Sorts and deduplicates the entries added since the last time. */
+/* Sorts the entries added since the last time (the index, which refers to
+ * entries by position, is rebuilt in the new order). */
 static void mw_rwmeta_settle(mw_rwmeta_t *m) {
   if (!m->dirty) return;
   m->dirty = 0;
   for (size_t i = 0; i < m->n; i++)
     m->e[i].base = m->strs;
   qsort(m->e, m->n, sizeof *m->e, mw_rwmeta_cmp);
-  size_t out = 0;
-  for (size_t i = 0; i < m->n; i++)
-    if (out == 0 || mw_rwmeta_cmp(&m->e[out - 1], &m->e[i]) != 0) m->e[out++] = m->e[i];
-  m->n = out; /* the duplicates' strings stay in strs until clear */
+  memset(m->slots, 0, (m->mask + 1) * sizeof *m->slots);
+  for (size_t i = 0; i < m->n; i++) {
+    const mw_rwmeta_entry_t *e = &m->e[i];
+    const char *b = m->strs;
+    uint64_t hash = mw_rwmeta_hash(e->type, b + e->name, e->name_len, b + e->help, e->help_len,
+                                   b + e->unit, e->unit_len);
+    size_t slot = (size_t)(hash >> 32) & m->mask;
+    while (m->slots[slot])
+      slot = (slot + 1) & m->mask;
+    m->slots[slot] = (hash >> 32 << 32) | (i + 1);
+  }
 }
 
 size_t mw_ffi_rwmeta_len(mw_rwmeta_t *m) {
   mw_rwmeta_settle(m);
   return m->n;
+}
+
+size_t mw_ffi_rwmeta_mem(const mw_rwmeta_t *m) {
+  return sizeof *m + m->cap * sizeof *m->e + (m->slots ? (m->mask + 1) * sizeof *m->slots : 0) +
+         m->strs_cap;
 }
 
 int mw_ffi_rwmeta_get(mw_rwmeta_t *m, size_t i, int *type, const char **name, const char **help,

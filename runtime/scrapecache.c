@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "batch.h"
+#include "intern.h"
 #include "series.h"
 
 #define MW_NOSTALE 0x80000000u
@@ -27,9 +28,10 @@ typedef struct {
   uint32_t seen; /* epoch */
 } mw_key_t;
 
+/* A family's metadata: its strings interned (every target of a job repeats
+ * them); help and unit NULL when absent. */
 typedef struct {
-  char *name, *help, *unit;
-  size_t name_len, help_len, unit_len;
+  mw_istr_t *name, *help, *unit;
   int type;
   uint32_t seen;
 } mw_family_t;
@@ -86,9 +88,9 @@ mw_scrapecache_t *mw_scrapecache_new(void) {
 }
 
 static void mw_family_clear(mw_family_t *f) {
-  free(f->name);
-  free(f->help);
-  free(f->unit);
+  mw_intern_release(f->name);
+  mw_intern_release(f->help);
+  mw_intern_release(f->unit);
 }
 
 void mw_scrapecache_free(mw_scrapecache_t *c) {
@@ -335,13 +337,13 @@ static mw_family_t *mw_family_find(mw_scrapecache_t *c, const char *name, size_t
   size_t guesses[2] = {c->fam_guess ? c->fam_guess - 1 : 0, c->fam_guess};
   for (size_t k = 0; k < 2; k++) {
     size_t i = guesses[k];
-    if (i < c->nfam && c->fam[i].name_len == len && memcmp(c->fam[i].name, name, len) == 0) {
+    if (i < c->nfam && mw_istr_is(c->fam[i].name, name, len)) {
       c->fam_guess = i + 1;
       return &c->fam[i];
     }
   }
   for (size_t i = 0; i < c->nfam; i++) {
-    if (c->fam[i].name_len == len && memcmp(c->fam[i].name, name, len) == 0) {
+    if (mw_istr_is(c->fam[i].name, name, len)) {
       c->fam_guess = i + 1;
       return &c->fam[i];
     }
@@ -349,15 +351,13 @@ static mw_family_t *mw_family_find(mw_scrapecache_t *c, const char *name, size_t
   return NULL;
 }
 
-static int mw_text_set(char **dst, size_t *dst_len, const char *text, size_t len) {
-  if (*dst && *dst_len == len && memcmp(*dst, text, len) == 0) return 0;
-  char *s = malloc(len + 1);
-  if (!s) return -1;
-  if (len) memcpy(s, text, len);
-  s[len] = 0;
-  free(*dst);
-  *dst = s;
-  *dst_len = len;
+/* Points *dst at the interned text (the same one when unchanged). 0, -1 on OOM. */
+static int mw_text_set(mw_istr_t **dst, const char *text, size_t len) {
+  if (mw_istr_is(*dst, text, len)) return 0;
+  mw_istr_t *x = mw_intern(text, len);
+  if (!x) return -1;
+  mw_intern_release(*dst);
+  *dst = x;
   return 0;
 }
 
@@ -374,7 +374,7 @@ int mw_scrapecache_meta_set(mw_scrapecache_t *c, const char *name, size_t name_l
     }
     f = &c->fam[c->nfam];
     memset(f, 0, sizeof *f);
-    if (mw_text_set(&f->name, &f->name_len, name, name_len) != 0) goto oom;
+    if (mw_text_set(&f->name, name, name_len) != 0) goto oom;
     c->nfam++;
     c->fam_guess = c->nfam;
   }
@@ -382,16 +382,24 @@ int mw_scrapecache_meta_set(mw_scrapecache_t *c, const char *name, size_t name_l
   switch (what) {
   case MW_META_TYPE: f->type = type; break;
   case MW_META_HELP:
-    if (mw_text_set(&f->help, &f->help_len, text, text_len) != 0) goto oom;
+    if (mw_text_set(&f->help, text, text_len) != 0) goto oom;
     break;
   default:
-    if (mw_text_set(&f->unit, &f->unit_len, text, text_len) != 0) goto oom;
+    if (mw_text_set(&f->unit, text, text_len) != 0) goto oom;
     break;
   }
   return 0;
 oom:
   mw_oom(err, errlen);
   return -1;
+}
+
+int mw_scrapecache_meta_same(mw_scrapecache_t *c, const char *name, size_t name_len, int what,
+                             const char *text, size_t text_len) {
+  mw_family_t *f = mw_family_find(c, name, name_len);
+  if (!f || !mw_istr_is(what == MW_META_HELP ? f->help : f->unit, text, text_len)) return 0;
+  f->seen = c->epoch;
+  return 1;
 }
 
 int mw_scrapecache_meta_type(mw_scrapecache_t *c, const char *name, size_t name_len) {
@@ -405,12 +413,12 @@ int mw_scrapecache_meta_next(const mw_scrapecache_t *c, size_t *i, mw_scrapecach
   for (; c->last && *i < c->nfam; (*i)++) {
     const mw_family_t *f = &c->fam[*i];
     if (f->seen != c->last) continue;
-    *out = (mw_scrapecache_meta_t){.name = f->name,
-                                   .name_len = f->name_len,
-                                   .help = f->help ? f->help : "",
-                                   .help_len = f->help_len,
-                                   .unit = f->unit ? f->unit : "",
-                                   .unit_len = f->unit_len,
+    *out = (mw_scrapecache_meta_t){.name = f->name->s,
+                                   .name_len = f->name->len,
+                                   .help = f->help ? f->help->s : "",
+                                   .help_len = f->help ? f->help->len : 0,
+                                   .unit = f->unit ? f->unit->s : "",
+                                   .unit_len = f->unit ? f->unit->len : 0,
                                    .type = f->type};
     (*i)++;
     return 1;
@@ -423,9 +431,7 @@ size_t mw_scrapecache_len(const mw_scrapecache_t *c) { return c->nkeys; }
 size_t mw_scrapecache_mem(const mw_scrapecache_t *c) {
   size_t m = sizeof *c + c->keys_cap * sizeof *c->keys + (c->mask + 1) * sizeof *c->slots +
              c->refs_cap * 2 * sizeof(uint32_t) + c->fam_cap * sizeof *c->fam;
-  for (size_t i = 0; i < c->nfam; i++)
-    m += c->fam[i].name_len + c->fam[i].help_len + c->fam[i].unit_len + 3;
-  return m + mw_series_mem(c->series, NULL);
+  return m + mw_series_mem(c->series, NULL); /* family strings are shared: not counted */
 }
 
 /* --- FFI ---------------------------------------------------------------- */
@@ -441,12 +447,12 @@ int mw_ffi_scrapecache_meta_get(const mw_scrapecache_t *c, size_t i, const char 
                                 const char **unit, size_t *unit_len) {
   if (i >= c->nfam) return -1;
   const mw_family_t *f = &c->fam[i];
-  *name = f->name;
-  *name_len = f->name_len;
+  *name = f->name->s;
+  *name_len = f->name->len;
   *type = f->type;
-  *help = f->help ? f->help : "";
-  *help_len = f->help_len;
-  *unit = f->unit ? f->unit : "";
-  *unit_len = f->unit_len;
+  *help = f->help ? f->help->s : "";
+  *help_len = f->help ? f->help->len : 0;
+  *unit = f->unit ? f->unit->s : "";
+  *unit_len = f->unit ? f->unit->len : 0;
   return 0;
 }

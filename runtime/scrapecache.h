@@ -75,6 +75,11 @@ int mw_scrapecache_end(mw_scrapecache_t *c, int ok, mw_batch_t *b, int stale_mar
 enum { MW_META_TYPE = 0, MW_META_HELP = 1, MW_META_UNIT = 2 };
 int mw_scrapecache_meta_set(mw_scrapecache_t *c, const char *name, size_t name_len, int what,
                             int type, const char *text, size_t text_len, char *err, size_t errlen);
+/* 1 if family name's HELP (what 1) or UNIT (what 2) text is already text
+ * (bytes as given to mw_scrapecache_meta_set): the family counts as mentioned
+ * by this scrape, and the caller need not check or set the text again. */
+int mw_scrapecache_meta_same(mw_scrapecache_t *c, const char *name, size_t name_len, int what,
+                             const char *text, size_t text_len);
 /* Type of family name as last set (MW_METRIC_UNKNOWN if unknown). */
 int mw_scrapecache_meta_type(mw_scrapecache_t *c, const char *name, size_t name_len);
 
