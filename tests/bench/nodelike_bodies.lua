@@ -31,6 +31,17 @@ local function with_replica(head, k)
   return string.format('%s{%s,replica="%d"}', name, labels, k)
 end
 
+-- The shortest text that reads back as x, as exporters print values (Go's strconv 'g', -1).
+local function shortest(x)
+  for digits = 1, 17 do
+    local s = string.format("%." .. digits .. "g", x)
+    if tonumber(s) == x then
+      return s
+    end
+  end
+  return string.format("%.17g", x)
+end
+
 for v = 0, nversions - 1 do
   local out, n = {}, 0
   for _, s in ipairs(samples) do
@@ -44,7 +55,7 @@ for v = 0, nversions - 1 do
       if n >= nseries then
         break
       end
-      out[#out + 1] = string.format("%s %.17g", with_replica(s.head, k), s.value + v * k)
+      out[#out + 1] = with_replica(s.head, k) .. " " .. shortest(s.value + v * k)
       n = n + 1
     end
   end
