@@ -64,6 +64,7 @@ typedef struct {
   uint64_t uid, used;
   mw_wmemo_entry_t *e;
   size_t cap;
+  struct mw_wsrc *src; /* the source table's record (mw_wsrc_get), NULL: not looked up yet */
 } mw_wmemo_t;
 
 typedef struct {
@@ -115,6 +116,8 @@ struct mw_wal {
   uint64_t next_ref;
   mw_wmemo_t *memos;
   size_t nmemos, memos_cap;
+  uint32_t *memo_slots; /* index of memos by uid: memo index + 1, 0 empty */
+  size_t memo_mask;     /* slots - 1 (0: no index) */
   struct mw_wsrc *srcs; /* the tables tab borrows label bytes from */
   uint64_t tick;
   mw_buf_t sbuf, dbuf, rbuf;
@@ -666,6 +669,7 @@ static void mw_memos_clear(mw_wal_t *w) {
   for (size_t i = 0; i < w->nmemos; i++)
     free(w->memos[i].e);
   w->nmemos = 0;
+  if (w->memo_slots) memset(w->memo_slots, 0, (w->memo_mask + 1) * sizeof *w->memo_slots);
 }
 
 /* --- borrowed label sets ----------------------------------------------- */
@@ -714,6 +718,8 @@ static void mw_wsrc_own(mw_wsrc_t *x, uint32_t r) {
 static void mw_wsrc_release(mw_wsrc_t *x, int unwatch, int own) {
   for (uint32_t r = 0; own && r < x->cap; r++)
     mw_wsrc_own(x, r);
+  for (size_t i = 0; i < x->w->nmemos; i++)
+    if (x->w->memos[i].src == x) x->w->memos[i].src = NULL;
   if (unwatch) mw_series_unwatch(x->src, x);
   mw_wsrc_t **p = &x->w->srcs;
   while (*p != x)
@@ -767,26 +773,62 @@ static int mw_wsrc_lend(mw_wsrc_t *x, uint32_t r, uint32_t s) {
   return 0;
 }
 
+static size_t mw_memo_home(const mw_wal_t *w, uint64_t uid) {
+  return (size_t)((uid * 0x9e3779b97f4a7c15ULL) >> 32) & w->memo_mask;
+}
+
+/* Indexes the memos again, in slots for at least twice as many. 0, -1 on OOM
+ * (the old index stays, still right for the memos it knew). */
+static int mw_memo_reindex(mw_wal_t *w) {
+  size_t n = 64;
+  while (n < w->nmemos * 2)
+    n *= 2;
+  uint32_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  free(w->memo_slots);
+  w->memo_slots = slots;
+  w->memo_mask = n - 1;
+  for (size_t i = 0; i < w->nmemos; i++) {
+    size_t j = mw_memo_home(w, w->memos[i].uid);
+    while (w->memo_slots[j])
+      j = (j + 1) & w->memo_mask;
+    w->memo_slots[j] = (uint32_t)i + 1;
+  }
+  return 0;
+}
+
 /* The memo of source table uid (made if new; the least recently used one is
- * recycled past MW_MAX_MEMOS). NULL on OOM. */
+ * recycled past MW_MAX_MEMOS). Found through an index: a WAL fed by many
+ * targets (two tables each) looks one up per append. NULL on OOM. */
 static mw_wmemo_t *mw_memo(mw_wal_t *w, uint64_t uid) {
   w->tick++;
-  mw_wmemo_t *lru = NULL;
-  for (size_t i = 0; i < w->nmemos; i++) {
-    if (w->memos[i].uid == uid) {
-      w->memos[i].used = w->tick;
-      return &w->memos[i];
+  if (w->memo_slots) {
+    for (size_t j = mw_memo_home(w, uid); w->memo_slots[j]; j = (j + 1) & w->memo_mask) {
+      mw_wmemo_t *m = &w->memos[w->memo_slots[j] - 1];
+      if (m->uid == uid) {
+        m->used = w->tick;
+        return m;
+      }
     }
-    if (!lru || w->memos[i].used < lru->used) lru = &w->memos[i];
   }
+  mw_wmemo_t *m;
   if (w->nmemos == MW_MAX_MEMOS) {
-    free(lru->e);
-    *lru = (mw_wmemo_t){.uid = uid, .used = w->tick};
-    return lru;
+    m = &w->memos[0];
+    for (size_t i = 1; i < w->nmemos; i++)
+      if (w->memos[i].used < m->used) m = &w->memos[i];
+    free(m->e);
+  } else {
+    if (mw_grow((void **)&w->memos, &w->memos_cap, w->nmemos + 1, sizeof *w->memos) != 0)
+      return NULL;
+    m = &w->memos[w->nmemos++];
   }
-  if (mw_grow((void **)&w->memos, &w->memos_cap, w->nmemos + 1, sizeof *w->memos) != 0) return NULL;
-  w->memos[w->nmemos] = (mw_wmemo_t){.uid = uid, .used = w->tick};
-  return &w->memos[w->nmemos++];
+  *m = (mw_wmemo_t){.uid = uid, .used = w->tick};
+  if (mw_memo_reindex(w) != 0) {
+    free(w->memo_slots); /* no index: the next call builds one */
+    w->memo_slots = NULL;
+    w->memo_mask = 0;
+  }
+  return m;
 }
 
 static int mw_memo_put(mw_wmemo_t *m, uint32_t ref, uint32_t stamp, uint32_t s) {
@@ -1135,6 +1177,7 @@ static void mw_wal_free(mw_wal_t *w) {
   if (w->head_fd >= 0) close(w->head_fd);
   mw_memos_clear(w);
   free(w->memos);
+  free(w->memo_slots);
   mw_series_free(w->tab);
   free(w->wref);
   free(w->last_seg);
@@ -1348,7 +1391,7 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
     return -1;
   }
   mw_wmemo_t *memo = mw_memo(w, mw_series_uid(src));
-  mw_wsrc_t *lender = mw_wsrc_get(w, src);
+  mw_wsrc_t *lender = memo ? (memo->src ? memo->src : (memo->src = mw_wsrc_get(w, src))) : NULL;
   if (!memo || !lender || mw_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
   const uint32_t *refs = mw_batch_refs(b);
   const int64_t *ts = mw_batch_timestamps(b);

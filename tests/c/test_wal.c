@@ -1074,6 +1074,46 @@ static void test_many_sources(void) {
   rm_rf(dir);
 }
 
+/* More source tables than the WAL keeps memos for (4,096: the least recently
+ * used is recycled), some freed and made again between appends (a new table
+ * may get a freed one's address): every sample is read back, and under ASan
+ * no memo uses a freed table's record. */
+static void test_many_memos(void) {
+  enum { N = 4200, FREED = 300 };
+  char err[256], *dir = tmpdir();
+  mw_wal_t *w;
+  mw_wal_opts_t o = {.segment_size = 1 << 20};
+  CHECK_INT(mw_wal_open(dir, &o, &w, err, sizeof err), 0);
+  src_t *src = calloc(N, sizeof *src);
+  char extra[32];
+  for (int t = 0; t < N; t++) {
+    snprintf(extra, sizeof extra, "target\xff%d\xff", t);
+    src_init(&src[t], 2, extra);
+  }
+  size_t appended = 0;
+  for (int t = 0; t < N; t++, appended += 2)
+    CHECK_INT(append(w, &src[t], 0, 2, 1000, t), 0);
+  for (int t = 0; t < FREED; t++) {
+    src_free(&src[t]);
+    snprintf(extra, sizeof extra, "target\xff%d\xff", t);
+    src_init(&src[t], 2, extra);
+  }
+  for (int t = 0; t < N; t++, appended += 2)
+    CHECK_INT(append(w, &src[t], 0, 2, 2000, t), 0);
+  mw_wal_stats_t st;
+  mw_wal_stats(w, &st);
+  CHECK_INT(st.active_series, 2 * N);
+  got_t g;
+  CHECK_INT(read_all(w, 2000, &g), 0);
+  CHECK_INT(g.n, appended);
+  got_free(&g);
+  mw_wal_close(w);
+  for (int t = 0; t < N; t++)
+    src_free(&src[t]);
+  free(src);
+  rm_rf(dir);
+}
+
 /* --- exemplars -------------------------------------------------------- */
 
 /* Appends samples of series 0..count-1 of src at ts (values v0+k), with an
@@ -1763,6 +1803,7 @@ int main(void) {
   MW_RUN(test_write_relabel);
   MW_RUN(test_fsync);
   MW_RUN(test_many_sources);
+  MW_RUN(test_many_memos);
   MW_RUN(test_exemplars);
   MW_RUN(test_exemplars_only_span);
   MW_RUN(test_exemplars_count_toward_max);
