@@ -14,7 +14,7 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 
-.PHONY: all deps deps-test build run test asan lint fuzz bench clean
+.PHONY: all deps deps-test build run test asan lint fuzz bench soak clean
 
 all: build
 
@@ -48,11 +48,23 @@ test: deps-test lint asan
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure
 
-# Benchmarks (not part of `make test`): C microbenchmarks, then the end-to-end ones.
-bench: build
+# Benchmarks (not part of `make test`): C microbenchmarks, then the end-to-end ones
+# (remote_write_bench.sh: three scenarios against vmagent, ~15 minutes).
+DEPS_BENCH = nginx-light
+bench: deps-test build
+	@./tests/install-deps.sh $(DEPS_BENCH)
 	for b in $(BUILD)/tests/bench_*; do ./$$b; done
 	./tests/bench/scrape_bench.sh 20
 	./tests/bench/node_bench.sh $(BUILD)/moonwatch 200
+	./tests/bench/remote_write_bench.sh
+
+# Soak (not part of `make test`): remote_write's shard count going down and up under load,
+# through moonwatch run into a real Prometheus, for SOAK_SECONDS.
+SOAK_SECONDS ?= 600
+soak: deps-test build
+	MOONWATCH_BIN=$(CURDIR)/$(BUILD)/moonwatch MOONWATCH_SOURCE_DIR=$(CURDIR) MOONWATCH_BUILD_DIR=$(CURDIR)/$(BUILD) \
+	  MOONWATCH_SOAK_SECONDS=$(SOAK_SECONDS) ./$(BUILD)/moonwatch lua $$(command -v busted) --lpath=tests/lua/?.lua \
+	  --filter="shard count goes down and up" tests/e2e/remote_write_spec.lua
 
 # Coverage-guided fuzzing with libFuzzer (not part of `make test`): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 300

@@ -131,7 +131,8 @@ mkdir -p "$tmp/www" "$tmp/nginx"
 start_nginx() { # SERIES
   rm -f "$tmp/www/"body*
   "$bin" lua "$src/tests/bench/nodelike_bodies.lua" "$src/tests/fuzz/corpus/exposition/node_exporter-1.5.0.prom" \
-    "$tmp/www" "$1" 10 2>>"$tmp/bodies.log"
+    "$tmp/www" "$1" 10 2>>"$tmp/bodies.log" ||
+    { echo "remote_write_bench: making the target bodies failed:" >&2; cat "$tmp/bodies.log" >&2; exit 1; }
   for f in "$tmp/www/"body?; do gzip -9 -f "$f"; done
   chmod -R a+rX "$tmp/www"
   cat >"$tmp/nginx/nginx.conf" <<CONF

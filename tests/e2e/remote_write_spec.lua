@@ -862,8 +862,9 @@ prometheus.remote_write "out" {
     finally(function()
       h.kill("KILL")
     end)
+    -- 70 s here; `make soak` runs it for SOAK_SECONDS
     local unhealthy = 0
-    for _ = 1, 70 do
+    for _ = 1, tonumber(os.getenv("MOONWATCH_SOAK_SECONDS") or "") or 70 do
       os.execute("sleep 1")
       unhealthy = unhealthy + metric(h, "moonwatch_component_controller_running_components", 'health_type="unhealthy"')
     end
