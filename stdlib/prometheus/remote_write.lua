@@ -580,6 +580,9 @@ end
 function Instance:check_stuck()
   local now, problems = scheduler.now(), {}
   for name, ep in pairs(self.endpoints) do
+    if ep.stopped then -- stopping: its reader is closed
+      return
+    end
     if ep.gen.inflight == 0 and unread(self, ep) <= 0 then
       ep.progress_at = now
     end
@@ -1091,6 +1094,7 @@ function Instance:stop()
   if scheduler.current() then -- a graceful stop runs in a task and may wait
     self:flush()
   end
+  self.stuck_timer:close()
   self.remove_collect()
   self:stop_metadata()
   for _, ep in pairs(self.endpoints) do
