@@ -109,11 +109,28 @@ local function vm_samples(port)
   return out
 end
 
-local function pipeline(name, target_port, endpoints, extra, queue)
+-- The specs' queue_config (Lua source text by argument).
+local QUEUE = { batch_send_deadline = '"200ms"', min_backoff = '"50ms"', max_backoff = '"500ms"' }
+
+-- A pipeline scraping the target into remote_write endpoints; opts.queue: queue_config arguments
+-- over QUEUE, opts.endpoint: more endpoint arguments (Lua source text).
+local function pipeline(name, target_port, endpoints, extra, opts)
+  opts = opts or {}
+  local q, qs = {}, {}
+  for k, v in pairs(QUEUE) do
+    q[k] = v
+  end
+  for k, v in pairs(opts.queue or {}) do
+    q[k] = v
+  end
+  for k, v in pairs(q) do
+    qs[#qs + 1] = k .. " = " .. v
+  end
+  table.sort(qs)
   local eps = {}
   for _, e in ipairs(endpoints) do
-    eps[#eps + 1] = string.format('{ url = %q, queue_config = { batch_send_deadline = "200ms", min_backoff = "50ms",'
-      .. ' max_backoff = "500ms", %s } }', e, queue or "")
+    eps[#eps + 1] = string.format("{ url = %q, %s queue_config = { %s } }", e, opts.endpoint or "",
+      table.concat(qs, ", "))
   end
   return proc.write(tmp .. "/" .. name .. ".lua", string.format([[
 prometheus.scrape "t" {
@@ -336,8 +353,8 @@ prometheus.remote_write "out" {
     local log = tmp .. "/served2"
     local tport = start_target(log)
     local pport = free_port()
-    local file = pipeline("down", tport, { "http://127.0.0.1:" .. pport .. "/api/v1/write" })
-    proc.write(file, io.open(file):read("*a"):gsub("queue_config =", 'remote_timeout = "1s", queue_config ='))
+    local file = pipeline("down", tport, { "http://127.0.0.1:" .. pport .. "/api/v1/write" }, nil,
+      { endpoint = 'remote_timeout = "1s",' })
     local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data2" })
     finally(function()
       h.kill("KILL")
@@ -793,7 +810,7 @@ prometheus.remote_write "out" {
       proc.quote(proc.bin), SRC, xport, pport, plog))
     wait_http("http://127.0.0.1:" .. xport .. "/-/ready")
     local file = pipeline("slow", tport, { "http://127.0.0.1:" .. xport .. "/api/v1/write" }, nil,
-      "max_samples_per_send = 50, min_shards = 1, max_shards = 8")
+      { queue = { max_samples_per_send = "50", min_shards = "1", max_shards = "8" } })
     local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data-slow" },
       { env = "MOONWATCH_REMOTE_WRITE_SHARD_UPDATE_INTERVAL=1" })
     finally(function()
@@ -845,18 +862,8 @@ prometheus.remote_write "out" {
     spawn(string.format("%s lua %s/tests/e2e/fixtures/slow_proxy.lua %d http://127.0.0.1:%d/api/v1/write 1.5 %s 10 %s",
       proc.quote(proc.bin), SRC, xport, pport, plog, slog))
     wait_http("http://127.0.0.1:" .. xport .. "/-/ready")
-    local file = proc.write(tmp .. "/reshard.lua", string.format([[
-prometheus.scrape "t" {
-  targets = {{ __address__ = "127.0.0.1:%d" }},
-  forward_to = { prometheus.remote_write.out.receiver },
-  scrape_interval = "500ms",
-  scrape_timeout = "500ms",
-}
-prometheus.remote_write "out" {
-  endpoint = { url = "http://127.0.0.1:%d/api/v1/write",
-    queue_config = { batch_send_deadline = "1s", min_shards = 1, max_shards = 8 } },
-}
-]], tport, xport))
+    local file = pipeline("reshard", tport, { "http://127.0.0.1:" .. xport .. "/api/v1/write" }, nil,
+      { queue = { batch_send_deadline = '"1s"', min_shards = "1", max_shards = "8" } })
     local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data-reshard" },
       { env = "MOONWATCH_REMOTE_WRITE_SHARD_UPDATE_INTERVAL=1" })
     finally(function()
