@@ -301,12 +301,75 @@ static int mw_rw_name_cmp(const mw_label_t *a, const mw_label_t *b) {
   return (a->name_len > b->name_len) - (a->name_len < b->name_len);
 }
 
+/* Copies src[0..) to dst up to the first 0xFF separator, 8 bytes at a time
+ * while 8 are left in src[0..avail); returns the bytes before the separator
+ * (avail if there is none). dst must have 7 bytes of room past them: whole
+ * words are written. */
+static inline size_t mw_rw_copy_field(uint8_t *dst, const uint8_t *src, size_t avail) {
+  size_t i = 0;
+  for (; i + 8 <= avail; i += 8) {
+    uint64_t w;
+    memcpy(&w, src + i, 8);
+    memcpy(dst + i, &w, 8);
+    /* a byte of w is 0xFF where ~w has a zero byte; the lowest flag is exact */
+    uint64_t ff = (~w - 0x0101010101010101ULL) & w & 0x8080808080808080ULL;
+    if (ff) return i + ((size_t)__builtin_ctzll(ff) >> 3);
+  }
+  for (; i < avail && src[i] != 0xff; i++)
+    dst[i] = src[i];
+  return i;
+}
+
+/* mw_rw_put_set without external labels to merge, which is the hot case: each
+ * name and value is read and copied once (the separators found as it is
+ * copied), behind room for the tags and one-byte lengths filled in after; a
+ * label whose lengths take more than one byte, or with an empty name or
+ * value, is written again by mw_rw_put_label. The caller reserved
+ * MW_RW_SET_MAX(len) bytes at p. Returns the end, NULL if enc is malformed. */
+#define MW_RW_SET_MAX(len) (10 * (size_t)(len) + 32)
+static uint8_t *mw_rw_put_plain(uint8_t *p, uint8_t tag, const uint8_t *enc, size_t len) {
+  size_t pos = 0;
+  while (pos < len) {
+    size_t nl = mw_rw_copy_field(p + 4, enc + pos, len - pos);
+    if (pos + nl == len) return NULL;
+    size_t vpos = pos + nl + 1;
+    size_t vl = mw_rw_copy_field(p + 6 + nl, enc + vpos, len - vpos);
+    if (vpos + vl == len) return NULL;
+    if (nl && vl && 4 + nl + vl < 128) {
+      p[0] = tag;
+      p[1] = (uint8_t)(4 + nl + vl);
+      p[2] = MW_RW_TAG(MW_RWENC_LABEL_NAME, 2);
+      p[3] = (uint8_t)nl;
+      p[4 + nl] = MW_RW_TAG(MW_RWENC_LABEL_VALUE, 2);
+      p[5 + nl] = (uint8_t)vl;
+      p += 6 + nl + vl;
+    } else {
+      mw_label_t l = {.name = (const char *)enc + pos,
+                      .name_len = (uint32_t)nl,
+                      .value = (const char *)enc + vpos,
+                      .value_len = (uint32_t)vl};
+      p = mw_rw_put_label(p, tag, &l);
+    }
+    pos = vpos + vl + 1;
+  }
+  return p;
+}
+
 /* Writes the labels of an encoded set (len bytes) as Label fields with tag
  * at the end of strs, merged with the external labels if ext (the set's own
  * value wins): *off, *n. 0; -1 on a malformed set (nothing kept), -2 on OOM. */
 static int mw_rw_put_set(mw_rwenc_t *e, uint8_t tag, const uint8_t *enc, size_t len, int ext,
                          size_t *off, size_t *n) {
   size_t start = e->strs_len, pos = 0, j = 0, next = ext ? e->next : 0;
+  if (!next) {
+    if (mw_rw_grow((void **)&e->strs, &e->strs_cap, start + MW_RW_SET_MAX(len), 1) != 0) return -2;
+    uint8_t *b = (uint8_t *)e->strs, *end = mw_rw_put_plain(b + start, tag, enc, len);
+    if (!end) return -1;
+    e->strs_len = (size_t)(end - b);
+    *off = start;
+    *n = e->strs_len - start;
+    return 0;
+  }
   mw_label_t l;
   int r = mw_labels_next(enc, len, &pos, &l);
   while (r == 1 || j < next) {
