@@ -168,8 +168,9 @@ mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
                                              const mw_scrape_opts_t *opts, char *err,
                                              size_t errlen);
 void mw_ffi_scrape_target_free(mw_scrape_target_t *t);
-/* Changes the limits and timestamp options; honor_labels is kept (the cached
- * series carry labels made with it: make a new target to change it). */
+/* Changes the options in place. When honor_labels or a label limit changes,
+ * the next scrape labels and checks every series again (a series whose labels
+ * change is a new series; the old one gets its staleness marker then). */
 void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t *opts);
 
 /* Parses a scraped body (the format from content_type, NULL when absent, with
@@ -187,11 +188,13 @@ int mw_ffi_scrape_fail(mw_scrape_target_t *t, int64_t ts_ms);
  * order: up, scrape_duration_seconds, scrape_samples_scraped,
  * scrape_samples_post_metric_relabeling, scrape_series_added, and with
  * extra metrics (n = 8) scrape_timeout_seconds, scrape_sample_limit,
- * scrape_body_size_bytes. 0 or -1 (err). */
+ * scrape_body_size_bytes. They get the target's labels (honor_labels aside)
+ * and no label limit applies to them, so a failed scrape reports too.
+ * 0 or -1 (err: a bad n, out of memory). */
 int mw_ffi_scrape_report(mw_scrape_target_t *t, int64_t ts_ms, const double *values, uint32_t n,
                          char *err, size_t errlen);
-/* The target goes away: staleness markers for all its series, body and report,
- * in the two batches. */
+/* The target went away (its end-of-run staleness): staleness markers at ts_ms
+ * for all its series, body and report, in the two batches. */
 int mw_ffi_scrape_stale(mw_scrape_target_t *t, int64_t ts_ms);
 /* The batches of the last call (owned by the target). */
 mw_batch_t *mw_ffi_scrape_batch(mw_scrape_target_t *t);

@@ -169,6 +169,36 @@ static int mw_mutate_cb(void *ctx, const mw_label_t *in, size_t n, const mw_labe
   return mw_scrape_mutate(ctx, in, n, out, out_n, err, errlen);
 }
 
+/* The labels of a report series (up, ...), as Prometheus's
+ * mutateReportSampleLabels: the target's labels over the series' own,
+ * whatever honor_labels says, and no label limit (a scrape that fails on a
+ * limit still reports up 0). */
+static int mw_report_mutate_cb(void *ctx, const mw_label_t *in, size_t n, const mw_label_t **out,
+                               size_t *out_n, char *err, size_t errlen) {
+  mw_scrape_target_t *t = ctx;
+  size_t cap = n + t->nlabels;
+  if (t->out_cap < cap) {
+    mw_label_t *p = realloc(t->out, 2 * cap * sizeof *p);
+    if (!p) {
+      snprintf(err, errlen, "out of memory");
+      return -1;
+    }
+    t->out = p;
+    t->out_cap = cap;
+  }
+  mw_label_t *ls = t->out;
+  size_t k = n;
+  memcpy(ls, in, n * sizeof *in);
+  for (size_t i = 0; i < t->nlabels; i++) {
+    const mw_label_t *l = &t->labels[i];
+    mw_set(ls, &k, l->name, l->name_len, l->value, l->value_len);
+  }
+  qsort(ls, k, sizeof *ls, mw_label_cmp);
+  *out = ls;
+  *out_n = k;
+  return 0;
+}
+
 static uint32_t mw_flags(const mw_scrape_opts_t *o) {
   return (o->honor_timestamps ? 0 : MW_EXPFMT_IGNORE_TIMESTAMPS) |
          (o->track_timestamps_staleness ? MW_EXPFMT_TRACK_TS_STALENESS : 0);
@@ -210,7 +240,7 @@ mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
   t->report = mw_scrapecache_new();
   if (!t->body || !t->report) goto oom;
   mw_scrapecache_set_mutate(t->body, mw_mutate_cb, t);
-  mw_scrapecache_set_mutate(t->report, mw_mutate_cb, t);
+  mw_scrapecache_set_mutate(t->report, mw_report_mutate_cb, t);
   t->batch = mw_batch_new(mw_scrapecache_series(t->body));
   t->report_batch = mw_batch_new(mw_scrapecache_series(t->report));
   if (!t->batch || !t->report_batch) goto oom;
@@ -240,9 +270,15 @@ void mw_ffi_scrape_target_free(mw_scrape_target_t *t) {
 }
 
 void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t *opts) {
-  uint32_t honor = t->opts.honor_labels;
+  const mw_scrape_opts_t *o = &t->opts;
+  /* the body's cached series were labelled and checked under the old rules:
+   * the next scrape labels and checks every series again (Prometheus starts a
+   * new cache then) */
+  if (o->honor_labels != opts->honor_labels || o->label_limit != opts->label_limit ||
+      o->label_name_length_limit != opts->label_name_length_limit ||
+      o->label_value_length_limit != opts->label_value_length_limit)
+    mw_scrapecache_forget(t->body);
   t->opts = *opts;
-  t->opts.honor_labels = honor;
 }
 
 int mw_ffi_scrape_parse(mw_scrape_target_t *t, const char *body, size_t len,

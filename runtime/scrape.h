@@ -1,9 +1,10 @@
-/* scrape.h: the C side of one scrape target. A target owns two scrape caches
- * (the scraped body's series and the report series up, scrape_duration_seconds,
- * ...) whose new series get the target's labels as Prometheus's
- * mutateSampleLabels gives them (honor_labels, exported_ prefixes) and are
- * checked against the label limits. One call turns a body into a batch; the
- * batches are valid until the next call on the target. */
+/* scrape.h: the C side of one scrape target. A target owns two scrape caches:
+ * the scraped body's series, whose new series get the target's labels as
+ * Prometheus's mutateSampleLabels gives them (honor_labels, exported_
+ * prefixes) and are checked against the label limits; and the report series
+ * (up, scrape_duration_seconds, ...), which get the target's labels as
+ * mutateReportSampleLabels and no limit. One call turns a body into a batch;
+ * the batches are valid until the next call on the target. */
 #ifndef MW_SCRAPE_H
 #define MW_SCRAPE_H
 #include <stddef.h>

@@ -230,12 +230,16 @@ oom:
   return -1;
 }
 
-void mw_scrapecache_keyspace(mw_scrapecache_t *c, int tag) {
-  if (tag == c->keyspace) return;
-  c->keyspace = tag;
+void mw_scrapecache_forget(mw_scrapecache_t *c) {
   c->nkeys = 0;
   c->guess = 0;
   memset(c->slots, 0, (c->mask + 1) * sizeof *c->slots);
+}
+
+void mw_scrapecache_keyspace(mw_scrapecache_t *c, int tag) {
+  if (tag == c->keyspace) return;
+  c->keyspace = tag;
+  mw_scrapecache_forget(c);
 }
 
 uint32_t mw_scrapecache_get(mw_scrapecache_t *c, mw_skey_t key) {

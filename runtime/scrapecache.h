@@ -44,6 +44,10 @@ uint32_t mw_scrapecache_get(mw_scrapecache_t *c, mw_skey_t key);
  * exposition format); when it differs from the previous scrape's, every key
  * is forgotten (series stay). Call after mw_scrapecache_begin. */
 void mw_scrapecache_keyspace(mw_scrapecache_t *c, int tag);
+/* Forgets every key (series stay): the next scrape finds each line's series
+ * through the mutate hook again, so new labelling rules apply to all of them;
+ * a series whose labels come out the same keeps its ref. */
+void mw_scrapecache_forget(mw_scrapecache_t *c);
 /* The key of a raw series text (len bytes). */
 mw_skey_t mw_scrapecache_hash(const char *text, size_t len);
 /* 1 if a and b are the same key. */

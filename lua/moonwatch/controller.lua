@@ -327,8 +327,12 @@ end
 --- Starts fn in a task attributed to this component (stopped with the component).
 function Ctx:spawn(fn, name, ...)
   local node = self._node
-  local task = scheduler.spawn(fn, { name = name or node.id, component_id = node.id }, ...)
-  node.tasks[task] = true
+  local task = scheduler.spawn(fn, { name = name or node.id, component_id = node.id, on_exit = function(t)
+    node.tasks[t] = nil -- a component that starts tasks as it goes (one per target) keeps only the live ones
+  end }, ...)
+  if not task.done then
+    node.tasks[task] = true
+  end
   return task
 end
 

@@ -4,10 +4,17 @@
 -- interval (spread by a hash of the target, as Prometheus does). The body is
 -- parsed in C into a batch through the target's scrape cache (a steady-state
 -- scrape only hashes each line and parses its value); the batch and the report
--- series (up, scrape_duration_seconds, ...) go to every receiver in forward_to.
--- Series that disappear, and all series of a failed or removed target, get
--- Prometheus's staleness marker once. Targets on the in-memory address
--- (exporter components) are collected by a direct call, without a socket.
+-- series (up, scrape_duration_seconds, ...) go to every receiver in forward_to;
+-- every scrape, failed or not, writes all its report series (they bypass the
+-- label limits, as in Prometheus). Series that disappear, and all series of a
+-- failed scrape, get Prometheus's staleness marker once. A target removed while
+-- the component runs gets its end-of-run staleness markers as Prometheus writes
+-- them: two intervals and 10% later, unless it came back meanwhile; stopping the
+-- component or moonwatch writes none (a restart carries the series on).
+-- Problems of one target (no address, over target_limit) are the target's: its
+-- health and last error in the debug info, up 0, metrics; the component's health
+-- is for its configuration. Targets on the in-memory address (exporter
+-- components) are collected by a direct call, without a socket.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
@@ -17,6 +24,7 @@ local metadata = require("moonwatch.metadata")
 local metrics = require("moonwatch.metrics")
 local schema = require("moonwatch.schema")
 local httpconfig = require("moonwatch.httpconfig")
+local scheduler = require("moonwatch.scheduler")
 
 local M = {
   name = "prometheus.scrape",
@@ -100,6 +108,13 @@ local function component_metrics()
       "Total number of samples sent to downstream components.", { "component_id" }),
     fanout = reg:histogram("prometheus_fanout_latency", "Write latency for sending to direct and indirect components.",
       { "component_id" }),
+    -- Prometheus's scrape pool metrics
+    target_limit = reg:counter("prometheus_target_scrape_pool_exceeded_target_limit_total",
+      "Total number of times scrape pools hit the target limit, during sync or config reload.", { "component_id" }),
+    label_limits = reg:counter("prometheus_target_scrape_pool_exceeded_label_limits_total",
+      "Total number of times scrape pools hit the label limits, during sync or config reload.", { "component_id" }),
+    sync_failed = reg:counter("prometheus_target_sync_failed_total",
+      "Total number of target sync failures.", { "component_id", "scrape_job" }),
   }
 end
 
@@ -214,7 +229,8 @@ local Instance = {}
 Instance.__index = Instance
 
 function M.new(ctx, args)
-  local self = setmetatable({ ctx = ctx, loops = {}, m = component_metrics() }, Instance)
+  -- loops: the targets scraped, by key; leaving: removed targets waiting for their end-of-run staleness
+  local self = setmetatable({ ctx = ctx, loops = {}, leaving = {}, m = component_metrics() }, Instance)
   self.forward_to_fn = function() -- the current forward_to, for moonwatch.metadata
     return self.args.forward_to
   end
@@ -222,9 +238,9 @@ function M.new(ctx, args)
   return self
 end
 
--- Applies arguments: target diff (surviving targets keep their state).
+-- Applies arguments: target diff (surviving targets keep their state; new
+-- label options apply to their series at the next scrape).
 function Instance:configure(args)
-  local old = self.args
   local client, cerr = require("moonwatch.http_client").new(httpconfig.client_config(args))
   if not client then
     error(cerr, 0)
@@ -235,27 +251,25 @@ function Instance:configure(args)
   self.accept = accept_header(args.scrape_protocols)
   self.fallback = args.scrape_fallback_protocol:find("^OpenMetrics") and C.MW_EXPFMT_OPENMETRICS
     or C.MW_EXPFMT_TEXT
-  self.target_errors = {}
-  -- honor_labels changes the labels of cached series: start targets afresh
-  if old and old.honor_labels ~= args.honor_labels then
-    for key in pairs(self.loops) do
-      self:remove_target(key)
-    end
-  end
-  local wanted = {}
+  local errors, wanted, n = {}, {}, 0
   for i, t in ipairs(args.targets) do
     local st, err = M.populate(t, args, self.job)
     if st then
+      if not wanted[st.key] then
+        n = n + 1
+      end
       wanted[st.key] = st
     else
-      self.target_errors[#self.target_errors + 1] = string.format("target %d: %s", i, err)
+      errors[#errors + 1] = string.format("target %d: %s", i, err)
     end
   end
-  local n = 0
-  for _ in pairs(wanted) do
-    n = n + 1
+  -- Prometheus's target_limit: while the targets are more than the limit, every
+  -- scrape of every target fails with this error (up 0, staleness markers)
+  self.limit_err = nil
+  if args.target_limit > 0 and n > args.target_limit then
+    self.limit_err = string.format("target_limit exceeded (number of targets: %d, limit: %d)", n, args.target_limit)
+    self.m.target_limit:with(self.ctx.id):inc()
   end
-  self.over_limit = args.target_limit > 0 and n > args.target_limit
   for key in pairs(self.loops) do
     if not wanted[key] then
       self:remove_target(key)
@@ -267,18 +281,19 @@ function Instance:configure(args)
       loop.st = st
       C.mw_ffi_scrape_target_set_opts(loop.t, self:opts())
     else
-      self:add_target(key, st)
+      local err = self:add_target(key, st)
+      if err then
+        errors[#errors + 1] = err
+      end
     end
   end
-  self.m.targets:with(self.ctx.id):set(n)
-  if #self.target_errors > 0 then
-    self.ctx:set_health("unhealthy", table.concat(self.target_errors, "; "))
-  elseif self.over_limit then
-    self.ctx:set_health("unhealthy", string.format("target_limit exceeded (number of targets: %d, limit: %d)",
-      n, args.target_limit))
-  else
-    self.ctx:set_health("healthy", string.format("%d targets", n))
+  self.target_errors = errors
+  if #errors > 0 then -- as Prometheus's "Creating target failed": the target's problem, not the component's
+    self.m.sync_failed:with(self.ctx.id, self.job):add(#errors)
+    self.ctx.log:error("creating targets failed", { errors = table.concat(errors, "; ") })
   end
+  self.m.targets:with(self.ctx.id):set(n)
+  self.ctx:set_health("healthy", string.format("%d targets", n))
 end
 
 function Instance:opts()
@@ -297,16 +312,27 @@ end
 
 local errbuf = ffi.new("char[512]")
 
+-- Starts scraping a target; a target removed a moment ago carries on with its
+-- state (and gets no end-of-run staleness). Returns an error message if the
+-- target cannot be made (bad labels).
 function Instance:add_target(key, st)
-  local t = C.mw_ffi_scrape_target_new(st.encoded, #st.encoded, self:opts(), errbuf, 512)
-  if t == nil then
-    self.target_errors[#self.target_errors + 1] = ffi.string(errbuf)
-    return
+  local loop = self.leaving[key]
+  if loop then
+    self.leaving[key] = nil
+    scheduler.cancel(loop.stale_task)
+    loop.stale_task, loop.st = nil, st
+    C.mw_ffi_scrape_target_set_opts(loop.t, self:opts())
+  else
+    local t = C.mw_ffi_scrape_target_new(st.encoded, #st.encoded, self:opts(), errbuf, 512)
+    if t == nil then
+      return ffi.string(errbuf)
+    end
+    loop = {
+      key = key, st = st, t = ffi.gc(t, C.mw_ffi_scrape_target_free), health = "unknown",
+      stats = ffi.new("mw_expfmt_stats_t"), report = ffi.new("double[8]"),
+    }
   end
-  local loop = {
-    key = key, st = st, t = ffi.gc(t, C.mw_ffi_scrape_target_free), health = "unknown",
-    stats = ffi.new("mw_expfmt_stats_t"), report = ffi.new("double[8]"),
-  }
+  loop.stopped = false
   self.loops[key] = loop
   -- remote_write's metadata_config reads its families' metadata, if its samples go there
   metadata.add(loop.t, self.forward_to_fn)
@@ -315,20 +341,52 @@ function Instance:add_target(key, st)
   end, "scrape " .. st.url)
 end
 
+-- Stops scraping a target (no staleness markers).
+local function stop_loop(loop)
+  loop.stopped = true
+  metadata.del(loop.t)
+  if loop.task then
+    scheduler.cancel(loop.task)
+    loop.task = nil
+  end
+end
+
+-- A target left the targets while the component runs. As Prometheus's scrape
+-- loop, it may come back (a flapping discovery): its series get their
+-- staleness markers only after its next two slots and 10% of an interval,
+-- timestamped at the first slot (when its next scrape would have been), and
+-- not at all if it comes back first or the component stops. A target never
+-- scraped has no series to mark.
 function Instance:remove_target(key)
   local loop = self.loops[key]
   self.loops[key] = nil
-  loop.stopped = true
-  metadata.del(loop.t)
-  local ts = math.floor(ffi_rt.time_now() * 1000)
-  if C.mw_ffi_scrape_stale(loop.t, ts) == 0 then
+  stop_loop(loop)
+  if not loop.last_scrape then
+    return
+  end
+  self.leaving[key] = loop
+  loop.stale_task = self.ctx:spawn(function()
+    self:end_of_run(loop)
+  end, "end-of-run staleness " .. loop.st.url)
+end
+
+function Instance:end_of_run(loop)
+  local iv, now = loop.st.interval, ffi_rt.time_now()
+  local slot = loop.next_at
+  if slot < now then
+    slot = slot + math.ceil((now - slot) / iv) * iv
+  end
+  self.ctx:sleep(slot - now + iv + iv / 10)
+  if self.leaving[loop.key] ~= loop then
+    return
+  end
+  self.leaving[loop.key] = nil
+  loop.stale_task = nil
+  if C.mw_ffi_scrape_stale(loop.t, math.floor(slot * 1000)) == 0 then
     self:forward(C.mw_ffi_scrape_batch(loop.t))
     self:forward(C.mw_ffi_scrape_report_batch(loop.t))
-    C.mw_ffi_scrape_clear(loop.t)
   end
-  if loop.task then
-    require("moonwatch.scheduler").cancel(loop.task)
-  end
+  C.mw_ffi_scrape_clear(loop.t)
 end
 
 -- Sends a batch to every receiver; counts and times it.
@@ -361,14 +419,19 @@ local function first_delay(key, interval, now)
 end
 M.first_delay = first_delay
 
+-- The target's scrape loop; loop.next_at is the wall time of its next slot.
 function Instance:run_target(loop)
   local ctx = self.ctx
-  ctx:sleep(first_delay(loop.key, loop.st.interval, ffi_rt.time_now()))
+  local now = ffi_rt.time_now()
+  local wait = first_delay(loop.key, loop.st.interval, now)
+  loop.next_at = now + wait
+  ctx:sleep(wait)
   while not loop.stopped do
     local started = ffi_rt.monotonic()
     self:scrape(loop)
-    local elapsed = ffi_rt.monotonic() - started
-    ctx:sleep(math.max(0, loop.st.interval - elapsed))
+    wait = math.max(0, loop.st.interval - (ffi_rt.monotonic() - started))
+    loop.next_at = ffi_rt.time_now() + wait
+    ctx:sleep(wait)
   end
 end
 
@@ -423,12 +486,19 @@ function Instance:scrape(loop)
   local t0 = ffi_rt.monotonic()
   local stats = loop.stats
   local err, size
-  local ok = not self.over_limit
+  local ok = not self.limit_err
   if not ok then
-    err = string.format("target_limit exceeded (limit: %d)", self.args.target_limit)
+    err = self.limit_err
     C.mw_ffi_scrape_fail(loop.t, ts)
   else
-    local ptr, len, ctype, keep = self:fetch(loop)
+    local fetched, ptr, len, ctype, keep = pcall(self.fetch, self, loop)
+    if not fetched then -- a bug (an exporter's collect raised): the scrape fails, the loop goes on
+      if ptr == scheduler.CANCELLED then
+        error(ptr, 0)
+      end
+      self.ctx.log:debug("internal error in a scrape", { target = loop.st.url, err = tostring(ptr) })
+      ptr, len, ctype = nil, "internal error in prometheus.scrape: " .. tostring(ptr):gsub("^[^\n:]*:%d+: ", ""), 0
+    end
     if loop.stopped then
       if type(keep) == "userdata" then
         keep:free()
@@ -454,7 +524,12 @@ function Instance:scrape(loop)
   local r = loop.report -- up, duration, scraped, post relabeling, added, timeout, limit, body size
   r[0], r[1], r[2], r[3], r[4] = ok and 1 or 0, dur, samples, samples, added
   r[5], r[6], r[7] = loop.st.timeout, self.args.sample_limit, size or 0
-  C.mw_ffi_scrape_report(loop.t, ts, r, self.args.extra_metrics and 8 or 5, errbuf, 512)
+  if C.mw_ffi_scrape_report(loop.t, ts, r, self.args.extra_metrics and 8 or 5, errbuf, 512) ~= 0 then
+    self.ctx.log:error("writing the report series failed", { target = loop.st.url, err = ffi.string(errbuf) })
+  end
+  if err and err:find("label_[a-z_]*limit exceeded") then
+    self.m.label_limits:with(self.ctx.id):inc()
+  end
   self:forward(C.mw_ffi_scrape_batch(loop.t))
   self:forward(C.mw_ffi_scrape_report_batch(loop.t))
   -- a batch is valid only during append: idle until the next scrape, it holds no memory
@@ -473,10 +548,17 @@ function Instance:update(args)
   self:configure(args)
 end
 
+-- The component stops (removed, or moonwatch shuts down): as Prometheus when its
+-- scrape manager stops, no staleness markers, and none of the removed targets'
+-- are written any more.
 function Instance:stop()
-  for key in pairs(self.loops) do
-    self:remove_target(key)
+  for _, loop in pairs(self.loops) do
+    stop_loop(loop)
   end
+  for _, loop in pairs(self.leaving) do
+    scheduler.cancel(loop.stale_task)
+  end
+  self.loops, self.leaving = {}, {}
 end
 
 local function iso(t)

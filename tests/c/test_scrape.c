@@ -219,6 +219,69 @@ static void test_clear_frees_batches(void) {
   free(body);
 }
 
+/* Report series bypass the label limits (Prometheus's report series are not
+ * checked): a scrape that fails on a limit still writes up 0 and the rest. */
+static void test_report_series_bypass_label_limits(void) {
+  mw_scrape_opts_t o = defaults;
+  o.label_limit = 1;
+  o.label_name_length_limit = 2;
+  o.label_value_length_limit = 2;
+  mw_scrape_target_t *t = target(&o);
+  char err[256] = "";
+  const char *body = "a 1\n";
+  CHECK_INT(mw_ffi_scrape_parse(t, body, strlen(body), NULL, 1000, NULL, err, sizeof err), -1);
+  CHECK(strstr(err, "label_limit exceeded") != NULL);
+  double v[8] = {0, 0.01, 0, 0, 0, 10, 0, 4};
+  CHECK_INT(mw_ffi_scrape_report(t, 1000, v, 8, err, sizeof err), 0);
+  mw_batch_t *b = mw_ffi_scrape_report_batch(t);
+  CHECK_INT(mw_ffi_batch_len(b), 8);
+  double up = -1;
+  CHECK_STR(find(b, "up", &up), "__name__=up,instance=host:9100,job=node");
+  CHECK_DBL(up, 0);
+  CHECK(find(b, "scrape_body_size_bytes", NULL) != NULL);
+  /* honor_labels does not change them either */
+  o = defaults;
+  o.honor_labels = 1;
+  mw_ffi_scrape_target_free(t);
+  t = target(&o);
+  CHECK_INT(mw_ffi_scrape_report(t, 1000, v, 5, err, sizeof err), 0);
+  CHECK_STR(find(mw_ffi_scrape_report_batch(t), "up", NULL),
+            "__name__=up,instance=host:9100,job=node");
+  mw_ffi_scrape_target_free(t);
+}
+
+/* honor_labels and the label limits change in place: the next scrape labels
+ * and checks every series again, as a new target would; a series whose labels
+ * changed is a new one and the old one goes stale; unchanged series keep
+ * their refs. */
+static void test_label_options_change_in_place(void) {
+  mw_scrape_target_t *t = target(&defaults);
+  char err[256] = "";
+  const char *body = "a{job=\"app\"} 1\nb 2\n";
+  CHECK_INT(mw_ffi_scrape_parse(t, body, strlen(body), NULL, 1000, NULL, err, sizeof err), 0);
+  mw_batch_t *b = mw_ffi_scrape_batch(t);
+  CHECK_STR(find(b, "a", NULL), "__name__=a,exported_job=app,instance=host:9100,job=node");
+  uint32_t rb = mw_ffi_batch_ref(b, 1);
+  mw_scrape_opts_t o = defaults;
+  o.honor_labels = 1;
+  mw_ffi_scrape_target_set_opts(t, &o);
+  mw_expfmt_stats_t st;
+  CHECK_INT(mw_ffi_scrape_parse(t, body, strlen(body), NULL, 2000, &st, err, sizeof err), 0);
+  CHECK_INT(st.series_added, 1);
+  CHECK_INT(st.stale, 1);
+  CHECK_INT(mw_ffi_batch_len(b), 3);
+  CHECK_STR(labels_of(b, 0), "__name__=a,instance=host:9100,job=app");
+  CHECK_INT(mw_ffi_batch_ref(b, 1), rb);
+  CHECK_STR(labels_of(b, 2), "__name__=a,exported_job=app,instance=host:9100,job=node");
+  CHECK(mw_ffi_batch_is_stale(b, 2));
+  /* a tighter limit applies to the series already cached */
+  o.label_limit = 2;
+  mw_ffi_scrape_target_set_opts(t, &o);
+  CHECK_INT(mw_ffi_scrape_parse(t, body, strlen(body), NULL, 3000, NULL, err, sizeof err), -1);
+  CHECK(strstr(err, "label_limit exceeded (metric: a, number of labels: 3, limit: 2)") != NULL);
+  mw_ffi_scrape_target_free(t);
+}
+
 static void test_bad_target_label(void) {
   char err[256];
   const char bad[] = "0bad\xffv\xff";
@@ -237,5 +300,7 @@ int main(void) {
   MW_RUN(test_steady_state_keeps_refs);
   MW_RUN(test_clear_frees_batches);
   MW_RUN(test_bad_target_label);
+  MW_RUN(test_report_series_bypass_label_limits);
+  MW_RUN(test_label_options_change_in_place);
   return mw_test_summary();
 }

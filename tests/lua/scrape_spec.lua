@@ -30,6 +30,9 @@ end)
 server:route("GET", "/changing", function()
   return 200, changing[1]
 end)
+server:route("GET", "/honor", function()
+  return 200, 'a{job="app"} 1\nb 2\n'
+end)
 server:route("GET", "/gzip", function(req)
   assert(req.headers["accept-encoding"]:find("gzip"), "client did not ask for gzip")
   return 200, gzipped, { ["Content-Encoding"] = "gzip", ["Content-Type"] = "text/plain" }
@@ -128,6 +131,11 @@ local function metadata_families(sink)
     out[#out + 1] = string.format("%d %s|%s|%s", t[0], ffi.string(n[0]), ffi.string(h[0]), ffi.string(u[0]))
   end
   return out
+end
+
+-- The process's own metrics in text format.
+local function metrics_text()
+  return (require("moonwatch.metrics").default:expose("text/plain"))
 end
 
 local function target(path)
@@ -280,7 +288,7 @@ prometheus.scrape "s" {
     ctrl:stop()
   end)
 
-  it("marks a series that disappears stale once, and a removed target's series", function()
+  it("marks a series that disappears stale once, and writes no marker when the component stops", function()
     changing[1] = "x 1\ny 2\n"
     local ctrl, rec = pipeline({ targets = target("/changing") })
     assert(loop.run_until(function()
@@ -292,20 +300,150 @@ prometheus.scrape "s" {
         return s.stale
       end)
     end, 5), "no staleness marker for y")
+    local before = #rec.samples
     ctrl:stop()
-    local stale_x = find(rec, "x", function(s)
-      return s.stale
-    end)
-    assert.truthy(stale_x, "stopping the scrape marks x stale")
+    -- as Prometheus at shutdown: a restart carries the series on
+    assert.equals(before, #rec.samples)
     local n = 0
     for _, s in ipairs(rec.samples) do
-      if s.labels.__name__ == "y" and s.stale then
+      if s.stale then
+        assert.equals("y", s.labels.__name__)
         n = n + 1
       end
     end
     assert.equals(1, n)
+    -- and nothing later either (no end-of-run staleness left running)
+    loop.run_for(2.5)
+    assert.equals(before, #rec.samples)
   end)
 
+  -- Two targets (instances "kept" and "gone") at 1 s; `edit` rewrites the pipeline's targets.
+  local function two_targets()
+    changing[1] = "x 1\ny 2\n"
+    local both = string.format('{{ __address__ = %q, __metrics_path__ = "/metrics", instance = "kept" }, '
+      .. '{ __address__ = %q, __metrics_path__ = "/changing", instance = "gone" }}', base, base)
+    local ctrl, rec, file = pipeline({ targets = both })
+    local src = io.open(file):read("*a")
+    local function edit(only_kept)
+      proc.write(file, only_kept and src:gsub(', { __address__ = "[^"]*", __metrics_path__ = "/changing", '
+        .. 'instance = "gone" }', "") or src)
+      assert(ctrl:load())
+    end
+    assert(loop.run_until(function()
+      return find(rec, "up", function(s)
+        return s.labels.instance == "kept"
+      end) and find(rec, "x")
+    end, 5))
+    return ctrl, rec, edit
+  end
+
+  local function stale_of(rec, instance)
+    local out = {}
+    for _, s in ipairs(rec.samples) do
+      if s.stale and s.labels.instance == instance then
+        out[#out + 1] = s
+      end
+    end
+    return out
+  end
+
+  it("marks a removed target's series stale two intervals and 10% later, at its next slot", function()
+    local ctrl, rec, edit = two_targets()
+    local node = ctrl.nodes["prometheus.scrape.s"]
+    local before = require("moonwatch.ffi").time_now()
+    edit(true)
+    local removed = require("moonwatch.ffi").time_now()
+    local last_up -- the removed target's last scrape
+    for _, s in ipairs(rec.samples) do
+      if s.labels.__name__ == "up" and s.labels.instance == "gone" then
+        last_up = s.ts
+      end
+    end
+    assert.equals(1, #node.instance:debug_info().targets)
+    -- not within the first 1.1 intervals
+    loop.run_for(1.0)
+    assert.same({}, stale_of(rec, "gone"))
+    assert(loop.run_until(function()
+      return #stale_of(rec, "gone") > 0
+    end, 3), "no staleness markers for the removed target")
+    local stale = stale_of(rec, "gone")
+    local names = {}
+    for _, s in ipairs(stale) do
+      names[#names + 1] = s.labels.__name__
+      -- timestamped at the slot after the removal, where its next scrape would have been
+      assert.equals(stale[1].ts, s.ts)
+      assert.is_true(s.ts >= math.floor(before * 1000) and s.ts <= removed * 1000 + 1000,
+        string.format("marker at %d, removed between %.3f and %.3f", s.ts, before, removed))
+      local off = (s.ts - last_up) % 1000
+      assert.is_true(off < 60 or off > 940, "marker " .. (s.ts - last_up) .. " ms after the last scrape")
+      -- written one interval and 10% after that slot
+      local after = s.at - s.ts / 1000
+      assert.is_true(after >= 1.09 and after < 1.6, "written " .. after .. " s after its timestamp")
+    end
+    table.sort(names)
+    assert.same({ "scrape_duration_seconds", "scrape_samples_post_metric_relabeling", "scrape_samples_scraped",
+      "scrape_series_added", "up", "x", "y" }, names)
+    -- once, and none for the target that stays
+    loop.run_for(1.5)
+    assert.equals(#names, #stale_of(rec, "gone"))
+    assert.same({}, stale_of(rec, "kept"))
+    ctrl:stop()
+  end)
+
+  it("writes no marker for a removed target that comes back before they are due, and keeps its state", function()
+    local ctrl, rec, edit = two_targets()
+    local loops = ctrl.nodes["prometheus.scrape.s"].instance.loops
+    local before
+    for _, l in pairs(loops) do
+      if l.st.labels.instance == "gone" then
+        before = l
+      end
+    end
+    edit(true)
+    loop.run_for(0.5)
+    edit(false)
+    loop.run_for(3)
+    assert.same({}, stale_of(rec, "gone"))
+    local after
+    for _, l in pairs(loops) do
+      if l.st.labels.instance == "gone" then
+        after = l
+      end
+    end
+    assert.equals(before, after)
+    -- it goes on being scraped
+    local n = #rec.samples
+    assert(loop.run_until(function()
+      return find(rec, "x", function(s)
+        return s.labels.instance == "gone" and s.ts > rec.samples[n].ts
+      end)
+    end, 3))
+    ctrl:stop()
+  end)
+
+  it("applies a new honor_labels in place: only the series whose labels change go stale", function()
+    local ctrl, rec, file = pipeline({ targets = target("/honor") })
+    assert(loop.run_until(function()
+      return find(rec, "a")
+    end, 5))
+    assert.equals("app", find(rec, "a").labels.exported_job)
+    proc.write(file, io.open(file):read("*a"):gsub("  forward_to", "  honor_labels = true,\n  forward_to"))
+    assert(ctrl:load())
+    assert(loop.run_until(function()
+      return find(rec, "a", function(s)
+        return s.labels.job == "app"
+      end)
+    end, 5))
+    local stale = {}
+    for _, s in ipairs(rec.samples) do
+      if s.stale then
+        stale[#stale + 1] = s
+      end
+    end
+    assert.equals(1, #stale)
+    assert.same({ __name__ = "a", exported_job = "app", job = "prometheus.scrape.s", instance = base }, stale[1].labels)
+    ctrl:stop()
+  end)
   it("keeps a surviving target's state when targets change", function()
     local ctrl, rec, file = pipeline({ targets = target("/metrics") })
     assert(loop.run_until(function()
@@ -393,6 +531,93 @@ prometheus.remote_write "two" {
     assert(ctrl:load())
     assert.same({}, metadata_families("prometheus.remote_write.one"))
     assert.same({ "2 g|other help|", "1 h|help|" }, metadata_families("prometheus.remote_write.two"))
+    ctrl:stop()
+  end)
+
+  it("writes up 0 and every report series when a label limit fails the scrape", function()
+    for _, limit in ipairs({ "label_limit = 2,", "label_name_length_limit = 3,", "label_value_length_limit = 3," }) do
+      _G.test_recorders = {}
+      local ctrl, rec = scrape_once(target("/metrics"), limit .. " extra_metrics = true,")
+      local up = find(rec, "up")
+      assert.equals(0, up.value, limit)
+      assert.same({ __name__ = "up", job = "prometheus.scrape.s", instance = base }, up.labels)
+      for _, name in ipairs({ "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
+        "scrape_series_added", "scrape_timeout_seconds", "scrape_sample_limit", "scrape_body_size_bytes" }) do
+        assert.truthy(find(rec, name), name .. " with " .. limit)
+      end
+      assert.is_nil(find(rec, "metric_a"))
+      local info = ctrl.nodes["prometheus.scrape.s"].instance:debug_info().targets[1]
+      assert.equals("down", info.health)
+      assert.matches(limit:match("^(%S+)") .. " exceeded", info.last_error, 1, true)
+      assert.equals("healthy", ctrl.nodes["prometheus.scrape.s"].health.state)
+      ctrl:stop()
+    end
+    local text = metrics_text()
+    assert.matches('\nprometheus_target_scrape_pool_exceeded_label_limits_total{component_id="prometheus.scrape.s"} %d',
+      text)
+  end)
+
+  it("fails a scrape whose exporter raises an error with up 0, and scrapes on", function()
+    local inmemory = require("moonwatch.inmemory")
+    inmemory.register("test.boom", function()
+      error("boom")
+    end)
+    local ctrl, rec = pipeline({ targets = string.format('{{ __address__ = %q, __metrics_path__ = %q }}',
+      inmemory.ADDRESS, inmemory.path("test.boom")) })
+    assert(loop.run_until(function()
+      local n = 0
+      for _, s in ipairs(rec.samples) do
+        n = n + (s.labels.__name__ == "up" and 1 or 0)
+      end
+      return n >= 2
+    end, 5), "two scrapes")
+    inmemory.unregister("test.boom")
+    assert.equals(0, find(rec, "up").value)
+    local info = ctrl.nodes["prometheus.scrape.s"].instance:debug_info().targets[1]
+    assert.equals("internal error in prometheus.scrape: boom", info.last_error)
+    ctrl:stop()
+  end)
+
+  it("fails every scrape over target_limit with up 0 on each target, not the component's health", function()
+    local ctrl, rec = pipeline({ targets = string.format('{{ __address__ = %q, instance = "a" }, '
+      .. '{ __address__ = %q, instance = "b" }}', base, base), extra = "target_limit = 1," })
+    assert(loop.run_until(function()
+      return find(rec, "up", function(s)
+        return s.labels.instance == "a"
+      end) and find(rec, "up", function(s)
+        return s.labels.instance == "b"
+      end)
+    end, 5))
+    for _, s in ipairs(rec.samples) do
+      assert.is_true(s.labels.__name__ ~= "metric_a", "a target over the limit is not scraped")
+      if s.labels.__name__ == "up" then
+        assert.equals(0, s.value)
+      end
+    end
+    local node = ctrl.nodes["prometheus.scrape.s"]
+    assert.equals("healthy", node.health.state)
+    local info = node.instance:debug_info()
+    assert.equals(2, #info.targets)
+    for _, t in ipairs(info.targets) do
+      assert.equals("down", t.health)
+      assert.equals("target_limit exceeded (number of targets: 2, limit: 1)", t.last_error)
+    end
+    assert.matches('\nprometheus_target_scrape_pool_exceeded_target_limit_total{component_id="prometheus.scrape.s"} 1\n',
+      metrics_text())
+    ctrl:stop()
+  end)
+
+  it("reports a target without an address in debug info, the log and metrics, not the component's health", function()
+    local ctrl, rec = pipeline({ targets = string.format('{{ foo = "bar" }, { __address__ = %q }}', base) })
+    assert(loop.run_until(function()
+      return find(rec, "up")
+    end, 5))
+    assert.equals(1, find(rec, "up").value)
+    local node = ctrl.nodes["prometheus.scrape.s"]
+    assert.equals("healthy", node.health.state)
+    assert.same({ "target 1: no address" }, node.instance:debug_info().target_errors)
+    assert.matches('\nprometheus_target_sync_failed_total{component_id="prometheus.scrape.s",'
+      .. 'scrape_job="prometheus.scrape.s"} 1\n', metrics_text())
     ctrl:stop()
   end)
 
