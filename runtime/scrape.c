@@ -171,7 +171,8 @@ static int mw_mutate_cb(void *ctx, const mw_label_t *in, size_t n, const mw_labe
 
 static uint32_t mw_flags(const mw_scrape_opts_t *o) {
   return (o->honor_timestamps ? 0 : MW_EXPFMT_IGNORE_TIMESTAMPS) |
-         (o->track_timestamps_staleness ? MW_EXPFMT_TRACK_TS_STALENESS : 0);
+         (o->track_timestamps_staleness ? MW_EXPFMT_TRACK_TS_STALENESS : 0) |
+         (o->utf8_names ? 0 : MW_EXPFMT_LEGACY_NAMES);
 }
 
 mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
@@ -197,7 +198,7 @@ mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
     size_t nl = (size_t)(sep - name), vl = (size_t)(end - value);
     i = (size_t)(end - t->label_bytes) + 1;
     if (nl >= 2 && name[0] == '_' && name[1] == '_') continue;
-    if (!mw_labels_valid_name(name, nl)) {
+    if (opts->utf8_names ? !mw_labels_valid_utf8_name(name, nl) : !mw_labels_valid_name(name, nl)) {
       snprintf(err, errlen, "invalid target label name \"%.*s\"", (int)nl, name);
       goto fail;
     }
@@ -240,9 +241,10 @@ void mw_ffi_scrape_target_free(mw_scrape_target_t *t) {
 }
 
 void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t *opts) {
-  uint32_t honor = t->opts.honor_labels;
+  uint32_t honor = t->opts.honor_labels, utf8 = t->opts.utf8_names;
   t->opts = *opts;
   t->opts.honor_labels = honor;
+  t->opts.utf8_names = utf8;
 }
 
 int mw_ffi_scrape_parse(mw_scrape_target_t *t, const char *body, size_t len,
