@@ -44,6 +44,18 @@ static void mw_put_escaped(mw_expose_buf_t *b, const char *s, size_t n) {
   }
 }
 
+/* Appends a label name (label) or metric name: bare when the legacy grammar
+ * allows it, else quoted and escaped as Prometheus 3 writes UTF-8 names. */
+static void mw_put_name(mw_expose_buf_t *b, const char *s, size_t n, int label) {
+  if (label ? mw_labels_valid_name(s, n) : mw_labels_valid_metric_name(s, n)) {
+    mw_put(b, s, n);
+    return;
+  }
+  mw_put(b, "\"", 1);
+  mw_put_escaped(b, s, n);
+  mw_put(b, "\"", 1);
+}
+
 /* Appends " S.mmm": timestamp ms as OpenMetrics seconds (-0.500 for -500). */
 static void mw_put_seconds(mw_expose_buf_t *b, int64_t ms) {
   char num[32];
@@ -56,7 +68,7 @@ static void mw_put_seconds(mw_expose_buf_t *b, int64_t ms) {
 /* Appends " # {labels} value ts" (OpenMetrics exemplar syntax, ts in
  * seconds) for exemplar e. */
 static int mw_put_exemplar(mw_expose_buf_t *b, const mw_exemplar_t *e) {
-  if (mw_reserve(b, 2 * (size_t)e->labels_len + 128) != 0) return -1;
+  if (mw_reserve(b, 3 * (size_t)e->labels_len + 128) != 0) return -1;
   mw_put(b, " # {", 4);
   size_t pos = 0;
   mw_label_t l;
@@ -64,7 +76,7 @@ static int mw_put_exemplar(mw_expose_buf_t *b, const mw_exemplar_t *e) {
   while (mw_labels_next(e->labels, e->labels_len, &pos, &l) == 1) {
     if (!first) mw_put(b, ",", 1);
     first = 0;
-    mw_put(b, l.name, l.name_len);
+    mw_put_name(b, l.name, l.name_len, 1);
     mw_put(b, "=\"", 2);
     mw_put_escaped(b, l.value, l.value_len);
     mw_put(b, "\"", 1);
@@ -90,16 +102,26 @@ int mw_ffi_batch_write(const mw_batch_t *batch, int openmetrics, char **out, siz
   for (size_t i = 0; i < n; i++) {
     size_t len, pos = 0;
     const uint8_t *enc = mw_series_labels(s, refs[i], &len);
-    /* worst case: every byte escaped, plus punctuation and numbers */
-    if (mw_reserve(&b, 2 * len + 128) != 0) goto oom;
+    /* worst case: every byte escaped (2 bytes), names quoted and label
+     * punctuation (at most 6 bytes a label, whose 2 separators count 6 here),
+     * the value and timestamp */
+    if (mw_reserve(&b, 3 * len + 128) != 0) goto oom;
     mw_label_t l, name = {0};
-    if (mw_labels_get(enc, len, "__name__", 8, &name)) mw_put(&b, name.value, name.value_len);
     int first = 1;
+    if (mw_labels_get(enc, len, "__name__", 8, &name)) {
+      if (mw_labels_valid_metric_name(name.value, name.value_len)) {
+        mw_put(&b, name.value, name.value_len);
+      } else { /* Prometheus 3: {"my.metric",a="b"} */
+        mw_put(&b, "{", 1);
+        mw_put_name(&b, name.value, name.value_len, 0);
+        first = 0;
+      }
+    }
     while (mw_labels_next(enc, len, &pos, &l) == 1) {
       if (l.name_len == 8 && memcmp(l.name, "__name__", 8) == 0) continue;
       mw_put(&b, first ? "{" : ",", 1);
       first = 0;
-      mw_put(&b, l.name, l.name_len);
+      mw_put_name(&b, l.name, l.name_len, 1);
       mw_put(&b, "=\"", 2);
       mw_put_escaped(&b, l.value, l.value_len);
       mw_put(&b, "\"", 1);

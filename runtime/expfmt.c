@@ -58,7 +58,8 @@ typedef struct {
   double v;
   int has_sample; /* the line parsed to its end: mark and append the sample */
   int explicit_ts;
-  int ex; /* the line's exemplar (index in the parser's pex), -1: none */
+  int oob; /* its timestamp is out of int64 milliseconds: mark it, drop the sample */
+  int ex;  /* the line's exemplar (index in the parser's pex), -1: none */
 } mw_pend_t;
 
 /* A valid exemplar, parsed and waiting for its sample to be appended: its
@@ -83,6 +84,11 @@ typedef struct {
   char *err;
   size_t errlen;
   int cur_type; /* type from the last TYPE line */
+  int legacy;   /* MW_EXPFMT_LEGACY_NAMES: names must match the legacy grammar */
+  /* The metric name mw_parse_labels found quoted in the braces (Prometheus
+   * 3), unescaped (in the body or in buf). */
+  const char *qname;
+  uint32_t qname_len;
   /* Scratch for cache misses, allocated on the first miss. */
   mw_label_t *ls;
   size_t ls_cap;
@@ -502,13 +508,61 @@ static size_t mw_scan_series(const mw_parser_t *p, size_t i, size_t *name_end) {
   return mw_skip_braces(b, j + 1, n);
 }
 
+/* Finds the end of the quoted string whose opening '"' is at j, as the
+ * Prometheus lexers' \"(\\.|[^\\"])*\": returns the offset of the closing
+ * '"', or (size_t)-1 if the body ends first, a '\\' escapes a newline or
+ * (nl_ends) a raw newline comes first. *esc is set if it holds a '\\'. */
+static size_t mw_qstring_end(const mw_parser_t *p, size_t j, int nl_ends, int *esc) {
+  const char *b = p->b;
+  for (j++;;) {
+    j = mw_find3(b, j, p->n, '"', '\\', nl_ends ? '\n' : '"');
+    int c = mw_at(p, j);
+    if (c == '"') return j;
+    if (c != '\\') return (size_t)-1; /* the end, or a newline */
+    int e = mw_at(p, j + 1);
+    if (e < 0 || e == '\n') return (size_t)-1;
+    *esc = 1;
+    j += 2;
+  }
+}
+
+/* Checks a quoted name [s, s + n) (raw, escaped if esc) found in the body:
+ * valid UTF-8, not empty and, under the legacy scheme, a legacy metric name
+ * (metric) or label name. Returns 0, or -1 with the error set. */
+static int mw_check_qname(mw_parser_t *p, size_t ls, const char *s, size_t n, int esc, int metric) {
+  const char *what = metric ? "metric" : "label";
+  char q[128];
+  mw_quote(q, sizeof q, s, n);
+  if (!mw_ascii(s, n) && !mw_labels_valid_utf8(s, n))
+    return mw_fail(p, ls, "invalid UTF-8 %s name %s", what, q);
+  if (n == 0) return mw_fail(p, ls, "invalid %s name \"\"", what);
+  /* An escape makes a byte outside the legacy grammar ('"', '\\', '\n'). */
+  if (p->legacy &&
+      (esc || !(metric ? mw_labels_valid_metric_name(s, n) : mw_labels_valid_name(s, n))))
+    return mw_fail(p, ls, "%s name %s is not valid under the legacy validation scheme", what, q);
+  return 0;
+}
+
+/* What mw_parse_labels expects of a quoted string followed by ',' or '}',
+ * which names the metric (Prometheus 3): */
+enum {
+  MW_LB_NAMED,   /* refused: the line began with the metric name */
+  MW_LB_UNNAMED, /* expected once: the line began with '{' */
+  MW_LB_EXEMPLAR /* refused: exemplar labels (not a label name) */
+};
+
 /* Parses the label braces starting at '{' (offset j) strictly, into p->ls
- * from index 1 on (index 0 is __name__), unescaping values into p->buf.
- * *end gets the offset past '}'; *nl the number of labels including
- * __name__. Returns 0, or -1 with the error set. */
-static int mw_parse_labels(mw_parser_t *p, size_t ls, size_t j, size_t *end, size_t *nl) {
+ * from index 1 on (index 0 is __name__), unescaping values and quoted names
+ * into p->buf (it needs as many bytes as the braces). mode is a MW_LB_*;
+ * with MW_LB_UNNAMED, p->qname gets the quoted metric name. Quoted names are
+ * checked (mw_check_qname), a label's only when its value is not empty
+ * (Prometheus drops such a label before it validates names). *end gets the
+ * offset past '}'; *nl the number of labels including __name__. Returns 0,
+ * or -1 with the error set. */
+static int mw_parse_labels(mw_parser_t *p, size_t ls, size_t j, int mode, size_t *end, size_t *nl) {
   const char *b = p->b;
   size_t count = 1, bo = 0;
+  int named = mode != MW_LB_UNNAMED;
   j++; /* '{' */
   for (;;) {
     if (!p->om)
@@ -516,18 +570,59 @@ static int mw_parse_labels(mw_parser_t *p, size_t ls, size_t j, size_t *end, siz
         j++;
     int ch = p->om ? mw_at(p, j) : mw_at_text(p, j);
     if (ch == '}') {
+      if (!named) {
+        char line[128];
+        mw_quote(line, sizeof line, b + ls, j + 1 - ls);
+        return mw_fail(p, ls, "metric name not set while parsing: %s", line);
+      }
       *end = j + 1;
       *nl = count;
       return 0;
     }
-    if (!mw_is_lname_start(ch)) return mw_fail_tok(p, ls, j, j + 1, "expected label name");
-    size_t ns = j;
-    while (mw_is_lname_char(mw_at(p, j)))
-      j++;
-    size_t ne = j;
+    size_t ns = j, ne;
+    int quoted = 0, nesc = 0;
+    if (mw_is_lname_start(ch)) {
+      while (mw_is_lname_char(mw_at(p, j)))
+        j++;
+      ne = j;
+    } else if (ch == '"') {
+      /* OpenMetrics exemplar names stop at a newline, series names do not. */
+      ne = mw_qstring_end(p, j, p->om && mode == MW_LB_EXEMPLAR, &nesc);
+      if (ne == (size_t)-1) return mw_fail_tok(p, ls, j, j + 1, "expected label name");
+      ns = j + 1;
+      j = ne + 1;
+      quoted = 1;
+    } else {
+      return mw_fail_tok(p, ls, j, j + 1, "expected label name");
+    }
     if (!p->om)
       while (mw_is_ws(mw_at(p, j)))
         j++;
+    if (quoted) {
+      int nc = p->om ? mw_at(p, j) : mw_at_text(p, j);
+      if (nc == ',' || nc == '}') {
+        /* The metric name. */
+        if (mode == MW_LB_EXEMPLAR) return mw_fail_tok(p, ls, j, j + 1, "expected label name");
+        if (named) {
+          char line[128];
+          mw_quote(line, sizeof line, b + ls, j + 1 - ls);
+          return mw_fail(p, ls, "metric name already set while parsing: %s", line);
+        }
+        if (mw_check_qname(p, ls, b + ns, ne - ns, nesc, 1) != 0) return -1;
+        named = 1;
+        if (nesc) {
+          size_t k = mw_unescape(p->buf + bo, b + ns, ne - ns, 1);
+          p->qname = p->buf + bo;
+          p->qname_len = (uint32_t)k;
+          bo += k;
+        } else {
+          p->qname = b + ns;
+          p->qname_len = (uint32_t)(ne - ns);
+        }
+        if (nc == ',') j++;
+        continue;
+      }
+    }
     if (mw_at(p, j) != '=') return mw_fail_tok(p, ls, j, j + 1, "expected equal");
     j++;
     if (!p->om)
@@ -556,8 +651,16 @@ static int mw_parse_labels(mw_parser_t *p, size_t ls, size_t j, size_t *end, siz
     }
     if (count >= p->ls_cap && mw_scratch(p, 0, count + 1) != 0) return mw_fail_oom(p);
     mw_label_t *l = &p->ls[count++];
-    l->name = b + ns;
-    l->name_len = (uint32_t)(ne - ns);
+    if (quoted && ve > vs && mw_check_qname(p, ls, b + ns, ne - ns, nesc, 0) != 0) return -1;
+    if (nesc) {
+      size_t k = mw_unescape(p->buf + bo, b + ns, ne - ns, 1);
+      l->name = p->buf + bo;
+      l->name_len = (uint32_t)k;
+      bo += k;
+    } else {
+      l->name = b + ns;
+      l->name_len = (uint32_t)(ne - ns);
+    }
     if (esc) {
       size_t k = mw_unescape(p->buf + bo, b + vs, ve - vs, 1);
       l->value = p->buf + bo;
@@ -581,9 +684,9 @@ static int mw_parse_labels(mw_parser_t *p, size_t ls, size_t j, size_t *end, siz
 
 /* Encodes the canonical set ls that mw_parse_labels and mw_labels_normalize
  * produced from the body, into out (mw_labels_encoded_size bytes); returns
- * the length. Nothing to validate: names were parsed by the label name
- * grammar, the metric name by the metric name grammar, values are valid
- * UTF-8 (no 0xFF), and normalize sorted the set and rejected repeated names. */
+ * the length. Nothing to validate: bare names were parsed by the name
+ * grammars, quoted ones and values checked as valid UTF-8 (no 0xFF), and
+ * normalize sorted the set and rejected repeated names. */
 static size_t mw_encode_parsed(const mw_label_t *ls, size_t n, uint8_t *out) {
   uint8_t *o = out;
   for (size_t i = 0; i < n; i++) {
@@ -606,16 +709,19 @@ static int mw_series_miss(mw_parser_t *p, size_t ls, size_t i, size_t name_end, 
   if (klen >= (1u << 31)) return mw_fail(p, ls, "series text too long");
   if (mw_scratch(p, klen, 16) != 0) return mw_fail_oom(p);
   size_t nl = 1, end = name_end, j = name_end;
+  int unnamed = name_end == i; /* the line starts with '{': the name is quoted inside */
   if (!p->om)
     while (mw_is_ws(mw_at(p, j)))
       j++;
   if (mw_at(p, j) == '{') {
-    if (mw_parse_labels(p, ls, j, &end, &nl) != 0) return -1;
+    if (mw_parse_labels(p, ls, j, unnamed ? MW_LB_UNNAMED : MW_LB_NAMED, &end, &nl) != 0) return -1;
   }
   if (end != key_end) return mw_fail_tok(p, ls, end, end + 1, "unexpected text after labels");
   if (!intern) return 0;
-  p->ls[0] = (mw_label_t){
-      .name = "__name__", .name_len = 8, .value = p->b + i, .value_len = (uint32_t)(name_end - i)};
+  p->ls[0] = (mw_label_t){.name = "__name__",
+                          .name_len = 8,
+                          .value = unnamed ? p->qname : p->b + i,
+                          .value_len = unnamed ? p->qname_len : (uint32_t)(name_end - i)};
   char msg[160];
   if (mw_labels_normalize(p->ls, &nl, msg, sizeof msg) != 0) return mw_fail(p, ls, "%s", msg);
   const mw_label_t *fin;
@@ -685,6 +791,10 @@ static int mw_flush(mw_parser_t *p) {
       p->st->duplicates++;
       continue;
     }
+    if (q->oob) {
+      p->st->out_of_bounds++;
+      continue;
+    }
     if (mw_batch_add(p->batch, ref, q->ts, q->v) != 0) return mw_fail_oom(p);
     p->st->samples++;
     if (q->ex >= 0 && mw_attach_exemplar(p, q->ex, q->ts) != 0) return -1;
@@ -710,7 +820,7 @@ static void mw_look_ahead(mw_parser_t *p, size_t key_end) {
     if (!p->om)
       while (q < n && mw_is_ws((unsigned char)b[q]))
         q++;
-    if (q < n && mw_is_mname_start((unsigned char)b[q])) {
+    if (q < n && (mw_is_mname_start((unsigned char)b[q]) || b[q] == '{')) {
       mw_ahead_t *a = &p->ah[(p->ah_head + p->ah_n) % MW_AHEAD];
       a->start = q;
       a->key_end = mw_scan_series(p, q, &a->name_end);
@@ -730,12 +840,43 @@ static void mw_look_ahead(mw_parser_t *p, size_t key_end) {
 
 /* --- lines ------------------------------------------------------------- */
 
+/* OpenMetrics, a line starting with '{' at i: the raw metric name, the
+ * quoted string followed by ',' or '}' in the braces, in [*s, *e). 0 if
+ * there is none (the strict parse reports why). */
+static int mw_quoted_name(const mw_parser_t *p, size_t i, size_t *s, size_t *e) {
+  size_t j = i + 1;
+  for (;;) {
+    int esc = 0;
+    if (mw_at(p, j) == '"') {
+      size_t q = mw_qstring_end(p, j, 0, &esc);
+      if (q == (size_t)-1) return 0;
+      if (mw_at(p, q + 1) == ',' || mw_at(p, q + 1) == '}') {
+        *s = j + 1;
+        *e = q;
+        return 1;
+      }
+      j = q + 1;
+    } else {
+      while (mw_is_lname_char(mw_at(p, j)))
+        j++;
+    }
+    if (mw_at(p, j) != '=' || mw_at(p, j + 1) != '"') return 0;
+    j = mw_qstring_end(p, j + 1, 1, &esc);
+    if (j == (size_t)-1) return 0;
+    j++;
+    if (mw_at(p, j) != ',') return 0;
+    j++;
+  }
+}
+
 static int mw_is_created(const mw_parser_t *p, size_t i, size_t name_end) {
   if (!(p->flags & MW_EXPFMT_SKIP_CREATED) || !p->om) return 0;
   if (p->cur_type != MW_METRIC_COUNTER && p->cur_type != MW_METRIC_HISTOGRAM &&
       p->cur_type != MW_METRIC_SUMMARY)
     return 0;
-  return name_end - i >= 8 && memcmp(p->b + name_end - 8, "_created", 8) == 0;
+  size_t s = i, e = name_end;
+  if (e == s && !mw_quoted_name(p, i, &s, &e)) return 0;
+  return e - s >= 8 && memcmp(p->b + e - 8, "_created", 8) == 0;
 }
 
 /* Keeps a syntactically valid exemplar (labels ls[0..n), value v, timestamp
@@ -748,7 +889,8 @@ static int mw_stage_exemplar(mw_parser_t *p, mw_label_t *ls, size_t n, double v,
                              double t) {
   size_t runes = 0;
   for (size_t i = 0; i < n; i++) {
-    runes += ls[i].name_len; /* names are ASCII */
+    for (uint32_t k = 0; k < ls[i].name_len; k++)
+      runes += ((unsigned char)ls[i].name[k] & 0xC0) != 0x80;
     for (uint32_t k = 0; k < ls[i].value_len; k++)
       runes += ((unsigned char)ls[i].value[k] & 0xC0) != 0x80;
   }
@@ -795,7 +937,7 @@ static int mw_parse_exemplar(mw_parser_t *p, size_t ls, size_t j, size_t *jp) {
   while (close < p->n && p->b[close] != '\n')
     close++;
   if (mw_scratch(p, close - j, 16) != 0) return mw_fail_oom(p);
-  if (mw_parse_labels(p, ls, j, &end, &nl) != 0) return -1;
+  if (mw_parse_labels(p, ls, j, MW_LB_EXEMPLAR, &end, &nl) != 0) return -1;
   j = end;
   if (mw_at(p, j) != ' ' || mw_at(p, j + 1) < 0 || mw_at(p, j + 1) == ' ' ||
       mw_at(p, j + 1) == '\n') {
@@ -862,7 +1004,8 @@ static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
     if (mw_scratch(p, p->n - i, 16) != 0) return mw_fail_oom(p);
     while (!p->om && mw_is_ws(mw_at(p, j)))
       j++;
-    if (mw_parse_labels(p, ls, j, &end, &nl) != 0) return -1;
+    if (mw_parse_labels(p, ls, j, name_end == i ? MW_LB_UNNAMED : MW_LB_NAMED, &end, &nl) != 0)
+      return -1;
     return mw_fail_tok(p, ls, end, end + 1, "unterminated labels");
   }
   int queued = 0;
@@ -876,7 +1019,7 @@ static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
   size_t j = key_end, vs;
   double v;
   int64_t ts = p->dts;
-  int explicit_ts = 0;
+  int explicit_ts = 0, oob = 0;
   if (p->om) {
     if (mw_at(p, j) != ' ' || mw_at(p, j + 1) < 0 || mw_at(p, j + 1) == ' ' ||
         mw_at(p, j + 1) == '\n') {
@@ -912,14 +1055,19 @@ static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
         j++;
       double t;
       if (j == t0) return mw_fail_tok(p, ls, j, j + 1, "expected timestamp or new record");
-      if (mw_expfmt_parse_float(b + t0, j - t0, &t) != 0 || isnan(t) || isinf(t) ||
-          !(fabs(t * 1000.0) < 9.2e18)) {
+      if (mw_expfmt_parse_float(b + t0, j - t0, &t) != 0 || isnan(t) || isinf(t)) {
         char q[128];
         mw_quote(q, sizeof q, b + t0, j - t0);
         return mw_fail(p, ls, "invalid timestamp %s", q);
       }
+      /* Any finite float is a timestamp (Prometheus); one whose milliseconds
+       * do not fit int64 drops the sample (its storage refuses it). */
       explicit_ts = 1;
-      ts = (int64_t)(t * 1000.0);
+      double ms = t * 1000.0;
+      if (ms >= -0x1p63 && ms < 0x1p63)
+        ts = (int64_t)ms;
+      else
+        oob = 1;
       if (mw_at(p, j) == ' ') {
         if (mw_at(p, j + 1) == '#' && mw_at(p, j + 2) == ' ' && mw_at(p, j + 3) == '{')
           ex = 1;
@@ -964,13 +1112,14 @@ static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
   }
   if (p->flags & MW_EXPFMT_IGNORE_TIMESTAMPS) {
     ts = p->dts;
-    explicit_ts = 0;
+    explicit_ts = oob = 0;
   }
   if (p->flags & MW_EXPFMT_TRACK_TS_STALENESS) explicit_ts = 0;
   if (queued) {
     mw_pend_t *q = &p->pend[p->npend - 1];
     q->has_sample = 1;
     q->explicit_ts = explicit_ts;
+    q->oob = oob;
     q->ts = ts;
     q->v = v;
     q->ex = p->line_ex;
@@ -982,6 +1131,10 @@ static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
   if (m < 0) return mw_fail_oom(p);
   if (m == 0) {
     p->st->duplicates++;
+    return 0;
+  }
+  if (oob) {
+    p->st->out_of_bounds++;
     return 0;
   }
   if (mw_batch_add(p->batch, ref, ts, v) != 0) return mw_fail_oom(p);
@@ -1022,15 +1175,30 @@ static int mw_meta_line(mw_parser_t *p, size_t ls, size_t k, int kw, size_t *nex
     while (mw_is_ws(mw_at(p, j)))
       j++;
   }
-  if (!mw_is_mname_start(mw_at(p, j))) {
+  /* The family name: bare, or quoted (Prometheus 3) and then unescaped. */
+  size_t ns = j, ne;
+  int quoted = mw_at(p, j) == '"', nesc = 0;
+  if (quoted) {
+    ne = mw_qstring_end(p, j, 0, &nesc);
+    if (ne != (size_t)-1) {
+      ns = j + 1;
+      j = ne + 1;
+    }
+  } else {
+    while (mw_is_mname_char(mw_at(p, j)))
+      j++;
+    ne = j;
+  }
+  if (ne == (size_t)-1 || (!quoted && (ne == ns || !mw_is_mname_start(mw_at(p, ns))))) {
     char what[40];
     snprintf(what, sizeof what, "expected metric name after %s", kws[kw]);
-    return mw_fail_tok(p, ls, j, j + 1, what);
+    return mw_fail_tok(p, ls, ns, ns + 1, what);
   }
-  size_t ns = j;
-  while (mw_is_mname_char(mw_at(p, j)))
-    j++;
-  size_t ne = j;
+  if (quoted && !mw_ascii(b + ns, ne - ns) && !mw_labels_valid_utf8(b + ns, ne - ns)) {
+    char q[128];
+    mw_quote(q, sizeof q, b + ns, ne - ns);
+    return mw_fail(p, ls, "invalid UTF-8 metric name %s", q);
+  }
   const char *eol = j < p->n ? memchr(b + j, '\n', p->n - j) : NULL;
   size_t e = eol ? (size_t)(eol - b) : p->n;
   const char *text = b + j;
@@ -1050,6 +1218,15 @@ static int mw_meta_line(mw_parser_t *p, size_t ls, size_t k, int kw, size_t *nex
       tlen = e - j - 1;
     }
   }
+  /* Unescaped name and help text go to p->buf, in one allocation. */
+  int hesc = kw == 1 && memchr(text, '\\', tlen) != NULL;
+  const char *name = b + ns;
+  size_t nl = ne - ns;
+  if ((nesc || hesc) && mw_scratch(p, nl + tlen, 0) != 0) return mw_fail_oom(p);
+  if (nesc) {
+    nl = mw_unescape(p->buf, b + ns, ne - ns, 1);
+    name = p->buf;
+  }
   char msg[160];
   int rc = 0;
   if (kw == 0) {
@@ -1060,11 +1237,10 @@ static int mw_meta_line(mw_parser_t *p, size_t ls, size_t k, int kw, size_t *nex
       return mw_fail(p, ls, "invalid metric type %s", q);
     }
     p->cur_type = t;
-    rc = mw_scrapecache_meta_set(p->c, b + ns, ne - ns, MW_META_TYPE, t, NULL, 0, msg, sizeof msg);
+    rc = mw_scrapecache_meta_set(p->c, name, nl, MW_META_TYPE, t, NULL, 0, msg, sizeof msg);
   } else if (kw == 1) {
     /* Unchanged since the last scrape (the usual case): nothing to check. */
-    if (!memchr(text, '\\', tlen) &&
-        mw_scrapecache_meta_same(p->c, b + ns, ne - ns, MW_META_HELP, text, tlen)) {
+    if (!hesc && mw_scrapecache_meta_same(p->c, name, nl, MW_META_HELP, text, tlen)) {
       *next = e + 1;
       return 0;
     }
@@ -1075,22 +1251,21 @@ static int mw_meta_line(mw_parser_t *p, size_t ls, size_t k, int kw, size_t *nex
     }
     const char *h = text;
     size_t hlen = tlen;
-    if (memchr(text, '\\', tlen)) {
-      if (mw_scratch(p, tlen, 0) != 0) return mw_fail_oom(p);
-      hlen = mw_unescape(p->buf, text, tlen, p->om);
-      h = p->buf;
+    if (hesc) {
+      char *hb = p->buf + (nesc ? nl : 0);
+      hlen = mw_unescape(hb, text, tlen, p->om);
+      h = hb;
     }
-    rc = mw_scrapecache_meta_set(p->c, b + ns, ne - ns, MW_META_HELP, 0, h, hlen, msg, sizeof msg);
+    rc = mw_scrapecache_meta_set(p->c, name, nl, MW_META_HELP, 0, h, hlen, msg, sizeof msg);
   } else {
-    size_t ml = ne - ns;
-    if (tlen > 0 &&
-        (ml < tlen + 1 || memcmp(b + ne - tlen, text, tlen) != 0 || b[ne - tlen - 1] != '_')) {
+    if (tlen > 0 && (nl < tlen + 1 || memcmp(name + nl - tlen, text, tlen) != 0 ||
+                     name[nl - tlen - 1] != '_')) {
       char qu[128], qm[128];
       mw_quote(qu, sizeof qu, text, tlen);
-      mw_quote(qm, sizeof qm, b + ns, ml);
+      mw_quote(qm, sizeof qm, name, nl);
       return mw_fail(p, ls, "unit %s not a suffix of metric %s", qu, qm);
     }
-    rc = mw_scrapecache_meta_set(p->c, b + ns, ml, MW_META_UNIT, 0, text, tlen, msg, sizeof msg);
+    rc = mw_scrapecache_meta_set(p->c, name, nl, MW_META_UNIT, 0, text, tlen, msg, sizeof msg);
   }
   if (rc != 0) return mw_fail(p, ls, "%s", msg);
   *next = e + 1;
@@ -1164,7 +1339,7 @@ static int mw_parse_lines(mw_parser_t *p, size_t *posp, int *eofp) {
       if (p->om ? mw_comment_om(p, ls, i, &next, &eof) : mw_comment_text(p, ls, i, &next, &stop))
         return -1;
       if (eof || stop) break;
-    } else if (mw_is_mname_start(ch)) {
+    } else if (mw_is_mname_start(ch) || ch == '{') {
       if (mw_sample_line(p, ls, i, &next) != 0) return -1;
     } else {
       return mw_fail_tok(p, ls, i, i + 1, "expected a valid start token");
@@ -1214,8 +1389,10 @@ int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t
   /* About as many samples as the last scrape had: a batch emptied since
    * (mw_batch_clear) grows in one step. A failure shows at the first add. */
   (void)mw_batch_reserve(b, mw_scrapecache_len(c));
-  /* Keys validated under one format's rules are not valid under the other's. */
-  mw_scrapecache_keyspace(c, format);
+  /* Keys validated under one format's (or name scheme's) rules are not valid
+   * under another's. */
+  int legacy = (flags & MW_EXPFMT_LEGACY_NAMES) != 0;
+  mw_scrapecache_keyspace(c, format | legacy << 8);
   mw_parser_t p = {.b = body ? body : "",
                    .n = body ? len : 0,
                    .om = format == MW_EXPFMT_OPENMETRICS,
@@ -1227,6 +1404,7 @@ int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t
                    .err = err,
                    .errlen = errlen,
                    .cur_type = MW_METRIC_UNKNOWN,
+                   .legacy = legacy,
                    .line_ex = -1};
   int rc = mw_parse_body(&p);
   if (rc != 0) {
@@ -1234,7 +1412,7 @@ int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t
      * gone (Prometheus appends an empty body). */
     mw_batch_truncate(b, 0);
     st->samples = st->series_added = st->duplicates = st->exemplars = st->created_skipped = 0;
-    st->exemplars_invalid = 0;
+    st->exemplars_invalid = st->out_of_bounds = 0;
   }
   int stale_markers = !(flags & MW_EXPFMT_NO_STALE);
   char msg[64];

@@ -1,10 +1,22 @@
 /* expfmt.h: the Prometheus exposition parser. One call parses a whole body
- * (Prometheus text format 0.0.4 or OpenMetrics 1.0) into a sample batch,
- * through a per-target scrape cache.
+ * (Prometheus text format 0.0.4 / 1.0.0 or OpenMetrics 1.0) into a sample
+ * batch, through a per-target scrape cache.
  *
- * Semantics follow Prometheus 2.x's model/textparse (promparse.go,
+ * Semantics follow Prometheus 3's model/textparse (promparse.go,
  * openmetricsparse.go): what they accept is accepted, what they reject fails
  * the whole body with an error naming the line. Deliberate choices:
+ * - UTF-8 names (Prometheus 3): a metric name quoted in the braces, at any
+ *   position (`{"my.metric",a="b"}`, `{a="b","my.metric"}`), quoted label
+ *   names (`{"my.label"="v"}`, exemplars too), quoted family names in
+ *   TYPE/HELP/UNIT; escapes \\, \" and \n inside quotes. A name must be valid
+ *   UTF-8 and not empty, else the body fails (Prometheus's scrape loop refuses
+ *   such series; it does not check the name of a TYPE/HELP/UNIT line, this
+ *   parser does). With MW_EXPFMT_LEGACY_NAMES (the scrape's legacy validation
+ *   scheme) a quoted name outside the legacy grammar fails the body, as
+ *   Prometheus's `invalid metric name or label names` does. A label with an
+ *   empty value is dropped before its name is checked. Family names are
+ *   unescaped like series names (Prometheus keeps TYPE/HELP names escaped).
+ *   Quoted series texts are scrape cache keys like any other.
  * - Samples: one per sample line; a label with an empty value is dropped
  *   (Prometheus treats name="" as absent); a repeated label name fails the
  *   body (`label name "x" is not unique`, Prometheus fails the scrape too); a
@@ -22,13 +34,18 @@
  *   repeated label name) is dropped and counted in stats.exemplars_invalid,
  *   its sample kept. The exemplar of a dropped sample goes with it.
  * - Timestamps: text: integer ms (digits only, as the Prometheus lexer);
- *   OpenMetrics: float seconds, truncated to ms. Values: Go ParseFloat syntax
+ *   OpenMetrics: any finite float seconds, truncated to ms; a sample whose ms
+ *   do not fit int64 (`12345678901234567890.5`) is dropped and counted in
+ *   stats.out_of_bounds, the body goes on (Prometheus's int64(ts*1000) makes
+ *   math.MinInt64 of it on amd64, which its storage refuses as out of bounds);
+ *   with MW_EXPFMT_IGNORE_TIMESTAMPS it is kept at the scrape's time. Values:
+ *   Go ParseFloat syntax
  *   without hex floats and underscores (NaN, +Inf, -Inf, case-insensitive);
  *   every NaN becomes Prometheus's normal NaN, so a body cannot forge a
  *   staleness marker.
  * - Metric families' TYPE/HELP/UNIT go to the scrape cache's metadata.
- * - Not supported: Prometheus 3 quoted UTF-8 metric/label names (rejected as
- *   the 2.x parsers do), native histograms, the protobuf format.
+ * - Not supported: native histograms, the protobuf format; Prometheus 3's
+ *   normalisation of le/quantile label values (`0` -> `0.0`).
  * - Text format quirks kept from the Prometheus lexer: blank lines, tabs and
  *   spaces between tokens, trailing commas; a NUL byte at the start of a line
  *   ends the body. OpenMetrics is strict: single spaces, no blank lines or
@@ -53,7 +70,9 @@ int mw_expfmt_format(const char *content_type, int fallback, int *fallback_used,
  * refer to c's series table. Samples without a timestamp, and the staleness
  * markers for series of the previous scrape missing from this one, get
  * default_ts_ms. flags: MW_EXPFMT_IGNORE_TIMESTAMPS, MW_EXPFMT_SKIP_CREATED,
- * MW_EXPFMT_NO_STALE. stats (may be NULL) is overwritten.
+ * MW_EXPFMT_NO_STALE, MW_EXPFMT_TRACK_TS_STALENESS, MW_EXPFMT_LEGACY_NAMES
+ * (a change of it forgets the cache's keys, not its series). stats (may be
+ * NULL) is overwritten.
  * Returns 0. On an invalid body returns -1 with err ("line N: ...") and b
  * holding only staleness markers for the previous scrape's series; -1 also
  * on out of memory. Nothing is allocated for lines the cache knows. */

@@ -40,11 +40,14 @@ enum { MW_EXPFMT_NONE = 0, MW_EXPFMT_TEXT = 1, MW_EXPFMT_OPENMETRICS = 2 };
 
 /* Parse flags, or-ed. */
 enum {
-  MW_EXPFMT_IGNORE_TIMESTAMPS = 1, /* honor_timestamps = false */
-  MW_EXPFMT_SKIP_CREATED = 2,      /* OpenMetrics: drop _created series of counters,
-                                      histograms and summaries */
-  MW_EXPFMT_NO_STALE = 4,          /* do not append staleness markers for gone series */
-  MW_EXPFMT_TRACK_TS_STALENESS = 8 /* staleness markers also for series with timestamps */
+  MW_EXPFMT_IGNORE_TIMESTAMPS = 1,  /* honor_timestamps = false */
+  MW_EXPFMT_SKIP_CREATED = 2,       /* OpenMetrics: drop _created series of counters,
+                                       histograms and summaries */
+  MW_EXPFMT_NO_STALE = 4,           /* do not append staleness markers for gone series */
+  MW_EXPFMT_TRACK_TS_STALENESS = 8, /* staleness markers also for series with timestamps */
+  MW_EXPFMT_LEGACY_NAMES = 16       /* metric_name_validation_scheme "legacy": a quoted name
+                                       outside [a-zA-Z_:][a-zA-Z0-9_:]* (metric) or
+                                       [a-zA-Z_][a-zA-Z0-9_]* (label) fails the body */
 };
 
 /* Metric family types (metadata). */
@@ -74,6 +77,9 @@ typedef struct {
    * name, labels over 128 code points, timestamp out of range); the sample
    * is kept. */
   uint64_t exemplars_invalid;
+  /* Samples dropped: an OpenMetrics timestamp whose milliseconds do not fit
+   * int64 (Prometheus's storage refuses them as out of bounds). */
+  uint64_t out_of_bounds;
 } mw_expfmt_stats_t;
 
 /* Creates a scrape cache (NULL on out of memory); free with
@@ -159,18 +165,25 @@ typedef struct {
   uint32_t label_value_length_limit;   /* 0: no limit */
   uint32_t sample_limit;               /* 0: no limit */
   int32_t fallback_format;             /* MW_EXPFMT_TEXT, _OPENMETRICS or _NONE */
+  uint32_t utf8_names;                 /* metric_name_validation_scheme "utf8": metric and
+                                          label names (scraped and the target's) may be any
+                                          UTF-8; 0 "legacy": the body's are parsed with
+                                          MW_EXPFMT_LEGACY_NAMES */
 } mw_scrape_opts_t;
 
 /* A new target with labels encoded as name 0xFF value 0xFF pairs in any order
  * (labels starting with __ are left out, as Prometheus drops them). NULL with
- * err on bad labels or out of memory. Free with mw_ffi_scrape_target_free. */
+ * err on bad labels (a name invalid under opts->utf8_names' scheme) or out of
+ * memory. Free with mw_ffi_scrape_target_free. */
 mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
                                              const mw_scrape_opts_t *opts, char *err,
                                              size_t errlen);
 void mw_ffi_scrape_target_free(mw_scrape_target_t *t);
 /* Changes the options in place. When honor_labels or a label limit changes,
  * the next scrape labels and checks every series again (a series whose labels
- * change is a new series; the old one gets its staleness marker then). */
+ * change is a new series; the old one gets its staleness marker then).
+ * utf8_names is kept (the target labels were checked with it: make a new
+ * target to change it). */
 void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t *opts);
 
 /* Parses a scraped body (the format from content_type, NULL when absent, with

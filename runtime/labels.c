@@ -64,6 +64,10 @@ int mw_labels_valid_utf8(const char *str, size_t n) {
   return 1;
 }
 
+int mw_labels_valid_utf8_name(const char *s, size_t n) {
+  return n > 0 && mw_labels_valid_utf8(s, n);
+}
+
 static inline int mw_label_cmp(const mw_label_t *a, const mw_label_t *b) {
   /* Names are short and usually differ early: compare bytes inline. */
   uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
@@ -137,12 +141,12 @@ int mw_labels_encode(const mw_label_t *ls, size_t n, uint8_t *out, size_t cap, s
       return -1;
     }
     int is_name = l->name_len == 8 && memcmp(l->name, mw_name_label, 8) == 0;
-    if (!mw_labels_valid_name(l->name, l->name_len)) {
+    if (!mw_labels_valid_utf8_name(l->name, l->name_len)) {
       if (err && errlen)
         snprintf(err, errlen, "invalid label name \"%.*s\"", (int)l->name_len, l->name);
       return -1;
     }
-    if (is_name && !mw_labels_valid_metric_name(l->value, l->value_len)) {
+    if (is_name && !mw_labels_valid_utf8_name(l->value, l->value_len)) {
       if (err && errlen)
         snprintf(err, errlen, "invalid metric name \"%.*s\"", (int)l->value_len, l->value);
       return -1;

@@ -19,15 +19,22 @@ typedef struct {
  *
  *     name 0xFF value 0xFF
  *
- * e.g. "__name__\xffup\xffjob\xffnode\xff". 0xFF never occurs in a valid label
- * name (ASCII) nor in valid UTF-8, so the separator is unambiguous; encoders
- * reject a value that contains it. Iterate with mw_labels_next. */
+ * e.g. "__name__\xffup\xffjob\xffnode\xff". 0xFF never occurs in valid UTF-8,
+ * of which names (mw_labels_valid_utf8_name) and values are, so the separator
+ * is unambiguous; encoders reject a value that contains it. Iterate with
+ * mw_labels_next. */
 #define MW_LABELS_SEP 0xff
 
-/* 1 if s is a valid label name [a-zA-Z_][a-zA-Z0-9_]*, else 0. */
+/* 1 if s is a valid label name under the legacy scheme (Prometheus 2)
+ * [a-zA-Z_][a-zA-Z0-9_]*, else 0. */
 int mw_labels_valid_name(const char *s, size_t n);
-/* 1 if s is a valid metric name [a-zA-Z_:][a-zA-Z0-9_:]*, else 0. */
+/* 1 if s is a valid metric name under the legacy scheme [a-zA-Z_:][a-zA-Z0-9_:]*,
+ * else 0. */
 int mw_labels_valid_metric_name(const char *s, size_t n);
+/* 1 if s is a valid metric or label name under the utf8 scheme (Prometheus 3,
+ * the default of its parsers, remote write and storage): not empty and valid
+ * UTF-8 (so without byte 0xFF); else 0. Every legacy name is one. */
+int mw_labels_valid_utf8_name(const char *s, size_t n);
 /* 1 if s is valid UTF-8 (no overlong forms, no surrogates, <= U+10FFFF), as
  * Go's utf8.Valid; else 0. */
 int mw_labels_valid_utf8(const char *s, size_t n);
@@ -46,9 +53,11 @@ size_t mw_labels_encoded_size(const mw_label_t *ls, size_t n);
 
 /* Encodes the canonical (sorted, unique) set ls into out (capacity cap, at
  * least mw_labels_encoded_size bytes) and stores the length in *len. Fails
- * (-1, err filled) if ls is not sorted/unique, a name is invalid (label names
- * as mw_labels_valid_name, the value of __name__ as a metric name), a value
- * contains 0xFF, or out is too small. The caller owns out. */
+ * (-1, err filled) if ls is not sorted/unique, a name or the value of
+ * __name__ is not a name under the utf8 scheme (mw_labels_valid_utf8_name:
+ * label sets carry Prometheus 3's names; a scrape under the legacy scheme
+ * refuses the others when it parses), a value contains 0xFF, or out is too
+ * small. The caller owns out. */
 int mw_labels_encode(const mw_label_t *ls, size_t n, uint8_t *out, size_t cap, size_t *len,
                      char *err, size_t errlen);
 

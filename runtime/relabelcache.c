@@ -277,7 +277,7 @@ int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *o
   mw_label_t l;
   int r;
   while ((r = mw_labels_next(out, out_len, &pos, &l)) == 1)
-    if (!mw_labels_valid_name(l.name, l.name_len)) {
+    if (!mw_labels_valid_utf8_name(l.name, l.name_len)) {
       snprintf(err, errlen, "invalid label name \"%.*s\"", (int)l.name_len, l.name);
       return -1;
     }

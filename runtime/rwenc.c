@@ -234,7 +234,7 @@ int mw_rwenc_set_external_labels(mw_rwenc_t *e, const uint8_t *enc, size_t len, 
     memcpy(copy, enc, len);
   }
   while ((r = mw_labels_next(copy, len, &pos, &l)) == 1) {
-    if (l.name_len == 0 || l.value_len == 0 || !mw_labels_valid_name(l.name, l.name_len)) {
+    if (l.value_len == 0 || !mw_labels_valid_utf8_name(l.name, l.name_len)) {
       snprintf(err, errlen, "invalid external label \"%.*s\"", (int)l.name_len, l.name);
       goto fail;
     }

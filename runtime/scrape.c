@@ -201,7 +201,8 @@ static int mw_report_mutate_cb(void *ctx, const mw_label_t *in, size_t n, const 
 
 static uint32_t mw_flags(const mw_scrape_opts_t *o) {
   return (o->honor_timestamps ? 0 : MW_EXPFMT_IGNORE_TIMESTAMPS) |
-         (o->track_timestamps_staleness ? MW_EXPFMT_TRACK_TS_STALENESS : 0);
+         (o->track_timestamps_staleness ? MW_EXPFMT_TRACK_TS_STALENESS : 0) |
+         (o->utf8_names ? 0 : MW_EXPFMT_LEGACY_NAMES);
 }
 
 mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
@@ -227,7 +228,7 @@ mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
     size_t nl = (size_t)(sep - name), vl = (size_t)(end - value);
     i = (size_t)(end - t->label_bytes) + 1;
     if (nl >= 2 && name[0] == '_' && name[1] == '_') continue;
-    if (!mw_labels_valid_name(name, nl)) {
+    if (opts->utf8_names ? !mw_labels_valid_utf8_name(name, nl) : !mw_labels_valid_name(name, nl)) {
       snprintf(err, errlen, "invalid target label name \"%.*s\"", (int)nl, name);
       goto fail;
     }
@@ -275,10 +276,13 @@ void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t
    * the next scrape labels and checks every series again (Prometheus starts a
    * new cache then) */
   if (o->honor_labels != opts->honor_labels || o->label_limit != opts->label_limit ||
-      o->label_name_length_limit != opts->label_name_length_limit ||
-      o->label_value_length_limit != opts->label_value_length_limit)
+      o->label_value_length_limit != opts->label_value_length_limit ||
+      o->label_name_length_limit != opts->label_name_length_limit)
     mw_scrapecache_forget(t->body);
+  /* the target labels were checked with utf8_names: a new target changes it */
+  uint32_t utf8 = o->utf8_names;
   t->opts = *opts;
+  t->opts.utf8_names = utf8;
 }
 
 int mw_ffi_scrape_parse(mw_scrape_target_t *t, const char *body, size_t len,

@@ -34,9 +34,13 @@ local M = {
 local PROTOCOLS = {
   ["OpenMetricsText1.0.0"] = "application/openmetrics-text;version=1.0.0",
   ["OpenMetricsText0.0.1"] = "application/openmetrics-text;version=0.0.1",
-  ["PrometheusText1.0.0"] = "text/plain;version=1.0.0;escaping=allow-utf-8",
+  ["PrometheusText1.0.0"] = "text/plain;version=1.0.0",
   ["PrometheusText0.0.4"] = "text/plain;version=0.0.4",
 }
+-- The protocols whose media type takes an escaping parameter (Prometheus's acceptHeader).
+local ESCAPING_PROTOCOLS = { ["OpenMetricsText1.0.0"] = true, ["PrometheusText1.0.0"] = true }
+local VALIDATION_SCHEMES = { "legacy", "utf8" }
+local ESCAPING_SCHEMES = { "allow-utf-8", "underscores", "dots", "values" }
 local PROTOCOL_NAMES = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" }
 
 local function check_protocol(p)
@@ -74,6 +78,13 @@ M.args = {
   label_name_length_limit = { type = "int", default = 0, doc = "Longer label names fail the scrape; 0: no limit." },
   label_value_length_limit = { type = "int", default = 0, doc = "Longer label values fail the scrape; 0: no limit." },
   enable_compression = { type = "bool", default = true, doc = "Whether compression is enabled for the scrape." },
+  metric_name_validation_scheme = { type = "string", default = "legacy", enum = VALIDATION_SCHEMES,
+    doc = "How metric and label names are validated: \"legacy\" ([a-zA-Z_:][a-zA-Z0-9_:]*, as Prometheus 2; "
+      .. "a scrape with other names fails) or \"utf8\" (any UTF-8, Prometheus 3's quoted names)." },
+  metric_name_escaping_scheme = { type = "string", enum = ESCAPING_SCHEMES,
+    doc = "The escaping the Accept header asks targets to apply to names outside the legacy grammar: "
+      .. "\"allow-utf-8\" (none; the default with the utf8 scheme, and only allowed with it), \"underscores\" "
+      .. "(the default with the legacy scheme), \"dots\" or \"values\"." },
   clustering = { type = "block", optional = true,
     doc = "Accepted for Alloy compatibility; enabling clustering is an error (unsupported).",
     schema = { args = { enabled = { type = "bool", default = false } } } },
@@ -94,7 +105,18 @@ M.validate = function(args)
   if args.clustering and args.clustering.enabled then
     return "clustering is not supported by moonwatch"
   end
+  if args.metric_name_escaping_scheme == "allow-utf-8" and args.metric_name_validation_scheme ~= "utf8" then
+    return 'metric_name_escaping_scheme: cannot be "allow-utf-8" while metric_name_validation_scheme is '
+      .. string.format("%q (allow-utf-8 needs \"utf8\")", args.metric_name_validation_scheme)
+  end
 end
+
+--- The escaping scheme in effect: the argument, or the validation scheme's default.
+local function escaping_scheme(args)
+  return args.metric_name_escaping_scheme
+    or (args.metric_name_validation_scheme == "utf8" and "allow-utf-8" or "underscores")
+end
+M.escaping_scheme = escaping_scheme
 
 M.exports = {}
 
@@ -214,10 +236,13 @@ function M.populate(t, args, job)
   }
 end
 
-local function accept_header(protocols)
+--- The Accept header for the protocols in order of preference, as Prometheus builds it: the
+--- 1.0.0 text formats carry the escaping scheme.
+local function accept_header(protocols, escaping)
   local vals, weight = {}, 6
   for _, p in ipairs(protocols) do
-    vals[#vals + 1] = string.format("%s;q=0.%d", PROTOCOLS[p], weight)
+    local esc = ESCAPING_PROTOCOLS[p] and (";escaping=" .. (escaping or "underscores")) or ""
+    vals[#vals + 1] = string.format("%s%s;q=0.%d", PROTOCOLS[p], esc, weight)
     weight = weight - 1
   end
   vals[#vals + 1] = string.format("*/*;q=0.%d", weight)
@@ -248,10 +273,16 @@ function Instance:configure(args)
   self.client = client
   self.args = args
   self.job = args.job_name or self.ctx.id
-  self.accept = accept_header(args.scrape_protocols)
+  self.accept = accept_header(args.scrape_protocols, escaping_scheme(args))
   self.fallback = args.scrape_fallback_protocol:find("^OpenMetrics") and C.MW_EXPFMT_OPENMETRICS
     or C.MW_EXPFMT_TEXT
   local errors, wanted, n = {}, {}, 0
+  -- the validation scheme is how the target labels were checked when each target was made: a new
+  -- scheme makes every target anew (no staleness markers: the same series go on)
+  if self.scheme and self.scheme ~= args.metric_name_validation_scheme then
+    self:stop()
+  end
+  self.scheme = args.metric_name_validation_scheme
   for i, t in ipairs(args.targets) do
     local st, err = M.populate(t, args, self.job)
     if st then
@@ -307,6 +338,7 @@ function Instance:opts()
   o.label_value_length_limit = a.label_value_length_limit
   o.sample_limit = a.sample_limit
   o.fallback_format = self.fallback
+  o.utf8_names = a.metric_name_validation_scheme == "utf8" and 1 or 0
   return o
 end
 

@@ -302,7 +302,7 @@ static const struct {
     {0, "a{b=\"c\" 1\n",
      "line 1: expected label name, got \"1\" while parsing: \"a{b=\\\"c\\\" 1\""},
     {0, "a 1\nb{c:d=\"1\"} 2\n", "line 2: expected equal, got \":\" while parsing: \"b{c:\""},
-    {0, "x 1\ny 2\n{a=\"b\"} 3\n", "line 3: expected a valid start token, got \"{\""},
+    {0, "x 1\ny 2\n{a=\"b\"} 3\n", "line 3: metric name not set while parsing: \"{a=\\\"b\\\"}\""},
     {0, "a{b=c} 1\n", "line 1: expected label value, got \"c\""},
     {0, "a{b=\"c\",,} 1\n", "line 1: expected label name, got \",\""},
     {0, "a{1=\"c\"} 1\n", "line 1: expected label name, got \"1\""},
@@ -709,6 +709,47 @@ static void test_exemplars_relabel(void) {
   mw_ffi_relabel_program_free(prog);
 }
 
+/* UTF-8 names go through a relabel cache untouched (C rules), and a Lua
+ * rule's result may carry them (_put). */
+static void test_utf8_relabel(void) {
+  fresh();
+  mw_ffi_relabel_rule_t rule = {.regex = {"drop[.]me", 9}, .action = {"labeldrop", 9}};
+  mw_ffi_relabel_program_t *prog;
+  char e2[256];
+  CHECK_INT(mw_ffi_relabel_program_new(&rule, 1, &prog, e2, sizeof e2), 0);
+  mw_relabel_cache_t *rc = mw_ffi_relabel_cache_new(0);
+  CHECK_INT(mw_ffi_relabel_cache_reset(rc, prog), 0);
+  const char *body = "{\"my.metric\",\"my.label\"=\"v\",\"drop.me\"=\"x\"} 1\n";
+  for (int round = 0; round < 2; round++) { /* misses, then cached results */
+    CHECK_INT(parse(body), 0);
+    mw_relabel_stats_t rs = {0};
+    CHECK_INT(mw_ffi_relabel_cache_apply(rc, batch, &rs, e2, sizeof e2), 0);
+    mw_batch_t *out = mw_ffi_relabel_cache_batch(rc);
+    CHECK_INT(mw_batch_len(out), 1);
+    size_t len;
+    const uint8_t *enc = mw_ffi_batch_labels(out, 0, &len);
+    CHECK(len == 30 && memcmp(enc, "__name__\xffmy.metric\xffmy.label\xffv\xff", 30) == 0);
+  }
+  CHECK_INT(mw_ffi_relabel_cache_reset(rc, NULL), 0);
+  CHECK_INT(parse(body), 0);
+  mw_relabel_stats_t rs = {0};
+  CHECK_INT(mw_ffi_relabel_cache_apply(rc, batch, &rs, e2, sizeof e2), 0);
+  const uint32_t *idx;
+  CHECK_INT(mw_ffi_relabel_cache_misses(rc, &idx), 1);
+  const char res[] = "__name__\xffother.metric\xff\xc3\xa9t\xc3\xa9\xff"
+                     "1\xff";
+  CHECK_INT(
+      mw_ffi_relabel_cache_put(rc, idx[0], (const uint8_t *)res, sizeof res - 1, e2, sizeof e2), 0);
+  const char bad[] = "__name__\xffm\xff\xc3(\xff"
+                     "1\xff";
+  CHECK_INT(
+      mw_ffi_relabel_cache_put(rc, idx[0], (const uint8_t *)bad, sizeof bad - 1, e2, sizeof e2),
+      -1);
+  CHECK_STR(e2, "invalid label name \"\xc3(\"");
+  mw_ffi_relabel_cache_free(rc);
+  mw_ffi_relabel_program_free(prog);
+}
+
 static void test_content_type(void) {
   int used;
   CHECK_INT(mw_expfmt_format("text/plain; version=0.0.4; charset=utf-8", MW_EXPFMT_NONE, &used, err,
@@ -741,6 +782,316 @@ static void test_content_type(void) {
   CHECK_INT(st.stale, 1);
 }
 
+/* The name of sample i's metric, as a static string. */
+static const char *metric(size_t i) { return label(i, "__name__"); }
+
+/* Prometheus 3's quoted UTF-8 names, text format: the metric name quoted in
+ * the braces at any position, quoted label names, escapes, blanks (the cases
+ * of Prometheus's TestUTF8PromParse and more). */
+static void test_utf8_text(void) {
+  fresh();
+  const char *body =
+      "# HELP \"go.gc_duration_seconds\" A summary of the GC invocation durations.\n"
+      "# \tTYPE \"go.gc_duration_seconds\" summary\n"
+      "{\"go.gc_duration_seconds\",quantile=\"0\"} 4.9351e-05\n"
+      "{\"go.gc_duration_seconds\",quantile=\"0.25\",} 7.4241e-05\n"
+      "{ \"go.gc_duration_seconds\", quantile= \"0.5\", a= \"b\", } 8.3835e-05\n"
+      "{ \"go.gc_duration_seconds\" , quantile = \"1.0\", a = \"b\" } 8.3835e-05 1234\n"
+      "{q=\"0.9\",\"http.status\",a=\"b\"} 1\n"
+      "{q=\"0.8\",a=\"b\",\"http.status\"} 2\n"
+      "{\"go.gc_duration_seconds_count\"} 99\n"
+      "{\"Heiz\xc3\xb6lr\xc3\xbc\x63kstoßabd\xc3\xa4mpfung 10\xe2\x82\xac metric with "
+      "\\\"interesting\\\" {character\\nchoices}\","
+      "\"strange\xc2\xa9\xe2\x84\xa2\\n'quoted' \\\"name\\\"\"=\"6\"} 10.0\n"
+      "m{\"my.label\"=\"v\",\"plain\"=\"w\", \"caf\xc3\xa9\" = \"x\"} 3\n"
+      "{\"a\\\\b\",\"c\\\"d\"=\"e\\\"f\"} 4\n"
+      "  {\"ws.lead\"}\t5\n"
+      "{\"dots.{and}=,braces\"} 6\n";
+  if (parse(body) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_len(batch), 12);
+  CHECK_STR(metric(0), "go.gc_duration_seconds");
+  CHECK_STR(label(0, "quantile"), "0");
+  CHECK_INT(nlabels(0), 2);
+  CHECK_STR(label(1, "quantile"), "0.25");
+  CHECK_STR(label(2, "a"), "b");
+  CHECK_INT(nlabels(2), 3);
+  CHECK_STR(label(3, "quantile"), "1.0");
+  CHECK_INT(mw_ffi_batch_ts(batch, 3), 1234);
+  CHECK_STR(metric(4), "http.status"); /* the name in the middle */
+  CHECK_STR(label(4, "q"), "0.9");
+  CHECK_STR(metric(5), "http.status"); /* last */
+  CHECK_STR(label(5, "a"), "b");
+  CHECK_STR(metric(6), "go.gc_duration_seconds_count");
+  CHECK_DBL(mw_ffi_batch_value(batch, 6), 99);
+  CHECK_STR(metric(7),
+            "Heiz\xc3\xb6lr\xc3\xbc\x63kstoßabd\xc3\xa4mpfung 10\xe2\x82\xac metric with "
+            "\"interesting\" {character\nchoices}");
+  CHECK_STR(label(7, "strange\xc2\xa9\xe2\x84\xa2\n'quoted' \"name\""), "6");
+  CHECK_STR(metric(8), "m");
+  CHECK_STR(label(8, "my.label"), "v");
+  CHECK_STR(label(8, "plain"), "w");
+  CHECK_STR(label(8, "caf\xc3\xa9"), "x");
+  CHECK_STR(metric(9), "a\\b");
+  CHECK_STR(label(9, "c\"d"), "e\"f");
+  CHECK_STR(metric(10), "ws.lead");
+  CHECK_DBL(mw_ffi_batch_value(batch, 10), 5);
+  CHECK_STR(metric(11), "dots.{and}=,braces");
+  const char *name, *help, *unit;
+  size_t nl, hl, ul;
+  int type;
+  CHECK_INT(mw_ffi_scrapecache_meta_len(cache), 1);
+  CHECK_INT(mw_ffi_scrapecache_meta_get(cache, 0, &name, &nl, &type, &help, &hl, &unit, &ul), 0);
+  CHECK_STR(name, "go.gc_duration_seconds");
+  CHECK_STR(help, "A summary of the GC invocation durations.");
+  CHECK_INT(type, MW_METRIC_SUMMARY);
+  /* Steady state: every quoted text is a cache key like any other. */
+  uint32_t refs[12];
+  memcpy(refs, mw_batch_refs(batch), sizeof refs);
+  if (parse(body) != 0) MW_FAIL("%s", err);
+  CHECK_INT(st.series_added, 0);
+  CHECK_INT(st.samples, 12);
+  CHECK_INT(memcmp(refs, mw_batch_refs(batch), sizeof refs), 0);
+  /* A quoted legacy name is the same series as the bare one. */
+  fresh();
+  CHECK_INT(parse("up{a=\"1\"} 1\n{\"up\",\"a\"=\"1\"} 2\n# HELP \"up\" help\n"), 0);
+  CHECK_INT(mw_batch_len(batch), 1);
+  CHECK_INT(st.duplicates, 1);
+  CHECK_INT(mw_ffi_scrapecache_meta_get(cache, 0, &name, &nl, &type, &help, &hl, &unit, &ul), 0);
+  CHECK_STR(name, "up");
+  /* An escaped family name is unescaped, as the series' names are. */
+  fresh();
+  CHECK_INT(parse("# HELP \"a\\\"b\" q \\\\ \\n\n{\"a\\\"b\"} 1\n"), 0);
+  CHECK_INT(mw_ffi_scrapecache_meta_get(cache, 0, &name, &nl, &type, &help, &hl, &unit, &ul), 0);
+  CHECK_STR(name, "a\"b");
+  CHECK_STR(help, "q \\ \n");
+  CHECK_STR(metric(0), "a\"b");
+  /* A label whose value is empty is dropped before its name is checked. */
+  fresh();
+  CHECK_INT(parse("{\"m\",\"\"=\"\"} 1\n"), 0);
+  CHECK_INT(nlabels(0), 1);
+}
+
+/* The same in OpenMetrics (Prometheus's TestOpenMetricsParse_UTF8), with
+ * quoted exemplar label names, UNIT and _created skipping. */
+static void test_utf8_openmetrics(void) {
+  fresh();
+  const char *body =
+      "# HELP \"go.gc_duration_seconds\" A summary of the GC invocation durations.\n"
+      "# TYPE \"go.gc_duration_seconds\" summary\n"
+      "# UNIT \"go.gc_duration_seconds\" seconds\n"
+      "{\"go.gc_duration_seconds\",quantile=\"0\"} 4.9351e-05\n"
+      "{\"go.gc_duration_seconds\",quantile=\"0.25\"} 7.424100000000001e-05\n"
+      "{\"go.gc_duration_seconds_created\"} 1520872607.123\n"
+      "{\"go.gc_duration_seconds\",quantile=\"0.5\",a=\"b\"} 8.3835e-05\n"
+      "{\"http.status\",q=\"0.9\",a=\"b\"} 8.3835e-05\n"
+      "{\"http.status\",q=\"0.9\",a=\"b\"} 8.3835e-05\n"
+      "{q=\"0.9\",\"http.status\",a=\"b\"} 8.3835e-05\n"
+      "{\"go.gc_duration_seconds_sum\"} 0.004304266\n"
+      "{\"Heiz\xc3\xb6lr\xc3\xbc\x63kstoßabd\xc3\xa4mpfung 10\xe2\x82\xac metric with "
+      "\\\"interesting\\\" {character\\nchoices}\","
+      "\"strange\xc2\xa9\xe2\x84\xa2\\n'quoted' \\\"name\\\"\"=\"6\"} 10.0\n"
+      "quotedexemplar_count 1 # {\"id.thing\"=\"histogram-count-test\"} 4\n"
+      "quotedexemplar2_count 1 # {\"id.thing\"=\"histogram-count-test\",other=\"hello\"} 4\n"
+      "{\"x.y\",\"a.b\"=\"c\",} 1 1520872607.5 # {\"t.id\"=\"1\"} 2\n"
+      "# EOF\n";
+  if (parse_om(body) != 0) MW_FAIL("%s", err);
+  /* 12 sample lines; the 2nd and 3rd http.status lines repeat the first */
+  CHECK_INT(mw_batch_len(batch), 10);
+  CHECK_INT(st.duplicates, 2);
+  CHECK_STR(metric(0), "go.gc_duration_seconds");
+  CHECK_STR(metric(2), "go.gc_duration_seconds_created");
+  CHECK_STR(metric(4), "http.status");
+  CHECK_STR(label(4, "q"), "0.9");
+  CHECK_STR(metric(5), "go.gc_duration_seconds_sum");
+  CHECK_STR(metric(6),
+            "Heiz\xc3\xb6lr\xc3\xbc\x63kstoßabd\xc3\xa4mpfung 10\xe2\x82\xac metric with "
+            "\"interesting\" {character\nchoices}");
+  CHECK_STR(metric(9), "x.y");
+  CHECK_STR(label(9, "a.b"), "c");
+  CHECK_INT(mw_ffi_batch_ts(batch, 9), 1520872607500LL);
+  CHECK_INT(st.exemplars, 3);
+  CHECK_INT(mw_batch_exemplars(batch), 3);
+  mw_exemplar_t e;
+  mw_batch_exemplar(batch, 0, &e);
+  mw_label_t l;
+  CHECK(mw_labels_get(e.labels, e.labels_len, "id.thing", 8, &l));
+  CHECK_INT(l.value_len, 20);
+  mw_batch_exemplar(batch, 2, &e);
+  CHECK(mw_labels_get(e.labels, e.labels_len, "t.id", 4, &l));
+  const char *name, *help, *unit;
+  size_t nl, hl, ul;
+  int type;
+  CHECK_INT(mw_ffi_scrapecache_meta_get(cache, 0, &name, &nl, &type, &help, &hl, &unit, &ul), 0);
+  CHECK_STR(name, "go.gc_duration_seconds");
+  CHECK_STR(unit, "seconds");
+  CHECK_INT(type, MW_METRIC_SUMMARY);
+  /* _created of a summary skipped, its name quoted; twice: misses, hits */
+  fresh();
+  for (int round = 0; round < 2; round++) {
+    if (parse_fmt(body, MW_EXPFMT_OPENMETRICS, MW_EXPFMT_SKIP_CREATED) != 0) MW_FAIL("%s", err);
+    CHECK_INT(mw_batch_len(batch), 9);
+    CHECK_INT(st.created_skipped, 1);
+    CHECK_STR(metric(2), "go.gc_duration_seconds");
+  }
+}
+
+/* metric_name_validation_scheme = "legacy" (MW_EXPFMT_LEGACY_NAMES): quoted
+ * names are parsed, and refused unless the legacy grammar allows them. */
+static void test_utf8_legacy_scheme(void) {
+  const uint32_t legacy = MW_EXPFMT_LEGACY_NAMES;
+  fresh();
+  CHECK_INT(parse_fmt("{\"up\",\"job\"=\"x\"} 1\n# HELP \"my.metric\" h\n", MW_EXPFMT_TEXT, legacy),
+            0);
+  CHECK_STR(metric(0), "up");
+  CHECK_STR(label(0, "job"), "x");
+  static const struct {
+    int om;
+    const char *body, *err;
+  } refused[] = {
+      {0, "a 1\n{\"my.metric\"} 1\n",
+       "line 2: metric name \"my.metric\" is not valid under the legacy validation scheme"},
+      {0, "a{\"my.label\"=\"v\"} 1\n",
+       "line 1: label name \"my.label\" is not valid under the legacy validation scheme"},
+      {0, "{\"a:b\"=\"v\",\"c\"} 1\n",
+       "line 1: label name \"a:b\" is not valid under the legacy validation scheme"},
+      {0, "{\"1a\"} 1\n",
+       "line 1: metric name \"1a\" is not valid under the legacy validation scheme"},
+      {0, "{\"a\\\\b\"} 1\n",
+       "line 1: metric name \"a\\\\\\\\b\" is not valid under the legacy validation scheme"},
+      {1, "{\"my.metric\"} 1\n# EOF\n",
+       "line 1: metric name \"my.metric\" is not valid under the legacy validation scheme"},
+      {1, "a 1 # {\"t.id\"=\"1\"} 1\n# EOF\n",
+       "line 1: label name \"t.id\" is not valid under the legacy validation scheme"},
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    fresh();
+    int rc =
+        parse_fmt(refused[i].body, refused[i].om ? MW_EXPFMT_OPENMETRICS : MW_EXPFMT_TEXT, legacy);
+    if (rc != -1) MW_FAIL("case %zu accepted: %s", i, refused[i].body);
+    if (strcmp(err, refused[i].err) != 0)
+      MW_FAIL("case %zu: error \"%s\", expected \"%s\"", i, err, refused[i].err);
+  }
+  /* A cache that learnt a UTF-8 name under utf8 does not let it through
+   * after a switch to legacy, and learns it again after a switch back. */
+  fresh();
+  CHECK_INT(parse("{\"my.metric\"} 1\nok 2\n"), 0);
+  CHECK_INT(parse_fmt("{\"my.metric\"} 1\nok 2\n", MW_EXPFMT_TEXT, legacy), -1);
+  CHECK_STR(err, "line 1: metric name \"my.metric\" is not valid under the legacy validation "
+                 "scheme");
+  CHECK_INT(parse("{\"my.metric\"} 1\nok 2\n"), 0);
+  CHECK_INT(mw_batch_len(batch), 2);
+}
+
+/* Quoted names that Prometheus 3 refuses: errors name the line. */
+static const struct {
+  int om;
+  const char *body, *err;
+} invalid_utf8[] = {
+    {0, "a 1\n{\"a\",\"b\"} 1\n",
+     "line 2: metric name already set while parsing: \"{\\\"a\\\",\\\"b\\\"}\""},
+    {0, "m{\"a\"} 1\n", "line 1: metric name already set while parsing: \"m{\\\"a\\\"}\""},
+    {0, "{a=\"b\"} 1\n", "line 1: metric name not set while parsing: \"{a=\\\"b\\\"}\""},
+    {0, "{} 1\n", "line 1: metric name not set while parsing: \"{}\""},
+    {0, "{A}0\n", "line 1: expected equal, got \"}\" while parsing: \"{A}\""},
+    {0, "{\"a\" 1\n", "line 1: expected equal, got \"1\""},
+    {0, "{\"a\", \"b = \"c\"} 1\n", "line 1: expected equal, got \"c\""},
+    {0, "a 1\n\n{\"my.metric\xff\"} 1\n", "line 3: invalid UTF-8 metric name \"my.metric\\xff\""},
+    {0, "{\"\"} 1\n", "line 1: invalid metric name \"\""},
+    {0, "{\"m\",\"\"=\"v\"} 1\n", "line 1: invalid label name \"\""},
+    {0, "{\"m\",\"\xc3(\"=\"v\"} 1\n", "line 1: invalid UTF-8 label name \"\\xc3(\""},
+    {0, "{\"m\",\"a\"=\"1\",a=\"2\"} 1\n", "line 1: label name \"a\" is not unique"},
+    {0, "{\"m\",\"__name__\"=\"x\"} 1\n", "line 1: label name \"__name__\" is not unique"},
+    {0, "{\"unterminated} 1\n", "line 1: expected label name, got \"\\\"\""},
+    {0, "{\"m\\\n\"} 1\n", "line 1: expected label name, got \"\\\"\""},
+    {0, "\"m\" 1\n", "line 1: expected a valid start token, got \"\\\"\""},
+    {0, "# HELP \"unterminated help\n", "line 1: expected metric name after HELP, got \"\\\"\""},
+    {0, "# TYPE \"a\xff\" counter\n", "line 1: invalid UTF-8 metric name \"a\\xff\""},
+    {1, "{\"a\", b=\"c\"} 1\n# EOF\n", "line 1: expected label name, got \" \""},
+    {1, "{\"a\" ,b=\"c\"} 1\n# EOF\n", "line 1: expected equal, got \" \""},
+    {1, "a 1 # {\"q\"} 1\n# EOF\n", "line 1: expected label name, got \"}\""},
+    {1, "a 1 # {\"x\ny\"=\"1\"} 1\n# EOF\n", "line 1: expected label name, got \"\\\"\""},
+    {1, "# UNIT \"a.bytes\" seconds\n# EOF\n",
+     "line 1: unit \"seconds\" not a suffix of metric \"a.bytes\""},
+    {1, "{\"a\"} 1\n", "line 2: data does not end with # EOF"},
+};
+
+static void test_utf8_invalid(void) {
+  for (size_t i = 0; i < sizeof invalid_utf8 / sizeof invalid_utf8[0]; i++) {
+    fresh();
+    int rc = invalid_utf8[i].om ? parse_om(invalid_utf8[i].body) : parse(invalid_utf8[i].body);
+    if (rc != -1) MW_FAIL("case %zu accepted: %s", i, invalid_utf8[i].body);
+    if (strncmp(err, invalid_utf8[i].err, strlen(invalid_utf8[i].err)) != 0)
+      MW_FAIL("case %zu: error \"%s\", expected \"%s...\"", i, err, invalid_utf8[i].err);
+    CHECK_INT(mw_batch_len(batch), 0);
+  }
+}
+
+/* OpenMetrics timestamps are any finite float (Prometheus): one whose
+ * milliseconds do not fit int64 drops its sample, counted; the scrape goes
+ * on. honor_timestamps = false keeps it at the scrape's time. */
+static void test_om_timestamps(void) {
+  const char *body = "a 1 12345678901234567890.1234567890\n"
+                     "b 2 -12345678901234567890.5 # {x=\"1\"} 3\n"
+                     "c 3 1e15\n"
+                     "d 4 -1520872607.25\n"
+                     "# EOF\n";
+  fresh();
+  for (int round = 0; round < 2; round++) { /* misses, then hits */
+    if (parse_om(body) != 0) MW_FAIL("%s", err);
+    CHECK_INT(mw_batch_len(batch), 2);
+    CHECK_INT(st.out_of_bounds, 2);
+    CHECK_INT(st.samples, 2);
+    CHECK_INT(st.exemplars, 0); /* the dropped sample's exemplar goes with it */
+    CHECK_INT(st.stale, 0);
+    CHECK_STR(metric(0), "c");
+    CHECK_INT(mw_ffi_batch_ts(batch, 0), 1000000000000000000LL);
+    CHECK_INT(mw_ffi_batch_ts(batch, 1), -1520872607250LL);
+  }
+  fresh();
+  CHECK_INT(parse_fmt(body, MW_EXPFMT_OPENMETRICS, MW_EXPFMT_IGNORE_TIMESTAMPS), 0);
+  CHECK_INT(mw_batch_len(batch), 4);
+  CHECK_INT(st.out_of_bounds, 0);
+  CHECK_INT(mw_ffi_batch_ts(batch, 0), TS);
+  /* Not floats, or not finite: invalid, as before. */
+  fresh();
+  CHECK_INT(parse_om("a 1 1e400\n# EOF\n"), -1);
+  CHECK_STR(err, "line 1: invalid timestamp \"1e400\"");
+  CHECK_INT(parse_om("a 1 -Inf\n# EOF\n"), -1);
+  CHECK_STR(err, "line 1: invalid timestamp \"-Inf\"");
+}
+
+/* prometheus.echo writes UTF-8 names as Prometheus 3 does: quoted, the
+ * metric name inside the braces; what it writes parses back the same. */
+static void test_write_utf8_names(void) {
+  fresh();
+  const char *body = "{\"my.metric\",\"my.label\"=\"v\",a=\"b\",\"q\\\"\\\\\\n\"=\"x\"} 1 5\n"
+                     "{\"only.name\"} 2 5\n"
+                     "legacy{\"l.x\"=\"1\"} 3 5\n"
+                     "{\"1a\"} 4 5\n";
+  if (parse(body) != 0) MW_FAIL("%s", err);
+  char *out;
+  size_t out_len;
+  CHECK_INT(mw_ffi_batch_write(batch, 0, &out, &out_len), 0);
+  out = realloc(out, out_len + 1);
+  out[out_len] = 0;
+  CHECK_STR(out, "{\"my.metric\",a=\"b\",\"my.label\"=\"v\",\"q\\\"\\\\\\n\"=\"x\"} 1 5\n"
+                 "{\"only.name\"} 2 5\n"
+                 "legacy{\"l.x\"=\"1\"} 3 5\n"
+                 "{\"1a\"} 4 5\n");
+  mw_scrapecache_t *c2 = mw_scrapecache_new();
+  mw_batch_t *b2 = mw_batch_new(NULL);
+  CHECK_INT(mw_expfmt_parse(c2, b2, out, out_len, MW_EXPFMT_TEXT, TS, 0, &st, err, sizeof err), 0);
+  CHECK_INT(mw_batch_len(b2), 4);
+  for (size_t i = 0; i < 4; i++) {
+    size_t l1, l2;
+    const uint8_t *e1 = mw_ffi_batch_labels(batch, i, &l1), *e2 = mw_ffi_batch_labels(b2, i, &l2);
+    CHECK(l1 == l2 && memcmp(e1, e2, l1) == 0);
+  }
+  mw_batch_free(b2);
+  mw_scrapecache_free(c2);
+  free(out);
+}
+
 static void test_ffi_cdef(void) {
   const char *s = mw_ffi_cdef();
   CHECK(strstr(s, "/* --- exposition / series / batch") != NULL);
@@ -765,6 +1116,13 @@ int main(void) {
   MW_RUN(test_exemplars_relabel);
   MW_RUN(test_write_negative_timestamps);
   MW_RUN(test_invalid);
+  MW_RUN(test_utf8_text);
+  MW_RUN(test_utf8_openmetrics);
+  MW_RUN(test_utf8_legacy_scheme);
+  MW_RUN(test_utf8_invalid);
+  MW_RUN(test_om_timestamps);
+  MW_RUN(test_write_utf8_names);
+  MW_RUN(test_utf8_relabel);
   MW_RUN(test_cache_and_staleness);
   MW_RUN(test_new_series_groups);
   MW_RUN(test_long_series_texts);

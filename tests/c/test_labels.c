@@ -18,6 +18,14 @@ static void test_names(void) {
   CHECK(mw_labels_valid_metric_name(":x", 2));
   CHECK(!mw_labels_valid_metric_name("a-b", 3));
   CHECK(!mw_labels_valid_metric_name("1a", 2));
+  /* Prometheus 3's utf8 scheme: any non-empty valid UTF-8. */
+  CHECK(mw_labels_valid_utf8_name("a", 1));
+  CHECK(mw_labels_valid_utf8_name("my.metric", 9));
+  CHECK(mw_labels_valid_utf8_name("1 \"x\"\n", 6));
+  CHECK(mw_labels_valid_utf8_name("caf\xc3\xa9", 5));
+  CHECK(!mw_labels_valid_utf8_name("", 0));
+  CHECK(!mw_labels_valid_utf8_name("a\xff", 2));
+  CHECK(!mw_labels_valid_utf8_name("\xc3(", 2));
 }
 
 static void test_utf8(void) {
@@ -73,11 +81,21 @@ static void test_errors(void) {
   size_t len;
   mw_label_t unsorted[] = {L("b", "1"), L("a", "2")};
   CHECK_INT(mw_labels_encode(unsorted, 2, buf, sizeof buf, &len, err, sizeof err), -1);
-  mw_label_t bad[] = {L("a-b", "1")};
+  mw_label_t bad[] = {L("a\xc3(", "1")};
   CHECK_INT(mw_labels_encode(bad, 1, buf, sizeof buf, &len, err, sizeof err), -1);
-  CHECK_STR(err, "invalid label name \"a-b\"");
-  mw_label_t badname[] = {L("__name__", "1x")};
+  CHECK_STR(err, "invalid label name \"a\xc3(\"");
+  mw_label_t empty[] = {L("", "1")};
+  CHECK_INT(mw_labels_encode(empty, 1, buf, sizeof buf, &len, err, sizeof err), -1);
+  mw_label_t badname[] = {L("__name__", "x\xe2\x82")};
   CHECK_INT(mw_labels_encode(badname, 1, buf, sizeof buf, &len, err, sizeof err), -1);
+  CHECK_STR(err, "invalid metric name \"x\xe2\x82\"");
+  /* UTF-8 names (Prometheus 3) are label sets like any other. */
+  mw_label_t utf8[] = {L("__name__", "my.metric"), L("caf\xc3\xa9 \"au lait\"", "1"),
+                       L("my.label", "v")};
+  CHECK_INT(mw_labels_encode(utf8, 3, buf, sizeof buf, &len, err, sizeof err), 0);
+  mw_label_t got;
+  CHECK(mw_labels_get(buf, len, "my.label", 8, &got) && got.value_len == 1);
+  CHECK(mw_labels_get(buf, len, "__name__", 8, &got) && got.value_len == 9);
   mw_label_t sep[] = {L("a", "x\xffy")};
   CHECK_INT(mw_labels_encode(sep, 1, buf, sizeof buf, &len, err, sizeof err), -1);
   mw_label_t big[] = {L("a", "0123456789")};

@@ -289,6 +289,43 @@ static void test_bad_target_label(void) {
   CHECK_STR(err, "invalid target label name \"0bad\"");
 }
 
+/* metric_name_validation_scheme: utf8 takes quoted names and UTF-8 target
+ * label names; legacy (the zero value, Alloy's default) refuses both, and a
+ * target keeps the scheme it was made with. */
+static void test_utf8_names(void) {
+  char err[256];
+  const char labels[] = "my.target\xffv\xffjob\xffj\xff";
+  const char *body = "{\"my.metric\",\"my.label\"=\"x\"} 1\n";
+  mw_scrape_opts_t utf8 = defaults;
+  utf8.utf8_names = 1;
+  mw_scrape_target_t *t =
+      mw_ffi_scrape_target_new(labels, sizeof labels - 1, &utf8, err, sizeof err);
+  if (!t) MW_FAIL("%s", err);
+  mw_ffi_scrape_target_set_opts(t, &defaults); /* keeps utf8_names */
+  for (int round = 0; round < 2; round++) {
+    if (mw_ffi_scrape_parse(t, body, strlen(body), "text/plain; version=1.0.0", 1000, NULL, err,
+                            sizeof err) != 0)
+      MW_FAIL("%s", err);
+    CHECK_STR(labels_of(mw_ffi_scrape_batch(t), 0),
+              "__name__=my.metric,job=j,my.label=x,my.target=v");
+  }
+  mw_ffi_scrape_target_free(t);
+  CHECK(mw_ffi_scrape_target_new(labels, sizeof labels - 1, &defaults, err, sizeof err) == NULL);
+  CHECK_STR(err, "invalid target label name \"my.target\"");
+  t = target(&defaults);
+  CHECK_INT(mw_ffi_scrape_parse(t, body, strlen(body), "text/plain", 1000, NULL, err, sizeof err),
+            -1);
+  CHECK_STR(err,
+            "line 1: metric name \"my.metric\" is not valid under the legacy validation scheme");
+  const char *legacy_ok = "{\"up\",\"code\"=\"200\"} 1\n";
+  CHECK_INT(mw_ffi_scrape_parse(t, legacy_ok, strlen(legacy_ok), "text/plain", 2000, NULL, err,
+                                sizeof err),
+            0);
+  CHECK_STR(find(mw_ffi_scrape_batch(t), "up", NULL),
+            "__name__=up,code=200,instance=host:9100,job=node");
+  mw_ffi_scrape_target_free(t);
+}
+
 int main(void) {
   MW_RUN(test_target_labels_override_and_export);
   MW_RUN(test_honor_labels);
@@ -302,5 +339,6 @@ int main(void) {
   MW_RUN(test_bad_target_label);
   MW_RUN(test_report_series_bypass_label_limits);
   MW_RUN(test_label_options_change_in_place);
+  MW_RUN(test_utf8_names);
   return mw_test_summary();
 }

@@ -1,8 +1,12 @@
 /* Fuzz target: the exposition parser and scrape cache. The first byte picks
  * the format and flags; the rest is the body, parsed twice through one cache
  * (cold, then steady state) and once more through a fresh cache, and each
- * result is checked for consistency. */
+ * result is checked for consistency. A body that parses is then written
+ * again with every name quoted (Prometheus 3's UTF-8 syntax), which must
+ * parse to the same series and values. */
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +16,8 @@
 #include "scrapecache.h"
 #include "series.h"
 
-static void check_batch(mw_batch_t *b) {
+/* Every name valid under the scheme (legacy: the Prometheus 2 grammars). */
+static void check_batch(mw_batch_t *b, int legacy) {
   mw_series_t *s = mw_batch_series(b);
   for (size_t i = 0; i < mw_batch_len(b); i++) {
     size_t len, pos = 0;
@@ -23,8 +28,11 @@ static void check_batch(mw_batch_t *b) {
     while ((rc = mw_labels_next(enc, len, &pos, &l)) == 1) {
       if (l.name_len == 8 && memcmp(l.name, "__name__", 8) == 0) {
         has_name = 1;
-        if (!mw_labels_valid_metric_name(l.value, l.value_len)) abort();
-      } else if (!mw_labels_valid_name(l.name, l.name_len)) {
+        if (legacy ? !mw_labels_valid_metric_name(l.value, l.value_len)
+                   : !mw_labels_valid_utf8_name(l.value, l.value_len))
+          abort();
+      } else if (legacy ? !mw_labels_valid_name(l.name, l.name_len)
+                        : !mw_labels_valid_utf8_name(l.name, l.name_len)) {
         abort();
       }
       if (!mw_labels_valid_utf8(l.value, l.value_len) || l.value_len == 0) abort();
@@ -42,6 +50,75 @@ static void check_batch(mw_batch_t *b) {
   }
 }
 
+static char *put_quoted(char *o, const char *s, size_t n) {
+  *o++ = '"';
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '"' || s[i] == '\\' || s[i] == '\n') {
+      *o++ = '\\';
+      *o++ = s[i] == '\n' ? 'n' : s[i];
+    } else {
+      *o++ = s[i];
+    }
+  }
+  *o++ = '"';
+  return o;
+}
+
+/* Writes b's samples as text lines {"name","label"="value",...} value and
+ * parses them in a fresh cache: same label sets and values, in order. */
+static void check_quoted_roundtrip(mw_batch_t *b) {
+  mw_series_t *s = mw_batch_series(b);
+  size_t n = mw_batch_len(b), cap = 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t len;
+    mw_series_labels(s, mw_batch_refs(b)[i], &len);
+    cap += 3 * len + 64;
+  }
+  char *text = malloc(cap), *o = text;
+  for (size_t i = 0; i < n; i++) {
+    size_t len, pos = 0;
+    const uint8_t *enc = mw_series_labels(s, mw_batch_refs(b)[i], &len);
+    mw_label_t l, name;
+    if (!mw_labels_get(enc, len, "__name__", 8, &name)) abort();
+    *o++ = '{';
+    o = put_quoted(o, name.value, name.value_len);
+    while (mw_labels_next(enc, len, &pos, &l) == 1) {
+      if (l.name_len == 8 && memcmp(l.name, "__name__", 8) == 0) continue;
+      *o++ = ',';
+      o = put_quoted(o, l.name, l.name_len);
+      *o++ = '=';
+      o = put_quoted(o, l.value, l.value_len);
+    }
+    double v = mw_batch_values(b)[i];
+    if (isnan(v))
+      o += sprintf(o, "} NaN\n");
+    else if (isinf(v))
+      o += sprintf(o, "} %cInf\n", v > 0 ? '+' : '-');
+    else
+      o += sprintf(o, "} %.17g\n", v);
+  }
+  mw_scrapecache_t *c = mw_scrapecache_new();
+  mw_batch_t *q = mw_batch_new(NULL);
+  char err[256];
+  if (mw_expfmt_parse(c, q, text, (size_t)(o - text), MW_EXPFMT_TEXT, 0, 0, NULL, err,
+                      sizeof err) != 0) {
+    if (strcmp(err, "out of memory") != 0) abort();
+  } else {
+    if (mw_batch_len(q) != n) abort();
+    for (size_t i = 0; i < n; i++) {
+      size_t l1, l2;
+      const uint8_t *e1 = mw_series_labels(s, mw_batch_refs(b)[i], &l1);
+      const uint8_t *e2 = mw_series_labels(mw_batch_series(q), mw_batch_refs(q)[i], &l2);
+      if (l1 != l2 || memcmp(e1, e2, l1) != 0) abort();
+      double v1 = mw_batch_values(b)[i], v2 = mw_batch_values(q)[i];
+      if (memcmp(&v1, &v2, sizeof v1) != 0) abort();
+    }
+  }
+  mw_batch_free(q);
+  mw_scrapecache_free(c);
+  free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;
   /* Corpus files that are plain exposition bodies start with a printable
@@ -50,10 +127,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t flags = 0;
   const char *body = (const char *)data;
   size_t len = size;
-  if (data[0] < 0x08) {
+  if (data[0] < 0x08 || (data[0] >= 0x10 && data[0] < 0x18)) {
     format = (data[0] & 1) ? MW_EXPFMT_OPENMETRICS : MW_EXPFMT_TEXT;
     flags = (data[0] & 2) ? MW_EXPFMT_SKIP_CREATED : 0;
     flags |= (data[0] & 4) ? MW_EXPFMT_IGNORE_TIMESTAMPS : 0;
+    flags |= (data[0] & 0x10) ? MW_EXPFMT_LEGACY_NAMES : 0; /* legacy validation scheme */
     body++;
     len--;
   } else if (size > 6 && memcmp(data + size - 6, "# EOF\n", 6) == 0) {
@@ -68,10 +146,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mw_expfmt_stats_t st1, st2;
   int rc1 = mw_expfmt_parse(c, b, copy, len, format, 1000, flags, &st1, err, sizeof err);
   if (rc1 != 0 && strncmp(err, "line ", 5) != 0 && strcmp(err, "out of memory") != 0) abort();
-  check_batch(b);
+  int legacy = (flags & MW_EXPFMT_LEGACY_NAMES) != 0;
+  check_batch(b, legacy);
   size_t n1 = mw_batch_len(b);
   int rc2 = mw_expfmt_parse(c, b, copy, len, format, 2000, flags, &st2, err, sizeof err);
-  check_batch(b);
+  check_batch(b, legacy);
   if (rc1 == 0) {
     /* Steady state: same outcome, same samples, nothing new, nothing stale. */
     if (rc2 != 0 || mw_batch_len(b) != n1 || st2.series_added != 0 || st2.stale != 0) abort();
@@ -92,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (memcmp(&v1, &v2, sizeof v1) != 0) abort();
       if (mw_batch_is_stale_value(v1)) abort();
     }
+    check_quoted_roundtrip(b2);
   }
   mw_batch_free(b2);
   mw_scrapecache_free(c2);

@@ -74,6 +74,18 @@ end)
 server:route("GET", "/accept", function(req)
   return 200, "accept_seen 1\n", { ["X-Accept"] = req.headers["accept"] }
 end)
+-- Prometheus 3's quoted UTF-8 names, served whatever the Accept header asked for.
+local utf8_accept
+server:route("GET", "/utf8", function(req)
+  utf8_accept = req.headers["accept"]
+  return 200, table.concat({
+    '# HELP "my.metric" A metric with a UTF-8 name.',
+    '# TYPE "my.metric" gauge',
+    '{"my.metric","my.label"="v",code="200"} 1',
+    '{code="500","my.metric","my.label"="drop me"} 2',
+    'legacy_name{"caf\xc3\xa9 \\"au lait\\""="x"} 3',
+    "" }, "\n"), { ["Content-Type"] = "text/plain; version=1.0.0; escaping=allow-utf-8; charset=utf-8" }
+end)
 server:route("GET", "/headers", function(req)
   local t = tonumber(req.headers["x-prometheus-scrape-timeout-seconds"])
   return 200, string.format("timeout_header %s\nua_ok %d\n", t or -1,
@@ -171,10 +183,110 @@ describe("prometheus.scrape over HTTP", function()
     assert.equals(1, find(rec, "ua_ok").value)
     ctrl:stop()
     local mod = dofile(SRC .. "/stdlib/prometheus/scrape.lua")
-    assert.equals("application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,"
+    local all = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" }
+    assert.equals("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+      .. "application/openmetrics-text;version=0.0.1;q=0.5,"
       .. "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
-      mod.accept_header({ "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0",
-        "PrometheusText0.0.4" }))
+      mod.accept_header(all, "allow-utf-8"))
+    assert.equals("text/plain;version=0.0.4;q=0.6,text/plain;version=1.0.0;escaping=dots;q=0.5,*/*;q=0.4",
+      mod.accept_header({ "PrometheusText0.0.4", "PrometheusText1.0.0" }, "dots"))
+    -- the escaping follows the validation scheme unless set
+    assert.equals("underscores", mod.escaping_scheme({ metric_name_validation_scheme = "legacy" }))
+    assert.equals("allow-utf-8", mod.escaping_scheme({ metric_name_validation_scheme = "utf8" }))
+    assert.equals("values", mod.escaping_scheme({ metric_name_validation_scheme = "utf8",
+      metric_name_escaping_scheme = "values" }))
+  end)
+
+  it("validates names under metric_name_validation_scheme: legacy (the default) fails a UTF-8 body", function()
+    local ctrl, rec = scrape_once(target("/utf8"))
+    assert.equals(0, find(rec, "up").value)
+    assert.is_nil(find(rec, "my.metric"))
+    local info = ctrl.nodes["prometheus.scrape.s"].instance:debug_info().targets[1]
+    assert.equals('line 3: metric name "my.metric" is not valid under the legacy validation scheme',
+      info.last_error)
+    ctrl:stop()
+    -- Prometheus's default Accept header under the legacy scheme: names escaped with underscores
+    assert.equals("application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.6,"
+      .. "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=underscores;q=0.4,"
+      .. "text/plain;version=0.0.4;q=0.3,*/*;q=0.2", utf8_accept)
+  end)
+
+  it("scrapes quoted UTF-8 names with metric_name_validation_scheme = \"utf8\"", function()
+    local ctrl, rec = scrape_once(target("/utf8"), 'metric_name_validation_scheme = "utf8",', "my.metric")
+    assert.equals(1, find(rec, "up").value)
+    local m = find(rec, "my.metric", function(s)
+      return s.labels.code == "200"
+    end)
+    assert.same({ __name__ = "my.metric", ["my.label"] = "v", code = "200", job = "prometheus.scrape.s",
+      instance = base }, m.labels)
+    assert.equals(2, find(rec, "my.metric", function(s)
+      return s.labels.code == "500"
+    end).value)
+    assert.equals("x", find(rec, "legacy_name").labels['caf\xc3\xa9 "au lait"'])
+    assert.equals(3, find(rec, "scrape_samples_scraped").value)
+    assert.truthy(utf8_accept:find("text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4", 1, true))
+    assert.same({ "2 my.metric|A metric with a UTF-8 name.|" }, metadata_families())
+    ctrl:stop()
+  end)
+
+  it("refuses metric_name_escaping_scheme = \"allow-utf-8\" with the legacy scheme, and unknown schemes", function()
+    local function problems(extra)
+      local file = proc.write(tmp .. "/p" .. math.random(1e9) .. ".lua", string.format([[
+prometheus.scrape "s" {
+  targets = {},
+  forward_to = {},
+  %s
+}
+]], extra))
+      local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" })
+      local ok, probs = ctrl:load(file)
+      assert.is_nil(ok)
+      return table.concat(probs, "\n")
+    end
+    assert.matches('metric_name_escaping_scheme: cannot be "allow%-utf%-8" while metric_name_validation_scheme '
+      .. 'is "legacy"', problems('metric_name_escaping_scheme = "allow-utf-8",'))
+    assert.matches("metric_name_validation_scheme: must be one of legacy, utf8",
+      problems('metric_name_validation_scheme = "UTF-8",'))
+    assert.matches("metric_name_escaping_scheme: must be one of allow%-utf%-8, underscores, dots, values",
+      problems('metric_name_validation_scheme = "utf8", metric_name_escaping_scheme = "dashes",'))
+  end)
+
+  it("carries UTF-8 names through prometheus.relabel to prometheus.echo", function()
+    local out = tmp .. "/echo" .. math.random(1e9) .. ".txt"
+    local file = proc.write(tmp .. "/p" .. math.random(1e9) .. ".lua", string.format([[
+prometheus.echo "e" { file = %q }
+prometheus.relabel "r" {
+  forward_to = { prometheus.echo.e.receiver },
+  rule = {
+    { source_labels = { "code" }, regex = "500", action = "drop" },
+    { source_labels = { "__name__" }, regex = "my[.](.*)", target_label = "suffix" },
+    { regex = "job|instance", action = "labeldrop" },
+  },
+}
+prometheus.scrape "s" {
+  targets = %s,
+  forward_to = { prometheus.relabel.r.receiver },
+  scrape_interval = "1s",
+  scrape_timeout = "500ms",
+  metric_name_validation_scheme = "utf8",
+}
+]], out, target("/utf8")))
+    local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" })
+    local ok, probs = ctrl:load(file)
+    assert(ok, probs and table.concat(probs, "\n"))
+    local text = ""
+    assert(loop.run_until(function()
+      local f = io.open(out)
+      text = f and f:read("*a") or ""
+      if f then
+        f:close()
+      end
+      return text:find("legacy_name", 1, true) ~= nil
+    end, 10), "echo wrote: " .. text)
+    ctrl:stop()
+    assert.matches('{"my.metric",code="200","my.label"="v",suffix="metric"} 1 %d+\n', text)
+    assert.matches('legacy_name{"caf\xc3\xa9 \\"au lait\\""="x"} 3 %d+\n', text)
+    assert.is_nil(text:find("drop me", 1, true))
   end)
 
   it("inflates a gzip body", function()
