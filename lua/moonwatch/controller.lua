@@ -11,6 +11,8 @@ local schema = require("moonwatch.schema")
 local scheduler = require("moonwatch.scheduler")
 local log = require("moonwatch.log")
 local ffi_rt = require("moonwatch.ffi")
+local dataflow = require("moonwatch.dataflow")
+local livedebug = require("moonwatch.livedebug")
 
 local M = {}
 local Controller = {}
@@ -344,6 +346,13 @@ function Ctx:timer(after, every, fn, name)
   return t
 end
 
+--- Counts n samples that reached this component from component from_id other than through
+--- one of its receivers (a scrape of an exporter's in-memory target): they show on the
+--- from_id -> this component edge of the data-flow graph.
+function Ctx:count_in(from_id, n)
+  dataflow.add(from_id, self.id, n)
+end
+
 Ctx.sleep = function(_, secs)
   return scheduler.sleep(secs)
 end
@@ -360,6 +369,24 @@ function M.new_ctx(ctrl, node)
 end
 
 -- Evaluation ---------------------------------------------------------------
+
+-- Records the data-flow edge of node's reference to an export of target (rest: the path
+-- after the component id) and returns the value node is to get: a node that references
+-- a receiver sends data to target, and gets a proxy that counts what it sends
+-- (moonwatch.dataflow); any other export (targets, ...) is data target gives to node.
+local function link(node, target, rest, value)
+  local ex = #rest == 1 and target.module.exports[rest[1]]
+  local t = ex and ex.type
+  if t == "receiver" or t == "log_receiver" then
+    node.flow_to[target.id] = t
+    if t == "receiver" and type(value) == "table" and type(value.append) == "function" then
+      return dataflow.wrap(node.id, target.id, rest[1], value)
+    end
+    return value
+  end
+  node.flow_from[target.id] = node.flow_from[target.id] or t or "exports"
+  return value
+end
 
 -- Resolves references, lazies and functions in v for node; records dependencies.
 function Controller:resolve(node, v, plan)
@@ -378,7 +405,7 @@ function Controller:resolve(node, v, plan)
       end
       value = value[k]
     end
-    return value
+    return link(node, target, rest, value)
   elseif pipeline.is_lazy(v) then
     local out = {}
     for i = 1, v.parts.n do
@@ -400,7 +427,8 @@ function Controller:resolve(node, v, plan)
       if not id or #rest == 0 then
         return false
       end
-      local value = self:ensure(id, plan).exports
+      local target = self:ensure(id, plan)
+      local value = target.exports
       node.deps[id] = true
       for _, k in ipairs(rest) do
         if type(value) ~= "table" then
@@ -408,7 +436,7 @@ function Controller:resolve(node, v, plan)
         end
         value = value[k]
       end
-      return true, value
+      return true, link(node, target, rest, value)
     end
     local ok, res = pcall(v)
     pctx.resolver = saved
@@ -429,7 +457,7 @@ end
 -- Evaluates node's arguments; returns args or nil, err.
 function Controller:evaluate(node, plan)
   local t0 = ffi_rt.monotonic()
-  node.deps = {}
+  node.deps, node.flow_to, node.flow_from = {}, {}, {}
   local ok, resolved = pcall(self.resolve, self, node, node.decl.args, plan)
   local args, err
   if not ok then
@@ -631,6 +659,10 @@ function Controller:apply(plan)
       self:stop_node(node)
       node.ctx:set_health("exited", "removed from the pipeline")
       self.nodes[id] = nil
+      if not plan.declared[id] then
+        dataflow.forget(id)
+        livedebug.forget(id)
+      end
     end
   end
   local ok, err = pcall(function()
@@ -756,6 +788,34 @@ function Controller:list()
   for _, id in ipairs(self.order) do
     out[#out + 1] = self.nodes[id]
   end
+  return out
+end
+
+--- The data-flow edges between the running components, sorted: { from, to, type }, the
+--- data going from `from` to `to` through an export of type `type` ("receiver": `from`
+--- references `to`'s receiver; "targets" and others: `to` references `from`'s export).
+---@return table[]
+function Controller:data_flow()
+  local out, seen = {}, {}
+  local function add(from, to, t)
+    local key = from .. "\0" .. to
+    if not seen[key] and self.nodes[from] and self.nodes[to] then
+      seen[key] = true
+      out[#out + 1] = { from = from, to = to, type = t }
+    end
+  end
+  for _, id in ipairs(self.order) do
+    local node = self.nodes[id]
+    for to, t in pairs(node.flow_to or {}) do
+      add(id, to, t)
+    end
+    for from, t in pairs(node.flow_from or {}) do
+      add(from, id, t)
+    end
+  end
+  table.sort(out, function(a, b)
+    return a.from < b.from or (a.from == b.from and a.to < b.to)
+  end)
   return out
 end
 

@@ -3,7 +3,9 @@
 --- and their translation into a moonwatch.http_client config.
 local M = {}
 
-local secret_list_map = { type = "any", doc = "Map of header name to a value or list of values (secrets)." }
+-- sensitive: the debug API and the UI show its keys, never its values
+local secret_list_map = { type = "any", sensitive = true,
+  doc = "Map of header name to a value or list of values (secrets)." }
 
 local TLS = {
   args = {
@@ -67,6 +69,15 @@ M.ARGS = {
   } },
   tls_config = { type = "block", optional = true, schema = TLS, doc = "TLS settings." },
 }
+
+--- s with the password of every URL in it replaced by "xxxxx", as Go's url.Redacted()
+--- and Prometheus show one (http://user:xxxxx@host/...): for metric labels, debug info,
+--- messages. A string without such a URL comes back unchanged.
+---@param s string
+---@return string
+function M.redact_url(s)
+  return (s:gsub("(%a[%w+.-]*://[^/?#@%s:]*):[^/?#@%s]*@", "%1:xxxxx@"))
+end
 
 --- At most one way to authenticate.
 M.AUTH_EXCLUSIVE = { "bearer_token", "bearer_token_file", "basic_auth", "authorization", "oauth2" }

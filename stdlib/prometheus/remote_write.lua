@@ -106,7 +106,8 @@ local ENDPOINT = {
     url = { type = "string", required = true, doc = "Full URL to send metrics to." },
     name = { type = "string", doc = "Name for the endpoint in metrics and the WAL cursor (default: a hash of the url)." },
     remote_timeout = { type = "duration", default = "30s", doc = "Timeout for requests to the endpoint." },
-    headers = { type = "map", default = {}, doc = "Extra headers to send." },
+    headers = { type = "map", default = {}, sensitive = true,
+      doc = "Extra headers to send (their values are never shown: secrets)." },
     send_exemplars = { type = "bool", default = true,
       doc = "Whether to send exemplars (OpenMetrics scrapes keep them; they are in the WAL either way)." },
     send_native_histograms = { type = "bool", default = false, doc = "Whether to send native histograms." },
@@ -429,7 +430,7 @@ function Instance:start_endpoint(name, e, ext)
   if C.mw_ffi_wal_reader_open(self.wal, name, ext, #ext, out, errbuf, 512) ~= 0 then
     error(string.format("endpoint %s: %s", name, err()), 0)
   end
-  local l = { self.ctx.id, e.url }
+  local l = { self.ctx.id, httpconfig.redact_url(e.url) } -- a label never carries a password
   local m = self.m
   local ep = {
     name = name, cfg = e, ext = ext, reader = ffi.gc(out[0], C.mw_ffi_wal_reader_close), labels = l,
@@ -987,7 +988,7 @@ function Instance:configure_metadata()
   for name, ep in pairs(self.endpoints) do
     local mc = ep.cfg.metadata_config
     if mc.send and not senders[name] then
-      local mm, l = metadata_metrics(), { self.ctx.id, ep.cfg.url }
+      local mm, l = metadata_metrics(), { self.ctx.id, httpconfig.redact_url(ep.cfg.url) }
       local s = { ep = ep, interval = mc.send_interval, set = metadata.new_set(), m = {
         total = mm.total:with(unpack(l)), failed = mm.failed:with(unpack(l)),
         retried = mm.retried:with(unpack(l)), bytes = mm.bytes:with(unpack(l)),
@@ -1110,7 +1111,7 @@ function Instance:debug_info()
   local eps = {}
   for name, ep in pairs(self.endpoints) do
     eps[#eps + 1] = {
-      name = name, url = ep.cfg.url, last_error = ep.last_error or "",
+      name = name, url = httpconfig.redact_url(ep.cfg.url), last_error = ep.last_error or "",
       samples_committed = tonumber(ep.rstats.samples_committed),
       committed_max_ts = tonumber(ep.rstats.committed_max_ts),
       shards = ep.sharder.shards, shards_desired = ep.sharder.desired,
