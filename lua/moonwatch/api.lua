@@ -291,7 +291,7 @@ function M.routes(server, rt)
   add("GET", "/api/v0/livedebugging", "/api/v0/livedebugging", function()
     local out = {}
     for _, id in ipairs(livedebug.enabled()) do
-      local st = livedebug.get(id, math.huge)
+      local st = livedebug.status(id)
       out[#out + 1] = { component_id = id, enabled = true, capacity = st.capacity, samples_seen = st.samples }
     end
     return http_server.json(200, http_server.array(out))

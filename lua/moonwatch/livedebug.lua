@@ -145,6 +145,18 @@ function M.enabled()
   return out
 end
 
+--- A component's live-debugging state without its entries: { enabled, capacity, samples,
+--- batches, seq } (reading it does not keep the component on).
+---@param id string
+---@return table
+function M.status(id)
+  local st = states[id]
+  if not st then
+    return { enabled = false, capacity = M.DEFAULT_CAPACITY, samples = 0, batches = 0, seq = 0 }
+  end
+  return { enabled = st.enabled, capacity = st.capacity, samples = st.samples, batches = st.batches, seq = st.seq }
+end
+
 --- A component's live-debugging state and the entries newer than `since` (a seq; 0 for
 --- all), oldest first: { enabled, capacity, samples, batches, seq, entries }. Reading
 --- keeps a component that is on from being switched off as idle.

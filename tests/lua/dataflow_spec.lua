@@ -93,6 +93,70 @@ test.recorder "sink2" {}
     ctrl:stop()
   end)
 
+  it("lets live debugging see a batch at both ends of an edge only while it is on", function()
+    local ctrl = load([[
+test.consumer "ld_src" { forward_to = { test.recorder.ld_sink.receiver } }
+test.recorder "ld_sink" {}
+]])
+    local r = _G.test_consumers["test.consumer.ld_src"].history[1].forward_to[1]
+    local function send(text)
+      local b, keep = batches.from_text(text, 5000)
+      r:append(b)
+      assert.is_truthy(keep)
+    end
+    send("before 1\n") -- off: nothing kept at either end
+    assert.equals(0, livedebug.get("test.consumer.ld_src").samples)
+    assert.equals(0, livedebug.get("test.recorder.ld_sink").samples)
+    -- on at the sender: it sees what it sends ("out", to the receiver), the receiver sees nothing
+    livedebug.set("test.consumer.ld_src", { enabled = true, capacity = 2 })
+    send("a 1\nb 2\nc 3\n")
+    local st = livedebug.get("test.consumer.ld_src")
+    assert.equals(3, st.samples)
+    assert.same({ "b 2 5000", "c 3 5000" }, { st.entries[1].sample, st.entries[2].sample })
+    assert.equals("out", st.entries[1].direction)
+    assert.equals("test.recorder.ld_sink", st.entries[1].peer)
+    assert.equals(0, livedebug.get("test.recorder.ld_sink").samples)
+    -- on at the receiver too: it sees the batch coming "in" from the sender
+    livedebug.set("test.recorder.ld_sink", { enabled = true })
+    send("d 4\n")
+    st = livedebug.get("test.recorder.ld_sink")
+    assert.equals(1, #st.entries)
+    assert.equals("in", st.entries[1].direction)
+    assert.equals("test.consumer.ld_src", st.entries[1].peer)
+    assert.equals("d 4 5000", st.entries[1].sample)
+    assert.equals(4, livedebug.get("test.consumer.ld_src").samples)
+    -- off again: nothing more is kept, what was kept stays readable, the data still flows
+    livedebug.set("test.consumer.ld_src", { enabled = false })
+    livedebug.set("test.recorder.ld_sink", { enabled = false })
+    assert.same({}, livedebug.enabled())
+    send("e 5\n")
+    st = livedebug.get("test.consumer.ld_src")
+    assert.is_false(st.enabled)
+    assert.equals(4, st.samples)
+    assert.same({ "c 3 5000", "d 4 5000" }, { st.entries[1].sample, st.entries[2].sample })
+    assert.equals(1, livedebug.get("test.recorder.ld_sink").samples)
+    assert.equals(6, #_G.test_recorders["test.recorder.ld_sink"].samples)
+    assert.equals(6, edge_of(10, "test.consumer.ld_src", "test.recorder.ld_sink").samples_total)
+    ctrl:stop()
+    livedebug.forget("test.consumer.ld_src")
+    livedebug.forget("test.recorder.ld_sink")
+  end)
+
+  it("forgets the live debugging of a component removed by a reload", function()
+    local ctrl, file = load([[
+test.consumer "ld_gone" { forward_to = { test.recorder.ld_stays.receiver } }
+test.recorder "ld_stays" {}
+]])
+    livedebug.set("test.consumer.ld_gone", { enabled = true })
+    livedebug.set("test.recorder.ld_stays", { enabled = true })
+    proc.write(file, 'test.recorder "ld_stays" {}\n')
+    assert.is_true(ctrl:load())
+    assert.same({ "test.recorder.ld_stays" }, livedebug.enabled())
+    assert.is_false(livedebug.status("test.consumer.ld_gone").enabled)
+    ctrl:stop()
+    livedebug.forget("test.recorder.ld_stays")
+  end)
+
   it("a rate is over the window asked for", function()
     dataflow.add("rate.a", "rate.b", 60)
     assert.near(6, edge_of(10, "rate.a", "rate.b").rate, 1e-9)
@@ -146,6 +210,64 @@ describe("live debugging", function()
     assert.equals(3, #livedebug.get("c").entries)
     livedebug.clear("c")
     assert.same({}, livedebug.get("c").entries)
+  end)
+
+  it("keeps at most capacity entries however many batches pass; a new capacity starts an empty ring", function()
+    livedebug.set("c", { enabled = true, capacity = 4 })
+    for i = 1, 50 do
+      capture(string.format("s%da 1\ns%db 2\ns%dc 3\n", i, i, i))
+    end
+    local st = livedebug.get("c")
+    assert.equals(150, st.samples)
+    assert.equals(50, st.batches)
+    assert.equals(4, #st.entries)
+    assert.same({ "s49c 3 7000", "s50a 1 7000", "s50b 2 7000", "s50c 3 7000" },
+      { st.entries[1].sample, st.entries[2].sample, st.entries[3].sample, st.entries[4].sample })
+    assert.equals(150, st.entries[4].seq)
+    livedebug.set("c", { capacity = 2 })
+    assert.is_true(livedebug.get("c").enabled)
+    assert.same({}, livedebug.get("c").entries)
+    capture("t 1\nu 2\nv 3\n")
+    st = livedebug.get("c")
+    assert.same({ "u 2 7000", "v 3 7000" }, { st.entries[1].sample, st.entries[2].sample })
+    -- the same capacity again keeps the ring
+    livedebug.set("c", { enabled = true, capacity = 2 })
+    assert.equals(2, #livedebug.get("c").entries)
+  end)
+
+  it("switched off after being on keeps nothing more, and keeps what it had until cleared", function()
+    livedebug.set("c", { enabled = true, capacity = 5 })
+    capture("x 1\ny 2\n")
+    livedebug.set("c", { enabled = false })
+    assert.same({}, livedebug.enabled())
+    assert.is_nil(livedebug.on.c)
+    capture("z 3\n")
+    local st = livedebug.get("c")
+    assert.is_false(st.enabled)
+    assert.equals(2, st.samples)
+    assert.same({ "x 1 7000", "y 2 7000" }, { st.entries[1].sample, st.entries[2].sample })
+    -- on again: the ring goes on where it was
+    livedebug.set("c", { enabled = true })
+    capture("w 4\n")
+    st = livedebug.get("c")
+    assert.equals(3, #st.entries)
+    assert.equals("w 4 7000", st.entries[3].sample)
+    livedebug.clear("c")
+    assert.same({}, livedebug.get("c").entries)
+    assert.is_true(livedebug.get("c").enabled)
+  end)
+
+  it("status reads the state without keeping a component on", function()
+    assert.same({ enabled = false, capacity = livedebug.DEFAULT_CAPACITY, samples = 0, batches = 0, seq = 0 },
+      livedebug.status("c"))
+    local saved = livedebug.IDLE_OFF
+    livedebug.IDLE_OFF = -1
+    livedebug.set("c", { enabled = true, capacity = 7 })
+    livedebug.IDLE_OFF = saved
+    assert.same({ enabled = true, capacity = 7, samples = 0, batches = 0, seq = 0 }, livedebug.status("c"))
+    capture("x 1\n") -- expired: status did not renew it
+    assert.is_false(livedebug.status("c").enabled)
+    assert.equals(0, livedebug.status("c").samples)
   end)
 
   it("switches itself off when nobody reads it", function()

@@ -131,7 +131,21 @@ function Browser:screenshot(path)
   f:close()
 end
 
---- Closes the browser and waits for it (killed after 5 s).
+local function alive(pid)
+  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == 0
+end
+
+local function wait_gone(pid, seconds)
+  for _ = 1, seconds * 10 do
+    if not alive(pid) then
+      return true
+    end
+    os.execute("sleep 0.1")
+  end
+  return false
+end
+
+--- Closes the browser and waits for it: asked to close, then terminated after 5 s.
 function Browser:close()
   if self.closed then
     return
@@ -140,28 +154,30 @@ function Browser:close()
   pcall(self.send, self, "Browser.close")
   pcall(self.cmd.close, self.cmd)
   pcall(self.out.close, self.out)
-  for _ = 1, 50 do
-    if os.execute("kill -0 " .. self.pid .. " 2>/dev/null") ~= 0 then
-      break
+  -- self.pid is timeout(1)'s, which passes TERM on to Chromium and KILLs it 5 s later
+  if not wait_gone(self.pid, 5) then
+    os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+    if not wait_gone(self.pid, 10) then
+      os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
     end
-    os.execute("sleep 0.1")
   end
-  os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
   os.execute("rm -rf " .. proc.quote(self.dir))
 end
 
 --- Starts headless Chromium with one page; returns the browser (close it in teardown).
----@param opts table|nil { width = 1280, height = 800 }
+---@param opts table|nil { width = 1280, height = 800, lifetime = seconds (240) }
 function M.start(opts)
   opts = opts or {}
   local dir = proc.tmpdir()
   local cmdfifo, outfifo = dir .. "/cmd", dir .. "/out"
   assert(os.execute("mkfifo " .. proc.quote(cmdfifo) .. " " .. proc.quote(outfifo)) == 0, "mkfifo failed")
-  local line = string.format("chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+  -- under timeout(1): a spec that dies without closing it leaves no browser behind for long
+  local line = string.format("timeout -k 5 %d chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
     .. "--disable-background-networking --disable-component-update --disable-sync --hide-scrollbars "
     .. "--user-data-dir=%s --window-size=%d,%d --remote-debugging-pipe about:blank "
     .. "3<%s 4>%s 2>/dev/null >/dev/null </dev/null & echo $!",
-    proc.quote(dir .. "/profile"), opts.width or 1280, opts.height or 800, proc.quote(cmdfifo), proc.quote(outfifo))
+    opts.lifetime or 240, proc.quote(dir .. "/profile"), opts.width or 1280, opts.height or 800,
+    proc.quote(cmdfifo), proc.quote(outfifo))
   local p = io.popen(line)
   -- the shell opens fd 3 (read end of cmd) before fd 4 (write end of out): open in the same order
   local cmd = assert(io.open(cmdfifo, "w"))
