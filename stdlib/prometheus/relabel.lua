@@ -18,9 +18,8 @@ local M = {
   args = {
     forward_to = { type = "receivers", required = true, doc = "Where to send relabeled metrics." },
     rule = relabel.RULE,
-    max_cache_size = { type = "int", default = 100000, check = function(v)
-      return v <= 0 and "must be positive" or nil
-    end, doc = "Input series whose results are cached; the cache is emptied when it would grow past this." },
+    max_cache_size = { type = "int", default = 100000, min = 1, max = 2 ^ 32 - 1,
+      doc = "Input series whose results are cached; the cache is emptied when it would grow past this." },
   },
   exports = {
     receiver = { type = "receiver", doc = "Send metrics here (forward_to)." },

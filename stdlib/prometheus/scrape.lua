@@ -49,9 +49,10 @@ M.args = {
   honor_timestamps = { type = "bool", default = true, doc = "Indicator whether the scraped timestamps should be respected." },
   track_timestamps_staleness = { type = "bool", default = false,
     doc = "Indicator whether to track the staleness of the scraped timestamps." },
-  params = { type = "any", default = {}, doc = "A set of query parameters (map of name to list of values)." },
-  scrape_interval = { type = "duration", default = "60s", doc = "How frequently to scrape the targets." },
-  scrape_timeout = { type = "duration", default = "10s", doc = "The timeout for scraping targets." },
+  params = { type = "map", of = { type = "list", of = { type = "string" }, single = true }, default = {},
+    doc = "A set of query parameters (map of name to list of values)." },
+  scrape_interval = { type = "duration", default = "60s", positive = true, doc = "How frequently to scrape the targets." },
+  scrape_timeout = { type = "duration", default = "10s", positive = true, doc = "The timeout for scraping targets." },
   scrape_protocols = { type = "list", of = { type = "string", check = check_protocol },
     default = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" },
     doc = "The protocols to negotiate during a scrape, in order of preference." },
@@ -59,16 +60,22 @@ M.args = {
     doc = "The protocol used when the target sends no valid Content-Type." },
   metrics_path = { type = "string", default = "/metrics", doc = "The HTTP resource path on which to fetch metrics." },
   scheme = { type = "string", default = "http", enum = { "http", "https" }, doc = "The URL scheme." },
-  body_size_limit = { type = "int", default = 0, doc = "Uncompressed body bytes over which the scrape fails; 0: no limit." },
-  sample_limit = { type = "int", default = 0, doc = "More samples than this fails the scrape; 0: no limit." },
-  target_limit = { type = "int", default = 0, doc = "More targets than this fails the scrapes; 0: no limit." },
-  label_limit = { type = "int", default = 0, doc = "More labels than this fails the scrape; 0: no limit." },
-  label_name_length_limit = { type = "int", default = 0, doc = "Longer label names fail the scrape; 0: no limit." },
-  label_value_length_limit = { type = "int", default = 0, doc = "Longer label values fail the scrape; 0: no limit." },
+  body_size_limit = { type = "uint", default = 0, doc = "Uncompressed body bytes over which the scrape fails; 0: no limit." },
+  sample_limit = { type = "uint", default = 0, doc = "More samples than this fails the scrape; 0: no limit." },
+  target_limit = { type = "uint", default = 0, doc = "More targets than this fails the scrapes; 0: no limit." },
+  label_limit = { type = "uint", default = 0, doc = "More labels than this fails the scrape; 0: no limit." },
+  label_name_length_limit = { type = "uint", default = 0, doc = "Longer label names fail the scrape; 0: no limit." },
+  label_value_length_limit = { type = "uint", default = 0, doc = "Longer label values fail the scrape; 0: no limit." },
   enable_compression = { type = "bool", default = true, doc = "Whether compression is enabled for the scrape." },
   clustering = { type = "block", optional = true,
     doc = "Accepted for Alloy compatibility; enabling clustering is an error (unsupported).",
-    schema = { args = { enabled = { type = "bool", default = false } } } },
+    schema = { args = { enabled = { type = "bool", required = true,
+      check = function(v)
+        if v then
+          return nil, "not supported yet: moonwatch does not cluster"
+        end
+      end,
+      doc = "Distribute targets among the cluster's peers (not supported yet: must be false)." } } } },
 }
 
 httpconfig.add_args(M.args)
@@ -82,9 +89,6 @@ M.validate = function(args)
   if args.scrape_timeout > args.scrape_interval then
     return string.format("scrape_timeout (%s) greater than scrape_interval (%s)",
       duration.format(args.scrape_timeout), duration.format(args.scrape_interval))
-  end
-  if args.clustering and args.clustering.enabled then
-    return "clustering is not supported by moonwatch"
   end
 end
 
