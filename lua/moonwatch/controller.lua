@@ -636,6 +636,7 @@ function Controller:start_run(node)
     node.restart_timer = scheduler.timer(delay, 0, function()
       node.restart_timer = nil
       if not node.stopping and node.instance == inst and ctrl.nodes[node.id] == node then
+        node.ctx:set_health("healthy", "run restarted") -- until it fails again
         launch()
       end
     end, { component_id = node.id, name = "restart" })

@@ -216,4 +216,14 @@ prometheus.exporter.process "p" { matcher = { { %s } } }
     local _, m = proc.http("GET", h.base .. "/metrics")
     assert.equals(1, metric(m, "moonwatch_config_last_load_successful"))
   end)
+
+  it("/metrics has moonwatch_component_health per component beside the aggregate gauge", function()
+    local _, m = proc.http("GET", h.base .. "/metrics")
+    assert.matches("# TYPE moonwatch_component_health gauge", m, 1, true)
+    for _, id in ipairs({ "prometheus.echo.e", "prometheus.exporter.self.s", "prometheus.scrape.x",
+      "prometheus.exporter.unix.new", "prometheus.exporter.process.p" }) do
+      assert.matches('moonwatch_component_health{component_id="' .. id .. '",health_type="healthy"} 1', m, 1, true)
+    end
+    assert.matches('moonwatch_component_controller_running_components{health_type="healthy"} 5', m, 1, true)
+  end)
 end)

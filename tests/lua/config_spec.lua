@@ -1,8 +1,10 @@
 -- Loading a pipeline: everything that running refuses is refused when it is
 -- checked (by the schemas, at plan time), a reload is all or nothing, internal
--- errors never show a traceback or a path of moonwatch's sources.
+-- errors never show a traceback or a path of moonwatch's sources, and each
+-- component's health is a metric.
 local controller = require("moonwatch.controller")
 local errors = require("moonwatch.errors")
+local loop = require("helpers.loop")
 local proc = require("helpers.proc")
 local log = require("moonwatch.log")
 
@@ -297,6 +299,35 @@ describe("internal errors of a running component", function()
     assert.equals("update: internal error in test.crashy.u: attempt to index field 'missing' (a nil value)",
       u.health.message)
     assert.equals("none", u.args.crash_in)
+    ctrl:stop()
+  end)
+end)
+
+describe("moonwatch_component_health", function()
+  it("is 1 for a healthy component and 0 otherwise, per component_id with its health_type", function()
+    local metrics = require("moonwatch.metrics")
+    local selfmetrics = require("moonwatch.selfmetrics")
+    log.configure({ level = "error" })
+    local ctrl, ok, _, file = load('test.consumer "good" {}\ntest.consumer "bad" { fail_run = true }\n')
+    assert.is_true(ok)
+    selfmetrics.attach_controller(ctrl)
+    local body = metrics.default:expose()
+    assert.matches('moonwatch_component_health{component_id="test.consumer.good",health_type="healthy"} 1', body, 1,
+      true)
+    assert.matches('moonwatch_component_health{component_id="test.consumer.bad",health_type="unhealthy"} 0', body, 1,
+      true)
+    assert.matches('moonwatch_component_controller_running_components{health_type="unhealthy"} 1', body, 1, true)
+    -- a component removed by a reload has no series left; a changed health replaces the series
+    proc.write(file, 'test.consumer "bad" {}\n')
+    assert.is_true(ctrl:load())
+    assert.truthy(loop.run_until(function()
+      return ctrl.nodes["test.consumer.bad"].health.state == "healthy"
+    end, 3))
+    body = metrics.default:expose()
+    assert.is_nil(body:find('component_id="test.consumer.good"', 1, true))
+    assert.matches('moonwatch_component_health{component_id="test.consumer.bad",health_type="healthy"} 1', body, 1,
+      true)
+    assert.is_nil(body:find('component_id="test.consumer.bad",health_type="unhealthy"', 1, true))
     ctrl:stop()
   end)
 end)
