@@ -6,6 +6,7 @@ local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
 local batch = require("moonwatch.batch")
+local errors = require("moonwatch.errors")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
 
@@ -97,9 +98,10 @@ function Instance:fill_misses(b)
   local n = tonumber(C.mw_ffi_relabel_cache_misses(self.cache, idxp))
   for k = 0, n - 1 do
     local i = idxp[0][k]
-    local ok, out = pcall(relabel.apply, self.segs, batch.labels(b, i))
+    local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, batch.labels(b, i))
     if not ok then
-      self.ctx.log:error("relabel rule failed; the series is dropped", { err = tostring(out) })
+      self.ctx.log:error("relabel rule failed; the series is dropped",
+        { err = errors.report(out, self.ctx.id, nil, self.ctx.log) })
       out = nil
     end
     local oenc = out and relabel.encode(out) or ""
@@ -137,9 +139,10 @@ function Instance:append(b)
   end
   local t0 = ffi_rt.monotonic()
   for _, r in ipairs(self.args.forward_to) do
-    local ok, err = pcall(r.append, r, out)
+    local ok, err = xpcall(r.append, debug.traceback, r, out)
     if not ok then
-      self.ctx.log:error("receiver failed", { receiver = tostring(r.id), err = tostring(err) })
+      self.ctx.log:error("receiver failed", { receiver = tostring(r.id),
+        err = errors.report(err, tostring(r.id), nil, self.ctx.log) })
     end
   end
   m.forwarded:add(n)

@@ -12,6 +12,7 @@ local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
 local duration = require("moonwatch.duration")
+local errors = require("moonwatch.errors")
 local inmemory = require("moonwatch.inmemory")
 local metadata = require("moonwatch.metadata")
 local metrics = require("moonwatch.metrics")
@@ -343,9 +344,10 @@ function Instance:forward(b)
   end
   local t0 = ffi_rt.monotonic()
   for _, r in ipairs(self.args.forward_to) do
-    local ok, err = pcall(r.append, r, b)
+    local ok, err = xpcall(r.append, debug.traceback, r, b)
     if not ok then
-      self.ctx.log:error("receiver failed", { receiver = tostring(r.id), err = tostring(err) })
+      self.ctx.log:error("receiver failed", { receiver = tostring(r.id),
+        err = errors.report(err, tostring(r.id), nil, self.ctx.log) })
     end
   end
   self.m.forwarded:with(self.ctx.id):add(n)

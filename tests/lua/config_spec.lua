@@ -303,6 +303,32 @@ describe("internal errors of a running component", function()
   end)
 end)
 
+describe("a receiver that crashes", function()
+  it("is logged as an internal error of the receiver, without a path", function()
+    local batches = require("helpers.batches")
+    local ctrl, ok, problems = load([[
+test.crashy "sink" { crash_in = "append" }
+prometheus.relabel "r" { forward_to = { test.crashy.sink.receiver } }
+]])
+    assert.is_true(ok, problems and table.concat(problems, "\n"))
+    local entries = logged(function()
+      local b, keep = batches.from_text("a 1\n")
+      ctrl.nodes["prometheus.relabel.r"].exports.receiver:append(b)
+      assert.truthy(keep)
+    end)
+    local found
+    for _, e in ipairs(entries) do
+      if e.msg == "receiver failed" then
+        found = e
+      end
+    end
+    assert.truthy(found)
+    assert.equals("error", found.level)
+    assert.equals("internal error in test.crashy.sink: attempt to index field 'missing' (a nil value)", found.err)
+    ctrl:stop()
+  end)
+end)
+
 describe("moonwatch_component_health", function()
   it("is 1 for a healthy component and 0 otherwise, per component_id with its health_type", function()
     local metrics = require("moonwatch.metrics")
