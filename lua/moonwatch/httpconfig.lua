@@ -3,7 +3,8 @@
 --- and their translation into a moonwatch.http_client config.
 local M = {}
 
-local secret_list_map = { type = "any", doc = "Map of header name to a value or list of values (secrets)." }
+local secret_list_map = { type = "map", of = { type = "list", of = { type = "secret" }, single = true },
+  doc = "Map of header name to a value or list of values (secrets)." }
 
 local TLS = {
   args = {
