@@ -263,6 +263,11 @@ int mw_ffi_relabel_program_new(const mw_ffi_relabel_rule_t *rules, uint32_t n,
                                mw_ffi_relabel_program_t **out, char *err, size_t err_size);
 /* Frees a program (NULL ok). */
 void mw_ffi_relabel_program_free(mw_ffi_relabel_program_t *p);
+/* Checks that re[0..len) compiles as an RE2-syntax regex the way every regex of
+ * the runtime is compiled (mw_re2_compile: Go's syntax and semantics). 0, or -1
+ * with a message in err (err_size bytes) ending with "(at offset N)". Nothing is
+ * kept. For validating arguments before anything runs. */
+int mw_ffi_regex_check(const char *re, size_t len, char *err, size_t err_size);
 /* A new scratch (NULL when out of memory); one per thread; free it with _free. */
 mw_ffi_relabel_scratch_t *mw_ffi_relabel_scratch_new(void);
 void mw_ffi_relabel_scratch_free(mw_ffi_relabel_scratch_t *s);
@@ -477,6 +482,10 @@ int mw_ffi_procgroup_new(const mw_ffi_procgroup_opts_t *opts,
                          const mw_ffi_procgroup_matcher_t *matchers, uint32_t n,
                          mw_procgroup_t **out, char *err, size_t errlen);
 void mw_ffi_procgroup_free(mw_procgroup_t *t);
+/* Checks a matcher's name template (NUL-terminated; empty: the default
+ * "{{.ExeBase}}") as mw_ffi_procgroup_new parses it. 0, or -1 with a message in
+ * err. Nothing is kept, no process is read. */
+int mw_ffi_procgroup_template_check(const char *tpl, char *err, size_t errlen);
 /* Collects and writes the exposition in format MW_METRICS_FMT_*, gzipped if
  * gzip != 0, into a new buffer *out, *len that the caller frees with
  * mw_ffi_metrics_buf_free. Unreadable or vanishing processes are counted

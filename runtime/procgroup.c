@@ -1599,6 +1599,14 @@ int mw_ffi_procgroup_new(const mw_ffi_procgroup_opts_t *opts,
 
 void mw_ffi_procgroup_free(mw_procgroup_t *t) { mw_procgroup_free(t); }
 
+int mw_ffi_procgroup_template_check(const char *tpl, char *err, size_t errlen) {
+  seg_t *segs = NULL;
+  size_t n = 0;
+  if (template_parse(tpl ? tpl : "", &segs, &n, err, errlen) < 0) return -1;
+  segs_free(segs, n);
+  return 0;
+}
+
 int mw_ffi_procgroup_collect(mw_procgroup_t *t, int format, int gzip, char **out, size_t *len,
                              char *err, size_t errlen) {
   mw_expose_buf_t text = {0};

@@ -1223,6 +1223,13 @@ int mw_ffi_relabel_program_new(const mw_ffi_relabel_rule_t *rules, uint32_t n,
 
 void mw_ffi_relabel_program_free(mw_ffi_relabel_program_t *p) { mw_relabel_program_free(p); }
 
+int mw_ffi_regex_check(const char *re, size_t len, char *err, size_t err_size) {
+  pcre2_code *code = mw_re2_compile(re, len, 0, NULL, err, err_size);
+  if (!code) return -1;
+  pcre2_code_free(code);
+  return 0;
+}
+
 mw_ffi_relabel_scratch_t *mw_ffi_relabel_scratch_new(void) { return mw_relabel_scratch_new(); }
 
 void mw_ffi_relabel_scratch_free(mw_ffi_relabel_scratch_t *s) { mw_relabel_scratch_free(s); }

@@ -15,6 +15,7 @@ local metrics = require("moonwatch.metrics")
 local selfmetrics = require("moonwatch.selfmetrics")
 local inmemory = require("moonwatch.inmemory")
 local schema = require("moonwatch.schema")
+local errors = require("moonwatch.errors")
 local duration = require("moonwatch.duration")
 local httpconfig = require("moonwatch.httpconfig")
 local dataflow = require("moonwatch.dataflow")
@@ -124,8 +125,8 @@ local function detail(ctrl, node)
   out.exports = redact_urls(schema.redact(node.exports))
   local inst = node.instance
   if inst and type(inst.debug_info) == "function" then
-    local ok, info = pcall(inst.debug_info, inst)
-    out.debug_info = redact_urls(ok and schema.redact(info) or { error = tostring(info) })
+    local ok, info = xpcall(inst.debug_info, debug.traceback, inst)
+    out.debug_info = redact_urls(ok and schema.redact(info) or { error = errors.report(info, node.id, nil, node.ctx.log) })
   end
   return out
 end

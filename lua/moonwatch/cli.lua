@@ -121,12 +121,7 @@ local function run_lua(opts)
   return type(res) == "number" and res or 0
 end
 
---- Entry point called by the binary with argv (0-based) and the module paths.
---- Returns the exit code and whether the event loop should run.
----@param argv table
----@param paths table { lua = dir, stdlib = dir }
----@return integer code, boolean run_loop
-function M.main(argv, paths)
+local function main(argv, paths)
   local args = {}
   for i = 1, #argv do
     args[i] = argv[i]
@@ -174,6 +169,25 @@ function M.main(argv, paths)
   end
   io.stderr:write("moonwatch: unknown command ", tostring(cmd), "\n\n", USAGE)
   return 2, false
+end
+
+--- Entry point called by the binary with argv (0-based) and the module paths.
+--- Returns the exit code and whether the event loop should run. An error that
+--- escapes is a bug: users get "internal error" and its message, the traceback
+--- goes to the log at debug level.
+---@param argv table
+---@param paths table { lua = dir, stdlib = dir }
+---@return integer code, boolean run_loop
+function M.main(argv, paths)
+  local errors = require("moonwatch.errors")
+  errors.add_source_dir(paths.lua and (paths.lua .. "/moonwatch"))
+  errors.add_source_dir(paths.stdlib)
+  local ok, code, run_loop = xpcall(main, debug.traceback, argv, paths)
+  if not ok then
+    io.stderr:write("moonwatch: ", errors.report(code, "moonwatch"), "\n")
+    return 70, false
+  end
+  return code, run_loop
 end
 
 return M

@@ -10,6 +10,8 @@ local registry = require("moonwatch.registry")
 local schema = require("moonwatch.schema")
 local scheduler = require("moonwatch.scheduler")
 local log = require("moonwatch.log")
+local errors = require("moonwatch.errors")
+local blocks = require("moonwatch.blocks")
 local ffi_rt = require("moonwatch.ffi")
 local dataflow = require("moonwatch.dataflow")
 local livedebug = require("moonwatch.livedebug")
@@ -21,20 +23,34 @@ Controller.__index = Controller
 local HEALTH = { healthy = true, unhealthy = true, unknown = true, exited = true }
 M.HEALTH_TYPES = { "healthy", "unhealthy", "unknown", "exited" }
 
-local LOGGING_SCHEMA = {
-  args = {
-    level = { type = "string", default = "info", enum = { "debug", "info", "warn", "error" },
-      doc = "Lowest level of log lines emitted." },
-    format = { type = "string", default = "logfmt", enum = { "logfmt", "json" }, doc = "Log line format." },
-    write_to = { type = "log_receivers", default = {}, doc = "Log receivers that also get moonwatch's own logs." },
-  },
-}
-local TRACING_SCHEMA = {
-  args = {
-    sampling_fraction = { type = "number", default = 0.1, doc = "Fraction of traces to keep." },
-    write_to = { type = "list", of = { type = "any" }, default = {}, doc = "Trace receivers." },
-  },
-}
+-- The spec of a component's (or top-level block's) whole argument table.
+local function args_spec(mod)
+  mod.spec = mod.spec or { type = "block", schema = { args = mod.args, exclusive = mod.exclusive,
+    require_one = mod.require_one, validate = mod.validate } }
+  return mod.spec
+end
+
+-- The spec of v[k] when v sits at a position of spec (nil: not known).
+local function child_spec(spec, v, k)
+  if type(spec) ~= "table" then
+    return nil
+  end
+  if spec.type == "block" then
+    if spec.repeated and type(k) == "number" and schema.is_array(v) then
+      return { type = "block", schema = spec.schema, allow_function = spec.allow_function }
+    end
+    return spec.schema and spec.schema.args and spec.schema.args[k]
+  elseif spec.type == "list" or spec.type == "map" then
+    return spec.of
+  end
+  return nil
+end
+
+-- True when a function at a position of spec is the value itself (a Lua relabel
+-- rule, an argument of type function), not a dynamic argument to call.
+local function function_is_value(spec)
+  return type(spec) == "table" and (spec.type == "function" or (spec.type == "block" and spec.allow_function))
+end
 
 --- A new controller.
 ---@param settings table { component_path = {dirs}, storage_path = dir, listen_addr = addr }
@@ -92,49 +108,64 @@ local function each_reference(v, fn, seen)
   end
 end
 
--- A value of the given export type, standing in for a reference during static checks.
+-- A value of the given export type, standing in for a reference during static
+-- checks: receivers of their kind, lists; anything else is known only when running.
 local PLACEHOLDER_RECEIVER = { append = function() end, id = "(placeholder)" }
 local PLACEHOLDER_LOG_RECEIVER = { push = function() end, id = "(placeholder)" }
 local function placeholder(t)
-  if t == "targets" or t == "list" then
+  if t == "targets" or t == "list" or t == "map" then
     return {}
   elseif t == "receiver" then
     return PLACEHOLDER_RECEIVER
   elseif t == "log_receiver" then
     return PLACEHOLDER_LOG_RECEIVER
-  elseif t == "map" then
-    return {}
-  elseif t == "string" then
-    return ""
-  elseif t == "number" or t == "int" then
-    return 0
-  elseif t == "bool" then
-    return false
   end
-  return nil -- unknown: skip the check
+  return schema.UNKNOWN
 end
 
--- Replaces references in v by placeholders of their export types (static check).
-local function stand_in(v, export_type_of)
+-- Replaces references, concat() and function arguments in v (at a position of
+-- spec) by stand-ins for the static check: placeholders of the export types,
+-- schema.UNKNOWN for what only running tells.
+local function stand_in(v, spec, export_type_of)
   if pipeline.is_reference(v) then
-    return placeholder(export_type_of(v)), true
+    return placeholder(export_type_of(v))
   elseif pipeline.is_lazy(v) then
-    return {}, true
+    return {} -- concat() always gives a list
   elseif type(v) == "function" then
-    return nil, true
-  elseif type(v) == "table" and not getmetatable(v) then
-    local out, dynamic = {}, false
-    for k, x in pairs(v) do
-      local y, d = stand_in(x, export_type_of)
-      out[k] = y
-      dynamic = dynamic or d
+    if function_is_value(spec) then
+      return v
     end
-    return out, dynamic
+    return schema.UNKNOWN
+  elseif type(v) == "table" and not getmetatable(v) then
+    local out = {}
+    for k, x in pairs(v) do
+      out[k] = stand_in(x, child_spec(spec, v, k), export_type_of)
+    end
+    return out
   end
-  return v, false
+  return v
+end
+
+-- Problems of a schema validation as the loader reports them (an internal one is
+-- logged with its traceback at debug level).
+local function add_problems(problems, ps, file, line, what)
+  for _, p in ipairs(ps) do
+    local path = p.path ~= "" and (p.path .. ": ") or ""
+    local msg
+    if p.internal then
+      log.debug("internal error", { where = what, traceback = p.traceback })
+      msg = string.format("internal error in %s: %s%s", what, path, p.msg)
+    else
+      msg = string.format("%s: %s%s", what, path, p.msg)
+    end
+    problems[#problems + 1] = { file = file, line = line, msg = msg }
+  end
 end
 
 --- Loads the pipeline file and checks it; nothing is started or changed.
+--- Every argument is validated by its schema here (types, ranges, regexes,
+--- receiver kinds, the component's own checks); values known only when running
+--- (function arguments, exports of no fixed type) are checked when applied.
 --- Returns a plan (to pass to apply) or nil and a list of problem strings.
 ---@param file string
 ---@return table|nil plan, string[]|nil problems
@@ -163,7 +194,7 @@ function Controller:plan(file)
         local hint = schema.did_you_mean(d.name, names)
         msg = string.format("unknown component %q%s (searched %s)", d.name,
           hint and string.format(" (did you mean %q?)", hint) or "",
-          table.concat(self.settings.component_path, ", "))
+          registry.describe_path(self.settings.component_path))
       end
       problems[#problems + 1] = { file = d.file, line = d.line, msg = string.format("%s %q: %s", d.name, d.label, msg) }
     end
@@ -171,30 +202,37 @@ function Controller:plan(file)
 
   -- References resolve to declared components and declared exports.
   local deps = {}
-  for _, d in ipairs(result.declarations) do
-    deps[d.id] = {}
-    local function check_ref(ref)
+  local function check_refs(args, file_, line, where, dep_set)
+    each_reference(args, function(ref)
       local path = rawget(ref, "_path")
       local id, rest = split_ref(path, declared)
-      local where = string.format("%s %q", d.name, d.label)
       if not id then
-        problems[#problems + 1] = { file = d.file, line = d.line,
+        problems[#problems + 1] = { file = file_, line = line,
           msg = string.format("%s: reference to undeclared component: %s", where, pipeline.path_of(ref)) }
         return
       end
-      deps[d.id][id] = true
+      dep_set[id] = true
       local mod = modules[id]
       if mod and (#rest == 0 or not mod.exports[rest[1]]) then
         local exports = schema.sorted_keys(mod.exports)
         local hint = #rest > 0 and schema.did_you_mean(rest[1], exports)
-        problems[#problems + 1] = { file = d.file, line = d.line,
+        problems[#problems + 1] = { file = file_, line = line,
           msg = string.format("%s: %s has no export %s%s (exports: %s)", where, id,
             #rest > 0 and string.format("%q", rest[1]) or "named",
             hint and string.format(" (did you mean %q?)", hint) or "",
             #exports > 0 and table.concat(exports, ", ") or "none") }
       end
+    end)
+  end
+  for _, d in ipairs(result.declarations) do
+    deps[d.id] = {}
+    check_refs(d.args, d.file, d.line, string.format("%s %q", d.name, d.label), deps[d.id])
+  end
+  for _, name in ipairs(blocks.NAMES) do
+    local b = result[name]
+    if b then
+      check_refs(b.args, b.file, b.line, name, {})
     end
-    each_reference(d.args, check_ref)
   end
 
   -- Cycles in the static graph.
@@ -234,42 +272,30 @@ function Controller:plan(file)
     visit(d.id)
   end
 
-  -- Arguments type-check, with references standing in as values of their export types.
+  -- Arguments are validated by their schemas, references standing in as values of their export types.
+  local function export_type_of(ref)
+    local id, rest = split_ref(rawget(ref, "_path"), declared)
+    local tmod = id and modules[id]
+    local ex = tmod and #rest == 1 and tmod.exports[rest[1]]
+    return ex and ex.type
+  end
   for _, d in ipairs(result.declarations) do
     local mod = modules[d.id]
     if mod then
-      local args = stand_in(d.args, function(ref)
-        local id, rest = split_ref(rawget(ref, "_path"), declared)
-        local tmod = id and modules[id]
-        local ex = tmod and #rest == 1 and tmod.exports[rest[1]]
-        return ex and ex.type
-      end)
-      local _, ps = schema.validate({ args = mod.args, exclusive = mod.exclusive, validate = mod.validate }, args)
-      for _, p in ipairs(ps) do
-        -- a missing value may be a dynamic one (function, reference) stood in by nil
-        local top = p.path:match("^([%w_]+)")
-        local dynamic = top and d.args[top] ~= nil and (type(d.args[top]) == "function"
-          or pipeline.is_reference(d.args[top]) or pipeline.is_lazy(d.args[top]))
-        if not (dynamic and (p.msg:find("got nil", 1, true) or p.msg == "missing required argument")) then
-          problems[#problems + 1] = { file = d.file, line = d.line,
-            msg = string.format("%s %q: %s%s", d.name, d.label, p.path ~= "" and (p.path .. ": ") or "", p.msg) }
-        end
-      end
+      local spec = args_spec(mod)
+      local _, ps = schema.validate(spec.schema, stand_in(d.args, spec, export_type_of))
+      add_problems(problems, ps, d.file, d.line, string.format("%s %q", d.name, d.label))
     end
   end
 
-  -- Top-level blocks.
-  local blocks = {}
-  for name, sch in pairs({ logging = LOGGING_SCHEMA, tracing = TRACING_SCHEMA }) do
+  -- Top-level blocks, by the same schemas.
+  local block_args = {}
+  for _, name in ipairs(blocks.NAMES) do
     local b = result[name]
-    local args, ps = schema.validate(sch, b and stand_in(b.args, function()
-      return "log_receiver"
-    end) or {})
-    for _, p in ipairs(ps) do
-      problems[#problems + 1] = { file = b.file, line = b.line,
-        msg = string.format("%s: %s%s", name, p.path ~= "" and (p.path .. ": ") or "", p.msg) }
-    end
-    blocks[name] = args
+    local spec = args_spec(blocks[name])
+    local args, ps = schema.validate(spec.schema, b and stand_in(b.args, spec, export_type_of) or {})
+    add_problems(problems, ps, b and b.file or file, b and b.line or 0, name)
+    block_args[name] = args
   end
 
   if #problems > 0 then
@@ -282,7 +308,7 @@ function Controller:plan(file)
     end
     return nil, out
   end
-  return { result = result, modules = modules, declared = declared, blocks = blocks, file = file }
+  return { result = result, modules = modules, declared = declared, blocks = block_args, file = file }
 end
 
 -- SHA-256 of the pipeline file, for moonwatch_config_hash{sha256}.
@@ -370,26 +396,39 @@ end
 
 -- Evaluation ---------------------------------------------------------------
 
--- Records the data-flow edge of node's reference to an export of target (rest: the path
--- after the component id) and returns the value node is to get: a node that references
--- a receiver sends data to target, and gets a proxy that counts what it sends
--- (moonwatch.dataflow); any other export (targets, ...) is data target gives to node.
-local function link(node, target, rest, value)
-  local ex = #rest == 1 and target.module.exports[rest[1]]
+-- Raised when a reference reads a component whose evaluation failed (that one
+-- failure is what is reported).
+local DEP_FAILED = setmetatable({}, { __tostring = function()
+  return "a component it reads failed"
+end })
+
+-- Records the data-flow edge of a reference to an export of target (rest: the path
+-- after the component id) in st (evaluating component st.id) and returns the value the
+-- component is to get: one that references a receiver sends data to target, and gets a
+-- proxy that counts what it sends (moonwatch.dataflow); any other export (targets, ...)
+-- is data target gives to it. The top-level blocks (no st.id) get values as they are.
+local function link(st, target, rest, value)
+  if not st.id then
+    return value
+  end
+  local ex = #rest == 1 and target.module.exports and target.module.exports[rest[1]]
   local t = ex and ex.type
   if t == "receiver" or t == "log_receiver" then
-    node.flow_to[target.id] = t
+    st.flow_to[target.id] = t
     if t == "receiver" and type(value) == "table" and type(value.append) == "function" then
-      return dataflow.wrap(node.id, target.id, rest[1], value)
+      return dataflow.wrap(st.id, target.id, rest[1], value)
     end
     return value
   end
-  node.flow_from[target.id] = node.flow_from[target.id] or t or "exports"
+  st.flow_from[target.id] = st.flow_from[target.id] or t or "exports"
   return value
 end
 
--- Resolves references, lazies and functions in v for node; records dependencies.
-function Controller:resolve(node, v, plan)
+-- Resolves references, concat() and function arguments in v (at a position of
+-- spec) against the current exports; st = { plan, deps, id, flow_to, flow_from }
+-- records the components read and the data-flow edges of the component id.
+function Controller:resolve(st, v, spec)
+  local plan = st.plan
   if pipeline.is_reference(v) then
     local path = rawget(v, "_path")
     local id, rest = split_ref(path, plan.declared)
@@ -397,7 +436,7 @@ function Controller:resolve(node, v, plan)
       error("reference to undeclared component: " .. pipeline.path_of(v), 0)
     end
     local target = self:ensure(id, plan)
-    node.deps[id] = true
+    st.deps[id] = true
     local value = target.exports
     for _, k in ipairs(rest) do
       if type(value) ~= "table" then
@@ -405,11 +444,11 @@ function Controller:resolve(node, v, plan)
       end
       value = value[k]
     end
-    return link(node, target, rest, value)
+    return link(st, target, rest, value)
   elseif pipeline.is_lazy(v) then
     local out = {}
     for i = 1, v.parts.n do
-      local part = self:resolve(node, v.parts[i], plan)
+      local part = self:resolve(st, v.parts[i], spec)
       if type(part) ~= "table" then
         error(string.format("concat: argument %d is %s, expected a list", i, type(part)), 0)
       end
@@ -419,6 +458,9 @@ function Controller:resolve(node, v, plan)
     end
     return out
   elseif type(v) == "function" then
+    if function_is_value(spec) then
+      return v
+    end
     -- While the function runs, references it reads resolve to export values.
     local pctx = plan.result.ctx
     local saved = pctx.resolver
@@ -429,47 +471,58 @@ function Controller:resolve(node, v, plan)
       end
       local target = self:ensure(id, plan)
       local value = target.exports
-      node.deps[id] = true
+      st.deps[id] = true
       for _, k in ipairs(rest) do
         if type(value) ~= "table" then
           return true, nil
         end
         value = value[k]
       end
-      return true, link(node, target, rest, value)
+      return true, link(st, target, rest, value)
     end
     local ok, res = pcall(v)
     pctx.resolver = saved
     if not ok then
-      error(tostring(res), 0)
+      error(res, 0)
     end
-    return self:resolve(node, res, plan)
+    return self:resolve(st, res, spec)
   elseif type(v) == "table" and not getmetatable(v) then
     local out = {}
     for k, x in pairs(v) do
-      out[k] = self:resolve(node, x, plan)
+      out[k] = self:resolve(st, x, child_spec(spec, v, k))
     end
     return out
   end
   return v
 end
 
--- Evaluates node's arguments; returns args or nil, err.
-function Controller:evaluate(node, plan)
+-- Evaluates the arguments of decl (default: node's) for node: resolved and
+-- validated completely by the module's schema. Returns args or nil, err, the ids
+-- of the components read and its data-flow edges { to = {[id] = type}, from = {...} }.
+function Controller:evaluate(node, plan, decl)
+  decl = decl or node.decl
   local t0 = ffi_rt.monotonic()
-  node.deps, node.flow_to, node.flow_from = {}, {}, {}
-  local ok, resolved = pcall(self.resolve, self, node, node.decl.args, plan)
+  local st = { plan = plan, deps = {}, id = node.id, flow_to = {}, flow_from = {} }
+  local spec = args_spec(node.module)
+  local ok, resolved = xpcall(self.resolve, debug.traceback, self, st, decl.args, spec)
   local args, err
-  if not ok then
-    err = tostring(resolved)
+  if not ok and resolved == DEP_FAILED then
+    err = DEP_FAILED
+  elseif not ok then
+    err = errors.report(resolved, node.id, nil, node.ctx.log)
   else
     local problems
-    local mod = node.module
-    args, problems = schema.validate({ args = mod.args, exclusive = mod.exclusive, validate = mod.validate }, resolved)
+    args, problems = schema.validate(spec.schema, resolved)
     if #problems > 0 then
       local msgs = {}
       for i, p in ipairs(problems) do
-        msgs[i] = (p.path ~= "" and (p.path .. ": ") or "") .. p.msg
+        local path = p.path ~= "" and (p.path .. ": ") or ""
+        if p.internal then
+          node.ctx.log:debug("internal error", { traceback = p.traceback })
+          msgs[i] = string.format("internal error in %s: %s%s", node.id, path, p.msg)
+        else
+          msgs[i] = path .. p.msg
+        end
       end
       args, err = nil, table.concat(msgs, "; ")
     end
@@ -480,92 +533,115 @@ function Controller:evaluate(node, plan)
   if self.on_evaluate then
     self.on_evaluate(node, dt)
   end
-  return args, err
+  return args, err, st.deps, { to = st.flow_to, from = st.flow_from }
 end
 
-local function where(node)
-  return string.format("%s:%d: %s %q", node.decl.file, node.decl.line, node.name, node.label)
+-- Sets node's dependencies and data-flow edges from an evaluation.
+local function set_links(node, deps, flow)
+  node.deps, node.flow_to, node.flow_from = deps, flow.to, flow.from
 end
 
--- Builds (or re-evaluates, on reload) the node for id; on demand for references.
+local function where(decl)
+  return string.format("%s:%d: %s %q", decl.file, decl.line, decl.name, decl.label)
+end
+
+local function new_node(ctrl, decl, module)
+  local node = {
+    id = decl.id, name = decl.name, label = decl.label, decl = decl, module = module,
+    exports = {}, deps = {}, tasks = {}, timers = {},
+    health = { state = "unknown", message = "not started", updated = ffi_rt.time_now() },
+  }
+  node.ctx = M.new_ctx(ctrl, node)
+  return node
+end
+
+-- Calls module.new(ctx, args) for node; returns true or nil and the message for users.
+local function instantiate(node, args)
+  node.ctx:set_health("healthy", "started")
+  local ok, inst = xpcall(node.module.new, debug.traceback, node.ctx, args)
+  if not ok then
+    return nil, errors.report(inst, node.id, nil, node.ctx.log)
+  end
+  node.instance, node.args = inst or {}, args
+  return true
+end
+
+-- Pass 1 of apply, on demand for references: evaluates the component id of the
+-- plan. Nothing running changes: a new component is created (not run); a
+-- surviving one's new arguments wait in plan.pending; a component whose module
+-- changed is replaced at commit (until then its old exports stand). Raises
+-- "file:line: component: what" on any error.
 function Controller:ensure(id, plan)
   if plan.settled then
     return self.nodes[id] or error("reference to a component that is not running: " .. id, 0)
   end
-  local node = plan.nodes[id]
-  if node and node.ready then
-    return node
-  end
-  if node and node.building then
+  local state = plan.state[id]
+  if state == "ready" then
+    return plan.replaced[id] or plan.nodes[id]
+  elseif state == "building" then
     error("cycle through " .. id, 0)
+  elseif state == "failed" then
+    error(DEP_FAILED, 0) -- reported once, for the component itself
   end
   local decl = plan.declared[id]
   local existing = self.nodes[id]
-  if existing and existing.module == plan.modules[id] then
-    node = existing
-    node.decl = decl
-  else
-    node = {
-      id = id, name = decl.name, label = decl.label, decl = decl, module = plan.modules[id],
-      exports = {}, deps = {}, tasks = {}, timers = {},
-      health = { state = "unknown", message = "not started", updated = ffi_rt.time_now() },
-    }
-    node.ctx = M.new_ctx(self, node)
+  local survivor = existing and existing.module == plan.modules[id]
+  local node = survivor and existing or new_node(self, decl, plan.modules[id])
+  if existing and not survivor then
+    plan.replaced[id] = existing
   end
   plan.nodes[id] = node
-  node.building = true
-  local args, err = self:evaluate(node, plan)
-  node.building = false
+  plan.state[id] = "building"
+  local args, err, deps, flow = self:evaluate(node, plan, decl)
   if not args then
-    if node.instance then
-      -- keep the last good arguments
-      node.ctx:set_health("unhealthy", "evaluating arguments: " .. err)
-      node.ctx.log:error("failed to evaluate arguments; keeping the last good ones", { err = err })
-      node.ready = true
-      return node
-    end
-    error(where(node) .. ": " .. err, 0)
+    plan.state[id] = "failed"
+    error(err == DEP_FAILED and err or (where(decl) .. ": " .. err), 0)
   end
-  if not node.instance then
-    node.ctx:set_health("healthy", "started")
-    local ok, inst = xpcall(node.module.new, debug.traceback, node.ctx, args)
+  plan.state[id] = nil
+  plan.deps[id], plan.flow[id] = deps, flow
+  if survivor then
+    if not schema.equal(args, node.args) then
+      plan.pending[id] = args
+    end
+  elseif existing then
+    plan.pending[id] = args -- created at commit, once the old instance is stopped
+  else
+    local ok, ierr = instantiate(node, args)
     if not ok then
-      error(where(node) .. ": " .. tostring(inst), 0)
+      plan.state[id] = "failed"
+      error(where(decl) .. ": " .. ierr, 0)
     end
-    node.instance = inst or {}
-    node.args = args
     table.insert(plan.started, node)
-  elseif not schema.equal(args, node.args) then
-    self:update(node, args)
-  elseif node.health.message:find("^evaluating arguments") then
-    node.ctx:set_health("healthy", "arguments evaluate again")
   end
-  node.ready = true
-  return node
+  plan.state[id] = "ready"
+  return plan.replaced[id] or node
 end
 
--- Calls the instance's update; a component without update is restarted.
+-- Calls the instance's update; a component without update is restarted. A
+-- failure (what only running tells: a file that cannot be opened...) leaves the
+-- component unhealthy with its previous arguments.
 function Controller:update(node, args)
   local inst = node.instance
   if type(inst.update) == "function" then
     local ok, err = xpcall(inst.update, debug.traceback, inst, args)
     if not ok then
-      node.ctx:set_health("unhealthy", "update: " .. tostring(err))
-      node.ctx.log:error("update failed; keeping the previous arguments", { err = tostring(err) })
+      local msg = errors.report(err, node.id, nil, node.ctx.log)
+      node.ctx:set_health("unhealthy", "update: " .. msg)
+      node.ctx.log:error("update failed; keeping the previous arguments", { err = msg })
       return
     end
     node.args = args
-    if node.health.state == "unhealthy" and node.health.message:find("^evaluating arguments") then
+    if node.health.state == "unhealthy" and (node.health.message:find("^evaluating arguments")
+      or node.health.message:find("^update: ")) then
       node.ctx:set_health("healthy", "updated")
     end
   else
     self:stop_node(node)
-    local ok, new = xpcall(node.module.new, debug.traceback, node.ctx, args)
+    local ok, err = instantiate(node, args)
     if not ok then
-      node.ctx:set_health("unhealthy", "restart with new arguments: " .. tostring(new))
+      node.ctx:set_health("unhealthy", "restart with new arguments: " .. err)
       return
     end
-    node.instance, node.args = new or {}, args
     node.ctx:set_health("healthy", "restarted with new arguments")
     self:start_run(node)
   end
@@ -598,10 +674,11 @@ function Controller:start_run(node)
     local delay = node.backoff
     node.backoff = math.min(node.backoff * 2, 60)
     node.ctx:set_health("unhealthy", string.format("run failed (restarting in %gs): %s", delay,
-      tostring(err):match("^[^\n]*")))
+      errors.describe(err, node.id)))
     node.restart_timer = scheduler.timer(delay, 0, function()
       node.restart_timer = nil
       if not node.stopping and node.instance == inst and ctrl.nodes[node.id] == node then
+        node.ctx:set_health("healthy", "run restarted") -- until it fails again
         launch()
       end
     end, { component_id = node.id, name = "restart" })
@@ -626,7 +703,7 @@ function Controller.stop_node(_, node)
   if inst and type(inst.stop) == "function" then
     local ok, err = xpcall(inst.stop, debug.traceback, inst)
     if not ok then
-      scheduler.report_error(node.id, "stop", err)
+      scheduler.report_error(node.id, "stop", err, err)
     end
   end
   if node.restart_timer then
@@ -646,44 +723,79 @@ function Controller.stop_node(_, node)
   node.stopping = false
 end
 
---- Applies a plan: stops removed components, updates surviving ones in place,
---- creates and starts new ones. Returns true or nil, err.
-function Controller:apply(plan)
-  plan.nodes, plan.started = {}, {}
-  plan.pipeline_ctx = plan.result.ctx
-  -- removed components stop first, in reverse start order
-  for i = #self.order, 1, -1 do
-    local id = self.order[i]
-    if not plan.declared[id] or (self.nodes[id] and self.nodes[id].module ~= plan.modules[id]) then
-      local node = self.nodes[id]
-      self:stop_node(node)
-      node.ctx:set_health("exited", "removed from the pipeline")
-      self.nodes[id] = nil
-      if not plan.declared[id] then
-        dataflow.forget(id)
-        livedebug.forget(id)
+-- Evaluates the top-level blocks of plan for real (their values may be functions).
+-- Returns nil or the problems.
+local function evaluate_blocks(ctrl, plan)
+  local problems = {}
+  for _, name in ipairs(blocks.NAMES) do
+    local b = plan.result[name]
+    if b then
+      local spec = args_spec(blocks[name])
+      local ok, resolved = xpcall(ctrl.resolve, debug.traceback, ctrl, { plan = plan, deps = {} }, b.args, spec)
+      if not ok then
+        problems[#problems + 1] = fmt_problem({ file = b.file, line = b.line,
+          msg = name .. ": " .. errors.report(resolved, name) })
+      else
+        local args, ps = schema.validate(spec.schema, resolved)
+        local list = {}
+        add_problems(list, ps, b.file, b.line, name)
+        for _, p in ipairs(list) do
+          problems[#problems + 1] = fmt_problem(p)
+        end
+        plan.blocks[name] = args
       end
     end
   end
-  local ok, err = pcall(function()
-    for _, d in ipairs(plan.result.declarations) do
-      self:ensure(d.id, plan)
+  return #problems > 0 and problems or nil
+end
+
+--- Applies a plan, all or nothing. Pass 1 evaluates and validates every
+--- component's arguments in dependency order and creates the new components
+--- (not running yet); any error there stops what it created and changes nothing
+--- else. Then the commit stops removed components, updates surviving ones in
+--- place, replaces those whose module changed and starts the new ones.
+--- Returns true or nil and the problems.
+function Controller:apply(plan)
+  plan.nodes, plan.started, plan.state, plan.deps, plan.pending, plan.replaced = {}, {}, {}, {}, {}, {}
+  plan.flow = {}
+  plan.pipeline_ctx = plan.result.ctx
+  local problems, seen_problem = {}, {}
+  for _, d in ipairs(plan.result.declarations) do
+    local ok, err = xpcall(self.ensure, debug.traceback, self, d.id, plan)
+    if not ok and err ~= DEP_FAILED then
+      local msg = errors.report(err, "the loader")
+      if not seen_problem[msg] then
+        seen_problem[msg] = true
+        problems[#problems + 1] = msg
+      end
     end
-  end)
-  if not ok then
-    for _, node in ipairs(plan.started) do
-      self:stop_node(node)
-    end
-    return nil, err
   end
-  -- new order: dependencies first
+  if #problems == 0 then
+    problems = evaluate_blocks(self, plan)
+  end
+  if problems then
+    for i = #plan.started, 1, -1 do
+      local node = plan.started[i]
+      self:stop_node(node)
+      node.ctx:set_health("exited", "the load failed")
+    end
+    -- the edges and proxies pass 1 made for components that do not run
+    for id in pairs(plan.nodes) do
+      if not self.nodes[id] then
+        dataflow.forget(id)
+      end
+    end
+    return nil, problems
+  end
+
+  -- Commit. The new order: dependencies first.
   local order, seen = {}, {}
   local function visit(id)
     if seen[id] then
       return
     end
     seen[id] = true
-    for dep in pairs(plan.nodes[id].deps) do
+    for dep in pairs(plan.deps[id]) do
       if plan.nodes[dep] then
         visit(dep)
       end
@@ -693,14 +805,65 @@ function Controller:apply(plan)
   for _, d in ipairs(plan.result.declarations) do
     visit(d.id)
   end
+  -- removed and replaced components stop first, in reverse start order
+  for i = #self.order, 1, -1 do
+    local id = self.order[i]
+    local node = self.nodes[id]
+    if node and (not plan.declared[id] or plan.replaced[id]) then
+      self:stop_node(node)
+      node.ctx:set_health("exited", plan.replaced[id] and "replaced (its module changed)" or "removed from the pipeline")
+      if not plan.declared[id] then
+        dataflow.forget(id)
+        livedebug.forget(id)
+      end
+    end
+  end
+  for id, node in pairs(plan.nodes) do
+    node.decl = plan.declared[id]
+    set_links(node, plan.deps[id], plan.flow[id])
+  end
   self.nodes, self.order, self.current_plan = plan.nodes, order, plan
-  for _, node in pairs(self.nodes) do
-    node.ready = nil
+  for _, id in ipairs(order) do
+    local node = self.nodes[id]
+    local args = plan.pending[id]
+    if plan.replaced[id] then
+      local iok, ierr = instantiate(node, args)
+      if not iok then
+        node.ctx:set_health("unhealthy", "starting with the changed module: " .. ierr)
+      end
+    else
+      if self.dirty[id] and node.instance then
+        -- a component it reads was just updated and exports something new: evaluate with that
+        self.dirty[id] = nil
+        plan.settled = true
+        local fresh, ferr, fdeps, fflow = self:evaluate(node, plan)
+        plan.settled = nil
+        set_links(node, fdeps, fflow)
+        if fresh then
+          args = not schema.equal(fresh, node.args) and fresh or nil
+        else
+          args = nil
+          node.ctx:set_health("unhealthy", "evaluating arguments: " .. ferr)
+          node.ctx.log:error("failed to evaluate arguments; keeping the last good ones", { err = ferr })
+        end
+      end
+      if args then
+        self:update(node, args)
+      elseif node.health.message:find("^evaluating arguments") and node.health.state == "unhealthy"
+        and not self.dirty[id] then
+        node.ctx:set_health("healthy", "arguments evaluate again")
+      end
+    end
   end
   for _, id in ipairs(order) do
     local node = self.nodes[id]
-    if not node.started then
+    if node.instance and not node.started then
       self:start_run(node)
+    end
+  end
+  for id in pairs(plan.replaced) do
+    if self.nodes[id].instance then
+      self:exports_changed(self.nodes[id]) -- its dependents read the old instance's exports
     end
   end
   log.configure({ level = plan.blocks.logging.level, format = plan.blocks.logging.format })
@@ -716,9 +879,7 @@ function Controller:load(file)
   local plan, problems = self:plan(file)
   local ok = false
   if plan then
-    local err
-    ok, err = self:apply(plan)
-    problems = not ok and { err } or nil
+    ok, problems = self:apply(plan)
   end
   self.stats.last_load_ok = ok and true or false
   self.stats.last_load_time = ffi_rt.time_now()
@@ -757,8 +918,9 @@ function Controller:reevaluate()
     local node = self.nodes[id]
     if dirty[id] and node and node.instance then
       plan.settled = true
-      local args, err = self:evaluate(node, plan)
+      local args, err, deps, flow = self:evaluate(node, plan)
       plan.settled = nil
+      set_links(node, deps, flow)
       if not args then
         node.ctx:set_health("unhealthy", "evaluating arguments: " .. err)
         node.ctx.log:error("failed to evaluate arguments; keeping the last good ones", { err = err })

@@ -76,12 +76,14 @@ function M.wrap(from, to, export, r)
   if p and p.receiver == r then
     return p.proxy
   end
-  local e = edge(from, to)
+  -- the edge (and its series) exists from the first batch: a reload that fails after
+  -- making proxies leaves no series behind
+  local ekey = from .. "\0" .. to
   local on = livedebug.on
   local proxy = setmetatable({ append = function(_, b)
     local n = tonumber(C.mw_ffi_batch_len(b))
     if n > 0 then
-      count(e, n)
+      count(edges[ekey] or edge(from, to), n)
       if on[from] then
         livedebug.capture(from, "out", to, b, n)
       end

@@ -3,16 +3,36 @@
 local registry = require("moonwatch.registry")
 local schema = require("moonwatch.schema")
 local duration = require("moonwatch.duration")
+local blocks = require("moonwatch.blocks")
 
 local M = {}
 
 local function type_name(spec)
   if spec.type == "list" then
     return "list(" .. type_name(spec.of) .. ")"
+  elseif spec.type == "map" and spec.of then
+    return "map(" .. type_name(spec.of) .. ")"
   elseif spec.type == "block" then
     return spec.repeated and "block (repeatable)" or "block"
   end
   return spec.type
+end
+
+-- The constraints of spec as text (ranges), appended to its description.
+local function constraints(spec)
+  local fmt = function(n)
+    return spec.type == "duration" and duration.format(n) or tostring(n)
+  end
+  if spec.positive then
+    return " Greater than " .. fmt(0) .. "."
+  elseif spec.min and spec.max then
+    return string.format(" From %s to %s.", fmt(spec.min), fmt(spec.max))
+  elseif spec.min then
+    return string.format(" At least %s.", fmt(spec.min))
+  elseif spec.max then
+    return string.format(" At most %s.", fmt(spec.max))
+  end
+  return ""
 end
 
 local function default_text(spec)
@@ -28,17 +48,34 @@ local function default_text(spec)
 end
 
 local function rows(out, args, prefix)
-  local blocks = {}
+  local nested = {}
   for _, name in ipairs(schema.sorted_keys(args)) do
     local spec = args[name]
     out[#out + 1] = string.format("| `%s%s` | %s | %s | %s | %s |", prefix, name, type_name(spec),
-      (spec.doc or ""):gsub("|", "\\|"), default_text(spec), spec.required and "yes" or "no")
+      ((spec.doc or "") .. constraints(spec)):gsub("|", "\\|"), default_text(spec), spec.required and "yes" or "no")
     if spec.type == "block" then
-      blocks[#blocks + 1] = { prefix .. name, spec.schema }
+      nested[#nested + 1] = { prefix .. name, spec.schema }
     end
   end
-  for _, b in ipairs(blocks) do
+  for _, b in ipairs(nested) do
     rows(out, b[2].args, b[1] .. ".")
+  end
+end
+
+local function groups(out, sch, prefix)
+  for _, group in ipairs(sch.exclusive or {}) do
+    out[#out + 1] = ""
+    out[#out + 1] = "Mutually exclusive: " .. prefix .. table.concat(group, ", " .. prefix) .. "."
+  end
+  for _, group in ipairs(sch.require_one or {}) do
+    out[#out + 1] = ""
+    out[#out + 1] = "At least one of: " .. prefix .. table.concat(group, ", " .. prefix) .. "."
+  end
+  for _, name in ipairs(schema.sorted_keys(sch.args or {})) do
+    local spec = sch.args[name]
+    if spec.type == "block" then
+      groups(out, spec.schema, prefix .. name .. ".")
+    end
   end
 end
 
@@ -47,9 +84,9 @@ function M.component(mod)
   local out = { "# " .. mod.name, "", mod.doc or "", "", "## Arguments", "",
     "| Name | Type | Description | Default | Required |", "|---|---|---|---|---|" }
   rows(out, mod.args, "")
-  for _, group in ipairs(mod.exclusive or {}) do
-    out[#out + 1] = ""
-    out[#out + 1] = "Mutually exclusive: " .. table.concat(group, ", ") .. "."
+  groups(out, { args = mod.args, exclusive = mod.exclusive, require_one = mod.require_one }, "")
+  if not mod.exports then -- a top-level block
+    return table.concat(out, "\n") .. "\n"
   end
   out[#out + 1] = ""
   out[#out + 1] = "## Exports"
@@ -72,7 +109,15 @@ function M.main(name, dirs)
       local text = mod and (mod.doc or "") or ("(cannot load: " .. tostring(err):match("^[^\n]*") .. ")")
       lines[#lines + 1] = string.format("  %-32s %s", n, text)
     end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Top-level blocks:"
+    for _, n in ipairs(blocks.NAMES) do
+      lines[#lines + 1] = string.format("  %-32s %s", n, blocks[n].doc)
+    end
     return table.concat(lines, "\n") .. "\n", 0
+  end
+  if blocks[name] and blocks[name].args then
+    return M.component(blocks[name]), 0
   end
   local mod, err = registry.find(name, dirs)
   if not mod then

@@ -15,6 +15,7 @@
 local httpd = require("moonwatch.httpd")
 local scheduler = require("moonwatch.scheduler")
 local log = require("moonwatch.log")
+local errors = require("moonwatch.errors")
 local cjson = require("cjson")
 
 local M = {}
@@ -151,7 +152,7 @@ local function dispatch(self, req)
       self.tasks[task] = nil
       if not ok then -- the scheduler has logged the traceback
         self.log:warn("http request failed", {
-          method = req.method, path = req.path, status = 500, err = tostring(err):match("^[^\n]*"),
+          method = req.method, path = req.path, status = 500, err = errors.describe(err, "http " .. req.path),
         })
         req:respond(500, "internal server error\n")
       end

@@ -4,7 +4,7 @@
 local M = {}
 
 -- sensitive: the debug API and the UI show its keys, never its values
-local secret_list_map = { type = "any", sensitive = true,
+local secret_list_map = { type = "map", of = { type = "list", of = { type = "secret" }, single = true }, sensitive = true,
   doc = "Map of header name to a value or list of values (secrets)." }
 
 local TLS = {

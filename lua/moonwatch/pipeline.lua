@@ -5,6 +5,8 @@
 -- the helpers env, concat, constants, json_decode, file, and the top-level
 -- blocks logging and tracing.
 local cjson = require("cjson")
+local errors = require("moonwatch.errors")
+local log = require("moonwatch.log")
 
 local M = {}
 
@@ -127,8 +129,14 @@ function M.load(path, opts)
   local function block(name)
     return function(args)
       local line = ctx.line_of(2)
+      if type(args) == "string" then
+        -- `logging "x" { ... }`: a label, as a component's; the table comes next
+        ctx.problem(line, string.format("%s: a top-level block takes no label: write %s { ... }, not %s %q { ... }",
+          name, name, name, args))
+        return function() end
+      end
       if type(args) ~= "table" then
-        ctx.problem(line, name .. ": expected a table { ... }")
+        ctx.problem(line, name .. ": expected a table { ... }, got " .. type(args))
         return
       end
       if result[name] then
@@ -211,10 +219,14 @@ function M.load(path, opts)
   })
   setfenv(chunk, env)
   local ok, run_err = xpcall(chunk, function(e)
-    if type(e) == "string" then
-      return e
+    if type(e) ~= "string" then
+      return tostring(e)
+    elseif errors.is_internal(e) then
+      -- a bug of moonwatch's met while running the script: the script's line, no source path
+      log.debug("internal error", { where = "the pipeline loader", traceback = debug.traceback(tostring(e), 2) })
+      return string.format("%s:%d: internal error in the pipeline loader: %s", path, ctx.line_of(2), errors.message(e))
     end
-    return tostring(e)
+    return e
   end)
   if not ok then
     return nil, run_err

@@ -6,6 +6,8 @@
 --     new = function(ctx, args) return instance end }
 -- and the instance may implement run(), update(args), stop(), debug_info().
 local schema = require("moonwatch.schema")
+local errors = require("moonwatch.errors")
+local log = require("moonwatch.log")
 
 local M = {}
 
@@ -21,23 +23,36 @@ local function read(p)
   return s
 end
 
+-- Returns mod, or nil, "file: what is wrong", "what is wrong".
 local function check_module(mod, name, file)
+  local msg
   if type(mod) ~= "table" then
-    return nil, string.format("%s: component module must return a table, got %s", file, type(mod))
+    msg = string.format("component module must return a table, got %s", type(mod))
+  elseif mod.name ~= name then
+    msg = string.format("component module declares name %q, expected %q", tostring(mod.name), name)
+  elseif type(mod.new) ~= "function" then
+    msg = string.format("component %s has no new(ctx, args) function", name)
+  else
+    mod.args = mod.args or {}
+    mod.exports = mod.exports or {}
+    local ok, err = pcall(schema.check_definition, { args = mod.args, exclusive = mod.exclusive,
+      require_one = mod.require_one }, name)
+    if ok then
+      return mod
+    end
+    msg = tostring(err)
   end
-  if mod.name ~= name then
-    return nil, string.format("%s: component module declares name %q, expected %q", file, tostring(mod.name), name)
+  return nil, file .. ": " .. msg, msg
+end
+
+-- What users see of a component module that cannot be loaded: user_msg, or for
+-- a module of moonwatch's own an internal error (its traceback at debug level).
+local function load_error(name, file, user_msg, internal_msg, tb)
+  if errors.is_source(file) then
+    log.debug("internal error", { where = name, traceback = tb or user_msg })
+    return string.format("internal error in %s: %s", name, internal_msg)
   end
-  if type(mod.new) ~= "function" then
-    return nil, string.format("%s: component %s has no new(ctx, args) function", file, name)
-  end
-  mod.args = mod.args or {}
-  mod.exports = mod.exports or {}
-  local ok, err = pcall(schema.check_definition, { args = mod.args }, name)
-  if not ok then
-    return nil, file .. ": " .. tostring(err)
-  end
-  return mod
+  return (user_msg:match("^[^\n]*"))
 end
 
 --- Finds and loads the module of component `name` ("ns.name").
@@ -59,15 +74,16 @@ function M.find(name, dirs)
       end
       local chunk, err = loadstring(source, "@" .. file)
       if not chunk then
-        return nil, err
+        return nil, load_error(name, file, err, errors.message(err))
       end
       local ok, mod = xpcall(chunk, debug.traceback)
       if not ok then
-        return nil, string.format("loading component %s from %s: %s", name, file, tostring(mod))
+        return nil, load_error(name, file, string.format("loading component %s from %s: %s", name, file,
+          errors.message(mod)), errors.message(mod), mod)
       end
-      local checked, cerr = check_module(mod, name, file)
+      local checked, cerr, cmsg = check_module(mod, name, file)
       if not checked then
-        return nil, cerr
+        return nil, load_error(name, file, cerr, cmsg)
       end
       checked.file = file
       cache[file] = { source = source, module = checked }
@@ -75,6 +91,16 @@ function M.find(name, dirs)
     end
   end
   return nil, nil
+end
+
+--- The search path as users are shown it: moonwatch's own stdlib is named, not its path.
+---@param dirs string[]
+function M.describe_path(dirs)
+  local out = {}
+  for i, d in ipairs(dirs) do
+    out[i] = errors.is_source(d:gsub("/*$", "/")) and "the stdlib" or d
+  end
+  return table.concat(out, ", ")
 end
 
 --- Every component name available on the path (for did-you-mean and docs).

@@ -21,7 +21,7 @@ M.RULE = {
         doc = "Labels whose values are joined with separator and matched against regex." },
       separator = { type = "string", default = ";", doc = "Separator between joined source label values." },
       regex = { type = "string", default = "(.*)", doc = "RE2 regular expression, fully anchored." },
-      modulus = { type = "int", default = 0, doc = "Modulus for the hashmod action." },
+      modulus = { type = "uint", default = 0, doc = "Modulus for the hashmod action." },
       target_label = { type = "string", default = "", doc = "Label written by replace, hashmod and others." },
       replacement = { type = "string", default = "$1", doc = "Replacement; $1, ${1}, ${name} expand groups." },
       action = { type = "string", default = "replace", enum = M.ACTIONS, doc = "The relabel action." },
@@ -34,6 +34,16 @@ local errbuf = ffi.new("char[512]")
 local function str(s, keep)
   keep[#keep + 1] = s
   return { s, #s }
+end
+
+--- Checks that re compiles as an RE2 regex (Go's syntax, as every regex of the runtime).
+---@param re string
+---@return true|nil ok, string|nil err
+function M.check_regex(re)
+  if C.mw_ffi_regex_check(re, #re, errbuf, 512) ~= 0 then
+    return nil, ffi.string(errbuf)
+  end
+  return true
 end
 
 --- Compiles a list of rule tables (validated by M.RULE) into a C program.

@@ -5,6 +5,7 @@
 -- component id, counted, and the loop goes on.
 local core = require("moonwatch.core")
 local log = require("moonwatch.log")
+local errmod = require("moonwatch.errors")
 
 local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
@@ -18,14 +19,14 @@ M.CANCELLED = setmetatable({}, { __tostring = function()
 end })
 
 local tasks = setmetatable({}, { __mode = "k" }) -- coroutine -> task
-local errors = {} -- component id ("" for none) -> count of caught errors
+local counts = {} -- component id ("" for none) -> count of caught errors
 
 --- Called with the component id ("" for none) of every caught error (for metrics).
 M.on_error_counted = nil
 
 local function count_error(component_id)
   local id = component_id or ""
-  errors[id] = (errors[id] or 0) + 1
+  counts[id] = (counts[id] or 0) + 1
   if M.on_error_counted then
     M.on_error_counted(id)
   end
@@ -34,12 +35,15 @@ end
 --- Caught errors so far, by component id ("" when none).
 ---@return table<string, integer>
 function M.error_counts()
-  return errors
+  return counts
 end
 
-local function report(component_id, where, err)
+-- Logs a caught error as users may see it (an internal one as "internal error
+-- in ...", its traceback at debug level) and counts it.
+local function report(component_id, where, err, tb)
   count_error(component_id)
-  log.new({ component_id = component_id }):error(where .. " failed", { err = tostring(err) })
+  local logger = log.new({ component_id = component_id })
+  logger:error(where .. " failed", { err = errmod.report(err, component_id or where, tb, logger) })
 end
 M.report_error = report
 
@@ -47,19 +51,19 @@ core.on_error(function(msg, where)
   report(nil, where, msg)
 end)
 
-local function finish(task, ok, err)
+local function finish(task, ok, err, tb)
   task.done = true
   if not ok and err == M.CANCELLED then
     ok, err = true, nil
   end
   if not ok then
-    report(task.component_id, "task " .. task.name, err)
+    report(task.component_id, "task " .. task.name, err, tb)
   end
-  task.ok, task.err = ok, err
+  task.ok, task.err, task.traceback = ok, err, tb
   local waiters = task.waiters
   task.waiters = nil
   if task.on_exit then
-    local cb_ok, cb_err = xpcall(task.on_exit, traceback, task, ok, err)
+    local cb_ok, cb_err = xpcall(task.on_exit, traceback, task, ok, err, tb)
     if not cb_ok then
       report(task.component_id, "exit handler of task " .. task.name, cb_err)
     end
@@ -75,7 +79,7 @@ local function step(task, ...)
   end
   local ok, err = co_resume(task.co, ...)
   if not ok then
-    finish(task, false, err == M.CANCELLED and err or traceback(task.co, tostring(err)))
+    finish(task, false, err, err ~= M.CANCELLED and traceback(task.co, tostring(err)) or nil)
   elseif co_status(task.co) == "dead" then
     finish(task, true)
   end
@@ -83,7 +87,8 @@ end
 
 --- Starts fn(...) in a new task; it runs at once until its first yield.
 ---@param fn function
----@param opts table|nil { name = "...", component_id = "...", on_exit = function(task, ok, err) }
+---@param opts table|nil { name = "...", component_id = "...", on_exit = function(task, ok, err, traceback) }
+---  (err is what was raised; traceback, when it failed, the stack as text: for the debug log only)
 ---@return table task
 function M.spawn(fn, opts, ...)
   opts = opts or {}

@@ -1,15 +1,26 @@
 --- moonwatch.schema: argument schemas of components, validation and redaction.
 -- A schema is a table of argument name -> spec:
---   { type = "string"|"number"|"int"|"bool"|"duration"|"secret"|"map"|"list"|
---            "targets"|"receivers"|"log_receivers"|"block"|"any"|"function",
+--   { type = "string"|"number"|"int"|"uint"|"bool"|"duration"|"secret"|"regex"|"map"|
+--            "list"|"targets"|"receivers"|"log_receivers"|"block"|"any"|"function",
 --     default = value, required = true, doc = "...",
---     of = spec (list elements), schema = {...} (block fields),
+--     of = spec (list elements; map values, default strings or secrets),
+--     single = true (a list given as one value is a list of that value),
+--     schema = {...} (block fields),
 --     repeated = true (a block given as a list of tables; a single table is accepted),
 --     allow_function = true (a repeated block whose elements may also be Lua functions),
---     enum = { "a", "b" }, check = function(value) return nil|err end }
+--     enum = { "a", "b" }, min = n, max = n (inclusive; durations in seconds),
+--     positive = true (greater than 0),
+--     check = function(value) return nil | nil, err end }
+-- A block schema is { args = {...}, exclusive = {{"a", "b"}}, require_one = {{"a", "b"}},
+-- validate = function(block) return nil | nil, err end }. "regex" is a string that
+-- compiles as an RE2 regex (Go's syntax, as every regex of the runtime).
 -- Validation returns the normalised value (defaults filled, durations in
--- seconds, secrets wrapped) and a list of problems "path: what is wrong".
+-- seconds, secrets wrapped) and a list of problems "path: what is wrong". Every
+-- argument is checked completely here, so a pipeline that validates runs.
+-- A check or validate function that raises is reported as an internal error
+-- (problem.internal, with its traceback), never passed on.
 local duration = require("moonwatch.duration")
+local errors = require("moonwatch.errors")
 
 local M = {}
 
@@ -48,9 +59,30 @@ local function is_array(t)
 end
 M.is_array = is_array
 
+--- Stands for a value known only when the pipeline runs (a function's result,
+--- a reference to an export of no fixed type) in static checks: it passes every
+--- type, and a block holding one skips its validate function.
+M.UNKNOWN = setmetatable({}, { __tostring = function()
+  return "(known when running)"
+end })
+
+local function is_receiver(v)
+  return type(v) == "table" and type(v.append) == "function"
+end
+
+local function is_log_receiver(v)
+  return type(v) == "table" and type(v.push) == "function"
+end
+
 local function describe(v)
   if M.is_secret(v) then
     return "a secret"
+  elseif v == M.UNKNOWN then
+    return "a value known when running"
+  elseif is_receiver(v) then
+    return "a metrics receiver"
+  elseif is_log_receiver(v) then
+    return "a log receiver"
   end
   local t = type(v)
   if t == "string" then
@@ -104,14 +136,6 @@ M.sorted_keys = sorted_keys
 
 local validate_value
 
-local function is_receiver(v)
-  return type(v) == "table" and type(v.append) == "function"
-end
-
-local function is_log_receiver(v)
-  return type(v) == "table" and type(v.push) == "function"
-end
-
 local checkers = {
   string = function(v)
     if type(v) == "string" then
@@ -138,6 +162,22 @@ local checkers = {
       return v
     end
     return nil, "expected an integer, got " .. describe(v)
+  end,
+  uint = function(v)
+    if type(v) == "number" and v == math.floor(v) and v >= 0 and v < 2 ^ 53 then
+      return v
+    end
+    return nil, "expected a non-negative integer, got " .. describe(v)
+  end,
+  regex = function(v)
+    if type(v) ~= "string" then
+      return nil, "expected a regex string, got " .. describe(v)
+    end
+    local ok, err = require("moonwatch.relabel").check_regex(v)
+    if not ok then
+      return nil, string.format("invalid regex %q: %s", #v > 60 and v:sub(1, 60) .. "..." or v, err)
+    end
+    return v
   end,
   bool = function(v)
     if type(v) == "boolean" then
@@ -177,7 +217,8 @@ local checkers = {
       return nil, "expected a list of targets (maps of strings), got " .. describe(v)
     end
     for i, t in ipairs(v) do
-      if type(t) ~= "table" then
+      if t == M.UNKNOWN then -- luacheck: ignore 542
+      elseif type(t) ~= "table" then
         return nil, string.format("target %d: expected a map of strings, got %s", i, describe(t))
       end
       for k, x in pairs(t) do
@@ -194,7 +235,7 @@ local checkers = {
       return nil, "expected a list of metrics receivers, got " .. describe(v)
     end
     for i, r in ipairs(v) do
-      if not is_receiver(r) then
+      if not is_receiver(r) and r ~= M.UNKNOWN then
         return nil, string.format(
           "element %d: expected a metrics receiver (e.g. prometheus.remote_write.x.receiver), got %s", i, describe(r))
       end
@@ -206,7 +247,7 @@ local checkers = {
       return nil, "expected a list of log receivers, got " .. describe(v)
     end
     for i, r in ipairs(v) do
-      if not is_log_receiver(r) then
+      if not is_log_receiver(r) and r ~= M.UNKNOWN then
         return nil, string.format("element %d: expected a log receiver (e.g. loki.write.x.receiver), got %s",
           i, describe(r))
       end
@@ -215,12 +256,34 @@ local checkers = {
   end,
 }
 
+-- Runs a check or validate function fn(value) of a schema. It returns nil or
+-- true when value is good, an error message (or nil, message) when it is not.
+-- Returns the message, or nil; an error raised is recorded as an internal problem.
+local function run_hook(fn, value, path, problems)
+  local ok, r1, r2 = xpcall(fn, debug.traceback, value)
+  if not ok then
+    problems[#problems + 1] = { path = path, msg = errors.message(r1), internal = true, traceback = tostring(r1) }
+    return nil
+  end
+  if r2 ~= nil then
+    return tostring(r2)
+  elseif type(r1) == "string" then
+    return r1
+  end
+  return nil
+end
+
+local function join(path, k)
+  return path ~= "" and path .. "." .. k or k
+end
+
 local function validate_block(schema, value, path, problems, opts)
   local out = {}
-  if type(value) ~= "table" or (next(value) ~= nil and is_array(value)) then
+  if type(value) ~= "table" or getmetatable(value) or (next(value) ~= nil and is_array(value)) then
     problems[#problems + 1] = { path = path, msg = "expected a block (a table of arguments), got " .. describe(value) }
     return nil
   end
+  local before, unknowns = #problems, opts.unknowns
   local names = sorted_keys(schema.args)
   for _, k in ipairs(sorted_keys(value)) do
     if type(k) ~= "string" then
@@ -228,14 +291,14 @@ local function validate_block(schema, value, path, problems, opts)
     elseif not schema.args[k] then
       local hint = M.did_you_mean(k, names)
       problems[#problems + 1] = {
-        path = path ~= "" and path .. "." .. k or k,
+        path = join(path, k),
         msg = "unknown argument" .. (hint and string.format(" (did you mean %q?)", hint) or ""),
       }
     end
   end
   for _, k in ipairs(names) do
     local spec = schema.args[k]
-    local p = path ~= "" and path .. "." .. k or k
+    local p = join(path, k)
     local v = value[k]
     if v == nil then
       if spec.required then
@@ -267,8 +330,22 @@ local function validate_block(schema, value, path, problems, opts)
       }
     end
   end
-  if schema.validate and #problems == 0 then
-    local err = schema.validate(out)
+  for _, group in ipairs(schema.require_one or {}) do
+    local any = false
+    for _, k in ipairs(group) do
+      any = any or value[k] ~= nil
+    end
+    if not any then
+      problems[#problems + 1] = {
+        path = path,
+        msg = #group == 1 and ("needs " .. group[1])
+          or ("needs at least one of " .. table.concat(group, ", ", 1, #group - 1) .. " or " .. group[#group]),
+      }
+    end
+  end
+  -- The block's own check sees complete, valid values only.
+  if schema.validate and #problems == before and opts.unknowns == unknowns then
+    local err = run_hook(schema.validate, out, path, problems)
     if err then
       problems[#problems + 1] = { path = path, msg = err }
     end
@@ -276,14 +353,48 @@ local function validate_block(schema, value, path, problems, opts)
   return out
 end
 
+local function number_text(spec, n)
+  if spec.type == "duration" then
+    return duration.format(n)
+  end
+  return tostring(n)
+end
+
+-- The range a number or duration must be in (spec.min, spec.max, spec.positive), or nil.
+local function range_error(spec, n)
+  if type(n) ~= "number" then
+    return nil
+  end
+  if spec.positive and n <= 0 then
+    return string.format("must be greater than %s, got %s", number_text(spec, 0), number_text(spec, n))
+  end
+  if (spec.min and n < spec.min) or (spec.max and n > spec.max) then
+    if spec.min and spec.max then
+      return string.format("must be between %s and %s, got %s", number_text(spec, spec.min),
+        number_text(spec, spec.max), number_text(spec, n))
+    elseif spec.min then
+      return string.format("must be at least %s, got %s", number_text(spec, spec.min), number_text(spec, n))
+    end
+    return string.format("must be at most %s, got %s", number_text(spec, spec.max), number_text(spec, n))
+  end
+  return nil
+end
+
 validate_value = function(spec, v, path, problems, opts)
+  if v == M.UNKNOWN then
+    opts.unknowns = opts.unknowns + 1
+    return v
+  end
   if spec.type == "block" then
     if spec.repeated then
-      if type(v) == "table" and (next(v) == nil or is_array(v)) then
+      if type(v) == "table" and not getmetatable(v) and (next(v) == nil or is_array(v)) then
         local list = {}
         for i, b in ipairs(v) do
           if type(b) == "function" and spec.allow_function then
             list[i] = b -- e.g. a Lua relabel rule
+          elseif b == M.UNKNOWN then
+            opts.unknowns = opts.unknowns + 1
+            list[i] = b
           else
             list[i] = validate_block(spec.schema, b, string.format("%s[%d]", path, i), problems, opts)
           end
@@ -297,15 +408,40 @@ validate_value = function(spec, v, path, problems, opts)
     end
     return validate_block(spec.schema, v, path, problems, opts)
   elseif spec.type == "list" then
-    if type(v) ~= "table" or not is_array(v) then
+    if spec.single and v ~= nil and (type(v) ~= "table" or getmetatable(v)) then
+      v = { v }
+    end
+    if type(v) ~= "table" or getmetatable(v) or not is_array(v) then
       problems[#problems + 1] = { path = path, msg = "expected a list, got " .. describe(v) }
       return nil
     end
     local list = {}
+    local before, unknowns = #problems, opts.unknowns
     for i, x in ipairs(v) do
       list[i] = validate_value(spec.of, x, string.format("%s[%d]", path, i), problems, opts)
     end
+    if spec.check and #problems == before and opts.unknowns == unknowns then
+      local err = run_hook(spec.check, list, path, problems)
+      if err then
+        problems[#problems + 1] = { path = path, msg = err }
+      end
+    end
     return list
+  elseif spec.type == "map" and spec.of then
+    if type(v) ~= "table" or getmetatable(v) or (next(v) ~= nil and is_array(v)) then
+      problems[#problems + 1] = { path = path, msg = "expected a map (a table of name = value), got " .. describe(v) }
+      return nil
+    end
+    local out = {}
+    for _, k in ipairs(sorted_keys(v)) do
+      if type(k) ~= "string" then
+        problems[#problems + 1] = { path = path, msg = "expected a map (a table of name = value), but it has a "
+          .. type(k) .. " key" }
+      else
+        out[k] = validate_value(spec.of, v[k], string.format("%s[%q]", path, k), problems, opts)
+      end
+    end
+    return out
   end
   local check = checkers[spec.type]
   assert(check, "schema: unknown type " .. tostring(spec.type))
@@ -319,8 +455,15 @@ validate_value = function(spec, v, path, problems, opts)
       err = string.format("must be one of %s, got %s", table.concat(spec.enum, ", "), describe(v))
     end
   end
+  if err == nil then
+    err = range_error(spec, out)
+  end
   if err == nil and spec.check then
-    err = spec.check(out)
+    local n = #problems
+    err = run_hook(spec.check, out, path, problems)
+    if #problems > n then
+      return nil
+    end
   end
   if err then
     problems[#problems + 1] = { path = path, msg = err }
@@ -330,22 +473,49 @@ validate_value = function(spec, v, path, problems, opts)
 end
 
 --- Validates a table of arguments against a schema ({ args = {...}, exclusive = {...}, validate = fn }).
----@return table normalised, table problems  (each { path = "a.b", msg = "..." })
+--- Values may be M.UNKNOWN (static checks): they pass, and the blocks holding them skip validate.
+---@return table normalised, table problems  (each { path = "a.b", msg = "...", internal = true|nil,
+---   traceback = "..." for an internal one })
 function M.validate(schema, value)
   local problems = {}
-  local out = validate_block(schema, value or {}, "", problems, {})
+  local out = validate_block(schema, value or {}, "", problems, { unknowns = 0 })
   return out, problems
 end
+
+local check_spec
 
 --- Checks a schema definition itself (for component authors); raises on misuse.
 function M.check_definition(schema, where)
   for name, spec in pairs(schema.args or {}) do
-    if type(spec) ~= "table" or (spec.type ~= "block" and spec.type ~= "list" and not checkers[spec.type]) then
-      error(string.format("%s: argument %s: unknown type %s", where, name, tostring(spec and spec.type)), 0)
+    check_spec(spec, where .. ": argument " .. tostring(name))
+  end
+  for _, key in ipairs({ "exclusive", "require_one" }) do
+    for _, group in ipairs(schema[key] or {}) do
+      for _, k in ipairs(group) do
+        if not (schema.args or {})[k] then
+          error(string.format("%s: %s names %s, which is not an argument", where, key, tostring(k)), 0)
+        end
+      end
     end
-    if spec.type == "block" then
-      local sub = spec.schema or error(where .. ": block " .. name .. " needs a schema", 0)
-      M.check_definition(sub, where .. "." .. name)
+  end
+end
+
+check_spec = function(spec, where)
+  local t = type(spec) == "table" and spec.type
+  if t ~= "block" and t ~= "list" and not checkers[t] then
+    error(string.format("%s: unknown type %s", where, tostring(t)), 0)
+  end
+  if t == "block" then
+    local sub = spec.schema or error(where .. ": a block needs a schema", 0)
+    M.check_definition(sub, where)
+  elseif t == "list" then
+    check_spec(spec.of or error(where .. ": a list needs `of` (the element spec)", 0), where .. "[]")
+  elseif t == "map" and spec.of then
+    check_spec(spec.of, where .. "[]")
+  end
+  for _, k in ipairs({ "min", "max" }) do
+    if spec[k] ~= nil and type(spec[k]) ~= "number" then
+      error(string.format("%s: %s must be a number", where, k), 0)
     end
   end
 end

@@ -71,6 +71,11 @@ function M.attach_controller(ctrl)
   local last_success = reg:gauge("moonwatch_config_last_load_success_timestamp_seconds",
     "Timestamp of the last successful configuration load.")
   local hash = reg:gauge("moonwatch_config_hash", "Hash of the currently active config file.", { "sha256" })
+  -- Per component: one series, labelled with its current health type.
+  local health = reg:gauge("moonwatch_component_health",
+    "Component health: 1 when healthy, 0 otherwise; health_type is the current state.",
+    { "component_id", "health_type" })
+  local shown = {} -- component id -> health type of its series
   local seen_failures, current_hash = 0, nil
   ctrl.on_evaluate = function(_, seconds)
     eval:observe(seconds)
@@ -80,8 +85,24 @@ function M.attach_controller(ctrl)
     for _, t in ipairs(controller_mod.HEALTH_TYPES) do
       counts[t] = 0
     end
+    local present = {}
     for _, node in ipairs(ctrl:list()) do
-      counts[node.health.state] = counts[node.health.state] + 1
+      local state = node.health.state
+      counts[state] = counts[state] + 1
+      present[node.id] = true
+      if shown[node.id] ~= state then
+        if shown[node.id] then
+          health:remove(node.id, shown[node.id])
+        end
+        shown[node.id] = state
+      end
+      health:with(node.id, state):set(state == "healthy" and 1 or 0)
+    end
+    for id, state in pairs(shown) do
+      if not present[id] then
+        health:remove(id, state)
+        shown[id] = nil
+      end
     end
     for t, n in pairs(counts) do
       running:with(t):set(n)

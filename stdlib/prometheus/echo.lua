@@ -29,11 +29,10 @@ function M.new(ctx, args)
   return self
 end
 
+-- Opens the new output first: when it cannot be opened, the previous output
+-- and arguments stay.
 function Instance:update(args)
-  if self.out and self.out ~= io.stdout then
-    self.out:close()
-  end
-  self.args = args
+  local out = io.stdout
   if args.file then
     local dir = args.file:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then
@@ -41,13 +40,15 @@ function Instance:update(args)
     end
     local f, err = io.open(args.file, "a")
     if not f then
-      error("prometheus.echo: " .. err, 0)
+      error("opening " .. err, 0)
     end
     f:setvbuf("full")
-    self.out = f
-  else
-    self.out = io.stdout
+    out = f
   end
+  if self.out and self.out ~= io.stdout then
+    self.out:close()
+  end
+  self.args, self.out = args, out
 end
 
 function Instance:append(b)

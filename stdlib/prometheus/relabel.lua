@@ -6,6 +6,7 @@ local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
 local batch = require("moonwatch.batch")
+local errors = require("moonwatch.errors")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
 
@@ -18,9 +19,8 @@ local M = {
   args = {
     forward_to = { type = "receivers", required = true, doc = "Where to send relabeled metrics." },
     rule = relabel.RULE,
-    max_cache_size = { type = "int", default = 100000, check = function(v)
-      return v <= 0 and "must be positive" or nil
-    end, doc = "Input series whose results are cached; the cache is emptied when it would grow past this." },
+    max_cache_size = { type = "int", default = 100000, min = 1, max = 2 ^ 32 - 1,
+      doc = "Input series whose results are cached; the cache is emptied when it would grow past this." },
   },
   exports = {
     receiver = { type = "receiver", doc = "Send metrics here (forward_to)." },
@@ -98,9 +98,10 @@ function Instance:fill_misses(b)
   local n = tonumber(C.mw_ffi_relabel_cache_misses(self.cache, idxp))
   for k = 0, n - 1 do
     local i = idxp[0][k]
-    local ok, out = pcall(relabel.apply, self.segs, batch.labels(b, i))
+    local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, batch.labels(b, i))
     if not ok then
-      self.ctx.log:error("relabel rule failed; the series is dropped", { err = tostring(out) })
+      self.ctx.log:error("relabel rule failed; the series is dropped",
+        { err = errors.report(out, self.ctx.id, nil, self.ctx.log) })
       out = nil
     end
     local oenc = out and relabel.encode(out) or ""
@@ -138,9 +139,10 @@ function Instance:append(b)
   end
   local t0 = ffi_rt.monotonic()
   for _, r in ipairs(self.args.forward_to) do
-    local ok, err = pcall(r.append, r, out)
+    local ok, err = xpcall(r.append, debug.traceback, r, out)
     if not ok then
-      self.ctx.log:error("receiver failed", { receiver = tostring(r.id), err = tostring(err) })
+      self.ctx.log:error("receiver failed", { receiver = tostring(r.id),
+        err = errors.report(err, tostring(r.id), nil, self.ctx.log) })
     end
   end
   m.forwarded:add(n)

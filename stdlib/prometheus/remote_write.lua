@@ -48,16 +48,17 @@ local M = {
 
 local QUEUE = {
   args = {
-    capacity = { type = "int", default = 10000,
+    capacity = { type = "int", default = 10000, min = 1,
       doc = "Samples each shard's queue holds: the WAL is read ahead of sending until the queues are this full"
         .. " (the WAL itself buffers the rest)." },
     min_shards = { type = "int", default = 1, doc = "Minimum shards (concurrent requests)." },
     max_shards = { type = "int", default = 50,
       doc = "Maximum shards (concurrent requests); the count in between follows the load, as in Prometheus." },
     max_samples_per_send = { type = "int", default = 2000, doc = "Maximum samples per request." },
-    batch_send_deadline = { type = "duration", default = "5s", doc = "Longest a sample waits before it is sent." },
-    min_backoff = { type = "duration", default = "30ms", doc = "Initial retry delay, doubled on each retry." },
-    max_backoff = { type = "duration", default = "5s", doc = "Maximum retry delay." },
+    batch_send_deadline = { type = "duration", default = "5s", positive = true,
+      doc = "Longest a sample waits before it is sent." },
+    min_backoff = { type = "duration", default = "30ms", min = 0, doc = "Initial retry delay, doubled on each retry." },
+    max_backoff = { type = "duration", default = "5s", min = 0, doc = "Maximum retry delay." },
     retry_on_http_429 = { type = "bool", default = true, doc = "Retry on HTTP 429 (honouring Retry-After)." },
     sample_age_limit = { type = "duration", default = "0s",
       doc = "When above 0, samples older than this are not sent: dropped (and counted) when read and before a"
@@ -105,7 +106,7 @@ local ENDPOINT = {
   args = httpconfig.add_args({
     url = { type = "string", required = true, doc = "Full URL to send metrics to." },
     name = { type = "string", doc = "Name for the endpoint in metrics and the WAL cursor (default: a hash of the url)." },
-    remote_timeout = { type = "duration", default = "30s", doc = "Timeout for requests to the endpoint." },
+    remote_timeout = { type = "duration", default = "30s", positive = true, doc = "Timeout for requests to the endpoint." },
     headers = { type = "map", default = {}, sensitive = true,
       doc = "Extra headers to send (their values are never shown: secrets)." },
     send_exemplars = { type = "bool", default = true,
@@ -141,15 +142,16 @@ M.args = {
   external_labels = { type = "map", default = {}, doc = "Labels added to every series sent (unless it has them)." },
   endpoint = { type = "block", repeated = true, default = {}, schema = ENDPOINT, doc = "Where to send metrics." },
   wal = { type = "block", doc = "The write-ahead log.", schema = { args = {
-    truncate_frequency = { type = "duration", default = "2h", doc = "How often the WAL is truncated." },
-    min_keepalive_time = { type = "duration", default = "5m", doc = "Minimum time sent data stays in the WAL." },
-    max_keepalive_time = { type = "duration", default = "8h",
+    truncate_frequency = { type = "duration", default = "2h", positive = true, doc = "How often the WAL is truncated." },
+    min_keepalive_time = { type = "duration", default = "5m", min = 0, doc = "Minimum time sent data stays in the WAL." },
+    max_keepalive_time = { type = "duration", default = "8h", min = 0,
       doc = "Data older than this is dropped even if not sent (disk stays bounded)." },
     fsync = { type = "string", default = "never", enum = { "never", "interval", "always" },
       doc = "moonwatch: when to fsync. Appends survive a crash of the process with every policy; only always "
           .. "survives power loss at every moment (and blocks the event loop for each append's fsync); "
           .. "interval fsyncs on a worker thread." },
-    fsync_interval = { type = "duration", default = "10s", doc = "moonwatch: fsync period with fsync = \"interval\"." },
+    fsync_interval = { type = "duration", default = "10s", positive = true,
+      doc = "moonwatch: fsync period with fsync = \"interval\"." },
   } } },
 }
 

@@ -19,6 +19,7 @@ local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
 local duration = require("moonwatch.duration")
+local errors = require("moonwatch.errors")
 local inmemory = require("moonwatch.inmemory")
 local metadata = require("moonwatch.metadata")
 local metrics = require("moonwatch.metrics")
@@ -61,9 +62,10 @@ M.args = {
   honor_timestamps = { type = "bool", default = true, doc = "Indicator whether the scraped timestamps should be respected." },
   track_timestamps_staleness = { type = "bool", default = false,
     doc = "Indicator whether to track the staleness of the scraped timestamps." },
-  params = { type = "any", default = {}, doc = "A set of query parameters (map of name to list of values)." },
-  scrape_interval = { type = "duration", default = "60s", doc = "How frequently to scrape the targets." },
-  scrape_timeout = { type = "duration", default = "10s", doc = "The timeout for scraping targets." },
+  params = { type = "map", of = { type = "list", of = { type = "string" }, single = true }, default = {},
+    doc = "A set of query parameters (map of name to list of values)." },
+  scrape_interval = { type = "duration", default = "60s", positive = true, doc = "How frequently to scrape the targets." },
+  scrape_timeout = { type = "duration", default = "10s", positive = true, doc = "The timeout for scraping targets." },
   scrape_protocols = { type = "list", of = { type = "string", check = check_protocol },
     default = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" },
     doc = "The protocols to negotiate during a scrape, in order of preference." },
@@ -71,12 +73,12 @@ M.args = {
     doc = "The protocol used when the target sends no valid Content-Type." },
   metrics_path = { type = "string", default = "/metrics", doc = "The HTTP resource path on which to fetch metrics." },
   scheme = { type = "string", default = "http", enum = { "http", "https" }, doc = "The URL scheme." },
-  body_size_limit = { type = "int", default = 0, doc = "Uncompressed body bytes over which the scrape fails; 0: no limit." },
-  sample_limit = { type = "int", default = 0, doc = "More samples than this fails the scrape; 0: no limit." },
-  target_limit = { type = "int", default = 0, doc = "More targets than this fails the scrapes; 0: no limit." },
-  label_limit = { type = "int", default = 0, doc = "More labels than this fails the scrape; 0: no limit." },
-  label_name_length_limit = { type = "int", default = 0, doc = "Longer label names fail the scrape; 0: no limit." },
-  label_value_length_limit = { type = "int", default = 0, doc = "Longer label values fail the scrape; 0: no limit." },
+  body_size_limit = { type = "uint", default = 0, doc = "Uncompressed body bytes over which the scrape fails; 0: no limit." },
+  sample_limit = { type = "uint", default = 0, doc = "More samples than this fails the scrape; 0: no limit." },
+  target_limit = { type = "uint", default = 0, doc = "More targets than this fails the scrapes; 0: no limit." },
+  label_limit = { type = "uint", default = 0, doc = "More labels than this fails the scrape; 0: no limit." },
+  label_name_length_limit = { type = "uint", default = 0, doc = "Longer label names fail the scrape; 0: no limit." },
+  label_value_length_limit = { type = "uint", default = 0, doc = "Longer label values fail the scrape; 0: no limit." },
   enable_compression = { type = "bool", default = true, doc = "Whether compression is enabled for the scrape." },
   metric_name_validation_scheme = { type = "string", default = "legacy", enum = VALIDATION_SCHEMES,
     doc = "How metric and label names are validated: \"legacy\" ([a-zA-Z_:][a-zA-Z0-9_:]*, as Prometheus 2; "
@@ -87,7 +89,13 @@ M.args = {
       .. "(the default with the legacy scheme), \"dots\" or \"values\"." },
   clustering = { type = "block", optional = true,
     doc = "Accepted for Alloy compatibility; enabling clustering is an error (unsupported).",
-    schema = { args = { enabled = { type = "bool", default = false } } } },
+    schema = { args = { enabled = { type = "bool", required = true,
+      check = function(v)
+        if v then
+          return nil, "not supported yet: moonwatch does not cluster"
+        end
+      end,
+      doc = "Distribute targets among the cluster's peers (not supported yet: must be false)." } } } },
 }
 
 httpconfig.add_args(M.args)
@@ -101,9 +109,6 @@ M.validate = function(args)
   if args.scrape_timeout > args.scrape_interval then
     return string.format("scrape_timeout (%s) greater than scrape_interval (%s)",
       duration.format(args.scrape_timeout), duration.format(args.scrape_interval))
-  end
-  if args.clustering and args.clustering.enabled then
-    return "clustering is not supported by moonwatch"
   end
   if args.metric_name_escaping_scheme == "allow-utf-8" and args.metric_name_validation_scheme ~= "utf8" then
     return 'metric_name_escaping_scheme: cannot be "allow-utf-8" while metric_name_validation_scheme is '
@@ -276,7 +281,7 @@ function Instance:configure(args)
   self.accept = accept_header(args.scrape_protocols, escaping_scheme(args))
   self.fallback = args.scrape_fallback_protocol:find("^OpenMetrics") and C.MW_EXPFMT_OPENMETRICS
     or C.MW_EXPFMT_TEXT
-  local errors, wanted, n = {}, {}, 0
+  local problems, wanted, n = {}, {}, 0
   -- the validation scheme is how the target labels were checked when each target was made: a new
   -- scheme makes every target anew (no staleness markers: the same series go on)
   if self.scheme and self.scheme ~= args.metric_name_validation_scheme then
@@ -291,7 +296,7 @@ function Instance:configure(args)
       end
       wanted[st.key] = st
     else
-      errors[#errors + 1] = string.format("target %d: %s", i, err)
+      problems[#problems + 1] = string.format("target %d: %s", i, err)
     end
   end
   -- Prometheus's target_limit: while the targets are more than the limit, every
@@ -314,14 +319,14 @@ function Instance:configure(args)
     else
       local err = self:add_target(key, st)
       if err then
-        errors[#errors + 1] = err
+        problems[#problems + 1] = err
       end
     end
   end
-  self.target_errors = errors
-  if #errors > 0 then -- as Prometheus's "Creating target failed": the target's problem, not the component's
-    self.m.sync_failed:with(self.ctx.id, self.job):add(#errors)
-    self.ctx.log:error("creating targets failed", { errors = table.concat(errors, "; ") })
+  self.target_errors = problems
+  if #problems > 0 then -- as Prometheus's "Creating target failed": the target's problem, not the component's
+    self.m.sync_failed:with(self.ctx.id, self.job):add(#problems)
+    self.ctx.log:error("creating targets failed", { errors = table.concat(problems, "; ") })
   end
   self.m.targets:with(self.ctx.id):set(n)
   self.ctx:set_health("healthy", string.format("%d targets", n))
@@ -429,9 +434,10 @@ function Instance:forward(b)
   end
   local t0 = ffi_rt.monotonic()
   for _, r in ipairs(self.args.forward_to) do
-    local ok, err = pcall(r.append, r, b)
+    local ok, err = xpcall(r.append, debug.traceback, r, b)
     if not ok then
-      self.ctx.log:error("receiver failed", { receiver = tostring(r.id), err = tostring(err) })
+      self.ctx.log:error("receiver failed", { receiver = tostring(r.id),
+        err = errors.report(err, tostring(r.id), nil, self.ctx.log) })
     end
   end
   self.m.forwarded:with(self.ctx.id):add(n)

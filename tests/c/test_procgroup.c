@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ffi.h"
 #include "proc.h"
 #include "procgroup.h"
 #include "test.h"
@@ -548,6 +549,15 @@ static void test_errors(void) {
   CHECK(strstr(err, "matcher 2: name: name template \"{{.Nope}}\": unsupported action"));
   m2[1].name = "{{.Comm";
   CHECK_INT(mw_procgroup_create(&o, m2, 2, &t, err, sizeof err), -1);
+  /* the template check alone (argument validation) parses as the tracker does */
+  CHECK_INT(mw_ffi_procgroup_template_check("{{.Comm", err, sizeof err), -1);
+  CHECK_STR(err, "name template \"{{.Comm\": unclosed action");
+  CHECK_INT(mw_ffi_procgroup_template_check("{{.Nope}}", err, sizeof err), -1);
+  CHECK(strstr(err, "unsupported action \".Nope\""));
+  CHECK_INT(
+      mw_ffi_procgroup_template_check("{{ .Matches.x }}-{{.PID}} {{/* c */}}", err, sizeof err), 0);
+  CHECK_INT(mw_ffi_procgroup_template_check("", err, sizeof err), 0);
+  CHECK_INT(mw_ffi_procgroup_template_check(NULL, err, sizeof err), 0);
   mw_procgroup_opts_t bad = {"/nonexistent/proc", 1, 1, 1, 0, 0};
   CHECK_INT(mw_procgroup_create(&bad, m2, 1, &t, err, sizeof err), -1);
   CHECK_STR(err, "/nonexistent/proc: No such file or directory");

@@ -514,6 +514,22 @@ static void test_re2_rejections(void) {
   CHECK(!failed);
 }
 
+/* mw_ffi_regex_check (argument validation before anything runs) refuses what
+ * the rule compiler refuses, with the same message, and keeps nothing. */
+static void test_regex_check(void) {
+  char err[256];
+  for (size_t i = 0; i < sizeof re_rejects / sizeof re_rejects[0]; i++) {
+    const char *re = re_rejects[i].re;
+    CHECK_INT(mw_ffi_regex_check(re, strlen(re), err, sizeof err), -1);
+    CHECK(strstr(err, re_rejects[i].msg) != NULL);
+  }
+  const char *good[] = {"", "(.*)", "a|b", "^/usr/(?P<x>bin)$", "[[:alpha:]]+", "\\d{2,3}"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    CHECK_INT(mw_ffi_regex_check(good[i], strlen(good[i]), err, sizeof err), 0);
+  /* the length is the regex: bytes past it are not read */
+  CHECK_INT(mw_ffi_regex_check("a(", 1, err, sizeof err), 0);
+}
+
 static void test_re2_translate(void) {
   static const struct {
     const char *in, *out;
@@ -680,5 +696,6 @@ int main(void) {
   MW_RUN(test_batch_reuse);
   MW_RUN(test_empty_program);
   MW_RUN(test_ffi);
+  MW_RUN(test_regex_check);
   return mw_test_summary();
 }

@@ -15,46 +15,7 @@ end
 
 local free_port = proc.free_port
 
-local started = {}
--- Starts a command in the background; returns its pid.
-local function spawn(cmd, log)
-  local pidfile = os.tmpname()
-  os.execute(string.format("(sh -c 'echo $$ > %s; exec %s' >%s 2>&1 </dev/null &)", pidfile, cmd, log or "/dev/null"))
-  for _ = 1, 100 do
-    local f = io.open(pidfile)
-    local pid = f and tonumber(f:read("*l") or "")
-    if f then
-      f:close()
-    end
-    if pid then
-      started[#started + 1] = pid
-      return pid
-    end
-    os.execute("sleep 0.02")
-  end
-  error("could not start " .. cmd)
-end
-
-local function wait_http(url, timeout)
-  local deadline = os.time() + (timeout or 20)
-  repeat
-    if proc.http("GET", url) == 200 then
-      return true
-    end
-    os.execute("sleep 0.1")
-  until os.time() > deadline
-  error("no answer from " .. url)
-end
-
-local function start_prometheus(port, dir, flags)
-  os.execute("mkdir -p " .. dir)
-  proc.write(dir .. "/prometheus.yml", "global:\n  scrape_interval: 1h\n")
-  local pid = spawn(string.format("prometheus --config.file=%s/prometheus.yml --storage.tsdb.path=%s/data "
-    .. "--web.listen-address=127.0.0.1:%d --web.enable-remote-write-receiver %s", dir, dir, port, flags or ""),
-    dir .. "/log")
-  wait_http("http://127.0.0.1:" .. port .. "/-/ready")
-  return pid
-end
+local spawn, wait_http, start_prometheus = proc.spawn, proc.wait_http, proc.start_prometheus
 
 local function start_vm(port, dir)
   local pid = spawn(string.format("victoria-metrics -httpListenAddr=127.0.0.1:%d -storageDataPath=%s "
@@ -179,11 +140,7 @@ local function wait_all(log, got, timeout, pred)
 end
 
 describe("prometheus.remote_write", function()
-  teardown(function()
-    for _, pid in ipairs(started) do
-      os.execute("kill " .. pid .. " 2>/dev/null")
-    end
-  end)
+  teardown(proc.kill_spawned)
 
   it("delivers exact series, values and timestamps to Prometheus and VictoriaMetrics", function()
     local log = tmp .. "/served1"

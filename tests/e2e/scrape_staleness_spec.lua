@@ -13,37 +13,7 @@ local free_port = proc.free_port
 -- The series of one target of plain_target.lua: 12 scraped, 5 report series.
 local SERIES = 17
 
-local started = {}
--- Starts a command in the background; returns its pid.
-local function spawn(cmd, log)
-  local pidfile = os.tmpname()
-  os.execute(string.format("(sh -c 'echo $$ > %s; exec %s' >%s 2>&1 </dev/null &)", pidfile, cmd, log or "/dev/null"))
-  for _ = 1, 100 do
-    local f = io.open(pidfile)
-    local pid = f and tonumber(f:read("*l") or "")
-    if f then
-      f:close()
-    end
-    if pid then
-      os.remove(pidfile)
-      started[#started + 1] = pid
-      return pid
-    end
-    os.execute("sleep 0.02")
-  end
-  error("could not start " .. cmd)
-end
-
-local function wait_http(url, timeout)
-  local deadline = os.time() + (timeout or 20)
-  repeat
-    if proc.http("GET", url) == 200 then
-      return true
-    end
-    os.execute("sleep 0.1")
-  until os.time() > deadline
-  error("no answer from " .. url)
-end
+local spawn, wait_http = proc.spawn, proc.wait_http
 
 local function now()
   return require("moonwatch.ffi").time_now()
@@ -52,15 +22,10 @@ end
 -- Prometheus (remote-write receiver on), a plain target and a sample receiver; returns their ports.
 local function services(name)
   local pport, tport, rport = free_port(), free_port(), free_port()
-  local dir = tmp .. "/prom-" .. name
-  os.execute("mkdir -p " .. dir)
-  proc.write(dir .. "/prometheus.yml", "global:\n  scrape_interval: 1h\n")
-  spawn(string.format("prometheus --config.file=%s/prometheus.yml --storage.tsdb.path=%s/data "
-    .. "--web.listen-address=127.0.0.1:%d --web.enable-remote-write-receiver", dir, dir, pport), dir .. "/log")
+  proc.start_prometheus(pport, tmp .. "/prom-" .. name)
   spawn(string.format("%s lua %s/tests/e2e/fixtures/plain_target.lua %d", proc.quote(proc.bin), SRC, tport))
   spawn(string.format("%s lua %s/tests/e2e/fixtures/sample_receiver.lua %d %s", proc.quote(proc.bin), SRC, rport,
     tmp .. "/samples-" .. name))
-  wait_http("http://127.0.0.1:" .. pport .. "/-/ready")
   wait_http("http://127.0.0.1:" .. tport .. "/metrics")
   wait_http("http://127.0.0.1:" .. rport .. "/-/ready")
   return pport, tport, rport
@@ -168,11 +133,7 @@ local function live(pport, inst)
 end
 
 describe("prometheus.scrape staleness through moonwatch run", function()
-  teardown(function()
-    for _, pid in ipairs(started) do
-      os.execute("kill " .. pid .. " 2>/dev/null")
-    end
-  end)
+  teardown(proc.kill_spawned)
 
   it("writes no staleness marker when moonwatch stops (SIGTERM): every series stays live", function()
     local pport, tport, rport = services("stop")

@@ -157,6 +157,33 @@ test.recorder "ld_stays" {}
     livedebug.forget("test.recorder.ld_stays")
   end)
 
+  it("a reload that fails changes no edge and leaves no proxy's series behind", function()
+    local ctrl, file = load([[
+test.consumer "keep" { forward_to = { test.recorder.fsink.receiver } }
+test.recorder "fsink" {}
+]])
+    local before = ctrl:data_flow()
+    -- a new sender of the running receiver, and an argument that does not validate
+    proc.write(file, [[
+test.consumer "keep" { forward_to = { test.recorder.fsink.receiver } }
+test.recorder "fsink" {}
+test.consumer "newcomer" { forward_to = { test.recorder.fsink.receiver } }
+test.consumer "bad" { interval = function() return "not a duration" end }
+]])
+    local ok, problems = ctrl:load()
+    assert.is_nil(ok)
+    assert.is_true(#problems > 0)
+    assert.same(before, ctrl:data_flow())
+    assert.is_nil(edge_of(10, "test.consumer.newcomer", "test.recorder.fsink"))
+    local body = assert(require("moonwatch.metrics").default:expose("text/plain", ""))
+    assert.is_nil(body:find("test.consumer.newcomer", 1, true))
+    -- the running sender still counts on its edge
+    local r = _G.test_consumers["test.consumer.keep"].history[1].forward_to[1]
+    r:append((batches.from_text("k 1\n", 5000)))
+    assert.equals(1, edge_of(10, "test.consumer.keep", "test.recorder.fsink").samples_total)
+    ctrl:stop()
+  end)
+
   it("a rate is over the window asked for", function()
     dataflow.add("rate.a", "rate.b", 60)
     assert.near(6, edge_of(10, "rate.a", "rate.b").rate, 1e-9)

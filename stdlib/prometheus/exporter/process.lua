@@ -13,6 +13,15 @@ Instance.__index = Instance
 
 local strings = { type = "list", of = { type = "string" } }
 
+local errbuf = ffi.new("char[512]")
+
+-- A name template must parse as the tracker will parse it (checked before anything runs).
+local function check_template(tpl)
+  if C.mw_ffi_procgroup_template_check(tpl, errbuf, 512) ~= 0 then
+    return nil, (ffi.string(errbuf):gsub("^name template", "invalid template"))
+  end
+end
+
 local M = {
   name = "prometheus.exporter.process",
   doc = "Collects process stats from /proc, grouped by matchers (ncabatoff/process-exporter).",
@@ -35,21 +44,19 @@ local M = {
           doc = "Process names (the comm field of /proc/<pid>/stat, at most 15 characters)." },
         exe = { type = "list", of = strings.of,
           doc = "argv[0] basenames, or exact paths when they contain a slash." },
-        cmdline = { type = "list", of = strings.of,
+        cmdline = { type = "list", of = { type = "regex" },
           doc = "RE2 regexes that must all match the argv joined with spaces; named captures "
             .. "are available as {{.Matches.NAME}}." },
-        name = { type = "string", default = "{{.ExeBase}}",
+        name = { type = "string", default = "{{.ExeBase}}", check = check_template,
           doc = "The group name, a Go template over .Comm, .ExeBase, .ExeFull, .Username, .PID, "
             .. ".StartTime, .Cgroups and .Matches.NAME." },
-      } },
+      }, require_one = { { "comm", "exe", "cmdline" } } },
     },
   },
   exports = {
     targets = { type = "targets", doc = "One target on the in-memory address, job=\"integrations/process\"." },
   },
 }
-
-local errbuf = ffi.new("char[512]")
 
 -- A C array of the strings of list (nil: the rule is absent), anchored in keep.
 local function cstrings(list, keep)

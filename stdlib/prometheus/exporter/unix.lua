@@ -9,10 +9,11 @@
 -- Collectors: conntrack cpu cpufreq diskstats entropy filefd filesystem
 -- loadavg meminfo netdev netstat os pressure schedstat sockstat softnet stat
 -- time timex udp_queues uname vmstat. Other node_exporter collectors are not
--- implemented: in the default set they are left out silently; named in
--- set_collectors or enable_collectors they are skipped with a warning.
--- include_exporter_metrics has nothing to add (node_exporter's are Go runtime
--- and promhttp metrics; moonwatch's own are prometheus.exporter.self's).
+-- implemented: in the default set they are left out, and said so once at start
+-- (info) when no collector list is given; named in set_collectors or
+-- enable_collectors they are skipped with a warning. include_exporter_metrics
+-- is refused (not supported yet: node_exporter's are Go runtime and promhttp
+-- metrics; moonwatch's own are prometheus.exporter.self's).
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local inmemory = require("moonwatch.inmemory")
@@ -42,10 +43,10 @@ for name in ffi.string(C.mw_ffi_node_collectors()):gmatch("[^,]+") do
   IMPLEMENTED[name] = true
 end
 
-local function unsupported(what)
+local function unsupported(why)
   return function(v)
     if v then
-      return what .. " is not supported by moonwatch"
+      return nil, "not supported yet" .. (why and (": " .. why) or "")
     end
   end
 end
@@ -61,8 +62,10 @@ local M = {
     disable_collectors = { type = "list", of = { type = "string" }, default = {},
       doc = "Collectors to mark as disabled." },
     include_exporter_metrics = { type = "bool", default = false,
-      doc = "Whether metrics about the exporter itself should be reported (none exist here: "
-        .. "node_exporter's are Go runtime metrics)." },
+      check = unsupported("node_exporter's own metrics are Go runtime and promhttp metrics; moonwatch's own "
+        .. "are prometheus.exporter.self's"),
+      doc = "Whether metrics about the exporter itself should be reported. Not supported yet: must be false "
+        .. "(moonwatch's own metrics are prometheus.exporter.self's)." },
     procfs_path = { type = "string", default = "/proc", doc = "The procfs mount point." },
     sysfs_path = { type = "string", default = "/sys", doc = "The sysfs mount point." },
     rootfs_path = { type = "string", default = "/", doc = "Specify a prefix for accessing the host filesystem." },
@@ -70,42 +73,42 @@ local M = {
     cpu = { type = "block", doc = "cpu collector.", schema = { args = {
       guest = { type = "bool", default = true, doc = "Enable the node_cpu_guest_seconds_total metric." },
       info = { type = "bool", default = false, doc = "Enable the node_cpu_info metric." },
-      flags_include = { type = "string", optional = true,
+      flags_include = { type = "regex", optional = true,
         doc = "Regexp of flags to include (node_cpu_flag_info); turns info on." },
-      bugs_include = { type = "string", optional = true,
+      bugs_include = { type = "regex", optional = true,
         doc = "Regexp of bugs to include (node_cpu_bug_info); turns info on." },
     } } },
     disk = { type = "block", doc = "diskstats collector.", schema = {
       args = {
-        device_exclude = { type = "string", default = default("disk_device_exclude"),
+        device_exclude = { type = "regex", default = default("disk_device_exclude"),
           doc = "Regexp of devices to exclude." },
-        device_include = { type = "string", optional = true,
+        device_include = { type = "regex", optional = true,
           doc = "Regexp of devices to include (replaces device_exclude)." },
       },
       exclusive = { { "device_include", "device_exclude" } },
     } },
     filesystem = { type = "block", doc = "filesystem collector.", schema = { args = {
-      fs_types_exclude = { type = "string", default = default("fs_types_exclude"),
+      fs_types_exclude = { type = "regex", default = default("fs_types_exclude"),
         doc = "Regexp of filesystem types to ignore." },
-      mount_points_exclude = { type = "string", default = default("fs_mount_points_exclude"),
+      mount_points_exclude = { type = "regex", default = default("fs_mount_points_exclude"),
         doc = "Regexp of mount points to ignore." },
-      mount_timeout = { type = "duration", default = "5s",
+      mount_timeout = { type = "duration", default = "5s", positive = true,
         doc = "How long a statfs may take before the mount is reported stuck (device_error 1)." },
     } } },
     netdev = { type = "block", doc = "netdev collector.", schema = {
       args = {
-        address_info = { type = "bool", default = false, check = unsupported("netdev.address_info"),
+        address_info = { type = "bool", default = false, check = unsupported(),
           doc = "Not supported." },
-        device_exclude = { type = "string", optional = true, doc = "Regexp of net devices to exclude." },
-        device_include = { type = "string", optional = true, doc = "Regexp of net devices to include." },
+        device_exclude = { type = "regex", optional = true, doc = "Regexp of net devices to exclude." },
+        device_include = { type = "regex", optional = true, doc = "Regexp of net devices to include." },
       },
       exclusive = { { "device_include", "device_exclude" } },
     } },
     netstat = { type = "block", doc = "netstat collector.", schema = { args = {
-      fields = { type = "string", default = default("netstat_fields"), doc = "Regexp of fields to return." },
+      fields = { type = "regex", default = default("netstat_fields"), doc = "Regexp of fields to return." },
     } } },
     vmstat = { type = "block", doc = "vmstat collector.", schema = { args = {
-      fields = { type = "string", default = default("vmstat_fields"), doc = "Regexp of fields to return." },
+      fields = { type = "regex", default = default("vmstat_fields"), doc = "Regexp of fields to return." },
     } } },
   },
   exports = {
@@ -114,7 +117,8 @@ local M = {
 }
 
 --- The enabled collectors as Alloy computes them, split into implemented and skipped.
----@return string[] enabled, string[] skipped (requested but not available in moonwatch)
+---@return string[] enabled, string[] skipped (requested but not available in moonwatch),
+---  string[] left_out (of node_exporter's default set, not available in moonwatch, not disabled)
 function M.collectors(args)
   local set, requested = {}, {}
   if args.set_collectors and #args.set_collectors > 0 then
@@ -132,17 +136,20 @@ function M.collectors(args)
   for _, c in ipairs(args.enable_collectors or {}) do
     set[c], requested[c] = true, true
   end
-  local enabled, skipped = {}, {}
+  local enabled, skipped, left_out = {}, {}, {}
   for c in pairs(set) do
     if IMPLEMENTED[c] then
       enabled[#enabled + 1] = c
     elseif requested[c] then
       skipped[#skipped + 1] = c
+    else
+      left_out[#left_out + 1] = c
     end
   end
   table.sort(enabled)
   table.sort(skipped)
-  return enabled, skipped
+  table.sort(left_out)
+  return enabled, skipped, left_out
 end
 
 -- Builds the C collector set for args; returns it (GC-owned) and the skipped collectors.
@@ -202,7 +209,7 @@ end
 function Instance:configure(args)
   local set, enabled, skipped = build(args)
   if not set then
-    error(enabled, 2)
+    error(enabled, 0)
   end
   if #skipped > 0 then
     self.ctx.log:warn("collectors moonwatch does not have are skipped", { collectors = table.concat(skipped, ",") })
@@ -213,6 +220,11 @@ end
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, last_errors = "" }, Instance)
   self:configure(args)
+  local _, _, left_out = M.collectors(args)
+  if #left_out > 0 then
+    ctx.log:info("node_exporter default collectors that moonwatch does not have are left out",
+      { collectors = table.concat(left_out, ",") })
+  end
   inmemory.register(ctx.id, function(accept, accept_encoding)
     return self:collect(accept, accept_encoding)
   end)

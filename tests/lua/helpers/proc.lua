@@ -210,6 +210,61 @@ function M.start_server(cmd, probe)
   error("server did not start: " .. cmd)
 end
 
+local spawned = {}
+
+--- Starts a shell command in the background (its output to log, or nowhere); returns its pid,
+--- remembered for M.kill_spawned.
+function M.spawn(cmd, log)
+  local pidfile = os.tmpname()
+  os.execute(string.format("(sh -c 'echo $$ > %s; exec %s' >%s 2>&1 </dev/null &)", pidfile, cmd, log or "/dev/null"))
+  for _ = 1, 100 do
+    local f = io.open(pidfile)
+    local pid = f and tonumber(f:read("*l") or "")
+    if f then
+      f:close()
+    end
+    if pid then
+      os.remove(pidfile)
+      spawned[#spawned + 1] = pid
+      return pid
+    end
+    os.execute("sleep 0.02")
+  end
+  error("could not start " .. cmd)
+end
+
+--- Stops every process M.spawn started (a spec's teardown).
+function M.kill_spawned()
+  for _, pid in ipairs(spawned) do
+    os.execute("kill " .. pid .. " 2>/dev/null")
+  end
+  spawned = {}
+end
+
+--- Waits until url answers 200 (true), or raises after timeout seconds (20).
+function M.wait_http(url, timeout)
+  local deadline = os.time() + (timeout or 20)
+  repeat
+    if M.http("GET", url) == 200 then
+      return true
+    end
+    os.execute("sleep 0.1")
+  until os.time() > deadline
+  error("no answer from " .. url)
+end
+
+--- Starts Prometheus with its remote-write receiver on 127.0.0.1:port, data and log in dir
+--- (flags: more command-line flags); returns its pid once it is ready.
+function M.start_prometheus(port, dir, flags)
+  os.execute("mkdir -p " .. dir)
+  M.write(dir .. "/prometheus.yml", "global:\n  scrape_interval: 1h\n")
+  local pid = M.spawn(string.format("prometheus --config.file=%s/prometheus.yml --storage.tsdb.path=%s/data "
+    .. "--web.listen-address=127.0.0.1:%d --web.enable-remote-write-receiver %s", dir, dir, port, flags or ""),
+    dir .. "/log")
+  M.wait_http("http://127.0.0.1:" .. port .. "/-/ready")
+  return pid
+end
+
 --- A fresh temporary directory.
 function M.tmpdir()
   local p = io.popen("mktemp -d")
