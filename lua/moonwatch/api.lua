@@ -9,7 +9,9 @@
 --   /api/v0/component/<id>/metrics                 an exporter component's metrics
 --   /           the web UI on top of the debug API
 -- No secret leaves through here: secret arguments show as "(secret)", header maps show
--- their names only, and a URL's password shows as xxxxx wherever a URL appears.
+-- their names only, and every string of arguments, exports, debug info, health messages and
+-- a reload's problems passes through moonwatch.redact (a URL's password shows as xxxxx,
+-- credentials and configured secrets as xxxxx).
 local http_server = require("moonwatch.http_server")
 local metrics = require("moonwatch.metrics")
 local selfmetrics = require("moonwatch.selfmetrics")
@@ -17,7 +19,7 @@ local inmemory = require("moonwatch.inmemory")
 local schema = require("moonwatch.schema")
 local errors = require("moonwatch.errors")
 local duration = require("moonwatch.duration")
-local httpconfig = require("moonwatch.httpconfig")
+local redact = require("moonwatch.redact")
 local dataflow = require("moonwatch.dataflow")
 local livedebug = require("moonwatch.livedebug")
 
@@ -31,20 +33,9 @@ local function iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", secs) .. string.format(".%03dZ", math.floor((t - secs) * 1000))
 end
 
--- A JSON-ready value with the password of every URL in its strings redacted.
-local function redact_urls(v)
-  if type(v) == "string" then
-    return httpconfig.redact_url(v)
-  elseif type(v) == "table" then
-    local out = setmetatable({}, getmetatable(v)) -- keeps http_server.array marks
-    for k, x in pairs(v) do
-      out[k] = redact_urls(x)
-    end
-    return out
-  end
-  return v
-end
-M.redact_urls = redact_urls
+-- A JSON-ready value with no secret in its strings (URL passwords, credentials, configured
+-- secrets: moonwatch.redact).
+local redacted = redact.value
 
 -- A sensitive map (headers): its keys, each value "(secret)".
 local function names_only(v)
@@ -108,7 +99,7 @@ local function summary(ctrl, node, to)
     id = node.id,
     name = node.name,
     label = node.label,
-    health = { state = node.health.state, message = httpconfig.redact_url(node.health.message),
+    health = { state = node.health.state, message = redact.text(node.health.message),
       updated_time = iso(node.health.updated) },
     dependencies = http_server.array(deps),
     dependents = http_server.array(ctrl:dependents(node.id)),
@@ -121,12 +112,12 @@ local function detail(ctrl, node)
   local out = summary(ctrl, node)
   out.file = node.decl.file
   out.line = node.decl.line
-  out.arguments = redact_urls(display(node.module.args, node.args or {}))
-  out.exports = redact_urls(schema.redact(node.exports))
+  out.arguments = redacted(display(node.module.args, node.args or {}))
+  out.exports = redacted(schema.redact(node.exports))
   local inst = node.instance
   if inst and type(inst.debug_info) == "function" then
     local ok, info = xpcall(inst.debug_info, debug.traceback, inst)
-    out.debug_info = redact_urls(ok and schema.redact(info) or { error = errors.report(info, node.id, nil, node.ctx.log) })
+    out.debug_info = redacted(ok and schema.redact(info) or { error = errors.report(info, node.id, nil, node.ctx.log) })
   end
   return out
 end

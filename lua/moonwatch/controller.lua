@@ -14,6 +14,7 @@ local errors = require("moonwatch.errors")
 local blocks = require("moonwatch.blocks")
 local ffi_rt = require("moonwatch.ffi")
 local dataflow = require("moonwatch.dataflow")
+local redact = require("moonwatch.redact")
 local livedebug = require("moonwatch.livedebug")
 
 local M = {}
@@ -170,6 +171,11 @@ end
 ---@param file string
 ---@return table|nil plan, string[]|nil problems
 function Controller:plan(file)
+  local plan, problems = self:plan_checked(file)
+  return plan, redact.value(problems) -- a problem may quote a value: no secret in it
+end
+
+function Controller:plan_checked(file)
   local result, err = pipeline.load(file, { storage_path = self.settings.storage_path })
   if not result then
     return nil, { err }
@@ -347,8 +353,9 @@ end
 function Ctx:set_health(state, message)
   assert(HEALTH[state], "unknown health state")
   local h = self._node.health
-  if h.state ~= state or h.message ~= (message or "") then
-    h.state, h.message, h.updated = state, message or "", ffi_rt.time_now()
+  message = redact.text(message or "") -- a message may quote a server or an error: no secret in it
+  if h.state ~= state or h.message ~= message then
+    h.state, h.message, h.updated = state, message, ffi_rt.time_now()
   end
 end
 
@@ -891,7 +898,7 @@ function Controller:load(file)
     return true
   end
   self.stats.load_failures = self.stats.load_failures + 1
-  return nil, problems
+  return nil, redact.value(problems)
 end
 
 --- Called when a node's exports change: re-evaluates its dependents (coalesced).

@@ -1,6 +1,8 @@
 --- moonwatch.httpconfig: the HTTP client arguments that Alloy components share
 --- (prometheus.scrape, prometheus.remote_write endpoints, ...), as schema entries,
 --- and their translation into a moonwatch.http_client config.
+local redact = require("moonwatch.redact")
+
 local M = {}
 
 -- sensitive: the debug API and the UI show its keys, never its values
@@ -76,7 +78,7 @@ M.ARGS = {
 ---@param s string
 ---@return string
 function M.redact_url(s)
-  return (s:gsub("(%a[%w+.-]*://[^/?#@%s:]*):[^/?#@%s]*@", "%1:xxxxx@"))
+  return redact.url(s)
 end
 
 --- At most one way to authenticate.
