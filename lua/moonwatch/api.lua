@@ -168,13 +168,50 @@ function M.routes(server, rt)
   end)
 end
 
+local function count(flag, value, min)
+  local n = tonumber(value)
+  if not n or n ~= math.floor(n) or n < min or n > 2 ^ 31 then
+    return nil, string.format("--%s: expected an integer >= %d, got %q", flag, min, tostring(value))
+  end
+  return n
+end
+
+--- The server's options from the --server.http.* flags (settings.http, strings as given;
+--- missing ones take the defaults); returns options for http_server.listen, or nil, err.
+---@param http table|nil
+---@return table|nil opts, string|nil err
+function M.server_options(http)
+  http = http or {}
+  local opts = {}
+  local timeout, err = duration.parse(http.read_header_timeout or "10s")
+  if not timeout or timeout <= 0 then
+    return nil, "--server.http.read-header-timeout: " .. (err or "must be positive")
+  end
+  opts.head_timeout = timeout
+  opts.max_connections, err = count("server.http.max-connections", http.max_connections or "4096", 1)
+  if not opts.max_connections then
+    return nil, err
+  end
+  opts.max_per_ip, err = count("server.http.max-connections-per-ip", http.max_connections_per_ip or "64", 0)
+  if not opts.max_per_ip then
+    return nil, err
+  end
+  return opts
+end
+
 --- Starts the HTTP server for rt; returns it or nil, err.
 function M.start(rt)
-  local server, err = http_server.listen(rt.settings.listen_addr)
+  local opts, err = M.server_options(rt.settings.http)
+  if not opts then
+    return nil, err
+  end
+  local server
+  server, err = http_server.listen(rt.settings.listen_addr, opts)
   if not server then
     return nil, err
   end
   M.routes(server, rt)
+  selfmetrics.attach_server(server)
   return server
 end
 

@@ -167,7 +167,9 @@ end
 --- Starts a server on addr ("127.0.0.1:12345", "[::1]:0", ":8080").
 ---@param addr string
 ---@param opts table|nil { component_id = string (for logs), max_body = bytes (1 MiB),
----   answer_timeout = seconds (60), idle_timeout = seconds (60) }
+---   answer_timeout = seconds (60), idle_timeout = seconds (60), head_timeout = seconds a
+---   client has to send a request head (10), max_connections = open connections at most
+---   (4096, kept below the open-files limit), max_per_ip = per client address (0: no limit) }
 ---@return table|nil server, string|nil err
 function M.listen(addr, opts)
   opts = opts or {}
@@ -179,7 +181,10 @@ function M.listen(addr, opts)
   }, Server)
   local srv, err = httpd.listen(addr, function(req)
     return dispatch(self, req)
-  end, { max_body = opts.max_body, answer_timeout = opts.answer_timeout, idle_timeout = opts.idle_timeout })
+  end, {
+    max_body = opts.max_body, answer_timeout = opts.answer_timeout, idle_timeout = opts.idle_timeout,
+    head_timeout = opts.head_timeout, max_connections = opts.max_connections, max_per_ip = opts.max_per_ip,
+  })
   if not srv then
     return nil, err
   end
@@ -221,6 +226,13 @@ end
 ---@return integer|nil
 function Server:port()
   return self.srv:port()
+end
+
+--- Counters of the server: { head_timeouts = connections closed because their request head
+--- did not arrive in time, max_connections = the connection cap in force } (nil once closed).
+---@return table|nil
+function Server:stats()
+  return self.srv:stats()
 end
 
 --- Stops the server: cancels running handlers; unanswered requests get 503.

@@ -124,6 +124,22 @@ function M.attach_controller(ctrl)
   end)
 end
 
+--- Registers the HTTP server's metrics (slow clients cut off) for server.
+function M.attach_server(server)
+  local reg = metrics.default
+  local timeouts = reg:counter("moonwatch_http_request_head_timeouts_total",
+    "HTTP connections closed because a request's head (or body) did not arrive within "
+      .. "--server.http.read-header-timeout.")
+  local seen = 0
+  reg:on_collect(function()
+    local st = server:stats()
+    if st then
+      timeouts:add(st.head_timeouts - seen)
+      seen = st.head_timeouts
+    end
+  end)
+end
+
 --- Counts an HTTP request served by moonwatch's server.
 local http_requests
 function M.http_request(path, code)
