@@ -140,6 +140,14 @@ function M.attach_server(server)
   end)
 end
 
+--- Counts an HTTP request refused by the host guard (reason "host" or "origin").
+local http_refused
+function M.http_refused(reason)
+  http_refused = http_refused or metrics.default:counter("moonwatch_http_requests_refused_total",
+    "HTTP requests refused with 403: a Host not allowed (DNS rebinding) or a cross-origin POST.", { "reason" })
+  http_refused:with(reason):inc()
+end
+
 --- Counts an HTTP request served by moonwatch's server.
 local http_requests
 function M.http_request(path, code)
