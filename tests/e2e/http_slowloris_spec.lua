@@ -123,6 +123,22 @@ print(s.recv(4096).split(b"\r\n")[0].decode())
     assert.equals("HTTP/1.1 200 OK\n", out)
   end)
 
+  it("raises the open-files soft limit to the hard one, as Go programs do", function()
+    local hard = tonumber(proc.sh("sh -c 'ulimit -Hn'"))
+    if not hard or hard <= 1024 then
+      pending("the hard open-files limit is " .. tostring(hard))
+      return
+    end
+    local want = math.min(hard, 1048576)
+    local file = proc.write(tmp .. "/nofile.lua", PIPELINE)
+    h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data-nofile" },
+      { env = "prlimit --nofile=1024:" .. hard })
+    local f = assert(io.open("/proc/" .. h.pid .. "/limits"))
+    local limits = f:read("*a")
+    f:close()
+    assert.matches("Max open files%s+" .. want .. "%s+" .. hard, limits)
+  end)
+
   it("refuses bad limits at start with exit code 2", function()
     local file = proc.write(tmp .. "/flags.lua", PIPELINE)
     local code, _, err = proc.run({ "run", "--server.http.read-header-timeout=soon", file })
