@@ -250,8 +250,10 @@ void mw_node_raw_free(mw_node_raw_t *r);
 /* Forgets every family and series (a new collection). */
 void mw_node_raw_reset(mw_node_raw_t *r);
 /* Finds or adds family name (bytes copied). Returns its index; -1 when a
- * family of that name has another type or help (client_golang refuses such
- * series: the caller drops them) or out of memory (*oom set if oom != NULL). */
+ * family of that name has another type or help, or a new family's name
+ * collides with a summary's or histogram's (x_count, x_sum, x_bucket; both
+ * ways, as client_golang's checkSuffixCollisions: it refuses such series,
+ * the caller drops them), or out of memory (*oom set if oom != NULL). */
 int mw_node_raw_family(mw_node_raw_t *r, const char *name, size_t name_len, const char *help,
                        size_t help_len, int type, int *oom);
 /* Adds a series to family fam: its labels (any order, names distinct, bytes
@@ -358,11 +360,12 @@ int mw_node_xfs_parse(const char *data, size_t len, mw_node_xfs_stats_t *st, cha
  * id does not fit a long). */
 int mw_node_hwmon_split(const char *name, size_t *type_len, long *num, const char **prop);
 
-/* node_textfile.c: parses body as the file path and adds its families to raw
- * as the textfile collector does (one file: a family without HELP is "Metric
- * read from <path>"). *state (NULL the first time) keeps the parser cache;
- * free it with mw_node_textfile_free. 0, or -1 with err (the file is
- * refused: nothing was added). */
+/* node_textfile.c: parses body as the file path (node_exporter's
+ * TextParser) and adds its families to raw as the textfile collector does
+ * (one file: a family without HELP is "Metric read from <path>"). *state
+ * (NULL the first time) keeps the parser's buffers; free it with
+ * mw_node_textfile_free. 0, or -1 with err (the file is refused: nothing was
+ * added). */
 struct mw_node_textfile;
 int mw_node_textfile_convert(mw_node_raw_t *raw, struct mw_node_textfile **state, const char *path,
                              const char *body, size_t len, char *err, size_t errlen);

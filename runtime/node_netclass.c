@@ -154,7 +154,7 @@ int mw_node_collect_netclass(mw_node_scrape_t *s) {
     if (!(ifs[nifs].name = strdup(e->d_name))) goto oom;
     nifs++;
   }
-  qsort(ifs, nifs, sizeof *ifs, cmp_name);
+  if (nifs) qsort(ifs, nifs, sizeof *ifs, cmp_name);
   for (size_t i = 0; i < nifs; i++)
     if (read_iface(s, base, &ifs[i]) < 0) goto done;
 

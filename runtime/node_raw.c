@@ -114,19 +114,61 @@ static const char *dupz(mw_arena_t *a, const char *s, size_t n) {
   return d;
 }
 
+/* The family named name[0..len), -1 if none. */
+static int find_family(const mw_node_raw_t *r, const char *name, size_t len) {
+  if (!r->index_size) return -1;
+  size_t k = hash_name(name, len) & (r->index_size - 1);
+  for (; r->index[k]; k = (k + 1) & (r->index_size - 1)) {
+    const raw_family_t *f = &r->fams[r->index[k] - 1];
+    if (f->name_len == len && memcmp(f->name, name, len) == 0) return r->index[k] - 1;
+  }
+  return -1;
+}
+
+static int has_suffix(const char *s, size_t n, const char *suf) {
+  size_t k = strlen(suf);
+  return n >= k && memcmp(s + n - k, suf, k) == 0;
+}
+
+/* client_golang's checkSuffixCollisions: x_count and x_sum collide with a
+ * summary or histogram x, x_bucket with a histogram x. */
+static int suffix_collision(const mw_node_raw_t *r, const char *name, size_t len, int type) {
+  size_t base = has_suffix(name, len, "_count")    ? len - 6
+                : has_suffix(name, len, "_sum")    ? len - 4
+                : has_suffix(name, len, "_bucket") ? len - 7
+                                                   : len;
+  if (base != len) {
+    int f = find_family(r, name, base);
+    if (f >= 0 && ((r->fams[f].type == MW_NODE_RAW_SUMMARY && !has_suffix(name, len, "_bucket")) ||
+                   r->fams[f].type == MW_NODE_RAW_HISTOGRAM))
+      return 1;
+  }
+  if (type != MW_NODE_RAW_SUMMARY && type != MW_NODE_RAW_HISTOGRAM) return 0;
+  static const char *const sufs[] = {"_count", "_sum", "_bucket"};
+  char small[256], *buf = len + 8 <= sizeof small ? small : malloc(len + 8);
+  int hit = 0;
+  if (!buf) return 0; /* out of memory: not checked */
+  memcpy(buf, name, len);
+  for (int i = 0; !hit && i < (type == MW_NODE_RAW_HISTOGRAM ? 3 : 2); i++) {
+    size_t k = strlen(sufs[i]);
+    memcpy(buf + len, sufs[i], k);
+    hit = find_family(r, buf, len + k) >= 0;
+  }
+  if (buf != small) free(buf);
+  return hit;
+}
+
 int mw_node_raw_family(mw_node_raw_t *r, const char *name, size_t name_len, const char *help,
                        size_t help_len, int type, int *oom) {
   if (oom) *oom = 0;
-  if (r->index_size) {
-    size_t k = hash_name(name, name_len) & (r->index_size - 1);
-    for (; r->index[k]; k = (k + 1) & (r->index_size - 1)) {
-      raw_family_t *f = &r->fams[r->index[k] - 1];
-      if (f->name_len != name_len || memcmp(f->name, name, name_len) != 0) continue;
-      if (f->type != type || f->help_len != help_len || memcmp(f->help, help, help_len) != 0)
-        return -1;
-      return r->index[k] - 1;
-    }
+  int found = find_family(r, name, name_len);
+  if (found >= 0) {
+    const raw_family_t *f = &r->fams[found];
+    if (f->type != type || f->help_len != help_len || memcmp(f->help, help, help_len) != 0)
+      return -1;
+    return found;
   }
+  if (suffix_collision(r, name, name_len, type)) return -1;
   if (r->nfams >= INT32_MAX - 1 ||
       grow((void **)&r->fams, &r->fams_cap, r->nfams + 1, sizeof *r->fams) < 0)
     goto oom;
@@ -154,8 +196,10 @@ int mw_node_raw_add(mw_node_raw_t *r, int fam, const mw_label_t *labels, size_t 
                     uint64_t count) {
   if (fam < 0 || (size_t)fam >= r->nfams) return 1;
   if (grow((void **)&r->series, &r->series_cap, r->nseries + 1, sizeof *r->series) < 0 ||
-      grow((void **)&r->labels, &r->labels_cap, r->nlabels + nlabels, sizeof *r->labels) < 0 ||
-      grow((void **)&r->points, &r->points_cap, r->npoints + 2 * npoints, sizeof *r->points) < 0)
+      /* one more than needed: the arrays exist once a series does (no arithmetic on NULL) */
+      grow((void **)&r->labels, &r->labels_cap, r->nlabels + nlabels + 1, sizeof *r->labels) < 0 ||
+      grow((void **)&r->points, &r->points_cap, r->npoints + 2 * npoints + 2, sizeof *r->points) <
+          0)
     return -1;
   raw_series_t *s = &r->series[r->nseries];
   s->fam = (uint32_t)fam;
@@ -196,8 +240,9 @@ static int cmp_fam(const void *a, const void *b, void *ctx) {
 }
 
 /* client_golang's metricSorter: by family, then fewer labels first, then the
- * label values position by position; ties (same values under other names)
- * by names, then insertion order (so the first of duplicates comes first). */
+ * label values position by position; ties (same values, under other names
+ * too) in insertion order, as Go's sort.Sort leaves them in families of up
+ * to 12 series (insertion sort), and so the first of duplicates comes first. */
 static int cmp_series(const void *a, const void *b, void *ctx) {
   const mw_node_raw_t *r = ctx;
   const raw_series_t *sa = a, *sb = b;
@@ -209,11 +254,16 @@ static int cmp_series(const void *a, const void *b, void *ctx) {
     int c = cmp_bytes(la[i].value, la[i].value_len, lb[i].value, lb[i].value_len);
     if (c) return c;
   }
-  for (uint32_t i = 0; i < sa->nlab; i++) {
-    int c = cmp_bytes(la[i].name, la[i].name_len, lb[i].name, lb[i].name_len);
-    if (c) return c;
-  }
   return sa->seq < sb->seq ? -1 : sa->seq > sb->seq;
+}
+
+/* Same family, label count and values (names aside): sorted next to each other. */
+static int same_values(const mw_node_raw_t *r, const raw_series_t *a, const raw_series_t *b) {
+  if (a->fam != b->fam || a->nlab != b->nlab) return 0;
+  const mw_label_t *la = &r->labels[a->lab], *lb = &r->labels[b->lab];
+  for (uint32_t i = 0; i < a->nlab; i++)
+    if (cmp_bytes(la[i].value, la[i].value_len, lb[i].value, lb[i].value_len)) return 0;
+  return 1;
 }
 
 static int same_labels(const mw_node_raw_t *r, const raw_series_t *a, const raw_series_t *b) {
@@ -418,7 +468,7 @@ int mw_node_raw_write(mw_node_raw_t *r, mw_metrics_t *reg, int format, mw_expose
   qsort_r(order, r->nfams, sizeof *order, cmp_fam, r->fams);
   for (size_t i = 0; i < r->nfams; i++)
     r->fams[order[i]].rank = i;
-  qsort_r(r->series, r->nseries, sizeof *r->series, cmp_series, r);
+  if (r->nseries) qsort_r(r->series, r->nseries, sizeof *r->series, cmp_series, r);
 
   /* the registry's families with series, sorted: merged against ours */
   size_t nreg = 0, ri = 0;
@@ -431,11 +481,16 @@ int mw_node_raw_write(mw_node_raw_t *r, mw_metrics_t *reg, int format, mw_expose
       if (cmp_bytes(regf[ri]->name, strlen(regf[ri]->name), f->name, f->name_len) >= 0) break;
     }
     int taken = ri < nreg && strcmp(regf[ri]->name, f->name) == 0;
-    size_t start = out->len, first = si;
+    size_t start = out->len, first = si, run = si;
     int any = 0;
     for (; si < r->nseries && r->series[si].fam == (uint32_t)order[i]; si++) {
       if (taken) continue;
-      if (si > first && same_labels(r, &r->series[si - 1], &r->series[si])) continue;
+      /* a duplicate (same names and values) is in the run of equal values */
+      if (si == first || !same_values(r, &r->series[si - 1], &r->series[si])) run = si;
+      int dup = 0;
+      for (size_t k = run; k < si && !dup; k++)
+        dup = same_labels(r, &r->series[k], &r->series[si]);
+      if (dup) continue;
       if (!any) put_family_head(&o, f, om);
       any = 1;
       put_raw_series(&o, r, f, &r->series[si], om);

@@ -1,64 +1,96 @@
 /* node_textfile.c: the textfile collector (node_exporter 1.5
  * collector/textfile.go; Alloy's `textfile { directory }`): the *.prom files
- * of directory (a glob of directories too, as filepath.Glob), in name
- * order, parsed with moonwatch's exposition parser (runtime/expfmt.h, text
- * format, legacy names) and reported as client_golang would convert them:
- * counters, gauges and untyped samples as they are, summaries and histograms
- * put together from their quantile / le, _sum and _count lines; a family
- * without HELP gets "Metric read from <file>, <file>..." (every file that has
- * it). node_textfile_mtime_seconds{file} for each file read, and
- * node_textfile_scrape_error (1 when a directory or a file could not be
- * read or parsed, or a file has timestamps: that file is skipped whole). The
- * collector itself always succeeds; "" reads nothing.
+ * of directory (a glob of directories too, as filepath.Glob), in name order,
+ * each parsed as node_exporter parses it and its families reported as
+ * client_golang would gather them. "" reads nothing; the collector itself
+ * always succeeds.
  *
- * The families are raw families (node_raw.c): a family may have different
- * label names per series, summaries and histograms keep each series' points.
- * A family of two files with another type or HELP, or a name another
- * collector reports, is dropped from the later file (client_golang refuses
- * them). Each file keeps its parser cache from one collection to the next
- * (an unchanged line costs a hash lookup).
+ * Parsing is a port of the expfmt.TextParser node_exporter 1.5.0 is built
+ * with (prometheus/common before quoted UTF-8 names): the same state machine
+ * byte by byte, so a file is refused exactly when node_exporter refuses it
+ * (a TYPE after the family's samples, a second HELP, an escape other than
+ * \\ \n (and \" in label values), a file not ending in a newline, blanks
+ * after the value, CRLF, a value strconv.ParseFloat refuses or a p, P or _
+ * in it, an invalid metric or label name, a label value that is not UTF-8,
+ * `__name__` as a label...), with its message. A file with a sample
+ * timestamp is refused whole. HELP/TYPE lines of `<name>_count`, `_sum`
+ * (`_bucket`) belong to an existing summary (histogram) `<name>`; TYPE is
+ * matched case-insensitively; families without samples are dropped; labels
+ * with an empty value are kept (`a=""`). Summaries and histograms are put
+ * together as TextParser does: series by their labels without quantile / le,
+ * a point whose quantile / le is NaN dropped, counts converted to uint64 as
+ * Go does on amd64 (-1 -> 2^64-1, NaN and >= 2^64 -> 2^63).
  *
- * Differences with node_exporter's TextParser, which is stricter in places
- * and keeps what Prometheus drops: a label with an empty value is dropped
- * (`a=""`, as Prometheus ingests it; node_exporter writes it, and adds a=""
- * to series of a family that lack a label others have); a second HELP or a
- * TYPE after the family's samples is accepted; what the Prometheus parser
- * refuses fails the file (e.g. a repeated label name, as TextParser). */
+ * Conversion (convertMetricFamily): every series of a family gets the label
+ * names any of them has (empty values for the missing ones); a family
+ * without HELP gets "Metric read from <file>, <file>..." (every file that
+ * has it). Gathering (client_golang): a family of a later file with another
+ * type or HELP, or one whose name collides with a summary's or histogram's
+ * _count/_sum/_bucket, is dropped (node_raw.c), and so is a series whose
+ * labels an earlier one had. node_textfile_mtime_seconds{file} for each file
+ * read, node_textfile_scrape_error 1 when a directory or a file could not be
+ * read or was refused.
+ *
+ * Where node_exporter panics (a label name starting with "__", a TYPE of
+ * gauge_histogram with samples) the file is refused instead. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "batch.h"
-#include "expfmt.h"
+#include "arena.h"
 #include "node.h"
-#include "scrapecache.h"
-#include "series.h"
 
-#define NO_TS INT64_MIN /* the default timestamp: a sample with another one had its own */
-#define BAD_POINT "failed to parse textfile data from \"%s\": a quantile or le label is not a float"
+/* dto.MetricType beyond node_raw's types: no TYPE yet, and gauge_histogram
+ * (TextParser accepts it; node_exporter cannot convert it). */
+#define TP_NIL (-1)
+#define TP_GAUGE_HISTOGRAM 100
 
 typedef struct {
-  const char *name, *help;
+  const char *name, *help; /* arena; help NULL: no HELP line */
   size_t name_len, help_len;
-  int type; /* MW_NODE_RAW_* */
-} tf_meta_t;
+  int type; /* TP_NIL, TP_GAUGE_HISTOGRAM or MW_NODE_RAW_* */
+  size_t nmetrics;
+} tp_fam_t;
 
+typedef struct {
+  uint32_t fam, lab, nlab; /* labels[lab .. lab + nlab) of the file */
+  uint64_t sig;            /* summaries, histograms: hash of the label set */
+  double value, sum;
+  uint64_t count;
+} tp_metric_t;
+
+typedef struct {
+  uint32_t metric;
+  double k, v;
+} tp_point_t;
+
+/* One file's parse. */
 typedef struct {
   char *path;
-  mw_scrapecache_t *cache;
-  mw_batch_t *batch;
-  uint64_t seen; /* the last collection that listed it */
-  int ok;        /* parsed by this collection */
-  double mtime;
-  tf_meta_t *meta; /* this parse's families, sorted by name */
-  size_t nmeta, meta_cap;
+  double mtime; /* -1: none (stat failed) */
+  mw_arena_t arena;
+  tp_fam_t *fams;
+  size_t nfams, fams_cap;
+  int32_t *fam_idx; /* by name: family index + 1 */
+  size_t fam_idx_size;
+  tp_metric_t *metrics;
+  size_t nmetrics, metrics_cap;
+  int32_t *sig_idx; /* summary and histogram metrics by (family, labels): index + 1 */
+  size_t sig_idx_size, nsig;
+  mw_label_t *labels;
+  size_t nlabels, labels_cap;
+  tp_point_t *points;
+  size_t npoints, points_cap;
+  int has_ts;
 } tf_file_t;
 
 typedef struct {
@@ -66,58 +98,52 @@ typedef struct {
   size_t name_len, files_len;
 } tf_name_t;
 
-/* A summary or histogram series being put together. */
-typedef struct {
-  const char *fam, *help;
-  size_t fam_len, help_len;
-  int type;
-  uint64_t hash;
-  size_t lab, nlab; /* labels in the state's label pool */
-  double *pts;      /* (key, value) pairs */
-  size_t npts, cap;
-  double sum;
-  uint64_t count;
-} tf_group_t;
-
 struct mw_node_textfile {
-  tf_file_t *files;
+  tf_file_t *files; /* this collection's files, in order */
   size_t nfiles, files_cap;
-  uint64_t epoch;
   tf_name_t *names;
   size_t nnames, names_cap;
   int32_t *name_idx; /* open addressing: name index + 1 */
   size_t name_idx_size;
-  mw_label_t *pool; /* labels of the current file's series */
-  size_t npool, pool_cap;
-  tf_group_t *groups;
-  size_t ngroups, groups_cap;
-  int32_t *group_idx;
-  size_t group_idx_size;
+  char *tok; /* the parser's token */
+  size_t tok_cap;
 };
 
 static void file_free(tf_file_t *f) {
   free(f->path);
-  mw_batch_free(f->batch);
-  mw_scrapecache_free(f->cache);
-  free(f->meta);
+  mw_arena_free(&f->arena);
+  free(f->fams);
+  free(f->fam_idx);
+  free(f->metrics);
+  free(f->sig_idx);
+  free(f->labels);
+  free(f->points);
+  memset(f, 0, sizeof *f);
 }
 
-void mw_node_textfile_free(struct mw_node_textfile *t) {
-  if (!t) return;
-  for (size_t i = 0; i < t->nfiles; i++)
-    file_free(&t->files[i]);
-  free(t->files);
+static void names_reset(struct mw_node_textfile *t) {
   for (size_t i = 0; i < t->nnames; i++) {
     free(t->names[i].name);
     free(t->names[i].files);
   }
+  t->nnames = 0;
+  if (t->name_idx) memset(t->name_idx, 0, t->name_idx_size * sizeof *t->name_idx);
+}
+
+static void files_reset(struct mw_node_textfile *t) {
+  for (size_t i = 0; i < t->nfiles; i++)
+    file_free(&t->files[i]);
+  t->nfiles = 0;
+}
+
+void mw_node_textfile_free(struct mw_node_textfile *t) {
+  if (!t) return;
+  files_reset(t);
+  free(t->files);
+  names_reset(t);
   free(t->names);
   free(t->name_idx);
-  free(t->pool);
-  for (size_t i = 0; i < t->ngroups; i++)
-    free(t->groups[i].pts);
-  free(t->groups);
-  free(t->group_idx);
+  free(t->tok);
   free(t);
 }
 
@@ -126,6 +152,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t sz) {
   size_t c = *cap ? *cap : 16;
   while (c < need)
     c *= 2;
+  if (c > INT32_MAX) return -1;
   void *a = realloc(*arr, c * sz);
   if (!a) return -1;
   *arr = a;
@@ -137,6 +164,1038 @@ static uint64_t hash_bytes(uint64_t h, const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
     h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
   return h;
+}
+#define HASH0 1469598103934665603ull
+
+static const char *dupz(mw_arena_t *a, const char *s, size_t n) {
+  char *d = (char *)mw_arena_dup(a, s, n + 1);
+  if (d) d[n] = '\0';
+  return d;
+}
+
+/* Go's uint64(float64) on amd64: below 2^63 through int64 (CVTTSD2SQ: NaN
+ * and out of range give INT64_MIN), else 2^63 subtracted first and the top
+ * bit set. */
+static int64_t cvtt(double x) {
+  if (!(x > -9223372036854775809.0 && x < 9223372036854775808.0)) return INT64_MIN;
+  return (int64_t)x;
+}
+static uint64_t go_u64(double v) {
+  if (v < 9223372036854775808.0) return (uint64_t)cvtt(v);
+  return (uint64_t)cvtt(v - 9223372036854775808.0) | 0x8000000000000000ull;
+}
+
+/* expfmt's parseFloat: strconv.ParseFloat(s, 64), and no p, P or _ at all.
+ * Go's syntax: [+-]inf, [+-]infinity, nan (any case), or decimal digits
+ * with an optional point and exponent; out of range is an error. */
+static int go_parse_float(const char *s, size_t n, double *out) {
+  char buf[512];
+  size_t i = 0;
+  for (size_t k = 0; k < n; k++)
+    if (s[k] == 'p' || s[k] == 'P' || s[k] == '_' || s[k] == '\0') return -1;
+  if (n == 0) return -1;
+  int neg = 0;
+  if (s[0] == '+' || s[0] == '-') {
+    neg = s[0] == '-';
+    i = 1;
+  }
+  if (n - i == 3 || n - i == 8) { /* inf, infinity */
+    static const char inf[] = "infinity";
+    size_t k = 0;
+    while (k < n - i && (s[i + k] | 0x20) == inf[k])
+      k++;
+    if (k == n - i) {
+      *out = neg ? -INFINITY : INFINITY;
+      return 0;
+    }
+  }
+  if (i == 0 && n == 3 && (s[0] | 0x20) == 'n' && (s[1] | 0x20) == 'a' && (s[2] | 0x20) == 'n') {
+    *out = NAN;
+    return 0;
+  }
+  size_t digits = 0, k = i;
+  for (; k < n && s[k] >= '0' && s[k] <= '9'; k++)
+    digits++;
+  if (k < n && s[k] == '.')
+    for (k++; k < n && s[k] >= '0' && s[k] <= '9'; k++)
+      digits++;
+  if (!digits) return -1;
+  if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+    k++;
+    if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+    if (k >= n || s[k] < '0' || s[k] > '9') return -1;
+    while (k < n && s[k] >= '0' && s[k] <= '9')
+      k++;
+  }
+  if (k != n) return -1;
+  char *heap = NULL, *z = buf;
+  if (n >= sizeof buf && !(z = heap = malloc(n + 1))) return -1;
+  memcpy(z, s, n);
+  z[n] = '\0';
+  double v = strtod(z, NULL);
+  free(heap);
+  if (isinf(v)) return -1; /* ErrRange */
+  *out = v;
+  return 0;
+}
+
+/* strconv.ParseInt(s, 10, 64) succeeds. */
+static int go_parse_int_ok(const char *s, size_t n) {
+  size_t i = 0;
+  int neg = 0;
+  if (n && (s[0] == '+' || s[0] == '-')) {
+    neg = s[0] == '-';
+    i = 1;
+  }
+  if (i == n) return 0;
+  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (lim - d) / 10) return 0;
+    v = v * 10 + d;
+  }
+  return 1;
+}
+
+/* --- TextParser ---------------------------------------------------------------- */
+
+enum { E_NONE, E_EOF, E_PARSE, E_OOM };
+
+enum {
+  S_STOP,
+  S_START_OF_LINE,
+  S_COMMENT,
+  S_METRIC_NAME,
+  S_LABELS,
+  S_LABEL_NAME,
+  S_LABEL_VALUE,
+  S_VALUE,
+  S_TIMESTAMP,
+  S_HELP,
+  S_TYPE
+};
+
+typedef struct {
+  struct mw_node_textfile *t;
+  tf_file_t *f;
+  const unsigned char *in;
+  size_t len, pos;
+  unsigned char cur; /* currentByte (0 after EOF, as Go's ReadByte) */
+  int err;           /* E_* */
+  int line;
+  char *msg;
+  size_t msglen;
+  size_t ntok;
+  int mf;                  /* currentMF: family index, -1 none */
+  int is_count, is_sum;    /* currentIsSummaryCount/Sum, currentIsHistogramCount/Sum */
+  size_t m_lab;            /* the current line's labels start at f->labels[m_lab] */
+  int label_special;       /* the current label is the summary's quantile / histogram's le */
+  double quantile, bucket; /* currentQuantile, currentBucket (NaN: none) */
+  const char *lname;       /* the current label's name (arena) */
+  size_t lname_len;
+} tp_t;
+
+static void tp_error(tp_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tp_error(tp_t *p, const char *fmt, ...) {
+  char m[384];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(m, sizeof m, fmt, ap);
+  va_end(ap);
+  snprintf(p->msg, p->msglen, "text format parsing error in line %d: %s", p->line, m);
+  p->err = E_PARSE;
+}
+
+/* A token quoted for a message as Go's %q would (printable ASCII kept,
+ * the rest escaped). */
+static const char *quoted(const char *s, size_t n, char *buf, size_t cap) {
+  size_t o = 0;
+  buf[o++] = '"';
+  for (size_t i = 0; i < n && o + 6 < cap; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      buf[o++] = '\\';
+      buf[o++] = (char)c;
+    } else if (c == '\n') {
+      buf[o++] = '\\';
+      buf[o++] = 'n';
+    } else if (c == '\r') {
+      buf[o++] = '\\';
+      buf[o++] = 'r';
+    } else if (c == '\t') {
+      buf[o++] = '\\';
+      buf[o++] = 't';
+    } else if (c < 0x20 || c == 0x7f || c >= 0x80) {
+      o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+    } else {
+      buf[o++] = (char)c;
+    }
+  }
+  buf[o++] = '"';
+  buf[o] = '\0';
+  return buf;
+}
+#define Q(p, s, n) quoted((s), (n), qbuf, sizeof qbuf)
+
+/* A byte as Go's %q writes it: 'x', '\n', '\x00'. */
+static const char *qchar(unsigned char c, char *buf, size_t cap) {
+  if (c == '\n')
+    snprintf(buf, cap, "'\\n'");
+  else if (c == '\t')
+    snprintf(buf, cap, "'\\t'");
+  else if (c == '\r')
+    snprintf(buf, cap, "'\\r'");
+  else if (c == '\'' || c == '\\')
+    snprintf(buf, cap, "'\\%c'", c);
+  else if (c < 0x20 || c == 0x7f)
+    snprintf(buf, cap, "'\\x%02x'", c);
+  else if (c >= 0x80)
+    snprintf(buf, cap, "'\\u%04x'", c);
+  else
+    snprintf(buf, cap, "'%c'", c);
+  return buf;
+}
+
+/* ReadByte: 0, or -1 with err = E_EOF. */
+static int rd(tp_t *p) {
+  if (p->pos >= p->len) {
+    p->cur = 0;
+    p->err = E_EOF;
+    return -1;
+  }
+  p->cur = p->in[p->pos++];
+  return 0;
+}
+
+static int blank(unsigned char c) { return c == ' ' || c == '\t'; }
+
+static void skip_blank_tab(tp_t *p) {
+  while (rd(p) == 0 && blank(p->cur)) {
+  }
+}
+
+static void skip_blank_tab_if_current(tp_t *p) {
+  if (blank(p->cur)) skip_blank_tab(p);
+}
+
+static void tok_put(tp_t *p, unsigned char c) {
+  struct mw_node_textfile *t = p->t;
+  if (p->ntok + 1 >= t->tok_cap) {
+    size_t cap = t->tok_cap ? t->tok_cap * 2 : 256;
+    char *b = realloc(t->tok, cap);
+    if (!b) {
+      p->err = E_OOM;
+      return;
+    }
+    t->tok = b;
+    t->tok_cap = cap;
+  }
+  t->tok[p->ntok++] = (char)c;
+}
+
+static void read_token_until_whitespace(tp_t *p) {
+  p->ntok = 0;
+  while (p->err == E_NONE && !blank(p->cur) && p->cur != '\n') {
+    tok_put(p, p->cur);
+    if (p->err == E_NONE) rd(p);
+  }
+}
+
+static void read_token_until_newline(tp_t *p, int escapes) {
+  int escaped = 0;
+  p->ntok = 0;
+  while (p->err == E_NONE) {
+    if (escapes && escaped) {
+      if (p->cur == '\\')
+        tok_put(p, '\\');
+      else if (p->cur == 'n')
+        tok_put(p, '\n');
+      else {
+        tp_error(p, "invalid escape sequence '\\%c'", p->cur);
+        return;
+      }
+      escaped = 0;
+    } else if (p->cur == '\n') {
+      return;
+    } else if (p->cur == '\\') {
+      escaped = 1;
+    } else {
+      tok_put(p, p->cur);
+    }
+    if (p->err == E_NONE) rd(p);
+  }
+}
+
+static int name_start(unsigned char c, int metric) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (metric && c == ':');
+}
+
+static int name_cont(unsigned char c, int metric) {
+  return name_start(c, metric) || (c >= '0' && c <= '9');
+}
+
+/* readTokenAsMetricName (metric 1) / readTokenAsLabelName (metric 0). */
+static void read_token_as_name(tp_t *p, int metric) {
+  p->ntok = 0;
+  if (!name_start(p->cur, metric)) return;
+  for (;;) {
+    tok_put(p, p->cur);
+    if (p->err != E_NONE || rd(p) < 0 || !name_cont(p->cur, metric)) return;
+  }
+}
+
+static void read_token_as_label_value(tp_t *p) {
+  char qbuf[160];
+  int escaped = 0;
+  p->ntok = 0;
+  for (;;) {
+    if (rd(p) < 0) return;
+    if (escaped) {
+      if (p->cur == '"' || p->cur == '\\')
+        tok_put(p, p->cur);
+      else if (p->cur == 'n')
+        tok_put(p, '\n');
+      else {
+        tp_error(p, "invalid escape sequence '\\%c'", p->cur);
+        return;
+      }
+      escaped = 0;
+      if (p->err != E_NONE) return;
+      continue;
+    }
+    switch (p->cur) {
+    case '"': return;
+    case '\n':
+      tp_error(p, "label value %s contains unescaped new-line", Q(p, p->t->tok, p->ntok));
+      return;
+    case '\\': escaped = 1; break;
+    default: tok_put(p, p->cur);
+    }
+    if (p->err != E_NONE) return;
+  }
+}
+
+/* --- families and metrics of the file ------------------------------------------ */
+
+static int fam_lookup(const tf_file_t *f, const char *name, size_t len) {
+  if (!f->fam_idx_size) return -1;
+  size_t mask = f->fam_idx_size - 1;
+  for (size_t k = hash_bytes(HASH0, name, len) & mask; f->fam_idx[k]; k = (k + 1) & mask) {
+    const tp_fam_t *x = &f->fams[f->fam_idx[k] - 1];
+    if (x->name_len == len && memcmp(x->name, name, len) == 0) return f->fam_idx[k] - 1;
+  }
+  return -1;
+}
+
+static int fam_add(tf_file_t *f, const char *name, size_t len) {
+  if (grow((void **)&f->fams, &f->fams_cap, f->nfams + 1, sizeof *f->fams) < 0) return -1;
+  if ((f->nfams + 1) * 2 > f->fam_idx_size) {
+    size_t size = f->fam_idx_size ? f->fam_idx_size * 2 : 32;
+    int32_t *idx = calloc(size, sizeof *idx);
+    if (!idx) return -1;
+    for (size_t i = 0; i < f->nfams; i++) {
+      size_t k = hash_bytes(HASH0, f->fams[i].name, f->fams[i].name_len) & (size - 1);
+      while (idx[k])
+        k = (k + 1) & (size - 1);
+      idx[k] = (int32_t)i + 1;
+    }
+    free(f->fam_idx);
+    f->fam_idx = idx;
+    f->fam_idx_size = size;
+  }
+  tp_fam_t *x = &f->fams[f->nfams];
+  memset(x, 0, sizeof *x);
+  x->type = TP_NIL;
+  if (!(x->name = dupz(&f->arena, name, len))) return -1;
+  x->name_len = len;
+  size_t k = hash_bytes(HASH0, name, len) & (f->fam_idx_size - 1);
+  while (f->fam_idx[k])
+    k = (k + 1) & (f->fam_idx_size - 1);
+  f->fam_idx[k] = (int32_t)f->nfams + 1;
+  return (int)f->nfams++;
+}
+
+static int suffix(const char *s, size_t n, const char *suf) {
+  size_t k = strlen(suf);
+  return n > k && memcmp(s + n - k, suf, k) == 0;
+}
+
+/* setOrCreateCurrentMF for the name in the token. */
+static void set_or_create_mf(tp_t *p) {
+  const char *name = p->t->tok;
+  size_t n = p->ntok;
+  int cnt = suffix(name, n, "_count"), sum = suffix(name, n, "_sum");
+  p->is_count = p->is_sum = 0;
+  if ((p->mf = fam_lookup(p->f, name, n)) >= 0) return;
+  size_t sn = cnt ? n - 6 : sum ? n - 4 : n; /* summaryMetricName */
+  int mf = fam_lookup(p->f, name, sn);
+  if (mf >= 0 && p->f->fams[mf].type == MW_NODE_RAW_SUMMARY) {
+    p->mf = mf;
+    p->is_count = cnt;
+    p->is_sum = sum;
+    return;
+  }
+  size_t hn = cnt ? n - 6 : sum ? n - 4 : suffix(name, n, "_bucket") ? n - 7 : n;
+  mf = fam_lookup(p->f, name, hn);
+  if (mf >= 0 && p->f->fams[mf].type == MW_NODE_RAW_HISTOGRAM) {
+    p->mf = mf;
+    p->is_count = cnt;
+    p->is_sum = sum;
+    return;
+  }
+  if ((p->mf = fam_add(p->f, name, n)) < 0) p->err = E_OOM;
+}
+
+/* The label set's hash, independent of the order (LabelsToSignature). */
+static uint64_t labels_sig(const tf_file_t *f, uint32_t fam, size_t lab, size_t n) {
+  uint64_t h = 0;
+  for (size_t i = 0; i < n; i++) {
+    const mw_label_t *l = &f->labels[lab + i];
+    uint64_t x = hash_bytes(HASH0, l->name, l->name_len);
+    x = hash_bytes(x ^ 0xff, l->value, l->value_len);
+    h += x * 0x9e3779b97f4a7c15ull;
+  }
+  return h ^ ((uint64_t)fam * 0xc2b2ae3d27d4eb4full);
+}
+
+static int same_set(const tf_file_t *f, size_t a, size_t na, size_t b, size_t nb) {
+  if (na != nb) return 0;
+  for (size_t i = 0; i < na; i++) {
+    const mw_label_t *x = &f->labels[a + i];
+    size_t j = 0;
+    for (; j < nb; j++) {
+      const mw_label_t *y = &f->labels[b + j];
+      if (x->name_len == y->name_len && memcmp(x->name, y->name, x->name_len) == 0) break;
+    }
+    if (j == nb) return 0;
+    const mw_label_t *y = &f->labels[b + j];
+    if (x->value_len != y->value_len || memcmp(x->value, y->value, x->value_len) != 0) return 0;
+  }
+  return 1;
+}
+
+/* The summary's or histogram's metric with these labels, -1 if none. */
+static int sig_find(const tf_file_t *f, uint32_t fam, uint64_t sig, size_t lab, size_t n) {
+  if (!f->sig_idx_size) return -1;
+  size_t mask = f->sig_idx_size - 1;
+  for (size_t k = sig & mask; f->sig_idx[k]; k = (k + 1) & mask) {
+    const tp_metric_t *m = &f->metrics[f->sig_idx[k] - 1];
+    if (m->sig == sig && m->fam == fam && same_set(f, m->lab, m->nlab, lab, n))
+      return f->sig_idx[k] - 1;
+  }
+  return -1;
+}
+
+static int sig_add(tf_file_t *f, int metric) {
+  if ((f->nsig + 1) * 2 > f->sig_idx_size) {
+    size_t size = f->sig_idx_size ? f->sig_idx_size * 2 : 64;
+    int32_t *idx = calloc(size, sizeof *idx);
+    if (!idx) return -1;
+    for (size_t i = 0; i < f->sig_idx_size; i++)
+      if (f->sig_idx[i]) {
+        size_t k = f->metrics[f->sig_idx[i] - 1].sig & (size - 1);
+        while (idx[k])
+          k = (k + 1) & (size - 1);
+        idx[k] = f->sig_idx[i];
+      }
+    free(f->sig_idx);
+    f->sig_idx = idx;
+    f->sig_idx_size = size;
+  }
+  size_t k = f->metrics[metric].sig & (f->sig_idx_size - 1);
+  while (f->sig_idx[k])
+    k = (k + 1) & (f->sig_idx_size - 1);
+  f->sig_idx[k] = metric + 1;
+  f->nsig++;
+  return 0;
+}
+
+/* --- the states ------------------------------------------------------------------ */
+
+static int st_start_of_line(tp_t *p) {
+  p->line++;
+  skip_blank_tab(p);
+  if (p->err != E_NONE) {
+    if (p->err == E_EOF) p->err = E_NONE; /* the end */
+    return S_STOP;
+  }
+  if (p->cur == '#') return S_COMMENT;
+  if (p->cur == '\n') return S_START_OF_LINE;
+  return S_METRIC_NAME;
+}
+
+static int st_comment(tp_t *p) {
+  skip_blank_tab(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur == '\n') return S_START_OF_LINE;
+  read_token_until_whitespace(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur == '\n') return S_START_OF_LINE;
+  int help = p->ntok == 4 && memcmp(p->t->tok, "HELP", 4) == 0;
+  int type = p->ntok == 4 && memcmp(p->t->tok, "TYPE", 4) == 0;
+  if (!help && !type) {
+    while (p->cur != '\n')
+      if (rd(p) < 0) return S_STOP;
+    return S_START_OF_LINE;
+  }
+  skip_blank_tab(p);
+  if (p->err != E_NONE) return S_STOP;
+  read_token_as_name(p, 1);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur == '\n') return S_START_OF_LINE;
+  if (!blank(p->cur)) {
+    tp_error(p, "invalid metric name in comment");
+    return S_STOP;
+  }
+  set_or_create_mf(p);
+  if (p->err != E_NONE) return S_STOP;
+  skip_blank_tab(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur == '\n') return S_START_OF_LINE;
+  return help ? S_HELP : S_TYPE;
+}
+
+static int st_metric_name(tp_t *p) {
+  read_token_as_name(p, 1);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->ntok == 0) {
+    tp_error(p, "invalid metric name");
+    return S_STOP;
+  }
+  set_or_create_mf(p);
+  if (p->err != E_NONE) return S_STOP;
+  tp_fam_t *F = &p->f->fams[p->mf];
+  if (F->type == TP_NIL) F->type = MW_NODE_RAW_UNTYPED;
+  p->m_lab = p->f->nlabels; /* a new metric */
+  skip_blank_tab_if_current(p);
+  if (p->err != E_NONE) return S_STOP;
+  return S_LABELS;
+}
+
+static int st_labels(tp_t *p) {
+  p->quantile = p->bucket = NAN;
+  if (p->cur != '{') return S_VALUE;
+  return S_LABEL_NAME;
+}
+
+static int st_label_name(tp_t *p) {
+  char qbuf[160];
+  tf_file_t *f = p->f;
+  const tp_fam_t *F = &f->fams[p->mf];
+  skip_blank_tab(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur == '}') {
+    skip_blank_tab(p);
+    if (p->err != E_NONE) return S_STOP;
+    return S_VALUE;
+  }
+  read_token_as_name(p, 0);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->ntok == 0) {
+    tp_error(p, "invalid label name for metric %s", Q(p, F->name, F->name_len));
+    return S_STOP;
+  }
+  if (p->ntok == 8 && memcmp(p->t->tok, "__name__", 8) == 0) {
+    tp_error(p, "label name \"__name__\" is reserved");
+    return S_STOP;
+  }
+  if (!(p->lname = dupz(&f->arena, p->t->tok, p->ntok))) {
+    p->err = E_OOM;
+    return S_STOP;
+  }
+  p->lname_len = p->ntok;
+  p->label_special =
+      (F->type == MW_NODE_RAW_SUMMARY && p->ntok == 8 && memcmp(p->lname, "quantile", 8) == 0) ||
+      (F->type == MW_NODE_RAW_HISTOGRAM && p->ntok == 2 && memcmp(p->lname, "le", 2) == 0);
+  if (!p->label_special) {
+    if (grow((void **)&f->labels, &f->labels_cap, f->nlabels + 1, sizeof *f->labels) < 0) {
+      p->err = E_OOM;
+      return S_STOP;
+    }
+    f->labels[f->nlabels++] = (mw_label_t){p->lname, "", (uint32_t)p->ntok, 0};
+  }
+  skip_blank_tab_if_current(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur != '=') {
+    tp_error(p, "expected '=' after label name, found %s", qchar(p->cur, qbuf, sizeof qbuf));
+    return S_STOP;
+  }
+  for (size_t i = p->m_lab; i < f->nlabels; i++)
+    for (size_t j = i + 1; j < f->nlabels; j++)
+      if (f->labels[i].name_len == f->labels[j].name_len &&
+          memcmp(f->labels[i].name, f->labels[j].name, f->labels[i].name_len) == 0) {
+        tp_error(p, "duplicate label names for metric %s", Q(p, F->name, F->name_len));
+        return S_STOP;
+      }
+  return S_LABEL_VALUE;
+}
+
+static int valid_utf8(const char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    size_t w = mw_node_utf8_len(s + i, n - i);
+    if (!w) return 0;
+    i += w;
+  }
+  return 1;
+}
+
+static int st_label_value(tp_t *p) {
+  char qbuf[160];
+  tf_file_t *f = p->f;
+  const tp_fam_t *F = &f->fams[p->mf];
+  skip_blank_tab(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur != '"') {
+    tp_error(p, "expected '\"' at start of label value, found %s",
+             qchar(p->cur, qbuf, sizeof qbuf));
+    return S_STOP;
+  }
+  read_token_as_label_value(p);
+  if (p->err != E_NONE) return S_STOP;
+  const char *tok = p->t->tok;
+  if (!valid_utf8(tok, p->ntok)) {
+    tp_error(p, "invalid label value %s", Q(p, tok, p->ntok));
+    return S_STOP;
+  }
+  if (!p->label_special) {
+    const char *v = dupz(&f->arena, tok, p->ntok);
+    if (!v) {
+      p->err = E_OOM;
+      return S_STOP;
+    }
+    f->labels[f->nlabels - 1].value = v;
+    f->labels[f->nlabels - 1].value_len = (uint32_t)p->ntok;
+  } else if (F->type == MW_NODE_RAW_SUMMARY) {
+    if (go_parse_float(tok, p->ntok, &p->quantile) < 0) {
+      tp_error(p, "expected float as value for 'quantile' label, got %s", Q(p, tok, p->ntok));
+      return S_STOP;
+    }
+  } else if (go_parse_float(tok, p->ntok, &p->bucket) < 0) {
+    tp_error(p, "expected float as value for 'le' label, got %s", Q(p, tok, p->ntok));
+    return S_STOP;
+  }
+  skip_blank_tab(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->cur == ',') return S_LABEL_NAME;
+  if (p->cur == '}') {
+    skip_blank_tab(p);
+    if (p->err != E_NONE) return S_STOP;
+    return S_VALUE;
+  }
+  tp_error(p, "unexpected end of label value %s", Q(p, tok, p->ntok));
+  return S_STOP;
+}
+
+static int st_value(tp_t *p) {
+  char qbuf[160];
+  tf_file_t *f = p->f;
+  tp_fam_t *F = &f->fams[p->mf];
+  int type = F->type, mi = -1;
+  size_t nlab = f->nlabels - p->m_lab;
+  uint64_t sig = 0;
+  if (type == MW_NODE_RAW_SUMMARY || type == MW_NODE_RAW_HISTOGRAM) {
+    sig = labels_sig(f, (uint32_t)p->mf, p->m_lab, nlab);
+    mi = sig_find(f, (uint32_t)p->mf, sig, p->m_lab, nlab);
+    if (mi >= 0) f->nlabels = p->m_lab; /* the series exists: this line's labels go */
+  }
+  if (mi < 0) {
+    if (grow((void **)&f->metrics, &f->metrics_cap, f->nmetrics + 1, sizeof *f->metrics) < 0) {
+      p->err = E_OOM;
+      return S_STOP;
+    }
+    mi = (int)f->nmetrics++;
+    f->metrics[mi] =
+        (tp_metric_t){(uint32_t)p->mf, (uint32_t)p->m_lab, (uint32_t)nlab, sig, 0, 0, 0};
+    F->nmetrics++;
+    if ((type == MW_NODE_RAW_SUMMARY || type == MW_NODE_RAW_HISTOGRAM) && sig_add(f, mi) < 0) {
+      p->err = E_OOM;
+      return S_STOP;
+    }
+  }
+  read_token_until_whitespace(p);
+  if (p->err != E_NONE) return S_STOP;
+  double v;
+  if (go_parse_float(p->t->tok, p->ntok, &v) < 0) {
+    tp_error(p, "expected float as value, got %s", Q(p, p->t->tok, p->ntok));
+    return S_STOP;
+  }
+  tp_metric_t *m = &f->metrics[mi];
+  switch (type) {
+  case MW_NODE_RAW_SUMMARY:
+  case MW_NODE_RAW_HISTOGRAM: {
+    double k = type == MW_NODE_RAW_SUMMARY ? p->quantile : p->bucket;
+    if (p->is_count) {
+      m->count = go_u64(v);
+    } else if (p->is_sum) {
+      m->sum = v;
+    } else if (!isnan(k)) {
+      if (grow((void **)&f->points, &f->points_cap, f->npoints + 1, sizeof *f->points) < 0) {
+        p->err = E_OOM;
+        return S_STOP;
+      }
+      f->points[f->npoints++] =
+          (tp_point_t){(uint32_t)mi, k, type == MW_NODE_RAW_SUMMARY ? v : (double)go_u64(v)};
+    }
+    break;
+  }
+  case TP_GAUGE_HISTOGRAM:
+    tp_error(p, "unsupported metric type gauge_histogram for metric name %s",
+             Q(p, F->name, F->name_len));
+    return S_STOP;
+  default: m->value = v;
+  }
+  if (p->cur == '\n') return S_START_OF_LINE;
+  return S_TIMESTAMP;
+}
+
+static int st_timestamp(tp_t *p) {
+  char qbuf[160];
+  skip_blank_tab(p);
+  if (p->err != E_NONE) return S_STOP;
+  read_token_until_whitespace(p);
+  if (p->err != E_NONE) return S_STOP;
+  if (!go_parse_int_ok(p->t->tok, p->ntok)) {
+    tp_error(p, "expected integer as timestamp, got %s", Q(p, p->t->tok, p->ntok));
+    return S_STOP;
+  }
+  p->f->has_ts = 1;
+  read_token_until_newline(p, 0);
+  if (p->err != E_NONE) return S_STOP;
+  if (p->ntok > 0) {
+    tp_error(p, "spurious string after timestamp: %s", Q(p, p->t->tok, p->ntok));
+    return S_STOP;
+  }
+  return S_START_OF_LINE;
+}
+
+static int st_help(tp_t *p) {
+  char qbuf[160];
+  tp_fam_t *F = &p->f->fams[p->mf];
+  if (F->help) {
+    tp_error(p, "second HELP line for metric name %s", Q(p, F->name, F->name_len));
+    return S_STOP;
+  }
+  read_token_until_newline(p, 1);
+  if (p->err != E_NONE) return S_STOP;
+  if (!(F->help = dupz(&p->f->arena, p->t->tok, p->ntok))) {
+    p->err = E_OOM;
+    return S_STOP;
+  }
+  F->help_len = p->ntok;
+  return S_START_OF_LINE;
+}
+
+/* dto.MetricType_value[strings.ToUpper(s)]: ASCII letters, and the two
+ * letters ToUpper turns into ASCII (U+0131 -> I, U+017F -> S). */
+static int type_of(const char *s, size_t n) {
+  static const struct {
+    const char *name;
+    int type;
+  } types[] = {{"COUNTER", MW_NODE_RAW_COUNTER},     {"GAUGE", MW_NODE_RAW_GAUGE},
+               {"SUMMARY", MW_NODE_RAW_SUMMARY},     {"UNTYPED", MW_NODE_RAW_UNTYPED},
+               {"HISTOGRAM", MW_NODE_RAW_HISTOGRAM}, {"GAUGE_HISTOGRAM", TP_GAUGE_HISTOGRAM}};
+  char up[32];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (k + 1 >= sizeof up) return TP_NIL;
+    if (c >= 'a' && c <= 'z')
+      up[k++] = (char)(c - 32);
+    else if (c == 0xc4 && i + 1 < n && (unsigned char)s[i + 1] == 0xb1)
+      up[k++] = 'I', i++;
+    else if (c == 0xc5 && i + 1 < n && (unsigned char)s[i + 1] == 0xbf)
+      up[k++] = 'S', i++;
+    else
+      up[k++] = (char)c;
+  }
+  for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+    if (strlen(types[i].name) == k && memcmp(types[i].name, up, k) == 0) return types[i].type;
+  return TP_NIL;
+}
+
+static int st_type(tp_t *p) {
+  char qbuf[160];
+  tp_fam_t *F = &p->f->fams[p->mf];
+  if (F->type != TP_NIL) {
+    tp_error(p, "second TYPE line for metric name %s, or TYPE reported after samples",
+             Q(p, F->name, F->name_len));
+    return S_STOP;
+  }
+  read_token_until_newline(p, 0);
+  if (p->err != E_NONE) return S_STOP;
+  int type = type_of(p->t->tok, p->ntok);
+  if (type == TP_NIL) {
+    tp_error(p, "unknown metric type %s", Q(p, p->t->tok, p->ntok));
+    return S_STOP;
+  }
+  F->type = type;
+  return S_START_OF_LINE;
+}
+
+/* TextToMetricFamilies on body into f (emptied first). 0, or -1 with msg. */
+static int tp_parse(struct mw_node_textfile *t, tf_file_t *f, const char *body, size_t len,
+                    char *msg, size_t msglen) {
+  tp_t p = {.t = t,
+            .f = f,
+            .in = (const unsigned char *)body,
+            .len = len,
+            .msg = msg,
+            .msglen = msglen,
+            .mf = -1,
+            .quantile = NAN,
+            .bucket = NAN};
+  int st = S_START_OF_LINE;
+  while (st != S_STOP) {
+    switch (st) {
+    case S_START_OF_LINE: st = st_start_of_line(&p); break;
+    case S_COMMENT: st = st_comment(&p); break;
+    case S_METRIC_NAME: st = st_metric_name(&p); break;
+    case S_LABELS: st = st_labels(&p); break;
+    case S_LABEL_NAME: st = st_label_name(&p); break;
+    case S_LABEL_VALUE: st = st_label_value(&p); break;
+    case S_VALUE: st = st_value(&p); break;
+    case S_TIMESTAMP: st = st_timestamp(&p); break;
+    case S_HELP: st = st_help(&p); break;
+    case S_TYPE: st = st_type(&p); break;
+    default: st = S_STOP;
+    }
+  }
+  if (p.err == E_EOF) {
+    p.err = E_NONE;
+    tp_error(&p, "unexpected end of input stream");
+  }
+  if (p.err == E_OOM) snprintf(msg, msglen, "out of memory");
+  return p.err == E_NONE ? 0 : -1;
+}
+
+/* Parses body as the file path (processFile): 0, or -1 with err (refused).
+ * Label names client_golang's NewDesc refuses (a "__" prefix: node_exporter
+ * panics) refuse the file too. */
+static int file_parse(struct mw_node_textfile *t, tf_file_t *f, const char *body, size_t len,
+                      char *err, size_t errlen) {
+  char msg[448];
+  if (tp_parse(t, f, body, len, msg, sizeof msg) < 0) {
+    if (strcmp(msg, "out of memory") == 0)
+      snprintf(err, errlen, "%s", msg);
+    else
+      snprintf(err, errlen, "failed to parse textfile data from \"%s\": %s", f->path, msg);
+    return -1;
+  }
+  if (f->has_ts) {
+    snprintf(err, errlen,
+             "textfile \"%s\" contains unsupported client-side timestamps, skipping entire file",
+             f->path);
+    return -1;
+  }
+  for (size_t i = 0; i < f->nlabels; i++)
+    if (f->labels[i].name_len >= 2 && memcmp(f->labels[i].name, "__", 2) == 0) {
+      snprintf(err, errlen,
+               "failed to parse textfile data from \"%s\": \"%s\" is not a valid label name",
+               f->path, f->labels[i].name);
+      return -1;
+    }
+  return 0;
+}
+
+/* --- the families-to-files map (HELP of families without one) -------------------- */
+
+static tf_name_t *name_find(struct mw_node_textfile *t, const char *name, size_t len, int add) {
+  uint64_t h = hash_bytes(HASH0, name, len);
+  if (t->name_idx_size) {
+    for (size_t k = h & (t->name_idx_size - 1); t->name_idx[k];
+         k = (k + 1) & (t->name_idx_size - 1)) {
+      tf_name_t *e = &t->names[t->name_idx[k] - 1];
+      if (e->name_len == len && memcmp(e->name, name, len) == 0) return e;
+    }
+  }
+  if (!add) return NULL;
+  if (grow((void **)&t->names, &t->names_cap, t->nnames + 1, sizeof *t->names) < 0) return NULL;
+  if ((t->nnames + 1) * 2 > t->name_idx_size) {
+    size_t size = t->name_idx_size ? t->name_idx_size * 2 : 64;
+    int32_t *idx = calloc(size, sizeof *idx);
+    if (!idx) return NULL;
+    for (size_t i = 0; i < t->nnames; i++) {
+      size_t k = hash_bytes(HASH0, t->names[i].name, t->names[i].name_len) & (size - 1);
+      while (idx[k])
+        k = (k + 1) & (size - 1);
+      idx[k] = (int32_t)i + 1;
+    }
+    free(t->name_idx);
+    t->name_idx = idx;
+    t->name_idx_size = size;
+  }
+  tf_name_t *e = &t->names[t->nnames];
+  e->name = malloc(len + 1);
+  e->files = NULL;
+  e->files_len = 0;
+  if (!e->name) return NULL;
+  memcpy(e->name, name, len);
+  e->name[len] = '\0';
+  e->name_len = len;
+  size_t k = h & (t->name_idx_size - 1);
+  while (t->name_idx[k])
+    k = (k + 1) & (t->name_idx_size - 1);
+  t->name_idx[k] = (int32_t)t->nnames + 1;
+  t->nnames++;
+  return e;
+}
+
+/* metricsNamesToFiles: appends f's path to every family (with samples) it
+ * has. 0, -1 out of memory. */
+static int file_names(struct mw_node_textfile *t, const tf_file_t *f) {
+  size_t pl = strlen(f->path);
+  for (size_t i = 0; i < f->nfams; i++) {
+    const tp_fam_t *F = &f->fams[i];
+    if (!F->nmetrics) continue;
+    tf_name_t *e = name_find(t, F->name, F->name_len, 1);
+    if (!e) return -1;
+    char *nf = realloc(e->files, e->files_len + pl + 3);
+    if (!nf) return -1;
+    if (e->files_len) {
+      memcpy(nf + e->files_len, ", ", 2);
+      e->files_len += 2;
+    }
+    memcpy(nf + e->files_len, f->path, pl + 1);
+    e->files_len += pl;
+    e->files = nf;
+  }
+  return 0;
+}
+
+/* --- conversion into raw families (convertMetricFamily) -------------------------- */
+
+static int has_label(const mw_label_t *ls, size_t n, const char *name, size_t len) {
+  for (size_t i = 0; i < n; i++)
+    if (ls[i].name_len == len && memcmp(ls[i].name, name, len) == 0) return 1;
+  return 0;
+}
+
+/* Adds f's families to raw, family by family in the order they came, each
+ * family's series in file order. 0, -1 out of memory. */
+static int file_convert(struct mw_node_textfile *t, mw_node_raw_t *raw, tf_file_t *f) {
+  int rc = -1, oom;
+  char *help_buf = NULL;
+  mw_label_t *names = NULL, *ls = NULL;
+  size_t names_cap = 0, ls_cap = 0, pts_cap = 0;
+  size_t *mstart = calloc(f->nfams + 1, sizeof *mstart), *morder = NULL;
+  size_t *pstart = calloc(f->nmetrics + 1, sizeof *pstart);
+  double *pts = NULL;
+  tp_point_t *porder = NULL;
+  if (!mstart || !pstart) goto done;
+  /* metrics by family and points by metric, file order kept (counting sorts) */
+  if (f->nmetrics && !(morder = malloc(f->nmetrics * sizeof *morder))) goto done;
+  for (size_t i = 0; i < f->nmetrics; i++)
+    mstart[f->metrics[i].fam + 1]++;
+  for (size_t i = 0; i < f->nfams; i++)
+    mstart[i + 1] += mstart[i];
+  for (size_t i = 0; i < f->nmetrics; i++)
+    morder[mstart[f->metrics[i].fam]++] = i;
+  for (size_t i = f->nfams; i > 0; i--) /* back to the starts */
+    mstart[i] = mstart[i - 1];
+  mstart[0] = 0;
+  if (f->npoints && !(porder = malloc(f->npoints * sizeof *porder))) goto done;
+  for (size_t i = 0; i < f->npoints; i++)
+    pstart[f->points[i].metric + 1]++;
+  for (size_t i = 0; i < f->nmetrics; i++)
+    pstart[i + 1] += pstart[i];
+  for (size_t i = 0; i < f->npoints; i++)
+    porder[pstart[f->points[i].metric]++] = f->points[i];
+  for (size_t i = f->nmetrics; i > 0; i--)
+    pstart[i] = pstart[i - 1];
+  pstart[0] = 0;
+  for (size_t fi = 0; fi < f->nfams; fi++) {
+    const tp_fam_t *F = &f->fams[fi];
+    if (!F->nmetrics) continue;
+    /* allLabelNames */
+    size_t nnames = 0;
+    for (size_t j = mstart[fi]; j < mstart[fi + 1]; j++) {
+      const tp_metric_t *m = &f->metrics[morder[j]];
+      for (size_t k = 0; k < m->nlab; k++) {
+        const mw_label_t *l = &f->labels[m->lab + k];
+        if (has_label(names, nnames, l->name, l->name_len)) continue;
+        if (grow((void **)&names, &names_cap, nnames + 1, sizeof *names) < 0) goto done;
+        names[nnames++] = *l;
+      }
+    }
+    const char *help = F->help;
+    size_t hl = F->help_len;
+    if (!help) {
+      const tf_name_t *e = name_find(t, F->name, F->name_len, 0);
+      size_t fl = e && e->files ? e->files_len : 0;
+      free(help_buf);
+      if (!(help_buf = malloc(fl + 18))) goto done;
+      memcpy(help_buf, "Metric read from ", 17);
+      if (fl) memcpy(help_buf + 17, e->files, fl);
+      help_buf[17 + fl] = '\0';
+      help = help_buf;
+      hl = 17 + fl;
+    }
+    int fam = mw_node_raw_family(raw, F->name, F->name_len, help, hl, F->type, &oom);
+    if (oom) goto done;
+    if (fam < 0) continue; /* refused when gathered: another type or HELP, a suffix collision */
+    if (grow((void **)&ls, &ls_cap, nnames ? nnames : 1, sizeof *ls) < 0) goto done;
+    int simple = F->type != MW_NODE_RAW_SUMMARY && F->type != MW_NODE_RAW_HISTOGRAM;
+    for (size_t j = mstart[fi]; j < mstart[fi + 1]; j++) {
+      size_t mi = morder[j];
+      const tp_metric_t *m = &f->metrics[mi];
+      size_t nl = m->nlab;
+      if (nl) memcpy(ls, &f->labels[m->lab], nl * sizeof *ls);
+      for (size_t q = 0; q < nnames; q++)
+        if (!has_label(ls, m->nlab, names[q].name, names[q].name_len))
+          ls[nl++] = (mw_label_t){names[q].name, "", names[q].name_len, 0};
+      size_t np = pstart[mi + 1] - pstart[mi];
+      if (grow((void **)&pts, &pts_cap, 2 * np + 2, sizeof *pts) < 0) goto done;
+      for (size_t k = 0; k < np; k++) {
+        pts[2 * k] = porder[pstart[mi] + k].k;
+        pts[2 * k + 1] = porder[pstart[mi] + k].v;
+      }
+      if (mw_node_raw_add(raw, fam, ls, nl, simple ? m->value : 0, pts, np, m->sum, m->count) < 0)
+        goto done;
+    }
+  }
+  rc = 0;
+done:
+  free(help_buf);
+  free(names);
+  free(ls);
+  free(pts);
+  free(mstart);
+  free(morder);
+  free(pstart);
+  free(porder);
+  return rc;
+}
+
+/* --- the collector ----------------------------------------------------------------- */
+
+static tf_file_t *file_new(struct mw_node_textfile *t, const char *path) {
+  if (grow((void **)&t->files, &t->files_cap, t->nfiles + 1, sizeof *t->files) < 0) return NULL;
+  tf_file_t *f = &t->files[t->nfiles];
+  memset(f, 0, sizeof *f);
+  mw_arena_init(&f->arena);
+  f->mtime = -1;
+  if (!(f->path = strdup(path))) return NULL;
+  t->nfiles++;
+  return f;
+}
+
+int mw_node_textfile_convert(mw_node_raw_t *raw, struct mw_node_textfile **state, const char *path,
+                             const char *body, size_t len, char *err, size_t errlen) {
+  if (!*state && !(*state = calloc(1, sizeof **state))) goto oom;
+  struct mw_node_textfile *t = *state;
+  names_reset(t);
+  files_reset(t);
+  tf_file_t *f = file_new(t, path);
+  if (!f) goto oom;
+  int rc = file_parse(t, f, body, len, err, errlen);
+  if (rc == 0 && (file_names(t, f) < 0 || file_convert(t, raw, f) < 0)) goto oom;
+  files_reset(t);
+  return rc;
+oom:
+  if (*state) files_reset(*state);
+  snprintf(err, errlen, "out of memory");
+  return -1;
 }
 
 /* --- paths ------------------------------------------------------------------ */
@@ -192,459 +1251,6 @@ static char *go_join(const char *dir, const char *name) {
     snprintf(p, dl + nl + 3, "%s/%s", dir, name);
   go_clean(p);
   return p;
-}
-
-/* --- per-file state ---------------------------------------------------------- */
-
-static tf_file_t *file_get(struct mw_node_textfile *t, const char *path) {
-  for (size_t i = 0; i < t->nfiles; i++)
-    if (strcmp(t->files[i].path, path) == 0) return &t->files[i];
-  if (grow((void **)&t->files, &t->files_cap, t->nfiles + 1, sizeof *t->files) < 0) return NULL;
-  tf_file_t *f = &t->files[t->nfiles];
-  memset(f, 0, sizeof *f);
-  f->path = strdup(path);
-  f->cache = mw_scrapecache_new();
-  f->batch = mw_batch_new(NULL);
-  if (!f->path || !f->cache || !f->batch) {
-    file_free(f);
-    return NULL;
-  }
-  t->nfiles++;
-  return f;
-}
-
-static int meta_type(int t) {
-  switch (t) {
-  case MW_METRIC_COUNTER: return MW_NODE_RAW_COUNTER;
-  case MW_METRIC_GAUGE: return MW_NODE_RAW_GAUGE;
-  case MW_METRIC_SUMMARY: return MW_NODE_RAW_SUMMARY;
-  case MW_METRIC_HISTOGRAM: return MW_NODE_RAW_HISTOGRAM;
-  default: return MW_NODE_RAW_UNTYPED;
-  }
-}
-
-static int cmp_meta(const void *a, const void *b) {
-  const tf_meta_t *x = a, *y = b;
-  size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-  int c = memcmp(x->name, y->name, n);
-  return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
-}
-
-static const tf_meta_t *meta_find(const tf_file_t *f, const char *name, size_t len) {
-  tf_meta_t key = {name, NULL, len, 0, 0};
-  return f->nmeta ? bsearch(&key, f->meta, f->nmeta, sizeof key, cmp_meta) : NULL;
-}
-
-/* Parses body into f's batch and metadata; 0, or -1 with err. */
-static int file_parse(tf_file_t *f, const char *body, size_t len, char *err, size_t errlen) {
-  char msg[256];
-  mw_expfmt_stats_t st;
-  f->nmeta = 0;
-  if (mw_expfmt_parse(f->cache, f->batch, body, len, MW_EXPFMT_TEXT, NO_TS,
-                      MW_EXPFMT_NO_STALE | MW_EXPFMT_LEGACY_NAMES, &st, msg, sizeof msg) < 0) {
-    snprintf(err, errlen, "failed to parse textfile data from \"%s\": %s", f->path, msg);
-    return -1;
-  }
-  const int64_t *ts = mw_batch_timestamps(f->batch);
-  for (size_t i = 0, n = mw_batch_len(f->batch); i < n; i++)
-    if (ts[i] != NO_TS) {
-      snprintf(err, errlen,
-               "textfile \"%s\" contains unsupported client-side timestamps, skipping entire file",
-               f->path);
-      return -1;
-    }
-  size_t it = 0;
-  mw_scrapecache_meta_t m;
-  while (mw_scrapecache_meta_next(f->cache, &it, &m)) {
-    if (grow((void **)&f->meta, &f->meta_cap, f->nmeta + 1, sizeof *f->meta) < 0) {
-      snprintf(err, errlen, "out of memory");
-      return -1;
-    }
-    f->meta[f->nmeta++] = (tf_meta_t){m.name, m.help, m.name_len, m.help_len, meta_type(m.type)};
-  }
-  qsort(f->meta, f->nmeta, sizeof *f->meta, cmp_meta);
-  return 0;
-}
-
-/* --- classification (TextParser's setOrCreateCurrentMF) ------------------------ */
-
-enum { PART_VALUE, PART_POINT, PART_SUM, PART_COUNT };
-
-typedef struct {
-  const char *fam, *help;
-  size_t fam_len, help_len;
-  int type, part;
-} tf_class_t;
-
-static int ends_with(const char *s, size_t n, const char *suf, size_t k) {
-  return n > k && memcmp(s + n - k, suf, k) == 0;
-}
-
-static void classify(const tf_file_t *f, const char *name, size_t n, tf_class_t *c) {
-  const tf_meta_t *m = meta_find(f, name, n);
-  *c = (tf_class_t){name, "", n, 0, MW_NODE_RAW_UNTYPED, PART_VALUE};
-  if (m) {
-    c->type = m->type;
-    c->help = m->help;
-    c->help_len = m->help_len;
-    c->part = m->type == MW_NODE_RAW_SUMMARY || m->type == MW_NODE_RAW_HISTOGRAM ? PART_POINT
-                                                                                 : PART_VALUE;
-    return;
-  }
-  size_t k = ends_with(name, n, "_sum", 4) ? 4 : ends_with(name, n, "_count", 6) ? 6 : 0;
-  int bucket = !k && ends_with(name, n, "_bucket", 7);
-  if (!k && !bucket) return;
-  m = meta_find(f, name, n - (bucket ? 7 : k));
-  if (!m || (m->type != MW_NODE_RAW_HISTOGRAM && (bucket || m->type != MW_NODE_RAW_SUMMARY)))
-    return;
-  *c = (tf_class_t){m->name,     m->help, m->name_len,
-                    m->help_len, m->type, bucket ? PART_POINT : k == 4 ? PART_SUM : PART_COUNT};
-}
-
-/* The label set of sample i without __name__ (and without the summary's
- * quantile / the histogram's le, whose value goes to *key): labels appended
- * to t->pool from *first; *name gets __name__. 0, -1 OOM. */
-static int sample_labels(struct mw_node_textfile *t, const tf_file_t *f, size_t i, mw_label_t *name,
-                         const char *special, mw_label_t *key, size_t *first) {
-  size_t len, pos = 0;
-  const uint32_t ref = mw_batch_refs(f->batch)[i];
-  const uint8_t *enc = mw_series_labels(mw_batch_series(f->batch), ref, &len);
-  mw_label_t l;
-  *first = t->npool;
-  memset(name, 0, sizeof *name);
-  if (key) memset(key, 0, sizeof *key);
-  while (enc && mw_labels_next(enc, len, &pos, &l) == 1) {
-    if (l.name_len == 8 && memcmp(l.name, "__name__", 8) == 0) {
-      *name = l;
-      continue;
-    }
-    if (special && key && l.name_len == strlen(special) &&
-        memcmp(l.name, special, l.name_len) == 0) {
-      *key = l;
-      continue;
-    }
-    if (grow((void **)&t->pool, &t->pool_cap, t->npool + 1, sizeof *t->pool) < 0) return -1;
-    t->pool[t->npool++] = l;
-  }
-  return 0;
-}
-
-/* --- the families-to-files map (HELP of families without one) -------------------- */
-
-static tf_name_t *name_find(struct mw_node_textfile *t, const char *name, size_t len, int add) {
-  uint64_t h = hash_bytes(1469598103934665603ull, name, len);
-  if (t->name_idx_size) {
-    for (size_t k = h & (t->name_idx_size - 1); t->name_idx[k];
-         k = (k + 1) & (t->name_idx_size - 1)) {
-      tf_name_t *e = &t->names[t->name_idx[k] - 1];
-      if (e->name_len == len && memcmp(e->name, name, len) == 0) return e;
-    }
-  }
-  if (!add) return NULL;
-  if (grow((void **)&t->names, &t->names_cap, t->nnames + 1, sizeof *t->names) < 0) return NULL;
-  if ((t->nnames + 1) * 2 > t->name_idx_size) {
-    size_t size = t->name_idx_size ? t->name_idx_size * 2 : 64;
-    int32_t *idx = calloc(size, sizeof *idx);
-    if (!idx) return NULL;
-    for (size_t i = 0; i < t->nnames; i++) {
-      size_t k =
-          hash_bytes(1469598103934665603ull, t->names[i].name, t->names[i].name_len) & (size - 1);
-      while (idx[k])
-        k = (k + 1) & (size - 1);
-      idx[k] = (int32_t)i + 1;
-    }
-    free(t->name_idx);
-    t->name_idx = idx;
-    t->name_idx_size = size;
-  }
-  tf_name_t *e = &t->names[t->nnames];
-  e->name = malloc(len + 1);
-  e->files = NULL;
-  e->files_len = 0;
-  if (!e->name) return NULL;
-  memcpy(e->name, name, len);
-  e->name[len] = '\0';
-  e->name_len = len;
-  size_t k = h & (t->name_idx_size - 1);
-  while (t->name_idx[k])
-    k = (k + 1) & (t->name_idx_size - 1);
-  t->name_idx[k] = (int32_t)t->nnames + 1;
-  t->nnames++;
-  return e;
-}
-
-static void names_reset(struct mw_node_textfile *t) {
-  for (size_t i = 0; i < t->nnames; i++) {
-    free(t->names[i].name);
-    free(t->names[i].files);
-  }
-  t->nnames = 0;
-  if (t->name_idx) memset(t->name_idx, 0, t->name_idx_size * sizeof *t->name_idx);
-}
-
-/* metricsNamesToFiles: appends f's path to every family name it has (once).
- * Also what TextParser refuses and the Prometheus parser does not: a
- * summary's quantile or a histogram's le that is not a float (1: the file
- * fails). 0, -1 out of memory. */
-static int file_names(struct mw_node_textfile *t, const tf_file_t *f) {
-  size_t pl = strlen(f->path);
-  for (size_t i = 0, n = mw_batch_len(f->batch); i < n; i++) {
-    mw_label_t name, key;
-    size_t first;
-    tf_class_t c;
-    if (sample_labels(t, f, i, &name, NULL, NULL, &first) < 0) return -1;
-    t->npool = first;
-    classify(f, name.value, name.value_len, &c);
-    const char *special = c.type == MW_NODE_RAW_SUMMARY     ? "quantile"
-                          : c.type == MW_NODE_RAW_HISTOGRAM ? "le"
-                                                            : NULL;
-    if (special) {
-      double k;
-      if (sample_labels(t, f, i, &name, special, &key, &first) < 0) return -1;
-      t->npool = first;
-      if (c.part == PART_POINT && key.value_len &&
-          mw_expfmt_parse_float(key.value, key.value_len, &k) < 0)
-        return 1;
-    }
-    tf_name_t *e = name_find(t, c.fam, c.fam_len, 1);
-    if (!e) return -1;
-    if (e->files_len >= pl && memcmp(e->files + e->files_len - pl, f->path, pl) == 0 &&
-        (e->files_len == pl || memcmp(e->files + e->files_len - pl - 2, ", ", 2) == 0))
-      continue; /* this file is already the last one listed */
-    char *nf = realloc(e->files, e->files_len + pl + 3);
-    if (!nf) return -1;
-    if (e->files_len) {
-      memcpy(nf + e->files_len, ", ", 2);
-      e->files_len += 2;
-    }
-    memcpy(nf + e->files_len, f->path, pl + 1);
-    e->files_len += pl;
-    e->files = nf;
-  }
-  return 0;
-}
-
-/* --- conversion into raw families ------------------------------------------------ */
-
-static uint64_t to_u64(double v) {
-  if (!(v >= 0)) return 0;
-  if (v >= 18446744073709551616.0) return UINT64_MAX;
-  return (uint64_t)v;
-}
-
-/* The help a family gets: its HELP, else "Metric read from <files>". */
-static const char *help_of(struct mw_node_textfile *t, const tf_class_t *c, char **tmp,
-                           size_t *len) {
-  if (c->help_len) {
-    *len = c->help_len;
-    return c->help;
-  }
-  tf_name_t *e = name_find(t, c->fam, c->fam_len, 0);
-  const char *files = e && e->files ? e->files : "";
-  size_t fl = e ? e->files_len : 0;
-  free(*tmp);
-  *tmp = malloc(fl + 18);
-  if (!*tmp) return NULL;
-  memcpy(*tmp, "Metric read from ", 17);
-  memcpy(*tmp + 17, files, fl);
-  (*tmp)[17 + fl] = '\0';
-  *len = 17 + fl;
-  return *tmp;
-}
-
-static tf_group_t *group_find(struct mw_node_textfile *t, const tf_class_t *c, const char *help,
-                              size_t help_len, size_t first, size_t nlab) {
-  uint64_t h = hash_bytes(1469598103934665603ull, c->fam, c->fam_len);
-  for (size_t i = 0; i < nlab; i++) {
-    const mw_label_t *l = &t->pool[first + i];
-    h = hash_bytes(h, l->name, l->name_len) * 31 + 1;
-    h = hash_bytes(h, l->value, l->value_len) * 31 + 2;
-  }
-  if (t->group_idx_size) {
-    for (size_t k = h & (t->group_idx_size - 1); t->group_idx[k];
-         k = (k + 1) & (t->group_idx_size - 1)) {
-      tf_group_t *g = &t->groups[t->group_idx[k] - 1];
-      if (g->hash != h || g->nlab != nlab || g->fam_len != c->fam_len ||
-          memcmp(g->fam, c->fam, c->fam_len) != 0)
-        continue;
-      size_t i = 0;
-      for (; i < nlab; i++) {
-        const mw_label_t *a = &t->pool[g->lab + i], *b = &t->pool[first + i];
-        if (a->name_len != b->name_len || a->value_len != b->value_len ||
-            memcmp(a->name, b->name, a->name_len) || memcmp(a->value, b->value, a->value_len))
-          break;
-      }
-      if (i == nlab) return g;
-    }
-  }
-  if (grow((void **)&t->groups, &t->groups_cap, t->ngroups + 1, sizeof *t->groups) < 0) return NULL;
-  if ((t->ngroups + 1) * 2 > t->group_idx_size) {
-    size_t size = t->group_idx_size ? t->group_idx_size * 2 : 64;
-    int32_t *idx = calloc(size, sizeof *idx);
-    if (!idx) return NULL;
-    for (size_t i = 0; i < t->ngroups; i++) {
-      size_t k = t->groups[i].hash & (size - 1);
-      while (idx[k])
-        k = (k + 1) & (size - 1);
-      idx[k] = (int32_t)i + 1;
-    }
-    free(t->group_idx);
-    t->group_idx = idx;
-    t->group_idx_size = size;
-  }
-  tf_group_t *g = &t->groups[t->ngroups];
-  *g = (tf_group_t){c->fam, help, c->fam_len, help_len, c->type, h, first, nlab, NULL, 0, 0, 0, 0};
-  size_t k = h & (t->group_idx_size - 1);
-  while (t->group_idx[k])
-    k = (k + 1) & (t->group_idx_size - 1);
-  t->group_idx[k] = (int32_t)t->ngroups + 1;
-  t->ngroups++;
-  return g;
-}
-
-static void groups_reset(struct mw_node_textfile *t) {
-  for (size_t i = 0; i < t->ngroups; i++)
-    free(t->groups[i].pts);
-  t->ngroups = 0;
-  if (t->group_idx) memset(t->group_idx, 0, t->group_idx_size * sizeof *t->group_idx);
-}
-
-static int cmp_group_fam(const void *a, const void *b, void *ctx) {
-  const tf_group_t *gs = ctx, *x = &gs[*(const size_t *)a], *y = &gs[*(const size_t *)b];
-  size_t n = x->fam_len < y->fam_len ? x->fam_len : y->fam_len;
-  int c = memcmp(x->fam, y->fam, n);
-  if (!c) c = (x->fam_len > y->fam_len) - (x->fam_len < y->fam_len);
-  return c ? c
-           : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
-}
-
-static int has_label(const mw_label_t *ls, size_t n, const mw_label_t *l) {
-  for (size_t i = 0; i < n; i++)
-    if (ls[i].name_len == l->name_len && memcmp(ls[i].name, l->name, l->name_len) == 0) return 1;
-  return 0;
-}
-
-/* Adds f's samples to raw as convertMetricFamily converts a file's
- * families: every series of a family gets the label names any of them has
- * (empty values for the missing ones). 0, -1 out of memory. */
-static int file_convert(struct mw_node_textfile *t, mw_node_raw_t *raw, const tf_file_t *f) {
-  char *tmp = NULL;
-  size_t *order = NULL, names_cap = 0, ls_cap = 0;
-  mw_label_t *names = NULL, *ls = NULL;
-  int rc = -1, oom;
-  t->npool = 0;
-  groups_reset(t);
-  const double *vals = mw_batch_values(f->batch);
-  for (size_t i = 0, n = mw_batch_len(f->batch); i < n; i++) {
-    mw_label_t name, key;
-    size_t first;
-    tf_class_t c;
-    /* the name first: which label is special depends on the family */
-    if (sample_labels(t, f, i, &name, NULL, NULL, &first) < 0) goto done;
-    t->npool = first;
-    classify(f, name.value, name.value_len, &c);
-    const char *special = c.type == MW_NODE_RAW_SUMMARY     ? "quantile"
-                          : c.type == MW_NODE_RAW_HISTOGRAM ? "le"
-                                                            : NULL;
-    if (sample_labels(t, f, i, &name, special, &key, &first) < 0) goto done;
-    tf_group_t *g = group_find(t, &c, NULL, 0, first, t->npool - first);
-    if (!g) goto done;
-    if (g->lab != first) t->npool = first; /* an existing series: its labels are kept already */
-    double v = vals[i];
-    if (!special)
-      g->sum = v; /* the value (the parser kept the first of a series' lines) */
-    else if (c.part == PART_SUM)
-      g->sum = v;
-    else if (c.part == PART_COUNT)
-      g->count = to_u64(v);
-    else if (key.value_len) { /* no quantile / le: the series exists, no point */
-      double k = 0;
-      mw_expfmt_parse_float(key.value, key.value_len, &k); /* checked by file_names */
-      if (grow((void **)&g->pts, &g->cap, g->npts * 2 + 2, sizeof *g->pts) < 0) goto done;
-      g->pts[g->npts * 2] = k;
-      g->pts[g->npts * 2 + 1] = v;
-      g->npts++;
-    }
-  }
-  if (!t->ngroups) {
-    rc = 0;
-    goto done;
-  }
-  /* family by family, in the order they came */
-  order = malloc(t->ngroups * sizeof *order);
-  if (!order) goto done;
-  for (size_t i = 0; i < t->ngroups; i++)
-    order[i] = i;
-  qsort_r(order, t->ngroups, sizeof *order, cmp_group_fam, t->groups);
-  for (size_t i = 0, j; i < t->ngroups; i = j) {
-    tf_group_t *g0 = &t->groups[order[i]];
-    size_t nnames = 0;
-    for (j = i; j < t->ngroups; j++) {
-      tf_group_t *g = &t->groups[order[j]];
-      if (g->fam_len != g0->fam_len || memcmp(g->fam, g0->fam, g0->fam_len) != 0) break;
-      for (size_t k = 0; k < g->nlab; k++) {
-        const mw_label_t *l = &t->pool[g->lab + k];
-        if (has_label(names, nnames, l)) continue;
-        if (grow((void **)&names, &names_cap, nnames + 1, sizeof *names) < 0) goto done;
-        names[nnames++] = *l;
-      }
-    }
-    tf_class_t c = {g0->fam, "", g0->fam_len, 0, g0->type, 0};
-    const tf_meta_t *m = meta_find(f, g0->fam, g0->fam_len);
-    if (m) {
-      c.help = m->help;
-      c.help_len = m->help_len;
-    }
-    size_t hl;
-    const char *help = help_of(t, &c, &tmp, &hl);
-    if (!help) goto done;
-    int fam = mw_node_raw_family(raw, g0->fam, g0->fam_len, help, hl, g0->type, &oom);
-    if (oom) goto done;
-    if (fam < 0) continue; /* another type or HELP than a family of an earlier file */
-    if (grow((void **)&ls, &ls_cap, nnames ? nnames : 1, sizeof *ls) < 0) goto done;
-    for (size_t k = i; k < j; k++) {
-      tf_group_t *g = &t->groups[order[k]];
-      size_t nl = g->nlab;
-      memcpy(ls, &t->pool[g->lab], nl * sizeof *ls);
-      for (size_t q = 0; q < nnames; q++)
-        if (!has_label(ls, g->nlab, &names[q]))
-          ls[nl++] = (mw_label_t){names[q].name, "", names[q].name_len, 0};
-      int simple = g->type != MW_NODE_RAW_SUMMARY && g->type != MW_NODE_RAW_HISTOGRAM;
-      if (mw_node_raw_add(raw, fam, ls, nl, simple ? g->sum : 0, g->pts, g->npts,
-                          simple ? 0 : g->sum, g->count) < 0)
-        goto done;
-    }
-  }
-  rc = 0;
-done:
-  free(tmp);
-  free(order);
-  free(names);
-  free(ls);
-  return rc;
-}
-
-/* --- the collector ----------------------------------------------------------------- */
-
-int mw_node_textfile_convert(mw_node_raw_t *raw, struct mw_node_textfile **state, const char *path,
-                             const char *body, size_t len, char *err, size_t errlen) {
-  if (!*state && !(*state = calloc(1, sizeof **state))) goto oom;
-  struct mw_node_textfile *t = *state;
-  names_reset(t);
-  tf_file_t *f = file_get(t, path);
-  if (!f) goto oom;
-  if (file_parse(f, body, len, err, errlen) < 0) return -1;
-  int r = file_names(t, f);
-  if (r < 0) goto oom;
-  if (r > 0) {
-    snprintf(err, errlen, BAD_POINT, path);
-    return -1;
-  }
-  if (file_convert(t, raw, f) < 0) goto oom;
-  return 0;
-oom:
-  snprintf(err, errlen, "out of memory");
-  return -1;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -717,8 +1323,8 @@ int mw_node_collect_textfile(mw_node_scrape_t *s) {
   if (!n->textfile && !(n->textfile = calloc(1, sizeof *n->textfile)))
     return mw_node_fail(s, "out of memory");
   struct mw_node_textfile *t = n->textfile;
-  t->epoch++;
   names_reset(t);
+  files_reset(t);
 
   /* filepath.Glob(dir); no match or a bad pattern: the path itself */
   glob_t g;
@@ -733,8 +1339,6 @@ int mw_node_collect_textfile(mw_node_scrape_t *s) {
     ndirs = g.gl_pathc;
   }
   /* pass 1: parse every file, and note which files each family comes from */
-  tf_file_t **order = NULL;
-  size_t nord = 0, ord_cap = 0;
   for (size_t di = 0; di < ndirs; di++) {
     char **names;
     size_t nn;
@@ -748,31 +1352,32 @@ int mw_node_collect_textfile(mw_node_scrape_t *s) {
     }
     for (size_t i = 0; i < nn; i++) {
       char *path = go_join(dirs[di], names[i]);
-      tf_file_t *f = path ? file_get(t, path) : NULL;
+      tf_file_t *f = path ? file_new(t, path) : NULL;
       free(path);
-      if (!f || grow((void **)&order, &ord_cap, nord + 1, sizeof *order) < 0) {
+      if (!f) {
         errored = 1;
         mw_node_note(s, "out of memory");
         continue;
       }
-      f->seen = t->epoch;
-      f->ok = 0;
       int fd = open(f->path, O_RDONLY | O_CLOEXEC);
       size_t len = 0;
       char *body = fd >= 0 ? read_fd(fd, &len) : NULL;
+      if (!body && fd >= 0 && errno == EISDIR) /* TextParser: a read error at a line's */
+        body = calloc(1, 1);                   /* start ends the input */
       if (!body) {
         errored = 1;
         mw_node_note(s, "failed to open textfile data file \"%s\": %s", f->path, strerror(errno));
         if (fd >= 0) close(fd);
+        file_free(f);
+        t->nfiles--;
         continue;
       }
-      int r = file_parse(f, body, len, msg, sizeof msg);
+      int r = file_parse(t, f, body, len, msg, sizeof msg);
       free(body);
       struct stat st;
       if (r == 0 && fstat(fd, &st) < 0) { /* the families count, the file has no mtime */
         errored = 1;
         mw_node_note(s, "failed to stat \"%s\": %s", f->path, strerror(errno));
-        f->mtime = -1;
       } else if (r == 0) {
         f->mtime = (double)st.st_mtim.tv_sec;
       }
@@ -780,19 +1385,16 @@ int mw_node_collect_textfile(mw_node_scrape_t *s) {
       if (r < 0) {
         errored = 1;
         mw_node_note(s, "%s", msg);
+        file_free(f);
+        t->nfiles--;
         continue;
       }
-      r = file_names(t, f);
-      if (r != 0) {
+      if (file_names(t, f) < 0) {
         errored = 1;
-        if (r < 0)
-          mw_node_note(s, "out of memory");
-        else
-          mw_node_note(s, BAD_POINT, f->path);
-        continue;
+        mw_node_note(s, "out of memory");
+        file_free(f);
+        t->nfiles--;
       }
-      f->ok = 1;
-      order[nord++] = f;
     }
     for (size_t i = 0; i < nn; i++)
       free(names[i]);
@@ -804,8 +1406,8 @@ int mw_node_collect_textfile(mw_node_scrape_t *s) {
   int32_t mt =
       mw_node_family(s, "node_textfile_mtime_seconds",
                      "Unixtime mtime of textfiles successfully read.", MW_METRICS_GAUGE, "file");
-  for (size_t i = 0; i < nord; i++) {
-    tf_file_t *f = order[i];
+  for (size_t i = 0; i < t->nfiles; i++) {
+    tf_file_t *f = &t->files[i];
     if (file_convert(t, s->raw, f) < 0) {
       errored = 1;
       mw_node_note(s, "out of memory");
@@ -813,21 +1415,10 @@ int mw_node_collect_textfile(mw_node_scrape_t *s) {
     }
     if (f->mtime >= 0) mw_node_put(s, mt, f->mtime, f->path);
   }
-  free(order);
   mw_node_put1(s, "node_textfile_scrape_error",
                "1 if there was an error opening or reading a file, 0 otherwise", MW_METRICS_GAUGE,
                errored);
-
-  /* files gone since: their parser state goes too */
-  size_t w = 0;
-  for (size_t i = 0; i < t->nfiles; i++) {
-    if (t->files[i].seen == t->epoch) {
-      mw_batch_clear(t->files[i].batch); /* no memory held between collections */
-      t->files[w++] = t->files[i];
-    } else {
-      file_free(&t->files[i]);
-    }
-  }
-  t->nfiles = w;
+  files_reset(t); /* no memory held between collections but the arrays */
+  names_reset(t);
   return 0;
 }

@@ -45,7 +45,7 @@ static int glob_prefix(const char *dir, const char *prefix, char ***out, size_t 
     (*n)++;
   }
   closedir(d);
-  qsort(*out, *n, sizeof **out, cmp_str);
+  if (*n) qsort(*out, *n, sizeof **out, cmp_str);
   return 0;
 oom:
   closedir(d);
