@@ -631,8 +631,9 @@ function Instance:refresh_health()
   local problems = { unpack(self.stuck_problems or {}) }
   local f = self.append_fault
   if f then
-    table.insert(problems, 1, string.format("WAL append failing for %s (%d samples dropped): %s",
-      duration.format(math.floor(scheduler.now() - f.since)), f.lost, f.why))
+    table.insert(problems, 1, string.format("WAL appends failing since %s ago (%d samples dropped), last %s ago: %s",
+      duration.format(math.floor(scheduler.now() - f.since)), f.lost,
+      duration.format(math.floor(scheduler.now() - f.last)), f.why))
   end
   if #problems > 0 then
     self.ctx:set_health("unhealthy", table.concat(problems, "; "))
@@ -928,9 +929,11 @@ end
 
 -- A batch the WAL could not take (a full disk, an I/O error) is lost for every endpoint: counted in
 -- samples_dropped_total{reason="wal_append_failed"} (and exemplars_dropped_total), logged when it
--- starts and then at most once a minute, and the component is unhealthy until an append succeeds.
--- An append whose fsync failed (fsync "always") is in the WAL: logged, unhealthy the same way.
-local APPEND_LOG_EVERY = 60
+-- starts and then at most once a minute, and the component is unhealthy until appends have
+-- succeeded for a minute with no failure (a nearly full disk takes small batches and refuses big
+-- ones: the health must not flap). An append whose fsync failed (fsync "always") is in the WAL:
+-- logged, unhealthy the same way.
+local APPEND_LOG_EVERY, APPEND_QUIET = 60, 60
 
 function Instance:append_failed(rc, samples, exemplars, why)
   local now = scheduler.now()
@@ -948,7 +951,7 @@ function Instance:append_failed(rc, samples, exemplars, why)
     f = { since = now, lost = 0, logged = -math.huge }
     self.append_fault = f
   end
-  f.lost, f.why = f.lost + (lost and samples or 0), why
+  f.lost, f.why, f.last = f.lost + (lost and samples or 0), why, now
   if now - f.logged >= APPEND_LOG_EVERY then
     f.logged = now
     self.ctx.log:error(lost and "WAL append failed; the samples are dropped" or "WAL fsync failed",
@@ -968,7 +971,7 @@ function Instance:append(b)
     if rc < 0 then
       return
     end
-  elseif self.append_fault then
+  elseif self.append_fault and scheduler.now() - self.append_fault.last >= APPEND_QUIET then
     local f = self.append_fault
     self.append_fault = nil
     self.ctx.log:info("WAL appends again", { samples_dropped = f.lost,
