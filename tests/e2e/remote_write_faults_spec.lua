@@ -7,7 +7,7 @@ local rw = require("helpers.rw_e2e")
 
 local tmp, sh, free_port = rw.tmp, rw.sh, rw.free_port
 local start_prometheus, start_target = rw.start_prometheus, rw.start_target
-local served, prometheus_samples, pipeline = rw.served, rw.prometheus_samples, rw.pipeline
+local prometheus_samples, pipeline = rw.prometheus_samples, rw.pipeline
 local metric, wait_all = rw.metric, rw.wait_all
 local scripted, wait_requests = rw.scripted, rw.wait_requests
 
