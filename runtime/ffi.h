@@ -610,6 +610,13 @@ typedef struct {
    * their series record lost (or invalid labels) */
   uint64_t exemplars_too_old;
   uint64_t exemplars_relabel_dropped;
+  /* samples the WAL held before the cursor when the reader opened: sent before
+   * a restart (pending is what the WAL got less these, the committed and the
+   * dropped) */
+  uint64_t samples_before_open;
+  /* counter: damaged or unreadable cursor files found at open, or a cursor
+   * past the WAL's end (mw_ffi_wal_reader_note says what was done) */
+  uint64_t cursor_errors;
 } mw_wal_reader_stats_t;
 
 /* Opens the WAL of one component in directory dir (created if missing; the
@@ -625,8 +632,9 @@ int mw_ffi_wal_open(const char *dir, const mw_wal_opts_t *opts, mw_wal_t **out, 
 void mw_ffi_wal_close(mw_wal_t *w);
 /* Appends every sample of batch b (series records first for label sets the
  * WAL has not seen). When it returns 0 the bytes are in the kernel (and on
- * disk with MW_WAL_FSYNC_ALWAYS). On -1 nothing of b was written, unless
- * the fsync of MW_WAL_FSYNC_ALWAYS failed (then b is in the WAL). */
+ * disk with MW_WAL_FSYNC_ALWAYS). On -1 (err set) nothing of b was written;
+ * on 1 (err set) the fsync of MW_WAL_FSYNC_ALWAYS failed: b is in the WAL,
+ * not known to be on disk. */
 int mw_ffi_wal_append(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen);
 /* fsyncs what was appended, on the calling thread (at stop). */
 int mw_ffi_wal_sync(mw_wal_t *w, char *err, size_t errlen);
@@ -655,6 +663,10 @@ const char *mw_ffi_wal_repair_log(const mw_wal_t *w);
 int mw_ffi_wal_reader_open(mw_wal_t *w, const char *name, const uint8_t *external_labels,
                            size_t len, mw_wal_reader_t **out, char *err, size_t errlen);
 void mw_ffi_wal_reader_close(mw_wal_reader_t *r);
+/* What opening r found wrong with its cursor file and did about it (a damaged
+ * or unreadable file: its previous copy used, or the WAL read from its oldest
+ * data), for a warning; "" when nothing. */
+const char *mw_ffi_wal_reader_note(const mw_wal_reader_t *r);
 /* Reads up to max_samples samples after the last chunk handed out and
  * encodes them as a WriteRequest, snappy-compressed: *buf and *len (owned by
  * r, valid until its next call of _next or _close). Several chunks may be in

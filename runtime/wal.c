@@ -185,7 +185,8 @@ typedef struct {
 
 struct mw_wal_reader {
   mw_wal_t *w;
-  char *path, *tmp;
+  char *path, *tmp, *prev; /* cursor file, its temporary and its previous copy */
+  char note[400];          /* what opening found wrong with the cursor ("" if nothing) */
   mw_pos_t committed, read;
   int fd;
   uint32_t fd_seg;
@@ -1547,7 +1548,7 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
     if (fdatasync(w->head_fd) != 0) {
       /* The batch is in the WAL (and the kernel), not known to be on disk. */
       mw_seterr(err, errlen, "fsync segment %08u: %s", h->index, strerror(errno));
-      return -1;
+      return 1;
     }
     w->st.fsyncs++;
   }
@@ -1631,16 +1632,24 @@ const char *mw_wal_repair_log(const mw_wal_t *w) { return w->log ? w->log : ""; 
 
 /* --- readers: positions and cursor files ------------------------------ */
 
+static uint64_t mw_count_from(mw_wal_t *w, const mw_seg_t *sg, uint64_t off, uint32_t idx);
+
 static int mw_pos_cmp(mw_pos_t a, mw_pos_t b) {
   if (a.seg != b.seg) return a.seg < b.seg ? -1 : 1;
   if (a.off != b.off) return a.off < b.off ? -1 : 1;
   return (a.idx > b.idx) - (a.idx < b.idx);
 }
 
+/* Cursor files: "mwcursor 2 SEG OFF IDX CRC\n", CRC the CRC32C of the text
+ * before it (version 1 had no CRC). Saved as a new file renamed into place,
+ * after the last one was renamed to the previous copy: a damaged or missing
+ * cursor falls back to a copy at most one save older (a few resent samples,
+ * not the whole WAL). */
 static int mw_cursor_save(mw_wal_reader_t *r, char *err, size_t errlen) {
   char text[96];
-  int n = snprintf(text, sizeof text, "mwcursor 1 %u %llu %u\n", r->committed.seg,
+  int n = snprintf(text, sizeof text, "mwcursor 2 %u %llu %u", r->committed.seg,
                    (unsigned long long)r->committed.off, r->committed.idx);
+  n += snprintf(text + n, sizeof text - (size_t)n, " %08x\n", mw_crc32c(0, text, (size_t)n));
   int fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) goto fail;
   int always = r->w->opts.fsync == MW_WAL_FSYNC_ALWAYS;
@@ -1649,11 +1658,45 @@ static int mw_cursor_save(mw_wal_reader_t *r, char *err, size_t errlen) {
     goto fail;
   }
   close(fd);
+  if (rename(r->path, r->prev) != 0 && errno != ENOENT) goto fail;
   if (rename(r->tmp, r->path) != 0) goto fail;
   if (always) mw_fsync_dir(r->w->dir);
   return 0;
 fail:
   mw_seterr(err, errlen, "%s: %s", r->path, strerror(errno));
+  return -1;
+}
+
+/* Reads a cursor file into *p: 1, 0 when there is none, -1 when it cannot be
+ * read or is damaged (why in why). */
+static int mw_cursor_load(const char *path, mw_pos_t *p, char *why, size_t whylen) {
+  char text[128];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(why, whylen, "%s", strerror(errno));
+    return -1;
+  }
+  ssize_t n = mw_pread_full(fd, text, sizeof text - 1, 0);
+  int e = errno;
+  close(fd);
+  if (n < 0) {
+    snprintf(why, whylen, "%s", strerror(e));
+    return -1;
+  }
+  text[n] = '\0';
+  unsigned ver, seg, idx, crc;
+  unsigned long long off;
+  int end = 0, body = 0;
+  if (sscanf(text, "mwcursor %u %u %llu %u%n %8x%n", &ver, &seg, &off, &idx, &body, &crc, &end) >=
+          4 &&
+      ((ver == 1 && body && (text[body] == '\n' || !text[body])) ||
+       (ver == 2 && end && text[end] == '\n' && !text[end + 1] &&
+        mw_crc32c(0, text, (size_t)body) == crc))) {
+    *p = (mw_pos_t){seg, off, idx};
+    return 1;
+  }
+  snprintf(why, whylen, "damaged (%zd bytes, not a valid cursor)", n);
   return -1;
 }
 
@@ -1746,7 +1789,9 @@ int mw_wal_reader_open(mw_wal_t *w, const char *name, const uint8_t *external_la
   r->path = mw_path(w->dir, file);
   snprintf(file, sizeof file, ".cursor.%s.tmp", name); /* never another reader's cursor */
   r->tmp = mw_path(w->dir, file);
-  if (!r->path || !r->tmp ||
+  snprintf(file, sizeof file, ".cursor.%s.prev", name);
+  r->prev = mw_path(w->dir, file);
+  if (!r->path || !r->tmp || !r->prev ||
       mw_grow((void **)&w->readers, &w->readers_cap, w->nreaders + 1, sizeof *w->readers) != 0) {
     mw_wal_reader_close(r);
     goto oom;
@@ -1765,25 +1810,50 @@ int mw_wal_reader_open(mw_wal_t *w, const char *name, const uint8_t *external_la
     mw_wal_reader_close(r);
     return -1;
   }
-  /* The saved cursor; without one (or a damaged one) start at the oldest data. */
-  mw_pos_t p = {w->nsegs ? w->segs[0].index : 0, MW_SEG_HDR, 0};
-  FILE *f = fopen(r->path, "r");
-  if (f) {
-    unsigned seg, idx;
-    unsigned long long off;
-    if (fscanf(f, "mwcursor 1 %u %llu %u", &seg, &off, &idx) == 3) {
-      mw_pos_t c = {seg, off, idx};
-      if (seg > mw_head(w)->index) {
-        mw_log(w, "%s: cursor %u:%llu is past the WAL's end: reading from the oldest data", r->path,
-               seg, off);
-      } else if (w->nsegs && seg >= w->segs[0].index) {
-        p = c;
-        mw_pos_align(w, &p);
-      }
-    } else {
-      mw_log(w, "%s: unreadable cursor: reading from the oldest data", r->path);
+  /* The saved cursor, else its previous copy (a crash between the renames, a
+   * damaged file); without either, the oldest data. */
+  mw_pos_t p = {w->nsegs ? w->segs[0].index : 0, MW_SEG_HDR, 0}, c;
+  char why[160] = "", why_prev[160] = "";
+  int got = mw_cursor_load(r->path, &c, why, sizeof why);
+  if (got <= 0) {
+    int prev = mw_cursor_load(r->prev, &c, why_prev, sizeof why_prev);
+    if (got < 0) {
+      /* kept aside for a look, never rotated into the previous copy */
+      snprintf(file, sizeof file, ".cursor.%s.damaged", name);
+      char *aside = mw_path(w->dir, file);
+      if (aside && unlink(aside) != 0) rmdir(aside); /* the last damaged one */
+      if (aside && rename(r->path, aside) != 0) unlink(r->path);
+      free(aside);
+      r->st.cursor_errors++;
+      if (prev > 0)
+        snprintf(r->note, sizeof r->note,
+                 "cursor file %s: %s: using its previous copy (a second of samples may be resent)",
+                 r->path, why);
+      else
+        snprintf(r->note, sizeof r->note,
+                 "cursor file %s: %s, and no good previous copy: reading the WAL from its oldest "
+                 "data (samples already sent are sent again)",
+                 r->path, why);
     }
-    fclose(f);
+    got = prev;
+  }
+  if (got > 0) {
+    if (w->nsegs && c.seg > mw_head(w)->index) {
+      r->st.cursor_errors++;
+      snprintf(r->note, sizeof r->note,
+               "cursor file %s: position %u:%llu is past the WAL's end: reading the WAL from its "
+               "oldest data (samples already sent are sent again)",
+               r->path, c.seg, (unsigned long long)c.off);
+    } else if (w->nsegs && c.seg >= w->segs[0].index) {
+      p = c;
+      mw_pos_align(w, &p);
+    }
+  }
+  /* What the WAL holds before the cursor was sent before this open. */
+  for (size_t i = 0; i < w->nsegs && w->segs[i].index <= p.seg; i++) {
+    const mw_seg_t *sg = &w->segs[i];
+    r->st.samples_before_open +=
+        sg->index < p.seg ? sg->samples : sg->samples - mw_count_from(w, sg, p.off, p.idx);
   }
   r->committed = r->read = p;
   r->st.segment = p.seg;
@@ -1811,6 +1881,7 @@ void mw_wal_reader_close(mw_wal_reader_t *r) {
   if (r->fd >= 0) close(r->fd);
   free(r->path);
   free(r->tmp);
+  free(r->prev);
   free(r->rec.p);
   free(r->c_slot);
   free(r->c_ts);
@@ -2731,6 +2802,8 @@ int mw_ffi_wal_reader_open(mw_wal_t *w, const char *name, const uint8_t *externa
 }
 
 void mw_ffi_wal_reader_close(mw_wal_reader_t *r) { mw_wal_reader_close(r); }
+
+const char *mw_ffi_wal_reader_note(const mw_wal_reader_t *r) { return r->note; }
 
 int mw_ffi_wal_reader_next(mw_wal_reader_t *r, uint32_t max_samples, const uint8_t **buf,
                            size_t *len, mw_wal_chunk_t *chunk, char *err, size_t errlen) {

@@ -66,9 +66,9 @@ void mw_wal_close(mw_wal_t *w);
 
 /* Appends batch b: maps its series (refs of b's series table) to WAL series
  * through a memo per source table, writing a series record for label sets
- * seen for the first time, then the samples. b stays the caller's. 0, or -1
- * with err; on -1 nothing of b is in the WAL, except when the fsync of
- * MW_WAL_FSYNC_ALWAYS fails: the batch was written, not known to be on disk. */
+ * seen for the first time, then the samples. b stays the caller's. 0; -1
+ * with err: nothing of b is in the WAL; 1 with err: the fsync of
+ * MW_WAL_FSYNC_ALWAYS failed, the batch was written, not known to be on disk. */
 int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen);
 
 /* fsyncs the segment being written, the segments finished since the last

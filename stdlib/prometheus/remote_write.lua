@@ -229,6 +229,9 @@ local function component_metrics()
         .. " nothing is pending): how far behind the endpoint is.", l),
     corruptions = reg:counter("prometheus_remote_write_wal_corruptions_repaired_total",
       "moonwatch: torn or corrupt WAL records cut at open or skipped.", c),
+    cursor_errors = reg:counter("prometheus_remote_write_wal_cursor_errors_total",
+      "moonwatch: damaged or unreadable cursor files found when an endpoint started (its previous copy was"
+        .. " used, or without one the WAL was read again from its oldest data), or a cursor past the WAL's end.", l),
   }
 end
 
@@ -457,13 +460,19 @@ function Instance:start_endpoint(name, e, ext)
       ex_retried = m.ex_retried:with(unpack(l)),
       ex_pending = m.ex_pending:with(unpack(l)), oldest_age = m.oldest_age:with(unpack(l)),
       shards = m.shards:with(unpack(l)), shards_desired = m.shards_desired:with(unpack(l)),
+      cursor_errors = m.cursor_errors:with(unpack(l)),
     },
+    cursor_errors_seen = 0,
     last_send = scheduler.now(), dropped_seen = {}, ex_dropped_seen = {}, highest_sent = 0,
     sharder = remote_shards.new(e.queue_config), gen = new_gen(0),
     -- progress: loop time of the last request sent (2xx) or of the last check that found nothing
     -- pending; last_read: of the last read of the WAL (a span, or nothing new)
     progress_at = scheduler.now(), last_read = scheduler.now(),
   }
+  local note = ffi.string(C.mw_ffi_wal_reader_note(ep.reader))
+  if note ~= "" then
+    self.ctx.log:warn("remote write cursor damaged", { endpoint = name, err = note })
+  end
   self:set_relabel(ep, e.write_relabel_config)
   C.mw_ffi_wal_reader_set_exemplars(ep.reader, e.send_exemplars and 1 or 0)
   self:set_queue_config(ep, e.queue_config)
@@ -536,6 +545,12 @@ local function dropped_samples(r)
   return d.too_old + d.dropped_series + d.unintentionally_dropped_series
 end
 
+-- Samples of the WAL the endpoint is done with: committed or dropped since the start, and those
+-- before its cursor at the start (sent before a restart).
+local function done_samples(r)
+  return tonumber(r.samples_committed) + dropped_samples(r) + tonumber(r.samples_before_open)
+end
+
 -- Adds to counter{component_id, url, reason} what grew since seen (by reason; a reason's series
 -- appears with its first drop, as in Prometheus). Returns the total growth.
 local function add_by_reason(counter, l, now, seen)
@@ -556,6 +571,7 @@ local function unread(self, ep)
   C.mw_ffi_wal_stats(self.wal, self.stats)
   C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
   return wal_samples(self.stats) - tonumber(ep.rstats.samples_read) - dropped_samples(ep.rstats)
+    - tonumber(ep.rstats.samples_before_open)
 end
 
 -- Seconds since the oldest sample the endpoint has not sent: the oldest timestamp of the requests
@@ -615,12 +631,25 @@ function Instance:check_stuck()
       self.ctx.log:info("remote write endpoint sends again", { endpoint = name })
     end
   end
+  table.sort(problems)
+  self.stuck_problems = problems
+  self:refresh_health()
+end
+
+-- The component's health: unhealthy while an endpoint is stuck or the WAL refuses appends.
+function Instance:refresh_health()
+  local problems = { unpack(self.stuck_problems or {}) }
+  local f = self.append_fault
+  if f then
+    table.insert(problems, 1, string.format("WAL appends failing since %s ago (%d samples dropped), last %s ago: %s",
+      duration.format(math.floor(scheduler.now() - f.since)), f.lost,
+      duration.format(math.floor(scheduler.now() - f.last)), f.why))
+  end
   if #problems > 0 then
-    table.sort(problems)
     self.ctx:set_health("unhealthy", table.concat(problems, "; "))
-    self.reported_stuck = true
-  elseif self.reported_stuck then
-    self.reported_stuck = false
+    self.reported_unhealthy = true
+  elseif self.reported_unhealthy then
+    self.reported_unhealthy = false
     self.ctx:set_health("healthy", "sending again")
   end
 end
@@ -909,13 +938,56 @@ function Instance:send(ep, g, req)
   ep.sharder:request_done(req.samples, ffi_rt.monotonic() - started, scheduler.now())
 end
 
+-- A batch the WAL could not take (a full disk, an I/O error) is lost for every endpoint: counted in
+-- samples_dropped_total{reason="wal_append_failed"} (and exemplars_dropped_total), logged when it
+-- starts and then at most once a minute, and the component is unhealthy until appends have
+-- succeeded for a minute with no failure (a nearly full disk takes small batches and refuses big
+-- ones: the health must not flap). An append whose fsync failed (fsync "always") is in the WAL:
+-- logged, unhealthy the same way.
+local APPEND_LOG_EVERY, APPEND_QUIET = 60, 60
+
+function Instance:append_failed(rc, samples, exemplars, why)
+  local now = scheduler.now()
+  local lost = rc < 0
+  if lost then
+    for _, ep in pairs(self.endpoints) do
+      self.m.dropped:with(ep.labels[1], ep.labels[2], "wal_append_failed"):add(samples)
+      if exemplars > 0 then
+        self.m.ex_dropped:with(ep.labels[1], ep.labels[2], "wal_append_failed"):add(exemplars)
+      end
+    end
+  end
+  local f = self.append_fault
+  if not f then
+    f = { since = now, lost = 0, logged = -math.huge }
+    self.append_fault = f
+  end
+  f.lost, f.why, f.last = f.lost + (lost and samples or 0), why, now
+  if now - f.logged >= APPEND_LOG_EVERY then
+    f.logged = now
+    self.ctx.log:error(lost and "WAL append failed; the samples are dropped" or "WAL fsync failed",
+      { err = why, samples_dropped = f.lost, since = duration.format(math.floor(now - f.since)) .. " ago" })
+  end
+  self:refresh_health()
+end
+
 function Instance:append(b)
   local n = tonumber(C.mw_ffi_batch_len(b))
   if n == 0 then
     return
   end
-  if C.mw_ffi_wal_append(self.wal, b, errbuf, 512) ~= 0 then
-    error("WAL append failed: " .. err(), 0)
+  local rc = C.mw_ffi_wal_append(self.wal, b, errbuf, 512)
+  if rc ~= 0 then
+    self:append_failed(rc, n, tonumber(C.mw_ffi_batch_exemplars(b)), err())
+    if rc < 0 then
+      return
+    end
+  elseif self.append_fault and scheduler.now() - self.append_fault.last >= APPEND_QUIET then
+    local f = self.append_fault
+    self.append_fault = nil
+    self.ctx.log:info("WAL appends again", { samples_dropped = f.lost,
+      after = duration.format(math.floor(scheduler.now() - f.since)) })
+    self:refresh_health()
   end
   -- a sender waiting for full requests gets them now
   for _, ep in pairs(self.endpoints) do
@@ -949,8 +1021,9 @@ function Instance:update_metrics()
   for _, ep in pairs(self.endpoints) do
     C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
     ep.sharder:samples_dropped(add_by_reason(m.dropped, ep.labels, dropped_by_reason(ep.rstats), ep.dropped_seen))
-    local dropped = dropped_samples(ep.rstats)
-    ep.m.pending:set(wal_samples(st) - tonumber(ep.rstats.samples_committed) - dropped)
+    ep.m.pending:set(wal_samples(st) - done_samples(ep.rstats))
+    ep.m.cursor_errors:add(tonumber(ep.rstats.cursor_errors) - ep.cursor_errors_seen)
+    ep.cursor_errors_seen = tonumber(ep.rstats.cursor_errors)
     add_by_reason(m.ex_dropped, ep.labels, ex_dropped_by_reason(ep.rstats), ep.ex_dropped_seen)
     ep.m.ex_pending:set(tonumber(ep.rstats.exemplars_pending))
     ep.m.oldest_age:set(oldest_unsent_age(self, ep))

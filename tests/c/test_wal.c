@@ -423,6 +423,12 @@ static void test_restart(void) {
   mw_wal_stats(w, &st);
   CHECK_INT(st.series_created, 100);
   CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
+  /* What the reader had committed before the restart is known as sent. */
+  mw_wal_reader_stats_t rst;
+  mw_wal_reader_stats(r, &rst);
+  CHECK_INT(rst.samples_before_open, 7 * 150);
+  CHECK_INT(rst.cursor_errors, 0);
+  CHECK_STR(mw_ffi_wal_reader_note(r), "");
   CHECK_INT(drain(r, 150, 1, &g), 0);
   CHECK_INT(g.n, 2000 + 150);
   /* Scrape k of series i has value k*1000+i; the new samples 100000+i-50. */
@@ -441,6 +447,106 @@ static void test_restart(void) {
   CHECK_INT(fresh, 150);
   got_free(&g);
   mw_wal_reader_close(r);
+  mw_wal_close(w);
+  src_free(&src);
+  rm_rf(dir);
+}
+
+/* Opens reader "ep", commits chunks of 100 samples until n were read (all:
+ * n < 0), closes it (saving the cursor); returns the samples it read. */
+static size_t read_some(mw_wal_t *w, int n, mw_wal_reader_stats_t *st, char *note, size_t cap) {
+  char err[256];
+  mw_wal_reader_t *r;
+  if (mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err) != 0) return (size_t)-1;
+  mw_wal_reader_stats(r, st);
+  snprintf(note, cap, "%s", mw_ffi_wal_reader_note(r));
+  got_t g = {0};
+  const uint8_t *buf;
+  size_t len;
+  mw_wal_chunk_t c;
+  while (n < 0 || g.n < (size_t)n) {
+    int rc = mw_wal_reader_next(r, 100, &buf, &len, &c, err, sizeof err);
+    if (rc <= 0 || got_add_request(&g, buf, len) != 0 ||
+        mw_wal_reader_commit(r, c.seq, err, sizeof err) != 0)
+      break;
+  }
+  size_t got = g.n;
+  got_free(&g);
+  mw_wal_reader_close(r);
+  return got;
+}
+
+static void put_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+/* A damaged or unreadable cursor file: its previous copy is used (counted,
+ * with a note), without one the WAL is read from its start; a version 1
+ * cursor (no CRC) is still read. */
+static void test_cursor_copies(void) {
+  char err[256], path[512], prev[512], text[128], note[512], *dir = tmpdir();
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  src_t src;
+  src_init(&src, 100, "");
+  for (int k = 0; k < 10; k++)
+    CHECK_INT(append(w, &src, 0, 100, 1000 + k, k), 0);
+  snprintf(path, sizeof path, "%s/cursor.ep", dir);
+  snprintf(prev, sizeof prev, "%s/.cursor.ep.prev", dir);
+  mw_wal_reader_stats_t st;
+  CHECK_INT(read_some(w, 100, &st, note, sizeof note), 100);
+  CHECK_INT(read_some(w, 100, &st, note, sizeof note), 100);
+  CHECK_INT(st.samples_before_open, 100);
+  /* cursor at 200, its previous copy at 100: a damaged cursor falls back to 100 */
+  put_file(path, "mwcursor 2 1 12345 0 deadbeef\n");
+  CHECK_INT(read_some(w, 0, &st, note, sizeof note), 0);
+  CHECK_INT(st.cursor_errors, 1);
+  CHECK_INT(st.samples_before_open, 100);
+  CHECK(strstr(note, "using its previous copy") != NULL);
+  char aside[512];
+  snprintf(aside, sizeof aside, "%s/.cursor.ep.damaged", dir);
+  CHECK(access(aside, F_OK) == 0);
+  /* read 100 more (cursor 200); a directory where the cursor should be: unreadable */
+  CHECK_INT(read_some(w, 100, &st, note, sizeof note), 100);
+  CHECK_INT(st.cursor_errors, 0);
+  CHECK_STR(note, "");
+  CHECK_INT(read_some(w, 100, &st, note, sizeof note), 100); /* cursor 300, previous 200 */
+  unlink(path);
+  CHECK_INT(mkdir(path, 0750), 0);
+  CHECK_INT(read_some(w, 0, &st, note, sizeof note), 0);
+  CHECK_INT(st.cursor_errors, 1);
+  CHECK_INT(st.samples_before_open, 200);
+  CHECK(strstr(note, "Is a directory") != NULL);
+  /* both damaged: everything again, said so */
+  put_file(path, "garbage");
+  put_file(prev, "mwcursor 2 1 8 0 00000000\n");
+  CHECK_INT(read_some(w, 0, &st, note, sizeof note), 0);
+  CHECK_INT(st.cursor_errors, 1);
+  CHECK_INT(st.samples_before_open, 0);
+  CHECK(strstr(note, "no good previous copy: reading the WAL from its oldest data") != NULL);
+  /* a missing cursor beside a good previous copy (a crash between the renames): no error */
+  CHECK_INT(read_some(w, 500, &st, note, sizeof note), 500);
+  CHECK_INT(read_some(w, 0, &st, note, sizeof note), 0); /* cursor 500, previous 500 */
+  CHECK_INT(rename(path, prev), 0);
+  CHECK_INT(read_some(w, 0, &st, note, sizeof note), 0);
+  CHECK_INT(st.cursor_errors, 0);
+  CHECK_INT(st.samples_before_open, 500);
+  /* version 1, as written before this change (only the previous copy is there) */
+  FILE *f = fopen(prev, "r");
+  unsigned seg, idx;
+  unsigned long long off;
+  CHECK(f && fscanf(f, "mwcursor 2 %u %llu %u", &seg, &off, &idx) == 3);
+  if (f) fclose(f);
+  snprintf(text, sizeof text, "mwcursor 1 %u %llu %u\n", seg, off, idx);
+  put_file(path, text);
+  unlink(prev);
+  CHECK_INT(read_some(w, -1, &st, note, sizeof note), 500);
+  CHECK_INT(st.cursor_errors, 0);
+  CHECK_INT(st.samples_before_open, 500);
   mw_wal_close(w);
   src_free(&src);
   rm_rf(dir);
@@ -1794,6 +1900,7 @@ int main(void) {
   MW_RUN(test_roundtrip);
   MW_RUN(test_pipeline);
   MW_RUN(test_restart);
+  MW_RUN(test_cursor_copies);
   MW_RUN(test_sigkill);
   MW_RUN(test_torn_and_corrupt);
   MW_RUN(test_corrupt_series_record_learns_nothing);
