@@ -14,7 +14,7 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 
-.PHONY: all deps deps-test build run test asan lint fuzz bench soak clean
+.PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill clean
 
 all: build
 
@@ -65,6 +65,14 @@ soak: deps-test build
 	MOONWATCH_BIN=$(CURDIR)/$(BUILD)/moonwatch MOONWATCH_SOURCE_DIR=$(CURDIR) MOONWATCH_BUILD_DIR=$(CURDIR)/$(BUILD) \
 	  MOONWATCH_SOAK_SECONDS=$(SOAK_SECONDS) ./$(BUILD)/moonwatch lua $$(command -v busted) --lpath=tests/lua/?.lua \
 	  --filter="shard count goes down and up" tests/e2e/remote_write_spec.lua
+
+# Soak (not part of `make test`): SOAK_KILLS SIGKILLs of moonwatch while it ships ~20,000 samples/s
+# into a real Prometheus; no acknowledged sample may be lost (duplicates are reported).
+SOAK_KILLS ?= 5
+soak-kill: deps-test build
+	MOONWATCH_BIN=$(CURDIR)/$(BUILD)/moonwatch MOONWATCH_SOURCE_DIR=$(CURDIR) MOONWATCH_BUILD_DIR=$(CURDIR)/$(BUILD) \
+	  MOONWATCH_SOAK_KILLS=$(SOAK_KILLS) ./$(BUILD)/moonwatch lua $$(command -v busted) --lpath=tests/lua/?.lua \
+	  tests/e2e/remote_write_kill_spec.lua
 
 # Coverage-guided fuzzing with libFuzzer (not part of `make test`): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 300

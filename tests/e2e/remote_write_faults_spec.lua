@@ -96,29 +96,42 @@ describe("prometheus.remote_write faults", function()
     local data = tmp .. "/data-cursor"
     local file = pipeline("cursor", tport, { "http://127.0.0.1:" .. pport .. "/api/v1/write" }, nil,
       { endpoint = 'remote_timeout = "1s",' })
+    local live -- the run going on, killed if the test fails
+    finally(function()
+      if live then
+        live.kill("KILL")
+      end
+    end)
+    local function stop(h)
+      h.kill("TERM")
+      assert.equals(0, h.wait(15))
+      live = nil
+    end
+    -- runs until every sample served since its start is in Prometheus (a scrape in flight when
+    -- the last run stopped was never appended: its samples are not waited for)
     local function run_once()
-      local h = proc.start_run(file, { "--storage.path=" .. data })
+      local since = math.floor(require("moonwatch.ffi").time_now() * 1000)
+      live = proc.start_run(file, { "--storage.path=" .. data })
       os.execute("sleep 1.5") -- a few scrapes
       assert.equals(0, wait_all(log, function()
         return prometheus_samples(pport)
+      end, 15, function(k)
+        return tonumber(k:match(" (%d+)$")) >= since
       end))
       os.execute("sleep 1.2") -- a cursor save after the last commit (at most one a second)
-      return h
+      return live
     end
-    local h = run_once()
-    h.kill("TERM")
-    assert.equals(0, h.wait(15))
+    stop(run_once())
     -- restarted: what the WAL replays was sent, so nothing is pending, the endpoint is not stuck,
     -- and a stop has nothing left to flush
-    h = run_once()
+    local h = run_once()
     assert.is_true(h.wait_log("replaying the WAL", 1), h.read("err"))
     assert.is_true(metric(h, "prometheus_remote_storage_samples_pending") <= 10) -- at most a scrape in flight
     os.execute("sleep 1.5") -- past remote_timeout: a wrong pending count would look stuck
     local _, comp = proc.http("GET", h.base .. "/api/v0/components/prometheus.remote_write.out")
     assert.equals("healthy", cjson.decode(comp).health.state, comp)
     local first = metric(h, "prometheus_remote_write_wal_samples_appended_total")
-    h.kill("TERM")
-    assert.equals(0, h.wait(15))
+    stop(h)
     assert.is_nil(h.read("err"):find("samples not yet sent", 1, true), h.read("err"))
     local dir = data .. "/prometheus.remote_write.out"
     local cursor
@@ -130,9 +143,6 @@ describe("prometheus.remote_write faults", function()
     assert.is_truthy(cursor, "no cursor file in " .. dir)
     proc.write(cursor, "mwcursor 2 1 99 0 0bad0bad\n")
     local h2 = run_once()
-    finally(function()
-      h2.kill("KILL")
-    end)
     assert.is_true(h2.wait_log('msg="remote write cursor damaged"', 5), h2.read("err"))
     assert.matches("using its previous copy", h2.read("err"), 1, true)
     assert.equals(1, metric(h2, "prometheus_remote_write_wal_cursor_errors_total"))
@@ -141,8 +151,7 @@ describe("prometheus.remote_write faults", function()
     local resent = metric(h2, "prometheus_remote_storage_samples_total")
       - metric(h2, "prometheus_remote_write_wal_samples_appended_total")
     assert.is_true(resent < first / 2, string.format("resent %d of %d samples", resent, first))
-    h2.kill("TERM")
-    assert.equals(0, h2.wait(15))
+    stop(h2)
   end)
 
   it("counts samples a full disk drops, unhealthy while the WAL refuses them, and recovers", function()
