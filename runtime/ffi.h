@@ -309,7 +309,8 @@ size_t mw_ffi_relabel_cache_misses(const mw_relabel_cache_t *c, const uint32_t *
  * the input batch goes. 0, or -1 with err (invalid label name, OOM). */
 int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *out, size_t out_len,
                              char *err, size_t errlen);
-/* Input series cached. */
+/* Results the cache holds: those computed since it was last emptied, also
+ * those replaced since (their output series stay until the cache is emptied). */
 size_t mw_ffi_relabel_cache_len(const mw_relabel_cache_t *c);
 
 /* --- metrics ---------------------------------------------------------- */
