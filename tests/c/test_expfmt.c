@@ -30,6 +30,9 @@ static void fresh(void) {
 static int parse_fmt(const char *body, int format, uint32_t flags) {
   return mw_expfmt_parse(cache, batch, body, strlen(body), format, TS, flags, &st, err, sizeof err);
 }
+static int parse_fmt2(const char *body, size_t len) {
+  return mw_expfmt_parse(cache, batch, body, len, MW_EXPFMT_TEXT, TS, 0, &st, err, sizeof err);
+}
 static int parse(const char *body) { return parse_fmt(body, MW_EXPFMT_TEXT, 0); }
 static int parse_om(const char *body) { return parse_fmt(body, MW_EXPFMT_OPENMETRICS, 0); }
 
@@ -787,6 +790,26 @@ static void test_relabel_churn(void) {
   mw_ffi_relabel_program_free(prog);
 }
 
+/* A line longer than MW_EXPFMT_MAX_LINE fails the body with its number, as
+ * soon as the parser reaches it; a line of exactly the limit parses. */
+static void test_line_limit(void) {
+  fresh();
+  size_t n = MW_EXPFMT_MAX_LINE;
+  char *body = malloc(2 * n + 64);
+  size_t o = (size_t)sprintf(body, "a 1\nb{l=\"");
+  size_t val = n - 7 - 1; /* b{l="" + value + "} 2 = n bytes, then \n */
+  memset(body + o, 'x', val - 4);
+  o += val - 4;
+  o += (size_t)sprintf(body + o, "\"} 2\n");
+  CHECK_INT(parse_fmt2(body, o), 0);
+  CHECK_INT(st.samples, 2);
+  memset(body + o, 'y', n + 1); /* line 3: no newline for more than the limit */
+  o += n + 1;
+  CHECK_INT(parse_fmt2(body, o), -1);
+  CHECK_STR(err, "line 3: line longer than 1048576 bytes (the limit of a line)");
+  free(body);
+}
+
 static void test_content_type(void) {
   int used;
   CHECK_INT(mw_expfmt_format("text/plain; version=0.0.4; charset=utf-8", MW_EXPFMT_NONE, &used, err,
@@ -1166,6 +1189,7 @@ int main(void) {
   MW_RUN(test_churn);
   MW_RUN(test_memory_per_series);
   MW_RUN(test_relabel_churn);
+  MW_RUN(test_line_limit);
   MW_RUN(test_content_type);
   MW_RUN(test_ffi_cdef);
   mw_scrapecache_free(cache);
