@@ -332,6 +332,8 @@ int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *o
 /* Results the cache holds: those computed since it was last emptied, also
  * those replaced since (their output series stay until the cache is emptied). */
 size_t mw_ffi_relabel_cache_len(const mw_relabel_cache_t *c);
+/* Output series the cache holds (at most _len). */
+size_t mw_ffi_relabel_cache_outputs(const mw_relabel_cache_t *c);
 
 /* --- metrics ---------------------------------------------------------- */
 

@@ -163,6 +163,8 @@ int mw_ffi_relabel_cache_reset(mw_relabel_cache_t *c, const mw_ffi_relabel_progr
 
 size_t mw_ffi_relabel_cache_len(const mw_relabel_cache_t *c) { return c->size; }
 
+size_t mw_ffi_relabel_cache_outputs(const mw_relabel_cache_t *c) { return mw_series_len(c->out); }
+
 /* The output ref for an encoded label set (out_len 0: dropped). */
 static int mw_output(mw_relabel_cache_t *c, const uint8_t *out, size_t out_len, uint32_t *oref,
                      char *err, size_t errlen) {

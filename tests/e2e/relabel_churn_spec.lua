@@ -70,7 +70,8 @@ prometheus.relabel "churn" {
     local max_size = 0
     while os.time() - t0 < SECONDS do
       os.execute("sleep 1")
-      local size = debug_info(h).cache_size
+      local info = debug_info(h)
+      local size = math.max(info.cache_size, info.output_series)
       if size > max_size then
         max_size = size
       end
@@ -86,6 +87,15 @@ prometheus.relabel "churn" {
     assert.is_true(max_size <= MAX, "cache_size " .. max_size .. " > max_cache_size " .. MAX)
     assert.is_true(metric(h, "prometheus_relabel_cache_size") <= MAX)
     -- memory: what the agent holds after a third of the run is what it holds at the end
+    -- (not under ASan, whose quarantine keeps freed memory resident)
+    local cache = io.open((os.getenv("MOONWATCH_BUILD_DIR") or "build") .. "/CMakeCache.txt")
+    local sanitized = cache and cache:read("*a"):find("MW_SANITIZE:BOOL=ON", 1, true)
+    if cache then
+      cache:close()
+    end
+    if sanitized then
+      return
+    end
     local third = samples[math.floor(#samples / 3)].rss
     local last = samples[#samples].rss
     assert.is_true(last - third < 40 * 1024,
