@@ -81,6 +81,11 @@ function M.start(settings)
     io.stderr:write("moonwatch: --shutdown.timeout: ", terr, "\n")
     return 2
   end
+  local _, herr = api.server_options(settings.http)
+  if herr then
+    io.stderr:write("moonwatch: ", herr, "\n")
+    return 2
+  end
   local rt = { settings = settings, shutdown_timeout = timeout }
   M.current = rt
   core.ignore_signal(core.SIGPIPE)
