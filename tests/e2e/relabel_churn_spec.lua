@@ -88,12 +88,7 @@ prometheus.relabel "churn" {
     assert.is_true(metric(h, "prometheus_relabel_cache_size") <= MAX)
     -- memory: what the agent holds after a third of the run is what it holds at the end
     -- (not under ASan, whose quarantine keeps freed memory resident)
-    local cache = io.open((os.getenv("MOONWATCH_BUILD_DIR") or "build") .. "/CMakeCache.txt")
-    local sanitized = cache and cache:read("*a"):find("MW_SANITIZE:BOOL=ON", 1, true)
-    if cache then
-      cache:close()
-    end
-    if sanitized then
+    if proc.sanitized() then
       return
     end
     local third = samples[math.floor(#samples / 3)].rss
