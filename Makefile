@@ -14,7 +14,7 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 
-.PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill clean
+.PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn clean
 
 all: build
 
@@ -73,6 +73,14 @@ soak-kill: deps-test build
 	MOONWATCH_BIN=$(CURDIR)/$(BUILD)/moonwatch MOONWATCH_SOURCE_DIR=$(CURDIR) MOONWATCH_BUILD_DIR=$(CURDIR)/$(BUILD) \
 	  MOONWATCH_SOAK_KILLS=$(SOAK_KILLS) ./$(BUILD)/moonwatch lua $$(command -v busted) --lpath=tests/lua/?.lua \
 	  tests/e2e/remote_write_kill_spec.lua
+
+# Churn soak (not part of `make test`): 20 targets x 1,000 series renamed at every scrape
+# through prometheus.relabel for CHURN_SECONDS; prints RSS and the relabel cache size every 10 s.
+CHURN_SECONDS ?= 420
+soak-churn: deps-test build
+	MOONWATCH_BIN=$(CURDIR)/$(BUILD)/moonwatch MOONWATCH_SOURCE_DIR=$(CURDIR) MOONWATCH_BUILD_DIR=$(CURDIR)/$(BUILD) \
+	  MOONWATCH_CHURN_SECONDS=$(CHURN_SECONDS) ./$(BUILD)/moonwatch lua $$(command -v busted) --lpath=tests/lua/?.lua \
+	  tests/e2e/relabel_churn_spec.lua
 
 # Coverage-guided fuzzing with libFuzzer (not part of `make test`): FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 300

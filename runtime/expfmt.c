@@ -29,6 +29,8 @@
 #include "scrapecache.h"
 #include "series.h"
 
+typedef struct mw_expfmt_parser mw_parser_t;
+
 /* New series are interned in groups of up to MW_PEND (see mw_flush). */
 #define MW_PEND 16
 /* On cache misses the series texts of up to MW_AHEAD following lines are
@@ -72,7 +74,7 @@ typedef struct {
   double v;
 } mw_pex_t;
 
-typedef struct {
+struct mw_expfmt_parser {
   const char *b;
   size_t n;
   int om;
@@ -112,7 +114,14 @@ typedef struct {
   uint8_t *pexbuf;
   size_t pexbuf_len, pexbuf_cap;
   int line_ex; /* the current line's exemplar, -1: none */
-} mw_parser_t;
+  /* Incremental parsing (mw_expfmt_begin/step): where the next line starts,
+   * where this step pauses (at the first line start at or past it), whether
+   * OpenMetrics' # EOF was seen; lines starting before line_ok are known to be
+   * at most MW_EXPFMT_MAX_LINE bytes long. */
+  size_t pos, stop, line_ok;
+  int eof;
+  uint64_t sample_limit; /* 0: none */
+};
 
 /* --- character classes and errors --------------------------------------- */
 
@@ -256,6 +265,13 @@ static int mw_fail_tok(mw_parser_t *p, size_t ls, size_t tok, size_t tok_end, co
 
 static int mw_fail_oom(mw_parser_t *p) {
   if (p->err && p->errlen) snprintf(p->err, p->errlen, "out of memory");
+  return -1;
+}
+
+/* The body has more samples than the sample limit: it fails at once, without
+ * parsing the rest (Prometheus's message). */
+static int mw_fail_limit(mw_parser_t *p) {
+  if (p->err && p->errlen) snprintf(p->err, p->errlen, "sample limit exceeded");
   return -1;
 }
 
@@ -796,7 +812,7 @@ static int mw_flush(mw_parser_t *p) {
       continue;
     }
     if (mw_batch_add(p->batch, ref, q->ts, q->v) != 0) return mw_fail_oom(p);
-    p->st->samples++;
+    if (++p->st->samples > p->sample_limit && p->sample_limit) return mw_fail_limit(p);
     if (q->ex >= 0 && mw_attach_exemplar(p, q->ex, q->ts) != 0) return -1;
   }
   return 0;
@@ -1138,7 +1154,7 @@ static int mw_sample_line(mw_parser_t *p, size_t ls, size_t i, size_t *next) {
     return 0;
   }
   if (mw_batch_add(p->batch, ref, ts, v) != 0) return mw_fail_oom(p);
-  p->st->samples++;
+  if (++p->st->samples > p->sample_limit && p->sample_limit) return mw_fail_limit(p);
   if (p->line_ex >= 0) return mw_attach_exemplar(p, p->line_ex, ts);
   return 0;
 }
@@ -1317,12 +1333,38 @@ static int mw_comment_om(mw_parser_t *p, size_t ls, size_t i, size_t *next, int 
   return mw_fail_tok(p, ls, i, i + 1, "expected a valid start token");
 }
 
-static int mw_parse_lines(mw_parser_t *p, size_t *posp, int *eofp) {
+/* Checks that the line starting at ls ends within MW_EXPFMT_MAX_LINE bytes.
+ * One look backwards from the end of the window finds the last newline in it:
+ * every line starting before it is short enough, so the body is scanned about
+ * once more in all, not once per line. */
+static int mw_check_line_len(mw_parser_t *p, size_t ls) {
+  if (ls < p->line_ok) return 0;
+  if (p->n - ls <= MW_EXPFMT_MAX_LINE) {
+    p->line_ok = p->n;
+    return 0;
+  }
+  const char *nl = memrchr(p->b + ls, '\n', MW_EXPFMT_MAX_LINE + 1);
+  if (!nl)
+    return mw_fail(p, ls, "line longer than %d bytes (the limit of a line)", MW_EXPFMT_MAX_LINE);
+  p->line_ok = (size_t)(nl - p->b) + 1;
+  return 0;
+}
+
+/* Parses lines from p->pos until the body ends (1 in *done), # EOF or the
+ * Prometheus lexer's end, or a line starts at or past p->stop (0 in *done,
+ * p->pos is where to resume). */
+static int mw_parse_lines(mw_parser_t *p, int *done) {
   const char *b = p->b;
-  size_t pos = 0;
+  size_t pos = p->pos;
   int eof = 0;
+  *done = 0;
   while (pos < p->n) {
+    if (pos >= p->stop) {
+      p->pos = pos;
+      return 0;
+    }
     size_t ls = pos, i = pos, next = p->n;
+    if (mw_check_line_len(p, ls) != 0) return -1;
     if (!p->om) {
       while (i < p->n && mw_is_ws((unsigned char)b[i]))
         i++;
@@ -1331,7 +1373,7 @@ static int mw_parse_lines(mw_parser_t *p, size_t *posp, int *eofp) {
         pos = i + 1;
         continue;
       }
-      if (b[i] == 0) return 0; /* the Prometheus lexer's EOF */
+      if (b[i] == 0) break; /* the Prometheus lexer's EOF */
     }
     unsigned char ch = (unsigned char)b[i];
     if (ch == '#') {
@@ -1346,15 +1388,20 @@ static int mw_parse_lines(mw_parser_t *p, size_t *posp, int *eofp) {
     }
     pos = next;
   }
-  *posp = pos;
-  *eofp = eof;
+  p->pos = pos;
+  p->eof = eof;
+  *done = 1;
   return 0;
 }
 
-static int mw_parse_body(mw_parser_t *p) {
-  size_t pos = 0;
-  int eof = 0;
-  int rc = mw_parse_lines(p, &pos, &eof);
+/* Parses the next lines (see mw_parse_lines); at the end of the body flushes
+ * the queued misses and checks OpenMetrics' # EOF. 0 with *done, or -1. */
+static int mw_parse_some(mw_parser_t *p, int *done) {
+  int rc = mw_parse_lines(p, done);
+  if (rc == 0 && !*done) return 0;
+  *done = 1;
+  size_t pos = p->pos;
+  int eof = p->eof;
   if (p->npend) {
     if (rc == 0) {
       rc = mw_flush(p);
@@ -1372,20 +1419,27 @@ static int mw_parse_body(mw_parser_t *p) {
   return 0;
 }
 
-int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t len, int format,
-                    int64_t default_ts_ms, uint32_t flags, mw_expfmt_stats_t *stats, char *err,
-                    size_t errlen) {
-  mw_expfmt_stats_t local;
-  mw_expfmt_stats_t *st = stats ? stats : &local;
-  memset(st, 0, sizeof *st);
-  st->format = format;
+mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const char *body,
+                                    size_t len, int format, int64_t default_ts_ms, uint32_t flags,
+                                    uint64_t sample_limit, mw_expfmt_stats_t *stats, char *err,
+                                    size_t errlen) {
+  memset(stats, 0, sizeof *stats);
+  stats->format = format;
   if (err && errlen) err[0] = 0;
   mw_batch_reset(b, mw_scrapecache_series(c));
   if (format != MW_EXPFMT_TEXT && format != MW_EXPFMT_OPENMETRICS) {
     if (err && errlen) snprintf(err, errlen, "unknown exposition format %d", format);
-    return -1;
+    return NULL;
   }
-  if (mw_scrapecache_begin(c, err, errlen) != 0) return -1;
+  mw_parser_t *p = malloc(sizeof *p);
+  if (!p) {
+    if (err && errlen) snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (mw_scrapecache_begin(c, err, errlen) != 0) {
+    free(p);
+    return NULL;
+  }
   /* About as many samples as the last scrape had: a batch emptied since
    * (mw_batch_clear) grows in one step. A failure shows at the first add. */
   (void)mw_batch_reserve(b, mw_scrapecache_len(c));
@@ -1393,41 +1447,76 @@ int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t
    * under another's. */
   int legacy = (flags & MW_EXPFMT_LEGACY_NAMES) != 0;
   mw_scrapecache_keyspace(c, format | legacy << 8);
-  mw_parser_t p = {.b = body ? body : "",
-                   .n = body ? len : 0,
-                   .om = format == MW_EXPFMT_OPENMETRICS,
-                   .flags = flags,
-                   .dts = default_ts_ms,
-                   .c = c,
-                   .batch = b,
-                   .st = st,
-                   .err = err,
-                   .errlen = errlen,
-                   .cur_type = MW_METRIC_UNKNOWN,
-                   .legacy = legacy,
-                   .line_ex = -1};
-  int rc = mw_parse_body(&p);
+  *p = (mw_parser_t){.b = body ? body : "",
+                     .n = body ? len : 0,
+                     .om = format == MW_EXPFMT_OPENMETRICS,
+                     .flags = flags,
+                     .dts = default_ts_ms,
+                     .c = c,
+                     .batch = b,
+                     .st = stats,
+                     .err = err,
+                     .errlen = errlen,
+                     .cur_type = MW_METRIC_UNKNOWN,
+                     .legacy = legacy,
+                     .line_ex = -1,
+                     .sample_limit = sample_limit};
+  return p;
+}
+
+static void mw_parser_free(mw_parser_t *p) {
+  free(p->ls);
+  free(p->buf);
+  free(p->penc);
+  free(p->pex);
+  free(p->pexbuf);
+  free(p);
+}
+
+int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why) {
+  mw_expfmt_stats_t *st = p->st;
   if (rc != 0) {
+    if (why && p->err && p->errlen) snprintf(p->err, p->errlen, "%s", why);
     /* A failed scrape: no samples, every series of the previous scrape is
      * gone (Prometheus appends an empty body). */
-    mw_batch_truncate(b, 0);
+    mw_batch_truncate(p->batch, 0);
+    st->parsed = st->samples;
     st->samples = st->series_added = st->duplicates = st->exemplars = st->created_skipped = 0;
     st->exemplars_invalid = st->out_of_bounds = 0;
   }
-  int stale_markers = !(flags & MW_EXPFMT_NO_STALE);
+  int stale_markers = !(p->flags & MW_EXPFMT_NO_STALE);
   char msg[64];
-  if (mw_scrapecache_end(c, rc == 0, b, stale_markers, default_ts_ms, &st->stale, msg,
+  if (mw_scrapecache_end(p->c, rc == 0, p->batch, stale_markers, p->dts, &st->stale, msg,
                          sizeof msg) != 0 &&
       rc == 0) {
-    if (err && errlen) snprintf(err, errlen, "%s", msg);
+    if (p->err && p->errlen) snprintf(p->err, p->errlen, "%s", msg);
     rc = -1;
   }
-  free(p.ls);
-  free(p.buf);
-  free(p.penc);
-  free(p.pex);
-  free(p.pexbuf);
+  mw_parser_free(p);
   return rc;
+}
+
+int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes) {
+  int done;
+  p->stop = max_bytes && max_bytes < p->n - p->pos ? p->pos + max_bytes : p->n;
+  if (mw_parse_some(p, &done) != 0) return mw_expfmt_end(p, -1, NULL);
+  return done ? mw_expfmt_end(p, 0, NULL) : 1;
+}
+
+void mw_expfmt_abort(mw_expfmt_parser_t *p) {
+  if (!p) return;
+  mw_scrapecache_abort(p->c);
+  mw_batch_truncate(p->batch, 0);
+  mw_parser_free(p);
+}
+
+int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t len, int format,
+                    int64_t default_ts_ms, uint32_t flags, mw_expfmt_stats_t *stats, char *err,
+                    size_t errlen) {
+  mw_expfmt_stats_t local;
+  mw_expfmt_parser_t *p = mw_expfmt_begin(c, b, body, len, format, default_ts_ms, flags, 0,
+                                          stats ? stats : &local, err, errlen);
+  return p ? mw_expfmt_step(p, 0) : -1;
 }
 
 /* --- content type ------------------------------------------------------- */

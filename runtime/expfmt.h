@@ -80,6 +80,33 @@ int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t
                     int64_t default_ts_ms, uint32_t flags, mw_expfmt_stats_t *stats, char *err,
                     size_t errlen);
 
+/* The longest line a body may have, in bytes: a longer one fails the body
+ * ("line N: line longer than 1048576 bytes ...") as soon as the parser reaches
+ * its start, without reading it. */
+#define MW_EXPFMT_MAX_LINE (1 << 20)
+
+/* Incremental parsing, so a big body is parsed in steps between which the
+ * caller's event loop runs (and checks its deadline). mw_expfmt_begin starts a
+ * parse as mw_expfmt_parse does (same arguments; body, stats and err must stay
+ * valid until the parse ends) and returns the parser, or NULL with err (an
+ * unknown format, out of memory; nothing started). sample_limit (0: none)
+ * fails the body as soon as a sample past it is parsed ("sample limit
+ * exceeded"). mw_expfmt_step parses lines until about max_bytes more of the
+ * body are consumed (whole lines; 0: to the end) and returns 1 when there is
+ * more to do; else the parse has ended, the parser is freed and the result is
+ * mw_expfmt_parse's (0, or -1 with err). mw_expfmt_end(p, -1, why) ends it as
+ * a failed scrape with the message why (e.g. a deadline); it returns -1.
+ * mw_expfmt_abort(p) forgets the parse as if it never began (the scrape cache
+ * is as it was, b is emptied): for a scrape cancelled midway. */
+typedef struct mw_expfmt_parser mw_expfmt_parser_t;
+mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const char *body,
+                                    size_t len, int format, int64_t default_ts_ms, uint32_t flags,
+                                    uint64_t sample_limit, mw_expfmt_stats_t *stats, char *err,
+                                    size_t errlen);
+int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes);
+int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why);
+void mw_expfmt_abort(mw_expfmt_parser_t *p);
+
 /* Parses a sample value as Prometheus does (Go ParseFloat without hex and
  * underscores; NaN normalised). Returns 0 and *out, or -1. */
 int mw_expfmt_parse_float(const char *s, size_t n, double *out);

@@ -80,6 +80,10 @@ typedef struct {
   /* Samples dropped: an OpenMetrics timestamp whose milliseconds do not fit
    * int64 (Prometheus's storage refuses them as out of bounds). */
   uint64_t out_of_bounds;
+  /* Samples parsed before the body failed (0 when it parsed): what Prometheus
+   * reports as scrape_samples_scraped for a failed body. A body over the
+   * sample limit stops at the first sample past it: sample_limit + 1. */
+  uint64_t parsed;
 } mw_expfmt_stats_t;
 
 /* Creates a scrape cache (NULL on out of memory); free with
@@ -194,6 +198,22 @@ void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t
 int mw_ffi_scrape_parse(mw_scrape_target_t *t, const char *body, size_t len,
                         const char *content_type, int64_t ts_ms, mw_expfmt_stats_t *stats,
                         char *err, size_t errlen);
+/* The same parse in steps, so that the loop runs between them: _begin starts
+ * it (0; or -1 with err, the scrape failed as with _parse); body, stats and
+ * err stay the caller's until it ends. _step parses about max_bytes more of
+ * the body (whole lines; 0: the rest): 1 while there is more, else it has
+ * ended with _parse's result (0, or -1 with err). _fail ends it as a failed
+ * scrape with the message why (returns -1, err = why). _abort forgets it as
+ * if it never began (a scrape cancelled midway; the previous scrape's series
+ * stay alive). Options set meanwhile apply when it ends; a new parse, a
+ * _fail/_stale or freeing the target aborts one left open. The sample limit
+ * and the label limits fail the body at the first sample past them. */
+int mw_ffi_scrape_parse_begin(mw_scrape_target_t *t, const char *body, size_t len,
+                              const char *content_type, int64_t ts_ms, mw_expfmt_stats_t *stats,
+                              char *err, size_t errlen);
+int mw_ffi_scrape_parse_step(mw_scrape_target_t *t, size_t max_bytes, char *err, size_t errlen);
+int mw_ffi_scrape_parse_fail(mw_scrape_target_t *t, const char *why, char *err, size_t errlen);
+void mw_ffi_scrape_parse_abort(mw_scrape_target_t *t);
 /* A failed scrape without a body (HTTP error, timeout): staleness markers for
  * the previous scrape's series in the target's batch. */
 int mw_ffi_scrape_fail(mw_scrape_target_t *t, int64_t ts_ms);
@@ -309,8 +329,11 @@ size_t mw_ffi_relabel_cache_misses(const mw_relabel_cache_t *c, const uint32_t *
  * the input batch goes. 0, or -1 with err (invalid label name, OOM). */
 int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *out, size_t out_len,
                              char *err, size_t errlen);
-/* Input series cached. */
+/* Results the cache holds: those computed since it was last emptied, also
+ * those replaced since (their output series stay until the cache is emptied). */
 size_t mw_ffi_relabel_cache_len(const mw_relabel_cache_t *c);
+/* Output series the cache holds (at most _len). */
+size_t mw_ffi_relabel_cache_outputs(const mw_relabel_cache_t *c);
 
 /* --- metrics ---------------------------------------------------------- */
 

@@ -3,8 +3,11 @@
  * (each scrape target has its own) indexed by the source's series ref and
  * checked by the entry's stamp, so a hit costs one array read and no hashing;
  * only misses run the rules. Results go to an output batch whose series table
- * the cache owns. The cache is emptied when it would grow past its maximum
- * size (between batches, so no output ref is in use). */
+ * the cache owns. The size counts every result computed since the cache was
+ * last emptied, so under series churn (refs of gone series handed to new ones)
+ * the output series of forgotten results count too. The cache is emptied when
+ * it would grow past its maximum size (between batches, so no output ref is in
+ * use): memory stays bounded by max_size results. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,8 @@ struct mw_relabel_cache {
   const mw_relabel_program_t *program; /* NULL: misses are left to the caller */
   mw_relabel_scratch_t *scratch;
   uint32_t max_size;
-  size_t size; /* results remembered */
+  size_t size; /* results remembered since the last clear, replaced ones included: an
+                * upper bound of the output series and of the memo entries in use */
   mw_series_t *out;
   mw_batch_t *batch;
   mw_memo_t *memos;
@@ -117,7 +121,11 @@ static int mw_memo_put(mw_relabel_cache_t *c, mw_memo_t *m, uint32_t ref, uint32
     m->e = p;
     m->cap = cap;
   }
-  if (!m->e[ref].stamp) c->size++;
+  /* Every result counts, also one that replaces an older result for a ref the
+   * source table handed to another series: the older result's output series
+   * stays in the output table until the next clear, so counting only empty
+   * slots let series churn grow the table without bound (issue 16). */
+  c->size++;
   m->e[ref] = (mw_memo_entry_t){.stamp = stamp, .out = out};
   return 0;
 }
@@ -154,6 +162,8 @@ int mw_ffi_relabel_cache_reset(mw_relabel_cache_t *c, const mw_ffi_relabel_progr
 }
 
 size_t mw_ffi_relabel_cache_len(const mw_relabel_cache_t *c) { return c->size; }
+
+size_t mw_ffi_relabel_cache_outputs(const mw_relabel_cache_t *c) { return mw_series_len(c->out); }
 
 /* The output ref for an encoded label set (out_len 0: dropped). */
 static int mw_output(mw_relabel_cache_t *c, const uint8_t *out, size_t out_len, uint32_t *oref,

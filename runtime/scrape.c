@@ -24,6 +24,12 @@ struct mw_scrape_target {
   size_t out_cap;
   char **names;
   size_t nnames, names_cap;
+  /* A parse in steps (mw_ffi_scrape_parse_begin), and options set meanwhile
+   * (applied when it ends: the cache must not change rules midway). */
+  mw_expfmt_parser_t *parser;
+  mw_scrape_opts_t next_opts;
+  int has_next_opts;
+  char perr[512]; /* the parse's error, until it ends */
 };
 
 static int mw_label_cmp(const void *a, const void *b) {
@@ -256,8 +262,20 @@ fail:
   return NULL;
 }
 
+static void mw_apply_opts(mw_scrape_target_t *t, const mw_scrape_opts_t *opts);
+
+/* Ends the parse in steps, if any: forgotten (abort) or applied. */
+static void mw_parse_abort(mw_scrape_target_t *t) {
+  if (!t->parser) return;
+  mw_expfmt_abort(t->parser);
+  t->parser = NULL;
+  if (t->has_next_opts) mw_apply_opts(t, &t->next_opts);
+  t->has_next_opts = 0;
+}
+
 void mw_ffi_scrape_target_free(mw_scrape_target_t *t) {
   if (!t) return;
+  mw_parse_abort(t);
   mw_batch_free(t->batch);
   mw_batch_free(t->report_batch);
   mw_scrapecache_free(t->body);
@@ -271,6 +289,15 @@ void mw_ffi_scrape_target_free(mw_scrape_target_t *t) {
 }
 
 void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t *opts) {
+  if (t->parser) {
+    t->next_opts = *opts;
+    t->has_next_opts = 1;
+    return;
+  }
+  mw_apply_opts(t, opts);
+}
+
+static void mw_apply_opts(mw_scrape_target_t *t, const mw_scrape_opts_t *opts) {
   const mw_scrape_opts_t *o = &t->opts;
   /* the body's cached series were labelled and checked under the old rules:
    * the next scrape labels and checks every series again (Prometheus starts a
@@ -285,32 +312,72 @@ void mw_ffi_scrape_target_set_opts(mw_scrape_target_t *t, const mw_scrape_opts_t
   t->opts.utf8_names = utf8;
 }
 
-int mw_ffi_scrape_parse(mw_scrape_target_t *t, const char *body, size_t len,
-                        const char *content_type, int64_t ts_ms, mw_expfmt_stats_t *stats,
-                        char *err, size_t errlen) {
-  mw_expfmt_stats_t local;
-  if (!stats) stats = &local;
+/* The parse in steps ended with rc: the options set meanwhile apply, the
+ * error goes to the caller. */
+static int mw_parse_ended(mw_scrape_target_t *t, int rc, char *err, size_t errlen) {
+  t->parser = NULL;
+  if (t->has_next_opts) mw_apply_opts(t, &t->next_opts);
+  t->has_next_opts = 0;
+  if (rc != 0) snprintf(err, errlen, "%s", t->perr);
+  return rc;
+}
+
+int mw_ffi_scrape_parse_begin(mw_scrape_target_t *t, const char *body, size_t len,
+                              const char *content_type, int64_t ts_ms, mw_expfmt_stats_t *stats,
+                              char *err, size_t errlen) {
+  mw_parse_abort(t);
+  memset(stats, 0, sizeof *stats);
   int used;
   int format = mw_expfmt_format(content_type, t->opts.fallback_format, &used, err, errlen);
   if (format < 0) {
     mw_ffi_scrape_fail(t, ts_ms);
     return -1;
   }
-  if (mw_expfmt_parse(t->body, t->batch, body, len, format, ts_ms, mw_flags(&t->opts), stats, err,
-                      errlen) != 0)
-    return -1;
-  stats->fallback_used = used;
-  if (t->opts.sample_limit && stats->samples > t->opts.sample_limit) {
-    /* Prometheus rolls the scrape back and appends an empty one: every series
-     * of this scrape goes stale (the ones never sent are ignored downstream). */
+  /* Over the sample limit, the body fails at once: Prometheus rolls the
+   * scrape back and appends an empty one, every series of this scrape goes
+   * stale (the ones never sent are ignored downstream). */
+  t->parser = mw_expfmt_begin(t->body, t->batch, body, len, format, ts_ms, mw_flags(&t->opts),
+                              t->opts.sample_limit, stats, t->perr, sizeof t->perr);
+  if (!t->parser) {
+    snprintf(err, errlen, "%s", t->perr);
     mw_ffi_scrape_fail(t, ts_ms);
-    snprintf(err, errlen, "sample limit exceeded");
     return -1;
   }
+  stats->fallback_used = used;
   return 0;
 }
 
+int mw_ffi_scrape_parse_step(mw_scrape_target_t *t, size_t max_bytes, char *err, size_t errlen) {
+  if (!t->parser) {
+    snprintf(err, errlen, "no parse in progress");
+    return -1;
+  }
+  int rc = mw_expfmt_step(t->parser, max_bytes);
+  return rc == 1 ? 1 : mw_parse_ended(t, rc, err, errlen);
+}
+
+int mw_ffi_scrape_parse_fail(mw_scrape_target_t *t, const char *why, char *err, size_t errlen) {
+  if (!t->parser) {
+    snprintf(err, errlen, "no parse in progress");
+    return -1;
+  }
+  return mw_parse_ended(t, mw_expfmt_end(t->parser, -1, why), err, errlen);
+}
+
+void mw_ffi_scrape_parse_abort(mw_scrape_target_t *t) { mw_parse_abort(t); }
+
+int mw_ffi_scrape_parse(mw_scrape_target_t *t, const char *body, size_t len,
+                        const char *content_type, int64_t ts_ms, mw_expfmt_stats_t *stats,
+                        char *err, size_t errlen) {
+  mw_expfmt_stats_t local;
+  if (!stats) stats = &local;
+  if (mw_ffi_scrape_parse_begin(t, body, len, content_type, ts_ms, stats, err, errlen) != 0)
+    return -1;
+  return mw_ffi_scrape_parse_step(t, 0, err, errlen);
+}
+
 int mw_ffi_scrape_fail(mw_scrape_target_t *t, int64_t ts_ms) {
+  mw_parse_abort(t);
   mw_expfmt_stats_t st;
   char err[64];
   return mw_expfmt_parse(t->body, t->batch, "", 0, MW_EXPFMT_TEXT, ts_ms, 0, &st, err, sizeof err);

@@ -230,6 +230,16 @@ oom:
   return -1;
 }
 
+void mw_scrapecache_abort(mw_scrapecache_t *c) {
+  uint32_t e = c->epoch;
+  for (size_t r = 0; r < c->refs_cap; r++)
+    if ((c->cur[r] & MW_EPOCH) == e) c->cur[r] = 0;
+  for (size_t i = 0; i < c->nkeys; i++)
+    if (c->keys[i].seen == e) c->keys[i].seen = c->last;
+  for (size_t i = 0; i < c->nfam; i++)
+    if (c->fam[i].seen == e) c->fam[i].seen = c->last;
+}
+
 void mw_scrapecache_forget(mw_scrapecache_t *c) {
   c->nkeys = 0;
   c->guess = 0;

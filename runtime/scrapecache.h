@@ -73,6 +73,12 @@ int mw_scrapecache_was_seen(const mw_scrapecache_t *c, uint32_t ref);
 int mw_scrapecache_end(mw_scrapecache_t *c, int ok, mw_batch_t *b, int stale_markers, int64_t ts_ms,
                        uint64_t *stale, char *err, size_t errlen);
 
+/* Forgets the scrape begun (mw_scrapecache_begin) and not ended, as if it
+ * never began: the next begin finds the series of the last completed scrape
+ * alive (and deletes the ones the forgotten scrape added). For a scrape
+ * cancelled midway. */
+void mw_scrapecache_abort(mw_scrapecache_t *c);
+
 /* Metadata of the family name, as TYPE (what 0, sets type), HELP (what 1,
  * text) or UNIT (what 2, text) lines give it; text is already unescaped and
  * copied by the cache only when it changed. Returns 0, -1 on OOM. */

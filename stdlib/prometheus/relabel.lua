@@ -150,7 +150,8 @@ function Instance:append(b)
 end
 
 function Instance:debug_info()
-  return { cache_size = tonumber(C.mw_ffi_relabel_cache_len(self.cache)), native = self.native }
+  return { cache_size = tonumber(C.mw_ffi_relabel_cache_len(self.cache)),
+    output_series = tonumber(C.mw_ffi_relabel_cache_outputs(self.cache)), native = self.native }
 end
 
 return M

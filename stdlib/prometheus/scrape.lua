@@ -73,7 +73,9 @@ M.args = {
     doc = "The protocol used when the target sends no valid Content-Type." },
   metrics_path = { type = "string", default = "/metrics", doc = "The HTTP resource path on which to fetch metrics." },
   scheme = { type = "string", default = "http", enum = { "http", "https" }, doc = "The URL scheme." },
-  body_size_limit = { type = "uint", default = 0, doc = "Uncompressed body bytes over which the scrape fails; 0: no limit." },
+  body_size_limit = { type = "uint", default = 104857600,
+    doc = "Uncompressed body bytes over which the scrape fails (a gzip body stops inflating there); "
+      .. "default 100 MiB; 0: no limit." },
   sample_limit = { type = "uint", default = 0, doc = "More samples than this fails the scrape; 0: no limit." },
   target_limit = { type = "uint", default = 0, doc = "More targets than this fails the scrapes; 0: no limit." },
   label_limit = { type = "uint", default = 0, doc = "More labels than this fails the scrape; 0: no limit." },
@@ -473,6 +475,43 @@ function Instance:run_target(loop)
   end
 end
 
+-- Bytes of body parsed between two yields to the loop (~10 ms of parsing): a big
+-- body never holds up the HTTP server, other scrapes or signals for long.
+M.PARSE_STEP = 4 * 1024 * 1024
+
+-- Parses a body in steps, yielding to the loop between them; the scrape's
+-- deadline (its start + scrape_timeout) covers the parse too. Returns ok, err.
+-- A scrape cancelled midway (target or component stopped) is forgotten, as if
+-- it never began. keep is the body's owner, alive until the parse ends.
+function Instance:parse(loop, ptr, len, ctype, ts, deadline, keep)
+  local t = loop.t
+  if C.mw_ffi_scrape_parse_begin(t, ptr, len, ctype, ts, loop.stats, errbuf, 512) ~= 0 then
+    return false, ffi.string(errbuf)
+  end
+  while true do
+    local rc = C.mw_ffi_scrape_parse_step(t, M.PARSE_STEP, errbuf, 512)
+    if rc == 0 then
+      return true
+    elseif rc < 0 then
+      return false, ffi.string(errbuf)
+    end
+    if ffi_rt.monotonic() > deadline then
+      C.mw_ffi_scrape_parse_fail(t, string.format("context deadline exceeded (parsing the body took longer "
+        .. "than the scrape timeout, %s)", duration.format(loop.st.timeout)), errbuf, 512)
+      return false, ffi.string(errbuf)
+    end
+    local yielded, cerr = pcall(self.ctx.sleep, self.ctx, 0)
+    if not yielded or loop.stopped then
+      C.mw_ffi_scrape_parse_abort(t)
+      if not yielded then
+        error(cerr, 0)
+      end
+      return false, "stopped"
+    end
+    local _ = keep
+  end
+end
+
 -- Fetches the target's body: ptr, len, content_type, keepalive, or nil, err, size
 -- (size -1 when the body size limit was hit, as Prometheus reports it).
 function Instance:fetch(loop)
@@ -524,7 +563,7 @@ function Instance:scrape(loop)
   local ts = math.floor(ffi_rt.time_now() * 1000)
   local t0 = ffi_rt.monotonic()
   local stats = loop.stats
-  local err, size
+  local err, size, parsed
   local ok = not self.limit_err
   if not ok then
     err = self.limit_err
@@ -545,9 +584,13 @@ function Instance:scrape(loop)
       return
     end
     if ptr then
-      size = len
-      if C.mw_ffi_scrape_parse(loop.t, ptr, len, ctype, ts, stats, errbuf, 512) ~= 0 then
-        ok, err = false, ffi.string(errbuf)
+      size, parsed = len, true
+      ok, err = self:parse(loop, ptr, len, ctype, ts, t0 + loop.st.timeout, keep)
+      if loop.stopped then -- the parse was forgotten
+        if type(keep) == "userdata" then
+          keep:free()
+        end
+        return
       end
     else -- fetch returned nil, err, size
       ok, err, size = false, len, ctype
@@ -558,8 +601,9 @@ function Instance:scrape(loop)
     end
   end
   local dur = ffi_rt.monotonic() - t0
-  local samples = ok and tonumber(stats.samples) or 0
-  if loop.source then
+  -- a failed body reports the samples parsed before it failed, as Prometheus
+  local samples = ok and tonumber(stats.samples) or (parsed and tonumber(stats.parsed) or 0)
+  if loop.source and ok then
     self.ctx:count_in(loop.source, samples)
   end
   local added = ok and tonumber(stats.series_added) or 0

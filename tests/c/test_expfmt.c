@@ -30,6 +30,9 @@ static void fresh(void) {
 static int parse_fmt(const char *body, int format, uint32_t flags) {
   return mw_expfmt_parse(cache, batch, body, strlen(body), format, TS, flags, &st, err, sizeof err);
 }
+static int parse_fmt2(const char *body, size_t len) {
+  return mw_expfmt_parse(cache, batch, body, len, MW_EXPFMT_TEXT, TS, 0, &st, err, sizeof err);
+}
 static int parse(const char *body) { return parse_fmt(body, MW_EXPFMT_TEXT, 0); }
 static int parse_om(const char *body) { return parse_fmt(body, MW_EXPFMT_OPENMETRICS, 0); }
 
@@ -750,6 +753,63 @@ static void test_utf8_relabel(void) {
   mw_ffi_relabel_program_free(prog);
 }
 
+/* A relabel cache under series churn: a target whose series names change at
+ * every scrape (the scrape table hands the refs of gone series to new ones)
+ * keeps the cache's output series table bounded by max_cache_size, and the
+ * reported size counts every result the cache holds (issue 16). */
+static void test_relabel_churn(void) {
+  fresh();
+  mw_ffi_relabel_rule_t rule = {.target_label = {"env", 3}, .replacement = {"prod", 4}};
+  mw_ffi_relabel_program_t *prog;
+  char e2[256];
+  CHECK_INT(mw_ffi_relabel_program_new(&rule, 1, &prog, e2, sizeof e2), 0);
+  mw_relabel_cache_t *rc = mw_ffi_relabel_cache_new(1000);
+  CHECK_INT(mw_ffi_relabel_cache_reset(rc, prog), 0);
+  char *body = malloc(64 * 100);
+  size_t max_out = 0, max_len = 0, flushes = 0;
+  for (int s = 0; s < 200; s++) {
+    size_t o = 0;
+    for (int i = 0; i < 100; i++)
+      o += (size_t)sprintf(body + o, "churn_%d_%d{pad=\"xxxxxxxx\"} %d\n", s, i, i);
+    CHECK_INT(parse_fmt(body, MW_EXPFMT_TEXT, 0), 0);
+    mw_relabel_stats_t rs = {0};
+    CHECK_INT(mw_ffi_relabel_cache_apply(rc, batch, &rs, e2, sizeof e2), 0);
+    flushes += rs.flushes;
+    mw_series_t *out = mw_batch_series(mw_ffi_relabel_cache_batch(rc));
+    if (mw_series_len(out) > max_out) max_out = mw_series_len(out);
+    if (mw_ffi_relabel_cache_len(rc) > max_len) max_len = mw_ffi_relabel_cache_len(rc);
+    /* the output table holds no more series than the size reported */
+    CHECK(mw_series_len(out) <= mw_ffi_relabel_cache_len(rc));
+  }
+  /* 200 scrapes x 100 new series = 20,000 results: at most 1000 are held */
+  CHECK(max_out <= 1000);
+  CHECK(max_len <= 1000);
+  CHECK(flushes >= 15);
+  free(body);
+  mw_ffi_relabel_cache_free(rc);
+  mw_ffi_relabel_program_free(prog);
+}
+
+/* A line longer than MW_EXPFMT_MAX_LINE fails the body with its number, as
+ * soon as the parser reaches it; a line of exactly the limit parses. */
+static void test_line_limit(void) {
+  fresh();
+  size_t n = MW_EXPFMT_MAX_LINE;
+  char *body = malloc(2 * n + 64);
+  size_t o = (size_t)sprintf(body, "a 1\nb{l=\"");
+  size_t val = n - 7 - 1; /* b{l="" + value + "} 2 = n bytes, then \n */
+  memset(body + o, 'x', val - 4);
+  o += val - 4;
+  o += (size_t)sprintf(body + o, "\"} 2\n");
+  CHECK_INT(parse_fmt2(body, o), 0);
+  CHECK_INT(st.samples, 2);
+  memset(body + o, 'y', n + 1); /* line 3: no newline for more than the limit */
+  o += n + 1;
+  CHECK_INT(parse_fmt2(body, o), -1);
+  CHECK_STR(err, "line 3: line longer than 1048576 bytes (the limit of a line)");
+  free(body);
+}
+
 static void test_content_type(void) {
   int used;
   CHECK_INT(mw_expfmt_format("text/plain; version=0.0.4; charset=utf-8", MW_EXPFMT_NONE, &used, err,
@@ -1128,6 +1188,8 @@ int main(void) {
   MW_RUN(test_long_series_texts);
   MW_RUN(test_churn);
   MW_RUN(test_memory_per_series);
+  MW_RUN(test_relabel_churn);
+  MW_RUN(test_line_limit);
   MW_RUN(test_content_type);
   MW_RUN(test_ffi_cdef);
   mw_scrapecache_free(cache);

@@ -105,6 +105,17 @@ static void test_sample_limit(void) {
   CHECK(mw_ffi_batch_len(b) >= 2);
   for (size_t i = 0; i < mw_ffi_batch_len(b); i++)
     CHECK(mw_ffi_batch_is_stale(b, i));
+  /* a big body stops at the first sample past the limit, in its first step */
+  size_t cap = 200000 * 16, blen = 0;
+  char *big = malloc(cap);
+  for (int i = 0; i < 200000; i++)
+    blen += (size_t)snprintf(big + blen, cap - blen, "m{i=\"%d\"} 1\n", i);
+  mw_expfmt_stats_t st;
+  CHECK_INT(mw_ffi_scrape_parse_begin(t, big, blen, NULL, 3000, &st, err, sizeof err), 0);
+  CHECK_INT(mw_ffi_scrape_parse_step(t, 1 << 20, err, sizeof err), -1);
+  CHECK_STR(err, "sample limit exceeded");
+  CHECK_INT(st.parsed, 3);
+  free(big);
   mw_ffi_scrape_target_free(t);
 }
 

@@ -3,7 +3,9 @@
  * (cold, then steady state) and once more through a fresh cache, and each
  * result is checked for consistency. A body that parses is then written
  * again with every name quoted (Prometheus 3's UTF-8 syntax), which must
- * parse to the same series and values. */
+ * parse to the same series and values. The body is also parsed in steps of a
+ * few bytes (same outcome as in one go), and a parse cancelled midway must
+ * leave the cache as it was. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -173,6 +175,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     check_quoted_roundtrip(b2);
   }
+  /* In steps (a few bytes each, so that steps end anywhere in a line): the
+   * same outcome, error and samples as in one go. */
+  size_t step = 1 + (size_t)data[size - 1] % 64;
+  char err4[256];
+  mw_scrapecache_t *c4 = mw_scrapecache_new();
+  mw_batch_t *b4 = mw_batch_new(NULL);
+  mw_expfmt_stats_t st4;
+  mw_expfmt_parser_t *p4 =
+      mw_expfmt_begin(c4, b4, copy, len, format, 2000, flags, 0, &st4, err4, sizeof err4);
+  int rc4 = p4 ? 1 : -1;
+  while (rc4 == 1)
+    rc4 = mw_expfmt_step(p4, step);
+  if (rc4 != rc3) abort();
+  if (rc4 != 0 && strcmp(err4, err) != 0) abort();
+  if (rc4 == 0) {
+    if (mw_batch_len(b4) != mw_batch_len(b2)) abort();
+    for (size_t i = 0; i < mw_batch_len(b4); i++) {
+      size_t l1, l2;
+      const uint8_t *e1 = mw_series_labels(mw_batch_series(b4), mw_batch_refs(b4)[i], &l1);
+      const uint8_t *e2 = mw_series_labels(mw_batch_series(b2), mw_batch_refs(b2)[i], &l2);
+      if (l1 != l2 || memcmp(e1, e2, l1) != 0) abort();
+      if (memcmp(&mw_batch_values(b4)[i], &mw_batch_values(b2)[i], sizeof(double)) != 0) abort();
+    }
+  }
+  /* A parse cancelled midway is forgotten: the warm cache then parses the
+   * body as its steady state again. */
+  mw_expfmt_parser_t *p5 =
+      mw_expfmt_begin(c, b, copy, len, format, 3000, flags, 0, &st4, err4, sizeof err4);
+  if (p5 && mw_expfmt_step(p5, step) == 1) mw_expfmt_abort(p5);
+  int rc5 = mw_expfmt_parse(c, b, copy, len, format, 4000, flags, &st4, err4, sizeof err4);
+  if (rc1 == 0 && (rc5 != 0 || mw_batch_len(b) != n1 || st4.series_added != 0 || st4.stale != 0))
+    abort();
+  mw_batch_free(b4);
+  mw_scrapecache_free(c4);
   mw_batch_free(b2);
   mw_scrapecache_free(c2);
   mw_batch_free(b);

@@ -265,6 +265,17 @@ function M.start_prometheus(port, dir, flags)
   return pid
 end
 
+--- True when the moonwatch under test is the ASan/UBSan build (MW_SANITIZE), whose
+--- quarantine keeps freed memory resident: RSS checks do not hold there.
+function M.sanitized()
+  local f = io.open((os.getenv("MOONWATCH_BUILD_DIR") or "build") .. "/CMakeCache.txt")
+  local s = f and f:read("*a") or ""
+  if f then
+    f:close()
+  end
+  return s:find("MW_SANITIZE:BOOL=ON", 1, true) ~= nil
+end
+
 --- A fresh temporary directory.
 function M.tmpdir()
   local p = io.popen("mktemp -d")
