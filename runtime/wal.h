@@ -1,5 +1,12 @@
 /* wal.h: prometheus.remote_write's write-ahead log (one per component).
  *
+ * Three layers: the type-agnostic record log (runtime/storage/recordlog.c:
+ * segments, CRCs, repair, cursor files, fsyncs, truncation), the metrics WAL
+ * on it (runtime/storage/metrics_wal.c: series, samples and exemplars
+ * records, memos, borrowed label sets, the ref map, the checkpoint's
+ * content) and remote_write's reader on that (runtime/remote/wal_reader.c:
+ * relabel, shards, encode, sample_age_limit, spans and commits).
+ *
  * Layout (DIR is the component's directory under --storage.path):
  *
  *   DIR/wal/00000001 ...          segments, numbered from 1, decimal, 8 digits

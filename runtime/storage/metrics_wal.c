@@ -1,0 +1,971 @@
+/* metrics_wal.c: the metrics WAL, a layer on the record log
+ * (storage/recordlog.c; see wal.h for the format and the guarantees): series,
+ * samples and exemplars records, memos by source table uid, label sets
+ * borrowed from the source tables, the WAL ref -> series map, the checkpoint's
+ * content. The writer keeps every live series in a series table (s = the
+ * table's ref) with, per s, its WAL ref and the newest segment that mentions
+ * it; a map WAL ref -> s serves replay and the readers
+ * (runtime/remote/wal_reader.c), which take labels from it instead of keeping
+ * their own copies (WAL refs are never reused, and a series is only forgotten
+ * once no kept segment mentions it). Files, cursors and fsyncs are the record
+ * log's. */
+#include "storage/metrics_wal.h"
+#include "err.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "batch.h"
+#include "labels.h"
+#include "series.h"
+
+#define MW_MAGIC "MWWAL001"
+#define MW_SERIES_REC_BYTES (16u << 20) /* a series record is closed past this */
+#define MW_SAMPLE_MAX 28u               /* two varints and the value */
+#define MW_MAX_MEMOS 4096
+
+typedef struct {
+  uint32_t stamp; /* the source entry's stamp; 0: nothing */
+  uint32_t s;
+} mw_wmemo_entry_t;
+
+typedef struct {
+  uint64_t uid, used;
+  mw_wmemo_entry_t *e;
+  size_t cap;
+  struct mw_wsrc *src; /* the source table's record (mw_wsrc_get), NULL: not looked up yet */
+} mw_wmemo_t;
+
+struct mw_wal {
+  mw_rlog_t *log;
+  mw_wal_opts_t opts;
+  mw_series_t *tab;
+  uint64_t *wref;     /* by s: WAL ref, 0: needs a (new) series record */
+  uint32_t *last_seg; /* by s: newest segment with a record of the series */
+  size_t scap;
+  uint64_t *map_k; /* WAL ref -> s, open addressing, key 0 = empty */
+  uint32_t *map_v;
+  size_t map_mask, map_len;
+  uint64_t next_ref;
+  mw_wmemo_t *memos;
+  size_t nmemos, memos_cap;
+  uint32_t *memo_slots; /* index of memos by uid: memo index + 1, 0 empty */
+  size_t memo_mask;     /* slots - 1 (0: no index) */
+  struct mw_wsrc *srcs; /* the tables tab borrows label bytes from */
+  uint64_t tick;
+  mw_buf_t sbuf, dbuf;
+  uint32_t *ss; /* per sample of the batch being appended: s or MW_NONE */
+  size_t ss_cap;
+  uint32_t *created;
+  size_t ncreated, created_cap;
+  size_t nreaders;
+  uint64_t epoch; /* grows when truncation forgets series */
+  int closed;
+  mw_wal_stats_t st;
+  /* exemplars: the record of the append, the last one written per s (a
+   * hash, 0: none) and the (s, hash) pairs of this append */
+  mw_buf_t ebuf;
+  uint64_t *ex_last;
+  size_t ex_last_cap;
+  uint64_t *ex_new;
+  size_t nex_new, ex_new_cap;
+};
+
+/* --- helpers ---------------------------------------------------------- */
+
+static void mw_put32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void mw_put64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint8_t *mw_put_uvarint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+static uint64_t mw_zig(uint64_t u) { return (u << 1) ^ (0 - (u >> 63)); }
+
+/* Starts a record of type at the end of b (header and count reserved, extra
+ * more bytes of room); returns its offset in b, or SIZE_MAX on OOM. */
+static size_t mw_rec_begin(mw_buf_t *b, uint8_t type, size_t extra) {
+  if (mw_buf_reserve(b, MW_RLOG_REC_HDR + 4 + extra) != 0) return SIZE_MAX;
+  size_t at = b->len;
+  b->p[at] = type;
+  b->len += MW_RLOG_REC_HDR + 4;
+  return at;
+}
+
+/* Fills in the header of the record started at `at` (it ends at b->len). */
+static void mw_rec_end(mw_buf_t *b, size_t at, uint32_t count) {
+  uint8_t *h = b->p + at;
+  mw_put32(h + MW_RLOG_REC_HDR, count);
+  mw_rlog_frame(h, h[0], (uint32_t)(b->len - at - MW_RLOG_REC_HDR));
+}
+
+/* --- series: WAL ref -> s map, per-s arrays, memos ------------------- */
+
+static uint32_t mw_map_get(const mw_wal_t *w, uint64_t k) {
+  if (!k || !w->map_k) return MW_NONE;
+  for (size_t i = mw_map_home(k, w->map_mask);; i = (i + 1) & w->map_mask) {
+    if (w->map_k[i] == k) return w->map_v[i];
+    if (!w->map_k[i]) return MW_NONE;
+  }
+}
+
+static void mw_map_insert(uint64_t *ks, uint32_t *vs, size_t mask, uint64_t k, uint32_t v,
+                          size_t *len) {
+  size_t i = mw_map_home(k, mask);
+  while (ks[i] && ks[i] != k)
+    i = (i + 1) & mask;
+  if (!ks[i]) (*len)++;
+  ks[i] = k;
+  vs[i] = v;
+}
+
+/* Rebuilds the map with room for need entries at a load of at most 1/2
+ * (at least 2 * need slots), keeping those whose s is still live with that
+ * ref (dead: s deleted). 0, -1 on OOM (map unchanged). Callers rebuild when
+ * the load would pass 1/2 and ask for the entries they will hold, so the
+ * load stays between 1/4 and 1/2. */
+static int mw_map_rebuild(mw_wal_t *w, size_t need, const uint8_t *dead) {
+  size_t n = 64;
+  while (n < need * 2)
+    n *= 2;
+  uint64_t *ks = calloc(n, sizeof *ks);
+  uint32_t *vs = calloc(n, sizeof *vs);
+  if (!ks || !vs) {
+    free(ks);
+    free(vs);
+    return -1;
+  }
+  size_t len = 0;
+  for (size_t i = 0; w->map_k && i <= w->map_mask; i++)
+    if (w->map_k[i] && !(dead && dead[w->map_v[i]]))
+      mw_map_insert(ks, vs, n - 1, w->map_k[i], w->map_v[i], &len);
+  free(w->map_k);
+  free(w->map_v);
+  w->map_k = ks;
+  w->map_v = vs;
+  w->map_mask = n - 1;
+  w->map_len = len;
+  return 0;
+}
+
+static int mw_map_put(mw_wal_t *w, uint64_t k, uint32_t v) {
+  if (!w->map_k || (w->map_len + 1) * 2 > w->map_mask + 1) {
+    if (mw_map_rebuild(w, w->map_len + 1, NULL) != 0) return -1;
+  }
+  mw_map_insert(w->map_k, w->map_v, w->map_mask, k, v, &w->map_len);
+  return 0;
+}
+
+/* Room in the per-s arrays for s. */
+static int mw_s_reserve(mw_wal_t *w, uint32_t s) {
+  if (s < w->scap) return 0;
+  size_t cap = w->scap ? w->scap : 1024;
+  while (cap <= s)
+    cap *= 2;
+  uint64_t *a = realloc(w->wref, cap * sizeof *a);
+  if (!a) return -1;
+  w->wref = a;
+  uint32_t *b = realloc(w->last_seg, cap * sizeof *b);
+  if (!b) return -1;
+  w->last_seg = b;
+  memset(w->wref + w->scap, 0, (cap - w->scap) * sizeof *a);
+  memset(w->last_seg + w->scap, 0, (cap - w->scap) * sizeof *b);
+  w->scap = cap;
+  return 0;
+}
+
+static void mw_memos_clear(mw_wal_t *w) {
+  for (size_t i = 0; i < w->nmemos; i++)
+    free(w->memos[i].e);
+  w->nmemos = 0;
+  if (w->memo_slots) memset(w->memo_slots, 0, (w->memo_mask + 1) * sizeof *w->memo_slots);
+}
+
+/* --- borrowed label sets ----------------------------------------------- */
+
+/* A table that batches come from (a scrape target's, say): a new series in
+ * tab borrows the source entry's label bytes instead of copying them (the
+ * same label set is not held twice), and the WAL watches the source: when
+ * those bytes move (compaction) tab follows them, when they go (the series
+ * or the table is deleted) tab copies them first. s_of[r] is the s that
+ * borrowed source ref r (MW_NONE: none), stale once s was deleted or r's
+ * bytes changed hands: it is believed only while both point at the same
+ * bytes. */
+typedef struct mw_wsrc {
+  mw_wal_t *w;
+  mw_series_t *src;
+  uint32_t *s_of;
+  uint32_t cap;
+  struct mw_wsrc *next;
+} mw_wsrc_t;
+
+/* The s that borrowed source ref r, if it still does; else MW_NONE. */
+static uint32_t mw_wsrc_borrower(const mw_wsrc_t *x, uint32_t r) {
+  if (r >= x->cap || x->s_of[r] == MW_NONE) return MW_NONE;
+  uint32_t s = x->s_of[r];
+  size_t l1, l2;
+  if (!mw_series_borrowed(x->w->tab, s) ||
+      mw_series_labels(x->w->tab, s, &l1) != mw_series_labels(x->src, r, &l2))
+    return MW_NONE;
+  return s;
+}
+
+/* Source ref r's bytes go: its borrower copies them. Nothing can be
+ * reported from here, and tab must not keep a dangling pointer, so out of
+ * memory (for one label set) ends the process with a message. */
+static void mw_wsrc_own(mw_wsrc_t *x, uint32_t r) {
+  uint32_t s = mw_wsrc_borrower(x, r);
+  if (r < x->cap) x->s_of[r] = MW_NONE;
+  if (s != MW_NONE && mw_series_own(x->w->tab, s) != 0) {
+    fputs("moonwatch: out of memory copying a label set into the WAL\n", stderr);
+    abort();
+  }
+}
+
+/* Every borrower of x copies its bytes (if own); x is unlinked and freed
+ * (its source no longer knows it when unwatch). */
+static void mw_wsrc_release(mw_wsrc_t *x, int unwatch, int own) {
+  for (uint32_t r = 0; own && r < x->cap; r++)
+    mw_wsrc_own(x, r);
+  for (size_t i = 0; i < x->w->nmemos; i++)
+    if (x->w->memos[i].src == x) x->w->memos[i].src = NULL;
+  if (unwatch) mw_series_unwatch(x->src, x);
+  mw_wsrc_t **p = &x->w->srcs;
+  while (*p != x)
+    p = &(*p)->next;
+  *p = x->next;
+  free(x->s_of);
+  free(x);
+}
+
+static void mw_wsrc_watch(void *ctx, uint32_t r, const uint8_t *now) {
+  mw_wsrc_t *x = ctx;
+  if (r == MW_SERIES_NONE) {
+    mw_wsrc_release(x, 0, 1); /* the table is being freed */
+  } else if (!now) {
+    mw_wsrc_own(x, r);
+  } else {
+    uint32_t s = mw_wsrc_borrower(x, r);
+    if (s != MW_NONE) mw_series_rebind(x->w->tab, s, now);
+  }
+}
+
+/* The record of source table src (made, and src watched, if new); NULL on OOM. */
+static mw_wsrc_t *mw_wsrc_get(mw_wal_t *w, mw_series_t *src) {
+  for (mw_wsrc_t *x = w->srcs; x; x = x->next)
+    if (x->src == src) return x;
+  mw_wsrc_t *x = calloc(1, sizeof *x);
+  if (!x) return NULL;
+  *x = (mw_wsrc_t){.w = w, .src = src, .next = w->srcs};
+  if (mw_series_watch(src, mw_wsrc_watch, x) != 0) {
+    free(x);
+    return NULL;
+  }
+  w->srcs = x;
+  return x;
+}
+
+/* Records that s borrowed source ref r. 0, -1 on OOM. */
+static int mw_wsrc_lend(mw_wsrc_t *x, uint32_t r, uint32_t s) {
+  if (r >= x->cap) {
+    uint32_t cap = x->cap ? x->cap : 64;
+    while (cap <= r)
+      cap *= 2;
+    uint32_t *p = realloc(x->s_of, (size_t)cap * sizeof *p);
+    if (!p) return -1;
+    for (uint32_t i = x->cap; i < cap; i++)
+      p[i] = MW_NONE;
+    x->s_of = p;
+    x->cap = cap;
+  }
+  x->s_of[r] = s;
+  return 0;
+}
+
+static size_t mw_memo_home(const mw_wal_t *w, uint64_t uid) {
+  return (size_t)((uid * 0x9e3779b97f4a7c15ULL) >> 32) & w->memo_mask;
+}
+
+/* Indexes the memos again, in slots for at least twice as many. 0, -1 on OOM
+ * (the old index stays, still right for the memos it knew). */
+static int mw_memo_reindex(mw_wal_t *w) {
+  size_t n = 64;
+  while (n < w->nmemos * 2)
+    n *= 2;
+  uint32_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  free(w->memo_slots);
+  w->memo_slots = slots;
+  w->memo_mask = n - 1;
+  for (size_t i = 0; i < w->nmemos; i++) {
+    size_t j = mw_memo_home(w, w->memos[i].uid);
+    while (w->memo_slots[j])
+      j = (j + 1) & w->memo_mask;
+    w->memo_slots[j] = (uint32_t)i + 1;
+  }
+  return 0;
+}
+
+/* The memo of source table uid (made if new; the least recently used one is
+ * recycled past MW_MAX_MEMOS). Found through an index: a WAL fed by many
+ * targets (two tables each) looks one up per append. NULL on OOM. */
+static mw_wmemo_t *mw_memo(mw_wal_t *w, uint64_t uid) {
+  w->tick++;
+  if (w->memo_slots) {
+    for (size_t j = mw_memo_home(w, uid); w->memo_slots[j]; j = (j + 1) & w->memo_mask) {
+      mw_wmemo_t *m = &w->memos[w->memo_slots[j] - 1];
+      if (m->uid == uid) {
+        m->used = w->tick;
+        return m;
+      }
+    }
+  }
+  mw_wmemo_t *m;
+  if (w->nmemos == MW_MAX_MEMOS) {
+    m = &w->memos[0];
+    for (size_t i = 1; i < w->nmemos; i++)
+      if (w->memos[i].used < m->used) m = &w->memos[i];
+    free(m->e);
+  } else {
+    if (mw_wal_grow((void **)&w->memos, &w->memos_cap, w->nmemos + 1, sizeof *w->memos) != 0)
+      return NULL;
+    m = &w->memos[w->nmemos++];
+  }
+  *m = (mw_wmemo_t){.uid = uid, .used = w->tick};
+  if (mw_memo_reindex(w) != 0) {
+    free(w->memo_slots); /* no index: the next call builds one */
+    w->memo_slots = NULL;
+    w->memo_mask = 0;
+  }
+  return m;
+}
+
+static int mw_memo_put(mw_wmemo_t *m, uint32_t ref, uint32_t stamp, uint32_t s) {
+  if (ref >= m->cap) {
+    size_t cap = m->cap ? m->cap : 256;
+    while (cap <= ref)
+      cap *= 2;
+    mw_wmemo_entry_t *p = realloc(m->e, cap * sizeof *p);
+    if (!p) return -1;
+    memset(p + m->cap, 0, (cap - m->cap) * sizeof *p);
+    m->e = p;
+    m->cap = cap;
+  }
+  m->e[ref] = (mw_wmemo_entry_t){.stamp = stamp, .s = s};
+  return 0;
+}
+
+/* A series record entry read from disk: wref has labels enc, mentioned in
+ * segment seg. 0, -1 on OOM. */
+static int mw_learn_series(mw_wal_t *w, uint64_t wref, const uint8_t *enc, size_t len, uint32_t seg,
+                           char *err, size_t errlen) {
+  uint32_t s;
+  int added;
+  if (mw_series_add(w->tab, enc, len, mw_labels_hash(enc, len), &s, &added, err, errlen) != 0)
+    return -1;
+  if (mw_s_reserve(w, s) != 0) goto oom;
+  uint32_t old = mw_map_get(w, wref);
+  if (old != MW_NONE && old != s && old < w->scap && w->wref[old] == wref)
+    w->wref[old] = 0; /* one ref, two label sets (a damaged WAL): old gets a new ref */
+  if (added || wref > w->wref[s]) w->wref[s] = wref;
+  if (added || seg > w->last_seg[s]) w->last_seg[s] = seg;
+  if (mw_map_put(w, wref, s) != 0) goto oom;
+  if (wref >= w->next_ref) w->next_ref = wref + 1;
+  return 0;
+oom:
+  mw_seterr(err, errlen, "out of memory");
+  return -1;
+}
+
+/* 1 if enc is a label set the WAL keeps: names and values non-empty and
+ * without NUL bytes (protobuf-c's strings end at one), names strictly
+ * increasing. Appends and replay apply the same test. */
+static int mw_labels_ok(const uint8_t *enc, size_t len) {
+  size_t pos = 0;
+  mw_label_t l, prev = {0};
+  int r, n = 0;
+  if (memchr(enc, 0, len)) return 0;
+  while ((r = mw_labels_next(enc, len, &pos, &l)) == 1) {
+    if (!l.name_len || !l.value_len) return 0;
+    if (n++) {
+      size_t m = prev.name_len < l.name_len ? prev.name_len : l.name_len;
+      int c = memcmp(prev.name, l.name, m);
+      if (c > 0 || (c == 0 && prev.name_len >= l.name_len)) return 0;
+    }
+    prev = l;
+  }
+  return r == 0 && n > 0;
+}
+
+int mw_wal_ex_labels_ok(const uint8_t *enc, size_t len) { return !len || mw_labels_ok(enc, len); }
+
+/* Identifies an exemplar for the repeat test (never 0). */
+static uint64_t mw_ex_hash(const mw_exemplar_t *e) {
+  uint64_t bits;
+  memcpy(&bits, &e->value, sizeof bits);
+  uint64_t h = mw_labels_hash(e->labels, e->labels_len);
+  h ^= ((uint64_t)e->ts_ms + 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
+  h ^= (bits + 0x94d049bb133111ebULL) * 0x9e3779b97f4a7c15ULL;
+  return h | 1;
+}
+
+/* Room in w->ex_last for every s of the series table. 0, -1 on OOM. */
+static int mw_ex_last_reserve(mw_wal_t *w) {
+  size_t limit = mw_series_limit(w->tab);
+  if (limit <= w->ex_last_cap) return 0;
+  size_t cap = w->ex_last_cap ? w->ex_last_cap : 1024;
+  while (cap < limit)
+    cap *= 2;
+  uint64_t *p = realloc(w->ex_last, cap * sizeof *p);
+  if (!p) return -1;
+  memset(p + w->ex_last_cap, 0, (cap - w->ex_last_cap) * sizeof *p);
+  w->ex_last = p;
+  w->ex_last_cap = cap;
+  return 0;
+}
+
+/* Applies a series record read from segment seg. 0; 1 if it is malformed;
+ * -1 on OOM. */
+static int mw_apply_series(mw_wal_t *w, const uint8_t *p, uint32_t len, uint32_t seg, char *err,
+                           size_t errlen) {
+  if (len < 4) return 1;
+  uint32_t count = mw_get32(p);
+  /* The whole record is checked before a series is learned: a record cut
+   * as corrupt must leave none behind, or a later append would use its
+   * ref without writing the series again (and its samples would be lost
+   * at the next replay). A ref of 2^64 - 1 is never written: next_ref
+   * would wrap to 0. */
+  for (int learn = 0; learn < 2; learn++) {
+    const uint8_t *q = p + 4, *end = p + len;
+    for (uint32_t i = 0; i < count; i++) {
+      uint64_t wref, l;
+      if (mw_get_uvarint(&q, end, &wref) || mw_get_uvarint(&q, end, &l) || !wref ||
+          wref == UINT64_MAX || l > (uint64_t)(end - q) || l == 0 || !mw_labels_ok(q, (size_t)l))
+        return 1;
+      if (learn) {
+        if (mw_learn_series(w, wref, q, (size_t)l, seg, err, errlen) != 0) return -1;
+        w->st.replayed_series++;
+      }
+      q += l;
+    }
+    if (q != end) return 1;
+  }
+  return 0;
+}
+
+/* --- replay ----------------------------------------------------------- */
+
+/* The record log's replay callback: applies a record of segment rec->seg
+ * (or of the checkpoint) and notes the segment's timestamps and samples.
+ * 0; 1 if it is malformed (the segment is cut there); -1 on OOM. */
+static int mw_replay_record(void *ctx, const mw_rlog_rec_t *rec, mw_rlog_seg_t *seg, char *err,
+                            size_t errlen) {
+  mw_wal_t *w = ctx;
+  uint32_t index = rec->seg, len = rec->len;
+  const uint8_t *p = rec->p;
+  int rc;
+  if (rec->type == MW_REC_SERIES) return mw_apply_series(w, p, len, index, err, errlen);
+  if (rec->type == MW_REC_EXEMPLARS) {
+    mw_sdec_t d;
+    uint64_t ref, n = 0;
+    int64_t ts;
+    double v;
+    const uint8_t *lab;
+    size_t ll;
+    /* Checked whole first, as series records: a cut record must not
+     * leave a last-exemplar hash behind (the exemplar would not be
+     * written again). */
+    if (mw_sdec_begin(&d, p, len) != 0) return 1;
+    while ((rc = mw_edec_next(&d, &ref, &ts, &v, &lab, &ll)) == 1 && mw_wal_ex_labels_ok(lab, ll))
+      ;
+    if (rc != 0) return 1;
+    mw_sdec_begin(&d, p, len); /* checked: now applied */
+    while (mw_edec_next(&d, &ref, &ts, &v, &lab, &ll) == 1) {
+      uint32_t s = mw_map_get(w, ref);
+      n++;
+      if (s == MW_NONE) continue;
+      if (index > w->last_seg[s]) w->last_seg[s] = index;
+      /* the last exemplar of each series, so that a restart does not write it again */
+      mw_exemplar_t e = {.labels = lab, .labels_len = (uint32_t)ll, .ts_ms = ts, .value = v};
+      if (mw_ex_last_reserve(w) != 0) {
+        mw_seterr(err, errlen, "out of memory");
+        return -1;
+      }
+      w->ex_last[s] = mw_ex_hash(&e);
+    }
+    w->st.replayed_exemplars += n;
+    return 0;
+  }
+  mw_sdec_t d;
+  uint64_t ref;
+  int64_t ts, lo = INT64_MAX, hi = INT64_MIN;
+  double v;
+  uint64_t n = 0;
+  if (mw_sdec_begin(&d, p, len) != 0) return 1;
+  while ((rc = mw_sdec_next(&d, &ref, &ts, &v)) == 1) {
+    uint32_t s = mw_map_get(w, ref);
+    if (s != MW_NONE && index > w->last_seg[s]) w->last_seg[s] = index;
+    if (ts < lo) lo = ts;
+    if (ts > hi) hi = ts;
+    n++;
+  }
+  if (rc < 0) return 1;
+  if (lo < seg->min_ts) seg->min_ts = lo;
+  if (hi > seg->max_ts) seg->max_ts = hi;
+  seg->items += n;
+  w->st.replayed_samples += n;
+  return 0;
+}
+
+static void mw_wal_free(mw_wal_t *w) {
+  if (!w) return;
+  while (w->srcs)
+    mw_wsrc_release(w->srcs, 1, 0);
+  mw_rlog_free(w->log);
+  mw_memos_clear(w);
+  free(w->memos);
+  free(w->memo_slots);
+  mw_series_free(w->tab);
+  free(w->wref);
+  free(w->last_seg);
+  free(w->map_k);
+  free(w->map_v);
+  free(w->sbuf.p);
+  free(w->dbuf.p);
+  free(w->ss);
+  free(w->created);
+  free(w->ebuf.p);
+  free(w->ex_last);
+  free(w->ex_new);
+  free(w);
+}
+
+int mw_wal_open(const char *dir, const mw_wal_opts_t *opts, mw_wal_t **out, char *err,
+                size_t errlen) {
+  *out = NULL;
+  char *wal_dir = NULL;
+  mw_wal_t *w = calloc(1, sizeof *w);
+  if (!w) goto oom;
+  w->next_ref = 1;
+  if (opts) w->opts = *opts;
+  if (!w->opts.segment_size) w->opts.segment_size = MW_WAL_DEFAULT_SEGMENT_SIZE;
+  w->tab = mw_series_new();
+  size_t n = strlen(dir) + 5;
+  wal_dir = malloc(n);
+  if (!w->tab || !wal_dir) goto oom;
+  snprintf(wal_dir, n, "%s/wal", dir);
+  mw_rlog_opts_t lo = {.magic = MW_MAGIC,
+                       .segment_size = w->opts.segment_size,
+                       .fsync = w->opts.fsync,
+                       .types = 1u << MW_REC_SERIES | 1u << MW_REC_SAMPLES | 1u << MW_REC_EXEMPLARS,
+                       .counted = 1u << MW_REC_SAMPLES,
+                       .cursor_dir = dir,
+                       .what = "WAL",
+                       .items = "samples",
+                       .replay = mw_replay_record,
+                       .ctx = w};
+  if (mw_rlog_open(wal_dir, &lo, &w->log, err, errlen) != 0) goto fail;
+  free(wal_dir);
+  *out = w;
+  return 0;
+oom:
+  mw_seterr(err, errlen, "out of memory");
+fail:
+  free(wal_dir);
+  mw_wal_free(w);
+  return -1;
+}
+
+/* --- append ----------------------------------------------------------- */
+
+/* Builds the exemplars record of an append into w->ebuf (nothing if none is
+ * left): the exemplars of b's samples that were written (w->ss), except a
+ * repeat of the last one written for the series (Prometheus agent's WAL
+ * drops those too: a scrape shows the same exemplar until a new one comes).
+ * Their (s, hash) pairs go to w->ex_new, applied once the write succeeded.
+ * 0, -1 on OOM. */
+static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
+  size_t nex = mw_batch_exemplars(b);
+  if (mw_ex_last_reserve(w) != 0) return -1;
+  mw_buf_t *eb = &w->ebuf;
+  size_t at = SIZE_MAX;
+  uint32_t count = 0;
+  uint64_t prev = 0;
+  int64_t base = 0;
+  mw_exemplar_t e;
+  for (size_t k = 0; k < nex && count < MW_SAMPLES_PER_REC; k++) {
+    mw_batch_exemplar(b, k, &e);
+    uint32_t s = w->ss[e.idx];
+    if (s == MW_NONE || !mw_wal_ex_labels_ok(e.labels, e.labels_len)) continue;
+    uint64_t h = mw_ex_hash(&e);
+    if (w->ex_last[s] == h) continue;
+    if (at == SIZE_MAX) {
+      at = mw_rec_begin(eb, MW_REC_EXEMPLARS, 8);
+      if (at == SIZE_MAX) return -1;
+      base = e.ts_ms;
+      mw_put64(eb->p + eb->len, (uint64_t)base);
+      eb->len += 8;
+    }
+    if (mw_buf_reserve(eb, MW_SAMPLE_MAX + 10 + e.labels_len) != 0 ||
+        mw_wal_grow((void **)&w->ex_new, &w->ex_new_cap, 2 * (w->nex_new + 1), sizeof *w->ex_new) !=
+            0)
+      return -1;
+    uint64_t wr = w->wref[s];
+    uint8_t *p = mw_put_uvarint(eb->p + eb->len, mw_zig(wr - prev));
+    p = mw_put_uvarint(p, mw_zig((uint64_t)e.ts_ms - (uint64_t)base));
+    uint64_t bits;
+    memcpy(&bits, &e.value, sizeof bits);
+    mw_put64(p, bits);
+    p = mw_put_uvarint(p + 8, e.labels_len);
+    if (e.labels_len) memcpy(p, e.labels, e.labels_len);
+    eb->len = (size_t)(p - eb->p) + e.labels_len;
+    prev = wr;
+    count++;
+    w->ex_new[2 * w->nex_new] = s;
+    w->ex_new[2 * w->nex_new + 1] = h;
+    w->nex_new++;
+  }
+  if (at != SIZE_MAX) mw_rec_end(eb, at, count);
+  return 0;
+}
+
+int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen) {
+  size_t n = mw_batch_len(b);
+  if (w->closed) {
+    mw_seterr(err, errlen, "WAL closed");
+    return -1;
+  }
+  if (!n) return 0;
+  mw_series_t *src = mw_batch_series(b);
+  if (!src) {
+    mw_seterr(err, errlen, "batch without a series table");
+    return -1;
+  }
+  mw_wmemo_t *memo = mw_memo(w, mw_series_uid(src));
+  mw_wsrc_t *lender = memo ? (memo->src ? memo->src : (memo->src = mw_wsrc_get(w, src))) : NULL;
+  if (!memo || !lender || mw_wal_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
+  const uint32_t *refs = mw_batch_refs(b);
+  const int64_t *ts = mw_batch_timestamps(b);
+  const double *vs = mw_batch_values(b);
+  mw_buf_t *sb = &w->sbuf, *db = &w->dbuf;
+  sb->len = 0;
+  db->len = 0;
+  w->ebuf.len = 0;
+  w->nex_new = 0;
+  w->ncreated = 0;
+  size_t srec = SIZE_MAX;
+  uint32_t scount = 0;
+  /* Series: the memo maps the source's refs to s; new label sets get a record. */
+  for (size_t i = 0; i < n; i++) {
+    uint32_t r = refs[i], stamp = mw_series_stamp(src, r), s;
+    if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
+      s = memo->e[r].s;
+    } else {
+      size_t len;
+      const uint8_t *enc = mw_series_labels(src, r, &len);
+      uint64_t hash = mw_series_hash(src, r);
+      if (!enc) {
+        s = MW_NONE; /* not a live series of the batch's table */
+      } else if ((s = mw_series_get(w->tab, enc, len, hash)) == MW_NONE && mw_labels_ok(enc, len)) {
+        if (mw_series_add_borrowed(w->tab, enc, len, hash, &s, NULL, err, errlen) != 0) goto undo;
+        if (mw_wsrc_lend(lender, r, s) != 0 && mw_series_own(w->tab, s) != 0) goto oom;
+        if (mw_s_reserve(w, s) != 0) goto oom;
+      }
+      if (enc && mw_memo_put(memo, r, stamp, s) != 0) goto oom;
+    }
+    w->ss[i] = s;
+    if (s == MW_NONE) {
+      w->st.samples_invalid++;
+      continue;
+    }
+    if (w->wref[s]) continue;
+    /* First sight (or after a failed write): a series record entry. */
+    size_t len;
+    const uint8_t *enc = mw_series_labels(w->tab, s, &len);
+    if (srec != SIZE_MAX && sb->len - srec > MW_SERIES_REC_BYTES) {
+      mw_rec_end(sb, srec, scount);
+      srec = SIZE_MAX;
+    }
+    if (srec == SIZE_MAX) {
+      srec = mw_rec_begin(sb, MW_REC_SERIES, 0);
+      scount = 0;
+      if (srec == SIZE_MAX) goto oom;
+    }
+    if (mw_buf_reserve(sb, 20 + len) != 0 || mw_wal_grow((void **)&w->created, &w->created_cap,
+                                                         w->ncreated + 1, sizeof *w->created) != 0)
+      goto oom;
+    w->wref[s] = w->next_ref++;
+    w->created[w->ncreated++] = s;
+    uint8_t *p = mw_put_uvarint(sb->p + sb->len, w->wref[s]);
+    p = mw_put_uvarint(p, len);
+    memcpy(p, enc, len);
+    sb->len = (size_t)(p - sb->p) + len;
+    scount++;
+  }
+  if (srec != SIZE_MAX) mw_rec_end(sb, srec, scount);
+  /* Samples, in records of at most MW_SAMPLES_PER_REC. */
+  size_t written = 0, drec = SIZE_MAX;
+  uint32_t dcount = 0;
+  uint64_t prev = 0;
+  int64_t base = 0, lo = INT64_MAX, hi = INT64_MIN;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t s = w->ss[i];
+    if (s == MW_NONE) continue;
+    if (drec != SIZE_MAX && dcount == MW_SAMPLES_PER_REC) {
+      mw_rec_end(db, drec, dcount);
+      drec = SIZE_MAX;
+    }
+    if (drec == SIZE_MAX) {
+      size_t left = n - i < MW_SAMPLES_PER_REC ? n - i : MW_SAMPLES_PER_REC;
+      drec = mw_rec_begin(db, MW_REC_SAMPLES, 8 + left * MW_SAMPLE_MAX);
+      if (drec == SIZE_MAX) goto oom;
+      base = ts[i];
+      mw_put64(db->p + db->len, (uint64_t)base);
+      db->len += 8;
+      dcount = 0;
+      prev = 0;
+    }
+    uint64_t wr = w->wref[s];
+    uint8_t *p = mw_put_uvarint(db->p + db->len, mw_zig(wr - prev));
+    p = mw_put_uvarint(p, mw_zig((uint64_t)ts[i] - (uint64_t)base));
+    uint64_t bits;
+    memcpy(&bits, &vs[i], sizeof bits);
+    mw_put64(p, bits);
+    db->len = (size_t)(p - db->p) + 8;
+    prev = wr;
+    dcount++;
+    written++;
+    if (ts[i] < lo) lo = ts[i];
+    if (ts[i] > hi) hi = ts[i];
+  }
+  if (drec != SIZE_MAX) mw_rec_end(db, drec, dcount);
+  if (mw_batch_exemplars(b) && mw_exemplars_record(w, b) != 0) goto oom;
+  size_t total = sb->len + db->len + w->ebuf.len;
+  if (!total) return 0;
+  /* Room in the map now, so that nothing can fail once the bytes are written. */
+  if ((w->map_len + w->ncreated + 1) * 2 > w->map_mask + 1 &&
+      mw_map_rebuild(w, w->map_len + w->ncreated + 1, NULL) != 0)
+    goto oom;
+  /* One writev into the record log: when it returns, the records are in the kernel. */
+  struct iovec iov[3] = {{sb->p, sb->len}, {db->p, db->len}, {w->ebuf.p, w->ebuf.len}};
+  uint32_t seg;
+  int rc = mw_rlog_append(w->log, iov, 3, written, lo, hi, &seg, err, errlen);
+  if (rc < 0) goto undo;
+  for (size_t i = 0; i < w->ncreated; i++)
+    mw_map_insert(w->map_k, w->map_v, w->map_mask, w->wref[w->created[i]], w->created[i],
+                  &w->map_len);
+  for (size_t i = 0; i < n; i++)
+    if (w->ss[i] != MW_NONE) w->last_seg[w->ss[i]] = seg;
+  if (written && hi > w->st.max_ts) w->st.max_ts = hi;
+  w->st.samples_appended += written;
+  for (size_t i = 0; i < w->nex_new; i++)
+    w->ex_last[w->ex_new[2 * i]] = w->ex_new[2 * i + 1];
+  w->st.exemplars_appended += w->nex_new;
+  w->st.series_created += w->ncreated;
+  return rc; /* 1: the fsync of MW_WAL_FSYNC_ALWAYS failed, the batch is in the WAL */
+oom:
+  mw_seterr(err, errlen, "out of memory");
+undo:
+  for (size_t i = 0; i < w->ncreated; i++)
+    w->wref[w->created[i]] = 0;
+  w->ncreated = 0;
+  return -1;
+}
+
+int mw_wal_sync_start(mw_wal_t *w, char *err, size_t errlen) {
+  return mw_rlog_sync_start(w->log, err, errlen);
+}
+
+int mw_wal_sync(mw_wal_t *w, char *err, size_t errlen) { return mw_rlog_sync(w->log, err, errlen); }
+
+void mw_wal_stats(const mw_wal_t *w, mw_wal_stats_t *st) {
+  mw_rlog_stats_t ls;
+  mw_rlog_stats(w->log, &ls);
+  size_t nsegs;
+  const mw_rlog_seg_t *segs = mw_rlog_segments(w->log, &nsegs);
+  *st = w->st;
+  st->active_series = mw_series_len(w->tab);
+  st->segments = nsegs;
+  st->first_segment = nsegs ? segs[0].index : 0;
+  st->last_segment = nsegs ? segs[nsegs - 1].index : 0;
+  st->bytes = ls.bytes;
+  st->corruptions = ls.corruptions;
+  st->corrupt_bytes = ls.corrupt_bytes;
+  st->segments_removed = ls.segments_removed;
+  st->checkpoints = ls.checkpoints;
+  st->fsyncs = ls.fsyncs;
+}
+
+const char *mw_wal_repair_log(const mw_wal_t *w) { return mw_rlog_repair_log(w->log); }
+
+void mw_wal_close(mw_wal_t *w) {
+  if (!w) return;
+  mw_rlog_close(w->log);
+  w->closed = 1;
+  /* Stop following the sources now: they may outlive the WAL. Nothing reads
+   * a label set of tab once the WAL is closed (reader calls fail), so the
+   * borrowed ones are not copied (that would double the memory of every
+   * label set at the moment of stopping). */
+  while (w->srcs)
+    mw_wsrc_release(w->srcs, 1, 0);
+  if (!w->nreaders) mw_wal_free(w);
+}
+
+/* --- what readers use ------------------------------------------------ */
+
+void mw_wal_refs(const mw_wal_t *w, mw_wal_refs_t *m) {
+  *m = (mw_wal_refs_t){.map_k = w->map_k,
+                       .map_v = w->map_v,
+                       .map_mask = w->map_mask,
+                       .wref = w->wref,
+                       .scap = w->scap};
+}
+
+mw_series_t *mw_wal_series(const mw_wal_t *w) { return w->tab; }
+
+mw_rlog_t *mw_wal_log(const mw_wal_t *w) { return w->log; }
+
+int mw_wal_closed(const mw_wal_t *w) { return w->closed; }
+
+uint64_t mw_wal_series_epoch(const mw_wal_t *w) { return w->epoch; }
+
+void mw_wal_attach(mw_wal_t *w) { w->nreaders++; }
+
+void mw_wal_detach(mw_wal_t *w) {
+  if (!--w->nreaders && w->closed) mw_wal_free(w);
+}
+
+/* --- truncation ------------------------------------------------------- */
+
+/* The checkpoint's content: every WAL ref still mapped, with its labels, in
+ * series records. */
+static int mw_checkpoint_series(void *ctx, mw_rlog_cpw_t *cpw, char *err, size_t errlen) {
+  mw_wal_t *w = ctx;
+  mw_buf_t *b = &w->sbuf;
+  size_t i = 0;
+  while (w->map_k && i <= w->map_mask) {
+    b->len = 0;
+    size_t rec = mw_rec_begin(b, MW_REC_SERIES, 0);
+    uint32_t count = 0;
+    if (rec == SIZE_MAX) goto oom;
+    for (; i <= w->map_mask && b->len < MW_SERIES_REC_BYTES; i++) {
+      if (!w->map_k[i]) continue;
+      size_t len;
+      const uint8_t *enc = mw_series_labels(w->tab, w->map_v[i], &len);
+      if (!enc) continue;
+      if (mw_buf_reserve(b, 20 + len) != 0) goto oom;
+      uint8_t *p = mw_put_uvarint(b->p + b->len, w->map_k[i]);
+      p = mw_put_uvarint(p, len);
+      memcpy(p, enc, len);
+      b->len = (size_t)(p - b->p) + len;
+      count++;
+    }
+    if (!count) break;
+    mw_rec_end(b, rec, count);
+    if (mw_rlog_cp_write(cpw, b->p, b->len) != 0) return -1;
+  }
+  return 0;
+oom:
+  mw_seterr(err, errlen, "out of memory");
+  return -1;
+}
+
+int mw_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms, int64_t max_keepalive_ms,
+                    char *err, size_t errlen) {
+  if (w->closed) {
+    mw_seterr(err, errlen, "WAL closed");
+    return -1;
+  }
+  mw_rlog_bounds_t bounds = {.min_cut = now_ms - min_keepalive_ms,
+                             .max_cut = now_ms - max_keepalive_ms};
+  long k = mw_rlog_truncate_plan(w->log, &bounds, err, errlen);
+  if (k <= 0) return (int)k;
+  size_t nsegs;
+  uint32_t first = mw_rlog_segments(w->log, &nsegs)[k].index;
+  /* Readers that had not committed the removed data jump past it. */
+  uint64_t dropped_max;
+  int rc = mw_rlog_truncate_cursors(w->log, (size_t)k, &dropped_max, err, errlen);
+  w->st.samples_dropped += dropped_max;
+  /* Forget the series no kept segment mentions. */
+  size_t limit = mw_series_limit(w->tab);
+  uint8_t *dead = calloc(limit ? limit : 1, 1);
+  if (!dead) {
+    mw_seterr(err, errlen, "out of memory");
+    return -1;
+  }
+  size_t ndead = 0;
+  for (uint32_t s = 0; s < limit; s++) {
+    size_t l;
+    if (mw_series_labels(w->tab, s, &l) && w->last_seg[s] < first) {
+      dead[s] = 1;
+      ndead++;
+    }
+  }
+  if (ndead) {
+    if (mw_map_rebuild(w, w->map_len, dead) != 0) {
+      free(dead);
+      mw_seterr(err, errlen, "out of memory");
+      return -1;
+    }
+    for (uint32_t s = 0; s < limit; s++)
+      if (dead[s]) {
+        mw_series_del(w->tab, s);
+        w->wref[s] = 0;
+        if (s < w->ex_last_cap) w->ex_last[s] = 0;
+        w->last_seg[s] = 0;
+      }
+    mw_memos_clear(w); /* they may point at deleted series */
+    w->epoch++;        /* readers forget what they derived from the deleted series */
+    w->st.series_removed += ndead;
+    mw_series_compact(w->tab);
+  }
+  free(dead);
+  /* The checkpoint first, then the segments and checkpoint it replaces. */
+  if (mw_rlog_truncate_finish(w->log, (size_t)k, mw_checkpoint_series, w, err, errlen) != 0)
+    return -1;
+  return rc;
+}
+
+/* --- FFI -------------------------------------------------------------- */
+
+int mw_ffi_wal_open(const char *dir, const mw_wal_opts_t *opts, mw_wal_t **out, char *err,
+                    size_t errlen) {
+  return mw_wal_open(dir, opts, out, err, errlen);
+}
+
+void mw_ffi_wal_close(mw_wal_t *w) { mw_wal_close(w); }
+
+int mw_ffi_wal_append(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen) {
+  return mw_wal_append_batch(w, b, err, errlen);
+}
+
+int mw_ffi_wal_sync(mw_wal_t *w, char *err, size_t errlen) { return mw_wal_sync(w, err, errlen); }
+
+int mw_ffi_wal_sync_start(mw_wal_t *w, char *err, size_t errlen) {
+  return mw_wal_sync_start(w, err, errlen);
+}
+
+int mw_ffi_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms,
+                        int64_t max_keepalive_ms, char *err, size_t errlen) {
+  return mw_wal_truncate(w, now_ms, min_keepalive_ms, max_keepalive_ms, err, errlen);
+}
+
+void mw_ffi_wal_stats(const mw_wal_t *w, mw_wal_stats_t *st) { mw_wal_stats(w, st); }
+
+const char *mw_ffi_wal_repair_log(const mw_wal_t *w) { return mw_wal_repair_log(w); }
