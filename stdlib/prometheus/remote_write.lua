@@ -1,6 +1,6 @@
 --- prometheus.remote_write: ships the samples it receives to Prometheus
 --- Remote-Write 1.0 endpoints through a crash-safe write-ahead log.
--- An append is acknowledged once the batch is in the WAL (runtime/wal.c); each
+-- An append is acknowledged once the batch is in the WAL (runtime/storage/metrics_wal.c on the record log); each
 -- endpoint reads the WAL with its own cursor and sends snappy-compressed
 -- protobuf WriteRequests (encoded in C), committing the cursor after a 2xx. On
 -- start everything written but not yet sent is sent. 5xx and network errors
@@ -9,7 +9,7 @@
 -- followed) is dropped and counted, as Prometheus does.
 --
 -- Shards. Each endpoint reads the WAL in spans cut into one request per shard
--- (runtime/wal.c: a series always goes to the same shard, by a hash of its
+-- (runtime/remote/wal_reader.c: a series always goes to the same shard, by a hash of its
 -- WAL ref) and queues each request to its shard's sender; the senders work
 -- independently, each sending its requests in order with its own retries, and
 -- the reader reads ahead while the queues hold less than capacity samples per
