@@ -13,6 +13,7 @@ local log = require("moonwatch.log")
 local errors = require("moonwatch.errors")
 local blocks = require("moonwatch.blocks")
 local ffi_rt = require("moonwatch.ffi")
+local budget = require("moonwatch.budget")
 
 local M = {}
 local Controller = {}
@@ -447,7 +448,9 @@ function Controller:resolve(st, v, spec)
       end
       return true, value
     end
-    local ok, res = pcall(v)
+    local ok, res = budget.xpcall(v, function(e)
+      return e
+    end)
     pctx.resolver = saved
     if not ok then
       error(res, 0)

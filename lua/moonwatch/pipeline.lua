@@ -7,6 +7,7 @@
 local cjson = require("cjson")
 local errors = require("moonwatch.errors")
 local log = require("moonwatch.log")
+local budget = require("moonwatch.budget")
 
 local M = {}
 
@@ -84,6 +85,7 @@ function M.load(path, opts)
   if not chunk then
     return nil, err
   end
+  budget.prepare(chunk) -- its functions (arguments, rules) run under the budget too
 
   local result = { declarations = {}, problems = {}, files = {}, file = path }
   local ctx = {}
@@ -218,7 +220,7 @@ function M.load(path, opts)
     end,
   })
   setfenv(chunk, env)
-  local ok, run_err = xpcall(chunk, function(e)
+  local ok, run_err = budget.xpcall(chunk, function(e)
     if type(e) ~= "string" then
       return tostring(e)
     elseif errors.is_internal(e) then

@@ -5,6 +5,7 @@
 -- series the cache has not seen.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local budget = require("moonwatch.budget")
 
 local M = {}
 
@@ -166,7 +167,7 @@ function M.apply(segs, labels)
       for k, v in pairs(labels) do
         copy[k] = v
       end
-      labels = seg.fn(copy)
+      labels = budget.call(seg.fn, copy) -- user code: bounded in time
       if labels ~= nil and type(labels) ~= "table" then
         error("relabel function must return a table of labels or nil, got " .. type(labels), 0)
       end

@@ -148,3 +148,105 @@ prometheus.remote_write "p" {
     assert.matches("Lua function rules are refused here", doc, 1, true)
   end)
 end)
+
+describe("a time budget for users' Lua code", function()
+  it("check: a top-level endless loop fails with file:line: evaluation took longer than N", function()
+    local f = proc.write(tmp .. "/loop-top.lua", "local x = 1\nwhile true do x = x + 1 end\n")
+    local t0 = os.time()
+    local code, _, err = proc.run({ "check", "--pipeline.eval-timeout=1s", f })
+    assert.equals(1, code)
+    assert.equals(f .. ":2: evaluation took longer than 1s\n", err)
+    assert.is_true(os.time() - t0 <= 4)
+  end)
+
+  it("run: an argument function that loops fails the load, also when it pcalls the loop", function()
+    for i, body in ipairs({ "while true do end", "while true do pcall(function() while true do end end) end" }) do
+      local f = proc.write(tmp .. "/loop-arg" .. i .. ".lua",
+        'prometheus.echo "e" {\n  file = function() ' .. body .. " end,\n}\n")
+      local code, _, err = proc.run({ "run", "--pipeline.eval-timeout=1s", "--server.http.listen-addr=127.0.0.1:0",
+        "--storage.path=" .. tmp .. "/data-loop", f })
+      assert.equals(1, code)
+      assert.equals(f .. ':1: prometheus.echo "e": ' .. f .. ":2: evaluation took longer than 1s\n", err)
+    end
+  end)
+
+  it("reload: a looping file is refused with the error; the old graph runs on and HTTP answers", function()
+    local out = tmp .. "/reload-loop.txt"
+    local f = proc.write(tmp .. "/reload-loop.lua", string.format('prometheus.echo "e" { file = %q }\n', out))
+    local h = proc.start_run(f, { "--pipeline.eval-timeout=1s", "--storage.path=" .. tmp .. "/data-reload-loop" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    proc.write(f, string.format('prometheus.echo "e" { file = %q }\nprometheus.echo "x" {}\nwhile true do end\n', out))
+    local status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(400, status)
+    assert.matches(f .. ":3: evaluation took longer than 1s", body, 1, true)
+    proc.write(f, string.format('prometheus.echo "e" { file = function() while true do end end }\n'))
+    status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(400, status)
+    assert.matches(f .. ":1: evaluation took longer than 1s", body, 1, true)
+    assert.equals(200, (proc.http("GET", h.base .. "/-/ready")))
+    local _, list = proc.http("GET", h.base .. "/api/v0/components")
+    local ids = {}
+    for _, c in ipairs(cjson.decode(list)) do
+      ids[#ids + 1] = c.id .. " " .. c.health.state
+    end
+    assert.same({ "prometheus.echo.e healthy" }, ids)
+    assert.equals(out, component(h, "prometheus.echo.e").arguments.file)
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+  end)
+
+  it("a Lua relabel rule that loops: the batch's misses are dropped after the budget, the rest goes on", function()
+    local f = proc.write(tmp .. "/rule-loop.lua", [[
+prometheus.exporter.self "s" {}
+prometheus.scrape "a" {
+  targets = prometheus.exporter.self.s.targets,
+  forward_to = { prometheus.relabel.r.receiver },
+  scrape_interval = "1s", scrape_timeout = "1s",
+}
+prometheus.relabel "r" {
+  forward_to = {},
+  rule = function(labels) while true do end end,
+}
+]])
+    local h = proc.start_run(f, { "--pipeline.eval-timeout=1s", "--storage.path=" .. tmp .. "/data-rule-loop" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    assert.is_true(h.wait_log("relabel rule took too long; the series left in this batch are dropped", 10), h.read())
+    assert.matches('err="' .. f .. ':9: evaluation took longer than 1s"', h.read(), 1, true)
+    assert.equals(200, (proc.http("GET", h.base .. "/-/ready")))
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+  end)
+
+  it("SIGTERM stops the process within --shutdown.timeout even with Lua stuck in a rule", function()
+    local f = proc.write(tmp .. "/rule-stuck.lua", [[
+prometheus.exporter.self "s" {}
+prometheus.scrape "a" {
+  targets = prometheus.exporter.self.s.targets,
+  forward_to = { prometheus.relabel.r.receiver },
+  scrape_interval = "1s", scrape_timeout = "1s",
+}
+prometheus.relabel "r" {
+  forward_to = {},
+  rule = function(labels) while true do end end,
+}
+]])
+    local h = proc.start_run(f, { "--pipeline.eval-timeout=1h", "--shutdown.timeout=2s",
+      "--storage.path=" .. tmp .. "/data-rule-stuck" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    os.execute("sleep 1.5") -- the first scrape reached the rule: the loop is stuck
+    assert.equals(0, (proc.http("GET", h.base .. "/-/ready", { timeout = 1 })), "the loop is stuck")
+    local t0 = os.time()
+    h.kill("TERM")
+    local code = h.wait(6)
+    assert.equals(1, code, h.read())
+    assert.is_true(os.time() - t0 <= 4)
+    assert.matches('level=error msg="shutdown did not finish within the shutdown timeout (the event loop is stuck, '
+      .. 'e.g. in Lua code); exiting now" signal=SIGTERM timeout=2s code=1', h.read(), 1, true)
+  end)
+end)
