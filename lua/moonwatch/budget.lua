@@ -45,22 +45,6 @@ function M.prepare(chunk)
   return chunk
 end
 
--- The innermost stack frame (from level) that runs user code: a Lua function
--- outside moonwatch's sources; nil when there is none.
-local function user_frame(level)
-  for l = level, level + 50 do
-    local info = getinfo(l, "Sl")
-    if not info then
-      return nil
-    end
-    if info.what ~= "C" and info.currentline and info.currentline > 0 and info.source:sub(1, 1) == "@"
-      and not errors.is_source(info.source) then
-      return info
-    end
-  end
-  return nil
-end
-
 local function message(info)
   local what = "evaluation took longer than " .. duration.format(M.limit)
   if info then
@@ -120,10 +104,6 @@ function M.xpcall(fn, handler, ...)
   return finish(xpcall(fn, handler, ...))
 end
 
-local function pass(e)
-  return e
-end
-
 local function rethrow(ok, ...)
   if not ok then
     error((...), 0)
@@ -131,20 +111,15 @@ local function rethrow(ok, ...)
   return ...
 end
 
---- Calls fn(...) with the budget; an error (the budget's included) propagates.
+--- Calls fn(...) (user code) with the budget; an error (the budget's
+--- included) propagates as a string with the user's file:line (errors.from_user).
 function M.call(fn, ...)
-  if active then
-    return fn(...)
-  end
-  return rethrow(M.xpcall(fn, pass, ...))
+  return rethrow(M.xpcall(fn, errors.from_user, ...))
 end
 
 --- True when err is the budget's error.
 function M.is_timeout(err)
   return type(err) == "string" and err:find("evaluation took longer than ", 1, true) ~= nil
 end
-
---- The user's frame raising now (for messages of other errors).
-M.user_frame = user_frame
 
 return M

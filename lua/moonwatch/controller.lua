@@ -449,7 +449,10 @@ function Controller:resolve(st, v, spec)
       return true, value
     end
     local ok, res = budget.xpcall(v, function(e)
-      return e
+      if e == DEP_FAILED then
+        return e
+      end
+      return errors.from_user(e) -- error({}) and the like: described, with the user's file:line
     end)
     pctx.resolver = saved
     if not ok then

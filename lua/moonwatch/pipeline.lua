@@ -222,7 +222,7 @@ function M.load(path, opts)
   setfenv(chunk, env)
   local ok, run_err = budget.xpcall(chunk, function(e)
     if type(e) ~= "string" then
-      return tostring(e)
+      return errors.from_user(e) -- error({}) and the like: described, with the user's file:line
     elseif errors.is_internal(e) then
       -- a bug of moonwatch's met while running the script: the script's line, no source path
       log.debug("internal error", { where = "the pipeline loader", traceback = debug.traceback(tostring(e), 2) })

@@ -250,3 +250,100 @@ prometheus.relabel "r" {
       .. 'e.g. in Lua code); exiting now" signal=SIGTERM timeout=2s code=1', h.read(), 1, true)
   end)
 end)
+
+describe("errors of any shape in users' code", function()
+  local cases = {
+    { "error({})", "(error object is a table value)" },
+    { "error(nil)", "(error object is a nil value)" },
+    { 'error(setmetatable({}, { __tostring = function() error("boom") end }))',
+      "(error object is a table value; its __tostring failed: %s:2: boom)" },
+    { "error(setmetatable({}, { __tostring = function() return 42 end }))",
+      "(error object is a table value; its __tostring returned a number value)" },
+  }
+
+  it("check: error() with a value that is not a string names file:line", function()
+    for i, c in ipairs(cases) do
+      local f = proc.write(tmp .. "/err" .. i .. ".lua", "local x = 1\n" .. c[1] .. "\n")
+      local code, _, err = proc.run({ "check", f })
+      assert.equals(1, code)
+      assert.equals(f .. ":2: " .. c[2]:format(f) .. "\n", err)
+    end
+  end)
+
+  it("run and reload (its 400 body): an argument function's error({}) names file:line", function()
+    local f = proc.write(tmp .. "/err-arg.lua", 'prometheus.echo "e" {\n  file = function() error({}) end,\n}\n')
+    local code, _, err = proc.run({ "run", "--server.http.listen-addr=127.0.0.1:0", f })
+    assert.equals(1, code)
+    assert.equals(f .. ':1: prometheus.echo "e": ' .. f .. ":2: (error object is a table value)\n", err)
+    proc.write(f, 'prometheus.echo "e" {}\n')
+    local h = proc.start_run(f, { "--storage.path=" .. tmp .. "/data-err" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    for i, c in ipairs(cases) do
+      proc.write(f, 'prometheus.echo "e" {}\nlocal x = ' .. i .. "\n" .. c[1] .. "\n")
+      local status, body = proc.http("POST", h.base .. "/-/reload")
+      assert.equals(400, status)
+      assert.matches(f .. ":3: " .. c[2]:format(f):gsub(":2: boom", ":3: boom"), body, 1, true)
+    end
+    proc.write(f, 'prometheus.echo "e" { file = function() error(setmetatable({}, { __tostring = function()'
+      .. ' error("boom") end })) end }\n')
+    local status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(400, status)
+    assert.matches(f .. ':1: prometheus.echo "e": ' .. f .. ":1: (error object is a table value; its __tostring"
+      .. " failed: " .. f .. ":1: boom)", body, 1, true)
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+  end)
+
+  it("a Lua relabel rule raising error({}) is logged with file:line, the series dropped", function()
+    local f = proc.write(tmp .. "/err-rule.lua", [[
+prometheus.exporter.self "s" {}
+prometheus.scrape "a" {
+  targets = prometheus.exporter.self.s.targets,
+  forward_to = { prometheus.relabel.r.receiver },
+  scrape_interval = "1s", scrape_timeout = "1s",
+}
+prometheus.relabel "r" {
+  forward_to = {},
+  rule = function(labels) error({}) end,
+}
+]])
+    local h = proc.start_run(f, { "--storage.path=" .. tmp .. "/data-err-rule" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    assert.is_true(h.wait_log("relabel rule failed; the series is dropped", 10), h.read())
+    assert.matches('err="' .. f .. ':9: (error object is a table value)"', h.read(), 1, true)
+    assert.is_nil(h.read():find("internal error", 1, true), h.read())
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+  end)
+
+  it("check: a rule's schema error hides neither its own regex error nor another rule's problem", function()
+    local f = proc.write(tmp .. "/rules.lua", [[
+prometheus.relabel "r" {
+  forward_to = {},
+  rule = {
+    { regex = "(", action = "bogus" },
+    { regex = "[" },
+    { action = "hashmod", target_label = "h" },
+  },
+}
+discovery.relabel "d" {
+  targets = {},
+  rule = { { regex = "(?!x)", target_label = 5 } },
+}
+]])
+    local code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    local p = f .. ':1: prometheus.relabel "r": '
+    assert.matches(p .. "rule[1].action: must be one of replace, keep,", err, 1, true)
+    assert.matches(p .. 'rule[1].regex: invalid regex "(": missing closing ) (at offset 1)', err, 1, true)
+    assert.matches(p .. 'rule[2].regex: invalid regex "[": missing closing ]', err, 1, true)
+    assert.matches(p .. "rule[3]: modulus: relabel configuration for hashmod requires non-zero modulus", err, 1, true)
+    local d = f .. ':9: discovery.relabel "d": '
+    assert.matches(d .. "rule[1].target_label: expected a string, got number 5", err, 1, true)
+    assert.matches(d .. 'rule[1].regex: invalid regex "(?!x)": lookahead (?! is not supported (RE2 syntax)', err, 1, true)
+  end)
+end)
