@@ -32,6 +32,10 @@ void mw_ffi_sha256_hex(const char *data, size_t len, char *out);
  * handlers for both signals are installed (it chains to them). Later calls
  * update the timeout and the format. Returns 0, or -1 and the reason in err. */
 int mw_ffi_watchdog_arm(double timeout, int json, char *err, size_t errlen);
+/* Arms the exit guard: an exit of the process that does not come through
+ * moonwatch's own path (main returning) logs one line with its status at
+ * level error. Later calls update the format. Returns 0 or -1. */
+int mw_ffi_exit_guard_arm(int json);
 
 /* --- exposition / series / batch ------------------------------------- */
 

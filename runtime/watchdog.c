@@ -4,13 +4,18 @@
  * the loop's: the first SIGINT/SIGTERM starts a clock on a thread of its own,
  * and if the process is still alive when the shutdown timeout has passed, the
  * thread writes one log line on stderr and ends the process with _exit(1).
- * Installed once; later calls update the timeout and the log format. */
+ * Installed once; later calls update the timeout and the log format.
+ * The exit guard logs an exit that does not go through moonwatch's own path
+ * (exit() called by Lua code through the FFI, say). */
+#include "watchdog.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +53,52 @@ static void mw_wd_handler(int sig, siginfo_t *info, void *uc) {
   errno = saved;
 }
 
+/* One log line on stderr at level error (JSON or logfmt), from a thread or at exit. */
+static void mw_wd_log(const char *msg, const char *kv_logfmt, const char *kv_json) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  struct tm tm;
+  gmtime_r(&now.tv_sec, &tm);
+  char ts[40];
+  size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000L);
+  char line[512];
+  int len;
+  if (atomic_load(&mw_wd_json))
+    len = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"error\",\"msg\":\"%s\",%s}\n", ts,
+                   msg, kv_json);
+  else
+    len = snprintf(line, sizeof line, "ts=%s level=error msg=\"%s\" %s\n", ts, msg, kv_logfmt);
+  if (len > 0) {
+    ssize_t w =
+        write(STDERR_FILENO, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
+    (void)w;
+  }
+}
+
+static atomic_int mw_exit_expected;
+static atomic_int mw_exit_guarded;
+
+void mw_watchdog_exit_expected(void) { atomic_store(&mw_exit_expected, 1); }
+
+static void mw_exit_guard(int status, void *arg) {
+  (void)arg;
+  if (atomic_load(&mw_exit_expected)) return;
+  char kv[64], kvj[64];
+  snprintf(kv, sizeof kv, "code=%d", status);
+  snprintf(kvj, sizeof kvj, "\"code\":\"%d\"", status);
+  mw_wd_log(
+      "exit called outside moonwatch's stop (e.g. by Lua code through the FFI); components were "
+      "not stopped",
+      kv, kvj);
+}
+
+int mw_ffi_exit_guard_arm(int json) {
+  atomic_store(&mw_wd_json, json ? 1 : 0);
+  if (atomic_exchange(&mw_exit_guarded, 1)) return 0;
+  return on_exit(mw_exit_guard, NULL) == 0 ? 0 : -1;
+}
+
 static void *mw_wd_main(void *arg) {
   (void)arg;
   while (sem_wait(&mw_wd_sem) != 0 && errno == EINTR) {
@@ -64,31 +115,14 @@ static void *mw_wd_main(void *arg) {
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR) {
   }
   /* Still alive: the loop did not stop in time (Lua code stuck, most likely). */
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  struct tm tm;
-  gmtime_r(&now.tv_sec, &tm);
-  char ts[40];
-  size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000L);
   const char *sig = atomic_load(&mw_wd_signum) == SIGINT ? "SIGINT" : "SIGTERM";
-  const char *msg = "shutdown did not finish within the shutdown timeout (the event loop is stuck, "
-                    "e.g. in Lua code); exiting now";
-  char line[512];
-  int len;
-  if (atomic_load(&mw_wd_json))
-    len = snprintf(line, sizeof line,
-                   "{\"ts\":\"%s\",\"level\":\"error\",\"msg\":\"%s\",\"signal\":\"%s\","
-                   "\"timeout\":\"%gs\",\"code\":\"1\"}\n",
-                   ts, msg, sig, (double)ms / 1000.0);
-  else
-    len = snprintf(line, sizeof line, "ts=%s level=error msg=\"%s\" signal=%s timeout=%gs code=1\n",
-                   ts, msg, sig, (double)ms / 1000.0);
-  if (len > 0) {
-    ssize_t w =
-        write(STDERR_FILENO, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
-    (void)w;
-  }
+  char kv[128], kvj[128];
+  snprintf(kv, sizeof kv, "signal=%s timeout=%gs code=1", sig, (double)ms / 1000.0);
+  snprintf(kvj, sizeof kvj, "\"signal\":\"%s\",\"timeout\":\"%gs\",\"code\":\"1\"", sig,
+           (double)ms / 1000.0);
+  mw_wd_log("shutdown did not finish within the shutdown timeout (the event loop is stuck, e.g. in "
+            "Lua code); exiting now",
+            kv, kvj);
   _exit(1);
   return NULL;
 }

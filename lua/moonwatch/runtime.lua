@@ -42,12 +42,25 @@ local function arm_watchdog(rt)
   end
 end
 
+--- A pipeline is trusted code with moonwatch's rights, but os.exit in it (in
+--- the file, an argument function, a rule) is refused: it would end moonwatch
+--- with no component stopped and no word. Any other exit that does not come
+--- through moonwatch's own path is logged by the C exit guard.
+local function guard_exits()
+  os.exit = function() -- luacheck: ignore 122
+    error("os.exit is refused in a pipeline: it would end moonwatch without stopping its components"
+      .. " (stop moonwatch with SIGTERM)", 2)
+  end
+  ffi_rt.C.mw_ffi_exit_guard_arm(log.format() == "json" and 1 or 0)
+end
+
 --- `moonwatch check`: loads and validates the pipeline, runs nothing.
 ---@return integer exit code
 function M.check(settings)
   if not M.configure_budget(settings) then
     return 2
   end
+  guard_exits()
   local ctrl = controller_mod.new(settings)
   local plan, problems = ctrl:plan(settings.file)
   if not plan then
@@ -63,6 +76,7 @@ function M.reload(rt)
   local ok, problems = rt.controller:load()
   if ok then
     arm_watchdog(rt) -- the logging block may have changed the format
+    ffi_rt.C.mw_ffi_exit_guard_arm(log.format() == "json" and 1 or 0)
     log.info("reloaded the pipeline", { file = rt.settings.file, components = #rt.controller.order })
     return true
   end
@@ -111,6 +125,7 @@ function M.start(settings)
   if not M.configure_budget(settings) then
     return 2
   end
+  guard_exits()
   local rt = { settings = settings, shutdown_timeout = timeout }
   M.current = rt
   core.ignore_signal(core.SIGPIPE)

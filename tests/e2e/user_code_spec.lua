@@ -347,3 +347,44 @@ discovery.relabel "d" {
     assert.matches(d .. 'rule[1].regex: invalid regex "(?!x)": lookahead (?! is not supported (RE2 syntax)', err, 1, true)
   end)
 end)
+
+describe("exits", function()
+  local REFUSED = "os.exit is refused in a pipeline: it would end moonwatch without stopping its components"
+    .. " (stop moonwatch with SIGTERM)"
+
+  it("check: os.exit in a pipeline is refused, naming file:line", function()
+    local f = proc.write(tmp .. "/exit-top.lua", "local x = 1\nos.exit(7)\n")
+    local code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.equals(f .. ":2: " .. REFUSED .. "\n", err)
+  end)
+
+  it("reload: os.exit(7) in the file or an argument function is refused; moonwatch runs on", function()
+    local f = proc.write(tmp .. "/exit-reload.lua", 'prometheus.echo "e" {}\n')
+    local h = proc.start_run(f, { "--storage.path=" .. tmp .. "/data-exit" })
+    finally(function()
+      h.kill("KILL")
+    end)
+    proc.write(f, 'prometheus.echo "e" {}\nos.exit(7)\n')
+    local status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(400, status)
+    assert.matches(f .. ":2: " .. REFUSED, body, 1, true)
+    proc.write(f, 'prometheus.echo "e" { file = function() _G.os.exit(7) end }\n')
+    status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(400, status)
+    assert.matches(f .. ":1: " .. REFUSED, body, 1, true)
+    assert.equals(200, (proc.http("GET", h.base .. "/-/ready")))
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+    assert.is_nil(h.read():find("exit called outside", 1, true))
+  end)
+
+  it("an exit through the FFI is logged with its code", function()
+    local f = proc.write(tmp .. "/exit-ffi.lua", 'local ffi = require("ffi")\nffi.cdef("void exit(int);")\n'
+      .. 'prometheus.echo "e" { file = function() ffi.C.exit(7) end }\n')
+    local code, _, err = proc.run({ "run", "--server.http.listen-addr=127.0.0.1:0", f })
+    assert.equals(7, code)
+    assert.matches('level=error msg="exit called outside moonwatch\'s stop (e.g. by Lua code through the FFI);'
+      .. ' components were not stopped" code=7', err, 1, true)
+  end)
+end)
