@@ -9,6 +9,15 @@
  * a deferred answer was built and the connection resumed (MHD calls the
  * access handler again and we queue the answer there, the pattern MHD
  * documents); QUEUED when MHD owns the answer.
+ *
+ * Every connection also has a mw_conn_t (MHD's socket context, on the
+ * server's list) with the deadline for its current request head: accept +
+ * head_timeout; request line + head_timeout on a kept-alive connection
+ * (after the previous answer it may idle up to idle_timeout); none while a
+ * request is answered. run_once sweeps the list when the earliest deadline
+ * passes and shuts down the sockets past theirs: MHD sees the end of the
+ * stream at once and closes the connection. (MHD 0.9.75 has no head timeout
+ * of its own; its connection timeout restarts with every byte received.)
  */
 #include "httpd.h"
 
@@ -21,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +38,11 @@
 #define MW_HTTPD_DEFAULT_MAX_BODY ((size_t)1 << 20)
 #define MW_HTTPD_DEFAULT_ANSWER_TIMEOUT 60.0
 #define MW_HTTPD_DEFAULT_IDLE_TIMEOUT 60u
+#define MW_HTTPD_DEFAULT_HEAD_TIMEOUT 10.0
+#define MW_HTTPD_DEFAULT_MAX_CONNECTIONS 4096u
+#define MW_HTTPD_RESERVED_FDS 256u /* kept for everything else: targets, files, WALs */
+
+typedef struct mw_conn mw_conn_t;
 
 enum { MW_REQ_READING, MW_REQ_IN_HANDLER, MW_REQ_SUSPENDED, MW_REQ_RESUMED, MW_REQ_QUEUED };
 
@@ -39,8 +54,18 @@ struct mw_httpd {
   char addr[80];
   mw_httpd_req_t *pending; /* SUSPENDED requests, oldest first */
   mw_httpd_req_t *pending_tail;
-  int resumes;  /* RESUMED requests whose answer is not queued yet */
-  int stopping; /* in mw_httpd_stop: answer new requests with 503 */
+  int resumes;       /* RESUMED requests whose answer is not queued yet */
+  int stopping;      /* in mw_httpd_stop: answer new requests with 503 */
+  mw_conn_t *conns;  /* every open connection */
+  double next_sweep; /* no head deadline passes before this; 0: none */
+  unsigned long long head_timeouts;
+};
+
+struct mw_conn {
+  struct MHD_Connection *conn;
+  double deadline; /* the request head (or body) must be in by then; 0: none */
+  int closing;     /* shut down by the sweep */
+  mw_conn_t *prev, *next;
 };
 
 struct mw_httpd_req {
@@ -65,6 +90,74 @@ static double mw_monotonic(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sets c's deadline to at + timeout, or none when timeout is 0. */
+static void mw_conn_deadline(mw_httpd_t *h, mw_conn_t *c, double at, double timeout) {
+  if (!c) return;
+  c->deadline = timeout > 0 ? at + timeout : 0;
+  if (c->deadline > 0 && (h->next_sweep == 0 || c->deadline < h->next_sweep))
+    h->next_sweep = c->deadline;
+}
+
+/* The mw_conn_t of conn (NULL if it could not be allocated). */
+static mw_conn_t *mw_conn_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* Shuts down the connections whose deadline passed, and finds the next one. */
+static void mw_sweep(mw_httpd_t *h, double now) {
+  double next = 0;
+  for (mw_conn_t *c = h->conns; c; c = c->next) {
+    if (c->closing || c->deadline == 0) continue;
+    if (c->deadline <= now) {
+      const union MHD_ConnectionInfo *ci =
+          MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
+      c->closing = 1;
+      h->head_timeouts++;
+    } else if (next == 0 || c->deadline < next) {
+      next = c->deadline;
+    }
+  }
+  h->next_sweep = next;
+}
+
+static void mw_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                             enum MHD_ConnectionNotificationCode toe) {
+  mw_httpd_t *h = cls;
+  mw_conn_t *c = *socket_context;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    c = calloc(1, sizeof *c);
+    *socket_context = c;
+    if (!c) return; /* untracked: only MHD's idle timeout applies */
+    c->conn = conn;
+    c->next = h->conns;
+    if (h->conns) h->conns->prev = c;
+    h->conns = c;
+    mw_conn_deadline(h, c, mw_monotonic(), h->opts.head_timeout);
+  } else if (c) {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      h->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+    *socket_context = NULL;
+  }
+}
+
+/* MHD has the request line: the rest of the head must follow within head_timeout. */
+static void *mw_on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  (void)uri;
+  mw_httpd_t *h = cls;
+  mw_conn_t *c = mw_conn_of(conn);
+  double now = mw_monotonic();
+  if (c && !c->closing && (c->deadline == 0 || now + h->opts.head_timeout < c->deadline))
+    mw_conn_deadline(h, c, now, h->opts.head_timeout);
+  return NULL; /* the access handler's first call sees no request yet */
 }
 
 static void mw_pending_unlink(mw_httpd_t *h, mw_httpd_req_t *req) {
@@ -210,6 +303,8 @@ static enum MHD_Result mw_on_access(void *cls, struct MHD_Connection *conn, cons
     req->method = method;
     req->path = url;
     *req_cls = req;
+    /* The head is in; the body (if any) gets as long again. */
+    mw_conn_deadline(h, mw_conn_of(conn), mw_monotonic(), h->opts.head_timeout);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
       char *end;
@@ -230,6 +325,7 @@ static enum MHD_Result mw_on_access(void *cls, struct MHD_Connection *conn, cons
       return rc == 0 ? MHD_YES : MHD_NO;
     }
     if (req->too_large) return mw_queue_text(req, 413, "request body too large\n");
+    mw_conn_deadline(h, mw_conn_of(conn), 0, 0); /* read in full: answering has its own timeout */
     return mw_dispatch(h, req);
   case MW_REQ_RESUMED:
     h->resumes--;
@@ -244,9 +340,12 @@ static enum MHD_Result mw_on_access(void *cls, struct MHD_Connection *conn, cons
 
 static void mw_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                             enum MHD_RequestTerminationCode toe) {
-  (void)conn, (void)toe;
+  (void)toe;
   mw_httpd_t *h = cls;
   mw_httpd_req_t *req = *req_cls;
+  /* Kept alive, the connection may idle until its next request line. */
+  mw_conn_t *c = mw_conn_of(conn);
+  if (c && !c->closing) mw_conn_deadline(h, c, mw_monotonic(), (double)h->opts.idle_timeout);
   if (!req) return;
   *req_cls = NULL;
   if (req->state == MW_REQ_SUSPENDED) mw_pending_unlink(h, req);
@@ -380,6 +479,16 @@ int mw_httpd_start(mw_httpd_t **out, const mw_httpd_opts_t *opts, char *err, siz
   if (!h->opts.max_body) h->opts.max_body = MW_HTTPD_DEFAULT_MAX_BODY;
   if (!(h->opts.answer_timeout > 0)) h->opts.answer_timeout = MW_HTTPD_DEFAULT_ANSWER_TIMEOUT;
   if (!h->opts.idle_timeout) h->opts.idle_timeout = MW_HTTPD_DEFAULT_IDLE_TIMEOUT;
+  if (!(h->opts.head_timeout > 0)) h->opts.head_timeout = MW_HTTPD_DEFAULT_HEAD_TIMEOUT;
+  if (!h->opts.max_connections) h->opts.max_connections = MW_HTTPD_DEFAULT_MAX_CONNECTIONS;
+  /* Past the open-files limit accept() fails and the listener spins: stay below it. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    rlim_t room = rl.rlim_cur > 2 * MW_HTTPD_RESERVED_FDS ? rl.rlim_cur - MW_HTTPD_RESERVED_FDS
+                                                          : rl.rlim_cur / 2;
+    if (room < 1) room = 1;
+    if (h->opts.max_connections > room) h->opts.max_connections = (unsigned)room;
+  }
   fd = mw_listen(opts->addr, err, errlen);
   if (fd < 0) goto fail;
   if (mw_bound_addr(h, fd) != 0) {
@@ -389,7 +498,10 @@ int mw_httpd_start(mw_httpd_t **out, const mw_httpd_opts_t *opts, char *err, siz
   h->daemon = MHD_start_daemon(
       MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, mw_on_access, h,
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, mw_on_completed, h,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->opts.idle_timeout, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_CONNECTION, mw_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, mw_on_uri, h,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->opts.idle_timeout,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)h->opts.max_connections,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)h->opts.max_per_ip, MHD_OPTION_END);
   if (!h->daemon) {
     snprintf(err, errlen, "listen tcp %s: libmicrohttpd could not start", opts->addr);
     goto fail;
@@ -437,6 +549,11 @@ double mw_httpd_timeout(mw_httpd_t *h) {
     if (d < 0) d = 0;
     if (t < 0 || d < t) t = d;
   }
+  if (h->next_sweep > 0) {
+    double d = h->next_sweep - mw_monotonic();
+    if (d < 0) d = 0;
+    if (t < 0 || d < t) t = d;
+  }
   return t;
 }
 
@@ -446,12 +563,20 @@ int mw_httpd_run_once(mw_httpd_t *h) {
     while (h->pending && h->pending->deadline <= now)
       mw_answer_text(h->pending, 503, "handler did not answer in time\n");
   }
+  if (h->next_sweep > 0) {
+    double now = mw_monotonic();
+    if (h->next_sweep <= now) mw_sweep(h, now);
+  }
   return MHD_run(h->daemon) == MHD_YES ? 0 : -1;
 }
 
 const char *mw_httpd_addr(const mw_httpd_t *h) { return h->addr; }
 
 int mw_httpd_port(const mw_httpd_t *h) { return h->port; }
+
+unsigned long long mw_httpd_head_timeouts(const mw_httpd_t *h) { return h->head_timeouts; }
+
+unsigned mw_httpd_max_connections(const mw_httpd_t *h) { return h->opts.max_connections; }
 
 int mw_httpd_respond(mw_httpd_req_t *req, const mw_httpd_resp_t *resp, char *err, size_t errlen) {
   struct MHD_Response *r = NULL;

@@ -9,6 +9,14 @@
  * answers later (the connection is suspended meanwhile). A deferred request
  * not answered within answer_timeout gets 503. Plain C, single-threaded:
  * every function here must be called on the loop's thread.
+ *
+ * Slow clients cannot hold the server: a connection has head_timeout
+ * seconds from accept (or from its request line, on a kept-alive
+ * connection) to send a complete request head, and as long again for the
+ * body; one that does not is closed, however often it sends a byte (MHD's
+ * own idle timeout restarts with every byte). Connections are capped in
+ * total (max_connections) and per client address (max_per_ip), so one
+ * client cannot take every slot.
  */
 #ifndef MW_HTTPD_H
 #define MW_HTTPD_H
@@ -37,10 +45,13 @@ typedef int (*mw_httpd_on_request_fn)(void *ctx, mw_httpd_req_t *req);
 typedef void (*mw_httpd_on_done_fn)(void *ctx, mw_httpd_req_t *req);
 
 typedef struct {
-  const char *addr;      /* "host:port", "[::1]:port", ":port" (all IPv4); port 0 = ephemeral */
-  size_t max_body;       /* request bodies larger than this get 413; 0 = 1 MiB */
-  double answer_timeout; /* seconds a deferred request may wait; <= 0: 60 */
-  unsigned idle_timeout; /* seconds an idle connection is kept; 0: 60 */
+  const char *addr;         /* "host:port", "[::1]:port", ":port" (all IPv4); port 0 = ephemeral */
+  size_t max_body;          /* request bodies larger than this get 413; 0 = 1 MiB */
+  double answer_timeout;    /* seconds a deferred request may wait; <= 0: 60 */
+  unsigned idle_timeout;    /* seconds an idle connection is kept; 0: 60 */
+  double head_timeout;      /* seconds to send a request head (and again its body); <= 0: 10 */
+  unsigned max_connections; /* open connections at most; 0: 4096 (and below RLIMIT_NOFILE) */
+  unsigned max_per_ip;      /* open connections per client address at most; 0: no limit */
   mw_httpd_on_request_fn on_request; /* required */
   mw_httpd_on_done_fn on_done;       /* optional */
   void *ctx;
@@ -88,6 +99,14 @@ const char *mw_httpd_addr(const mw_httpd_t *h);
 
 /* The bound port. */
 int mw_httpd_port(const mw_httpd_t *h);
+
+/* Connections closed so far because their request head (or body) did not
+ * arrive within head_timeout. */
+unsigned long long mw_httpd_head_timeouts(const mw_httpd_t *h);
+
+/* The connection cap in force (max_connections, lowered to fit the process's
+ * open-files limit). */
+unsigned mw_httpd_max_connections(const mw_httpd_t *h);
 
 /* Answers req. Valid inside on_request, or later for a request whose
  * on_request returned MW_HTTPD_LATER, until on_done. Returns 0, or -1 with

@@ -1,11 +1,12 @@
 --- moonwatch.api: the HTTP surface of a running moonwatch.
 --   /-/ready    200 once the first load is done, 503 before
 --   /-/healthy  200, or 500 naming the unhealthy components
---   /-/reload   GET or POST: reloads the pipeline; 400 with the problems
+--   /-/reload   POST or PUT: reloads the pipeline; 400 with the problems (GET: 405)
 --   /metrics    the runtime's own metrics (text 0.0.4 or OpenMetrics by Accept)
 --   /api/v0/components, /api/v0/components/<id>   JSON debug API
 --   /api/v0/component/<id>/metrics                 an exporter component's metrics
 --   /           the web UI on top of the debug API
+-- Requests naming a foreign Host, and cross-origin POSTs, get 403 (http_server.host_guard).
 local http_server = require("moonwatch.http_server")
 local metrics = require("moonwatch.metrics")
 local selfmetrics = require("moonwatch.selfmetrics")
@@ -147,8 +148,9 @@ function M.routes(server, rt)
     end
     return 400, table.concat(problems, "\n") .. "\n"
   end
+  -- Not GET: a link or an <img> in any web page must not reload (Prometheus takes POST and PUT).
   add("POST", "/-/reload", "/-/reload", reload)
-  add("GET", "/-/reload", "/-/reload", reload)
+  add("PUT", "/-/reload", "/-/reload", reload)
   add("GET", "/api/v0/components", "/api/v0/components", function()
     local out = {}
     for _, node in ipairs(rt.controller:list()) do
@@ -168,13 +170,65 @@ function M.routes(server, rt)
   end)
 end
 
+local function count(flag, value, min)
+  local n = tonumber(value)
+  if not n or n ~= math.floor(n) or n < min or n > 2 ^ 31 then
+    return nil, string.format("--%s: expected an integer >= %d, got %q", flag, min, tostring(value))
+  end
+  return n
+end
+
+--- The server's options from the --server.http.* flags (settings.http, strings as given;
+--- missing ones take the defaults); returns options for http_server.listen, or nil, err.
+---@param http table|nil
+---@return table|nil opts, string|nil err
+function M.server_options(http)
+  http = http or {}
+  local opts = {}
+  local timeout, err = duration.parse(http.read_header_timeout or "10s")
+  if not timeout or timeout <= 0 then
+    return nil, "--server.http.read-header-timeout: " .. (err or "must be positive")
+  end
+  opts.head_timeout = timeout
+  opts.max_connections, err = count("server.http.max-connections", http.max_connections or "4096", 1)
+  if not opts.max_connections then
+    return nil, err
+  end
+  opts.max_per_ip, err = count("server.http.max-connections-per-ip", http.max_connections_per_ip or "64", 0)
+  if not opts.max_per_ip then
+    return nil, err
+  end
+  opts.allowed_hosts = {}
+  for entry in (http.allowed_hosts or ""):gmatch("[^,]+") do
+    entry = entry:match("^%s*(.-)%s*$")
+    if entry ~= "*" and (not http_server.split_host(entry) or entry:find("[/%s@]")) then
+      return nil, string.format("--server.http.allowed-hosts: %q is not a host name or address", entry)
+    end
+    opts.allowed_hosts[#opts.allowed_hosts + 1] = entry
+  end
+  return opts
+end
+
 --- Starts the HTTP server for rt; returns it or nil, err.
 function M.start(rt)
-  local server, err = http_server.listen(rt.settings.listen_addr)
+  local opts, err = M.server_options(rt.settings.http)
+  if not opts then
+    return nil, err
+  end
+  local server
+  server, err = http_server.listen(rt.settings.listen_addr, opts)
   if not server then
     return nil, err
   end
+  server:guard(http_server.host_guard({
+    listen_addr = rt.settings.listen_addr,
+    bound_addr = server:addr(),
+    allowed = opts.allowed_hosts,
+    hostname = require("moonwatch.pipeline").constants().hostname,
+    on_refuse = selfmetrics.http_refused,
+  }))
   M.routes(server, rt)
+  selfmetrics.attach_server(server)
   return server
 end
 

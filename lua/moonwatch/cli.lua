@@ -14,6 +14,16 @@ Commands:
 
 Flags (run and check):
   --server.http.listen-addr=ADDR   address of the HTTP server (default 127.0.0.1:12345)
+  --server.http.read-header-timeout=DURATION
+                                   how long a client may take to send a request's
+                                   head, and again its body (default 10s)
+  --server.http.max-connections=N  open HTTP connections at most (default 4096)
+  --server.http.max-connections-per-ip=N
+                                   open HTTP connections per client address at most
+                                   (default 64; 0: no limit)
+  --server.http.allowed-hosts=LIST host names the HTTP server answers to besides
+                                   localhost and the listen address, comma-separated
+                                   ("*": any); others get 403 (DNS rebinding)
   --storage.path=DIR               where components keep state, e.g. WALs (default ./data)
   --component.path=DIR             add DIR to the component search path (repeatable;
                                    also MOONWATCH_COMPONENT_PATH, colon-separated)
@@ -25,6 +35,10 @@ Flags (run and check):
 
 local DEFAULTS = {
   ["server.http.listen-addr"] = "127.0.0.1:12345",
+  ["server.http.read-header-timeout"] = "10s",
+  ["server.http.max-connections"] = "4096",
+  ["server.http.max-connections-per-ip"] = "64",
+  ["server.http.allowed-hosts"] = "",
   ["storage.path"] = "./data",
   ["shutdown.timeout"] = "10s",
   ["pipeline.eval-timeout"] = "5s",
@@ -158,6 +172,12 @@ local function main(argv, paths)
     local settings = {
       file = file,
       listen_addr = opts.flags["server.http.listen-addr"],
+      http = {
+        read_header_timeout = opts.flags["server.http.read-header-timeout"],
+        max_connections = opts.flags["server.http.max-connections"],
+        max_connections_per_ip = opts.flags["server.http.max-connections-per-ip"],
+        allowed_hosts = opts.flags["server.http.allowed-hosts"],
+      },
       storage_path = opts.flags["storage.path"],
       component_path = component_path(opts, paths),
       shutdown_timeout = opts.flags["shutdown.timeout"],

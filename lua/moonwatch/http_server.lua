@@ -134,8 +134,14 @@ local function match(self, req)
   return nil, path_matched and 405 or 404, allowed
 end
 
--- The httpd handler: route, then run the route's function in a task.
+-- The httpd handler: guard, route, then run the route's function in a task.
 local function dispatch(self, req)
+  if self.guard_fn then
+    local status, body, headers = self.guard_fn(req)
+    if status then
+      return status, body, headers
+    end
+  end
   local route, caps, allowed = match(self, req)
   if not route then
     if caps == 405 then
@@ -164,10 +170,120 @@ local function dispatch(self, req)
   -- nothing returned: the answer was given, or will be, through req:respond
 end
 
+-- Host guard ---------------------------------------------------------------
+
+--- Splits a Host header or an authority ("name", "name:80", "[::1]:80") into the host
+--- (lowercased, without brackets or a trailing dot) and the port (nil when absent).
+---@param s string
+---@return string|nil host, string|nil port
+function M.split_host(s)
+  s = s:lower()
+  local host, port
+  if s:sub(1, 1) == "[" then
+    host, port = s:match("^%[([%x:%.]+)%]:?(%d*)$")
+  else
+    host, port = s:match("^([^:]*):?(%d*)$")
+  end
+  if not host or host == "" then
+    return nil
+  end
+  return (host:gsub("%.$", "")), port ~= "" and port or nil
+end
+
+local function is_ipv4(h)
+  local a, b, c, d = h:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  return a ~= nil and tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256 and tonumber(d) < 256
+end
+
+--- Whether h (as M.split_host returns it) is an IPv4 or IPv6 literal.
+function M.is_ip(h)
+  return is_ipv4(h) or (h:find(":", 1, true) ~= nil and h:match("^[%x:%.]+$") ~= nil)
+end
+
+local function is_loopback(h)
+  return h == "localhost" or h == "::1" or h == "0:0:0:0:0:0:0:1" or (is_ipv4(h) and h:sub(1, 4) == "127.")
+end
+
+local WILDCARD = { [""] = true, ["0.0.0.0"] = true, ["::"] = true }
+
+local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
+
+--- A guard (for Server:guard) against DNS rebinding and cross-site requests, as
+--- browsers can be made to send them. A request is refused with 403 when
+--- - its Host names none of: localhost or a loopback address; the listen address's host;
+---   the bound address; the entries of opts.allowed (host names or addresses, a port is
+---   ignored; "*" allows any); and, when listening on every address (0.0.0.0, [::] or
+---   ":port"), any IP address and the machine's host name (opts.hostname);
+--- - its method changes state (not GET, HEAD or OPTIONS) and it carries an Origin
+---   header whose host and port are not the Host's (a cross-origin form or fetch).
+--- A request without Host (HTTP/1.0) passes the first rule. opts.on_refuse(reason),
+--- if given, is called with "host" or "origin" for each refusal.
+---@param opts table { listen_addr = string, bound_addr = string, allowed = string[],
+---   hostname = string|nil, on_refuse = function|nil }
+---@return function guard
+function M.host_guard(opts)
+  local names, any = {}, false
+  local listen_host = M.split_host(opts.listen_addr or "") or ""
+  if opts.listen_addr and opts.listen_addr:sub(1, 1) == ":" then
+    listen_host = ""
+  end
+  local wildcard = WILDCARD[listen_host] or false
+  names[listen_host] = true
+  local bound = opts.bound_addr and M.split_host(opts.bound_addr)
+  if bound then
+    names[bound] = true
+  end
+  if wildcard and opts.hostname then
+    names[opts.hostname:lower()] = true
+  end
+  for _, a in ipairs(opts.allowed or {}) do
+    if a == "*" then
+      any = true
+    else
+      local h = M.split_host(a)
+      if h then
+        names[h] = true
+      end
+    end
+  end
+  names[""] = nil
+  local function refuse(reason, msg)
+    if opts.on_refuse then
+      opts.on_refuse(reason)
+    end
+    return 403, msg
+  end
+  return function(req)
+    local host_header = req.headers.host
+    local host, port
+    if host_header then
+      host, port = M.split_host(host_header)
+      if not any and not (host and (names[host] or is_loopback(host) or (wildcard and M.is_ip(host)))) then
+        return refuse("host", string.format("host %q is not allowed; to serve it, start moonwatch with "
+          .. "--server.http.allowed-hosts=%s\n", host_header, host or host_header))
+      end
+    end
+    local origin = req.headers.origin
+    if origin and not SAFE_METHODS[req.method] then
+      local scheme, authority = origin:lower():match("^(%a[%w+.-]*)://([^/]+)$")
+      local ohost, oport
+      if authority then
+        ohost, oport = M.split_host(authority)
+      end
+      local default = scheme == "https" and "443" or "80"
+      if not ohost or not host or ohost ~= host or (oport or default) ~= (port or default) then
+        return refuse("origin", string.format("cross-origin request from %q refused\n", origin))
+      end
+    end
+  end
+end
+
 --- Starts a server on addr ("127.0.0.1:12345", "[::1]:0", ":8080").
 ---@param addr string
 ---@param opts table|nil { component_id = string (for logs), max_body = bytes (1 MiB),
----   answer_timeout = seconds (60), idle_timeout = seconds (60) }
+---   answer_timeout = seconds (60), idle_timeout = seconds (60), head_timeout = seconds a
+---   client has to send a request head (10), max_connections = open connections at most
+---   (4096, kept below the open-files limit), max_per_ip = per client address (0: no limit) }
 ---@return table|nil server, string|nil err
 function M.listen(addr, opts)
   opts = opts or {}
@@ -179,7 +295,10 @@ function M.listen(addr, opts)
   }, Server)
   local srv, err = httpd.listen(addr, function(req)
     return dispatch(self, req)
-  end, { max_body = opts.max_body, answer_timeout = opts.answer_timeout, idle_timeout = opts.idle_timeout })
+  end, {
+    max_body = opts.max_body, answer_timeout = opts.answer_timeout, idle_timeout = opts.idle_timeout,
+    head_timeout = opts.head_timeout, max_connections = opts.max_connections, max_per_ip = opts.max_per_ip,
+  })
   if not srv then
     return nil, err
   end
@@ -211,6 +330,15 @@ function Server:route(method, pattern, fn)
   return self
 end
 
+--- Sets a guard run before routing: guard(req) returns nothing to let the request
+--- through, or status, body, headers to answer it at once (e.g. 403).
+---@param fn function|nil
+---@return table self
+function Server:guard(fn)
+  self.guard_fn = fn
+  return self
+end
+
 --- The bound address, e.g. "127.0.0.1:43123" (nil once closed).
 ---@return string|nil
 function Server:addr()
@@ -221,6 +349,13 @@ end
 ---@return integer|nil
 function Server:port()
   return self.srv:port()
+end
+
+--- Counters of the server: { head_timeouts = connections closed because their request head
+--- did not arrive in time, max_connections = the connection cap in force } (nil once closed).
+---@return table|nil
+function Server:stats()
+  return self.srv:stats()
 end
 
 --- Stops the server: cancels running handlers; unanswered requests get 503.

@@ -122,6 +122,11 @@ function M.start(settings)
     io.stderr:write("moonwatch: --shutdown.timeout: ", terr, "\n")
     return 2
   end
+  local _, herr = api.server_options(settings.http)
+  if herr then
+    io.stderr:write("moonwatch: ", herr, "\n")
+    return 2
+  end
   if not M.configure_budget(settings) then
     return 2
   end

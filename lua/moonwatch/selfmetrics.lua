@@ -124,6 +124,30 @@ function M.attach_controller(ctrl)
   end)
 end
 
+--- Registers the HTTP server's metrics (slow clients cut off) for server.
+function M.attach_server(server)
+  local reg = metrics.default
+  local timeouts = reg:counter("moonwatch_http_request_head_timeouts_total",
+    "HTTP connections closed because a request's head (or body) did not arrive within "
+      .. "--server.http.read-header-timeout.")
+  local seen = 0
+  reg:on_collect(function()
+    local st = server:stats()
+    if st then
+      timeouts:add(st.head_timeouts - seen)
+      seen = st.head_timeouts
+    end
+  end)
+end
+
+--- Counts an HTTP request refused by the host guard (reason "host" or "origin").
+local http_refused
+function M.http_refused(reason)
+  http_refused = http_refused or metrics.default:counter("moonwatch_http_requests_refused_total",
+    "HTTP requests refused with 403: a Host not allowed (DNS rebinding) or a cross-origin POST.", { "reason" })
+  http_refused:with(reason):inc()
+end
+
 --- Counts an HTTP request served by moonwatch's server.
 local http_requests
 function M.http_request(path, code)

@@ -334,7 +334,9 @@ static double mw_opt_number(lua_State *L, int idx, const char *name, double dflt
 
 /* httpd.listen(addr, handler [, opts]) -> server | nil, err
  * opts: max_body (bytes, default 1 MiB), answer_timeout (seconds, default 60),
- * idle_timeout (seconds, default 60). */
+ * idle_timeout (seconds, default 60), head_timeout (seconds to send a request
+ * head, default 10), max_connections (default 4096, kept below the open-files
+ * limit), max_per_ip (connections per client address, default 0: no limit). */
 static int mw_httpd_listen(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -343,6 +345,9 @@ static int mw_httpd_listen(lua_State *L) {
                           .max_body = (size_t)mw_opt_number(L, 3, "max_body", 0),
                           .answer_timeout = mw_opt_number(L, 3, "answer_timeout", 0),
                           .idle_timeout = (unsigned)mw_opt_number(L, 3, "idle_timeout", 0),
+                          .head_timeout = mw_opt_number(L, 3, "head_timeout", 0),
+                          .max_connections = (unsigned)mw_opt_number(L, 3, "max_connections", 0),
+                          .max_per_ip = (unsigned)mw_opt_number(L, 3, "max_per_ip", 0),
                           .on_request = mw_on_request,
                           .on_done = mw_on_done};
   mw_lserver_t *s = lua_newuserdata(L, sizeof *s);
@@ -391,6 +396,18 @@ static int mw_server_port(lua_State *L) {
   return 1;
 }
 
+/* server:stats() -> { head_timeouts = N, max_connections = N } (nil once closed) */
+static int mw_server_stats(lua_State *L) {
+  mw_lserver_t *s = mw_check_server(L);
+  if (!s->h || s->close_pending) return 0;
+  lua_createtable(L, 0, 2);
+  lua_pushnumber(L, (lua_Number)mw_httpd_head_timeouts(s->h));
+  lua_setfield(L, -2, "head_timeouts");
+  lua_pushnumber(L, (lua_Number)mw_httpd_max_connections(s->h));
+  lua_setfield(L, -2, "max_connections");
+  return 1;
+}
+
 static int mw_server_tostring(lua_State *L) {
   mw_lserver_t *s = mw_check_server(L);
   if (s->h)
@@ -401,8 +418,11 @@ static int mw_server_tostring(lua_State *L) {
 }
 
 int luaopen_moonwatch_httpd(lua_State *L) {
-  static const luaL_Reg server_methods[] = {
-      {"close", mw_server_close}, {"addr", mw_server_addr}, {"port", mw_server_port}, {NULL, NULL}};
+  static const luaL_Reg server_methods[] = {{"close", mw_server_close},
+                                            {"addr", mw_server_addr},
+                                            {"port", mw_server_port},
+                                            {"stats", mw_server_stats},
+                                            {NULL, NULL}};
   static const luaL_Reg req_methods[] = {{"respond", mw_lreq_respond}, {NULL, NULL}};
   if (luaL_newmetatable(L, MW_SERVER)) {
     lua_newtable(L);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "boundary.h"
@@ -91,7 +92,21 @@ static int mw_cli(lua_State *L) {
   return 2;
 }
 
+/* Raises the soft open-files limit to the hard one (at most 2^20), as Go
+ * programs such as Prometheus and Alloy do at start: a collector holds many
+ * sockets (targets, HTTP clients) and systemd's soft default is 1024. */
+static void mw_raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1u << 20) : rl.rlim_max;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    rl.rlim_cur = want;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int mw_vm_main(int argc, char **argv) {
+  mw_raise_nofile();
   char lua_dir[PATH_MAX], stdlib_dir[PATH_MAX];
   if (mw_find_modules(lua_dir, stdlib_dir, sizeof lua_dir) != 0) {
     fprintf(stderr,
