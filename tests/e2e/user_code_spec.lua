@@ -382,7 +382,9 @@ describe("exits", function()
   it("an exit through the FFI is logged with its code", function()
     local f = proc.write(tmp .. "/exit-ffi.lua", 'local ffi = require("ffi")\nffi.cdef("void exit(int);")\n'
       .. 'prometheus.echo "e" { file = function() ffi.C.exit(7) end }\n')
-    local code, _, err = proc.run({ "run", "--server.http.listen-addr=127.0.0.1:0", f })
+    -- (an exit that skips moonwatch's stop leaves the Lua state for LeakSanitizer to report: not here)
+    local code, _, err = proc.run({ "run", "--server.http.listen-addr=127.0.0.1:0", f },
+      { env = "ASAN_OPTIONS=detect_leaks=0" })
     assert.equals(7, code)
     assert.matches('level=error msg="exit called outside moonwatch\'s stop (e.g. by Lua code through the FFI);'
       .. ' components were not stopped" code=7', err, 1, true)
