@@ -363,7 +363,12 @@ static void put_family(writer_t *w, const mw_metrics_family_t *f,
 }
 
 int mw_expose_write(mw_metrics_t *reg, int format, mw_expose_buf_t *buf, char *err, size_t errlen) {
-  size_t start = buf ? buf->len : 0;
+  return mw_expose_write_extra(reg, format, NULL, 0, buf, err, errlen);
+}
+
+int mw_expose_write_extra(mw_metrics_t *reg, int format, const mw_expose_extra_t *extra, size_t n,
+                          mw_expose_buf_t *buf, char *err, size_t errlen) {
+  size_t start = buf ? buf->len : 0, x = 0;
   writer_t w = {buf, 0};
   int rc = -1;
 
@@ -387,11 +392,15 @@ int mw_expose_write(mw_metrics_t *reg, int format, mw_expose_buf_t *buf, char *e
   for (size_t i = 0; i < nf; i++) {
     mw_metrics_family_t *f = families[i];
     if (f->nchildren == 0) continue;
-    size_t n;
-    mw_metrics_child_t *const *children = mw_metrics_children_sorted(f, &n);
+    for (; x < n && strcmp(extra[x].name, f->name) < 0; x++)
+      put(&w, extra[x].text, extra[x].len);
+    size_t nc;
+    mw_metrics_child_t *const *children = mw_metrics_children_sorted(f, &nc);
     if (!children) goto oom;
-    put_family(&w, f, children, n, om);
+    put_family(&w, f, children, nc, om);
   }
+  for (; x < n; x++)
+    put(&w, extra[x].text, extra[x].len);
   if (om) puts_(&w, "# EOF\n");
   if (w.oom) goto oom;
   rc = 0;

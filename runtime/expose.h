@@ -32,6 +32,21 @@ void mw_expose_buf_free(mw_expose_buf_t *buf);
  * on error buf->len is restored. buf stays owned by the caller. */
 int mw_expose_write(mw_metrics_t *reg, int format, mw_expose_buf_t *buf, char *err, size_t errlen);
 
+/* A family written elsewhere in the same format (e.g. node_raw.c's families
+ * with per-series label names): its name and its whole text, HELP and TYPE
+ * lines included. The bytes are the caller's. */
+typedef struct {
+  const char *name;
+  const char *text;
+  size_t len;
+} mw_expose_extra_t;
+
+/* mw_expose_write, with extra families (n of them, sorted by name, no name
+ * the registry has) copied verbatim where their names sort among the
+ * registry's families (before "# EOF" in OpenMetrics). Same contract. */
+int mw_expose_write_extra(mw_metrics_t *reg, int format, const mw_expose_extra_t *extra, size_t n,
+                          mw_expose_buf_t *buf, char *err, size_t errlen);
+
 /* Formats v as Go's strconv.FormatFloat(v, 'g', -1, 64) after expfmt's special
  * cases ("0", "1", "-1", "NaN", "+Inf", "-Inf"); with openmetrics, ".0" is
  * appended when there is neither '.' nor 'e' (as expfmt). dst needs 32 bytes;

@@ -419,16 +419,25 @@ typedef struct {
   double fs_mount_timeout;             /* filesystem: seconds a statfs may take, default 5 */
   const char *netdev_device_include;   /* netdev: NULL or empty = no filter */
   const char *netdev_device_exclude;
-  int32_t netdev_netlink;          /* netdev: 1 = rtnetlink (default), 0 = /proc/net/dev */
-  const char *disk_device_include; /* diskstats: NULL or empty = no filter */
-  const char *disk_device_exclude; /* diskstats: default node_exporter's */
-  const char *netstat_fields;      /* netstat: fields to keep */
-  const char *vmstat_fields;       /* vmstat: fields to keep */
-  int32_t cpu_guest;               /* cpu: node_cpu_guest_seconds_total, default 1 */
-  int32_t cpu_info;                /* cpu: node_cpu_info, default 0 */
-  const char *cpu_flags_include;   /* cpu: node_cpu_flag_info filter, NULL = none */
-  const char *cpu_bugs_include;    /* cpu: node_cpu_bug_info filter, NULL = none */
-  int32_t stat_softirq;            /* stat: node_softirqs_total, default 0 */
+  int32_t netdev_netlink;                /* netdev: 1 = rtnetlink (default), 0 = /proc/net/dev */
+  const char *disk_device_include;       /* diskstats: NULL or empty = no filter */
+  const char *disk_device_exclude;       /* diskstats: default node_exporter's */
+  const char *netstat_fields;            /* netstat: fields to keep */
+  const char *vmstat_fields;             /* vmstat: fields to keep */
+  int32_t cpu_guest;                     /* cpu: node_cpu_guest_seconds_total, default 1 */
+  int32_t cpu_info;                      /* cpu: node_cpu_info, default 0 */
+  const char *cpu_flags_include;         /* cpu: node_cpu_flag_info filter, NULL = none */
+  const char *cpu_bugs_include;          /* cpu: node_cpu_bug_info filter, NULL = none */
+  int32_t stat_softirq;                  /* stat: node_softirqs_total, default 0 */
+  const char *netclass_ignored_devices;  /* netclass: devices to skip, default "^$" */
+  int32_t netclass_ignore_invalid_speed; /* netclass: no speed_bytes for speed < 0, default 0 */
+  const char *arp_device_include;        /* arp: NULL or empty = no filter */
+  const char *arp_device_exclude;
+  int32_t arp_netlink;             /* arp: 1 = rtnetlink neighbours, 0 = /proc/net/arp (default) */
+  const char *hwmon_chip_include;  /* hwmon: chips to keep, NULL or empty = no filter */
+  const char *hwmon_chip_exclude;  /* hwmon: chips to skip */
+  const char *powersupply_ignored; /* powersupplyclass: supplies to skip, default "^$" */
+  const char *textfile_directory;  /* textfile: directory (or glob) of *.prom files, "" = none */
 } mw_ffi_node_opts_t;
 
 /* Fills o with the defaults: node_exporter 1.5.0's flag defaults and every

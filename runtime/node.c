@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,7 +24,7 @@
 #define MAX_FILE (16u << 20)
 #define PROC_MAGIC 0x9fa0u      /* PROC_SUPER_MAGIC */
 #define SYSFS_MAGIC 0x62656572u /* SYSFS_MAGIC */
-#define MAX_KEPT_FDS 4096       /* beyond this, files are opened per read */
+#define MAX_KEPT_FDS 4096       /* beyond this (or RLIMIT_NOFILE / 4), files are opened per read */
 
 #define MAX_MEMO 8192 /* beyond this, mw_node_memo gives NULL */
 
@@ -39,6 +40,7 @@ struct mw_node_memo {
 struct mw_node_fd {
   mw_node_fd_t *next; /* hash chain */
   uint64_t hash;
+  uint64_t used; /* the last collection (epoch) that read it */
   int fd;
   char path[]; /* NUL-terminated */
 };
@@ -47,6 +49,7 @@ struct mw_node_fd {
 
 /* Sorted by name; default_enabled as in node_exporter 1.5.0. */
 static const mw_node_collector_t collectors[] = {
+    {"arp", 1, mw_node_collect_arp},
     {"conntrack", 1, mw_node_collect_conntrack},
     {"cpu", 1, mw_node_collect_cpu},
     {"cpufreq", 1, mw_node_collect_cpufreq},
@@ -54,24 +57,34 @@ static const mw_node_collector_t collectors[] = {
     {"entropy", 1, mw_node_collect_entropy},
     {"filefd", 1, mw_node_collect_filefd},
     {"filesystem", 1, mw_node_collect_filesystem},
+    {"hwmon", 1, mw_node_collect_hwmon},
     {"loadavg", 1, mw_node_collect_loadavg},
+    {"mdadm", 1, mw_node_collect_mdadm},
     {"meminfo", 1, mw_node_collect_meminfo},
+    {"netclass", 1, mw_node_collect_netclass},
     {"netdev", 1, mw_node_collect_netdev},
     {"netstat", 1, mw_node_collect_netstat},
+    {"nfs", 1, mw_node_collect_nfs},
+    {"nfsd", 1, mw_node_collect_nfsd},
     {"os", 1, mw_node_collect_os},
+    {"powersupplyclass", 1, mw_node_collect_powersupplyclass},
     {"pressure", 1, mw_node_collect_pressure},
     {"schedstat", 1, mw_node_collect_schedstat},
+    {"selinux", 1, mw_node_collect_selinux},
     {"sockstat", 1, mw_node_collect_sockstat},
     {"softnet", 1, mw_node_collect_softnet},
     {"stat", 1, mw_node_collect_stat},
+    {"textfile", 1, mw_node_collect_textfile},
+    {"thermal_zone", 1, mw_node_collect_thermal_zone},
     {"time", 1, mw_node_collect_time},
     {"timex", 1, mw_node_collect_timex},
     {"udp_queues", 1, mw_node_collect_udp_queues},
     {"uname", 1, mw_node_collect_uname},
     {"vmstat", 1, mw_node_collect_vmstat},
+    {"xfs", 1, mw_node_collect_xfs},
 };
 #define NCOLLECTORS (sizeof collectors / sizeof collectors[0])
-_Static_assert(NCOLLECTORS <= 32, "collector bits fit in a uint32_t");
+_Static_assert(NCOLLECTORS <= 64, "collector bits fit in a uint64_t");
 
 const mw_node_collector_t *mw_node_collectors(size_t *n) {
   *n = NCOLLECTORS;
@@ -114,6 +127,9 @@ void mw_node_opts_init(mw_node_opts_t *o) {
                       "RcvbufErrors|SndbufErrors))$";
   o->vmstat_fields = "^(oom_kill|pgpg|pswp|pg.*fault).*";
   o->cpu_guest = 1;
+  o->netclass_ignored_devices = "^$";
+  o->powersupply_ignored = "^$";
+  o->textfile_directory = "";
 }
 
 /* --- regexes ------------------------------------------------------------------ */
@@ -228,7 +244,7 @@ int mw_node_create(const mw_node_opts_t *o, mw_node_t **out, char *err, size_t e
       mw_seterr(err, errlen, "unknown collector %.*s", (int)(e - p), p);
       goto cleanup;
     }
-    n->enabled |= 1u << i;
+    n->enabled |= (uint64_t)1 << i;
     p = e;
   }
 
@@ -236,8 +252,16 @@ int mw_node_create(const mw_node_opts_t *o, mw_node_t **out, char *err, size_t e
   n->sysfs = dup_root(o->sysfs_path ? o->sysfs_path : d.sysfs_path);
   n->rootfs = dup_root(o->rootfs_path ? o->rootfs_path : d.rootfs_path);
   n->udev = dup_root(o->udev_data_path ? o->udev_data_path : d.udev_data_path);
+  n->textfile_dir = strdup(o->textfile_directory ? o->textfile_directory : "");
   n->errors = calloc(1, 1);
-  if (!n->procfs || !n->sysfs || !n->rootfs || !n->udev || !n->errors) goto oom;
+  if (!n->procfs || !n->sysfs || !n->rootfs || !n->udev || !n->textfile_dir || !n->errors) goto oom;
+  struct rlimit rl;
+  n->max_kept_fds = MAX_KEPT_FDS;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur / 4 < MAX_KEPT_FDS)
+    n->max_kept_fds = (size_t)(rl.rlim_cur / 4);
+  n->netclass_ignore_invalid_speed = o->netclass_ignore_invalid_speed;
+  n->arp_netlink = o->arp_netlink;
   n->fs_mount_timeout = o->fs_mount_timeout > 0 ? o->fs_mount_timeout : d.fs_mount_timeout;
   n->netdev_netlink = o->netdev_netlink;
   n->cpu_guest = o->cpu_guest;
@@ -249,6 +273,16 @@ int mw_node_create(const mw_node_opts_t *o, mw_node_t **out, char *err, size_t e
   if (o->netdev_device_include && o->netdev_device_include[0] && o->netdev_device_exclude &&
       o->netdev_device_exclude[0]) {
     mw_seterr(err, errlen, "netdev: device_include and device_exclude are mutually exclusive");
+    goto cleanup;
+  }
+  if (o->arp_device_include && o->arp_device_include[0] && o->arp_device_exclude &&
+      o->arp_device_exclude[0]) {
+    mw_seterr(err, errlen, "arp: device_include and device_exclude are mutually exclusive");
+    goto cleanup;
+  }
+  if (o->hwmon_chip_include && o->hwmon_chip_include[0] && o->hwmon_chip_exclude &&
+      o->hwmon_chip_exclude[0]) {
+    mw_seterr(err, errlen, "hwmon: chip_include and chip_exclude are mutually exclusive");
     goto cleanup;
   }
   /* Alloy: a disk include replaces the default exclude. */
@@ -274,7 +308,19 @@ int mw_node_create(const mw_node_opts_t *o, mw_node_t **out, char *err, size_t e
       compile_opt(o->cpu_flags_include, NULL, 1, &n->cpu_flags_include, "cpu flags_include", err,
                   errlen) < 0 ||
       compile_opt(o->cpu_bugs_include, NULL, 1, &n->cpu_bugs_include, "cpu bugs_include", err,
-                  errlen) < 0)
+                  errlen) < 0 ||
+      compile_opt(o->netclass_ignored_devices, d.netclass_ignored_devices, 0, &n->netclass_ignored,
+                  "netclass ignored_devices", err, errlen) < 0 ||
+      compile_opt(o->arp_device_include, NULL, 1, &n->arp_include, "arp device_include", err,
+                  errlen) < 0 ||
+      compile_opt(o->arp_device_exclude, NULL, 1, &n->arp_exclude, "arp device_exclude", err,
+                  errlen) < 0 ||
+      compile_opt(o->hwmon_chip_include, NULL, 1, &n->hwmon_chip_include, "hwmon chip_include", err,
+                  errlen) < 0 ||
+      compile_opt(o->hwmon_chip_exclude, NULL, 1, &n->hwmon_chip_exclude, "hwmon chip_exclude", err,
+                  errlen) < 0 ||
+      compile_opt(o->powersupply_ignored, d.powersupply_ignored, 0, &n->powersupply_ignored,
+                  "powersupply ignored_supplies", err, errlen) < 0)
     goto cleanup;
   if (mw_node_fs_state_new(&n->fs) < 0) goto oom;
   *out = n;
@@ -294,20 +340,36 @@ void mw_node_free(mw_node_t *n) {
   free(n->sysfs);
   free(n->rootfs);
   free(n->udev);
+  free(n->textfile_dir);
   free(n->errors);
-  mw_node_re_t *res[] = {n->fs_mount_points_exclude, n->fs_types_exclude, n->netdev_include,
-                         n->netdev_exclude,          n->disk_include,     n->disk_exclude,
-                         n->netstat_fields,          n->vmstat_fields,    n->cpu_flags_include,
-                         n->cpu_bugs_include};
+  mw_node_re_t *res[] = {n->fs_mount_points_exclude,
+                         n->fs_types_exclude,
+                         n->netdev_include,
+                         n->netdev_exclude,
+                         n->disk_include,
+                         n->disk_exclude,
+                         n->netstat_fields,
+                         n->vmstat_fields,
+                         n->cpu_flags_include,
+                         n->cpu_bugs_include,
+                         n->netclass_ignored,
+                         n->arp_include,
+                         n->arp_exclude,
+                         n->hwmon_chip_include,
+                         n->hwmon_chip_exclude,
+                         n->powersupply_ignored};
   for (size_t i = 0; i < sizeof res / sizeof res[0]; i++)
     mw_node_re_free(res[i]);
   free(n->cpu_stats);
   mw_node_fs_state_free(n->fs);
   if (n->scrape) {
     mw_metrics_free(n->scrape->reg);
+    mw_node_raw_free(n->scrape->raw);
     free(n->scrape->buf);
     free(n->scrape);
   }
+  mw_node_textfile_free(n->textfile);
+  mw_node_selinux_free(n->selinux);
   for (size_t i = 0; i < n->fds_size; i++) {
     for (mw_node_fd_t *f = n->fds[i], *next; f; f = next) {
       next = f->next;
@@ -361,9 +423,30 @@ static void sweep(mw_node_scrape_t *s) {
   }
 }
 
+/* Closes the kept fds the collection epoch did not read: the files of
+ * devices, interfaces and mounts that went away. */
+static void fd_sweep(mw_node_t *n, uint64_t epoch) {
+  for (size_t i = 0; i < n->fds_size; i++) {
+    for (mw_node_fd_t **pp = &n->fds[i]; *pp;) {
+      mw_node_fd_t *f = *pp;
+      if (f->used == epoch) {
+        pp = &f->next;
+        continue;
+      }
+      *pp = f->next;
+      close(f->fd);
+      free(f);
+      n->nfds--;
+    }
+  }
+}
+
 int mw_node_collect(mw_node_t *n, int format, mw_expose_buf_t *buf, char *err, size_t errlen) {
   mw_node_scrape_t *s;
   char *errors = NULL;
+  mw_expose_buf_t raw = {0};
+  mw_expose_extra_t *extra = NULL;
+  size_t nextra = 0;
   int rc = -1;
   if (!n || !buf) {
     mw_seterr(err, errlen, "node: no collector set or buffer");
@@ -376,6 +459,8 @@ int mw_node_collect(mw_node_t *n, int format, mw_expose_buf_t *buf, char *err, s
   }
   s = n->scrape;
   if (!s->reg && !(s->reg = mw_metrics_create())) goto oom;
+  if (!s->raw && !(s->raw = mw_node_raw_new())) goto oom;
+  mw_node_raw_reset(s->raw);
   errors = calloc(1, 1);
   if (!errors) goto oom;
   s->epoch++;
@@ -387,18 +472,22 @@ int mw_node_collect(mw_node_t *n, int format, mw_expose_buf_t *buf, char *err, s
                                   "node_exporter: Whether a collector succeeded.", MW_METRICS_GAUGE,
                                   "collector");
   for (size_t i = 0; i < NCOLLECTORS; i++) {
-    if (!(n->enabled & (1u << i))) continue;
+    if (!(n->enabled & ((uint64_t)1 << i))) continue;
     s->err[0] = '\0';
+    s->note[0] = '\0';
     s->nodata = 0;
     double t0 = monotonic();
     int r = collectors[i].collect(s);
     double dt = monotonic() - t0;
     if (r < 0 && !s->nodata) add_error(&errors, collectors[i].name, s->err[0] ? s->err : "failed");
+    if (r >= 0 && s->note[0]) add_error(&errors, collectors[i].name, s->note);
     mw_node_put(s, dur_fam, dt, collectors[i].name);
     mw_node_put(s, ok_fam, r < 0 ? 0 : 1, collectors[i].name);
   }
   sweep(s);
-  if (mw_expose_write(s->reg, format, buf, err, errlen) < 0) goto cleanup;
+  fd_sweep(n, s->epoch);
+  if (mw_node_raw_write(s->raw, s->reg, format, &raw, &extra, &nextra) < 0) goto oom;
+  if (mw_expose_write_extra(s->reg, format, extra, nextra, buf, err, errlen) < 0) goto cleanup;
   free(n->errors);
   n->errors = errors;
   errors = NULL;
@@ -408,6 +497,8 @@ oom:
   mw_seterr(err, errlen, "node: out of memory");
 cleanup:
   free(errors);
+  free(extra);
+  mw_expose_buf_free(&raw);
   return rc;
 }
 
@@ -421,6 +512,22 @@ int mw_node_fail(mw_node_scrape_t *s, const char *fmt, ...) {
     va_end(ap);
   }
   return -1;
+}
+
+const char *mw_node_pathf(char *dst, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int k = vsnprintf(dst, cap, fmt, ap);
+  va_end(ap);
+  return k < 0 || (size_t)k >= cap ? NULL : dst;
+}
+
+void mw_node_note(mw_node_scrape_t *s, const char *fmt, ...) {
+  if (s->note[0]) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->note, sizeof s->note, fmt, ap);
+  va_end(ap);
 }
 
 static const char *join_path(mw_node_scrape_t *s, const char *root, const char *name) {
@@ -446,9 +553,9 @@ static mw_node_fd_t **fd_slot(mw_node_t *n, const char *path, uint64_t h) {
 
 /* Keeps fd open under path when it is on procfs or sysfs (best effort: on
  * any failure the caller just closes it). 0 when kept, -1 otherwise. */
-static int fd_keep(mw_node_t *n, const char *path, uint64_t h, int fd) {
+static int fd_keep(mw_node_t *n, const char *path, uint64_t h, int fd, uint64_t epoch) {
   struct statfs st;
-  if (n->nfds >= MAX_KEPT_FDS || fstatfs(fd, &st) < 0 ||
+  if (n->nfds >= n->max_kept_fds || fstatfs(fd, &st) < 0 ||
       ((unsigned long)st.f_type != PROC_MAGIC && (unsigned long)st.f_type != SYSFS_MAGIC))
     return -1;
   if (n->nfds + 1 > n->fds_size) {
@@ -472,6 +579,7 @@ static int fd_keep(mw_node_t *n, const char *path, uint64_t h, int fd) {
   memcpy(f->path, path, len + 1);
   f->hash = h;
   f->fd = fd;
+  f->used = epoch;
   f->next = n->fds[h & (n->fds_size - 1)];
   n->fds[h & (n->fds_size - 1)] = f;
   n->nfds++;
@@ -513,6 +621,7 @@ const char *mw_node_read(mw_node_scrape_t *s, const char *path, size_t *len) {
   if (n->fds_size) {
     mw_node_fd_t **pp = fd_slot(n, path, h);
     if (*pp) {
+      (*pp)->used = s->epoch;
       r = read_all(s, (*pp)->fd);
       if (r >= 0) {
         if (len) *len = (size_t)r;
@@ -535,7 +644,7 @@ const char *mw_node_read(mw_node_scrape_t *s, const char *path, size_t *len) {
     errno = e;
     return NULL;
   }
-  if (fd_keep(n, path, h, fd) < 0) close(fd);
+  if (fd_keep(n, path, h, fd, s->epoch) < 0) close(fd);
   if (len) *len = (size_t)r;
   return s->buf;
 }
@@ -558,6 +667,64 @@ int mw_node_read_u64(mw_node_scrape_t *s, const char *path, uint64_t *out) {
     return -1;
   }
   return 0;
+}
+
+int mw_node_sysread(mw_node_scrape_t *s, const char *path, char *out, size_t *len) {
+  mw_node_t *n = s->node;
+  ssize_t r;
+  if (!path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  uint64_t h = XXH3_64bits(path, strlen(path));
+  if (n->fds_size) {
+    mw_node_fd_t **pp = fd_slot(n, path, h);
+    if (*pp) {
+      (*pp)->used = s->epoch;
+      do
+        r = pread((*pp)->fd, out, MW_NODE_SYSREAD_MAX, 0);
+      while (r < 0 && errno == EINTR);
+      if (r >= 0 || (errno != ENODEV && errno != ESTALE && errno != EBADF)) goto done;
+      /* the kernel object went away: forget it and open the path afresh */
+      mw_node_fd_t *f = *pp;
+      *pp = f->next;
+      close(f->fd);
+      free(f);
+      n->nfds--;
+    }
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  do
+    r = read(fd, out, MW_NODE_SYSREAD_MAX);
+  while (r < 0 && errno == EINTR);
+  int e = errno;
+  /* kept even when the read failed: EINVAL (a link that is down) comes back
+   * next time without an open */
+  if (fd_keep(n, path, h, fd, s->epoch) < 0) close(fd);
+  errno = e;
+done:
+  if (r < 0) return -1;
+  out[r] = '\0';
+  *len = (size_t)r;
+  return 0;
+}
+
+static int is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+char *mw_node_trim(char *s, size_t *len) {
+  size_t n = *len;
+  while (n && is_space(s[n - 1]))
+    n--;
+  while (n && is_space(*s)) {
+    s++;
+    n--;
+  }
+  s[n] = '\0';
+  *len = n;
+  return s;
 }
 
 size_t mw_node_fields(char *s, char **fields, size_t max) {
@@ -601,6 +768,124 @@ int mw_node_parse_f64(const char *s, double *out) {
   double v = strtod(s, &end);
   if (end == s || *end) return -1;
   *out = v;
+  return 0;
+}
+
+size_t mw_node_utf8_len(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  if (n == 0) return 0;
+  unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+  size_t w;
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf)
+    w = 2;
+  else if (c >= 0xe0 && c <= 0xef)
+    w = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+  else if (c >= 0xf0 && c <= 0xf4)
+    w = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+  else
+    return 0;
+  if (n < w || p[1] < lo || p[1] > hi) return 0;
+  for (size_t i = 2; i < w; i++)
+    if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+  return w;
+}
+
+char *mw_node_valid_utf8(const char *s, size_t n) {
+  char *out = malloc(3 * n + 1), *o = out;
+  if (!out) return NULL;
+  int in_bad = 0;
+  for (size_t i = 0; i < n;) {
+    size_t w = mw_node_utf8_len(s + i, n - i);
+    if (w) {
+      memcpy(o, s + i, w);
+      o += w;
+      i += w;
+      in_bad = 0;
+      continue;
+    }
+    if (!in_bad) {
+      memcpy(o, "\xef\xbf\xbd", 3);
+      o += 3;
+    }
+    in_bad = 1;
+    i++;
+  }
+  *o = '\0';
+  return out;
+}
+
+/* Go's underscoreOK: underscores only between digits (a base prefix counts
+ * as a digit). */
+static int underscore_ok(const char *s, size_t n) {
+  char saw = '^';
+  size_t i = 0;
+  int hex = 0;
+  if (n >= 1 && (s[0] == '-' || s[0] == '+')) {
+    s++;
+    n--;
+  }
+  if (n >= 2 && s[0] == '0' && strchr("bBoOxX", s[1])) {
+    i = 2;
+    saw = '0';
+    hex = s[1] == 'x' || s[1] == 'X';
+  }
+  for (; i < n; i++) {
+    char c = s[i], l = (char)(c | 0x20);
+    if ((c >= '0' && c <= '9') || (hex && l >= 'a' && l <= 'f')) {
+      saw = '0';
+      continue;
+    }
+    if (c == '_') {
+      if (saw != '0') return 0;
+      saw = '_';
+      continue;
+    }
+    if (saw == '_') return 0;
+    saw = '!';
+  }
+  return saw != '_';
+}
+
+int mw_node_parse_goint(const char *s, size_t len, int64_t *out) {
+  const char *s0 = s;
+  size_t n0 = len;
+  int neg = 0, base = 10, underscores = 0;
+  if (len == 0) return -1;
+  if (s[0] == '+' || s[0] == '-') {
+    neg = s[0] == '-';
+    s++;
+    len--;
+  }
+  if (len == 0) return -1;
+  if (s[0] == '0') {
+    char l = len >= 3 ? (char)(s[1] | 0x20) : 0;
+    base = l == 'b' ? 2 : l == 'o' ? 8 : l == 'x' ? 16 : 8;
+    s += base == 8 && l != 'o' ? 1 : 2;
+    len -= base == 8 && l != 'o' ? 1 : 2;
+  }
+  uint64_t v = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i], l = (char)(c | 0x20);
+    unsigned d;
+    if (c == '_') {
+      underscores = 1;
+      continue;
+    }
+    if (c >= '0' && c <= '9')
+      d = (unsigned)(c - '0');
+    else if (l >= 'a' && l <= 'z')
+      d = (unsigned)(l - 'a' + 10);
+    else
+      return -1;
+    if (d >= (unsigned)base) return -1;
+    if (v > (UINT64_MAX - d) / (uint64_t)base) return -1;
+    v = v * (uint64_t)base + d;
+  }
+  if (underscores && !underscore_ok(s0, n0)) return -1;
+  if (!neg && v > (uint64_t)INT64_MAX) return -1;
+  if (neg && v > (uint64_t)INT64_MAX + 1) return -1;
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
   return 0;
 }
 

@@ -36,7 +36,7 @@ static int clocksources(mw_node_scrape_t *s) {
     if (!(names[n] = strdup(e->d_name))) goto cleanup;
     n++;
   }
-  qsort(names, n, sizeof *names, cmp_str);
+  if (n) qsort(names, n, sizeof *names, cmp_str);
   int32_t avail =
       mw_node_family(s, "node_time_clocksource_available_info",
                      "Available clocksources read from '/sys/devices/system/clocksource'.",

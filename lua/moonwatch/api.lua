@@ -4,8 +4,14 @@
 --   /-/reload   POST or PUT: reloads the pipeline; 400 with the problems (GET: 405)
 --   /metrics    the runtime's own metrics (text 0.0.4 or OpenMetrics by Accept)
 --   /api/v0/components, /api/v0/components/<id>   JSON debug API
+--   /api/v0/graph                                  components, data-flow edges and their rates
+--   /api/v0/livedebugging[/<id>]                   live debugging: switch on/off, read samples
 --   /api/v0/component/<id>/metrics                 an exporter component's metrics
 --   /           the web UI on top of the debug API
+-- No secret leaves through here: secret arguments show as "(secret)", header maps show
+-- their names only, and every string of arguments, exports, debug info, health messages and
+-- a reload's problems passes through moonwatch.redact (a URL's password shows as xxxxx,
+-- credentials and configured secrets as xxxxx).
 -- Requests naming a foreign Host, and cross-origin POSTs, get 403 (http_server.host_guard).
 local http_server = require("moonwatch.http_server")
 local metrics = require("moonwatch.metrics")
@@ -14,6 +20,9 @@ local inmemory = require("moonwatch.inmemory")
 local schema = require("moonwatch.schema")
 local errors = require("moonwatch.errors")
 local duration = require("moonwatch.duration")
+local redact = require("moonwatch.redact")
+local dataflow = require("moonwatch.dataflow")
+local livedebug = require("moonwatch.livedebug")
 
 local M = {}
 
@@ -25,6 +34,22 @@ local function iso(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", secs) .. string.format(".%03dZ", math.floor((t - secs) * 1000))
 end
 
+-- A JSON-ready value with no secret in its strings (URL passwords, credentials, configured
+-- secrets: moonwatch.redact).
+local redacted = redact.value
+
+-- A sensitive map (headers): its keys, each value "(secret)".
+local function names_only(v)
+  if type(v) ~= "table" then
+    return "(secret)"
+  end
+  local out = {}
+  for k in pairs(v) do
+    out[k] = "(secret)"
+  end
+  return out
+end
+
 -- Arguments as the user wrote them: durations formatted, secrets redacted.
 local function display(spec_args, value)
   if type(value) ~= "table" or getmetatable(value) then
@@ -33,7 +58,9 @@ local function display(spec_args, value)
   local out = {}
   for k, v in pairs(value) do
     local spec = spec_args and spec_args[k]
-    if spec and spec.type == "duration" and type(v) == "number" then
+    if spec and spec.sensitive then
+      out[k] = names_only(v)
+    elseif spec and spec.type == "duration" and type(v) == "number" then
       out[k] = duration.format(v)
     elseif spec and spec.type == "block" and type(v) == "table" then
       if spec.repeated then
@@ -53,7 +80,17 @@ local function display(spec_args, value)
 end
 M.display = display
 
-local function summary(ctrl, node)
+-- [id] = ids of the components it sends data to, sorted, from the controller's edges.
+local function flows_to(ctrl)
+  local out = {}
+  for _, e in ipairs(ctrl:data_flow()) do
+    out[e.from] = out[e.from] or {}
+    table.insert(out[e.from], e.to)
+  end
+  return out
+end
+
+local function summary(ctrl, node, to)
   local deps = {}
   for id in pairs(node.deps) do
     deps[#deps + 1] = id
@@ -63,9 +100,12 @@ local function summary(ctrl, node)
     id = node.id,
     name = node.name,
     label = node.label,
-    health = { state = node.health.state, message = node.health.message, updated_time = iso(node.health.updated) },
+    health = { state = node.health.state, message = redact.text(node.health.message),
+      updated_time = iso(node.health.updated) },
     dependencies = http_server.array(deps),
     dependents = http_server.array(ctrl:dependents(node.id)),
+    data_flow_edges_to = http_server.array((to or flows_to(ctrl))[node.id] or {}),
+    live_debugging = livedebug.on[node.id] ~= nil,
   }
 end
 
@@ -73,14 +113,83 @@ local function detail(ctrl, node)
   local out = summary(ctrl, node)
   out.file = node.decl.file
   out.line = node.decl.line
-  out.arguments = display(node.module.args, node.args or {})
-  out.exports = schema.redact(node.exports)
+  out.arguments = redacted(display(node.module.args, node.args or {}))
+  out.exports = redacted(schema.redact(node.exports))
   local inst = node.instance
   if inst and type(inst.debug_info) == "function" then
     local ok, info = xpcall(inst.debug_info, debug.traceback, inst)
-    out.debug_info = ok and schema.redact(info) or { error = errors.report(info, node.id, nil, node.ctx.log) }
+    out.debug_info = redacted(ok and schema.redact(info) or { error = errors.report(info, node.id, nil, node.ctx.log) })
   end
   return out
+end
+
+-- The rate window of a request (?window=SECONDS, 1 to dataflow.MAX_WINDOW; 60 by default).
+local function window_of(req)
+  local w = req.query and req.query.window
+  if not w then
+    return 60
+  end
+  w = tonumber(w)
+  if not w or w ~= math.floor(w) or w < 1 or w > dataflow.MAX_WINDOW then
+    return nil, string.format("window: must be a whole number of seconds from 1 to %d", dataflow.MAX_WINDOW)
+  end
+  return w
+end
+
+--- The graph for the UI: every component (as in /api/v0/components) and every data-flow
+--- edge with its samples: { window, components, edges = { { from, to, type, samples_total,
+--- rate } } } (rate: samples per second over the window; edges that carry no samples,
+--- such as a discovery's targets, have samples_total 0).
+function M.graph(ctrl, window)
+  local to = flows_to(ctrl)
+  local comps = {}
+  for _, node in ipairs(ctrl:list()) do
+    comps[#comps + 1] = summary(ctrl, node, to)
+  end
+  local counted = {}
+  for _, e in ipairs(dataflow.edges(window)) do
+    counted[e.from .. "\0" .. e.to] = e
+  end
+  local edges = {}
+  for _, e in ipairs(ctrl:data_flow()) do
+    local c = counted[e.from .. "\0" .. e.to]
+    counted[e.from .. "\0" .. e.to] = nil
+    edges[#edges + 1] = { from = e.from, to = e.to, type = e.type, samples_total = c and c.samples_total or 0,
+      rate = c and c.rate or 0 }
+  end
+  -- samples counted on a pair the references do not link directly (an exporter's targets
+  -- relabeled by a discovery.relabel on their way to the scrape)
+  for _, c in pairs(counted) do
+    if ctrl.nodes[c.from] and ctrl.nodes[c.to] then
+      edges[#edges + 1] = { from = c.from, to = c.to, type = "samples", samples_total = c.samples_total, rate = c.rate }
+    end
+  end
+  table.sort(edges, function(a, b)
+    return a.from < b.from or (a.from == b.from and a.to < b.to)
+  end)
+  return { window = window, components = http_server.array(comps), edges = http_server.array(edges) }
+end
+
+-- A live-debugging answer for a component.
+local function live_state(id, since)
+  local st = livedebug.get(id, since)
+  local entries = {}
+  for i, e in ipairs(st.entries) do
+    entries[i] = { seq = e.seq, time = iso(e.time), direction = e.direction, peer = e.peer, sample = e.sample,
+      labels = e.labels, timestamp = e.timestamp, value = e.value, stale = e.stale or false }
+  end
+  return { component_id = id, enabled = st.enabled, capacity = st.capacity, samples_seen = st.samples,
+    batches_seen = st.batches, seq = st.seq, entries = http_server.array(entries) }
+end
+
+-- Whether the component sends or gets samples through receivers (what live debugging sees).
+local function sees_samples(ctrl, id)
+  for _, e in ipairs(ctrl:data_flow()) do
+    if e.type == "receiver" and (e.from == id or e.to == id) then
+      return true
+    end
+  end
+  return false
 end
 
 local function unhealthy(ctrl)
@@ -153,8 +262,9 @@ function M.routes(server, rt)
   add("PUT", "/-/reload", "/-/reload", reload)
   add("GET", "/api/v0/components", "/api/v0/components", function()
     local out = {}
+    local to = flows_to(rt.controller)
     for _, node in ipairs(rt.controller:list()) do
-      out[#out + 1] = summary(rt.controller, node)
+      out[#out + 1] = summary(rt.controller, node, to)
     end
     return http_server.json(200, http_server.array(out))
   end)
@@ -164,6 +274,68 @@ function M.routes(server, rt)
       return http_server.json(404, { error = "no component " .. id })
     end
     return http_server.json(200, detail(rt.controller, node))
+  end)
+  add("GET", "/api/v0/graph", "/api/v0/graph", function(req)
+    local window, werr = window_of(req)
+    if not window then
+      return http_server.json(400, { error = werr })
+    end
+    return http_server.json(200, M.graph(rt.controller, window))
+  end)
+  add("GET", "/api/v0/livedebugging", "/api/v0/livedebugging", function()
+    local out = {}
+    for _, id in ipairs(livedebug.enabled()) do
+      local st = livedebug.status(id)
+      out[#out + 1] = { component_id = id, enabled = true, capacity = st.capacity, samples_seen = st.samples }
+    end
+    return http_server.json(200, http_server.array(out))
+  end)
+  local LIVE = "^/api/v0/livedebugging/([^/?]+)$"
+  local LIVE_LABEL = "/api/v0/livedebugging/{id}"
+  add("GET", LIVE, LIVE_LABEL, function(req, id)
+    if not rt.controller.nodes[id] then
+      return http_server.json(404, { error = "no component " .. id })
+    end
+    local since = req.query and tonumber(req.query.since) or 0
+    return http_server.json(200, live_state(id, since))
+  end)
+  local function live_set(req, id)
+    if not rt.controller.nodes[id] then
+      return http_server.json(404, { error = "no component " .. id })
+    end
+    -- a JSON body only: a page of another site cannot send one without the browser asking first (CORS)
+    local ctype = (req.headers["content-type"] or ""):lower()
+    if not ctype:find("^application/json") then
+      return http_server.json(415, { error = "the body must be JSON (Content-Type: application/json)" })
+    end
+    local body, jerr = http_server.decode_json(req)
+    if type(body) ~= "table" then
+      return http_server.json(400, { error = jerr or "the body must be a JSON object" })
+    end
+    for k in pairs(body) do
+      if k ~= "enabled" and k ~= "capacity" then
+        return http_server.json(400, { error = "unknown field " .. tostring(k) .. " (enabled, capacity)" })
+      end
+    end
+    if body.enabled == true and not sees_samples(rt.controller, id) then
+      return http_server.json(400, { error = id .. " sends and receives no samples through receivers: "
+        .. "live debugging has nothing to show" })
+    end
+    local _, err = livedebug.set(id, { enabled = body.enabled, capacity = body.capacity })
+    if err then
+      return http_server.json(400, { error = err })
+    end
+    return http_server.json(200, live_state(id, math.huge))
+  end
+  add("PUT", LIVE, LIVE_LABEL, live_set)
+  add("POST", LIVE, LIVE_LABEL, live_set)
+  add("DELETE", LIVE, LIVE_LABEL, function(_, id)
+    if not rt.controller.nodes[id] then
+      return http_server.json(404, { error = "no component " .. id })
+    end
+    livedebug.set(id, { enabled = false })
+    livedebug.clear(id)
+    return http_server.json(200, live_state(id, math.huge))
   end)
   add("GET", "/", "/", function()
     return 200, require("moonwatch.ui").html, { ["Content-Type"] = "text/html; charset=utf-8" }

@@ -34,6 +34,21 @@ function M.labels(b, i)
   return out
 end
 
+--- The timestamp (ms) of sample i (0-based).
+function M.ts(b, i)
+  return tonumber(C.mw_ffi_batch_ts(b, i))
+end
+
+--- The value of sample i (0-based).
+function M.value(b, i)
+  return C.mw_ffi_batch_value(b, i)
+end
+
+--- Whether sample i (0-based) is a staleness marker.
+function M.is_stale(b, i)
+  return C.mw_ffi_batch_is_stale(b, i) == 1
+end
+
 --- Iterates the samples: for i, labels, ts_ms, value, stale in M.samples(b).
 function M.samples(b)
   local n = M.len(b)

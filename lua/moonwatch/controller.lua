@@ -13,6 +13,9 @@ local log = require("moonwatch.log")
 local errors = require("moonwatch.errors")
 local blocks = require("moonwatch.blocks")
 local ffi_rt = require("moonwatch.ffi")
+local dataflow = require("moonwatch.dataflow")
+local redact = require("moonwatch.redact")
+local livedebug = require("moonwatch.livedebug")
 local budget = require("moonwatch.budget")
 
 local M = {}
@@ -169,6 +172,11 @@ end
 ---@param file string
 ---@return table|nil plan, string[]|nil problems
 function Controller:plan(file)
+  local plan, problems = self:plan_checked(file)
+  return plan, redact.value(problems) -- a problem may quote a value: no secret in it
+end
+
+function Controller:plan_checked(file)
   local result, err = pipeline.load(file, { storage_path = self.settings.storage_path })
   if not result then
     return nil, { err }
@@ -346,8 +354,9 @@ end
 function Ctx:set_health(state, message)
   assert(HEALTH[state], "unknown health state")
   local h = self._node.health
-  if h.state ~= state or h.message ~= (message or "") then
-    h.state, h.message, h.updated = state, message or "", ffi_rt.time_now()
+  message = redact.text(message or "") -- a message may quote a server or an error: no secret in it
+  if h.state ~= state or h.message ~= message then
+    h.state, h.message, h.updated = state, message, ffi_rt.time_now()
   end
 end
 
@@ -369,6 +378,13 @@ function Ctx:timer(after, every, fn, name)
   local t = scheduler.timer(after, every, fn, { name = name or node.id, component_id = node.id })
   node.timers[#node.timers + 1] = t
   return t
+end
+
+--- Counts n samples that reached this component from component from_id other than through
+--- one of its receivers (a scrape of an exporter's in-memory target): they show on the
+--- from_id -> this component edge of the data-flow graph.
+function Ctx:count_in(from_id, n)
+  dataflow.add(from_id, self.id, n)
 end
 
 Ctx.sleep = function(_, secs)
@@ -394,8 +410,31 @@ local DEP_FAILED = setmetatable({}, { __tostring = function()
   return "a component it reads failed"
 end })
 
+-- Records the data-flow edge of a reference to an export of target (rest: the path
+-- after the component id) in st (evaluating component st.id) and returns the value the
+-- component is to get: one that references a receiver sends data to target, and gets a
+-- proxy that counts what it sends (moonwatch.dataflow); any other export (targets, ...)
+-- is data target gives to it. The top-level blocks (no st.id) get values as they are.
+local function link(st, target, rest, value)
+  if not st.id then
+    return value
+  end
+  local ex = #rest == 1 and target.module.exports and target.module.exports[rest[1]]
+  local t = ex and ex.type
+  if t == "receiver" or t == "log_receiver" then
+    st.flow_to[target.id] = t
+    if t == "receiver" and type(value) == "table" and type(value.append) == "function" then
+      return dataflow.wrap(st.id, target.id, rest[1], value)
+    end
+    return value
+  end
+  st.flow_from[target.id] = st.flow_from[target.id] or t or "exports"
+  return value
+end
+
 -- Resolves references, concat() and function arguments in v (at a position of
--- spec) against the current exports; st = { plan, deps } records the components read.
+-- spec) against the current exports; st = { plan, deps, id, flow_to, flow_from }
+-- records the components read and the data-flow edges of the component id.
 function Controller:resolve(st, v, spec)
   local plan = st.plan
   if pipeline.is_reference(v) then
@@ -413,7 +452,7 @@ function Controller:resolve(st, v, spec)
       end
       value = value[k]
     end
-    return value
+    return link(st, target, rest, value)
   elseif pipeline.is_lazy(v) then
     local out = {}
     for i = 1, v.parts.n do
@@ -438,7 +477,8 @@ function Controller:resolve(st, v, spec)
       if not id or #rest == 0 then
         return false
       end
-      local value = self:ensure(id, plan).exports
+      local target = self:ensure(id, plan)
+      local value = target.exports
       st.deps[id] = true
       for _, k in ipairs(rest) do
         if type(value) ~= "table" then
@@ -446,7 +486,7 @@ function Controller:resolve(st, v, spec)
         end
         value = value[k]
       end
-      return true, value
+      return true, link(st, target, rest, value)
     end
     local ok, res = budget.xpcall(v, function(e)
       if e == DEP_FAILED then
@@ -470,12 +510,12 @@ function Controller:resolve(st, v, spec)
 end
 
 -- Evaluates the arguments of decl (default: node's) for node: resolved and
--- validated completely by the module's schema. Returns args or nil, err, and
--- the ids of the components read.
+-- validated completely by the module's schema. Returns args or nil, err, the ids
+-- of the components read and its data-flow edges { to = {[id] = type}, from = {...} }.
 function Controller:evaluate(node, plan, decl)
   decl = decl or node.decl
   local t0 = ffi_rt.monotonic()
-  local st = { plan = plan, deps = {} }
+  local st = { plan = plan, deps = {}, id = node.id, flow_to = {}, flow_from = {} }
   local spec = args_spec(node.module)
   local ok, resolved = xpcall(self.resolve, debug.traceback, self, st, decl.args, spec)
   local args, err
@@ -506,7 +546,12 @@ function Controller:evaluate(node, plan, decl)
   if self.on_evaluate then
     self.on_evaluate(node, dt)
   end
-  return args, err, st.deps
+  return args, err, st.deps, { to = st.flow_to, from = st.flow_from }
+end
+
+-- Sets node's dependencies and data-flow edges from an evaluation.
+local function set_links(node, deps, flow)
+  node.deps, node.flow_to, node.flow_from = deps, flow.to, flow.from
 end
 
 local function where(decl)
@@ -560,13 +605,13 @@ function Controller:ensure(id, plan)
   end
   plan.nodes[id] = node
   plan.state[id] = "building"
-  local args, err, deps = self:evaluate(node, plan, decl)
+  local args, err, deps, flow = self:evaluate(node, plan, decl)
   if not args then
     plan.state[id] = "failed"
     error(err == DEP_FAILED and err or (where(decl) .. ": " .. err), 0)
   end
   plan.state[id] = nil
-  plan.deps[id] = deps
+  plan.deps[id], plan.flow[id] = deps, flow
   if survivor then
     if not schema.equal(args, node.args) then
       plan.pending[id] = args
@@ -725,6 +770,7 @@ end
 --- Returns true or nil and the problems.
 function Controller:apply(plan)
   plan.nodes, plan.started, plan.state, plan.deps, plan.pending, plan.replaced = {}, {}, {}, {}, {}, {}
+  plan.flow = {}
   plan.pipeline_ctx = plan.result.ctx
   local problems, seen_problem = {}, {}
   for _, d in ipairs(plan.result.declarations) do
@@ -745,6 +791,12 @@ function Controller:apply(plan)
       local node = plan.started[i]
       self:stop_node(node)
       node.ctx:set_health("exited", "the load failed")
+    end
+    -- the edges and proxies pass 1 made for components that do not run
+    for id in pairs(plan.nodes) do
+      if not self.nodes[id] then
+        dataflow.forget(id)
+      end
     end
     return nil, problems
   end
@@ -773,10 +825,15 @@ function Controller:apply(plan)
     if node and (not plan.declared[id] or plan.replaced[id]) then
       self:stop_node(node)
       node.ctx:set_health("exited", plan.replaced[id] and "replaced (its module changed)" or "removed from the pipeline")
+      if not plan.declared[id] then
+        dataflow.forget(id)
+        livedebug.forget(id)
+      end
     end
   end
   for id, node in pairs(plan.nodes) do
-    node.decl, node.deps = plan.declared[id], plan.deps[id]
+    node.decl = plan.declared[id]
+    set_links(node, plan.deps[id], plan.flow[id])
   end
   self.nodes, self.order, self.current_plan = plan.nodes, order, plan
   for _, id in ipairs(order) do
@@ -792,9 +849,9 @@ function Controller:apply(plan)
         -- a component it reads was just updated and exports something new: evaluate with that
         self.dirty[id] = nil
         plan.settled = true
-        local fresh, ferr, fdeps = self:evaluate(node, plan)
+        local fresh, ferr, fdeps, fflow = self:evaluate(node, plan)
         plan.settled = nil
-        node.deps = fdeps
+        set_links(node, fdeps, fflow)
         if fresh then
           args = not schema.equal(fresh, node.args) and fresh or nil
         else
@@ -847,7 +904,7 @@ function Controller:load(file)
     return true
   end
   self.stats.load_failures = self.stats.load_failures + 1
-  return nil, problems
+  return nil, redact.value(problems)
 end
 
 --- Called when a node's exports change: re-evaluates its dependents (coalesced).
@@ -874,9 +931,9 @@ function Controller:reevaluate()
     local node = self.nodes[id]
     if dirty[id] and node and node.instance then
       plan.settled = true
-      local args, err, deps = self:evaluate(node, plan)
+      local args, err, deps, flow = self:evaluate(node, plan)
       plan.settled = nil
-      node.deps = deps
+      set_links(node, deps, flow)
       if not args then
         node.ctx:set_health("unhealthy", "evaluating arguments: " .. err)
         node.ctx.log:error("failed to evaluate arguments; keeping the last good ones", { err = err })
@@ -906,6 +963,34 @@ function Controller:list()
   for _, id in ipairs(self.order) do
     out[#out + 1] = self.nodes[id]
   end
+  return out
+end
+
+--- The data-flow edges between the running components, sorted: { from, to, type }, the
+--- data going from `from` to `to` through an export of type `type` ("receiver": `from`
+--- references `to`'s receiver; "targets" and others: `to` references `from`'s export).
+---@return table[]
+function Controller:data_flow()
+  local out, seen = {}, {}
+  local function add(from, to, t)
+    local key = from .. "\0" .. to
+    if not seen[key] and self.nodes[from] and self.nodes[to] then
+      seen[key] = true
+      out[#out + 1] = { from = from, to = to, type = t }
+    end
+  end
+  for _, id in ipairs(self.order) do
+    local node = self.nodes[id]
+    for to, t in pairs(node.flow_to or {}) do
+      add(id, to, t)
+    end
+    for from, t in pairs(node.flow_from or {}) do
+      add(from, id, t)
+    end
+  end
+  table.sort(out, function(a, b)
+    return a.from < b.from or (a.from == b.from and a.to < b.to)
+  end)
   return out
 end
 

@@ -29,6 +29,7 @@
 local httpc = require("moonwatch.httpc")
 local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
+local redact = require("moonwatch.redact")
 
 local type, pairs, ipairs, pcall, error, setmetatable = type, pairs, ipairs, pcall, error, setmetatable
 
@@ -171,6 +172,18 @@ function M.new(cfg)
     return nil, err
   end
   local self = setmetatable({ cfg = cfg }, Client)
+  -- the secrets made of the config, masked wherever they could show while the client lives:
+  -- a proxy's password, and the basic credentials a server or proxy may echo back
+  redact.register_url(self, reveal(cfg.proxy_url))
+  if cfg.basic_auth then
+    redact.register_basic(self, reveal(cfg.basic_auth.username), reveal(cfg.basic_auth.password))
+  end
+  if cfg.oauth2 then
+    redact.register_url(self, reveal(cfg.oauth2.proxy_url))
+    redact.register_url(self, cfg.oauth2.token_url)
+    redact.register_basic(self, M.urlencode(cfg.oauth2.client_id or ""),
+      M.urlencode(reveal(cfg.oauth2.client_secret) or ""))
+  end
   if cfg.oauth2 then
     self.oauth2 = require("moonwatch.oauth2").new(cfg.oauth2)
   end

@@ -1,9 +1,12 @@
 --- moonwatch.httpconfig: the HTTP client arguments that Alloy components share
 --- (prometheus.scrape, prometheus.remote_write endpoints, ...), as schema entries,
 --- and their translation into a moonwatch.http_client config.
+local redact = require("moonwatch.redact")
+
 local M = {}
 
-local secret_list_map = { type = "map", of = { type = "list", of = { type = "secret" }, single = true },
+-- sensitive: the debug API and the UI show its keys, never its values
+local secret_list_map = { type = "map", of = { type = "list", of = { type = "secret" }, single = true }, sensitive = true,
   doc = "Map of header name to a value or list of values (secrets)." }
 
 local TLS = {
@@ -68,6 +71,15 @@ M.ARGS = {
   } },
   tls_config = { type = "block", optional = true, schema = TLS, doc = "TLS settings." },
 }
+
+--- s with the password of every URL in it replaced by "xxxxx", as Go's url.Redacted()
+--- and Prometheus show one (http://user:xxxxx@host/...): for metric labels, debug info,
+--- messages. A string without such a URL comes back unchanged.
+---@param s string
+---@return string
+function M.redact_url(s)
+  return redact.url(s)
+end
 
 --- At most one way to authenticate.
 M.AUTH_EXCLUSIVE = { "bearer_token", "bearer_token_file", "basic_auth", "authorization", "oauth2" }

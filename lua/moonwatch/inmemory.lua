@@ -27,6 +27,13 @@ function M.unregister(component_id)
   endpoints[component_id] = nil
 end
 
+--- The component id of an in-memory metrics path, or nil.
+---@param path string
+---@return string|nil
+function M.component_id(path)
+  return path:match("^/api/v0/component/(.+)/metrics$")
+end
+
 --- The collect function for a metrics path or component id, or nil.
 function M.lookup(path_or_id)
   local id = path_or_id:match("^/api/v0/component/(.+)/metrics$") or path_or_id

@@ -1,8 +1,10 @@
 --- moonwatch.log: leveled, structured log lines on stderr (logfmt or JSON).
 -- Every line carries ts, level, the component id where there is one, and msg.
--- Values of arguments typed `secret` never reach this module: callers log
--- redacted views (see moonwatch.schema).
+-- The message and every value pass through moonwatch.redact.text on their way out: no URL
+-- password, credential or configured secret is written, whatever a caller hands over (an
+-- error a server answered with, a URL, a traceback).
 local ffi_rt = require("moonwatch.ffi")
+local redact = require("moonwatch.redact")
 
 local M = {}
 
@@ -60,6 +62,15 @@ local function json_string(v)
   end) .. '"'
 end
 
+-- A value as it may be written: numbers and booleans as they are, anything else as redacted text.
+local function clean(v)
+  local t = type(v)
+  if t == "number" or t == "boolean" then
+    return v
+  end
+  return redact.text(tostring(v))
+end
+
 local function emit(level, ctx, msg, kv)
   if LEVELS[level] < state.level then
     return
@@ -70,7 +81,7 @@ local function emit(level, ctx, msg, kv)
   if ctx and ctx.component_id then
     keys[#keys + 1], vals[#vals + 1] = "component_id", ctx.component_id
   end
-  keys[#keys + 1], vals[#vals + 1] = "msg", msg
+  keys[#keys + 1], vals[#vals + 1] = "msg", clean(msg)
   if kv then
     local names = {}
     for k in pairs(kv) do
@@ -78,7 +89,7 @@ local function emit(level, ctx, msg, kv)
     end
     table.sort(names)
     for _, k in ipairs(names) do
-      keys[#keys + 1], vals[#vals + 1] = k, kv[k]
+      keys[#keys + 1], vals[#vals + 1] = k, clean(kv[k])
     end
   end
   local parts = {}

@@ -9,6 +9,7 @@
 --   local src = oauth2.new({ client_id = "id", client_secret = secret, token_url = "https://..." })
 --   local tok, err = src:token()   -- from a task: { access_token, type = "Bearer", expiry }
 local scheduler = require("moonwatch.scheduler")
+local redact = require("moonwatch.redact")
 local cjson = require("cjson")
 
 local M = {}
@@ -95,6 +96,8 @@ function Source:fetch()
       return nil, "oauth2: unable to read client_secret_file: " .. tostring(err)
     end
     secret = s
+    redact.register(self, s) -- while this source lives, the file's secret is masked too
+    redact.register_basic(self, urlencode(cfg.client_id or ""), urlencode(s))
   end
   local form = { grant_type = "client_credentials" }
   if cfg.scopes and #cfg.scopes > 0 then
@@ -118,7 +121,8 @@ function Source:fetch()
     return nil, "oauth2: cannot fetch token: " .. err
   end
   if resp.status < 200 or resp.status > 299 then
-    return nil, string.format("oauth2: cannot fetch token: HTTP %d: %s", resp.status, resp.body:sub(1, 512))
+    -- an error page may echo the request (its client credentials): a short, clean excerpt only
+    return nil, string.format("oauth2: cannot fetch token: HTTP %d: %s", resp.status, redact.excerpt(resp.body))
   end
   local t, perr = parse_token(resp.body, resp.headers["content-type"])
   if not t then

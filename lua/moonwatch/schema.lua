@@ -21,6 +21,7 @@
 -- (problem.internal, with its traceback), never passed on.
 local duration = require("moonwatch.duration")
 local errors = require("moonwatch.errors")
+local redact = require("moonwatch.redact")
 
 local M = {}
 
@@ -38,9 +39,12 @@ function Secret:reveal()
 end
 M.Secret = Secret
 
---- Wraps a string as a secret.
+--- Wraps a string as a secret. While the secret lives, moonwatch.redact masks its value
+--- in everything moonwatch shows or writes (logs, messages, the API).
 function M.secret(v)
-  return setmetatable({ v = v }, Secret)
+  local s = setmetatable({ v = v }, Secret)
+  redact.register(s, v)
+  return s
 end
 
 function M.is_secret(v)

@@ -37,6 +37,7 @@ local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
 local metadata = require("moonwatch.metadata")
 local remote_shards = require("moonwatch.remote_shards")
+local redact = require("moonwatch.redact")
 
 local MAX_SHARDS = C.MW_WAL_MAX_SHARDS
 local NO_MIN_TS = -2 ^ 63 -- INT64_MIN: no sample is too old
@@ -107,7 +108,8 @@ local ENDPOINT = {
     url = { type = "string", required = true, doc = "Full URL to send metrics to." },
     name = { type = "string", doc = "Name for the endpoint in metrics and the WAL cursor (default: a hash of the url)." },
     remote_timeout = { type = "duration", default = "30s", positive = true, doc = "Timeout for requests to the endpoint." },
-    headers = { type = "map", default = {}, doc = "Extra headers to send." },
+    headers = { type = "map", of = { type = "secret" }, default = {}, sensitive = true,
+      doc = "Extra headers to send (their values are secrets: never shown)." },
     send_exemplars = { type = "bool", default = true,
       doc = "Whether to send exemplars (OpenMetrics scrapes keep them; they are in the WAL either way)." },
     send_native_histograms = { type = "bool", default = false, doc = "Whether to send native histograms." },
@@ -312,6 +314,14 @@ local function encode_labels(map)
   return relabel.encode(map)
 end
 
+-- The endpoint's HTTP client; while it lives, the password of the endpoint's URL (and the
+-- basic credentials made of it) are masked wherever they could show.
+local function new_client(e)
+  local client = assert(http_client.new(httpconfig.client_config(e)))
+  redact.register_url(client, e.url)
+  return client
+end
+
 function Instance:configure(args)
   self.args = args
   local wanted = {}
@@ -333,7 +343,7 @@ function Instance:configure(args)
     end
     if ep then
       ep.cfg = e
-      ep.client = assert(http_client.new(httpconfig.client_config(e)))
+      ep.client = new_client(e)
       self:set_relabel(ep, e.write_relabel_config)
       C.mw_ffi_wal_reader_set_exemplars(ep.reader, e.send_exemplars and 1 or 0)
       self:set_queue_config(ep, e.queue_config)
@@ -443,11 +453,11 @@ function Instance:start_endpoint(name, e, ext)
   if C.mw_ffi_wal_reader_open(self.wal, name, ext, #ext, out, errbuf, 512) ~= 0 then
     error(string.format("endpoint %s: %s", name, err()), 0)
   end
-  local l = { self.ctx.id, e.url }
+  local l = { self.ctx.id, redact.url(e.url) } -- a label never carries a password
   local m = self.m
   local ep = {
     name = name, cfg = e, ext = ext, reader = ffi.gc(out[0], C.mw_ffi_wal_reader_close), labels = l,
-    client = assert(http_client.new(httpconfig.client_config(e))),
+    client = new_client(e),
     chunk = ffi.new("mw_wal_chunk_t"), rstats = ffi.new("mw_wal_reader_stats_t"),
     bufp = ffi.new("const uint8_t *[1]"), lenp = ffi.new("size_t[1]"),
     ncap = 0, -- bufs, lens and chunks hold ncap shards
@@ -664,7 +674,8 @@ function Instance.post(_, ep, body, backoff)
   if status >= 200 and status < 300 then
     return "sent"
   end
-  local why = string.format("server returned HTTP status %d: %s", status, (resp.body or ""):sub(1, 200))
+  -- an error page may echo the request (its credentials): only a short, clean excerpt of it
+  local why = string.format("server returned HTTP status %d: %s", status, redact.excerpt(resp.body))
   if (status >= 500 and status < 600) or (status == 429 and cfg.queue_config.retry_on_http_429) then
     return "retry", why, retry_after(resp.headers, backoff)
   end
@@ -1001,7 +1012,7 @@ function Instance:configure_metadata()
   for name, ep in pairs(self.endpoints) do
     local mc = ep.cfg.metadata_config
     if mc.send and not senders[name] then
-      local mm, l = metadata_metrics(), { self.ctx.id, ep.cfg.url }
+      local mm, l = metadata_metrics(), { self.ctx.id, redact.url(ep.cfg.url) }
       local s = { ep = ep, interval = mc.send_interval, set = metadata.new_set(), m = {
         total = mm.total:with(unpack(l)), failed = mm.failed:with(unpack(l)),
         retried = mm.retried:with(unpack(l)), bytes = mm.bytes:with(unpack(l)),
@@ -1124,7 +1135,7 @@ function Instance:debug_info()
   local eps = {}
   for name, ep in pairs(self.endpoints) do
     eps[#eps + 1] = {
-      name = name, url = ep.cfg.url, last_error = ep.last_error or "",
+      name = name, url = redact.url(ep.cfg.url), last_error = ep.last_error or "",
       samples_committed = tonumber(ep.rstats.samples_committed),
       committed_max_ts = tonumber(ep.rstats.committed_max_ts),
       shards = ep.sharder.shards, shards_desired = ep.sharder.desired,

@@ -486,6 +486,7 @@ function Instance:fetch(loop)
     if not body then
       return nil, tostring(ctype), 0
     end
+    loop.source = inmemory.component_id(st.path) -- its samples count on the exporter's data-flow edge
     return body, #body, ctype, body
   end
   local limit = a.body_size_limit > 0 and a.body_size_limit or nil
@@ -558,6 +559,9 @@ function Instance:scrape(loop)
   end
   local dur = ffi_rt.monotonic() - t0
   local samples = ok and tonumber(stats.samples) or 0
+  if loop.source then
+    self.ctx:count_in(loop.source, samples)
+  end
   local added = ok and tonumber(stats.series_added) or 0
   local r = loop.report -- up, duration, scraped, post relabeling, added, timeout, limit, body size
   r[0], r[1], r[2], r[3], r[4] = ok and 1 or 0, dur, samples, samples, added

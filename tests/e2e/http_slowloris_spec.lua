@@ -82,7 +82,11 @@ describe("HTTP server under a slowloris attack", function()
     end, 15), "the attacker did not get going")
     assert_answering(h)
     local s = stats()
-    assert.is_true(s.open <= 64, "one address holds " .. s.open .. " connections")
+    -- counted on the server's side: the attacker also counts connections the kernel completed
+    -- in the listen backlog that the server has not accepted (and closed) yet
+    local held = tonumber(proc.sh(string.format("ls -l /proc/%d/fd 2>/dev/null | grep -c 'socket:'", h.pid)))
+    assert.is_true(held <= 64 + 16, "moonwatch holds " .. held .. " sockets (one address may hold 64)")
+    assert.is_true(s.open >= 64, "the attacker holds " .. s.open .. " connections")
     assert.is_true(s.closed_by_server > 0)
   end)
 

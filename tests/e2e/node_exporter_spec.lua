@@ -8,8 +8,10 @@ local proc = require("helpers.proc")
 local NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 local tmp = proc.tmpdir()
 
--- Collector -> Lua patterns of the families it owns.
+-- Collector -> Lua patterns of the families it owns (looked at in name order: netclass's
+-- node_network_* before netdev's).
 local COLLECTORS = {
+  arp = { "^node_arp_" },
   conntrack = { "^node_nf_conntrack_" },
   cpu = { "^node_cpu_seconds_total$", "^node_cpu_guest_seconds_total$", "^node_cpu_.*throttles_total$",
     "^node_cpu_isolated$" },
@@ -18,22 +20,35 @@ local COLLECTORS = {
   entropy = { "^node_entropy_" },
   filefd = { "^node_filefd_" },
   filesystem = { "^node_filesystem_" },
+  hwmon = { "^node_hwmon_" },
   loadavg = { "^node_load%d+$" },
+  mdadm = { "^node_md_" },
   meminfo = { "^node_memory_" },
+  netclass = { "^node_network_up$", "^node_network_info$", "^node_network_speed_bytes$", "^node_network_mtu_bytes$",
+    "^node_network_carrier", "^node_network_address_assign_type$", "^node_network_device_id$",
+    "^node_network_dormant$", "^node_network_flags$", "^node_network_iface_", "^node_network_name_assign_type$",
+    "^node_network_net_dev_group$", "^node_network_protocol_type$", "^node_network_transmit_queue_length$" },
   netdev = { "^node_network_" },
   netstat = { "^node_netstat_" },
+  nfs = { "^node_nfs_" },
+  nfsd = { "^node_nfsd_" },
   os = { "^node_os_" },
+  powersupplyclass = { "^node_power_supply_" },
   pressure = { "^node_pressure_" },
   schedstat = { "^node_schedstat_" },
+  selinux = { "^node_selinux_" },
   sockstat = { "^node_sockstat_" },
   softnet = { "^node_softnet_" },
   stat = { "^node_intr_total$", "^node_context_switches_total$", "^node_forks_total$",
     "^node_boot_time_seconds$", "^node_procs_" },
+  textfile = { "^node_textfile_" },
+  thermal_zone = { "^node_thermal_zone_", "^node_cooling_device_" },
   time = { "^node_time_" },
   timex = { "^node_timex_" },
   udp_queues = { "^node_udp_queues$" },
   uname = { "^node_uname_info$" },
   vmstat = { "^node_vmstat_" },
+  xfs = { "^node_xfs_" },
 }
 local NAMES = {}
 for c in pairs(COLLECTORS) do
@@ -51,11 +66,15 @@ local STATIC = {
   node_time_clocksource_current_info = true, node_time_zone_offset_seconds = true,
   node_timex_tick_seconds = true, node_timex_status = true, node_memory_Hugepagesize_bytes = true,
   node_scrape_collector_success = true, node_netstat_Ip_Forwarding = true,
+  node_network_info = true, node_network_mtu_bytes = true, node_network_speed_bytes = true, node_network_up = true,
+  node_network_flags = true, node_network_iface_id = true, node_network_protocol_type = true,
+  node_selinux_enabled = true, node_textfile_scrape_error = true,
 }
 -- Gauges too volatile for more than a sanity check.
 local VOLATILE = {
   node_scrape_collector_duration_seconds = true, node_procs_running = true, node_procs_blocked = true,
   node_load1 = true, node_load5 = true, node_load15 = true, node_entropy_available_bits = true,
+  node_arp_entries = true,
 }
 
 local MOUNTS_EXCLUDE = "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
@@ -115,7 +134,7 @@ describe("prometheus.exporter.unix against node_exporter 1.5", function()
     local port = free_port()
     local args = { "--web.listen-address=127.0.0.1:" .. port, "--collector.disable-defaults",
       "--web.disable-exporter-metrics", "--collector.filesystem.mount-points-exclude=" .. MOUNTS_EXCLUDE,
-      "--collector.netdev.device-exclude=" }
+      "--collector.netdev.device-exclude=", "--collector.textfile.directory=" }
     for _, c in ipairs(NAMES) do
       args[#args + 1] = "--collector." .. c
     end
@@ -194,10 +213,11 @@ describe("prometheus.exporter.unix against node_exporter 1.5", function()
 
   for _, collector in ipairs(NAMES) do
     it("matches node_exporter for collector " .. collector, function()
-      local checked = 0
+      local checked, theirs = 0, 0
       for _, name in ipairs(keys(ne1)) do
         if owner(name) == collector then
           local a, b, c = ne1[name], ours[name], ne2[name]
+          theirs = theirs + #keys(a.series)
           assert.is_truthy(b, "missing family " .. name)
           assert.equals(a.help, b.help, name .. " HELP")
           assert.equals(a.type, b.type, name .. " TYPE")
@@ -231,8 +251,8 @@ describe("prometheus.exporter.unix against node_exporter 1.5", function()
           end
         end
       end
-      local ok = ne1.node_scrape_collector_success.series['{collector="' .. collector .. '"}']
-      if ok == 1 and collector ~= "cpufreq" then
+      -- a collector may find nothing on this host (no power supply, no XFS mount...)
+      if theirs > 0 then
         assert.is_true(checked > 0, "no series compared for " .. collector)
       end
     end)

@@ -1,19 +1,103 @@
-/* Fuzz target: the procfs parsers of runtime/proc.c (mw_proc_parse_*). The
- * first byte picks the file (its value modulo 7: stat, status, io, limits,
- * smaps/smaps_rollup, cmdline, the root's stat for btime); the rest is the
- * file's content, handed over as mw_proc_read_file leaves it (NUL-terminated
- * at len, in a buffer of exactly len + 1 bytes so that ASan sees any read
- * past the end). Checks what each parser promises on success. */
+/* Fuzz target: the procfs parsers of runtime/proc.c (mw_proc_parse_*) and the
+ * pure parsers of prometheus.exporter.unix's collectors (node.h). The first
+ * byte picks the file (its value modulo 14): 0 stat, 1 status, 2 io, 3
+ * limits, 4 smaps/smaps_rollup, 5 cmdline, 6 the root's stat for btime, 7
+ * net/arp, 8 mdstat, 9 net/rpc/nfs, 10 net/rpc/nfsd, 11 an XFS stats file,
+ * 12 a hwmon sensor file name, 13 a textfile (parsed and written back in
+ * both formats); the rest is the file's content, handed over as the readers
+ * leave it (NUL-terminated at len, in a buffer of exactly len + 1 bytes so
+ * that ASan sees any read past the end). Checks what each parser promises on
+ * success. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "expose.h"
+#include "node.h"
 #include "proc.h"
+
+static void fuzz_node(int which, char *buf, size_t size) {
+  char err[256];
+  switch (which) {
+  case 7: {
+    mw_node_arp_count_t *c;
+    size_t n;
+    if (mw_node_arp_parse(buf, &c, &n, err, sizeof err) == 0) {
+      for (size_t i = 0; i < n; i++)
+        if (c[i].device < buf || c[i].device >= buf + size || c[i].entries == 0) abort();
+      free(c);
+    }
+    break;
+  }
+  case 8: {
+    mw_node_md_t *md;
+    size_t n;
+    if (mw_node_mdstat_parse(buf, size, &md, &n, err, sizeof err) == 0) {
+      for (size_t i = 0; i < n; i++)
+        if (!memchr(md[i].name, '\0', sizeof md[i].name) ||
+            !memchr(md[i].state, '\0', sizeof md[i].state))
+          abort();
+      free(md);
+    }
+    break;
+  }
+  case 9:
+  case 10: {
+    mw_node_nfs_stats_t st;
+    mw_node_nfs_parse(buf, size, which == 10, &st, err, sizeof err);
+    break;
+  }
+  case 11: {
+    mw_node_xfs_stats_t st;
+    mw_node_xfs_parse(buf, size, &st, err, sizeof err);
+    break;
+  }
+  case 12: {
+    size_t tl, n = strlen(buf);
+    long num;
+    const char *prop;
+    if (mw_node_hwmon_split(buf, &tl, &num, &prop) == 0) {
+      if (tl == 0 || tl > n || prop < buf || prop > buf + n) abort();
+      for (size_t i = 0; i < tl; i++)
+        if (buf[i] >= '0' && buf[i] <= '9') abort();
+    }
+    break;
+  }
+  case 13: {
+    mw_node_raw_t *raw = mw_node_raw_new();
+    struct mw_node_textfile *state = NULL;
+    if (!raw) abort();
+    for (int round = 0; round < 2; round++) { /* the state is reused */
+      mw_node_raw_reset(raw);
+      err[0] = '\0';
+      if (mw_node_textfile_convert(raw, &state, "/fuzz/f.prom", buf, size, err, sizeof err) != 0) {
+        if (!err[0]) abort(); /* a refused file says why */
+        continue;
+      }
+      for (int format = MW_EXPOSE_TEXT; format <= MW_EXPOSE_OPENMETRICS; format++) {
+        mw_expose_buf_t out = {0};
+        mw_expose_extra_t *extras;
+        size_t n;
+        if (mw_node_raw_write(raw, NULL, format, &out, &extras, &n) != 0) abort();
+        for (size_t i = 0; i < n; i++)
+          if (extras[i].len < 7 || memcmp(extras[i].text, "# HELP ", 7) != 0 ||
+              extras[i].text[extras[i].len - 1] != '\n')
+            abort();
+        free(extras);
+        mw_expose_buf_free(&out);
+      }
+    }
+    mw_node_textfile_free(state);
+    mw_node_raw_free(raw);
+    break;
+  }
+  }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;
-  int which = data[0] % 7;
+  int which = data[0] % 14;
   data++;
   size--;
   char *buf = malloc(size + 1);
@@ -63,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = mw_proc_parse_btime(buf, size, &v);
     break;
   }
+  default: fuzz_node(which, buf, size); break;
   }
   if (rc != 0 && rc != -1) abort();
   if (rc == -1 && errno != EINVAL) abort();

@@ -6,11 +6,14 @@
 -- The exported target is on the in-memory address (job="integrations/unix"),
 -- also served at /api/v0/component/<id>/metrics.
 --
--- Collectors: conntrack cpu cpufreq diskstats entropy filefd filesystem
--- loadavg meminfo netdev netstat os pressure schedstat sockstat softnet stat
--- time timex udp_queues uname vmstat. Other node_exporter collectors are not
--- implemented: in the default set they are left out, and said so once at start
--- (info) when no collector list is given; named in set_collectors or
+-- Collectors: arp conntrack cpu cpufreq diskstats entropy filefd filesystem
+-- hwmon loadavg mdadm meminfo netclass netdev netstat nfs nfsd os
+-- powersupplyclass pressure schedstat selinux sockstat softnet stat textfile
+-- thermal_zone time timex udp_queues uname vmstat xfs, with Alloy's blocks of
+-- options for them (arp, cpu, disk, filesystem, hwmon, netclass, netdev,
+-- netstat, powersupply, textfile, vmstat). Other node_exporter collectors are
+-- not implemented: in the default set they are left out, and said so once at
+-- start (info) when no collector list is given; named in set_collectors or
 -- enable_collectors they are skipped with a warning. include_exporter_metrics
 -- is refused (not supported yet: node_exporter's are Go runtime and promhttp
 -- metrics; moonwatch's own are prometheus.exporter.self's).
@@ -70,6 +73,15 @@ local M = {
     sysfs_path = { type = "string", default = "/sys", doc = "The sysfs mount point." },
     rootfs_path = { type = "string", default = "/", doc = "Specify a prefix for accessing the host filesystem." },
     udev_data_path = { type = "string", default = "/run/udev/data", doc = "The udev data path." },
+    arp = { type = "block", doc = "arp collector.", schema = {
+      args = {
+        device_exclude = { type = "regex", optional = true, doc = "Regexp of ARP devices to exclude." },
+        device_include = { type = "regex", optional = true, doc = "Regexp of ARP devices to include." },
+        netlink = { type = "bool", default = false,
+          doc = "Count the IPv4 neighbours of an rtnetlink dump instead of reading /proc/net/arp." },
+      },
+      exclusive = { { "device_include", "device_exclude" } },
+    } },
     cpu = { type = "block", doc = "cpu collector.", schema = { args = {
       guest = { type = "bool", default = true, doc = "Enable the node_cpu_guest_seconds_total metric." },
       info = { type = "bool", default = false, doc = "Enable the node_cpu_info metric." },
@@ -95,6 +107,18 @@ local M = {
       mount_timeout = { type = "duration", default = "5s", positive = true,
         doc = "How long a statfs may take before the mount is reported stuck (device_error 1)." },
     } } },
+    hwmon = { type = "block", doc = "hwmon collector.", schema = {
+      args = {
+        chip_exclude = { type = "regex", optional = true, doc = "Regexp of hwmon chips to exclude." },
+        chip_include = { type = "regex", optional = true, doc = "Regexp of hwmon chips to include." },
+      },
+      exclusive = { { "chip_include", "chip_exclude" } },
+    } },
+    netclass = { type = "block", doc = "netclass collector.", schema = { args = {
+      ignore_invalid_speed_device = { type = "bool", default = false,
+        doc = "Ignore net devices with invalid speed values (no node_network_speed_bytes for them)." },
+      ignored_devices = { type = "regex", default = "^$", doc = "Regexp of net devices to ignore." },
+    } } },
     netdev = { type = "block", doc = "netdev collector.", schema = {
       args = {
         address_info = { type = "bool", default = false, check = unsupported(),
@@ -106,6 +130,13 @@ local M = {
     } },
     netstat = { type = "block", doc = "netstat collector.", schema = { args = {
       fields = { type = "regex", default = default("netstat_fields"), doc = "Regexp of fields to return." },
+    } } },
+    powersupply = { type = "block", doc = "powersupplyclass collector.", schema = { args = {
+      ignored_supplies = { type = "regex", default = "^$", doc = "Regexp of power supplies to ignore." },
+    } } },
+    textfile = { type = "block", doc = "textfile collector.", schema = { args = {
+      directory = { type = "string", default = "",
+        doc = "Directory (or glob of directories) to read *.prom files from; \"\" reads none." },
     } } },
     vmstat = { type = "block", doc = "vmstat collector.", schema = { args = {
       fields = { type = "regex", default = default("vmstat_fields"), doc = "Regexp of fields to return." },
@@ -184,6 +215,16 @@ local function build(args)
   o.cpu_info = cpu.info and 1 or 0
   set("cpu_flags_include", cpu.flags_include)
   set("cpu_bugs_include", cpu.bugs_include)
+  local arp, hwmon, netclass = args.arp or {}, args.hwmon or {}, args.netclass or {}
+  set("arp_device_include", arp.device_include)
+  set("arp_device_exclude", arp.device_exclude)
+  o.arp_netlink = arp.netlink and 1 or 0
+  set("hwmon_chip_include", hwmon.chip_include)
+  set("hwmon_chip_exclude", hwmon.chip_exclude)
+  set("netclass_ignored_devices", netclass.ignored_devices)
+  o.netclass_ignore_invalid_speed = netclass.ignore_invalid_speed_device and 1 or 0
+  set("powersupply_ignored", (args.powersupply or {}).ignored_supplies)
+  set("textfile_directory", (args.textfile or {}).directory)
   local out, err = ffi.new("mw_node_t*[1]"), ffi.new("char[512]")
   if C.mw_ffi_node_new(o, out, err, 512) ~= 0 then
     return nil, ffi.string(err)

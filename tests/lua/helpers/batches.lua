@@ -7,9 +7,10 @@ local M = {}
 local errbuf = ffi.new("char[512]")
 
 --- A batch holding the samples of body (text format), at ts_ms; keep the
---- returned target alive while the batch is used.
-function M.from_text(body, ts_ms)
-  local opts = ffi.new("mw_scrape_opts_t", { honor_labels = 1, honor_timestamps = 1, fallback_format = 1 })
+--- returned target alive while the batch is used. utf8: names outside the legacy grammar too.
+function M.from_text(body, ts_ms, utf8)
+  local opts = ffi.new("mw_scrape_opts_t", { honor_labels = 1, honor_timestamps = 1, fallback_format = 1,
+    utf8_names = utf8 and 1 or 0 })
   local t = ffi.gc(C.mw_ffi_scrape_target_new("", 0, opts, errbuf, 512), C.mw_ffi_scrape_target_free)
   assert(C.mw_ffi_scrape_parse(t, body, #body, "text/plain", ts_ms or 1000, nil, errbuf, 512) == 0,
     ffi.string(errbuf))
