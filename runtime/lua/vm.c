@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "boundary.h"
+#include "watchdog.h"
 
 static int mw_file_exists(const char *dir, const char *rel) {
   char path[PATH_MAX];
@@ -144,5 +145,6 @@ int mw_vm_main(int argc, char **argv) {
     }
   }
   lua_close(L);
+  mw_watchdog_exit_expected();
   return code;
 }
