@@ -1,8 +1,9 @@
-/* batch.h: a sample batch: (series ref, timestamp ms, value) triples stored
- * column-wise, plus the series table the refs point into, plus an optional
- * exemplar column: (sample index, exemplar label set, value, timestamp) in
- * sample order, labels in a batch-owned buffer. A batch without exemplars
- * pays nothing for the column (no allocation, one length check). */
+/* batch.h: the samples batch (metrics; moonwatch.batch.samples in Lua):
+ * (series ref, timestamp ms, value) triples stored column-wise, plus the
+ * series table the refs point into, plus an optional exemplar column: (sample
+ * index, exemplar label set, value, timestamp) in sample order, labels in a
+ * batch-owned buffer. A batch without exemplars pays nothing for the column
+ * (no allocation, one length check). */
 #ifndef MW_BATCH_H
 #define MW_BATCH_H
 #include <stddef.h>

@@ -17,6 +17,7 @@ local dataflow = require("moonwatch.dataflow")
 local redact = require("moonwatch.redact")
 local livedebug = require("moonwatch.livedebug")
 local budget = require("moonwatch.budget")
+local receiver = require("moonwatch.receiver")
 
 local M = {}
 local Controller = {}
@@ -112,15 +113,15 @@ end
 
 -- A value of the given export type, standing in for a reference during static
 -- checks: receivers of their kind, lists; anything else is known only when running.
-local PLACEHOLDER_RECEIVER = { append = function() end, id = "(placeholder)" }
-local PLACEHOLDER_LOG_RECEIVER = { push = function() end, id = "(placeholder)" }
+local PLACEHOLDER_RECEIVERS = {} -- kind -> a receiver of that kind
+for kind in pairs(receiver.KINDS) do
+  PLACEHOLDER_RECEIVERS[kind] = receiver.new(kind, "(placeholder)", function() end)
+end
 local function placeholder(t)
   if t == "targets" or t == "list" or t == "map" then
     return {}
-  elseif t == "receiver" then
-    return PLACEHOLDER_RECEIVER
-  elseif t == "log_receiver" then
-    return PLACEHOLDER_LOG_RECEIVER
+  elseif receiver.EXPORT_KIND[t] then
+    return PLACEHOLDER_RECEIVERS[receiver.EXPORT_KIND[t]]
   end
   return schema.UNKNOWN
 end
@@ -421,9 +422,9 @@ local function link(st, target, rest, value)
   end
   local ex = #rest == 1 and target.module.exports and target.module.exports[rest[1]]
   local t = ex and ex.type
-  if t == "receiver" or t == "log_receiver" then
+  if receiver.EXPORT_KIND[t] then
     st.flow_to[target.id] = t
-    if t == "receiver" and type(value) == "table" and type(value.append) == "function" then
+    if receiver.kind_of(value) == "metrics" then
       return dataflow.wrap(st.id, target.id, rest[1], value)
     end
     return value

@@ -7,7 +7,7 @@
 -- than a small one. Nothing is kept or formatted for components that are off, and a
 -- component nobody has read for IDLE_OFF seconds is switched off again. Samples are data:
 -- their labels and values are shown as they are (secrets never travel in samples).
-local batch = require("moonwatch.batch")
+local batch = require("moonwatch.batch.samples")
 local ffi_rt = require("moonwatch.ffi")
 
 local M = {}

@@ -22,6 +22,7 @@
 local duration = require("moonwatch.duration")
 local errors = require("moonwatch.errors")
 local redact = require("moonwatch.redact")
+local receiver = require("moonwatch.receiver")
 
 local M = {}
 
@@ -70,12 +71,13 @@ M.UNKNOWN = setmetatable({}, { __tostring = function()
   return "(known when running)"
 end })
 
+-- Receivers are told apart by their declared kind (moonwatch.receiver), never by their methods.
 local function is_receiver(v)
-  return type(v) == "table" and type(v.append) == "function"
+  return receiver.kind_of(v) == "metrics"
 end
 
 local function is_log_receiver(v)
-  return type(v) == "table" and type(v.push) == "function"
+  return receiver.kind_of(v) == "logs"
 end
 
 local function describe(v)
@@ -83,10 +85,10 @@ local function describe(v)
     return "a secret"
   elseif v == M.UNKNOWN then
     return "a value known when running"
-  elseif is_receiver(v) then
-    return "a metrics receiver"
-  elseif is_log_receiver(v) then
-    return "a log receiver"
+  elseif receiver.kind_of(v) then
+    return receiver.KINDS[v.kind]
+  elseif type(v) == "table" and type(v.append) == "function" then
+    return "a receiver of no kind (make it with moonwatch.receiver)"
   end
   local t = type(v)
   if t == "string" then
@@ -582,7 +584,7 @@ function M.redact(v, seen)
     if mt and mt.__tostring then
       return tostring(v)
     end
-    if is_receiver(v) or is_log_receiver(v) then
+    if receiver.kind_of(v) then
       return v.id and ("receiver " .. v.id) or "(receiver)"
     end
     local out = {}

@@ -2,7 +2,8 @@
 --- exposition format with its timestamp (text: milliseconds, OpenMetrics:
 --- seconds), to stdout or appended to a file. For debugging and tests.
 --- Staleness markers are written as NaN.
-local batch = require("moonwatch.batch")
+local batch = require("moonwatch.batch.samples")
+local receiver = require("moonwatch.receiver")
 
 local Instance = {}
 Instance.__index = Instance
@@ -23,9 +24,9 @@ local M = {
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, samples = 0 }, Instance)
   self:update(args)
-  ctx:export({ receiver = { id = ctx.id, append = function(_, b)
+  ctx:export({ receiver = receiver.metrics(ctx.id, function(_, b)
     self:append(b)
-  end } })
+  end) })
   return self
 end
 

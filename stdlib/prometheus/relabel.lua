@@ -5,7 +5,8 @@
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
-local batch = require("moonwatch.batch")
+local batch = require("moonwatch.batch.samples")
+local receiver = require("moonwatch.receiver")
 local errors = require("moonwatch.errors")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
@@ -62,11 +63,14 @@ function M.new(ctx, args)
     },
   }, Instance)
   self:update(args)
-  ctx:export({ receiver = { id = id, append = function(_, b)
+  self.fanout = receiver.fanout(ctx)
+  local r = receiver.metrics(id, function(_, b)
     self:append(b)
-  end, downstream = function() -- where metadata goes on (moonwatch.metadata)
+  end)
+  r.downstream = function() -- where metadata goes on (moonwatch.metadata)
     return self.args.forward_to
-  end } })
+  end
+  ctx:export({ receiver = r })
   return self
 end
 
@@ -157,13 +161,7 @@ function Instance:append(b)
     return
   end
   local t0 = ffi_rt.monotonic()
-  for _, r in ipairs(self.args.forward_to) do
-    local ok, err = xpcall(r.append, debug.traceback, r, out)
-    if not ok then
-      self.ctx.log:error("receiver failed", { receiver = tostring(r.id),
-        err = errors.report(err, tostring(r.id), nil, self.ctx.log) })
-    end
-  end
+  self.fanout:send(self.args.forward_to, out)
   m.forwarded:add(n)
   m.fanout:observe(ffi_rt.monotonic() - t0)
 end

@@ -38,6 +38,7 @@ local duration = require("moonwatch.duration")
 local metadata = require("moonwatch.metadata")
 local remote_shards = require("moonwatch.remote_shards")
 local redact = require("moonwatch.redact")
+local receiver = require("moonwatch.receiver")
 
 local MAX_SHARDS = C.MW_WAL_MAX_SHARDS
 local NO_MIN_TS = -2 ^ 63 -- INT64_MIN: no sample is too old
@@ -299,9 +300,9 @@ function M.new(ctx, args)
       series = tonumber(self.stats.replayed_series) })
   end
   self.seen = { appended = 0, created = 0, removed = 0, corruptions = 0, ex_appended = 0 }
-  ctx:export({ receiver = { id = ctx.id, append = function(_, b)
+  ctx:export({ receiver = receiver.metrics(ctx.id, function(_, b)
     self:append(b)
-  end } })
+  end) })
   self:configure(args)
   self.stuck_timer = ctx:timer(1, 1, function()
     self:check_stuck()

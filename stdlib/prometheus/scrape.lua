@@ -19,11 +19,11 @@ local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
 local duration = require("moonwatch.duration")
-local errors = require("moonwatch.errors")
 local inmemory = require("moonwatch.inmemory")
 local metadata = require("moonwatch.metadata")
 local metrics = require("moonwatch.metrics")
 local schema = require("moonwatch.schema")
+local receiver = require("moonwatch.receiver")
 local httpconfig = require("moonwatch.httpconfig")
 local scheduler = require("moonwatch.scheduler")
 
@@ -262,7 +262,8 @@ Instance.__index = Instance
 
 function M.new(ctx, args)
   -- loops: the targets scraped, by key; leaving: removed targets waiting for their end-of-run staleness
-  local self = setmetatable({ ctx = ctx, loops = {}, leaving = {}, m = component_metrics() }, Instance)
+  local self = setmetatable({ ctx = ctx, loops = {}, leaving = {}, m = component_metrics(),
+    fanout = receiver.fanout(ctx) }, Instance)
   self.forward_to_fn = function() -- the current forward_to, for moonwatch.metadata
     return self.args.forward_to
   end
@@ -435,13 +436,7 @@ function Instance:forward(b)
     return
   end
   local t0 = ffi_rt.monotonic()
-  for _, r in ipairs(self.args.forward_to) do
-    local ok, err = xpcall(r.append, debug.traceback, r, b)
-    if not ok then
-      self.ctx.log:error("receiver failed", { receiver = tostring(r.id),
-        err = errors.report(err, tostring(r.id), nil, self.ctx.log) })
-    end
-  end
+  self.fanout:send(self.args.forward_to, b)
   self.m.forwarded:with(self.ctx.id):add(n)
   self.m.fanout:with(self.ctx.id):observe(ffi_rt.monotonic() - t0)
 end

@@ -19,14 +19,15 @@ end
 
 --- A receiver that records every sample it gets as { labels, ts, value, stale }.
 function M.recorder()
-  local batch = require("moonwatch.batch")
-  local r = { id = "recorder", samples = {}, batches = 0 }
-  function r.append(_, b)
+  local batch = require("moonwatch.batch.samples")
+  local r
+  r = require("moonwatch.receiver").metrics("recorder", function(_, b)
     r.batches = r.batches + 1
     for _, labels, ts, value, stale in batch.samples(b) do
       r.samples[#r.samples + 1] = { labels = labels, ts = ts, value = value, stale = stale }
     end
-  end
+  end)
+  r.samples, r.batches = {}, 0
   return r
 end
 
