@@ -18,13 +18,13 @@ local redact = require("moonwatch.redact")
 local livedebug = require("moonwatch.livedebug")
 local budget = require("moonwatch.budget")
 local receiver = require("moonwatch.receiver")
+local component = require("moonwatch.component")
 
 local M = {}
 local Controller = {}
 Controller.__index = Controller
 
-local HEALTH = { healthy = true, unhealthy = true, unknown = true, exited = true }
-M.HEALTH_TYPES = { "healthy", "unhealthy", "unknown", "exited" }
+M.HEALTH_TYPES = component.HEALTH_TYPES
 
 -- The spec of a component's (or top-level block's) whole argument table.
 local function args_spec(mod)
@@ -332,77 +332,6 @@ local function content_hash(file)
   return require("ffi").string(out)
 end
 
--- Component context: the public API a component instance uses.
-local Ctx = {}
-Ctx.__index = Ctx
-
---- Sets (merges) the component's exports; dependents are re-evaluated when they change.
-function Ctx:export(values)
-  local node = self._node
-  local changed = false
-  for k, v in pairs(values) do
-    if not schema.equal(node.exports[k], v) then
-      node.exports[k] = v
-      changed = true
-    end
-  end
-  if changed and node.started then
-    self._ctrl:exports_changed(node)
-  end
-end
-
---- Reports health: "healthy", "unhealthy", "unknown" or "exited", with a message.
-function Ctx:set_health(state, message)
-  assert(HEALTH[state], "unknown health state")
-  local h = self._node.health
-  message = redact.text(message or "") -- a message may quote a server or an error: no secret in it
-  if h.state ~= state or h.message ~= message then
-    h.state, h.message, h.updated = state, message, ffi_rt.time_now()
-  end
-end
-
---- Starts fn in a task attributed to this component (stopped with the component).
-function Ctx:spawn(fn, name, ...)
-  local node = self._node
-  local task = scheduler.spawn(fn, { name = name or node.id, component_id = node.id, on_exit = function(t)
-    node.tasks[t] = nil -- a component that starts tasks as it goes (one per target) keeps only the live ones
-  end }, ...)
-  if not task.done then
-    node.tasks[task] = true
-  end
-  return task
-end
-
---- A timer attributed to this component (closed with the component).
-function Ctx:timer(after, every, fn, name)
-  local node = self._node
-  local t = scheduler.timer(after, every, fn, { name = name or node.id, component_id = node.id })
-  node.timers[#node.timers + 1] = t
-  return t
-end
-
---- Counts n samples that reached this component from component from_id other than through
---- one of its receivers (a scrape of an exporter's in-memory target): they show on the
---- from_id -> this component edge of the data-flow graph.
-function Ctx:count_in(from_id, n)
-  dataflow.add(from_id, self.id, n)
-end
-
-Ctx.sleep = function(_, secs)
-  return scheduler.sleep(secs)
-end
-
-function M.new_ctx(ctrl, node)
-  local ctx = setmetatable({
-    id = node.id, name = node.name, label = node.label,
-    log = log.new({ component_id = node.id }),
-    storage_path = (ctrl.settings.storage_path or "./data") .. "/" .. node.id,
-    settings = ctrl.settings,
-    _node = node, _ctrl = ctrl,
-  }, Ctx)
-  return ctx
-end
-
 -- Evaluation ---------------------------------------------------------------
 
 -- Raised when a reference reads a component whose evaluation failed (that one
@@ -562,15 +491,16 @@ end
 local function new_node(ctrl, decl, module)
   local node = {
     id = decl.id, name = decl.name, label = decl.label, decl = decl, module = module,
-    exports = {}, deps = {}, tasks = {}, timers = {},
+    exports = {}, deps = {},
     health = { state = "unknown", message = "not started", updated = ffi_rt.time_now() },
   }
-  node.ctx = M.new_ctx(ctrl, node)
+  node.ctx = component.new_ctx(ctrl, node)
   return node
 end
 
 -- Calls module.new(ctx, args) for node; returns true or nil and the message for users.
 local function instantiate(node, args)
+  component.begin(node.ctx)
   node.ctx:set_health("healthy", "started")
   local ok, inst = xpcall(node.module.new, debug.traceback, node.ctx, args)
   if not ok then
@@ -673,7 +603,7 @@ function Controller:start_run(node)
   local ctrl = self
   local launch
   local function on_exit(task, ok, err)
-    node.tasks[task] = nil
+    component.forget(node.ctx, task)
     node.run_task = nil
     if node.stopping or node.instance ~= inst then
       return
@@ -703,14 +633,15 @@ function Controller:start_run(node)
       inst:run(node.ctx)
     end, { name = node.id .. " run", component_id = node.id, on_exit = on_exit })
     if not task.done then
-      node.tasks[task] = true
+      component.adopt(node.ctx, task)
       node.run_task = task
     end
   end
   launch()
 end
 
--- Stops a node's instance: stop(), its tasks cancelled, its timers closed.
+-- Stops a node's instance: stop(), then what its context owns (moonwatch.component):
+-- on_stop hooks, tasks cancelled, timers closed.
 function Controller.stop_node(_, node)
   node.stopping = true
   local inst = node.instance
@@ -724,14 +655,7 @@ function Controller.stop_node(_, node)
     node.restart_timer:close()
     node.restart_timer = nil
   end
-  for task in pairs(node.tasks) do
-    scheduler.cancel(task)
-  end
-  node.tasks = {}
-  for _, t in ipairs(node.timers) do
-    t:close()
-  end
-  node.timers = {}
+  component.release(node.ctx) -- its on_stop hooks, tasks and timers
   node.instance = nil
   node.started = false
   node.stopping = false

@@ -1,6 +1,10 @@
 --- moonwatch.registry: finds component modules on the component search path.
--- `mycorp.filter "x" {}` loads mycorp/filter.lua from the first directory of the
--- path that has it; stdlib is the last directory. A module is a plain table:
+-- `mycorp.filter "x" {}` loads mycorp/filter.lua, or the folder component
+-- mycorp/filter/init.lua, from the first directory of the path that has one;
+-- stdlib is the last directory. A folder component keeps its helper modules
+-- beside init.lua and requires them by their path on the component path
+-- (require("mycorp.filter.parse") finds mycorp/filter/parse.lua); they are not
+-- components themselves. A module is a plain table (moonwatch.component):
 --   { name = "mycorp.filter", args = { <schema> }, exclusive = {{...}},
 --     exports = { name = { type = ..., doc = ... } }, doc = "...",
 --     new = function(ctx, args) return instance end }
@@ -63,10 +67,19 @@ end
 --- components that use it).
 ---@return table|nil module, string|nil err
 function M.find(name, dirs)
-  local rel = name:gsub("%.", "/") .. ".lua"
+  M.dirs = dirs
+  local base = name:gsub("%.", "/")
   for _, dir in ipairs(dirs) do
-    local file = dir .. "/" .. rel
+    local file = dir .. "/" .. base .. ".lua"
     local source = read(file)
+    if not source then
+      file = dir .. "/" .. base .. "/init.lua"
+      source = read(file)
+    end
+    if source and read(dir .. "/" .. base:gsub("/[^/]*$", "") .. "/init.lua") then
+      return nil, string.format("%s is a helper module of the folder component %s, not a component", name,
+        name:gsub("%.[^.]*$", ""))
+    end
     if source then
       local hit = cache[file]
       if hit and hit.source == source then
@@ -109,18 +122,44 @@ function M.list(dirs)
   for _, dir in ipairs(dirs) do
     local p = io.popen("find '" .. dir:gsub("'", "'\\''") .. "' -name '*.lua' 2>/dev/null")
     if p then
+      local found, folders = {}, {}
       for line in p:lines() do
         local n = line:sub(#dir + 2):gsub("%.lua$", ""):gsub("/", ".")
-        if not seen[n] then
+        local folder = n:match("^(.*)%.init$")
+        if folder then
+          folders[folder] = true
+          n = folder
+        end
+        found[#found + 1] = n
+      end
+      p:close()
+      for _, n in ipairs(found) do
+        if not seen[n] and not folders[n:gsub("%.[^.]*$", "")] then -- helpers of a folder component are not components
           seen[n] = true
           names[#names + 1] = n
         end
       end
-      p:close()
     end
   end
   table.sort(names)
   return names
 end
+
+-- Helper modules of folder components: require("ns.name.helper") finds ns/name/helper.lua
+-- on the component path (of the last find), after every other loader.
+table.insert(package.loaders, function(modname)
+  local rel = modname:gsub("%.", "/") .. ".lua"
+  for _, dir in ipairs(M.dirs or {}) do
+    local file = dir .. "/" .. rel
+    if read(file) and read(dir .. "/" .. rel:gsub("/[^/]*$", "") .. "/init.lua") then
+      local chunk, err = loadfile(file)
+      if not chunk then
+        error(err, 0)
+      end
+      return chunk
+    end
+  end
+  return "\n\tno helper module of a folder component '" .. rel .. "' on the component path"
+end)
 
 return M

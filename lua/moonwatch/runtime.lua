@@ -7,7 +7,7 @@ local duration = require("moonwatch.duration")
 local scheduler = require("moonwatch.scheduler")
 local core = require("moonwatch.core")
 local log = require("moonwatch.log")
-local api = require("moonwatch.api")
+local http_api = require("moonwatch.http_api")
 local selfmetrics = require("moonwatch.selfmetrics")
 local budget = require("moonwatch.budget")
 local ffi_rt = require("moonwatch.ffi")
@@ -122,7 +122,7 @@ function M.start(settings)
     io.stderr:write("moonwatch: --shutdown.timeout: ", terr, "\n")
     return 2
   end
-  local _, herr = api.server_options(settings.http)
+  local _, herr = http_api.server_options(settings.http)
   if herr then
     io.stderr:write("moonwatch: ", herr, "\n")
     return 2
@@ -141,7 +141,7 @@ function M.start(settings)
     return M.reload(rt)
   end
   -- The server answers /-/ready with 503 until the first load is done.
-  local server, err = api.start(rt)
+  local server, err = http_api.start(rt)
   if not server then
     io.stderr:write("moonwatch: ", err, "\n")
     return 1

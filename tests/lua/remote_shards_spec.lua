@@ -1,6 +1,8 @@
--- moonwatch.remote_shards: the desired shard count of a remote_write endpoint, as
--- Prometheus's QueueManager computes it.
-local remote_shards = require("moonwatch.remote_shards")
+-- prometheus.remote_write.shards (a helper of the folder component): the desired shard
+-- count of a remote_write endpoint, as Prometheus's QueueManager computes it. Required
+-- by its path on the component path, as the component requires it.
+require("moonwatch.registry").find("prometheus.remote_write", { (os.getenv("MOONWATCH_SOURCE_DIR") or ".") .. "/stdlib" })
+local remote_shards = require("prometheus.remote_write.shards")
 
 local CFG = { min_shards = 1, max_shards = 10, batch_send_deadline = 5 }
 
@@ -16,7 +18,7 @@ local function interval(s, now, rin, rout, per_req, secs, delay, dropped)
   return s:tick(delay or 0, now)
 end
 
-describe("moonwatch.remote_shards", function()
+describe("prometheus.remote_write.shards", function()
   it("starts at min_shards and keeps it while nothing was sent", function()
     local s = remote_shards.new({ min_shards = 2, max_shards = 10, batch_send_deadline = 5 }, 10)
     assert.equals(2, s.shards)

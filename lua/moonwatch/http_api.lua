@@ -1,4 +1,4 @@
---- moonwatch.api: the HTTP surface of a running moonwatch.
+--- moonwatch.http_api: the HTTP surface of a running moonwatch.
 --   /-/ready    200 once the first load is done, 503 before
 --   /-/healthy  200, or 500 naming the unhealthy components
 --   /-/reload   POST or PUT: reloads the pipeline; 400 with the problems (GET: 405)

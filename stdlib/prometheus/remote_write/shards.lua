@@ -1,5 +1,5 @@
---- moonwatch.remote_shards: how many shards a prometheus.remote_write endpoint
---- should send with, as Prometheus's remote-write QueueManager decides it.
+--- prometheus.remote_write.shards: how many shards a prometheus.remote_write endpoint
+--- should send with (a helper of that folder component), as Prometheus's remote-write QueueManager decides it.
 -- Every UPDATE_INTERVAL seconds (Prometheus's shardUpdateDuration, 10 s) the
 -- counts of that interval (samples in, samples out, samples dropped, seconds
 -- spent sending) are folded into exponentially weighted rates; then

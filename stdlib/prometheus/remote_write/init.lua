@@ -16,7 +16,7 @@
 -- shard. A span is committed once all its requests are done (the cursor moves
 -- over committed spans in order). A new shard count waits for the requests in
 -- flight, so the samples of a series arrive in order whatever the count,
--- which moonwatch.remote_shards recomputes every 10 s between min_shards and
+-- which prometheus.remote_write.shards (shards.lua beside this file) recomputes every 10 s between min_shards and
 -- max_shards as Prometheus does (rates of samples in, out and dropped and of
 -- send time). With sample_age_limit, samples and exemplars older than that
 -- are dropped (and counted) when read and before each retry.
@@ -36,7 +36,7 @@ local relabel = require("moonwatch.relabel")
 local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
 local metadata = require("moonwatch.metadata")
-local remote_shards = require("moonwatch.remote_shards")
+local remote_shards = require("prometheus.remote_write.shards")
 local redact = require("moonwatch.redact")
 local receiver = require("moonwatch.receiver")
 
@@ -489,9 +489,9 @@ function Instance:start_endpoint(name, e, ext)
   self:set_relabel(ep, e.write_relabel_config)
   C.mw_ffi_wal_reader_set_exemplars(ep.reader, e.send_exemplars and 1 or 0)
   self:set_queue_config(ep, e.queue_config)
-  ep.shard_timer = scheduler.timer(ep.sharder.interval, ep.sharder.interval, function()
+  ep.shard_timer = self.ctx:timer(ep.sharder.interval, ep.sharder.interval, function()
     self:update_shards(ep)
-  end, { name = "remote_write shards " .. name, component_id = self.ctx.id })
+  end, "remote_write shards " .. name)
   ep.task = self.ctx:spawn(function()
     self:run_endpoint(ep)
   end, "remote_write " .. name)
