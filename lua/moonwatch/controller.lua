@@ -504,6 +504,7 @@ local function instantiate(node, args)
   node.ctx:set_health("healthy", "started")
   local ok, inst = xpcall(node.module.new, debug.traceback, node.ctx, args)
   if not ok then
+    component.release(node.ctx) -- what new() started before it raised
     return nil, errors.report(inst, node.id, nil, node.ctx.log)
   end
   node.instance, node.args = inst or {}, args
