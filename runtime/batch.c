@@ -16,6 +16,7 @@ typedef struct {
 
 struct mw_batch {
   mw_series_t *series;
+  const mw_scrapecache_t *meta; /* metric metadata of the samples, borrowed; NULL: none */
   uint32_t *refs;
   int64_t *ts;
   double *values;
@@ -56,7 +57,7 @@ void mw_batch_clear(mw_batch_t *b) {
   free(b->values);
   free(b->ex);
   free(b->exbuf);
-  *b = (mw_batch_t){.series = b->series};
+  *b = (mw_batch_t){.series = b->series, .meta = b->meta};
 }
 
 void mw_batch_truncate(mw_batch_t *b, size_t n) {
@@ -170,6 +171,12 @@ mw_batch_t *mw_ffi_batch_new(void) { return mw_batch_new(NULL); }
 void mw_ffi_batch_free(mw_batch_t *b) { mw_batch_free(b); }
 
 size_t mw_ffi_batch_len(const mw_batch_t *b) { return b->len; }
+
+void mw_batch_set_meta(mw_batch_t *b, const mw_scrapecache_t *meta) { b->meta = meta; }
+
+const mw_scrapecache_t *mw_batch_meta(const mw_batch_t *b) { return b->meta; }
+
+const mw_scrapecache_t *mw_ffi_batch_meta(const mw_batch_t *b) { return b->meta; }
 
 uint32_t mw_ffi_batch_ref(const mw_batch_t *b, size_t i) {
   return i < b->len ? b->refs[i] : UINT32_MAX;

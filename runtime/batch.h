@@ -39,6 +39,15 @@ size_t mw_batch_len(const mw_batch_t *b);
 /* Bytes the batch holds from malloc. */
 size_t mw_batch_mem(const mw_batch_t *b);
 mw_series_t *mw_batch_series(const mw_batch_t *b);
+
+/* Metadata travels with the data: a batch may carry a handle to the metric
+ * metadata (family -> type, help, unit) of its samples, the scrape cache of
+ * the target they were scraped from (mw_scrapecache_meta_next reads it).
+ * Borrowed like the series table: it must outlive the batch's use; NULL (the
+ * default) means none. Emptying the batch keeps it; a component that makes a
+ * new batch from one it received (relabel) hands it on. */
+void mw_batch_set_meta(mw_batch_t *b, const mw_scrapecache_t *meta);
+const mw_scrapecache_t *mw_batch_meta(const mw_batch_t *b);
 /* Column arrays, mw_batch_len entries each; owned by the batch and valid
  * until the next add/reserve/free. */
 const uint32_t *mw_batch_refs(const mw_batch_t *b);

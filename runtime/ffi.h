@@ -141,6 +141,15 @@ int mw_ffi_batch_is_stale(const mw_batch_t *b, size_t i);
  * the batch is. NULL if i is out of range. */
 const uint8_t *mw_ffi_batch_labels(const mw_batch_t *b, size_t i, size_t *len);
 
+/* The batch's metric metadata (TYPE/HELP/UNIT of its families; see
+ * batch.h, mw_batch_meta): a scrape cache to read with
+ * mw_ffi_scrapecache_meta_len/_get or mw_ffi_rwmeta_add_cache, valid while
+ * the batch is; NULL if the batch carries none. */
+const mw_scrapecache_t *mw_ffi_batch_meta(const mw_batch_t *b);
+/* A number that no other scrape cache of this process has (its series
+ * table's uid): tells metadata sources apart across batches. */
+uint64_t mw_ffi_scrapecache_uid(const mw_scrapecache_t *c);
+
 /* Prometheus's staleness marker value (the NaN with bits 0x7ff0000000000002). */
 double mw_ffi_batch_stale_nan(void);
 

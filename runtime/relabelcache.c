@@ -227,6 +227,7 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
     st->flushes++;
   }
   mw_batch_reset(c->batch, c->out);
+  mw_batch_set_meta(c->batch, mw_batch_meta(in)); /* relabeling changes series, not families */
   if (mw_batch_reserve(c->batch, n) != 0) goto oom;
   c->nmisses = 0;
   mw_series_t *src = mw_batch_series(in);

@@ -251,6 +251,7 @@ mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
   t->batch = mw_batch_new(mw_scrapecache_series(t->body));
   t->report_batch = mw_batch_new(mw_scrapecache_series(t->report));
   if (!t->batch || !t->report_batch) goto oom;
+  mw_batch_set_meta(t->batch, t->body); /* the body's TYPE/HELP/UNIT go with its samples */
   return t;
 bad:
   snprintf(err, errlen, "malformed target labels");

@@ -456,6 +456,8 @@ void mw_ffi_scrapecache_free(mw_scrapecache_t *c) { mw_scrapecache_free(c); }
 
 size_t mw_ffi_scrapecache_meta_len(const mw_scrapecache_t *c) { return c->nfam; }
 
+uint64_t mw_ffi_scrapecache_uid(const mw_scrapecache_t *c) { return mw_series_uid(c->series); }
+
 int mw_ffi_scrapecache_meta_get(const mw_scrapecache_t *c, size_t i, const char **name,
                                 size_t *name_len, int *type, const char **help, size_t *help_len,
                                 const char **unit, size_t *unit_len) {

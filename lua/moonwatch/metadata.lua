@@ -1,51 +1,18 @@
---- moonwatch.metadata: the source of metric metadata (family name, type,
---- help, unit) that prometheus.remote_write sends with metadata_config, as
---- Prometheus's MetadataWatcher reads it from the scrape manager's active
---- targets, routed as in Alloy: a remote_write sends the metadata of the
---- targets whose samples reach it through the pipeline.
--- prometheus.scrape adds each target when it starts (with its forward_to) and
--- deletes it when it goes (removed, or the component stops), so nothing is
--- kept for a removed target. A receiver that forwards what it gets (as
--- prometheus.relabel does) says where with a `downstream` function returning
--- its forward_to; metadata passes through a receiver without one no further.
--- Nothing happens on the scrape path: the metadata stays in each target's
--- scrape cache (runtime/scrapecache.c) and is only walked, in C, when a sender
--- collects it (once per send_interval). Exporters' targets are scraped by the
--- same component, so their metadata is included.
+--- moonwatch.metadata: metric metadata (family name, type, help, unit) as it travels
+--- with the data, and the sets prometheus.remote_write's metadata_config sends.
+-- A samples batch made by a scrape carries a handle to its target's metadata (what the
+-- target's last scrape said in TYPE, HELP and UNIT lines; runtime/batch.h,
+-- mw_batch_meta), exporters' targets included; prometheus.relabel hands it on with its
+-- output batch (also when its rules dropped every sample: the families stay), and any
+-- component that forwards the batch it got passes it on. Nothing is kept beside the
+-- data: a receiver that wants the metadata gathers it from the batches it receives, as
+-- remote_write does with a gatherer (M.gatherer): the metadata of every source that
+-- sent it a batch during a round, copied once per source and round, deduplicated and
+-- sorted by name. moonwatch.batch.samples.metadata(batch) reads it from Lua.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 
 local M = {}
-
--- [target cdata] = function returning the receivers its samples are forwarded
--- to. The key keeps the target alive while it is here.
-local targets = {}
-local count = 0
-
---- Adds a scrape target whose metadata is to be collected.
----@param target ffi.cdata* mw_scrape_target_t *
----@param forward_to fun(): table returns the receivers the target's samples go to (read at each collect)
-function M.add(target, forward_to)
-  if not targets[target] then
-    count = count + 1
-  end
-  targets[target] = forward_to
-end
-
---- Deletes a target (unknown ones are ignored).
----@param target ffi.cdata* mw_scrape_target_t *
-function M.del(target)
-  if targets[target] then
-    targets[target] = nil
-    count = count - 1
-  end
-end
-
---- Number of targets registered.
----@return integer
-function M.targets()
-  return count
-end
 
 --- A new, empty metadata set (mw_rwmeta_t *, freed by the GC).
 ---@return ffi.cdata*
@@ -59,46 +26,44 @@ end
 
 local errbuf = ffi.new("char[256]")
 
--- Whether one of receivers is sink (an id), directly or through downstream
--- functions; seen guards against cycles.
-local function reaches(receivers, sink, seen)
-  for _, r in ipairs(receivers) do
-    if r.id == sink then
-      return true
-    end
-    if r.downstream and not seen[r] then
-      seen[r] = true
-      if reaches(r.downstream() or {}, sink, seen) then
-        return true
-      end
-    end
-  end
-  return false
+local Gatherer = {}
+Gatherer.__index = Gatherer
+
+--- A gatherer: add(batch) from a receiver's append, take() once per round.
+---@return table
+function M.gatherer()
+  return setmetatable({ cur = M.new_set(), prev = M.new_set(), seen = {}, err = nil }, Gatherer)
 end
 
---- Empties set and fills it with the metadata of the last scrape of every
---- registered target whose samples reach the receiver with id sink (every
---- target if sink is nil), deduplicated and sorted by name.
----@param set ffi.cdata* from new_set
----@param sink string|nil a receiver's id (a remote_write's component id)
----@return integer|nil entries, string|nil err
-function M.collect(set, sink)
-  C.mw_ffi_rwmeta_clear(set)
-  local routed = {} -- [forward_to function] = reaches sink
-  for t, forward_to in pairs(targets) do
-    local ok = sink == nil
-    if not ok then
-      ok = routed[forward_to]
-      if ok == nil then
-        ok = reaches(forward_to(), sink, {})
-        routed[forward_to] = ok
-      end
-    end
-    if ok and C.mw_ffi_rwmeta_add_cache(set, C.mw_ffi_scrape_target_cache(t), errbuf, 256) ~= 0 then
-      return nil, ffi.string(errbuf)
-    end
+--- Adds the metadata batch carries to the current round (once per source and round).
+--- Call it during the receiver's append (the batch's metadata is valid only then).
+---@param b ffi.cdata* a samples batch
+function Gatherer:add(b)
+  local meta = C.mw_ffi_batch_meta(b)
+  if meta == nil then
+    return
   end
-  return tonumber(C.mw_ffi_rwmeta_len(set))
+  local uid = tonumber(C.mw_ffi_scrapecache_uid(meta))
+  if self.seen[uid] then
+    return
+  end
+  self.seen[uid] = true
+  if C.mw_ffi_rwmeta_add_cache(self.cur, meta, errbuf, 256) ~= 0 then
+    self.err = ffi.string(errbuf)
+  end
+end
+
+--- Ends the round: the set gathered in it (sorted by name, valid until the next take but
+--- one) and its number of entries, or nil and the error of an add that failed (out of memory).
+---@return ffi.cdata*|nil set, integer|string n_or_err
+function Gatherer:take()
+  local set, err = self.cur, self.err
+  self.cur, self.prev, self.seen, self.err = self.prev, set, {}, nil
+  C.mw_ffi_rwmeta_clear(self.cur)
+  if err then
+    return nil, err
+  end
+  return set, tonumber(C.mw_ffi_rwmeta_len(set))
 end
 
 local bufp, lenp = ffi.new("const uint8_t *[1]"), ffi.new("size_t[1]")

@@ -64,13 +64,9 @@ function M.new(ctx, args)
   }, Instance)
   self:update(args)
   self.fanout = receiver.fanout(ctx)
-  local r = receiver.metrics(id, function(_, b)
+  ctx:export({ receiver = receiver.metrics(id, function(_, b)
     self:append(b)
-  end)
-  r.downstream = function() -- where metadata goes on (moonwatch.metadata)
-    return self.args.forward_to
-  end
-  ctx:export({ receiver = r })
+  end) })
   return self
 end
 
@@ -158,6 +154,9 @@ function Instance:append(b)
   local out = C.mw_ffi_relabel_cache_batch(self.cache)
   local n = tonumber(C.mw_ffi_batch_len(out))
   if n == 0 then
+    if C.mw_ffi_batch_meta(out) ~= nil then
+      self.fanout:send(self.args.forward_to, out) -- the rules drop series, not families: the metadata goes on
+    end
     return
   end
   local t0 = ffi_rt.monotonic()

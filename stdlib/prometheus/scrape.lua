@@ -20,7 +20,6 @@ local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
 local duration = require("moonwatch.duration")
 local inmemory = require("moonwatch.inmemory")
-local metadata = require("moonwatch.metadata")
 local metrics = require("moonwatch.metrics")
 local schema = require("moonwatch.schema")
 local receiver = require("moonwatch.receiver")
@@ -264,9 +263,6 @@ function M.new(ctx, args)
   -- loops: the targets scraped, by key; leaving: removed targets waiting for their end-of-run staleness
   local self = setmetatable({ ctx = ctx, loops = {}, leaving = {}, m = component_metrics(),
     fanout = receiver.fanout(ctx) }, Instance)
-  self.forward_to_fn = function() -- the current forward_to, for moonwatch.metadata
-    return self.args.forward_to
-  end
   self:configure(args)
   return self
 end
@@ -374,8 +370,6 @@ function Instance:add_target(key, st)
   end
   loop.stopped = false
   self.loops[key] = loop
-  -- remote_write's metadata_config reads its families' metadata, if its samples go there
-  metadata.add(loop.t, self.forward_to_fn)
   loop.task = self.ctx:spawn(function()
     self:run_target(loop)
   end, "scrape " .. st.url)
@@ -384,7 +378,6 @@ end
 -- Stops scraping a target (no staleness markers).
 local function stop_loop(loop)
   loop.stopped = true
-  metadata.del(loop.t)
   if loop.task then
     scheduler.cancel(loop.task)
     loop.task = nil

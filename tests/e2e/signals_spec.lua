@@ -101,3 +101,63 @@ prometheus.scrape "a" {
     assert(ok, err)
   end)
 end)
+
+describe("metadata travels with the data", function()
+  after_each(proc.kill_spawned)
+
+  it("scrape -> a custom Lua component -> remote_write: the endpoint gets the target's metadata", function()
+    local cjson = require("cjson")
+    local tport, rport = proc.free_port(), proc.free_port()
+    local decoded = tmp .. "/meta-fwd-decoded"
+    os.remove(decoded)
+    proc.spawn(string.format("%s lua %s/tests/e2e/fixtures/meta_target.lua %d 1", proc.quote(proc.bin), proc.source,
+      tport))
+    proc.spawn(string.format("%s lua %s/tests/e2e/fixtures/receiver.lua %d %s 200 %s", proc.quote(proc.bin),
+      proc.source, rport, tmp .. "/meta-fwd-requests", decoded))
+    proc.wait_http("http://127.0.0.1:" .. tport .. "/metrics")
+    for _ = 1, 100 do -- the receiver answers (GET: 404)
+      if (proc.http("GET", "http://127.0.0.1:" .. rport .. "/") or 0) > 0 then
+        break
+      end
+      os.execute("sleep 0.05")
+    end
+    local f = proc.write(tmp .. "/meta-fwd.lua", string.format([[
+prometheus.scrape "t" {
+  targets    = {{ __address__ = "127.0.0.1:%d" }},
+  forward_to = { test.forwarder.f.receiver },
+  scrape_interval = "300ms", scrape_timeout = "300ms",
+}
+test.forwarder "f" { forward_to = { prometheus.remote_write.out.receiver } }
+prometheus.remote_write "out" {
+  endpoint = { url = "http://127.0.0.1:%d/api/v1/write", metadata_config = { send_interval = "500ms" },
+    queue_config = { batch_send_deadline = "200ms" } },
+}
+]], tport, rport))
+    local h = proc.start_run(f, { "--component.path=" .. FIXTURES, "--storage.path=" .. tmp .. "/meta-fwd-data" })
+    local ok, err = pcall(function()
+      local got = {}
+      for _ = 1, 100 do
+        local fh = io.open(decoded)
+        if fh then
+          for line in fh:lines() do
+            for _, m in ipairs(cjson.decode(line).metadata or {}) do
+              got[m.name] = m
+            end
+          end
+          fh:close()
+        end
+        if got.rw_meta_seconds and got.rw_meta_requests and got.rw_meta_family_1 then
+          break
+        end
+        os.execute("sleep 0.1")
+      end
+      assert.same({ type = 2, name = "rw_meta_seconds", help = 'A gauge with "quotes" and \\ a backslash.',
+        unit = "seconds" }, got.rw_meta_seconds)
+      assert.same({ type = 1, name = "rw_meta_requests", help = "Requests served.", unit = "" }, got.rw_meta_requests)
+      assert.same({ type = 2, name = "rw_meta_family_1", help = "Family 1.", unit = "" }, got.rw_meta_family_1)
+    end)
+    h.kill()
+    assert.equals(0, h.wait(10))
+    assert(ok, err)
+  end)
+end)

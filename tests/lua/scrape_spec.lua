@@ -131,17 +131,18 @@ local function scrape_once(targets, extra, want)
   return ctrl, rec
 end
 
--- The metadata moonwatch.metadata collects for the remote_write with id sink
--- (every target's if nil), as "type name|help|unit" sorted by name.
-local function metadata_families(sink)
-  local metadata, C, ffi = require("moonwatch.metadata"), require("moonwatch.ffi").C, require("ffi")
-  local set, out = metadata.new_set(), {}
-  local t, n, h, u = ffi.new("int[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]"),
-    ffi.new("const char *[1]")
-  for i = 0, assert(metadata.collect(set, sink)) - 1 do
-    assert(C.mw_ffi_rwmeta_get(set, i, t, n, h, u) == 0)
-    out[#out + 1] = string.format("%d %s|%s|%s", t[0], ffi.string(n[0]), ffi.string(h[0]), ffi.string(u[0]))
+-- The metric metadata that came with the batches a recorder got (moonwatch.batch.samples.metadata),
+-- as "type name|help|unit" sorted by name (type: 1 counter, 2 gauge, ...).
+local TYPE_NUM = { unknown = 0, counter = 1, gauge = 2, histogram = 3, gaugehistogram = 4, summary = 5, info = 6,
+  stateset = 7 }
+local function metadata_families(rec)
+  local out = {}
+  for _, m in pairs(rec.metadata) do
+    out[#out + 1] = string.format("%d %s|%s|%s", TYPE_NUM[m.type], m.name, m.help, m.unit)
   end
+  table.sort(out, function(a, b)
+    return a:match(" (.*)") < b:match(" (.*)")
+  end)
   return out
 end
 
@@ -225,7 +226,7 @@ describe("prometheus.scrape over HTTP", function()
     assert.equals("x", find(rec, "legacy_name").labels['caf\xc3\xa9 "au lait"'])
     assert.equals(3, find(rec, "scrape_samples_scraped").value)
     assert.truthy(utf8_accept:find("text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4", 1, true))
-    assert.same({ "2 my.metric|A metric with a UTF-8 name.|" }, metadata_families())
+    assert.same({ "2 my.metric|A metric with a UTF-8 name.|" }, metadata_families(rec))
     ctrl:stop()
   end)
 
@@ -577,34 +578,30 @@ prometheus.scrape "s" {
     ctrl:stop()
   end)
 
-  it("lends its targets' metadata to remote_write (moonwatch.metadata) and forgets removed targets", function()
-    local metadata = require("moonwatch.metadata")
-    local before = metadata.targets()
+  it("sends its targets' metadata with their batches (moonwatch.metadata); a new target's is its own", function()
     local ctrl, rec, file = pipeline({ targets = target("/metrics") })
     assert(loop.run_until(function()
       return find(rec, "up")
     end, 5))
-    assert.equals(before + 1, metadata.targets())
-    assert.same({ "1 h|help|" }, metadata_families())
-    -- the target goes, another comes: only the new one's (no) metadata is left
+    assert.same({ "1 h|help|" }, metadata_families(rec))
+    -- the target goes, another comes: only the new one's (no) metadata comes
     local src = io.open(file):read("*a"):gsub('"/metrics"', '"/changing"')
     proc.write(file, src)
-    rec.samples = {}
     assert(ctrl:load())
+    rec.samples, rec.metadata = {}, {}
     assert(loop.run_until(function()
       return find(rec, "x")
     end, 5))
-    assert.equals(before + 1, metadata.targets())
-    assert.same({}, metadata_families())
+    assert.same({}, metadata_families(rec))
     ctrl:stop()
-    assert.equals(before, metadata.targets())
   end)
 
-  it("routes metadata as the samples go: a remote_write gets only the targets that reach it", function()
-    -- a -> relabel -> rw "one"; b -> rw "two" and the recorder; the relabel's drop
-    -- rule drops samples, not metadata (as Alloy: it relabels series, not families)
+  it("routes metadata as the samples go: a receiver gets only the targets that reach it", function()
+    -- a -> relabel -> recorder "one"; b -> recorder "two"; the relabel's drop rule drops
+    -- samples, not metadata (as Alloy: it relabels series, not families)
     local file = proc.write(tmp .. "/route" .. math.random(1e9) .. ".lua", string.format([[
-test.recorder "r" {}
+test.recorder "one" {}
+test.recorder "two" {}
 prometheus.scrape "a" {
   targets = {{ __address__ = %q, __metrics_path__ = "/metrics" }},
   forward_to = { prometheus.relabel.k.receiver },
@@ -612,37 +609,37 @@ prometheus.scrape "a" {
   scrape_timeout = "500ms",
 }
 prometheus.relabel "k" {
-  forward_to = { prometheus.remote_write.one.receiver },
+  forward_to = { test.recorder.one.receiver },
   rule = {{ source_labels = { "__name__" }, regex = "nothing", action = "keep" }},
 }
 prometheus.scrape "b" {
   targets = {{ __address__ = %q, __metrics_path__ = "/meta2" }},
-  forward_to = { test.recorder.r.receiver, prometheus.remote_write.two.receiver },
+  forward_to = { test.recorder.two.receiver },
   scrape_interval = "1s",
   scrape_timeout = "500ms",
-}
-prometheus.remote_write "one" {
-  endpoint = { url = "http://127.0.0.1:1/one", metadata_config = { send = false } },
-}
-prometheus.remote_write "two" {
-  endpoint = { url = "http://127.0.0.1:1/two", metadata_config = { send = false } },
 }
 ]], base, base))
     local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data-route" })
     local ok, problems = ctrl:load(file)
     assert(ok, problems and table.concat(problems, "\n"))
+    local one, two = _G.test_recorders["test.recorder.one"], _G.test_recorders["test.recorder.two"]
     assert(loop.run_until(function()
-      return #metadata_families("prometheus.remote_write.one") == 1 and #metadata_families("prometheus.remote_write.two") == 1
+      return #metadata_families(one) == 1 and #metadata_families(two) == 1
     end, 5))
-    assert.same({ "1 h|help|" }, metadata_families("prometheus.remote_write.one"))
-    assert.same({ "2 g|other help|" }, metadata_families("prometheus.remote_write.two"))
-    -- a reload that sends a straight to "two": routing follows the current forward_to
+    assert.same({ "1 h|help|" }, metadata_families(one))
+    assert.equals(0, #one.samples) -- the relabel dropped every sample
+    assert.same({ "2 g|other help|" }, metadata_families(two))
+    -- a reload that sends a straight to "two": the metadata follows the current forward_to
     local src = io.open(file):read("*a"):gsub("forward_to = { prometheus.relabel.k.receiver }",
-      "forward_to = { prometheus.remote_write.two.receiver }")
+      "forward_to = { test.recorder.two.receiver }")
     proc.write(file, src)
     assert(ctrl:load())
-    assert.same({}, metadata_families("prometheus.remote_write.one"))
-    assert.same({ "2 g|other help|", "1 h|help|" }, metadata_families("prometheus.remote_write.two"))
+    one.metadata, two.metadata = {}, {}
+    assert(loop.run_until(function()
+      return #metadata_families(two) == 2
+    end, 5))
+    assert.same({}, metadata_families(one))
+    assert.same({ "2 g|other help|", "1 h|help|" }, metadata_families(two))
     ctrl:stop()
   end)
 

@@ -97,6 +97,30 @@ function M.write(b, format)
   return s
 end
 
+local TYPES = { [0] = "unknown", "counter", "gauge", "histogram", "gaugehistogram", "summary", "info",
+  "stateset" }
+local mnp, mhp, mup = ffi.new("const char *[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]")
+local mnl, mhl, mul, mtp = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("int[1]")
+
+--- The metric metadata the batch carries (moonwatch.metadata): a list of
+--- { name = family, type = "counter"|"gauge"|..., help = text, unit = text }, empty
+--- when it carries none. A component that forwards the batch itself passes it on.
+---@return table[]
+function M.metadata(b)
+  local out = {}
+  local meta = C.mw_ffi_batch_meta(b)
+  if meta == nil then
+    return out
+  end
+  for i = 0, tonumber(C.mw_ffi_scrapecache_meta_len(meta)) - 1 do
+    if C.mw_ffi_scrapecache_meta_get(meta, i, mnp, mnl, mtp, mhp, mhl, mup, mul) == 0 then
+      out[#out + 1] = { name = ffi.string(mnp[0], mnl[0]), type = TYPES[mtp[0]] or "unknown",
+        help = ffi.string(mhp[0], mhl[0]), unit = ffi.string(mup[0], mul[0]) }
+    end
+  end
+  return out
+end
+
 --- The Prometheus staleness marker value.
 M.STALE_NAN = C.mw_ffi_batch_stale_nan()
 

@@ -86,9 +86,10 @@ local METADATA = {
   args = {
     send = { type = "bool", default = true,
       doc = "Whether to send metric metadata (family name, type, help, unit) to the endpoint: every send_interval,"
-        .. " the metadata of the last scrape of every target whose samples reach this component (forward_to, through"
-        .. " prometheus.relabel too, as in Alloy; exporters included), deduplicated, in requests that carry only"
-        .. " metadata. As in Prometheus, it is not kept in the"
+        .. " the metadata of the last scrape of every target whose samples reached this component in that interval"
+        .. " (metadata travels with the samples: through prometheus.relabel and any component that forwards the"
+        .. " batches it gets; exporters included; a target scraped less often than send_interval is in the rounds"
+        .. " its scrapes fall in), deduplicated, in requests that carry only metadata. As in Prometheus, it is not kept in the"
         .. " WAL: a restart or an endpoint down for longer than send_interval loses a round, the next one resends"
         .. " it all." },
     send_interval = { type = "duration", default = "1m", doc = "How often metadata is sent." },
@@ -985,6 +986,9 @@ function Instance:append_failed(rc, samples, exemplars, why)
 end
 
 function Instance:append(b)
+  for _, s in pairs(self.meta_senders) do -- metadata travels with the batch (moonwatch.metadata)
+    s.gatherer:add(b)
+  end
   local n = tonumber(C.mw_ffi_batch_len(b))
   if n == 0 then
     return
@@ -1047,13 +1051,14 @@ function Instance:update(args)
   self:configure(args)
 end
 
--- metadata_config: one sender task per endpoint with send = true. Every send_interval it collects the
--- metadata of every scrape target in the process (moonwatch.metadata, as Prometheus's MetadataWatcher
--- reads the scrape manager's targets) and sends it in requests of at most max_samples_per_send entries
--- that carry only metadata, with the headers of sample requests. What post() calls recoverable (5xx,
--- network errors, 429 when retry_on_http_429; after Retry-After) is retried with the endpoint's backoff
--- until the next round is due, then counted as failed; any other failure is dropped and counted. Kept
--- apart from the sample senders.
+-- metadata_config: one sender task per endpoint with send = true. Every send_interval it sends the
+-- metadata that came with the batches this component received in that interval (moonwatch.metadata:
+-- each scrape target's, from its last scrape, as Prometheus's MetadataWatcher reads the scrape
+-- manager's targets, but routed as the samples go, through any component in between), in requests
+-- of at most max_samples_per_send entries that carry only metadata, with the headers of sample
+-- requests. What post() calls recoverable (5xx, network errors, 429 when retry_on_http_429; after
+-- Retry-After) is retried with the endpoint's backoff until the next round is due, then counted as
+-- failed; any other failure is dropped and counted. Kept apart from the sample senders.
 
 local function metadata_metrics()
   local reg, l = metrics.default, { "component_id", "url" }
@@ -1087,7 +1092,7 @@ function Instance:configure_metadata()
     local mc = ep.cfg.metadata_config
     if mc.send and not senders[name] then
       local mm, l = metadata_metrics(), { self.ctx.id, redact.url(ep.cfg.url) }
-      local s = { ep = ep, interval = mc.send_interval, set = metadata.new_set(), m = {
+      local s = { ep = ep, interval = mc.send_interval, gatherer = metadata.gatherer(), m = {
         total = mm.total:with(unpack(l)), failed = mm.failed:with(unpack(l)),
         retried = mm.retried:with(unpack(l)), bytes = mm.bytes:with(unpack(l)),
       } }
@@ -1112,15 +1117,15 @@ function Instance:run_metadata(s)
   while not ep.stopped do
     self.ctx:sleep(math.max(0, due - scheduler.now()))
     due = math.max(due + s.interval, scheduler.now())
-    local n, cerr = metadata.collect(s.set, self.ctx.id)
-    if not n then
-      self.ctx.log:error("collecting metadata failed", { endpoint = ep.name, err = cerr })
+    local set, n = s.gatherer:take()
+    if not set then
+      self.ctx.log:error("gathering metadata failed", { endpoint = ep.name, err = n })
       n = 0
     end
     local max = ep.cfg.metadata_config.max_samples_per_send
     for first = 0, n - 1, max do
       local count = math.min(max, n - first)
-      local body, eerr = metadata.encode(s.set, first, count)
+      local body, eerr = metadata.encode(set, first, count)
       if body then
         self:send_metadata(ep, s.m, body, count, due)
       else

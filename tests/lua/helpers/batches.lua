@@ -23,11 +23,14 @@ function M.recorder()
   local r
   r = require("moonwatch.receiver").metrics("recorder", function(_, b)
     r.batches = r.batches + 1
+    for _, m in ipairs(batch.metadata(b)) do
+      r.metadata[m.name] = m
+    end
     for _, labels, ts, value, stale in batch.samples(b) do
       r.samples[#r.samples + 1] = { labels = labels, ts = ts, value = value, stale = stale }
     end
   end)
-  r.samples, r.batches = {}, 0
+  r.samples, r.batches, r.metadata = {}, 0, {}
   return r
 end
 
