@@ -1,4 +1,4 @@
-/* boundary.h: shared by the files of runtime/lua/, the C<->Lua boundary. */
+/* lua/boundary.h: shared by the files of runtime/lua/, the C<->Lua boundary. */
 #ifndef MW_LUA_BOUNDARY_H
 #define MW_LUA_BOUNDARY_H
 

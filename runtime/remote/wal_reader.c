@@ -1,22 +1,22 @@
-/* wal_reader.c: prometheus.remote_write's reader of the metrics WAL, a layer
+/* remote/wal_reader.c: prometheus.remote_write's reader of the metrics WAL, a layer
  * on it (runtime/storage/metrics_wal.c) and on the record log's cursors: it
  * reads samples and exemplars records from its cursor, applies write
  * relabeling (cached per series), drops samples older than sample_age_limit,
  * cuts a span of the WAL into one Remote-Write request per shard (a series'
  * samples all in one shard, by a hash of its WAL ref), encodes them
- * (protobuf + snappy, rwenc.c) and keeps the spans in flight until they are
+ * (protobuf + snappy, remote/encode.c) and keeps the spans in flight until they are
  * committed as a whole; the cursor then moves (saved by the record log). */
-#include "err.h"
+#include "base/err.h"
 #include "storage/metrics_wal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "labels.h"
-#include "relabel.h"
-#include "rwenc.h"
-#include "series.h"
+#include "base/labels.h"
+#include "model/series.h"
+#include "relabel/relabel.h"
+#include "remote/encode.h"
 
 typedef mw_rlog_pos_t mw_pos_t;
 

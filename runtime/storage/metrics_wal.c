@@ -1,5 +1,5 @@
-/* metrics_wal.c: the metrics WAL, a layer on the record log
- * (storage/recordlog.c; see wal.h for the format and the guarantees): series,
+/* storage/metrics_wal.c: the metrics WAL, a layer on the record log
+ * (storage/recordlog.c; see storage/wal.h for the format and the guarantees): series,
  * samples and exemplars records, memos by source table uid, label sets
  * borrowed from the source tables, the WAL ref -> series map, the checkpoint's
  * content. The writer keeps every live series in a series table (s = the
@@ -10,7 +10,7 @@
  * once no kept segment mentions it). Files, cursors and fsyncs are the record
  * log's. */
 #include "storage/metrics_wal.h"
-#include "err.h"
+#include "base/err.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -19,9 +19,9 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "batch.h"
-#include "labels.h"
-#include "series.h"
+#include "base/labels.h"
+#include "model/batch.h"
+#include "model/series.h"
 
 #define MW_MAGIC "MWWAL001"
 #define MW_SERIES_REC_BYTES (16u << 20) /* a series record is closed past this */

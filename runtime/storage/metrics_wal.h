@@ -1,8 +1,8 @@
-/* metrics_wal.h: what the metrics WAL (runtime/storage/metrics_wal.c, a
+/* storage/metrics_wal.h: what the metrics WAL (runtime/storage/metrics_wal.c, a
  * layer on the record log) shares with its readers (remote_write's,
  * runtime/remote/wal_reader.c): the record types and their codecs, the
  * WAL ref -> series map, the series table and the record log. The public
- * API and the on-disk format are in wal.h. */
+ * API and the on-disk format are in storage/wal.h. */
 #ifndef MW_METRICS_WAL_H
 #define MW_METRICS_WAL_H
 #include <assert.h>
@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "series.h"
+#include "model/series.h"
 #include "storage/recordlog.h"
-#include "wal.h"
+#include "storage/wal.h"
 
 #define MW_REC_SERIES 1
 #define MW_REC_SAMPLES 2

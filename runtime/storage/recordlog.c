@@ -1,9 +1,9 @@
-/* recordlog.c: the segmented record log (see recordlog.h for the format and
+/* storage/recordlog.c: the segmented record log (see storage/recordlog.h for the format and
  * the guarantees): segment files, replay and repair, append, named cursors
  * with their files, fsync policies and the fsync worker, truncation with a
  * checkpoint written by the layer above. */
 #include "storage/recordlog.h"
-#include "err.h"
+#include "base/err.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crc32c.h"
+#include "base/crc32c.h"
 
 /* An fsync on a worker thread (policy INTERVAL, mw_rlog_sync_start): it
  * fdatasyncs and closes fds (a dup of the head, and the segments finished

@@ -1,4 +1,4 @@
-/* recordlog.h: a type-agnostic segmented record log (storage's base layer).
+/* storage/recordlog.h: a type-agnostic segmented record log (storage's base layer).
  *
  * It owns files and bytes; what records mean is the business of the layer
  * above (the metrics WAL, later the logs queue). It knows nothing of

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
+#include "base/arena.h"
 #include "test.h"
 
 /* A table of a few label sets (a scrape's 5 report series) costs a few

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "ffi.h"
-#include "relabel.h"
+#include "relabel/relabel.h"
 #include "test.h"
 
 /* The tables below leave trailing fields (action, modulus, utf8) to their zero default. */
