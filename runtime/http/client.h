@@ -1,4 +1,8 @@
 /*
+ * runtime/http/: HTTP in plain C on the libev loop: the client (client.c, libcurl multi) and
+ * the server (server.c, libmicrohttpd). Their Lua faces are lua/http_client.c and
+ * lua/http_server.c.
+ *
  * http/client.h: the HTTP client, libcurl's multi interface driven by a libev loop.
  *
  * One client owns one curl multi handle; its sockets become ev_io watchers

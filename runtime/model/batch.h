@@ -1,4 +1,8 @@
-/* model/batch.h: a sample batch: (series ref, timestamp ms, value) triples stored
+/* runtime/model/: the data that flows between components: series tables (interned label sets
+ * with stable refs) and sample batches. Producers (scrape), transformers (relabel) and
+ * consumers (storage, remote, echo) meet here and nowhere else.
+ *
+ * model/batch.h: a sample batch: (series ref, timestamp ms, value) triples stored
  * column-wise, plus the series table the refs point into, plus an optional
  * exemplar column: (sample index, exemplar label set, value, timestamp) in
  * sample order, labels in a batch-owned buffer. A batch without exemplars

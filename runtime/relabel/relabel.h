@@ -1,4 +1,7 @@
-/* relabel/relabel.h: Prometheus relabeling (relabel_config) as a compiled C rule program.
+/* runtime/relabel/: Prometheus relabeling: rules compiled into a program (relabel.c) and a
+ * program applied to whole batches with a per-series memo (cache.c).
+ *
+ * relabel/relabel.h: Prometheus relabeling (relabel_config) as a compiled C rule program.
  *
  * Semantics are those of prometheus/prometheus model/relabel: actions replace, keep,
  * drop, keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep, lowercase,

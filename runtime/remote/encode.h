@@ -1,4 +1,8 @@
-/* remote/encode.h: the Prometheus Remote-Write 1.0 encoder: a WriteRequest
+/* runtime/remote/: Remote-Write: the wire format (remote.proto), the request encoder
+ * (encode.c), metadata requests (metadata.c) and remote_write's reader of the metrics WAL
+ * (wal_reader.c: relabel, shards, encode).
+ *
+ * remote/encode.h: the Prometheus Remote-Write 1.0 encoder: a WriteRequest
  * (runtime/remote/remote.proto; written by hand, the same bytes protobuf-c packs)
  * compressed with snappy's block format, ready to POST with
  * Content-Encoding: snappy and Content-Type: application/x-protobuf. Plus a

@@ -1,4 +1,7 @@
-/* scrape/scrape.h: the C side of one scrape target. A target owns two scrape caches:
+/* runtime/scrape/: prometheus.scrape's C side: a target (scrape.c) and its cache of the
+ * previous scrape (cache.c: series refs, metadata, staleness).
+ *
+ * scrape/scrape.h: the C side of one scrape target. A target owns two scrape caches:
  * the scraped body's series, whose new series get the target's labels as
  * Prometheus's mutateSampleLabels gives them (honor_labels, exported_
  * prefixes) and are checked against the label limits; and the report series

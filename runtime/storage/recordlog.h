@@ -1,4 +1,7 @@
-/* storage/recordlog.h: a type-agnostic segmented record log (storage's base layer).
+/* runtime/storage/: what is kept on disk: the type-agnostic record log (recordlog.c) and the
+ * metrics WAL on it (metrics_wal.c, wal.h). It knows nothing of Remote-Write.
+ *
+ * storage/recordlog.h: a type-agnostic segmented record log (storage's base layer).
  *
  * It owns files and bytes; what records mean is the business of the layer
  * above (the metrics WAL, later the logs queue). It knows nothing of

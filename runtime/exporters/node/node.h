@@ -1,4 +1,8 @@
-/* exporters/node/node.h: node_exporter's Linux collectors in C (prometheus.exporter.unix).
+/* runtime/exporters/node/: prometheus.exporter.unix: the collector set (node.c), one file per
+ * node_exporter collector (cpu.c, filesystem.c, ...), each owning its state, and raw families
+ * (raw.c).
+ *
+ * exporters/node/node.h: node_exporter's Linux collectors in C (prometheus.exporter.unix).
  *
  * A collector set (mw_node_t) is built once from options (which collectors,
  * procfs/sysfs/rootfs prefixes, per-collector filters) and collected on

@@ -1,4 +1,8 @@
-/* exporters/process/group.h: ncabatoff/process-exporter (v0.7.10, plus 0.8's
+/* runtime/exporters/process/: procfs readers for one process (proc.c), process-exporter's
+ * tracker and grouper (group.c, prometheus.exporter.process) and the moonwatch process's own
+ * stats (self.c, prometheus.exporter.self).
+ *
+ * exporters/process/group.h: ncabatoff/process-exporter (v0.7.10, plus 0.8's
  * remove_empty_groups) in C: a tracker that matches processes, names them
  * into groups, follows their children and accumulates their counters across
  * collections, and writes the namedprocess_* metrics.
