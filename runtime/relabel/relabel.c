@@ -7,12 +7,14 @@
  * Get looks in add, then in base unless hidden; Set(n, "") is Del(n); Range visits the
  * visible base labels in order, then add, over a snapshot taken when it starts.
  *
- * Regexes go through mw_relabel_re2_translate and PCRE2 (JIT). Common shapes are
+ * Regexes go through mw_re2_translate and PCRE2 (JIT). Common shapes are
  * matched without PCRE2 (same answers, Go's semantics): (.*) / .* match everything,
  * a pure literal, an alternation of literals, and literal(.*) / literal(.+) prefixes.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "relabel/relabel.h"
+
+#include "base/re2.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1222,13 +1224,6 @@ int mw_ffi_relabel_program_new(const mw_ffi_relabel_rule_t *rules, uint32_t n,
 }
 
 void mw_ffi_relabel_program_free(mw_ffi_relabel_program_t *p) { mw_relabel_program_free(p); }
-
-int mw_ffi_regex_check(const char *re, size_t len, char *err, size_t err_size) {
-  pcre2_code *code = mw_re2_compile(re, len, 0, NULL, err, err_size);
-  if (!code) return -1;
-  pcre2_code_free(code);
-  return 0;
-}
 
 mw_ffi_relabel_scratch_t *mw_ffi_relabel_scratch_new(void) { return mw_relabel_scratch_new(); }
 

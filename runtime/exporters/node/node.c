@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "relabel/relabel.h"
+#include "base/re2.h"
 
 #define MAX_FILE (16u << 20)
 #define PROC_MAGIC 0x9fa0u      /* PROC_SUPER_MAGIC */

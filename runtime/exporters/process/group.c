@@ -26,9 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/re2.h"
 #include "exporters/process/proc.h"
 #include "exposition/registry.h"
-#include "relabel/relabel.h"
 
 /* process-exporter hard-codes USER_HZ (proc/read.go's userHZ). */
 #define USER_HZ 100

@@ -13,7 +13,7 @@
  *    match names the process with its template. comm: exact name from stat;
  *    exe: basename of argv[0], or the exact argv[0] when the rule has a slash;
  *    cmdline: RE2 regexes (checked and translated for PCRE2 by
- *    mw_relabel_re2_translate), each searched unanchored in the argv joined
+ *    mw_re2_translate), each searched unanchored in the argv joined
  *    with spaces; their capture groups fill .Matches.
  *  - name cache: a process is named once, when first seen (by pid and start
  *    time), and keeps that name. An unmatched process is ignored for good when

@@ -1,4 +1,4 @@
-/* relabel/re2.c: RE2 (Go regexp/syntax) pattern checker and translator for PCRE2.
+/* base/re2.c: RE2 (Go regexp/syntax) pattern checker and translator for PCRE2.
  *
  * Prometheus compiles relabel regexes with Go's regexp package (RE2 syntax). We match
  * with PCRE2, which accepts a superset of that syntax and reads a few constructs
@@ -25,7 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "relabel/relabel.h"
+#include "base/re2.h"
+#include "ffi.h"
 
 typedef struct {
   const char *p; /* the pattern */
@@ -400,8 +401,8 @@ static int re2_group(re2_t *s) {
   return p[k] == ':' ? 1 : 2; /* 1: opens a group; 2: a flag setting */
 }
 
-int mw_relabel_re2_translate(const char *re, size_t len, char **out, size_t *out_len, char *err,
-                             size_t err_size) {
+int mw_re2_translate(const char *re, size_t len, char **out, size_t *out_len, char *err,
+                     size_t err_size) {
   re2_t s = {.p = re, .n = len, .err = err, .err_size = err_size};
   int depth = 0, rc = -1;
   *out = NULL;
@@ -504,7 +505,7 @@ struct pcre2_real_code_8 *mw_re2_compile(const char *re, size_t len, int anchore
   pcre2_code *code = NULL;
   pcre2_compile_context *cctx = NULL;
   if (jit) *jit = 0;
-  if (mw_relabel_re2_translate(re, len, &tr, &trn, err, errlen) < 0) return NULL;
+  if (mw_re2_translate(re, len, &tr, &trn, err, errlen) < 0) return NULL;
   full = malloc(pl + trn + sl + 1);
   cctx = pcre2_compile_context_create(NULL);
   if (!full || !cctx) {
@@ -537,4 +538,11 @@ done:
   free(full);
   free(tr);
   return code;
+}
+
+int mw_ffi_regex_check(const char *re, size_t len, char *err, size_t err_size) {
+  pcre2_code *code = mw_re2_compile(re, len, 0, NULL, err, err_size);
+  if (!code) return -1;
+  pcre2_code_free(code);
+  return 0;
 }
