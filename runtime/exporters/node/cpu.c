@@ -284,6 +284,12 @@ static void collect_isolated(mw_node_scrape_t *s) {
   free(copy);
 }
 
+void mw_node_release_cpu(mw_node_t *n) {
+  free(n->cpu_stats);
+  n->cpu_stats = NULL;
+  n->ncpu_stats = 0;
+}
+
 int mw_node_collect_cpu(mw_node_scrape_t *s) {
   if (s->node->cpu_info && collect_info(s) < 0) return -1;
   if (collect_stat(s) < 0) return -1;

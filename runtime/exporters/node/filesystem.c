@@ -64,7 +64,7 @@ struct batch {
   item_t items[];
 };
 
-int mw_node_fs_state_new(mw_node_fs_state_t **out) {
+static int fs_state_new(mw_node_fs_state_t **out) {
   mw_node_fs_state_t *st = calloc(1, sizeof *st);
   pthread_condattr_t ca;
   if (!st) return -1;
@@ -107,7 +107,9 @@ static void state_unref(mw_node_fs_state_t *st) {
   free(st);
 }
 
-void mw_node_fs_state_free(mw_node_fs_state_t *st) {
+void mw_node_release_filesystem(mw_node_t *n) {
+  mw_node_fs_state_t *st = n->fs;
+  n->fs = NULL;
   if (!st) return;
   pthread_mutex_lock(&st->mu);
   st->closing = 1;
@@ -327,6 +329,7 @@ int mw_node_collect_filesystem(mw_node_scrape_t *s) {
   const char *data = mw_node_read(s, mw_node_proc_path(s, "1/mounts"), NULL);
   if (!data && errno == ENOENT) data = mw_node_read(s, mw_node_proc_path(s, "mounts"), NULL);
   if (!data) return mw_node_fail(s, "%s/mounts: %s", n->procfs, strerror(errno));
+  if (!n->fs && fs_state_new(&n->fs) < 0) return mw_node_fail(s, "out of memory");
   char *copy = strdup(data);
   if (!copy) return mw_node_fail(s, "out of memory");
   int rc = -1;

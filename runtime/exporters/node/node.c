@@ -49,39 +49,39 @@ struct mw_node_fd {
 
 /* Sorted by name; default_enabled as in node_exporter 1.5.0. */
 static const mw_node_collector_t collectors[] = {
-    {"arp", 1, mw_node_collect_arp},
-    {"conntrack", 1, mw_node_collect_conntrack},
-    {"cpu", 1, mw_node_collect_cpu},
-    {"cpufreq", 1, mw_node_collect_cpufreq},
-    {"diskstats", 1, mw_node_collect_diskstats},
-    {"entropy", 1, mw_node_collect_entropy},
-    {"filefd", 1, mw_node_collect_filefd},
-    {"filesystem", 1, mw_node_collect_filesystem},
-    {"hwmon", 1, mw_node_collect_hwmon},
-    {"loadavg", 1, mw_node_collect_loadavg},
-    {"mdadm", 1, mw_node_collect_mdadm},
-    {"meminfo", 1, mw_node_collect_meminfo},
-    {"netclass", 1, mw_node_collect_netclass},
-    {"netdev", 1, mw_node_collect_netdev},
-    {"netstat", 1, mw_node_collect_netstat},
-    {"nfs", 1, mw_node_collect_nfs},
-    {"nfsd", 1, mw_node_collect_nfsd},
-    {"os", 1, mw_node_collect_os},
-    {"powersupplyclass", 1, mw_node_collect_powersupplyclass},
-    {"pressure", 1, mw_node_collect_pressure},
-    {"schedstat", 1, mw_node_collect_schedstat},
-    {"selinux", 1, mw_node_collect_selinux},
-    {"sockstat", 1, mw_node_collect_sockstat},
-    {"softnet", 1, mw_node_collect_softnet},
-    {"stat", 1, mw_node_collect_stat},
-    {"textfile", 1, mw_node_collect_textfile},
-    {"thermal_zone", 1, mw_node_collect_thermal_zone},
-    {"time", 1, mw_node_collect_time},
-    {"timex", 1, mw_node_collect_timex},
-    {"udp_queues", 1, mw_node_collect_udp_queues},
-    {"uname", 1, mw_node_collect_uname},
-    {"vmstat", 1, mw_node_collect_vmstat},
-    {"xfs", 1, mw_node_collect_xfs},
+    {"arp", 1, mw_node_collect_arp, NULL},
+    {"conntrack", 1, mw_node_collect_conntrack, NULL},
+    {"cpu", 1, mw_node_collect_cpu, mw_node_release_cpu},
+    {"cpufreq", 1, mw_node_collect_cpufreq, NULL},
+    {"diskstats", 1, mw_node_collect_diskstats, NULL},
+    {"entropy", 1, mw_node_collect_entropy, NULL},
+    {"filefd", 1, mw_node_collect_filefd, NULL},
+    {"filesystem", 1, mw_node_collect_filesystem, mw_node_release_filesystem},
+    {"hwmon", 1, mw_node_collect_hwmon, NULL},
+    {"loadavg", 1, mw_node_collect_loadavg, NULL},
+    {"mdadm", 1, mw_node_collect_mdadm, NULL},
+    {"meminfo", 1, mw_node_collect_meminfo, NULL},
+    {"netclass", 1, mw_node_collect_netclass, NULL},
+    {"netdev", 1, mw_node_collect_netdev, NULL},
+    {"netstat", 1, mw_node_collect_netstat, NULL},
+    {"nfs", 1, mw_node_collect_nfs, NULL},
+    {"nfsd", 1, mw_node_collect_nfsd, NULL},
+    {"os", 1, mw_node_collect_os, mw_node_release_os},
+    {"powersupplyclass", 1, mw_node_collect_powersupplyclass, NULL},
+    {"pressure", 1, mw_node_collect_pressure, NULL},
+    {"schedstat", 1, mw_node_collect_schedstat, NULL},
+    {"selinux", 1, mw_node_collect_selinux, mw_node_release_selinux},
+    {"sockstat", 1, mw_node_collect_sockstat, NULL},
+    {"softnet", 1, mw_node_collect_softnet, NULL},
+    {"stat", 1, mw_node_collect_stat, NULL},
+    {"textfile", 1, mw_node_collect_textfile, mw_node_release_textfile},
+    {"thermal_zone", 1, mw_node_collect_thermal_zone, NULL},
+    {"time", 1, mw_node_collect_time, NULL},
+    {"timex", 1, mw_node_collect_timex, NULL},
+    {"udp_queues", 1, mw_node_collect_udp_queues, NULL},
+    {"uname", 1, mw_node_collect_uname, NULL},
+    {"vmstat", 1, mw_node_collect_vmstat, NULL},
+    {"xfs", 1, mw_node_collect_xfs, NULL},
 };
 #define NCOLLECTORS (sizeof collectors / sizeof collectors[0])
 _Static_assert(NCOLLECTORS <= 64, "collector bits fit in a uint64_t");
@@ -322,7 +322,6 @@ int mw_node_create(const mw_node_opts_t *o, mw_node_t **out, char *err, size_t e
       compile_opt(o->powersupply_ignored, d.powersupply_ignored, 0, &n->powersupply_ignored,
                   "powersupply ignored_supplies", err, errlen) < 0)
     goto cleanup;
-  if (mw_node_fs_state_new(&n->fs) < 0) goto oom;
   *out = n;
   n = NULL;
   rc = 0;
@@ -360,16 +359,14 @@ void mw_node_free(mw_node_t *n) {
                          n->powersupply_ignored};
   for (size_t i = 0; i < sizeof res / sizeof res[0]; i++)
     mw_node_re_free(res[i]);
-  free(n->cpu_stats);
-  mw_node_fs_state_free(n->fs);
+  for (size_t i = 0; i < NCOLLECTORS; i++)
+    if (collectors[i].release) collectors[i].release(n);
   if (n->scrape) {
     mw_metrics_free(n->scrape->reg);
     mw_node_raw_free(n->scrape->raw);
     free(n->scrape->buf);
     free(n->scrape);
   }
-  mw_node_textfile_free(n->textfile);
-  mw_node_selinux_free(n->selinux);
   for (size_t i = 0; i < n->fds_size; i++) {
     for (mw_node_fd_t *f = n->fds[i], *next; f; f = next) {
       next = f->next;
@@ -385,7 +382,6 @@ void mw_node_free(mw_node_t *n) {
     }
   }
   free(n->memo);
-  free(n->os);
   free(n);
 }
 

@@ -118,10 +118,16 @@ struct mw_node_scrape {
  * "nothing to report"). */
 typedef int (*mw_node_collect_fn)(mw_node_scrape_t *s);
 
+/* A collector's release: frees the state it keeps in the collector set between
+ * collections (created by its collect when first needed; NULL fields are fine).
+ * mw_node_free calls it whether or not the collector was enabled. */
+typedef void (*mw_node_release_fn)(mw_node_t *n);
+
 typedef struct {
   const char *name;
   int default_enabled; /* in node_exporter 1.5.0's default set */
   mw_node_collect_fn collect;
+  mw_node_release_fn release; /* NULL: the collector keeps no state */
 } mw_node_collector_t;
 
 /* The collectors this build knows, sorted by name; *n receives the count. */
@@ -313,6 +319,13 @@ int mw_node_collect_uname(mw_node_scrape_t *s);
 int mw_node_collect_vmstat(mw_node_scrape_t *s);
 int mw_node_collect_xfs(mw_node_scrape_t *s);
 
+/* The releases of the collectors that keep state in mw_node_t. */
+void mw_node_release_cpu(mw_node_t *n);
+void mw_node_release_filesystem(mw_node_t *n);
+void mw_node_release_os(mw_node_t *n);
+void mw_node_release_selinux(mw_node_t *n);
+void mw_node_release_textfile(mw_node_t *n);
+
 /* --- parsers of the collectors, pure functions (fuzzed by fuzz_procfs) ------- */
 
 /* exporters/node/arp.c: <procfs>/net/arp as node_exporter 1.5's parseARPEntries: per
@@ -383,12 +396,6 @@ typedef struct {
   int (*statfs_fn)(const char *path, struct statfs *buf);
 } mw_node_selinux_env_t;
 extern mw_node_selinux_env_t mw_node_selinux_env;
-struct mw_node_selinux;
-void mw_node_selinux_free(struct mw_node_selinux *se);
-
-/* Filesystem collector state (exporters/node/filesystem.c). */
-int mw_node_fs_state_new(mw_node_fs_state_t **out);
-void mw_node_fs_state_free(mw_node_fs_state_t *st);
 
 /* The statfs the filesystem collector's workers call (statfs(2); tests swap
  * in one that hangs). */

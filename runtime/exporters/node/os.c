@@ -124,6 +124,11 @@ static void parse(const char *data, struct mw_node_os_cache *c) {
   }
 }
 
+void mw_node_release_os(mw_node_t *n) {
+  free(n->os);
+  n->os = NULL;
+}
+
 int mw_node_collect_os(mw_node_scrape_t *s) {
   static const char *const files[2] = {"/etc/os-release", "/usr/lib/os-release"};
   char path[8192];

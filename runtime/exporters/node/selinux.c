@@ -35,7 +35,10 @@ struct mw_node_selinux {
   char mount[PATH_MAX];
 };
 
-void mw_node_selinux_free(struct mw_node_selinux *se) { free(se); }
+void mw_node_release_selinux(mw_node_t *n) {
+  free(n->selinux);
+  n->selinux = NULL;
+}
 
 /* verifySELinuxfsMount: a selinuxfs, not mounted read-only. */
 static int verify_mount(const char *mnt) {

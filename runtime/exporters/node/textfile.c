@@ -136,6 +136,11 @@ static void files_reset(struct mw_node_textfile *t) {
   t->nfiles = 0;
 }
 
+void mw_node_release_textfile(mw_node_t *n) {
+  mw_node_textfile_free(n->textfile);
+  n->textfile = NULL;
+}
+
 void mw_node_textfile_free(struct mw_node_textfile *t) {
   if (!t) return;
   files_reset(t);
