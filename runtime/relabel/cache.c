@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "base/labels.h"
 #include "model/batch.h"
 #include "model/series.h"
@@ -52,18 +53,6 @@ struct mw_relabel_cache {
   uint8_t *enc;
   size_t enc_cap;
 };
-
-static int mw_grow(void **p, size_t *cap, size_t need, size_t size) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 64;
-  while (c < need)
-    c *= 2;
-  void *q = realloc(*p, c * size);
-  if (!q) return -1;
-  *p = q;
-  *cap = c;
-  return 0;
-}
 
 /* Forgets every result: memos and output series. */
 static int mw_clear(mw_relabel_cache_t *c) {

@@ -16,6 +16,7 @@
 
 #include "base/re2.h"
 
+#include "base/grow.h"
 #include <ctype.h>
 #include <errno.h>
 #include <locale.h>
@@ -91,18 +92,6 @@ static void pool_free(pool_t *p) {
 }
 
 /* Grows *arr (elements of size elem) to hold at least need; 0 ok, -1 out of memory. */
-static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 16;
-  while (c < need)
-    c *= 2;
-  void *a = realloc(*arr, c * elem);
-  if (!a) return -1;
-  *arr = a;
-  *cap = c;
-  return 0;
-}
-
 /* ---- program ---- */
 
 typedef struct {
@@ -929,7 +918,7 @@ static int b_set(mw_relabel_scratch_t *s, const char *name, size_t n, const char
       return 0;
     }
   }
-  if (grow((void **)&s->add, &s->add_cap, s->nadd + 1, sizeof *s->add) < 0) return -1;
+  if (mw_grow((void **)&s->add, &s->add_cap, s->nadd + 1, sizeof *s->add) < 0) return -1;
   s->add[s->nadd++] = (mw_label_t){name, v, (uint32_t)n, (uint32_t)vn};
   long i = base_find(s, name, n);
   if (i >= 0) s->hidden[i] = 1;
@@ -938,8 +927,8 @@ static int b_set(mw_relabel_scratch_t *s, const char *name, size_t n, const char
 
 /* Snapshot for Range: hidden flags and the add list as they are now. */
 static int b_snapshot(mw_relabel_scratch_t *s, size_t *nsnap) {
-  if (grow((void **)&s->snap, &s->snap_cap, s->nadd + 1, sizeof *s->snap) < 0 ||
-      grow((void **)&s->hidden_snap, &s->hidden_snap_cap, s->nbase + 1, 1) < 0)
+  if (mw_grow((void **)&s->snap, &s->snap_cap, s->nadd + 1, sizeof *s->snap) < 0 ||
+      mw_grow((void **)&s->hidden_snap, &s->hidden_snap_cap, s->nbase + 1, 1) < 0)
     return -1;
   if (s->nadd) memcpy(s->snap, s->add, s->nadd * sizeof *s->snap);
   if (s->nbase) memcpy(s->hidden_snap, s->hidden, s->nbase);
@@ -1041,7 +1030,7 @@ static const char *join_sources(mw_relabel_scratch_t *s, const rule_t *r, size_t
   for (uint32_t k = 0; k < r->nsrc; k++) {
     b_get(s, r->src[k].p, r->src[k].len, &v, &vn);
     size_t need = n + vn + (k ? r->sep.len : 0);
-    if (grow((void **)&s->join, &s->join_cap, need + 1, 1) < 0) return NULL;
+    if (mw_grow((void **)&s->join, &s->join_cap, need + 1, 1) < 0) return NULL;
     if (k) {
       memcpy(s->join + n, r->sep.p, r->sep.len);
       n += r->sep.len;
@@ -1172,7 +1161,7 @@ int mw_relabel_apply(const mw_relabel_program_t *p, mw_relabel_scratch_t *s, con
   while (k < n && !label_less(&in[k], &in[k - 1]))
     k++;
   if (k < n) {
-    if (grow((void **)&s->sorted, &s->sorted_cap, n, sizeof *s->sorted) < 0) goto oom;
+    if (mw_grow((void **)&s->sorted, &s->sorted_cap, n, sizeof *s->sorted) < 0) goto oom;
     memcpy(s->sorted, in, n * sizeof *in);
     if (n <= 32)
       sort_labels(s->sorted, n);
@@ -1183,7 +1172,7 @@ int mw_relabel_apply(const mw_relabel_program_t *p, mw_relabel_scratch_t *s, con
     s->base = in;
   }
   s->nbase = n;
-  if (grow((void **)&s->hidden, &s->hidden_cap, n + 1, 1) < 0) goto oom;
+  if (mw_grow((void **)&s->hidden, &s->hidden_cap, n + 1, 1) < 0) goto oom;
   if (n) memset(s->hidden, 0, n);
   for (size_t i = 0; i < p->n; i++) {
     int rc = rule_apply(&p->rules[i], s);
@@ -1191,8 +1180,8 @@ int mw_relabel_apply(const mw_relabel_program_t *p, mw_relabel_scratch_t *s, con
     if (rc == 0) return 0;
   }
   /* result: visible base labels merged with the sorted add list */
-  if (grow((void **)&s->out, &s->out_cap, n + s->nadd + 1, sizeof *s->out) < 0 ||
-      grow((void **)&s->snap, &s->snap_cap, s->nadd + 1, sizeof *s->snap) < 0)
+  if (mw_grow((void **)&s->out, &s->out_cap, n + s->nadd + 1, sizeof *s->out) < 0 ||
+      mw_grow((void **)&s->snap, &s->snap_cap, s->nadd + 1, sizeof *s->snap) < 0)
     goto oom;
   if (s->nadd) memcpy(s->snap, s->add, s->nadd * sizeof *s->add);
   sort_labels(s->snap, s->nadd);
@@ -1231,7 +1220,7 @@ void mw_ffi_relabel_scratch_free(mw_ffi_relabel_scratch_t *s) { mw_relabel_scrat
 
 int mw_ffi_relabel_apply(const mw_ffi_relabel_program_t *p, mw_ffi_relabel_scratch_t *s,
                          const mw_ffi_relabel_label_t *labels, uint32_t n) {
-  if (grow((void **)&s->ffi_in, &s->ffi_in_cap, (size_t)n + 1, sizeof *s->ffi_in) < 0) {
+  if (mw_grow((void **)&s->ffi_in, &s->ffi_in_cap, (size_t)n + 1, sizeof *s->ffi_in) < 0) {
     errno = ENOMEM;
     return -1;
   }
@@ -1243,7 +1232,7 @@ int mw_ffi_relabel_apply(const mw_ffi_relabel_program_t *p, mw_ffi_relabel_scrat
   s->ffi_nout = 0;
   int rc = mw_relabel_apply(p, s, s->ffi_in, n, &o, &on);
   if (rc != 1) return rc;
-  if (grow((void **)&s->ffi_out, &s->ffi_out_cap, on + 1, sizeof *s->ffi_out) < 0) {
+  if (mw_grow((void **)&s->ffi_out, &s->ffi_out_cap, on + 1, sizeof *s->ffi_out) < 0) {
     errno = ENOMEM;
     return -1;
   }

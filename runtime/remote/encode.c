@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "base/labels.h"
 #include "ffi.h"
 #include "remote.pb-c.h"
@@ -166,20 +167,6 @@ static inline uint8_t *mw_rw_put_label(uint8_t *p, uint8_t tag, const mw_label_t
 /* --- building a request -------------------------------------------------- */
 
 /* Grows *p (elements of size) to hold need elements. 0, -1 on OOM. */
-static int mw_rw_grow(void **p, size_t *cap, size_t need, size_t size) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 64;
-  while (c < need) {
-    if (c > SIZE_MAX / 2 / size) return -1;
-    c *= 2;
-  }
-  void *q = realloc(*p, c * size);
-  if (!q) return -1;
-  *p = q;
-  *cap = c;
-  return 0;
-}
-
 /* Grows two parallel arrays that share *cap to hold need elements. On
  * failure *cap is unchanged and both arrays still hold *cap elements. */
 static int mw_rw_grow2(void **a, size_t asize, void **b, size_t bsize, size_t *cap, size_t need) {
@@ -248,7 +235,7 @@ int mw_rwenc_set_external_labels(mw_rwenc_t *e, const uint8_t *enc, size_t len, 
         goto fail;
       }
     }
-    if (mw_rw_grow((void **)&ls, &cap, n + 1, sizeof *ls) != 0) goto oom;
+    if (mw_grow((void **)&ls, &cap, n + 1, sizeof *ls) != 0) goto oom;
     ls[n++] = l;
   }
   if (r < 0) {
@@ -287,7 +274,7 @@ size_t mw_rwenc_exemplars(const mw_rwenc_t *e) { return e->nex; }
  * fields, and metadata strings are written with their length); *off
  * receives its offset. */
 static int mw_rw_bytes(mw_rwenc_t *e, const void *s, size_t n, size_t *off) {
-  if (mw_rw_grow((void **)&e->strs, &e->strs_cap, e->strs_len + n + 1, 1) != 0) return -1;
+  if (mw_grow((void **)&e->strs, &e->strs_cap, e->strs_len + n + 1, 1) != 0) return -1;
   *off = e->strs_len;
   if (n) memcpy(e->strs + e->strs_len, s, n);
   e->strs_len += n;
@@ -362,7 +349,7 @@ static int mw_rw_put_set(mw_rwenc_t *e, uint8_t tag, const uint8_t *enc, size_t 
                          size_t *off, size_t *n) {
   size_t start = e->strs_len, pos = 0, j = 0, next = ext ? e->next : 0;
   if (!next) {
-    if (mw_rw_grow((void **)&e->strs, &e->strs_cap, start + MW_RW_SET_MAX(len), 1) != 0) return -2;
+    if (mw_grow((void **)&e->strs, &e->strs_cap, start + MW_RW_SET_MAX(len), 1) != 0) return -2;
     uint8_t *b = (uint8_t *)e->strs, *end = mw_rw_put_plain(b + start, tag, enc, len);
     if (!end) return -1;
     e->strs_len = (size_t)(end - b);
@@ -381,7 +368,7 @@ static int mw_rw_put_set(mw_rwenc_t *e, uint8_t tag, const uint8_t *enc, size_t 
       if (c > 0) w = &e->ext[j++];
       if (c == 0) j++;
     }
-    if (mw_rw_grow((void **)&e->strs, &e->strs_cap, e->strs_len + MW_RW_LABEL_MAX(w), 1) != 0)
+    if (mw_grow((void **)&e->strs, &e->strs_cap, e->strs_len + MW_RW_LABEL_MAX(w), 1) != 0)
       return -2;
     uint8_t *b = (uint8_t *)e->strs;
     e->strs_len = (size_t)(mw_rw_put_label(b + e->strs_len, tag, w) - b);
@@ -399,7 +386,7 @@ static int mw_rw_put_set(mw_rwenc_t *e, uint8_t tag, const uint8_t *enc, size_t 
 /* Stable merge sort of s[0..n) by timestamp (rarely needed: WAL order is
  * append order, which is time order per series unless a target went back). */
 static int mw_rw_sort(mw_rwenc_t *e, mw_rw_sample_t *s, size_t n) {
-  if (mw_rw_grow((void **)&e->sort_tmp, &e->sort_cap, n, sizeof *s) != 0) return -1;
+  if (mw_grow((void **)&e->sort_tmp, &e->sort_cap, n, sizeof *s) != 0) return -1;
   mw_rw_sample_t *a = s, *b = e->sort_tmp;
   for (size_t w = 1; w < n; w *= 2) {
     for (size_t lo = 0; lo < n; lo += 2 * w) {
@@ -422,7 +409,7 @@ static int mw_rw_sort(mw_rwenc_t *e, mw_rw_sample_t *s, size_t n) {
 
 int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const int64_t *ts,
                         const double *values, size_t n, char *err, size_t errlen) {
-  if (mw_rw_grow((void **)&e->series, &e->series_cap, e->nseries + 1, sizeof *e->series) != 0)
+  if (mw_grow((void **)&e->series, &e->series_cap, e->nseries + 1, sizeof *e->series) != 0)
     goto oom;
   mw_rw_series_t *s = &e->series[e->nseries];
   s->sample0 = e->nsamples;
@@ -436,8 +423,7 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
     return -1;
   }
   s->size = s->lab_len;
-  if (mw_rw_grow((void **)&e->samples, &e->samples_cap, e->nsamples + n + 1, sizeof *e->samples) !=
-      0)
+  if (mw_grow((void **)&e->samples, &e->samples_cap, e->nsamples + n + 1, sizeof *e->samples) != 0)
     goto oom;
   mw_rw_sample_t *out = e->samples + e->nsamples;
   int sorted = 1;
@@ -462,7 +448,7 @@ int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int6
     snprintf(err, errlen, "exemplar without a series");
     return -1;
   }
-  if (mw_rw_grow((void **)&e->ex, &e->ex_cap, e->nex + 1, sizeof *e->ex) != 0) goto oom;
+  if (mw_grow((void **)&e->ex, &e->ex_cap, e->nex + 1, sizeof *e->ex) != 0) goto oom;
   size_t lab, lab_len;
   int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_EXEMPLAR_LABELS, 2), labels, len, 0, &lab, &lab_len);
   if (r == -2) goto oom;
@@ -490,7 +476,7 @@ static size_t mw_rw_cstrlen(const char *s, size_t n) {
 int mw_rwenc_add_metadata(mw_rwenc_t *e, int type, const char *family, size_t family_len,
                           const char *help, size_t help_len, const char *unit, size_t unit_len,
                           char *err, size_t errlen) {
-  if (mw_rw_grow((void **)&e->meta, &e->meta_cap, e->nmeta + 1, sizeof *e->meta) != 0) goto oom;
+  if (mw_grow((void **)&e->meta, &e->meta_cap, e->nmeta + 1, sizeof *e->meta) != 0) goto oom;
   mw_rw_meta_t *m = &e->meta[e->nmeta];
   m->type = type;
   m->family_len = mw_rw_cstrlen(family, family_len);
@@ -514,7 +500,7 @@ oom:
  * not NULL) raw. 0, or -1 with err. */
 static int mw_rw_compress(mw_rwenc_t *e, size_t raw, const uint8_t **out, size_t *out_len,
                           size_t *raw_len, char *err, size_t errlen) {
-  if (mw_rw_grow((void **)&e->out, &e->out_cap, snappy_max_compressed_length(raw), 1) != 0) {
+  if (mw_grow((void **)&e->out, &e->out_cap, snappy_max_compressed_length(raw), 1) != 0) {
     mw_oom(err, errlen);
     return -1;
   }
@@ -536,7 +522,7 @@ int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t 
     raw += mw_rw_ldlen(e->series[i].size);
   for (size_t i = 0; i < e->nmeta; i++)
     raw += mw_rw_ldlen(e->meta[i].size);
-  if (mw_rw_grow((void **)&e->pb, &e->pb_cap, raw ? raw : 1, 1) != 0) {
+  if (mw_grow((void **)&e->pb, &e->pb_cap, raw ? raw : 1, 1) != 0) {
     mw_oom(err, errlen);
     return -1;
   }
@@ -602,7 +588,7 @@ int mw_rwenc_drop_old(mw_rwenc_t *e, const uint8_t *buf, size_t len, int64_t min
   }
   if (mw_rw_grow2((void **)&e->ts_msgs, sizeof *e->ts_msgs, (void **)&e->ts_ptrs,
                   sizeof *e->ts_ptrs, &e->ts_cap, req->n_timeseries) != 0 ||
-      mw_rw_grow((void **)&e->sample_ptrs, &e->sample_ptrs_cap, ns, sizeof *e->sample_ptrs) != 0 ||
+      mw_grow((void **)&e->sample_ptrs, &e->sample_ptrs_cap, ns, sizeof *e->sample_ptrs) != 0 ||
       mw_rw_grow2((void **)&e->ex_msgs, sizeof *e->ex_msgs, (void **)&e->ex_ptrs,
                   sizeof *e->ex_ptrs, &e->ex_msgs_cap, nx) != 0) {
     mw_rwenc_decode_free(req);
@@ -650,7 +636,7 @@ int mw_rwenc_drop_old(mw_rwenc_t *e, const uint8_t *buf, size_t len, int64_t min
     view.n_timeseries = nt;
     view.timeseries = nt ? e->ts_ptrs : NULL;
     size_t raw = prometheus__write_request__get_packed_size(&view);
-    if (mw_rw_grow((void **)&e->pb, &e->pb_cap, raw ? raw : 1, 1) != 0) {
+    if (mw_grow((void **)&e->pb, &e->pb_cap, raw ? raw : 1, 1) != 0) {
       mw_oom(err, errlen);
       rc = -1;
     } else {

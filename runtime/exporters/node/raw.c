@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "base/grow.h"
 #include "exporters/node/node.h"
 
 typedef struct {
@@ -73,17 +74,9 @@ void mw_node_raw_reset(mw_node_raw_t *r) {
 }
 
 /* Grows *arr (elements of size sz) to hold need; 0 or -1. */
+/* mw_grow, with counts that fit the uint32_t indexes. */
 static int grow(void **arr, size_t *cap, size_t need, size_t sz) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 16;
-  while (c < need)
-    c *= 2;
-  if (c > UINT32_MAX) return -1;
-  void *a = realloc(*arr, c * sz);
-  if (!a) return -1;
-  *arr = a;
-  *cap = c;
-  return 0;
+  return need > UINT32_MAX ? -1 : mw_grow(arr, cap, need, sz);
 }
 
 static uint64_t hash_name(const char *s, size_t n) {

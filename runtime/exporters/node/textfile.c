@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "base/arena.h"
+#include "base/grow.h"
 #include "exporters/node/node.h"
 
 /* dto.MetricType beyond node_raw's types: no TYPE yet, and gauge_histogram
@@ -152,17 +153,9 @@ void mw_node_textfile_free(struct mw_node_textfile *t) {
   free(t);
 }
 
+/* mw_grow, with counts that fit the int32_t indexes. */
 static int grow(void **arr, size_t *cap, size_t need, size_t sz) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 16;
-  while (c < need)
-    c *= 2;
-  if (c > INT32_MAX) return -1;
-  void *a = realloc(*arr, c * sz);
-  if (!a) return -1;
-  *arr = a;
-  *cap = c;
-  return 0;
+  return need > INT32_MAX ? -1 : mw_grow(arr, cap, need, sz);
 }
 
 static uint64_t hash_bytes(uint64_t h, const char *s, size_t n) {
