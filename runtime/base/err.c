@@ -3,12 +3,31 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+void mw_vseterr(char *err, size_t errlen, const char *fmt, va_list ap) {
+  if (!err || errlen == 0) return;
+  vsnprintf(err, errlen, fmt, ap);
+}
 
 void mw_seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
+  mw_vseterr(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+void mw_vadderr(char *err, size_t errlen, const char *fmt, va_list ap) {
+  if (!err || errlen == 0) return;
+  size_t k = strnlen(err, errlen);
+  if (k + 1 >= errlen) return;
+  vsnprintf(err + k, errlen - k, fmt, ap);
+}
+
+void mw_adderr(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  mw_vadderr(err, errlen, fmt, ap);
   va_end(ap);
 }
 

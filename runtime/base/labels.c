@@ -1,6 +1,8 @@
 /* base/labels.c: label-set validation, canonical order, encoding and hashing. */
 #include "base/labels.h"
 
+#include "base/err.h"
+
 #include <stdio.h>
 #include <string.h>
 /* Inlined: label sets are short, the call and dispatch would dominate. */
@@ -109,9 +111,8 @@ int mw_labels_normalize(mw_label_t *ls, size_t *n, char *err, size_t errlen) {
   if (mw_labels_sort_dup(ls, *n)) {
     for (size_t i = 1; i < *n; i++) {
       if (mw_label_cmp(&ls[i - 1], &ls[i]) == 0) {
-        if (err && errlen)
-          snprintf(err, errlen, "label name \"%.*s\" is not unique", (int)ls[i].name_len,
-                   ls[i].name);
+        mw_seterr(err, errlen, "label name \"%.*s\" is not unique", (int)ls[i].name_len,
+                  ls[i].name);
         return -1;
       }
     }
@@ -135,31 +136,27 @@ int mw_labels_encode(const mw_label_t *ls, size_t n, uint8_t *out, size_t cap, s
   for (size_t i = 0; i < n; i++) {
     const mw_label_t *l = &ls[i];
     if (i > 0 && mw_label_cmp(&ls[i - 1], l) >= 0) {
-      if (err && errlen)
-        snprintf(err, errlen, "labels not sorted or not unique at \"%.*s\"", (int)l->name_len,
-                 l->name);
+      mw_seterr(err, errlen, "labels not sorted or not unique at \"%.*s\"", (int)l->name_len,
+                l->name);
       return -1;
     }
     int is_name = l->name_len == 8 && memcmp(l->name, mw_name_label, 8) == 0;
     if (!mw_labels_valid_utf8_name(l->name, l->name_len)) {
-      if (err && errlen)
-        snprintf(err, errlen, "invalid label name \"%.*s\"", (int)l->name_len, l->name);
+      mw_seterr(err, errlen, "invalid label name \"%.*s\"", (int)l->name_len, l->name);
       return -1;
     }
     if (is_name && !mw_labels_valid_utf8_name(l->value, l->value_len)) {
-      if (err && errlen)
-        snprintf(err, errlen, "invalid metric name \"%.*s\"", (int)l->value_len, l->value);
+      mw_seterr(err, errlen, "invalid metric name \"%.*s\"", (int)l->value_len, l->value);
       return -1;
     }
     if (l->value_len && memchr(l->value, MW_LABELS_SEP, l->value_len)) {
-      if (err && errlen)
-        snprintf(err, errlen, "label value of \"%.*s\" contains byte 0xff", (int)l->name_len,
-                 l->name);
+      mw_seterr(err, errlen, "label value of \"%.*s\" contains byte 0xff", (int)l->name_len,
+                l->name);
       return -1;
     }
     size_t need = (size_t)l->name_len + l->value_len + 2;
     if (cap - pos < need) {
-      if (err && errlen) snprintf(err, errlen, "label encoding buffer too small");
+      mw_seterr(err, errlen, "label encoding buffer too small");
       return -1;
     }
     memcpy(out + pos, l->name, l->name_len);

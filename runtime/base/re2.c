@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/re2.h"
 #include "ffi.h"
 
@@ -39,14 +40,11 @@ typedef struct {
 } re2_t;
 
 static int re2_fail(re2_t *s, size_t at, const char *fmt, ...) {
-  if (s->err && s->err_size) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(s->err, s->err_size, fmt, ap);
-    va_end(ap);
-    if (k >= 0 && (size_t)k < s->err_size)
-      snprintf(s->err + k, s->err_size - (size_t)k, " (at offset %zu)", at);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  mw_vseterr(s->err, s->err_size, fmt, ap);
+  va_end(ap);
+  mw_adderr(s->err, s->err_size, " (at offset %zu)", at);
   return -1;
 }
 
@@ -480,7 +478,7 @@ int mw_re2_translate(const char *re, size_t len, char **out, size_t *out_len, ch
     }
   }
   if (s.oom) {
-    if (err && err_size) snprintf(err, err_size, "out of memory");
+    mw_seterr(err, err_size, "out of memory");
     goto cleanup;
   }
   if (depth > 0) {
@@ -509,7 +507,7 @@ struct pcre2_real_code_8 *mw_re2_compile(const char *re, size_t len, int anchore
   full = malloc(pl + trn + sl + 1);
   cctx = pcre2_compile_context_create(NULL);
   if (!full || !cctx) {
-    if (err && errlen) snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     goto done;
   }
   memcpy(full, prefix, pl);
@@ -528,7 +526,7 @@ struct pcre2_real_code_8 *mw_re2_compile(const char *re, size_t len, int anchore
     pcre2_get_error_message(ec, m, sizeof m);
     size_t off = eoff > pl ? eoff - pl : 0;
     if (off > trn) off = trn;
-    if (err && errlen) snprintf(err, errlen, "%s (near offset %zu)", (const char *)m, off);
+    mw_seterr(err, errlen, "%s (near offset %zu)", (const char *)m, off);
     goto done;
   }
   int j = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;

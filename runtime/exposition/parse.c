@@ -24,6 +24,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "base/err.h"
 #include "base/labels.h"
 #include "model/batch.h"
 #include "model/series.h"
@@ -238,15 +239,12 @@ static size_t mw_line_no(const mw_parser_t *p, size_t pos) {
 
 /* Fails the parse at the line holding ls: "line N: <msg>". Returns -1. */
 static int mw_fail(mw_parser_t *p, size_t ls, const char *fmt, ...) {
-  if (p->err && p->errlen) {
-    int k = snprintf(p->err, p->errlen, "line %zu: ", mw_line_no(p, ls));
-    if (k > 0 && (size_t)k < p->errlen) {
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(p->err + k, p->errlen - (size_t)k, fmt, ap);
-      va_end(ap);
-    }
-  }
+  if (!p->err || !p->errlen) return -1;
+  mw_seterr(p->err, p->errlen, "line %zu: ", mw_line_no(p, ls));
+  va_list ap;
+  va_start(ap, fmt);
+  mw_vadderr(p->err, p->errlen, fmt, ap);
+  va_end(ap);
   return -1;
 }
 
@@ -264,14 +262,14 @@ static int mw_fail_tok(mw_parser_t *p, size_t ls, size_t tok, size_t tok_end, co
 }
 
 static int mw_fail_oom(mw_parser_t *p) {
-  if (p->err && p->errlen) snprintf(p->err, p->errlen, "out of memory");
+  mw_seterr(p->err, p->errlen, "out of memory");
   return -1;
 }
 
 /* The body has more samples than the sample limit: it fails at once, without
  * parsing the rest (Prometheus's message). */
 static int mw_fail_limit(mw_parser_t *p) {
-  if (p->err && p->errlen) snprintf(p->err, p->errlen, "sample limit exceeded");
+  mw_seterr(p->err, p->errlen, "sample limit exceeded");
   return -1;
 }
 
@@ -1428,12 +1426,12 @@ mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const ch
   if (err && errlen) err[0] = 0;
   mw_batch_reset(b, mw_scrapecache_series(c));
   if (format != MW_EXPFMT_TEXT && format != MW_EXPFMT_OPENMETRICS) {
-    if (err && errlen) snprintf(err, errlen, "unknown exposition format %d", format);
+    mw_seterr(err, errlen, "unknown exposition format %d", format);
     return NULL;
   }
   mw_parser_t *p = malloc(sizeof *p);
   if (!p) {
-    if (err && errlen) snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     return NULL;
   }
   if (mw_scrapecache_begin(c, err, errlen) != 0) {
@@ -1476,7 +1474,7 @@ static void mw_parser_free(mw_parser_t *p) {
 int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why) {
   mw_expfmt_stats_t *st = p->st;
   if (rc != 0) {
-    if (why && p->err && p->errlen) snprintf(p->err, p->errlen, "%s", why);
+    if (why) mw_seterr(p->err, p->errlen, "%s", why);
     /* A failed scrape: no samples, every series of the previous scrape is
      * gone (Prometheus appends an empty body). */
     mw_batch_truncate(p->batch, 0);
@@ -1489,7 +1487,7 @@ int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why) {
   if (mw_scrapecache_end(p->c, rc == 0, p->batch, stale_markers, p->dts, &st->stale, msg,
                          sizeof msg) != 0 &&
       rc == 0) {
-    if (p->err && p->errlen) snprintf(p->err, p->errlen, "%s", msg);
+    mw_seterr(p->err, p->errlen, "%s", msg);
     rc = -1;
   }
   mw_parser_free(p);
@@ -1542,9 +1540,8 @@ int mw_expfmt_format(const char *content_type, int fallback, int *fallback_used,
     why = "unsupported Content-Type";
   }
   if (fallback != MW_EXPFMT_TEXT && fallback != MW_EXPFMT_OPENMETRICS) {
-    if (err && errlen)
-      snprintf(err, errlen, "received %s \"%s\" and no fallback_scrape_protocol specified", why,
-               content_type ? content_type : "");
+    mw_seterr(err, errlen, "received %s \"%s\" and no fallback_scrape_protocol specified", why,
+              content_type ? content_type : "");
     return -1;
   }
   if (fallback_used) *fallback_used = 1;

@@ -9,6 +9,7 @@
  */
 #include "http/client.h"
 
+#include "base/err.h"
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -148,7 +149,7 @@ static int mw_httpc_on_timeout(CURLM *multi, long timeout_ms, void *userp) {
 int mw_httpc_new(mw_httpc_t **out, struct ev_loop *loop, char *err, size_t errlen) {
   *out = NULL;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    snprintf(err, errlen, "curl_global_init failed");
+    mw_seterr(err, errlen, "curl_global_init failed");
     return -1;
   }
   mw_httpc_t *c = calloc(1, sizeof *c);
@@ -168,7 +169,7 @@ int mw_httpc_new(mw_httpc_t **out, struct ev_loop *loop, char *err, size_t errle
 fail:
   free(c);
   curl_global_cleanup();
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
   return -1;
 }
 
@@ -426,18 +427,18 @@ static int mw_httpc_read_secret(const char *path, const char *what, char **out, 
   char *buf = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) {
-    snprintf(err, errlen, "unable to read %s file %s: %s", what, path, strerror(errno));
+    mw_seterr(err, errlen, "unable to read %s file %s: %s", what, path, strerror(errno));
     goto out;
   }
   buf = malloc(MW_MAX_SECRET_FILE + 1);
   if (!buf) {
-    snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     goto out;
   }
   size_t n = fread(buf, 1, MW_MAX_SECRET_FILE + 1, f);
   if (ferror(f) || n > MW_MAX_SECRET_FILE) {
-    snprintf(err, errlen, "unable to read %s file %s: %s", what, path,
-             ferror(f) ? strerror(errno) : "file too large");
+    mw_seterr(err, errlen, "unable to read %s file %s: %s", what, path,
+              ferror(f) ? strerror(errno) : "file too large");
     goto out;
   }
   size_t start = 0;
@@ -469,18 +470,18 @@ static int mw_httpc_bad_header_char(const char *s, int name) {
 static int mw_httpc_add_header(struct curl_slist **list, const char *name, const char *value,
                                char *err, size_t errlen) {
   if (!name || !*name || mw_httpc_bad_header_char(name, 1)) {
-    snprintf(err, errlen, "invalid header name \"%s\"", name ? name : "");
+    mw_seterr(err, errlen, "invalid header name \"%s\"", name ? name : "");
     return -1;
   }
   if (!value) value = "";
   if (mw_httpc_bad_header_char(value, 0)) {
-    snprintf(err, errlen, "invalid value for header %s", name);
+    mw_seterr(err, errlen, "invalid value for header %s", name);
     return -1;
   }
   size_t len = strlen(name) + strlen(value) + 3;
   char *line = malloc(len);
   if (!line) {
-    snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     return -1;
   }
   if (*value)
@@ -490,7 +491,7 @@ static int mw_httpc_add_header(struct curl_slist **list, const char *name, const
   struct curl_slist *l = curl_slist_append(*list, line);
   free(line);
   if (!l) {
-    snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     return -1;
   }
   *list = l;
@@ -523,7 +524,7 @@ static int mw_httpc_server_name(mw_httpc_req_t *r, const mw_httpc_opts_t *o, cha
       curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
       curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
       curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-    snprintf(err, errlen, "invalid URL \"%s\"", o->url);
+    mw_seterr(err, errlen, "invalid URL \"%s\"", o->url);
     goto out;
   }
   if (strcasecmp(scheme, "https") != 0) {
@@ -548,13 +549,13 @@ static int mw_httpc_server_name(mw_httpc_req_t *r, const mw_httpc_opts_t *o, cha
   }
   if (curl_url_set(u, CURLUPART_HOST, o->server_name, 0) != CURLUE_OK ||
       curl_url_get(u, CURLUPART_URL, new_url, 0) != CURLUE_OK) {
-    snprintf(err, errlen, "invalid tls server_name \"%s\"", o->server_name);
+    mw_seterr(err, errlen, "invalid tls server_name \"%s\"", o->server_name);
     goto out;
   }
   rc = 0;
   goto out;
 oom:
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
 out:
   free(line);
   curl_free(scheme);
@@ -577,11 +578,11 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
   char *secret = NULL, *url = NULL, *line = NULL;
   CURL *e = r->easy;
   if (!o->url || !*o->url) {
-    snprintf(err, errlen, "no URL");
+    mw_seterr(err, errlen, "no URL");
     goto out;
   }
   if (strncasecmp(o->url, "http://", 7) != 0 && strncasecmp(o->url, "https://", 8) != 0) {
-    snprintf(err, errlen, "unsupported protocol scheme in \"%s\"", o->url);
+    mw_seterr(err, errlen, "unsupported protocol scheme in \"%s\"", o->url);
     goto out;
   }
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
@@ -597,7 +598,7 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
   /* method and body */
   const char *method = o->method && *o->method ? o->method : "GET";
   if (mw_httpc_bad_header_char(method, 1)) {
-    snprintf(err, errlen, "invalid method \"%s\"", method);
+    mw_seterr(err, errlen, "invalid method \"%s\"", method);
     goto out;
   }
   if (strcmp(method, "HEAD") == 0) {
@@ -706,7 +707,7 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
   case MW_HTTPC_TLS10: tls = CURL_SSLVERSION_TLSv1_0; break;
   case MW_HTTPC_TLS11: tls = CURL_SSLVERSION_TLSv1_1; break;
   case MW_HTTPC_TLS13: tls = CURL_SSLVERSION_TLSv1_3; break;
-  default: snprintf(err, errlen, "unknown TLS version %d", o->min_version); goto out;
+  default: mw_seterr(err, errlen, "unknown TLS version %d", o->min_version); goto out;
   }
   curl_easy_setopt(e, CURLOPT_SSLVERSION, tls);
   if (o->server_name && *o->server_name) {
@@ -742,7 +743,7 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
   rc = 0;
   goto out;
 oom:
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
 out:
   if (secret) {
     memset(secret, 0, strlen(secret));
@@ -759,7 +760,7 @@ int mw_httpc_request(mw_httpc_t *c, const mw_httpc_opts_t *o, mw_httpc_done_fn d
   mw_httpc_req_t *r = calloc(1, sizeof *r);
   if (!r) {
     if (o->body_owned) free((void *)o->body);
-    snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     return -1;
   }
   r->c = c;
@@ -776,13 +777,13 @@ int mw_httpc_request(mw_httpc_t *c, const mw_httpc_opts_t *o, mw_httpc_done_fn d
   r->body = malloc(r->body_cap);
   r->easy = curl_easy_init();
   if (!r->body || !r->easy || (o->body && !r->req_body)) {
-    snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     goto fail;
   }
   if (mw_httpc_setup(r, o, err, errlen) != 0) goto fail;
   CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
   if (mc != CURLM_OK) {
-    snprintf(err, errlen, "%s", curl_multi_strerror(mc));
+    mw_seterr(err, errlen, "%s", curl_multi_strerror(mc));
     goto fail;
   }
   r->next = c->reqs;
@@ -815,7 +816,7 @@ static int mw_httpc_gunzip_zlib(const unsigned char *in, size_t in_len, size_t m
   inited = 1;
   for (;;) {
     if (max_out && len > max_out) {
-      snprintf(err, errlen, MW_ERR_BODY_LIMIT);
+      mw_seterr(err, errlen, MW_ERR_BODY_LIMIT);
       goto out;
     }
     if (cap - 1 - len == 0) {
@@ -842,14 +843,14 @@ static int mw_httpc_gunzip_zlib(const unsigned char *in, size_t in_len, size_t m
       if (inflateReset(&z) != Z_OK) goto bad;
     } else if (zr == Z_BUF_ERROR) {
       if (z.avail_out == 0) continue; /* needs room */
-      snprintf(err, errlen, "gzip: unexpected EOF");
+      mw_seterr(err, errlen, "gzip: unexpected EOF");
       goto out;
     } else if (zr != Z_OK) {
       goto bad;
     }
   }
   if (max_out && len > max_out) {
-    snprintf(err, errlen, MW_ERR_BODY_LIMIT);
+    mw_seterr(err, errlen, MW_ERR_BODY_LIMIT);
     goto out;
   }
   buf[len] = '\0';
@@ -859,10 +860,10 @@ static int mw_httpc_gunzip_zlib(const unsigned char *in, size_t in_len, size_t m
   rc = 0;
   goto out;
 bad:
-  snprintf(err, errlen, "gzip: invalid data (%s)", z.msg ? z.msg : "corrupt stream");
+  mw_seterr(err, errlen, "gzip: invalid data (%s)", z.msg ? z.msg : "corrupt stream");
   goto out;
 oom:
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
 out:
   if (inited) inflateEnd(&z);
   free(buf);
@@ -875,7 +876,7 @@ int mw_httpc_gunzip(const void *in, size_t in_len, size_t max_out, char **out, s
   *out = NULL;
   *out_len = 0;
   if (in_len < 18 || p[0] != 0x1f || p[1] != 0x8b) {
-    snprintf(err, errlen, "gzip: invalid header");
+    mw_seterr(err, errlen, "gzip: invalid header");
     return -1;
   }
   size_t isize = (size_t)p[in_len - 4] | (size_t)p[in_len - 3] << 8 | (size_t)p[in_len - 2] << 16 |
@@ -887,7 +888,7 @@ int mw_httpc_gunzip(const void *in, size_t in_len, size_t max_out, char **out, s
     struct libdeflate_decompressor *d = buf ? libdeflate_alloc_decompressor() : NULL;
     if (!d) {
       free(buf);
-      snprintf(err, errlen, "out of memory");
+      mw_seterr(err, errlen, "out of memory");
       return -1;
     }
     size_t used = 0, got = 0;

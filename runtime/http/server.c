@@ -21,6 +21,7 @@
  */
 #include "http/server.h"
 
+#include "base/err.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -393,7 +394,7 @@ static void mw_listen_error(char *err, size_t errlen, const char *addr, int errn
   char msg[128];
   snprintf(msg, sizeof msg, "%s", strerror(errnum));
   mw_lower_first(msg);
-  snprintf(err, errlen, "listen tcp %s: %s", addr, msg);
+  mw_seterr(err, errlen, "listen tcp %s: %s", addr, msg);
 }
 
 /* Binds and listens on addr; IPv4 results are tried before IPv6 ones (so
@@ -403,8 +404,8 @@ static int mw_listen(const char *addr, char *err, size_t errlen) {
   struct addrinfo hints, *res = NULL;
   int fd = -1, first_errno = 0;
   if (mw_split_addr(addr, host, sizeof host, port, sizeof port) != 0) {
-    snprintf(err, errlen, "listen tcp %s: bad address (want host:port, [ipv6]:port or :port)",
-             addr);
+    mw_seterr(err, errlen, "listen tcp %s: bad address (want host:port, [ipv6]:port or :port)",
+              addr);
     goto cleanup;
   }
   memset(&hints, 0, sizeof hints);
@@ -413,7 +414,7 @@ static int mw_listen(const char *addr, char *err, size_t errlen) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
   if (gai != 0) {
-    snprintf(err, errlen, "listen tcp %s: lookup %s: %s", addr, host, gai_strerror(gai));
+    mw_seterr(err, errlen, "listen tcp %s: lookup %s: %s", addr, host, gai_strerror(gai));
     goto cleanup;
   }
   for (int pass = 0; pass < 2 && fd < 0; pass++) {
@@ -466,12 +467,12 @@ int mw_httpd_start(mw_httpd_t **out, const mw_httpd_opts_t *opts, char *err, siz
   int fd = -1;
   *out = NULL;
   if (!opts || !opts->addr || !opts->on_request) {
-    snprintf(err, errlen, "httpd: addr and on_request are required");
+    mw_seterr(err, errlen, "httpd: addr and on_request are required");
     goto fail;
   }
   h = calloc(1, sizeof *h);
   if (!h) {
-    snprintf(err, errlen, "httpd: out of memory");
+    mw_seterr(err, errlen, "httpd: out of memory");
     goto fail;
   }
   h->opts = *opts;
@@ -503,13 +504,13 @@ int mw_httpd_start(mw_httpd_t **out, const mw_httpd_opts_t *opts, char *err, siz
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)h->opts.max_connections,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)h->opts.max_per_ip, MHD_OPTION_END);
   if (!h->daemon) {
-    snprintf(err, errlen, "listen tcp %s: libmicrohttpd could not start", opts->addr);
+    mw_seterr(err, errlen, "listen tcp %s: libmicrohttpd could not start", opts->addr);
     goto fail;
   }
   fd = -1; /* the daemon owns it now */
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
   if (!info) {
-    snprintf(err, errlen, "listen tcp %s: libmicrohttpd has no epoll fd", opts->addr);
+    mw_seterr(err, errlen, "listen tcp %s: libmicrohttpd has no epoll fd", opts->addr);
     goto fail;
   }
   h->epoll_fd = info->epoll_fd;
@@ -582,11 +583,11 @@ int mw_httpd_respond(mw_httpd_req_t *req, const mw_httpd_resp_t *resp, char *err
   struct MHD_Response *r = NULL;
   int owned = resp->body_owned;
   if (req->resp || (req->state != MW_REQ_IN_HANDLER && req->state != MW_REQ_SUSPENDED)) {
-    snprintf(err, errlen, "request already answered");
+    mw_seterr(err, errlen, "request already answered");
     goto fail;
   }
   if (resp->status < 100 || resp->status > 599) {
-    snprintf(err, errlen, "bad HTTP status %d", resp->status);
+    mw_seterr(err, errlen, "bad HTTP status %d", resp->status);
     goto fail;
   }
   void *body = resp->body_len ? (void *)resp->body : (void *)"";
@@ -594,21 +595,21 @@ int mw_httpd_respond(mw_httpd_req_t *req, const mw_httpd_resp_t *resp, char *err
                                       owned && resp->body_len ? MHD_RESPMEM_MUST_FREE
                                                               : MHD_RESPMEM_MUST_COPY);
   if (!r) {
-    snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     goto fail;
   }
   if (owned && !resp->body_len) free((void *)resp->body);
   owned = 0;
   if (resp->content_type &&
       MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type) != MHD_YES) {
-    snprintf(err, errlen, "bad content type");
+    mw_seterr(err, errlen, "bad content type");
     goto fail;
   }
   for (size_t i = 0; i < resp->header_pairs; i++) {
     const char *name = resp->headers[2 * i], *value = resp->headers[2 * i + 1];
     if (!name || !value || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n") ||
         MHD_add_response_header(r, name, value) != MHD_YES) {
-      snprintf(err, errlen, "bad response header \"%s\"", name ? name : "(null)");
+      mw_seterr(err, errlen, "bad response header \"%s\"", name ? name : "(null)");
       goto fail;
     }
   }

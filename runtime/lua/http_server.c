@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/err.h"
 #include "http/server.h"
 #include "lua/boundary.h"
 
@@ -145,7 +146,7 @@ static int mw_lreq_answer(lua_State *L, mw_lreq_t *lr, int idx, char *err, size_
     resp.header_pairs = np;
   }
   if (!lr->req) {
-    snprintf(err, errlen, "request already finished");
+    mw_seterr(err, errlen, "request already finished");
     return -1;
   }
   int rc = mw_httpd_respond(lr->req, &resp, err, errlen);

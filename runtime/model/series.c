@@ -155,7 +155,7 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
     return 0;
   }
   if (len >= MW_BORROWED) {
-    if (err && errlen) snprintf(err, errlen, "label set too large");
+    mw_seterr(err, errlen, "label set too large");
     return -1;
   }
   assert(hash == mw_labels_hash(enc, len)); /* deletion finds the slot by it */
@@ -167,7 +167,7 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
   }
   if (s->free_head == MW_SERIES_NONE && s->limit == s->cap) {
     if (s->cap >= UINT32_MAX / 2) {
-      if (err && errlen) snprintf(err, errlen, "series table full");
+      mw_seterr(err, errlen, "series table full");
       return -1;
     }
     uint32_t cap = s->cap ? s->cap * 2 : 64;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/grow.h"
 #include "base/labels.h"
 #include "model/batch.h"
@@ -189,7 +190,7 @@ static int mw_run(mw_relabel_cache_t *c, const uint8_t *in, size_t in_len, const
   *out = c->enc;
   return 0;
 oom:
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
   return -1;
 }
 
@@ -254,7 +255,7 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
   }
   return 0;
 oom:
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
   return -1;
 }
 
@@ -268,7 +269,7 @@ size_t mw_ffi_relabel_cache_misses(const mw_relabel_cache_t *c, const uint32_t *
 int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *out, size_t out_len,
                              char *err, size_t errlen) {
   if (!c->last_in || i >= mw_batch_len(c->last_in)) {
-    snprintf(err, errlen, "no sample %u in the last input batch", i);
+    mw_seterr(err, errlen, "no sample %u in the last input batch", i);
     return -1;
   }
   /* out comes from Lua: check it is a valid label set */
@@ -277,18 +278,18 @@ int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *o
   int r;
   while ((r = mw_labels_next(out, out_len, &pos, &l)) == 1)
     if (!mw_labels_valid_utf8_name(l.name, l.name_len)) {
-      snprintf(err, errlen, "invalid label name \"%.*s\"", (int)l.name_len, l.name);
+      mw_seterr(err, errlen, "invalid label name \"%.*s\"", (int)l.name_len, l.name);
       return -1;
     }
   if (r < 0) {
-    snprintf(err, errlen, "malformed label set");
+    mw_seterr(err, errlen, "malformed label set");
     return -1;
   }
   mw_series_t *src = mw_batch_series(c->last_in);
   uint32_t ref = mw_batch_refs(c->last_in)[i], oref;
   if (mw_output(c, out, out_len, &oref, err, errlen) != 0) return -1;
   if (mw_memo_put(c, c->last_memo, ref, mw_series_stamp(src, ref), oref) != 0) {
-    snprintf(err, errlen, "out of memory");
+    mw_seterr(err, errlen, "out of memory");
     return -1;
   }
   return 0;

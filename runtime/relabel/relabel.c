@@ -16,6 +16,7 @@
 
 #include "base/re2.h"
 
+#include "base/err.h"
 #include "base/grow.h"
 #include <ctype.h>
 #include <errno.h>
@@ -346,12 +347,10 @@ static const char *quote(char *buf, size_t size, const char *s, size_t n) {
 
 static void set_err(char *err, size_t err_size, size_t rule, const char *field, const char *fmt,
                     ...) {
-  if (!err || !err_size) return;
-  int k = snprintf(err, err_size, "rule %zu: %s: ", rule + 1, field);
-  if (k < 0 || (size_t)k >= err_size) return;
+  mw_seterr(err, err_size, "rule %zu: %s: ", rule + 1, field);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(err + k, err_size - (size_t)k, fmt, ap);
+  mw_vadderr(err, err_size, fmt, ap);
   va_end(ap);
 }
 
@@ -746,11 +745,11 @@ int mw_relabel_compile(const mw_relabel_rule_t *rules, size_t n, mw_relabel_prog
   *out = NULL;
   if (err && err_size) err[0] = '\0';
   if (!p || (n && !(p->rules = calloc(n, sizeof *p->rules)))) {
-    if (err && err_size) snprintf(err, err_size, "out of memory");
+    mw_seterr(err, err_size, "out of memory");
     goto cleanup;
   }
   if (n && !rules) {
-    if (err && err_size) snprintf(err, err_size, "%zu rules but no array", n);
+    mw_seterr(err, err_size, "%zu rules but no array", n);
     goto cleanup;
   }
   p->max_pairs = 2;

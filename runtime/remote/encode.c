@@ -222,7 +222,7 @@ int mw_rwenc_set_external_labels(mw_rwenc_t *e, const uint8_t *enc, size_t len, 
   }
   while ((r = mw_labels_next(copy, len, &pos, &l)) == 1) {
     if (l.value_len == 0 || !mw_labels_valid_utf8_name(l.name, l.name_len)) {
-      snprintf(err, errlen, "invalid external label \"%.*s\"", (int)l.name_len, l.name);
+      mw_seterr(err, errlen, "invalid external label \"%.*s\"", (int)l.name_len, l.name);
       goto fail;
     }
     if (n > 0) {
@@ -230,8 +230,8 @@ int mw_rwenc_set_external_labels(mw_rwenc_t *e, const uint8_t *enc, size_t len, 
       size_t m = p->name_len < l.name_len ? p->name_len : l.name_len;
       int c = memcmp(p->name, l.name, m);
       if (c > 0 || (c == 0 && p->name_len >= l.name_len)) {
-        snprintf(err, errlen, "external labels not sorted and unique at \"%.*s\"", (int)l.name_len,
-                 l.name);
+        mw_seterr(err, errlen, "external labels not sorted and unique at \"%.*s\"", (int)l.name_len,
+                  l.name);
         goto fail;
       }
     }
@@ -239,7 +239,7 @@ int mw_rwenc_set_external_labels(mw_rwenc_t *e, const uint8_t *enc, size_t len, 
     ls[n++] = l;
   }
   if (r < 0) {
-    snprintf(err, errlen, "malformed external label set");
+    mw_seterr(err, errlen, "malformed external label set");
     goto fail;
   }
   free(e->ext_enc);
@@ -419,7 +419,7 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
                         &s->lab_len);
   if (r == -2) goto oom;
   if (r < 0) {
-    snprintf(err, errlen, "malformed label set");
+    mw_seterr(err, errlen, "malformed label set");
     return -1;
   }
   s->size = s->lab_len;
@@ -445,7 +445,7 @@ oom:
 int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int64_t ts,
                           double value, char *err, size_t errlen) {
   if (!e->nseries) {
-    snprintf(err, errlen, "exemplar without a series");
+    mw_seterr(err, errlen, "exemplar without a series");
     return -1;
   }
   if (mw_grow((void **)&e->ex, &e->ex_cap, e->nex + 1, sizeof *e->ex) != 0) goto oom;
@@ -453,7 +453,7 @@ int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int6
   int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_EXEMPLAR_LABELS, 2), labels, len, 0, &lab, &lab_len);
   if (r == -2) goto oom;
   if (r < 0) {
-    snprintf(err, errlen, "malformed exemplar label set");
+    mw_seterr(err, errlen, "malformed exemplar label set");
     return -1;
   }
   size_t size = lab_len + mw_rw_scalars_len(value, ts);
@@ -506,7 +506,7 @@ static int mw_rw_compress(mw_rwenc_t *e, size_t raw, const uint8_t **out, size_t
   }
   size_t clen = e->out_cap;
   if (snappy_compress((const char *)e->pb, raw, e->out, &clen) != SNAPPY_OK) {
-    snprintf(err, errlen, "snappy compression failed");
+    mw_seterr(err, errlen, "snappy compression failed");
     return -1;
   }
   *out = (const uint8_t *)e->out;
@@ -654,11 +654,11 @@ int mw_rwenc_decode(const uint8_t *buf, size_t len, Prometheus__WriteRequest **o
   size_t ulen;
   char *raw = NULL;
   if (snappy_uncompressed_length((const char *)buf, len, &ulen) != SNAPPY_OK) {
-    snprintf(err, errlen, "invalid snappy block");
+    mw_seterr(err, errlen, "invalid snappy block");
     return -1;
   }
   if (ulen > MW_RWENC_MAX_DECODED) {
-    snprintf(err, errlen, "decoded request too large (%zu bytes)", ulen);
+    mw_seterr(err, errlen, "decoded request too large (%zu bytes)", ulen);
     return -1;
   }
   raw = malloc(ulen ? ulen : 1);
@@ -668,12 +668,12 @@ int mw_rwenc_decode(const uint8_t *buf, size_t len, Prometheus__WriteRequest **o
   }
   size_t got = ulen;
   if (snappy_uncompress((const char *)buf, len, raw, &got) != SNAPPY_OK || got != ulen) {
-    snprintf(err, errlen, "invalid snappy block");
+    mw_seterr(err, errlen, "invalid snappy block");
     goto fail;
   }
   *out = prometheus__write_request__unpack(NULL, got, (const uint8_t *)raw);
   if (!*out) {
-    snprintf(err, errlen, "invalid WriteRequest protobuf");
+    mw_seterr(err, errlen, "invalid WriteRequest protobuf");
     goto fail;
   }
   free(raw);
@@ -702,23 +702,23 @@ int mw_rwenc_check(const Prometheus__WriteRequest *req, char *err, size_t errlen
     for (size_t j = 0; j < t->n_labels; j++) {
       ProtobufCBinaryData name = t->labels[j]->name, value = t->labels[j]->value;
       if (!name.len || !value.len) {
-        snprintf(err, errlen, "series %zu: empty label name or value", i);
+        mw_seterr(err, errlen, "series %zu: empty label name or value", i);
         return -1;
       }
       if (name.len == 8 && memcmp(name.data, "__name__", 8) == 0) has_name = 1;
       if (j && mw_rw_bytes_cmp(t->labels[j - 1]->name, name) >= 0) {
-        snprintf(err, errlen, "series %zu: labels not sorted and unique at \"%.*s\"", i,
-                 (int)(name.len > 256 ? 256 : name.len), (const char *)name.data);
+        mw_seterr(err, errlen, "series %zu: labels not sorted and unique at \"%.*s\"", i,
+                  (int)(name.len > 256 ? 256 : name.len), (const char *)name.data);
         return -1;
       }
     }
     if (!has_name) {
-      snprintf(err, errlen, "series %zu: no __name__ label", i);
+      mw_seterr(err, errlen, "series %zu: no __name__ label", i);
       return -1;
     }
     for (size_t j = 1; j < t->n_samples; j++)
       if (t->samples[j]->timestamp < t->samples[j - 1]->timestamp) {
-        snprintf(err, errlen, "series %zu: samples out of order", i);
+        mw_seterr(err, errlen, "series %zu: samples out of order", i);
         return -1;
       }
   }

@@ -120,7 +120,7 @@ int mw_ffi_rwmeta_add(mw_rwmeta_t *m, int type, const char *name, size_t name_le
                       size_t help_len, const char *unit, size_t unit_len, char *err,
                       size_t errlen) {
   if (type < MW_METRIC_UNKNOWN || type > MW_METRIC_STATESET) {
-    if (err && errlen) snprintf(err, errlen, "invalid metric type %d", type);
+    mw_seterr(err, errlen, "invalid metric type %d", type);
     return -1;
   }
   if ((m->n + 1) * 2 > (m->slots ? m->mask + 1 : 0) && mw_rwmeta_grow_index(m) != 0) goto oom;

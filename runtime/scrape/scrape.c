@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "exposition/parse.h"
 #include "model/batch.h"
 #include "scrape/cache.h"
@@ -139,26 +140,26 @@ int mw_scrape_mutate(mw_scrape_target_t *t, const mw_label_t *in, size_t n, cons
   int ml = metric ? (int)(metric->value_len > 50 ? 50 : metric->value_len) : 0;
   const char *mn = metric ? metric->value : "";
   if (t->opts.label_limit && m > t->opts.label_limit) {
-    snprintf(err, errlen, "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %u)",
-             ml, mn, m, t->opts.label_limit);
+    mw_seterr(err, errlen, "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %u)",
+              ml, mn, m, t->opts.label_limit);
     return -1;
   }
   for (size_t i = 0; i < m; i++) {
     if (t->opts.label_name_length_limit && ls[i].name_len > t->opts.label_name_length_limit) {
-      snprintf(err, errlen,
-               "label_name_length_limit exceeded (metric: %.*s, label name: %.*s, length: %u, "
-               "limit: %u)",
-               ml, mn, (int)(ls[i].name_len > 50 ? 50 : ls[i].name_len), ls[i].name, ls[i].name_len,
-               t->opts.label_name_length_limit);
+      mw_seterr(err, errlen,
+                "label_name_length_limit exceeded (metric: %.*s, label name: %.*s, length: %u, "
+                "limit: %u)",
+                ml, mn, (int)(ls[i].name_len > 50 ? 50 : ls[i].name_len), ls[i].name,
+                ls[i].name_len, t->opts.label_name_length_limit);
       return -1;
     }
     if (t->opts.label_value_length_limit && ls[i].value_len > t->opts.label_value_length_limit) {
-      snprintf(err, errlen,
-               "label_value_length_limit exceeded (metric: %.*s, label name: %.*s, value: "
-               "\"%.*s\", length: %u, limit: %u)",
-               ml, mn, (int)(ls[i].name_len > 50 ? 50 : ls[i].name_len), ls[i].name,
-               (int)(ls[i].value_len > 50 ? 50 : ls[i].value_len), ls[i].value, ls[i].value_len,
-               t->opts.label_value_length_limit);
+      mw_seterr(err, errlen,
+                "label_value_length_limit exceeded (metric: %.*s, label name: %.*s, value: "
+                "\"%.*s\", length: %u, limit: %u)",
+                ml, mn, (int)(ls[i].name_len > 50 ? 50 : ls[i].name_len), ls[i].name,
+                (int)(ls[i].value_len > 50 ? 50 : ls[i].value_len), ls[i].value, ls[i].value_len,
+                t->opts.label_value_length_limit);
       return -1;
     }
   }
@@ -166,7 +167,7 @@ int mw_scrape_mutate(mw_scrape_target_t *t, const mw_label_t *in, size_t n, cons
   *out_n = m;
   return 0;
 oom:
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
   return -1;
 }
 
@@ -186,7 +187,7 @@ static int mw_report_mutate_cb(void *ctx, const mw_label_t *in, size_t n, const 
   if (t->out_cap < cap) {
     mw_label_t *p = realloc(t->out, 2 * cap * sizeof *p);
     if (!p) {
-      snprintf(err, errlen, "out of memory");
+      mw_seterr(err, errlen, "out of memory");
       return -1;
     }
     t->out = p;
@@ -235,7 +236,7 @@ mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
     i = (size_t)(end - t->label_bytes) + 1;
     if (nl >= 2 && name[0] == '_' && name[1] == '_') continue;
     if (opts->utf8_names ? !mw_labels_valid_utf8_name(name, nl) : !mw_labels_valid_name(name, nl)) {
-      snprintf(err, errlen, "invalid target label name \"%.*s\"", (int)nl, name);
+      mw_seterr(err, errlen, "invalid target label name \"%.*s\"", (int)nl, name);
       goto fail;
     }
     if (vl == 0) continue;
@@ -253,10 +254,10 @@ mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
   if (!t->batch || !t->report_batch) goto oom;
   return t;
 bad:
-  snprintf(err, errlen, "malformed target labels");
+  mw_seterr(err, errlen, "malformed target labels");
   goto fail;
 oom:
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
 fail:
   mw_ffi_scrape_target_free(t);
   return NULL;
@@ -318,7 +319,7 @@ static int mw_parse_ended(mw_scrape_target_t *t, int rc, char *err, size_t errle
   t->parser = NULL;
   if (t->has_next_opts) mw_apply_opts(t, &t->next_opts);
   t->has_next_opts = 0;
-  if (rc != 0) snprintf(err, errlen, "%s", t->perr);
+  if (rc != 0) mw_seterr(err, errlen, "%s", t->perr);
   return rc;
 }
 
@@ -339,7 +340,7 @@ int mw_ffi_scrape_parse_begin(mw_scrape_target_t *t, const char *body, size_t le
   t->parser = mw_expfmt_begin(t->body, t->batch, body, len, format, ts_ms, mw_flags(&t->opts),
                               t->opts.sample_limit, stats, t->perr, sizeof t->perr);
   if (!t->parser) {
-    snprintf(err, errlen, "%s", t->perr);
+    mw_seterr(err, errlen, "%s", t->perr);
     mw_ffi_scrape_fail(t, ts_ms);
     return -1;
   }
@@ -349,7 +350,7 @@ int mw_ffi_scrape_parse_begin(mw_scrape_target_t *t, const char *body, size_t le
 
 int mw_ffi_scrape_parse_step(mw_scrape_target_t *t, size_t max_bytes, char *err, size_t errlen) {
   if (!t->parser) {
-    snprintf(err, errlen, "no parse in progress");
+    mw_seterr(err, errlen, "no parse in progress");
     return -1;
   }
   int rc = mw_expfmt_step(t->parser, max_bytes);
@@ -358,7 +359,7 @@ int mw_ffi_scrape_parse_step(mw_scrape_target_t *t, size_t max_bytes, char *err,
 
 int mw_ffi_scrape_parse_fail(mw_scrape_target_t *t, const char *why, char *err, size_t errlen) {
   if (!t->parser) {
-    snprintf(err, errlen, "no parse in progress");
+    mw_seterr(err, errlen, "no parse in progress");
     return -1;
   }
   return mw_parse_ended(t, mw_expfmt_end(t->parser, -1, why), err, errlen);
@@ -397,7 +398,7 @@ static const char *const mw_report_names[] = {
 int mw_ffi_scrape_report(mw_scrape_target_t *t, int64_t ts_ms, const double *values, uint32_t n,
                          char *err, size_t errlen) {
   if (n != 5 && n != 8) {
-    snprintf(err, errlen, "report: expected 5 or 8 values, got %u", n);
+    mw_seterr(err, errlen, "report: expected 5 or 8 values, got %u", n);
     return -1;
   }
   char body[1024];

@@ -504,7 +504,7 @@ int mw_node_fail(mw_node_scrape_t *s, const char *fmt, ...) {
   if (!s->err[0]) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    mw_vseterr(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
   }
   return -1;
@@ -522,7 +522,7 @@ void mw_node_note(mw_node_scrape_t *s, const char *fmt, ...) {
   if (s->note[0]) return;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(s->note, sizeof s->note, fmt, ap);
+  mw_vseterr(s->note, sizeof s->note, fmt, ap);
   va_end(ap);
 }
 

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "base/arena.h"
+#include "base/err.h"
 #include "base/grow.h"
 #include "exporters/node/node.h"
 
@@ -975,22 +976,22 @@ static int file_parse(struct mw_node_textfile *t, tf_file_t *f, const char *body
   char msg[448];
   if (tp_parse(t, f, body, len, msg, sizeof msg) < 0) {
     if (strcmp(msg, "out of memory") == 0)
-      snprintf(err, errlen, "%s", msg);
+      mw_seterr(err, errlen, "%s", msg);
     else
-      snprintf(err, errlen, "failed to parse textfile data from \"%s\": %s", f->path, msg);
+      mw_seterr(err, errlen, "failed to parse textfile data from \"%s\": %s", f->path, msg);
     return -1;
   }
   if (f->has_ts) {
-    snprintf(err, errlen,
-             "textfile \"%s\" contains unsupported client-side timestamps, skipping entire file",
-             f->path);
+    mw_seterr(err, errlen,
+              "textfile \"%s\" contains unsupported client-side timestamps, skipping entire file",
+              f->path);
     return -1;
   }
   for (size_t i = 0; i < f->nlabels; i++)
     if (f->labels[i].name_len >= 2 && memcmp(f->labels[i].name, "__", 2) == 0) {
-      snprintf(err, errlen,
-               "failed to parse textfile data from \"%s\": \"%s\" is not a valid label name",
-               f->path, f->labels[i].name);
+      mw_seterr(err, errlen,
+                "failed to parse textfile data from \"%s\": \"%s\" is not a valid label name",
+                f->path, f->labels[i].name);
       return -1;
     }
   return 0;
@@ -1192,7 +1193,7 @@ int mw_node_textfile_convert(mw_node_raw_t *raw, struct mw_node_textfile **state
   return rc;
 oom:
   if (*state) files_reset(*state);
-  snprintf(err, errlen, "out of memory");
+  mw_seterr(err, errlen, "out of memory");
   return -1;
 }
 
