@@ -815,4 +815,20 @@ int mw_ffi_rwdec_label(const mw_rwdec_t *d, size_t i, size_t j, const uint8_t **
 /* Sample j of series i. 0, -1 if out of range. */
 int mw_ffi_rwdec_sample(const mw_rwdec_t *d, size_t i, size_t j, int64_t *ts, double *value);
 
+/* --- files (runtime/base/fs.c) ----------------------------------------- */
+
+/* Creates directory path and its missing parents (mode 0777 less the umask),
+ * as `mkdir -p`: an existing directory is fine. 0, or -1 with err naming the
+ * path that could not be made ("PATH: reason"). */
+int mw_ffi_fs_mkdir_p(const char *path, char *err, size_t errlen);
+/* The files under dir (any depth; symbolic links to directories are not
+ * followed, as find(1)) whose names end with suffix: their paths relative to
+ * dir, '/'-separated, sorted, each followed by a NUL, in one malloc'd buffer
+ * *out of *out_len bytes (free it with mw_ffi_fs_free; NULL and 0 when none).
+ * Unreadable subdirectories are skipped. 0, or -1 with err when dir itself
+ * cannot be read or memory runs out. */
+int mw_ffi_fs_find(const char *dir, const char *suffix, char **out, size_t *out_len, char *err,
+                   size_t errlen);
+void mw_ffi_fs_free(char *p);
+
 #endif

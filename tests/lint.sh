@@ -16,7 +16,8 @@ luacheck)
   luacheck --no-color -q $dirs
   ;;
 layers)
-  # What each runtime/ folder may include (from runtime/, "dir/file.h").
+  # What each runtime/ folder may include (from runtime/, "dir/file.h"), and no
+  # shell-outs from Lua: the event loop never waits on a child process.
   status=0
   allowed() { # folder -> the folders its files may include
     case "$1" in
@@ -49,7 +50,11 @@ layers)
       status=1
     fi
   done
-  [ $status = 0 ] && echo "layers: every runtime/ folder includes only what it may"
+  if git grep -nE '\b(os\.execute|io\.popen)\b' -- 'lua/*.lua' 'stdlib/*.lua'; then
+    echo "shell-outs above: use a C primitive (moonwatch.fs) instead"
+    status=1
+  fi
+  [ $status = 0 ] && echo "layers: every runtime/ folder includes only what it may; no shell-outs"
   exit $status
   ;;
 *)
