@@ -26,7 +26,8 @@ typedef struct {
 
 /* Initialises an empty arena (no allocation). */
 void mw_arena_init(mw_arena_t *a);
-/* Copies n bytes into the arena; returns the stable copy, NULL on OOM.
+/* Copies n bytes into the arena (src NULL: reserves them, uninitialised);
+ * returns the stable copy, NULL on OOM.
  * Inline while the current chunk has room; mw_arena_dup_slow (same contract)
  * opens a new chunk. */
 uint8_t *mw_arena_dup_slow(mw_arena_t *a, const void *src, size_t n);
@@ -34,11 +35,27 @@ static inline uint8_t *mw_arena_dup(mw_arena_t *a, const void *src, size_t n) {
   mw_arena_chunk_t *c = a->head;
   if (!c || c->cap - c->off < n) return mw_arena_dup_slow(a, src, n); /* a new chunk */
   uint8_t *p = c->data + c->off;
-  if (n) memcpy(p, src, n);
+  if (n && src) memcpy(p, src, n);
   c->off += n;
   a->used += n;
   return p;
 }
+/* n uninitialised bytes aligned to 8 (for arrays of structs), same lifetime;
+ * NULL on OOM. Inline while the current chunk has room. */
+void *mw_arena_alloc_slow(mw_arena_t *a, size_t n);
+static inline void *mw_arena_alloc(mw_arena_t *a, size_t n) {
+  mw_arena_chunk_t *c = a->head;
+  size_t off = c ? (c->off + 7) & ~(size_t)7 : 0;
+  if (!c || off > c->cap || c->cap - off < n) return mw_arena_alloc_slow(a, n);
+  a->used += off - c->off + n;
+  c->off = off + n;
+  return c->data + off;
+}
+/* Forgets every item but keeps the memory for the next round (a scratch arena
+ * reset per operation): when the arena had grown to several chunks, they are
+ * replaced by one chunk as large as all of them, so a round of the same size
+ * then allocates nothing. */
+void mw_arena_reset(mw_arena_t *a);
 /* Records that an item of n bytes is no longer used (bookkeeping only). */
 void mw_arena_release(mw_arena_t *a, size_t n);
 /* Frees every chunk; the arena is empty and reusable. */

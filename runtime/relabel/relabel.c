@@ -16,6 +16,7 @@
 
 #include "base/re2.h"
 
+#include "base/arena.h"
 #include "base/err.h"
 #include "base/grow.h"
 #include <ctype.h>
@@ -32,67 +33,15 @@
 
 _Static_assert(sizeof(mw_label_t) == sizeof(mw_ffi_relabel_label_t), "label layout");
 
-/* ---- a chunked bump allocator (program strings; per-apply scratch bytes) ---- */
-
-typedef struct pool_chunk {
-  struct pool_chunk *next;
-  size_t cap, used;
-  _Alignas(8) char data[];
-} pool_chunk_t;
-
-typedef struct {
-  pool_chunk_t *first, *cur, *last;
-} pool_t;
-
-static void *pool_alloc(pool_t *p, size_t n) {
-  for (pool_chunk_t *c = p->cur; c; c = c->next) {
-    size_t u = (c->used + 7) & ~(size_t)7;
-    if (u <= c->cap && c->cap - u >= n) {
-      c->used = u + n;
-      p->cur = c;
-      return c->data + u;
-    }
-  }
-  size_t cap = p->last ? p->last->cap * 2 : 4096;
-  if (cap < n) cap = n;
-  pool_chunk_t *c = malloc(sizeof *c + cap);
-  if (!c) return NULL;
-  c->next = NULL;
-  c->cap = cap;
-  c->used = n;
-  if (p->last)
-    p->last->next = c;
-  else
-    p->first = c;
-  p->last = p->cur = c;
-  return c->data;
-}
-
-static char *pool_dup(pool_t *p, const char *s, size_t n) {
-  char *d = pool_alloc(p, n + 1);
+/* A NUL-terminated copy of s[0..n) in the arena (program strings, scratch bytes). */
+static char *pool_dup(mw_arena_t *p, const char *s, size_t n) {
+  char *d = (char *)mw_arena_alloc(p, n + 1);
   if (!d) return NULL;
   if (n) memcpy(d, s, n);
   d[n] = '\0';
   return d;
 }
 
-static void pool_reset(pool_t *p) {
-  for (pool_chunk_t *c = p->first; c; c = c->next)
-    c->used = 0;
-  p->cur = p->first;
-}
-
-static void pool_free(pool_t *p) {
-  pool_chunk_t *c = p->first;
-  while (c) {
-    pool_chunk_t *next = c->next;
-    free(c);
-    c = next;
-  }
-  p->first = p->cur = p->last = NULL;
-}
-
-/* Grows *arr (elements of size elem) to hold at least need; 0 ok, -1 out of memory. */
 /* ---- program ---- */
 
 typedef struct {
@@ -167,7 +116,7 @@ struct mw_relabel_program {
   rule_t *rules;
   size_t n;
   uint32_t max_pairs; /* largest ncap + 1, for the match data */
-  pool_t pool;
+  mw_arena_t pool;
 };
 
 /* ---- scratch ---- */
@@ -186,7 +135,7 @@ struct mw_relabel_scratch {
   size_t ffi_in_cap, ffi_out_cap, ffi_nout;
   char *join;
   size_t join_cap;
-  pool_t pool;
+  mw_arena_t pool;
   pcre2_match_data *md;
   uint32_t md_pairs;
   pcre2_match_context *mctx;
@@ -376,12 +325,12 @@ static long lit_unescape(const char *p, size_t n, char *out) {
 }
 
 /* Picks a PCRE2-free matcher for common shapes; leaves kind RE_PCRE otherwise. */
-static int re_fast_path(re_t *re, pool_t *pool, const char *p, size_t n) {
+static int re_fast_path(re_t *re, mw_arena_t *pool, const char *p, size_t n) {
   static const struct {
     const char *tail;
     uint32_t min_len, ncap;
   } tails[] = {{"(.*)", 0, 1}, {"(.+)", 1, 1}, {".*", 0, 0}, {".+", 1, 0}};
-  char *buf = pool_alloc(pool, n + 1);
+  char *buf = mw_arena_alloc(pool, n + 1);
   if (!buf) return -1;
   for (size_t t = 0; t < sizeof tails / sizeof tails[0]; t++) {
     size_t tl = strlen(tails[t].tail);
@@ -414,7 +363,7 @@ static int re_fast_path(re_t *re, pool_t *pool, const char *p, size_t n) {
       nalt++;
   }
   if (nalt < 2 || nalt > 64) return 0;
-  str_t *set = pool_alloc(pool, nalt * sizeof *set);
+  str_t *set = mw_arena_alloc(pool, nalt * sizeof *set);
   if (!set) return -1;
   size_t start = 0, o = 0;
   uint32_t a = 0;
@@ -437,7 +386,7 @@ static int re_fast_path(re_t *re, pool_t *pool, const char *p, size_t n) {
 }
 
 /* Compiles an RE2 regex (anchored, dot-all). -1 with err on failure. */
-static int re_compile(re_t *re, pool_t *pool, const char *p, size_t n, size_t rule, char *err,
+static int re_compile(re_t *re, mw_arena_t *pool, const char *p, size_t n, size_t rule, char *err,
                       size_t err_size) {
   char msg[256];
   int rc = -1;
@@ -482,10 +431,10 @@ static size_t name_rune(pcre2_code **helper, pcre2_match_data **hmd, const char 
 }
 
 /* Compiles template t[0..n) for regex re. -1 only when out of memory. */
-static int tmpl_compile(tmpl_t *out, pool_t *pool, const re_t *re, const char *t, size_t n,
+static int tmpl_compile(tmpl_t *out, mw_arena_t *pool, const re_t *re, const char *t, size_t n,
                         pcre2_code **helper, pcre2_match_data **hmd) {
-  top_t *ops = pool_alloc(pool, (n + 1) * sizeof *ops); /* at most one op per byte */
-  char *lit = pool_alloc(pool, n + 1);
+  top_t *ops = mw_arena_alloc(pool, (n + 1) * sizeof *ops); /* at most one op per byte */
+  char *lit = mw_arena_alloc(pool, n + 1);
   if (!ops || !lit) return -1;
   uint32_t nops = 0;
   size_t litn = 0, i = 0, run = 0; /* run: start of the pending literal */
@@ -574,7 +523,7 @@ void mw_relabel_program_free(mw_relabel_program_t *p) {
   for (size_t i = 0; i < p->n; i++)
     rule_free(&p->rules[i]);
   free(p->rules);
-  pool_free(&p->pool);
+  mw_arena_free(&p->pool);
   free(p);
 }
 
@@ -590,7 +539,7 @@ static int str_is(mw_relabel_str_t s, const char *z) {
 static int rule_compile(mw_relabel_program_t *p, rule_t *r, const mw_relabel_rule_t *in, size_t i,
                         char *err, size_t err_size, pcre2_code **helper, pcre2_match_data **hmd) {
   char q[128];
-  pool_t *pool = &p->pool;
+  mw_arena_t *pool = &p->pool;
   /* action */
   r->action = ACT_REPLACE;
   if (in->action.ptr) {
@@ -629,7 +578,7 @@ static int rule_compile(mw_relabel_program_t *p, rule_t *r, const mw_relabel_rul
     return -1;
   }
   r->nsrc = in->n_source_labels;
-  r->src = pool_alloc(pool, (r->nsrc + 1) * sizeof *r->src);
+  r->src = mw_arena_alloc(pool, (r->nsrc + 1) * sizeof *r->src);
   if (!r->src) goto oom;
   for (uint32_t k = 0; k < r->nsrc; k++) {
     mw_relabel_str_t s = in->source_labels[k];
@@ -797,7 +746,7 @@ void mw_relabel_scratch_free(mw_relabel_scratch_t *s) {
   free(s->ffi_in);
   free(s->ffi_out);
   free(s->join);
-  pool_free(&s->pool);
+  mw_arena_free(&s->pool);
   pcre2_match_data_free(s->md);
   pcre2_match_context_free(s->mctx);
   pcre2_jit_stack_free(s->jstack);
@@ -951,7 +900,7 @@ static const char *expand(mw_relabel_scratch_t *s, const tmpl_t *t, const char *
     else if (ov[2 * op->group] != PCRE2_UNSET)
       n += ov[2 * op->group + 1] - ov[2 * op->group];
   }
-  char *o = pool_alloc(&s->pool, n + 1), *w = o;
+  char *o = mw_arena_alloc(&s->pool, n + 1), *w = o;
   if (!o) return NULL;
   for (uint32_t k = 0; k < t->nops; k++) {
     const top_t *op = &t->ops[k];
@@ -983,7 +932,7 @@ static void utf8_locale_init(void) {
  * become U+FFFD as in Go. NULL only when out of memory. */
 static const char *case_map(mw_relabel_scratch_t *s, const char *v, size_t n, int upper,
                             size_t *out_len) {
-  char *o = pool_alloc(&s->pool, n * 3 + 1), *w = o; /* a byte grows to at most 3 */
+  char *o = mw_arena_alloc(&s->pool, n * 3 + 1), *w = o; /* a byte grows to at most 3 */
   if (!o) return NULL;
   for (size_t i = 0; i < n;) {
     unsigned char c = (unsigned char)v[i];
@@ -1146,7 +1095,7 @@ static int cmp_labels(const void *a, const void *b) {
 
 int mw_relabel_apply(const mw_relabel_program_t *p, mw_relabel_scratch_t *s, const mw_label_t *in,
                      size_t n, const mw_label_t **out, size_t *out_n) {
-  pool_reset(&s->pool);
+  mw_arena_reset(&s->pool);
   s->nadd = 0;
   s->nout = 0;
   if (s->md_pairs < p->max_pairs) {
