@@ -25,6 +25,17 @@ const char *mw_ffi_version(void);
 const char *mw_ffi_revision(void);
 /* SHA-256 of data[0..len) as 64 lowercase hex digits and a NUL into out[65]. */
 void mw_ffi_sha256_hex(const char *data, size_t len, char *out);
+/* Arms the shutdown watchdog (runtime/base/watchdog.h): after the first SIGINT or
+ * SIGTERM, if the process is still alive `timeout` seconds later, one log line
+ * (JSON when json != 0, logfmt otherwise) goes to stderr and the process ends
+ * with _exit(1), even with the event loop stuck. Call after the loop's own
+ * handlers for both signals are installed (it chains to them). Later calls
+ * update the timeout and the format. Returns 0, or -1 and the reason in err. */
+int mw_ffi_watchdog_arm(double timeout, int json, char *err, size_t errlen);
+/* Arms the exit guard: an exit of the process that does not come through
+ * moonwatch's own path (main returning) logs one line with its status at
+ * level error. Later calls update the format. Returns 0 or -1. */
+int mw_ffi_exit_guard_arm(int json);
 
 /* --- exposition / series / batch ------------------------------------- */
 

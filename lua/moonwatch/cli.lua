@@ -28,6 +28,9 @@ Flags (run and check):
   --component.path=DIR             add DIR to the component search path (repeatable;
                                    also MOONWATCH_COMPONENT_PATH, colon-separated)
   --shutdown.timeout=DURATION      how long a graceful stop may take (default 10s)
+  --pipeline.eval-timeout=DURATION how long one evaluation of the pipeline's Lua code
+                                   may take: the file, a function argument, the Lua
+                                   relabel rules of a batch (default 5s)
 ]]
 
 local DEFAULTS = {
@@ -38,6 +41,7 @@ local DEFAULTS = {
   ["server.http.allowed-hosts"] = "",
   ["storage.path"] = "./data",
   ["shutdown.timeout"] = "10s",
+  ["pipeline.eval-timeout"] = "5s",
 }
 
 local REPEATED = { ["component.path"] = true }
@@ -177,6 +181,7 @@ local function main(argv, paths)
       storage_path = opts.flags["storage.path"],
       component_path = component_path(opts, paths),
       shutdown_timeout = opts.flags["shutdown.timeout"],
+      eval_timeout = opts.flags["pipeline.eval-timeout"],
     }
     if cmd == "check" then
       return runtime.check(settings), false

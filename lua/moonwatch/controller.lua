@@ -16,6 +16,7 @@ local ffi_rt = require("moonwatch.ffi")
 local dataflow = require("moonwatch.dataflow")
 local redact = require("moonwatch.redact")
 local livedebug = require("moonwatch.livedebug")
+local budget = require("moonwatch.budget")
 
 local M = {}
 local Controller = {}
@@ -487,7 +488,12 @@ function Controller:resolve(st, v, spec)
       end
       return true, link(st, target, rest, value)
     end
-    local ok, res = pcall(v)
+    local ok, res = budget.xpcall(v, function(e)
+      if e == DEP_FAILED then
+        return e
+      end
+      return errors.from_user(e) -- error({}) and the like: described, with the user's file:line
+    end)
     pctx.resolver = saved
     if not ok then
       error(res, 0)

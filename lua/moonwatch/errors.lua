@@ -91,6 +91,62 @@ function M.message(err)
   return s
 end
 
+--- The innermost stack frame from `level` up that runs user code (a Lua
+--- function outside moonwatch's sources), as debug.getinfo's "Sl"; nil if none.
+---@param level integer
+function M.user_frame(level)
+  for l = level + 1, level + 60 do
+    local info = debug.getinfo(l, "Sl")
+    if not info then
+      return nil
+    end
+    if info.what ~= "C" and info.currentline and info.currentline > 0 and info.source:sub(1, 1) == "@"
+      and not M.is_source(info.source) then
+      return info
+    end
+  end
+  return nil
+end
+
+--- An error raised by user code (a pipeline, a Lua rule) as a message users
+--- can read, with the file:line of the user's code that raised it. A string is
+--- kept as it is; any other value is described (a table through its
+--- __tostring when that works), never "table: 0x..." or an error in the error
+--- handler. Use as the handler of an xpcall around user code.
+---@param e any
+---@return string
+function M.from_user(e)
+  if type(e) == "string" then
+    return e
+  end
+  local text
+  local has_tostring = false
+  if type(e) == "table" or type(e) == "userdata" then
+    local okm, mt = pcall(getmetatable, e)
+    has_tostring = okm and type(mt) == "table" and rawget(mt, "__tostring") ~= nil
+  end
+  if type(e) == "number" then
+    text = tostring(e)
+  elseif has_tostring then
+    local ok, s = pcall(tostring, e)
+    if ok and type(s) == "string" then
+      text = s
+    elseif ok then
+      text = string.format("(error object is a %s value; its __tostring returned a %s value)", type(e), type(s))
+    else
+      text = string.format("(error object is a %s value; its __tostring failed: %s)", type(e),
+        type(s) == "string" and M.message(s) or "(error object is a " .. type(s) .. " value)")
+    end
+  else
+    text = string.format("(error object is a %s value)", type(e))
+  end
+  local info = M.user_frame(2)
+  if info then
+    return string.format("%s:%d: %s", info.source:sub(2), info.currentline, text)
+  end
+  return text
+end
+
 --- What a user is shown of err raised in `where` (a component id or a name).
 ---@param err any the error (a traceback after its first line is left out)
 ---@param where string

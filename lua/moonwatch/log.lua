@@ -29,6 +29,11 @@ function M.configure(opts)
   end
 end
 
+--- The current format: "logfmt" or "json".
+function M.format()
+  return state.format
+end
+
 --- Adds a function receiving every emitted entry (level, ts, fields); returns a remover.
 function M.add_sink(fn)
   state.sinks[fn] = true

@@ -7,6 +7,7 @@
 local cjson = require("cjson")
 local errors = require("moonwatch.errors")
 local log = require("moonwatch.log")
+local budget = require("moonwatch.budget")
 
 local M = {}
 
@@ -84,6 +85,7 @@ function M.load(path, opts)
   if not chunk then
     return nil, err
   end
+  budget.prepare(chunk) -- its functions (arguments, rules) run under the budget too
 
   local result = { declarations = {}, problems = {}, files = {}, file = path }
   local ctx = {}
@@ -218,9 +220,9 @@ function M.load(path, opts)
     end,
   })
   setfenv(chunk, env)
-  local ok, run_err = xpcall(chunk, function(e)
+  local ok, run_err = budget.xpcall(chunk, function(e)
     if type(e) ~= "string" then
-      return tostring(e)
+      return errors.from_user(e) -- error({}) and the like: described, with the user's file:line
     elseif errors.is_internal(e) then
       -- a bug of moonwatch's met while running the script: the script's line, no source path
       log.debug("internal error", { where = "the pipeline loader", traceback = debug.traceback(tostring(e), 2) })

@@ -5,6 +5,7 @@
 -- series the cache has not seen.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local budget = require("moonwatch.budget")
 
 local M = {}
 
@@ -20,12 +21,17 @@ M.RULE = {
       source_labels = { type = "list", of = { type = "string" }, default = {},
         doc = "Labels whose values are joined with separator and matched against regex." },
       separator = { type = "string", default = ";", doc = "Separator between joined source label values." },
-      regex = { type = "string", default = "(.*)", doc = "RE2 regular expression, fully anchored." },
+      regex = { type = "regex", default = "(.*)", doc = "RE2 regular expression, fully anchored." },
       modulus = { type = "uint", default = 0, doc = "Modulus for the hashmod action." },
       target_label = { type = "string", default = "", doc = "Label written by replace, hashmod and others." },
       replacement = { type = "string", default = "$1", doc = "Replacement; $1, ${1}, ${name} expand groups." },
       action = { type = "string", default = "replace", enum = M.ACTIONS, doc = "The relabel action." },
     },
+    -- each rule on its own (what its action needs), so that one bad rule hides no other's problem
+    validate = function(r)
+      local _, err = M.compile({ r })
+      return err and (err:gsub("^rule 1: ", "")) or nil
+    end,
   },
 }
 
@@ -166,7 +172,7 @@ function M.apply(segs, labels)
       for k, v in pairs(labels) do
         copy[k] = v
       end
-      labels = seg.fn(copy)
+      labels = budget.call(seg.fn, copy) -- user code: bounded in time
       if labels ~= nil and type(labels) ~= "table" then
         error("relabel function must return a table of labels or nil, got " .. type(labels), 0)
       end

@@ -9,6 +9,9 @@ local core = require("moonwatch.core")
 local log = require("moonwatch.log")
 local api = require("moonwatch.api")
 local selfmetrics = require("moonwatch.selfmetrics")
+local budget = require("moonwatch.budget")
+local ffi_rt = require("moonwatch.ffi")
+local ffi = require("ffi")
 
 local M = {}
 
@@ -18,9 +21,46 @@ local function print_problems(problems)
   end
 end
 
+--- Sets the budget of user code from --pipeline.eval-timeout; false (and a
+--- message on stderr) when the flag is not a positive duration.
+function M.configure_budget(settings)
+  local limit, err = duration.parse(settings.eval_timeout or "5s")
+  if not limit or limit <= 0 then
+    io.stderr:write("moonwatch: --pipeline.eval-timeout: ", err or "must be greater than 0s", "\n")
+    return false
+  end
+  budget.configure(limit)
+  return true
+end
+
+-- Arms the C watchdog that ends the process when a stop does not finish within
+-- the shutdown timeout, even with the loop stuck in Lua code.
+local function arm_watchdog(rt)
+  local buf = ffi.new("char[256]")
+  if ffi_rt.C.mw_ffi_watchdog_arm(rt.shutdown_timeout, log.format() == "json" and 1 or 0, buf, 256) ~= 0 then
+    log.warn("cannot arm the shutdown watchdog", { err = ffi.string(buf) })
+  end
+end
+
+--- A pipeline is trusted code with moonwatch's rights, but os.exit in it (in
+--- the file, an argument function, a rule) is refused: it would end moonwatch
+--- with no component stopped and no word. Any other exit that does not come
+--- through moonwatch's own path is logged by the C exit guard.
+local function guard_exits()
+  os.exit = function() -- luacheck: ignore 122
+    error("os.exit is refused in a pipeline: it would end moonwatch without stopping its components"
+      .. " (stop moonwatch with SIGTERM)", 2)
+  end
+  ffi_rt.C.mw_ffi_exit_guard_arm(log.format() == "json" and 1 or 0)
+end
+
 --- `moonwatch check`: loads and validates the pipeline, runs nothing.
 ---@return integer exit code
 function M.check(settings)
+  if not M.configure_budget(settings) then
+    return 2
+  end
+  guard_exits()
   local ctrl = controller_mod.new(settings)
   local plan, problems = ctrl:plan(settings.file)
   if not plan then
@@ -35,6 +75,8 @@ end
 function M.reload(rt)
   local ok, problems = rt.controller:load()
   if ok then
+    arm_watchdog(rt) -- the logging block may have changed the format
+    ffi_rt.C.mw_ffi_exit_guard_arm(log.format() == "json" and 1 or 0)
     log.info("reloaded the pipeline", { file = rt.settings.file, components = #rt.controller.order })
     return true
   end
@@ -53,12 +95,11 @@ function M.shutdown(rt, signame)
   end
   rt.stopping = true
   log.info("shutting down", { signal = signame })
-  -- A last resort if the loop itself is stuck (a callback that never returns):
-  -- SIGALRM's default action ends the process a little after the deadline.
-  local ffi = require("ffi")
-  pcall(ffi.cdef, "unsigned int alarm(unsigned int seconds);")
-  ffi.C.alarm(math.ceil(rt.shutdown_timeout) + 5)
-  scheduler.timer(rt.shutdown_timeout, 0, function()
+  -- The components get the shutdown timeout less a margin (a tenth, at most 1s)
+  -- to stop; at the timeout itself the C watchdog (armed at start) ends the
+  -- process if it is still there, even with the loop stuck in Lua code.
+  local deadline = rt.shutdown_timeout - math.min(1, rt.shutdown_timeout / 10)
+  scheduler.timer(deadline, 0, function()
     log.warn("shutdown timed out; exiting with components still stopping",
       { timeout = duration.format(rt.shutdown_timeout) })
     core.stop(0)
@@ -86,6 +127,10 @@ function M.start(settings)
     io.stderr:write("moonwatch: ", herr, "\n")
     return 2
   end
+  if not M.configure_budget(settings) then
+    return 2
+  end
+  guard_exits()
   local rt = { settings = settings, shutdown_timeout = timeout }
   M.current = rt
   core.ignore_signal(core.SIGPIPE)
@@ -118,6 +163,7 @@ function M.start(settings)
   scheduler.on_signal("SIGHUP", function()
     M.reload(rt)
   end)
+  arm_watchdog(rt) -- after the loop's own handlers of SIGINT and SIGTERM: it chains to them
   log.info("pipeline running", { file = settings.file, components = #rt.controller.order,
     http = rt.server:addr() })
   return nil

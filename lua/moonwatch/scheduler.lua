@@ -18,7 +18,12 @@ M.CANCELLED = setmetatable({}, { __tostring = function()
   return "cancelled"
 end })
 
-local tasks = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+-- coroutine -> task, while the task runs. Weak both ways: a task's table holds
+-- its coroutine (task.co), so with weak keys alone no entry would ever go (Lua
+-- 5.1 has no ephemerons): every task ever spawned, one per HTTP request among
+-- them, stayed. A finished task is removed at once; a task that nothing can
+-- wake any more (no timer, no waiter holds it) is collected.
+local tasks = setmetatable({}, { __mode = "kv" })
 local counts = {} -- component id ("" for none) -> count of caught errors
 
 --- Called with the component id ("" for none) of every caught error (for metrics).
@@ -53,6 +58,7 @@ end)
 
 local function finish(task, ok, err, tb)
   task.done = true
+  tasks[task.co] = nil
   if not ok and err == M.CANCELLED then
     ok, err = true, nil
   end

@@ -564,6 +564,13 @@ function M.redact(v, seen)
   end
   local t = type(v)
   if t == "function" then
+    -- a Lua function (a relabel rule, a callback) is named by where it is defined
+    -- (moonwatch's own functions are not named: no source path of ours is shown)
+    local info = debug.getinfo(v, "S")
+    local file = info and info.source:match("^@(.*)$")
+    if file and info.linedefined > 0 and not errors.is_source(file) then
+      return string.format("(Lua function at %s:%d)", file, info.linedefined)
+    end
     return "(function)"
   elseif t == "table" then
     seen = seen or {}

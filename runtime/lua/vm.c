@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "base/watchdog.h"
 #include "lua/boundary.h"
 
 static int mw_file_exists(const char *dir, const char *rel) {
@@ -144,5 +145,6 @@ int mw_vm_main(int argc, char **argv) {
     }
   }
   lua_close(L);
+  mw_watchdog_exit_expected();
   return code;
 }

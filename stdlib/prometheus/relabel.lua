@@ -9,6 +9,7 @@ local batch = require("moonwatch.batch")
 local errors = require("moonwatch.errors")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
+local budget = require("moonwatch.budget")
 
 local Instance = {}
 Instance.__index = Instance
@@ -93,21 +94,39 @@ end
 
 local idxp = ffi.new("const uint32_t *[1]")
 
--- The slow path: runs the Lua pipeline for the misses of the last apply.
+-- Puts the output of miss i (encoded labels, "" drops the series).
+function Instance:put(i, oenc)
+  if C.mw_ffi_relabel_cache_put(self.cache, i, oenc, #oenc, errbuf, 512) ~= 0 then
+    self.ctx.log:error("relabel rule output rejected; the series is dropped", { err = ffi.string(errbuf) })
+    C.mw_ffi_relabel_cache_put(self.cache, i, "", 0, errbuf, 512)
+  end
+end
+
+-- The slow path: runs the Lua pipeline for the misses of the last apply, all
+-- of them within one time budget (moonwatch.budget): when the Lua rules take
+-- longer, the misses left are dropped and the error logged once.
 function Instance:fill_misses(b)
   local n = tonumber(C.mw_ffi_relabel_cache_misses(self.cache, idxp))
-  for k = 0, n - 1 do
-    local i = idxp[0][k]
-    local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, batch.labels(b, i))
-    if not ok then
-      self.ctx.log:error("relabel rule failed; the series is dropped",
-        { err = errors.report(out, self.ctx.id, nil, self.ctx.log) })
-      out = nil
+  local stop, timeout = budget.call(function()
+    for k = 0, n - 1 do
+      local i = idxp[0][k]
+      local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, batch.labels(b, i))
+      if not ok then
+        local msg = errors.report(out, self.ctx.id, nil, self.ctx.log)
+        if budget.is_timeout(msg) then
+          return k, msg
+        end
+        self.ctx.log:error("relabel rule failed; the series is dropped", { err = msg })
+        out = nil
+      end
+      self:put(i, out and relabel.encode(out) or "")
     end
-    local oenc = out and relabel.encode(out) or ""
-    if C.mw_ffi_relabel_cache_put(self.cache, i, oenc, #oenc, errbuf, 512) ~= 0 then
-      self.ctx.log:error("relabel rule output rejected; the series is dropped", { err = ffi.string(errbuf) })
-      C.mw_ffi_relabel_cache_put(self.cache, i, "", 0, errbuf, 512)
+  end)
+  if stop then
+    self.ctx.log:error("relabel rule took too long; the series left in this batch are dropped",
+      { err = timeout, dropped = n - stop })
+    for j = stop, n - 1 do
+      self:put(idxp[0][j], "")
     end
   end
   return n

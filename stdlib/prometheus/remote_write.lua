@@ -116,7 +116,18 @@ local ENDPOINT = {
     send_native_histograms = { type = "bool", default = false, doc = "Whether to send native histograms." },
     queue_config = { type = "block", schema = QUEUE, doc = "Queueing and retries." },
     metadata_config = { type = "block", schema = METADATA, doc = "Metric metadata." },
-    write_relabel_config = relabel.RULE,
+    -- Lua function rules are refused here: write relabeling runs inside the C WAL reader as it
+    -- reads series records (and again after every restart), where no Lua can be called. The
+    -- functions are kept as values (allow_function) so that validate refuses them by name.
+    write_relabel_config = (function()
+      local spec = {}
+      for k, v in pairs(relabel.RULE) do
+        spec[k] = v
+      end
+      spec.doc = "Relabeling rules applied to series before they are sent (in C, as the WAL is read); Lua"
+        .. " function rules are refused here: put a prometheus.relabel with them in front."
+      return spec
+    end)(),
   }),
   exclusive = { httpconfig.AUTH_EXCLUSIVE },
   validate = function(e)
@@ -128,8 +139,9 @@ local ENDPOINT = {
     end
     for i, r in ipairs(e.write_relabel_config) do
       if type(r) == "function" then
-        return string.format("write_relabel_config[%d]: Lua function rules are not supported here, only"
-          .. " relabel rules (put a prometheus.relabel in front of this component)", i)
+        return string.format("write_relabel_config[%d]: Lua function rules are not supported here (write"
+          .. " relabeling runs in C as the WAL is read): put a prometheus.relabel with the function in front"
+          .. " of this component", i)
       end
     end
     local _, rerr = relabel.compile(e.write_relabel_config)

@@ -89,23 +89,31 @@ describe("relabel rules", function()
     end)
   end
 
+  -- each rule is checked on its own by the schema (its regex as a field, what its action needs by
+  -- the block's validate), so one rule's problem hides no other's
   local bad = {
-    { { { regex = "(?=x)" } }, "rule 1: regex: lookahead (?= is not supported (RE2 syntax)" },
-    { { { regex = "(a)\\1" } }, "rule 1: regex:" },
-    { { { regex = "a*+" } }, "rule 1: regex:" },
+    { { { regex = "(?=x)" } }, 'rule[1].regex: invalid regex "(?=x)": lookahead (?= is not supported (RE2 syntax)' },
+    { { { regex = "(a)\\1" } }, 'rule[1].regex: invalid regex "(a)\\\\1": backreference' },
+    { { { regex = "a*+" } }, 'rule[1].regex: invalid regex "a*+":' },
     { { { action = "hashmod", source_labels = { "a" }, target_label = "b" } },
-      "rule 1: modulus: relabel configuration for hashmod requires non-zero modulus" },
+      "rule[1]: modulus: relabel configuration for hashmod requires non-zero modulus" },
     { { { source_labels = { "a" }, target_label = "b" }, { action = "uppercase", source_labels = { "a" } } },
-      "rule 2: target_label:" },
+      "rule[2]: target_label:" },
   }
   for _, b in ipairs(bad) do
     it("rejects at load time: " .. b[2], function()
-      local normalized = schema.validate({ args = { rule = relabel.RULE } }, { rule = b[1] })
-      local segs, err = relabel.pipeline(normalized.rule)
-      assert.is_nil(segs)
-      assert.matches(b[2], err, 1, true)
+      local _, problems = schema.validate({ args = { rule = relabel.RULE } }, { rule = b[1] })
+      assert.equals(1, #problems)
+      assert.matches(b[2], problems[1].path .. ": " .. problems[1].msg, 1, true)
     end)
   end
+
+  it("rejects at load time, as pipeline() compiles: rule 1: regex", function()
+    local segs, err = relabel.pipeline({ { source_labels = {}, separator = ";", regex = "(?=x)", modulus = 0,
+      target_label = "a", replacement = "$1", action = "replace" } })
+    assert.is_nil(segs)
+    assert.matches("rule 1: regex: lookahead (?= is not supported (RE2 syntax)", err, 1, true)
+  end)
 end)
 
 describe("prometheus.relabel", function()
@@ -227,7 +235,8 @@ prometheus.relabel "x" {
     local ctrl = controller.new({ component_path = { src .. "/stdlib" } })
     local plan, problems = ctrl:plan(file)
     assert.is_nil(plan)
-    assert.matches(file .. ':2: prometheus.relabel "x": rule: rule 1: regex: lookahead (?! is not supported (RE2 syntax)',
+    assert.matches(file .. ':2: prometheus.relabel "x": rule[1].regex: invalid regex "(?!b)": lookahead (?! is not'
+      .. ' supported (RE2 syntax)',
       problems[1], 1, true)
   end)
 end)

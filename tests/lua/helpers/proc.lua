@@ -119,11 +119,12 @@ end
 --- An HTTP request with the curl command line tool; returns status, body, headers text.
 ---@param method string
 ---@param url string
----@param opts table|nil { headers = { "Accept: ..." }, body = string }
+---@param opts table|nil { headers = { "Accept: ..." }, body = string, timeout = seconds (10) }
 function M.http(method, url, opts)
   opts = opts or {}
   local body_file, head_file = os.tmpname(), os.tmpname()
-  local cmd = { "curl", "-s", "-m", "10", "-X", method, "-o", body_file, "-D", head_file, "-w", "'%{http_code}'" }
+  local cmd = { "curl", "-s", "-m", tostring(opts.timeout or 10), "-X", method, "-o", body_file, "-D", head_file,
+    "-w", "'%{http_code}'" }
   for _, h in ipairs(opts.headers or {}) do
     cmd[#cmd + 1] = "-H " .. shell_quote(h)
   end
