@@ -6,6 +6,7 @@
  * samples all in one shard, by a hash of its WAL ref), encodes them
  * (protobuf + snappy, remote/encode.c) and keeps the spans in flight until they are
  * committed as a whole; the cursor then moves (saved by the record log). */
+#include "remote/wal_reader.h"
 #include "base/err.h"
 #include "storage/metrics_wal.h"
 

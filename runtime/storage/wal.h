@@ -1,4 +1,5 @@
-/* storage/wal.h: prometheus.remote_write's write-ahead log (one per component).
+/* storage/wal.h: prometheus.remote_write's write-ahead log (one per component);
+ * its readers are in remote/wal_reader.h.
  *
  * Three layers: the type-agnostic record log (runtime/storage/recordlog.c:
  * segments, CRCs, repair, cursor files, fsyncs, truncation), the metrics WAL
@@ -13,7 +14,12 @@
  *   DIR/wal/checkpoint.NNNNNNNN/00000000
  *                                 series still in use when segments <= N were
  *                                 removed (same format as a segment)
- *   DIR/cursor.NAME               a reader's committed position (text)
+ *   DIR/cursor.NAME               a reader's committed position: the text
+ *                                 "mwcursor 2 SEG OFF IDX CRC" (CRC-32C of what
+ *                                 precedes it; version 1 had no CRC)
+ *   DIR/.cursor.NAME.prev         the cursor saved before it (read when the
+ *                                 cursor is missing, damaged or unreadable)
+ *   DIR/.cursor.NAME.damaged      the last damaged cursor, set aside
  *
  * A segment is the 8-byte magic "MWWAL001" and records. A record is
  *
@@ -99,25 +105,5 @@ int mw_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms, int64
 void mw_wal_stats(const mw_wal_t *w, mw_wal_stats_t *st);
 /* Repairs done at open, one line each; owned by w. */
 const char *mw_wal_repair_log(const mw_wal_t *w);
-
-/* Readers: see the mw_ffi_wal_reader_* contracts in ffi.h. A reader belongs
- * to the caller and must be closed (before or after its WAL). */
-int mw_wal_reader_open(mw_wal_t *w, const char *name, const uint8_t *external_labels, size_t len,
-                       mw_wal_reader_t **out, char *err, size_t errlen);
-void mw_wal_reader_close(mw_wal_reader_t *r);
-int mw_wal_reader_next(mw_wal_reader_t *r, uint32_t max_samples, const uint8_t **buf, size_t *len,
-                       mw_wal_chunk_t *chunk, char *err, size_t errlen);
-int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max_samples,
-                              int64_t min_ts, const uint8_t **bufs, size_t *lens,
-                              mw_wal_chunk_t *chunks, char *err, size_t errlen);
-int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body, size_t body_len,
-                           int64_t min_ts, const uint8_t **buf, size_t *len, mw_wal_chunk_t *chunk,
-                           char *err, size_t errlen);
-int mw_wal_reader_commit(mw_wal_reader_t *r, uint64_t seq, char *err, size_t errlen);
-void mw_wal_reader_rewind(mw_wal_reader_t *r);
-int mw_wal_reader_set_relabel(mw_wal_reader_t *r, const mw_ffi_relabel_program_t *p, char *err,
-                              size_t errlen);
-void mw_wal_reader_stats(const mw_wal_reader_t *r, mw_wal_reader_stats_t *st);
-void mw_wal_reader_set_exemplars(mw_wal_reader_t *r, int send);
 
 #endif

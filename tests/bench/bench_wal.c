@@ -16,6 +16,7 @@
 #include "base/labels.h"
 #include "model/batch.h"
 #include "model/series.h"
+#include "remote/wal_reader.h"
 #include "storage/wal.h"
 
 #define TARGETS 50

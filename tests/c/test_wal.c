@@ -20,6 +20,7 @@
 #include "relabel/relabel.h"
 #include "remote.pb-c.h"
 #include "remote/encode.h"
+#include "remote/wal_reader.h"
 #include "storage/wal.h"
 #include "test.h"
 

@@ -22,6 +22,7 @@
 #include "model/series.h"
 #include "remote.pb-c.h"
 #include "remote/encode.h"
+#include "remote/wal_reader.h"
 #include "storage/wal.h"
 
 static char root[64];
