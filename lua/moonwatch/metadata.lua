@@ -1,7 +1,7 @@
 --- moonwatch.metadata: metric metadata (family name, type, help, unit) as it travels
 --- with the data, and the sets prometheus.remote_write's metadata_config sends.
 -- A samples batch made by a scrape carries a handle to its target's metadata (what the
--- target's last scrape said in TYPE, HELP and UNIT lines; runtime/batch.h,
+-- target's last scrape said in TYPE, HELP and UNIT lines; runtime/model/batch.h,
 -- mw_batch_meta), exporters' targets included; prometheus.relabel hands it on with its
 -- output batch (also when its rules dropped every sample: the families stay), and any
 -- component that forwards the batch it got passes it on. Nothing is kept beside the

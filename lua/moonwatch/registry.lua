@@ -12,6 +12,7 @@
 local schema = require("moonwatch.schema")
 local errors = require("moonwatch.errors")
 local log = require("moonwatch.log")
+local fs = require("moonwatch.fs")
 
 local M = {}
 
@@ -120,24 +121,20 @@ end
 function M.list(dirs)
   local names, seen = {}, {}
   for _, dir in ipairs(dirs) do
-    local p = io.popen("find '" .. dir:gsub("'", "'\\''") .. "' -name '*.lua' 2>/dev/null")
-    if p then
-      local found, folders = {}, {}
-      for line in p:lines() do
-        local n = line:sub(#dir + 2):gsub("%.lua$", ""):gsub("/", ".")
-        local folder = n:match("^(.*)%.init$")
-        if folder then
-          folders[folder] = true
-          n = folder
-        end
-        found[#found + 1] = n
+    local found, folders = {}, {}
+    for _, path in ipairs(fs.find(dir, ".lua") or {}) do -- an unreadable dir lists nothing
+      local n = path:gsub("%.lua$", ""):gsub("/", ".")
+      local folder = n:match("^(.*)%.init$")
+      if folder then
+        folders[folder] = true
+        n = folder
       end
-      p:close()
-      for _, n in ipairs(found) do
-        if not seen[n] and not folders[n:gsub("%.[^.]*$", "")] then -- helpers of a folder component are not components
-          seen[n] = true
-          names[#names + 1] = n
-        end
+      found[#found + 1] = n
+    end
+    for _, n in ipairs(found) do
+      if not seen[n] and not folders[n:gsub("%.[^.]*$", "")] then -- helpers of a folder component are not components
+        seen[n] = true
+        names[#names + 1] = n
       end
     end
   end

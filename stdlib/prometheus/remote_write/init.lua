@@ -35,6 +35,7 @@ local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
 local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
+local fs = require("moonwatch.fs")
 local metadata = require("moonwatch.metadata")
 local remote_shards = require("prometheus.remote_write.shards")
 local redact = require("moonwatch.redact")
@@ -285,7 +286,10 @@ function M.new(ctx, args)
   local out = ffi.new("mw_wal_t *[1]")
   local opts = ffi.new("mw_wal_opts_t")
   opts.fsync = ({ never = 0, interval = 1, always = 2 })[args.wal.fsync]
-  os.execute("mkdir -p '" .. ctx.storage_path:gsub("'", "'\\''") .. "'")
+  local ok, mkerr = fs.mkdir_p(ctx.storage_path)
+  if not ok then
+    error("creating the storage directory: " .. mkerr, 0)
+  end
   if C.mw_ffi_wal_open(ctx.storage_path, opts, out, errbuf, 512) ~= 0 then
     error("opening the WAL: " .. err(), 0)
   end
