@@ -34,6 +34,11 @@ function M.labels(b, i)
   return out
 end
 
+--- Number of exemplars (OpenMetrics) of the batch.
+function M.exemplar_count(b)
+  return tonumber(C.mw_ffi_batch_exemplars(b))
+end
+
 --- The timestamp (ms) of sample i (0-based).
 function M.ts(b, i)
   return tonumber(C.mw_ffi_batch_ts(b, i))

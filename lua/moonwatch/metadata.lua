@@ -12,8 +12,7 @@
 -- scrape cache (runtime/scrapecache.c) and is only walked, in C, when a sender
 -- collects it (once per send_interval). Exporters' targets are scraped by the
 -- same component, so their metadata is included.
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
+local rwmeta = require("moonwatch.native.rwmeta")
 
 local M = {}
 
@@ -23,7 +22,7 @@ local targets = {}
 local count = 0
 
 --- Adds a scrape target whose metadata is to be collected.
----@param target ffi.cdata* mw_scrape_target_t *
+---@param target table a moonwatch.native.scrape target
 ---@param forward_to fun(): table returns the receivers the target's samples go to (read at each collect)
 function M.add(target, forward_to)
   if not targets[target] then
@@ -33,7 +32,7 @@ function M.add(target, forward_to)
 end
 
 --- Deletes a target (unknown ones are ignored).
----@param target ffi.cdata* mw_scrape_target_t *
+---@param target table a moonwatch.native.scrape target
 function M.del(target)
   if targets[target] then
     targets[target] = nil
@@ -47,17 +46,15 @@ function M.targets()
   return count
 end
 
---- A new, empty metadata set (mw_rwmeta_t *, freed by the GC).
----@return ffi.cdata*
+--- A new, empty metadata set (a moonwatch.native.rwmeta set, freed by the GC).
+---@return table
 function M.new_set()
-  local set = C.mw_ffi_rwmeta_new()
-  if set == nil then
-    error("out of memory", 2)
+  local set, err = rwmeta.new()
+  if not set then
+    error(err, 2)
   end
-  return ffi.gc(set, C.mw_ffi_rwmeta_free)
+  return set
 end
-
-local errbuf = ffi.new("char[256]")
 
 -- Whether one of receivers is sink (an id), directly or through downstream
 -- functions; seen guards against cycles.
@@ -79,11 +76,11 @@ end
 --- Empties set and fills it with the metadata of the last scrape of every
 --- registered target whose samples reach the receiver with id sink (every
 --- target if sink is nil), deduplicated and sorted by name.
----@param set ffi.cdata* from new_set
+---@param set table from new_set
 ---@param sink string|nil a receiver's id (a remote_write's component id)
 ---@return integer|nil entries, string|nil err
 function M.collect(set, sink)
-  C.mw_ffi_rwmeta_clear(set)
+  set:clear()
   local routed = {} -- [forward_to function] = reaches sink
   for t, forward_to in pairs(targets) do
     local ok = sink == nil
@@ -94,26 +91,24 @@ function M.collect(set, sink)
         routed[forward_to] = ok
       end
     end
-    if ok and C.mw_ffi_rwmeta_add_cache(set, C.mw_ffi_scrape_target_cache(t), errbuf, 256) ~= 0 then
-      return nil, ffi.string(errbuf)
+    if ok then
+      local added, err = set:add_cache(t:cache())
+      if not added then
+        return nil, err
+      end
     end
   end
-  return tonumber(C.mw_ffi_rwmeta_len(set))
+  return set:len()
 end
-
-local bufp, lenp = ffi.new("const uint8_t *[1]"), ffi.new("size_t[1]")
 
 --- Encodes entries [first, first + n) of set (0-based) as a snappy-compressed
 --- WriteRequest that carries only metadata.
----@param set ffi.cdata*
+---@param set table from new_set
 ---@param first integer
 ---@param n integer
 ---@return string|nil body, string|nil err
 function M.encode(set, first, n)
-  if C.mw_ffi_rwmeta_encode(set, first, n, bufp, lenp, nil, errbuf, 256) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return ffi.string(bufp[0], lenp[0])
+  return set:encode(first, n)
 end
 
 return M

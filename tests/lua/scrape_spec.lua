@@ -134,13 +134,11 @@ end
 -- The metadata moonwatch.metadata collects for the remote_write with id sink
 -- (every target's if nil), as "type name|help|unit" sorted by name.
 local function metadata_families(sink)
-  local metadata, C, ffi = require("moonwatch.metadata"), require("moonwatch.ffi").C, require("ffi")
+  local metadata = require("moonwatch.metadata")
   local set, out = metadata.new_set(), {}
-  local t, n, h, u = ffi.new("int[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]"),
-    ffi.new("const char *[1]")
   for i = 0, assert(metadata.collect(set, sink)) - 1 do
-    assert(C.mw_ffi_rwmeta_get(set, i, t, n, h, u) == 0)
-    out[#out + 1] = string.format("%d %s|%s|%s", t[0], ffi.string(n[0]), ffi.string(h[0]), ffi.string(u[0]))
+    local t, n, h, u = assert(set:get(i))
+    out[#out + 1] = string.format("%d %s|%s|%s", t, n, h, u)
   end
   return out
 end
