@@ -25,7 +25,7 @@ const char *mw_ffi_version(void);
 const char *mw_ffi_revision(void);
 /* SHA-256 of data[0..len) as 64 lowercase hex digits and a NUL into out[65]. */
 void mw_ffi_sha256_hex(const char *data, size_t len, char *out);
-/* Arms the shutdown watchdog (runtime/watchdog.h): after the first SIGINT or
+/* Arms the shutdown watchdog (runtime/base/watchdog.h): after the first SIGINT or
  * SIGTERM, if the process is still alive `timeout` seconds later, one log line
  * (JSON when json != 0, logfmt otherwise) goes to stderr and the process ends
  * with _exit(1), even with the event loop stuck. Call after the loop's own
@@ -167,7 +167,7 @@ int mw_ffi_batch_write(const mw_batch_t *batch, int openmetrics, char **out, siz
 
 /* --- scrape ----------------------------------------------------------- */
 
-/* One scrape target (runtime/scrape.c): body and report series of a target,
+/* One scrape target (runtime/scrape/scrape.c): body and report series of a target,
  * with the target's labels added to every series. */
 typedef struct mw_scrape_target mw_scrape_target_t;
 
@@ -255,7 +255,7 @@ size_t mw_ffi_scrape_mem(const mw_scrape_target_t *t);
 const mw_scrapecache_t *mw_ffi_scrape_target_cache(const mw_scrape_target_t *t);
 
 /* --- relabel ---------------------------------------------------------- */
-/* Prometheus relabeling (runtime/relabel.h has the full contract). Build an array of
+/* Prometheus relabeling (runtime/relabel/relabel.h has the full contract). Build an array of
  * rules, compile it once, then apply the program to label sets with a scratch and read
  * the result back. Strings are (ptr, len); ptr == NULL means "not set" (default). */
 
@@ -314,7 +314,7 @@ uint32_t mw_ffi_relabel_result(const mw_ffi_relabel_scratch_t *s,
                                const mw_ffi_relabel_label_t **labels);
 
 /* A relabel program applied to whole batches with a cache of results per
- * input series, a memo per source series table (runtime/relabelcache.c). The output batch belongs
+ * input series, a memo per source series table (runtime/relabel/cache.c). The output batch belongs
  * to the cache and is valid until its next apply or reset. */
 typedef struct mw_relabel_cache mw_relabel_cache_t;
 typedef struct {
@@ -348,11 +348,11 @@ size_t mw_ffi_relabel_cache_outputs(const mw_relabel_cache_t *c);
 
 /* --- metrics ---------------------------------------------------------- */
 
-/* The self-metrics registry (runtime/metrics.c, expose.c, procself.c).
- * Families and children are int32 handles (-1 = error); a stale handle (its
- * child or family was deleted) is refused, never dereferenced. Updates by
- * handle are O(1) and never allocate. err/errlen: the caller's buffer for a
- * message. The registry is used from the event loop thread only. */
+/* The self-metrics registry (runtime/exposition/registry.c, exposition/write.c,
+ * exporters/process/self.c). Families and children are int32 handles (-1 = error); a stale handle
+ * (its child or family was deleted) is refused, never dereferenced. Updates by handle are O(1) and
+ * never allocate. err/errlen: the caller's buffer for a message. The registry is used from the
+ * event loop thread only. */
 typedef struct mw_metrics mw_metrics_t;
 
 /* Exposition formats (mw_ffi_metrics_negotiate, mw_ffi_metrics_expose). */
@@ -425,7 +425,7 @@ int mw_ffi_metrics_wants_gzip(const char *accept_encoding);
 
 /* --- node --- */
 /* prometheus.exporter.unix: node_exporter 1.5.0's Linux collectors in C
- * (runtime/node.h has the full contract). Fill the options with
+ * (runtime/exporters/node/node.h has the full contract). Fill the options with
  * mw_ffi_node_opts_init, override fields, create a collector set once, then
  * collect the whole exposition into a buffer as often as needed. Strings are
  * NUL-terminated and copied by mw_ffi_node_new. Event loop thread only. */
@@ -484,7 +484,7 @@ int mw_ffi_node_collect(mw_node_t *n, int format, int gzip, char **out, size_t *
 const char *mw_ffi_node_errors(const mw_node_t *n);
 
 /* --- process exporter --- */
-/* ncabatoff/process-exporter natively (runtime/procgroup.h has the full
+/* ncabatoff/process-exporter natively (runtime/exporters/process/group.h has the full
  * contract): processes matched by matchers are grouped by a name template and
  * exposed as namedprocess_namegroup_* metrics. A tracker keeps state between
  * collections (counters stay monotonic while processes exit), so create one
@@ -539,7 +539,7 @@ int mw_ffi_procgroup_collect(mw_procgroup_t *t, int format, int gzip, char **out
 
 /* --- remote write --- */
 /* prometheus.remote_write: a crash-safe write-ahead log per component and
- * Remote-Write 1.0 requests read from it (runtime/wal.h and runtime/rwenc.h
+ * Remote-Write 1.0 requests read from it (runtime/storage/wal.h and runtime/remote/encode.h
  * have the full contracts). Pull-style: Lua appends batches, each endpoint
  * pulls spans of snappy-compressed protobuf requests (one per shard) from
  * its own reader, POSTs them concurrently and commits the span once every
@@ -772,7 +772,7 @@ void mw_ffi_wal_reader_set_exemplars(mw_wal_reader_t *r, int send);
  * collected from scrape caches every send_interval, deduplicated on all four
  * fields (as Prometheus's MetadataWatcher does across targets) and sorted by
  * name, then encoded as WriteRequests that carry only metadata, snappy-
- * compressed like sample requests (runtime/rwmeta.c). Not in the WAL. The
+ * compressed like sample requests (runtime/remote/metadata.c). Not in the WAL. The
  * set copies what it is given: it may be sent while the caches scrape on.
  * Event loop thread only. */
 typedef struct mw_rwmeta mw_rwmeta_t;
@@ -805,7 +805,7 @@ int mw_ffi_rwmeta_get(mw_rwmeta_t *m, size_t i, int *type, const char **name, co
 int mw_ffi_rwmeta_encode(mw_rwmeta_t *m, size_t first, size_t n, const uint8_t **buf, size_t *len,
                          size_t *raw_len, char *err, size_t errlen);
 
-/* A decoded WriteRequest, for test receivers (runtime/rwenc.c). */
+/* A decoded WriteRequest, for test receivers (runtime/remote/encode.c). */
 typedef struct mw_rwdec mw_rwdec_t;
 /* Decodes a snappy-compressed WriteRequest into *out (free with
  * mw_ffi_rwdec_free). 0, or -1 with *out NULL and err (bad snappy, too
@@ -825,5 +825,21 @@ int mw_ffi_rwdec_label(const mw_rwdec_t *d, size_t i, size_t j, const uint8_t **
                        size_t *name_len, const uint8_t **value, size_t *value_len);
 /* Sample j of series i. 0, -1 if out of range. */
 int mw_ffi_rwdec_sample(const mw_rwdec_t *d, size_t i, size_t j, int64_t *ts, double *value);
+
+/* --- files (runtime/base/fs.c) ----------------------------------------- */
+
+/* Creates directory path and its missing parents (mode 0777 less the umask),
+ * as `mkdir -p`: an existing directory is fine. 0, or -1 with err naming the
+ * path that could not be made ("PATH: reason"). */
+int mw_ffi_fs_mkdir_p(const char *path, char *err, size_t errlen);
+/* The files under dir (any depth; symbolic links to directories are not
+ * followed, as find(1)) whose names end with suffix: their paths relative to
+ * dir, '/'-separated, sorted, each followed by a NUL, in one malloc'd buffer
+ * *out of *out_len bytes (free it with mw_ffi_fs_free; NULL and 0 when none).
+ * Unreadable subdirectories are skipped. 0, or -1 with err when dir itself
+ * cannot be read or memory runs out. */
+int mw_ffi_fs_find(const char *dir, const char *suffix, char **out, size_t *out_len, char *err,
+                   size_t errlen);
+void mw_ffi_fs_free(char *p);
 
 #endif

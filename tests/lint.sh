@@ -1,5 +1,6 @@
 #!/bin/sh
-# lint.sh clang-format|luacheck|ffi-boundary: the style checks that `make lint` and ctest run.
+# lint.sh clang-format|luacheck|layers|ffi-boundary: the style and layering checks that `make lint`
+# and ctest run.
 set -eu
 cd "$(dirname "$0")/.."
 case "$1" in
@@ -25,8 +26,50 @@ ffi-boundary)
   fi
   echo "ffi-boundary: stdlib makes no raw FFI call"
   ;;
+layers)
+  # What each runtime/ folder may include (from runtime/, "dir/file.h"), and no
+  # shell-outs from Lua: the event loop never waits on a child process.
+  status=0
+  allowed() { # folder -> the folders its files may include
+    case "$1" in
+    base) echo "base" ;;
+    model) echo "base model" ;;
+    exposition) echo "base model exposition scrape" ;;
+    scrape) echo "base model exposition scrape" ;;
+    relabel) echo "base model relabel" ;;
+    storage) echo "base model storage" ;;
+    remote) echo "base model relabel storage remote scrape" ;;
+    http) echo "base http" ;;
+    exporters/node | exporters/process) echo "base model exposition $1" ;;
+    lua) echo "base http lua" ;;
+    esac
+  }
+  for f in $(git ls-files 'runtime/*.c' 'runtime/*.h'); do
+    dir=${f#runtime/}
+    dir=${dir%/*}
+    [ "$dir" = "${f#runtime/}" ] && continue # runtime/ffi.h
+    ok=$(allowed "$dir")
+    for inc in $(sed -n 's/^#include "\([a-z_/]*\)\/[a-z0-9_.]*"$/\1/p' "$f"); do
+      case " $ok " in *" $inc "*) ;; *)
+        echo "$f includes $inc/: runtime/$dir/ may include only $ok (and ffi.h)"
+        status=1
+        ;;
+      esac
+    done
+    if [ "$dir" != lua ] && grep -qE '^#include <(lua|lauxlib|lualib|luajit)\.h>' "$f"; then
+      echo "$f includes lua.h: only runtime/lua/ may"
+      status=1
+    fi
+  done
+  if git grep -nE '\b(os\.execute|io\.popen)\b' -- 'lua/*.lua' 'stdlib/*.lua'; then
+    echo "shell-outs above: use a C primitive (moonwatch.fs) instead"
+    status=1
+  fi
+  [ $status = 0 ] && echo "layers: every runtime/ folder includes only what it may; no shell-outs"
+  exit $status
+  ;;
 *)
-  echo "usage: $0 clang-format|luacheck|ffi-boundary" >&2
+  echo "usage: $0 clang-format|luacheck|layers|ffi-boundary" >&2
   exit 2
   ;;
 esac

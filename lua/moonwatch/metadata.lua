@@ -9,7 +9,7 @@
 -- prometheus.relabel does) says where with a `downstream` function returning
 -- its forward_to; metadata passes through a receiver without one no further.
 -- Nothing happens on the scrape path: the metadata stays in each target's
--- scrape cache (runtime/scrapecache.c) and is only walked, in C, when a sender
+-- scrape cache (runtime/scrape/cache.c) and is only walked, in C, when a sender
 -- collects it (once per send_interval). Exporters' targets are scraped by the
 -- same component, so their metadata is included.
 local rwmeta = require("moonwatch.native.rwmeta")

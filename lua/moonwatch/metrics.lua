@@ -1,4 +1,4 @@
---- moonwatch.metrics: the self-metrics registry (runtime/metrics.c) from Lua.
+--- moonwatch.metrics: the self-metrics registry (runtime/exposition/registry.c) from Lua.
 -- Families are registered once; a child (one label-value tuple) is looked up
 -- once and then updated by handle through the FFI: no allocation, no per-update
 -- Lua table work beyond the call.

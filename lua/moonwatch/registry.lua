@@ -8,6 +8,7 @@
 local schema = require("moonwatch.schema")
 local errors = require("moonwatch.errors")
 local log = require("moonwatch.log")
+local fs = require("moonwatch.fs")
 
 local M = {}
 
@@ -107,16 +108,12 @@ end
 function M.list(dirs)
   local names, seen = {}, {}
   for _, dir in ipairs(dirs) do
-    local p = io.popen("find '" .. dir:gsub("'", "'\\''") .. "' -name '*.lua' 2>/dev/null")
-    if p then
-      for line in p:lines() do
-        local n = line:sub(#dir + 2):gsub("%.lua$", ""):gsub("/", ".")
-        if not seen[n] then
-          seen[n] = true
-          names[#names + 1] = n
-        end
+    for _, path in ipairs(fs.find(dir, ".lua") or {}) do -- an unreadable dir lists nothing
+      local n = path:gsub("%.lua$", ""):gsub("/", ".")
+      if not seen[n] then
+        seen[n] = true
+        names[#names + 1] = n
       end
-      p:close()
     end
   end
   table.sort(names)

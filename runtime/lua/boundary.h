@@ -1,4 +1,7 @@
-/* boundary.h: shared by the files of runtime/lua/, the C<->Lua boundary. */
+/* runtime/lua/: the C<->Lua bridge, the only C that includes lua.h: the binary's main, the VM,
+ * the event loop as Lua sees it (core.c) and the HTTP client and server modules.
+ *
+ * lua/boundary.h: shared by the files of runtime/lua/, the C<->Lua boundary. */
 #ifndef MW_LUA_BOUNDARY_H
 #define MW_LUA_BOUNDARY_H
 

@@ -1,5 +1,5 @@
 /*
- * core.c: the C module moonwatch.core, the event loop as Lua sees it.
+ * lua/core.c: the C module moonwatch.core, the event loop as Lua sees it.
  *
  * A handle is a userdata whose first member is the libev watcher (luv's
  * model): an active handle holds a registry reference to itself so it is not
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "boundary.h"
+#include "lua/boundary.h"
 
 lua_State *mw_lua_current;
 int mw_lua_exit_code;

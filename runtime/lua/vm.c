@@ -1,5 +1,5 @@
-/* vm.c: creates the LuaJIT state, sets the module path and runs moonwatch.cli. */
-#include "vm.h"
+/* lua/vm.c: creates the LuaJIT state, sets the module path and runs moonwatch.cli. */
+#include "lua/vm.h"
 
 #include <ev.h>
 #include <lauxlib.h>
@@ -11,8 +11,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "boundary.h"
-#include "watchdog.h"
+#include "base/watchdog.h"
+#include "lua/boundary.h"
 
 static int mw_file_exists(const char *dir, const char *rel) {
   char path[PATH_MAX];

@@ -1,4 +1,4 @@
-/* vm.h: the moonwatch LuaJIT VM, the only way into Lua from the rest of the C core. */
+/* lua/vm.h: the moonwatch LuaJIT VM, the only way into Lua from the rest of the C core. */
 #ifndef MW_LUA_VM_H
 #define MW_LUA_VM_H
 

@@ -1,22 +1,23 @@
-/* wal_reader.c: prometheus.remote_write's reader of the metrics WAL, a layer
+/* remote/wal_reader.c: prometheus.remote_write's reader of the metrics WAL, a layer
  * on it (runtime/storage/metrics_wal.c) and on the record log's cursors: it
  * reads samples and exemplars records from its cursor, applies write
  * relabeling (cached per series), drops samples older than sample_age_limit,
  * cuts a span of the WAL into one Remote-Write request per shard (a series'
  * samples all in one shard, by a hash of its WAL ref), encodes them
- * (protobuf + snappy, rwenc.c) and keeps the spans in flight until they are
+ * (protobuf + snappy, remote/encode.c) and keeps the spans in flight until they are
  * committed as a whole; the cursor then moves (saved by the record log). */
-#include "err.h"
+#include "remote/wal_reader.h"
+#include "base/err.h"
 #include "storage/metrics_wal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "labels.h"
-#include "relabel.h"
-#include "rwenc.h"
-#include "series.h"
+#include "base/labels.h"
+#include "model/series.h"
+#include "relabel/relabel.h"
+#include "remote/encode.h"
 
 typedef mw_rlog_pos_t mw_pos_t;
 
@@ -125,7 +126,7 @@ struct mw_wal_reader {
  * external labels when the others do. 0, or -1 with err. */
 static int mw_reader_encs(mw_wal_reader_t *r, size_t n, char *err, size_t errlen) {
   if (n <= r->nencs) return 0;
-  if (mw_wal_grow((void **)&r->encs, &r->encs_cap, n, sizeof *r->encs) != 0) goto oom;
+  if (mw_grow((void **)&r->encs, &r->encs_cap, n, sizeof *r->encs) != 0) goto oom;
   while (r->nencs < n) {
     mw_rwenc_t *e = mw_rwenc_new();
     if (!e) goto oom;
@@ -277,7 +278,7 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
       }
     }
     if (r->slot_gen[s] != r->gen) {
-      if (mw_wal_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
+      if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
         return -1;
       uint32_t shard = mw_shard_of(ref, r->build_shards);
       r->slot_gen[s] = r->gen;
@@ -285,7 +286,7 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
       r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
       r->sh[shard].nslots++;
     }
-    if (mw_wal_grow((void **)&r->rex, &r->rex_cap, r->nrex + 1, sizeof *r->rex) != 0 ||
+    if (mw_grow((void **)&r->rex, &r->rex_cap, r->nrex + 1, sizeof *r->rex) != 0 ||
         mw_buf_reserve(&r->rex_buf, ll ? ll : 1) != 0)
       return -1;
     r->rex[r->nrex++] = (mw_rex_t){
@@ -407,7 +408,7 @@ static int mw_reader_relabel(mw_wal_reader_t *r, uint32_t s, uint64_t ref) {
   int ra = mw_labels_next(enc, len, &pos, &a);
   int rb = mw_labels_next(r->ext, r->ext_len, &epos, &b);
   while (ra == 1 || rb == 1) {
-    if (mw_wal_grow((void **)&r->rl_in, &r->rl_in_cap, n + 1, sizeof *r->rl_in) != 0) return -1;
+    if (mw_grow((void **)&r->rl_in, &r->rl_in_cap, n + 1, sizeof *r->rl_in) != 0) return -1;
     int cmp = 0;
     if (ra != 1) {
       cmp = 1;
@@ -518,7 +519,7 @@ static int mw_shard_encode(mw_wal_reader_t *r, uint32_t k, const uint8_t **buf, 
 /* Grows the span's sample arrays to hold need samples; 0 or -1 (out of
  * memory). */
 static int mw_reader_grow_samples(mw_wal_reader_t *r, size_t need) {
-  if (mw_wal_grow((void **)&r->c_slot, &r->c_cap, need, sizeof *r->c_slot) != 0) return -1;
+  if (mw_grow((void **)&r->c_slot, &r->c_cap, need, sizeof *r->c_slot) != 0) return -1;
   if (r->c_cap > r->g_cap) {
     int64_t *a = realloc(r->c_ts, r->c_cap * sizeof *a);
     if (!a) return -1;
@@ -542,7 +543,7 @@ static int mw_reader_grow_samples(mw_wal_reader_t *r, size_t need) {
 static int mw_reader_reserve(mw_wal_reader_t *r, uint32_t max_samples, uint32_t nshards) {
   mw_wal_t *w = r->w;
   if (mw_reader_grow_samples(r, max_samples) != 0) return -1;
-  if (mw_wal_grow((void **)&r->sh, &r->sh_cap, nshards, sizeof *r->sh) != 0) return -1;
+  if (mw_grow((void **)&r->sh, &r->sh_cap, nshards, sizeof *r->sh) != 0) return -1;
   size_t limit = mw_series_limit(mw_wal_series(w));
   if (limit > r->so_cap) {
     size_t cap = r->so_cap ? r->so_cap : 1024;
@@ -655,7 +656,7 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
         continue;
       }
       if (new_slot) {
-        if (mw_wal_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
+        if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
           goto oom;
         r->slot_gen[s] = r->gen;
         r->slot_of[s] = (uint32_t)r->nslots;
@@ -696,7 +697,7 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
   }
   /* Series grouped by shard (each shard's in order of first sample), the
    * samples grouped by series (each series' in WAL order). */
-  if (mw_wal_grow((void **)&r->order, &r->order_cap, r->nslots, sizeof *r->order) != 0) goto oom;
+  if (mw_grow((void **)&r->order, &r->order_cap, r->nslots, sizeof *r->order) != 0) goto oom;
   uint32_t first = 0;
   for (uint32_t k = 0; k < nshards; k++) {
     r->sh[k].first = first;
@@ -735,7 +736,7 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
                                    .raw_bytes = raw,
                                    .exemplars = sh->nex};
   }
-  if (mw_wal_grow((void **)&r->fl, &r->fl_cap, r->nfl + 1, sizeof *r->fl) != 0) goto oom;
+  if (mw_grow((void **)&r->fl, &r->fl_cap, r->nfl + 1, sizeof *r->fl) != 0) goto oom;
   r->fl[r->nfl++] = (mw_flight_t){
       .seq = seq, .end = pos, .samples = got, .max_ts = hi, .exemplars = (uint32_t)r->nrex};
   r->seq = seq;

@@ -1,5 +1,5 @@
-/* metrics_wal.c: the metrics WAL, a layer on the record log
- * (storage/recordlog.c; see wal.h for the format and the guarantees): series,
+/* storage/metrics_wal.c: the metrics WAL, a layer on the record log
+ * (storage/recordlog.c; see storage/wal.h for the format and the guarantees): series,
  * samples and exemplars records, memos by source table uid, label sets
  * borrowed from the source tables, the WAL ref -> series map, the checkpoint's
  * content. The writer keeps every live series in a series table (s = the
@@ -10,7 +10,7 @@
  * once no kept segment mentions it). Files, cursors and fsyncs are the record
  * log's. */
 #include "storage/metrics_wal.h"
-#include "err.h"
+#include "base/err.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -19,9 +19,9 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "batch.h"
-#include "labels.h"
-#include "series.h"
+#include "base/labels.h"
+#include "model/batch.h"
+#include "model/series.h"
 
 #define MW_MAGIC "MWWAL001"
 #define MW_SERIES_REC_BYTES (16u << 20) /* a series record is closed past this */
@@ -76,16 +76,6 @@ struct mw_wal {
 };
 
 /* --- helpers ---------------------------------------------------------- */
-
-static void mw_put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void mw_put64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint8_t *mw_put_uvarint(uint8_t *p, uint64_t v) {
   while (v >= 0x80) {
@@ -343,7 +333,7 @@ static mw_wmemo_t *mw_memo(mw_wal_t *w, uint64_t uid) {
       if (w->memos[i].used < m->used) m = &w->memos[i];
     free(m->e);
   } else {
-    if (mw_wal_grow((void **)&w->memos, &w->memos_cap, w->nmemos + 1, sizeof *w->memos) != 0)
+    if (mw_grow((void **)&w->memos, &w->memos_cap, w->nmemos + 1, sizeof *w->memos) != 0)
       return NULL;
     m = &w->memos[w->nmemos++];
   }
@@ -623,8 +613,7 @@ static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
       eb->len += 8;
     }
     if (mw_buf_reserve(eb, MW_SAMPLE_MAX + 10 + e.labels_len) != 0 ||
-        mw_wal_grow((void **)&w->ex_new, &w->ex_new_cap, 2 * (w->nex_new + 1), sizeof *w->ex_new) !=
-            0)
+        mw_grow((void **)&w->ex_new, &w->ex_new_cap, 2 * (w->nex_new + 1), sizeof *w->ex_new) != 0)
       return -1;
     uint64_t wr = w->wref[s];
     uint8_t *p = mw_put_uvarint(eb->p + eb->len, mw_zig(wr - prev));
@@ -659,7 +648,7 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   }
   mw_wmemo_t *memo = mw_memo(w, mw_series_uid(src));
   mw_wsrc_t *lender = memo ? (memo->src ? memo->src : (memo->src = mw_wsrc_get(w, src))) : NULL;
-  if (!memo || !lender || mw_wal_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
+  if (!memo || !lender || mw_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
   const uint32_t *refs = mw_batch_refs(b);
   const int64_t *ts = mw_batch_timestamps(b);
   const double *vs = mw_batch_values(b);
@@ -707,8 +696,8 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
       scount = 0;
       if (srec == SIZE_MAX) goto oom;
     }
-    if (mw_buf_reserve(sb, 20 + len) != 0 || mw_wal_grow((void **)&w->created, &w->created_cap,
-                                                         w->ncreated + 1, sizeof *w->created) != 0)
+    if (mw_buf_reserve(sb, 20 + len) != 0 ||
+        mw_grow((void **)&w->created, &w->created_cap, w->ncreated + 1, sizeof *w->created) != 0)
       goto oom;
     w->wref[s] = w->next_ref++;
     w->created[w->ncreated++] = s;

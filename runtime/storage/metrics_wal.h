@@ -1,8 +1,8 @@
-/* metrics_wal.h: what the metrics WAL (runtime/storage/metrics_wal.c, a
+/* storage/metrics_wal.h: what the metrics WAL (runtime/storage/metrics_wal.c, a
  * layer on the record log) shares with its readers (remote_write's,
  * runtime/remote/wal_reader.c): the record types and their codecs, the
  * WAL ref -> series map, the series table and the record log. The public
- * API and the on-disk format are in wal.h. */
+ * API and the on-disk format are in storage/wal.h. */
 #ifndef MW_METRICS_WAL_H
 #define MW_METRICS_WAL_H
 #include <assert.h>
@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "series.h"
+#include "base/grow.h"
+#include "model/series.h"
 #include "storage/recordlog.h"
-#include "wal.h"
+#include "storage/wal.h"
 
 #define MW_REC_SERIES 1
 #define MW_REC_SAMPLES 2
@@ -26,30 +27,8 @@ typedef struct {
   size_t len, cap;
 } mw_buf_t;
 
-static inline int mw_wal_grow(void **p, size_t *cap, size_t need, size_t size) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 64;
-  while (c < need) {
-    if (c > SIZE_MAX / 4 / size) return -1;
-    c *= 2;
-  }
-  void *q = realloc(*p, c * size);
-  if (!q) return -1;
-  *p = q;
-  *cap = c;
-  return 0;
-}
-
 static inline int mw_buf_reserve(mw_buf_t *b, size_t n) {
-  return mw_wal_grow((void **)&b->p, &b->cap, b->len + n, 1);
-}
-
-static inline uint32_t mw_get32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t mw_get64(const uint8_t *p) {
-  return (uint64_t)mw_get32(p) | (uint64_t)mw_get32(p + 4) << 32;
+  return mw_grow((void **)&b->p, &b->cap, b->len + n, 1);
 }
 
 static inline int mw_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v) {

@@ -1,9 +1,9 @@
-/* recordlog.c: the segmented record log (see recordlog.h for the format and
+/* storage/recordlog.c: the segmented record log (see storage/recordlog.h for the format and
  * the guarantees): segment files, replay and repair, append, named cursors
  * with their files, fsync policies and the fsync worker, truncation with a
  * checkpoint written by the layer above. */
 #include "storage/recordlog.h"
-#include "err.h"
+#include "base/err.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crc32c.h"
+#include "base/crc32c.h"
+#include "base/grow.h"
 
 /* An fsync on a worker thread (policy INTERVAL, mw_rlog_sync_start): it
  * fdatasyncs and closes fds (a dup of the head, and the segments finished
@@ -66,29 +67,6 @@ struct mw_rlog_cpw {
 };
 
 /* --- helpers ---------------------------------------------------------- */
-
-static int mw_grow(void **p, size_t *cap, size_t need, size_t size) {
-  if (need <= *cap) return 0;
-  size_t c = *cap ? *cap : 64;
-  while (c < need) {
-    if (c > SIZE_MAX / 4 / size) return -1;
-    c *= 2;
-  }
-  void *q = realloc(*p, c * size);
-  if (!q) return -1;
-  *p = q;
-  *cap = c;
-  return 0;
-}
-
-static void mw_put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t mw_get32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* Reads n bytes at off; returns the count read (< n at end of file), -1 on error. */
 static ssize_t mw_pread_full(int fd, void *buf, size_t n, uint64_t off) {

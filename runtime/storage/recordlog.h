@@ -1,4 +1,7 @@
-/* recordlog.h: a type-agnostic segmented record log (storage's base layer).
+/* runtime/storage/: what is kept on disk: the type-agnostic record log (recordlog.c) and the
+ * metrics WAL on it (metrics_wal.c, wal.h). It knows nothing of Remote-Write.
+ *
+ * storage/recordlog.h: a type-agnostic segmented record log (storage's base layer).
  *
  * It owns files and bytes; what records mean is the business of the layer
  * above (the metrics WAL, later the logs queue). It knows nothing of
@@ -224,5 +227,24 @@ int mw_rlog_truncate_finish(mw_rlog_t *l, size_t k, mw_rlog_checkpoint_fn cp, vo
                             size_t errlen);
 /* Writes framed records into the checkpoint being made. 0, -1 (errno). */
 int mw_rlog_cp_write(mw_rlog_cpw_t *w, const void *p, size_t n);
+
+/* The little-endian fixed-width fields of records and of the layers above. */
+static inline void mw_put32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void mw_put64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t mw_get32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t mw_get64(const uint8_t *p) {
+  return (uint64_t)mw_get32(p) | (uint64_t)mw_get32(p + 4) << 32;
+}
 
 #endif

@@ -3,6 +3,7 @@
 --- seconds), to stdout or appended to a file. For debugging and tests.
 --- Staleness markers are written as NaN.
 local batch = require("moonwatch.batch")
+local fs = require("moonwatch.fs")
 
 local Instance = {}
 Instance.__index = Instance
@@ -36,7 +37,7 @@ function Instance:update(args)
   if args.file then
     local dir = args.file:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then
-      os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+      fs.mkdir_p(dir) -- when it fails, opening the file says why
     end
     local f, err = io.open(args.file, "a")
     if not f then

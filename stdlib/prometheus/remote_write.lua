@@ -36,6 +36,7 @@ local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
 local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
+local fs = require("moonwatch.fs")
 local metadata = require("moonwatch.metadata")
 local remote_shards = require("moonwatch.remote_shards")
 local redact = require("moonwatch.redact")
@@ -275,7 +276,10 @@ end
 
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, endpoints = {}, m = component_metrics() }, Instance)
-  os.execute("mkdir -p '" .. ctx.storage_path:gsub("'", "'\\''") .. "'")
+  local ok, mkerr = fs.mkdir_p(ctx.storage_path)
+  if not ok then
+    error("creating the storage directory: " .. mkerr, 0)
+  end
   local wal, werr = native_wal.open(ctx.storage_path, { fsync = args.wal.fsync })
   if not wal then
     error("opening the WAL: " .. werr, 0)

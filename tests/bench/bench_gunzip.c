@@ -8,8 +8,8 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "expose.h"
-#include "httpc.h"
+#include "exposition/write.h"
+#include "http/client.h"
 
 static double now(void) {
   struct timespec ts;

@@ -3,8 +3,8 @@
  * the repository root:
  *
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -Iruntime -o /tmp/bench_parse tests/bench/bench_parse.c \
- *     runtime/labels.c runtime/arena.c runtime/series.c runtime/batch.c \
- *     runtime/scrapecache.c runtime/expfmt.c -lxxhash -lm -lpthread
+ *     runtime/base/labels.c runtime/base/arena.c runtime/model/series.c runtime/model/batch.c \
+ *     runtime/scrape/cache.c runtime/exposition/parse.c -lxxhash -lm -lpthread
  *   /tmp/bench_parse [fixture.prom] [series]
  *
  * The body: the families of the node_exporter fixture, each family's HELP and
@@ -16,10 +16,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "batch.h"
-#include "expfmt.h"
-#include "scrapecache.h"
-#include "series.h"
+#include "exposition/parse.h"
+#include "model/batch.h"
+#include "model/series.h"
+#include "scrape/cache.h"
 
 static double now(void) {
   struct timespec ts;

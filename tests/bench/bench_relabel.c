@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "relabel.h"
+#include "relabel/relabel.h"
 
 #define NSERIES 100000
 #define NLABELS 9

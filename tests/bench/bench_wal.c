@@ -13,10 +13,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "batch.h"
-#include "labels.h"
-#include "series.h"
-#include "wal.h"
+#include "base/labels.h"
+#include "model/batch.h"
+#include "model/series.h"
+#include "remote/wal_reader.h"
+#include "storage/wal.h"
 
 #define TARGETS 50
 #define SERIES 2000

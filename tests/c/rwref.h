@@ -5,10 +5,10 @@
  *     add_exemplar, add_metadata, finish) and un-snappies the result;
  *   - mw_rwref_pack builds the same request as protobuf-c messages from the
  *     description alone (external labels merged, samples sorted stably,
- *     metadata strings NUL-terminated, as rwenc.h specifies) and packs it
+ *     metadata strings NUL-terminated, as remote/encode.h specifies) and packs it
  *     with prometheus__write_request__pack.
  * The two must be the same bytes. The reference knows nothing of the
- * encoder's insides: it reads the description and rwenc.h's contract. */
+ * encoder's insides: it reads the description and remote/encode.h's contract. */
 #ifndef MW_RWREF_H
 #define MW_RWREF_H
 #include <snappy-c.h>
@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "labels.h"
+#include "base/labels.h"
 #include "remote.pb-c.h"
-#include "rwenc.h"
+#include "remote/encode.h"
 
 typedef struct {
-  const uint8_t *labels; /* an encoded label set (labels.h); len 0 for none */
+  const uint8_t *labels; /* an encoded label set (base/labels.h); len 0 for none */
   size_t len;
   int64_t ts;
   double value;

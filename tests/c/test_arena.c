@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
+#include "base/arena.h"
 #include "test.h"
 
 /* A table of a few label sets (a scrape's 5 report series) costs a few
@@ -69,9 +69,37 @@ static void test_big_item_own_chunk(void) {
   mw_arena_free(&a);
 }
 
+/* Aligned allocations for arrays of structs (relabel's compiled programs),
+ * and a scratch arena reset per operation: after a round that needed several
+ * chunks, the same round fits in the one chunk the reset kept. */
+static void test_alloc_and_reset(void) {
+  mw_arena_t a;
+  mw_arena_init(&a);
+  CHECK(mw_arena_dup(&a, "x", 1) != NULL);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 200; i++) {
+      uint64_t *v = mw_arena_alloc(&a, 3 * sizeof *v);
+      CHECK(v != NULL && ((uintptr_t)v & 7) == 0);
+      v[0] = v[1] = v[2] = (uint64_t)i;
+      CHECK(mw_arena_dup(&a, "abc", 3) != NULL); /* unaligned bytes in between */
+    }
+    uint8_t *big = mw_arena_alloc(&a, 100000);
+    CHECK(big != NULL && ((uintptr_t)big & 7) == 0);
+    memset(big, 1, 100000);
+    size_t reserved = a.reserved;
+    mw_arena_reset(&a);
+    CHECK_INT(a.used, 0);
+    if (round > 0) CHECK(a.reserved <= reserved); /* nothing more after the first round */
+    CHECK(a.head != NULL && a.head->next == NULL);
+  }
+  mw_arena_free(&a);
+  CHECK_INT(a.reserved, 0);
+}
+
 int main(void) {
   MW_RUN(test_small_arena_stays_small);
   MW_RUN(test_big_arena);
   MW_RUN(test_big_item_own_chunk);
+  MW_RUN(test_alloc_and_reset);
   return mw_test_summary();
 }

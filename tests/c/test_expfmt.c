@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
-#include "expfmt.h"
-#include "labels.h"
-#include "scrapecache.h"
-#include "series.h"
+#include "base/labels.h"
+#include "exposition/parse.h"
+#include "model/batch.h"
+#include "model/series.h"
+#include "scrape/cache.h"
 #include "test.h"
 
 #define TS 1700000000000LL

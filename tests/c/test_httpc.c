@@ -1,4 +1,4 @@
-/* The HTTP client on a libev loop, against the HTTP server (runtime/httpd.c)
+/* The HTTP client on a libev loop, against the HTTP server (runtime/http/server.c)
  * on the same loop and thread, plus a raw socket peer for answers httpd
  * does not give (no Content-Length, garbage). */
 #include <arpa/inet.h>
@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "httpc.h"
-#include "httpd.h"
+#include "http/client.h"
+#include "http/server.h"
 #include "test.h"
 
 static struct ev_loop *loop;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "httpd.h"
+#include "http/server.h"
 #include "test.h"
 
 /* ---- the loop glue, as an embedder writes it ---- */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "intern.h"
+#include "base/intern.h"
 #include "test.h"
 
 /* The same bytes give the same string, counted; the last release frees it. */

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "labels.h"
+#include "base/labels.h"
 #include "test.h"
 
 #define L(n, v)                                                                                    \

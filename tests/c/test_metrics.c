@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "expose.h"
+#include "exposition/registry.h"
+#include "exposition/write.h"
 #include "ffi.h"
-#include "metrics.h"
 #include "test.h"
 
 static char err[256];

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exporters/node/node.h"
 #include "ffi.h"
-#include "node.h"
 #include "test.h"
 
 static char root[PATH_MAX];

@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exporters/process/group.h"
+#include "exporters/process/proc.h"
 #include "ffi.h"
-#include "proc.h"
-#include "procgroup.h"
 #include "test.h"
 
 #define BTIME 1000000000ull

@@ -9,10 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "expose.h"
+#include "exporters/process/self.h"
+#include "exposition/registry.h"
+#include "exposition/write.h"
 #include "ffi.h"
-#include "metrics.h"
-#include "procself.h"
 #include "test.h"
 
 static char err[256];

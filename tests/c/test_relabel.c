@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/re2.h"
 #include "ffi.h"
-#include "relabel.h"
+#include "relabel/relabel.h"
 #include "test.h"
 
 /* The tables below leave trailing fields (action, modulus, utf8) to their zero default. */
@@ -549,7 +550,7 @@ static void test_re2_translate(void) {
   for (size_t i = 0; i < sizeof tr / sizeof tr[0]; i++) {
     char *out = NULL;
     size_t n = 0;
-    CHECK_INT(mw_relabel_re2_translate(tr[i].in, strlen(tr[i].in), &out, &n, err, sizeof err), 0);
+    CHECK_INT(mw_re2_translate(tr[i].in, strlen(tr[i].in), &out, &n, err, sizeof err), 0);
     int ok = out && strcmp(out, tr[i].out) == 0 && n == strlen(tr[i].out);
     if (!ok) fprintf(stderr, "translate %s: got %s want %s\n", tr[i].in, out, tr[i].out);
     free(out);

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
-#include "crc32c.h"
+#include "base/crc32c.h"
+#include "model/batch.h"
 #include "remote.pb-c.h"
-#include "rwenc.h"
+#include "remote/encode.h"
 #include "rwref.h"
 #include "test.h"
 
@@ -297,7 +297,7 @@ static void test_packed_size_bound(void) {
   free(enc);
 }
 
-/* The field numbers mw_rwenc_finish writes (rwenc.h) are remote.proto's:
+/* The field numbers mw_rwenc_finish writes (remote/encode.h) are remote/remote.proto's:
  * each is checked against protoc-c's descriptor with its type, label and
  * message; each message has no field the encoder does not know; and
  * protobuf-c packs fields in the order the encoder writes them (by number). */
@@ -341,7 +341,7 @@ static void test_field_numbers(void) {
     if (!d) MW_FAIL("%s has no field %s", f[i].in->name, f[i].name);
     if (d->id != f[i].id || d->label != f[i].label || d->type != f[i].type ||
         (f[i].msg && d->descriptor != f[i].msg) || (d->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
-      MW_FAIL("%s.%s: number %u, label %d, type %d in remote.proto; the encoder writes %u",
+      MW_FAIL("%s.%s: number %u, label %d, type %d in remote/remote.proto; the encoder writes %u",
               f[i].in->name, f[i].name, d->id, (int)d->label, (int)d->type, f[i].id);
   }
   size_t known = 0;

@@ -6,7 +6,7 @@
 
 #include "ffi.h"
 #include "remote.pb-c.h"
-#include "rwenc.h"
+#include "remote/encode.h"
 #include "test.h"
 
 static const mw_scrape_opts_t opts = {.honor_timestamps = 1, .fallback_format = MW_EXPFMT_TEXT};

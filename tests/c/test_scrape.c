@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
-#include "scrape.h"
+#include "model/batch.h"
+#include "scrape/scrape.h"
 #include "test.h"
 
 static const mw_scrape_opts_t defaults = {.honor_timestamps = 1, .fallback_format = MW_EXPFMT_TEXT};

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "batch.h"
-#include "labels.h"
-#include "series.h"
+#include "base/labels.h"
+#include "model/batch.h"
+#include "model/series.h"
 #include "test.h"
 
 static size_t enc_one(uint8_t *buf, size_t cap, int i) {

@@ -13,15 +13,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "batch.h"
-#include "crc32c.h"
-#include "labels.h"
-#include "relabel.h"
+#include "base/crc32c.h"
+#include "base/labels.h"
+#include "model/batch.h"
+#include "model/series.h"
+#include "relabel/relabel.h"
 #include "remote.pb-c.h"
-#include "rwenc.h"
-#include "series.h"
+#include "remote/encode.h"
+#include "remote/wal_reader.h"
+#include "storage/wal.h"
 #include "test.h"
-#include "wal.h"
 
 /* --- helpers ---------------------------------------------------------- */
 

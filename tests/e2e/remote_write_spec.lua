@@ -183,7 +183,7 @@ prometheus.remote_write "out" {
   -- metadata_config: one pipeline, several endpoints. Prometheus 2.42 (Debian) accepts metadata-only
   -- requests but does not store them (its remote-write handler reads only the series, and
   -- /api/v1/metadata shows what its own scrapes saw), so the entries are checked with Lua receivers
-  -- that decode each request with runtime/rwenc.c's decoder.
+  -- that decode each request with runtime/remote/encode.c's decoder.
   describe("metadata_config", function()
     local h, logs, pport = nil, {}, nil
     local RW_META = { -- sorted by name

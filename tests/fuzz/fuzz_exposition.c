@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
-#include "expfmt.h"
-#include "labels.h"
-#include "scrapecache.h"
-#include "series.h"
+#include "base/labels.h"
+#include "exposition/parse.h"
+#include "model/batch.h"
+#include "model/series.h"
+#include "scrape/cache.h"
 
 /* Every name valid under the scheme (legacy: the Prometheus 2 grammars). */
 static void check_batch(mw_batch_t *b, int legacy) {

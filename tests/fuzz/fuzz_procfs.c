@@ -1,5 +1,5 @@
-/* Fuzz target: the procfs parsers of runtime/proc.c (mw_proc_parse_*) and the
- * pure parsers of prometheus.exporter.unix's collectors (node.h). The first
+/* Fuzz target: the procfs parsers of runtime/exporters/process/proc.c (mw_proc_parse_*) and the
+ * pure parsers of prometheus.exporter.unix's collectors (exporters/node/node.h). The first
  * byte picks the file (its value modulo 14): 0 stat, 1 status, 2 io, 3
  * limits, 4 smaps/smaps_rollup, 5 cmdline, 6 the root's stat for btime, 7
  * net/arp, 8 mdstat, 9 net/rpc/nfs, 10 net/rpc/nfsd, 11 an XFS stats file,
@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "expose.h"
-#include "node.h"
-#include "proc.h"
+#include "exporters/node/node.h"
+#include "exporters/process/proc.h"
+#include "exposition/write.h"
 
 static void fuzz_node(int which, char *buf, size_t size) {
   char err[256];

@@ -1,5 +1,5 @@
 /* Fuzz target: process-exporter's matchers and name templates
- * (runtime/procgroup.c: template parser, matcher, renderer, cgroup list) end
+ * (runtime/exporters/process/group.c: template parser, matcher, renderer, cgroup list) end
  * to end, over a fake procfs tree with one process (pid 4242) whose files
  * come from the input.
  *
@@ -23,8 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "expose.h"
-#include "procgroup.h"
+#include "exporters/process/group.h"
+#include "exposition/write.h"
 
 static char root[64];
 

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "labels.h"
+#include "base/labels.h"
 #include "remote.pb-c.h"
-#include "rwenc.h"
+#include "remote/encode.h"
 
 static int pb_eq(ProtobufCBinaryData a, ProtobufCBinaryData b) {
   return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);

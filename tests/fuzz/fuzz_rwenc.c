@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "../c/rwref.h"
-#include "batch.h"
+#include "model/batch.h"
 
 #define POOL (8u << 20) /* label set and string bytes of one request */
 

@@ -16,13 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "batch.h"
-#include "crc32c.h"
-#include "labels.h"
+#include "base/crc32c.h"
+#include "base/labels.h"
+#include "model/batch.h"
+#include "model/series.h"
 #include "remote.pb-c.h"
-#include "rwenc.h"
-#include "series.h"
-#include "wal.h"
+#include "remote/encode.h"
+#include "remote/wal_reader.h"
+#include "storage/wal.h"
 
 static char root[64];
 

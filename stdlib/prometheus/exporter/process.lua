@@ -1,5 +1,5 @@
 --- prometheus.exporter.process: ncabatoff/process-exporter's namedprocess_*
---- metrics, collected natively (runtime/procgroup.c), as Alloy embeds it.
+--- metrics, collected natively (runtime/exporters/process/group.c), as Alloy embeds it.
 -- Processes are grouped by `matcher` blocks; the tracker keeps state between
 -- collections, so counters stay monotonic while processes come and go. The
 -- exporter's target is served in memory (and at /api/v0/component/<id>/metrics).

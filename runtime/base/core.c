@@ -1,0 +1,31 @@
+/* base/core.c: build facts, clocks and hashing for the FFI surface. */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "ffi.h"
+
+double mw_ffi_time_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double mw_ffi_time_monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *mw_ffi_version(void) { return MW_VERSION; }
+
+const char *mw_ffi_revision(void) { return MW_REVISION; }
+
+void mw_ffi_sha256_hex(const char *data, size_t len, char *out) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+  for (unsigned int i = 0; i < n; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  out[2 * n] = '\0';
+}

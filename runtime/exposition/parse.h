@@ -1,0 +1,122 @@
+/* runtime/exposition/: the Prometheus text and OpenMetrics formats in both directions: the
+ * parser (a body into a batch, parse.c), the writer (a metrics registry into a body, write.c;
+ * a batch, write_batch.c) and the metrics registry the exporters fill (registry.c).
+ *
+ * exposition/parse.h: the Prometheus exposition parser. One call parses a whole body
+ * (Prometheus text format 0.0.4 / 1.0.0 or OpenMetrics 1.0) into a sample
+ * batch, through a per-target scrape cache.
+ *
+ * Semantics follow Prometheus 3's model/textparse (promparse.go,
+ * openmetricsparse.go): what they accept is accepted, what they reject fails
+ * the whole body with an error naming the line. Deliberate choices:
+ * - UTF-8 names (Prometheus 3): a metric name quoted in the braces, at any
+ *   position (`{"my.metric",a="b"}`, `{a="b","my.metric"}`), quoted label
+ *   names (`{"my.label"="v"}`, exemplars too), quoted family names in
+ *   TYPE/HELP/UNIT; escapes \\, \" and \n inside quotes. A name must be valid
+ *   UTF-8 and not empty, else the body fails (Prometheus's scrape loop refuses
+ *   such series; it does not check the name of a TYPE/HELP/UNIT line, this
+ *   parser does). With MW_EXPFMT_LEGACY_NAMES (the scrape's legacy validation
+ *   scheme) a quoted name outside the legacy grammar fails the body, as
+ *   Prometheus's `invalid metric name or label names` does. A label with an
+ *   empty value is dropped before its name is checked. Family names are
+ *   unescaped like series names (Prometheus keeps TYPE/HELP names escaped).
+ *   Quoted series texts are scrape cache keys like any other.
+ * - Samples: one per sample line; a label with an empty value is dropped
+ *   (Prometheus treats name="" as absent); a repeated label name fails the
+ *   body (`label name "x" is not unique`, Prometheus fails the scrape too); a
+ *   second sample of the same series in one body is dropped and counted
+ *   (stats.duplicates; Prometheus rejects it unless its timestamp differs).
+ * - `_created` lines (OpenMetrics) are ordinary samples, as in Prometheus
+ *   unless created-timestamp-zero-ingestion is on; MW_EXPFMT_SKIP_CREATED drops
+ *   them for counter/histogram/summary families like Prometheus's
+ *   skipOMCTSeries.
+ * - Exemplars (OpenMetrics): a syntax error fails the body (as the Prometheus
+ *   parser); a valid one is attached to its sample in the batch (not cached:
+ *   every scrape parses them again), with the sample's timestamp when it has
+ *   none (Prometheus's scrape loop), counted in stats.exemplars; one that
+ *   Prometheus's appender would refuse (labels over 128 code points, a
+ *   repeated label name) is dropped and counted in stats.exemplars_invalid,
+ *   its sample kept. The exemplar of a dropped sample goes with it.
+ * - Timestamps: text: integer ms (digits only, as the Prometheus lexer);
+ *   OpenMetrics: any finite float seconds, truncated to ms; a sample whose ms
+ *   do not fit int64 (`12345678901234567890.5`) is dropped and counted in
+ *   stats.out_of_bounds, the body goes on (Prometheus's int64(ts*1000) makes
+ *   math.MinInt64 of it on amd64, which its storage refuses as out of bounds);
+ *   with MW_EXPFMT_IGNORE_TIMESTAMPS it is kept at the scrape's time. Values:
+ *   Go ParseFloat syntax
+ *   without hex floats and underscores (NaN, +Inf, -Inf, case-insensitive);
+ *   every NaN becomes Prometheus's normal NaN, so a body cannot forge a
+ *   staleness marker.
+ * - Metric families' TYPE/HELP/UNIT go to the scrape cache's metadata.
+ * - Not supported: native histograms, the protobuf format; Prometheus 3's
+ *   normalisation of le/quantile label values (`0` -> `0.0`).
+ * - Text format quirks kept from the Prometheus lexer: blank lines, tabs and
+ *   spaces between tokens, trailing commas; a NUL byte at the start of a line
+ *   ends the body. OpenMetrics is strict: single spaces, no blank lines or
+ *   other comments, `# EOF` last. */
+#ifndef MW_EXPFMT_H
+#define MW_EXPFMT_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ffi.h"
+
+/* Picks the format for a Content-Type as Prometheus does:
+ * application/openmetrics-text -> OpenMetrics, text/plain (any version) ->
+ * text; missing, unparsable or other types -> fallback (MW_EXPFMT_*), with
+ * *fallback_used = 1. Returns the format, or -1 (err filled) when the fallback
+ * is needed and is MW_EXPFMT_NONE. content_type may be NULL. */
+int mw_expfmt_format(const char *content_type, int fallback, int *fallback_used, char *err,
+                     size_t errlen);
+
+/* Parses body (len bytes, not necessarily NUL-terminated, the caller's) in
+ * format (MW_EXPFMT_TEXT or MW_EXPFMT_OPENMETRICS) into b, which is reset to
+ * refer to c's series table. Samples without a timestamp, and the staleness
+ * markers for series of the previous scrape missing from this one, get
+ * default_ts_ms. flags: MW_EXPFMT_IGNORE_TIMESTAMPS, MW_EXPFMT_SKIP_CREATED,
+ * MW_EXPFMT_NO_STALE, MW_EXPFMT_TRACK_TS_STALENESS, MW_EXPFMT_LEGACY_NAMES
+ * (a change of it forgets the cache's keys, not its series). stats (may be
+ * NULL) is overwritten.
+ * Returns 0. On an invalid body returns -1 with err ("line N: ...") and b
+ * holding only staleness markers for the previous scrape's series; -1 also
+ * on out of memory. Nothing is allocated for lines the cache knows. */
+int mw_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t len, int format,
+                    int64_t default_ts_ms, uint32_t flags, mw_expfmt_stats_t *stats, char *err,
+                    size_t errlen);
+
+/* The longest line a body may have, in bytes: a longer one fails the body
+ * ("line N: line longer than 1048576 bytes ...") as soon as the parser reaches
+ * its start, without reading it. */
+#define MW_EXPFMT_MAX_LINE (1 << 20)
+
+/* Incremental parsing, so a big body is parsed in steps between which the
+ * caller's event loop runs (and checks its deadline). mw_expfmt_begin starts a
+ * parse as mw_expfmt_parse does (same arguments; body, stats and err must stay
+ * valid until the parse ends) and returns the parser, or NULL with err (an
+ * unknown format, out of memory; nothing started). sample_limit (0: none)
+ * fails the body as soon as a sample past it is parsed ("sample limit
+ * exceeded"). mw_expfmt_step parses lines until about max_bytes more of the
+ * body are consumed (whole lines; 0: to the end) and returns 1 when there is
+ * more to do; else the parse has ended, the parser is freed and the result is
+ * mw_expfmt_parse's (0, or -1 with err). mw_expfmt_end(p, -1, why) ends it as
+ * a failed scrape with the message why (e.g. a deadline); it returns -1.
+ * mw_expfmt_abort(p) forgets the parse as if it never began (the scrape cache
+ * is as it was, b is emptied): for a scrape cancelled midway. */
+typedef struct mw_expfmt_parser mw_expfmt_parser_t;
+mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const char *body,
+                                    size_t len, int format, int64_t default_ts_ms, uint32_t flags,
+                                    uint64_t sample_limit, mw_expfmt_stats_t *stats, char *err,
+                                    size_t errlen);
+int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes);
+int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why);
+void mw_expfmt_abort(mw_expfmt_parser_t *p);
+
+/* Parses a sample value as Prometheus does (Go ParseFloat without hex and
+ * underscores; NaN normalised). Returns 0 and *out, or -1. */
+int mw_expfmt_parse_float(const char *s, size_t n, double *out);
+
+/* The name of a MW_METRIC_* type as TYPE lines spell it ("untyped" for
+ * unknown in the text format is spelled "unknown" here). */
+const char *mw_expfmt_type_name(int type);
+
+#endif

@@ -1,0 +1,330 @@
+/* model/series.c: the series table (see model/series.h). Entries are a dense array
+ * indexed by ref; the index is open addressing with linear probing and
+ * backward-shift deletion, each slot holding (hash high 32 bits, ref + 1).
+ * A slot's home is derived from those high bits (MW_HOME), so growing the
+ * index and deleting never read the entries.
+ *
+ * An entry's label bytes are the table's own (in its arena) or borrowed
+ * from another table's entry (mw_series_add_borrowed); the lender's
+ * watchers (mw_series_watch) hear when those bytes move or go, and copy or
+ * re-point them. */
+#include "model/series.h"
+#include "base/err.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/arena.h"
+#include "base/labels.h"
+
+/* No hash in an entry (16 bytes, not 24: 0.8 MB at 100k series): a slot
+ * holds its high 32 bits, enough to probe, and deletion and
+ * mw_series_hash, which new series and deleted ones pay, hash the bytes
+ * again (every caller passes mw_labels_hash). */
+typedef struct {
+  const uint8_t *labels; /* NULL: free entry */
+  uint32_t len;          /* | MW_BORROWED: the bytes are another table's */
+  uint32_t next_free;    /* free list link while free; the entry's stamp while live */
+} mw_series_entry_t;
+
+#define MW_BORROWED 0x80000000u
+#define MW_LEN(e) ((e)->len & ~MW_BORROWED)
+
+typedef struct {
+  mw_series_watch_fn fn;
+  void *ctx;
+} mw_series_watcher_t;
+
+struct mw_series {
+  mw_series_entry_t *e;
+  uint32_t limit, cap; /* entries used (incl. free ones), allocated */
+  uint32_t free_head;  /* MW_SERIES_NONE: no free entry */
+  uint32_t live;
+  uint64_t *slots; /* 0: empty */
+  size_t mask;     /* slot count - 1 */
+  mw_arena_t arena;
+  size_t label_bytes;
+  uint64_t uid;   /* unique per table for the life of the process */
+  uint32_t stamp; /* last stamp handed to an entry */
+  mw_series_watcher_t *watchers;
+  size_t nwatchers;
+};
+
+/* Tells every watcher that ref's bytes moved to now, or go (now NULL; ref
+ * MW_SERIES_NONE: the whole table). The bytes are still readable. */
+static void mw_series_notify(const mw_series_t *s, uint32_t ref, const uint8_t *now) {
+  for (size_t i = 0; i < s->nwatchers; i++)
+    s->watchers[i].fn(s->watchers[i].ctx, ref, now);
+}
+
+static uint64_t mw_series_uids;
+
+/* Home slot of a hash, or of a slot's value v (both keep the high 32 bits). */
+#define MW_HOME(hash, mask) ((size_t)((hash) >> 32) & (mask))
+
+mw_series_t *mw_series_new(void) {
+  mw_series_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->free_head = MW_SERIES_NONE;
+  s->uid = __atomic_add_fetch(&mw_series_uids, 1, __ATOMIC_RELAXED);
+  s->mask = 63;
+  s->slots = calloc(s->mask + 1, sizeof *s->slots);
+  if (!s->slots) {
+    free(s);
+    return NULL;
+  }
+  mw_arena_init(&s->arena);
+  return s;
+}
+
+void mw_series_free(mw_series_t *s) {
+  if (!s) return;
+  mw_series_notify(s, MW_SERIES_NONE, NULL);
+  free(s->watchers);
+  mw_arena_free(&s->arena);
+  free(s->slots);
+  free(s->e);
+  free(s);
+}
+
+/* Doubles the index, moving the used slots in index order (no entry is
+ * read); the used slots of 64 at a time are found without branches, their
+ * pattern being random. */
+static int mw_series_grow_index(mw_series_t *s) {
+  size_t old_n = s->mask + 1, n = old_n * 2;
+  uint64_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (size_t i = 0; i < old_n; i += 64) {
+    uint64_t used = 0;
+    for (size_t k = 0; k < 64; k++)
+      used |= (uint64_t)(s->slots[i + k] != 0) << k;
+    while (used) {
+      uint64_t v = s->slots[i + (size_t)__builtin_ctzll(used)];
+      used &= used - 1;
+      size_t j = MW_HOME(v, n - 1);
+      while (slots[j])
+        j = (j + 1) & (n - 1);
+      slots[j] = v;
+    }
+  }
+  free(s->slots);
+  s->slots = slots;
+  s->mask = n - 1;
+  return 0;
+}
+
+/* The slot holding (enc, len, hash): *ref gets its ref, or MW_SERIES_NONE
+ * and the returned slot is the empty one that ends the probe sequence. */
+static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
+                              uint32_t *ref) {
+  uint32_t tag = (uint32_t)(hash >> 32);
+  for (size_t i = MW_HOME(hash, s->mask);; i = (i + 1) & s->mask) {
+    uint64_t v = s->slots[i];
+    if (!v) {
+      *ref = MW_SERIES_NONE;
+      return i;
+    }
+    if ((uint32_t)(v >> 32) != tag) continue;
+    const mw_series_entry_t *e = &s->e[(uint32_t)v - 1];
+    if (MW_LEN(e) == len && memcmp(e->labels, enc, len) == 0) {
+      *ref = (uint32_t)v - 1;
+      return i;
+    }
+  }
+}
+
+uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash) {
+  uint32_t ref;
+  mw_series_probe(s, enc, len, hash, &ref);
+  return ref;
+}
+
+void mw_series_prefetch(const mw_series_t *s, uint64_t hash) {
+  __builtin_prefetch(&s->slots[MW_HOME(hash, s->mask)]);
+}
+
+static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
+                         uint32_t *ref, int *added, int borrow, char *err, size_t errlen) {
+  uint32_t r;
+  size_t i = mw_series_probe(s, enc, len, hash, &r);
+  if (added) *added = 0;
+  if (r != MW_SERIES_NONE) {
+    *ref = r;
+    return 0;
+  }
+  if (len >= MW_BORROWED) {
+    mw_seterr(err, errlen, "label set too large");
+    return -1;
+  }
+  assert(hash == mw_labels_hash(enc, len)); /* deletion finds the slot by it */
+  if ((size_t)(s->live + 1) * 2 > s->mask + 1) {
+    if (mw_series_grow_index(s) != 0) goto oom;
+    i = MW_HOME(hash, s->mask);
+    while (s->slots[i])
+      i = (i + 1) & s->mask;
+  }
+  if (s->free_head == MW_SERIES_NONE && s->limit == s->cap) {
+    if (s->cap >= UINT32_MAX / 2) {
+      mw_seterr(err, errlen, "series table full");
+      return -1;
+    }
+    uint32_t cap = s->cap ? s->cap * 2 : 64;
+    mw_series_entry_t *e = realloc(s->e, (size_t)cap * sizeof *e);
+    if (!e) goto oom;
+    s->e = e;
+    s->cap = cap;
+  }
+  const uint8_t *copy = borrow ? enc : mw_arena_dup(&s->arena, enc, len);
+  if (!copy) goto oom;
+  if (s->free_head != MW_SERIES_NONE) {
+    r = s->free_head;
+    s->free_head = s->e[r].next_free;
+  } else {
+    r = s->limit++;
+  }
+  if (++s->stamp == 0) s->stamp = 1;
+  s->e[r] = (mw_series_entry_t){
+      .labels = copy, .len = (uint32_t)len | (borrow ? MW_BORROWED : 0), .next_free = s->stamp};
+  s->slots[i] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)r + 1);
+  s->live++;
+  if (!borrow) s->label_bytes += len;
+  *ref = r;
+  if (added) *added = 1;
+  return 0;
+oom:
+  mw_oom(err, errlen);
+  return -1;
+}
+
+int mw_series_add(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash, uint32_t *ref,
+                  int *added, char *err, size_t errlen) {
+  return mw_series_put(s, enc, len, hash, ref, added, 0, err, errlen);
+}
+
+int mw_series_add_borrowed(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
+                           uint32_t *ref, int *added, char *err, size_t errlen) {
+  return mw_series_put(s, enc, len, hash, ref, added, 1, err, errlen);
+}
+
+int mw_series_borrowed(const mw_series_t *s, uint32_t ref) {
+  return ref < s->limit && s->e[ref].labels && (s->e[ref].len & MW_BORROWED);
+}
+
+int mw_series_own(mw_series_t *s, uint32_t ref) {
+  if (!mw_series_borrowed(s, ref)) return 0;
+  mw_series_entry_t *e = &s->e[ref];
+  const uint8_t *copy = mw_arena_dup(&s->arena, e->labels, MW_LEN(e));
+  if (!copy) return -1;
+  e->labels = copy;
+  e->len = MW_LEN(e);
+  s->label_bytes += e->len;
+  return 0;
+}
+
+void mw_series_rebind(mw_series_t *s, uint32_t ref, const uint8_t *enc) {
+  if (mw_series_borrowed(s, ref)) s->e[ref].labels = enc;
+}
+
+int mw_series_watch(mw_series_t *s, mw_series_watch_fn fn, void *ctx) {
+  for (size_t i = 0; i < s->nwatchers; i++)
+    if (s->watchers[i].ctx == ctx) return 0;
+  mw_series_watcher_t *w = realloc(s->watchers, (s->nwatchers + 1) * sizeof *w);
+  if (!w) return -1;
+  s->watchers = w;
+  s->watchers[s->nwatchers++] = (mw_series_watcher_t){.fn = fn, .ctx = ctx};
+  return 0;
+}
+
+void mw_series_unwatch(mw_series_t *s, void *ctx) {
+  for (size_t i = 0; i < s->nwatchers; i++)
+    if (s->watchers[i].ctx == ctx) {
+      s->watchers[i] = s->watchers[--s->nwatchers];
+      return;
+    }
+}
+
+const uint8_t *mw_series_labels(const mw_series_t *s, uint32_t ref, size_t *len) {
+  if (ref >= s->limit || !s->e[ref].labels) return NULL;
+  *len = MW_LEN(&s->e[ref]);
+  return s->e[ref].labels;
+}
+
+uint64_t mw_series_hash(const mw_series_t *s, uint32_t ref) {
+  if (ref >= s->limit || !s->e[ref].labels) return 0;
+  return mw_labels_hash(s->e[ref].labels, MW_LEN(&s->e[ref]));
+}
+
+uint64_t mw_series_uid(const mw_series_t *s) { return s->uid; }
+
+uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref) {
+  if (ref >= s->limit || !s->e[ref].labels) return 0;
+  return s->e[ref].next_free;
+}
+
+void mw_series_del(mw_series_t *s, uint32_t ref) {
+  if (ref >= s->limit || !s->e[ref].labels) return;
+  mw_series_entry_t *e = &s->e[ref];
+  size_t i = MW_HOME(mw_labels_hash(e->labels, MW_LEN(e)), s->mask);
+  while ((uint32_t)s->slots[i] != ref + 1)
+    i = (i + 1) & s->mask;
+  /* Backward-shift deletion keeps every probe sequence unbroken. */
+  s->slots[i] = 0;
+  for (size_t j = (i + 1) & s->mask; s->slots[j]; j = (j + 1) & s->mask) {
+    size_t home = MW_HOME(s->slots[j], s->mask);
+    /* Move slot j to the hole at i unless its home lies cyclically in (i, j]. */
+    int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (in_range) continue;
+    s->slots[i] = s->slots[j];
+    s->slots[j] = 0;
+    i = j;
+  }
+  mw_series_notify(s, ref, NULL);
+  if (!(e->len & MW_BORROWED)) {
+    mw_arena_release(&s->arena, e->len);
+    s->label_bytes -= e->len;
+  }
+  e->labels = NULL;
+  e->len = 0;
+  e->next_free = s->free_head;
+  s->free_head = ref;
+  s->live--;
+}
+
+size_t mw_series_len(const mw_series_t *s) { return s->live; }
+
+uint32_t mw_series_limit(const mw_series_t *s) { return s->limit; }
+
+int mw_series_compact(mw_series_t *s) {
+  if (s->arena.garbage * 2 <= s->arena.used) return 0;
+  mw_arena_t fresh;
+  mw_arena_init(&fresh);
+  /* Copy first, then switch pointers, so a failure leaves the table intact. */
+  const uint8_t **copies = malloc((size_t)(s->limit ? s->limit : 1) * sizeof *copies);
+  if (!copies) return -1;
+  for (uint32_t r = 0; r < s->limit; r++) {
+    copies[r] = NULL;
+    if (!s->e[r].labels || (s->e[r].len & MW_BORROWED)) continue;
+    copies[r] = mw_arena_dup(&fresh, s->e[r].labels, s->e[r].len);
+    if (!copies[r]) {
+      mw_arena_free(&fresh);
+      free(copies);
+      return -1;
+    }
+  }
+  for (uint32_t r = 0; r < s->limit; r++)
+    if (copies[r]) mw_series_notify(s, r, copies[r]); /* the old bytes are still there */
+  for (uint32_t r = 0; r < s->limit; r++)
+    if (copies[r]) s->e[r].labels = copies[r];
+  free(copies);
+  mw_arena_free(&s->arena);
+  s->arena = fresh;
+  return 0;
+}
+
+size_t mw_series_mem(const mw_series_t *s, size_t *label_bytes) {
+  if (label_bytes) *label_bytes = s->label_bytes;
+  return sizeof *s + (size_t)s->cap * sizeof *s->e + (s->mask + 1) * sizeof *s->slots +
+         s->arena.reserved;
+}

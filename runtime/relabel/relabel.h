@@ -1,0 +1,87 @@
+/* runtime/relabel/: Prometheus relabeling: rules compiled into a program (relabel.c) and a
+ * program applied to whole batches with a per-series memo (cache.c).
+ *
+ * relabel/relabel.h: Prometheus relabeling (relabel_config) as a compiled C rule program.
+ *
+ * Semantics are those of prometheus/prometheus model/relabel: actions replace, keep,
+ * drop, keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep, lowercase,
+ * uppercase; regexes are RE2 syntax, fully anchored and dot-all (^(?s:REGEX)$),
+ * matched with PCRE2 (JIT) after mw_re2_translate has checked and translated
+ * them; replacements expand $1, ${1}, $name, ${name} and $$ as Go's Regexp.Expand.
+ *
+ * Usage: compile a rule list once (mw_relabel_compile), create one scratch per thread
+ * (mw_relabel_scratch_new), then run any number of label sets through the program
+ * with mw_relabel_apply; in steady state an application allocates nothing. A program
+ * is immutable after compile and may be shared by threads, each with its own scratch.
+ */
+#ifndef MW_RELABEL_H
+#define MW_RELABEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/labels.h"
+#include "ffi.h"
+
+/* The rule description (declared in ffi.h so Lua builds the same struct):
+ * mw_relabel_str_t: ptr == NULL means "field not set" (default applies); a set
+ * field may be empty (ptr != NULL, len 0), e.g. an explicit separator "".
+ * mw_relabel_rule_t fields and defaults:
+ *   source_labels/n_source_labels  names whose values are joined (default none)
+ *   separator    default ";"       regex         default "(.*)"
+ *   replacement  default "$1"      target_label  default ""
+ *   action       default "replace" (case-insensitive, as Prometheus's YAML)
+ *   modulus      hashmod only, 0 = unset
+ *   name_validation  MW_RELABEL_NAMES_LEGACY (0): label names are
+ *                [a-zA-Z_][a-zA-Z0-9_]*; MW_RELABEL_NAMES_UTF8 (1): any non-empty
+ *                valid UTF-8 (Prometheus 3's utf8 scheme). */
+typedef mw_ffi_relabel_str_t mw_relabel_str_t;
+typedef mw_ffi_relabel_rule_t mw_relabel_rule_t;
+typedef struct mw_relabel_program mw_relabel_program_t;
+typedef struct mw_relabel_scratch mw_relabel_scratch_t;
+
+enum { MW_RELABEL_NAMES_LEGACY = 0, MW_RELABEL_NAMES_UTF8 = 1 };
+
+/* Compiles n rules into a program, validating each as Prometheus's Config.Validate
+ * does and compiling its regex. The rules' bytes are copied: the caller keeps
+ * ownership of rules and may free them after the call. On success *out is a new
+ * program (free with mw_relabel_program_free) and 0 is returned. On failure -1 is
+ * returned, *out is NULL and err (err_size bytes, may be NULL/0) holds a message
+ * naming the rule (1-based) and the field, e.g.
+ *   rule 2: modulus: relabel configuration for hashmod requires non-zero modulus
+ *   rule 1: regex: lookahead (?= is not supported (RE2 syntax) (at offset 3)
+ * n == 0 is valid (a program that keeps everything unchanged). */
+int mw_relabel_compile(const mw_relabel_rule_t *rules, size_t n, mw_relabel_program_t **out,
+                       char *err, size_t err_size);
+
+/* Frees a program (NULL is fine). No scratch needs to be freed first. */
+void mw_relabel_program_free(mw_relabel_program_t *p);
+
+/* Number of rules in p. */
+size_t mw_relabel_program_rules(const mw_relabel_program_t *p);
+
+/* A new, empty scratch; NULL when out of memory. One scratch serves any program but
+ * only one thread at a time; it grows to the largest label set seen and keeps its
+ * memory. Free with mw_relabel_scratch_free. */
+mw_relabel_scratch_t *mw_relabel_scratch_new(void);
+
+/* Frees a scratch (NULL is fine); result labels from it become invalid. */
+void mw_relabel_scratch_free(mw_relabel_scratch_t *s);
+
+/* Applies program p to the label set in[0..n) using scratch s.
+ * Input: names should be sorted bytewise and unique (the series table form). An
+ * unsorted input is accepted and sorted into the scratch first (the caller's array is
+ * never modified); with duplicate names the result is unspecified (but memory-safe).
+ * A label with an empty value counts as absent for lookups, as in Prometheus.
+ * Returns 1 if the set is kept, 0 if a rule dropped it, -1 if memory ran out (errno
+ * ENOMEM; the scratch stays usable). When kept, *out and *out_n (either may be NULL) are
+ * the resulting label set, sorted by name, unique. The array belongs to s and is valid
+ * until the next apply or free on s; its strings point into in's bytes (keep them
+ * alive as long as the result is used), the program's strings (keep p alive) or s. */
+int mw_relabel_apply(const mw_relabel_program_t *p, mw_relabel_scratch_t *s, const mw_label_t *in,
+                     size_t n, const mw_label_t **out, size_t *out_n);
+
+/* The result of the last apply on s (what mw_relabel_apply returned in *out and *out_n;
+ * 0 labels after a drop or error); n_out may be NULL. Same lifetime rules. */
+const mw_label_t *mw_relabel_scratch_labels(const mw_relabel_scratch_t *s, size_t *n_out);
+
+#endif

@@ -1,0 +1,137 @@
+/* runtime/remote/: Remote-Write: the wire format (remote.proto), the request encoder
+ * (encode.c), metadata requests (metadata.c) and remote_write's reader of the metrics WAL
+ * (wal_reader.c: relabel, shards, encode).
+ *
+ * remote/encode.h: the Prometheus Remote-Write 1.0 encoder: a WriteRequest
+ * (runtime/remote/remote.proto; written by hand, the same bytes protobuf-c packs)
+ * compressed with snappy's block format, ready to POST with
+ * Content-Encoding: snappy and Content-Type: application/x-protobuf. Plus a
+ * decoder (protobuf-c) for tests, fuzzing and mw_rwenc_drop_old.
+ *
+ * Use: reset, add series (an encoded label set, base/labels.h, and its samples,
+ * then its exemplars) and metadata, then finish. The encoder keeps and reuses its buffers, so in
+ * steady state a request costs no malloc per sample. Not thread-safe: one
+ * encoder per user. */
+#ifndef MW_RWENC_H
+#define MW_RWENC_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* The generated message (remote.pb-c.h in the build dir has the fields). */
+struct Prometheus__WriteRequest;
+
+/* The field numbers of remote/remote.proto that mw_rwenc_finish writes itself.
+ * remote/remote.proto stays the one definition: test_rwenc checks each number, its
+ * type and each message's field count against the descriptors protoc-c
+ * generates from it, so an edit there that the encoder does not follow
+ * fails the test. */
+enum {
+  MW_RWENC_WRITE_REQUEST_TIMESERIES = 1,
+  MW_RWENC_WRITE_REQUEST_METADATA = 3,
+  MW_RWENC_TIME_SERIES_LABELS = 1,
+  MW_RWENC_TIME_SERIES_SAMPLES = 2,
+  MW_RWENC_TIME_SERIES_EXEMPLARS = 3,
+  MW_RWENC_LABEL_NAME = 1,
+  MW_RWENC_LABEL_VALUE = 2,
+  MW_RWENC_SAMPLE_VALUE = 1,
+  MW_RWENC_SAMPLE_TIMESTAMP = 2,
+  MW_RWENC_EXEMPLAR_LABELS = 1,
+  MW_RWENC_EXEMPLAR_VALUE = 2,
+  MW_RWENC_EXEMPLAR_TIMESTAMP = 3,
+  MW_RWENC_METADATA_TYPE = 1,
+  MW_RWENC_METADATA_FAMILY_NAME = 2,
+  MW_RWENC_METADATA_HELP = 4,
+  MW_RWENC_METADATA_UNIT = 5
+};
+
+typedef struct mw_rwenc mw_rwenc_t;
+
+/* Largest uncompressed request mw_rwenc_decode accepts (a decompression
+ * bomb is refused, not allocated). */
+#define MW_RWENC_MAX_DECODED (64u << 20)
+
+/* Creates an encoder with no external labels; NULL on out of memory. The
+ * caller owns it and frees it with mw_rwenc_free (NULL is fine). */
+mw_rwenc_t *mw_rwenc_new(void);
+void mw_rwenc_free(mw_rwenc_t *e);
+
+/* Sets the external labels (an encoded label set, sorted and unique; len 0
+ * for none), copied into e. Each series gets every external label whose name
+ * it does not already have (the series' own value wins, as in Prometheus).
+ * 0, or -1 with err (malformed set, out of memory; e keeps the old ones). */
+int mw_rwenc_set_external_labels(mw_rwenc_t *e, const uint8_t *enc, size_t len, char *err,
+                                 size_t errlen);
+
+/* Starts a new request (keeps the buffers). */
+void mw_rwenc_reset(mw_rwenc_t *e);
+
+/* Adds a series: its encoded label set and n samples (ts[i], values[i]).
+ * Both are copied; the caller keeps its arrays. Samples are sent in timestamp
+ * order (sorted stably here if they are not); values are kept bit for bit, so
+ * the staleness marker NaN passes through. 0, or -1 with err (malformed label
+ * set, out of memory: the request is then unusable until reset). */
+int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const int64_t *ts,
+                        const double *values, size_t n, char *err, size_t errlen);
+
+/* Adds an exemplar (an encoded label set, copied; it may be empty) to the
+ * series added last, as TimeSeries.exemplars. 0, or -1 with err (no series
+ * yet, malformed label set, out of memory; the exemplar is not added). */
+int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int64_t ts,
+                          double value, char *err, size_t errlen);
+
+/* Adds a metadata entry: type (MW_METRIC_*, which match the protobuf enum),
+ * family name, help and unit (not NUL-terminated, copied; each is sent up
+ * to its first NUL byte, if it has one, as protobuf-c sends a C string).
+ * 0, or -1 (OOM). */
+int mw_rwenc_add_metadata(mw_rwenc_t *e, int type, const char *family, size_t family_len,
+                          const char *help, size_t help_len, const char *unit, size_t unit_len,
+                          char *err, size_t errlen);
+
+/* Series and samples added since the last reset. */
+size_t mw_rwenc_series(const mw_rwenc_t *e);
+size_t mw_rwenc_samples(const mw_rwenc_t *e);
+size_t mw_rwenc_exemplars(const mw_rwenc_t *e);
+
+/* Writes the request and compresses it: *out (owned by e, valid until the
+ * next finish, reset or free) and *out_len; *raw_len (if not NULL) receives
+ * the protobuf size before compression. The protobuf is byte for byte what
+ * protobuf-c 1.4 packs for the same messages (test_rwenc, fuzz_rwenc): fields
+ * in field-number order, a scalar equal to 0 left out (a -0.0 value too),
+ * empty bytes and strings left out. 0, or -1 with err (out of memory). */
+int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t *raw_len, char *err,
+                    size_t errlen);
+
+/* What mw_rwenc_drop_old left in a request and took out of it. min_ts and
+ * max_ts span the samples left (the exemplars if no sample is left; 0 if
+ * nothing is); raw is the protobuf size before snappy. */
+typedef struct {
+  uint32_t series, samples, exemplars;
+  uint32_t samples_dropped, exemplars_dropped;
+  int64_t min_ts, max_ts;
+  size_t raw;
+} mw_rwenc_kept_t;
+
+/* Re-encodes a request (buf, len: a snappy WriteRequest, as finish makes)
+ * without its samples and exemplars older than min_ts (ms) and without the
+ * series left with neither; everything else (labels, metadata, order) is
+ * kept as it was. For a retry under sample_age_limit: it needs nothing but
+ * the request. *out (owned by e, as finish's; NULL, 0 when nothing is left)
+ * and *k. 0, or -1 with err (not a valid request, out of memory). */
+int mw_rwenc_drop_old(mw_rwenc_t *e, const uint8_t *buf, size_t len, int64_t min_ts,
+                      const uint8_t **out, size_t *out_len, mw_rwenc_kept_t *k, char *err,
+                      size_t errlen);
+
+/* Decodes a snappy-compressed WriteRequest (as a receiver does) into *out,
+ * which the caller frees with mw_rwenc_decode_free. 0, or -1 with *out NULL
+ * and err (bad snappy, too large, bad protobuf). */
+int mw_rwenc_decode(const uint8_t *buf, size_t len, struct Prometheus__WriteRequest **out,
+                    char *err, size_t errlen);
+void mw_rwenc_decode_free(struct Prometheus__WriteRequest *req);
+
+/* Checks what the specification requires of a request: every series has
+ * labels with non-empty names, sorted by name and unique, a __name__ label,
+ * and samples in non-decreasing timestamp order. 0, or -1 with err naming
+ * the series (0-based) and the problem. */
+int mw_rwenc_check(const struct Prometheus__WriteRequest *req, char *err, size_t errlen);
+
+#endif
