@@ -1,5 +1,6 @@
 #!/bin/sh
-# lint.sh clang-format|luacheck|layers: the style and layering checks that `make lint` and ctest run.
+# lint.sh clang-format|luacheck|layers|ffi-boundary: the style and layering checks that `make lint`
+# and ctest run.
 set -eu
 cd "$(dirname "$0")/.."
 case "$1" in
@@ -14,6 +15,16 @@ luacheck)
   for d in lua stdlib tests examples; do [ -d "$d" ] && dirs="$dirs $d"; done
   # shellcheck disable=SC2086
   luacheck --no-color -q $dirs
+  ;;
+ffi-boundary)
+  # Components (stdlib/) reach C only through the wrapper modules (lua/moonwatch/native/,
+  # moonwatch.batch, moonwatch.metrics): no raw FFI call, no ffi library of their own.
+  if grep -rnE 'mw_ffi_|ffi\.C\b|require[ (]*["'"'"']ffi["'"'"']|moonwatch\.ffi["'"'"'][ )]*\.C\b' \
+    --include='*.lua' stdlib; then
+    echo "ffi-boundary: stdlib calls the FFI directly (above); call a moonwatch.native wrapper instead" >&2
+    exit 1
+  fi
+  echo "ffi-boundary: stdlib makes no raw FFI call"
   ;;
 layers)
   # What each runtime/ folder may include (from runtime/, "dir/file.h"), and no
@@ -58,7 +69,7 @@ layers)
   exit $status
   ;;
 *)
-  echo "usage: $0 clang-format|luacheck|layers" >&2
+  echo "usage: $0 clang-format|luacheck|layers|ffi-boundary" >&2
   exit 2
   ;;
 esac

@@ -327,9 +327,7 @@ local function content_hash(file)
   end
   local data = f:read("*a")
   f:close()
-  local out = require("ffi").new("char[65]")
-  ffi_rt.C.mw_ffi_sha256_hex(data, #data, out)
-  return require("ffi").string(out)
+  return require("moonwatch.native.core").sha256_hex(data)
 end
 
 -- Evaluation ---------------------------------------------------------------

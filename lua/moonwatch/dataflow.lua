@@ -13,7 +13,7 @@ local ffi_rt = require("moonwatch.ffi")
 local metrics = require("moonwatch.metrics")
 local livedebug = require("moonwatch.livedebug")
 
-local C = ffi_rt.C
+local batch_len = require("moonwatch.batch").len
 local floor = math.floor
 
 local M = {}
@@ -81,7 +81,7 @@ function M.wrap(from, to, export, r)
   local ekey = from .. "\0" .. to
   local on = livedebug.on
   local proxy = setmetatable({ append = function(_, b)
-    local n = tonumber(C.mw_ffi_batch_len(b))
+    local n = batch_len(b)
     if n > 0 then
       count(edges[ekey] or edge(from, to), n)
       if on[from] then

@@ -9,22 +9,20 @@
 -- remote_write does with a gatherer (M.gatherer): the metadata of every source that
 -- sent it a batch during a round, copied once per source and round, deduplicated and
 -- sorted by name. moonwatch.batch.samples.metadata(batch) reads it from Lua.
-local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local rwmeta = require("moonwatch.native.rwmeta")
 
 local M = {}
 
---- A new, empty metadata set (mw_rwmeta_t *, freed by the GC).
----@return ffi.cdata*
+--- A new, empty metadata set (a moonwatch.native.rwmeta set, freed by the GC).
+---@return table
 function M.new_set()
-  local set = C.mw_ffi_rwmeta_new()
-  if set == nil then
-    error("out of memory", 2)
+  local set, err = rwmeta.new()
+  if not set then
+    error(err, 2)
   end
-  return ffi.gc(set, C.mw_ffi_rwmeta_free)
+  return set
 end
-
-local errbuf = ffi.new("char[256]")
 
 local Gatherer = {}
 Gatherer.__index = Gatherer
@@ -48,37 +46,33 @@ function Gatherer:add(b)
     return
   end
   self.seen[uid] = true
-  if C.mw_ffi_rwmeta_add_cache(self.cur, meta, errbuf, 256) ~= 0 then
-    self.err = ffi.string(errbuf)
+  local ok, err = self.cur:add_cache(meta)
+  if not ok then
+    self.err = err
   end
 end
 
 --- Ends the round: the set gathered in it (sorted by name, valid until the next take but
 --- one) and its number of entries, or nil and the error of an add that failed (out of memory).
----@return ffi.cdata*|nil set, integer|string n_or_err
+---@return table|nil set, integer|string n_or_err
 function Gatherer:take()
   local set, err = self.cur, self.err
   self.cur, self.prev, self.seen, self.err = self.prev, set, {}, nil
-  C.mw_ffi_rwmeta_clear(self.cur)
+  self.cur:clear()
   if err then
     return nil, err
   end
-  return set, tonumber(C.mw_ffi_rwmeta_len(set))
+  return set, set:len()
 end
-
-local bufp, lenp = ffi.new("const uint8_t *[1]"), ffi.new("size_t[1]")
 
 --- Encodes entries [first, first + n) of set (0-based) as a snappy-compressed
 --- WriteRequest that carries only metadata.
----@param set ffi.cdata*
+---@param set table from new_set
 ---@param first integer
 ---@param n integer
 ---@return string|nil body, string|nil err
 function M.encode(set, first, n)
-  if C.mw_ffi_rwmeta_encode(set, first, n, bufp, lenp, nil, errbuf, 256) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return ffi.string(bufp[0], lenp[0])
+  return set:encode(first, n)
 end
 
 return M

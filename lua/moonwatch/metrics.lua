@@ -95,6 +95,16 @@ function Registry:remove_component(id)
   end
 end
 
+--- Registers the process_* families (client_golang's process collector), refreshed
+--- from procfs_root (nil: "/proc") for pid (nil or 0: this process) at each exposition.
+--- Once per registry. true, or nil, err.
+function Registry:add_process_metrics(procfs_root, pid)
+  if C.mw_ffi_metrics_process_add(self.reg, procfs_root, pid or 0, errbuf, 512) ~= 0 then
+    return nil, err()
+  end
+  return true
+end
+
 local content_types = {} -- format -> its Content-Type
 
 --- Runs a C exposition writer for one request's Accept and Accept-Encoding headers:

@@ -3,8 +3,7 @@
 -- program (PCRE2-JIT regexes with RE2 semantics, fully anchored). A rule may
 -- also be a Lua function(labels) -> labels | nil: the slow path, run only for
 -- series the cache has not seen.
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
+local native = require("moonwatch.native.relabel")
 local budget = require("moonwatch.budget")
 
 local M = {}
@@ -35,51 +34,14 @@ M.RULE = {
   },
 }
 
-local errbuf = ffi.new("char[512]")
-
-local function str(s, keep)
-  keep[#keep + 1] = s
-  return { s, #s }
-end
-
 --- Checks that re compiles as an RE2 regex (Go's syntax, as every regex of the runtime).
 ---@param re string
 ---@return true|nil ok, string|nil err
-function M.check_regex(re)
-  if C.mw_ffi_regex_check(re, #re, errbuf, 512) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return true
-end
+M.check_regex = native.check_regex
 
 --- Compiles a list of rule tables (validated by M.RULE) into a C program.
 ---@return cdata|nil program, string|nil err
-function M.compile(rules)
-  local n = #rules
-  local keep = {}
-  local arr = ffi.new("mw_ffi_relabel_rule_t[?]", math.max(n, 1))
-  for i, r in ipairs(rules) do
-    local src = ffi.new("mw_ffi_relabel_str_t[?]", math.max(#r.source_labels, 1))
-    keep[#keep + 1] = src
-    for j, name in ipairs(r.source_labels) do
-      src[j - 1] = str(name, keep)
-    end
-    local rule = arr[i - 1]
-    rule.source_labels = src
-    rule.n_source_labels = #r.source_labels
-    rule.separator = str(r.separator, keep)
-    rule.regex = str(r.regex, keep)
-    rule.replacement = str(r.replacement, keep)
-    rule.target_label = str(r.target_label, keep)
-    rule.action = str(r.action, keep)
-    rule.modulus = r.modulus
-  end
-  local out = ffi.new("mw_ffi_relabel_program_t *[1]")
-  if C.mw_ffi_relabel_program_new(arr, n, out, errbuf, 512) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return ffi.gc(out[0], C.mw_ffi_relabel_program_free)
-end
+M.compile = native.compile
 
 --- Splits rules into runs of C rules and Lua functions; returns the pipeline
 --- { { program = cdata } | { fn = function } ... } or nil, err.
@@ -129,38 +91,8 @@ function M.is_native(segs)
   return #segs <= 1 and (segs[1] == nil or segs[1].program ~= nil)
 end
 
-local scratch = ffi.gc(C.mw_ffi_relabel_scratch_new(), C.mw_ffi_relabel_scratch_free)
-local resp = ffi.new("const mw_ffi_relabel_label_t *[1]")
-
 --- Applies a C program to a label table; returns the new table or nil (dropped).
-function M.apply_program(program, labels)
-  local names = {}
-  for k in pairs(labels) do
-    names[#names + 1] = k
-  end
-  table.sort(names)
-  local arr = ffi.new("mw_ffi_relabel_label_t[?]", math.max(#names, 1))
-  for i, k in ipairs(names) do
-    local v = labels[k]
-    arr[i - 1].name, arr[i - 1].name_len = k, #k
-    arr[i - 1].value, arr[i - 1].value_len = v, #v
-  end
-  local kept = C.mw_ffi_relabel_apply(program, scratch, arr, #names)
-  if kept < 0 then
-    error("out of memory")
-  end
-  local _ = labels -- the strings stay alive until here
-  if kept == 0 then
-    return nil
-  end
-  local n = C.mw_ffi_relabel_result(scratch, resp)
-  local out = {}
-  for i = 0, n - 1 do
-    local l = resp[0][i]
-    out[ffi.string(l.name, l.name_len)] = ffi.string(l.value, l.value_len)
-  end
-  return out
-end
+M.apply_program = native.apply
 
 --- Runs a pipeline on a label table: the result table, or nil when dropped.
 function M.apply(segs, labels)
@@ -190,14 +122,32 @@ function M.apply(segs, labels)
   return next(labels) ~= nil and labels or nil
 end
 
---- Encodes a label table as the runtime's label-set bytes (sorted).
+local sort, concat = table.sort, table.concat
+
+--- Encodes a label table as the runtime's label-set bytes (sorted). On the miss path of Lua
+--- rules: no closure and no require per call, so the JIT compiles it (tests/lua/jit_spec.lua).
 function M.encode(labels)
-  local names = require("moonwatch.schema").sorted_keys(labels)
-  local parts = {}
-  for i, k in ipairs(names) do
-    parts[i] = k .. "\255" .. tostring(labels[k]) .. "\255"
+  local names, n = {}, 0
+  for k in pairs(labels) do
+    if type(k) ~= "string" then -- a Lua rule's odd key: sorted as text, as before
+      names, n = nil, 0
+      break
+    end
+    n = n + 1
+    names[n] = k
   end
-  return table.concat(parts)
+  if names then
+    sort(names)
+  else
+    names = require("moonwatch.schema").sorted_keys(labels)
+    n = #names
+  end
+  local parts = {}
+  for i = 1, n do
+    local k = names[i]
+    parts[i] = tostring(k) .. "\255" .. tostring(labels[k]) .. "\255"
+  end
+  return concat(parts)
 end
 
 return M

@@ -10,8 +10,7 @@ local log = require("moonwatch.log")
 local http_api = require("moonwatch.http_api")
 local selfmetrics = require("moonwatch.selfmetrics")
 local budget = require("moonwatch.budget")
-local ffi_rt = require("moonwatch.ffi")
-local ffi = require("ffi")
+local native_core = require("moonwatch.native.core")
 
 local M = {}
 
@@ -36,9 +35,9 @@ end
 -- Arms the C watchdog that ends the process when a stop does not finish within
 -- the shutdown timeout, even with the loop stuck in Lua code.
 local function arm_watchdog(rt)
-  local buf = ffi.new("char[256]")
-  if ffi_rt.C.mw_ffi_watchdog_arm(rt.shutdown_timeout, log.format() == "json" and 1 or 0, buf, 256) ~= 0 then
-    log.warn("cannot arm the shutdown watchdog", { err = ffi.string(buf) })
+  local ok, err = native_core.watchdog_arm(rt.shutdown_timeout, log.format() == "json")
+  if not ok then
+    log.warn("cannot arm the shutdown watchdog", { err = err })
   end
 end
 
@@ -51,7 +50,7 @@ local function guard_exits()
     error("os.exit is refused in a pipeline: it would end moonwatch without stopping its components"
       .. " (stop moonwatch with SIGTERM)", 2)
   end
-  ffi_rt.C.mw_ffi_exit_guard_arm(log.format() == "json" and 1 or 0)
+  native_core.exit_guard_arm(log.format() == "json")
 end
 
 --- `moonwatch check`: loads and validates the pipeline, runs nothing.
@@ -76,7 +75,7 @@ function M.reload(rt)
   local ok, problems = rt.controller:load()
   if ok then
     arm_watchdog(rt) -- the logging block may have changed the format
-    ffi_rt.C.mw_ffi_exit_guard_arm(log.format() == "json" and 1 or 0)
+    native_core.exit_guard_arm(log.format() == "json")
     log.info("reloaded the pipeline", { file = rt.settings.file, components = #rt.controller.order })
     return true
   end

@@ -1,14 +1,12 @@
 --- moonwatch.selfmetrics: the runtime's own metrics in the default registry.
 -- Names follow Grafana Alloy's with moonwatch_ for alloy_, so its mixin's
 -- dashboards and alerts translate one to one; process_* are client_golang's.
-local ffi = require("ffi")
 local ffi_rt = require("moonwatch.ffi")
 local metrics = require("moonwatch.metrics")
 local scheduler = require("moonwatch.scheduler")
 local core = require("moonwatch.core")
 local controller_mod = require("moonwatch.controller")
 
-local C = ffi_rt.C
 local M = {}
 
 local LAG_BUCKETS = { 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 }
@@ -28,9 +26,9 @@ function M.install()
   reg:gauge("moonwatch_build_info", "A metric with a constant '1' value labeled by version, revision and "
     .. "LuaJIT version from which moonwatch was built.", { "version", "revision", "luajit" })
     :with(version, revision, jit.version):set(1)
-  local errbuf = ffi.new("char[256]")
-  if C.mw_ffi_metrics_process_add(reg.reg, nil, 0, errbuf, 256) ~= 0 then
-    error("process metrics: " .. ffi.string(errbuf))
+  local ok, err = reg:add_process_metrics()
+  if not ok then
+    error("process metrics: " .. err)
   end
 
   local heap = reg:gauge("moonwatch_lua_heap_bytes", "Bytes in use by the LuaJIT heap.")

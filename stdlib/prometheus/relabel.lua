@@ -2,11 +2,10 @@
 -- The rules run in C over whole batches, with a cache of results per input
 -- series: a cache hit costs one lookup, and only new series run the rules.
 -- Lua function rules run for cache misses only (the slow path).
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
 local batch = require("moonwatch.batch.samples")
 local receiver = require("moonwatch.receiver")
+local relabel_cache = require("moonwatch.native.relabel_cache")
 local errors = require("moonwatch.errors")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
@@ -45,17 +44,14 @@ local function component_metrics()
   }
 end
 
-local errbuf = ffi.new("char[512]")
-
 M.validate = relabel.validate_rule_arg
 
 function M.new(ctx, args)
-  local cache = C.mw_ffi_relabel_cache_new(args.max_cache_size)
-  assert(cache ~= nil, "out of memory")
+  local cache = assert(relabel_cache.new(args.max_cache_size))
   local m = component_metrics()
   local id = ctx.id
   local self = setmetatable({
-    ctx = ctx, cache = ffi.gc(cache, C.mw_ffi_relabel_cache_free), stats = ffi.new("mw_relabel_stats_t"),
+    ctx = ctx, cache = cache,
     m = {
       hits = m.hits:with(id), misses = m.misses:with(id), size = m.size:with(id),
       processed = m.processed:with(id), written = m.written:with(id),
@@ -78,27 +74,24 @@ function Instance:update(args)
   self.args, self.segs = args, segs
   if self.max ~= args.max_cache_size then
     self.max = args.max_cache_size
-    local cache = C.mw_ffi_relabel_cache_new(args.max_cache_size)
-    assert(cache ~= nil, "out of memory")
-    self.cache = ffi.gc(cache, C.mw_ffi_relabel_cache_free)
+    self.cache = assert(relabel_cache.new(args.max_cache_size))
   end
   self.native = relabel.is_native(segs)
-  C.mw_ffi_relabel_cache_reset(self.cache, self.native and segs[1] and segs[1].program or nil)
+  assert(self.cache:reset(self.native and segs[1] and segs[1].program or nil))
   if self.native and not segs[1] then
     -- no rules: an empty program passes everything through
     self.empty = relabel.compile({})
-    C.mw_ffi_relabel_cache_reset(self.cache, self.empty)
+    assert(self.cache:reset(self.empty))
   end
   self.ctx:export({ rules = args.rule })
 end
 
-local idxp = ffi.new("const uint32_t *[1]")
-
 -- Puts the output of miss i (encoded labels, "" drops the series).
 function Instance:put(i, oenc)
-  if C.mw_ffi_relabel_cache_put(self.cache, i, oenc, #oenc, errbuf, 512) ~= 0 then
-    self.ctx.log:error("relabel rule output rejected; the series is dropped", { err = ffi.string(errbuf) })
-    C.mw_ffi_relabel_cache_put(self.cache, i, "", 0, errbuf, 512)
+  local ok, err = self.cache:put(i, oenc)
+  if not ok then
+    self.ctx.log:error("relabel rule output rejected; the series is dropped", { err = err })
+    self.cache:put(i, "")
   end
 end
 
@@ -106,10 +99,11 @@ end
 -- of them within one time budget (moonwatch.budget): when the Lua rules take
 -- longer, the misses left are dropped and the error logged once.
 function Instance:fill_misses(b)
-  local n = tonumber(C.mw_ffi_relabel_cache_misses(self.cache, idxp))
+  local cache = self.cache
+  local n = cache:misses()
   local stop, timeout = budget.call(function()
     for k = 0, n - 1 do
-      local i = idxp[0][k]
+      local i = cache:miss(k)
       local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, batch.labels(b, i))
       if not ok then
         local msg = errors.report(out, self.ctx.id, nil, self.ctx.log)
@@ -126,23 +120,22 @@ function Instance:fill_misses(b)
     self.ctx.log:error("relabel rule took too long; the series left in this batch are dropped",
       { err = timeout, dropped = n - stop })
     for j = stop, n - 1 do
-      self:put(idxp[0][j], "")
+      self:put(cache:miss(j), "")
     end
   end
   return n
 end
 
 function Instance:append(b)
-  local st = self.stats
-  st.hits, st.misses, st.processed, st.written = 0, 0, 0, 0
-  if C.mw_ffi_relabel_cache_apply(self.cache, b, st, errbuf, 512) ~= 0 then
-    error(ffi.string(errbuf), 0)
+  local st, aerr = self.cache:apply(b)
+  if not st then
+    error(aerr, 0)
   end
   local hits, misses = st.hits, st.misses
   if not self.native and self:fill_misses(b) > 0 then
-    st.processed, st.written = 0, 0
-    if C.mw_ffi_relabel_cache_apply(self.cache, b, st, errbuf, 512) ~= 0 then
-      error(ffi.string(errbuf), 0)
+    st, aerr = self.cache:apply(b)
+    if not st then
+      error(aerr, 0)
     end
   end
   local m = self.m
@@ -150,11 +143,11 @@ function Instance:append(b)
   m.misses:add(tonumber(misses))
   m.processed:add(tonumber(st.processed))
   m.written:add(tonumber(st.written))
-  m.size:set(tonumber(C.mw_ffi_relabel_cache_len(self.cache)))
-  local out = C.mw_ffi_relabel_cache_batch(self.cache)
-  local n = tonumber(C.mw_ffi_batch_len(out))
+  m.size:set(self.cache:len())
+  local out = self.cache:batch()
+  local n = batch.len(out)
   if n == 0 then
-    if C.mw_ffi_batch_meta(out) ~= nil then
+    if batch.has_metadata(out) then
       self.fanout:send(self.args.forward_to, out) -- the rules drop series, not families: the metadata goes on
     end
     return
@@ -166,8 +159,7 @@ function Instance:append(b)
 end
 
 function Instance:debug_info()
-  return { cache_size = tonumber(C.mw_ffi_relabel_cache_len(self.cache)),
-    output_series = tonumber(C.mw_ffi_relabel_cache_outputs(self.cache)), native = self.native }
+  return { cache_size = self.cache:len(), output_series = self.cache:outputs(), native = self.native }
 end
 
 return M

@@ -15,9 +15,10 @@
 -- health and last error in the debug info, up 0, metrics; the component's health
 -- is for its configuration. Targets on the in-memory address (exporter
 -- components) are collected by a direct call, without a socket.
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
+local batch = require("moonwatch.batch")
+local core = require("moonwatch.native.core")
+local native_scrape = require("moonwatch.native.scrape")
 local duration = require("moonwatch.duration")
 local inmemory = require("moonwatch.inmemory")
 local metrics = require("moonwatch.metrics")
@@ -147,10 +148,8 @@ local function component_metrics()
 end
 
 -- A stable 32-bit hash of a target's key (the first bytes of its SHA-256).
-local hexbuf = ffi.new("char[65]")
 local function target_hash(s)
-  C.mw_ffi_sha256_hex(s, #s, hexbuf)
-  return tonumber(ffi.string(hexbuf, 8), 16)
+  return tonumber(core.sha256_hex(s, 8), 16)
 end
 
 local url_escape = require("moonwatch.http_client").urlencode
@@ -278,8 +277,8 @@ function Instance:configure(args)
   self.args = args
   self.job = args.job_name or self.ctx.id
   self.accept = accept_header(args.scrape_protocols, escaping_scheme(args))
-  self.fallback = args.scrape_fallback_protocol:find("^OpenMetrics") and C.MW_EXPFMT_OPENMETRICS
-    or C.MW_EXPFMT_TEXT
+  self.fallback = args.scrape_fallback_protocol:find("^OpenMetrics") and native_scrape.FORMAT_OPENMETRICS
+    or native_scrape.FORMAT_TEXT
   local problems, wanted, n = {}, {}, 0
   -- the validation scheme is how the target labels were checked when each target was made: a new
   -- scheme makes every target anew (no staleness markers: the same series go on)
@@ -314,7 +313,7 @@ function Instance:configure(args)
     local loop = self.loops[key]
     if loop then
       loop.st = st
-      C.mw_ffi_scrape_target_set_opts(loop.t, self:opts())
+      loop.t:set_opts(self:opts())
     else
       local err = self:add_target(key, st)
       if err then
@@ -333,20 +332,18 @@ end
 
 function Instance:opts()
   local a = self.args
-  local o = ffi.new("mw_scrape_opts_t")
-  o.honor_labels = a.honor_labels and 1 or 0
-  o.honor_timestamps = a.honor_timestamps and 1 or 0
-  o.track_timestamps_staleness = a.track_timestamps_staleness and 1 or 0
-  o.label_limit = a.label_limit
-  o.label_name_length_limit = a.label_name_length_limit
-  o.label_value_length_limit = a.label_value_length_limit
-  o.sample_limit = a.sample_limit
-  o.fallback_format = self.fallback
-  o.utf8_names = a.metric_name_validation_scheme == "utf8" and 1 or 0
-  return o
+  return {
+    honor_labels = a.honor_labels,
+    honor_timestamps = a.honor_timestamps,
+    track_timestamps_staleness = a.track_timestamps_staleness,
+    label_limit = a.label_limit,
+    label_name_length_limit = a.label_name_length_limit,
+    label_value_length_limit = a.label_value_length_limit,
+    sample_limit = a.sample_limit,
+    fallback_format = self.fallback,
+    utf8_names = a.metric_name_validation_scheme == "utf8",
+  }
 end
-
-local errbuf = ffi.new("char[512]")
 
 -- Starts scraping a target; a target removed a moment ago carries on with its
 -- state (and gets no end-of-run staleness). Returns an error message if the
@@ -357,16 +354,13 @@ function Instance:add_target(key, st)
     self.leaving[key] = nil
     scheduler.cancel(loop.stale_task)
     loop.stale_task, loop.st = nil, st
-    C.mw_ffi_scrape_target_set_opts(loop.t, self:opts())
+    loop.t:set_opts(self:opts())
   else
-    local t = C.mw_ffi_scrape_target_new(st.encoded, #st.encoded, self:opts(), errbuf, 512)
-    if t == nil then
-      return ffi.string(errbuf)
+    local t, terr = native_scrape.target(st.encoded, self:opts())
+    if not t then
+      return terr
     end
-    loop = {
-      key = key, st = st, t = ffi.gc(t, C.mw_ffi_scrape_target_free), health = "unknown",
-      stats = ffi.new("mw_expfmt_stats_t"), report = ffi.new("double[8]"),
-    }
+    loop = { key = key, st = st, t = t, health = "unknown" }
   end
   loop.stopped = false
   self.loops[key] = loop
@@ -415,16 +409,16 @@ function Instance:end_of_run(loop)
   end
   self.leaving[loop.key] = nil
   loop.stale_task = nil
-  if C.mw_ffi_scrape_stale(loop.t, math.floor(slot * 1000)) == 0 then
-    self:forward(C.mw_ffi_scrape_batch(loop.t))
-    self:forward(C.mw_ffi_scrape_report_batch(loop.t))
+  if loop.t:stale(math.floor(slot * 1000)) then
+    self:forward(loop.t:batch())
+    self:forward(loop.t:report_batch())
   end
-  C.mw_ffi_scrape_clear(loop.t)
+  loop.t:clear()
 end
 
 -- Sends a batch to every receiver; counts and times it.
 function Instance:forward(b)
-  local n = tonumber(C.mw_ffi_batch_len(b))
+  local n = batch.len(b)
   if n == 0 then
     return
   end
@@ -473,24 +467,24 @@ M.PARSE_STEP = 4 * 1024 * 1024
 -- it never began. keep is the body's owner, alive until the parse ends.
 function Instance:parse(loop, ptr, len, ctype, ts, deadline, keep)
   local t = loop.t
-  if C.mw_ffi_scrape_parse_begin(t, ptr, len, ctype, ts, loop.stats, errbuf, 512) ~= 0 then
-    return false, ffi.string(errbuf)
+  local begun, berr = t:parse_begin(ptr, len, ctype, ts)
+  if not begun then
+    return false, berr
   end
   while true do
-    local rc = C.mw_ffi_scrape_parse_step(t, M.PARSE_STEP, errbuf, 512)
-    if rc == 0 then
+    local done, perr = t:parse_step(M.PARSE_STEP)
+    if done then
       return true
-    elseif rc < 0 then
-      return false, ffi.string(errbuf)
+    elseif done == nil then
+      return false, perr
     end
     if ffi_rt.monotonic() > deadline then
-      C.mw_ffi_scrape_parse_fail(t, string.format("context deadline exceeded (parsing the body took longer "
-        .. "than the scrape timeout, %s)", duration.format(loop.st.timeout)), errbuf, 512)
-      return false, ffi.string(errbuf)
+      return false, t:parse_fail(string.format("context deadline exceeded (parsing the body took longer "
+        .. "than the scrape timeout, %s)", duration.format(loop.st.timeout)))
     end
     local yielded, cerr = pcall(self.ctx.sleep, self.ctx, 0)
     if not yielded or loop.stopped then
-      C.mw_ffi_scrape_parse_abort(t)
+      t:parse_abort()
       if not yielded then
         error(cerr, 0)
       end
@@ -544,18 +538,18 @@ function Instance:fetch(loop)
     end
     body = raw
   end
-  return ffi.cast("const char *", body:ptr()), body:len(), resp.headers["content-type"], body
+  return body:ptr(), body:len(), resp.headers["content-type"], body
 end
 
 function Instance:scrape(loop)
   local ts = math.floor(ffi_rt.time_now() * 1000)
   local t0 = ffi_rt.monotonic()
-  local stats = loop.stats
+  local stats = loop.t.stats
   local err, size, parsed
   local ok = not self.limit_err
   if not ok then
     err = self.limit_err
-    C.mw_ffi_scrape_fail(loop.t, ts)
+    loop.t:fail(ts)
   else
     local fetched, ptr, len, ctype, keep = pcall(self.fetch, self, loop)
     if not fetched then -- a bug (an exporter's collect raised): the scrape fails, the loop goes on
@@ -582,7 +576,7 @@ function Instance:scrape(loop)
       end
     else -- fetch returned nil, err, size
       ok, err, size = false, len, ctype
-      C.mw_ffi_scrape_fail(loop.t, ts)
+      loop.t:fail(ts)
     end
     if type(keep) == "userdata" then -- a C body: free it now rather than at some later GC
       keep:free()
@@ -595,19 +589,19 @@ function Instance:scrape(loop)
     self.ctx:count_in(loop.source, samples)
   end
   local added = ok and tonumber(stats.series_added) or 0
-  local r = loop.report -- up, duration, scraped, post relabeling, added, timeout, limit, body size
-  r[0], r[1], r[2], r[3], r[4] = ok and 1 or 0, dur, samples, samples, added
-  r[5], r[6], r[7] = loop.st.timeout, self.args.sample_limit, size or 0
-  if C.mw_ffi_scrape_report(loop.t, ts, r, self.args.extra_metrics and 8 or 5, errbuf, 512) ~= 0 then
-    self.ctx.log:error("writing the report series failed", { target = loop.st.url, err = ffi.string(errbuf) })
+  -- up, duration, scraped, post relabeling, added; with extra_metrics timeout, limit, body size
+  local reported, rerr = loop.t:report(ts, ok and 1 or 0, dur, samples, samples, added, self.args.extra_metrics,
+    loop.st.timeout, self.args.sample_limit, size)
+  if not reported then
+    self.ctx.log:error("writing the report series failed", { target = loop.st.url, err = rerr })
   end
   if err and err:find("label_[a-z_]*limit exceeded") then
     self.m.label_limits:with(self.ctx.id):inc()
   end
-  self:forward(C.mw_ffi_scrape_batch(loop.t))
-  self:forward(C.mw_ffi_scrape_report_batch(loop.t))
+  self:forward(loop.t:batch())
+  self:forward(loop.t:report_batch())
   -- a batch is valid only during append: idle until the next scrape, it holds no memory
-  C.mw_ffi_scrape_clear(loop.t)
+  loop.t:clear()
   loop.health = ok and "up" or "down"
   loop.last_error = err
   loop.last_scrape = ts / 1000
@@ -656,7 +650,7 @@ function Instance:debug_info()
       last_scrape_duration = loop.last_duration and string.format("%.6fs", loop.last_duration),
       last_error = loop.last_error or "",
       samples = loop.last_samples,
-      series = tonumber(C.mw_ffi_scrape_series(loop.t)),
+      series = loop.t:series(),
     }
   end
   table.sort(targets, function(a, b)

@@ -150,10 +150,10 @@ describe("prometheus.relabel", function()
     assert.equals(2, rec.samples[2].value)
     exports.receiver:append(b)
     assert.equals(4, #rec.samples)
-    local st = inst.stats
+    local st = inst.cache:stats()
     assert.equals(3, tonumber(st.hits)) -- second batch: all three from the cache
     assert.equals(0, tonumber(st.misses))
-    assert.equals(3, tonumber(require("moonwatch.ffi").C.mw_ffi_relabel_cache_len(inst.cache)))
+    assert.equals(3, inst.cache:len())
     assert.truthy(keepalive)
   end)
 
@@ -179,7 +179,7 @@ describe("prometheus.relabel", function()
     exports.receiver:append(b)
     exports.receiver:append(b)
     assert.equals(6, #rec.samples)
-    assert.is_true(tonumber(inst.stats.flushes) >= 1)
+    assert.is_true(tonumber(inst.cache:stats().flushes) >= 1)
     assert.truthy(keepalive)
   end)
 

@@ -35,6 +35,11 @@ function M.labels(b, i)
   return out
 end
 
+--- Number of exemplars (OpenMetrics) of the batch.
+function M.exemplar_count(b)
+  return tonumber(C.mw_ffi_batch_exemplars(b))
+end
+
 --- The timestamp (ms) of sample i (0-based).
 function M.ts(b, i)
   return tonumber(C.mw_ffi_batch_ts(b, i))
@@ -101,6 +106,11 @@ local TYPES = { [0] = "unknown", "counter", "gauge", "histogram", "gaugehistogra
   "stateset" }
 local mnp, mhp, mup = ffi.new("const char *[1]"), ffi.new("const char *[1]"), ffi.new("const char *[1]")
 local mnl, mhl, mul, mtp = ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.new("int[1]")
+
+--- Whether the batch carries metric metadata (a scrape target's; see M.metadata).
+function M.has_metadata(b)
+  return C.mw_ffi_batch_meta(b) ~= nil
+end
 
 --- The metric metadata the batch carries (moonwatch.metadata): a list of
 --- { name = family, type = "counter"|"gauge"|..., help = text, unit = text }, empty

@@ -3,22 +3,19 @@
 -- Processes are grouped by `matcher` blocks; the tracker keeps state between
 -- collections, so counters stay monotonic while processes come and go. The
 -- exporter's target is served in memory (and at /api/v0/component/<id>/metrics).
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
 local inmemory = require("moonwatch.inmemory")
-local metrics = require("moonwatch.metrics")
+local procgroup = require("moonwatch.native.procgroup")
 
 local Instance = {}
 Instance.__index = Instance
 
 local strings = { type = "list", of = { type = "string" } }
 
-local errbuf = ffi.new("char[512]")
-
 -- A name template must parse as the tracker will parse it (checked before anything runs).
 local function check_template(tpl)
-  if C.mw_ffi_procgroup_template_check(tpl, errbuf, 512) ~= 0 then
-    return nil, (ffi.string(errbuf):gsub("^name template", "invalid template"))
+  local ok, err = procgroup.check_template(tpl)
+  if not ok then
+    return nil, (err:gsub("^name template", "invalid template"))
   end
 end
 
@@ -58,45 +55,20 @@ local M = {
   },
 }
 
--- A C array of the strings of list (nil: the rule is absent), anchored in keep.
-local function cstrings(list, keep)
-  if list == nil then
-    return nil, 0
-  end
-  local arr = ffi.new("const char *[?]", math.max(#list, 1))
-  for i, s in ipairs(list) do
-    keep[#keep + 1] = s
-    arr[i - 1] = s
-  end
-  keep[#keep + 1] = arr
-  return arr, #list
-end
-
 --- Builds a tracker from validated arguments; raises the C error message.
 local function tracker(args)
-  local keep = {}
-  local opts = ffi.new("mw_ffi_procgroup_opts_t")
-  opts.procfs_path = args.procfs_path
-  opts.track_children = args.track_children and 1 or 0
-  opts.track_threads = args.track_threads and 1 or 0
-  opts.gather_smaps = args.gather_smaps and 1 or 0
-  opts.recheck_on_scrape = args.recheck_on_scrape and 1 or 0
-  opts.remove_empty_groups = args.remove_empty_groups and 1 or 0
-  local n = #args.matcher
-  local ms = ffi.new("mw_ffi_procgroup_matcher_t[?]", math.max(n, 1))
-  for i, m in ipairs(args.matcher) do
-    local c = ms[i - 1]
-    c.comm, c.n_comm = cstrings(m.comm, keep)
-    c.exe, c.n_exe = cstrings(m.exe, keep)
-    c.cmdline, c.n_cmdline = cstrings(m.cmdline, keep)
-    c.name = m.name
-    keep[#keep + 1] = m.name
+  local t, err = procgroup.new({
+    procfs_path = args.procfs_path,
+    track_children = args.track_children,
+    track_threads = args.track_threads,
+    gather_smaps = args.gather_smaps,
+    recheck_on_scrape = args.recheck_on_scrape,
+    remove_empty_groups = args.remove_empty_groups,
+  }, args.matcher)
+  if not t then
+    error(err, 0)
   end
-  local out = ffi.new("mw_procgroup_t *[1]")
-  if C.mw_ffi_procgroup_new(opts, ms, n, out, errbuf, 512) ~= 0 then
-    error(ffi.string(errbuf), 0)
-  end
-  return ffi.gc(out[0], C.mw_ffi_procgroup_free)
+  return t
 end
 
 function M.new(ctx, args)
@@ -110,7 +82,7 @@ end
 
 --- Collects now: body, content type, gzipped (or nil, err).
 function Instance:collect(accept, accept_encoding)
-  return metrics.expose_c(C.mw_ffi_procgroup_collect, self.t, accept, accept_encoding)
+  return self.t:collect(accept, accept_encoding)
 end
 
 --- New arguments start a new tracker (accumulated counters restart, as Alloy

@@ -17,10 +17,8 @@
 -- enable_collectors they are skipped with a warning. include_exporter_metrics
 -- is refused (not supported yet: node_exporter's are Go runtime and promhttp
 -- metrics; moonwatch's own are prometheus.exporter.self's).
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
 local inmemory = require("moonwatch.inmemory")
-local metrics = require("moonwatch.metrics")
+local node = require("moonwatch.native.node")
 
 local Instance = {}
 Instance.__index = Instance
@@ -35,14 +33,10 @@ local NODE_EXPORTER_DEFAULTS = {
   "zfs",
 }
 
-local DEFAULTS = ffi.new("mw_ffi_node_opts_t")
-C.mw_ffi_node_opts_init(DEFAULTS)
-local function default(field)
-  return ffi.string(DEFAULTS[field])
-end
+local default = node.default
 
 local IMPLEMENTED = {}
-for name in ffi.string(C.mw_ffi_node_collectors()):gmatch("[^,]+") do
+for _, name in ipairs(node.collectors()) do
   IMPLEMENTED[name] = true
 end
 
@@ -186,17 +180,10 @@ end
 -- Builds the C collector set for args; returns it (GC-owned) and the skipped collectors.
 local function build(args)
   local enabled, skipped = M.collectors(args)
-  local o = ffi.new("mw_ffi_node_opts_t")
-  C.mw_ffi_node_opts_init(o)
-  -- Lua strings stay alive in `keep` until mw_ffi_node_new has copied them.
-  local keep = { table.concat(enabled, ",") }
+  local o = { collectors = table.concat(enabled, ",") } -- a field left nil keeps its default
   local function set(field, v)
-    if v ~= nil then
-      keep[#keep + 1] = v
-      o[field] = v
-    end
+    o[field] = v
   end
-  o.collectors = keep[1]
   set("procfs_path", args.procfs_path)
   set("sysfs_path", args.sysfs_path)
   set("rootfs_path", args.rootfs_path)
@@ -211,35 +198,33 @@ local function build(args)
   set("disk_device_exclude", disk.device_exclude)
   set("netstat_fields", (args.netstat or {}).fields)
   set("vmstat_fields", (args.vmstat or {}).fields)
-  o.cpu_guest = cpu.guest == false and 0 or 1
-  o.cpu_info = cpu.info and 1 or 0
+  o.cpu_guest = cpu.guest ~= false
+  o.cpu_info = cpu.info and true or false
   set("cpu_flags_include", cpu.flags_include)
   set("cpu_bugs_include", cpu.bugs_include)
   local arp, hwmon, netclass = args.arp or {}, args.hwmon or {}, args.netclass or {}
   set("arp_device_include", arp.device_include)
   set("arp_device_exclude", arp.device_exclude)
-  o.arp_netlink = arp.netlink and 1 or 0
+  o.arp_netlink = arp.netlink and true or false
   set("hwmon_chip_include", hwmon.chip_include)
   set("hwmon_chip_exclude", hwmon.chip_exclude)
   set("netclass_ignored_devices", netclass.ignored_devices)
-  o.netclass_ignore_invalid_speed = netclass.ignore_invalid_speed_device and 1 or 0
+  o.netclass_ignore_invalid_speed = netclass.ignore_invalid_speed_device and true or false
   set("powersupply_ignored", (args.powersupply or {}).ignored_supplies)
   set("textfile_directory", (args.textfile or {}).directory)
-  local out, err = ffi.new("mw_node_t*[1]"), ffi.new("char[512]")
-  if C.mw_ffi_node_new(o, out, err, 512) ~= 0 then
-    return nil, ffi.string(err)
+  local set_, err = node.new(o)
+  if not set_ then
+    return nil, err
   end
-  return ffi.gc(out[0], C.mw_ffi_node_free), enabled, skipped
+  return set_, enabled, skipped
 end
 
 --- Collects every enabled collector: body, content type, gzipped (or nil, err).
 function Instance:collect(accept, accept_encoding)
-  local body, content_type, gzipped = metrics.expose_c(C.mw_ffi_node_collect, self.set, accept, accept_encoding)
+  local body, content_type, gzipped, errors = self.set:collect(accept, accept_encoding)
   if not body then
     return nil, content_type
   end
-  local e = C.mw_ffi_node_errors(self.set)
-  local errors = e[0] == 0 and "" or ffi.string(e)
   self.last_errors = errors
   if errors ~= "" then
     self.ctx.log:debug("collectors failed", { errors = errors })

@@ -26,9 +26,10 @@
 -- longer, the component turns unhealthy saying which endpoint, for how long and
 -- its last error, and logs it; it turns healthy again once one is sent.
 -- prometheus_remote_storage_oldest_unsent_sample_age_seconds shows the lag.
-local ffi = require("ffi")
-local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
+local batch = require("moonwatch.batch")
+local core = require("moonwatch.native.core")
+local native_wal = require("moonwatch.native.wal")
 local httpconfig = require("moonwatch.httpconfig")
 local http_client = require("moonwatch.http_client")
 local metrics = require("moonwatch.metrics")
@@ -41,7 +42,7 @@ local remote_shards = require("prometheus.remote_write.shards")
 local redact = require("moonwatch.redact")
 local receiver = require("moonwatch.receiver")
 
-local MAX_SHARDS = C.MW_WAL_MAX_SHARDS
+local MAX_SHARDS = native_wal.MAX_SHARDS
 local NO_MIN_TS = -2 ^ 63 -- INT64_MIN: no sample is too old
 
 local M = {
@@ -250,10 +251,6 @@ local function component_metrics()
   }
 end
 
-local errbuf = ffi.new("char[512]")
-local function err()
-  return ffi.string(errbuf)
-end
 
 local Instance = {}
 Instance.__index = Instance
@@ -262,9 +259,7 @@ local function endpoint_name(e)
   if e.name then
     return e.name
   end
-  local hex = ffi.new("char[65]")
-  C.mw_ffi_sha256_hex(e.url, #e.url, hex)
-  return ffi.string(hex, 12)
+  return core.sha256_hex(e.url, 12)
 end
 
 function M.validate(args)
@@ -283,23 +278,20 @@ end
 
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, endpoints = {}, m = component_metrics() }, Instance)
-  local out = ffi.new("mw_wal_t *[1]")
-  local opts = ffi.new("mw_wal_opts_t")
-  opts.fsync = ({ never = 0, interval = 1, always = 2 })[args.wal.fsync]
   local ok, mkerr = fs.mkdir_p(ctx.storage_path)
   if not ok then
     error("creating the storage directory: " .. mkerr, 0)
   end
-  if C.mw_ffi_wal_open(ctx.storage_path, opts, out, errbuf, 512) ~= 0 then
-    error("opening the WAL: " .. err(), 0)
+  local wal, werr = native_wal.open(ctx.storage_path, { fsync = args.wal.fsync })
+  if not wal then
+    error("opening the WAL: " .. werr, 0)
   end
-  self.wal = ffi.gc(out[0], C.mw_ffi_wal_close)
-  local repairs = ffi.string(C.mw_ffi_wal_repair_log(self.wal))
+  self.wal = wal
+  local repairs = wal:repair_log()
   if repairs ~= "" then
     ctx.log:warn("repaired the WAL", { repairs = repairs })
   end
-  self.stats = ffi.new("mw_wal_stats_t")
-  C.mw_ffi_wal_stats(self.wal, self.stats)
+  self.stats = wal:stats() -- refreshed in place by each wal:stats()
   if self.stats.replayed_samples > 0 then
     ctx.log:info("replaying the WAL", { samples = tonumber(self.stats.replayed_samples),
       series = tonumber(self.stats.replayed_series) })
@@ -354,7 +346,7 @@ function Instance:configure(args)
       ep.cfg = e
       ep.client = new_client(e)
       self:set_relabel(ep, e.write_relabel_config)
-      C.mw_ffi_wal_reader_set_exemplars(ep.reader, e.send_exemplars and 1 or 0)
+      ep.reader:set_exemplars(e.send_exemplars)
       self:set_queue_config(ep, e.queue_config)
     else
       self.endpoints[name] = self:start_endpoint(name, e, ext)
@@ -378,8 +370,9 @@ function Instance:schedule_maintenance()
   end
   if w.fsync == "interval" then
     self.sync_timer = ctx:timer(w.fsync_interval, w.fsync_interval, function()
-      if C.mw_ffi_wal_sync_start(self.wal, errbuf, 512) ~= 0 then
-        ctx.log:error("WAL fsync failed", { err = err() })
+      local ok, err = self.wal:sync_start()
+      if not ok then
+        ctx.log:error("WAL fsync failed", { err = err })
       end
     end, "wal fsync")
   end
@@ -388,8 +381,9 @@ end
 function Instance:truncate()
   local w = self.args.wal
   local now = math.floor(ffi_rt.time_now() * 1000)
-  if C.mw_ffi_wal_truncate(self.wal, now, w.min_keepalive_time * 1000, w.max_keepalive_time * 1000, errbuf, 512) ~= 0 then
-    self.ctx.log:error("WAL truncation failed", { err = err() })
+  local ok, err = self.wal:truncate(now, w.min_keepalive_time * 1000, w.max_keepalive_time * 1000)
+  if not ok then
+    self.ctx.log:error("WAL truncation failed", { err = err })
   end
   self:update_metrics()
 end
@@ -423,8 +417,9 @@ function Instance.set_relabel(_, ep, rules)
   if #rules > 0 then
     program = assert(relabel.compile(rules)) -- validated already
   end
-  if C.mw_ffi_wal_reader_set_relabel(ep.reader, program, errbuf, 512) ~= 0 then
-    error(string.format("endpoint %s: write_relabel_config: %s", ep.name, err()), 0)
+  local ok, err = ep.reader:set_relabel(program)
+  if not ok then
+    error(string.format("endpoint %s: write_relabel_config: %s", ep.name, err), 0)
   end
   ep.program, ep.rules = program, rules
 end
@@ -458,18 +453,16 @@ local function retire(g)
 end
 
 function Instance:start_endpoint(name, e, ext)
-  local out = ffi.new("mw_wal_reader_t *[1]")
-  if C.mw_ffi_wal_reader_open(self.wal, name, ext, #ext, out, errbuf, 512) ~= 0 then
-    error(string.format("endpoint %s: %s", name, err()), 0)
+  local reader, rerr = self.wal:reader(name, ext)
+  if not reader then
+    error(string.format("endpoint %s: %s", name, rerr), 0)
   end
   local l = { self.ctx.id, redact.url(e.url) } -- a label never carries a password
   local m = self.m
   local ep = {
-    name = name, cfg = e, ext = ext, reader = ffi.gc(out[0], C.mw_ffi_wal_reader_close), labels = l,
+    name = name, cfg = e, ext = ext, reader = reader, labels = l,
     client = new_client(e),
-    chunk = ffi.new("mw_wal_chunk_t"), rstats = ffi.new("mw_wal_reader_stats_t"),
-    bufp = ffi.new("const uint8_t *[1]"), lenp = ffi.new("size_t[1]"),
-    ncap = 0, -- bufs, lens and chunks hold ncap shards
+    rstats = reader:stats(), -- refreshed in place by each reader:stats()
     m = {
       samples = m.samples:with(unpack(l)), failed = m.failed:with(unpack(l)), retried = m.retried:with(unpack(l)),
       pending = m.pending:with(unpack(l)), bytes = m.bytes:with(unpack(l)),
@@ -487,12 +480,12 @@ function Instance:start_endpoint(name, e, ext)
     -- pending; last_read: of the last read of the WAL (a span, or nothing new)
     progress_at = scheduler.now(), last_read = scheduler.now(),
   }
-  local note = ffi.string(C.mw_ffi_wal_reader_note(ep.reader))
+  local note = ep.reader:note()
   if note ~= "" then
     self.ctx.log:warn("remote write cursor damaged", { endpoint = name, err = note })
   end
   self:set_relabel(ep, e.write_relabel_config)
-  C.mw_ffi_wal_reader_set_exemplars(ep.reader, e.send_exemplars and 1 or 0)
+  ep.reader:set_exemplars(e.send_exemplars)
   self:set_queue_config(ep, e.queue_config)
   ep.shard_timer = self.ctx:timer(ep.sharder.interval, ep.sharder.interval, function()
     self:update_shards(ep)
@@ -516,7 +509,7 @@ function Instance.stop_endpoint(_, ep)
   -- close the reader now (saving its cursor), not at garbage collection: a
   -- reader of the same name may be opened right away
   if ep.reader then
-    C.mw_ffi_wal_reader_close(ffi.gc(ep.reader, nil))
+    ep.reader:close()
     ep.reader = nil
   end
 end
@@ -586,8 +579,8 @@ end
 
 -- About how many samples the endpoint has not read yet (resends make it an underestimate).
 local function unread(self, ep)
-  C.mw_ffi_wal_stats(self.wal, self.stats)
-  C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
+  self.wal:stats()
+  ep.reader:stats()
   return wal_samples(self.stats) - tonumber(ep.rstats.samples_read) - dropped_samples(ep.rstats)
     - tonumber(ep.rstats.samples_before_open)
 end
@@ -761,19 +754,14 @@ function Instance:run_endpoint(ep)
           return
         end
       end
-      if n > ep.ncap then
-        ep.bufs, ep.lens = ffi.new("const uint8_t *[?]", n), ffi.new("size_t[?]", n)
-        ep.chunks, ep.ncap = ffi.new("mw_wal_chunk_t[?]", n), n
-      end
-      local rc = C.mw_ffi_wal_reader_next_shards(ep.reader, n, q.max_samples_per_send, min_ts(q), ep.bufs,
-        ep.lens, ep.chunks, errbuf, 512)
-      if rc >= 0 then
+      local span, rerr = ep.reader:next_shards(n, q.max_samples_per_send, min_ts(q))
+      if span ~= nil then
         ep.last_read = scheduler.now()
       end
-      if rc < 0 then
-        self.ctx.log:error("reading the WAL failed", { endpoint = ep.name, err = err() })
+      if span == nil then
+        self.ctx.log:error("reading the WAL failed", { endpoint = ep.name, err = rerr })
         self.ctx:sleep(1)
-      elseif rc == 0 then
+      elseif not span then
         -- nothing new: wait for appends (woken by full requests) or the deadline
         ep.last_send = scheduler.now()
         if not self:wait_reader(ep, self.flushing and 0.02 or q.batch_send_deadline) then
@@ -801,12 +789,12 @@ end
 -- are reused by the next read).
 function Instance.enqueue_span(_, ep, n)
   local g = ep.gen
-  local count, seq = 0, ep.chunks[0].seq
+  local reader = ep.reader
+  local count, seq = 0, reader:span_seq()
   for k = 0, n - 1 do
-    local c = ep.chunks[k]
-    if c.samples > 0 or c.exemplars > 0 then
-      local req = { seq = seq, body = ffi.string(ep.bufs[k], ep.lens[k]), samples = c.samples,
-        exemplars = c.exemplars, min_ts = tonumber(c.min_ts), max_ts = tonumber(c.max_ts) }
+    local body, samples, exemplars, lo, hi = reader:shard(k)
+    if body then
+      local req = { seq = seq, body = body, samples = samples, exemplars = exemplars, min_ts = lo, max_ts = hi }
       req.queued = req.samples
       local queue = g.queues[k]
       queue[#queue + 1] = req
@@ -819,7 +807,7 @@ function Instance.enqueue_span(_, ep, n)
     end
   end
   if count == 0 then
-    C.mw_ffi_wal_reader_commit(ep.reader, seq, errbuf, 512)
+    reader:commit(seq)
   else
     g.spans[seq] = (g.spans[seq] or 0) + count
   end
@@ -858,7 +846,7 @@ end
 function Instance:restart_senders(ep)
   retire(ep.gen)
   ep.gen = new_gen(0)
-  C.mw_ffi_wal_reader_rewind(ep.reader)
+  ep.reader:rewind()
   self.ctx:sleep(ep.cfg.queue_config.max_backoff)
 end
 
@@ -881,7 +869,7 @@ function Instance:run_sender(ep, g, k)
       local left = g.spans[req.seq] - 1
       g.spans[req.seq] = left > 0 and left or nil
       if left == 0 then
-        C.mw_ffi_wal_reader_commit(ep.reader, req.seq, errbuf, 512)
+        ep.reader:commit(req.seq)
       end
       if ep.waiting then
         scheduler.wake(ep.waiting)
@@ -909,20 +897,16 @@ function Instance:send(ep, g, req)
     local oldest = tries > 1 and min_ts(q) or NO_MIN_TS
     if req.min_ts < oldest then
       -- sample_age_limit: what aged while retrying is not sent (the request is re-encoded without it)
-      local d = C.mw_ffi_wal_reader_drop_old(ep.reader, req.seq, req.body, #req.body, oldest, ep.bufp, ep.lenp,
-        ep.chunk, errbuf, 512)
-      if d > 0 then
-        local c = ep.chunk
-        req.samples, req.exemplars = c.samples, c.exemplars
-        req.min_ts, req.max_ts = tonumber(c.min_ts), tonumber(c.max_ts)
-        req.body = ep.lenp[0] > 0 and ffi.string(ep.bufp[0], ep.lenp[0]) or ""
+      local d, body, samples, exemplars, lo, hi = ep.reader:drop_old(req.seq, req.body, oldest)
+      if d and d > 0 then
+        req.samples, req.exemplars, req.min_ts, req.max_ts, req.body = samples, exemplars, lo, hi, body
         if #req.body == 0 then
           break
         end
-      elseif d < 0 and not req.unfiltered then
+      elseif not d and not req.unfiltered then
         -- not a request of ours (cannot happen) or out of memory: it is resent as it was
         req.unfiltered = true
-        self.ctx.log:warn("sample_age_limit not applied to a retried request", { endpoint = ep.name, err = err() })
+        self.ctx.log:warn("sample_age_limit not applied to a retried request", { endpoint = ep.name, err = body })
       end
     end
     local outcome, why, wait = self:post(ep, req.body, backoff)
@@ -993,14 +977,14 @@ function Instance:append(b)
   for _, s in pairs(self.meta_senders) do -- metadata travels with the batch (moonwatch.metadata)
     s.gatherer:add(b)
   end
-  local n = tonumber(C.mw_ffi_batch_len(b))
+  local n = batch.len(b)
   if n == 0 then
     return
   end
-  local rc = C.mw_ffi_wal_append(self.wal, b, errbuf, 512)
-  if rc ~= 0 then
-    self:append_failed(rc, n, tonumber(C.mw_ffi_batch_exemplars(b)), err())
-    if rc < 0 then
+  local ok, why, written = self.wal:append(b)
+  if not ok then
+    self:append_failed(written and 1 or -1, n, batch.exemplar_count(b), why)
+    if not written then
       return
     end
   elseif self.append_fault and scheduler.now() - self.append_fault.last >= APPEND_QUIET then
@@ -1026,8 +1010,7 @@ local function add_delta(self, counter, key, value)
 end
 
 function Instance:update_metrics()
-  local m, st, id = self.m, self.stats, self.ctx.id
-  C.mw_ffi_wal_stats(self.wal, st)
+  local m, st, id = self.m, self.wal:stats(), self.ctx.id
   add_delta(self, m.appended, "appended", tonumber(st.samples_appended))
   add_delta(self, m.ex_appended, "ex_appended", tonumber(st.exemplars_appended))
   add_delta(self, m.created, "created", tonumber(st.series_created))
@@ -1040,7 +1023,7 @@ function Instance:update_metrics()
     m.highest:with(id):set(math.floor(self.highest)) -- whole seconds, as Prometheus
   end
   for _, ep in pairs(self.endpoints) do
-    C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
+    ep.reader:stats()
     ep.sharder:samples_dropped(add_by_reason(m.dropped, ep.labels, dropped_by_reason(ep.rstats), ep.dropped_seen))
     ep.m.pending:set(wal_samples(st) - done_samples(ep.rstats))
     ep.m.cursor_errors:add(tonumber(ep.rstats.cursor_errors) - ep.cursor_errors_seen)
@@ -1184,7 +1167,7 @@ function Instance:flush()
   while scheduler.now() < deadline do
     local busy = false
     for _, ep in pairs(self.endpoints) do
-      C.mw_ffi_wal_reader_stats(ep.reader, ep.rstats)
+      ep.reader:stats()
       if unread(self, ep) > 0 or ep.rstats.pending_chunks > 0 then
         busy = true
       end
@@ -1208,8 +1191,9 @@ function Instance:stop()
   for _, ep in pairs(self.endpoints) do
     self:stop_endpoint(ep)
   end
-  if C.mw_ffi_wal_sync(self.wal, errbuf, 512) ~= 0 then
-    self.ctx.log:error("WAL fsync at stop failed", { err = err() })
+  local synced, serr = self.wal:sync()
+  if not synced then
+    self.ctx.log:error("WAL fsync at stop failed", { err = serr })
   end
 end
 
