@@ -1,4 +1,4 @@
--- The hot Lua loops compile: a Lua component reading a batch (moonwatch.batch) and the
+-- The hot Lua loops compile: a Lua component reading a batch (moonwatch.batch.samples) and the
 -- miss path of prometheus.relabel (relabel.apply with C programs, relabel.encode) run
 -- thousands of times under LuaJIT's verbose trace log (fixtures/jit_workload.lua, jit.v as
 -- `luajit -jv`). A trace that aborts for something the JIT cannot compile ("NYI": a
@@ -43,10 +43,10 @@ local function started_in(t, name)
 end
 
 describe("the JIT", function()
-  it("compiles a Lua component's loop over a batch (moonwatch.batch)", function()
+  it("compiles a Lua component's loop over a batch (moonwatch.batch.samples)", function()
     local t = traces("batch")
     assert.same({}, t.nyi)
-    assert.is_true(started_in(t, "batch.lua") > 0, "no trace started in batch.lua")
+    assert.is_true(started_in(t, "samples.lua") > 0, "no trace started in moonwatch/batch/samples.lua")
   end)
 
   it("compiles prometheus.relabel's miss path (relabel.apply with C rules, relabel.encode)", function()
