@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/labels.h"
 #include "base/re2.h"
 #include "ffi.h"
 
@@ -406,6 +407,21 @@ int mw_re2_translate(const char *re, size_t len, char **out, size_t *out_len, ch
   *out = NULL;
   if (out_len) *out_len = 0;
   re2_put(&s, "", 0);
+  /* RE2 (Go's regexp) refuses a pattern that is not UTF-8; PCRE2's own error
+   * would name an offset in the translation, not in the pattern. */
+  for (size_t i = 0; i < len;) {
+    unsigned char c = (unsigned char)re[i];
+    size_t n = c < 0x80                 ? 1
+               : c >= 0xc2 && c <= 0xdf ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    if (!n || i + n > len || !mw_labels_valid_utf8(re + i, n)) {
+      re2_fail(&s, i, "invalid UTF-8");
+      goto cleanup;
+    }
+    i += n;
+  }
   while (s.i < s.n && !s.oom) {
     unsigned char c = (unsigned char)s.p[s.i];
     size_t at = s.i;
