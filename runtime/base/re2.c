@@ -35,6 +35,8 @@ typedef struct {
   size_t n, i;   /* length, cursor */
   char *out;     /* translation */
   size_t len, cap;
+  size_t *map; /* with a map: the pattern offset each translated byte came from */
+  size_t at;   /* the pattern offset of the construct being translated */
   int oom;
   char *err;
   size_t err_size;
@@ -61,8 +63,19 @@ static void re2_put(re2_t *s, const char *b, size_t n) {
       return;
     }
     s->out = o;
+    if (s->map) {
+      size_t *m = realloc(s->map, cap * sizeof *m);
+      if (!m) {
+        s->oom = 1;
+        return;
+      }
+      s->map = m;
+    }
     s->cap = cap;
   }
+  if (s->map)
+    for (size_t k = 0; k < n; k++)
+      s->map[s->len + k] = s->at;
   memcpy(s->out + s->len, b, n);
   s->len += n;
   s->out[s->len] = '\0';
@@ -400,9 +413,19 @@ static int re2_group(re2_t *s) {
   return p[k] == ':' ? 1 : 2; /* 1: opens a group; 2: a flag setting */
 }
 
-int mw_re2_translate(const char *re, size_t len, char **out, size_t *out_len, char *err,
-                     size_t err_size) {
+/* mw_re2_translate, and with map (not NULL) the pattern offset each byte of
+ * the translation came from (*map is the caller's, freed with free). */
+static int re2_translate(const char *re, size_t len, char **out, size_t *out_len, size_t **map,
+                         char *err, size_t err_size) {
   re2_t s = {.p = re, .n = len, .err = err, .err_size = err_size};
+  if (map) {
+    *map = NULL;
+    s.map = malloc(64 * sizeof *s.map);
+    if (!s.map) {
+      mw_seterr(err, err_size, "out of memory");
+      return -1;
+    }
+  }
   int depth = 0, rc = -1;
   *out = NULL;
   if (out_len) *out_len = 0;
@@ -425,6 +448,7 @@ int mw_re2_translate(const char *re, size_t len, char **out, size_t *out_len, ch
   while (s.i < s.n && !s.oom) {
     unsigned char c = (unsigned char)s.p[s.i];
     size_t at = s.i;
+    s.at = at;
     switch (c) {
     case '\\':
       if (s.i + 1 < s.n && s.p[s.i + 1] == 'Q') {
@@ -504,10 +528,18 @@ int mw_re2_translate(const char *re, size_t len, char **out, size_t *out_len, ch
   *out = s.out;
   if (out_len) *out_len = s.len;
   s.out = NULL;
+  if (map) *map = s.map;
+  s.map = NULL;
   rc = 0;
 cleanup:
   free(s.out);
+  free(s.map);
   return rc;
+}
+
+int mw_re2_translate(const char *re, size_t len, char **out, size_t *out_len, char *err,
+                     size_t err_size) {
+  return re2_translate(re, len, out, out_len, NULL, err, err_size);
 }
 
 struct pcre2_real_code_8 *mw_re2_compile(const char *re, size_t len, int anchored, int *jit,
@@ -515,11 +547,11 @@ struct pcre2_real_code_8 *mw_re2_compile(const char *re, size_t len, int anchore
   static const char prefix[] = "^(?s:", suffix[] = ")$";
   const size_t pl = anchored ? sizeof prefix - 1 : 0, sl = anchored ? sizeof suffix - 1 : 0;
   char *tr = NULL, *full = NULL;
-  size_t trn = 0;
+  size_t trn = 0, *map = NULL;
   pcre2_code *code = NULL;
   pcre2_compile_context *cctx = NULL;
   if (jit) *jit = 0;
-  if (mw_re2_translate(re, len, &tr, &trn, err, errlen) < 0) return NULL;
+  if (re2_translate(re, len, &tr, &trn, &map, err, errlen) < 0) return NULL;
   full = malloc(pl + trn + sl + 1);
   cctx = pcre2_compile_context_create(NULL);
   if (!full || !cctx) {
@@ -540,8 +572,9 @@ struct pcre2_real_code_8 *mw_re2_compile(const char *re, size_t len, int anchore
   if (!code) {
     PCRE2_UCHAR m[200];
     pcre2_get_error_message(ec, m, sizeof m);
-    size_t off = eoff > pl ? eoff - pl : 0;
-    if (off > trn) off = trn;
+    /* PCRE2's offset is in the translation: name the pattern's construct */
+    size_t t = eoff > pl ? eoff - pl : 0;
+    size_t off = t < trn ? map[t] : len;
     mw_seterr(err, errlen, "%s (near offset %zu)", (const char *)m, off);
     goto done;
   }
@@ -551,6 +584,7 @@ done:
   pcre2_compile_context_free(cctx);
   free(full);
   free(tr);
+  free(map);
   return code;
 }
 

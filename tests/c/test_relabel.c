@@ -469,6 +469,8 @@ static const struct {
     {"a36\\0\xd9{", "invalid UTF-8 (at offset 5)"},
     {"\xff", "invalid UTF-8 (at offset 0)"},
     {"\xe2\x82", "invalid UTF-8 (at offset 0)"},
+    /* PCRE2 names a byte of the translation (\0 became \x{0}): the pattern's is named */
+    {"\\0\\pw4", "unknown property after \\P or \\p (near offset 5)"},
     {"\\9", "backreference \\9 is not supported"},
     {"(?P<n>a)\\k<n>", "backreference \\k is not supported"},
     {"(?P<n>a)(?P=n)", "backreference (?P=name) is not supported"},
