@@ -42,12 +42,18 @@ typedef struct {
   size_t err_size;
 } re2_t;
 
+/* Sets the error "MESSAGE (at offset N)"; a message too long for the buffer
+ * (it may quote the pattern) is cut with "...", never the offset. */
 static int re2_fail(re2_t *s, size_t at, const char *fmt, ...) {
+  char msg[512], suffix[48];
   va_list ap;
   va_start(ap, fmt);
-  mw_vseterr(s->err, s->err_size, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  mw_adderr(s->err, s->err_size, " (at offset %zu)", at);
+  size_t sl = (size_t)snprintf(suffix, sizeof suffix, " (at offset %zu)", at);
+  size_t room = s->err_size > sl + 1 ? s->err_size - sl - 1 : 0;
+  if (strlen(msg) > room && room >= 3) memcpy(msg + room - 3, "...", 4);
+  mw_seterr(s->err, s->err_size, "%s%s", msg, suffix);
   return -1;
 }
 
