@@ -16,23 +16,11 @@
 
 #include "storage/recordlog.h"
 #include "test.h"
+#include "testdir.h"
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
+static void rm_rf(const char *dir) { mw_test_rm_rf(dir); }
 
-static void rm_rf(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static char *tmpdir(void) {
-  static char buf[8][64];
-  static int n;
-  char *d = buf[n++ % 8];
-  strcpy(d, "/tmp/mw_rlog_test.XXXXXX");
-  return mkdtemp(d);
-}
+static char *tmpdir(void) { return mw_test_tmpdir("rlog"); }
 
 /* What the toy layer saw at replay. */
 typedef struct {

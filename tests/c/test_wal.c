@@ -23,6 +23,7 @@
 #include "remote/wal_reader.h"
 #include "storage/wal.h"
 #include "test.h"
+#include "testdir.h"
 
 /* --- helpers ---------------------------------------------------------- */
 
@@ -39,22 +40,9 @@ static const char *pb_str(ProtobufCBinaryData b) {
   return o;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
+static void rm_rf(const char *dir) { mw_test_rm_rf(dir); }
 
-static void rm_rf(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-static char *tmpdir(void) {
-  static char buf[8][64];
-  static int n;
-  char *d = buf[n++ % 8];
-  strcpy(d, "/tmp/mw_wal_test.XXXXXX");
-  return mkdtemp(d);
-}
+static char *tmpdir(void) { return mw_test_tmpdir("wal"); }
 
 static uint64_t bits(double v) {
   uint64_t b;
