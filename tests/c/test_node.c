@@ -717,6 +717,58 @@ static void test_repeat_collections(void) {
   mw_ffi_node_free(n);
 }
 
+/* The collectors that read the kernel's tables through rtnetlink (netdev by
+ * default, arp with netlink = 1) succeed on this host and see the same devices
+ * as their /proc readers. */
+static char *collect_lines(const char *collectors, int netlink, const char *prefix, int values) {
+  char err[256];
+  mw_ffi_node_opts_t o;
+  mw_ffi_node_opts_init(&o);
+  o.collectors = collectors;
+  o.netdev_netlink = netlink;
+  o.arp_netlink = netlink;
+  mw_node_t *n = NULL;
+  if (mw_ffi_node_new(&o, &n, err, sizeof err) != 0) return NULL;
+  char *out;
+  size_t len;
+  int rc = mw_ffi_node_collect(n, MW_METRICS_FMT_TEXT, 0, &out, &len, err, sizeof err);
+  mw_ffi_node_free(n);
+  if (rc != 0) return NULL;
+  /* the lines starting with prefix (their label sets only, unless values), one per line */
+  char *b = calloc(1, len + 1), *w = b;
+  for (char *l = out; b && l < out + len;) {
+    char *e = memchr(l, '\n', (size_t)(out + len - l));
+    size_t ll = e ? (size_t)(e - l) : (size_t)(out + len - l);
+    if (ll > strlen(prefix) && strncmp(l, prefix, strlen(prefix)) == 0) {
+      const char *sp = memchr(l, ' ', ll);
+      size_t keep = sp && !values ? (size_t)(sp - l) : ll;
+      memcpy(w, l, keep);
+      w += keep;
+      *w++ = '\n';
+    }
+    l += ll + 1;
+  }
+  mw_ffi_metrics_buf_free(out);
+  return b;
+}
+
+static void test_netlink_matches_proc(void) {
+  const char *prefixes[] = {"node_network_receive_bytes_total{", "node_arp_entries{",
+                            "node_scrape_collector_success{"};
+  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+    char *nl = collect_lines("netdev,arp", 1, prefixes[i], 0);
+    char *proc = collect_lines("netdev,arp", 0, prefixes[i], 0);
+    CHECK(nl && proc);
+    if (nl && proc) CHECK_STR(nl, proc);
+    if (i == 0) CHECK(nl && strstr(nl, "device=\"lo\""));
+    free(nl);
+    free(proc);
+  }
+  char *ok = collect_lines("netdev,arp", 1, "node_scrape_collector_success{", 1);
+  CHECK(ok && strstr(ok, "{collector=\"arp\"} 1\n") && strstr(ok, "{collector=\"netdev\"} 1\n"));
+  free(ok);
+}
+
 int main(void) {
   setup_fixtures();
   MW_RUN(test_meminfo_loadavg_filefd_entropy);
@@ -729,6 +781,7 @@ int main(void) {
   MW_RUN(test_filesystem_stuck);
   MW_RUN(test_failures);
   MW_RUN(test_real_host);
+  MW_RUN(test_netlink_matches_proc);
   MW_RUN(test_repeat_collections);
   char cmd[PATH_MAX + 16];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

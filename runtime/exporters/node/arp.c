@@ -80,81 +80,53 @@ fail:
 }
 
 /* The IPv4 neighbours per interface from rtnetlink; 0, or -1 with errno. */
+typedef struct {
+  int ifindex;
+  uint32_t entries;
+} neigh_count_t;
+
+typedef struct {
+  neigh_count_t *c;
+  size_t n;
+} neigh_counts_t;
+
+/* One RTM_NEWNEIGH message: an IPv4 neighbour counted for its interface. */
+static int count_neigh(const struct nlmsghdr *nh, void *ctx) {
+  neigh_counts_t *cs = ctx;
+  if (nh->nlmsg_type != RTM_NEWNEIGH || nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ndmsg)))
+    return 0;
+  const struct ndmsg *nd = NLMSG_DATA(nh);
+  if (nd->ndm_family != AF_INET || (nd->ndm_state & NUD_NOARP)) return 0;
+  size_t i = 0;
+  while (i < cs->n && cs->c[i].ifindex != nd->ndm_ifindex)
+    i++;
+  if (i == cs->n) {
+    neigh_count_t *a = realloc(cs->c, (cs->n + 1) * sizeof *a);
+    if (!a) return ENOMEM;
+    cs->c = a;
+    cs->c[cs->n++] = (neigh_count_t){nd->ndm_ifindex, 0};
+  }
+  cs->c[i].entries++;
+  return 0;
+}
+
+/* IPv4 neighbours per interface from an rtnetlink dump (RTM_GETNEIGH). */
 static int from_netlink(mw_node_scrape_t *s, int32_t fam) {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) return -1;
-  struct {
-    struct nlmsghdr nh;
-    struct ndmsg nd;
-  } req;
-  memset(&req, 0, sizeof req);
-  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.nd);
-  req.nh.nlmsg_type = RTM_GETNEIGH;
-  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.nh.nlmsg_seq = 1;
-  req.nd.ndm_family = AF_INET;
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-  typedef struct {
-    int ifindex;
-    uint32_t entries;
-  } idx_t;
-  idx_t *idx = NULL;
-  size_t nidx = 0, cap = 32768;
-  char *buf = malloc(cap);
-  int done = 0, e = 0;
-  if (!buf) e = ENOMEM;
-  if (buf && sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0)
-    e = errno;
-  while (!e && !done) {
-    ssize_t r = recv(fd, buf, cap, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      e = r < 0 ? errno : EIO;
-      break;
-    }
-    for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)r);
-         nh = NLMSG_NEXT(nh, r)) {
-      if (nh->nlmsg_type == NLMSG_DONE) {
-        done = 1;
-        break;
-      }
-      if (nh->nlmsg_type == NLMSG_ERROR) {
-        struct nlmsgerr *ne = NLMSG_DATA(nh);
-        e = ne->error ? -ne->error : EIO;
-        break;
-      }
-      if (nh->nlmsg_type != RTM_NEWNEIGH || nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ndmsg)))
-        continue;
-      struct ndmsg *nd = NLMSG_DATA(nh);
-      if (nd->ndm_family != AF_INET || (nd->ndm_state & NUD_NOARP)) continue;
-      size_t i = 0;
-      while (i < nidx && idx[i].ifindex != nd->ndm_ifindex)
-        i++;
-      if (i == nidx) {
-        idx_t *a = realloc(idx, (nidx + 1) * sizeof *a);
-        if (!a) {
-          e = ENOMEM;
-          break;
-        }
-        idx = a;
-        idx[nidx++] = (idx_t){nd->ndm_ifindex, 0};
-      }
-      idx[i].entries++;
-    }
-  }
-  if (!e) {
-    for (size_t i = 0; i < nidx; i++) {
+  struct ndmsg req = {.ndm_family = AF_INET};
+  neigh_counts_t cs = {0};
+  int rc = mw_node_rtnl_dump(RTM_GETNEIGH, &req, sizeof req, count_neigh, &cs);
+  int e = errno;
+  if (rc == 0) {
+    for (size_t i = 0; i < cs.n; i++) {
       char name[IF_NAMESIZE];
-      if (!if_indextoname((unsigned)idx[i].ifindex, name)) continue; /* gone meanwhile */
+      if (!if_indextoname((unsigned)cs.c[i].ifindex, name)) continue; /* gone meanwhile */
       if (mw_node_device_ignored(s->node->arp_include, s->node->arp_exclude, name)) continue;
-      mw_node_put(s, fam, (double)idx[i].entries, name);
+      mw_node_put(s, fam, (double)cs.c[i].entries, name);
     }
   }
-  free(buf);
-  free(idx);
-  close(fd);
-  if (e) errno = e;
-  return e ? -1 : 0;
+  free(cs.c);
+  errno = e;
+  return rc;
 }
 
 int mw_node_collect_arp(mw_node_scrape_t *s) {

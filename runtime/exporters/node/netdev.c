@@ -61,111 +61,73 @@ static void put_dev(mw_node_scrape_t *s, fams_t *fams, const char *dev, const ui
 }
 
 /* 0, or -1 with errno set (then nothing was reported). */
+typedef struct {
+  char name[32];
+  uint64_t v[NSTATS];
+} link_t;
+
+typedef struct {
+  link_t *links;
+  size_t n;
+} links_t;
+
+/* One RTM_NEWLINK message: the device's name and counters, if it has both. */
+static int add_link(const struct nlmsghdr *nh, void *ctx) {
+  links_t *ls = ctx;
+  if (nh->nlmsg_type != RTM_NEWLINK) return 0;
+  const struct ifinfomsg *ifi = NLMSG_DATA(nh);
+  int alen = (int)(nh->nlmsg_len - NLMSG_LENGTH(sizeof *ifi));
+  const char *name = NULL;
+  struct rtnl_link_stats64 st;
+  int have = 0;
+  memset(&st, 0, sizeof st);
+  for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+    if (a->rta_type == IFLA_IFNAME) name = RTA_DATA(a);
+    if (a->rta_type == IFLA_STATS64) {
+      size_t l = RTA_PAYLOAD(a);
+      memcpy(&st, RTA_DATA(a), l < sizeof st ? l : sizeof st);
+      have = 1;
+    }
+  }
+  if (!name || !have) return 0;
+  link_t *nl = realloc(ls->links, (ls->n + 1) * sizeof *nl);
+  if (!nl) return ENOMEM;
+  ls->links = nl;
+  link_t *d = &ls->links[ls->n++];
+  snprintf(d->name, sizeof d->name, "%s", name);
+  uint64_t *v = d->v;
+  v[RX_BYTES] = st.rx_bytes;
+  v[RX_PACKETS] = st.rx_packets;
+  v[RX_ERRS] = st.rx_errors;
+  v[RX_DROP] = st.rx_dropped + st.rx_missed_errors;
+  v[RX_FIFO] = st.rx_fifo_errors;
+  v[RX_FRAME] = st.rx_frame_errors + st.rx_length_errors + st.rx_over_errors + st.rx_crc_errors;
+  v[RX_COMPRESSED] = st.rx_compressed;
+  v[RX_MULTICAST] = st.multicast;
+  v[TX_BYTES] = st.tx_bytes;
+  v[TX_PACKETS] = st.tx_packets;
+  v[TX_ERRS] = st.tx_errors;
+  v[TX_DROP] = st.tx_dropped;
+  v[TX_FIFO] = st.tx_fifo_errors;
+  v[TX_COLLS] = st.collisions;
+  v[TX_CARRIER] =
+      st.tx_carrier_errors + st.tx_aborted_errors + st.tx_heartbeat_errors + st.tx_window_errors;
+  v[TX_COMPRESSED] = st.tx_compressed;
+  v[RX_NOHANDLER] = st.rx_nohandler;
+  return 0;
+}
+
+/* Every link's counters (RTM_GETLINK), reported once the dump is complete. */
 static int from_netlink(mw_node_scrape_t *s, fams_t *fams) {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) return -1;
-  struct {
-    struct nlmsghdr nh;
-    struct ifinfomsg ifi;
-  } req;
-  memset(&req, 0, sizeof req);
-  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.ifi);
-  req.nh.nlmsg_type = RTM_GETLINK;
-  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.nh.nlmsg_seq = 1;
-  req.ifi.ifi_family = AF_UNSPEC;
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-  if (sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  /* Collect everything first, report after NLMSG_DONE. */
-  typedef struct {
-    char name[32];
-    uint64_t v[NSTATS];
-  } dev_t_;
-  dev_t_ *devs = NULL;
-  size_t ndev = 0;
-  size_t cap = 32768;
-  char *buf = malloc(cap);
-  int done = 0, rc = -1, e = 0;
-  while (buf && !done) {
-    ssize_t r = recv(fd, buf, cap, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      e = r < 0 ? errno : EIO;
-      break;
-    }
-    for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)r);
-         nh = NLMSG_NEXT(nh, r)) {
-      if (nh->nlmsg_type == NLMSG_DONE) {
-        done = 1;
-        break;
-      }
-      if (nh->nlmsg_type == NLMSG_ERROR) {
-        struct nlmsgerr *ne = NLMSG_DATA(nh);
-        e = ne->error ? -ne->error : EIO;
-        done = -1;
-        break;
-      }
-      if (nh->nlmsg_type != RTM_NEWLINK) continue;
-      struct ifinfomsg *ifi = NLMSG_DATA(nh);
-      int alen = (int)(nh->nlmsg_len - NLMSG_LENGTH(sizeof *ifi));
-      const char *name = NULL;
-      struct rtnl_link_stats64 st;
-      int have = 0;
-      memset(&st, 0, sizeof st);
-      for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-        if (a->rta_type == IFLA_IFNAME) name = RTA_DATA(a);
-        if (a->rta_type == IFLA_STATS64) {
-          size_t l = RTA_PAYLOAD(a);
-          memcpy(&st, RTA_DATA(a), l < sizeof st ? l : sizeof st);
-          have = 1;
-        }
-      }
-      if (!name || !have) continue;
-      dev_t_ *nd = realloc(devs, (ndev + 1) * sizeof *devs);
-      if (!nd) {
-        e = ENOMEM;
-        done = -1;
-        break;
-      }
-      devs = nd;
-      dev_t_ *d = &devs[ndev++];
-      snprintf(d->name, sizeof d->name, "%s", name);
-      uint64_t *v = d->v;
-      v[RX_BYTES] = st.rx_bytes;
-      v[RX_PACKETS] = st.rx_packets;
-      v[RX_ERRS] = st.rx_errors;
-      v[RX_DROP] = st.rx_dropped + st.rx_missed_errors;
-      v[RX_FIFO] = st.rx_fifo_errors;
-      v[RX_FRAME] = st.rx_frame_errors + st.rx_length_errors + st.rx_over_errors + st.rx_crc_errors;
-      v[RX_COMPRESSED] = st.rx_compressed;
-      v[RX_MULTICAST] = st.multicast;
-      v[TX_BYTES] = st.tx_bytes;
-      v[TX_PACKETS] = st.tx_packets;
-      v[TX_ERRS] = st.tx_errors;
-      v[TX_DROP] = st.tx_dropped;
-      v[TX_FIFO] = st.tx_fifo_errors;
-      v[TX_COLLS] = st.collisions;
-      v[TX_CARRIER] = st.tx_carrier_errors + st.tx_aborted_errors + st.tx_heartbeat_errors +
-                      st.tx_window_errors;
-      v[TX_COMPRESSED] = st.tx_compressed;
-      v[RX_NOHANDLER] = st.rx_nohandler;
-    }
-  }
-  if (!buf) e = ENOMEM;
-  if (done == 1) {
-    for (size_t i = 0; i < ndev; i++)
-      put_dev(s, fams, devs[i].name, devs[i].v, NSTATS);
-    rc = 0;
-  }
-  free(buf);
-  free(devs);
-  close(fd);
-  if (rc < 0) errno = e ? e : EIO;
+  struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
+  links_t ls = {0};
+  int rc = mw_node_rtnl_dump(RTM_GETLINK, &ifi, sizeof ifi, add_link, &ls);
+  if (rc == 0)
+    for (size_t i = 0; i < ls.n; i++)
+      put_dev(s, fams, ls.links[i].name, ls.links[i].v, NSTATS);
+  int e = errno;
+  free(ls.links);
+  errno = e;
   return rc;
 }
 

@@ -161,6 +161,14 @@ int mw_node_re_compile(const char *pattern, mw_node_re_t **out, char *err, size_
 void mw_node_re_free(mw_node_re_t *re);
 /* 1 if re matches anywhere in s[0..len) (Go's MatchString), else 0. */
 int mw_node_re_match(const mw_node_re_t *re, const char *s, size_t len);
+/* Sends one rtnetlink dump request of type (RTM_GETLINK, RTM_GETNEIGH, ...)
+ * with body (an ifinfomsg, ndmsg, ...) and calls each for every message of the
+ * answer until NLMSG_DONE; each returns 0, or an errno that ends the dump.
+ * 0 once the dump is complete, else -1 with errno. */
+struct nlmsghdr;
+int mw_node_rtnl_dump(uint16_t type, const void *body, size_t body_len,
+                      int (*each)(const struct nlmsghdr *nh, void *ctx), void *ctx);
+
 /* node_exporter's deviceFilter.ignored: excluded by exclude, or include set and not matching. */
 int mw_node_device_ignored(const mw_node_re_t *include, const mw_node_re_t *exclude,
                            const char *name);
