@@ -176,7 +176,7 @@ int mw_ffi_labels_next(const uint8_t *enc, size_t len, size_t *pos, const char *
 typedef struct mw_logbatch mw_logbatch_t;
 /* One entry as read back; pointers owned by the batch, valid until its next change. */
 typedef struct {
-  uint32_t stream;   /* index of its stream (mw_ffi_logbatch_stream_labels) */
+  uint32_t stream; /* index of its stream (mw_ffi_logbatch_stream_labels) */
   uint32_t line_len;
   uint32_t meta_len; /* structured metadata: name 0xFF value 0xFF pairs, in order */
   int64_t ts_ns;     /* nanoseconds since the epoch */
@@ -872,6 +872,91 @@ int mw_ffi_rwdec_label(const mw_rwdec_t *d, size_t i, size_t j, const uint8_t **
                        size_t *name_len, const uint8_t **value, size_t *value_len);
 /* Sample j of series i. 0, -1 if out of range. */
 int mw_ffi_rwdec_sample(const mw_rwdec_t *d, size_t i, size_t j, int64_t *ts, double *value);
+
+/* --- loki.write: logs queue, push requests, push decoding (h18-write) ---
+ * runtime/storage/logs_queue.h, runtime/loki/reader.h, runtime/loki/push.h. */
+
+typedef struct mw_logq mw_logq_t;
+typedef struct mw_lokireader mw_lokireader_t;
+typedef struct mw_lokidec mw_lokidec_t;
+
+typedef struct {
+  uint64_t entries_appended; /* since open */
+  uint64_t bytes_appended;   /* line bytes, since open */
+  uint64_t replayed_entries; /* found in the queue at open */
+  uint64_t dropped_too_old;  /* removed unread by the age bound (most any reader lost) */
+  uint64_t dropped_full;     /* removed unread by the size bound (most any reader lost) */
+  uint64_t entries;          /* in the queue now (read or not) */
+  uint64_t corruptions;
+  uint64_t fsyncs;
+  uint64_t bytes; /* on disk */
+  uint64_t segments;
+} mw_logq_stats_t;
+
+typedef struct {
+  uint64_t batch_size;            /* line + metadata bytes per request (at least one entry) */
+  uint32_t max_streams;           /* streams per request (0: no limit) */
+  int raw;                        /* 1: protobuf without snappy (tests) */
+  const uint8_t *external_labels; /* encoded label pairs merged into every stream */
+  size_t external_labels_len;
+} mw_lokireq_opts_t;
+
+typedef struct {
+  const uint8_t *body; /* snappy-compressed PushRequest, owned by the reader */
+  size_t body_len;
+  uint64_t entries, bytes, line_bytes;
+  uint32_t streams;
+  int64_t min_ts_ns, max_ts_ns;
+} mw_lokireq_t;
+
+typedef struct {
+  uint64_t pending;             /* entries after the committed position */
+  uint64_t entries_before_open; /* committed before a restart */
+  uint64_t entries_dropped;     /* removed by the queue's bounds before this reader sent them */
+  uint64_t cursor_errors;
+  uint64_t corruptions;
+} mw_lokireader_stats_t;
+
+/* The logs queue in dir/queue (cursors in dir). fsync: MW_WAL_FSYNC_*. 0, or -1 with err. */
+int mw_ffi_logq_open(const char *dir, int fsync, uint64_t segment_size, mw_logq_t **out, char *err,
+                     size_t errlen);
+void mw_ffi_logq_close(mw_logq_t *q);
+/* 0; -1 with err: not written; 1 with err: written, its fsync failed. */
+int mw_ffi_logq_append(mw_logq_t *q, const mw_logbatch_t *b, int64_t now_ms, char *err,
+                       size_t errlen);
+int mw_ffi_logq_truncate(mw_logq_t *q, int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes,
+                         char *err, size_t errlen);
+int mw_ffi_logq_sync_start(mw_logq_t *q, char *err, size_t errlen);
+void mw_ffi_logq_stats(const mw_logq_t *q, mw_logq_stats_t *st);
+const char *mw_ffi_logq_repair_log(const mw_logq_t *q);
+
+int mw_ffi_lokireader_open(mw_logq_t *q, const char *name, mw_lokireader_t **out, char *err,
+                           size_t errlen);
+void mw_ffi_lokireader_close(mw_lokireader_t *r);
+/* 1 with *req, 0: nothing to read, -1 with err. */
+int mw_ffi_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokireq_t *req,
+                           char *err, size_t errlen);
+int mw_ffi_lokireader_commit(mw_lokireader_t *r, char *err, size_t errlen);
+void mw_ffi_lokireader_rewind(mw_lokireader_t *r);
+void mw_ffi_lokireader_stats(mw_lokireader_t *r, mw_lokireader_stats_t *st);
+const char *mw_ffi_lokireader_note(const mw_lokireader_t *r);
+
+/* Push decoding (the suite's receiver): see loki/push.h. */
+int mw_ffi_lokidec_new(const uint8_t *body, size_t len, int compressed, mw_lokidec_t **out,
+                       char *err, size_t errlen);
+void mw_ffi_lokidec_free(mw_lokidec_t *d);
+size_t mw_ffi_lokidec_streams(const mw_lokidec_t *d);
+int mw_ffi_lokidec_stream(const mw_lokidec_t *d, size_t i, const char **labels, size_t *labels_len,
+                          size_t *entries);
+int mw_ffi_lokidec_entry(mw_lokidec_t *d, size_t i, size_t j, int64_t *ts_ns, const char **line,
+                         size_t *line_len, const uint8_t **meta, size_t *meta_len);
+/* Parses a stream label string into sorted pairs (duplicates kept) in a malloc'd *out (free
+ * with mw_ffi_loki_free). 0; -1 with err (not a selector); -2 out of memory. */
+int mw_ffi_loki_labels_parse(const char *s, size_t n, uint8_t **out, size_t *len, char *err,
+                             size_t errlen);
+/* The label string {a="b", c="d"} of encoded pairs, malloc'd (free with mw_ffi_loki_free). */
+int mw_ffi_loki_labels_format(const uint8_t *enc, size_t n, char **out, size_t *len);
+void mw_ffi_loki_free(void *p);
 
 /* --- files (runtime/base/fs.c) ----------------------------------------- */
 

@@ -39,6 +39,7 @@ layers)
     relabel) echo "base model relabel" ;;
     storage) echo "base model storage" ;;
     remote) echo "base model relabel storage remote scrape" ;;
+    loki) echo "base model storage loki" ;;
     http) echo "base http" ;;
     exporters/node | exporters/process) echo "base model exposition $1" ;;
     lua) echo "base http lua" ;;
