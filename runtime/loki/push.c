@@ -646,9 +646,9 @@ int mw_lokidec_entry(mw_lokidec_t *d, size_t i, size_t j, int64_t *ts_ns, const 
   int64_t sec = e->timestamp ? e->timestamp->seconds : 0;
   int32_t nsec = e->timestamp ? e->timestamp->nanos : 0;
   /* saturate what does not fit int64 nanoseconds (Loki refuses it as too old / too new) */
-  if (sec > INT64_MAX / 1000000000 - 1)
+  if (sec > INT64_MAX / 1000000000 - 3)
     *ts_ns = INT64_MAX;
-  else if (sec < INT64_MIN / 1000000000 + 1)
+  else if (sec < INT64_MIN / 1000000000 + 3)
     *ts_ns = INT64_MIN;
   else
     *ts_ns = sec * 1000000000 + nsec;
