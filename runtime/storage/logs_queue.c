@@ -86,8 +86,9 @@ static int mw_logq_replay(void *ctx, const mw_rlog_rec_t *rec, mw_rlog_seg_t *se
   int rc = mw_logq_dec_begin(&d, rec->p, rec->len - 8);
   mw_logentry_t e;
   uint64_t n = 0;
-  while (rc == 0 && (rc = mw_logq_dec_next(&d, &e)) == 1)
-    n++;
+  if (rc == 0)
+    while ((rc = mw_logq_dec_next(&d, &e)) == 1)
+      n++;
   mw_logq_dec_free(&d);
   if (rc == -2) {
     mw_seterr(err, errlen, "out of memory");

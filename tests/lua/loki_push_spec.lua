@@ -66,6 +66,27 @@ describe("loki push requests from the logs queue", function()
     q:close()
   end)
 
+  it("replays the queue at open: what no reader committed is read again after a restart", function()
+    local q = assert(loki.open_queue(tmp .. "/q3"))
+    assert(q:append(batch({ { { job = "a" }, 1, 0, "one" }, { { job = "b" }, 2, 0, "two" } }), 1))
+    assert(q:append(batch({ { { job = "a" }, 3, 0, "three" } }), 2))
+    local r = assert(q:reader("ep"))
+    r:configure(3, 0, "") -- one entry per request
+    assert.equal(1, assert(r:next()).entries)
+    assert(r:commit())
+    r:close()
+    q:close()
+    q = assert(loki.open_queue(tmp .. "/q3"))
+    assert.equal("", q:repair_log())
+    assert.equal(3, tonumber(q:stats().replayed_entries))
+    r = assert(q:reader("ep"))
+    r:configure(1024, 0, "")
+    assert.same({ { '{job="b"}', 2, 0, "two", "" }, { '{job="a"}', 3, 0, "three", "" } },
+      flat(loki.decode_push(assert(r:next()).body, true)))
+    r:close()
+    q:close()
+  end)
+
   it("cuts requests at batch_size bytes and at max_streams, inside a record too", function()
     local q = assert(loki.open_queue(tmp .. "/q2"))
     local list = {}
