@@ -37,6 +37,8 @@ int mw_lokireader_open(mw_logq_t *q, const char *name, mw_lokireader_t **out, ch
     free(r);
     return -1;
   }
+  r->cur->save_every_commit =
+      1; /* one commit per request: a crash resends only what was in flight */
   r->q = q;
   mw_logq_ref(q, 1);
   *out = r;
