@@ -906,6 +906,8 @@ typedef struct {
   size_t body_len;
   uint64_t entries, bytes, line_bytes;
   uint32_t streams;
+  int32_t
+      full; /* 1: ended by batch_size or max_streams (more entries follow); 0: by the queue's end */
   int64_t min_ts_ns, max_ts_ns;
 } mw_lokireq_t;
 

@@ -144,6 +144,7 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
   req->entries = n;
   req->bytes = bytes;
   req->streams = (uint32_t)mw_lokienc_streams(r->enc);
+  req->full = full;
   req->min_ts_ns = lo;
   req->max_ts_ns = hi;
   r->read_entries += n;

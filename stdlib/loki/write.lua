@@ -337,7 +337,7 @@ function Instance:run_endpoint(ep)
     else
       ep.data_since = ep.data_since or scheduler.now()
       local waited = scheduler.now() - ep.data_since
-      if req.bytes < e.batch_size and waited < e.batch_wait and not self.flushing then
+      if not req.full and waited < e.batch_wait and not self.flushing then
         -- not full yet: read it again when full (append wakes us) or at batch_wait
         ep.reader:rewind()
         if not wait(ep, e.batch_wait - waited) then

@@ -152,6 +152,26 @@ test.logsource "s" {
     end
   end)
 
+  it("sends full requests (batch_size) at once, without waiting for batch_wait", function()
+    local port = start_receiver()
+    local f = pipeline("full", string.format([[
+test.logseq "s" { file = %q, per_tick = 100, interval = "10ms", line_bytes = 90, stop_after = 400,
+  forward_to = { loki.write.w.receiver } }
+]], tmp .. "/full.seq"), string.format('{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "60s",'
+      .. ' batch_size = 1000 }', port))
+    local h = run(f, "full")
+    finally(function()
+      h.kill("KILL")
+    end)
+    -- 36 kB in requests of at most 1000 bytes (11 lines, 990 bytes): all but the last one go at once
+    wait_for(function()
+      return select(2, seqs(port)) >= 390
+    end, 10, "full requests")
+    for _, r in ipairs(receiver_get(port, "requests")) do
+      assert.is_true(r.entries <= 11)
+    end
+  end)
+
   it("drops and counts what the receiver refuses (4xx), and sends what follows", function()
     local port = start_receiver()
     local f = pipeline("reject", [[

@@ -107,8 +107,9 @@ function Reader:configure(batch_size, max_streams, external_labels)
   self.opts.external_labels_len = #external_labels
 end
 
---- The next request: { body, entries, bytes, streams, min_ts_ns, max_ts_ns } (body a Lua
---- string), false when nothing is left to read, or nil, err.
+--- The next request: { body, entries, bytes, streams, full (ended by batch_size or max_streams:
+--- more follows), min_ts, max_ts } (body a Lua string), false when nothing is left to read, or
+--- nil, err.
 function Reader:next()
   local rc = C.mw_ffi_lokireader_next(self.h, self.opts, self.req, errbuf, ERRLEN)
   if rc < 0 then
@@ -118,7 +119,7 @@ function Reader:next()
   end
   local r = self.req
   return { body = ffi.string(r.body, r.body_len), entries = tonumber(r.entries), bytes = tonumber(r.bytes),
-    streams = r.streams, min_ts = tonumber(r.min_ts_ns) / 1e9, max_ts = tonumber(r.max_ts_ns) / 1e9 }
+    streams = r.streams, full = r.full == 1, min_ts = tonumber(r.min_ts_ns) / 1e9, max_ts = tonumber(r.max_ts_ns) / 1e9 }
 end
 
 function Reader:commit()
@@ -185,6 +186,23 @@ function M.format_labels(t)
   local s = ffi.string(out[0], len[0])
   C.mw_ffi_loki_free(out[0])
   return s
+end
+
+--- How many streams and entries a push body holds (snappy-compressed when compressed), decoded
+--- but not copied into Lua; or nil, err.
+function M.count_push(body, compressed)
+  local out = ffi.new("mw_lokidec_t *[1]")
+  if C.mw_ffi_lokidec_new(body, #body, compressed and 1 or 0, out, errbuf, ERRLEN) ~= 0 then
+    return nil, err()
+  end
+  local lp, ll, ne = ffi.new("const char *[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
+  local ns, n = tonumber(C.mw_ffi_lokidec_streams(out[0])), 0
+  for i = 0, ns - 1 do
+    C.mw_ffi_lokidec_stream(out[0], i, lp, ll, ne)
+    n = n + tonumber(ne[0])
+  end
+  C.mw_ffi_lokidec_free(out[0])
+  return n, ns
 end
 
 --- Decodes a push body (snappy-compressed when compressed): a list of streams
