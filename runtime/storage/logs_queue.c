@@ -158,35 +158,17 @@ int mw_logq_closed(const mw_logq_t *q) { return q->closed; }
 mw_rlog_t *mw_logq_log(mw_logq_t *q) { return q->log; }
 const char *mw_logq_repair_log(const mw_logq_t *q) { return mw_rlog_repair_log(q->log); }
 
-int mw_logq_append(mw_logq_t *q, const mw_logbatch_t *b, int64_t now_ms, char *err, size_t errlen) {
-  if (q->closed) {
-    mw_seterr(err, errlen, "logs queue closed");
-    return -1;
-  }
-  size_t n = mw_logbatch_len(b), ns = mw_logbatch_streams(b);
-  if (!n) return 0;
-  /* the record: header, streams, entries, then the append time (u64, not counted) */
-  size_t need = MW_RLOG_REC_HDR + 8 + 8;
-  for (uint32_t s = 0; s < ns; s++) {
-    size_t l;
-    mw_logbatch_stream_labels(b, s, &l);
-    need += 4 + l;
-  }
-  mw_logentry_t e;
-  for (size_t i = 0; i < n; i++) {
-    mw_logbatch_entry(b, i, &e);
-    need += 20 + (size_t)e.line_len + e.meta_len;
-  }
-  if (need - MW_RLOG_REC_HDR > MW_RLOG_MAX_RECORD) {
-    mw_seterr(err, errlen, "a batch of %zu bytes is too large for one queue record", need);
-    return -1;
-  }
-  if (mw_grow((void **)&q->buf, &q->cap, need, 1) != 0) {
-    mw_seterr(err, errlen, "out of memory");
-    return -1;
-  }
-  uint8_t *p = q->buf + MW_RLOG_REC_HDR;
-  mw_put32(p, (uint32_t)n);
+/* A batch is split into records of about this many bytes of entries (a record holds the whole
+ * streams table of its batch). */
+#define MW_LOGQ_RECORD_BYTES (8u << 20)
+
+/* Writes one record of entries [from, to) of b at p; returns its end. */
+static uint8_t *mw_logq_record(uint8_t *p, const mw_logbatch_t *b, size_t from, size_t to,
+                               size_t streams_size, int64_t now_ms, uint64_t *bytes) {
+  uint8_t *hdr = p;
+  size_t ns = mw_logbatch_streams(b);
+  p += MW_RLOG_REC_HDR;
+  mw_put32(p, (uint32_t)(to - from));
   mw_put32(p + 4, (uint32_t)ns);
   p += 8;
   for (uint32_t s = 0; s < ns; s++) {
@@ -196,8 +178,8 @@ int mw_logq_append(mw_logq_t *q, const mw_logbatch_t *b, int64_t now_ms, char *e
     memcpy(p + 4, lab, l);
     p += 4 + l;
   }
-  uint64_t bytes = 0;
-  for (size_t i = 0; i < n; i++) {
+  mw_logentry_t e;
+  for (size_t i = from; i < to; i++) {
     mw_logbatch_entry(b, i, &e);
     mw_put32(p, e.stream);
     mw_put64(p + 4, (uint64_t)e.ts_ns);
@@ -208,18 +190,72 @@ int mw_logq_append(mw_logq_t *q, const mw_logbatch_t *b, int64_t now_ms, char *e
     p += e.line_len;
     if (e.meta_len) memcpy(p, e.meta, e.meta_len);
     p += e.meta_len;
-    bytes += e.line_len;
+    *bytes += e.line_len;
   }
   mw_put64(p, (uint64_t)now_ms);
-  mw_rlog_frame(q->buf, MW_LOGQ_REC_ENTRIES, (uint32_t)(need - MW_RLOG_REC_HDR));
-  struct iovec iov = {.iov_base = q->buf, .iov_len = need};
+  p += 8;
+  (void)streams_size;
+  mw_rlog_frame(hdr, MW_LOGQ_REC_ENTRIES, (uint32_t)(p - hdr - MW_RLOG_REC_HDR));
+  return p;
+}
+
+int mw_logq_append(mw_logq_t *q, const mw_logbatch_t *b, int64_t now_ms, char *err, size_t errlen) {
+  if (q->closed) {
+    mw_seterr(err, errlen, "logs queue closed");
+    return -1;
+  }
+  size_t n = mw_logbatch_len(b), ns = mw_logbatch_streams(b);
+  if (!n) return 0;
+  /* a record: header, count, streams, entries, then the append time (u64, not counted) */
+  size_t streams_size = 0;
+  for (uint32_t s = 0; s < ns; s++) {
+    size_t l;
+    mw_logbatch_stream_labels(b, s, &l);
+    streams_size += 4 + l;
+  }
+  size_t fixed = MW_RLOG_REC_HDR + 8 + streams_size + 8, need = fixed, chunk = 0;
+  mw_logentry_t e;
+  for (size_t i = 0; i < n; i++) {
+    mw_logbatch_entry(b, i, &e);
+    size_t sz = 20 + (size_t)e.line_len + e.meta_len;
+    if (chunk && chunk + sz > MW_LOGQ_RECORD_BYTES) {
+      need += fixed;
+      chunk = 0;
+    }
+    if (fixed - MW_RLOG_REC_HDR + sz > MW_RLOG_MAX_RECORD) {
+      mw_seterr(err, errlen, "an entry of %zu bytes is too large for the queue", sz);
+      return -1;
+    }
+    chunk += sz;
+    need += sz;
+  }
+  if (mw_grow((void **)&q->buf, &q->cap, need, 1) != 0) {
+    mw_seterr(err, errlen, "out of memory");
+    return -1;
+  }
+  uint8_t *p = q->buf;
+  uint64_t bytes = 0;
+  size_t from = 0;
+  chunk = 0;
+  for (size_t i = 0; i < n; i++) {
+    mw_logbatch_entry(b, i, &e);
+    size_t sz = 20 + (size_t)e.line_len + e.meta_len;
+    if (chunk && chunk + sz > MW_LOGQ_RECORD_BYTES) {
+      p = mw_logq_record(p, b, from, i, streams_size, now_ms, &bytes);
+      from = i;
+      chunk = 0;
+    }
+    chunk += sz;
+  }
+  p = mw_logq_record(p, b, from, n, streams_size, now_ms, &bytes);
+  struct iovec iov = {.iov_base = q->buf, .iov_len = (size_t)(p - q->buf)};
   uint32_t seg;
   int rc = mw_rlog_append(q->log, &iov, 1, n, now_ms, now_ms, &seg, err, errlen);
   if (rc >= 0) {
     q->st.entries_appended += n;
     q->st.bytes_appended += bytes;
   }
-  if (q->cap > (4u << 20) && need < (1u << 20)) { /* a huge batch gives its memory back */
+  if (q->cap > (16u << 20) && need < (1u << 20)) { /* a huge batch gives its memory back */
     free(q->buf);
     q->buf = NULL;
     q->cap = 0;

@@ -89,7 +89,7 @@ static void roundtrip(mw_lokidec_t *d) {
       const uint8_t *m1, *m2;
       mw_lokidec_entry(d, i, j, &t1, &a, &al, &m1, &m1l);
       uint8_t *m1c = malloc(m1l + 1);
-      memcpy(m1c, m1, m1l);
+      if (m1l) memcpy(m1c, m1, m1l);
       if (mw_lokidec_entry(d2, s, next[s]++, &t2, &b, &bl, &m2, &m2l) != 0) abort();
       /* timestamps saturated or beyond int64 ns are not compared */
       if (t1 != INT64_MAX && t1 != INT64_MIN && t1 != t2) abort();

@@ -87,6 +87,34 @@ describe("loki push requests from the logs queue", function()
     q:close()
   end)
 
+  it("takes a batch larger than a record (8 MiB) as several records, all read back in order", function()
+    local q = assert(loki.open_queue(tmp .. "/q4"))
+    local list = {}
+    for i = 1, 20 do
+      list[i] = { { job = "big", n = tostring(i % 2) }, i, 0, string.rep(string.char(64 + i), 1024 * 1024) }
+    end
+    assert(q:append(batch(list), 1))
+    q:close()
+    q = assert(loki.open_queue(tmp .. "/q4")) -- replayed whole
+    assert.equal(20, tonumber(q:stats().replayed_entries))
+    local r = assert(q:reader("ep"))
+    r:configure(3 * 1024 * 1024, 0, "")
+    local got = {}
+    while true do
+      local x = r:next()
+      if not x then
+        break
+      end
+      for _, e in ipairs(flat(loki.decode_push(x.body, true))) do
+        got[#got + 1] = e[2]
+      end
+    end
+    table.sort(got)
+    assert.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 }, got)
+    r:close()
+    q:close()
+  end)
+
   it("cuts requests at batch_size bytes and at max_streams, inside a record too", function()
     local q = assert(loki.open_queue(tmp .. "/q2"))
     local list = {}
