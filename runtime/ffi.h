@@ -959,6 +959,9 @@ int mw_ffi_loki_labels_parse(const char *s, size_t n, uint8_t **out, size_t *len
 /* The label string {a="b", c="d"} of encoded pairs, malloc'd (free with mw_ffi_loki_free). */
 int mw_ffi_loki_labels_format(const uint8_t *enc, size_t n, char **out, size_t *len);
 void mw_ffi_loki_free(void *p);
+/* Snappy block compression of n bytes into a malloc'd *out (free with mw_ffi_loki_free), for
+ * tests and tools that build push bodies by hand. 0, -1 on OOM. */
+int mw_ffi_loki_snappy(const uint8_t *in, size_t n, char **out, size_t *out_len);
 
 /* --- files (runtime/base/fs.c) ----------------------------------------- */
 

@@ -711,3 +711,16 @@ int mw_ffi_loki_labels_format(const uint8_t *enc, size_t n, char **out, size_t *
   return 0;
 }
 void mw_ffi_loki_free(void *p) { free(p); }
+
+int mw_ffi_loki_snappy(const uint8_t *in, size_t n, char **out, size_t *out_len) {
+  size_t cap = snappy_max_compressed_length(n);
+  *out = malloc(cap ? cap : 1);
+  if (!*out) return -1;
+  *out_len = cap;
+  if (snappy_compress((const char *)in, n, *out, out_len) != SNAPPY_OK) {
+    free(*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
+}

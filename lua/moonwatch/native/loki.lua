@@ -188,6 +188,17 @@ function M.format_labels(t)
   return s
 end
 
+--- s compressed as a snappy block (for tests and tools that build push bodies by hand).
+function M.snappy(s)
+  local out, len = ffi.new("char *[1]"), ffi.new("size_t[1]")
+  if C.mw_ffi_loki_snappy(s, #s, out, len) ~= 0 then
+    error("out of memory", 2)
+  end
+  local r = ffi.string(out[0], len[0])
+  C.mw_ffi_loki_free(out[0])
+  return r
+end
+
 --- How many streams and entries a push body holds (snappy-compressed when compressed), decoded
 --- but not copied into Lua; or nil, err.
 function M.count_push(body, compressed)
