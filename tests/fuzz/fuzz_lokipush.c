@@ -32,10 +32,35 @@ static int unique(const uint8_t *enc, size_t len) {
   mw_label_t l, prev = {0};
   int first = 1;
   while (mw_labels_next(enc, len, &pos, &l) == 1) {
-    if (!first && l.name_len == prev.name_len && memcmp(l.name, prev.name, l.name_len) == 0) return 0;
+    if (!first && l.name_len == prev.name_len && memcmp(l.name, prev.name, l.name_len) == 0)
+      return 0;
     if (!mw_labels_valid_utf8(l.value, l.value_len)) return 0;
     prev = l;
     first = 0;
+  }
+  return 1;
+}
+
+/* Metadata pairs as the decoder gives them, representable as name 0xFF value 0xFF pairs (a
+ * name or value holding 0xFF, invalid UTF-8, is not: loki.write never has one to send). */
+static int meta_ok(const uint8_t *m, size_t ml) {
+  size_t ff = 0, pairs = 0, pos = 0;
+  mw_label_t l;
+  for (size_t k = 0; k < ml; k++)
+    ff += m[k] == 0xff;
+  while (mw_labels_next(m, ml, &pos, &l) == 1)
+    pairs++;
+  return ff == 2 * pairs && pos == ml;
+}
+
+static int stream_ok(mw_lokidec_t *d, size_t i, size_t ne) {
+  for (size_t j = 0; j < ne; j++) {
+    int64_t ts;
+    const char *line;
+    size_t len, ml;
+    const uint8_t *meta;
+    if (mw_lokidec_entry(d, i, j, &ts, &line, &len, &meta, &ml) != 0) abort();
+    if (!meta_ok(meta, ml)) return 0;
   }
   return 1;
 }
@@ -55,7 +80,7 @@ static void roundtrip(mw_lokidec_t *d) {
     mw_lokidec_stream(d, i, &l, &ll, &ne);
     check_labels(l, ll);
     if (mw_loki_labels_parse(l, ll, &encs[i], &lens[i], &cap, err, sizeof err) != 0 ||
-        !unique(encs[i], lens[i]) || !lens[i])
+        !unique(encs[i], lens[i]) || !lens[i] || !stream_ok(d, i, ne))
       continue;
     ids[i] = mw_lokienc_stream(e, encs[i], lens[i]);
     if (ids[i] < 0) abort();
