@@ -152,6 +152,37 @@ test.logsource "s" {
     end
   end)
 
+  it("refuses bad arguments, naming the file, line and argument", function()
+    local f = proc.write(tmp .. "/bad.lua", [[
+loki.echo "e" {}
+loki.write "w" {
+  endpoint = { url = "loki:3100/loki/api/v1/push", batch_size = "1 lots" },
+  external_labels = { ["bad-name"] = "x" },
+}
+]])
+    local code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches("bad.lua:2: loki.write \"w\": endpoint.batch_size: expected a size", err, 1, true)
+    f = proc.write(tmp .. "/bad2.lua", [[
+loki.write "w" {
+  endpoint = { url = "loki:3100/loki/api/v1/push" },
+  external_labels = { ["bad-name"] = "x" },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches("bad2.lua:1: loki.write \"w\": endpoint: url: must start with http:// or https://", err, 1, true)
+    f = proc.write(tmp .. "/bad3.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push" },
+  external_labels = { ["bad-name"] = "x" },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches('bad3.lua:1: loki.write "w": external_labels: invalid label name "bad-name"', err, 1, true)
+  end)
+
   it("sends full requests (batch_size) at once, without waiting for batch_wait", function()
     local port = start_receiver()
     local f = pipeline("full", string.format([[
