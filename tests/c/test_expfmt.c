@@ -8,6 +8,7 @@
 
 #include "base/labels.h"
 #include "exposition/parse.h"
+#include "ffi.h"
 #include "model/batch.h"
 #include "model/series.h"
 #include "scrape/cache.h"
