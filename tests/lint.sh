@@ -34,11 +34,11 @@ layers)
     case "$1" in
     base) echo "base" ;;
     model) echo "base model" ;;
-    exposition) echo "base model exposition scrape" ;;
+    exposition) echo "base model exposition" ;;
     scrape) echo "base model exposition scrape" ;;
     relabel) echo "base model relabel" ;;
     storage) echo "base model storage" ;;
-    remote) echo "base model relabel storage remote scrape" ;;
+    remote) echo "base model exposition relabel storage remote" ;;
     http) echo "base http" ;;
     exporters/node | exporters/process) echo "base model exposition $1" ;;
     lua) echo "base http lua" ;;

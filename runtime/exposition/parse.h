@@ -1,6 +1,8 @@
 /* runtime/exposition/: the Prometheus text and OpenMetrics formats in both directions: the
- * parser (a body into a batch, parse.c), the writer (a metrics registry into a body, write.c;
- * a batch, write_batch.c) and the metrics registry the exporters fill (registry.c).
+ * parser (a body into a batch, parse.c) with its per-target memory of the previous body
+ * (the scrape cache, scrapecache.c: series refs, metadata, staleness), the writer (a metrics
+ * registry into a body, write.c; a batch, write_batch.c) and the metrics registry the exporters
+ * fill (registry.c).
  *
  * exposition/parse.h: the Prometheus exposition parser. One call parses a whole body
  * (Prometheus text format 0.0.4 / 1.0.0 or OpenMetrics 1.0) into a sample

@@ -19,7 +19,7 @@
 
 /* A samples batch: (series ref, timestamp, value) of a series table, with
  * exemplars and, optionally, the metric metadata of its families: a scrape
- * cache (scrape/cache.h), opaque here. */
+ * cache (exposition/scrapecache.h), opaque here. */
 typedef struct mw_batch mw_batch_t;
 typedef struct mw_scrapecache mw_scrapecache_t;
 

@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "exposition/scrapecache.h"
 #include "remote/encode.h"
 #include "remote/metadata.h"
-#include "scrape/cache.h"
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 

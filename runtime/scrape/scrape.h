@@ -1,5 +1,5 @@
-/* runtime/scrape/: prometheus.scrape's C side: a target (scrape.c) and its cache of the
- * previous scrape (cache.c: series refs, metadata, staleness).
+/* runtime/scrape/: prometheus.scrape's C side: a target (scrape.c), its labels, limits and
+ * report series, on the exposition parser and the scrape caches of exposition/.
  *
  * scrape/scrape.h: the C side of one scrape target. A target owns two scrape caches:
  * the scraped body's series, whose new series get the target's labels as
@@ -15,8 +15,8 @@
 
 #include "base/labels.h"
 #include "exposition/parse.h"
+#include "exposition/scrapecache.h"
 #include "model/batch.h"
-#include "scrape/cache.h"
 
 /* ffi.cdef begin */
 /* --- scrape ----------------------------------------------------------- */

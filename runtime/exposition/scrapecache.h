@@ -1,4 +1,4 @@
-/* scrape/cache.h: per-target memory of the previous scrape. It owns the
+/* exposition/scrapecache.h: per-target memory of the previous scrape. It owns the
  * target's series table and maps the raw series text of a sample line
  * (everything before the value, e.g. `http_requests_total{code="200"}`) to a
  * series ref, so an unchanged line costs a hash and a lookup. The cache keeps
@@ -21,7 +21,7 @@
 #include "model/batch.h"
 
 /* ffi.cdef begin */
-/* --- scrape caches (scrape/cache.c) ---------------------------------------- */
+/* --- scrape caches (exposition/scrapecache.c) ------------------------------ */
 
 /* A scrape cache (one per scrape target) owns a series table and remembers,
  * from one scrape to the next, which series line maps to which series ref. */
