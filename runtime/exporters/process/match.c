@@ -278,15 +278,9 @@ static void caps_set(mw_procgroup_t *t, const char *name, size_t off, size_t len
       t->caps[i].len = len;
       return;
     }
-  if (t->ncaps == t->cap_caps) {
-    size_t cap = t->cap_caps ? 2 * t->cap_caps : 8;
-    capture_t *c = realloc(t->caps, cap * sizeof *c);
-    if (!c) {
-      t->oom = 1;
-      return;
-    }
-    t->caps = c;
-    t->cap_caps = cap;
+  if (mw_grow((void **)&t->caps, &t->cap_caps, t->ncaps + 1, sizeof *t->caps) < 0) {
+    t->oom = 1;
+    return;
   }
   t->caps[t->ncaps++] = (capture_t){name, off, len};
 }

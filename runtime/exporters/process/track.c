@@ -88,13 +88,8 @@ static group_t *group_get(mw_procgroup_t *t, const char *name) {
   int found;
   size_t pos = group_pos(t, name, &found);
   if (found) return t->groups[pos];
-  if (t->ngroups == t->cap_groups) {
-    size_t cap = t->cap_groups ? 2 * t->cap_groups : 16;
-    group_t **g = realloc(t->groups, cap * sizeof *g);
-    if (!g) return NULL;
-    t->groups = g;
-    t->cap_groups = cap;
-  }
+  if (mw_grow((void **)&t->groups, &t->cap_groups, t->ngroups + 1, sizeof *t->groups) < 0)
+    return NULL;
   group_t *g = calloc(1, sizeof *g);
   if (!g || !(g->name = strdup(name))) {
     free(g);
@@ -107,13 +102,7 @@ static group_t *group_get(mw_procgroup_t *t, const char *name) {
 }
 
 static int push_ptr(void ***v, size_t *n, size_t *cap, void *p) {
-  if (*n == *cap) {
-    size_t c = *cap ? 2 * *cap : 8;
-    void **d = realloc(*v, c * sizeof *d);
-    if (!d) return -1;
-    *v = d;
-    *cap = c;
-  }
+  if (mw_grow((void **)v, cap, *n + 1, sizeof **v) < 0) return -1;
   (*v)[(*n)++] = p;
   return 0;
 }
@@ -446,15 +435,10 @@ int mw_procgroup_update(mw_procgroup_t *t) {
     for (; *s >= '0' && *s <= '9' && pid < INT32_MAX; s++)
       pid = pid * 10 + (*s - '0');
     if (*s) continue;
-    if (npids == cap) {
-      cap = cap ? 2 * cap : 1024;
-      int64_t *p = realloc(pids, cap * sizeof *p);
-      if (!p) {
-        t->oom = 1;
-        closedir(d);
-        goto done;
-      }
-      pids = p;
+    if (mw_grow((void **)&pids, &cap, npids + 1, sizeof *pids) < 0) {
+      t->oom = 1;
+      closedir(d);
+      goto done;
     }
     pids[npids++] = pid;
   }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "exporters/process/group.h"
 #include "exporters/process/proc.h"
 
@@ -171,17 +172,9 @@ typedef struct {
 /* Appends to a string builder (a mw_proc_buf_t); sets t->oom on failure. */
 static inline void sb_put(mw_procgroup_t *t, mw_proc_buf_t *b, const char *s, size_t n) {
   if (t->oom) return;
-  if (b->cap - b->len <= n) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len <= n)
-      cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) {
-      t->oom = 1;
-      return;
-    }
-    b->data = d;
-    b->cap = cap;
+  if (n >= SIZE_MAX - b->len || mw_grow((void **)&b->data, &b->cap, b->len + n + 1, 1) < 0) {
+    t->oom = 1;
+    return;
   }
   memcpy(b->data + b->len, s, n);
   b->len += n;
