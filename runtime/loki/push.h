@@ -10,7 +10,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ffi.h"
+#include "model/logbatch.h"
+
+/* ffi.cdef begin */
+/* --- Loki push decoding, label strings (runtime/loki/push.h) ---------- */
+
+typedef struct mw_lokidec mw_lokidec_t;
+
+/* Push decoding (the suite's receiver): see loki/push.h. */
+int mw_ffi_lokidec_new(const uint8_t *body, size_t len, int compressed, mw_lokidec_t **out,
+                       char *err, size_t errlen);
+void mw_ffi_lokidec_free(mw_lokidec_t *d);
+size_t mw_ffi_lokidec_streams(const mw_lokidec_t *d);
+int mw_ffi_lokidec_stream(const mw_lokidec_t *d, size_t i, const char **labels, size_t *labels_len,
+                          size_t *entries);
+int mw_ffi_lokidec_entry(mw_lokidec_t *d, size_t i, size_t j, int64_t *ts_ns, const char **line,
+                         size_t *line_len, const uint8_t **meta, size_t *meta_len);
+/* Parses a stream label string into sorted pairs (duplicates kept) in a malloc'd *out (free
+ * with mw_ffi_loki_free). 0; -1 with err (not a selector); -2 out of memory. */
+int mw_ffi_loki_labels_parse(const char *s, size_t n, uint8_t **out, size_t *len, char *err,
+                             size_t errlen);
+/* The label string {a="b", c="d"} of encoded pairs, malloc'd (free with mw_ffi_loki_free). */
+int mw_ffi_loki_labels_format(const uint8_t *enc, size_t n, char **out, size_t *len);
+void mw_ffi_loki_free(void *p);
+/* Snappy block compression of n bytes into a malloc'd *out (free with mw_ffi_loki_free), for
+ * tests and tools that build push bodies by hand. 0, -1 on OOM. */
+int mw_ffi_loki_snappy(const uint8_t *in, size_t n, char **out, size_t *out_len);
+/* ffi.cdef end */
 
 /* --- labels ---------------------------------------------------------- */
 

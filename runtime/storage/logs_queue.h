@@ -18,8 +18,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ffi.h"
+#include "model/logbatch.h"
 #include "storage/recordlog.h"
+
+/* ffi.cdef begin */
+/* --- logs queue (runtime/storage/logs_queue.h) ------------------------ */
+
+typedef struct mw_logq mw_logq_t;
+
+typedef struct {
+  uint64_t entries_appended; /* since open */
+  uint64_t bytes_appended;   /* line bytes, since open */
+  uint64_t replayed_entries; /* found in the queue at open */
+  uint64_t dropped_too_old;  /* removed unread by the age bound (most any reader lost) */
+  uint64_t dropped_full;     /* removed unread by the size bound (most any reader lost) */
+  uint64_t entries;          /* in the queue now (read or not) */
+  uint64_t corruptions;
+  uint64_t fsyncs;
+  uint64_t bytes; /* on disk */
+  uint64_t segments;
+} mw_logq_stats_t;
+
+/* The logs queue in dir/queue (cursors in dir). fsync: MW_WAL_FSYNC_*. 0, or -1 with err. */
+int mw_ffi_logq_open(const char *dir, int fsync, uint64_t segment_size, mw_logq_t **out, char *err,
+                     size_t errlen);
+void mw_ffi_logq_close(mw_logq_t *q);
+/* 0; -1 with err: not written; 1 with err: written, its fsync failed. */
+int mw_ffi_logq_append(mw_logq_t *q, const mw_logbatch_t *b, int64_t now_ms, char *err,
+                       size_t errlen);
+int mw_ffi_logq_truncate(mw_logq_t *q, int64_t now_ms, int64_t max_age_ms, uint64_t max_bytes,
+                         char *err, size_t errlen);
+int mw_ffi_logq_sync_start(mw_logq_t *q, char *err, size_t errlen);
+void mw_ffi_logq_stats(const mw_logq_t *q, mw_logq_stats_t *st);
+const char *mw_ffi_logq_repair_log(const mw_logq_t *q);
+/* ffi.cdef end */
 
 #define MW_LOGQ_REC_ENTRIES 1
 
