@@ -342,6 +342,46 @@ test.logseq "s" { file = %q, per_tick = 100, interval = "10ms", forward_to = { l
     assert.equals(final + dups, n)
   end)
 
+  it("keeps its queue across a reload: a changed endpoint goes on from its cursor, nothing lost", function()
+    local port = start_receiver()
+    local seqf = tmp .. "/reload.seq"
+    local function write(tenant)
+      return pipeline("reload", string.format([[
+test.logseq "s" { file = %q, per_tick = 20, interval = "20ms", stop_after = 2000,
+  forward_to = { loki.write.w.receiver } }
+]], seqf), string.format([[{ name = "main", url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms",
+    batch_size = 2000, tenant_id = %q }]], port, tenant))
+    end
+    local f = write("before")
+    local h = run(f, "reload")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return seq_file(seqf) >= 500
+    end, 10, "500 entries")
+    write("after")
+    local status = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(200, status)
+    wait_for(function()
+      local count = seqs(port)
+      for i = 1, 2000 do
+        if not count[i] then
+          return false
+        end
+      end
+      return true
+    end, 20, "2000 entries")
+    -- a request in flight when the endpoint was replaced may come twice (at most one: 2000 bytes)
+    local _, n = seqs(port)
+    assert.is_true(n - 2000 <= 2000 / 8, "duplicates " .. (n - 2000))
+    local tenants = {}
+    for _, e in ipairs(receiver_get(port, "entries")) do
+      tenants[e.tenant] = (tenants[e.tenant] or 0) + 1
+    end
+    assert.is_true(tenants.before > 0 and tenants.after > 0)
+  end)
+
   it("keeps the queue within max_size and max_age, counting what it drops", function()
     local port = proc.free_port()
     local f = pipeline("bounds", string.format([[
