@@ -564,6 +564,107 @@ oom:
   return -1;
 }
 
+/* --- JSON (debugging) -------------------------------------------------- */
+
+/* Appends s as a JSON string, as Go's encoding/json (HTML escaping aside). */
+static int mw_json_str(char **b, size_t *len, size_t *cap, const uint8_t *s, size_t n) {
+  if (mw_put(b, len, cap, "\"", 1) != 0) return -1;
+  for (size_t i = 0; i < n;) {
+    uint8_t c = s[i];
+    char esc[8];
+    size_t k = 1;
+    const char *out = NULL;
+    size_t ol = 0;
+    if (c == '"')
+      out = "\\\"", ol = 2;
+    else if (c == '\\')
+      out = "\\\\", ol = 2;
+    else if (c == '\n')
+      out = "\\n", ol = 2;
+    else if (c == '\r')
+      out = "\\r", ol = 2;
+    else if (c == '\t')
+      out = "\\t", ol = 2;
+    else if (c < 0x20) {
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      out = esc, ol = 6;
+    } else if (c >= 0x80 && !(k = mw_utf8_len(s + i, n - i))) {
+      out = "\\ufffd", ol = 6, k = 1;
+    }
+    if (out ? mw_put(b, len, cap, out, ol) : mw_put(b, len, cap, s + i, k)) return -1;
+    i += k;
+  }
+  return mw_put(b, len, cap, "\"", 1);
+}
+
+/* Appends {"name":"value",...} of name 0xFF value 0xFF pairs. */
+static int mw_json_pairs(char **b, size_t *len, size_t *cap, const uint8_t *enc, size_t n) {
+  size_t pos = 0;
+  mw_label_t l;
+  int first = 1;
+  if (mw_put(b, len, cap, "{", 1) != 0) return -1;
+  while (mw_labels_next(enc, n, &pos, &l) == 1) {
+    if ((!first && mw_put(b, len, cap, ",", 1) != 0) ||
+        mw_json_str(b, len, cap, (const uint8_t *)l.name, l.name_len) != 0 ||
+        mw_put(b, len, cap, ":", 1) != 0 ||
+        mw_json_str(b, len, cap, (const uint8_t *)l.value, l.value_len) != 0)
+      return -1;
+    first = 0;
+  }
+  return mw_put(b, len, cap, "}", 1);
+}
+
+int mw_lokienc_json(mw_lokienc_t *e, const uint8_t *pb, size_t len, const uint8_t **out,
+                    size_t *outlen, char *err, size_t errlen) {
+  mw_lokidec_t *d;
+  if (mw_lokidec_new(pb, len, 0, &d, err, errlen) != 0) return -1;
+  char *b = (char *)e->out;
+  size_t n = 0, cap = e->out_cap;
+  uint8_t *lab = NULL;
+  size_t ll = 0, lc = 0;
+  int rc = -1;
+  if (mw_put(&b, &n, &cap, "{\"streams\":[", 12) != 0) goto oom;
+  for (size_t i = 0; i < mw_lokidec_streams(d); i++) {
+    const char *ls;
+    size_t lsl, ne;
+    mw_lokidec_stream(d, i, &ls, &lsl, &ne);
+    ll = 0;
+    if (mw_loki_labels_parse(ls, lsl, &lab, &ll, &lc, err, errlen) != 0) goto out;
+    if ((i && mw_put(&b, &n, &cap, ",", 1) != 0) || mw_put(&b, &n, &cap, "{\"stream\":", 10) != 0 ||
+        mw_json_pairs(&b, &n, &cap, lab, ll) != 0 || mw_put(&b, &n, &cap, ",\"values\":[", 11) != 0)
+      goto oom;
+    for (size_t j = 0; j < ne; j++) {
+      int64_t ts;
+      const char *line;
+      size_t lnl, ml;
+      const uint8_t *meta;
+      char tsb[32];
+      if (mw_lokidec_entry(d, i, j, &ts, &line, &lnl, &meta, &ml) != 0) goto oom;
+      int tl = snprintf(tsb, sizeof tsb, "%s[\"%lld\",", j ? "," : "", (long long)ts);
+      if (mw_put(&b, &n, &cap, tsb, (size_t)tl) != 0 ||
+          mw_json_str(&b, &n, &cap, (const uint8_t *)line, lnl) != 0 ||
+          (ml &&
+           (mw_put(&b, &n, &cap, ",", 1) != 0 || mw_json_pairs(&b, &n, &cap, meta, ml) != 0)) ||
+          mw_put(&b, &n, &cap, "]", 1) != 0)
+        goto oom;
+    }
+    if (mw_put(&b, &n, &cap, "]}", 2) != 0) goto oom;
+  }
+  if (mw_put(&b, &n, &cap, "]}", 2) != 0) goto oom;
+  *out = (const uint8_t *)b;
+  *outlen = n;
+  rc = 0;
+  goto out;
+oom:
+  mw_seterr(err, errlen, "out of memory");
+out:
+  e->out = (uint8_t *)b;
+  e->out_cap = cap;
+  free(lab);
+  mw_lokidec_free(d);
+  return rc;
+}
+
 /* --- decoding ----------------------------------------------------------- */
 
 struct mw_lokidec {

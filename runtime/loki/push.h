@@ -77,6 +77,13 @@ size_t mw_lokienc_streams(const mw_lokienc_t *e);
 int mw_lokienc_finish(mw_lokienc_t *e, int raw, const uint8_t **out, size_t *len, char *err,
                       size_t errlen);
 
+/* The request as Loki's JSON push body, {"streams":[{"stream":{"a":"b"},"values":[["<ns>",
+ * "<line>", {"<name>":"<value>"}]]}]} (for debugging: loki.write's encoding = "json"): the
+ * protobuf request e finished (raw) rewritten; strings as Go's encoding/json writes them
+ * (invalid UTF-8 as U+FFFD). *out owned by e, valid until its next reset. 0, -1 with err. */
+int mw_lokienc_json(mw_lokienc_t *e, const uint8_t *pb, size_t len, const uint8_t **out,
+                    size_t *outlen, char *err, size_t errlen);
+
 /* --- decoding -------------------------------------------------------- */
 
 typedef struct mw_lokidec mw_lokidec_t;

@@ -138,7 +138,8 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
   if (!n) return 0;
   const uint8_t *body;
   size_t len;
-  if (mw_lokienc_finish(r->enc, o->raw, &body, &len, err, errlen) != 0) return -1;
+  if (mw_lokienc_finish(r->enc, o->raw != 0, &body, &len, err, errlen) != 0) return -1;
+  if (o->raw == 2 && mw_lokienc_json(r->enc, body, len, &body, &len, err, errlen) != 0) return -1;
   req->body = body;
   req->body_len = len;
   req->entries = n;

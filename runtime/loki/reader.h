@@ -16,7 +16,7 @@ typedef struct mw_lokireader mw_lokireader_t;
 typedef struct {
   uint64_t batch_size;            /* line + metadata bytes per request (at least one entry) */
   uint32_t max_streams;           /* streams per request (0: no limit) */
-  int raw;                        /* 1: protobuf without snappy (tests) */
+  int raw;                        /* 1: protobuf without snappy (tests); 2: JSON (debugging) */
   const uint8_t *external_labels; /* encoded label pairs merged into every stream */
   size_t external_labels_len;
 } mw_lokireq_opts_t;

@@ -56,6 +56,9 @@ local ENDPOINT = {
     max_backoff_retries = { type = "uint", default = 10,
       doc = "Maximum number of retries of a request before its entries are dropped (0: retry forever)." },
     retry_on_http_429 = { type = "bool", default = true, doc = "Retry when an HTTP 429 status code is received." },
+    encoding = { type = "string", default = "protobuf", enum = { "protobuf", "json" },
+      doc = "moonwatch: the request body: \"protobuf\" (snappy-compressed PushRequest, as Alloy sends) or"
+        .. " \"json\" (Loki's JSON push body, readable: for debugging)." },
   }),
   exclusive = { httpconfig.AUTH_EXCLUSIVE },
   validate = function(e)
@@ -241,7 +244,7 @@ function Instance:configure(args)
     end
     if ep then
       ep.cfg, ep.client = e, new_client(e)
-      ep.reader:configure(e.batch_size, args.max_streams, ext)
+      ep.reader:configure(e.batch_size, args.max_streams, ext, e.encoding)
     else
       self.endpoints[name] = self:start_endpoint(name, e, ext)
     end
@@ -265,7 +268,7 @@ function Instance:start_endpoint(name, e, ext)
   if not reader then
     error(string.format("endpoint %s: %s", name, rerr), 0)
   end
-  reader:configure(e.batch_size, self.args.max_streams, ext)
+  reader:configure(e.batch_size, self.args.max_streams, ext, e.encoding)
   local host, tenant = url_host(e.url), e.tenant_id or ""
   local m, id = self.m, self.ctx.id
   local ep = {
@@ -372,7 +375,7 @@ end
 -- "rejected", err, reason (any other status).
 function Instance:post(ep, body, backoff)
   local cfg = ep.cfg
-  local headers = { ["Content-Type"] = "application/x-protobuf" }
+  local headers = { ["Content-Type"] = cfg.encoding == "json" and "application/json" or "application/x-protobuf" }
   if cfg.tenant_id and cfg.tenant_id ~= "" then
     headers["X-Scope-OrgID"] = cfg.tenant_id
   end

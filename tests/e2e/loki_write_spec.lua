@@ -183,6 +183,37 @@ loki.write "w" {
     assert.matches('bad3.lua:1: loki.write "w": external_labels: invalid label name "bad-name"', err, 1, true)
   end)
 
+  it("sends Loki's JSON push bodies with encoding = \"json\" (debugging)", function()
+    local port = start_receiver()
+    local now = os.time()
+    local f = pipeline("json", string.format([[
+test.logsource "s" {
+  entries = {
+    { labels = { job = "app" }, line = 'say "hi"\tnow \255', ts = %d.5, metadata = { trace_id = "abc" } },
+    { labels = { job = "db" }, line = "two", ts = %d },
+  },
+  forward_to = { loki.write.w.receiver },
+}]], now, now), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms",
+    encoding = "json" }]], port), 'external_labels = { cluster = "c" },')
+    local h = run(f, "json")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return #receiver_get(port, "entries") == 2
+    end, 10, "2 entries")
+    local got = {}
+    for _, e in ipairs(receiver_get(port, "entries")) do
+      got[#got + 1] = { e.labels, e.ts, e.line, e.metadata.trace_id }
+    end
+    -- invalid UTF-8 becomes U+FFFD, as Go's encoding/json writes it
+    assert.same({
+      { '{cluster="c", job="app"}', now .. "500000000", 'say "hi"\tnow \239\191\189', "abc" },
+      { '{cluster="c", job="db"}', now .. "000000000", "two" },
+    }, got)
+    assert.equals("application/json", receiver_get(port, "requests")[1].content_type)
+  end)
+
   it("sends full requests (batch_size) at once, without waiting for batch_wait", function()
     local port = start_receiver()
     local f = pipeline("full", string.format([[

@@ -4,7 +4,8 @@
  * (compressed here, so the fuzzer reaches the decoder directly); 2, the rest is a label
  * string. Every stream whose labels parse (unique names) is encoded again with loki.write's
  * encoder (loki/push.c) and must decode to the same label string, timestamps, lines and
- * metadata; a parsed label set must format back to a string that parses to the same set. */
+ * metadata, and be written as a JSON body; a parsed label set must format back to a string that
+ * parses to the same set. */
 #include <snappy-c.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -125,6 +126,12 @@ static void roundtrip(mw_lokidec_t *d) {
   }
   free(next);
   mw_lokidec_free(d2);
+  /* the JSON body of the same request (encoding = "json") */
+  const uint8_t *raw, *json;
+  size_t rl, jl;
+  if (mw_lokienc_finish(e, 1, &raw, &rl, err, sizeof err) != 0) abort();
+  if (mw_lokienc_json(e, raw, rl, &json, &jl, err, sizeof err) != 0) abort();
+  if (jl < 14 || memcmp(json, "{\"streams\":[", 12) != 0) abort();
   for (size_t i = 0; i < ns; i++)
     free(encs[i]);
   free(encs);

@@ -98,9 +98,11 @@ function Reader:close()
   end
 end
 
---- Request options: batch_size (bytes), max_streams (0: none), external_labels (encoded pairs).
-function Reader:configure(batch_size, max_streams, external_labels)
+--- Request options: batch_size (bytes), max_streams (0: none), external_labels (encoded pairs),
+--- encoding ("protobuf": snappy-compressed PushRequest, the default; "json": Loki's JSON body).
+function Reader:configure(batch_size, max_streams, external_labels, encoding)
   self.ext = external_labels -- kept referenced: the options point at it
+  self.opts.raw = encoding == "json" and 2 or 0
   self.opts.batch_size = batch_size
   self.opts.max_streams = max_streams
   self.opts.external_labels = external_labels
