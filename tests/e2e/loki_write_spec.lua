@@ -333,7 +333,8 @@ test.logseq "s" { file = %q, per_tick = 20, interval = "50ms", stop_after = 600,
     local f = pipeline("kill", string.format([[
 test.logseq "s" { file = %q, per_tick = 100, interval = "10ms", forward_to = { loki.write.w.receiver } }
 ]], seqf), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "200ms",
-    batch_size = 4096, min_backoff_period = "50ms", max_backoff_period = "200ms" }]], port))
+    batch_size = 4096, min_backoff_period = "50ms", max_backoff_period = "200ms" }]], port),
+      'queue = { fsync = "interval", fsync_interval = "100ms" },')
     -- slow answers: requests are in flight and entries queued when the kill comes
     control(port, "latency=0.05")
     local h = run(f, "kill")
