@@ -203,11 +203,10 @@ typedef struct {
   size_t name, name_len, value, value_len;
 } mw_lp_pair_t;
 
-static const char *mw_lp_sort_text;
-static int mw_lp_cmp(const void *a, const void *b) {
+static int mw_lp_cmp(const void *a, const void *b, void *text) {
   const mw_lp_pair_t *x = a, *y = b;
   size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-  int c = memcmp(mw_lp_sort_text + x->name, mw_lp_sort_text + y->name, n);
+  int c = memcmp((const char *)text + x->name, (const char *)text + y->name, n);
   if (c) return c;
   if (x->name_len != y->name_len) return x->name_len < y->name_len ? -1 : 1;
   return x->name < y->name ? -1 : x->name > y->name; /* stable */
@@ -280,8 +279,7 @@ int mw_loki_labels_parse(const char *s, size_t n, uint8_t **out, size_t *len, si
     mw_lp_fail(&p, "expecting end of input");
     goto out;
   }
-  mw_lp_sort_text = text;
-  if (np) qsort(pairs, np, sizeof *pairs, mw_lp_cmp);
+  if (np) qsort_r(pairs, np, sizeof *pairs, mw_lp_cmp, text);
   for (size_t k = 0; k < np; k++) {
     uint8_t sep = MW_LABELS_SEP;
     if (mw_put((char **)out, len, cap, text + pairs[k].name, pairs[k].name_len) != 0 ||

@@ -48,8 +48,9 @@ local ENDPOINT = {
       doc = "Extra headers to send (their values are secrets: never shown)." },
     batch_wait = { type = "duration", default = "1s", positive = true,
       doc = "Maximum amount of time to wait before sending a batch." },
-    batch_size = { type = "bytes", default = "1MiB", min = 1,
-      doc = "Maximum batch size (lines and structured metadata, bytes) to accumulate before sending." },
+    batch_size = { type = "bytes", default = "1MiB", min = 1, max = 64 * 1024 * 1024,
+      doc = "Maximum batch size (lines and structured metadata, bytes) to accumulate before sending (at most"
+        .. " 64MiB; a longer entry is sent alone)." },
     remote_timeout = { type = "duration", default = "10s", positive = true, doc = "Timeout for requests made to the URL." },
     min_backoff_period = { type = "duration", default = "500ms", positive = true, doc = "Initial backoff time between retries." },
     max_backoff_period = { type = "duration", default = "5m", positive = true, doc = "Maximum backoff time between retries." },
@@ -323,7 +324,7 @@ function Instance:run_endpoint(ep)
   while not ep.stopped do
     local e = ep.cfg
     local req, err = ep.reader:next()
-    ep.unread = req and req.bytes or 0
+    ep.unread, ep.appended_at = req and req.bytes or 0, nil
     if req == nil then
       ep.last_error = "reading the queue: " .. err
       self.ctx.log:error("loki.write cannot read its queue", { endpoint = ep.name, err = err })
@@ -356,7 +357,9 @@ function Instance:run_endpoint(ep)
         if not ok then
           self.ctx.log:warn("saving the loki.write cursor failed", { endpoint = ep.name, err = cerr })
         end
-        ep.data_since = scheduler.now()
+        -- the next batch waits from its first entry's arrival (during the send, or now if more
+        -- was left behind a full request), as Alloy's batch timer starts with its first entry
+        ep.data_since = req.full and scheduler.now() or ep.appended_at
       end
     end
   end
@@ -475,8 +478,10 @@ function Instance:append(b)
     self:truncate()
   end
   local bytes = logs.bytes(b)
+  local now_loop = scheduler.now()
   for _, ep in pairs(self.endpoints) do
-    ep.data_since = ep.data_since or scheduler.now()
+    ep.data_since = ep.data_since or now_loop
+    ep.appended_at = ep.appended_at or now_loop
     ep.unread = ep.unread + bytes
     if ep.waiting and (ep.idle or ep.unread >= ep.cfg.batch_size) then
       scheduler.wake(ep.waiting)
