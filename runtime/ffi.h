@@ -176,7 +176,7 @@ int mw_ffi_labels_next(const uint8_t *enc, size_t len, size_t *pos, const char *
 typedef struct mw_logbatch mw_logbatch_t;
 /* One entry as read back; pointers owned by the batch, valid until its next change. */
 typedef struct {
-  uint32_t stream;   /* index of its stream (mw_ffi_logbatch_stream_labels) */
+  uint32_t stream; /* index of its stream (mw_ffi_logbatch_stream_labels) */
   uint32_t line_len;
   uint32_t meta_len; /* structured metadata: name 0xFF value 0xFF pairs, in order */
   int64_t ts_ns;     /* nanoseconds since the epoch */
@@ -888,5 +888,41 @@ int mw_ffi_fs_mkdir_p(const char *path, char *err, size_t errlen);
 int mw_ffi_fs_find(const char *dir, const char *suffix, char **out, size_t *out_len, char *err,
                    size_t errlen);
 void mw_ffi_fs_free(char *p);
+
+/* === h18-journal: loki.relabel's cache, loki.source.journal =========== */
+
+/* --- log relabel (runtime/relabel/logcache.c) --- */
+/* A relabel program applied to log-entry batches with a cache of results per stream
+ * label set: the rules run once per distinct stream not cached; entries of a dropped
+ * stream are left out. The output batch belongs to the cache (valid until its next
+ * apply or free). The cache is emptied at the start of an apply once it holds max_size
+ * results. */
+typedef struct mw_logrelabel mw_logrelabel_t;
+typedef struct {
+  uint64_t processed, written, hits, misses; /* per entry, as Alloy's loki.relabel */
+} mw_logrelabel_stats_t;
+/* max_size 0: 10000. NULL on OOM. */
+mw_logrelabel_t *mw_ffi_logrelabel_new(uint32_t max_size);
+void mw_ffi_logrelabel_free(mw_logrelabel_t *c);
+/* Sets the program (kept alive by the caller; NULL: streams not cached are left to the
+ * caller, see _misses/_put) and the size, and empties the cache. */
+void mw_ffi_logrelabel_reset(mw_logrelabel_t *c, const mw_ffi_relabel_program_t *p,
+                             uint32_t max_size);
+/* Relabels the entries of in into the output batch; *st gets this call's counts. 0, or
+ * -1 with err (OOM). */
+int mw_ffi_logrelabel_apply(mw_logrelabel_t *c, const mw_logbatch_t *in, mw_logrelabel_stats_t *st,
+                            char *err, size_t errlen);
+mw_logbatch_t *mw_ffi_logrelabel_batch(mw_logrelabel_t *c);
+/* The streams of the last input left to the caller (without a program). */
+size_t mw_ffi_logrelabel_misses(const mw_logrelabel_t *c, const uint32_t **streams);
+/* Caches the result for stream s of the last input: pairs (name 0xFF value 0xFF, any
+ * order; empty values dropped) or len 0 for dropped. 0, or -1 with err (a name twice,
+ * an invalid name, OOM). */
+int mw_ffi_logrelabel_put(mw_logrelabel_t *c, uint32_t stream, const char *pairs, size_t len,
+                          char *err, size_t errlen);
+/* Results the cache holds. */
+size_t mw_ffi_logrelabel_len(const mw_logrelabel_t *c);
+
+/* === end of h18-journal ================================================= */
 
 #endif
