@@ -16,6 +16,7 @@
 #include "base/grow.h"
 #include "base/labels.h"
 #include "model/logbatch.h"
+#include "relabel/logcache.h"
 #include "relabel/relabel.h"
 
 typedef struct {
