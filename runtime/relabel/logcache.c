@@ -44,6 +44,7 @@ struct mw_logrelabel {
   uint32_t *misses;
   size_t nmisses, misses_cap;
   const mw_logbatch_t *last_in;
+  int awaiting; /* the last apply left misses to the caller: the next apply is its second */
   mw_label_t *ls;
   size_t ls_cap;
   uint8_t *enc;
@@ -90,6 +91,7 @@ void mw_ffi_logrelabel_reset(mw_logrelabel_t *c, const mw_ffi_relabel_program_t 
   c->max_size = max_size ? max_size : 10000;
   c->last_in = NULL;
   c->nmisses = 0;
+  c->awaiting = 0;
   mw_lrc_clear(c);
 }
 
@@ -189,8 +191,11 @@ int mw_ffi_logrelabel_apply(mw_logrelabel_t *c, const mw_logbatch_t *in, mw_logr
                             char *err, size_t errlen) {
   *st = (mw_logrelabel_stats_t){0};
   mw_logbatch_reset(c->out);
-  if (in != c->last_in && c->len >= c->max_size) mw_lrc_clear(c);
+  /* (not between an apply that left misses and the second apply: the results put in
+   * between must stay) */
+  if (!c->awaiting && c->len >= c->max_size) mw_lrc_clear(c);
   c->last_in = in;
+  c->awaiting = 0;
   c->nmisses = 0;
   size_t ns = mw_logbatch_streams(in), n = mw_logbatch_len(in);
   if (mw_grow((void **)&c->map, &c->map_cap, ns ? ns : 1, sizeof *c->map) ||
@@ -235,6 +240,7 @@ int mw_ffi_logrelabel_apply(mw_logrelabel_t *c, const mw_logbatch_t *in, mw_logr
       goto oom;
     st->written++;
   }
+  c->awaiting = c->nmisses > 0;
   return 0;
 oom:
   mw_seterr(err, errlen, "out of memory");

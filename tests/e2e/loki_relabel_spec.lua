@@ -116,6 +116,51 @@ loki.echo "e" { file = %q }
     assert.not_matches("gone", got, 1, true)
   end)
 
+  it("bounds its cache by max_cache_size, also for a source that reuses its batch", function()
+    -- loki.source.journal sends every batch in the same batch object
+    local dir = tmp .. "/bound"
+    os.execute("mkdir -p " .. dir)
+    local mono = 0
+    local function journal(units)
+      local parts = {}
+      for _, u in ipairs(units) do
+        mono = mono + 1
+        parts[#parts + 1] = string.format("__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n"
+          .. "_BOOT_ID=0123456789abcdef0123456789abcdef\nMESSAGE=m\n_SYSTEMD_UNIT=%s\n\n",
+          math.floor(require("moonwatch.ffi").time_now() * 1e6), mono, u)
+      end
+      local export = proc.write(dir .. "/e.export", table.concat(parts))
+      assert.equals("", proc.sh("/lib/systemd/systemd-journal-remote --output=" .. dir .. "/x.journal " .. export
+        .. " 2>/dev/null"))
+    end
+    journal({ "a", "b", "c" })
+    local out = dir .. "/out.log"
+    local f = proc.write(tmp .. "/bound.lua", string.format([[
+loki.source.journal "j" {
+  path = %q,
+  relabel_rules = { { source_labels = { "__journal__systemd_unit" }, target_label = "unit" } },
+  forward_to = { loki.relabel.r.receiver },
+}
+loki.relabel "r" {
+  max_cache_size = 2,
+  rule = { { source_labels = { "unit" }, target_label = "u" } },
+  forward_to = { loki.echo.e.receiver },
+}
+loki.echo "e" { file = %q }
+]], dir, out))
+    local h = proc.start_run(f, { "--storage.path=" .. tmp .. "/bound-data" })
+    lines_of(out, 3)
+    journal({ "d", "e" })
+    lines_of(out, 5)
+    local _, body = proc.http("GET", h.base .. "/metrics")
+    h.kill()
+    assert.equals(0, h.wait(10))
+    -- three results after the first batch (a batch may pass the size), emptied before the second
+    assert.equals('loki_relabel_cache_size{component_id="loki.relabel.r"} 2',
+      body:match('(loki_relabel_cache_size{component_id="loki.relabel.r"} %d+)'))
+    assert.equals(5, tonumber(body:match('loki_relabel_cache_misses{component_id="loki.relabel.r"} (%d+)')))
+  end)
+
   it("refuses a bad rule and a metrics receiver with file:line", function()
     local f = proc.write(tmp .. "/bad.lua", [[
 loki.echo "e" {}
