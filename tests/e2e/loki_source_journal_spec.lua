@@ -254,12 +254,14 @@ loki.echo "e" { file = %q }
 loki.echo "e" {}
 loki.source.journal "a" { matches = "PRIORITY", forward_to = { loki.echo.e.receiver } }
 loki.source.journal "b" { relabel_rules = { function(l) return l end }, forward_to = { loki.echo.e.receiver } }
+loki.source.journal "c" { labels = { ["bad-name"] = "x" }, forward_to = { loki.echo.e.receiver } }
 ]])
     local code, _, err = proc.run({ "check", f })
     assert.equals(1, code)
     assert.matches('bad.lua:2: loki.source.journal "a": matches: "PRIORITY" is not FIELD=value', err, 1, true)
     assert.matches("bad.lua:3:", err, 1, true)
     assert.matches("Lua function rules are not supported", err, 1, true)
+    assert.matches('bad.lua:4: loki.source.journal "c": labels: "bad-name" is not a valid label name', err, 1, true)
     local g = proc.write(tmp .. "/missing.lua", string.format([[
 loki.echo "e" {}
 loki.source.journal "m" { path = %q, forward_to = { loki.echo.e.receiver } }

@@ -86,14 +86,26 @@ function M.validate(args)
   if err then
     return err
   end
-  local segs, rerr = relabel.pipeline(args.relabel_rules)
+  for name in pairs(args.labels) do
+    if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
+      return string.format("labels: %q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)", tostring(name))
+    end
+  end
+  local _, rerr = M.program(args.relabel_rules)
+  return rerr
+end
+
+--- The C program of relabel_rules (nil when there are none), or nil, err.
+function M.program(rules)
+  local segs, err = relabel.pipeline(rules)
   if not segs then
-    return "relabel_rules: " .. rerr
+    return nil, "relabel_rules: " .. err
   end
   if not relabel.is_native(segs) then
-    return "relabel_rules: Lua function rules are not supported here (only rule blocks); "
+    return nil, "relabel_rules: Lua function rules are not supported here (only rule blocks); "
       .. "relabel with loki.relabel after the source instead"
   end
+  return segs[1] and segs[1].program or nil
 end
 
 -- positions.yml as Alloy writes it (yaml.v2: a map keyed by { path, labels }).
@@ -193,8 +205,10 @@ end
 function Instance:update(args)
   self.args = args
   self:stop_tailer()
-  local segs = assert(relabel.pipeline(args.relabel_rules))
-  local program = segs[1] and segs[1].program or nil
+  local program, perr = M.program(args.relabel_rules) -- rules read from an export: checked again here
+  if perr then
+    error(perr, 0)
+  end
   local r, err = journal.open(args.path ~= "" and args.path or nil, assert(parse_matches(args.matches)))
   if r then
     local _, lerr = r:set_labels(args.labels)
