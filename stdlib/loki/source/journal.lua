@@ -167,6 +167,12 @@ function M.new(ctx, args)
   end
   self.pos_file = positions_path(ctx)
   self.cursor = read_cursor(self.pos_file, self.key)
+  local fh = not self.cursor and io.open(self.pos_file)
+  if fh then
+    fh:close()
+    ctx.log:warn("positions file has no cursor of this component: reading from max_age ago",
+      { path = self.pos_file })
+  end
   self.saved = self.cursor
   ctx:timer(M.SAVE_EVERY, M.SAVE_EVERY, function()
     self:save()
@@ -230,6 +236,10 @@ function Instance:update(args)
     self.ctx.log:error("error creating journal tailer", { err = err, path = args.path })
     self.ctx:set_health("unhealthy", "error creating journal tailer: " .. err)
     return
+  end
+  if from == "max_age" and self.cursor then
+    self.ctx.log:warn("saved journal cursor not used (its entry is older than max_age, or gone, or the cursor "
+      .. "is not valid): reading from max_age ago", { cursor = self.cursor, max_age = args.max_age })
   end
   self.reader, self.from = r, from
   self.ctx:set_health("healthy", "journal tailer is running")
