@@ -249,6 +249,35 @@ loki.echo "e" { file = %q }
     assert.same({ unpack(want, 1, 10) }, { unpack(lines, 1, 10) })
   end)
 
+  it("reads from max_age ago when the saved cursor is older than max_age", function()
+    local dir = tmp .. "/aged"
+    os.execute("mkdir -p " .. dir)
+    local data = tmp .. "/aged-data"
+    journal(dir .. "/x.journal", {
+      { usec = now_usec() - 60 * 1e6, fields = { MESSAGE = "a minute ago", _SYSTEMD_UNIT = "a.service" } },
+    })
+    local out = dir .. "/out.log"
+    local h = proc.start_run(pipeline("aged1", dir, out, 'max_age = "1h",'), { "--storage.path=" .. data })
+    wait_lines(out, 1)
+    h.kill()
+    assert.equals(0, h.wait(10))
+    journal(dir .. "/x.journal", {
+      { usec = now_usec() - 30 * 1e6, fields = { MESSAGE = "half a minute ago", _SYSTEMD_UNIT = "a.service" } },
+      { usec = now_usec(), fields = { MESSAGE = "now", _SYSTEMD_UNIT = "a.service" } },
+    })
+    h = proc.start_run(pipeline("aged2", dir, out, 'max_age = "10s",'), { "--storage.path=" .. data })
+    wait_lines(out, 2)
+    os.execute("sleep 0.3")
+    h.kill()
+    assert.equals(0, h.wait(10))
+    local lines = {}
+    for _, e in ipairs(entries_of(slurp(out))) do
+      lines[#lines + 1] = e.line
+    end
+    assert.same({ "a minute ago", "now" }, lines)
+    assert.matches("saved journal cursor not used", h.read(), 1, true)
+  end)
+
   it("refuses bad matches and Lua function rules with file:line; an unreadable path is unhealthy", function()
     local f = proc.write(tmp .. "/bad.lua", [[
 loki.echo "e" {}
