@@ -104,6 +104,13 @@ local function forward(ts, line)
   end
 end
 
+--- Delivers the lines queued for write_to now, then stops sending to it (at shutdown,
+--- before the components stop: what they log while stopping goes to stderr only).
+function M.flush()
+  deliver()
+  M.write_to(nil)
+end
+
 --- Sends every line emitted from now on to these log receivers too (the logging block's
 --- write_to); an empty list or nil stops it.
 ---@param receivers table[]|nil

@@ -59,6 +59,8 @@ loki.relabel "bad" {
     assert.is_true(ok, h.read())
     assert.equals(0, h.wait(10))
     local s = slurp(out)
+    -- the lines until the shutdown starts are delivered before the components stop
+    assert.matches('msg=\\"shutting down\\" signal=SIGTERM', s)
     -- the line as written on stderr, level and component_id in it, stream {component="moonwatch"}
     assert.matches('labels="{component=\\"moonwatch\\"}" entry="ts=[^ ]+ level=info msg=\\"pipeline running\\"', s)
     assert.matches('labels="{component=\\"moonwatch\\"}" entry="ts=[^ ]+ level=error '
