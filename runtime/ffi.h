@@ -37,6 +37,8 @@
 #include "exposition/write.h"
 #include "scrape/scrape.h"
 #include "relabel/relabel.h"
+#include "relabel/logcache.h"
+#include "journal/journal.h"
 #include "storage/wal.h"
 #include "storage/logs_queue.h"
 #include "remote/encode.h"
