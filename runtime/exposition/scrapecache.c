@@ -15,6 +15,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "base/grow.h"
 #include "base/intern.h"
 #include "model/batch.h"
 #include "model/series.h"
@@ -41,8 +42,9 @@ struct mw_scrapecache {
   mw_key_t *keys;
   size_t nkeys, keys_cap;
   uint64_t *slots; /* (key.hi >> 32) << 32 | (key index + 1); 0 empty; home at
-                      MW_HOME, from the high bits, so growing needs no key */
-  size_t mask;
+                      MW_HOME, from the high bits, so growing needs no key;
+                      sized as base/grow.h says */
+  size_t nslots;
   size_t guess;         /* key index expected next: bodies keep their order */
   uint32_t *cur, *prev; /* per ref */
   size_t refs_cap;
@@ -70,14 +72,14 @@ int mw_scrapecache_mutate(mw_scrapecache_t *c, const mw_label_t *in, size_t n,
 }
 
 /* Home slot of a hash, or of a slot's value (both keep the high 32 bits). */
-#define MW_HOME(hash, mask) ((size_t)((hash) >> 32) & (mask))
+#define MW_HOME(hash, n) mw_slot_home((uint32_t)((hash) >> 32), (n))
 
 mw_scrapecache_t *mw_scrapecache_new(void) {
   mw_scrapecache_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->series = mw_series_new();
-  c->mask = 63;
-  c->slots = calloc(c->mask + 1, sizeof *c->slots);
+  c->nslots = MW_SLOTS_MIN;
+  c->slots = calloc(c->nslots, sizeof *c->slots);
   if (!c->series || !c->slots) {
     mw_series_free(c->series);
     free(c->slots);
@@ -113,23 +115,23 @@ mw_skey_t mw_scrapecache_hash(const char *text, size_t len) {
   return (mw_skey_t){.lo = h.low64, .hi = h.high64};
 }
 
-static void mw_slot_put(uint64_t *slots, size_t mask, uint64_t hash, size_t idx) {
-  size_t i = MW_HOME(hash, mask);
+static void mw_slot_put(uint64_t *slots, size_t n, uint64_t hash, size_t idx) {
+  size_t i = MW_HOME(hash, n);
   while (slots[i])
-    i = (i + 1) & mask;
+    i = mw_slot_next(i, n);
   slots[i] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)idx + 1);
 }
 
-/* Moves the used slots of old (old_n of them, a power of two >= 64) into
+/* Moves the used slots of old (old_n of them) into
  * slots (n, zeroed), in index order, key index k becoming remap[k] - 1 (and
  * dropped if 0) when remap is given. The used slots of 64 at a time are
  * found without branches: their pattern is random. */
 static void mw_slots_move(const uint64_t *old, size_t old_n, uint64_t *slots, size_t n,
                           const uint32_t *remap) {
-  size_t mask = n - 1;
   for (size_t i = 0; i < old_n; i += 64) {
+    size_t m = old_n - i < 64 ? old_n - i : 64;
     uint64_t used = 0;
-    for (size_t k = 0; k < 64; k++)
+    for (size_t k = 0; k < m; k++)
       used |= (uint64_t)(old[i + k] != 0) << k;
     while (used) {
       uint64_t v = old[i + (size_t)__builtin_ctzll(used)];
@@ -139,23 +141,23 @@ static void mw_slots_move(const uint64_t *old, size_t old_n, uint64_t *slots, si
         if (!idx) continue;
         v = (v >> 32 << 32) | idx;
       }
-      size_t j = MW_HOME(v, mask);
+      size_t j = MW_HOME(v, n);
       while (slots[j])
-        j = (j + 1) & mask;
+        j = mw_slot_next(j, n);
       slots[j] = v;
     }
   }
 }
 
-/* Doubles the index (the slots move, no key is read). */
+/* Grows the index by half (the slots move, no key is read). */
 static int mw_grow_index(mw_scrapecache_t *c) {
-  size_t n = (c->mask + 1) * 2;
+  size_t n = mw_slots_grown(c->nslots);
   uint64_t *slots = calloc(n, sizeof *slots);
   if (!slots) return -1;
-  mw_slots_move(c->slots, c->mask + 1, slots, n, NULL);
+  mw_slots_move(c->slots, c->nslots, slots, n, NULL);
   free(c->slots);
   c->slots = slots;
-  c->mask = n - 1;
+  c->nslots = n;
   return 0;
 }
 
@@ -163,7 +165,7 @@ static int mw_grow_index(mw_scrapecache_t *c) {
  * remap[k] - 1 (0: dropped). Without memory for a second index, refills it
  * in place from the keys. */
 static void mw_rebuild_index(mw_scrapecache_t *c, const uint32_t *remap) {
-  size_t n = c->mask + 1;
+  size_t n = c->nslots;
   uint64_t *slots = remap ? calloc(n, sizeof *slots) : NULL;
   if (slots) {
     mw_slots_move(c->slots, n, slots, n, remap);
@@ -173,7 +175,7 @@ static void mw_rebuild_index(mw_scrapecache_t *c, const uint32_t *remap) {
   }
   memset(c->slots, 0, n * sizeof *c->slots);
   for (size_t i = 0; i < c->nkeys; i++)
-    mw_slot_put(c->slots, c->mask, c->keys[i].key.hi, i);
+    mw_slot_put(c->slots, n, c->keys[i].key.hi, i);
 }
 
 int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
@@ -243,7 +245,7 @@ void mw_scrapecache_abort(mw_scrapecache_t *c) {
 void mw_scrapecache_forget(mw_scrapecache_t *c) {
   c->nkeys = 0;
   c->guess = 0;
-  memset(c->slots, 0, (c->mask + 1) * sizeof *c->slots);
+  memset(c->slots, 0, c->nslots * sizeof *c->slots);
 }
 
 void mw_scrapecache_keyspace(mw_scrapecache_t *c, int tag) {
@@ -259,7 +261,7 @@ uint32_t mw_scrapecache_get(mw_scrapecache_t *c, mw_skey_t key) {
     if (mw_skey_eq(k->key, key)) goto hit;
   }
   uint32_t tag = (uint32_t)(key.hi >> 32);
-  for (size_t i = MW_HOME(key.hi, c->mask);; i = (i + 1) & c->mask) {
+  for (size_t i = MW_HOME(key.hi, c->nslots);; i = mw_slot_next(i, c->nslots)) {
     uint64_t v = c->slots[i];
     if (!v) return MW_SERIES_NONE;
     if ((uint32_t)(v >> 32) != tag) continue;
@@ -273,11 +275,11 @@ hit:
 }
 
 void mw_scrapecache_prefetch(const mw_scrapecache_t *c, mw_skey_t key) {
-  __builtin_prefetch(&c->slots[MW_HOME(key.hi, c->mask)]);
+  __builtin_prefetch(&c->slots[MW_HOME(key.hi, c->nslots)]);
 }
 
 int mw_scrapecache_add(mw_scrapecache_t *c, mw_skey_t key, uint32_t ref, char *err, size_t errlen) {
-  if ((c->nkeys + 1) * 2 > c->mask + 1 && mw_grow_index(c) != 0) goto oom;
+  if (mw_slots_full(c->nkeys, c->nslots) && mw_grow_index(c) != 0) goto oom;
   if (c->nkeys == c->keys_cap) {
     size_t cap = c->keys_cap ? c->keys_cap * 2 : 64;
     mw_key_t *keys = realloc(c->keys, cap * sizeof *keys);
@@ -286,7 +288,7 @@ int mw_scrapecache_add(mw_scrapecache_t *c, mw_skey_t key, uint32_t ref, char *e
     c->keys_cap = cap;
   }
   c->keys[c->nkeys] = (mw_key_t){.key = key, .ref = ref, .seen = c->epoch};
-  mw_slot_put(c->slots, c->mask, key.hi, c->nkeys);
+  mw_slot_put(c->slots, c->nslots, key.hi, c->nkeys);
   c->nkeys++;
   c->guess = c->nkeys;
   return 0;
@@ -443,7 +445,7 @@ int mw_scrapecache_meta_next(const mw_scrapecache_t *c, size_t *i, mw_scrapecach
 size_t mw_scrapecache_len(const mw_scrapecache_t *c) { return c->nkeys; }
 
 size_t mw_scrapecache_mem(const mw_scrapecache_t *c) {
-  size_t m = sizeof *c + c->keys_cap * sizeof *c->keys + (c->mask + 1) * sizeof *c->slots +
+  size_t m = sizeof *c + c->keys_cap * sizeof *c->keys + c->nslots * sizeof *c->slots +
              c->refs_cap * 2 * sizeof(uint32_t) + c->fam_cap * sizeof *c->fam;
   return m + mw_series_mem(c->series, NULL); /* family strings are shared: not counted */
 }
