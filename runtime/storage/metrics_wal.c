@@ -49,7 +49,7 @@ struct mw_wal {
   size_t scap;
   uint64_t *map_k; /* WAL ref -> s, open addressing, key 0 = empty */
   uint32_t *map_v;
-  size_t map_mask, map_len;
+  size_t map_n, map_len; /* slots (sized as base/grow.h says), entries */
   uint64_t next_ref;
   mw_wmemo_t *memos;
   size_t nmemos, memos_cap;
@@ -109,31 +109,29 @@ static void mw_rec_end(mw_buf_t *b, size_t at, uint32_t count) {
 
 static uint32_t mw_map_get(const mw_wal_t *w, uint64_t k) {
   if (!k || !w->map_k) return MW_NONE;
-  for (size_t i = mw_map_home(k, w->map_mask);; i = (i + 1) & w->map_mask) {
+  for (size_t i = mw_map_home(k, w->map_n);; i = mw_slot_next(i, w->map_n)) {
     if (w->map_k[i] == k) return w->map_v[i];
     if (!w->map_k[i]) return MW_NONE;
   }
 }
 
-static void mw_map_insert(uint64_t *ks, uint32_t *vs, size_t mask, uint64_t k, uint32_t v,
+static void mw_map_insert(uint64_t *ks, uint32_t *vs, size_t n, uint64_t k, uint32_t v,
                           size_t *len) {
-  size_t i = mw_map_home(k, mask);
+  size_t i = mw_map_home(k, n);
   while (ks[i] && ks[i] != k)
-    i = (i + 1) & mask;
+    i = mw_slot_next(i, n);
   if (!ks[i]) (*len)++;
   ks[i] = k;
   vs[i] = v;
 }
 
-/* Rebuilds the map with room for need entries at a load of at most 1/2
- * (at least 2 * need slots), keeping those whose s is still live with that
- * ref (dead: s deleted). 0, -1 on OOM (map unchanged). Callers rebuild when
- * the load would pass 1/2 and ask for the entries they will hold, so the
- * load stays between 1/4 and 1/2. */
+/* Rebuilds the map with room for need entries at a load of 1/2, keeping
+ * those whose s is still live with that ref (dead: s deleted). 0, -1 on
+ * OOM (map unchanged). Callers rebuild when the load would pass 3/4
+ * (mw_slots_full) and ask for the entries they will hold, so the load
+ * stays between 1/2 and 3/4 (base/grow.h). */
 static int mw_map_rebuild(mw_wal_t *w, size_t need, const uint8_t *dead) {
-  size_t n = 64;
-  while (n < need * 2)
-    n *= 2;
+  size_t n = mw_slots_for(need + need / 2);
   uint64_t *ks = calloc(n, sizeof *ks);
   uint32_t *vs = calloc(n, sizeof *vs);
   if (!ks || !vs) {
@@ -142,23 +140,23 @@ static int mw_map_rebuild(mw_wal_t *w, size_t need, const uint8_t *dead) {
     return -1;
   }
   size_t len = 0;
-  for (size_t i = 0; w->map_k && i <= w->map_mask; i++)
+  for (size_t i = 0; w->map_k && i < w->map_n; i++)
     if (w->map_k[i] && !(dead && dead[w->map_v[i]]))
-      mw_map_insert(ks, vs, n - 1, w->map_k[i], w->map_v[i], &len);
+      mw_map_insert(ks, vs, n, w->map_k[i], w->map_v[i], &len);
   free(w->map_k);
   free(w->map_v);
   w->map_k = ks;
   w->map_v = vs;
-  w->map_mask = n - 1;
+  w->map_n = n;
   w->map_len = len;
   return 0;
 }
 
 static int mw_map_put(mw_wal_t *w, uint64_t k, uint32_t v) {
-  if (!w->map_k || (w->map_len + 1) * 2 > w->map_mask + 1) {
+  if (!w->map_k || mw_slots_full(w->map_len, w->map_n)) {
     if (mw_map_rebuild(w, w->map_len + 1, NULL) != 0) return -1;
   }
-  mw_map_insert(w->map_k, w->map_v, w->map_mask, k, v, &w->map_len);
+  mw_map_insert(w->map_k, w->map_v, w->map_n, k, v, &w->map_len);
   return 0;
 }
 
@@ -748,7 +746,7 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   size_t total = sb->len + db->len + w->ebuf.len;
   if (!total) return 0;
   /* Room in the map now, so that nothing can fail once the bytes are written. */
-  if ((w->map_len + w->ncreated + 1) * 2 > w->map_mask + 1 &&
+  if ((!w->map_k || mw_slots_full(w->map_len + w->ncreated, w->map_n)) &&
       mw_map_rebuild(w, w->map_len + w->ncreated + 1, NULL) != 0)
     goto oom;
   /* One writev into the record log: when it returns, the records are in the kernel. */
@@ -757,8 +755,7 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   int rc = mw_rlog_append(w->log, iov, 3, written, lo, hi, &seg, err, errlen);
   if (rc < 0) goto undo;
   for (size_t i = 0; i < w->ncreated; i++)
-    mw_map_insert(w->map_k, w->map_v, w->map_mask, w->wref[w->created[i]], w->created[i],
-                  &w->map_len);
+    mw_map_insert(w->map_k, w->map_v, w->map_n, w->wref[w->created[i]], w->created[i], &w->map_len);
   for (size_t i = 0; i < n; i++)
     if (w->ss[i] != MW_NONE) w->last_seg[w->ss[i]] = seg;
   if (written && hi > w->st.max_ts) w->st.max_ts = hi;
@@ -819,11 +816,8 @@ void mw_wal_close(mw_wal_t *w) {
 /* --- what readers use ------------------------------------------------ */
 
 void mw_wal_refs(const mw_wal_t *w, mw_wal_refs_t *m) {
-  *m = (mw_wal_refs_t){.map_k = w->map_k,
-                       .map_v = w->map_v,
-                       .map_mask = w->map_mask,
-                       .wref = w->wref,
-                       .scap = w->scap};
+  *m = (mw_wal_refs_t){
+      .map_k = w->map_k, .map_v = w->map_v, .map_n = w->map_n, .wref = w->wref, .scap = w->scap};
 }
 
 mw_series_t *mw_wal_series(const mw_wal_t *w) { return w->tab; }
@@ -833,6 +827,18 @@ mw_rlog_t *mw_wal_log(const mw_wal_t *w) { return w->log; }
 int mw_wal_closed(const mw_wal_t *w) { return w->closed; }
 
 uint64_t mw_wal_series_epoch(const mw_wal_t *w) { return w->epoch; }
+
+size_t mw_wal_mem(const mw_wal_t *w, size_t *map) {
+  size_t m = w->map_n * (sizeof *w->map_k + sizeof *w->map_v);
+  if (map) *map = m;
+  m += mw_series_mem(w->tab, NULL) + w->scap * (sizeof *w->wref + sizeof *w->last_seg) +
+       w->memos_cap * sizeof *w->memos + (w->memo_mask ? w->memo_mask + 1 : 0) * sizeof(uint32_t);
+  for (size_t i = 0; i < w->nmemos; i++)
+    m += w->memos[i].cap * sizeof *w->memos[i].e;
+  for (const mw_wsrc_t *x = w->srcs; x; x = x->next)
+    m += sizeof *x + (size_t)x->cap * sizeof *x->s_of;
+  return m;
+}
 
 void mw_wal_attach(mw_wal_t *w) { w->nreaders++; }
 
@@ -848,12 +854,12 @@ static int mw_checkpoint_series(void *ctx, mw_rlog_cpw_t *cpw, char *err, size_t
   mw_wal_t *w = ctx;
   mw_buf_t *b = &w->sbuf;
   size_t i = 0;
-  while (w->map_k && i <= w->map_mask) {
+  while (w->map_k && i < w->map_n) {
     b->len = 0;
     size_t rec = mw_rec_begin(b, MW_REC_SERIES, 0);
     uint32_t count = 0;
     if (rec == SIZE_MAX) goto oom;
-    for (; i <= w->map_mask && b->len < MW_SERIES_REC_BYTES; i++) {
+    for (; i < w->map_n && b->len < MW_SERIES_REC_BYTES; i++) {
       if (!w->map_k[i]) continue;
       size_t len;
       const uint8_t *enc = mw_series_labels(w->tab, w->map_v[i], &len);

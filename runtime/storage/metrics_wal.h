@@ -99,28 +99,29 @@ static inline int mw_edec_next(mw_sdec_t *d, uint64_t *ref, int64_t *ts, double 
 typedef struct {
   const uint64_t *map_k; /* open addressing, key 0 = empty */
   const uint32_t *map_v;
-  size_t map_mask;
+  size_t map_n;         /* slots: a multiple of 8, sized as base/grow.h says */
   const uint64_t *wref; /* by s: WAL ref, 0: none */
   size_t scap;
 } mw_wal_refs_t;
 
-/* Home slot of ref k. Refs are handed out in sequence and samples are read
- * back mostly in that order (a scrape's series were created in body
- * order), so runs of 8 consecutive refs share a block of 8 slots (one cache
- * line of keys) and only the blocks are spread by the hash: a reader walking
- * refs in order misses the cache once per 8 lookups, not once per lookup.
- * The table has at least 64 slots, so a block never wraps. */
-static inline size_t mw_map_home(uint64_t k, size_t mask) {
+/* Home slot of ref k in n slots. Refs are handed out in sequence and
+ * samples are read back mostly in that order (a scrape's series were
+ * created in body order), so runs of 8 consecutive refs share a block of 8
+ * slots (one cache line of keys) and only the blocks are spread by the
+ * hash: a reader walking refs in order misses the cache once per 8
+ * lookups, not once per lookup. n is a multiple of 8, so a block never
+ * wraps. */
+static inline size_t mw_map_home(uint64_t k, size_t n) {
   uint64_t b = k >> 3;
   b ^= b >> 33;
   b *= 0xff51afd7ed558ccdULL;
   b ^= b >> 33;
-  return (size_t)(b << 3 | (k & 7)) & mask;
+  return mw_slot_home((uint32_t)(b >> 32), n / 8) * 8 + (size_t)(k & 7);
 }
 
 static inline uint32_t mw_refs_get(const mw_wal_refs_t *m, uint64_t k) {
   if (!k || !m->map_k) return MW_NONE;
-  for (size_t i = mw_map_home(k, m->map_mask);; i = (i + 1) & m->map_mask) {
+  for (size_t i = mw_map_home(k, m->map_n);; i = mw_slot_next(i, m->map_n)) {
     if (m->map_k[i] == k) return m->map_v[i];
     if (!m->map_k[i]) return MW_NONE;
   }
