@@ -1,10 +1,12 @@
 /* exposition/scrapecache.c: the per-target scrape cache (see exposition/scrapecache.h).
  *
- * Epochs: every scrape gets a new epoch (never 0). Per series ref the cache
- * keeps cur[ref] (epoch of the current scrape that saw it) and prev[ref]
- * (epoch of the last completed scrape that saw it, with MW_NOSTALE if the
- * sample had an explicit timestamp); `last` is the epoch of the last completed
- * scrape. A series is alive while prev[ref] == last. */
+ * Epochs: every scrape gets a new epoch (never 0); keys and families
+ * remember the epoch that last used them, and `last` is the epoch of the
+ * last completed scrape. Per series ref the cache keeps one byte of flags
+ * (not two epochs: 1 byte a series instead of 8): MW_CUR (the current
+ * scrape saw it), MW_PREV (the last completed scrape saw it), each with
+ * its _NOSTALE (the sample had an explicit timestamp). A series is alive
+ * while it has MW_PREV; mw_scrapecache_end moves MW_CUR to MW_PREV. */
 #include "exposition/scrapecache.h"
 #include "base/err.h"
 
@@ -20,8 +22,8 @@
 #include "model/batch.h"
 #include "model/series.h"
 
-#define MW_NOSTALE 0x80000000u
 #define MW_EPOCH 0x7fffffffu
+enum { MW_CUR = 1, MW_CUR_NOSTALE = 2, MW_PREV = 4, MW_PREV_NOSTALE = 8 };
 
 typedef struct {
   mw_skey_t key;
@@ -45,8 +47,8 @@ struct mw_scrapecache {
                       MW_HOME, from the high bits, so growing needs no key;
                       sized as base/grow.h says */
   size_t nslots;
-  size_t guess;         /* key index expected next: bodies keep their order */
-  uint32_t *cur, *prev; /* per ref */
+  size_t guess; /* key index expected next: bodies keep their order */
+  uint8_t *fl;  /* per ref: MW_CUR ... */
   size_t refs_cap;
   uint32_t epoch, last;
   int keyspace;
@@ -100,8 +102,7 @@ void mw_scrapecache_free(mw_scrapecache_t *c) {
   mw_series_free(c->series);
   free(c->keys);
   free(c->slots);
-  free(c->cur);
-  free(c->prev);
+  free(c->fl);
   for (size_t i = 0; i < c->nfam; i++)
     mw_family_clear(&c->fam[i]);
   free(c->fam);
@@ -185,7 +186,7 @@ int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
   uint32_t *remap = NULL;
   for (size_t i = 0; i < c->nkeys; i++) {
     mw_key_t *k = &c->keys[i];
-    if (last && k->seen == last && k->ref < c->refs_cap && (c->prev[k->ref] & MW_EPOCH) == last) {
+    if (last && k->seen == last && k->ref < c->refs_cap && (c->fl[k->ref] & MW_PREV)) {
       if (remap) remap[i] = (uint32_t)out + 1;
       c->keys[out++] = *k;
     } else {
@@ -206,9 +207,9 @@ int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
   for (uint32_t r = 0; r < limit; r++) {
     size_t len;
     if (!mw_series_labels(c->series, r, &len)) continue;
-    if (!last || r >= c->refs_cap || (c->prev[r] & MW_EPOCH) != last) {
+    if (!last || r >= c->refs_cap || !(c->fl[r] & MW_PREV)) {
       mw_series_del(c->series, r);
-      if (r < c->refs_cap) c->prev[r] = c->cur[r] = 0;
+      if (r < c->refs_cap) c->fl[r] = 0;
     }
   }
   if (mw_series_compact(c->series) != 0) goto oom;
@@ -235,7 +236,7 @@ oom:
 void mw_scrapecache_abort(mw_scrapecache_t *c) {
   uint32_t e = c->epoch;
   for (size_t r = 0; r < c->refs_cap; r++)
-    if ((c->cur[r] & MW_EPOCH) == e) c->cur[r] = 0;
+    c->fl[r] &= (uint8_t) ~(MW_CUR | MW_CUR_NOSTALE);
   for (size_t i = 0; i < c->nkeys; i++)
     if (c->keys[i].seen == e) c->keys[i].seen = c->last;
   for (size_t i = 0; i < c->nfam; i++)
@@ -302,23 +303,19 @@ int mw_scrapecache_mark(mw_scrapecache_t *c, uint32_t ref, int explicit_ts) {
     size_t cap = c->refs_cap ? c->refs_cap : 256;
     while (cap <= ref)
       cap *= 2;
-    uint32_t *cur = realloc(c->cur, cap * sizeof *cur);
-    if (!cur) return -1;
-    c->cur = cur;
-    uint32_t *prev = realloc(c->prev, cap * sizeof *prev);
-    if (!prev) return -1;
-    c->prev = prev;
-    memset(c->cur + c->refs_cap, 0, (cap - c->refs_cap) * sizeof *cur);
-    memset(c->prev + c->refs_cap, 0, (cap - c->refs_cap) * sizeof *prev);
+    uint8_t *fl = realloc(c->fl, cap);
+    if (!fl) return -1;
+    memset(fl + c->refs_cap, 0, cap - c->refs_cap);
+    c->fl = fl;
     c->refs_cap = cap;
   }
-  if ((c->cur[ref] & MW_EPOCH) == c->epoch) return 0;
-  c->cur[ref] = c->epoch | (explicit_ts ? MW_NOSTALE : 0);
+  if (c->fl[ref] & MW_CUR) return 0;
+  c->fl[ref] |= MW_CUR | (explicit_ts ? MW_CUR_NOSTALE : 0);
   return 1;
 }
 
 int mw_scrapecache_was_seen(const mw_scrapecache_t *c, uint32_t ref) {
-  return c->last && ref < c->refs_cap && (c->prev[ref] & MW_EPOCH) == c->last;
+  return c->last && ref < c->refs_cap && (c->fl[ref] & MW_PREV);
 }
 
 int mw_scrapecache_end(mw_scrapecache_t *c, int ok, mw_batch_t *b, int stale_markers, int64_t ts_ms,
@@ -329,13 +326,12 @@ int mw_scrapecache_end(mw_scrapecache_t *c, int ok, mw_batch_t *b, int stale_mar
   double snan = mw_batch_stale_nan();
   if (limit > c->refs_cap) limit = (uint32_t)c->refs_cap; /* refs never marked */
   for (uint32_t r = 0; r < limit; r++) {
-    int now = ok && (c->cur[r] & MW_EPOCH) == c->epoch;
-    if (now) {
-      c->prev[r] = c->cur[r];
-      continue;
-    }
-    if (!c->last || (c->prev[r] & MW_EPOCH) != c->last) continue;
-    if (c->prev[r] & MW_NOSTALE) continue;
+    uint8_t f = c->fl[r];
+    /* the current scrape's flags become the last one's */
+    c->fl[r] = ok ? (uint8_t)((f & (MW_CUR | MW_CUR_NOSTALE)) << 2) : 0;
+    if (ok && (f & MW_CUR)) continue;
+    if (!c->last || !(f & MW_PREV)) continue;
+    if (f & MW_PREV_NOSTALE) continue;
     n++;
     if (stale_markers && rc == 0 && mw_batch_add(b, r, ts_ms, snan) != 0) {
       mw_oom(err, errlen);
@@ -446,7 +442,7 @@ size_t mw_scrapecache_len(const mw_scrapecache_t *c) { return c->nkeys; }
 
 size_t mw_scrapecache_mem(const mw_scrapecache_t *c) {
   size_t m = sizeof *c + c->keys_cap * sizeof *c->keys + c->nslots * sizeof *c->slots +
-             c->refs_cap * 2 * sizeof(uint32_t) + c->fam_cap * sizeof *c->fam;
+             c->refs_cap * sizeof *c->fl + c->fam_cap * sizeof *c->fam;
   return m + mw_series_mem(c->series, NULL); /* family strings are shared: not counted */
 }
 

@@ -1167,8 +1167,30 @@ static void test_ffi_cdef(void) {
   CHECK_INT(mw_ffi_labels_next(enc, 4, &pos, &n, &nl, &v, &vl), 0);
 }
 
+/* A scrape cache's bytes per series beyond the label bytes, at 2,049
+ * series (just past a power of two, where doubling arrays are half empty):
+ * keys (24 bytes, doubling: up to 48) and their index, one byte of flags
+ * per series, the series table's entries and index, the arena's last chunk.
+ * Before the flags byte and the index sizing of base/grow.h it was 190. */
+static void test_cache_memory_per_series(void) {
+  enum { N = 2049 };
+  char *body = malloc((size_t)N * 64), *p = body;
+  for (int i = 0; i < N; i++)
+    p += sprintf(p, "m_%d{path=\"/item/%d\",code=\"200\"} %d\n", i % 50, i, i);
+  fresh();
+  CHECK_INT(parse_fmt2(body, (size_t)(p - body)), 0);
+  CHECK_INT(parse_fmt2(body, (size_t)(p - body)), 0); /* steady state */
+  size_t lb;
+  mw_series_mem(mw_scrapecache_series(cache), &lb);
+  double per = (double)(mw_scrapecache_mem(cache) - lb) / N;
+  printf("scrape cache of %d series: %.1f bytes/series beyond %zu label bytes\n", N, per, lb / N);
+  CHECK(per <= 130);
+  free(body);
+}
+
 int main(void) {
   MW_RUN(test_fixtures);
+  MW_RUN(test_cache_memory_per_series);
   MW_RUN(test_fixture_values);
   MW_RUN(test_text_syntax);
   MW_RUN(test_values);
