@@ -44,8 +44,8 @@ struct mw_series {
   uint32_t limit, cap; /* entries used (incl. free ones), allocated */
   uint32_t free_head;  /* MW_SERIES_NONE: no free entry */
   uint32_t live;
-  uint64_t *slots; /* 0: empty */
-  size_t nslots;
+  uint64_t *slots; /* 0: empty; NULL: no index (mw_series_drop_index) */
+  size_t nslots;   /* 0 without an index */
   mw_arena_t arena;
   size_t label_bytes;
   uint64_t uid;   /* unique per table for the life of the process */
@@ -139,19 +139,54 @@ static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t l
   }
 }
 
+/* Indexes every live entry again (after mw_series_drop_index), in slots
+ * for half as many more: hashes every label set. 0, -1 on OOM. */
+static int mw_series_build_index(mw_series_t *s) {
+  size_t n = mw_slots_for((size_t)s->live + s->live / 2 + 1);
+  uint64_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (uint32_t r = 0; r < s->limit; r++) {
+    const mw_series_entry_t *e = &s->e[r];
+    if (!e->labels) continue;
+    uint64_t hash = mw_labels_hash(e->labels, MW_LEN(e));
+    size_t j = MW_HOME(hash, n);
+    while (slots[j])
+      j = mw_slot_next(j, n);
+    slots[j] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)r + 1);
+  }
+  s->slots = slots;
+  s->nslots = n;
+  return 0;
+}
+
+void mw_series_drop_index(mw_series_t *s) {
+  free(s->slots);
+  s->slots = NULL;
+  s->nslots = 0;
+}
+
+int mw_series_indexed(const mw_series_t *s) { return s->slots != NULL; }
+
 uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash) {
   uint32_t ref;
+  if (!s->slots) { /* no index: look at every entry (a const lookup cannot build one) */
+    for (ref = 0; ref < s->limit; ref++)
+      if (s->e[ref].labels && MW_LEN(&s->e[ref]) == len && memcmp(s->e[ref].labels, enc, len) == 0)
+        return ref;
+    return MW_SERIES_NONE;
+  }
   mw_series_probe(s, enc, len, hash, &ref);
   return ref;
 }
 
 void mw_series_prefetch(const mw_series_t *s, uint64_t hash) {
-  __builtin_prefetch(&s->slots[MW_HOME(hash, s->nslots)]);
+  if (s->slots) __builtin_prefetch(&s->slots[MW_HOME(hash, s->nslots)]);
 }
 
 static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
                          uint32_t *ref, int *added, int borrow, char *err, size_t errlen) {
   uint32_t r;
+  if (!s->slots && mw_series_build_index(s) != 0) goto oom;
   size_t i = mw_series_probe(s, enc, len, hash, &r);
   if (added) *added = 0;
   if (r != MW_SERIES_NONE) {
@@ -267,9 +302,8 @@ uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref) {
   return s->e[ref].next_free;
 }
 
-void mw_series_del(mw_series_t *s, uint32_t ref) {
-  if (ref >= s->limit || !s->e[ref].labels) return;
-  mw_series_entry_t *e = &s->e[ref];
+/* Removes ref's slot from the index (the entry e is still there). */
+static void mw_series_unindex(mw_series_t *s, const mw_series_entry_t *e, uint32_t ref) {
   size_t n = s->nslots, i = MW_HOME(mw_labels_hash(e->labels, MW_LEN(e)), n);
   while ((uint32_t)s->slots[i] != ref + 1)
     i = mw_slot_next(i, n);
@@ -284,6 +318,12 @@ void mw_series_del(mw_series_t *s, uint32_t ref) {
     s->slots[j] = 0;
     i = j;
   }
+}
+
+void mw_series_del(mw_series_t *s, uint32_t ref) {
+  if (ref >= s->limit || !s->e[ref].labels) return;
+  mw_series_entry_t *e = &s->e[ref];
+  if (s->slots) mw_series_unindex(s, e, ref);
   mw_series_notify(s, ref, NULL);
   if (!(e->len & MW_BORROWED)) {
     mw_arena_release(&s->arena, e->len);

@@ -93,6 +93,47 @@ static void test_memory_per_series(void) {
   }
 }
 
+/* Without its index (mw_series_drop_index), a table still finds every
+ * label set, deletes, and adds (building the index again): the same label
+ * set gets its ref back, never a second entry. */
+static void test_drop_index(void) {
+  mw_series_t *s = mw_series_new();
+  uint8_t buf[64];
+  uint32_t refs[3000];
+  for (int i = 0; i < 3000; i++) {
+    size_t len = enc_one(buf, sizeof buf, i);
+    CHECK_INT(mw_series_add(s, buf, len, mw_labels_hash(buf, len), &refs[i], NULL, NULL, 0), 0);
+  }
+  size_t mem = mw_series_mem(s, NULL);
+  mw_series_drop_index(s);
+  CHECK(!mw_series_indexed(s));
+  CHECK(mw_series_mem(s, NULL) < mem);
+  for (int i = 0; i < 3000; i += 7) {
+    size_t len = enc_one(buf, sizeof buf, i);
+    CHECK_INT(mw_series_get(s, buf, len, mw_labels_hash(buf, len)), refs[i]);
+  }
+  for (int i = 0; i < 3000; i += 3) /* deleted without an index */
+    mw_series_del(s, refs[i]);
+  CHECK(!mw_series_indexed(s));
+  for (int i = 0; i < 3500; i++) { /* old, deleted and new label sets */
+    size_t len = enc_one(buf, sizeof buf, i);
+    uint32_t r;
+    int added;
+    CHECK_INT(mw_series_add(s, buf, len, mw_labels_hash(buf, len), &r, &added, NULL, 0), 0);
+    CHECK_INT(added, i >= 3000 || i % 3 == 0);
+    if (i < 3000 && i % 3) CHECK_INT(r, refs[i]);
+    CHECK(mw_series_indexed(s));
+  }
+  CHECK_INT(mw_series_len(s), 3500);
+  for (int i = 0; i < 3500; i++) {
+    size_t len = enc_one(buf, sizeof buf, i), got;
+    uint32_t r = mw_series_get(s, buf, len, mw_labels_hash(buf, len));
+    const uint8_t *l = mw_series_labels(s, r, &got);
+    CHECK(l && got == len && memcmp(l, buf, len) == 0);
+  }
+  mw_series_free(s);
+}
+
 static void test_batch(void) {
   mw_series_t *s = mw_series_new();
   mw_batch_t *b = mw_batch_new(s);
@@ -215,6 +256,7 @@ static void test_watch_and_borrow(void) {
 int main(void) {
   MW_RUN(test_intern_lookup_delete);
   MW_RUN(test_memory_per_series);
+  MW_RUN(test_drop_index);
   MW_RUN(test_batch);
   MW_RUN(test_stale_nan);
   MW_RUN(test_watch_and_borrow);
