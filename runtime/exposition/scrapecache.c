@@ -45,8 +45,10 @@ struct mw_scrapecache {
   size_t nkeys, keys_cap;
   uint64_t *slots; /* (key.hi >> 32) << 32 | (key index + 1); 0 empty; home at
                       MW_HOME, from the high bits, so growing needs no key;
-                      sized as base/grow.h says */
+                      sized as base/grow.h says; NULL: none (see probed) */
   size_t nslots;
+  int probed;   /* this scrape looked a key up in the index (the guess missed):
+                   a scrape that did not frees the index until one does */
   size_t guess; /* key index expected next: bodies keep their order */
   uint8_t *fl;  /* per ref: MW_CUR ... */
   size_t refs_cap;
@@ -168,6 +170,7 @@ static int mw_grow_index(mw_scrapecache_t *c) {
  * in place from the keys. */
 static void mw_rebuild_index(mw_scrapecache_t *c, const uint32_t *remap) {
   size_t n = c->nslots;
+  if (!c->slots) return; /* none to rebuild: mw_key_index builds one when needed */
   uint64_t *slots = remap ? calloc(n, sizeof *slots) : NULL;
   if (slots) {
     mw_slots_move(c->slots, n, slots, n, remap);
@@ -178,6 +181,20 @@ static void mw_rebuild_index(mw_scrapecache_t *c, const uint32_t *remap) {
   memset(c->slots, 0, n * sizeof *c->slots);
   for (size_t i = 0; i < c->nkeys; i++)
     mw_slot_put(c->slots, n, c->keys[i].key.hi, i);
+}
+
+/* Builds the key index if there is none (the keys hold their hashes: no
+ * key text is read). 0, -1 on OOM. */
+static int mw_key_index(mw_scrapecache_t *c) {
+  if (c->slots) return 0;
+  size_t n = mw_slots_for(c->nkeys + c->nkeys / 2 + 1);
+  uint64_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (size_t i = 0; i < c->nkeys; i++)
+    mw_slot_put(slots, n, c->keys[i].key.hi, i);
+  c->slots = slots;
+  c->nslots = n;
+  return 0;
 }
 
 int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
@@ -227,6 +244,7 @@ int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
   c->fam_guess = 0;
   c->guess = 0;
   c->taught = 0;
+  c->probed = 0;
   c->epoch = (c->last + 1) & MW_EPOCH;
   if (!c->epoch) c->epoch = 1;
   return 0;
@@ -248,7 +266,7 @@ void mw_scrapecache_abort(mw_scrapecache_t *c) {
 void mw_scrapecache_forget(mw_scrapecache_t *c) {
   c->nkeys = 0;
   c->guess = 0;
-  memset(c->slots, 0, c->nslots * sizeof *c->slots);
+  if (c->slots) memset(c->slots, 0, c->nslots * sizeof *c->slots);
 }
 
 void mw_scrapecache_keyspace(mw_scrapecache_t *c, int tag) {
@@ -262,6 +280,12 @@ uint32_t mw_scrapecache_get(mw_scrapecache_t *c, mw_skey_t key) {
   if (c->guess < c->nkeys) {
     k = &c->keys[c->guess];
     if (mw_skey_eq(k->key, key)) goto hit;
+  }
+  c->probed = 1;
+  if (mw_key_index(c) != 0) { /* no memory for the index: every key is read */
+    for (k = c->keys; k < c->keys + c->nkeys; k++)
+      if (mw_skey_eq(k->key, key)) goto hit;
+    return MW_SERIES_NONE;
   }
   uint32_t tag = (uint32_t)(key.hi >> 32);
   for (size_t i = MW_HOME(key.hi, c->nslots);; i = mw_slot_next(i, c->nslots)) {
@@ -278,10 +302,11 @@ hit:
 }
 
 void mw_scrapecache_prefetch(const mw_scrapecache_t *c, mw_skey_t key) {
-  __builtin_prefetch(&c->slots[MW_HOME(key.hi, c->nslots)]);
+  if (c->slots) __builtin_prefetch(&c->slots[MW_HOME(key.hi, c->nslots)]);
 }
 
 int mw_scrapecache_add(mw_scrapecache_t *c, mw_skey_t key, uint32_t ref, char *err, size_t errlen) {
+  if (mw_key_index(c) != 0) goto oom;
   if (mw_slots_full(c->nkeys, c->nslots) && mw_grow_index(c) != 0) goto oom;
   if (c->nkeys == c->keys_cap) {
     size_t cap = c->keys_cap ? c->keys_cap * 2 : 64;
@@ -348,6 +373,14 @@ int mw_scrapecache_end(mw_scrapecache_t *c, int ok, mw_batch_t *b, int stale_mar
    * built again, hashing the target's label sets once), 11-16 bytes a
    * series fewer for targets whose series do not change. */
   if (!c->taught) mw_series_drop_index(c->series);
+  /* Likewise the key index after a scrape whose lines all came in the
+   * order of the last one (each found at the guess): bodies that keep
+   * their order (most exporters sort) need no index between changes. */
+  if (!c->probed) {
+    free(c->slots);
+    c->slots = NULL;
+    c->nslots = 0;
+  }
   return rc;
 }
 

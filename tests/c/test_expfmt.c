@@ -1195,6 +1195,23 @@ static void test_index_dropped_and_rebuilt(void) {
   CHECK_INT(mw_batch_refs(batch)[1], b);
   CHECK_INT(mw_series_len(mw_scrapecache_series(cache)), 3);
   CHECK(mw_series_indexed(mw_scrapecache_series(cache)));
+  /* Likewise the key index, after scrapes in the same order: the lines then
+   * come in another order and are all found (no new key, no new series). */
+  const char *abc = "a{x=\"1\",y=\"2\"} 1\nb 2\nc 3\n";
+  fresh();
+  CHECK_INT(parse(abc), 0);
+  a = mw_batch_refs(batch)[0];
+  b = mw_batch_refs(batch)[1];
+  CHECK_INT(parse(abc), 0);
+  size_t keys = mw_scrapecache_len(cache), mem = mw_scrapecache_mem(cache);
+  CHECK_INT(parse(abc), 0);
+  CHECK_INT(mw_scrapecache_mem(cache), mem); /* nothing left to free */
+  CHECK_INT(parse("c 3\nb 2\na{x=\"1\",y=\"2\"} 1\n"), 0);
+  CHECK_INT(st.series_added, 0);
+  CHECK_INT(mw_scrapecache_len(cache), keys);
+  CHECK_INT(mw_batch_refs(batch)[2], a);
+  CHECK_INT(mw_batch_refs(batch)[1], b);
+  CHECK(mw_scrapecache_mem(cache) > mem); /* the key index is back */
 }
 
 static void test_cache_memory_per_series(void) {
