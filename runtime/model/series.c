@@ -167,6 +167,8 @@ void mw_series_drop_index(mw_series_t *s) {
 
 int mw_series_indexed(const mw_series_t *s) { return s->slots != NULL; }
 
+int mw_series_index(mw_series_t *s) { return s->slots ? 0 : mw_series_build_index(s); }
+
 uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash) {
   uint32_t ref;
   if (!s->slots) { /* no index: look at every entry (a const lookup cannot build one) */

@@ -77,6 +77,9 @@ void mw_series_unwatch(mw_series_t *s, void *ctx);
  * that see no new series line. mw_series_indexed says whether it has one. */
 void mw_series_drop_index(mw_series_t *s);
 int mw_series_indexed(const mw_series_t *s);
+/* Builds the index again if it was dropped (before mw_series_gets that
+ * should not read every entry). 0, -1 on OOM (still without one). */
+int mw_series_index(mw_series_t *s);
 
 /* Deletes ref (no-op if not live); its ref may be handed out again. */
 void mw_series_del(mw_series_t *s, uint32_t ref);

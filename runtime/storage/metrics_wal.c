@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "base/labels.h"
 #include "model/batch.h"
@@ -27,6 +28,11 @@
 #define MW_SERIES_REC_BYTES (16u << 20) /* a series record is closed past this */
 #define MW_SAMPLE_MAX 28u               /* two varints and the value */
 #define MW_MAX_MEMOS 4096
+/* Seconds without a label set looked up in the series table (a series
+ * new to the WAL or to a source) after which its index goes: 11-16 bytes
+ * a series, when building it again costs about 30 ms per 400k series
+ * (hashing every label set), at most once per quiet period. */
+#define MW_INDEX_QUIET 30.0
 
 typedef struct {
   uint32_t stamp; /* the source entry's stamp; 0: nothing */
@@ -63,7 +69,9 @@ struct mw_wal {
   uint32_t *created;
   size_t ncreated, created_cap;
   size_t nreaders;
-  uint64_t epoch; /* grows when truncation forgets series */
+  uint64_t epoch;     /* grows when truncation forgets series */
+  double looked_up;   /* CLOCK_MONOTONIC seconds of the last label set looked up in tab */
+  double index_quiet; /* MW_INDEX_QUIET (tests change it) */
   int closed;
   mw_wal_stats_t st;
   /* exemplars: the record of the append, the last one written per s (a
@@ -84,6 +92,12 @@ static uint8_t *mw_put_uvarint(uint8_t *p, uint64_t v) {
   }
   *p++ = (uint8_t)v;
   return p;
+}
+
+static double mw_mono(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 static uint64_t mw_zig(uint64_t u) { return (u << 1) ^ (0 - (u >> 63)); }
@@ -551,6 +565,8 @@ int mw_wal_open(const char *dir, const mw_wal_opts_t *opts, mw_wal_t **out, char
   mw_wal_t *w = calloc(1, sizeof *w);
   if (!w) goto oom;
   w->next_ref = 1;
+  w->index_quiet = MW_INDEX_QUIET;
+  w->looked_up = mw_mono();
   if (opts) w->opts = *opts;
   if (!w->opts.segment_size) w->opts.segment_size = MW_WAL_DEFAULT_SEGMENT_SIZE;
   w->tab = mw_series_new();
@@ -632,6 +648,8 @@ static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
   return 0;
 }
 
+void mw_wal_set_index_quiet(mw_wal_t *w, double seconds) { w->index_quiet = seconds; }
+
 int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen) {
   size_t n = mw_batch_len(b);
   if (w->closed) {
@@ -644,6 +662,10 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
     mw_seterr(err, errlen, "batch without a series table");
     return -1;
   }
+  /* Appends whose series the memos all know look nothing up: after a quiet
+   * period the series table's index goes, built again by the next lookup. */
+  double now = mw_mono();
+  if (now - w->looked_up >= w->index_quiet) mw_series_drop_index(w->tab);
   mw_wmemo_t *memo = mw_memo(w, mw_series_uid(src));
   mw_wsrc_t *lender = memo ? (memo->src ? memo->src : (memo->src = mw_wsrc_get(w, src))) : NULL;
   if (!memo || !lender || mw_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
@@ -667,6 +689,10 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
       size_t len;
       const uint8_t *enc = mw_series_labels(src, r, &len);
       uint64_t hash = mw_series_hash(src, r);
+      if (enc) {
+        w->looked_up = now;
+        if (mw_series_index(w->tab) != 0) goto oom;
+      }
       if (!enc) {
         s = MW_NONE; /* not a live series of the batch's table */
       } else if ((s = mw_series_get(w->tab, enc, len, hash)) == MW_NONE && mw_labels_ok(enc, len)) {

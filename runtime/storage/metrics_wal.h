@@ -157,6 +157,10 @@ uint64_t mw_wal_series_epoch(const mw_wal_t *w);
 void mw_wal_attach(mw_wal_t *w);
 void mw_wal_detach(mw_wal_t *w);
 
+/* The seconds without a label set looked up after which an append drops
+ * the series table's index (30; tests set 0). */
+void mw_wal_set_index_quiet(mw_wal_t *w, double seconds);
+
 /* 1 if enc is an exemplar label set the WAL keeps: empty, or as a series'
  * (names and values non-empty, no NUL byte, names strictly increasing). */
 int mw_wal_ex_labels_ok(const uint8_t *enc, size_t len);

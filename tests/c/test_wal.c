@@ -21,6 +21,7 @@
 #include "remote.pb-c.h"
 #include "remote/encode.h"
 #include "remote/wal_reader.h"
+#include "storage/metrics_wal.h"
 #include "storage/wal.h"
 #include "test.h"
 #include "testdir.h"
@@ -1911,9 +1912,50 @@ static void test_memory_per_series(void) {
   }
 }
 
+/* Appends that look no label set up (every series known to the memos)
+ * drop the series table's index after the quiet period (0 here); a new
+ * source with the same label sets then finds them through an index built
+ * again: no new series, the reader gets every sample. */
+static void test_index_quiet(void) {
+  char err[256], *dir = tmpdir();
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  mw_wal_set_index_quiet(w, 0);
+  src_t src;
+  src_init(&src, 3000, "");
+  CHECK_INT(append(w, &src, 0, 3000, 1000, 0), 0);
+  CHECK(mw_series_indexed(mw_wal_series(w)));
+  size_t mem = mw_wal_mem(w, NULL);
+  CHECK_INT(append(w, &src, 0, 3000, 2000, 0), 0);
+  CHECK(!mw_series_indexed(mw_wal_series(w)));
+  CHECK(mw_wal_mem(w, NULL) < mem);
+  src_t again; /* the target restarted: a new table, the same label sets */
+  src_init(&again, 3000, "");
+  CHECK_INT(append(w, &again, 0, 3000, 3000, 0), 0);
+  CHECK(mw_series_indexed(mw_wal_series(w)));
+  mw_wal_stats_t st;
+  mw_wal_stats(w, &st);
+  CHECK_INT(st.series_created, 3000);
+  CHECK_INT(st.active_series, 3000);
+  mw_wal_reader_t *r;
+  CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
+  got_t g = {0};
+  CHECK_INT(drain(r, 1000, 1, &g), 0);
+  CHECK_INT(g.n, 9000);
+  for (size_t i = 0; i < g.n; i++)
+    CHECK_INT(g.series[i], (int)(i % 3000));
+  got_free(&g);
+  mw_wal_reader_close(r);
+  mw_wal_close(w);
+  src_free(&src);
+  src_free(&again);
+  rm_rf(dir);
+}
+
 int main(void) {
   MW_RUN(test_roundtrip);
   MW_RUN(test_memory_per_series);
+  MW_RUN(test_index_quiet);
   MW_RUN(test_pipeline);
   MW_RUN(test_restart);
   MW_RUN(test_cursor_copies);
