@@ -25,11 +25,16 @@
 #define MW_EPOCH 0x7fffffffu
 enum { MW_CUR = 1, MW_CUR_NOSTALE = 2, MW_PREV = 4, MW_PREV_NOSTALE = 8 };
 
-typedef struct {
+/* A key: 21 bytes, packed (24 aligned). seen is the low byte of the epoch
+ * that last used it (MW_SEEN): mw_scrapecache_begin drops every key whose
+ * seen is not the last scrape's, so a kept key's is the last or the current
+ * scrape's, two epochs in a row, which their low bytes tell apart. */
+typedef struct __attribute__((packed)) {
   mw_skey_t key;
   uint32_t ref;
-  uint32_t seen; /* epoch */
+  uint8_t seen;
 } mw_key_t;
+#define MW_SEEN(epoch) ((uint8_t)(epoch))
 
 /* A family's metadata: its strings interned (every target of a job repeats
  * them); help and unit NULL when absent. */
@@ -204,7 +209,7 @@ int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
   uint32_t *remap = NULL;
   for (size_t i = 0; i < c->nkeys; i++) {
     mw_key_t *k = &c->keys[i];
-    if (last && k->seen == last && k->ref < c->refs_cap && (c->fl[k->ref] & MW_PREV)) {
+    if (last && k->seen == MW_SEEN(last) && k->ref < c->refs_cap && (c->fl[k->ref] & MW_PREV)) {
       if (remap) remap[i] = (uint32_t)out + 1;
       c->keys[out++] = *k;
     } else {
@@ -258,7 +263,7 @@ void mw_scrapecache_abort(mw_scrapecache_t *c) {
   for (size_t r = 0; r < c->refs_cap; r++)
     c->fl[r] &= (uint8_t) ~(MW_CUR | MW_CUR_NOSTALE);
   for (size_t i = 0; i < c->nkeys; i++)
-    if (c->keys[i].seen == e) c->keys[i].seen = c->last;
+    if (c->keys[i].seen == MW_SEEN(e)) c->keys[i].seen = MW_SEEN(c->last);
   for (size_t i = 0; i < c->nfam; i++)
     if (c->fam[i].seen == e) c->fam[i].seen = c->last;
 }
@@ -296,7 +301,7 @@ uint32_t mw_scrapecache_get(mw_scrapecache_t *c, mw_skey_t key) {
     if (mw_skey_eq(k->key, key)) goto hit;
   }
 hit:
-  k->seen = c->epoch;
+  k->seen = MW_SEEN(c->epoch);
   c->guess = (size_t)(k - c->keys) + 1;
   return k->ref;
 }
@@ -315,7 +320,7 @@ int mw_scrapecache_add(mw_scrapecache_t *c, mw_skey_t key, uint32_t ref, char *e
     c->keys = keys;
     c->keys_cap = cap;
   }
-  c->keys[c->nkeys] = (mw_key_t){.key = key, .ref = ref, .seen = c->epoch};
+  c->keys[c->nkeys] = (mw_key_t){.key = key, .ref = ref, .seen = MW_SEEN(c->epoch)};
   c->taught = 1;
   mw_slot_put(c->slots, c->nslots, key.hi, c->nkeys);
   c->nkeys++;

@@ -16,6 +16,7 @@
 #endif
 #endif
 
+#ifndef MW_ASAN
 /* Resident anonymous memory of this process, in KiB (/proc/self/status). */
 static long rss_anon_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -26,6 +27,7 @@ static long rss_anon_kib(void) {
   if (f) fclose(f);
   return kib;
 }
+#endif
 
 /* Heap memory freed between live blocks (as a table's grown index or a
  * compacted arena leaves it) is resident until mw_ffi_heap_trim gives its
