@@ -155,6 +155,9 @@ int main(int argc, char **argv) {
   }
   printf("  label bytes (one copy, in the scrape series tables):     %6.1f B/series\n",
          (double)label_bytes / n);
+  size_t map, wal = mw_wal_mem(w, &map);
+  printf("  WAL series structures (its own count), of them ref map:  %6.1f, %.1f B/series\n",
+         (double)wal / n, (double)map / n);
   printf("  heap in steady state (scrape %d):                         %6.1f B/series\n", scrapes,
          (double)(h_end - h_base) / n);
   printf("  largest heap seen between steps:                         %6.1f B/series\n",
