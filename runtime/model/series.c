@@ -91,10 +91,9 @@ void mw_series_free(mw_series_t *s) {
   free(s);
 }
 
-/* Moves the index into n slots (growing it by half, or fitting it to the
- * live series), moving the used slots in index order (no entry is read);
- * the used slots of 64 at a time are found without branches, their pattern
- * being random. */
+/* Moves the index into n slots (mw_slots_grown: half as many more),
+ * moving the used slots in index order (no entry is read); the used slots
+ * of 64 at a time are found without branches, their pattern being random. */
 static int mw_series_resize_index(mw_series_t *s, size_t n) {
   size_t old_n = s->nslots;
   uint64_t *slots = calloc(n, sizeof *slots);
