@@ -30,6 +30,7 @@
 #include "base/re2.h"
 #include "model/series.h"
 #include "model/batch.h"
+#include "model/logbatch.h"
 #include "exposition/scrapecache.h"
 #include "exposition/parse.h"
 #include "exposition/registry.h"

@@ -1,6 +1,7 @@
 /* runtime/exporters/process/: procfs readers for one process (proc.c), process-exporter's
- * tracker and grouper (group.c, prometheus.exporter.process) and the moonwatch process's own
- * stats (self.c, prometheus.exporter.self).
+ * tracker and grouper (prometheus.exporter.process: group.c, with match.c, track.c and
+ * expose.c on the state in tracker.h) and the moonwatch process's own stats (self.c,
+ * prometheus.exporter.self).
  *
  * exporters/process/group.h: ncabatoff/process-exporter (v0.7.10, plus 0.8's
  * remove_empty_groups) in C: a tracker that matches processes, names them
