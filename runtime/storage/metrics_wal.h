@@ -95,11 +95,17 @@ static inline int mw_edec_next(mw_sdec_t *d, uint64_t *ref, int64_t *ts, double 
 }
 
 /* The WAL ref -> s map and the WAL ref of each s, as the WAL holds them
- * now (valid until the next append or truncation). */
+ * now (valid until the next append or truncation). The map has a main
+ * index of every s whose wref is set, keyed by that ref but holding only
+ * s + 1 (4-byte slots), and aliases: older refs of a series, (ref, s)
+ * pairs, which only a replay of a WAL that recorded a label set under
+ * several refs makes (see metrics_wal.c). */
 typedef struct {
-  const uint64_t *map_k; /* open addressing, key 0 = empty */
-  const uint32_t *map_v;
-  size_t map_n;         /* slots: a multiple of 8, sized as base/grow.h says */
+  const uint32_t *map_s; /* main: s + 1 keyed by wref[s], 0 empty; NULL: none */
+  size_t map_n;          /* slots: a multiple of 8, sized as base/grow.h says */
+  const uint64_t *al_k;  /* aliases: key 0 empty; NULL: none */
+  const uint32_t *al_v;  /* s, MW_NONE: removed */
+  size_t al_n;
   const uint64_t *wref; /* by s: WAL ref, 0: none */
   size_t scap;
 } mw_wal_refs_t;
@@ -120,11 +126,14 @@ static inline size_t mw_map_home(uint64_t k, size_t n) {
 }
 
 static inline uint32_t mw_refs_get(const mw_wal_refs_t *m, uint64_t k) {
-  if (!k || !m->map_k) return MW_NONE;
-  for (size_t i = mw_map_home(k, m->map_n);; i = mw_slot_next(i, m->map_n)) {
-    if (m->map_k[i] == k) return m->map_v[i];
-    if (!m->map_k[i]) return MW_NONE;
-  }
+  if (!k) return MW_NONE;
+  if (m->map_s)
+    for (size_t i = mw_map_home(k, m->map_n); m->map_s[i]; i = mw_slot_next(i, m->map_n))
+      if (m->wref[m->map_s[i] - 1] == k) return m->map_s[i] - 1;
+  if (m->al_k)
+    for (size_t i = mw_map_home(k, m->al_n); m->al_k[i]; i = mw_slot_next(i, m->al_n))
+      if (m->al_k[i] == k) return m->al_v[i];
+  return MW_NONE;
 }
 
 /* mw_refs_get(m, k), trying s = guess first: a batch's new series get
