@@ -39,10 +39,12 @@ local M = {
     tail_from_end = { type = "bool", default = false, doc = "Whether to tail from the end if a stored position isn't found." },
     legacy_positions_file = { type = "string", default = "",
       doc = "A promtail positions file converted when this component has none yet." },
-    decompression = { type = "block", default = {}, doc = "Reads whole compressed files (read once, not followed).", schema = { args = {
+    decompression = { type = "block", default = {}, doc = "Reads whole compressed files (read once, not followed).",
+      schema = { args = {
       enabled = { type = "bool", default = false, doc = "Whether decompression is enabled." },
       initial_delay = { type = "duration", default = "0s", min = 0, doc = "Time to wait before reading a file." },
-      format = { type = "string", enum = { "gz", "z", "bz2" }, doc = "Compression format: gz, z or bz2 (required when enabled)." },
+      format = { type = "string", enum = { "gz", "z", "bz2" },
+        doc = "Compression format: gz, z or bz2 (required when enabled)." },
     } } },
     file_watch = { type = "block", default = {}, doc = "How files are polled when inotify is not used.", schema = { args = {
       min_poll_frequency = { type = "duration", default = "250ms", positive = true, doc = "Minimum time between polls." },
