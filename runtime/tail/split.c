@@ -24,7 +24,8 @@ void mw_linesplit_reset(mw_linesplit_t *s) {
 /* Appends p[0..n) to the kept line, up to max_line bytes; past it the line is cut. */
 static int keep(mw_linesplit_t *s, const char *p, size_t n) {
   if (s->cut) return 0;
-  size_t room = s->max_line - s->len;
+  /* max_line + 1: room for a \r that a line of max_line bytes may still end with */
+  size_t room = s->max_line + 1 - s->len;
   if (n > room) {
     n = room;
     s->cut = 1;
@@ -33,7 +34,7 @@ static int keep(mw_linesplit_t *s, const char *p, size_t n) {
     size_t c = s->cap ? s->cap : 256;
     while (c < s->len + n)
       c *= 2;
-    if (c > s->max_line) c = s->max_line;
+    if (c > s->max_line + 1) c = s->max_line + 1;
     char *q = realloc(s->buf, c);
     if (!q) return -1;
     s->buf = q;
@@ -63,11 +64,10 @@ int mw_linesplit_feed(mw_linesplit_t *s, const char *data, size_t len, mw_line_f
     if (!nl) return keep(s, data + i, len - i);
     size_t n = (size_t)(nl - (data + i)), consumed = (size_t)(nl - data) + 1;
     if (s->len || s->cut) {
-      /* the end of a kept line: a \r\n split across chunks strips too */
+      /* the end of a kept line (a \r\n split across chunks is stripped the same) */
       if (keep(s, data + i, n) != 0) return -1;
       int was_cut = s->cut;
-      size_t l = s->len;
-      if (!was_cut && l > 0 && s->buf[l - 1] == '\r') l--;
+      size_t l = s->len; /* emit strips the \r (once: a \r\r\n line keeps one) */
       s->len = 0;
       s->cut = 0;
       if (emit(s, s->buf, l, consumed, was_cut, fn, ud) != 0) return -1;

@@ -3,7 +3,7 @@
  * promtail do) are handed to a callback, the unfinished end of a chunk is kept in the
  * splitter until its \n arrives. Bounded: a line over max_line bytes is cut to its first
  * max_line bytes (the rest up to its \n is dropped) and counted; the splitter never holds
- * more than max_line bytes. Plain C, no I/O: fuzzed by tests/fuzz/fuzz_linesplit.c. */
+ * more than max_line + 1 bytes. Plain C, no I/O: fuzzed by tests/fuzz/fuzz_linesplit.c. */
 #ifndef MW_TAIL_SPLIT_H
 #define MW_TAIL_SPLIT_H
 #include <stddef.h>

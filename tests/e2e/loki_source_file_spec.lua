@@ -295,6 +295,7 @@ describe("loki.source.file", function()
     assert.is_true(t.wait_lines("l.log", 3))
     local body = ""
     wait_for(function() -- the metrics are refreshed every second
+      local _
       _, body = proc.http("GET", h.base .. "/metrics")
       return body:find("loki_source_file_lines_truncated_total", 1, true) ~= nil
     end)
