@@ -74,6 +74,9 @@ struct mw_tailer {
   size_t ndirs, dirs_cap;
   mw_tailfile_t **files;
   size_t nfiles, files_cap;
+  uint32_t
+      *index; /* path hash -> file index + 1 (0: empty), open addressing, index_cap a power of 2 */
+  size_t index_cap;
   mw_tailpos_t *pos;
   size_t npos, pos_cap;
   int pos_dirty;
@@ -580,6 +583,71 @@ oom:
   return -1;
 }
 
+/* FNV-1a of s. */
+static uint64_t path_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The index of files by path, for inotify events (rebuilt when the files change; without
+ * memory the events fall back to a scan). */
+static void rebuild_index(mw_tailer_t *t) {
+  size_t cap = 16;
+  while (cap < t->nfiles * 2)
+    cap *= 2;
+  if (cap != t->index_cap) {
+    uint32_t *x = realloc(t->index, cap * sizeof *x);
+    if (!x) {
+      free(t->index);
+      t->index = NULL;
+      t->index_cap = 0;
+      return;
+    }
+    t->index = x;
+    t->index_cap = cap;
+  }
+  memset(t->index, 0, cap * sizeof *t->index);
+  for (size_t i = 0; i < t->nfiles; i++) {
+    size_t k = path_hash(t->files[i]->path) & (cap - 1);
+    while (t->index[k])
+      k = (k + 1) & (cap - 1);
+    t->index[k] = (uint32_t)i + 1;
+  }
+}
+
+/* Marks the files whose path is full (the same path with other labels too). */
+static void mark_path(mw_tailer_t *t, const char *full) {
+  if (!t->index) { /* no memory for the index: a scan */
+    for (size_t i = 0; i < t->nfiles; i++)
+      if (!strcmp(t->files[i]->path, full)) t->files[i]->dirty = 1;
+    return;
+  }
+  size_t k = path_hash(full) & (t->index_cap - 1);
+  while (t->index[k]) {
+    mw_tailfile_t *f = t->files[t->index[k] - 1];
+    if (!strcmp(f->path, full)) f->dirty = 1;
+    k = (k + 1) & (t->index_cap - 1);
+  }
+}
+
+/* Marks the files at dir/name (an inotify event's). */
+static void mark(mw_tailer_t *t, const char *dir, const char *name) {
+  size_t dl = strlen(dir), nl = strlen(name);
+  char full[4096];
+  if (dl + nl + 2 > sizeof full) {
+    mw_ffi_tail_check_all(t);
+    return;
+  }
+  if (!strcmp(dir, ".")) mark_path(t, name); /* a relative path without a directory */
+  memcpy(full, dir, dl);
+  size_t fl = dl;
+  if (!dl || dir[dl - 1] != '/') full[fl++] = '/';
+  memcpy(full + fl, name, nl + 1);
+  mark_path(t, full);
+}
+
 void mw_ffi_tail_sync_end(mw_tailer_t *t) {
   size_t j = 0;
   for (size_t i = 0; i < t->nfiles; i++) {
@@ -594,6 +662,7 @@ void mw_ffi_tail_sync_end(mw_tailer_t *t) {
   }
   t->nfiles = j;
   if (t->rr >= j) t->rr = 0;
+  rebuild_index(t);
 }
 
 void mw_ffi_tail_check_all(mw_tailer_t *t) {
@@ -619,15 +688,7 @@ static void drain_inotify(mw_tailer_t *t) {
       for (size_t i = 0; i < t->ndirs; i++)
         if (t->dirs[i].wd == ev->wd) dir = t->dirs[i].dir;
       if (!dir || !ev->len) continue;
-      size_t dl = strlen(dir);
-      for (size_t i = 0; i < t->nfiles; i++) {
-        mw_tailfile_t *f = t->files[i];
-        const char *fp = f->path;
-        if (strncmp(fp, dir, dl) != 0) continue;
-        fp += dl;
-        if (*fp == '/') fp++;
-        if (!strcmp(fp, ev->name)) f->dirty = 1;
-      }
+      mark(t, dir, ev->name);
     }
   }
 }

@@ -4,8 +4,9 @@
 --- ones, plus filename (the file's path). Positions are kept in
 --- <storage.path>/loki.source.file.<label>/positions.yml (Alloy's format), saved every
 --- second and at stop: a restart reads on from there (after kill -9: the lines of the last
---- second again at most). Files are watched with inotify, polled (file_watch) otherwise or
---- when MOONWATCH_FILE_WATCH=poll.
+--- second again at most). Files are watched with inotify (and all checked once a second
+--- in case an event was missed), polled (file_watch) otherwise or when
+--- MOONWATCH_FILE_WATCH=poll.
 local logs = require("moonwatch.batch.logs")
 local fs = require("moonwatch.fs")
 local metrics = require("moonwatch.metrics")
@@ -105,7 +106,10 @@ end
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, fanout = receiver.fanout(ctx), batch = logs.new(), m = families(),
     seen = {}, counted = {}, sent = 0 }, Instance)
-  self.poll = os.getenv("MOONWATCH_FILE_WATCH") == "poll"
+  -- MOONWATCH_FILE_WATCH=poll: polling only; =inotify: inotify events only, without the
+  -- periodic safety check (for tests: a missed event then shows)
+  local mode = os.getenv("MOONWATCH_FILE_WATCH")
+  self.poll, self.events_only = mode == "poll", mode == "inotify"
   self:update(args)
   return self
 end
@@ -137,6 +141,9 @@ end
 function Instance:update(args)
   local key = tailer_key(args)
   if key ~= self.key then
+    if self.tailer then -- the new tailer starts from the old one's positions
+      self.tailer:save(true)
+    end
     local t = self:open_tailer(args)
     self:close_tailer()
     self.tailer, self.key = t, key
@@ -210,7 +217,7 @@ function Instance:arm()
     self.check_timer:close()
     self.check_timer = nil
   end
-  if not self.check_timer then
+  if not self.check_timer and not (self.events_only and self.tailer:inotify()) then
     self.check_every = every
     self.check_timer = self.ctx:timer(every, every, function()
       self:tick()
