@@ -176,7 +176,7 @@ int mw_ffi_labels_next(const uint8_t *enc, size_t len, size_t *pos, const char *
 typedef struct mw_logbatch mw_logbatch_t;
 /* One entry as read back; pointers owned by the batch, valid until its next change. */
 typedef struct {
-  uint32_t stream;   /* index of its stream (mw_ffi_logbatch_stream_labels) */
+  uint32_t stream; /* index of its stream (mw_ffi_logbatch_stream_labels) */
   uint32_t line_len;
   uint32_t meta_len; /* structured metadata: name 0xFF value 0xFF pairs, in order */
   int64_t ts_ns;     /* nanoseconds since the epoch */
@@ -229,8 +229,8 @@ typedef struct {
   double initial_delay;   /* seconds to wait before reading a compressed file */
   uint64_t max_line_size; /* longer lines are cut (counted) */
   uint32_t max_open_files;
-  const char *encoding;   /* iconv name of the files' encoding; "" or NULL: UTF-8 */
-  const char *positions;  /* the positions file */
+  const char *encoding;         /* iconv name of the files' encoding; "" or NULL: UTF-8 */
+  const char *positions;        /* the positions file */
   const char *legacy_positions; /* promtail's positions file to convert, or "" */
 } mw_tail_opts_t;
 /* A tailer; NULL with err (an unknown encoding, an unreadable positions file). */
