@@ -10,7 +10,7 @@
 
 #include "base/err.h"
 #include "base/grow.h"
-#include "ffi.h"
+#include "tail/tail.h"
 
 /* The end of the bracket class starting at p ('['), or NULL if it is not closed. */
 static const char *class_end(const char *p) {
