@@ -316,6 +316,58 @@ describe("loki.source.file", function()
       .. t.logs .. '/l.log"} 3', body, 1, true)
   end)
 
+  it("takes static targets, promtail's positions, its own file_match block; shows files in its debug info", function()
+    n = n + 1
+    local dir = string.format("%s/t%d", tmp, n)
+    os.execute("mkdir -p " .. dir .. "/m")
+    append(dir .. "/s.log", "skip1\nread1\n")
+    append(dir .. "/m/x.log", "x1\n")
+    proc.write(dir .. "/legacy.yml", string.format('positions:\n  %s: "6"\n', dir .. "/s.log"))
+    local out = dir .. "/out.log"
+    local f = proc.write(dir .. "/pipeline.lua", string.format([[
+loki.source.file "s" {
+  targets = { { __path__ = %q, job = "static" } },
+  legacy_positions_file = %q,
+  forward_to = { loki.echo.e.receiver },
+}
+loki.source.file "m" {
+  targets = { { __path__ = %q, job = "matched" } },
+  file_match = { enabled = true, sync_period = "100ms" },
+  forward_to = { loki.echo.e.receiver },
+}
+loki.echo "e" { file = %q }
+]], dir .. "/s.log", dir .. "/legacy.yml", dir .. "/m/*.log", out))
+    local h = proc.start_run(f, { "--storage.path=" .. dir .. "/data" }, { env = "MOONWATCH_FILE_WATCH=inotify" })
+    started[#started + 1] = h
+    assert.is_true(wait_for(function()
+      return #lines_of(out, "s.log") >= 1 and #lines_of(out, "x.log") >= 1
+    end))
+    append(dir .. "/m/y.log", "y1\n")
+    assert.is_true(wait_for(function()
+      return #lines_of(out, "y.log") >= 1
+    end))
+    local _, body = proc.http("GET", h.base .. "/api/v0/components/loki.source.file.s")
+    assert.matches('"path":"' .. dir .. '/s.log"', body:gsub("\\/", "/"), 1, true)
+    assert.matches('"read_offset":12', body, 1, true)
+    -- a deleted file's position is forgotten (the target stays)
+    local pos = dir .. "/data/loki.source.file.s/positions.yml"
+    assert.is_true(wait_for(function() -- saved within a second
+      return slurp(pos):find("s.log", 1, true) ~= nil
+    end))
+    os.remove(dir .. "/s.log")
+    assert.is_true(wait_for(function()
+      return slurp(pos):find("s.log", 1, true) == nil
+    end), slurp(pos))
+    h.kill()
+    assert.equals(0, h.wait(10))
+    assert.same({ "read1" }, lines_of(out, "s.log"))
+    assert.same({ "x1" }, lines_of(out, "x.log"))
+    assert.same({ "y1" }, lines_of(out, "y.log"))
+    for _, e in ipairs(entries(out)) do
+      assert.matches(e.file:find("/m/", 1, true) and 'job=\\"matched\\"' or 'job=\\"static\\"', e.labels)
+    end
+  end)
+
   it("refuses a malformed glob or an unknown encoding with the declaration's line", function()
     local f = proc.write(tmp .. "/bad.lua", [[
 local_.file_match "f" { path_targets = { { __path__ = "/var/log/[a.log" } } }
