@@ -13,6 +13,7 @@ local metrics = require("moonwatch.metrics")
 local receiver = require("moonwatch.receiver")
 local scheduler = require("moonwatch.scheduler")
 local tail = require("moonwatch.native.tail")
+local monotonic = require("moonwatch.ffi").monotonic -- not the loop's cached time: a backlog runs in one turn
 
 local Instance = {}
 Instance.__index = Instance
@@ -277,7 +278,7 @@ end
 
 function Instance:run()
   self.task = scheduler.current()
-  local slice_start = scheduler.now()
+  local slice_start = monotonic()
   while true do
     local t = self.tailer
     self.pending = false
@@ -288,14 +289,14 @@ function Instance:run()
       self.fanout:send(self.args.forward_to, self.batch)
     end
     if more or self.pending then
-      if scheduler.now() - slice_start > SLICE then
+      if monotonic() - slice_start > SLICE then
         self.ctx:sleep(0)
-        slice_start = scheduler.now()
+        slice_start = monotonic()
       end
     else
       self.waiting = true
       scheduler.suspend()
-      slice_start = scheduler.now()
+      slice_start = monotonic()
     end
   end
 end
