@@ -40,6 +40,8 @@ typedef struct {
   uint8_t *labels;
   size_t labels_len;
   int fd, state, dirty, seen;
+  int check; /* at its end, look at the path too (rotation, deletion): an event other than a
+                write named it, a poll tick, or it is new */
   dev_t dev;
   ino_t ino;
   int64_t read_off;   /* raw bytes read from fd */
@@ -574,7 +576,7 @@ int mw_ffi_tail_add(mw_tailer_t *t, const char *path, const char *labels, size_t
   p->attached = 1;
   f->pos = (size_t)(p - t->pos);
   f->seen = 1;
-  f->dirty = 1;
+  f->dirty = f->check = 1;
   t->files[t->nfiles++] = f;
   file_open(t, f, from);
   return 0;
@@ -618,34 +620,40 @@ static void rebuild_index(mw_tailer_t *t) {
 }
 
 /* Marks the files whose path is full (the same path with other labels too). */
-static void mark_path(mw_tailer_t *t, const char *full) {
+static void mark_path(mw_tailer_t *t, const char *full, int check) {
   if (!t->index) { /* no memory for the index: a scan */
     for (size_t i = 0; i < t->nfiles; i++)
-      if (!strcmp(t->files[i]->path, full)) t->files[i]->dirty = 1;
+      if (!strcmp(t->files[i]->path, full)) {
+        t->files[i]->dirty = 1;
+        t->files[i]->check |= check;
+      }
     return;
   }
   size_t k = path_hash(full) & (t->index_cap - 1);
   while (t->index[k]) {
     mw_tailfile_t *f = t->files[t->index[k] - 1];
-    if (!strcmp(f->path, full)) f->dirty = 1;
+    if (!strcmp(f->path, full)) {
+      f->dirty = 1;
+      f->check |= check;
+    }
     k = (k + 1) & (t->index_cap - 1);
   }
 }
 
-/* Marks the files at dir/name (an inotify event's). */
-static void mark(mw_tailer_t *t, const char *dir, const char *name) {
+/* Marks the files at dir/name (an inotify event's); check: not only a write. */
+static void mark(mw_tailer_t *t, const char *dir, const char *name, int check) {
   size_t dl = strlen(dir), nl = strlen(name);
   char full[4096];
   if (dl + nl + 2 > sizeof full) {
     mw_ffi_tail_check_all(t);
     return;
   }
-  if (!strcmp(dir, ".")) mark_path(t, name); /* a relative path without a directory */
+  if (!strcmp(dir, ".")) mark_path(t, name, check); /* a relative path without a directory */
   memcpy(full, dir, dl);
   size_t fl = dl;
   if (!dl || dir[dl - 1] != '/') full[fl++] = '/';
   memcpy(full + fl, name, nl + 1);
-  mark_path(t, full);
+  mark_path(t, full, check);
 }
 
 void mw_ffi_tail_sync_end(mw_tailer_t *t) {
@@ -667,7 +675,7 @@ void mw_ffi_tail_sync_end(mw_tailer_t *t) {
 
 void mw_ffi_tail_check_all(mw_tailer_t *t) {
   for (size_t i = 0; i < t->nfiles; i++)
-    t->files[i]->dirty = 1;
+    t->files[i]->dirty = t->files[i]->check = 1;
 }
 
 /* Drains inotify: the files named by events are marked; an overflow marks them all. */
@@ -688,7 +696,7 @@ static void drain_inotify(mw_tailer_t *t) {
       for (size_t i = 0; i < t->ndirs; i++)
         if (t->dirs[i].wd == ev->wd) dir = t->dirs[i].dir;
       if (!dir || !ev->len) continue;
-      mark(t, dir, ev->name);
+      mark(t, dir, ev->name, (ev->mask & ~(uint32_t)(IN_MODIFY | IN_CLOSE_WRITE)) != 0);
     }
   }
 }
@@ -879,6 +887,8 @@ static int at_eof(mw_tailer_t *t, mw_tailfile_t *f) {
     }
     f->size = st.st_size;
   }
+  if (!f->check) return 0; /* only writes since the last look at the path */
+  f->check = 0;
   if (stat(f->path, &ps) != 0) {
     if (errno != ENOENT) return 0;
     /* deleted (or renamed away and not yet replaced): its last line, then forget it */

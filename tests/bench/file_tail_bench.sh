@@ -24,17 +24,28 @@ for files in "$@"; do
   rm -rf "$tmp/logs" "$tmp/data" "$tmp/done"
   mkdir -p "$tmp/logs"
   per=$((lines / files))
-  # ~200-byte lines, distinct per file
-  awk -v files="$files" -v per="$per" -v dir="$tmp/logs" 'BEGIN {
-    pad = sprintf("%150s", ""); gsub(/ /, "x", pad)
-    for (f = 0; f < files; f++) {
-      out = sprintf("%s/app-%04d.log", dir, f)
-      for (i = 0; i < per; i++)
-        printf "ts=2024-01-01T00:00:00Z level=info file=%d line=%08d msg=\"%s\"\n", f, i, pad > out
-      close(out)
-    }
-  }'
+  # ~200-byte lines, distinct per file, written in rounds over the files
+  write() {
+    awk -v files="$files" -v per="$per" -v rounds="$1" -v dir="$tmp/logs" 'BEGIN {
+      pad = sprintf("%150s", ""); gsub(/ /, "x", pad)
+      step = int(per / rounds)
+      for (r = 0; r < rounds; r++)
+        for (f = 0; f < files; f++) {
+          out = sprintf("%s/app-%04d.log", dir, f)
+          for (i = r * step; i < (r + 1) * step; i++)
+            printf "ts=2024-01-01T00:00:00Z level=info file=%d line=%08d msg=\"%s\"\n", f, i, pad >> out
+          fflush(out)
+          if (files > 200) close(out)
+        }
+    }'
+  }
+  per=$((per / 100 * 100))
   total=$((per * files))
+  if [ -n "${FOLLOW:-}" ]; then
+    for f in $(seq 0 $((files - 1))); do : >"$tmp/logs/$(printf 'app-%04d.log' "$f")"; done
+  else
+    write 1
+  fi
   cat >"$tmp/pipeline.lua" <<LUA
 local_.file_match "f" { path_targets = { { __path__ = "$tmp/logs/*.log", job = "bench" } } }
 loki.source.file "s" {
@@ -47,6 +58,13 @@ LUA
     --component.path="$src/components" "$tmp/pipeline.lua" >"$tmp/out" 2>"$tmp/err" &
   pid=$!
   c0=$(cpu $pid)
+  if [ -n "${FOLLOW:-}" ]; then
+    while ! grep -q "pipeline running" "$tmp/err"; do sleep 0.05; done
+    sleep 0.3
+    c0=$(cpu $pid)
+    if [ -n "${PERF:-}" ]; then perf record -g -o "$PERF" -p $pid 2>/dev/null & perfpid=$!; fi
+    write 100
+  fi
   i=0
   while [ ! -s "$tmp/done" ]; do
     sleep 0.05
@@ -54,6 +72,7 @@ LUA
     [ $i -lt 2400 ] || { echo "timeout: $(cat "$tmp/err")"; exit 1; }
   done
   c1=$(cpu $pid)
+  [ -z "${perfpid:-}" ] || { kill -INT $perfpid; wait $perfpid || true; perfpid=; }
   [ -z "${BENCH_DEBUG:-}" ] || echo "cpu ticks $c0 -> $c1" >&2
   rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
   hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")

@@ -131,6 +131,19 @@ function Tailer:set(files)
   return true
 end
 
+--- Stops watching inotify's descriptor (events queue in the kernel) until resume().
+function Tailer:pause()
+  if self.io then
+    self.io:stop()
+  end
+end
+
+function Tailer:resume()
+  if self.io then
+    self.io:start()
+  end
+end
+
 --- Marks every file to be checked at the next read (a poll tick).
 function Tailer:check_all()
   C.mw_ffi_tail_check_all(self.t)

@@ -22,6 +22,8 @@ Instance.__index = Instance
 local BATCH_ENTRIES, BATCH_BYTES = 16384, 4 * 1024 * 1024
 -- Seconds a backlog is read before the loop gets a turn; between inotify safety checks.
 local SLICE, SAFETY_CHECK = 0.02, 1
+-- Seconds inotify events are gathered before the files they name are read.
+local COALESCE = 0.005
 -- Seconds between two saves of the positions file (when changed) and metric updates.
 local SAVE_EVERY = 1
 
@@ -149,7 +151,19 @@ function Instance:update(args)
     self:close_tailer()
     self.tailer, self.key = t, key
     t:watch(function()
-      self:poke()
+      -- events are gathered for COALESCE seconds before a read: a busy writer's many
+      -- small writes make one read, not one wake-up each
+      if not self.coalescing then
+        self.coalescing = true
+        t:pause()
+        self.ctx:timer(COALESCE, nil, function()
+          self.coalescing = false
+          if self.tailer == t then
+            t:resume()
+            self:poke()
+          end
+        end, self.ctx.id .. " events")
+      end
     end)
   end
   self.args = args
