@@ -381,7 +381,7 @@ int mw_ffi_glob(const char *pattern, const char *exclude, double min_mtime, char
       mw_oom(err, errlen);
       goto done;
     }
-  qsort(w.found.v, w.found.n, sizeof(char *), cmp);
+  if (w.found.n > 1) qsort(w.found.v, w.found.n, sizeof(char *), cmp);
   size_t total = 0, n = 0;
   for (size_t i = 0; i < w.found.n; i++)
     if (i == 0 || strcmp(w.found.v[i], w.found.v[i - 1]) != 0) total += strlen(w.found.v[i]) + 1;
