@@ -245,6 +245,35 @@ static void put_quoted(FILE *f, const char *s) {
   fputc('\'', f);
 }
 
+/* Drops the forgotten positions no file refers to (files come and go: the array would
+ * only grow), when they are most of it. */
+static void pos_compact(mw_tailer_t *t) {
+  size_t dead = 0;
+  for (size_t i = 0; i < t->npos; i++)
+    dead += t->pos[i].dead;
+  if (dead < 64 || dead * 2 < t->npos) return;
+  size_t *map = malloc(t->npos * sizeof *map);
+  if (!map) return;
+  for (size_t i = 0; i < t->npos; i++)
+    map[i] = SIZE_MAX;
+  for (size_t i = 0; i < t->nfiles; i++)
+    map[t->files[i]->pos] = 0; /* referred to: kept */
+  size_t j = 0;
+  for (size_t i = 0; i < t->npos; i++) {
+    if (t->pos[i].dead && map[i] == SIZE_MAX) {
+      free(t->pos[i].path);
+      free(t->pos[i].labels);
+      continue;
+    }
+    t->pos[j] = t->pos[i];
+    map[i] = j++;
+  }
+  t->npos = j;
+  for (size_t i = 0; i < t->nfiles; i++)
+    t->files[i]->pos = map[t->files[i]->pos];
+  free(map);
+}
+
 int mw_ffi_tail_save(mw_tailer_t *t, int force, char *err, size_t errlen) {
   if (!t->pos_dirty && !force) return 0;
   size_t n = strlen(t->positions);
@@ -289,6 +318,7 @@ int mw_ffi_tail_save(mw_tailer_t *t, int force, char *err, size_t errlen) {
   }
   free(tmp);
   t->pos_dirty = 0;
+  pos_compact(t); /* after the save marked the positions of files gone */
   return 0;
 }
 
@@ -996,6 +1026,7 @@ void mw_ffi_tail_stats(const mw_tailer_t *t, mw_tail_stats_t *s) {
   *s = t->st;
   s->files = (uint32_t)t->nfiles;
   s->active = t->open;
+  s->positions = (uint32_t)t->npos;
   for (size_t i = 0; i < t->nfiles; i++)
     s->lines_truncated += t->files[i]->split.truncated;
 }

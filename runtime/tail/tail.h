@@ -76,6 +76,7 @@ typedef struct {
   uint64_t rotations;         /* files replaced under their path */
   uint64_t open_errors;       /* files that could not be opened */
   uint32_t files, active;     /* files tailed, of which open */
+  uint32_t positions;         /* positions held (of files tailed, gone or kept) */
 } mw_tail_stats_t;
 void mw_ffi_tail_stats(const mw_tailer_t *t, mw_tail_stats_t *s);
 /* File i (below stats.files): path, state ("active", "missing", "done", "waiting",

@@ -174,6 +174,7 @@ function Tailer:stats()
     open_errors = tonumber(stats.open_errors),
     files = stats.files,
     active = stats.active,
+    positions = stats.positions,
   }
 end
 
