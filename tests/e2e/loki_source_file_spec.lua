@@ -319,14 +319,14 @@ describe("loki.source.file", function()
   it("takes static targets, promtail's positions, its own file_match block; shows files in its debug info", function()
     n = n + 1
     local dir = string.format("%s/t%d", tmp, n)
-    os.execute("mkdir -p " .. dir .. "/m")
+    os.execute("mkdir -p " .. dir .. "/m " .. dir .. "/dir.log")
     append(dir .. "/s.log", "skip1\nread1\n")
     append(dir .. "/m/x.log", "x1\n")
     proc.write(dir .. "/legacy.yml", string.format('positions:\n  %s: "6"\n', dir .. "/s.log"))
     local out = dir .. "/out.log"
     local f = proc.write(dir .. "/pipeline.lua", string.format([[
 loki.source.file "s" {
-  targets = { { __path__ = %q, job = "static" } },
+  targets = { { __path__ = %q, job = "static" }, { __path__ = %q, job = "static" } },
   legacy_positions_file = %q,
   forward_to = { loki.echo.e.receiver },
 }
@@ -336,9 +336,12 @@ loki.source.file "m" {
   forward_to = { loki.echo.e.receiver },
 }
 loki.echo "e" { file = %q }
-]], dir .. "/s.log", dir .. "/legacy.yml", dir .. "/m/*.log", out))
+]], dir .. "/s.log", dir .. "/dir.log", dir .. "/legacy.yml", dir .. "/m/*.log", out))
     local h = proc.start_run(f, { "--storage.path=" .. dir .. "/data" }, { env = "MOONWATCH_FILE_WATCH=inotify" })
     started[#started + 1] = h
+    -- a target that is not a regular file is said in the log, naming it
+    assert.is_true(h.wait_log(string.format('level=warn component_id=loki.source.file.s msg="cannot read file" '
+      .. 'err="not a regular file" path=%s/dir.log', dir), 5), h.read())
     assert.is_true(wait_for(function()
       return #lines_of(out, "s.log") >= 1 and #lines_of(out, "x.log") >= 1
     end))

@@ -331,8 +331,15 @@ function Instance:save(force)
   end
   local m, id = self.m, self.ctx.id
   local now = {}
+  self.errors = self.errors or {}
   for _, f in ipairs(t:files()) do
     now[f.path] = true
+    if f.error ~= (self.errors[f.path] or "") then -- a file that cannot be read: said once
+      if f.error ~= "" then
+        self.ctx.log:warn("cannot read file", { path = f.path, err = f.error })
+      end
+      self.errors[f.path] = f.error ~= "" and f.error or nil
+    end
     m.read_bytes:with(id, f.path):set(f.position)
     m.file_bytes:with(id, f.path):set(f.size)
     local prev = self.counted[f.path] or 0
@@ -347,6 +354,7 @@ function Instance:save(force)
       m.file_bytes:remove(id, p)
       m.read_lines:remove(id, p)
       self.counted[p] = nil
+      self.errors[p] = nil
     end
   end
   local s = t:stats()
