@@ -49,5 +49,6 @@
 #include "exporters/process/group.h"
 #include "loki/push.h"
 #include "loki/reader.h"
+#include "tail/tail.h"
 /* clang-format on */
 #endif
