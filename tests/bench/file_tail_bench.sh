@@ -4,6 +4,9 @@
 # one moonwatch process, into a receiver that only counts), CPU seconds per million
 # lines (utime+stime of the process from /proc/<pid>/stat, startup excluded) and RSS.
 #   tests/bench/file_tail_bench.sh [MOONWATCH_BIN] [LINES] [FILES...]
+# SINK=loki: end to end instead: the lines go on through loki.write (defaults: queue on disk,
+# snappy protobuf) to the suite's Loki receiver in count mode (another process, its CPU not
+# counted), and the time is until the receiver has them all.
 set -eu
 bin=${1:-build/moonwatch}
 lines=${2:-2000000}
@@ -12,13 +15,24 @@ shift 2 2>/dev/null || shift $#
 src=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 pid=
+rpid=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  [ -n "$rpid" ] && kill "$rpid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+sink='bench.logcount.c.receiver'
+if [ "${SINK:-}" = loki ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$bin" lua "$src/../e2e/fixtures/loki_receiver.lua" "$port" count >"$tmp/receiver.log" 2>&1 &
+  rpid=$!
+  until curl -sf "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.1; done
+  sink='loki.write.w.receiver'
+fi
+received() { curl -s "http://127.0.0.1:$port/count" | sed -n 's/.*"entries": *\([0-9]*\).*/\1/p'; }
 printf '%-6s %10s %12s %14s %10s %10s\n' files lines lines/s cpu_s/Mlines rss_MiB hwm_MiB
 for files in "$@"; do
   rm -rf "$tmp/logs" "$tmp/data" "$tmp/done"
@@ -50,9 +64,10 @@ for files in "$@"; do
 local_.file_match "f" { path_targets = { { __path__ = "$tmp/logs/*.log", job = "bench" } } }
 loki.source.file "s" {
   targets = local_.file_match.f.targets,
-  forward_to = { bench.logcount.c.receiver },
+  forward_to = { $sink },
 }
 bench.logcount "c" { expect = $total, file = "$tmp/done" }
+loki.write "w" { endpoint = { url = "http://127.0.0.1:${port:-9}/loki/api/v1/push" } }
 LUA
   "$bin" run --server.http.listen-addr=127.0.0.1:0 --storage.path="$tmp/data" \
     --component.path="$src/components" "$tmp/pipeline.lua" >"$tmp/out" 2>"$tmp/err" &
@@ -64,6 +79,12 @@ LUA
     c0=$(cpu $pid)
     if [ -n "${PERF:-}" ]; then perf record -g -o "$PERF" -p $pid 2>/dev/null & perfpid=$!; fi
     write 100
+  fi
+  if [ -n "$rpid" ]; then
+    t0=$(date +%s.%N)
+    base=$(received)
+    while [ "$(($(received) - base))" -lt "$total" ]; do sleep 0.05; done
+    echo "$total $((total * 212)) $(echo "$(date +%s.%N) - $t0" | bc)" >"$tmp/done"
   fi
   i=0
   while [ ! -s "$tmp/done" ]; do

@@ -19,7 +19,7 @@ local Instance = {}
 Instance.__index = Instance
 
 -- Entries and bytes of one batch handed to forward_to.
-local BATCH_ENTRIES, BATCH_BYTES = 16384, 4 * 1024 * 1024
+local BATCH_ENTRIES, BATCH_BYTES = 8192, 1024 * 1024
 -- Seconds a backlog is read before the loop gets a turn; between inotify safety checks.
 local SLICE, SAFETY_CHECK = 0.02, 1
 -- Seconds inotify events are gathered before the files they name are read.
