@@ -22,10 +22,11 @@
 -- loki_write_dropped_entries_total{reason="too_old"|"queue_full"}.
 local ffi_rt = require("moonwatch.ffi")
 local logs = require("moonwatch.batch.logs")
-local core = require("moonwatch.native.core")
 local native_loki = require("moonwatch.native.loki")
 local httpconfig = require("moonwatch.httpconfig")
 local http_client = require("moonwatch.http_client")
+local push_endpoint = require("moonwatch.push_endpoint")
+local relabel = require("moonwatch.relabel")
 local metrics = require("moonwatch.metrics")
 local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
@@ -135,10 +136,6 @@ end
 local Instance = {}
 Instance.__index = Instance
 
-local function endpoint_name(e)
-  return e.name or core.sha256_hex(e.url, 12)
-end
-
 -- host[:port] of a URL, without credentials: the host label of Alloy's metrics.
 local function url_host(url)
   local auth = url:match("^%a[%w+.-]*://([^/?#]*)") or ""
@@ -146,16 +143,9 @@ local function url_host(url)
 end
 
 function M.validate(args)
-  local names = {}
-  for i, e in ipairs(args.endpoint) do
-    local n = endpoint_name(e)
-    if not n:match("^[%w_%-%.]+$") then
-      return string.format("endpoint[%d]: name: only letters, digits, '_', '-' and '.'", i)
-    end
-    if names[n] then
-      return string.format("endpoint[%d]: two endpoints named %q", i, n)
-    end
-    names[n] = true
+  local err = push_endpoint.validate_names(args.endpoint)
+  if err then
+    return err
   end
   for k in pairs(args.external_labels) do
     if not k:match("^[%a_][%w_]*$") then
@@ -206,50 +196,14 @@ function M.new(ctx, args)
   return self
 end
 
-local function encode_labels(map)
-  local names = {}
-  for k in pairs(map) do
-    names[#names + 1] = k
-  end
-  table.sort(names)
-  for i, k in ipairs(names) do
-    names[i] = k .. "\255" .. map[k] .. "\255"
-  end
-  return table.concat(names)
-end
-
-local function new_client(e)
-  local client = assert(http_client.new(httpconfig.client_config(e)))
-  redact.register_url(client, e.url)
-  return client
-end
-
 function Instance:configure(args)
   self.args = args
-  local wanted = {}
-  for _, e in ipairs(args.endpoint) do
-    wanted[endpoint_name(e)] = e
-  end
-  for name, ep in pairs(self.endpoints) do
-    if not wanted[name] then
-      self:stop_endpoint(ep)
-      self.endpoints[name] = nil
-    end
-  end
-  local ext = encode_labels(args.external_labels)
-  for name, e in pairs(wanted) do
-    local ep = self.endpoints[name]
-    if ep and (ep.cfg.url ~= e.url or (ep.cfg.tenant_id or "") ~= (e.tenant_id or "")) then
-      self:stop_endpoint(ep)
-      ep = nil
-    end
-    if ep then
-      ep.cfg, ep.client = e, new_client(e)
-      ep.reader:configure(e.batch_size, args.max_streams, ext, e.encoding)
-    else
-      self.endpoints[name] = self:start_endpoint(name, e, ext)
-    end
-  end
+  local ext = relabel.encode(args.external_labels)
+  push_endpoint.reconcile(self, args.endpoint, ext, function(ep, e)
+    return ep.cfg.url ~= e.url or (ep.cfg.tenant_id or "") ~= (e.tenant_id or "")
+  end, function(ep, e)
+    ep.reader:configure(e.batch_size, args.max_streams, ext, e.encoding)
+  end)
   if self.sync_timer then
     self.sync_timer:close()
     self.sync_timer = nil
@@ -273,7 +227,7 @@ function Instance:start_endpoint(name, e, ext)
   local host, tenant = url_host(e.url), e.tenant_id or ""
   local m, id = self.m, self.ctx.id
   local ep = {
-    name = name, cfg = e, reader = reader, client = new_client(e), host = host, tenant = tenant,
+    name = name, cfg = e, reader = reader, client = push_endpoint.new_client(e), host = host, tenant = tenant,
     m = {
       encoded_bytes = m.encoded_bytes:with(id, host, tenant), sent_bytes = m.sent_bytes:with(id, host, tenant),
       sent_entries = m.sent_entries:with(id, host, tenant), retries = m.retries:with(id, host, tenant),
@@ -293,14 +247,7 @@ function Instance:start_endpoint(name, e, ext)
 end
 
 function Instance.stop_endpoint(_, ep)
-  ep.stopped = true
-  if ep.task then
-    scheduler.cancel(ep.task)
-  end
-  if ep.reader then
-    ep.reader:close() -- saves its cursor now: a reader of the same name may be opened right away
-    ep.reader = nil
-  end
+  push_endpoint.stop(ep)
 end
 
 function Instance:drop(ep, reason, entries, bytes)
@@ -365,15 +312,6 @@ function Instance:run_endpoint(ep)
   end
 end
 
-local function retry_after(headers, default)
-  local v = headers and headers["retry-after"]
-  local n = v and tonumber(v)
-  if n then
-    return math.max(n, 0)
-  end
-  return default
-end
-
 -- POSTs one request. "sent"; "retry", err, wait (5xx, 429 when retried, network errors);
 -- "rejected", err, reason (any other status).
 function Instance:post(ep, body, backoff)
@@ -382,27 +320,14 @@ function Instance:post(ep, body, backoff)
   if cfg.tenant_id and cfg.tenant_id ~= "" then
     headers["X-Scope-OrgID"] = cfg.tenant_id
   end
-  for k, v in pairs(cfg.headers) do
-    headers[k] = v
+  local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, backoff, cfg.retry_on_http_429)
+  self.m.duration:with(self.ctx.id, tostring(status), ep.host, ep.tenant):observe(seconds)
+  if outcome == "retry" and status > 0 then
+    return outcome, why, math.min(pause, cfg.max_backoff_period)
+  elseif outcome == "rejected" then
+    return outcome, why, status == 429 and "rate_limited" or "ingester_error"
   end
-  local t0 = ffi_rt.monotonic()
-  local resp, rerr = ep.client:request({
-    method = "POST", url = cfg.url, body = body, headers = headers,
-    user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
-  })
-  local status = resp and resp.status or -1
-  self.m.duration:with(self.ctx.id, tostring(status), ep.host, ep.tenant):observe(ffi_rt.monotonic() - t0)
-  if not resp then
-    return "retry", rerr, backoff
-  end
-  if status >= 200 and status < 300 then
-    return "sent"
-  end
-  local why = string.format("server returned HTTP status %d: %s", status, redact.excerpt(resp.body))
-  if status >= 500 or (status == 429 and cfg.retry_on_http_429) then
-    return "retry", why, math.min(retry_after(resp.headers, backoff), cfg.max_backoff_period)
-  end
-  return "rejected", why, status == 429 and "rate_limited" or "ingester_error"
+  return outcome, why, pause
 end
 
 -- Sends one request until it is accepted, rejected or out of retries.
@@ -562,13 +487,7 @@ function Instance:refresh_health()
   if self.append_error then
     problems[#problems + 1] = "queue appends failing: " .. self.append_error
   end
-  if #problems > 0 then
-    self.ctx:set_health("unhealthy", table.concat(problems, "; "))
-    self.reported_unhealthy = true
-  elseif self.reported_unhealthy then
-    self.reported_unhealthy = false
-    self.ctx:set_health("healthy", "sending again")
-  end
+  push_endpoint.report_health(self, problems)
 end
 
 function Instance:update(args)

@@ -28,10 +28,10 @@
 -- prometheus_remote_storage_oldest_unsent_sample_age_seconds shows the lag.
 local ffi_rt = require("moonwatch.ffi")
 local batch = require("moonwatch.batch")
-local core = require("moonwatch.native.core")
 local native_wal = require("moonwatch.native.wal")
 local httpconfig = require("moonwatch.httpconfig")
 local http_client = require("moonwatch.http_client")
+local push_endpoint = require("moonwatch.push_endpoint")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
 local scheduler = require("moonwatch.scheduler")
@@ -255,25 +255,8 @@ end
 local Instance = {}
 Instance.__index = Instance
 
-local function endpoint_name(e)
-  if e.name then
-    return e.name
-  end
-  return core.sha256_hex(e.url, 12)
-end
-
 function M.validate(args)
-  local names = {}
-  for i, e in ipairs(args.endpoint) do
-    local n = endpoint_name(e)
-    if not n:match("^[%w_%-%.]+$") then
-      return string.format("endpoint[%d]: name: only letters, digits, '_', '-' and '.'", i)
-    end
-    if names[n] then
-      return string.format("endpoint[%d]: two endpoints named %q", i, n)
-    end
-    names[n] = true
-  end
+  return push_endpoint.validate_names(args.endpoint)
 end
 
 function M.new(ctx, args)
@@ -310,48 +293,16 @@ function M.new(ctx, args)
   return self
 end
 
--- Encoded external labels (sorted).
-local function encode_labels(map)
-  return relabel.encode(map)
-end
-
--- The endpoint's HTTP client; while it lives, the password of the endpoint's URL (and the
--- basic credentials made of it) are masked wherever they could show.
-local function new_client(e)
-  local client = assert(http_client.new(httpconfig.client_config(e)))
-  redact.register_url(client, e.url)
-  return client
-end
-
 function Instance:configure(args)
   self.args = args
-  local wanted = {}
-  for _, e in ipairs(args.endpoint) do
-    wanted[endpoint_name(e)] = e
-  end
-  for name, ep in pairs(self.endpoints) do
-    if not wanted[name] then
-      self:stop_endpoint(ep)
-      self.endpoints[name] = nil
-    end
-  end
-  local ext = encode_labels(args.external_labels)
-  for name, e in pairs(wanted) do
-    local ep = self.endpoints[name]
-    if ep and ep.ext ~= ext then
-      self:stop_endpoint(ep)
-      ep = nil
-    end
-    if ep then
-      ep.cfg = e
-      ep.client = new_client(e)
-      self:set_relabel(ep, e.write_relabel_config)
-      ep.reader:set_exemplars(e.send_exemplars)
-      self:set_queue_config(ep, e.queue_config)
-    else
-      self.endpoints[name] = self:start_endpoint(name, e, ext)
-    end
-  end
+  local ext = relabel.encode(args.external_labels) -- encoded external labels (sorted)
+  push_endpoint.reconcile(self, args.endpoint, ext, function(ep)
+    return ep.ext ~= ext
+  end, function(ep, e)
+    self:set_relabel(ep, e.write_relabel_config)
+    ep.reader:set_exemplars(e.send_exemplars)
+    self:set_queue_config(ep, e.queue_config)
+  end)
   self:configure_metadata()
   self:schedule_maintenance()
 end
@@ -461,7 +412,7 @@ function Instance:start_endpoint(name, e, ext)
   local m = self.m
   local ep = {
     name = name, cfg = e, ext = ext, reader = reader, labels = l,
-    client = new_client(e),
+    client = push_endpoint.new_client(e),
     rstats = reader:stats(), -- refreshed in place by each reader:stats()
     m = {
       samples = m.samples:with(unpack(l)), failed = m.failed:with(unpack(l)), retried = m.retried:with(unpack(l)),
@@ -502,16 +453,8 @@ function Instance.stop_endpoint(_, ep)
     ep.shard_timer:close()
     ep.shard_timer = nil
   end
-  if ep.task then
-    scheduler.cancel(ep.task)
-  end
   retire(ep.gen)
-  -- close the reader now (saving its cursor), not at garbage collection: a
-  -- reader of the same name may be opened right away
-  if ep.reader then
-    ep.reader:close()
-    ep.reader = nil
-  end
+  push_endpoint.stop(ep)
 end
 
 -- Recomputes the endpoint's shard count (every remote_shards.UPDATE_INTERVAL); the next span uses it.
@@ -656,58 +599,22 @@ function Instance:refresh_health()
       duration.format(math.floor(scheduler.now() - f.since)), f.lost,
       duration.format(math.floor(scheduler.now() - f.last)), f.why))
   end
-  if #problems > 0 then
-    self.ctx:set_health("unhealthy", table.concat(problems, "; "))
-    self.reported_unhealthy = true
-  elseif self.reported_unhealthy then
-    self.reported_unhealthy = false
-    self.ctx:set_health("healthy", "sending again")
-  end
+  push_endpoint.report_health(self, problems)
 end
 
-local function retry_after(headers, default)
-  local v = headers and headers["retry-after"]
-  local n = v and tonumber(v)
-  if n then
-    return math.max(n, 0)
-  end
-  return default
-end
-
--- POSTs one request body (samples or metadata) to the endpoint, with the protocol's headers.
--- Returns "sent" for a 2xx; "retry", err, wait for network errors (wait: backoff), 5xx and (with
--- retry_on_http_429) 429 (wait: Retry-After, else backoff); or "rejected", err for any other
--- status (4xx, a 3xx not followed), which will never succeed. The split is Prometheus's between
--- recoverable and unrecoverable errors.
+-- POSTs one request body (samples or metadata) to the endpoint, with the protocol's headers:
+-- "sent"; "retry", err, wait; or "rejected", err (push_endpoint.post). The split is Prometheus's
+-- between recoverable and unrecoverable errors.
 function Instance.post(_, ep, body, backoff)
-  local cfg = ep.cfg
   local headers = {
     ["Content-Encoding"] = "snappy",
     ["Content-Type"] = "application/x-protobuf",
     ["X-Prometheus-Remote-Write-Version"] = "0.1.0",
   }
-  for k, v in pairs(cfg.headers) do
-    headers[k] = v
-  end
-  local t0 = ffi_rt.monotonic()
-  local resp, rerr = ep.client:request({
-    method = "POST", url = cfg.url, body = body, headers = headers,
-    user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
-  })
-  ep.m.duration:observe(ffi_rt.monotonic() - t0)
-  if not resp then
-    return "retry", rerr, backoff
-  end
-  local status = resp.status
-  if status >= 200 and status < 300 then
-    return "sent"
-  end
-  -- an error page may echo the request (its credentials): only a short, clean excerpt of it
-  local why = string.format("server returned HTTP status %d: %s", status, redact.excerpt(resp.body))
-  if (status >= 500 and status < 600) or (status == 429 and cfg.queue_config.retry_on_http_429) then
-    return "retry", why, retry_after(resp.headers, backoff)
-  end
-  return "rejected", why
+  local outcome, why, wait, _, seconds = push_endpoint.post(ep, body, headers, backoff,
+    ep.cfg.queue_config.retry_on_http_429)
+  ep.m.duration:observe(seconds)
+  return outcome, why, wait
 end
 
 -- The oldest timestamp (ms) still sent under sample_age_limit, or NO_MIN_TS.

@@ -1,0 +1,143 @@
+--- moonwatch.push_endpoint: what the endpoints of the pushing components (prometheus.remote_write,
+--- loki.write) share: endpoint names, the HTTP client, a POST classified as sent / retry / rejected
+--- (with Retry-After), the reconciling of endpoints on an update, and the health report.
+-- Each component keeps its own queue, metrics (names and labels) and retry loop; this module
+-- holds only what is the same logic in both.
+local ffi_rt = require("moonwatch.ffi")
+local core = require("moonwatch.native.core")
+local httpconfig = require("moonwatch.httpconfig")
+local http_client = require("moonwatch.http_client")
+local redact = require("moonwatch.redact")
+local scheduler = require("moonwatch.scheduler")
+
+local M = {}
+
+--- The endpoint's name: its name argument, else a hash of its URL (names metrics, logs, cursors).
+---@param e table the endpoint block
+---@return string
+function M.name(e)
+  return e.name or core.sha256_hex(e.url, 12)
+end
+
+--- Checks the endpoint names of args.endpoint: allowed characters, no two alike.
+---@return string|nil err
+function M.validate_names(endpoints)
+  local names = {}
+  for i, e in ipairs(endpoints) do
+    local n = M.name(e)
+    if not n:match("^[%w_%-%.]+$") then
+      return string.format("endpoint[%d]: name: only letters, digits, '_', '-' and '.'", i)
+    end
+    if names[n] then
+      return string.format("endpoint[%d]: two endpoints named %q", i, n)
+    end
+    names[n] = true
+  end
+end
+
+--- The endpoint's HTTP client; while it lives, the password of the endpoint's URL (and the
+--- basic credentials made of it) are masked wherever they could show.
+function M.new_client(e)
+  local client = assert(http_client.new(httpconfig.client_config(e)))
+  redact.register_url(client, e.url)
+  return client
+end
+
+--- Seconds a Retry-After header asks for (delta-seconds), else default.
+function M.retry_after(headers, default)
+  local v = headers and headers["retry-after"]
+  local n = v and tonumber(v)
+  if n then
+    return math.max(n, 0)
+  end
+  return default
+end
+
+--- POSTs body to the endpoint (ep.cfg.url, ep.client) with headers plus the endpoint's own
+--- (ep.cfg.headers). Returns outcome, err, wait, status, seconds: outcome "sent" for a 2xx;
+--- "retry" for network errors (wait: backoff), 5xx and, with retry_429, 429 (wait: Retry-After,
+--- else backoff); "rejected" for any other status (4xx, a 3xx not followed), which will never
+--- succeed. status is -1 without a response; seconds is how long the request took.
+---@return string outcome, string|nil err, number|nil wait, integer status, number seconds
+function M.post(ep, body, headers, backoff, retry_429)
+  local cfg = ep.cfg
+  for k, v in pairs(cfg.headers) do
+    headers[k] = v
+  end
+  local t0 = ffi_rt.monotonic()
+  local resp, rerr = ep.client:request({
+    method = "POST", url = cfg.url, body = body, headers = headers,
+    user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
+  })
+  local seconds = ffi_rt.monotonic() - t0
+  if not resp then
+    return "retry", rerr, backoff, -1, seconds
+  end
+  local status = resp.status
+  if status >= 200 and status < 300 then
+    return "sent", nil, nil, status, seconds
+  end
+  -- an error page may echo the request (its credentials): only a short, clean excerpt of it
+  local why = string.format("server returned HTTP status %d: %s", status, redact.excerpt(resp.body))
+  if (status >= 500 and status < 600) or (status == 429 and retry_429) then
+    return "retry", why, M.retry_after(resp.headers, backoff), status, seconds
+  end
+  return "rejected", why, nil, status, seconds
+end
+
+--- Brings self.endpoints (name -> ep) to the endpoint blocks of args: stops the endpoints no
+--- longer wanted (self:stop_endpoint(ep)), restarts those for which restart(ep, e) is true, updates
+--- the others in place (update(ep, e), after a new client) and starts new ones
+--- (self:start_endpoint(name, e, ext)).
+function M.reconcile(self, endpoints, ext, restart, update)
+  local wanted = {}
+  for _, e in ipairs(endpoints) do
+    wanted[M.name(e)] = e
+  end
+  for name, ep in pairs(self.endpoints) do
+    if not wanted[name] then
+      self:stop_endpoint(ep)
+      self.endpoints[name] = nil
+    end
+  end
+  for name, e in pairs(wanted) do
+    local ep = self.endpoints[name]
+    if ep and restart(ep, e) then
+      self:stop_endpoint(ep)
+      ep = nil
+    end
+    if ep then
+      ep.cfg, ep.client = e, M.new_client(e)
+      update(ep, e)
+    else
+      self.endpoints[name] = self:start_endpoint(name, e, ext)
+    end
+  end
+end
+
+--- Stops an endpoint's sender task and closes its reader now (saving its cursor), not at garbage
+--- collection: a reader of the same name may be opened right away.
+function M.stop(ep)
+  ep.stopped = true
+  if ep.task then
+    scheduler.cancel(ep.task)
+  end
+  if ep.reader then
+    ep.reader:close()
+    ep.reader = nil
+  end
+end
+
+--- Sets the component's health from a list of problems: unhealthy with them joined, healthy
+--- ("sending again") once they are gone after an unhealthy report.
+function M.report_health(self, problems)
+  if #problems > 0 then
+    self.ctx:set_health("unhealthy", table.concat(problems, "; "))
+    self.reported_unhealthy = true
+  elseif self.reported_unhealthy then
+    self.reported_unhealthy = false
+    self.ctx:set_health("healthy", "sending again")
+  end
+end
+
+return M
