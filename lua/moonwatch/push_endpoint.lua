@@ -4,6 +4,7 @@
 -- Each component keeps its own queue, metrics (names and labels) and retry loop; this module
 -- holds only what is the same logic in both.
 local ffi_rt = require("moonwatch.ffi")
+local fs = require("moonwatch.fs")
 local core = require("moonwatch.native.core")
 local httpconfig = require("moonwatch.httpconfig")
 local http_client = require("moonwatch.http_client")
@@ -126,6 +127,59 @@ function M.stop(ep)
     ep.reader:close()
     ep.reader = nil
   end
+end
+
+--- Opens the component's store (its WAL or queue) under ctx.storage_path, creating the directory,
+--- and logs what opening it repaired. Raises "creating the storage directory: ..." or
+--- "opening the <what>: ..." (a component that cannot start).
+---@param what string "WAL", "queue": names it in errors and logs
+---@param open fun(path: string, opts: table): table|nil, string|nil
+function M.open_storage(ctx, what, open, opts)
+  local ok, mkerr = fs.mkdir_p(ctx.storage_path)
+  if not ok then
+    error("creating the storage directory: " .. mkerr, 0)
+  end
+  local store, err = open(ctx.storage_path, opts)
+  if not store then
+    error("opening the " .. what .. ": " .. err, 0)
+  end
+  local repairs = store:repair_log()
+  if repairs ~= "" then
+    ctx.log:warn("repaired the " .. what, { repairs = repairs })
+  end
+  return store
+end
+
+--- Sleeps (in the endpoint's task) up to seconds, or until scheduler.wake(ep.waiting) (new data,
+--- a flush). false once the endpoint stops.
+function M.wait(ep, seconds)
+  ep.waiting = scheduler.current()
+  local ok = pcall(scheduler.sleep, seconds)
+  ep.waiting = nil
+  return ok and not ep.stopped
+end
+
+--- At stop (in a task): sets self.flushing, then until no endpoint is busy(ep) or seconds passed,
+--- wakes the waiting senders and looks again every 20 ms. false when time ran out.
+function M.drain(self, seconds, busy)
+  self.flushing = true
+  local deadline = scheduler.now() + seconds
+  while scheduler.now() < deadline do
+    local any = false
+    for _, ep in pairs(self.endpoints) do
+      if ep.waiting then
+        scheduler.wake(ep.waiting)
+      end
+      if busy(ep) then
+        any = true
+      end
+    end
+    if not any then
+      return true
+    end
+    scheduler.sleep(0.02)
+  end
+  return false
 end
 
 --- Sets the component's health from a list of problems: unhealthy with them joined, healthy

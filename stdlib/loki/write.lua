@@ -30,7 +30,6 @@ local relabel = require("moonwatch.relabel")
 local metrics = require("moonwatch.metrics")
 local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
-local fs = require("moonwatch.fs")
 local redact = require("moonwatch.redact")
 local receiver = require("moonwatch.receiver")
 
@@ -162,20 +161,9 @@ end
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, endpoints = {}, m = component_metrics(),
     seen = { appended = 0, corruptions = 0 } }, Instance)
-  local ok, mkerr = fs.mkdir_p(ctx.storage_path)
-  if not ok then
-    error("creating the storage directory: " .. mkerr, 0)
-  end
-  local q, qerr = native_loki.open_queue(ctx.storage_path, { fsync = args.queue.fsync,
+  local q = push_endpoint.open_storage(ctx, "queue", native_loki.open_queue, { fsync = args.queue.fsync,
     segment_size = segment_size(args.queue.max_size) })
-  if not q then
-    error("opening the queue: " .. qerr, 0)
-  end
   self.queue = q
-  local repairs = q:repair_log()
-  if repairs ~= "" then
-    ctx.log:warn("repaired the queue", { repairs = repairs })
-  end
   local st = q:stats()
   if st.replayed_entries > 0 then
     ctx.log:info("entries queued before the restart are sent", { entries = tonumber(st.replayed_entries) })
@@ -258,12 +246,7 @@ function Instance:drop(ep, reason, entries, bytes)
 end
 
 -- Sleeps up to seconds, or until append() wakes the endpoint. false once the endpoint stops.
-local function wait(ep, seconds)
-  ep.waiting = scheduler.current()
-  local ok = pcall(scheduler.sleep, seconds)
-  ep.waiting = nil
-  return ok and not ep.stopped
-end
+local wait = push_endpoint.wait
 
 -- The endpoint's sender: reads a request out of the queue, waits for it to fill (batch_size)
 -- or for batch_wait, sends it until it is done, commits, and so on.
@@ -495,22 +478,10 @@ function Instance:update(args)
 end
 
 function Instance:flush()
-  self.flushing = true
-  local deadline = scheduler.now() + FLUSH_DEADLINE
-  while scheduler.now() < deadline do
-    local busy = false
-    for _, ep in pairs(self.endpoints) do
-      if ep.waiting then
-        scheduler.wake(ep.waiting)
-      end
-      if ep.reader and ep.reader:stats().pending > 0 and ep.failures == 0 then
-        busy = true
-      end
-    end
-    if not busy then
-      return
-    end
-    scheduler.sleep(0.02)
+  if push_endpoint.drain(self, FLUSH_DEADLINE, function(ep)
+    return ep.reader and ep.reader:stats().pending > 0 and ep.failures == 0
+  end) then
+    return
   end
   self.ctx.log:warn("stopping with entries not yet sent; they are sent after the next start",
     { flush_deadline = duration.format(FLUSH_DEADLINE) })

@@ -36,7 +36,6 @@ local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
 local scheduler = require("moonwatch.scheduler")
 local duration = require("moonwatch.duration")
-local fs = require("moonwatch.fs")
 local metadata = require("moonwatch.metadata")
 local remote_shards = require("prometheus.remote_write.shards")
 local redact = require("moonwatch.redact")
@@ -261,19 +260,8 @@ end
 
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, endpoints = {}, m = component_metrics() }, Instance)
-  local ok, mkerr = fs.mkdir_p(ctx.storage_path)
-  if not ok then
-    error("creating the storage directory: " .. mkerr, 0)
-  end
-  local wal, werr = native_wal.open(ctx.storage_path, { fsync = args.wal.fsync })
-  if not wal then
-    error("opening the WAL: " .. werr, 0)
-  end
+  local wal = push_endpoint.open_storage(ctx, "WAL", native_wal.open, { fsync = args.wal.fsync })
   self.wal = wal
-  local repairs = wal:repair_log()
-  if repairs ~= "" then
-    ctx.log:warn("repaired the WAL", { repairs = repairs })
-  end
   self.stats = wal:stats() -- refreshed in place by each wal:stats()
   if self.stats.replayed_samples > 0 then
     ctx.log:info("replaying the WAL", { samples = tonumber(self.stats.replayed_samples),
@@ -686,10 +674,7 @@ end
 -- The reader waits up to seconds, or until an append brings full requests or a sender finishes a
 -- request. false if the endpoint was stopped meanwhile.
 function Instance.wait_reader(_, ep, seconds)
-  ep.waiting = scheduler.current()
-  local ok = pcall(scheduler.sleep, seconds)
-  ep.waiting = nil
-  return ok and not ep.stopped
+  return push_endpoint.wait(ep, seconds)
 end
 
 -- Hands the requests of the span just read to their shards' senders (copied: the reader's buffers
@@ -1064,25 +1049,11 @@ end
 local FLUSH_DEADLINE = 5
 
 function Instance:flush()
-  self.flushing = true
-  local deadline = scheduler.now() + FLUSH_DEADLINE
-  for _, ep in pairs(self.endpoints) do
-    if ep.waiting then
-      scheduler.wake(ep.waiting)
-    end
-  end
-  while scheduler.now() < deadline do
-    local busy = false
-    for _, ep in pairs(self.endpoints) do
-      ep.reader:stats()
-      if unread(self, ep) > 0 or ep.rstats.pending_chunks > 0 then
-        busy = true
-      end
-    end
-    if not busy then
-      return
-    end
-    scheduler.sleep(0.02)
+  if push_endpoint.drain(self, FLUSH_DEADLINE, function(ep)
+    ep.reader:stats()
+    return unread(self, ep) > 0 or ep.rstats.pending_chunks > 0
+  end) then
+    return
   end
   self.ctx.log:warn("stopping with samples not yet sent; they are sent after the next start",
     { flush_deadline = duration.format(FLUSH_DEADLINE) })
