@@ -4,6 +4,7 @@
 --- holds rules for others (loki.source.journal's relabel_rules, as the self-monitoring
 --- guide writes it) is accepted.
 local relabel = require("moonwatch.relabel")
+local relabel_component = require("moonwatch.relabel_component")
 
 local Instance = {}
 Instance.__index = Instance
@@ -30,10 +31,7 @@ function M.new(ctx, args)
 end
 
 function Instance:update(args)
-  local segs, err = relabel.pipeline(args.rule)
-  if not segs then
-    error("rule: " .. err, 0)
-  end
+  local segs = relabel_component.compile(args.rule)
   local out = {}
   for _, t in ipairs(args.targets) do
     local labels = relabel.apply(segs, t)

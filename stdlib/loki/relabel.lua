@@ -5,10 +5,9 @@
 local logs = require("moonwatch.batch.logs")
 local receiver = require("moonwatch.receiver")
 local logrelabel = require("moonwatch.native.logrelabel")
-local errors = require("moonwatch.errors")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
-local budget = require("moonwatch.budget")
+local relabel_component = require("moonwatch.relabel_component")
 
 local Instance = {}
 Instance.__index = Instance
@@ -67,10 +66,7 @@ function M.new(ctx, args)
 end
 
 function Instance:update(args)
-  local segs, err = relabel.pipeline(args.rule)
-  if not segs then
-    error("rule: " .. err, 0)
-  end
+  local segs = relabel_component.compile(args.rule)
   self.args, self.segs = args, segs
   self.native = relabel.is_native(segs)
   local program = self.native and (segs[1] and segs[1].program or relabel.compile({})) or nil
@@ -81,39 +77,12 @@ end
 
 -- The slow path: the Lua pipeline for the streams the last apply left out, within one time
 -- budget (moonwatch.budget): past it, the streams left are dropped and the error logged.
+local MISSES = { one = "the stream's entries are dropped", left = "the streams left" }
+
 function Instance:fill_misses(b)
-  local cache = self.cache
-  local n = cache:misses()
-  local function put(s, out)
-    local ok, err = cache:put(s, out)
-    if not ok then
-      self.ctx.log:error("relabel rule output rejected; the stream's entries are dropped", { err = err })
-      cache:put(s, "")
-    end
-  end
-  local stop, timeout = budget.call(function()
-    for k = 0, n - 1 do
-      local s = cache:miss(k)
-      local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, logs.stream_labels(b, s))
-      if not ok then
-        local msg = errors.report(out, self.ctx.id, nil, self.ctx.log)
-        if budget.is_timeout(msg) then
-          return k, msg
-        end
-        self.ctx.log:error("relabel rule failed; the stream's entries are dropped", { err = msg })
-        out = nil
-      end
-      put(s, out and relabel.encode(out) or "")
-    end
-  end)
-  if stop then
-    self.ctx.log:error("relabel rule took too long; the streams left in this batch are dropped",
-      { err = timeout, dropped = n - stop })
-    for j = stop, n - 1 do
-      put(cache:miss(j), "")
-    end
-  end
-  return n
+  return relabel_component.fill_misses(self, function(s)
+    return logs.stream_labels(b, s)
+  end, MISSES)
 end
 
 function Instance:append(b)

@@ -6,10 +6,9 @@ local ffi_rt = require("moonwatch.ffi")
 local batch = require("moonwatch.batch.samples")
 local receiver = require("moonwatch.receiver")
 local relabel_cache = require("moonwatch.native.relabel_cache")
-local errors = require("moonwatch.errors")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
-local budget = require("moonwatch.budget")
+local relabel_component = require("moonwatch.relabel_component")
 
 local Instance = {}
 Instance.__index = Instance
@@ -67,10 +66,7 @@ function M.new(ctx, args)
 end
 
 function Instance:update(args)
-  local segs, err = relabel.pipeline(args.rule)
-  if not segs then
-    error("rule: " .. err, 0)
-  end
+  local segs = relabel_component.compile(args.rule)
   self.args, self.segs = args, segs
   if self.max ~= args.max_cache_size then
     self.max = args.max_cache_size
@@ -86,44 +82,15 @@ function Instance:update(args)
   self.ctx:export({ rules = args.rule })
 end
 
--- Puts the output of miss i (encoded labels, "" drops the series).
-function Instance:put(i, oenc)
-  local ok, err = self.cache:put(i, oenc)
-  if not ok then
-    self.ctx.log:error("relabel rule output rejected; the series is dropped", { err = err })
-    self.cache:put(i, "")
-  end
-end
-
 -- The slow path: runs the Lua pipeline for the misses of the last apply, all
 -- of them within one time budget (moonwatch.budget): when the Lua rules take
 -- longer, the misses left are dropped and the error logged once.
+local MISSES = { one = "the series is dropped", left = "the series left" }
+
 function Instance:fill_misses(b)
-  local cache = self.cache
-  local n = cache:misses()
-  local stop, timeout = budget.call(function()
-    for k = 0, n - 1 do
-      local i = cache:miss(k)
-      local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, batch.labels(b, i))
-      if not ok then
-        local msg = errors.report(out, self.ctx.id, nil, self.ctx.log)
-        if budget.is_timeout(msg) then
-          return k, msg
-        end
-        self.ctx.log:error("relabel rule failed; the series is dropped", { err = msg })
-        out = nil
-      end
-      self:put(i, out and relabel.encode(out) or "")
-    end
-  end)
-  if stop then
-    self.ctx.log:error("relabel rule took too long; the series left in this batch are dropped",
-      { err = timeout, dropped = n - stop })
-    for j = stop, n - 1 do
-      self:put(cache:miss(j), "")
-    end
-  end
-  return n
+  return relabel_component.fill_misses(self, function(i)
+    return batch.labels(b, i)
+  end, MISSES)
 end
 
 function Instance:append(b)
