@@ -2,6 +2,7 @@
 -- that nothing on the event loop shells out to mkdir(1) or find(1).
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 
 local M = {}
 
@@ -28,15 +29,7 @@ function M.find(dir, suffix)
   if C.mw_ffi_fs_find(dir, suffix, out, out_len, errbuf, 512) ~= 0 then
     return nil, ffi.string(errbuf)
   end
-  local paths, buf, n = {}, out[0], tonumber(out_len[0])
-  local i = 0
-  while i < n do
-    local p = ffi.string(buf + i)
-    paths[#paths + 1] = p
-    i = i + #p + 1
-  end
-  C.mw_ffi_fs_free(buf)
-  return paths
+  return common.take_paths(out[0], out_len[0])
 end
 
 return M

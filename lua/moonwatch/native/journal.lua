@@ -9,13 +9,13 @@
 --   if at_end then r:wait(1) end -- in a task: until the journal changes or 1 s passed
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 local core = require("moonwatch.core")
 local scheduler = require("moonwatch.scheduler")
 
 local M = {}
 
-local ERRLEN = 512
-local errbuf = ffi.new("char[?]", ERRLEN)
+local ERRLEN, errbuf, check = common.ERRLEN, common.errbuf, common.check
 local at_endp = ffi.new("int[1]")
 
 local Reader = {}
@@ -39,10 +39,7 @@ end
 
 --- Closes the reader now (it is also closed by the garbage collector).
 function Reader:close()
-  if self.h then
-    C.mw_ffi_journal_close(ffi.gc(self.h, nil))
-    self.h = nil
-  end
+  common.close(self, C.mw_ffi_journal_close)
 end
 
 --- Positions after the entry of cursor, or at now - max_age (no cursor, a bad one, or its
@@ -75,10 +72,7 @@ function Reader:set_labels(labels)
     parts[i] = k .. "\255" .. labels[k] .. "\255"
   end
   local s = table.concat(parts)
-  if C.mw_ffi_journal_set_labels(self.h, s, #s, errbuf, ERRLEN) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return true
+  return check(C.mw_ffi_journal_set_labels(self.h, s, #s, errbuf, ERRLEN))
 end
 
 --- Reads entries into batch b (emptied first): entries read, at_end, stats (a struct owned

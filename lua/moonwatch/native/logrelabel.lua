@@ -9,11 +9,11 @@
 --   local out = c:batch()
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 
 local M = {}
 
-local ERRLEN = 512
-local errbuf = ffi.new("char[?]", ERRLEN)
+local ERRLEN, errbuf, check = common.ERRLEN, common.errbuf, common.check
 
 local Cache = {}
 Cache.__index = Cache
@@ -54,27 +54,14 @@ function Cache:batch()
   return C.mw_ffi_logrelabel_batch(self.h)
 end
 
---- Number of streams of the last input left to the caller.
-function Cache:misses()
-  self.nmiss = tonumber(C.mw_ffi_logrelabel_misses(self.h, self.idxp))
-  return self.nmiss
-end
-
---- The stream index (in the last input) of miss k (0-based).
-function Cache:miss(k)
-  if k < 0 or k >= self.nmiss then
-    error("miss index out of range", 2)
-  end
-  return self.idxp[0][k]
-end
+-- cache:misses(): number of streams of the last input left to the caller; cache:miss(k): the
+-- stream index (in the last input) of miss k (0-based).
+common.misses_methods(Cache, C.mw_ffi_logrelabel_misses)
 
 --- Caches the result for stream s of the last input: pairs (moonwatch.relabel.encode's
 --- bytes), "" for dropped. true, or nil, err.
 function Cache:put(s, pairs)
-  if C.mw_ffi_logrelabel_put(self.h, s, pairs, #pairs, errbuf, ERRLEN) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return true
+  return check(C.mw_ffi_logrelabel_put(self.h, s, pairs, #pairs, errbuf, ERRLEN))
 end
 
 --- Results the cache holds.

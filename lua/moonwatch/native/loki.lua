@@ -5,15 +5,12 @@
 --- `nil, err`. Event loop thread only.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 
 local M = {}
 
-local FSYNC = { never = C.MW_WAL_FSYNC_NEVER, interval = C.MW_WAL_FSYNC_INTERVAL, always = C.MW_WAL_FSYNC_ALWAYS }
-local ERRLEN = 512
-local errbuf = ffi.new("char[?]", ERRLEN)
-local function err()
-  return ffi.string(errbuf)
-end
+local FSYNC = common.FSYNC
+local ERRLEN, errbuf, err, check = common.ERRLEN, common.errbuf, common.err, common.check
 
 local Queue = {}
 Queue.__index = Queue
@@ -37,10 +34,7 @@ function M.open_queue(dir, opts)
 end
 
 function Queue:close()
-  if self.h then
-    C.mw_ffi_logq_close(ffi.gc(self.h, nil))
-    self.h = nil
-  end
+  common.close(self, C.mw_ffi_logq_close)
 end
 
 --- Appends a log-entry batch (written before it returns). true; nil, err, written (true when
@@ -56,17 +50,11 @@ end
 --- Removes what every reader sent, what waited longer than max_age_ms (0: no bound) and the
 --- oldest while over max_bytes (0: no bound).
 function Queue:truncate(now_ms, max_age_ms, max_bytes)
-  if C.mw_ffi_logq_truncate(self.h, now_ms, max_age_ms, max_bytes, errbuf, ERRLEN) ~= 0 then
-    return nil, err()
-  end
-  return true
+  return check(C.mw_ffi_logq_truncate(self.h, now_ms, max_age_ms, max_bytes, errbuf, ERRLEN))
 end
 
 function Queue:sync_start()
-  if C.mw_ffi_logq_sync_start(self.h, errbuf, ERRLEN) ~= 0 then
-    return nil, err()
-  end
-  return true
+  return check(C.mw_ffi_logq_sync_start(self.h, errbuf, ERRLEN))
 end
 
 --- The queue's counters (mw_logq_stats_t cdata, refreshed in place).
@@ -92,10 +80,7 @@ function Queue:reader(name)
 end
 
 function Reader:close()
-  if self.h then
-    C.mw_ffi_lokireader_close(ffi.gc(self.h, nil))
-    self.h = nil
-  end
+  common.close(self, C.mw_ffi_lokireader_close)
 end
 
 --- Request options: batch_size (bytes), max_streams (0: none), external_labels (encoded pairs),
@@ -125,10 +110,7 @@ function Reader:next()
 end
 
 function Reader:commit()
-  if C.mw_ffi_lokireader_commit(self.h, errbuf, ERRLEN) ~= 0 then
-    return nil, err()
-  end
-  return true
+  return check(C.mw_ffi_lokireader_commit(self.h, errbuf, ERRLEN))
 end
 
 function Reader:rewind()

@@ -9,11 +9,11 @@
 --   local out = cache:batch()
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 
 local M = {}
 
-local ERRLEN = 512
-local errbuf = ffi.new("char[?]", ERRLEN)
+local ERRLEN, errbuf, check = common.ERRLEN, common.errbuf, common.check
 
 local Cache = {}
 Cache.__index = Cache
@@ -71,28 +71,14 @@ function Cache:batch()
   return C.mw_ffi_relabel_cache_batch(self.h)
 end
 
---- Number of samples the last apply left out as misses (without a program).
-function Cache:misses()
-  local n = tonumber(C.mw_ffi_relabel_cache_misses(self.h, self.idxp))
-  self.nmiss = n
-  return n
-end
-
---- Index in the last input batch of miss k (0-based, below cache:misses()).
-function Cache:miss(k)
-  if k < 0 or k >= self.nmiss then
-    error("miss index out of range", 2)
-  end
-  return self.idxp[0][k]
-end
+-- cache:misses(): number of samples the last apply left out as misses (without a program);
+-- cache:miss(k): index in the last input batch of miss k (0-based, below cache:misses()).
+common.misses_methods(Cache, C.mw_ffi_relabel_cache_misses)
 
 --- Caches the result for sample i of the last input batch (a miss): out, the
 --- encoded label set, or "" for dropped. true, or nil, err (invalid label name).
 function Cache:put(i, out)
-  if C.mw_ffi_relabel_cache_put(self.h, i, out, #out, errbuf, ERRLEN) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return true
+  return check(C.mw_ffi_relabel_cache_put(self.h, i, out, #out, errbuf, ERRLEN))
 end
 
 --- Results the cache holds.

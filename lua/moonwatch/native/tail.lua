@@ -3,12 +3,12 @@
 --- read() fills a whole log-entry batch in C (no Lua per line).
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 local core = require("moonwatch.core")
 
 local M = {}
 
-local ERRLEN = 512
-local errbuf = ffi.new("char[?]", ERRLEN)
+local ERRLEN, errbuf, check = common.ERRLEN, common.errbuf, common.check
 local outp, lenp, countp = ffi.new("char *[1]"), ffi.new("size_t[1]"), ffi.new("size_t[1]")
 local stats = ffi.new("mw_tail_stats_t")
 local finfo = ffi.new("mw_tail_file_t")
@@ -23,17 +23,7 @@ function M.glob(pattern, exclude, min_mtime)
   if rc < 0 then
     return nil, ffi.string(errbuf)
   end
-  local paths, buf, n = {}, outp[0], tonumber(lenp[0])
-  local i = 0
-  while i < n do
-    local p = ffi.string(buf + i)
-    paths[#paths + 1] = p
-    i = i + #p + 1
-  end
-  if buf ~= nil then
-    C.mw_ffi_fs_free(buf)
-  end
-  return paths, nil, rc == 1
+  return common.take_paths(outp[0], lenp[0]), nil, rc == 1
 end
 
 --- Whether path matches the doublestar pattern (nil, err for a malformed pattern).
@@ -47,10 +37,7 @@ end
 
 --- Checks an encoding name (iconv's, IANA names): true or nil, err.
 function M.check_encoding(name)
-  if C.mw_ffi_tail_check_encoding(name, errbuf, ERRLEN) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return true
+  return check(C.mw_ffi_tail_check_encoding(name, errbuf, ERRLEN))
 end
 
 M.FORMATS = { gz = C.MW_TAIL_GZ, bz2 = C.MW_TAIL_BZ2, z = C.MW_TAIL_Z }
@@ -156,10 +143,7 @@ end
 
 --- Saves the positions file (when changed, or always with force): true or nil, err.
 function Tailer:save(force)
-  if C.mw_ffi_tail_save(self.t, force and 1 or 0, errbuf, ERRLEN) ~= 0 then
-    return nil, ffi.string(errbuf)
-  end
-  return true
+  return check(C.mw_ffi_tail_save(self.t, force and 1 or 0, errbuf, ERRLEN))
 end
 
 --- Counters and gauges of the tailer.

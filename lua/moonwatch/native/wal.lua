@@ -7,20 +7,16 @@
 -- `nil, err`. Event loop thread only.
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 
 local M = {}
 
 --- Most shards a span may be cut into.
 M.MAX_SHARDS = C.MW_WAL_MAX_SHARDS
 
-local FSYNC = { never = C.MW_WAL_FSYNC_NEVER, interval = C.MW_WAL_FSYNC_INTERVAL, always = C.MW_WAL_FSYNC_ALWAYS }
+local FSYNC = common.FSYNC
 
-local ERRLEN = 512
-local errbuf = ffi.new("char[?]", ERRLEN)
-
-local function err()
-  return ffi.string(errbuf)
-end
+local ERRLEN, errbuf, err, check = common.ERRLEN, common.errbuf, common.err, common.check
 
 local Wal = {}
 Wal.__index = Wal
@@ -54,10 +50,7 @@ end
 
 --- Closes the WAL now (readers still open keep its memory; their calls then fail).
 function Wal:close()
-  if self.h then
-    C.mw_ffi_wal_close(ffi.gc(self.h, nil))
-    self.h = nil
-  end
+  common.close(self, C.mw_ffi_wal_close)
 end
 
 local function open_wal(self)
@@ -85,26 +78,17 @@ end
 
 --- fsyncs what was appended, on this thread. true, or nil, err.
 function Wal:sync()
-  if C.mw_ffi_wal_sync(open_wal(self), errbuf, ERRLEN) ~= 0 then
-    return nil, err()
-  end
-  return true
+  return check(C.mw_ffi_wal_sync(open_wal(self), errbuf, ERRLEN))
 end
 
 --- Starts an fsync on the worker thread (fsync "interval"); nil, err if the previous one failed.
 function Wal:sync_start()
-  if C.mw_ffi_wal_sync_start(open_wal(self), errbuf, ERRLEN) ~= 0 then
-    return nil, err()
-  end
-  return true
+  return check(C.mw_ffi_wal_sync_start(open_wal(self), errbuf, ERRLEN))
 end
 
 --- Starts a new segment and removes old ones (see runtime/storage/wal.h). true, or nil, err.
 function Wal:truncate(now_ms, min_keepalive_ms, max_keepalive_ms)
-  if C.mw_ffi_wal_truncate(open_wal(self), now_ms, min_keepalive_ms, max_keepalive_ms, errbuf, ERRLEN) ~= 0 then
-    return nil, err()
-  end
-  return true
+  return check(C.mw_ffi_wal_truncate(open_wal(self), now_ms, min_keepalive_ms, max_keepalive_ms, errbuf, ERRLEN))
 end
 
 --- The WAL's counters and gauges (a mw_wal_stats_t owned by the WAL object,
@@ -136,10 +120,7 @@ end
 
 --- Closes the reader now (saving its cursor), not at garbage collection.
 function Reader:close()
-  if self.h then
-    C.mw_ffi_wal_reader_close(ffi.gc(self.h, nil))
-    self.h = nil
-  end
+  common.close(self, C.mw_ffi_wal_reader_close)
 end
 
 local function open_reader(self)
@@ -233,10 +214,7 @@ end
 --- The remote end took span seq: the saved cursor moves past every span committed
 --- without a gap. true, or nil, err.
 function Reader:commit(seq)
-  if C.mw_ffi_wal_reader_commit(open_reader(self), seq, errbuf, ERRLEN) ~= 0 then
-    return nil, err()
-  end
-  return true
+  return check(C.mw_ffi_wal_reader_commit(open_reader(self), seq, errbuf, ERRLEN))
 end
 
 --- Forgets every span in flight: the next starts at the committed cursor.
