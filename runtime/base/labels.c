@@ -2,6 +2,7 @@
 #include "base/labels.h"
 
 #include "base/err.h"
+#include "base/grow.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -128,6 +129,39 @@ size_t mw_labels_encoded_size(const mw_label_t *ls, size_t n) {
   for (size_t i = 0; i < n; i++)
     sz += (size_t)ls[i].name_len + ls[i].value_len + 2;
   return sz;
+}
+
+int mw_labels_from_pairs(const char *pairs, size_t len, mw_label_t **ls, size_t *ls_cap,
+                         uint8_t **enc, size_t *enc_cap, size_t *enc_len, char *err,
+                         size_t errlen) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++)
+    n += (unsigned char)pairs[i] == MW_LABELS_SEP;
+  if (n % 2) {
+    mw_seterr(err, errlen, "malformed label pairs");
+    return -1;
+  }
+  n /= 2;
+  if (mw_grow((void **)ls, ls_cap, n ? n : 1, sizeof **ls)) goto oom;
+  const char *p = pairs, *end = pairs + len;
+  for (size_t k = 0; k < n; k++) {
+    const char *s1 = memchr(p, MW_LABELS_SEP, (size_t)(end - p));
+    const char *s2 = memchr(s1 + 1, MW_LABELS_SEP, (size_t)(end - s1 - 1));
+    (*ls)[k] = (mw_label_t){.name = p,
+                            .name_len = (uint32_t)(s1 - p),
+                            .value = s1 + 1,
+                            .value_len = (uint32_t)(s2 - s1 - 1)};
+    p = s2 + 1;
+  }
+  if (mw_labels_normalize(*ls, &n, err, errlen)) return -1;
+  size_t need = mw_labels_encoded_size(*ls, n);
+  if (mw_grow((void **)enc, enc_cap, need ? need : 1, 1)) goto oom;
+  *enc_len = 0;
+  if (n && mw_labels_encode(*ls, n, *enc, *enc_cap, enc_len, err, errlen)) return -1;
+  return 0;
+oom:
+  mw_seterr(err, errlen, "out of memory");
+  return -1;
 }
 
 int mw_labels_encode(const mw_label_t *ls, size_t n, uint8_t *out, size_t cap, size_t *len,

@@ -65,6 +65,17 @@ size_t mw_labels_encoded_size(const mw_label_t *ls, size_t n);
 int mw_labels_encode(const mw_label_t *ls, size_t n, uint8_t *out, size_t cap, size_t *len,
                      char *err, size_t errlen);
 
+/* Encodes label pairs given in any order, "name 0xFF value 0xFF ..." (as Lua's
+ * moonwatch.relabel.encode or a user's table gives them), as a canonical set: splits them
+ * into *ls, normalizes them (mw_labels_normalize: sorted, empty values dropped, a
+ * duplicate name fails) and encodes them (mw_labels_encode) into *enc, length in *len
+ * (0 for an empty set). *ls (capacity *ls_cap labels) and *enc (capacity *enc_cap bytes)
+ * are scratch arrays the caller owns and frees, grown with mw_grow (NULL with capacity 0
+ * to start); the encoding stays valid in *enc until the next call with them. 0; -1 with
+ * err filled ("malformed label pairs", a duplicate or invalid name, "out of memory"). */
+int mw_labels_from_pairs(const char *pairs, size_t len, mw_label_t **ls, size_t *ls_cap,
+                         uint8_t **enc, size_t *enc_cap, size_t *enc_len, char *err, size_t errlen);
+
 /* Iterates an encoded set: reads the label at *pos into *out (pointers into
  * enc, valid as long as enc is) and advances *pos. Returns 1 for a label, 0 at
  * the end, -1 if enc is malformed. Start with *pos = 0. */

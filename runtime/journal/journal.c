@@ -182,35 +182,8 @@ void mw_ffi_journal_configure(mw_journal_t *j, const mw_ffi_relabel_program_t *p
 
 int mw_ffi_journal_set_labels(mw_journal_t *j, const char *pairs, size_t len, char *err,
                               size_t errlen) {
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++)
-    n += (unsigned char)pairs[i] == MW_LABELS_SEP;
-  if (n % 2) {
-    mw_seterr(err, errlen, "malformed label pairs");
-    return -1;
-  }
-  n /= 2;
-  if (mw_grow((void **)&j->ls, &j->ls_cap, n ? n : 1, sizeof *j->ls)) goto oom;
-  const char *p = pairs, *end = pairs + len;
-  for (size_t k = 0; k < n; k++) {
-    const char *s1 = memchr(p, MW_LABELS_SEP, (size_t)(end - p));
-    const char *s2 = memchr(s1 + 1, MW_LABELS_SEP, (size_t)(end - s1 - 1));
-    j->ls[k] = (mw_label_t){.name = p,
-                            .name_len = (uint32_t)(s1 - p),
-                            .value = s1 + 1,
-                            .value_len = (uint32_t)(s2 - s1 - 1)};
-    p = s2 + 1;
-  }
-  if (mw_labels_normalize(j->ls, &n, err, errlen)) return -1;
-  size_t need = mw_labels_encoded_size(j->ls, n);
-  if (mw_grow((void **)&j->consts, &j->consts_cap, need ? need : 1, 1)) goto oom;
-  j->consts_len = 0;
-  if (n && mw_labels_encode(j->ls, n, j->consts, j->consts_cap, &j->consts_len, err, errlen))
-    return -1;
-  return 0;
-oom:
-  mw_seterr(err, errlen, "out of memory");
-  return -1;
+  return mw_labels_from_pairs(pairs, len, &j->ls, &j->ls_cap, &j->consts, &j->consts_cap,
+                              &j->consts_len, err, errlen);
 }
 
 /* Reads the fields of the current entry into j->fields. 0, -1 (err). */

@@ -159,43 +159,18 @@ void mw_ffi_logbatch_reset(mw_logbatch_t *b) { mw_logbatch_reset(b); }
 
 int64_t mw_ffi_logbatch_stream(mw_logbatch_t *b, const char *pairs, size_t len, char *err,
                                size_t errlen) {
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++)
-    n += (unsigned char)pairs[i] == MW_LABELS_SEP;
-  if (n % 2) {
-    snprintf(err, errlen, "malformed label pairs");
-    return -1;
-  }
-  n /= 2;
-  mw_label_t stack[32], *ls = n <= 32 ? stack : malloc(n * sizeof *ls);
-  uint8_t sbuf[1024], *enc = NULL;
+  mw_label_t *ls = NULL;
+  uint8_t *enc = NULL;
+  size_t ls_cap = 0, enc_cap = 0, elen;
   int64_t r = -1;
-  if (!ls) goto oom;
-  const char *p = pairs, *end = pairs + len;
-  for (size_t k = 0; k < n; k++) {
-    const char *s1 = memchr(p, MW_LABELS_SEP, (size_t)(end - p));
-    const char *s2 = memchr(s1 + 1, MW_LABELS_SEP, (size_t)(end - s1 - 1));
-    ls[k] = (mw_label_t){.name = p,
-                         .name_len = (uint32_t)(s1 - p),
-                         .value = s1 + 1,
-                         .value_len = (uint32_t)(s2 - s1 - 1)};
-    p = s2 + 1;
+  if (mw_labels_from_pairs(pairs, len, &ls, &ls_cap, &enc, &enc_cap, &elen, err, errlen) == 0) {
+    r = mw_logbatch_stream(b, enc, elen);
+    if (r < 0)
+      snprintf(err, errlen, "out of memory or more than %u streams in a batch",
+               MW_LOGBATCH_MAX_STREAMS);
   }
-  if (mw_labels_normalize(ls, &n, err, errlen)) goto out;
-  size_t need = mw_labels_encoded_size(ls, n), elen;
-  enc = need <= sizeof sbuf ? sbuf : malloc(need);
-  if (!enc) goto oom;
-  if (mw_labels_encode(ls, n, enc, need, &elen, err, errlen)) goto out;
-  r = mw_logbatch_stream(b, enc, elen);
-  if (r < 0)
-    snprintf(err, errlen, "out of memory or more than %u streams in a batch",
-             MW_LOGBATCH_MAX_STREAMS);
-  goto out;
-oom:
-  snprintf(err, errlen, "out of memory");
-out:
-  if (ls != stack) free(ls);
-  if (enc != sbuf) free(enc);
+  free(ls);
+  free(enc);
   return r;
 }
 

@@ -268,30 +268,11 @@ int mw_ffi_logrelabel_put(mw_logrelabel_t *c, uint32_t stream, const char *pairs
     return 0;
   }
   /* name 0xFF value 0xFF pairs, in any order: normalized and checked as a stream */
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++)
-    n += (unsigned char)pairs[i] == MW_LABELS_SEP;
-  if (n % 2) {
-    mw_seterr(err, errlen, "malformed label pairs");
+  size_t olen;
+  if (mw_labels_from_pairs(pairs, len, &c->ls, &c->ls_cap, &c->enc, &c->enc_cap, &olen, err,
+                           errlen))
     return -1;
-  }
-  n /= 2;
-  if (mw_grow((void **)&c->ls, &c->ls_cap, n ? n : 1, sizeof *c->ls)) goto oom;
-  const char *p = pairs, *end = pairs + len;
-  for (size_t k = 0; k < n; k++) {
-    const char *s1 = memchr(p, MW_LABELS_SEP, (size_t)(end - p));
-    const char *s2 = memchr(s1 + 1, MW_LABELS_SEP, (size_t)(end - s1 - 1));
-    c->ls[k] = (mw_label_t){.name = p,
-                            .name_len = (uint32_t)(s1 - p),
-                            .value = s1 + 1,
-                            .value_len = (uint32_t)(s2 - s1 - 1)};
-    p = s2 + 1;
-  }
-  if (mw_labels_normalize(c->ls, &n, err, errlen)) return -1;
-  size_t need = mw_labels_encoded_size(c->ls, n), olen = 0;
-  if (mw_grow((void **)&c->enc, &c->enc_cap, need ? need : 1, 1)) goto oom;
-  if (n && mw_labels_encode(c->ls, n, c->enc, c->enc_cap, &olen, err, errlen)) return -1;
-  if (!mw_lrc_put(c, key, klen, hash, n ? c->enc : NULL, olen)) goto oom;
+  if (!mw_lrc_put(c, key, klen, hash, olen ? c->enc : NULL, olen)) goto oom;
   return 0;
 oom:
   mw_seterr(err, errlen, "out of memory");

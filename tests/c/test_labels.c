@@ -1,5 +1,6 @@
 /* Label sets: validation, canonical order, encoding, iteration, hashing. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/labels.h"
@@ -136,11 +137,44 @@ static void test_next_every_offset(void) {
       }
 }
 
+/* Pairs in any order become one canonical encoded set; scratch arrays are reused. */
+static void test_from_pairs(void) {
+  mw_label_t *ls = NULL;
+  uint8_t *enc = NULL;
+  size_t ls_cap = 0, enc_cap = 0, len = 99;
+  char err[128];
+  const char in[] = "job\xffnode\xff"
+                    "empty\xff\xff"
+                    "__name__\xffup\xff";
+  CHECK_INT(
+      mw_labels_from_pairs(in, sizeof in - 1, &ls, &ls_cap, &enc, &enc_cap, &len, err, sizeof err),
+      0);
+  const char want[] = "__name__\xffup\xffjob\xffnode\xff";
+  CHECK_INT(len, sizeof want - 1);
+  CHECK(memcmp(enc, want, len) == 0);
+  CHECK_INT(mw_labels_from_pairs("", 0, &ls, &ls_cap, &enc, &enc_cap, &len, err, sizeof err), 0);
+  CHECK_INT(len, 0);
+  CHECK_INT(mw_labels_from_pairs("a\xff", 2, &ls, &ls_cap, &enc, &enc_cap, &len, err, sizeof err),
+            -1);
+  CHECK_STR(err, "malformed label pairs");
+  const char dup[] = "a\xff"
+                     "1\xff"
+                     "a\xff"
+                     "2\xff";
+  CHECK_INT(mw_labels_from_pairs(dup, sizeof dup - 1, &ls, &ls_cap, &enc, &enc_cap, &len, err,
+                                 sizeof err),
+            -1);
+  CHECK(strstr(err, "not unique") != NULL);
+  free(ls);
+  free(enc);
+}
+
 int main(void) {
   MW_RUN(test_names);
   MW_RUN(test_utf8);
   MW_RUN(test_normalize_encode_iterate);
   MW_RUN(test_errors);
   MW_RUN(test_next_every_offset);
+  MW_RUN(test_from_pairs);
   return mw_test_summary();
 }
