@@ -24,10 +24,11 @@ end
 --- relabel cache: misses(), miss(k), put(key, encoded)), all of them within one time budget
 --- (moonwatch.budget): when the Lua rules take longer, the misses left are dropped and the error
 --- logged once. A miss whose rules fail or whose output is rejected is dropped and logged.
----@param labels fun(key): table the input label set of a miss
+---@param b cdata the input batch
+---@param labels fun(b, key): table the input label set of a miss (batch.labels, logs.stream_labels)
 ---@param what table { one = "the series is dropped", left = "the series left" }: log wording
 ---@return integer n the number of misses
-function M.fill_misses(self, labels, what)
+function M.fill_misses(self, b, labels, what)
   local cache, log = self.cache, self.ctx.log
   local n = cache:misses()
   local function put(key, out)
@@ -40,7 +41,7 @@ function M.fill_misses(self, labels, what)
   local stop, timeout = budget.call(function()
     for k = 0, n - 1 do
       local key = cache:miss(k)
-      local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, labels(key))
+      local ok, out = xpcall(relabel.apply, debug.traceback, self.segs, labels(b, key))
       if not ok then
         local msg = errors.report(out, self.ctx.id, nil, log)
         if budget.is_timeout(msg) then
@@ -60,6 +61,26 @@ function M.fill_misses(self, labels, what)
     end
   end
   return n
+end
+
+--- Relabels batch b through self.cache: one apply; with Lua rules (not self.native), the misses
+--- computed by fill_misses (labels, what: as there) and a second apply that takes their
+--- results. Raises the cache's error. Returns the counts of the last apply (owned by the
+--- cache) and the hits and misses of the first (what the component counts as hits, misses).
+---@return table st, number hits, number misses
+function M.apply(self, b, labels, what)
+  local st, err = self.cache:apply(b)
+  if not st then
+    error(err, 0)
+  end
+  local hits, misses = tonumber(st.hits), tonumber(st.misses)
+  if not self.native and M.fill_misses(self, b, labels, what) > 0 then
+    st, err = self.cache:apply(b)
+    if not st then
+      error(err, 0)
+    end
+  end
+  return st, hits, misses
 end
 
 return M

@@ -75,28 +75,12 @@ function Instance:update(args)
   self.ctx:export({ rules = args.rule })
 end
 
--- The slow path: the Lua pipeline for the streams the last apply left out, within one time
+-- The slow path (Lua rules) runs for the streams the last apply left out, within one time
 -- budget (moonwatch.budget): past it, the streams left are dropped and the error logged.
 local MISSES = { one = "the stream's entries are dropped", left = "the streams left" }
 
-function Instance:fill_misses(b)
-  return relabel_component.fill_misses(self, function(s)
-    return logs.stream_labels(b, s)
-  end, MISSES)
-end
-
 function Instance:append(b)
-  local st, err = self.cache:apply(b)
-  if not st then
-    error(err, 0)
-  end
-  local hits, misses = tonumber(st.hits), tonumber(st.misses)
-  if not self.native and self:fill_misses(b) > 0 then
-    st, err = self.cache:apply(b)
-    if not st then
-      error(err, 0)
-    end
-  end
+  local st, hits, misses = relabel_component.apply(self, b, logs.stream_labels, MISSES)
   local m = self.m
   m.processed:add(tonumber(st.processed))
   m.written:add(tonumber(st.written))

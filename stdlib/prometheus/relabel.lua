@@ -82,29 +82,13 @@ function Instance:update(args)
   self.ctx:export({ rules = args.rule })
 end
 
--- The slow path: runs the Lua pipeline for the misses of the last apply, all
--- of them within one time budget (moonwatch.budget): when the Lua rules take
--- longer, the misses left are dropped and the error logged once.
+-- The slow path (Lua rules) runs for the misses of the last apply, all of them within one
+-- time budget (moonwatch.budget): when the Lua rules take longer, the misses left are dropped
+-- and the error logged once.
 local MISSES = { one = "the series is dropped", left = "the series left" }
 
-function Instance:fill_misses(b)
-  return relabel_component.fill_misses(self, function(i)
-    return batch.labels(b, i)
-  end, MISSES)
-end
-
 function Instance:append(b)
-  local st, aerr = self.cache:apply(b)
-  if not st then
-    error(aerr, 0)
-  end
-  local hits, misses = st.hits, st.misses
-  if not self.native and self:fill_misses(b) > 0 then
-    st, aerr = self.cache:apply(b)
-    if not st then
-      error(aerr, 0)
-    end
-  end
+  local st, hits, misses = relabel_component.apply(self, b, batch.labels, MISSES)
   local m = self.m
   m.hits:add(tonumber(hits))
   m.misses:add(tonumber(misses))
