@@ -7,14 +7,7 @@ local proc = require("helpers.proc")
 local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
 local tmp = proc.tmpdir()
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("*a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
+local slurp = proc.read_file
 
 local function count(s, pat)
   local n = 0
@@ -24,16 +17,7 @@ local function count(s, pat)
   return n
 end
 
-local function wait_for(fn, timeout)
-  local deadline = os.time() + (timeout or 10)
-  repeat
-    if fn() then
-      return true
-    end
-    os.execute("sleep 0.05")
-  until os.time() > deadline
-  return false
-end
+local wait_for = proc.wait_for
 
 describe("logging { write_to }", function()
   it("sends moonwatch's own log lines to the receivers, as written, batched", function()

@@ -8,17 +8,7 @@ local logs = require("helpers.logs")
 
 local tmp = proc.tmpdir()
 
-local function wait_for(pred, timeout, what)
-  local deadline = os.time() + (timeout or 15)
-  repeat
-    local v = pred()
-    if v then
-      return v
-    end
-    os.execute("sleep 0.1")
-  until os.time() > deadline
-  error("timed out waiting for " .. what)
-end
+local wait_for = proc.wait_for
 
 describe("the self-monitoring guide's logs pipeline", function()
   after_each(function()

@@ -7,14 +7,7 @@ local logs = require("helpers.logs")
 local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
 local tmp = proc.tmpdir()
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("*a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
+local slurp = proc.read_file
 
 local function lines_of(path, n)
   local deadline = os.time() + 10

@@ -9,14 +9,7 @@ local tmp = proc.tmpdir()
 local n = 0
 local started = {} -- every moonwatch started, ended after each test even when it fails
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("*a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
+local slurp = proc.read_file
 
 local function append(path, s)
   local f = assert(io.open(path, "ab"))
@@ -52,16 +45,7 @@ local function lines_of(out, base)
   return r
 end
 
-local function wait_for(fn, timeout)
-  local deadline = os.time() + (timeout or 10)
-  while os.time() <= deadline do
-    if fn() then
-      return true
-    end
-    os.execute("sleep 0.05")
-  end
-  return false
-end
+local wait_for = proc.wait_for
 
 -- A pipeline around loki.source.file: dir of logs, the source's extra arguments.
 local function setup(source_args, opts)

@@ -20,26 +20,10 @@ local function control(port, query)
   assert.equals(200, (proc.http("POST", "http://127.0.0.1:" .. port .. "/control?" .. query)))
 end
 
-local function metric(h, name, label)
-  local _, body = proc.http("GET", h.base .. "/metrics")
-  local total = 0
-  for ls, v in body:gmatch("\n" .. name .. "{([^}]*)} ([^\n]+)") do
-    if not label or ls:find(label, 1, true) then
-      total = total + tonumber(v)
-    end
-  end
-  return total
-end
+local metric = proc.metric
 
 local function wait_for(pred, timeout, what)
-  local deadline = os.time() + (timeout or 15)
-  while os.time() <= deadline do
-    if pred() then
-      return true
-    end
-    os.execute("sleep 0.1")
-  end
-  error("timed out waiting for " .. (what or "a condition"))
+  return proc.wait_for(pred, timeout or 15, what or "a condition")
 end
 
 local function health(h)

@@ -10,14 +10,7 @@ local function write(path, s)
   f:close()
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("*a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
+local slurp = proc.read_file
 
 describe("tailer positions", function()
   it("drop the positions of deleted files and keep those of the files tailed", function()

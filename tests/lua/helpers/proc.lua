@@ -118,6 +118,38 @@ function M.read_file(path)
   return s
 end
 
+--- Polls pred every 50 ms until it returns a true value (then true), for up to timeout seconds
+--- (default 10). On timeout: raises "timed out waiting for <what>" when what is given, else
+--- returns false.
+---@param pred fun(): any
+---@param timeout number|nil
+---@param what string|nil
+function M.wait_for(pred, timeout, what)
+  local deadline = os.time() + (timeout or 10)
+  repeat
+    if pred() then
+      return true
+    end
+    os.execute("sleep 0.05")
+  until os.time() > deadline
+  if what then
+    error("timed out waiting for " .. what, 2)
+  end
+  return false
+end
+
+--- The sum of a metric's series in h's /metrics (those whose labels contain label, if given).
+function M.metric(h, name, label)
+  local _, body = M.http("GET", h.base .. "/metrics")
+  local total = 0
+  for ls, v in body:gmatch("\n" .. name .. "{([^}]*)} ([^\n]+)") do
+    if not label or ls:find(label, 1, true) then
+      total = total + tonumber(v)
+    end
+  end
+  return total
+end
+
 --- Writes a file and returns its path.
 function M.write(path, content)
   local f = assert(io.open(path, "w"))

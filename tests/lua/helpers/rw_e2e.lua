@@ -105,16 +105,7 @@ prometheus.remote_write "out" {
 ]], target_port, table.concat(eps, ", "), extra or ""))
 end
 
-local function metric(h, name, label)
-  local _, body = proc.http("GET", h.base .. "/metrics")
-  local total = 0
-  for ls, v in body:gmatch("\n" .. name .. "{([^}]*)} ([^\n]+)") do
-    if not label or ls:find(label, 1, true) then
-      total = total + tonumber(v)
-    end
-  end
-  return total
-end
+local metric = proc.metric
 
 -- Waits until every served sample (accepted by pred) is in got(); returns missing count.
 local function wait_all(log, got, timeout, pred)
