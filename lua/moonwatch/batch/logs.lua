@@ -16,6 +16,7 @@
 --   for i, e in logs.entries(b) do print(i, e.labels.job, e.sec, e.nsec, e.line) end
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
+local common = require("moonwatch.native.common")
 
 local M = {}
 
@@ -46,20 +47,13 @@ local function pairs_of(t, what)
   if type(t) ~= "table" then
     error(what .. ": expected a table of name = value, got " .. type(t), 3)
   end
-  local names = {}
   for k, v in pairs(t) do
     if type(k) ~= "string" or type(v) ~= "string" then
       error(string.format("%s: names and values must be strings (%s = %s)", what, tostring(k),
         type(v)), 3)
     end
-    names[#names + 1] = k
   end
-  table.sort(names)
-  local parts = {}
-  for i = 1, #names do
-    parts[i] = names[i] .. "\255" .. t[names[i]] .. "\255"
-  end
-  return table.concat(parts)
+  return common.encode_pairs(t)
 end
 
 --- The index of the stream with label set labels in b, added if new. Raises on bad labels.

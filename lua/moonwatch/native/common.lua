@@ -40,6 +40,23 @@ end
 --- The record log's fsync policies by name.
 M.FSYNC = { never = C.MW_WAL_FSYNC_NEVER, interval = C.MW_WAL_FSYNC_INTERVAL, always = C.MW_WAL_FSYNC_ALWAYS }
 
+--- A { name = value } table of strings as the pairs C takes, "name 0xFF value 0xFF ...", names
+--- sorted (deterministic).
+---@param t table<string, string>
+---@return string
+function M.encode_pairs(t)
+  local names = {}
+  for k in pairs(t) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  local parts = {}
+  for i = 1, #names do
+    parts[i] = names[i] .. "\255" .. t[names[i]] .. "\255"
+  end
+  return table.concat(parts)
+end
+
 --- Gives class (a relabel cache over a handle h with idxp = ffi.new("const uint32_t *[1]"))
 --- the methods misses() (how many inputs the last apply left to the caller, through the C
 --- function misses(h, idxp)) and miss(k) (the input index of miss k, 0-based).

@@ -62,16 +62,7 @@ end
 
 --- Sets the constant labels ({ name = value }). true, or nil, err.
 function Reader:set_labels(labels)
-  local names = {}
-  for k in pairs(labels) do
-    names[#names + 1] = k
-  end
-  table.sort(names)
-  local parts = {}
-  for i, k in ipairs(names) do
-    parts[i] = k .. "\255" .. labels[k] .. "\255"
-  end
-  local s = table.concat(parts)
+  local s = common.encode_pairs(labels)
   return check(C.mw_ffi_journal_set_labels(self.h, s, #s, errbuf, ERRLEN))
 end
 

@@ -153,16 +153,7 @@ end
 
 --- The label string {a="b", c="d"} of a { name = value } table (names sorted, values quoted as Go).
 function M.format_labels(t)
-  local names = {}
-  for k in pairs(t) do
-    names[#names + 1] = k
-  end
-  table.sort(names)
-  local parts = {}
-  for i, k in ipairs(names) do
-    parts[i] = k .. "\255" .. t[k] .. "\255"
-  end
-  local enc = table.concat(parts)
+  local enc = common.encode_pairs(t)
   local out, len = ffi.new("char *[1]"), ffi.new("size_t[1]")
   if C.mw_ffi_loki_labels_format(enc, #enc, out, len) ~= 0 then
     error("out of memory", 2)
