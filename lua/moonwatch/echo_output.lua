@@ -52,4 +52,33 @@ function Output:name()
   return self.file or "(stdout)"
 end
 
+--- What the echo components share: an Instance class with update (the new output opens first:
+--- when it cannot be opened, the previous output and arguments stay) and stop, and a new that
+--- makes the instance (fields plus ctx and its output), applies args and exports as receiver
+--- the receiver that make_receiver(ctx.id, append) makes (moonwatch.receiver.metrics or .logs).
+---@return table Instance, fun(ctx, args): table new
+function M.component(fields, make_receiver)
+  local Instance = {}
+  Instance.__index = Instance
+  function Instance:update(args)
+    self.out:open(args.file)
+    self.args = args
+  end
+  function Instance:stop()
+    self.out:close()
+  end
+  local function new(ctx, args)
+    local self = setmetatable({ ctx = ctx, out = M.new() }, Instance)
+    for k, v in pairs(fields) do
+      self[k] = v
+    end
+    self:update(args)
+    ctx:export({ receiver = make_receiver(ctx.id, function(_, b)
+      self:append(b)
+    end) })
+    return self
+  end
+  return Instance, new
+end
+
 return M

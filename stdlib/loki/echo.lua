@@ -6,8 +6,7 @@ local logs = require("moonwatch.batch.logs")
 local echo_output = require("moonwatch.echo_output")
 local receiver = require("moonwatch.receiver")
 
-local Instance = {}
-Instance.__index = Instance
+local Instance, new = echo_output.component({ entries = 0 }, receiver.logs)
 
 local M = {
   name = "loki.echo",
@@ -20,21 +19,7 @@ local M = {
   },
 }
 
-function M.new(ctx, args)
-  local self = setmetatable({ ctx = ctx, entries = 0 }, Instance)
-  self.out = echo_output.new()
-  self:update(args)
-  ctx:export({ receiver = receiver.logs(ctx.id, function(_, b)
-    self:append(b)
-  end) })
-  return self
-end
-
--- The new output opens first: when it cannot be opened, the previous output and arguments stay.
-function Instance:update(args)
-  self.out:open(args.file)
-  self.args = args
-end
+M.new = new
 
 -- A logfmt value: always quoted, with \ " and control characters escaped (Go's %q style).
 local function q(s)
@@ -85,10 +70,6 @@ function Instance:append(b)
   parts[#parts + 1] = ""
   self.out:write(table.concat(parts, "\n"))
   self.entries = self.entries + n
-end
-
-function Instance:stop()
-  self.out:close()
 end
 
 function Instance:debug_info()

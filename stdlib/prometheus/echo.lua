@@ -6,8 +6,7 @@ local batch = require("moonwatch.batch.samples")
 local echo_output = require("moonwatch.echo_output")
 local receiver = require("moonwatch.receiver")
 
-local Instance = {}
-Instance.__index = Instance
+local Instance, new = echo_output.component({ samples = 0 }, receiver.metrics)
 
 local M = {
   name = "prometheus.echo",
@@ -22,21 +21,7 @@ local M = {
   },
 }
 
-function M.new(ctx, args)
-  local self = setmetatable({ ctx = ctx, samples = 0 }, Instance)
-  self.out = echo_output.new()
-  self:update(args)
-  ctx:export({ receiver = receiver.metrics(ctx.id, function(_, b)
-    self:append(b)
-  end) })
-  return self
-end
-
--- The new output opens first: when it cannot be opened, the previous output and arguments stay.
-function Instance:update(args)
-  self.out:open(args.file)
-  self.args = args
-end
+M.new = new
 
 function Instance:append(b)
   local n = batch.len(b)
@@ -45,10 +30,6 @@ function Instance:append(b)
   end
   self.out:write(batch.write(b, self.args.format))
   self.samples = self.samples + n
-end
-
-function Instance:stop()
-  self.out:close()
 end
 
 function Instance:debug_info()
