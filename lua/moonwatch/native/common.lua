@@ -37,8 +37,17 @@ function M.close(obj, free)
   end
 end
 
---- The record log's fsync policies by name.
-M.FSYNC = { never = C.MW_WAL_FSYNC_NEVER, interval = C.MW_WAL_FSYNC_INTERVAL, always = C.MW_WAL_FSYNC_ALWAYS }
+local FSYNC = { never = C.MW_WAL_FSYNC_NEVER, interval = C.MW_WAL_FSYNC_INTERVAL, always = C.MW_WAL_FSYNC_ALWAYS }
+
+--- The record log's fsync policy called name (nil: "never"), or nil, "<what> must be never,
+--- interval or always, got <name>".
+function M.fsync_policy(name, what)
+  local v = FSYNC[name or "never"]
+  if not v then
+    return nil, what .. " must be never, interval or always, got " .. tostring(name)
+  end
+  return v
+end
 
 --- A { name = value } table of strings as the pairs C takes, "name 0xFF value 0xFF ...", names
 --- sorted (deterministic).

@@ -9,7 +9,6 @@ local common = require("moonwatch.native.common")
 
 local M = {}
 
-local FSYNC = common.FSYNC
 local ERRLEN, errbuf, err, check = common.ERRLEN, common.errbuf, common.err, common.check
 
 local Queue = {}
@@ -22,9 +21,9 @@ Reader.__index = Reader
 ---@return table|nil queue, string|nil err
 function M.open_queue(dir, opts)
   opts = opts or {}
-  local fsync = FSYNC[opts.fsync or "never"]
+  local fsync, ferr = common.fsync_policy(opts.fsync, "fsync")
   if not fsync then
-    return nil, "fsync must be never, interval or always, got " .. tostring(opts.fsync)
+    return nil, ferr
   end
   local out = ffi.new("mw_logq_t *[1]")
   if C.mw_ffi_logq_open(dir, fsync, opts.segment_size or 0, out, errbuf, ERRLEN) ~= 0 then

@@ -14,8 +14,6 @@ local M = {}
 --- Most shards a span may be cut into.
 M.MAX_SHARDS = C.MW_WAL_MAX_SHARDS
 
-local FSYNC = common.FSYNC
-
 local ERRLEN, errbuf, err, check = common.ERRLEN, common.errbuf, common.err, common.check
 
 local Wal = {}
@@ -35,9 +33,9 @@ function M.open(dir, opts)
     return nil, "WAL directory must be a non-empty string"
   end
   local o = ffi.new("mw_wal_opts_t")
-  local fsync = FSYNC[opts.fsync or "never"]
+  local fsync, ferr = common.fsync_policy(opts.fsync, "WAL fsync")
   if not fsync then
-    return nil, "WAL fsync must be never, interval or always, got " .. tostring(opts.fsync)
+    return nil, ferr
   end
   o.fsync = fsync
   o.segment_size = opts.segment_size or 0
