@@ -10,6 +10,8 @@ local M = {}
 local function type_name(spec)
   if spec.type == "list" then
     return "list(" .. type_name(spec.of) .. ")"
+  elseif spec.type == "tagged" then
+    return spec.kind .. ".NAME { ... }"
   elseif spec.type == "map" and spec.of then
     return "map(" .. type_name(spec.of) .. ")"
   elseif spec.type == "block" then
@@ -79,12 +81,48 @@ local function groups(out, sch, prefix)
   end
 end
 
+-- The tagged values an argument takes (loki.process's stages): one section per tag.
+local function tagged_sections(out, args)
+  for _, name in ipairs(schema.sorted_keys(args)) do
+    local spec = args[name]
+    local of = spec.type == "list" and spec.of or spec
+    if of.type == "tagged" then
+      out[#out + 1] = ""
+      out[#out + 1] = string.format("## %s.NAME { ... } (positional entries, in order)", of.kind)
+      for _, tag in ipairs(schema.sorted_keys(of.variants)) do
+        local v = of.variants[tag]
+        out[#out + 1] = ""
+        out[#out + 1] = string.format("### %s.%s", of.kind, tag)
+        out[#out + 1] = ""
+        out[#out + 1] = v.doc or ""
+        if next(v.args) then
+          out[#out + 1] = ""
+          out[#out + 1] = "| Name | Type | Description | Default | Required |"
+          out[#out + 1] = "|---|---|---|---|---|"
+          local plain = {}
+          for k, a in pairs(v.args) do
+            if a ~= spec then
+              plain[k] = a
+            end
+          end
+          rows(out, plain, "")
+          if v.positional then
+            out[#out + 1] = string.format("Nested %s.NAME { ... } entries are written as positional entries.",
+              of.kind):gsub("\\n", "\n")
+          end
+        end
+      end
+    end
+  end
+end
+
 --- The reference of one component module as Markdown.
 function M.component(mod)
   local out = { "# " .. mod.name, "", mod.doc or "", "", "## Arguments", "",
     "| Name | Type | Description | Default | Required |", "|---|---|---|---|---|" }
   rows(out, mod.args, "")
   groups(out, { args = mod.args, exclusive = mod.exclusive, require_one = mod.require_one }, "")
+  tagged_sections(out, mod.args)
   if not mod.exports then -- a top-level block
     return table.concat(out, "\n") .. "\n"
   end

@@ -1,0 +1,93 @@
+--- loki.process's values: the extracted map holds strings, numbers, booleans (JSON's
+-- scalars) and JSON text (objects and arrays); M.str turns any of them into a string
+-- as Alloy's stages do (numbers as Go's strconv.FormatFloat(v, 'f', -1, 64)).
+local M = {}
+
+--- A number as Go's FormatFloat(v, 'f', -1, 64): the shortest digits that read back as v, no exponent.
+---@param v number
+---@return string
+function M.float(v)
+  if v ~= v then
+    return "NaN"
+  elseif v == math.huge then
+    return "+Inf"
+  elseif v == -math.huge then
+    return "-Inf"
+  elseif v == math.floor(v) and math.abs(v) < 1e21 then
+    return string.format("%.0f", v)
+  end
+  for p = 1, 17 do
+    local s = string.format("%." .. p .. "g", v)
+    if tonumber(s) == v then
+      local exp = s:match("e([-+]%d+)$")
+      if exp then
+        s = string.format("%." .. math.max(0, p - 1 - tonumber(exp)) .. "f", v)
+      end
+      return s
+    end
+  end
+  return string.format("%.17g", v)
+end
+
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    local map = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    return map[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local null
+--- A decoded JSON value as JSON text (object keys sorted, as Go's encoding/json).
+function M.json(v)
+  null = null or require("cjson").null
+  local t = type(v)
+  if t == "string" then
+    return quote(v)
+  elseif t == "number" then
+    return M.float(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t ~= "table" or v == null then
+    return "null"
+  end
+  local n = #v
+  local amt = require("cjson").array_mt
+  if n > 0 or (amt and getmetatable(v) == amt) then
+    local parts = {}
+    for i = 1, n do
+      parts[i] = M.json(v[i])
+    end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do
+    keys[#keys + 1] = tostring(k)
+  end
+  table.sort(keys)
+  for i, k in ipairs(keys) do
+    keys[i] = quote(k) .. ":" .. M.json(v[k])
+  end
+  return "{" .. table.concat(keys, ",") .. "}"
+end
+
+--- An extracted value as a string (nil stays nil).
+function M.str(v)
+  local t = type(v)
+  if t == "string" then
+    return v
+  elseif t == "number" then
+    return M.float(v)
+  elseif t == "boolean" then
+    return v and "true" or "false"
+  elseif t == "nil" then
+    return nil
+  end
+  return M.json(v)
+end
+
+--- A label name as Prometheus allows it.
+function M.is_label_name(s)
+  return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
+end
+
+return M
