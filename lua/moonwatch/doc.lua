@@ -107,8 +107,8 @@ local function tagged_sections(out, args)
           end
           rows(out, plain, "")
           if v.positional then
-            out[#out + 1] = string.format("Nested %s.NAME { ... } entries are written as positional entries.",
-              of.kind):gsub("\\n", "\n")
+            out[#out + 1] = ""
+            out[#out + 1] = string.format("Nested %s.NAME { ... } entries are written as positional entries.", of.kind)
           end
         end
       end
