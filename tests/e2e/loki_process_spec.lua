@@ -90,7 +90,8 @@ case("json_drop_malformed", {
 })
 
 case("logfmt_doc", {
-  entries = [[{ { labels = { job = "a" }, ts = 1700000000, line = 'time=2012-11-01T22:08:41+00:00 app=loki level=WARN duration=125 message="this is a log line" extra="user=example_name"' } }]],
+  entries = [[{ { labels = { job = "a" }, ts = 1700000000, line = 'time=2012-11-01T22:08:41+00:00 app=loki level=WARN duration=125 '
+    .. 'message="this is a log line" extra="user=example_name"' } }]],
   stages = [[
   stage.logfmt { mapping = { extra = "", lvl = "level", message = "" } },
   stage.logfmt { mapping = { username = "user" }, source = "extra" },
@@ -100,7 +101,8 @@ case("logfmt_doc", {
 })
 
 case("regex_doc", {
-  entries = [[{ { labels = { job = "a" }, ts = 1700000000, line = "2019-01-01T01:00:00.000000001Z stderr P i'm a log message!" } }]],
+  entries = [[{ { labels = { job = "a" }, ts = 1700000000,
+    line = "2019-01-01T01:00:00.000000001Z stderr P i'm a log message!" } }]],
   stages = [[
   stage.regex { expression = "^(?s)(?P<time>\\S+?) (?P<stream>stdout|stderr) (?P<flags>\\S+?) (?P<content>.*)$" },
   stage.labels { values = { stream = "", flags = "" } },
