@@ -2,10 +2,11 @@
 -- `ns.name "label" { args }` declares a component; `ns.name.label.export` is a
 -- Reference, resolved when the component's arguments are evaluated, so order
 -- of declaration does not matter. The script runs in a fresh environment with
--- the helpers env, concat, constants, json_decode, file, stage, and the top-level
+-- the helpers env, concat, constants, json_decode, file, stage, metric, and the top-level
 -- blocks logging and tracing. `stage.NAME { ... }` makes a tagged value
 -- (moonwatch.schema.tagged) that a component's schema takes as a positional
--- entry (loki.process's stages); the schema refuses an unknown NAME.
+-- entry (loki.process's stages; `metric.NAME { ... }` inside stage.metrics); the
+-- schema refuses an unknown NAME.
 local cjson = require("cjson")
 local errors = require("moonwatch.errors")
 local log = require("moonwatch.log")
@@ -152,6 +153,21 @@ function M.load(path, opts)
     end
   end
 
+  -- `kind.NAME { ... }`: a tagged value for a schema to take as a positional entry
+  local function tagged_helper(kind)
+    return setmetatable({}, {
+      __index = function(_, tag)
+        local line = ctx.line_of(2)
+        return function(args)
+          return schema.tagged(kind, tag, args, line)
+        end
+      end,
+      __newindex = function()
+        error(kind .. " is read-only", 2)
+      end,
+    })
+  end
+
   local helpers = {
     env = function(name, default)
       if type(name) ~= "string" then
@@ -202,17 +218,8 @@ function M.load(path, opts)
       return data
     end,
     constants = M.constants(opts.storage_path),
-    stage = setmetatable({}, {
-      __index = function(_, tag)
-        local line = ctx.line_of(2)
-        return function(args)
-          return schema.tagged("stage", tag, args, line)
-        end
-      end,
-      __newindex = function()
-        error("stage is read-only", 2)
-      end,
-    }),
+    stage = tagged_helper("stage"),
+    metric = tagged_helper("metric"),
     logging = block("logging"),
     tracing = block("tracing"),
   }

@@ -349,6 +349,36 @@ case("lua_stage", {
   },
 })
 
+case("metrics_doc", {
+  entries = [[{
+    { labels = { job = "a" }, ts = 1700000000, line = "x order_status=success retries=3 response_time=0.004 " },
+    { labels = { job = "a" }, ts = 1700000000, line = "x order_status=fail retries=2 response_time=0.5ms " },
+    { labels = { job = "b", env = "dev" }, ts = 1700000000, line = "x order_status=success retries=1 response_time=2 " },
+  }]],
+  stages = [[
+  stage.metrics {
+    metric.counter { name = "log_lines_total", description = "total number of log lines",
+      prefix = "my_custom_tracking_", match_all = true, action = "inc", max_idle_duration = "24h" },
+    metric.counter { name = "log_bytes_total", description = "total bytes of log lines",
+      prefix = "my_custom_tracking_", match_all = true, count_entry_bytes = true, action = "add" },
+  },
+  stage.regex { expression = "^.* order_status=(?P<order_status>.*?) .*$" },
+  stage.metrics {
+    metric.counter { name = "successful_orders_total", description = "successful orders", source = "order_status",
+      value = "success", action = "inc" },
+    metric.counter { name = "failed_orders_total", description = "failed orders", source = "order_status",
+      value = "fail", action = "inc" },
+  },
+  stage.regex { expression = "^.* retries=(?P<retries>\\d+) .*$" },
+  stage.metrics { metric.gauge { name = "retries_total", description = "total_retries", source = "retries",
+    action = "add" } },
+  stage.regex { expression = "response_time=(?P<response_time>\\S+)" },
+  stage.metrics { metric.histogram { name = "http_response_time_seconds", description = "recorded response times",
+    source = "response_time", buckets = { 0.001, 0.0025, 0.005, 0.010, 0.025, 0.050 } } },
+  stage.drop { expression = "." },]],
+  expect = {},
+})
+
 local function lines_of(s)
   local out = {}
   for l in s:gmatch("[^\n]+") do
@@ -452,6 +482,29 @@ loki.echo "e" {}
     for _, e in ipairs(expect) do
       assert.matches(f .. e, err, 1, true)
     end
+  end)
+
+  it("exposes stage.metrics counters, gauges and histograms on /metrics with the entries' labels", function()
+    local function has(line)
+      assert.matches(line, metrics_text, 1, true)
+    end
+    local a = 'component_id="loki.process.metrics_doc",env="",job="a"'
+    local b = 'component_id="loki.process.metrics_doc",env="dev",job="b"'
+    has("# HELP my_custom_tracking_log_lines_total total number of log lines")
+    has("# TYPE my_custom_tracking_log_lines_total counter")
+    has("my_custom_tracking_log_lines_total{" .. a .. "} 2")
+    has("my_custom_tracking_log_lines_total{" .. b .. "} 1")
+    has("my_custom_tracking_log_bytes_total{" .. a .. "} 103")
+    has("loki_process_custom_successful_orders_total{" .. a .. "} 1")
+    has("loki_process_custom_successful_orders_total{" .. b .. "} 1")
+    has("loki_process_custom_failed_orders_total{" .. a .. "} 1")
+    has("# TYPE loki_process_custom_retries_total gauge")
+    has("loki_process_custom_retries_total{" .. a .. "} 5")
+    has("# TYPE loki_process_custom_http_response_time_seconds histogram")
+    has("loki_process_custom_http_response_time_seconds_bucket{" .. a .. ',le="0.001"} 1') -- 0.5ms
+    has("loki_process_custom_http_response_time_seconds_bucket{" .. a .. ',le="0.005"} 2')
+    has("loki_process_custom_http_response_time_seconds_count{" .. b .. "} 1")
+    has("loki_process_custom_http_response_time_seconds_sum{" .. b .. "} 2")
   end)
 
   it("logs a failing stage.lua function and keeps the entry as it was", function()

@@ -57,6 +57,7 @@ function M.new(ctx, args)
   end) })
   ctx:on_stop(function()
     self:flush_held()
+    require("loki.process.custom_metrics").reset(ctx.id)
   end)
   return self
 end

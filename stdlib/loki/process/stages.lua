@@ -16,6 +16,7 @@ local gotime = require("loki.process.gotime")
 local gotemplate = require("loki.process.gotemplate")
 local selector = require("loki.process.selector")
 local values = require("loki.process.values")
+local custom = require("loki.process.custom_metrics")
 
 local str = values.str
 local M = {}
@@ -951,6 +952,179 @@ stage("multiline", {
         end
       end
       return out
+    end
+  end,
+})
+
+-- metrics ------------------------------------------------------------------------------
+local function metric_args(extra)
+  local args = {
+    name = { type = "string", required = true, doc = "The metric name (after prefix)." },
+    prefix = { type = "string", default = "loki_process_custom_", doc = "The prefix of the metric name." },
+    description = { type = "string", default = "", doc = "The metric's help text." },
+    source = { type = "string", default = "", doc = "Extracted value to use (\"\": the metric name)." },
+    value = { type = "string", default = "", doc = "Only entries whose source is exactly this change the metric." },
+    max_idle_duration = { type = "duration", default = "5m", min = 1,
+      doc = "A series not updated for this long is removed." },
+  }
+  for k, v in pairs(extra) do
+    args[k] = v
+  end
+  return args
+end
+
+local function metric_name_ok(b)
+  local full = b.prefix .. b.name
+  if not full:match("^[%a_:][%w_:]*$") then
+    return nil, string.format("%q is not a valid metric name", full)
+  end
+end
+
+M.METRIC_SPEC = { type = "tagged", kind = "metric", variants = {
+  counter = {
+    doc = "A counter: inc (1 per entry) or add (the value, or the line's bytes with count_entry_bytes).",
+    args = metric_args({
+      action = { type = "string", required = true, enum = { "inc", "add" }, doc = "inc or add." },
+      match_all = { type = "bool", default = false, doc = "Count every entry, without looking at source." },
+      count_entry_bytes = { type = "bool", default = false, doc = "Add the line's length in bytes." },
+    }),
+    validate = function(b)
+      if b.match_all and b.value ~= "" then
+        return nil, "match_all and value are mutually exclusive"
+      end
+      if b.count_entry_bytes and not (b.match_all or b.action == "add") then
+        return nil, "count_entry_bytes needs match_all = true or action = \"add\""
+      end
+      return metric_name_ok(b)
+    end,
+  },
+  gauge = {
+    doc = "A gauge: inc, dec, set, add or sub (the value).",
+    args = metric_args({
+      action = { type = "string", required = true, enum = { "inc", "dec", "set", "add", "sub" },
+        doc = "inc, dec, set, add or sub." },
+    }),
+    validate = metric_name_ok,
+  },
+  histogram = {
+    doc = "A histogram of the values.",
+    args = metric_args({
+      buckets = { type = "list", of = { type = "number" }, required = true, doc = "Bucket upper bounds, increasing." },
+    }),
+    validate = function(b)
+      for i = 2, #b.buckets do
+        if b.buckets[i] <= b.buckets[i - 1] then
+          return nil, "buckets must be strictly increasing"
+        end
+      end
+      return metric_name_ok(b)
+    end,
+  },
+} }
+
+local IDLE_CHECK = 1 -- seconds between checks of idle series
+
+stage("metrics", {
+  doc = "Defines metrics (metric.counter, metric.gauge, metric.histogram as positional entries) updated from "
+    .. "extracted values, on moonwatch's /metrics with the entry's labels and component_id.",
+  schema = {
+    positional = "metric",
+    args = { metric = { type = "list", of = M.METRIC_SPEC, default = {}, doc = "The metrics." } },
+    validate = function(b)
+      for _, m in ipairs(b.metric) do
+        local a = m.args
+        local ok, err = custom.check(a.prefix .. a.name, m.tag, a.buckets)
+        if not ok then
+          return nil, err
+        end
+      end
+    end,
+  },
+  new = function(a, env)
+    local defs = {}
+    for _, m in ipairs(a.metric) do
+      local d = m.args
+      defs[#defs + 1] = { kind = m.tag, name = d.prefix .. d.name, help = d.description,
+        source = d.source ~= "" and d.source or d.name, value = d.value, action = d.action,
+        match_all = d.match_all, bytes = d.count_entry_bytes, buckets = d.buckets, idle = d.max_idle_duration,
+        used = {} }
+    end
+    custom.reset(env.id) -- a new configuration starts its metrics again (as Alloy's reload)
+    local last_check = 0
+    env.tick(function()
+      local now = env.monotonic()
+      if now - last_check < IDLE_CHECK then
+        return
+      end
+      last_check = now
+      for _, d in ipairs(defs) do
+        for c in pairs(d.used) do
+          if now - c.at > d.idle then
+            custom.remove(c)
+            d.used[c] = nil
+          end
+        end
+      end
+    end)
+    local function update(d, e, now)
+      local f
+      if d.kind == "counter" and d.match_all then
+        f = d.bytes and #e.line or 1
+      else
+        local v = e.extracted[d.source]
+        if v == nil or (d.value ~= "" and str(v) ~= d.value) then
+          return
+        end
+        if d.bytes then
+          f = #e.line
+        elseif d.action ~= "inc" and d.action ~= "dec" then
+          f = custom.float(v)
+          if not f then
+            return
+          end
+        end
+      end
+      local c = custom.child(d.name, d.kind, d.help, d.buckets, env.id, e.labels)
+      c.at = now
+      d.used[c] = true
+      local ch = c.child
+      local act = d.action
+      if d.kind == "histogram" then
+        ch:observe(f)
+      elseif act == "inc" then
+        ch:inc()
+      elseif act == "dec" then
+        ch:add(-1)
+      elseif act == "add" then
+        if d.kind == "counter" and f < 0 then
+          return
+        end
+        ch:add(f)
+      elseif act == "sub" then
+        ch:add(-f)
+      else -- set
+        ch:set(f)
+      end
+    end
+    return function(list)
+      local now = env.monotonic()
+      local seen = {}
+      for i = 1, #list do -- every label name of the batch first: a family widens before its updates
+        local l = list[i].labels
+        if not seen[l] then
+          seen[l] = true
+          for k = 1, #defs do
+            local d = defs[k]
+            custom.prepare(d.name, d.kind, d.help, d.buckets, l)
+          end
+        end
+      end
+      for i = 1, #list do
+        for k = 1, #defs do
+          update(defs[k], list[i], now)
+        end
+      end
+      return list
     end
   end,
 })
