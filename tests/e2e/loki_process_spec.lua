@@ -507,6 +507,39 @@ loki.echo "e" {}
     has("loki_process_custom_http_response_time_seconds_sum{" .. b .. "} 2")
   end)
 
+  it("stops a stage.lua function at the pipeline-function time budget; the entries left go on unchanged", function()
+    local out = tmp .. "/loop.log"
+    local f = proc.write(tmp .. "/loop.lua", string.format([[
+test.logsource "s" {
+  entries = { { labels = { job = "a" }, ts = 1700000000, line = "one" },
+    { labels = { job = "a" }, ts = 1700000000, line = "loop" },
+    { labels = { job = "a" }, ts = 1700000000, line = "three" } },
+  forward_to = { loki.process.p.receiver },
+}
+loki.process "p" {
+  forward_to = { loki.echo.e.receiver },
+  stage.lua { fn = function(e)
+    e.line = e.line .. "!"
+    if e.line == "loop!" then
+      while true do end
+    end
+  end },
+}
+loki.echo "e" { file = %q }
+]], out))
+    local h = proc.start_run(f, { "--component.path=" .. FIXTURES, "--pipeline.eval-timeout=300ms" })
+    local deadline = os.time() + 10
+    while #lines_of(slurp(out)) < 3 and os.time() < deadline do
+      os.execute("sleep 0.05")
+    end
+    h.kill()
+    h.wait(10)
+    assert.same({ echo(T0, { job = "a" }, "one!"), echo(T0, { job = "a" }, "loop"), echo(T0, { job = "a" }, "three") },
+      lines_of(slurp(out)))
+    assert.matches('stage.lua function took too long; the entries left in this batch go on unchanged" entries=2 '
+      .. 'err="' .. f .. ':12: evaluation took longer than 300ms"', h.read(), 1, true)
+  end)
+
   it("logs a failing stage.lua function and keeps the entry as it was", function()
     assert.matches("stage.lua function failed", logs_text, 1, true)
     assert.matches("boom", logs_text, 1, true)
