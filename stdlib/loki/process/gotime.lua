@@ -118,7 +118,8 @@ function M.compile(layout)
   if #lit > 0 then
     chunks[#chunks + 1] = { lit = table.concat(lit) }
   end
-  return { chunks = chunks, has_year = has.longyear or has.year, name = layout, layout = text }
+  return { chunks = chunks, has_year = has.longyear or has.year, name = layout, layout = text,
+    rfc3339 = text == M.NAMED.RFC3339 or text == M.NAMED.RFC3339Nano }
 end
 
 local function days_from_civil(y, m, d)
@@ -239,6 +240,32 @@ function M.parse(c, v, loc, now_year)
       end
     end
     return sec, nsec
+  end
+  if c.rfc3339 then -- the common case, without the general loop
+    local y, mo, d, h, mi, s, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
+    if y then
+      local ns, zone = 0, rest
+      local f = rest:match("^[.,](%d+)")
+      if f then
+        ns = tonumber((f:sub(1, 9) .. "00000000"):sub(1, 9))
+        zone = rest:sub(#f + 2)
+      end
+      local off
+      if zone == "Z" then
+        off = 0
+      else
+        local sg, zh, zm = zone:match("^([+-])(%d%d):(%d%d)$")
+        if sg then
+          off = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sg == "-" and -1 or 1)
+        end
+      end
+      y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
+      if off and mo >= 1 and mo <= 12 and d >= 1 and d <= MDAYS[mo] + ((mo == 2 and leap(y)) and 1 or 0)
+        and h < 24 and mi < 60 and s < 60 then
+        return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off, ns
+      end
+    end
+    -- anything else: the general parser says what is wrong
   end
   local year, month, day, hour, min, sec, nsec, yday = nil, 1, 1, 0, 0, 0, 0, nil
   local pm, pmset, off = false, false, nil

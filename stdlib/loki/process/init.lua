@@ -157,15 +157,12 @@ end
 -- The entries of batch b as the stages take them.
 local function entries_of(b)
   local list, n = {}, 0
-  local extracted_of = {} -- labels table (one per stream) -> its extracted map, to copy
+  local new_extracted = stages.new_extracted
   for _, e in logs.entries(b) do
     n = n + 1
-    local ex = {}
-    for k, v in pairs(e.labels) do
-      ex[k] = v
-    end
-    local _ = extracted_of
-    list[n] = { labels = e.labels, line = e.line, sec = e.sec, nsec = e.nsec, metadata = e.metadata, extracted = ex }
+    local l = e.labels
+    list[n] = { labels = l, line = e.line, sec = e.sec, nsec = e.nsec, metadata = e.metadata,
+      extracted = new_extracted(l) }
   end
   return list
 end

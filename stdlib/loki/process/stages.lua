@@ -2,7 +2,7 @@
 -- its doc, and new(args, env) which returns run(list) -> list: the stage applied to a list
 -- of entries, in order (stage after stage over the whole batch: each loop stays monomorphic).
 -- An entry is { labels, line, sec, nsec, metadata, extracted, own, dropped }: labels may be
--- shared by the entries of a stream until a stage changes them (M.labels_for_write copies);
+-- shared by the entries of a stream and never changed in place (M.set_label derives a new set);
 -- a stage that drops marks e.dropped (env.drop counts it) and returns the survivors.
 -- env = { drop(e, reason), log, now(), compile(stages, after) (nested pipelines),
 --         resume(list) (entries a stage held go on with the stages after it), tick(fn) }.
@@ -25,18 +25,85 @@ local M = {}
 M.STAGES = {}
 M.SPEC = { type = "tagged", kind = "stage", variants = {}, doc = "Processing stages, in order." }
 
---- e's labels, copied first when shared (copy on write).
-local function labels_for_write(e)
-  if not e.own then
-    local t = {}
-    for k, v in pairs(e.labels) do
+-- Label sets are shared and never changed in place: the entries of a stream share one
+-- table, and a change makes (once) a derived table that the entries changed the same way
+-- share too (derive[L][name][value] -> L'), so later stages and the output batch see few
+-- distinct tables (one stream key, one encoding each). Only stage.lua hands a private copy
+-- to the user's function.
+local derive = setmetatable({}, { __mode = "k" })
+local DELETE = {}
+
+--- Sets label k of e to v (nil or "": removes it).
+local function set_label(e, k, v)
+  if v == "" then
+    v = nil
+  end
+  local l = e.labels
+  if l[k] == v then
+    return
+  end
+  local d = derive[l]
+  if not d then
+    d = {}
+    derive[l] = d
+  end
+  local byk = d[k]
+  if not byk then
+    byk = {}
+    d[k] = byk
+  end
+  local key = v == nil and DELETE or v
+  local l2 = byk[key]
+  if not l2 then
+    l2 = {}
+    for n, x in pairs(l) do
+      l2[n] = x
+    end
+    l2[k] = v
+    byk[key] = l2
+  end
+  e.labels = l2
+end
+M.set_label = set_label
+
+--- e's labels as a private table the caller may change (stage.lua).
+local function private_labels(e)
+  local t = {}
+  for k, v in pairs(e.labels) do
+    t[k] = v
+  end
+  e.labels = t
+  return t
+end
+
+local extracted_base = setmetatable({}, { __mode = "k" }) -- labels -> metatable { __index = labels }
+
+--- A new extracted map for an entry with labels l: it starts with the labels (read through
+--- __index: nothing is copied).
+function M.new_extracted(l)
+  local mt = extracted_base[l]
+  if not mt then
+    mt = { __index = l }
+    extracted_base[l] = mt
+  end
+  return setmetatable({}, mt)
+end
+
+--- The whole extracted map of e as a plain table (the labels it started with included).
+local function extracted_all(e)
+  local ex = e.extracted
+  local t = {}
+  local mt = getmetatable(ex)
+  if mt then
+    for k, v in pairs(mt.__index) do
       t[k] = v
     end
-    e.labels, e.own = t, true
   end
-  return e.labels
+  for k, v in pairs(ex) do
+    t[k] = v
+  end
+  return t
 end
-M.labels_for_write = labels_for_write
 
 local function compact(list)
   local out, n = {}, 0
@@ -302,14 +369,6 @@ stage("replace", {
 })
 
 -- labels, static_labels, label_drop, label_keep, structured_metadata -----------------------
-local function set_or_delete(t, k, v)
-  if v == "" then
-    t[k] = nil
-  else
-    t[k] = v
-  end
-end
-
 stage("labels", {
   doc = "Sets labels from extracted values (label -> extracted name, \"\": the same name).",
   schema = {
@@ -329,9 +388,7 @@ stage("labels", {
           local v = ex[srcs[k]]
           if v ~= nil then
             v = str(v)
-            if e.labels[names[k]] ~= v then
-              set_or_delete(labels_for_write(e), names[k], v)
-            end
+            set_label(e, names[k], v)
           end
         end
       end
@@ -352,9 +409,7 @@ stage("static_labels", {
       for i = 1, #list do
         local e = list[i]
         for k, v in pairs(vals) do
-          if e.labels[k] ~= v then
-            set_or_delete(labels_for_write(e), k, v)
-          end
+          set_label(e, k, v)
         end
       end
       return list
@@ -371,9 +426,7 @@ stage("label_drop", {
       for i = 1, #list do
         local e = list[i]
         for k = 1, #names do
-          if e.labels[names[k]] ~= nil then
-            labels_for_write(e)[names[k]] = nil
-          end
+          set_label(e, names[k], nil)
         end
       end
       return list
@@ -394,7 +447,7 @@ stage("label_keep", {
         local e = list[i]
         for k in pairs(e.labels) do
           if not keep[k] then
-            labels_for_write(e)[k] = nil
+            set_label(e, k, nil)
           end
         end
       end
@@ -454,8 +507,8 @@ stage("tenant", {
         else
           t = e.labels[a.label]
         end
-        if t and t ~= "" and e.labels.__tenant_id__ ~= t then
-          labels_for_write(e).__tenant_id__ = t
+        if t and t ~= "" then
+          set_label(e, "__tenant_id__", t)
         end
       end
       return list
@@ -503,8 +556,8 @@ stage("template", {
     return function(list)
       for i = 1, #list do
         local e = list[i]
-        local data = {}
-        for k, v in pairs(e.extracted) do
+        local data = extracted_all(e)
+        for k, v in pairs(data) do
           data[k] = str(v)
         end
         data.Value = data[source]
@@ -540,16 +593,24 @@ stage("decolorize", {
 })
 
 -- timestamp ----------------------------------------------------------------------------
+local keys = setmetatable({}, { __mode = "k" }) -- labels -> key
 local function labels_key(e)
+  local l = e.labels
+  local key = keys[l]
+  if key then
+    return key
+  end
   local names = {}
-  for k in pairs(e.labels) do
+  for k in pairs(l) do
     names[#names + 1] = k
   end
   table.sort(names)
   for i, k in ipairs(names) do
-    names[i] = k .. "\255" .. e.labels[k]
+    names[i] = k .. "\255" .. l[k]
   end
-  return table.concat(names, "\255")
+  key = table.concat(names, "\255")
+  keys[l] = key
+  return key
 end
 M.labels_key = labels_key
 
@@ -1173,12 +1234,11 @@ stage("lua", {
       local stop, timeout = budget.call(function()
         for i = 1, n do
           local e = list[i]
-          labels_for_write(e)
+          local labels = e.labels
+          private_labels(e)
+          e.extracted = extracted_all(e)
           local line, sec, nsec = e.line, e.sec, e.nsec
-          local labels, md, ex = {}, {}, {}
-          for k, v in pairs(e.labels) do
-            labels[k] = v
-          end
+          local md, ex = {}, {}
           for k, v in pairs(e.metadata) do
             md[k] = v
           end
