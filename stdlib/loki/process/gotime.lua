@@ -207,6 +207,74 @@ local function frac(v, i, n)
   return tonumber(d .. string.rep("0", 9 - #d)), e + 1
 end
 
+local byte = string.byte
+
+-- Two digits at i as a number, or nil.
+local function d2(v, i)
+  local a, b = byte(v, i, i + 1)
+  if not b then
+    return nil
+  end
+  a, b = a - 48, b - 48
+  if a < 0 or a > 9 or b < 0 or b > 9 then
+    return nil
+  end
+  return a * 10 + b
+end
+
+-- YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm): sec, nsec; nil when v is not exactly that.
+local function rfc3339(v)
+  local n = #v
+  if n < 20 or byte(v, 5) ~= 45 or byte(v, 8) ~= 45 or byte(v, 11) ~= 84 or byte(v, 14) ~= 58
+    or byte(v, 17) ~= 58 then
+    return nil
+  end
+  local yh, yl, mo, d = d2(v, 1), d2(v, 3), d2(v, 6), d2(v, 9)
+  local h, mi, s = d2(v, 12), d2(v, 15), d2(v, 18)
+  if not (yh and yl and mo and d and h and mi and s) then
+    return nil
+  end
+  local y = yh * 100 + yl
+  local i, ns = 20, 0
+  local c = byte(v, i)
+  if c == 46 or c == 44 then -- . or ,
+    i = i + 1
+    local digits = 0
+    c = byte(v, i)
+    while c and c >= 48 and c <= 57 do
+      if digits < 9 then
+        ns = ns * 10 + (c - 48)
+        digits = digits + 1
+      end
+      i = i + 1
+      c = byte(v, i)
+    end
+    if digits == 0 then
+      return nil
+    end
+    for _ = digits + 1, 9 do
+      ns = ns * 10
+    end
+  end
+  local off
+  if c == 90 and i == n then -- Z
+    off = 0
+  elseif (c == 43 or c == 45) and i + 5 == n and byte(v, i + 3) == 58 then
+    local zh, zm = d2(v, i + 1), d2(v, i + 4)
+    if not (zh and zm) then
+      return nil
+    end
+    off = (zh * 3600 + zm * 60) * (c == 45 and -1 or 1)
+  else
+    return nil
+  end
+  if mo < 1 or mo > 12 or d < 1 or d > MDAYS[mo] + ((mo == 2 and leap(y)) and 1 or 0) or h > 23 or mi > 59
+    or s > 59 then
+    return nil
+  end
+  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off, ns
+end
+
 --- Parses v with a compiled layout. loc: a zone (M.zone) for values without an offset, or nil
 --- (UTC). now_year: the year to use when the layout has none.
 ---@return number|nil sec, number|string nsec_or_err
@@ -241,29 +309,10 @@ function M.parse(c, v, loc, now_year)
     end
     return sec, nsec
   end
-  if c.rfc3339 then -- the common case, without the general loop
-    local y, mo, d, h, mi, s, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
-    if y then
-      local ns, zone = 0, rest
-      local f = rest:match("^[.,](%d+)")
-      if f then
-        ns = tonumber((f:sub(1, 9) .. "00000000"):sub(1, 9))
-        zone = rest:sub(#f + 2)
-      end
-      local off
-      if zone == "Z" then
-        off = 0
-      else
-        local sg, zh, zm = zone:match("^([+-])(%d%d):(%d%d)$")
-        if sg then
-          off = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sg == "-" and -1 or 1)
-        end
-      end
-      y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
-      if off and mo >= 1 and mo <= 12 and d >= 1 and d <= MDAYS[mo] + ((mo == 2 and leap(y)) and 1 or 0)
-        and h < 24 and mi < 60 and s < 60 then
-        return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off, ns
-      end
+  if c.rfc3339 then -- the common case, read byte by byte (no substrings)
+    local sec_, nsec_ = rfc3339(v)
+    if sec_ then
+      return sec_, nsec_
     end
     -- anything else: the general parser says what is wrong
   end

@@ -648,7 +648,7 @@ stage("timestamp", {
     end
     local loc = a.location ~= "" and assert(gotime.zone(a.location)) or nil
     local source, fudge = a.source, a.action_on_failure == "fudge"
-    local last, nlast = {}, 0
+    local last_s, last_n, nlast = {}, {}, 0 -- stream key -> last timestamp (fudge)
     local parse = gotime.parse
     return function(list)
       local year = tonumber(os.date("!%Y", math.floor(env.now())))
@@ -668,24 +668,24 @@ stage("timestamp", {
           e.sec, e.nsec = sec, nsec
           if fudge then
             local key = labels_key(e)
-            if not last[key] then
+            if not last_s[key] then
               nlast = nlast + 1
               if nlast > FUDGE_MAX then
-                last, nlast = {}, 1
+                last_s, last_n, nlast = {}, {}, 1
               end
             end
-            last[key] = { sec, nsec }
+            last_s[key], last_n[key] = sec, nsec
           end
         elseif fudge then
           local key = labels_key(e)
-          local l = last[key]
-          if l then
-            local s, n = l[1], l[2] + 1
+          local s = last_s[key]
+          if s then
+            local n = last_n[key] + 1
             if n >= 1000000000 then
               s, n = s + 1, 0
             end
             e.sec, e.nsec = s, n
-            last[key] = { s, n }
+            last_s[key], last_n[key] = s, n
           end
         end
       end
