@@ -239,20 +239,20 @@ local function rfc3339(v)
   local c = byte(v, i)
   if c == 46 or c == 44 then -- . or ,
     i = i + 1
-    local digits = 0
+    local ndigits = 0
     c = byte(v, i)
     while c and c >= 48 and c <= 57 do
-      if digits < 9 then
+      if ndigits < 9 then
         ns = ns * 10 + (c - 48)
-        digits = digits + 1
+        ndigits = ndigits + 1
       end
       i = i + 1
       c = byte(v, i)
     end
-    if digits == 0 then
+    if ndigits == 0 then
       return nil
     end
-    for _ = digits + 1, 9 do
+    for _ = ndigits + 1, 9 do
       ns = ns * 10
     end
   end
