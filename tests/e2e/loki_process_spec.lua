@@ -540,6 +540,48 @@ loki.echo "e" { file = %q }
       .. 'err="' .. f .. ':12: evaluation took longer than 300ms"', h.read(), 1, true)
   end)
 
+  it("sends on the entries a stage holds when its configuration changes and when it stops", function()
+    local out = tmp .. "/held.log"
+    local function pipeline(max_lines)
+      return string.format([[
+test.logsource "s" {
+  entries = { { labels = { job = "a" }, ts = 1700000000, line = "first" },
+    { labels = { job = "a" }, ts = 1700000000, line = "  more" } },
+  forward_to = { loki.process.p.receiver },
+}
+loki.process "p" {
+  forward_to = { loki.echo.e.receiver },
+  stage.multiline { firstline = "^\\S", max_wait_time = "1h", max_lines = %d },
+}
+loki.echo "e" { file = %q }
+]], max_lines, out)
+    end
+    local f = proc.write(tmp .. "/held.lua", pipeline(100))
+    local h = proc.start_run(f, { "--component.path=" .. FIXTURES })
+    os.execute("sleep 0.3")
+    assert.equals("", slurp(out)) -- the block waits for more lines
+    proc.write(f, pipeline(50))
+    local status = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(200, status)
+    local deadline = os.time() + 10
+    while #lines_of(slurp(out)) < 1 and os.time() < deadline do
+      os.execute("sleep 0.05")
+    end
+    h.kill()
+    assert.equals(0, h.wait(10))
+    local block = echo(T0, { job = "a" }, "first\n  more")
+    assert.same({ block }, lines_of(slurp(out))) -- sent once at the reload, not again at the stop
+
+    -- and at a stop
+    os.remove(out)
+    h = proc.start_run(f, { "--component.path=" .. FIXTURES })
+    os.execute("sleep 0.3")
+    assert.equals("", slurp(out))
+    h.kill()
+    assert.equals(0, h.wait(10))
+    assert.same({ block }, lines_of(slurp(out)))
+  end)
+
   it("logs a failing stage.lua function and keeps the entry as it was", function()
     assert.matches("stage.lua function failed", logs_text, 1, true)
     assert.matches("boom", logs_text, 1, true)
