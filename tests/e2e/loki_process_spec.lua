@@ -130,6 +130,14 @@ case("label_stages", {
   expect = { echo(T0, { job = "a", foo = "fooval", bar = "barval" }, "x") },
 })
 
+case("labels_invalid_utf8", {
+  entries = [[{ { labels = { job = "a" }, ts = 1700000000, line = "ok=yes bad=\255\254" } }]],
+  stages = [[
+  stage.logfmt { mapping = { ok = "", bad = "" } },
+  stage.labels { values = { ok = "", bad = "" } },]],
+  expect = { echo(T0, { job = "a", ok = "yes" }, "ok=yes bad=\255\254") }, -- bad: not UTF-8, skipped as Alloy
+})
+
 case("timestamp_formats", {
   entries = [[{
     { labels = { f = "custom" }, ts = 1700000000, line = "2024-12-20T09:14:58,381+02:00" },
@@ -147,12 +155,12 @@ case("timestamp_formats", {
     stage.timestamp { source = "t", format = "2006-01-02 15:04:05", location = "Europe/Paris" } },
   stage.match { selector = '{f="fallback"}',
     stage.timestamp { source = "t", format = "RFC3339", fallback_formats = { "Jan 2 2006 15:04:05" } } },]],
-  expect = {
-    echo("2024-12-20T07:14:58.381000000Z", { f = "custom" }, "2024-12-20T09:14:58,381+02:00"),
+  expect = { -- in timestamp order: stage.match sorts what its branches give back, as Alloy's
     echo("2019-07-09T21:48:36.000000123Z", { f = "unix" }, "1562708916.000000123"),
     echo("2019-07-09T21:48:36.414000000Z", { f = "unixms" }, "1562708916414"),
     echo("2023-06-01T10:00:00.000000000Z", { f = "located" }, "2023-06-01 12:00:00"),
     echo("2023-11-14T10:00:00.000000000Z", { f = "fallback" }, "Nov 14 2023 10:00:00"),
+    echo("2024-12-20T07:14:58.381000000Z", { f = "custom" }, "2024-12-20T09:14:58,381+02:00"),
   },
 })
 
@@ -167,10 +175,10 @@ case("timestamp_failure", {
   stage.regex { expression = "^(?P<t>.*)$" },
   stage.match { selector = '{a="fudge"}', stage.timestamp { source = "t", format = "RFC3339" } },
   stage.match { selector = '{a="skip"}', stage.timestamp { source = "t", format = "RFC3339", action_on_failure = "skip" } },]],
-  expect = {
+  expect = { -- in timestamp order (stage.match)
     echo("2020-01-01T00:00:00.000000000Z", { a = "fudge" }, "2020-01-01T00:00:00Z"),
-    echo("2020-01-01T00:00:00.000000001Z", { a = "fudge" }, "garbage"),
     echo("2020-01-01T00:00:00.000000000Z", { a = "skip" }, "2020-01-01T00:00:00Z"),
+    echo("2020-01-01T00:00:00.000000001Z", { a = "fudge" }, "garbage"),
     echo(T1, { a = "skip" }, "garbage"),
   },
 })
@@ -193,16 +201,22 @@ case("drop_doc", {
     { labels = { n = "5" }, ts = 1700000000, line = string.rep("y", 9000) },
     { labels = { n = "6", app = "example" }, ts = 1700000000, line = "app example" },
     { labels = { n = "7", app = "other" }, ts = 1700000000, line = "app other" },
+    { labels = { n = "8", app = "x", env = "dev" }, ts = 1700000000, line = "joined sources" },
+    { labels = { n = "9", app = "x" }, ts = 1700000000, line = "only one source" },
+    { labels = { n = "10", level = "debug" }, ts = 1700000000, line = "a source alone" },
   }]],
   stages = [[
   stage.drop { expression = ".*debug.*", longer_than = "1KB" },
   stage.drop { older_than = "87600h", drop_counter_reason = "too old" }, -- Alloy's example says 24h
   stage.drop { longer_than = "8KB", drop_counter_reason = "too long" },
-  stage.drop { source = "app", value = "example" },]],
+  stage.drop { source = "app", value = "example" },
+  stage.drop { source = "app,env", expression = "^x;dev$", drop_counter_reason = "joined" },
+  stage.drop { source = "level", drop_counter_reason = "has level" },]],
   expect = {
     echo(T0, { n = "2" }, "a short debug line"),
     echo(T0, { n = "3" }, "a long info line " .. string.rep("x", 1100)),
     echo(T0, { n = "7", app = "other" }, "app other"),
+    echo(T0, { n = "9", app = "x" }, "only one source"),
   },
 })
 
@@ -442,10 +456,12 @@ describe("loki.process", function()
     assert.equals(2, count("drop_doc", "drop_stage")) -- expression and longer_than; source and value
     assert.equals(1, count("drop_doc", "too old"))
     assert.equals(1, count("drop_doc", "too long"))
+    assert.equals(1, count("drop_doc", "joined"))
+    assert.equals(1, count("drop_doc", "has level"))
     assert.equals(1, count("match_doc", "discard_noisy_errors"))
     assert.equals(1, count("json_drop_malformed", "malformed_json"))
     assert.equals(1, count("lua_stage", "lua_stage"))
-    assert.equals(1, count("limit_drop", "ratelimit"))
+    assert.equals(1, count("limit_drop", "ratelimit_drop_stage"))
     assert.matches('loki_process_dropped_lines_by_label_total{component_id="loki.process.limit_drop",'
       .. 'label_name="namespace",label_value="a"} 1', metrics_text, 1, true)
   end)

@@ -41,9 +41,9 @@ local TICK = 0.1 -- seconds between checks of held entries (multiline, limit)
 local family, by_label_family
 local function dropped_family()
   family = family or metrics.default:counter("loki_process_dropped_lines_total",
-    "A count of all log lines dropped as a result of a pipeline stage.", { "component_id", "reason" })
+    "A count of all log lines dropped as a result of a pipeline stage", { "component_id", "reason" })
   by_label_family = by_label_family or metrics.default:counter("loki_process_dropped_lines_by_label_total",
-    "A count of all log lines dropped as a result of a pipeline stage, by label (stage.limit by_label_name).",
+    "A count of all log lines dropped as a result of a pipeline stage",
     { "component_id", "label_name", "label_value" })
   return family, by_label_family
 end

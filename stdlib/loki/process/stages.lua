@@ -388,7 +388,9 @@ stage("labels", {
           local v = ex[srcs[k]]
           if v ~= nil then
             v = str(v)
-            set_label(e, names[k], v)
+            if values.is_utf8(v) then -- as Alloy's: an invalid label value is skipped
+              set_label(e, names[k], v)
+            end
           end
         end
       end
@@ -744,21 +746,13 @@ stage("drop", {
     local longer = a.longer_than ~= "" and bytes(a.longer_than) or nil
     local older = a.older_than
     local sources = {}
-    for s in a.source:gmatch("[^,]+") do
-      sources[#sources + 1] = s:match("^%s*(.-)%s*$")
+    for src in a.source:gmatch("[^,]+") do -- split on commas, names kept as written (as Alloy's)
+      sources[#sources + 1] = src
     end
-    local sep, value, reason = a.separator, a.value, a.drop_counter_reason
-    local function source_value(e)
-      local parts = {}
-      for k = 1, #sources do
-        local v = e.extracted[sources[k]]
-        if v == nil then
-          return nil
-        end
-        parts[k] = str(v)
-      end
-      return table.concat(parts, sep)
+    if a.value ~= "" then -- value: the joined sources must be exactly it
+      re = assert(regex.new(a.value:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?%{%}|\\]", "\\%0"), true))
     end
+    local sep, reason = a.separator, a.drop_counter_reason
     local function should(e, now)
       if longer and #e.line <= longer then
         return false
@@ -766,19 +760,24 @@ stage("drop", {
       if older and e.sec + e.nsec / 1e9 >= now - older then
         return false
       end
-      if #sources > 0 then
-        local v = source_value(e)
-        if v == nil then
-          return false
+      local ex = e.extracted
+      if #sources > 0 and not re then -- source alone: every name must be extracted
+        for k = 1, #sources do
+          if ex[sources[k]] == nil then
+            return false
+          end
         end
-        if re then
-          return re:find(v)
-        elseif value ~= "" then
-          return v == value
-        end
-        return true
-      elseif re then
+      elseif #sources == 0 and re then
         return re:find(e.line)
+      elseif re then -- the names extracted, joined
+        local parts = {}
+        for k = 1, #sources do
+          local v = ex[sources[k]]
+          if v ~= nil then
+            parts[#parts + 1] = str(v)
+          end
+        end
+        return re:find(table.concat(parts, sep))
       end
       return true
     end
@@ -851,11 +850,22 @@ stage("match", {
       if n == 0 then
         return list
       end
-      local out = nested(sub)
-      if #out == n then
-        return list
+      nested(sub)
+      list = compact(list)
+      -- entries that took different branches may share a stream: keep timestamps in order
+      -- (a stable sort, as Alloy's)
+      for i = 1, #list do
+        list[i].order = i
       end
-      return compact(list)
+      table.sort(list, function(x, y)
+        if x.sec ~= y.sec then
+          return x.sec < y.sec
+        elseif x.nsec ~= y.nsec then
+          return x.nsec < y.nsec
+        end
+        return x.order < y.order
+      end)
+      return list
     end
   end,
 })
@@ -870,7 +880,8 @@ stage("limit", {
       burst = { type = "int", required = true, min = 1, doc = "Bucket size." },
       by_label_name = { type = "string", default = "", doc = "Limit each value of this label separately (needs drop)." },
       drop = { type = "bool", default = false, doc = "Drop entries over the limit instead of holding them back." },
-      max_distinct_labels = { type = "int", default = 10000, min = 1, doc = "Values of by_label_name tracked." },
+      max_distinct_labels = { type = "int", default = 10000, min = 1,
+        doc = "Values of by_label_name tracked (at least 10000, as Alloy adjusts it)." },
     },
     validate = function(b)
       if b.by_label_name ~= "" and not b.drop then
@@ -894,6 +905,12 @@ stage("limit", {
     end
     local global = bucket()
     local by, nby = {}, 0
+    local max_distinct = a.max_distinct_labels
+    if a.by_label_name ~= "" and max_distinct < 10000 then
+      env.log:warn("stage.limit: max_distinct_labels was adjusted up to the minimal reasonable value of 10000",
+        { max_distinct_labels = max_distinct })
+      max_distinct = 10000
+    end
     local held, max_held = {}, 10 * a.burst
     if not a.drop then
       env.tick(function()
@@ -923,7 +940,7 @@ stage("limit", {
             bk = by[v]
             if not bk then
               nby = nby + 1
-              if nby > a.max_distinct_labels then
+              if nby > max_distinct then
                 by, nby = {}, 1
               end
               bk = bucket()
@@ -933,7 +950,7 @@ stage("limit", {
         end
         if bk and (#held > 0 or not take(bk)) then
           if a.drop then
-            env.drop(e, "ratelimit")
+            env.drop(e, "ratelimit_drop_stage")
             if a.by_label_name ~= "" then
               env.drop_by_label(a.by_label_name, e.labels[a.by_label_name])
             end
@@ -942,7 +959,7 @@ stage("limit", {
             held[#held + 1] = e
             e.held = true
           else
-            env.drop(e, "ratelimit")
+            env.drop(e, "ratelimit_drop_stage") -- more held back than 10 x burst
           end
         else
           pass[#pass + 1] = e

@@ -85,6 +85,48 @@ function M.str(v)
   return M.json(v)
 end
 
+--- True when s is valid UTF-8.
+function M.is_utf8(s)
+  if not s:find("[\128-\255]") then
+    return true
+  end
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len
+    if c < 0x80 then
+      len = 1
+    elseif c >= 0xC2 and c <= 0xDF then
+      len = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      len = 3
+    elseif c >= 0xF0 and c <= 0xF4 then
+      len = 4
+    else
+      return false
+    end
+    for k = i + 1, i + len - 1 do
+      local b = s:byte(k)
+      if not b or b < 0x80 or b > 0xBF then
+        return false
+      end
+    end
+    if len == 3 then
+      local b = s:byte(i + 1)
+      if (c == 0xE0 and b < 0xA0) or (c == 0xED and b > 0x9F) then
+        return false
+      end
+    elseif len == 4 then
+      local b = s:byte(i + 1)
+      if (c == 0xF0 and b < 0x90) or (c == 0xF4 and b > 0x8F) then
+        return false
+      end
+    end
+    i = i + len
+  end
+  return true
+end
+
 --- A label name as Prometheus allows it.
 function M.is_label_name(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
