@@ -260,6 +260,7 @@ case("template_doc", {
 
 case("multiline_doc", {
   entries = [[{
+    { labels = { app = "flask" }, ts = 1699999999, line = "before the first block: passes through" },
     { labels = { app = "flask" }, ts = 1700000000, line = '[2023-01-18 17:41:21] "GET /hello HTTP/1.1" 200 -' },
     { labels = { app = "flask" }, ts = 1700000001, line = "[2023-01-18 17:41:25] ERROR in app: Exception on /error [GET]" },
     { labels = { app = "flask" }, ts = 1700000001, line = "Traceback (most recent call last):" },
@@ -270,12 +271,28 @@ case("multiline_doc", {
   stages = [[
   stage.multiline { firstline = "^\\[\\d{4}-\\d{2}-\\d{2} \\d{1,2}:\\d{2}:\\d{2}\\]", max_wait_time = "300ms" },]],
   expect = {
+    echo("2023-11-14T22:13:19.000000000Z", { app = "flask" }, "before the first block: passes through"),
     echo(T0, { app = "flask" }, '[2023-01-18 17:41:21] "GET /hello HTTP/1.1" 200 -'),
     echo(T1, { app = "flask" }, "[2023-01-18 17:41:25] ERROR in app: Exception on /error [GET]\n"
       .. "Traceback (most recent call last):\n"
       .. '  File "/home/pallets/app.py", line 2447, in wsgi_app\n'
       .. "Exception: Sorry, this route always breaks"),
     echo(T1, { app = "flask" }, '[2023-01-18 17:42:24] "GET /error HTTP/1.1" 500 -'), -- flushed after max_wait_time
+  },
+})
+
+case("multiline_max_lines", {
+  entries = [[{
+    { labels = { app = "x" }, ts = 1700000000, line = "start" },
+    { labels = { app = "x" }, ts = 1700000001, line = " a" },
+    { labels = { app = "x" }, ts = 1700000001, line = " b" },
+    { labels = { app = "x" }, ts = 1700000001, line = " c" },
+  }]],
+  stages = [[
+  stage.multiline { firstline = "^start", max_lines = 2, max_wait_time = "300ms" },]],
+  expect = {
+    echo(T0, { app = "x" }, "start\n a"),
+    echo(T0, { app = "x" }, " b\n c"), -- the lines after max_lines: a block with the same start
   },
 })
 

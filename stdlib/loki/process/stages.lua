@@ -975,8 +975,10 @@ stage("limit", {
 
 -- multiline ----------------------------------------------------------------------------
 stage("multiline", {
-  doc = "Merges the lines of a stream into blocks that start with a line matching firstline (per stream); a "
-    .. "block goes on when the next one starts, after max_wait_time without a line, or at max_lines.",
+  doc = "Merges the lines of a stream into blocks that start with a line matching firstline (per stream, as "
+    .. "Alloy's): lines before a stream's first firstline pass through; a block goes on when the next one "
+    .. "starts, after max_wait_time without a line of its stream, or at max_lines (the lines after it then "
+    .. "form a block with the same start: its timestamp, labels and extracted values).",
   schema = {
     args = {
       firstline = { type = "string", required = true, check = check_regex, doc = "RE2 regex of a block's first line." },
@@ -986,18 +988,35 @@ stage("multiline", {
   },
   new = function(a, env)
     local re = assert(regex.new(a.firstline))
-    local blocks = {} -- stream key -> { e, lines, n, at }
-    local function finish(b)
-      local e = b.e
-      e.line = table.concat(b.lines, "\n")
+    local streams = {} -- stream key -> { start = entry, lines = {}, n = 0, at = monotonic }
+    local max_lines, max_wait = a.max_lines, a.max_wait_time
+    -- The block of st as one entry (nil when empty); st then waits for more lines.
+    local function flush(st)
+      if st.n == 0 then
+        return nil
+      end
+      local s0 = st.start
+      local ex = setmetatable({}, getmetatable(s0.extracted))
+      for k, v in pairs(s0.extracted) do
+        ex[k] = v
+      end
+      local md = {}
+      for k, v in pairs(s0.metadata) do
+        md[k] = v
+      end
+      local e = { labels = s0.labels, line = table.concat(st.lines, "\n", 1, st.n), sec = s0.sec, nsec = s0.nsec,
+        metadata = md, extracted = ex }
+      st.lines, st.n = {}, 0
       return e
     end
     env.tick(function(force)
       local now, out = env.monotonic(), {}
-      for k, b in pairs(blocks) do
-        if force or now - b.at >= a.max_wait_time then
-          out[#out + 1] = finish(b)
-          blocks[k] = nil
+      for k, st in pairs(streams) do
+        if force or now - st.at >= max_wait then
+          out[#out + 1] = flush(st)
+          if force or now - st.at >= 10 * max_wait then
+            streams[k] = nil -- idle: forgotten (its next lines pass through until a firstline)
+          end
         end
       end
       if #out > 0 then
@@ -1013,19 +1032,23 @@ stage("multiline", {
       for i = 1, #list do
         local e = list[i]
         local key = labels_key(e)
-        local b = blocks[key]
-        if re:find(e.line) or not b then
-          if b then
-            out[#out + 1] = finish(b)
-          end
-          blocks[key] = { e = e, lines = { e.line }, n = 1, at = now }
+        local st = streams[key]
+        local first = re:find(e.line)
+        if not st and not first then
+          out[#out + 1] = e -- before the stream's first block
         else
-          b.n = b.n + 1
-          b.lines[b.n] = e.line
-          b.at = now
-          if b.n >= a.max_lines then
-            out[#out + 1] = finish(b)
-            blocks[key] = nil
+          if not st then
+            st = { start = e, lines = {}, n = 0 }
+            streams[key] = st
+          elseif first then
+            out[#out + 1] = flush(st)
+            st.start = e
+          end
+          st.n = st.n + 1
+          st.lines[st.n] = e.line
+          st.at = now
+          if st.n >= max_lines then
+            out[#out + 1] = flush(st)
           end
         end
       end
