@@ -3,7 +3,7 @@
 ---   ts=2023-11-14T22:13:20.123456789Z labels="{job=\"app\"}" entry="GET / 200"
 --- with structured_metadata="{trace_id=\"abc\"}" when the entry has any.
 local logs = require("moonwatch.batch.logs")
-local fs = require("moonwatch.fs")
+local echo_output = require("moonwatch.echo_output")
 local receiver = require("moonwatch.receiver")
 
 local Instance = {}
@@ -22,6 +22,7 @@ local M = {
 
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, entries = 0 }, Instance)
+  self.out = echo_output.new()
   self:update(args)
   ctx:export({ receiver = receiver.logs(ctx.id, function(_, b)
     self:append(b)
@@ -29,25 +30,10 @@ function M.new(ctx, args)
   return self
 end
 
--- Opens the new output first: when it cannot be opened, the previous output and arguments stay.
+-- The new output opens first: when it cannot be opened, the previous output and arguments stay.
 function Instance:update(args)
-  local out = io.stdout
-  if args.file then
-    local dir = args.file:match("^(.*)/[^/]*$")
-    if dir and dir ~= "" then
-      fs.mkdir_p(dir) -- when it fails, opening the file says why
-    end
-    local f, err = io.open(args.file, "a")
-    if not f then
-      error("opening " .. err, 0)
-    end
-    f:setvbuf("full")
-    out = f
-  end
-  if self.out and self.out ~= io.stdout then
-    self.out:close()
-  end
-  self.args, self.out = args, out
+  self.out:open(args.file)
+  self.args = args
 end
 
 -- A logfmt value: always quoted, with \ " and control characters escaped (Go's %q style).
@@ -98,19 +84,15 @@ function Instance:append(b)
   end
   parts[#parts + 1] = ""
   self.out:write(table.concat(parts, "\n"))
-  self.out:flush()
   self.entries = self.entries + n
 end
 
 function Instance:stop()
-  if self.out and self.out ~= io.stdout then
-    self.out:close()
-    self.out = nil
-  end
+  self.out:close()
 end
 
 function Instance:debug_info()
-  return { entries_written = self.entries, file = self.args.file or "(stdout)" }
+  return { entries_written = self.entries, file = self.out:name() }
 end
 
 return M

@@ -3,7 +3,7 @@
 --- seconds), to stdout or appended to a file. For debugging and tests.
 --- Staleness markers are written as NaN.
 local batch = require("moonwatch.batch.samples")
-local fs = require("moonwatch.fs")
+local echo_output = require("moonwatch.echo_output")
 local receiver = require("moonwatch.receiver")
 
 local Instance = {}
@@ -24,6 +24,7 @@ local M = {
 
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, samples = 0 }, Instance)
+  self.out = echo_output.new()
   self:update(args)
   ctx:export({ receiver = receiver.metrics(ctx.id, function(_, b)
     self:append(b)
@@ -31,26 +32,10 @@ function M.new(ctx, args)
   return self
 end
 
--- Opens the new output first: when it cannot be opened, the previous output
--- and arguments stay.
+-- The new output opens first: when it cannot be opened, the previous output and arguments stay.
 function Instance:update(args)
-  local out = io.stdout
-  if args.file then
-    local dir = args.file:match("^(.*)/[^/]*$")
-    if dir and dir ~= "" then
-      fs.mkdir_p(dir) -- when it fails, opening the file says why
-    end
-    local f, err = io.open(args.file, "a")
-    if not f then
-      error("opening " .. err, 0)
-    end
-    f:setvbuf("full")
-    out = f
-  end
-  if self.out and self.out ~= io.stdout then
-    self.out:close()
-  end
-  self.args, self.out = args, out
+  self.out:open(args.file)
+  self.args = args
 end
 
 function Instance:append(b)
@@ -59,19 +44,15 @@ function Instance:append(b)
     return
   end
   self.out:write(batch.write(b, self.args.format))
-  self.out:flush()
   self.samples = self.samples + n
 end
 
 function Instance:stop()
-  if self.out and self.out ~= io.stdout then
-    self.out:close()
-    self.out = nil
-  end
+  self.out:close()
 end
 
 function Instance:debug_info()
-  return { samples_written = self.samples, file = self.args.file or "(stdout)" }
+  return { samples_written = self.samples, file = self.out:name() }
 end
 
 return M

@@ -88,6 +88,22 @@ describe("HTTP server under a slowloris attack", function()
     assert.is_true(held <= 64 + 16, "moonwatch holds " .. held .. " sockets (one address may hold 64)")
     assert.is_true(s.open >= 64, "the attacker holds " .. s.open .. " connections")
     assert.is_true(s.closed_by_server > 0)
+    -- when the attack ends, the address gets its slots back: a normal request from it is
+    -- served, and the server holds no more sockets than before
+    proc.kill_spawned()
+    local port = h.base:match(":(%d+)$")
+    local served = wait_for(function()
+      return proc.sh(string.format([[python3 -c '
+import socket
+s = socket.socket(); s.settimeout(3); s.bind(("127.0.0.2", 0)); s.connect(("127.0.0.1", %s))
+s.sendall(b"GET /-/ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+print(s.recv(4096).split(b"\r\n")[0].decode())
+' 2>/dev/null]], port)) == "HTTP/1.1 200 OK\n"
+    end, 15)
+    assert.truthy(served, "the attacking address is still refused after the attack")
+    assert.truthy(wait_for(function()
+      return tonumber(proc.sh(string.format("ls -l /proc/%d/fd 2>/dev/null | grep -c 'socket:'", h.pid))) <= 16
+    end, 15), "sockets still held after the attack")
   end)
 
   it("closes connections whose request head is not in within --server.http.read-header-timeout", function()

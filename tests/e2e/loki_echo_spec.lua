@@ -5,14 +5,7 @@ local proc = require("helpers.proc")
 local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
 local tmp = proc.tmpdir()
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("*a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
+local slurp = proc.read_file
 
 describe("loki.echo", function()
   it("writes every entry it receives, one line each", function()

@@ -8,14 +8,7 @@ local cjson = require("cjson")
 
 local tmp = proc.tmpdir()
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("*a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
+local slurp = proc.read_file
 
 -- Waits (up to timeout s) until fn() is truthy; returns its value.
 local function eventually(fn, timeout)

@@ -108,6 +108,16 @@ function M.start(args, opts)
   return h
 end
 
+--- The content of a file ("" when it cannot be read).
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  local s = f and f:read("*a") or ""
+  if f then
+    f:close()
+  end
+  return s
+end
+
 --- Writes a file and returns its path.
 function M.write(path, content)
   local f = assert(io.open(path, "w"))
@@ -135,16 +145,10 @@ function M.http(method, url, opts)
   local p = io.popen(table.concat(cmd, " "))
   local status = tonumber(p:read("*a"))
   p:close()
-  local function slurp(path)
-    local f = io.open(path, "rb")
-    local s = f and f:read("*a") or ""
-    if f then
-      f:close()
-    end
-    os.remove(path)
-    return s
-  end
-  return status, slurp(body_file), slurp(head_file)
+  local body, head = M.read_file(body_file), M.read_file(head_file)
+  os.remove(body_file)
+  os.remove(head_file)
+  return status, body, head
 end
 
 --- Starts moonwatch run on an ephemeral port; returns the handle with h.base = "http://127.0.0.1:PORT".
