@@ -81,12 +81,16 @@ local function groups(out, sch, prefix)
   end
 end
 
--- The tagged values an argument takes (loki.process's stages): one section per tag.
-local function tagged_sections(out, args)
+-- The tagged values an argument takes (loki.process's stages, stage.metrics' metrics): one
+-- section per tag; a kind met inside another (metric inside stage) gets its sections after.
+local function tagged_sections(out, args, done)
+  done = done or {}
+  local nested = {}
   for _, name in ipairs(schema.sorted_keys(args)) do
     local spec = args[name]
     local of = spec.type == "list" and spec.of or spec
-    if of.type == "tagged" then
+    if of.type == "tagged" and not done[of.kind] then
+      done[of.kind] = true
       out[#out + 1] = ""
       out[#out + 1] = string.format("## %s.NAME { ... } (positional entries, in order)", of.kind)
       for _, tag in ipairs(schema.sorted_keys(of.variants)) do
@@ -95,24 +99,32 @@ local function tagged_sections(out, args)
         out[#out + 1] = string.format("### %s.%s", of.kind, tag)
         out[#out + 1] = ""
         out[#out + 1] = v.doc or ""
-        if next(v.args) then
+        local plain = {}
+        for k, a in pairs(v.args) do
+          local aof = a.type == "list" and a.of or a
+          if aof.type == "tagged" then
+            nested[#nested + 1] = v.args
+          else
+            plain[k] = a
+          end
+        end
+        if next(plain) then
           out[#out + 1] = ""
           out[#out + 1] = "| Name | Type | Description | Default | Required |"
           out[#out + 1] = "|---|---|---|---|---|"
-          local plain = {}
-          for k, a in pairs(v.args) do
-            if a ~= spec then
-              plain[k] = a
-            end
-          end
           rows(out, plain, "")
-          if v.positional then
-            out[#out + 1] = ""
-            out[#out + 1] = string.format("Nested %s.NAME { ... } entries are written as positional entries.", of.kind)
-          end
+        end
+        if v.positional then
+          local pos = v.args[v.positional]
+          local kind = (pos.type == "list" and pos.of or pos).kind
+          out[#out + 1] = ""
+          out[#out + 1] = string.format("Takes %s.NAME { ... } entries as positional entries.", kind)
         end
       end
     end
+  end
+  for _, a in ipairs(nested) do
+    tagged_sections(out, a, done)
   end
 end
 

@@ -615,6 +615,23 @@ loki.echo "e" { file = %q }
     assert.same({ block }, lines_of(slurp(out)))
   end)
 
+  it("documents every stage and metric with its arguments (moonwatch doc loki.process)", function()
+    local code, out = proc.run({ "doc", "loki.process" })
+    assert.equals(0, code)
+    for _, st in ipairs({ "json", "logfmt", "regex", "replace", "labels", "static_labels", "label_drop", "label_keep",
+      "structured_metadata", "tenant", "output", "template", "decolorize", "timestamp", "drop", "match", "limit",
+      "multiline", "metrics", "lua" }) do
+      assert.matches("### stage." .. st .. "\n", out)
+    end
+    for _, m in ipairs({ "counter", "gauge", "histogram" }) do
+      assert.matches("### metric." .. m .. "\n", out)
+    end
+    assert.matches("| `action_on_failure` | string | fudge: the stream's last timestamp plus 1ns; skip: keep the entry's "
+      .. 'timestamp. | "fudge" | no |', out, 1, true)
+    assert.matches('| `max_idle_duration` | duration | A series not updated for this long is removed. At least 1s. | 5m | no |',
+      out, 1, true)
+  end)
+
   it("logs a failing stage.lua function and keeps the entry as it was", function()
     assert.matches("stage.lua function failed", logs_text, 1, true)
     assert.matches("boom", logs_text, 1, true)
