@@ -176,7 +176,7 @@ int mw_ffi_labels_next(const uint8_t *enc, size_t len, size_t *pos, const char *
 typedef struct mw_logbatch mw_logbatch_t;
 /* One entry as read back; pointers owned by the batch, valid until its next change. */
 typedef struct {
-  uint32_t stream;   /* index of its stream (mw_ffi_logbatch_stream_labels) */
+  uint32_t stream; /* index of its stream (mw_ffi_logbatch_stream_labels) */
   uint32_t line_len;
   uint32_t meta_len; /* structured metadata: name 0xFF value 0xFF pairs, in order */
   int64_t ts_ns;     /* nanoseconds since the epoch */
@@ -908,6 +908,48 @@ const char *mw_ffi_regex_group_name(const mw_ffi_regex_t *r, uint32_t i);
  * 2 * (groups + 1) byte offsets: start and end of the match and of each group,
  * -1 for a group that did not take part. */
 int mw_ffi_regex_match(mw_ffi_regex_t *r, const char *s, size_t len, size_t start, int64_t *ov);
+
+/* JSON value extraction (runtime/logproc/jsonx.c): paths of field names and array
+ * indexes, compiled once; one pass over a document validates it whole and finds
+ * each path's value (the last one when a key repeats, as a decoder's map keeps it). */
+typedef struct mw_jsonx mw_ffi_jsonx_t;
+typedef struct {
+  const char *key; /* a field name (key_len bytes), or NULL for an array index */
+  size_t key_len;
+  int64_t index; /* the array index (0-based, >= 0) when key is NULL */
+} mw_ffi_jsonx_step_t;
+enum {
+  MW_JSONX_MISSING = 0,
+  MW_JSONX_STRING = 1,
+  MW_JSONX_NUMBER = 2,
+  MW_JSONX_TRUE = 3,
+  MW_JSONX_FALSE = 4,
+  MW_JSONX_NULL = 5,
+  MW_JSONX_OBJECT = 6,
+  MW_JSONX_ARRAY = 7
+};
+typedef struct {
+  int32_t type;    /* MW_JSONX_* */
+  int32_t escaped; /* a string with backslash escapes (mw_ffi_jsonx_unescape it) */
+  int64_t start;   /* the value's bytes in the document: a string's inside its quotes */
+  int64_t len;
+} mw_ffi_jsonx_value_t;
+/* Compiles npaths paths (at most MW_JSONX_MAX_PATHS): path i is path_len[i] steps
+ * (at least 1), the paths' steps one after another in steps. Keys are copied. NULL
+ * with err on a bad argument or out of memory. Free with mw_ffi_jsonx_free. */
+mw_ffi_jsonx_t *mw_ffi_jsonx_new(const mw_ffi_jsonx_step_t *steps, const uint32_t *path_len,
+                                 uint32_t npaths, char *err, size_t err_size);
+void mw_ffi_jsonx_free(mw_ffi_jsonx_t *x);
+/* Reads doc[0..len): 0 when it is one JSON object (or null) with only white space
+ * around it, out[0..npaths) then giving each path's value (MISSING when absent);
+ * -1 when it is not valid JSON, not an object, or nested deeper than
+ * MW_JSONX_MAX_DEPTH (out then undefined). */
+int mw_ffi_jsonx_run(const mw_ffi_jsonx_t *x, const char *doc, size_t len,
+                     mw_ffi_jsonx_value_t *out);
+/* Writes the bytes a JSON string body s[0..len) (escapes included, as _run gives it)
+ * stands for into buf (len bytes suffice), \uXXXX as UTF-8 (a lone surrogate as
+ * U+FFFD, as Go's decoder). Returns their length, or -1 on a bad escape. */
+int64_t mw_ffi_jsonx_unescape(const char *s, size_t len, char *buf);
 
 /* === end of loki.process === */
 

@@ -41,6 +41,7 @@ layers)
     remote) echo "base model relabel storage remote scrape" ;;
     http) echo "base http" ;;
     exporters/node | exporters/process) echo "base model exposition $1" ;;
+    logproc) echo "base logproc" ;;
     lua) echo "base http lua" ;;
     esac
   }

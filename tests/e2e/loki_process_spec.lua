@@ -80,6 +80,21 @@ case("json_paths", {
   expect = { echo(T0, { job = "a", c = "x", last = "y", ua = "curl", n = "12.5", ok = "true" }, '{"y":[1,"2"],"z":1}') },
 })
 
+case("json_edges", {
+  entries = [===[{ { labels = { job = "a" }, ts = 1700000000,
+    line = [==[{"dup":{"x":1},"dup":"last","a\"b":"quoted key","u":"\u00e9\ud83d\ude00","nul":null,"job":"from json",]==]
+      .. [==["arr":[1,[2,{"k":"deep"}]],"big":12345678901234567890,"f":-0.5e-3}]==] } }]===],
+  stages = [[
+  stage.json { expressions = { dup = "", dupx = "dup.x", ab = '"a\\"b"', u = "", nul = "", deep = "arr[1][1].k",
+    big = "", f = "" } },
+  stage.json { expressions = { last = "arr[-1][0]" } }, -- a negative index: the decoder's path
+  stage.labels { values = { dup = "", dupx = "", ab = "", u = "", nul = "", deep = "", big = "", f = "", last = "" } },]],
+  expect = { echo(T0, { job = "a", dup = "last", ab = "quoted key", u = "é😀", deep = "deep",
+    big = "12345678901234567000", f = "-0.0005", last = "2" },
+    [==[{"dup":{"x":1},"dup":"last","a\"b":"quoted key","u":"\u00e9\ud83d\ude00","nul":null,"job":"from json",]==]
+    .. [==["arr":[1,[2,{"k":"deep"}]],"big":12345678901234567890,"f":-0.5e-3}]==]) },
+})
+
 case("json_drop_malformed", {
   entries = [[{ { labels = { job = "a" }, ts = 1700000000, line = 'not json' },
     { labels = { job = "a" }, ts = 1700000001, line = '{"level":"info"}' } }]],

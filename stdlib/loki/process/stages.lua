@@ -11,6 +11,7 @@ local regex = require("moonwatch.native.regex")
 local budget = require("moonwatch.budget")
 local errors = require("moonwatch.errors")
 local jmespath = require("loki.process.jmespath")
+local jsonx = require("moonwatch.native.jsonx")
 local logfmt = require("loki.process.logfmt")
 local gotime = require("loki.process.gotime")
 local gotemplate = require("loki.process.gotemplate")
@@ -187,33 +188,73 @@ stage("json", {
       names[#names + 1] = name
     end
     table.sort(names)
+    local paths, native = {}, #names <= jsonx.MAX_PATHS
     for i, name in ipairs(names) do
       steps[i] = json_expr(name, a.expressions[name])
+      local path = {}
+      for k, st in ipairs(steps[i]) do
+        if type(st) == "string" then
+          path[k] = st
+        elseif st.index >= 0 then
+          path[k] = st.index
+        else
+          native = false -- a negative index needs the array's length: the decoder's way
+        end
+      end
+      paths[i] = path
     end
+    local x = native and assert(jsonx.new(paths)) or nil
     local source, drop_malformed, search, decode = a.source, a.drop_malformed, jmespath.search, cjson.decode
     local null = cjson.null
+    -- the value of expression k from the C extractor, as the decoder would give it
+    local function native_value(k)
+      local kind = x:kind(k)
+      if kind == "string" then
+        return x:text(k)
+      elseif kind == "number" then
+        return tonumber(x:text(k))
+      elseif kind == "true" then
+        return true
+      elseif kind == "false" then
+        return false
+      elseif kind == "object" or kind == "array" then
+        return values.json(decode(x:text(k)))
+      end
+      return nil -- missing or null
+    end
     return function(list)
       local dropped = false
       for i = 1, #list do
         local e = list[i]
         local input = input_of(e, source)
         if input then
-          local ok, data = pcall(decode, input)
-          if not ok or type(data) ~= "table" then
-            if drop_malformed then
+          local ex = e.extracted
+          if x then
+            if x:run(input) then
+              for k = 1, #names do
+                ex[names[k]] = native_value(k)
+              end
+            elseif drop_malformed then
               env.drop(e, "malformed_json")
               dropped = true
             end
           else
-            local ex = e.extracted
-            for k = 1, #names do
-              local v = search(steps[k], data)
-              if v == null then
-                v = nil
-              elseif type(v) == "table" then
-                v = values.json(v)
+            local ok, data = pcall(decode, input)
+            if not ok or type(data) ~= "table" then
+              if drop_malformed and not (ok and data == null) then
+                env.drop(e, "malformed_json")
+                dropped = true
               end
-              ex[names[k]] = v
+            else
+              for k = 1, #names do
+                local v = search(steps[k], data)
+                if v == null then
+                  v = nil
+                elseif type(v) == "table" then
+                  v = values.json(v)
+                end
+                ex[names[k]] = v
+              end
             end
           end
         end

@@ -13,17 +13,29 @@ function M.float(v)
     return "+Inf"
   elseif v == -math.huge then
     return "-Inf"
-  elseif v == math.floor(v) and math.abs(v) < 1e21 then
+  elseif v == math.floor(v) and math.abs(v) < 2 ^ 53 then
     return string.format("%.0f", v)
   end
   for p = 1, 17 do
     local s = string.format("%." .. p .. "g", v)
     if tonumber(s) == v then
-      local exp = s:match("e([-+]%d+)$")
-      if exp then
-        s = string.format("%." .. math.max(0, p - 1 - tonumber(exp)) .. "f", v)
+      local mant, exp = s:match("^(-?[%d.]+)e([-+]%d+)$")
+      if not mant then
+        return s
       end
-      return s
+      -- d.ddd e N written out: the shortest digits, then zeros (never the binary's exact digits)
+      local neg = mant:sub(1, 1) == "-"
+      local digits = mant:gsub("[-.]", "")
+      local point = 1 + tonumber(exp)
+      local out
+      if point >= #digits then
+        out = digits .. string.rep("0", point - #digits)
+      elseif point > 0 then
+        out = digits:sub(1, point) .. "." .. digits:sub(point + 1)
+      else
+        out = "0." .. string.rep("0", -point) .. digits
+      end
+      return (neg and "-" or "") .. out
     end
   end
   return string.format("%.17g", v)
