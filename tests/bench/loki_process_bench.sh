@@ -33,5 +33,5 @@ run "json" 'stage.json { expressions = { level = "", ts = "", path = "" } },'
 run "json+labels+timestamp" 'stage.json { expressions = { level = "", ts = "", path = "" } },
   stage.labels { values = { level = "" } },
   stage.timestamp { source = "ts", format = "RFC3339Nano" },'
-run "logfmt-free regex+labels" 'stage.regex { expression = "\"level\":\"(?P<level>[a-z]+)\"" },
+run "regex+labels" 'stage.regex { expression = "\"level\":\"(?P<level>[a-z]+)\"" },
   stage.labels { values = { level = "" } },'
