@@ -366,6 +366,17 @@ case("replace_decolorize", {
   expect = { echo(T0, { user = "frank" }, "http: 11.11.11.11 - FRANK [01/Jan/2023:00:00:01 +0200] password *****") },
 })
 
+case("line_too_long", {
+  entries = [[{ { labels = {}, ts = 1700000000, line = "grow" }, { labels = {}, ts = 1700000000, line = "keep" } }]],
+  stages = [[
+  stage.lua { fn = function(e)
+    if e.line == "grow" then
+      e.line = string.rep("x", 64 * 1024 * 1024 + 1) -- more than a batch takes
+    end
+  end },]],
+  expect = { echo(T0, {}, "keep") },
+})
+
 case("lua_stage", {
   entries = [[{
     { labels = { job = "a" }, ts = 1700000000, line = "GET /api 200 12ms" },
@@ -494,6 +505,7 @@ describe("loki.process", function()
     assert.equals(1, count("json_drop_malformed", "malformed_json"))
     assert.equals(1, count("lua_stage", "lua_stage"))
     assert.equals(1, count("limit_drop", "ratelimit_drop_stage"))
+    assert.equals(1, count("line_too_long", "line_too_long"))
     assert.matches('loki_process_dropped_lines_by_label_total{component_id="loki.process.limit_drop",'
       .. 'label_name="namespace",label_value="a"} 1', metrics_text, 1, true)
   end)

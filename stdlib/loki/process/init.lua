@@ -37,6 +37,10 @@ local M = {
 }
 
 local TICK = 0.1 -- seconds between checks of held entries (multiline, limit)
+-- A batch refuses a line or a metadata set longer than this (runtime/model/logbatch.h,
+-- MW_LOGBATCH_MAX_LINE): such an entry (a huge multiline block, a template's output) is
+-- dropped and counted (reason "line_too_long") instead of failing the whole batch.
+local MAX_LINE = 64 * 1024 * 1024
 
 local family, by_label_family
 local function dropped_family()
@@ -172,6 +176,7 @@ function Instance:forward(list)
   local out = logs.new()
   local streams = {}
   local n = 0
+  local too_long = 0
   for i = 1, #list do
     local e = list[i]
     local s = streams[e.labels]
@@ -180,10 +185,18 @@ function Instance:forward(list)
       s = logs.stream(out, e.labels)
       streams[e.labels] = s
     end
-    if s then
-      logs.add(out, s, e.sec, e.nsec, e.line, next(e.metadata) and e.metadata or nil)
+    local md = next(e.metadata) and e.metadata or nil
+    if #e.line > MAX_LINE then
+      self.env.drop(e, "line_too_long")
+      too_long = too_long + 1
+    else
+      logs.add(out, s, e.sec, e.nsec, e.line, md)
       n = n + 1
     end
+  end
+  if too_long > 0 then
+    self.ctx.log:error("entries dropped: their line is longer than a batch takes", { entries = too_long,
+      max_bytes = MAX_LINE })
   end
   if n > 0 then
     self.forwarded = self.forwarded + n
