@@ -659,6 +659,33 @@ loki.echo "e" { file = %q }
       out, 1, true)
   end)
 
+  it("removes a stage.metrics series not updated for max_idle_duration", function()
+    local f = proc.write(tmp .. "/idle.lua", [[
+test.logsource "s" {
+  entries = { { labels = { job = "idle" }, ts = 1700000000, line = "x" } },
+  forward_to = { loki.process.p.receiver },
+}
+loki.process "p" {
+  forward_to = {},
+  stage.metrics { metric.counter { name = "idle_lines_total", match_all = true, action = "inc",
+    max_idle_duration = "1s" } },
+}
+]])
+    local h = proc.start_run(f, { "--component.path=" .. FIXTURES })
+    local series = 'loki_process_custom_idle_lines_total{component_id="loki.process.p",job="idle"} 1'
+    local body, deadline = "", os.time() + 10
+    while not body:find(series, 1, true) and os.time() < deadline do
+      _, body = proc.http("GET", h.base .. "/metrics")
+      os.execute("sleep 0.05")
+    end
+    assert.matches(series, body, 1, true)
+    os.execute("sleep 2.3")
+    _, body = proc.http("GET", h.base .. "/metrics")
+    h.kill()
+    h.wait(10)
+    assert.is_nil(body:find(series, 1, true))
+  end)
+
   it("logs a failing stage.lua function and keeps the entry as it was", function()
     assert.matches("stage.lua function failed", logs_text, 1, true)
     assert.matches("boom", logs_text, 1, true)
