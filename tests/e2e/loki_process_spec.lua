@@ -673,7 +673,7 @@ loki.process "p" {
 ]])
     local h = proc.start_run(f, { "--component.path=" .. FIXTURES })
     local series = 'loki_process_custom_idle_lines_total{component_id="loki.process.p",job="idle"} 1'
-    local body, deadline = "", os.time() + 10
+    local _, body, deadline = nil, "", os.time() + 10
     while not body:find(series, 1, true) and os.time() < deadline do
       _, body = proc.http("GET", h.base .. "/metrics")
       os.execute("sleep 0.05")
