@@ -445,7 +445,7 @@ local function lines_of(s)
 end
 
 describe("loki.process", function()
-  local outputs, metrics_text, logs_text = {}, "", ""
+  local outputs, metrics_text, logs_text, component_text = {}, "", "", ""
 
   setup(function()
     local parts = {}
@@ -476,6 +476,7 @@ describe("loki.process", function()
     until done or os.time() > deadline
     local _, body = proc.http("GET", h.base .. "/metrics")
     metrics_text = body
+    _, component_text = proc.http("GET", h.base .. "/api/v0/components/loki.process.drop_doc")
     h.kill()
     h.wait(10)
     logs_text = h.read()
@@ -489,6 +490,14 @@ describe("loki.process", function()
       assert.same(cases[name].expect, outputs[name])
     end)
   end
+
+  it("is healthy, with what it received, forwarded and dropped in its debug info", function()
+    local c = require("cjson").decode(component_text)
+    assert.equals("healthy", c.health.state)
+    assert.same({ entries_received = 10, entries_forwarded = 4,
+      entries_dropped = { drop_stage = 2, ["too old"] = 1, ["too long"] = 1, joined = 1, ["has level"] = 1 } },
+      c.debug_info)
+  end)
 
   it("counts dropped lines by reason in loki_process_dropped_lines_total", function()
     local function count(id, reason)

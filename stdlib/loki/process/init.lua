@@ -134,7 +134,7 @@ function Instance:update(args)
   }
   self:flush_held()
   self.args = args
-  self.run = self:compile(args.stage, function(l)
+  self.pipeline = self:compile(args.stage, function(l)
     self:forward(l)
   end)
   self.ticks = ticks
@@ -210,7 +210,7 @@ function Instance:append(b)
   if #list == 0 then
     return
   end
-  list = self.run(list)
+  list = self.pipeline(list)
   if #list > 0 then
     self:forward(list)
   end
