@@ -145,6 +145,43 @@ case("label_stages", {
   expect = { echo(T0, { job = "a", foo = "fooval", bar = "barval" }, "x") },
 })
 
+case("docker_doc", {
+  entries = [=[{ { labels = { job = "a" }, ts = 1700000000,
+    line = [[{"log":"log message\n","stream":"stderr","time":"2019-04-30T02:12:41.8443515Z"}]] },
+    { labels = { job = "a" }, ts = 1700000000, line = "not docker" } }]=],
+  stages = [[
+  stage.docker {},
+  stage.template { source = "x", template = "{{ .stream }} {{ .timestamp }} {{ .output }}" },
+  stage.structured_metadata { values = { x = "" } },]],
+  expect = {
+    echo("2019-04-30T02:12:41.844351500Z", { job = "a", stream = "stderr" }, "log message\n",
+      { x = "stderr 2019-04-30T02:12:41.8443515Z log message\n" }),
+    echo(T0, { job = "a" }, "not docker", { x = "<no value> <no value> <no value>" }),
+  },
+})
+
+case("cri_doc", {
+  entries = [[{
+    { labels = { job = "a" }, ts = 1700000000, line = "2019-04-30T02:12:41.8443515Z stdout F message" },
+    { labels = { job = "a" }, ts = 1700000000, line = "2019-04-30T02:12:42.0Z stderr P part one, " },
+    { labels = { job = "a" }, ts = 1700000000, line = "2019-04-30T02:12:43.0Z stdout F full" },
+    { labels = { job = "a" }, ts = 1700000000, line = "2019-04-30T02:12:44.0Z stderr P part two, " },
+    { labels = { job = "a" }, ts = 1700000000, line = "2019-04-30T02:12:45.0Z  stderr  F end" },
+    { labels = { job = "a" }, ts = 1700000000, line = "not cri" },
+  }]],
+  stages = [[
+  stage.cri {},
+  stage.template { source = "x", template = "{{ .flags }}|{{ .content }}" },
+  stage.structured_metadata { values = { x = "" } },]],
+  expect = {
+    echo("2019-04-30T02:12:41.844351500Z", { job = "a", stream = "stdout" }, "message", { x = "F|message" }),
+    echo("2019-04-30T02:12:43.000000000Z", { job = "a", stream = "stdout" }, "full", { x = "F|full" }),
+    echo("2019-04-30T02:12:45.000000000Z", { job = "a", stream = "stderr" }, "part one, part two, end",
+      { x = "F|end" }), -- the partial lines joined to the full one, with its timestamp (as Alloy's)
+    echo(T0, { job = "a" }, "not cri", { x = "<no value>|<no value>" }),
+  },
+})
+
 case("labels_invalid_utf8", {
   entries = [[{ { labels = { job = "a" }, ts = 1700000000, line = "ok=yes bad=\255\254" } }]],
   stages = [[
@@ -654,8 +691,8 @@ loki.echo "e" { file = %q }
   it("documents every stage and metric with its arguments (moonwatch doc loki.process)", function()
     local code, out = proc.run({ "doc", "loki.process" })
     assert.equals(0, code)
-    for _, st in ipairs({ "json", "logfmt", "regex", "replace", "labels", "static_labels", "label_drop", "label_keep",
-      "structured_metadata", "tenant", "output", "template", "decolorize", "timestamp", "drop", "match", "limit",
+    for _, st in ipairs({ "docker", "cri", "json", "logfmt", "regex", "replace", "labels", "static_labels",
+      "label_drop", "label_keep", "structured_metadata", "tenant", "output", "template", "decolorize", "timestamp", "drop", "match", "limit",
       "multiline", "metrics", "lua" }) do
       assert.matches("### stage." .. st .. "\n", out)
     end

@@ -128,6 +128,10 @@ function Instance:update(args)
     drop_by_label = function(name, value)
       by_fam:with(id, name, value or ""):inc()
     end,
+    -- a counter of this component (Alloy's stage metrics, with component_id)
+    counter = function(name, help)
+      return metrics.default:counter(name, help, { "component_id" }):with(id)
+    end,
     tick = function(fn)
       ticks[#ticks + 1] = fn
     end,

@@ -106,6 +106,28 @@ local function extracted_all(e)
   return t
 end
 
+-- A stream key of e's labels (names sorted), computed once per label set.
+local keys = setmetatable({}, { __mode = "k" }) -- labels -> key
+local function labels_key(e)
+  local l = e.labels
+  local key = keys[l]
+  if key then
+    return key
+  end
+  local names = {}
+  for k in pairs(l) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    names[i] = k .. "\255" .. l[k]
+  end
+  key = table.concat(names, "\255")
+  keys[l] = key
+  return key
+end
+M.labels_key = labels_key
+
 local function compact(list)
   local out, n = {}, 0
   for i = 1, #list do
@@ -260,6 +282,146 @@ stage("json", {
         end
       end
       return dropped and compact(list) or list
+    end
+  end,
+})
+
+-- docker, cri ----------------------------------------------------------------------------
+local RFC3339NANO = gotime.compile("RFC3339Nano")
+
+stage("docker", {
+  doc = "Reads Docker's json-file lines ({\"log\":...,\"stream\":...,\"time\":...}): the line becomes log, "
+    .. "the label stream is set, the timestamp is time (RFC3339Nano); extracted: output, stream, timestamp.",
+  schema = { args = {} },
+  new = function()
+    local x = assert(jsonx.new({ { "log" }, { "stream" }, { "time" } }))
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        -- as Go's decoding into a struct: a field of another type fails the line, a missing one is ""
+        if x:run(e.line) and (x:kind(1) or "string") == "string" and (x:kind(2) or "string") == "string"
+          and (x:kind(3) or "string") == "string" then
+          local log, stream, time = x:text(1) or "", x:text(2) or "", x:text(3) or ""
+          local ex = e.extracted
+          ex.output, ex.stream, ex.timestamp = log, stream, time
+          e.line = log
+          set_label(e, "stream", stream)
+          local sec, nsec = gotime.parse(RFC3339NANO, time)
+          if sec then
+            e.sec, e.nsec = sec, nsec
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- <time> <stdout|stderr> [F|P] <content>, as Alloy's parser reads it (spaces between fields
+-- may repeat, the flag may be missing, the content may be empty): time, stream, flag, content.
+local function parse_cri(line)
+  local t, rest = line:match("^(%S+)%s(.*)$")
+  if not t then
+    return nil
+  end
+  rest = rest:gsub("^ +", "")
+  local stream = rest:sub(1, 6)
+  if stream ~= "stdout" and stream ~= "stderr" then
+    return nil
+  end
+  rest = rest:sub(7):gsub("^ +", "")
+  local flag = rest:sub(1, 1)
+  if flag == "P" or flag == "F" then
+    rest = rest:sub(2):gsub("^ +", "")
+  else
+    flag = ""
+  end
+  return t, stream, flag, rest
+end
+
+stage("cri", {
+  doc = "Reads CRI lines (<time> <stdout|stderr> <F|P> <content>): the line becomes content, the label stream "
+    .. "is set, the timestamp is time; partial lines (P) of a stream wait for its full line (F) and are "
+    .. "joined to it; extracted: time, stream, flags, content.",
+  schema = {
+    args = {
+      max_partial_lines = { type = "int", default = 100, min = 1,
+        doc = "Streams with partial lines held at most; past it they are all sent on as they are." },
+      max_partial_line_size = { type = "int", default = 0, min = 0,
+        doc = "Bytes a joined partial line keeps (with max_partial_line_size_truncate)." },
+      max_partial_line_size_truncate = { type = "bool", default = false,
+        doc = "Truncate joined partial lines to max_partial_line_size bytes." },
+    },
+  },
+  new = function(a, env)
+    local partial, npartial = {}, 0 -- stream key -> entry
+    local flushed = env.counter("loki_process_cri_partial_lines_flushed_total",
+      "A count of partial lines that were flushed prematurely due to the max_partial_lines limit being exceeded")
+    local truncated = env.counter("loki_process_cri_lines_truncated_total",
+      "A count of lines that were truncated due to the max_partial_line_size limit")
+    local function truncate(e)
+      if a.max_partial_line_size_truncate and #e.line > a.max_partial_line_size then
+        e.line = e.line:sub(1, a.max_partial_line_size)
+        truncated:inc()
+      end
+    end
+    env.tick(function(force)
+      if force and npartial > 0 then -- a stop or a new configuration: what waits goes on
+        local out = {}
+        for _, pe in pairs(partial) do
+          out[#out + 1] = pe
+        end
+        partial, npartial = {}, 0
+        env.resume(out)
+      end
+    end)
+    return function(list)
+      local out = {}
+      for i = 1, #list do
+        local e = list[i]
+        local t, stream, flag, content = parse_cri(e.line)
+        if not t then
+          out[#out + 1] = e
+        else
+          local ex = e.extracted
+          ex.time, ex.flags, ex.stream, ex.content = t, flag, stream, content
+          e.line = content
+          local sec, nsec = gotime.parse(RFC3339NANO, t)
+          if sec then
+            e.sec, e.nsec = sec, nsec
+          end
+          set_label(e, "stream", stream)
+          local key = labels_key(e)
+          local prev = partial[key]
+          if flag == "P" then
+            if not prev and npartial >= a.max_partial_lines then
+              flushed:add(npartial)
+              env.log:warn("cri stage: partial lines upperbound exceeded. merging it to single line",
+                { threshold = a.max_partial_lines })
+              for _, pe in pairs(partial) do
+                out[#out + 1] = pe
+              end
+              partial, npartial = {}, 0
+            end
+            if prev then
+              e.line = prev.line .. e.line
+            else
+              npartial = npartial + 1
+            end
+            truncate(e)
+            partial[key] = e
+          else
+            if prev then
+              e.line = prev.line .. e.line
+              truncate(e)
+              partial[key] = nil
+              npartial = npartial - 1
+            end
+            out[#out + 1] = e
+          end
+        end
+      end
+      return out
     end
   end,
 })
@@ -636,26 +798,6 @@ stage("decolorize", {
 })
 
 -- timestamp ----------------------------------------------------------------------------
-local keys = setmetatable({}, { __mode = "k" }) -- labels -> key
-local function labels_key(e)
-  local l = e.labels
-  local key = keys[l]
-  if key then
-    return key
-  end
-  local names = {}
-  for k in pairs(l) do
-    names[#names + 1] = k
-  end
-  table.sort(names)
-  for i, k in ipairs(names) do
-    names[i] = k .. "\255" .. l[k]
-  end
-  key = table.concat(names, "\255")
-  keys[l] = key
-  return key
-end
-M.labels_key = labels_key
 
 local FUDGE_MAX = 10000 -- streams whose last timestamp the fudge action remembers
 
