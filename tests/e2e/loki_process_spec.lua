@@ -732,6 +732,32 @@ loki.process "p" {
     assert.is_nil(body:find(series, 1, true))
   end)
 
+  it("sends on at a stop the entries stage.limit holds back (no drop)", function()
+    local out = tmp .. "/limit-held.log"
+    local f = proc.write(tmp .. "/limit-held.lua", string.format([[
+test.logsource "s" {
+  entries = { { labels = {}, ts = 1700000000, line = "1" }, { labels = {}, ts = 1700000000, line = "2" },
+    { labels = {}, ts = 1700000000, line = "3" } },
+  forward_to = { loki.process.p.receiver },
+}
+loki.process "p" {
+  forward_to = { loki.echo.e.receiver },
+  stage.limit { rate = 0.001, burst = 1 },
+}
+loki.echo "e" { file = %q }
+]], out))
+    local h = proc.start_run(f, { "--component.path=" .. FIXTURES })
+    local deadline = os.time() + 10
+    while #lines_of(slurp(out)) < 1 and os.time() < deadline do
+      os.execute("sleep 0.05")
+    end
+    os.execute("sleep 0.3")
+    assert.same({ echo(T0, {}, "1") }, lines_of(slurp(out))) -- the others wait for tokens
+    h.kill()
+    assert.equals(0, h.wait(10))
+    assert.same({ echo(T0, {}, "1"), echo(T0, {}, "2"), echo(T0, {}, "3") }, lines_of(slurp(out)))
+  end)
+
   it("logs a failing stage.lua function and keeps the entry as it was", function()
     assert.matches("stage.lua function failed", logs_text, 1, true)
     assert.matches("boom", logs_text, 1, true)

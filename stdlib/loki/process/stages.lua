@@ -1096,11 +1096,14 @@ stage("limit", {
     end
     local held, max_held = {}, 10 * a.burst
     if not a.drop then
-      env.tick(function()
+      env.tick(function(force)
         if #held == 0 then
           return
         end
         local out = {}
+        if force then -- a stop or a new configuration: what waits goes on now
+          out, held = held, {}
+        end
         while #held > 0 and take(global) do
           out[#out + 1] = table.remove(held, 1)
         end
@@ -1140,7 +1143,6 @@ stage("limit", {
             any = true
           elseif #held < max_held then
             held[#held + 1] = e
-            e.held = true
           else
             env.drop(e, "ratelimit_drop_stage") -- more held back than 10 x burst
           end
