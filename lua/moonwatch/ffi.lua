@@ -1,4 +1,5 @@
---- moonwatch.ffi: the FFI surface of the runtime (runtime/ffi.h), declared once.
+--- moonwatch.ffi: the FFI surface of the runtime, declared once: one cdef generated at build time
+-- from the FFI blocks of the module headers that runtime/ffi.h lists.
 -- `local C = require("moonwatch.ffi").C` gives the runtime's exported functions.
 local ffi = require("ffi")
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "ffi.h"
+#include "base/core.h"
 
 double mw_ffi_time_now(void) {
   struct timespec ts;

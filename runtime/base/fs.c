@@ -1,4 +1,4 @@
-/* base/fs.c: the file-system calls Lua needs (contracts in ffi.h, "files"),
+/* base/fs.c: the file-system calls Lua needs (contracts in base/fs.h),
  * so that nothing on the event loop shells out to mkdir(1) or find(1). */
 #include <dirent.h>
 #include <errno.h>
@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include "base/err.h"
+#include "base/fs.h"
 #include "base/grow.h"
-#include "ffi.h"
 
 int mw_ffi_fs_mkdir_p(const char *path, char *err, size_t errlen) {
   size_t n = strlen(path);

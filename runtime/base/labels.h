@@ -1,6 +1,6 @@
 /* runtime/base/: what every subsystem stands on: the arena, error messages, growable arrays,
  * CRC-32C, label sets, string interning, RE2 regexes on PCRE2, files, clocks and build facts,
- * and the shutdown watchdog. It includes nothing of the runtime but ffi.h.
+ * and the shutdown watchdog. It includes nothing else of the runtime.
  *
  * base/labels.h: label pairs as the C primitives exchange them, and label sets
  * (sorted, validated, hashed, encoded as one byte string). */

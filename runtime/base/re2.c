@@ -28,7 +28,6 @@
 #include "base/err.h"
 #include "base/labels.h"
 #include "base/re2.h"
-#include "ffi.h"
 
 typedef struct {
   const char *p; /* the pattern */

@@ -4,6 +4,17 @@
 #ifndef MW_RE2_H
 #define MW_RE2_H
 #include <stddef.h>
+#include <stdint.h>
+
+/* ffi.cdef begin */
+/* --- regexes (base/re2.c) -------------------------------------------------- */
+
+/* Checks that re[0..len) compiles as an RE2-syntax regex the way every regex of
+ * the runtime is compiled (mw_re2_compile: Go's syntax and semantics). 0, or -1
+ * with a message in err (err_size bytes) ending with "(at offset N)". Nothing is
+ * kept. For validating arguments before anything runs. */
+int mw_ffi_regex_check(const char *re, size_t len, char *err, size_t err_size);
+/* ffi.cdef end */
 
 /* Checks an RE2-syntax pattern re[0..len) and translates it into a PCRE2 pattern
  * with the same meaning (see base/re2.c for what is rejected and rewritten). The

@@ -10,7 +10,7 @@
 
 #include "base/err.h"
 #include "base/re2.h"
-#include "ffi.h"
+#include "base/regex.h"
 
 struct mw_regex {
   pcre2_code *code;

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "base/err.h"
-#include "ffi.h"
 
 static const int mw_wd_signals[] = {SIGINT, SIGTERM};
 #define MW_WD_NSIG (sizeof mw_wd_signals / sizeof mw_wd_signals[0])

@@ -26,9 +26,9 @@
 
 #include "base/err.h"
 #include "base/labels.h"
+#include "exposition/scrapecache.h"
 #include "model/batch.h"
 #include "model/series.h"
-#include "scrape/cache.h"
 
 typedef struct mw_expfmt_parser mw_parser_t;
 

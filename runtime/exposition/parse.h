@@ -1,6 +1,8 @@
 /* runtime/exposition/: the Prometheus text and OpenMetrics formats in both directions: the
- * parser (a body into a batch, parse.c), the writer (a metrics registry into a body, write.c;
- * a batch, write_batch.c) and the metrics registry the exporters fill (registry.c).
+ * parser (a body into a batch, parse.c) with its per-target memory of the previous body
+ * (the scrape cache, scrapecache.c: series refs, metadata, staleness), the writer (a metrics
+ * registry into a body, write.c; a batch, write_batch.c) and the metrics registry the exporters
+ * fill (registry.c).
  *
  * exposition/parse.h: the Prometheus exposition parser. One call parses a whole body
  * (Prometheus text format 0.0.4 / 1.0.0 or OpenMetrics 1.0) into a sample
@@ -56,10 +58,67 @@
  *   other comments, `# EOF` last. */
 #ifndef MW_EXPFMT_H
 #define MW_EXPFMT_H
+#include "model/batch.h"
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ffi.h"
+/* ffi.cdef begin */
+/* --- exposition / series / batch ------------------------------------- */
+
+/* Exposition formats (mw_ffi_expfmt_parse's fallback, stats.format). */
+enum { MW_EXPFMT_NONE = 0, MW_EXPFMT_TEXT = 1, MW_EXPFMT_OPENMETRICS = 2 };
+
+/* Parse flags, or-ed. */
+enum {
+  MW_EXPFMT_IGNORE_TIMESTAMPS = 1,  /* honor_timestamps = false */
+  MW_EXPFMT_SKIP_CREATED = 2,       /* OpenMetrics: drop _created series of counters,
+                                       histograms and summaries */
+  MW_EXPFMT_NO_STALE = 4,           /* do not append staleness markers for gone series */
+  MW_EXPFMT_TRACK_TS_STALENESS = 8, /* staleness markers also for series with timestamps */
+  MW_EXPFMT_LEGACY_NAMES = 16       /* metric_name_validation_scheme "legacy": a quoted name
+                                       outside [a-zA-Z_:][a-zA-Z0-9_:]* (metric) or
+                                       [a-zA-Z_][a-zA-Z0-9_]* (label) fails the body */
+};
+
+/* What one parse did. */
+typedef struct {
+  uint64_t samples;         /* samples appended, stale markers excluded (scrape_samples_scraped) */
+  uint64_t series_added;    /* series not in the previous scrape (scrape_series_added) */
+  uint64_t stale;           /* staleness markers appended for series gone since the last scrape */
+  uint64_t duplicates;      /* samples dropped: same series twice in one body */
+  uint64_t exemplars;       /* OpenMetrics exemplars attached to samples of the batch */
+  uint64_t created_skipped; /* _created samples dropped by MW_EXPFMT_SKIP_CREATED */
+  int32_t format;           /* the format used, MW_EXPFMT_TEXT or MW_EXPFMT_OPENMETRICS */
+  int32_t fallback_used;    /* 1 if Content-Type was missing or unsupported */
+
+  /* Exemplars dropped as Prometheus's appender refuses them (a repeated label
+   * name, labels over 128 code points, timestamp out of range); the sample
+   * is kept. */
+  uint64_t exemplars_invalid;
+  /* Samples dropped: an OpenMetrics timestamp whose milliseconds do not fit
+   * int64 (Prometheus's storage refuses them as out of bounds). */
+  uint64_t out_of_bounds;
+  /* Samples parsed before the body failed (0 when it parsed): what Prometheus
+   * reports as scrape_samples_scraped for a failed body. A body over the
+   * sample limit stops at the first sample past it: sample_limit + 1. */
+  uint64_t parsed;
+} mw_expfmt_stats_t;
+
+/* Parses a whole exposition body into batch b (cleared first; it then refers
+ * to c's series table), using and updating the scrape cache c. content_type
+ * is the response's Content-Type (NULL or "" if missing); fallback
+ * (MW_EXPFMT_*) is used when it is missing or unsupported, MW_EXPFMT_NONE
+ * makes that an error. Samples without a timestamp get default_ts_ms, as do
+ * staleness markers. flags: MW_EXPFMT_* parse flags. stats may be NULL.
+ * Returns 0; on an invalid body -1, err (errlen bytes, caller's) names the
+ * line and the problem, and b holds only the staleness markers for every
+ * series of the previous scrape, as Prometheus does for a failed scrape.
+ * b must not be used across two parses of the same cache: series gone in one
+ * parse are deleted at the start of the next. */
+int mw_ffi_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, size_t len,
+                        const char *content_type, int fallback, int64_t default_ts_ms,
+                        uint32_t flags, mw_expfmt_stats_t *stats, char *err, size_t errlen);
+/* ffi.cdef end */
 
 /* Picks the format for a Content-Type as Prometheus does:
  * application/openmetrics-text -> OpenMetrics, text/plain (any version) ->

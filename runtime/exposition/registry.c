@@ -10,7 +10,6 @@
 #include <xxhash.h>
 
 #include "base/labels.h"
-#include "ffi.h"
 
 /* Handles: low 20 bits are the slot index, the next 11 bits its generation. */
 #define HANDLE_INDEX_BITS 20

@@ -19,7 +19,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ffi.cdef begin */
+/* --- metrics ---------------------------------------------------------- */
+
+/* The self-metrics registry (runtime/exposition/registry.c, exposition/write.c,
+ * exporters/process/self.c). Families and children are int32 handles (-1 = error); a stale handle
+ * (its child or family was deleted) is refused, never dereferenced. Updates by handle are O(1) and
+ * never allocate. err/errlen: the caller's buffer for a message. The registry is used from the
+ * event loop thread only. */
 typedef struct mw_metrics mw_metrics_t;
+
+/* New empty registry (NULL on out of memory); the caller frees it with
+ * mw_ffi_metrics_free (tie it to the GC with ffi.gc). */
+mw_metrics_t *mw_ffi_metrics_create(void);
+void mw_ffi_metrics_free(mw_metrics_t *reg);
+
+/* Registers a family; returns its handle or -1 (err). type: "counter",
+ * "gauge", "histogram" or "untyped". label_names: names joined by "\x1f"
+ * (len 0 = no labels); a "component_id" label ties children to a component.
+ * buckets/nbuckets: histogram upper bounds, strictly increasing (NULL/0 =
+ * client_golang's default buckets); ignored for other types. Registering the
+ * same definition again returns the same handle; a different one is an
+ * error. A family without labels has its one child from the start. */
+int32_t mw_ffi_metrics_family_add(mw_metrics_t *reg, const char *name, const char *help,
+                                  const char *type, const char *label_names, size_t label_names_len,
+                                  const double *buckets, size_t nbuckets, char *err, size_t errlen);
+/* Deletes a family and its children. 0 or -1 (stale handle). */
+int mw_ffi_metrics_family_del(mw_metrics_t *reg, int32_t family);
+
+/* Handle of the child with these label values, joined by "\x1f" in the
+ * family's label order (with one label the whole string is the value),
+ * created at zero if new; -1 (err) on a bad handle, count or UTF-8. */
+int32_t mw_ffi_metrics_child_get(mw_metrics_t *reg, int32_t family, const char *values, size_t len,
+                                 char *err, size_t errlen);
+/* Deletes one child. 0 or -1 (stale handle). */
+int mw_ffi_metrics_child_del(mw_metrics_t *reg, int32_t child);
+/* Deletes every child whose component_id label is component_id[0..len);
+ * returns how many. */
+int mw_ffi_metrics_component_del(mw_metrics_t *reg, const char *component_id, size_t len);
+
+/* Updates by child handle: 0, or -1 on a stale handle or a type mismatch
+ * (inc/add: counter (v >= 0), gauge, untyped; set: counter, gauge, untyped;
+ * observe: histogram). get: the value (histogram: sample count). */
+int mw_ffi_metrics_inc(mw_metrics_t *reg, int32_t child);
+int mw_ffi_metrics_add(mw_metrics_t *reg, int32_t child, double v);
+int mw_ffi_metrics_set(mw_metrics_t *reg, int32_t child, double v);
+int mw_ffi_metrics_observe(mw_metrics_t *reg, int32_t child, double v);
+int mw_ffi_metrics_get(mw_metrics_t *reg, int32_t child, double *out);
+/* ffi.cdef end */
 
 typedef enum {
   MW_METRICS_COUNTER = 0,

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ffi.h"
-
 _Static_assert((int)MW_EXPOSE_TEXT == (int)MW_METRICS_FMT_TEXT &&
                    (int)MW_EXPOSE_OPENMETRICS == (int)MW_METRICS_FMT_OPENMETRICS &&
                    (int)MW_EXPOSE_OPENMETRICS_0_0_1 == (int)MW_METRICS_FMT_OPENMETRICS_0_0_1,

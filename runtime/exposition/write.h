@@ -5,8 +5,43 @@
 #ifndef MW_EXPOSE_H
 #define MW_EXPOSE_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "exposition/registry.h"
+#include "model/batch.h"
+
+/* ffi.cdef begin */
+/* --- exposition writers (exposition/write.c, write_batch.c) --------------- */
+
+/* Exposition formats (mw_ffi_metrics_negotiate, mw_ffi_metrics_expose). */
+enum {
+  MW_METRICS_FMT_TEXT = 0,             /* text/plain; version=0.0.4 */
+  MW_METRICS_FMT_OPENMETRICS = 1,      /* application/openmetrics-text; version=1.0.0 */
+  MW_METRICS_FMT_OPENMETRICS_0_0_1 = 2 /* same body, version=0.0.1 content type */
+};
+
+/* Writes the whole registry (after running its collectors) in format
+ * MW_METRICS_FMT_*, gzipped if gzip != 0, into a new buffer: *out, *len. The
+ * caller frees *out with mw_ffi_metrics_buf_free (which frees the buffers of
+ * every exposition writer: node and process exporters too). 0, or -1 (err;
+ * *out NULL). */
+int mw_ffi_metrics_expose(mw_metrics_t *reg, int format, int gzip, char **out, size_t *len,
+                          char *err, size_t errlen);
+void mw_ffi_metrics_buf_free(char *p);
+
+/* The format for an Accept header value (NULL if absent), as client_golang's
+ * promhttp with OpenMetrics enabled chooses it. */
+int mw_ffi_metrics_negotiate(const char *accept);
+/* The Content-Type for a format (static string). */
+const char *mw_ffi_metrics_content_type(int format);
+/* 1 if the Accept-Encoding value (NULL if absent) selects gzip, else 0. */
+int mw_ffi_metrics_wants_gzip(const char *accept_encoding);
+
+/* Writes batch's samples as exposition lines with timestamps (text: ms;
+ * OpenMetrics: seconds) into a new buffer *out (free with
+ * mw_ffi_metrics_buf_free). Staleness markers print as NaN. 0, or -1 on OOM. */
+int mw_ffi_batch_write(const mw_batch_t *batch, int openmetrics, char **out, size_t *out_len);
+/* ffi.cdef end */
 
 typedef enum {
   MW_EXPOSE_TEXT = 0,              /* text/plain; version=0.0.4 */

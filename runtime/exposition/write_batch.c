@@ -7,7 +7,6 @@
 
 #include "base/labels.h"
 #include "exposition/write.h"
-#include "ffi.h"
 #include "model/batch.h"
 #include "model/series.h"
 

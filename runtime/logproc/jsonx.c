@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "ffi.h"
 #include "logproc/jsonx.h"
 
 typedef struct {

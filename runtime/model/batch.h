@@ -10,10 +10,71 @@
  * (no allocation, one length check). */
 #ifndef MW_BATCH_H
 #define MW_BATCH_H
+#include "model/series.h"
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ffi.h"
+/* ffi.cdef begin */
+/* --- sample batches --------------------------------------------------------- */
+
+/* A samples batch: (series ref, timestamp, value) of a series table, with
+ * exemplars and, optionally, the metric metadata of its families: a scrape
+ * cache (exposition/scrapecache.h), opaque here. */
+typedef struct mw_batch mw_batch_t;
+typedef struct mw_scrapecache mw_scrapecache_t;
+
+/* Metric family types (the metadata a batch may carry). */
+enum {
+  MW_METRIC_UNKNOWN = 0,
+  MW_METRIC_COUNTER = 1,
+  MW_METRIC_GAUGE = 2,
+  MW_METRIC_HISTOGRAM = 3,
+  MW_METRIC_GAUGEHISTOGRAM = 4,
+  MW_METRIC_SUMMARY = 5,
+  MW_METRIC_INFO = 6,
+  MW_METRIC_STATESET = 7
+};
+
+/* Creates an empty batch (NULL on out of memory); free with mw_ffi_batch_free. */
+mw_batch_t *mw_ffi_batch_new(void);
+void mw_ffi_batch_free(mw_batch_t *b);
+/* Sample accessors (i below mw_ffi_batch_len). */
+size_t mw_ffi_batch_len(const mw_batch_t *b);
+uint32_t mw_ffi_batch_ref(const mw_batch_t *b, size_t i);
+int64_t mw_ffi_batch_ts(const mw_batch_t *b, size_t i);
+double mw_ffi_batch_value(const mw_batch_t *b, size_t i);
+/* 1 if sample i is a staleness marker, else 0. */
+int mw_ffi_batch_is_stale(const mw_batch_t *b, size_t i);
+/* The encoded label set (see mw_ffi_labels_next) of sample i's series; *len
+ * receives its length. The bytes belong to the series table; valid while
+ * the batch is. NULL if i is out of range. */
+const uint8_t *mw_ffi_batch_labels(const mw_batch_t *b, size_t i, size_t *len);
+
+/* The batch's metric metadata (TYPE/HELP/UNIT of its families; see
+ * batch.h, mw_batch_meta): a scrape cache to read with
+ * mw_ffi_scrapecache_meta_len/_get or mw_ffi_rwmeta_add_cache, valid while
+ * the batch is; NULL if the batch carries none. */
+const mw_scrapecache_t *mw_ffi_batch_meta(const mw_batch_t *b);
+
+/* Prometheus's staleness marker value (the NaN with bits 0x7ff0000000000002). */
+double mw_ffi_batch_stale_nan(void);
+
+/* Exemplars of the batch (OpenMetrics bodies; relabel keeps those of the
+ * samples it keeps), in sample order. */
+size_t mw_ffi_batch_exemplars(const mw_batch_t *b);
+/* Exemplar k: the index of its sample, its encoded label set (see
+ * mw_ffi_labels_next; bytes owned by the batch, valid while the batch is),
+ * its timestamp (ms; the scrape's when the body had none) and value.
+ * 0, or -1 if k is out of range. */
+int mw_ffi_batch_exemplar(const mw_batch_t *b, size_t k, size_t *idx, const uint8_t **labels,
+                          size_t *len, int64_t *ts_ms, double *value);
+
+/* Iterates an encoded label set (name 0xFF value 0xFF, sorted by name):
+ * stores the label at *pos and advances *pos (start at 0). Returns 1 for a
+ * label, 0 at the end, -1 if the bytes are malformed. */
+int mw_ffi_labels_next(const uint8_t *enc, size_t len, size_t *pos, const char **name,
+                       size_t *name_len, const char **value, size_t *value_len);
+/* ffi.cdef end */
 
 /* Bit pattern of Prometheus's staleness marker (value.StaleNaN). */
 #define MW_STALE_NAN_BITS 0x7ff0000000000002ULL

@@ -5,7 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ffi.h"
+/* ffi.cdef begin */
+/* --- series tables --------------------------------------------------------- */
+
+/* A series table (opaque to Lua): interned label sets with stable refs. */
+typedef struct mw_series mw_series_t;
+/* ffi.cdef end */
 
 /* "No series": never a valid ref. */
 #define MW_SERIES_NONE UINT32_MAX

@@ -20,9 +20,98 @@
 #include <stdint.h>
 
 #include "base/labels.h"
-#include "ffi.h"
+#include "model/batch.h"
 
-/* The rule description (declared in ffi.h so Lua builds the same struct):
+/* ffi.cdef begin */
+/* --- relabel ---------------------------------------------------------- */
+/* Prometheus relabeling (runtime/relabel/relabel.h has the full contract). Build an array of
+ * rules, compile it once, then apply the program to label sets with a scratch and read
+ * the result back. Strings are (ptr, len); ptr == NULL means "not set" (default). */
+
+typedef struct {
+  const char *ptr;
+  uint32_t len;
+} mw_ffi_relabel_str_t;
+
+typedef struct {
+  const mw_ffi_relabel_str_t *source_labels; /* n_source_labels names */
+  uint32_t n_source_labels;
+  uint32_t name_validation;          /* 0 legacy [a-zA-Z_][a-zA-Z0-9_]*, 1 utf8 */
+  mw_ffi_relabel_str_t separator;    /* default ";" */
+  mw_ffi_relabel_str_t regex;        /* default "(.*)" (RE2 syntax) */
+  mw_ffi_relabel_str_t replacement;  /* default "$1" */
+  mw_ffi_relabel_str_t target_label; /* default "" */
+  mw_ffi_relabel_str_t action;       /* default "replace" */
+  uint64_t modulus;                  /* hashmod; 0 = not set */
+} mw_ffi_relabel_rule_t;
+
+/* One label (the layout of mw_label_t); strings are not NUL-terminated. */
+typedef struct {
+  const char *name;
+  const char *value;
+  uint32_t name_len;
+  uint32_t value_len;
+} mw_ffi_relabel_label_t;
+
+typedef struct mw_relabel_program mw_ffi_relabel_program_t;
+typedef struct mw_relabel_scratch mw_ffi_relabel_scratch_t;
+
+/* Compiles the n rules into *out (free with mw_ffi_relabel_program_free). Rule bytes
+ * are copied; the caller keeps them. 0 ok; -1 with *out NULL and err (err_size bytes)
+ * naming the rule (1-based) and field. */
+int mw_ffi_relabel_program_new(const mw_ffi_relabel_rule_t *rules, uint32_t n,
+                               mw_ffi_relabel_program_t **out, char *err, size_t err_size);
+/* Frees a program (NULL ok). */
+void mw_ffi_relabel_program_free(mw_ffi_relabel_program_t *p);
+/* A new scratch (NULL when out of memory); one per thread; free it with _free. */
+mw_ffi_relabel_scratch_t *mw_ffi_relabel_scratch_new(void);
+void mw_ffi_relabel_scratch_free(mw_ffi_relabel_scratch_t *s);
+/* Applies p to the n labels (sorted by name preferred; unsorted is sorted first).
+ * Returns 1 kept, 0 dropped, -1 out of memory. The caller keeps labels' bytes alive
+ * while it reads the result. */
+int mw_ffi_relabel_apply(const mw_ffi_relabel_program_t *p, mw_ffi_relabel_scratch_t *s,
+                         const mw_ffi_relabel_label_t *labels, uint32_t n);
+/* The labels of the last mw_ffi_relabel_apply on s, sorted by name (none after a
+ * drop): returns their count and stores the array in *labels. Owned by s, valid until
+ * the next apply/free on s. */
+uint32_t mw_ffi_relabel_result(const mw_ffi_relabel_scratch_t *s,
+                               const mw_ffi_relabel_label_t **labels);
+
+/* A relabel program applied to whole batches with a cache of results per
+ * input series, a memo per source series table (runtime/relabel/cache.c). The output batch belongs
+ * to the cache and is valid until its next apply or reset. */
+typedef struct mw_relabel_cache mw_relabel_cache_t;
+typedef struct {
+  uint64_t hits, misses, processed, written, flushes;
+} mw_relabel_stats_t;
+
+/* A cache of at most max_size input series (0: 100000); NULL on OOM. */
+mw_relabel_cache_t *mw_ffi_relabel_cache_new(uint32_t max_size);
+void mw_ffi_relabel_cache_free(mw_relabel_cache_t *c);
+/* Sets the program (kept by the caller while in use; NULL: misses are left to
+ * the caller, see _misses/_put) and empties the cache. 0, -1 on OOM. */
+int mw_ffi_relabel_cache_reset(mw_relabel_cache_t *c, const mw_ffi_relabel_program_t *p);
+/* Relabels every sample of in into the output batch, adding to *st. Without a
+ * program, samples of uncached series are left out and listed by _misses. 0,
+ * or -1 with err on OOM. */
+int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_relabel_stats_t *st,
+                               char *err, size_t errlen);
+mw_batch_t *mw_ffi_relabel_cache_batch(mw_relabel_cache_t *c);
+/* Indices in the last input batch of the samples left out as misses. */
+size_t mw_ffi_relabel_cache_misses(const mw_relabel_cache_t *c, const uint32_t **idx);
+/* Caches the result for sample i of the last input batch (a miss left to the
+ * caller): out, the encoded label set, or with out_len 0, dropped. Call before
+ * the input batch goes. 0, or -1 with err (invalid label name, OOM). */
+int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *out, size_t out_len,
+                             char *err, size_t errlen);
+/* Results the cache holds: those computed since it was last emptied, also
+ * those replaced since (their output series stay until the cache is emptied). */
+size_t mw_ffi_relabel_cache_len(const mw_relabel_cache_t *c);
+/* Output series the cache holds (at most _len). */
+size_t mw_ffi_relabel_cache_outputs(const mw_relabel_cache_t *c);
+/* ffi.cdef end */
+
+/* The rule description (declared in the FFI block above so Lua builds the same struct):
  * mw_relabel_str_t: ptr == NULL means "field not set" (default applies); a set
  * field may be empty (ptr != NULL, len 0), e.g. an explicit separator "".
  * mw_relabel_rule_t fields and defaults:

@@ -19,7 +19,6 @@
 
 #include "base/grow.h"
 #include "base/labels.h"
-#include "ffi.h"
 #include "remote.pb-c.h"
 
 typedef struct {

@@ -17,6 +17,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ffi.cdef begin */
+/* --- remote write: decoding requests (remote/encode.c) --------------------- */
+
+/* A decoded WriteRequest, for test receivers (runtime/remote/encode.c). */
+typedef struct mw_rwdec mw_rwdec_t;
+/* Decodes a snappy-compressed WriteRequest into *out (free with
+ * mw_ffi_rwdec_free). 0, or -1 with *out NULL and err (bad snappy, too
+ * large, bad protobuf). */
+int mw_ffi_rwdec_new(const uint8_t *buf, size_t len, mw_rwdec_t **out, char *err, size_t errlen);
+void mw_ffi_rwdec_free(mw_rwdec_t *d);
+/* Series, samples (all series) and metadata entries in the request. */
+void mw_ffi_rwdec_counts(const mw_rwdec_t *d, size_t *series, size_t *samples, size_t *metadata);
+/* Metadata entry i: type (the protobuf enum, = MW_METRIC_*), family name,
+ * help and unit, NUL-terminated, owned by d. 0, -1 if i is out of range. */
+int mw_ffi_rwdec_metadata(const mw_rwdec_t *d, size_t i, int *type, const char **name,
+                          const char **help, const char **unit);
+/* Series i: how many labels and samples it has. 0, -1 if i is out of range. */
+int mw_ffi_rwdec_series(const mw_rwdec_t *d, size_t i, size_t *nlabels, size_t *nsamples);
+/* Label j of series i (bytes owned by d, not NUL-terminated). 0, -1 if out of range. */
+int mw_ffi_rwdec_label(const mw_rwdec_t *d, size_t i, size_t j, const uint8_t **name,
+                       size_t *name_len, const uint8_t **value, size_t *value_len);
+/* Sample j of series i. 0, -1 if out of range. */
+int mw_ffi_rwdec_sample(const mw_rwdec_t *d, size_t i, size_t j, int64_t *ts, double *value);
+/* ffi.cdef end */
+
 /* The generated message (remote.pb-c.h in the build dir has the fields). */
 struct Prometheus__WriteRequest;
 

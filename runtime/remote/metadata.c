@@ -1,5 +1,5 @@
 /* remote/metadata.c: a set of metric metadata for prometheus.remote_write's
- * metadata_config (contract in ffi.h, "remote write metadata"), as
+ * metadata_config (contract in remote/metadata.h), as
  * Prometheus's MetadataWatcher collects it from the active scrape targets.
  *
  * Entries are deduplicated as they are added (an index by a hash of all four
@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "ffi.h"
+#include "exposition/scrapecache.h"
 #include "remote/encode.h"
-#include "scrape/cache.h"
+#include "remote/metadata.h"
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 

@@ -7,8 +7,8 @@
 
 #include "base/err.h"
 #include "exposition/parse.h"
+#include "exposition/scrapecache.h"
 #include "model/batch.h"
-#include "scrape/cache.h"
 
 #define MW_EXPORTED "exported_"
 #define MW_EXPORTED_LEN 9

@@ -43,7 +43,7 @@
  *
  * Guarantees. An append writes all its records with one writev before it
  * returns: acknowledged data is in the kernel and survives SIGKILL or a crash
- * of the process at any moment (see MW_WAL_FSYNC_* in ffi.h for power loss).
+ * of the process at any moment (see MW_WAL_FSYNC_* above for power loss).
  * A write killed midway leaves a torn record that the next open cuts off;
  * a failed write is truncated away at once. At open every segment is
  * replayed; the first torn, short or bad-CRC record of a segment ends it:
@@ -63,10 +63,103 @@
  * own fds; fsyncs of policy ALWAYS and mw_wal_sync block the loop. */
 #ifndef MW_WAL_H
 #define MW_WAL_H
+#include "model/batch.h"
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ffi.h"
+/* ffi.cdef begin */
+/* --- remote write --- */
+/* prometheus.remote_write: a crash-safe write-ahead log per component and
+ * Remote-Write 1.0 requests read from it (runtime/storage/wal.h and runtime/remote/encode.h
+ * have the full contracts). Pull-style: Lua appends batches, each endpoint
+ * pulls spans of snappy-compressed protobuf requests (one per shard) from
+ * its own reader, POSTs them concurrently and commits the span once every
+ * request of it is done (2xx, or dropped). Event loop thread only.
+ * Returns: 0 ok, -1 error with a message in err (errlen bytes). */
+typedef struct mw_wal mw_wal_t;
+
+/* When the WAL calls fsync. A returned append has reached the kernel with
+ * every policy, so it survives a crash or SIGKILL of the process; only
+ * ALWAYS also survives a power loss or kernel crash at every moment.
+ * INTERVAL loses at most what was appended since the last completed sync
+ * (mw_ffi_wal_sync_start, every interval, on a worker thread),
+ * NEVER what the OS had not yet written back (Prometheus agent's default). */
+enum { MW_WAL_FSYNC_NEVER = 0, MW_WAL_FSYNC_INTERVAL = 1, MW_WAL_FSYNC_ALWAYS = 2 };
+
+typedef struct {
+  uint64_t segment_size; /* bytes before a new segment file is started; 0: 128 MiB */
+  int32_t fsync;         /* MW_WAL_FSYNC_* */
+  int32_t reserved;      /* 0 */
+} mw_wal_opts_t;
+
+/* Counters only grow while the WAL is open; gauges are current values. */
+typedef struct {
+  uint64_t samples_appended; /* counter: samples written by appends */
+  uint64_t series_created;   /* counter: series records written by appends */
+  uint64_t series_removed;   /* counter: series forgotten by truncation */
+  uint64_t active_series;    /* gauge */
+  uint64_t bytes;            /* gauge: segments and checkpoint on disk */
+  uint64_t segments;         /* gauge: segment files */
+  uint64_t first_segment;    /* gauge: index of the oldest segment */
+  uint64_t last_segment;     /* gauge: index of the segment being written */
+  uint64_t corruptions;      /* counter: torn or corrupt records cut at open or skipped */
+  uint64_t corrupt_bytes;    /* counter: bytes cut or skipped because of them */
+  uint64_t samples_dropped;  /* counter: samples removed by max_keepalive before every
+                                reader had committed them (the largest loss of any reader) */
+  uint64_t segments_removed; /* counter: segments removed by truncation */
+  uint64_t checkpoints;      /* counter: checkpoints written */
+  uint64_t fsyncs;           /* counter */
+  uint64_t replayed_samples; /* samples found in the WAL at open */
+  uint64_t replayed_series;  /* series found in the WAL at open */
+  uint64_t samples_invalid;  /* counter: samples not written, their label set has an empty
+                                name or value, a NUL byte or is not sorted */
+
+  /* counter: exemplars written by appends (a repeat of the last exemplar
+   * written for a series is left out, as Prometheus agent's WAL does) */
+  uint64_t exemplars_appended;
+  /* exemplars found in the WAL at open */
+  uint64_t replayed_exemplars;
+  /* gauge: highest timestamp (ms) of a sample appended since open, 0: none
+   * yet (Prometheus's highest_timestamp_in_seconds) */
+  int64_t max_ts;
+} mw_wal_stats_t;
+
+/* Opens the WAL of one component in directory dir (created if missing; the
+ * WAL lives in dir/wal, reader cursors in dir/cursor.NAME), replays it and
+ * repairs a torn or corrupt tail (cut to the last good record, counted in
+ * stats, described by mw_ffi_wal_repair_log): corruption never fails the
+ * open, only I/O errors do. opts NULL: defaults. *out is freed with
+ * mw_ffi_wal_close. */
+int mw_ffi_wal_open(const char *dir, const mw_wal_opts_t *opts, mw_wal_t **out, char *err,
+                    size_t errlen);
+/* Closes the WAL (NULL ok). Readers still open keep its memory alive until
+ * they are closed; their calls then fail. */
+void mw_ffi_wal_close(mw_wal_t *w);
+/* Appends every sample of batch b (series records first for label sets the
+ * WAL has not seen). When it returns 0 the bytes are in the kernel (and on
+ * disk with MW_WAL_FSYNC_ALWAYS). On -1 (err set) nothing of b was written;
+ * on 1 (err set) the fsync of MW_WAL_FSYNC_ALWAYS failed: b is in the WAL,
+ * not known to be on disk. */
+int mw_ffi_wal_append(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen);
+/* fsyncs what was appended, on the calling thread (at stop). */
+int mw_ffi_wal_sync(mw_wal_t *w, char *err, size_t errlen);
+/* Starts an fsync of what was appended on a worker thread and collects the
+ * previous one (call every interval with MW_WAL_FSYNC_INTERVAL); -1 with err
+ * if the previous one failed. See mw_wal_sync_start. */
+int mw_ffi_wal_sync_start(mw_wal_t *w, char *err, size_t errlen);
+/* Starts a new segment, then removes the oldest segments that every reader
+ * has committed and whose newest sample is older than now_ms -
+ * min_keepalive_ms, and those whose newest sample is older than now_ms -
+ * max_keepalive_ms even if a reader has not committed them (its cursor
+ * jumps ahead; the samples are counted as dropped). Series of removed
+ * segments still in use are kept in a checkpoint. Call periodically. */
+int mw_ffi_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms,
+                        int64_t max_keepalive_ms, char *err, size_t errlen);
+void mw_ffi_wal_stats(const mw_wal_t *w, mw_wal_stats_t *st);
+/* What repairs at open found and did, one line each ("" if none). Owned by
+ * w, valid until it is closed. */
+const char *mw_ffi_wal_repair_log(const mw_wal_t *w);
+/* ffi.cdef end */
 
 #define MW_WAL_DEFAULT_SEGMENT_SIZE (128u << 20)
 

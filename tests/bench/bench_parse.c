@@ -4,7 +4,7 @@
  *
  *   gcc -O2 -std=c11 -D_GNU_SOURCE -Iruntime -o /tmp/bench_parse tests/bench/bench_parse.c \
  *     runtime/base/labels.c runtime/base/arena.c runtime/model/series.c runtime/model/batch.c \
- *     runtime/scrape/cache.c runtime/exposition/parse.c -lxxhash -lm -lpthread
+ *     runtime/exposition/scrapecache.c runtime/exposition/parse.c -lxxhash -lm -lpthread
  *   /tmp/bench_parse [fixture.prom] [series]
  *
  * The body: the families of the node_exporter fixture, each family's HELP and
@@ -17,9 +17,9 @@
 #include <time.h>
 
 #include "exposition/parse.h"
+#include "exposition/scrapecache.h"
 #include "model/batch.h"
 #include "model/series.h"
-#include "scrape/cache.h"
 
 static double now(void) {
   struct timespec ts;

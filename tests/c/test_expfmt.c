@@ -8,9 +8,10 @@
 
 #include "base/labels.h"
 #include "exposition/parse.h"
+#include "exposition/scrapecache.h"
+#include "ffi.h"
 #include "model/batch.h"
 #include "model/series.h"
-#include "scrape/cache.h"
 #include "test.h"
 
 #define TS 1700000000000LL

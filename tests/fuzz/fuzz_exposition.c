@@ -14,9 +14,9 @@
 
 #include "base/labels.h"
 #include "exposition/parse.h"
+#include "exposition/scrapecache.h"
 #include "model/batch.h"
 #include "model/series.h"
-#include "scrape/cache.h"
 
 /* Every name valid under the scheme (legacy: the Prometheus 2 grammars). */
 static void check_batch(mw_batch_t *b, int legacy) {

@@ -1,5 +1,5 @@
 --- moonwatch.native.core: the runtime core (runtime/core.c, watchdog.c) from Lua.
--- Part of moonwatch.native, the Lua wrappers over the FFI surface (runtime/ffi.h), one
+-- Part of moonwatch.native, the Lua wrappers over the FFI surface (module headers, runtime/ffi.h), one
 -- module per C module, as OpenResty's lua-resty-core: they own the error buffers and
 -- the ffi.gc of what C allocates, return `value` or `nil, err` for expected failures
 -- and raise only for misuse; components and the rest of Lua call them, never C.mw_ffi_*.

@@ -41,7 +41,7 @@ local NUMBER_FIELDS = { fs_mount_timeout = true }
 local FLAG_FIELDS = { netdev_netlink = true, cpu_guest = true, cpu_info = true, stat_softirq = true,
   netclass_ignore_invalid_speed = true, arp_netlink = true }
 
---- Builds a collector set. opts: fields of mw_ffi_node_opts_t (runtime/ffi.h); strings
+--- Builds a collector set. opts: fields of mw_ffi_node_opts_t (exporters/node/node.h); strings
 --- (collectors is the comma-separated list of enabled collectors), fs_mount_timeout
 --- seconds, booleans for the int flags; a field left nil keeps its default.
 ---@param opts table

@@ -99,7 +99,7 @@ function Wal:sync_start()
   return true
 end
 
---- Starts a new segment and removes old ones (see runtime/ffi.h). true, or nil, err.
+--- Starts a new segment and removes old ones (see runtime/storage/wal.h). true, or nil, err.
 function Wal:truncate(now_ms, min_keepalive_ms, max_keepalive_ms)
   if C.mw_ffi_wal_truncate(open_wal(self), now_ms, min_keepalive_ms, max_keepalive_ms, errbuf, ERRLEN) ~= 0 then
     return nil, err()

@@ -43,7 +43,68 @@
 #include "base/labels.h"
 #include "exposition/registry.h"
 #include "exposition/write.h"
-#include "ffi.h"
+
+/* ffi.cdef begin */
+/* --- node --- */
+/* prometheus.exporter.unix: node_exporter 1.5.0's Linux collectors in C
+ * (runtime/exporters/node/node.h has the full contract). Fill the options with
+ * mw_ffi_node_opts_init, override fields, create a collector set once, then
+ * collect the whole exposition into a buffer as often as needed. Strings are
+ * NUL-terminated and copied by mw_ffi_node_new. Event loop thread only. */
+typedef struct mw_node mw_node_t;
+
+typedef struct {
+  const char *collectors;              /* enabled collectors, comma-separated */
+  const char *procfs_path;             /* default "/proc" */
+  const char *sysfs_path;              /* default "/sys" */
+  const char *rootfs_path;             /* default "/" */
+  const char *udev_data_path;          /* default "/run/udev/data" */
+  const char *fs_mount_points_exclude; /* filesystem: mount points to skip (Go regex) */
+  const char *fs_types_exclude;        /* filesystem: fs types to skip */
+  double fs_mount_timeout;             /* filesystem: seconds a statfs may take, default 5 */
+  const char *netdev_device_include;   /* netdev: NULL or empty = no filter */
+  const char *netdev_device_exclude;
+  int32_t netdev_netlink;                /* netdev: 1 = rtnetlink (default), 0 = /proc/net/dev */
+  const char *disk_device_include;       /* diskstats: NULL or empty = no filter */
+  const char *disk_device_exclude;       /* diskstats: default node_exporter's */
+  const char *netstat_fields;            /* netstat: fields to keep */
+  const char *vmstat_fields;             /* vmstat: fields to keep */
+  int32_t cpu_guest;                     /* cpu: node_cpu_guest_seconds_total, default 1 */
+  int32_t cpu_info;                      /* cpu: node_cpu_info, default 0 */
+  const char *cpu_flags_include;         /* cpu: node_cpu_flag_info filter, NULL = none */
+  const char *cpu_bugs_include;          /* cpu: node_cpu_bug_info filter, NULL = none */
+  int32_t stat_softirq;                  /* stat: node_softirqs_total, default 0 */
+  const char *netclass_ignored_devices;  /* netclass: devices to skip, default "^$" */
+  int32_t netclass_ignore_invalid_speed; /* netclass: no speed_bytes for speed < 0, default 0 */
+  const char *arp_device_include;        /* arp: NULL or empty = no filter */
+  const char *arp_device_exclude;
+  int32_t arp_netlink;             /* arp: 1 = rtnetlink neighbours, 0 = /proc/net/arp (default) */
+  const char *hwmon_chip_include;  /* hwmon: chips to keep, NULL or empty = no filter */
+  const char *hwmon_chip_exclude;  /* hwmon: chips to skip */
+  const char *powersupply_ignored; /* powersupplyclass: supplies to skip, default "^$" */
+  const char *textfile_directory;  /* textfile: directory (or glob) of *.prom files, "" = none */
+} mw_ffi_node_opts_t;
+
+/* Fills o with the defaults: node_exporter 1.5.0's flag defaults and every
+ * default-enabled collector this build implements (static strings). */
+void mw_ffi_node_opts_init(mw_ffi_node_opts_t *o);
+/* Every collector this build implements, comma-separated, sorted (static). */
+const char *mw_ffi_node_collectors(void);
+/* Builds a collector set into *out (free with mw_ffi_node_free). 0, or -1
+ * with *out NULL and a message in err (unknown collector, bad regex). */
+int mw_ffi_node_new(const mw_ffi_node_opts_t *o, mw_node_t **out, char *err, size_t errlen);
+void mw_ffi_node_free(mw_node_t *n);
+/* Collects every enabled collector and writes the exposition in format
+ * MW_METRICS_FMT_*, gzipped if gzip != 0, into a new buffer *out, *len; the
+ * caller frees it with mw_ffi_metrics_buf_free. 0, or -1 with a message in err
+ * (out of memory); a failing collector is reported in the body
+ * (node_scrape_collector_success 0) and by mw_ffi_node_errors. */
+int mw_ffi_node_collect(mw_node_t *n, int format, int gzip, char **out, size_t *len, char *err,
+                        size_t errlen);
+/* The failures of the last collection, one "collector: message" per line,
+ * empty if none. Owned by n, valid until the next collect. */
+const char *mw_ffi_node_errors(const mw_node_t *n);
+/* ffi.cdef end */
 
 typedef mw_ffi_node_opts_t mw_node_opts_t;
 

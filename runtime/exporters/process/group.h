@@ -1,6 +1,7 @@
 /* runtime/exporters/process/: procfs readers for one process (proc.c), process-exporter's
- * tracker and grouper (group.c, prometheus.exporter.process) and the moonwatch process's own
- * stats (self.c, prometheus.exporter.self).
+ * tracker and grouper (prometheus.exporter.process: group.c, with match.c, track.c and
+ * expose.c on the state in tracker.h) and the moonwatch process's own stats (self.c,
+ * prometheus.exporter.self).
  *
  * exporters/process/group.h: ncabatoff/process-exporter (v0.7.10, plus 0.8's
  * remove_empty_groups) in C: a tracker that matches processes, names them
@@ -34,7 +35,62 @@
 #include <stdint.h>
 
 #include "exposition/write.h"
-#include "ffi.h"
+
+/* ffi.cdef begin */
+/* --- process exporter --- */
+/* ncabatoff/process-exporter natively (runtime/exporters/process/group.h has the full
+ * contract): processes matched by matchers are grouped by a name template and
+ * exposed as namedprocess_namegroup_* metrics. A tracker keeps state between
+ * collections (counters stay monotonic while processes exit), so create one
+ * per component and collect from it at each scrape. */
+typedef struct mw_procgroup mw_procgroup_t;
+
+/* Options; 0 is false, anything else true. */
+typedef struct {
+  const char *procfs_path;     /* NULL or empty: "/proc" */
+  int32_t track_children;      /* unmatched children count toward their matched ancestor */
+  int32_t track_threads;       /* expose the namedprocess_namegroup_thread_* families */
+  int32_t gather_smaps;        /* proportionalResident/proportionalSwapped from smaps_rollup */
+  int32_t recheck_on_scrape;   /* re-run matchers on unmatched processes at every collection */
+  int32_t remove_empty_groups; /* forget a group once it has no process */
+} mw_ffi_procgroup_opts_t;
+
+/* One matcher block. A list pointer NULL means the rule is absent; all
+ * present rules must match. comm: exact names (stat's comm); exe: argv 0
+ * basenames, or exact paths when they contain a slash; cmdline: RE2 regexes
+ * searched in the space-joined argv (named captures feed .Matches). name: a
+ * Go template over .Comm .ExeBase .ExeFull .Username .PID .StartTime
+ * .Cgroups .Matches.NAME (NULL or empty: "{{.ExeBase}}"). */
+typedef struct {
+  const char *const *comm;
+  uint32_t n_comm;
+  const char *const *exe;
+  uint32_t n_exe;
+  const char *const *cmdline;
+  uint32_t n_cmdline;
+  const char *name;
+} mw_ffi_procgroup_matcher_t;
+
+/* Compiles the n matchers (first match wins), reads the boot time and does a
+ * first collection, as process-exporter does at start, into *out (free with
+ * mw_ffi_procgroup_free). 0, or -1 with *out NULL and a message in err
+ * naming the matcher (1-based) and the field at fault. */
+int mw_ffi_procgroup_new(const mw_ffi_procgroup_opts_t *opts,
+                         const mw_ffi_procgroup_matcher_t *matchers, uint32_t n,
+                         mw_procgroup_t **out, char *err, size_t errlen);
+void mw_ffi_procgroup_free(mw_procgroup_t *t);
+/* Checks a matcher's name template (NUL-terminated; empty: the default
+ * "{{.ExeBase}}") as mw_ffi_procgroup_new parses it. 0, or -1 with a message in
+ * err. Nothing is kept, no process is read. */
+int mw_ffi_procgroup_template_check(const char *tpl, char *err, size_t errlen);
+/* Collects and writes the exposition in format MW_METRICS_FMT_*, gzipped if
+ * gzip != 0, into a new buffer *out, *len that the caller frees with
+ * mw_ffi_metrics_buf_free. Unreadable or vanishing processes are counted
+ * in namedprocess_scrape_* metrics, not failures. 0, or -1 with a message in
+ * err (out of memory). */
+int mw_ffi_procgroup_collect(mw_procgroup_t *t, int format, int gzip, char **out, size_t *len,
+                             char *err, size_t errlen);
+/* ffi.cdef end */
 
 typedef mw_ffi_procgroup_opts_t mw_procgroup_opts_t;
 typedef mw_ffi_procgroup_matcher_t mw_procgroup_matcher_t;

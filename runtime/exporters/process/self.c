@@ -13,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ffi.h"
-
 #define MAX_PROC_FILE (4u << 20)
 
 /* root/<pid or self>/name (pid < 0: root/name) into path. 0 or -1. */

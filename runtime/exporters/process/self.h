@@ -3,8 +3,19 @@
 #ifndef MW_PROCSELF_H
 #define MW_PROCSELF_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "exposition/registry.h"
+
+/* ffi.cdef begin */
+/* --- the process_* families (exporters/process/self.c) ---------------------- */
+
+/* Registers the process_* families (client_golang's process collector) and
+ * refreshes them from procfs at each exposition. procfs_root NULL = "/proc",
+ * pid 0 = self. Call once per registry. 0 or -1 (err). */
+int mw_ffi_metrics_process_add(mw_metrics_t *reg, const char *procfs_root, int pid, char *err,
+                               size_t errlen);
+/* ffi.cdef end */
 
 /* Bits of mw_procself_t.have: which fields were read. */
 enum {

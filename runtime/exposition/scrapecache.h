@@ -1,4 +1,4 @@
-/* scrape/cache.h: per-target memory of the previous scrape. It owns the
+/* exposition/scrapecache.h: per-target memory of the previous scrape. It owns the
  * target's series table and maps the raw series text of a sample line
  * (everything before the value, e.g. `http_requests_total{code="200"}`) to a
  * series ref, so an unchanged line costs a hash and a lookup. The cache keeps
@@ -18,7 +18,30 @@
 #include <stdint.h>
 
 #include "base/labels.h"
-#include "ffi.h"
+#include "model/batch.h"
+
+/* ffi.cdef begin */
+/* --- scrape caches (exposition/scrapecache.c) ------------------------------ */
+
+/* A scrape cache (one per scrape target) owns a series table and remembers,
+ * from one scrape to the next, which series line maps to which series ref. */
+/* Creates a scrape cache (NULL on out of memory); free with
+ * mw_ffi_scrapecache_free. */
+mw_scrapecache_t *mw_ffi_scrapecache_new(void);
+void mw_ffi_scrapecache_free(mw_scrapecache_t *c);
+/* Number of metric families whose metadata (TYPE/HELP/UNIT) the cache knows. */
+size_t mw_ffi_scrapecache_meta_len(const mw_scrapecache_t *c);
+/* Metadata of family i (0-based): name, type (MW_METRIC_*), help and unit
+ * (unescaped; empty if absent). Pointers belong to the cache and are valid
+ * until the next parse. Returns 0, -1 if i is out of range. */
+int mw_ffi_scrapecache_meta_get(const mw_scrapecache_t *c, size_t i, const char **name,
+                                size_t *name_len, int *type, const char **help, size_t *help_len,
+                                const char **unit, size_t *unit_len);
+
+/* A number that no other scrape cache of this process has (its series
+ * table's uid): tells metadata sources apart across batches. */
+uint64_t mw_ffi_scrapecache_uid(const mw_scrapecache_t *c);
+/* ffi.cdef end */
 
 /* Creates an empty cache with its own series table; NULL on OOM. */
 mw_scrapecache_t *mw_scrapecache_new(void);

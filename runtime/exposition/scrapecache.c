@@ -1,11 +1,11 @@
-/* scrape/cache.c: the per-target scrape cache (see scrape/cache.h).
+/* exposition/scrapecache.c: the per-target scrape cache (see exposition/scrapecache.h).
  *
  * Epochs: every scrape gets a new epoch (never 0). Per series ref the cache
  * keeps cur[ref] (epoch of the current scrape that saw it) and prev[ref]
  * (epoch of the last completed scrape that saw it, with MW_NOSTALE if the
  * sample had an explicit timestamp); `last` is the epoch of the last completed
  * scrape. A series is alive while prev[ref] == last. */
-#include "scrape/cache.h"
+#include "exposition/scrapecache.h"
 #include "base/err.h"
 
 #include <stdio.h>
