@@ -38,6 +38,8 @@
 #include "exposition/write.h"
 #include "scrape/scrape.h"
 #include "relabel/relabel.h"
+#include "relabel/logcache.h"
+#include "journal/journal.h"
 #include "storage/wal.h"
 #include "remote/encode.h"
 #include "remote/wal_reader.h"

@@ -37,6 +37,7 @@ layers)
     exposition) echo "base model exposition" ;;
     scrape) echo "base model exposition scrape" ;;
     relabel) echo "base model relabel" ;;
+    journal) echo "base model relabel journal" ;;
     storage) echo "base model storage" ;;
     remote) echo "base model exposition relabel storage remote" ;;
     http) echo "base http" ;;

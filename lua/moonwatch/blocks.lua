@@ -2,8 +2,7 @@
 --- `tracing { ... }`, as Alloy's. Each is described like a component (name, doc,
 --- args schema) so the same schema validates it and `moonwatch doc` documents it.
 -- What moonwatch cannot do yet is refused at check time with a message that
--- says so, never accepted and ignored: logs go to stderr only (no log receivers
--- exist yet) and moonwatch does not trace itself.
+-- says so, never accepted and ignored: moonwatch does not trace itself.
 local M = {}
 
 local function no_receivers_yet(what)
@@ -16,15 +15,16 @@ end
 
 M.logging = {
   name = "logging",
-  doc = "Top-level block: how moonwatch writes its own log lines (to stderr). Write `logging { ... }`, "
-    .. "without a label.",
+  doc = "Top-level block: how moonwatch writes its own log lines (to stderr, and to write_to). Write "
+    .. "`logging { ... }`, without a label.",
   args = {
     level = { type = "string", default = "info", enum = { "debug", "info", "warn", "error" },
       doc = "Lowest level of log lines emitted." },
     format = { type = "string", default = "logfmt", enum = { "logfmt", "json" }, doc = "Log line format." },
     write_to = { type = "log_receivers", default = {},
-      check = no_receivers_yet("moonwatch's own logs go to stderr only (sending them to log receivers is not built)"),
-      doc = "Log receivers that also get moonwatch's own logs. Not supported yet: must be empty." },
+      doc = "Log receivers that also get moonwatch's own log lines, as written (logfmt or json), as entries "
+        .. "of stream {component=\"moonwatch\"}; batched every 100ms, at most 1000 lines queued (more are "
+        .. "dropped and counted); lines logged while they are delivered go to stderr only." },
   },
 }
 

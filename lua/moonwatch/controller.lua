@@ -803,7 +803,8 @@ function Controller:apply(plan)
       self:exports_changed(self.nodes[id]) -- its dependents read the old instance's exports
     end
   end
-  log.configure({ level = plan.blocks.logging.level, format = plan.blocks.logging.format })
+  log.configure({ level = plan.blocks.logging.level, format = plan.blocks.logging.format,
+    write_to = plan.blocks.logging.write_to })
   return true
 end
 

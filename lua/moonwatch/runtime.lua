@@ -104,6 +104,7 @@ function M.shutdown(rt, signame)
     core.stop(0)
   end, { name = "shutdown deadline" })
   scheduler.spawn(function()
+    log.flush() -- the lines until now reach the logging block's write_to
     rt.controller:stop()
     if rt.server then
       rt.server:close()
