@@ -56,6 +56,7 @@ bench: deps-test build
 	@./tests/install-deps.sh $(DEPS_BENCH)
 	for b in $(BUILD)/tests/bench_*; do ./$$b; done
 	./tests/bench/scrape_bench.sh 20
+	./tests/bench/loki_write_bench.sh 2000000 200
 	./tests/bench/node_bench.sh $(BUILD)/moonwatch 200
 	./tests/bench/remote_write_bench.sh
 

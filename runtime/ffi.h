@@ -41,12 +41,15 @@
 #include "relabel/logcache.h"
 #include "journal/journal.h"
 #include "storage/wal.h"
+#include "storage/logs_queue.h"
 #include "remote/encode.h"
 #include "remote/wal_reader.h"
 #include "remote/metadata.h"
 #include "exporters/node/node.h"
 #include "exporters/process/self.h"
 #include "exporters/process/group.h"
+#include "loki/push.h"
+#include "loki/reader.h"
 #include "logproc/jsonx.h"
 /* clang-format on */
 #endif

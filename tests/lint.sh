@@ -40,6 +40,7 @@ layers)
     journal) echo "base model relabel journal" ;;
     storage) echo "base model storage" ;;
     remote) echo "base model exposition relabel storage remote" ;;
+    loki) echo "base model storage loki" ;;
     http) echo "base http" ;;
     exporters/node | exporters/process) echo "base model exposition $1" ;;
     logproc) echo "base logproc" ;;

@@ -228,6 +228,22 @@ local checkers = {
     end
     return secs
   end,
+  -- a size: bytes as a number, or a string with a unit as Alloy writes one ("1MiB", "512KB",
+  -- "100B"; K, M, G, T with or without i are powers of 1024, as Go's units.ParseBase2Bytes)
+  bytes = function(v)
+    if type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53 then
+      return v
+    end
+    if type(v) == "string" then
+      local n, unit = v:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+      local mult = ({ [""] = 1, B = 1, K = 2 ^ 10, KB = 2 ^ 10, KiB = 2 ^ 10, M = 2 ^ 20, MB = 2 ^ 20, MiB = 2 ^ 20,
+        G = 2 ^ 30, GB = 2 ^ 30, GiB = 2 ^ 30, T = 2 ^ 40, TB = 2 ^ 40, TiB = 2 ^ 40 })[unit or ""]
+      if n and mult then
+        return math.floor(tonumber(n) * mult)
+      end
+    end
+    return nil, "expected a size (bytes, or a string such as \"1MiB\"), got " .. describe(v)
+  end,
   ["function"] = function(v)
     if type(v) == "function" then
       return v

@@ -1,4 +1,5 @@
 /* base/core.c: build facts, clocks and hashing for the FFI surface. */
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <time.h>
@@ -28,4 +29,12 @@ void mw_ffi_sha256_hex(const char *data, size_t len, char *out) {
   for (unsigned int i = 0; i < n; i++)
     snprintf(out + 2 * i, 3, "%02x", md[i]);
   out[2 * n] = '\0';
+}
+
+int mw_ffi_heap_trim(void) {
+#ifdef __GLIBC__
+  return malloc_trim(0);
+#else
+  return 0;
+#endif
 }

@@ -1,8 +1,9 @@
 /* model/series.c: the series table (see model/series.h). Entries are a dense array
  * indexed by ref; the index is open addressing with linear probing and
- * backward-shift deletion, each slot holding (hash high 32 bits, ref + 1).
- * A slot's home is derived from those high bits (MW_HOME), so growing the
- * index and deleting never read the entries.
+ * backward-shift deletion, each slot holding (hash high 32 bits, ref + 1),
+ * sized as base/grow.h says (load 1/2 to 3/4). A slot's home is derived
+ * from those high bits (MW_HOME), so growing the index and deleting never
+ * read the entries.
  *
  * An entry's label bytes are the table's own (in its arena) or borrowed
  * from another table's entry (mw_series_add_borrowed); the lender's
@@ -10,6 +11,7 @@
  * re-point them. */
 #include "model/series.h"
 #include "base/err.h"
+#include "base/grow.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -42,8 +44,8 @@ struct mw_series {
   uint32_t limit, cap; /* entries used (incl. free ones), allocated */
   uint32_t free_head;  /* MW_SERIES_NONE: no free entry */
   uint32_t live;
-  uint64_t *slots; /* 0: empty */
-  size_t mask;     /* slot count - 1 */
+  uint64_t *slots; /* 0: empty; NULL: no index (mw_series_drop_index) */
+  size_t nslots;   /* 0 without an index */
   mw_arena_t arena;
   size_t label_bytes;
   uint64_t uid;   /* unique per table for the life of the process */
@@ -62,15 +64,15 @@ static void mw_series_notify(const mw_series_t *s, uint32_t ref, const uint8_t *
 static uint64_t mw_series_uids;
 
 /* Home slot of a hash, or of a slot's value v (both keep the high 32 bits). */
-#define MW_HOME(hash, mask) ((size_t)((hash) >> 32) & (mask))
+#define MW_HOME(hash, n) mw_slot_home((uint32_t)((hash) >> 32), (n))
 
 mw_series_t *mw_series_new(void) {
   mw_series_t *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->free_head = MW_SERIES_NONE;
   s->uid = __atomic_add_fetch(&mw_series_uids, 1, __ATOMIC_RELAXED);
-  s->mask = 63;
-  s->slots = calloc(s->mask + 1, sizeof *s->slots);
+  s->nslots = MW_SLOTS_MIN;
+  s->slots = calloc(s->nslots, sizeof *s->slots);
   if (!s->slots) {
     free(s);
     return NULL;
@@ -89,29 +91,30 @@ void mw_series_free(mw_series_t *s) {
   free(s);
 }
 
-/* Doubles the index, moving the used slots in index order (no entry is
- * read); the used slots of 64 at a time are found without branches, their
- * pattern being random. */
-static int mw_series_grow_index(mw_series_t *s) {
-  size_t old_n = s->mask + 1, n = old_n * 2;
+/* Moves the index into n slots (mw_slots_grown: half as many more),
+ * moving the used slots in index order (no entry is read); the used slots
+ * of 64 at a time are found without branches, their pattern being random. */
+static int mw_series_resize_index(mw_series_t *s, size_t n) {
+  size_t old_n = s->nslots;
   uint64_t *slots = calloc(n, sizeof *slots);
   if (!slots) return -1;
   for (size_t i = 0; i < old_n; i += 64) {
+    size_t m = old_n - i < 64 ? old_n - i : 64;
     uint64_t used = 0;
-    for (size_t k = 0; k < 64; k++)
+    for (size_t k = 0; k < m; k++)
       used |= (uint64_t)(s->slots[i + k] != 0) << k;
     while (used) {
       uint64_t v = s->slots[i + (size_t)__builtin_ctzll(used)];
       used &= used - 1;
-      size_t j = MW_HOME(v, n - 1);
+      size_t j = MW_HOME(v, n);
       while (slots[j])
-        j = (j + 1) & (n - 1);
+        j = mw_slot_next(j, n);
       slots[j] = v;
     }
   }
   free(s->slots);
   s->slots = slots;
-  s->mask = n - 1;
+  s->nslots = n;
   return 0;
 }
 
@@ -120,7 +123,7 @@ static int mw_series_grow_index(mw_series_t *s) {
 static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
                               uint32_t *ref) {
   uint32_t tag = (uint32_t)(hash >> 32);
-  for (size_t i = MW_HOME(hash, s->mask);; i = (i + 1) & s->mask) {
+  for (size_t i = MW_HOME(hash, s->nslots);; i = mw_slot_next(i, s->nslots)) {
     uint64_t v = s->slots[i];
     if (!v) {
       *ref = MW_SERIES_NONE;
@@ -135,19 +138,56 @@ static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t l
   }
 }
 
+/* Indexes every live entry again (after mw_series_drop_index), in slots
+ * for half as many more: hashes every label set. 0, -1 on OOM. */
+static int mw_series_build_index(mw_series_t *s) {
+  size_t n = mw_slots_for((size_t)s->live + s->live / 2 + 1);
+  uint64_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (uint32_t r = 0; r < s->limit; r++) {
+    const mw_series_entry_t *e = &s->e[r];
+    if (!e->labels) continue;
+    uint64_t hash = mw_labels_hash(e->labels, MW_LEN(e));
+    size_t j = MW_HOME(hash, n);
+    while (slots[j])
+      j = mw_slot_next(j, n);
+    slots[j] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)r + 1);
+  }
+  s->slots = slots;
+  s->nslots = n;
+  return 0;
+}
+
+void mw_series_drop_index(mw_series_t *s) {
+  free(s->slots);
+  s->slots = NULL;
+  s->nslots = 0;
+}
+
+int mw_series_indexed(const mw_series_t *s) { return s->slots != NULL; }
+
+int mw_series_index(mw_series_t *s) { return s->slots ? 0 : mw_series_build_index(s); }
+
 uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash) {
   uint32_t ref;
+  if (!s->slots) { /* no index: look at every entry (a const lookup cannot build one) */
+    for (ref = 0; ref < s->limit; ref++)
+      if (s->e[ref].labels && MW_LEN(&s->e[ref]) == len && memcmp(s->e[ref].labels, enc, len) == 0)
+        return ref;
+    return MW_SERIES_NONE;
+  }
   mw_series_probe(s, enc, len, hash, &ref);
   return ref;
 }
 
 void mw_series_prefetch(const mw_series_t *s, uint64_t hash) {
-  __builtin_prefetch(&s->slots[MW_HOME(hash, s->mask)]);
+  if (s->slots) __builtin_prefetch(&s->slots[MW_HOME(hash, s->nslots)]);
 }
 
 static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
                          uint32_t *ref, int *added, int borrow, char *err, size_t errlen) {
   uint32_t r;
+  if (!s->slots && mw_series_build_index(s) != 0) goto oom;
   size_t i = mw_series_probe(s, enc, len, hash, &r);
   if (added) *added = 0;
   if (r != MW_SERIES_NONE) {
@@ -159,11 +199,11 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
     return -1;
   }
   assert(hash == mw_labels_hash(enc, len)); /* deletion finds the slot by it */
-  if ((size_t)(s->live + 1) * 2 > s->mask + 1) {
-    if (mw_series_grow_index(s) != 0) goto oom;
-    i = MW_HOME(hash, s->mask);
+  if (mw_slots_full(s->live, s->nslots)) {
+    if (mw_series_resize_index(s, mw_slots_grown(s->nslots)) != 0) goto oom;
+    i = MW_HOME(hash, s->nslots);
     while (s->slots[i])
-      i = (i + 1) & s->mask;
+      i = mw_slot_next(i, s->nslots);
   }
   if (s->free_head == MW_SERIES_NONE && s->limit == s->cap) {
     if (s->cap >= UINT32_MAX / 2) {
@@ -263,16 +303,15 @@ uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref) {
   return s->e[ref].next_free;
 }
 
-void mw_series_del(mw_series_t *s, uint32_t ref) {
-  if (ref >= s->limit || !s->e[ref].labels) return;
-  mw_series_entry_t *e = &s->e[ref];
-  size_t i = MW_HOME(mw_labels_hash(e->labels, MW_LEN(e)), s->mask);
+/* Removes ref's slot from the index (the entry e is still there). */
+static void mw_series_unindex(mw_series_t *s, const mw_series_entry_t *e, uint32_t ref) {
+  size_t n = s->nslots, i = MW_HOME(mw_labels_hash(e->labels, MW_LEN(e)), n);
   while ((uint32_t)s->slots[i] != ref + 1)
-    i = (i + 1) & s->mask;
+    i = mw_slot_next(i, n);
   /* Backward-shift deletion keeps every probe sequence unbroken. */
   s->slots[i] = 0;
-  for (size_t j = (i + 1) & s->mask; s->slots[j]; j = (j + 1) & s->mask) {
-    size_t home = MW_HOME(s->slots[j], s->mask);
+  for (size_t j = mw_slot_next(i, n); s->slots[j]; j = mw_slot_next(j, n)) {
+    size_t home = MW_HOME(s->slots[j], n);
     /* Move slot j to the hole at i unless its home lies cyclically in (i, j]. */
     int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (in_range) continue;
@@ -280,6 +319,12 @@ void mw_series_del(mw_series_t *s, uint32_t ref) {
     s->slots[j] = 0;
     i = j;
   }
+}
+
+void mw_series_del(mw_series_t *s, uint32_t ref) {
+  if (ref >= s->limit || !s->e[ref].labels) return;
+  mw_series_entry_t *e = &s->e[ref];
+  if (s->slots) mw_series_unindex(s, e, ref);
   mw_series_notify(s, ref, NULL);
   if (!(e->len & MW_BORROWED)) {
     mw_arena_release(&s->arena, e->len);
@@ -325,6 +370,6 @@ int mw_series_compact(mw_series_t *s) {
 
 size_t mw_series_mem(const mw_series_t *s, size_t *label_bytes) {
   if (label_bytes) *label_bytes = s->label_bytes;
-  return sizeof *s + (size_t)s->cap * sizeof *s->e + (s->mask + 1) * sizeof *s->slots +
+  return sizeof *s + (size_t)s->cap * sizeof *s->e + s->nslots * sizeof *s->slots +
          s->arena.reserved;
 }

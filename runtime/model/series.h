@@ -70,6 +70,17 @@ void mw_series_rebind(mw_series_t *s, uint32_t ref, const uint8_t *enc);
 int mw_series_watch(mw_series_t *s, mw_series_watch_fn fn, void *ctx);
 void mw_series_unwatch(mw_series_t *s, void *ctx);
 
+/* Frees the index of label sets (8-byte slots at a load of 1/2 to 3/4: 11
+ * to 16 bytes a series). Until the next add (which builds it again,
+ * hashing every live label set), mw_series_get reads every entry. For a
+ * table whose adds come in rare bursts: a scrape target's, between scrapes
+ * that see no new series line. mw_series_indexed says whether it has one. */
+void mw_series_drop_index(mw_series_t *s);
+int mw_series_indexed(const mw_series_t *s);
+/* Builds the index again if it was dropped (before mw_series_gets that
+ * should not read every entry). 0, -1 on OOM (still without one). */
+int mw_series_index(mw_series_t *s);
+
 /* Deletes ref (no-op if not live); its ref may be handed out again. */
 void mw_series_del(mw_series_t *s, uint32_t ref);
 

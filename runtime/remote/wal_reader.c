@@ -80,9 +80,8 @@ struct mw_wal_reader {
   int64_t *c_ts;
   double *c_v;
   size_t c_cap;
-  uint32_t *slot_of, *slot_gen; /* by s */
+  uint32_t *slot_of; /* by s: its slot in this span, if slots[slot_of[s]].s == s */
   size_t so_cap;
-  uint32_t gen;
   mw_slot_t *slots; /* series of the chunk, in order of first sample */
   size_t nslots, slots_cap;
   uint32_t *order; /* slot indexes grouped by shard, each shard's in order of first sample */
@@ -120,6 +119,14 @@ struct mw_wal_reader {
 };
 
 /* --- helpers ---------------------------------------------------------- */
+
+/* 1 if series s has a slot in the span being built: slot_of[s] is only
+ * believed when that slot is s's (slots are reset per span; no per-s
+ * generation array, 4 bytes a series fewer). s < so_cap. */
+static inline int mw_reader_has_slot(const mw_wal_reader_t *r, uint32_t s) {
+  uint32_t k = r->slot_of[s];
+  return k < r->nslots && r->slots[k].s == s;
+}
 
 // R1
 /* Makes sure r has encoders for shards 0 .. n - 1, new ones adding the
@@ -195,7 +202,6 @@ void mw_wal_reader_close(mw_wal_reader_t *r) {
   free(r->c_ts);
   free(r->c_v);
   free(r->slot_of);
-  free(r->slot_gen);
   free(r->slots);
   free(r->order);
   free(r->sh);
@@ -277,11 +283,10 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
         continue;
       }
     }
-    if (r->slot_gen[s] != r->gen) {
+    if (!mw_reader_has_slot(r, s)) {
       if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
         return -1;
       uint32_t shard = mw_shard_of(ref, r->build_shards);
-      r->slot_gen[s] = r->gen;
       r->slot_of[s] = (uint32_t)r->nslots;
       r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
       r->sh[shard].nslots++;
@@ -551,11 +556,8 @@ static int mw_reader_reserve(mw_wal_reader_t *r, uint32_t max_samples, uint32_t 
       cap *= 2;
     uint32_t *a = realloc(r->slot_of, cap * sizeof *a);
     if (!a) return -1;
+    memset(a + r->so_cap, 0xff, (cap - r->so_cap) * sizeof *a); /* no slot */
     r->slot_of = a;
-    a = realloc(r->slot_gen, cap * sizeof *a);
-    if (!a) return -1;
-    memset(a + r->so_cap, 0, (cap - r->so_cap) * sizeof *a);
-    r->slot_gen = a;
     if (r->rl) { /* the relabeling results: only with a program */
       size_t old = r->rl_cache ? r->so_cap : 0;
       mw_rlcache_t *c = realloc(r->rl_cache, cap * sizeof *c);
@@ -591,10 +593,6 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
   }
   if (mw_reader_reserve(r, max_samples, nshards) != 0) goto oom;
   if (mw_reader_encs(r, nshards, err, errlen) != 0) return -1;
-  if (++r->gen == 0) {
-    memset(r->slot_gen, 0, r->so_cap * sizeof *r->slot_gen);
-    r->gen = 1;
-  }
   for (uint32_t k = 0; k < nshards; k++)
     r->sh[k] = (mw_shard_t){.lo = INT64_MAX, .hi = INT64_MIN};
   r->nslots = 0;
@@ -621,7 +619,7 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
       uint32_t s = mw_refs_to_s(&r->refs, ref, guess);
       guess = s == MW_NONE ? MW_NONE : s + 1;
       int known = s != MW_NONE && s < r->so_cap;
-      int new_slot = known && r->slot_gen[s] != r->gen;
+      int new_slot = known && !mw_reader_has_slot(r, s);
       uint32_t shard = !known     ? 0
                        : new_slot ? mw_shard_of(ref, nshards)
                                   : r->slots[r->slot_of[s]].shard;
@@ -658,7 +656,6 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
       if (new_slot) {
         if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
           goto oom;
-        r->slot_gen[s] = r->gen;
         r->slot_of[s] = (uint32_t)r->nslots;
         r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
         r->sh[shard].nslots++;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "base/labels.h"
 #include "model/batch.h"
@@ -27,6 +28,11 @@
 #define MW_SERIES_REC_BYTES (16u << 20) /* a series record is closed past this */
 #define MW_SAMPLE_MAX 28u               /* two varints and the value */
 #define MW_MAX_MEMOS 4096
+/* Seconds without a label set looked up in the series table (a series
+ * new to the WAL or to a source) after which its index goes: 11-16 bytes
+ * a series, when building it again costs about 30 ms per 400k series
+ * (hashing every label set), at most once per quiet period. */
+#define MW_INDEX_QUIET 30.0
 
 typedef struct {
   uint32_t stamp; /* the source entry's stamp; 0: nothing */
@@ -47,9 +53,11 @@ struct mw_wal {
   uint64_t *wref;     /* by s: WAL ref, 0: needs a (new) series record */
   uint32_t *last_seg; /* by s: newest segment with a record of the series */
   size_t scap;
-  uint64_t *map_k; /* WAL ref -> s, open addressing, key 0 = empty */
-  uint32_t *map_v;
-  size_t map_mask, map_len;
+  uint32_t *map_s;       /* WAL ref -> s, main: s + 1 keyed by wref[s], 0 empty */
+  size_t map_n, map_len; /* slots (sized as base/grow.h says), entries */
+  uint64_t *al_k;        /* WAL ref -> s, aliases: key 0 empty, al_v MW_NONE removed */
+  uint32_t *al_v;
+  size_t al_n, al_len;
   uint64_t next_ref;
   mw_wmemo_t *memos;
   size_t nmemos, memos_cap;
@@ -63,7 +71,9 @@ struct mw_wal {
   uint32_t *created;
   size_t ncreated, created_cap;
   size_t nreaders;
-  uint64_t epoch; /* grows when truncation forgets series */
+  uint64_t epoch;     /* grows when truncation forgets series */
+  double looked_up;   /* CLOCK_MONOTONIC seconds of the last label set looked up in tab */
+  double index_quiet; /* MW_INDEX_QUIET (tests change it) */
   int closed;
   mw_wal_stats_t st;
   /* exemplars: the record of the append, the last one written per s (a
@@ -84,6 +94,12 @@ static uint8_t *mw_put_uvarint(uint8_t *p, uint64_t v) {
   }
   *p++ = (uint8_t)v;
   return p;
+}
+
+static double mw_mono(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 static uint64_t mw_zig(uint64_t u) { return (u << 1) ^ (0 - (u >> 63)); }
@@ -107,33 +123,97 @@ static void mw_rec_end(mw_buf_t *b, size_t at, uint32_t count) {
 
 /* --- series: WAL ref -> s map, per-s arrays, memos ------------------- */
 
+/* The map WAL ref -> s has two parts. The main index holds every s whose
+ * wref[s] is set (at rest: an append sets and indexes its new series
+ * together), keyed by that ref but storing only s + 1 (4-byte slots, the
+ * key read from wref; 12 with the key), at a load of 1/2 to 3/4. Refs a
+ * series had before its current one (a WAL that recorded one label set
+ * under several refs; only replay makes them) are (ref, s) pairs in the
+ * alias map, s MW_NONE once removed; it is usually empty. */
+
 static uint32_t mw_map_get(const mw_wal_t *w, uint64_t k) {
-  if (!k || !w->map_k) return MW_NONE;
-  for (size_t i = mw_map_home(k, w->map_mask);; i = (i + 1) & w->map_mask) {
-    if (w->map_k[i] == k) return w->map_v[i];
-    if (!w->map_k[i]) return MW_NONE;
-  }
+  mw_wal_refs_t m;
+  mw_wal_refs(w, &m);
+  return mw_refs_get(&m, k);
 }
 
-static void mw_map_insert(uint64_t *ks, uint32_t *vs, size_t mask, uint64_t k, uint32_t v,
-                          size_t *len) {
-  size_t i = mw_map_home(k, mask);
+/* Puts s (wref[s] set) into main's n slots. */
+static void mw_main_place(uint32_t *slots, size_t n, const uint64_t *wref, uint32_t s) {
+  size_t i = mw_map_home(wref[s], n);
+  while (slots[i])
+    i = mw_slot_next(i, n);
+  slots[i] = s + 1;
+}
+
+/* Rebuilds main with room for need entries at a load of 1/2, keeping its
+ * entries but the dead ones (dead[s]: s is being deleted). 0, -1 on OOM
+ * (unchanged). Callers rebuild when the load would pass 3/4
+ * (mw_slots_full) and ask for the entries they will hold, so the load
+ * stays between 1/2 and 3/4 (base/grow.h). */
+static int mw_main_rebuild(mw_wal_t *w, size_t need, const uint8_t *dead) {
+  size_t n = mw_slots_for(need + need / 2), len = 0;
+  uint32_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (size_t i = 0; w->map_s && i < w->map_n; i++) {
+    uint32_t v = w->map_s[i];
+    if (!v || (dead && dead[v - 1])) continue;
+    mw_main_place(slots, n, w->wref, v - 1);
+    len++;
+  }
+  free(w->map_s);
+  w->map_s = slots;
+  w->map_n = n;
+  w->map_len = len;
+  return 0;
+}
+
+/* Room in main for more entries. 0, -1 on OOM. */
+static int mw_main_room(mw_wal_t *w, size_t more) {
+  if (w->map_s && !mw_slots_full(w->map_len + more - 1, w->map_n)) return 0;
+  return mw_main_rebuild(w, w->map_len + more, NULL);
+}
+
+/* Indexes s by wref[s] (set; s not in main). 0, -1 on OOM. */
+static int mw_main_add(mw_wal_t *w, uint32_t s) {
+  if (mw_main_room(w, 1) != 0) return -1;
+  mw_main_place(w->map_s, w->map_n, w->wref, s);
+  w->map_len++;
+  return 0;
+}
+
+/* Takes s out of main (it is there, under wref[s]): backward-shift
+ * deletion, homes from wref. */
+static void mw_main_del(mw_wal_t *w, uint32_t s) {
+  size_t n = w->map_n, i = mw_map_home(w->wref[s], n);
+  while (w->map_s[i] != s + 1)
+    i = mw_slot_next(i, n);
+  w->map_s[i] = 0;
+  for (size_t j = mw_slot_next(i, n); w->map_s[j]; j = mw_slot_next(j, n)) {
+    size_t home = mw_map_home(w->wref[w->map_s[j] - 1], n);
+    /* Move slot j to the hole at i unless its home lies cyclically in (i, j]. */
+    int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (in_range) continue;
+    w->map_s[i] = w->map_s[j];
+    w->map_s[j] = 0;
+    i = j;
+  }
+  w->map_len--;
+}
+
+static void mw_alias_insert(uint64_t *ks, uint32_t *vs, size_t n, uint64_t k, uint32_t v,
+                            size_t *len) {
+  size_t i = mw_map_home(k, n);
   while (ks[i] && ks[i] != k)
-    i = (i + 1) & mask;
+    i = mw_slot_next(i, n);
   if (!ks[i]) (*len)++;
   ks[i] = k;
   vs[i] = v;
 }
 
-/* Rebuilds the map with room for need entries at a load of at most 1/2
- * (at least 2 * need slots), keeping those whose s is still live with that
- * ref (dead: s deleted). 0, -1 on OOM (map unchanged). Callers rebuild when
- * the load would pass 1/2 and ask for the entries they will hold, so the
- * load stays between 1/4 and 1/2. */
-static int mw_map_rebuild(mw_wal_t *w, size_t need, const uint8_t *dead) {
-  size_t n = 64;
-  while (n < need * 2)
-    n *= 2;
+/* Rebuilds the alias map for need entries, without the removed ones and
+ * those of dead series; 0, -1 on OOM (unchanged). */
+static int mw_alias_rebuild(mw_wal_t *w, size_t need, const uint8_t *dead) {
+  size_t n = mw_slots_for(need + need / 2), len = 0;
   uint64_t *ks = calloc(n, sizeof *ks);
   uint32_t *vs = calloc(n, sizeof *vs);
   if (!ks || !vs) {
@@ -141,25 +221,41 @@ static int mw_map_rebuild(mw_wal_t *w, size_t need, const uint8_t *dead) {
     free(vs);
     return -1;
   }
-  size_t len = 0;
-  for (size_t i = 0; w->map_k && i <= w->map_mask; i++)
-    if (w->map_k[i] && !(dead && dead[w->map_v[i]]))
-      mw_map_insert(ks, vs, n - 1, w->map_k[i], w->map_v[i], &len);
-  free(w->map_k);
-  free(w->map_v);
-  w->map_k = ks;
-  w->map_v = vs;
-  w->map_mask = n - 1;
-  w->map_len = len;
+  for (size_t i = 0; w->al_k && i < w->al_n; i++)
+    if (w->al_k[i] && w->al_v[i] != MW_NONE && !(dead && dead[w->al_v[i]]))
+      mw_alias_insert(ks, vs, n, w->al_k[i], w->al_v[i], &len);
+  free(w->al_k);
+  free(w->al_v);
+  w->al_k = ks;
+  w->al_v = vs;
+  w->al_n = n;
+  w->al_len = len;
   return 0;
 }
 
-static int mw_map_put(mw_wal_t *w, uint64_t k, uint32_t v) {
-  if (!w->map_k || (w->map_len + 1) * 2 > w->map_mask + 1) {
-    if (mw_map_rebuild(w, w->map_len + 1, NULL) != 0) return -1;
-  }
-  mw_map_insert(w->map_k, w->map_v, w->map_mask, k, v, &w->map_len);
+/* Maps k -> s in the alias map (replacing k's entry). 0, -1 on OOM. */
+static int mw_alias_put(mw_wal_t *w, uint64_t k, uint32_t s) {
+  if ((!w->al_k || mw_slots_full(w->al_len, w->al_n)) &&
+      mw_alias_rebuild(w, w->al_len + 1, NULL) != 0)
+    return -1;
+  mw_alias_insert(w->al_k, w->al_v, w->al_n, k, s, &w->al_len);
   return 0;
+}
+
+/* Removes k's alias entry, if any (its slot stays, marked removed). */
+static void mw_alias_drop(mw_wal_t *w, uint64_t k) {
+  if (!w->al_k) return;
+  for (size_t i = mw_map_home(k, w->al_n); w->al_k[i]; i = mw_slot_next(i, w->al_n))
+    if (w->al_k[i] == k) {
+      w->al_v[i] = MW_NONE;
+      return;
+    }
+}
+
+/* Main and alias without the dead series (truncation). 0, -1 on OOM. */
+static int mw_maps_drop_dead(mw_wal_t *w, const uint8_t *dead) {
+  if (mw_main_rebuild(w, w->map_len, dead) != 0) return -1;
+  return w->al_k ? mw_alias_rebuild(w, w->al_len, dead) : 0;
 }
 
 /* Room in the per-s arrays for s. */
@@ -371,11 +467,26 @@ static int mw_learn_series(mw_wal_t *w, uint64_t wref, const uint8_t *enc, size_
     return -1;
   if (mw_s_reserve(w, s) != 0) goto oom;
   uint32_t old = mw_map_get(w, wref);
-  if (old != MW_NONE && old != s && old < w->scap && w->wref[old] == wref)
-    w->wref[old] = 0; /* one ref, two label sets (a damaged WAL): old gets a new ref */
-  if (added || wref > w->wref[s]) w->wref[s] = wref;
+  if (old != MW_NONE && old != s) {
+    if (w->wref[old] == wref) {
+      /* one ref, two label sets (a damaged WAL): old gets a new ref */
+      mw_main_del(w, old);
+      w->wref[old] = 0;
+    } else {
+      mw_alias_drop(w, wref); /* replaced below */
+    }
+  }
   if (added || seg > w->last_seg[s]) w->last_seg[s] = seg;
-  if (mw_map_put(w, wref, s) != 0) goto oom;
+  if (wref > w->wref[s]) {
+    if (w->wref[s]) { /* its older ref stays mapped, as an alias */
+      if (mw_alias_put(w, w->wref[s], s) != 0) goto oom;
+      mw_main_del(w, s);
+    }
+    w->wref[s] = wref;
+    if (mw_main_add(w, s) != 0) goto oom;
+  } else if (wref < w->wref[s]) {
+    if (mw_alias_put(w, wref, s) != 0) goto oom;
+  }
   if (wref >= w->next_ref) w->next_ref = wref + 1;
   return 0;
 oom:
@@ -534,8 +645,9 @@ static void mw_wal_free(mw_wal_t *w) {
   mw_series_free(w->tab);
   free(w->wref);
   free(w->last_seg);
-  free(w->map_k);
-  free(w->map_v);
+  free(w->map_s);
+  free(w->al_k);
+  free(w->al_v);
   free(w->sbuf.p);
   free(w->dbuf.p);
   free(w->ss);
@@ -553,6 +665,8 @@ int mw_wal_open(const char *dir, const mw_wal_opts_t *opts, mw_wal_t **out, char
   mw_wal_t *w = calloc(1, sizeof *w);
   if (!w) goto oom;
   w->next_ref = 1;
+  w->index_quiet = MW_INDEX_QUIET;
+  w->looked_up = mw_mono();
   if (opts) w->opts = *opts;
   if (!w->opts.segment_size) w->opts.segment_size = MW_WAL_DEFAULT_SEGMENT_SIZE;
   w->tab = mw_series_new();
@@ -634,6 +748,8 @@ static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
   return 0;
 }
 
+void mw_wal_set_index_quiet(mw_wal_t *w, double seconds) { w->index_quiet = seconds; }
+
 int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen) {
   size_t n = mw_batch_len(b);
   if (w->closed) {
@@ -646,6 +762,10 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
     mw_seterr(err, errlen, "batch without a series table");
     return -1;
   }
+  /* Appends whose series the memos all know look nothing up: after a quiet
+   * period the series table's index goes, built again by the next lookup. */
+  double now = mw_mono();
+  if (now - w->looked_up >= w->index_quiet) mw_series_drop_index(w->tab);
   mw_wmemo_t *memo = mw_memo(w, mw_series_uid(src));
   mw_wsrc_t *lender = memo ? (memo->src ? memo->src : (memo->src = mw_wsrc_get(w, src))) : NULL;
   if (!memo || !lender || mw_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
@@ -669,6 +789,10 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
       size_t len;
       const uint8_t *enc = mw_series_labels(src, r, &len);
       uint64_t hash = mw_series_hash(src, r);
+      if (enc) {
+        w->looked_up = now;
+        if (mw_series_index(w->tab) != 0) goto oom;
+      }
       if (!enc) {
         s = MW_NONE; /* not a live series of the batch's table */
       } else if ((s = mw_series_get(w->tab, enc, len, hash)) == MW_NONE && mw_labels_ok(enc, len)) {
@@ -748,17 +872,15 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   size_t total = sb->len + db->len + w->ebuf.len;
   if (!total) return 0;
   /* Room in the map now, so that nothing can fail once the bytes are written. */
-  if ((w->map_len + w->ncreated + 1) * 2 > w->map_mask + 1 &&
-      mw_map_rebuild(w, w->map_len + w->ncreated + 1, NULL) != 0)
-    goto oom;
+  if (w->ncreated && mw_main_room(w, w->ncreated) != 0) goto oom;
   /* One writev into the record log: when it returns, the records are in the kernel. */
   struct iovec iov[3] = {{sb->p, sb->len}, {db->p, db->len}, {w->ebuf.p, w->ebuf.len}};
   uint32_t seg;
   int rc = mw_rlog_append(w->log, iov, 3, written, lo, hi, &seg, err, errlen);
   if (rc < 0) goto undo;
   for (size_t i = 0; i < w->ncreated; i++)
-    mw_map_insert(w->map_k, w->map_v, w->map_mask, w->wref[w->created[i]], w->created[i],
-                  &w->map_len);
+    mw_main_place(w->map_s, w->map_n, w->wref, w->created[i]);
+  w->map_len += w->ncreated;
   for (size_t i = 0; i < n; i++)
     if (w->ss[i] != MW_NONE) w->last_seg[w->ss[i]] = seg;
   if (written && hi > w->st.max_ts) w->st.max_ts = hi;
@@ -819,9 +941,11 @@ void mw_wal_close(mw_wal_t *w) {
 /* --- what readers use ------------------------------------------------ */
 
 void mw_wal_refs(const mw_wal_t *w, mw_wal_refs_t *m) {
-  *m = (mw_wal_refs_t){.map_k = w->map_k,
-                       .map_v = w->map_v,
-                       .map_mask = w->map_mask,
+  *m = (mw_wal_refs_t){.map_s = w->map_s,
+                       .map_n = w->map_n,
+                       .al_k = w->al_k,
+                       .al_v = w->al_v,
+                       .al_n = w->al_n,
                        .wref = w->wref,
                        .scap = w->scap};
 }
@@ -833,6 +957,18 @@ mw_rlog_t *mw_wal_log(const mw_wal_t *w) { return w->log; }
 int mw_wal_closed(const mw_wal_t *w) { return w->closed; }
 
 uint64_t mw_wal_series_epoch(const mw_wal_t *w) { return w->epoch; }
+
+size_t mw_wal_mem(const mw_wal_t *w, size_t *map) {
+  size_t m = w->map_n * sizeof *w->map_s + w->al_n * (sizeof *w->al_k + sizeof *w->al_v);
+  if (map) *map = m;
+  m += mw_series_mem(w->tab, NULL) + w->scap * (sizeof *w->wref + sizeof *w->last_seg) +
+       w->memos_cap * sizeof *w->memos + (w->memo_mask ? w->memo_mask + 1 : 0) * sizeof(uint32_t);
+  for (size_t i = 0; i < w->nmemos; i++)
+    m += w->memos[i].cap * sizeof *w->memos[i].e;
+  for (const mw_wsrc_t *x = w->srcs; x; x = x->next)
+    m += sizeof *x + (size_t)x->cap * sizeof *x->s_of;
+  return m;
+}
 
 void mw_wal_attach(mw_wal_t *w) { w->nreaders++; }
 
@@ -847,19 +983,31 @@ void mw_wal_detach(mw_wal_t *w) {
 static int mw_checkpoint_series(void *ctx, mw_rlog_cpw_t *cpw, char *err, size_t errlen) {
   mw_wal_t *w = ctx;
   mw_buf_t *b = &w->sbuf;
-  size_t i = 0;
-  while (w->map_k && i <= w->map_mask) {
+  size_t i = 0, end = (w->map_s ? w->map_n : 0) + (w->al_k ? w->al_n : 0);
+  while (i < end) {
     b->len = 0;
     size_t rec = mw_rec_begin(b, MW_REC_SERIES, 0);
     uint32_t count = 0;
     if (rec == SIZE_MAX) goto oom;
-    for (; i <= w->map_mask && b->len < MW_SERIES_REC_BYTES; i++) {
-      if (!w->map_k[i]) continue;
+    for (; i < end && b->len < MW_SERIES_REC_BYTES; i++) {
+      /* main's slots, then the aliases' */
+      uint64_t k;
+      uint32_t s;
+      if (w->map_s && i < w->map_n) {
+        if (!w->map_s[i]) continue;
+        s = w->map_s[i] - 1;
+        k = w->wref[s];
+      } else {
+        size_t j = i - (w->map_s ? w->map_n : 0);
+        k = w->al_k[j];
+        s = w->al_v[j];
+        if (!k || s == MW_NONE) continue;
+      }
       size_t len;
-      const uint8_t *enc = mw_series_labels(w->tab, w->map_v[i], &len);
+      const uint8_t *enc = mw_series_labels(w->tab, s, &len);
       if (!enc) continue;
       if (mw_buf_reserve(b, 20 + len) != 0) goto oom;
-      uint8_t *p = mw_put_uvarint(b->p + b->len, w->map_k[i]);
+      uint8_t *p = mw_put_uvarint(b->p + b->len, k);
       p = mw_put_uvarint(p, len);
       memcpy(p, enc, len);
       b->len = (size_t)(p - b->p) + len;
@@ -907,7 +1055,7 @@ int mw_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms, int64
     }
   }
   if (ndead) {
-    if (mw_map_rebuild(w, w->map_len, dead) != 0) {
+    if (mw_maps_drop_dead(w, dead) != 0) {
       free(dead);
       mw_seterr(err, errlen, "out of memory");
       return -1;

@@ -95,35 +95,45 @@ static inline int mw_edec_next(mw_sdec_t *d, uint64_t *ref, int64_t *ts, double 
 }
 
 /* The WAL ref -> s map and the WAL ref of each s, as the WAL holds them
- * now (valid until the next append or truncation). */
+ * now (valid until the next append or truncation). The map has a main
+ * index of every s whose wref is set, keyed by that ref but holding only
+ * s + 1 (4-byte slots), and aliases: older refs of a series, (ref, s)
+ * pairs, which only a replay of a WAL that recorded a label set under
+ * several refs makes (see metrics_wal.c). */
 typedef struct {
-  const uint64_t *map_k; /* open addressing, key 0 = empty */
-  const uint32_t *map_v;
-  size_t map_mask;
+  const uint32_t *map_s; /* main: s + 1 keyed by wref[s], 0 empty; NULL: none */
+  size_t map_n;          /* slots: a multiple of 8, sized as base/grow.h says */
+  const uint64_t *al_k;  /* aliases: key 0 empty; NULL: none */
+  const uint32_t *al_v;  /* s, MW_NONE: removed */
+  size_t al_n;
   const uint64_t *wref; /* by s: WAL ref, 0: none */
   size_t scap;
 } mw_wal_refs_t;
 
-/* Home slot of ref k. Refs are handed out in sequence and samples are read
- * back mostly in that order (a scrape's series were created in body
- * order), so runs of 8 consecutive refs share a block of 8 slots (one cache
- * line of keys) and only the blocks are spread by the hash: a reader walking
- * refs in order misses the cache once per 8 lookups, not once per lookup.
- * The table has at least 64 slots, so a block never wraps. */
-static inline size_t mw_map_home(uint64_t k, size_t mask) {
+/* Home slot of ref k in n slots. Refs are handed out in sequence and
+ * samples are read back mostly in that order (a scrape's series were
+ * created in body order), so runs of 8 consecutive refs share a block of 8
+ * slots (one cache line of keys) and only the blocks are spread by the
+ * hash: a reader walking refs in order misses the cache once per 8
+ * lookups, not once per lookup. n is a multiple of 8, so a block never
+ * wraps. */
+static inline size_t mw_map_home(uint64_t k, size_t n) {
   uint64_t b = k >> 3;
   b ^= b >> 33;
   b *= 0xff51afd7ed558ccdULL;
   b ^= b >> 33;
-  return (size_t)(b << 3 | (k & 7)) & mask;
+  return mw_slot_home((uint32_t)(b >> 32), n / 8) * 8 + (size_t)(k & 7);
 }
 
 static inline uint32_t mw_refs_get(const mw_wal_refs_t *m, uint64_t k) {
-  if (!k || !m->map_k) return MW_NONE;
-  for (size_t i = mw_map_home(k, m->map_mask);; i = (i + 1) & m->map_mask) {
-    if (m->map_k[i] == k) return m->map_v[i];
-    if (!m->map_k[i]) return MW_NONE;
-  }
+  if (!k) return MW_NONE;
+  if (m->map_s)
+    for (size_t i = mw_map_home(k, m->map_n); m->map_s[i]; i = mw_slot_next(i, m->map_n))
+      if (m->wref[m->map_s[i] - 1] == k) return m->map_s[i] - 1;
+  if (m->al_k)
+    for (size_t i = mw_map_home(k, m->al_n); m->al_k[i]; i = mw_slot_next(i, m->al_n))
+      if (m->al_k[i] == k) return m->al_v[i];
+  return MW_NONE;
 }
 
 /* mw_refs_get(m, k), trying s = guess first: a batch's new series get
@@ -155,6 +165,10 @@ uint64_t mw_wal_series_epoch(const mw_wal_t *w);
  * (which frees a closed WAL when it was the last). */
 void mw_wal_attach(mw_wal_t *w);
 void mw_wal_detach(mw_wal_t *w);
+
+/* The seconds without a label set looked up after which an append drops
+ * the series table's index (30; tests set 0). */
+void mw_wal_set_index_quiet(mw_wal_t *w, double seconds);
 
 /* 1 if enc is an exemplar label set the WAL keeps: empty, or as a series'
  * (names and values non-empty, no NUL byte, names strictly increasing). */

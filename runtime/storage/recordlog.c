@@ -973,7 +973,9 @@ int mw_rlog_cursor_commit(mw_rlog_cursor_t *c, mw_rlog_pos_t pos, char *err, siz
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-  if (c->log->opts.fsync != MW_RLOG_FSYNC_ALWAYS && now - c->saved_at < 1.0) return 0;
+  if (!c->save_every_commit && c->log->opts.fsync != MW_RLOG_FSYNC_ALWAYS &&
+      now - c->saved_at < 1.0)
+    return 0;
   c->saved_at = now;
   c->dirty = 0;
   return mw_cursor_save(c, err, errlen);

@@ -120,7 +120,8 @@ typedef struct {
 } mw_rlog_bounds_t;
 
 /* A named reader position: committed is saved to its cursor file (at most
- * once a second, every commit with policy ALWAYS, and at close); read is
+ * once a second, every commit with policy ALWAYS or save_every_commit, and
+ * at close); read is
  * where the layer above reads next. Fields other than these are the log's. */
 struct mw_rlog_cursor {
   mw_rlog_t *log;
@@ -129,6 +130,9 @@ struct mw_rlog_cursor {
   uint64_t items_before_open; /* items before the cursor at open (delivered before a restart) */
   uint64_t items_dropped;     /* items removed by truncation before this cursor committed them */
   uint64_t cursor_errors;     /* damaged cursor files, or a cursor past the log's end */
+  int save_every_commit;      /* set by the caller: every commit saves the file (a reader that
+                                 commits once per request: a crash resends only what was in
+                                 flight, not the last second) */
   /* private */
   char *path, *tmp, *prev, *name;
   int fd;

@@ -196,6 +196,11 @@ int mw_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms, int64
                     char *err, size_t errlen);
 
 void mw_wal_stats(const mw_wal_t *w, mw_wal_stats_t *st);
+/* Bytes the WAL's series structures hold from malloc (its series table with
+ * the label bytes it owns, not the borrowed ones; per-series arrays; the
+ * ref map; memos and borrow records); *map (if not NULL) gets the ref
+ * map's share. Buffers of the record being written are not counted. */
+size_t mw_wal_mem(const mw_wal_t *w, size_t *map);
 /* Repairs done at open, one line each; owned by w. */
 const char *mw_wal_repair_log(const mw_wal_t *w);
 

@@ -24,7 +24,7 @@ static void test_small_arena_stays_small(void) {
   CHECK_INT(a.reserved, 0);
 }
 
-/* A big arena: chunks grow to 64 KiB, so little is reserved beyond what is
+/* A big arena: chunks grow to 16 KiB, so little is reserved beyond what is
  * used, and every item keeps its address and bytes. */
 static void test_big_arena(void) {
   enum { N = 100000, SZ = 100 };
@@ -47,6 +47,22 @@ static void test_big_arena(void) {
   }
   mw_arena_free(&a);
   free(ptrs);
+}
+
+/* The label bytes of a scrape target's series table (100-500 KB): what the
+ * arena reserves beyond them is at most one chunk (16 KiB) and its headers,
+ * whatever the size: the last chunk is the only one partly empty. */
+static void test_arena_slack(void) {
+  enum { SZ = 116 };
+  uint8_t item[SZ] = {0};
+  for (size_t total = 100000; total <= 500000; total += 7919) {
+    mw_arena_t a;
+    mw_arena_init(&a);
+    for (size_t n = 0; n < total; n += SZ)
+      CHECK(mw_arena_dup(&a, item, SZ) != NULL);
+    CHECK(a.reserved - a.used <= 16384 + 64 * 32);
+    mw_arena_free(&a);
+  }
 }
 
 /* An item over a quarter of the largest chunk that does not fit the current
@@ -99,6 +115,7 @@ static void test_alloc_and_reset(void) {
 int main(void) {
   MW_RUN(test_small_arena_stays_small);
   MW_RUN(test_big_arena);
+  MW_RUN(test_arena_slack);
   MW_RUN(test_big_item_own_chunk);
   MW_RUN(test_alloc_and_reset);
   return mw_test_summary();

@@ -70,21 +70,67 @@ static void test_intern_lookup_delete(void) {
   mw_series_free(s);
 }
 
+/* Bytes beyond the labels, at sizes just past a power of two too (where a
+ * doubling index at a load of at most 1/2 held 32 bytes a series): entries
+ * (16 bytes, their array doubling: up to 32) and an index of 8-byte slots at
+ * a load of 1/2 to 3/4 (up to 16), plus arena slack. */
 static void test_memory_per_series(void) {
+  static const int sizes[] = {2000, 2049, 4097, 65537, 100000};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    mw_series_t *s = mw_series_new();
+    uint8_t buf[64];
+    const int n = sizes[k];
+    for (int i = 0; i < n; i++) {
+      size_t len = enc_one(buf, sizeof buf, i);
+      uint32_t r;
+      CHECK_INT(mw_series_add(s, buf, len, mw_labels_hash(buf, len), &r, NULL, NULL, 0), 0);
+    }
+    size_t lb, mem = mw_series_mem(s, &lb);
+    double per = (double)(mem - lb) / n;
+    printf("series table of %d: %.1f bytes/series beyond %zu label bytes\n", n, per, lb / n);
+    CHECK(per <= 48 + 20000.0 / n);
+    mw_series_free(s);
+  }
+}
+
+/* Without its index (mw_series_drop_index), a table still finds every
+ * label set, deletes, and adds (building the index again): the same label
+ * set gets its ref back, never a second entry. */
+static void test_drop_index(void) {
   mw_series_t *s = mw_series_new();
   uint8_t buf[64];
-  const int n = 100000;
-  for (int i = 0; i < n; i++) {
+  uint32_t refs[3000];
+  for (int i = 0; i < 3000; i++) {
+    size_t len = enc_one(buf, sizeof buf, i);
+    CHECK_INT(mw_series_add(s, buf, len, mw_labels_hash(buf, len), &refs[i], NULL, NULL, 0), 0);
+  }
+  size_t mem = mw_series_mem(s, NULL);
+  mw_series_drop_index(s);
+  CHECK(!mw_series_indexed(s));
+  CHECK(mw_series_mem(s, NULL) < mem);
+  for (int i = 0; i < 3000; i += 7) {
+    size_t len = enc_one(buf, sizeof buf, i);
+    CHECK_INT(mw_series_get(s, buf, len, mw_labels_hash(buf, len)), refs[i]);
+  }
+  for (int i = 0; i < 3000; i += 3) /* deleted without an index */
+    mw_series_del(s, refs[i]);
+  CHECK(!mw_series_indexed(s));
+  for (int i = 0; i < 3500; i++) { /* old, deleted and new label sets */
     size_t len = enc_one(buf, sizeof buf, i);
     uint32_t r;
-    CHECK_INT(mw_series_add(s, buf, len, mw_labels_hash(buf, len), &r, NULL, NULL, 0), 0);
+    int added;
+    CHECK_INT(mw_series_add(s, buf, len, mw_labels_hash(buf, len), &r, &added, NULL, 0), 0);
+    CHECK_INT(added, i >= 3000 || i % 3 == 0);
+    if (i < 3000 && i % 3) CHECK_INT(r, refs[i]);
+    CHECK(mw_series_indexed(s));
   }
-  size_t lb, mem = mw_series_mem(s, &lb);
-  double per = (double)(mem - lb) / n;
-  printf("series table: %.1f bytes/series beyond %zu label bytes\n", per, lb / n);
-  /* 131072 entries of 16 bytes (no hash: 53 bytes/series with one) and
-   * 262144 slots of 8, plus arena slack. */
-  CHECK(per <= 45);
+  CHECK_INT(mw_series_len(s), 3500);
+  for (int i = 0; i < 3500; i++) {
+    size_t len = enc_one(buf, sizeof buf, i), got;
+    uint32_t r = mw_series_get(s, buf, len, mw_labels_hash(buf, len));
+    const uint8_t *l = mw_series_labels(s, r, &got);
+    CHECK(l && got == len && memcmp(l, buf, len) == 0);
+  }
   mw_series_free(s);
 }
 
@@ -210,6 +256,7 @@ static void test_watch_and_borrow(void) {
 int main(void) {
   MW_RUN(test_intern_lookup_delete);
   MW_RUN(test_memory_per_series);
+  MW_RUN(test_drop_index);
   MW_RUN(test_batch);
   MW_RUN(test_stale_nan);
   MW_RUN(test_watch_and_borrow);

@@ -21,6 +21,7 @@
 #include "remote.pb-c.h"
 #include "remote/encode.h"
 #include "remote/wal_reader.h"
+#include "storage/metrics_wal.h"
 #include "storage/wal.h"
 #include "test.h"
 #include "testdir.h"
@@ -1885,8 +1886,217 @@ static void test_borrowed_labels(void) {
   rm_rf(dir);
 }
 
+/* The WAL's series structures per series, at sizes just past a power of
+ * two too: the ref map (4-byte slots, the key read from wref) at a load of
+ * 1/2 to 3/4 holds at most 8 bytes a series (12-byte slots at 1/4 to 1/2
+ * held up to 48), and everything (table entries and index, per-series
+ * arrays, memo, borrow record; the label bytes are borrowed) stays under
+ * 128. */
+static void test_memory_per_series(void) {
+  static const int sizes[] = {2049, 70000};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    char err[256], *dir = tmpdir();
+    mw_wal_t *w;
+    CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+    src_t src;
+    int n = sizes[k];
+    src_init(&src, n, "");
+    CHECK_INT(append(w, &src, 0, n, 1000, 0), 0);
+    size_t map, mem = mw_wal_mem(w, &map);
+    printf("WAL of %d series: %.1f bytes/series, ref map %.1f\n", n, (double)mem / n,
+           (double)map / n);
+    CHECK(map <= (size_t)n * 8 + 1024);
+    CHECK(mem <= (size_t)n * 128);
+    mw_wal_close(w);
+    src_free(&src);
+    rm_rf(dir);
+  }
+}
+
+/* Appends that look no label set up (every series known to the memos)
+ * drop the series table's index after the quiet period (0 here); a new
+ * source with the same label sets then finds them through an index built
+ * again: no new series, the reader gets every sample. */
+static void test_index_quiet(void) {
+  char err[256], *dir = tmpdir();
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  mw_wal_set_index_quiet(w, 0);
+  src_t src;
+  src_init(&src, 3000, "");
+  CHECK_INT(append(w, &src, 0, 3000, 1000, 0), 0);
+  CHECK(mw_series_indexed(mw_wal_series(w)));
+  size_t mem = mw_wal_mem(w, NULL);
+  CHECK_INT(append(w, &src, 0, 3000, 2000, 0), 0);
+  CHECK(!mw_series_indexed(mw_wal_series(w)));
+  CHECK(mw_wal_mem(w, NULL) < mem);
+  src_t again; /* the target restarted: a new table, the same label sets */
+  src_init(&again, 3000, "");
+  CHECK_INT(append(w, &again, 0, 3000, 3000, 0), 0);
+  CHECK(mw_series_indexed(mw_wal_series(w)));
+  mw_wal_stats_t st;
+  mw_wal_stats(w, &st);
+  CHECK_INT(st.series_created, 3000);
+  CHECK_INT(st.active_series, 3000);
+  mw_wal_reader_t *r;
+  CHECK_INT(mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err), 0);
+  got_t g = {0};
+  CHECK_INT(drain(r, 1000, 1, &g), 0);
+  CHECK_INT(g.n, 9000);
+  for (size_t i = 0; i < g.n; i++)
+    CHECK_INT(g.series[i], (int)(i % 3000));
+  got_free(&g);
+  mw_wal_reader_close(r);
+  mw_wal_close(w);
+  src_free(&src);
+  src_free(&again);
+  rm_rf(dir);
+}
+
+/* Writes records (type, payload) as segment 1 of dir's WAL. */
+static void write_records(const char *dir, const uint8_t *types, const uint8_t *const *payloads,
+                          const uint32_t *lens, int n) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/wal", dir);
+  mkdir(path, 0750);
+  snprintf(path, sizeof path, "%s/wal/00000001", dir);
+  FILE *f = fopen(path, "w");
+  fwrite("MWWAL001", 1, 8, f);
+  for (int r = 0; r < n; r++) {
+    uint32_t len = lens[r];
+    uint8_t h[9] = {types[r], (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
+                    (uint8_t)(len >> 24)};
+    uint32_t crc = mw_crc32c(mw_crc32c(0, h, 5), payloads[r], len);
+    for (int k = 0; k < 4; k++)
+      h[5 + k] = (uint8_t)(crc >> (8 * k));
+    fwrite(h, 1, 9, f);
+    fwrite(payloads[r], 1, len, f);
+  }
+  fclose(f);
+}
+
+/* A WAL that recorded one label set under two refs (1 and 5; ref 3 is
+ * another series): replay maps both refs to it (the newer one in the main
+ * index, the older as an alias), the reader gets every sample with its
+ * labels, and new appends of both series write no series record. */
+static void test_replay_two_refs_one_series(void) {
+  char err[256], *dir = tmpdir();
+  const char a[] = "__name__\xffm0\xffi\xff"
+                   "0\xff",
+             b[] = "__name__\xffm1\xffi\xff"
+                   "1\xff";
+  uint8_t series[128] = {3, 0, 0, 0}, samples[128] = {3, 0, 0, 0};
+  size_t n = 4;
+  const uint8_t refs[3] = {1, 5, 3};
+  for (int k = 0; k < 3; k++) {
+    const char *l = k == 2 ? b : a;
+    series[n++] = refs[k];
+    series[n++] = (uint8_t)(sizeof a - 1);
+    memcpy(series + n, l, sizeof a - 1);
+    n += sizeof a - 1;
+  }
+  size_t m = 4;
+  uint64_t base = 1000;
+  memcpy(samples + m, &base, 8); /* little endian */
+  m += 8;
+  const uint8_t deltas[3] = {2, 4, 4}; /* zigzag of +1, +2, +2: refs 1, 3, 5 */
+  for (int k = 0; k < 3; k++) {
+    samples[m++] = deltas[k];
+    samples[m++] = 0; /* ts 1000 */
+    double v = k;
+    memcpy(samples + m, &v, 8);
+    m += 8;
+  }
+  const uint8_t types[2] = {1, 2};
+  const uint8_t *payloads[2] = {series, samples};
+  const uint32_t lens[2] = {(uint32_t)n, (uint32_t)m};
+  write_records(dir, types, payloads, lens, 2);
+  for (int round = 0; round < 2; round++) {
+    mw_wal_t *w;
+    CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+    mw_wal_stats_t st;
+    mw_wal_stats(w, &st);
+    CHECK_INT(st.corruptions, 0);
+    got_t g;
+    CHECK_INT(read_all(w, 1000, &g), 0);
+    if (round == 0) {
+      CHECK_INT(g.n, 3); /* a request groups a series' samples: A's two, then B's */
+      int want[3] = {0, 0, 1};
+      for (size_t i = 0; i < g.n && i < 3; i++)
+        CHECK_INT(g.series[i], want[i]);
+      src_t src; /* a source with both label sets: known, no series record */
+      src_init(&src, 2, "");
+      CHECK_INT(append(w, &src, 0, 2, 2000, 7), 0);
+      mw_wal_stats(w, &st);
+      CHECK_INT(st.series_created, 0);
+      src_free(&src);
+    } else {
+      CHECK_INT(g.n, 2);
+      for (size_t i = 0; i < g.n && i < 2; i++) {
+        CHECK_INT(g.series[i], (int)i);
+        CHECK_INT(g.ts[i], 2000);
+      }
+    }
+    got_free(&g);
+    mw_wal_close(w);
+  }
+  rm_rf(dir);
+}
+
+/* A damaged WAL with one ref (7) for two label sets: the later one has
+ * it (as before the map kept keys in wref), the earlier gets a new ref
+ * and a series record at its next append. */
+static void test_replay_one_ref_two_series(void) {
+  char err[256], *dir = tmpdir();
+  const char a[] = "__name__\xffm0\xffi\xff"
+                   "0\xff",
+             b[] = "__name__\xffm1\xffi\xff"
+                   "1\xff";
+  uint8_t s1[64] = {1, 0, 0, 0, 7, sizeof a - 1}, s2[64] = {1, 0, 0, 0, 7, sizeof b - 1};
+  memcpy(s1 + 6, a, sizeof a - 1);
+  memcpy(s2 + 6, b, sizeof b - 1);
+  uint8_t samples[64] = {1, 0, 0, 0};
+  uint64_t base = 1000;
+  memcpy(samples + 4, &base, 8);
+  samples[12] = 14; /* zigzag of +7 */
+  samples[13] = 0;
+  double v = 1;
+  memcpy(samples + 14, &v, 8);
+  const uint8_t types[3] = {1, 1, 2};
+  const uint8_t *payloads[3] = {s1, s2, samples};
+  const uint32_t lens[3] = {6 + sizeof a - 1, 6 + sizeof b - 1, 22};
+  write_records(dir, types, payloads, lens, 3);
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  got_t g;
+  CHECK_INT(read_all(w, 1000, &g), 0);
+  CHECK_INT(g.n, 1);
+  if (g.n == 1) CHECK_INT(g.series[0], 1);
+  got_free(&g);
+  src_t src;
+  src_init(&src, 2, "");
+  CHECK_INT(append(w, &src, 0, 2, 2000, 0), 0);
+  mw_wal_stats_t st;
+  mw_wal_stats(w, &st);
+  CHECK_INT(st.series_created, 1); /* a's new ref */
+  mw_wal_close(w);
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  CHECK_INT(read_all(w, 1000, &g), 0);
+  CHECK_INT(g.n, 2);
+  for (size_t i = 0; i < g.n && i < 2; i++)
+    CHECK_INT(g.series[i], (int)i);
+  got_free(&g);
+  mw_wal_close(w);
+  src_free(&src);
+  rm_rf(dir);
+}
+
 int main(void) {
   MW_RUN(test_roundtrip);
+  MW_RUN(test_memory_per_series);
+  MW_RUN(test_index_quiet);
+  MW_RUN(test_replay_two_refs_one_series);
+  MW_RUN(test_replay_one_ref_two_series);
   MW_RUN(test_pipeline);
   MW_RUN(test_restart);
   MW_RUN(test_cursor_copies);

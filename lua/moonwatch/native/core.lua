@@ -25,6 +25,13 @@ function M.sha256_hex(s, n)
   return ffi.string(hexbuf, n or 64)
 end
 
+--- Gives the pages of free heap memory back to the system (runtime/base/core.h,
+--- mw_ffi_heap_trim); true if some were.
+---@return boolean
+function M.heap_trim()
+  return C.mw_ffi_heap_trim() == 1
+end
+
 --- Arms the shutdown watchdog (runtime/watchdog.h): a process still alive `timeout`
 --- seconds after its first SIGINT/SIGTERM logs one line and exits 1.
 ---@param timeout number seconds

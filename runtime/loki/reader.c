@@ -1,0 +1,209 @@
+/* loki/reader.c: an endpoint's reader of the logs queue: queue records -> PushRequest. */
+#include "loki/reader.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/grow.h"
+#include "loki/push.h"
+#include "storage/logs_queue.h"
+
+struct mw_lokireader {
+  mw_logq_t *q;
+  mw_rlog_cursor_t *cur;
+  mw_lokienc_t *enc;
+  mw_logq_dec_t dec;
+  int64_t *smap; /* record stream -> request stream (-1: not yet) */
+  size_t smap_cap;
+  uint64_t corruptions, committed_entries, read_entries;
+};
+
+int mw_lokireader_open(mw_logq_t *q, const char *name, mw_lokireader_t **out, char *err,
+                       size_t errlen) {
+  *out = NULL;
+  if (mw_logq_closed(q)) {
+    mw_seterr(err, errlen, "logs queue closed");
+    return -1;
+  }
+  mw_lokireader_t *r = calloc(1, sizeof *r);
+  if (!r || !(r->enc = mw_lokienc_new())) {
+    free(r);
+    mw_seterr(err, errlen, "out of memory");
+    return -1;
+  }
+  if (mw_rlog_cursor_open(mw_logq_log(q), name, &r->cur, err, errlen) != 0) {
+    mw_lokienc_free(r->enc);
+    free(r);
+    return -1;
+  }
+  r->cur->save_every_commit =
+      1; /* one commit per request: a crash resends only what was in flight */
+  r->q = q;
+  mw_logq_ref(q, 1);
+  *out = r;
+  return 0;
+}
+
+void mw_lokireader_close(mw_lokireader_t *r) {
+  if (!r) return;
+  mw_rlog_cursor_close(r->cur);
+  mw_lokienc_free(r->enc);
+  mw_logq_dec_free(&r->dec);
+  free(r->smap);
+  mw_logq_ref(r->q, -1);
+  free(r);
+}
+
+const char *mw_lokireader_note(const mw_lokireader_t *r) { return r->cur->note; }
+
+/* A record at pos could not be read back whole: skipped (the rest of its segment). */
+static void mw_lokireader_corrupt(mw_lokireader_t *r, mw_rlog_pos_t *pos) {
+  r->corruptions++;
+  mw_rlog_skip_corrupt(mw_logq_log(r->q), pos);
+}
+
+int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokireq_t *req, char *err,
+                       size_t errlen) {
+  memset(req, 0, sizeof *req);
+  if (mw_logq_closed(r->q)) {
+    mw_seterr(err, errlen, "logs queue closed");
+    return -1;
+  }
+  mw_rlog_t *log = mw_logq_log(r->q);
+  if (mw_lokienc_reset(r->enc, o->external_labels, o->external_labels_len, o->max_streams) != 0)
+    goto oom;
+  mw_rlog_pos_t pos = r->cur->read;
+  uint64_t bytes = 0, n = 0;
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  int full = 0;
+  while (!full && mw_rlog_seek(log, &pos)) {
+    mw_rlog_rec_t rec;
+    int rc = mw_rlog_read(r->cur, &pos, &rec, err, errlen);
+    if (rc < 0) return -1;
+    if (rc == 0 || rec.len < 8) {
+      mw_lokireader_corrupt(r, &pos);
+      continue;
+    }
+    rc = mw_logq_dec_begin(&r->dec, rec.p, rec.len - 8);
+    if (rc == -2) goto oom;
+    if (rc != 0) {
+      mw_lokireader_corrupt(r, &pos);
+      continue;
+    }
+    if (mw_grow((void **)&r->smap, &r->smap_cap, r->dec.nstreams ? r->dec.nstreams : 1,
+                sizeof *r->smap) != 0)
+      goto oom;
+    for (uint32_t s = 0; s < r->dec.nstreams; s++)
+      r->smap[s] = -1;
+    mw_logentry_t e;
+    uint32_t k = 0;
+    while ((rc = mw_logq_dec_next(&r->dec, &e)) == 1) {
+      if (k++ < pos.idx) continue; /* sent before */
+      uint64_t size = (uint64_t)e.line_len + e.meta_len;
+      if (n && bytes + size > o->batch_size) {
+        full = 1;
+        break;
+      }
+      int64_t s = r->smap[e.stream];
+      if (s < 0) {
+        s = mw_lokienc_stream(r->enc, r->dec.stream[e.stream], r->dec.stream_len[e.stream]);
+        if (s == -1) goto oom;
+        if (s == -2) { /* max_streams: the request ends before this entry */
+          full = 1;
+          break;
+        }
+        r->smap[e.stream] = s;
+      }
+      if (mw_lokienc_entry(r->enc, (uint32_t)s, e.ts_ns, e.line, e.line_len, e.meta, e.meta_len) !=
+          0)
+        goto oom;
+      bytes += size;
+      req->line_bytes += e.line_len;
+      n++;
+      if (e.ts_ns < lo) lo = e.ts_ns;
+      if (e.ts_ns > hi) hi = e.ts_ns;
+      pos.idx = k;
+    }
+    if (full) break;
+    if (rc < 0) {
+      /* entries before the damage were taken; the rest of the segment is skipped */
+      mw_lokireader_corrupt(r, &pos);
+      continue;
+    }
+    pos.off += MW_RLOG_REC_HDR + rec.len;
+    pos.idx = 0;
+  }
+  r->cur->read = pos;
+  if (!n) return 0;
+  const uint8_t *body;
+  size_t len;
+  if (mw_lokienc_finish(r->enc, o->raw != 0, &body, &len, err, errlen) != 0) return -1;
+  if (o->raw == 2 && mw_lokienc_json(r->enc, body, len, &body, &len, err, errlen) != 0) return -1;
+  req->body = body;
+  req->body_len = len;
+  req->entries = n;
+  req->bytes = bytes;
+  req->streams = (uint32_t)mw_lokienc_streams(r->enc);
+  req->full = full;
+  req->min_ts_ns = lo;
+  req->max_ts_ns = hi;
+  r->read_entries += n;
+  return 1;
+oom:
+  mw_seterr(err, errlen, "out of memory");
+  return -1;
+}
+
+int mw_lokireader_commit(mw_lokireader_t *r, char *err, size_t errlen) {
+  if (mw_logq_closed(r->q)) return 0;
+  r->committed_entries = r->read_entries;
+  return mw_rlog_cursor_commit(r->cur, r->cur->read, err, errlen);
+}
+
+void mw_lokireader_rewind(mw_lokireader_t *r) {
+  r->cur->read = r->cur->committed;
+  r->read_entries = r->committed_entries;
+}
+
+void mw_lokireader_stats(mw_lokireader_t *r, mw_lokireader_stats_t *st) {
+  memset(st, 0, sizeof *st);
+  st->corruptions = r->corruptions;
+  st->entries_before_open = r->cur->items_before_open;
+  st->entries_dropped = r->cur->items_dropped;
+  st->cursor_errors = r->cur->cursor_errors;
+  if (mw_logq_closed(r->q)) return;
+  mw_rlog_t *log = mw_logq_log(r->q);
+  size_t n;
+  const mw_rlog_seg_t *segs = mw_rlog_segments(log, &n);
+  mw_rlog_pos_t c = r->cur->committed;
+  uint64_t pending = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (segs[i].index < c.seg) continue;
+    if (segs[i].index == c.seg)
+      pending += mw_rlog_items_from(log, c.seg, c.off, c.idx);
+    else
+      pending += segs[i].items;
+  }
+  st->pending = pending;
+}
+
+/* --- FFI -------------------------------------------------------------- */
+
+int mw_ffi_lokireader_open(mw_logq_t *q, const char *name, mw_lokireader_t **out, char *err,
+                           size_t errlen) {
+  return mw_lokireader_open(q, name, out, err, errlen);
+}
+void mw_ffi_lokireader_close(mw_lokireader_t *r) { mw_lokireader_close(r); }
+int mw_ffi_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokireq_t *req,
+                           char *err, size_t errlen) {
+  return mw_lokireader_next(r, o, req, err, errlen);
+}
+int mw_ffi_lokireader_commit(mw_lokireader_t *r, char *err, size_t errlen) {
+  return mw_lokireader_commit(r, err, errlen);
+}
+void mw_ffi_lokireader_rewind(mw_lokireader_t *r) { mw_lokireader_rewind(r); }
+void mw_ffi_lokireader_stats(mw_lokireader_t *r, mw_lokireader_stats_t *st) {
+  mw_lokireader_stats(r, st);
+}
+const char *mw_ffi_lokireader_note(const mw_lokireader_t *r) { return mw_lokireader_note(r); }

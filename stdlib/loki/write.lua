@@ -1,0 +1,637 @@
+--- loki.write: ships the log entries it receives to Loki push endpoints
+--- (POST /loki/api/v1/push, snappy-compressed PushRequest protobufs of Loki's push.proto)
+--- through a crash-safe queue on disk.
+-- An append is acknowledged once its entries are in the queue (runtime/storage/logs_queue.c, a
+-- layer on the record log, under <storage.path>/loki.write.<label>/). Each endpoint reads the
+-- queue with its own cursor (runtime/loki/reader.c: one FFI call reads up to batch_size bytes
+-- of entries and encodes them, streams grouped, external labels merged, into one request), and
+-- sends its requests one after the other, committing its cursor after each one is done: a
+-- receiver outage or a restart (SIGTERM or SIGKILL) loses nothing that was appended; at most
+-- the request in flight is sent again.
+--
+-- A request is sent once it holds batch_size bytes (lines and structured metadata) or its
+-- oldest entry waited batch_wait. 2xx: sent. 5xx, 429 (with retry_on_http_429) and network
+-- errors: retried with exponential backoff from min_backoff_period to max_backoff_period, at
+-- most max_backoff_retries times (0: forever), then dropped and counted. Any other status
+-- (4xx) is dropped and counted at once, as Alloy does (reason "ingester_error", "rate_limited"
+-- for a 429 given up on).
+--
+-- The queue is bounded (the queue block, a moonwatch addition): segments every endpoint has
+-- sent are removed at once; entries that waited longer than max_age, then the oldest while
+-- the queue is over max_size, are removed even if unsent and counted as
+-- loki_write_dropped_entries_total{reason="too_old"|"queue_full"}.
+local ffi_rt = require("moonwatch.ffi")
+local logs = require("moonwatch.batch.logs")
+local core = require("moonwatch.native.core")
+local native_loki = require("moonwatch.native.loki")
+local httpconfig = require("moonwatch.httpconfig")
+local http_client = require("moonwatch.http_client")
+local metrics = require("moonwatch.metrics")
+local scheduler = require("moonwatch.scheduler")
+local duration = require("moonwatch.duration")
+local fs = require("moonwatch.fs")
+local redact = require("moonwatch.redact")
+local receiver = require("moonwatch.receiver")
+
+local M = {
+  name = "loki.write",
+  doc = "Sends received log entries to Loki push endpoints through a queue on disk.",
+}
+
+local ENDPOINT = {
+  args = httpconfig.add_args({
+    url = { type = "string", required = true, doc = "Full URL to send logs to (e.g. http://loki:3100/loki/api/v1/push)." },
+    name = { type = "string",
+      doc = "Name of the endpoint in metrics, logs and its queue cursor (default: a hash of the url)." },
+    tenant_id = { type = "string", doc = "The tenant ID used by default to push logs (X-Scope-OrgID)." },
+    headers = { type = "map", of = { type = "secret" }, default = {}, sensitive = true,
+      doc = "Extra headers to send (their values are secrets: never shown)." },
+    batch_wait = { type = "duration", default = "1s", positive = true,
+      doc = "Maximum amount of time to wait before sending a batch." },
+    batch_size = { type = "bytes", default = "1MiB", min = 1, max = 64 * 1024 * 1024,
+      doc = "Maximum batch size (lines and structured metadata, bytes) to accumulate before sending (at most"
+        .. " 64MiB; a longer entry is sent alone)." },
+    remote_timeout = { type = "duration", default = "10s", positive = true, doc = "Timeout for requests made to the URL." },
+    min_backoff_period = { type = "duration", default = "500ms", positive = true, doc = "Initial backoff time between retries." },
+    max_backoff_period = { type = "duration", default = "5m", positive = true, doc = "Maximum backoff time between retries." },
+    max_backoff_retries = { type = "uint", default = 10,
+      doc = "Maximum number of retries of a request before its entries are dropped (0: retry forever)." },
+    retry_on_http_429 = { type = "bool", default = true, doc = "Retry when an HTTP 429 status code is received." },
+    encoding = { type = "string", default = "protobuf", enum = { "protobuf", "json" },
+      doc = "moonwatch: the request body: \"protobuf\" (snappy-compressed PushRequest, as Alloy sends) or"
+        .. " \"json\" (Loki's JSON push body, readable: for debugging)." },
+  }),
+  exclusive = { httpconfig.AUTH_EXCLUSIVE },
+  validate = function(e)
+    if not e.url:match("^https?://[^/]") then
+      return "url: must start with http:// or https:// and name a host"
+    end
+    if e.min_backoff_period > e.max_backoff_period then
+      return "min_backoff_period must not be greater than max_backoff_period"
+    end
+    return http_client.validate(httpconfig.client_config(e))
+  end,
+}
+
+M.args = {
+  endpoint = { type = "block", repeated = true, default = {}, schema = ENDPOINT, doc = "Location to send logs to." },
+  external_labels = { type = "map", default = {},
+    doc = "Labels to add to logs sent over the network (a stream's own label of the same name wins)." },
+  max_streams = { type = "uint", default = 0,
+    doc = "Maximum number of streams in one request (0: no limit); a request ends before the entry of one more"
+      .. " stream, which goes in the next one (Alloy drops it: moonwatch loses nothing)." },
+  queue = { type = "block", doc = "moonwatch: the queue on disk every entry goes through.", schema = { args = {
+    max_size = { type = "bytes", default = "256MiB", min = 65536,
+      doc = "Bytes the queue may hold; past it the oldest entries are dropped, sent or not"
+        .. " (loki_write_dropped_entries_total{reason=\"queue_full\"})." },
+    max_age = { type = "duration", default = "24h", min = 0,
+      doc = "Entries that waited this long in the queue are dropped, sent or not"
+        .. " (loki_write_dropped_entries_total{reason=\"too_old\"}); 0: no age bound." },
+    fsync = { type = "string", default = "never", enum = { "never", "interval", "always" },
+      doc = "When to fsync. Appends survive a crash of the process with every policy; only always survives"
+        .. " power loss at every moment; interval fsyncs on a worker thread." },
+    fsync_interval = { type = "duration", default = "10s", positive = true, doc = "fsync period with fsync = \"interval\"." },
+  } } },
+}
+
+M.exports = {
+  receiver = { type = "log_receiver", doc = "A value other components can use to send log entries to." },
+}
+
+-- A request is resent when the endpoint restarts (at-least-once); at stop, the endpoints get this
+-- long to send what is queued (what is left is sent after the next start).
+local FLUSH_DEADLINE = 5
+-- Consecutive failed attempts before the component reports the endpoint unhealthy.
+local FAILING_AFTER = 3
+-- How often the queue is truncated (sent segments, the age bound).
+local TRUNCATE_EVERY = 5
+
+local function component_metrics()
+  local reg = metrics.default
+  local ht = { "component_id", "host", "tenant" }
+  local htr = { "component_id", "host", "tenant", "reason" }
+  local c = { "component_id" }
+  return {
+    encoded_bytes = reg:counter("loki_write_encoded_bytes_total", "Number of bytes encoded and ready to send.", ht),
+    sent_bytes = reg:counter("loki_write_sent_bytes_total", "Number of bytes sent.", ht),
+    dropped_bytes = reg:counter("loki_write_dropped_bytes_total",
+      "Number of bytes dropped because failed to be sent to the ingester after all retries.", htr),
+    sent_entries = reg:counter("loki_write_sent_entries_total", "Number of log entries sent to the ingester.", ht),
+    dropped_entries = reg:counter("loki_write_dropped_entries_total",
+      "Number of log entries dropped because failed to be sent to the ingester after all retries.", htr),
+    duration = reg:histogram("loki_write_request_duration_seconds", "Duration of send requests.",
+      { "component_id", "status_code", "host", "tenant" }),
+    retries = reg:counter("loki_write_batch_retries_total", "Number of times batches has had to be retried.", ht),
+    pending = reg:gauge("loki_write_pending_entries",
+      "moonwatch: entries in the queue this endpoint has not sent yet.", ht),
+    queue_bytes = reg:gauge("loki_write_queue_bytes", "moonwatch: bytes of the queue on disk.", c),
+    appended = reg:counter("loki_write_queue_entries_appended_total",
+      "moonwatch: log entries appended to the queue.", c),
+    corruptions = reg:counter("loki_write_queue_corruptions_repaired_total",
+      "moonwatch: torn or corrupt queue records cut at open or skipped.", c),
+  }
+end
+
+local Instance = {}
+Instance.__index = Instance
+
+local function endpoint_name(e)
+  return e.name or core.sha256_hex(e.url, 12)
+end
+
+-- host[:port] of a URL, without credentials: the host label of Alloy's metrics.
+local function url_host(url)
+  local auth = url:match("^%a[%w+.-]*://([^/?#]*)") or ""
+  return auth:gsub("^.*@", "")
+end
+
+function M.validate(args)
+  local names = {}
+  for i, e in ipairs(args.endpoint) do
+    local n = endpoint_name(e)
+    if not n:match("^[%w_%-%.]+$") then
+      return string.format("endpoint[%d]: name: only letters, digits, '_', '-' and '.'", i)
+    end
+    if names[n] then
+      return string.format("endpoint[%d]: two endpoints named %q", i, n)
+    end
+    names[n] = true
+  end
+  for k in pairs(args.external_labels) do
+    if not k:match("^[%a_][%w_]*$") then
+      return string.format("external_labels: invalid label name %q", k)
+    end
+  end
+end
+
+-- Segments of a queue bounded to max_size: small enough that the size bound removes little at once.
+local function segment_size(max_size)
+  return math.max(64 * 1024, math.min(16 * 1024 * 1024, math.floor(max_size / 16)))
+end
+
+function M.new(ctx, args)
+  local self = setmetatable({ ctx = ctx, endpoints = {}, m = component_metrics(),
+    seen = { appended = 0, corruptions = 0 } }, Instance)
+  local ok, mkerr = fs.mkdir_p(ctx.storage_path)
+  if not ok then
+    error("creating the storage directory: " .. mkerr, 0)
+  end
+  local q, qerr = native_loki.open_queue(ctx.storage_path, { fsync = args.queue.fsync,
+    segment_size = segment_size(args.queue.max_size) })
+  if not q then
+    error("opening the queue: " .. qerr, 0)
+  end
+  self.queue = q
+  local repairs = q:repair_log()
+  if repairs ~= "" then
+    ctx.log:warn("repaired the queue", { repairs = repairs })
+  end
+  local st = q:stats()
+  if st.replayed_entries > 0 then
+    ctx.log:info("entries queued before the restart are sent", { entries = tonumber(st.replayed_entries) })
+  end
+  ctx:export({ receiver = receiver.logs(ctx.id, function(_, b)
+    self:append(b)
+  end) })
+  self:configure(args)
+  self.health_timer = ctx:timer(1, 1, function()
+    self:refresh_health()
+  end, "loki.write health")
+  self.truncate_timer = ctx:timer(TRUNCATE_EVERY, TRUNCATE_EVERY, function()
+    self:truncate()
+  end, "loki.write queue truncate")
+  self.remove_collect = metrics.default:on_collect(function()
+    self:update_metrics()
+  end)
+  return self
+end
+
+local function encode_labels(map)
+  local names = {}
+  for k in pairs(map) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    names[i] = k .. "\255" .. map[k] .. "\255"
+  end
+  return table.concat(names)
+end
+
+local function new_client(e)
+  local client = assert(http_client.new(httpconfig.client_config(e)))
+  redact.register_url(client, e.url)
+  return client
+end
+
+function Instance:configure(args)
+  self.args = args
+  local wanted = {}
+  for _, e in ipairs(args.endpoint) do
+    wanted[endpoint_name(e)] = e
+  end
+  for name, ep in pairs(self.endpoints) do
+    if not wanted[name] then
+      self:stop_endpoint(ep)
+      self.endpoints[name] = nil
+    end
+  end
+  local ext = encode_labels(args.external_labels)
+  for name, e in pairs(wanted) do
+    local ep = self.endpoints[name]
+    if ep and (ep.cfg.url ~= e.url or (ep.cfg.tenant_id or "") ~= (e.tenant_id or "")) then
+      self:stop_endpoint(ep)
+      ep = nil
+    end
+    if ep then
+      ep.cfg, ep.client = e, new_client(e)
+      ep.reader:configure(e.batch_size, args.max_streams, ext, e.encoding)
+    else
+      self.endpoints[name] = self:start_endpoint(name, e, ext)
+    end
+  end
+  if self.sync_timer then
+    self.sync_timer:close()
+    self.sync_timer = nil
+  end
+  if args.queue.fsync == "interval" then
+    self.sync_timer = self.ctx:timer(args.queue.fsync_interval, args.queue.fsync_interval, function()
+      local ok, err = self.queue:sync_start()
+      if not ok then
+        self.ctx.log:error("queue fsync failed", { err = err })
+      end
+    end, "loki.write fsync")
+  end
+end
+
+function Instance:start_endpoint(name, e, ext)
+  local reader, rerr = self.queue:reader(name)
+  if not reader then
+    error(string.format("endpoint %s: %s", name, rerr), 0)
+  end
+  reader:configure(e.batch_size, self.args.max_streams, ext, e.encoding)
+  local host, tenant = url_host(e.url), e.tenant_id or ""
+  local m, id = self.m, self.ctx.id
+  local ep = {
+    name = name, cfg = e, reader = reader, client = new_client(e), host = host, tenant = tenant,
+    m = {
+      encoded_bytes = m.encoded_bytes:with(id, host, tenant), sent_bytes = m.sent_bytes:with(id, host, tenant),
+      sent_entries = m.sent_entries:with(id, host, tenant), retries = m.retries:with(id, host, tenant),
+      pending = m.pending:with(id, host, tenant),
+    },
+    -- loop time since when unsent entries wait (nil: none known), bytes appended since the last read
+    data_since = scheduler.now(), unread = math.huge, failures = 0, sent = 0, dropped = 0,
+  }
+  local note = reader:note()
+  if note ~= "" then
+    self.ctx.log:warn("loki.write cursor damaged", { endpoint = name, err = note })
+  end
+  ep.task = self.ctx:spawn(function()
+    self:run_endpoint(ep)
+  end, "loki.write " .. name)
+  return ep
+end
+
+function Instance.stop_endpoint(_, ep)
+  ep.stopped = true
+  if ep.task then
+    scheduler.cancel(ep.task)
+  end
+  if ep.reader then
+    ep.reader:close() -- saves its cursor now: a reader of the same name may be opened right away
+    ep.reader = nil
+  end
+end
+
+function Instance:drop(ep, reason, entries, bytes)
+  local id = self.ctx.id
+  self.m.dropped_entries:with(id, ep.host, ep.tenant, reason):add(entries)
+  self.m.dropped_bytes:with(id, ep.host, ep.tenant, reason):add(bytes)
+  ep.dropped = ep.dropped + entries
+end
+
+-- Sleeps up to seconds, or until append() wakes the endpoint. false once the endpoint stops.
+local function wait(ep, seconds)
+  ep.waiting = scheduler.current()
+  local ok = pcall(scheduler.sleep, seconds)
+  ep.waiting = nil
+  return ok and not ep.stopped
+end
+
+-- The endpoint's sender: reads a request out of the queue, waits for it to fill (batch_size)
+-- or for batch_wait, sends it until it is done, commits, and so on.
+function Instance:run_endpoint(ep)
+  while not ep.stopped do
+    local e = ep.cfg
+    local req, err = ep.reader:next()
+    ep.unread, ep.appended_at = req and req.bytes or 0, nil
+    if req == nil then
+      ep.last_error = "reading the queue: " .. err
+      self.ctx.log:error("loki.write cannot read its queue", { endpoint = ep.name, err = err })
+      if not wait(ep, 1) then
+        return
+      end
+    elseif req == false then
+      ep.data_since, ep.idle = nil, true
+      local ok = wait(ep, self.flushing and 0.02 or 3600)
+      ep.idle = false
+      if not ok then
+        return
+      end
+    else
+      ep.data_since = ep.data_since or scheduler.now()
+      local waited = scheduler.now() - ep.data_since
+      if not req.full and waited < e.batch_wait and not self.flushing then
+        -- not full yet: read it again when full (append wakes us) or at batch_wait
+        ep.reader:rewind()
+        if not wait(ep, e.batch_wait - waited) then
+          return
+        end
+      else
+        ep.m.encoded_bytes:add(#req.body)
+        self:send(ep, req)
+        if ep.stopped then
+          return
+        end
+        local ok, cerr = ep.reader:commit()
+        if not ok then
+          self.ctx.log:warn("saving the loki.write cursor failed", { endpoint = ep.name, err = cerr })
+        end
+        -- the next batch waits from its first entry's arrival (during the send, or now if more
+        -- was left behind a full request), as Alloy's batch timer starts with its first entry
+        ep.data_since = req.full and scheduler.now() or ep.appended_at
+      end
+    end
+  end
+end
+
+local function retry_after(headers, default)
+  local v = headers and headers["retry-after"]
+  local n = v and tonumber(v)
+  if n then
+    return math.max(n, 0)
+  end
+  return default
+end
+
+-- POSTs one request. "sent"; "retry", err, wait (5xx, 429 when retried, network errors);
+-- "rejected", err, reason (any other status).
+function Instance:post(ep, body, backoff)
+  local cfg = ep.cfg
+  local headers = { ["Content-Type"] = cfg.encoding == "json" and "application/json" or "application/x-protobuf" }
+  if cfg.tenant_id and cfg.tenant_id ~= "" then
+    headers["X-Scope-OrgID"] = cfg.tenant_id
+  end
+  for k, v in pairs(cfg.headers) do
+    headers[k] = v
+  end
+  local t0 = ffi_rt.monotonic()
+  local resp, rerr = ep.client:request({
+    method = "POST", url = cfg.url, body = body, headers = headers,
+    user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
+  })
+  local status = resp and resp.status or -1
+  self.m.duration:with(self.ctx.id, tostring(status), ep.host, ep.tenant):observe(ffi_rt.monotonic() - t0)
+  if not resp then
+    return "retry", rerr, backoff
+  end
+  if status >= 200 and status < 300 then
+    return "sent"
+  end
+  local why = string.format("server returned HTTP status %d: %s", status, redact.excerpt(resp.body))
+  if status >= 500 or (status == 429 and cfg.retry_on_http_429) then
+    return "retry", why, math.min(retry_after(resp.headers, backoff), cfg.max_backoff_period)
+  end
+  return "rejected", why, status == 429 and "rate_limited" or "ingester_error"
+end
+
+-- Sends one request until it is accepted, rejected or out of retries.
+function Instance:send(ep, req)
+  local e = ep.cfg
+  local backoff, tries = e.min_backoff_period, 0
+  while not ep.stopped do
+    local outcome, why, extra = self:post(ep, req.body, backoff)
+    if ep.stopped then
+      return
+    end
+    if outcome == "sent" then
+      ep.m.sent_entries:add(req.entries)
+      ep.m.sent_bytes:add(#req.body)
+      ep.sent = ep.sent + req.entries
+      ep.failures, ep.last_error = 0, nil
+      return
+    end
+    ep.failures = ep.failures + 1
+    ep.last_error = why
+    if outcome == "rejected" then
+      self:drop(ep, extra, req.entries, req.bytes)
+      self.ctx.log:error("final error sending batch; its entries are dropped", { endpoint = ep.name,
+        err = why, entries = req.entries })
+      return
+    end
+    tries = tries + 1
+    if e.max_backoff_retries > 0 and tries > e.max_backoff_retries then
+      self:drop(ep, why:match("status 429") and "rate_limited" or "ingester_error", req.entries, req.bytes)
+      self.ctx.log:error("final error sending batch after all retries; its entries are dropped",
+        { endpoint = ep.name, err = why, entries = req.entries, retries = tries - 1 })
+      return
+    end
+    ep.m.retries:add(1)
+    self.ctx.log:warn("error sending batch, will retry", { endpoint = ep.name, err = why,
+      retry_in = duration.format(extra) })
+    if not pcall(scheduler.sleep, extra) or ep.stopped then -- not ep.waiting: appends do not cut it short
+      return
+    end
+    backoff = math.min(backoff * 2, e.max_backoff_period)
+  end
+end
+
+-- A batch the queue could not take (a full disk, an I/O error) is lost for every endpoint:
+-- counted as dropped (reason "queue_append_failed") and logged at most once a minute.
+function Instance:append(b)
+  local n = logs.len(b)
+  if n == 0 then
+    return
+  end
+  local now = ffi_rt.time_now()
+  local ok, why, written = self.queue:append(b, math.floor(now * 1000))
+  if not ok then
+    if not written then
+      for _, ep in pairs(self.endpoints) do
+        self:drop(ep, "queue_append_failed", n, logs.bytes(b))
+      end
+    end
+    self.append_error = why
+    if not self.append_logged or scheduler.now() - self.append_logged >= 60 then
+      self.append_logged = scheduler.now()
+      self.ctx.log:error(written and "queue fsync failed" or "queue append failed; the entries are dropped",
+        { err = why, entries = n })
+    end
+    if not written then
+      return
+    end
+  else
+    self.append_error = nil
+  end
+  local st = self.queue:stats()
+  if st.bytes > self.args.queue.max_size then
+    self:truncate()
+  end
+  local bytes = logs.bytes(b)
+  local now_loop = scheduler.now()
+  for _, ep in pairs(self.endpoints) do
+    ep.data_since = ep.data_since or now_loop
+    ep.appended_at = ep.appended_at or now_loop
+    ep.unread = ep.unread + bytes
+    if ep.waiting and (ep.idle or ep.unread >= ep.cfg.batch_size) then
+      scheduler.wake(ep.waiting)
+    end
+  end
+end
+
+-- Entries the queue's bounds removed before an endpoint sent them, since the last call: counted
+-- as dropped for reason.
+function Instance:bound_drops(reason)
+  for _, ep in pairs(self.endpoints) do
+    if ep.reader then
+      local dropped = tonumber(ep.reader:stats().entries_dropped)
+      if dropped > (ep.bound_dropped or 0) then
+        self:drop(ep, reason, dropped - (ep.bound_dropped or 0), 0)
+        self.ctx.log:warn("queue bound reached; unsent entries dropped", { endpoint = ep.name, reason = reason,
+          entries = dropped - (ep.bound_dropped or 0) })
+      end
+      ep.bound_dropped = dropped
+    end
+  end
+end
+
+-- Removes what every endpoint sent, then what waited past max_age (too_old), then the oldest
+-- while over max_size (queue_full): two passes so each drop is counted under its reason.
+function Instance:truncate()
+  local q = self.args.queue
+  local now = math.floor(ffi_rt.time_now() * 1000)
+  local ok, err = self.queue:truncate(now, math.floor(q.max_age * 1000), 0)
+  self:bound_drops("too_old")
+  if ok then
+    ok, err = self.queue:truncate(now, 0, q.max_size)
+    self:bound_drops("queue_full")
+  end
+  if not ok then
+    self.ctx.log:error("queue truncation failed", { err = err })
+  end
+  self:update_metrics()
+end
+
+-- Adds to counter{component_id} what a stats key grew since the last update.
+local function add_delta(self, counter, key, value)
+  local d = value - self.seen[key]
+  if d > 0 then
+    counter:add(d)
+  end
+  self.seen[key] = value
+end
+
+function Instance:update_metrics()
+  local m, st, id = self.m, self.queue:stats(), self.ctx.id
+  add_delta(self, m.appended:with(id), "appended", tonumber(st.entries_appended))
+  add_delta(self, m.corruptions:with(id), "corruptions", tonumber(st.corruptions))
+  m.queue_bytes:with(id):set(tonumber(st.bytes))
+  for _, ep in pairs(self.endpoints) do
+    if ep.reader then
+      ep.m.pending:set(tonumber(ep.reader:stats().pending))
+    end
+  end
+end
+
+-- Unhealthy while an endpoint fails FAILING_AFTER attempts in a row (until one succeeds), or
+-- the queue refuses appends.
+function Instance:refresh_health()
+  local problems = {}
+  local names = {}
+  for name in pairs(self.endpoints) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local ep = self.endpoints[name]
+    if ep.failures >= FAILING_AFTER then
+      problems[#problems + 1] = string.format("endpoint %s (%s): %d failed attempts in a row; last error: %s", name,
+        redact.url(ep.cfg.url), ep.failures, ep.last_error or "")
+    end
+  end
+  if self.append_error then
+    problems[#problems + 1] = "queue appends failing: " .. self.append_error
+  end
+  if #problems > 0 then
+    self.ctx:set_health("unhealthy", table.concat(problems, "; "))
+    self.reported_unhealthy = true
+  elseif self.reported_unhealthy then
+    self.reported_unhealthy = false
+    self.ctx:set_health("healthy", "sending again")
+  end
+end
+
+function Instance:update(args)
+  self:configure(args)
+end
+
+function Instance:flush()
+  self.flushing = true
+  local deadline = scheduler.now() + FLUSH_DEADLINE
+  while scheduler.now() < deadline do
+    local busy = false
+    for _, ep in pairs(self.endpoints) do
+      if ep.waiting then
+        scheduler.wake(ep.waiting)
+      end
+      if ep.reader and ep.reader:stats().pending > 0 and ep.failures == 0 then
+        busy = true
+      end
+    end
+    if not busy then
+      return
+    end
+    scheduler.sleep(0.02)
+  end
+  self.ctx.log:warn("stopping with entries not yet sent; they are sent after the next start",
+    { flush_deadline = duration.format(FLUSH_DEADLINE) })
+end
+
+function Instance:stop()
+  if scheduler.current() then
+    self:flush()
+  end
+  self.health_timer:close()
+  self.truncate_timer:close()
+  if self.sync_timer then
+    self.sync_timer:close()
+  end
+  self.remove_collect()
+  for _, ep in pairs(self.endpoints) do
+    self:stop_endpoint(ep)
+  end
+  self.queue:close()
+end
+
+function Instance:debug_info()
+  self:update_metrics()
+  local st = self.queue:stats()
+  local eps = {}
+  for name, ep in pairs(self.endpoints) do
+    local rs = ep.reader and ep.reader:stats()
+    eps[#eps + 1] = { name = name, url = redact.url(ep.cfg.url), tenant_id = ep.tenant, last_error = ep.last_error or "",
+      pending_entries = rs and tonumber(rs.pending) or 0, sent_entries = ep.sent, dropped_entries = ep.dropped,
+      failed_attempts_in_a_row = ep.failures }
+  end
+  table.sort(eps, function(a, b)
+    return a.name < b.name
+  end)
+  return {
+    queue = { bytes = tonumber(st.bytes), segments = tonumber(st.segments), entries = tonumber(st.entries),
+      entries_appended = tonumber(st.entries_appended), dropped_too_old = tonumber(st.dropped_too_old),
+      dropped_queue_full = tonumber(st.dropped_full), fsyncs = tonumber(st.fsyncs) },
+    endpoints = eps,
+  }
+end
+
+return M
