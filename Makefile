@@ -10,7 +10,7 @@ RUN_FLAGS ?=
 DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-dev luajit \
   libev-dev libcurl4-openssl-dev libssl-dev lua-cjson libsnappy-dev libprotobuf-c-dev \
   protobuf-c-compiler libpcre2-dev libmicrohttpd-dev libxxhash-dev libdeflate-dev \
-  libsystemd-dev zlib1g-dev
+  libsystemd-dev zlib1g-dev libbz2-dev
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
@@ -59,6 +59,7 @@ bench: deps-test build
 	./tests/bench/loki_write_bench.sh 2000000 200
 	./tests/bench/node_bench.sh $(BUILD)/moonwatch 200
 	./tests/bench/remote_write_bench.sh
+	./tests/bench/file_tail_bench.sh $(BUILD)/moonwatch 2000000
 
 # Soak (not part of `make test`): remote_write's shard count going down and up under load,
 # through moonwatch run into a real Prometheus, for SOAK_SECONDS.

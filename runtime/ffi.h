@@ -50,6 +50,7 @@
 #include "exporters/process/group.h"
 #include "loki/push.h"
 #include "loki/reader.h"
+#include "tail/tail.h"
 #include "logproc/jsonx.h"
 /* clang-format on */
 #endif

@@ -43,6 +43,7 @@ layers)
     loki) echo "base model storage loki" ;;
     http) echo "base http" ;;
     exporters/node | exporters/process) echo "base model exposition $1" ;;
+    tail) echo "base model tail" ;;
     logproc) echo "base logproc" ;;
     lua) echo "base http lua" ;;
     esac

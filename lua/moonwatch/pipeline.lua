@@ -234,6 +234,9 @@ function M.load(path, opts)
       if g ~= nil then
         return g
       end
+      if k == "local_" then -- Alloy's `local` namespace (a Lua keyword): local_.file_match "x" {}
+        return setmetatable({ _path = { "local" }, _ctx = ctx }, Reference)
+      end
       if type(k) == "string" and k:match("^[%a_][%w_]*$") then
         return setmetatable({ _path = { k }, _ctx = ctx }, Reference)
       end

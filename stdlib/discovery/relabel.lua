@@ -1,5 +1,8 @@
 --- discovery.relabel: relabels a list of targets (before scraping), as Alloy's
 --- discovery.relabel; `output` updates whenever `targets` or the rules change.
+--- Unlike Alloy, `targets` may be left out (an empty list): a discovery.relabel that only
+--- holds rules for others (loki.source.journal's relabel_rules, as the self-monitoring
+--- guide writes it) is accepted.
 local relabel = require("moonwatch.relabel")
 
 local Instance = {}
@@ -9,7 +12,7 @@ local M = {
   name = "discovery.relabel",
   doc = "Rewrites the label sets of targets with Prometheus relabeling rules.",
   args = {
-    targets = { type = "targets", required = true, doc = "Targets to relabel." },
+    targets = { type = "targets", default = {}, doc = "Targets to relabel (none: the component only exports its rules)." },
     rule = relabel.RULE,
   },
   exports = {

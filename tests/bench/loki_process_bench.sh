@@ -14,10 +14,10 @@ run() { # name stages
   cat >"$dir/p.lua" <<PIPE
 bench.logsource "s" { iterations = $iters, report = "$dir/report", forward_to = { loki.process.p.receiver } }
 loki.process "p" {
-  forward_to = { bench.logcount.c.receiver },
+  forward_to = { bench.logdiscard.c.receiver },
   $2
 }
-bench.logcount "c" {}
+bench.logdiscard "c" {}
 PIPE
   rm -f "$dir/report"
   "$bin" run --server.http.listen-addr=127.0.0.1:0 --component.path=tests/bench/components "$dir/p.lua" \

@@ -2,6 +2,7 @@
 -- rules and Lua function rules), entries of dropped streams are dropped, lines, timestamps
 -- and structured metadata pass unchanged, and Alloy's loki_relabel_* metrics count.
 local proc = require("helpers.proc")
+local logs = require("helpers.logs")
 
 local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
 local tmp = proc.tmpdir()
@@ -120,18 +121,12 @@ loki.echo "e" { file = %q }
     -- loki.source.journal sends every batch in the same batch object
     local dir = tmp .. "/bound"
     os.execute("mkdir -p " .. dir)
-    local mono = 0
     local function journal(units)
-      local parts = {}
-      for _, u in ipairs(units) do
-        mono = mono + 1
-        parts[#parts + 1] = string.format("__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n"
-          .. "_BOOT_ID=0123456789abcdef0123456789abcdef\nMESSAGE=m\n_SYSTEMD_UNIT=%s\n\n",
-          math.floor(require("moonwatch.ffi").time_now() * 1e6), mono, u)
+      local es = {}
+      for i, u in ipairs(units) do
+        es[i] = { fields = { MESSAGE = "m", _SYSTEMD_UNIT = u } }
       end
-      local export = proc.write(dir .. "/e.export", table.concat(parts))
-      assert.equals("", proc.sh("/lib/systemd/systemd-journal-remote --output=" .. dir .. "/x.journal " .. export
-        .. " 2>/dev/null"))
+      logs.journal(dir .. "/x.journal", es)
     end
     journal({ "a", "b", "c" })
     local out = dir .. "/out.log"

@@ -6,42 +6,12 @@
 local proc = require("helpers.proc")
 local cjson = require("cjson")
 
-local REMOTE = "/lib/systemd/systemd-journal-remote"
+local logs = require("helpers.logs")
 local tmp = proc.tmpdir()
-local BOOT = "0123456789abcdef0123456789abcdef"
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("*a") or ""
-  if f then
-    f:close()
-  end
-  return s
-end
-
-local function now_usec()
-  return math.floor(require("moonwatch.ffi").time_now() * 1e6)
-end
-
-local mono = 1000
--- Appends entries ({ fields = { MESSAGE = ... }, usec = realtime }) to journal file `file`
--- with systemd-journal-remote (journal export format in, a journal file out).
-local function journal(file, entries)
-  local parts = {}
-  for _, e in ipairs(entries) do
-    mono = mono + 1
-    parts[#parts + 1] = string.format("__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%s\n",
-      e.usec, mono, BOOT)
-    local names = proc.sorted_keys(e.fields)
-    for _, k in ipairs(names) do
-      parts[#parts + 1] = k .. "=" .. e.fields[k] .. "\n"
-    end
-    parts[#parts + 1] = "\n"
-  end
-  local export = proc.write(file .. ".export", table.concat(parts))
-  local out = proc.sh(string.format("%s --output=%s %s 2>&1; echo rc=$?", REMOTE, proc.quote(file), proc.quote(export)))
-  assert(out:find("rc=0", 1, true), out)
-end
+local BOOT = logs.BOOT
+local now_usec = logs.now_usec
+local journal = logs.journal
+local slurp = proc.read_file
 
 local function count_lines(s)
   local _, n = s:gsub("\n", "")

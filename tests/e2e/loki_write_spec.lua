@@ -8,19 +8,13 @@ local cjson = require("cjson")
 local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
 local tmp = proc.tmpdir()
 
+local logs = require("helpers.logs")
+
 local function start_receiver(port)
-  port = port or proc.free_port()
-  proc.spawn(string.format("%s lua %s/tests/e2e/fixtures/loki_receiver.lua %d", proc.quote(proc.bin), proc.source,
-    port), tmp .. "/receiver-" .. port .. ".log")
-  proc.wait_http("http://127.0.0.1:" .. port .. "/ready")
-  return port
+  return logs.start_receiver(tmp, port)
 end
 
-local function receiver_get(port, what)
-  local status, body = proc.http("GET", "http://127.0.0.1:" .. port .. "/" .. what)
-  assert.equals(200, status)
-  return cjson.decode(body)[what]
-end
+local receiver_get = logs.receiver_get
 
 local function control(port, query)
   assert.equals(200, (proc.http("POST", "http://127.0.0.1:" .. port .. "/control?" .. query)))

@@ -148,6 +148,17 @@ describe("self-monitoring", function()
     assert.matches('\nmoonwatch_build_info{instance="' .. host .. '",job="integrations/self",', text)
   end)
 
+  it("examples/self-monitoring.lua ships moonwatch's own log lines (logging write_to) into the storage path", function()
+    local file = tmp .. "/data/self-monitoring.log"
+    local text
+    local deadline = os.time() + 10
+    repeat
+      os.execute("sleep 0.2")
+      text = proc.read_file(file)
+    until text:find("pipeline running", 1, true) or os.time() > deadline
+    assert.matches('labels="{component=\\"moonwatch\\"}" entry="ts=[^"]* level=info msg=\\"pipeline running\\"', text)
+  end)
+
   it("prometheus.exporter.self exports its in-memory target and serves the same registry", function()
     local _, detail = proc.http("GET", h.base .. "/api/v0/components/prometheus.exporter.self.default")
     local c = cjson.decode(detail)
