@@ -28,6 +28,7 @@
 #include "base/watchdog.h"
 #include "base/fs.h"
 #include "base/re2.h"
+#include "base/regex.h"
 #include "model/series.h"
 #include "model/batch.h"
 #include "model/logbatch.h"
@@ -50,5 +51,6 @@
 #include "loki/push.h"
 #include "loki/reader.h"
 #include "tail/tail.h"
+#include "logproc/jsonx.h"
 /* clang-format on */
 #endif

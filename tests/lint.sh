@@ -44,6 +44,7 @@ layers)
     http) echo "base http" ;;
     exporters/node | exporters/process) echo "base model exposition $1" ;;
     tail) echo "base model tail" ;;
+    logproc) echo "base logproc" ;;
     lua) echo "base http lua" ;;
     esac
   }

@@ -29,7 +29,7 @@ M.HEALTH_TYPES = component.HEALTH_TYPES
 -- The spec of a component's (or top-level block's) whole argument table.
 local function args_spec(mod)
   mod.spec = mod.spec or { type = "block", schema = { args = mod.args, exclusive = mod.exclusive,
-    require_one = mod.require_one, validate = mod.validate } }
+    require_one = mod.require_one, validate = mod.validate, positional = mod.positional } }
   return mod.spec
 end
 
@@ -161,7 +161,7 @@ local function add_problems(problems, ps, file, line, what)
     else
       msg = string.format("%s: %s%s", what, path, p.msg)
     end
-    problems[#problems + 1] = { file = file, line = line, msg = msg }
+    problems[#problems + 1] = { file = file, line = p.line or line, msg = msg } -- p.line: a stage's own
   end
 end
 

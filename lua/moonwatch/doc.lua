@@ -10,6 +10,8 @@ local M = {}
 local function type_name(spec)
   if spec.type == "list" then
     return "list(" .. type_name(spec.of) .. ")"
+  elseif spec.type == "tagged" then
+    return spec.kind .. ".NAME { ... }"
   elseif spec.type == "map" and spec.of then
     return "map(" .. type_name(spec.of) .. ")"
   elseif spec.type == "block" then
@@ -79,12 +81,60 @@ local function groups(out, sch, prefix)
   end
 end
 
+-- The tagged values an argument takes (loki.process's stages, stage.metrics' metrics): one
+-- section per tag; a kind met inside another (metric inside stage) gets its sections after.
+local function tagged_sections(out, args, done)
+  done = done or {}
+  local nested = {}
+  for _, name in ipairs(schema.sorted_keys(args)) do
+    local spec = args[name]
+    local of = spec.type == "list" and spec.of or spec
+    if of.type == "tagged" and not done[of.kind] then
+      done[of.kind] = true
+      out[#out + 1] = ""
+      out[#out + 1] = string.format("## %s.NAME { ... } (positional entries, in order)", of.kind)
+      for _, tag in ipairs(schema.sorted_keys(of.variants)) do
+        local v = of.variants[tag]
+        out[#out + 1] = ""
+        out[#out + 1] = string.format("### %s.%s", of.kind, tag)
+        out[#out + 1] = ""
+        out[#out + 1] = v.doc or ""
+        local plain = {}
+        for k, a in pairs(v.args) do
+          local aof = a.type == "list" and a.of or a
+          if aof.type == "tagged" then
+            nested[#nested + 1] = v.args
+          else
+            plain[k] = a
+          end
+        end
+        if next(plain) then
+          out[#out + 1] = ""
+          out[#out + 1] = "| Name | Type | Description | Default | Required |"
+          out[#out + 1] = "|---|---|---|---|---|"
+          rows(out, plain, "")
+        end
+        if v.positional then
+          local pos = v.args[v.positional]
+          local kind = (pos.type == "list" and pos.of or pos).kind
+          out[#out + 1] = ""
+          out[#out + 1] = string.format("Takes %s.NAME { ... } entries as positional entries.", kind)
+        end
+      end
+    end
+  end
+  for _, a in ipairs(nested) do
+    tagged_sections(out, a, done)
+  end
+end
+
 --- The reference of one component module as Markdown.
 function M.component(mod)
   local out = { "# " .. mod.name, "", mod.doc or "", "", "## Arguments", "",
     "| Name | Type | Description | Default | Required |", "|---|---|---|---|---|" }
   rows(out, mod.args, "")
   groups(out, { args = mod.args, exclusive = mod.exclusive, require_one = mod.require_one }, "")
+  tagged_sections(out, mod.args)
   if not mod.exports then -- a top-level block
     return table.concat(out, "\n") .. "\n"
   end

@@ -83,6 +83,16 @@ function Registry:on_collect(fn)
   end
 end
 
+--- Deletes the family registered as name and its children (nothing when there is none): a
+--- family whose label names must change is removed, then registered again.
+function Registry:remove_family(name)
+  local fam = self.families[name]
+  if fam then
+    C.mw_ffi_metrics_family_del(self.reg, fam.handle)
+    self.families[name] = nil
+  end
+end
+
 --- Deletes every child labelled component_id=id (a component removed on reload).
 function Registry:remove_component(id)
   C.mw_ffi_metrics_component_del(self.reg, id, #id)

@@ -2,12 +2,16 @@
 -- `ns.name "label" { args }` declares a component; `ns.name.label.export` is a
 -- Reference, resolved when the component's arguments are evaluated, so order
 -- of declaration does not matter. The script runs in a fresh environment with
--- the helpers env, concat, constants, json_decode, file, and the top-level
--- blocks logging and tracing.
+-- the helpers env, concat, constants, json_decode, file, stage, metric, and the top-level
+-- blocks logging and tracing. `stage.NAME { ... }` makes a tagged value
+-- (moonwatch.schema.tagged) that a component's schema takes as a positional
+-- entry (loki.process's stages; `metric.NAME { ... }` inside stage.metrics); the
+-- schema refuses an unknown NAME.
 local cjson = require("cjson")
 local errors = require("moonwatch.errors")
 local log = require("moonwatch.log")
 local budget = require("moonwatch.budget")
+local schema = require("moonwatch.schema")
 
 local M = {}
 
@@ -149,6 +153,21 @@ function M.load(path, opts)
     end
   end
 
+  -- `kind.NAME { ... }`: a tagged value for a schema to take as a positional entry
+  local function tagged_helper(kind)
+    return setmetatable({}, {
+      __index = function(_, tag)
+        local line = ctx.line_of(2)
+        return function(args)
+          return schema.tagged(kind, tag, args, line)
+        end
+      end,
+      __newindex = function()
+        error(kind .. " is read-only", 2)
+      end,
+    })
+  end
+
   local helpers = {
     env = function(name, default)
       if type(name) ~= "string" then
@@ -199,6 +218,8 @@ function M.load(path, opts)
       return data
     end,
     constants = M.constants(opts.storage_path),
+    stage = tagged_helper("stage"),
+    metric = tagged_helper("metric"),
     logging = block("logging"),
     tracing = block("tracing"),
   }

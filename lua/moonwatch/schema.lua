@@ -12,7 +12,14 @@
 --     positive = true (greater than 0),
 --     check = function(value) return nil | nil, err end }
 -- A block schema is { args = {...}, exclusive = {{"a", "b"}}, require_one = {{"a", "b"}},
--- validate = function(block) return nil | nil, err end }. "regex" is a string that
+-- validate = function(block) return nil | nil, err end, positional = "name" }.
+-- positional names the argument (a list) that takes the block's positional values, in
+-- order: `{ forward_to = {...}, stage.json {...}, stage.drop {...} }` (loki.process).
+-- A "tagged" value is made by a helper of the pipeline environment (M.tagged: `stage.json
+-- { ... }` is kind "stage", tag "json"); its spec { type = "tagged", kind = "stage",
+-- variants = { tag = block schema } } validates its table by the tag's schema, and the
+-- problems found in it carry the line where it was written. It validates to
+-- { tag = "json", args = {...normalised}, line = n }. "regex" is a string that
 -- compiles as an RE2 regex (Go's syntax, as every regex of the runtime).
 -- Validation returns the normalised value (defaults filled, durations in
 -- seconds, secrets wrapped) and a list of problems "path: what is wrong". Every
@@ -52,6 +59,27 @@ function M.is_secret(v)
   return getmetatable(v) == Secret
 end
 
+--- A tagged value: what `stage.json { ... }` makes in a pipeline (see the header).
+local Tagged = {}
+Tagged.__index = Tagged
+Tagged.__call = function(self)
+  error(string.format("%s.%s takes a table { ... }, not a label", self.kind, self.tag), 2)
+end
+M.Tagged = Tagged
+
+--- A tagged value of kind (e.g. "stage") and tag (e.g. "json") with its argument table, written at line.
+---@param kind string
+---@param tag string
+---@param args any
+---@param line integer
+function M.tagged(kind, tag, args, line)
+  return setmetatable({ kind = kind, tag = tag, args = args, line = line }, Tagged)
+end
+
+function M.is_tagged(v)
+  return type(v) == "table" and getmetatable(v) == Tagged
+end
+
 local function is_array(t)
   if type(t) ~= "table" then
     return false
@@ -85,6 +113,8 @@ local function describe(v)
     return "a secret"
   elseif v == M.UNKNOWN then
     return "a value known when running"
+  elseif M.is_tagged(v) then
+    return string.format("%s.%s { ... }", v.kind, tostring(v.tag))
   elseif receiver.kind_of(v) then
     return receiver.KINDS[v.kind]
   elseif type(v) == "table" and type(v.append) == "function" then
@@ -301,12 +331,33 @@ end
 
 local function validate_block(schema, value, path, problems, opts)
   local out = {}
-  if type(value) ~= "table" or getmetatable(value) or (next(value) ~= nil and is_array(value)) then
+  local positional = schema.positional
+  if type(value) ~= "table" or getmetatable(value)
+    or (not positional and next(value) ~= nil and is_array(value)) then
     problems[#problems + 1] = { path = path, msg = "expected a block (a table of arguments), got " .. describe(value) }
     return nil
   end
   local before, unknowns = #problems, opts.unknowns
   local names = sorted_keys(schema.args)
+  if positional and value[1] ~= nil then
+    -- positional values go, in order, to the argument the schema names
+    local list = {}
+    for i = 1, #value do
+      list[i] = value[i]
+    end
+    if value[positional] ~= nil then
+      problems[#problems + 1] = { path = join(path, positional),
+        msg = "given both by name and as positional values: use one" }
+    end
+    local copy = {}
+    for k, x in pairs(value) do
+      if type(k) ~= "number" or k < 1 or k > #value or k % 1 ~= 0 then
+        copy[k] = x
+      end
+    end
+    copy[positional] = list
+    value = copy
+  end
   for _, k in ipairs(sorted_keys(value)) do
     if type(k) ~= "string" then
       problems[#problems + 1] = { path = path, msg = "unexpected positional value " .. describe(value[k]) }
@@ -402,12 +453,37 @@ local function range_error(spec, n)
   return nil
 end
 
+-- A tagged value (M.tagged) by the schema of its tag; its problems carry its line.
+local function validate_tagged(spec, v, path, problems, opts)
+  if not M.is_tagged(v) or v.kind ~= spec.kind then
+    problems[#problems + 1] = { path = path, msg = string.format("expected %s.NAME { ... }, got %s", spec.kind,
+      describe(v)) }
+    return nil
+  end
+  local where = v.kind .. "." .. tostring(v.tag)
+  local variant = type(v.tag) == "string" and spec.variants[v.tag]
+  if not variant then
+    local hint = type(v.tag) == "string" and M.did_you_mean(v.tag, sorted_keys(spec.variants))
+    problems[#problems + 1] = { path = where, line = v.line, msg = "unknown " .. spec.kind
+      .. (hint and string.format(" (did you mean %s.%s?)", spec.kind, hint) or "") }
+    return nil
+  end
+  local before = #problems
+  local args = validate_block(variant, v.args, where, problems, opts)
+  for i = before + 1, #problems do
+    problems[i].line = problems[i].line or v.line
+  end
+  return { tag = v.tag, args = args, line = v.line }
+end
+
 validate_value = function(spec, v, path, problems, opts)
   if v == M.UNKNOWN then
     opts.unknowns = opts.unknowns + 1
     return v
   end
-  if spec.type == "block" then
+  if spec.type == "tagged" then
+    return validate_tagged(spec, v, path, problems, opts)
+  elseif spec.type == "block" then
     if spec.repeated then
       if type(v) == "table" and not getmetatable(v) and (next(v) == nil or is_array(v)) then
         local list = {}
@@ -524,7 +600,7 @@ end
 
 check_spec = function(spec, where)
   local t = type(spec) == "table" and spec.type
-  if t ~= "block" and t ~= "list" and not checkers[t] then
+  if t ~= "block" and t ~= "list" and t ~= "tagged" and not checkers[t] then
     error(string.format("%s: unknown type %s", where, tostring(t)), 0)
   end
   if t == "block" then

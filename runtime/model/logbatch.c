@@ -53,9 +53,11 @@ void mw_logbatch_reset(mw_logbatch_t *b) {
   if (b->index) memset(b->index, 0, b->index_cap * sizeof *b->index);
 }
 
-/* Copies n bytes into data; their offset in *off. 0 or -1 (OOM). */
+/* Copies n bytes into data; their offset in *off. 0 or -1 (OOM). data is allocated
+ * even for n == 0 (one spare byte), so data + off is never arithmetic on NULL (an
+ * empty label set or line at offset 0 of an empty batch). */
 static int put(mw_logbatch_t *b, const void *p, size_t n, size_t *off) {
-  if (mw_grow((void **)&b->data, &b->data_cap, b->data_len + n, 1)) return -1;
+  if (mw_grow((void **)&b->data, &b->data_cap, b->data_len + n + 1, 1)) return -1;
   if (n) memcpy(b->data + b->data_len, p, n);
   *off = b->data_len;
   b->data_len += n;

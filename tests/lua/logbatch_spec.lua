@@ -36,6 +36,15 @@ describe("moonwatch.batch.logs", function()
       "timestamp: expected whole seconds and nanoseconds in [0, 999999999]")
   end)
 
+  it("takes an empty label set and empty lines in an empty batch (no arithmetic on a NULL buffer)", function()
+    local b = logs.new()
+    logs.add(b, {}, 1, 0, "")
+    logs.add(b, {}, 2, 0, "")
+    assert.equal(1, logs.streams(b))
+    assert.same({}, logs.stream_labels(b, 0))
+    assert.same({ "", "" }, { logs.entry(b, 0).line, logs.entry(b, 1).line })
+  end)
+
   it("empties on reset and keeps working with many streams", function()
     local b = logs.new()
     for i = 1, 5000 do

@@ -175,3 +175,44 @@ describe("moonwatch.errors", function()
     assert.is_false(errors.is_source(here))
   end)
 end)
+
+describe("schema positional entries and tagged values", function()
+  local S = schema
+  local SPEC = { type = "tagged", kind = "stage", variants = {
+    json = { args = { expressions = { type = "map", of = { type = "string" }, required = true } } },
+    drop = { args = { source = { type = "string", default = "" } } },
+  } }
+  local BLOCK = { positional = "stage", args = {
+    forward_to = { type = "any" },
+    stage = { type = "list", of = SPEC, default = {} },
+  } }
+
+  it("takes positional entries, in order, into the argument the schema names", function()
+    local out, problems = S.validate(BLOCK, { forward_to = 1, S.tagged("stage", "drop", {}, 3),
+      S.tagged("stage", "json", { expressions = { a = "" } }, 4) })
+    assert.same({}, problems)
+    assert.same({ { tag = "drop", args = { source = "" }, line = 3 },
+      { tag = "json", args = { expressions = { a = "" } }, line = 4 } }, out.stage)
+  end)
+
+  it("refuses an unknown tag with a did-you-mean and the problems of a tagged value at its own line", function()
+    local _, problems = S.validate(BLOCK, { S.tagged("stage", "jsn", {}, 7), S.tagged("stage", "json", {}, 9),
+      S.tagged("stage", "drop", { sourc = "x" }, 11) })
+    table.sort(problems, function(a, b)
+      return a.line < b.line
+    end)
+    assert.same({ path = "stage.jsn", line = 7, msg = "unknown stage (did you mean stage.json?)" }, problems[1])
+    assert.same({ path = "stage.json.expressions", line = 9, msg = "missing required argument" }, problems[2])
+    assert.same({ path = "stage.drop.sourc", line = 11, msg = 'unknown argument (did you mean "source"?)' },
+      problems[3])
+  end)
+
+  it("refuses positional values where the schema takes none, and both spellings at once", function()
+    local _, p1 = S.validate({ args = { a = { type = "string" } } }, { a = "x", S.tagged("stage", "drop", {}, 1) })
+    assert.matches("unexpected positional value stage.drop", p1[1].msg, 1, true)
+    local _, p2 = S.validate(BLOCK, { stage = {}, S.tagged("stage", "drop", {}, 1) })
+    assert.same("given both by name and as positional values: use one", p2[1].msg)
+    local _, p3 = S.validate(BLOCK, { { "not a stage" } })
+    assert.matches("expected stage.NAME { ... }, got a list", p3[1].msg, 1, true)
+  end)
+end)

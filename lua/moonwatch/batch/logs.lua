@@ -169,6 +169,14 @@ function M.ts_ns(e)
   return e.sec * 1e9 + e.nsec
 end
 
+--- Entry i (0-based) as M.entry gives it, the labels of its stream taken from (and kept in)
+--- cache, a table the caller keeps for one batch: the entries of a stream then share one
+--- labels table (do not change it). For loops that must not make a closure per batch (the
+--- JIT does not compile one): local cache = {}; for i = 0, M.len(b) - 1 do ... M.entry_of(b, i, cache).
+function M.entry_of(b, i, cache)
+  return entry(b, i, cache)
+end
+
 --- Iterates the entries: for i, e in M.entries(b) (i from 0; e as M.entry gives it; entries
 --- of one stream share one labels table: do not change it).
 function M.entries(b)

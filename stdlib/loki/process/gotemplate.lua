@@ -1,0 +1,355 @@
+--- loki.process's Go text/template subset (stage.template): text with {{ actions }} whose
+-- pipelines are made of
+--   .Value .Entry .name   a value of the data (a missing one prints "<no value>", as Go)
+--   "text" `raw` 12       literals
+--   FUNC arg...           a function call; `x | FUNC arg` passes x as the last argument
+-- with the functions ToLower ToUpper Replace Trim TrimLeft TrimRight TrimPrefix TrimSuffix
+-- TrimSpace (Alloy's) and lower upper trim default (sprig's). {{- and -}} trim spaces.
+-- Control actions (if, range, with, define...) and other functions are refused with what
+-- is supported, when the pipeline is checked.
+local M = {}
+
+local NOVALUE = "<no value>"
+
+local function go_unquote(s)
+  return (s:gsub("\\(.)", { n = "\n", t = "\t", r = "\r", ['"'] = '"', ["\\"] = "\\" }))
+end
+
+local function trim_set(s, cutset, left, right)
+  if cutset == "" then
+    return s
+  end
+  local set = {}
+  for k = 1, #cutset do
+    set[cutset:byte(k)] = true
+  end
+  local a, b = 1, #s
+  if left then
+    while a <= b and set[s:byte(a)] do
+      a = a + 1
+    end
+  end
+  if right then
+    while b >= a and set[s:byte(b)] do
+      b = b - 1
+    end
+  end
+  return s:sub(a, b)
+end
+
+local function plain_replace(s, old, new, n)
+  if n == 0 then
+    return s
+  end
+  if old == "" then
+    -- Go: before and after every UTF-8 character (here: byte runs of one character)
+    local out, count = { new }, 1
+    for ch in s:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+      out[#out + 1] = ch
+      if n < 0 or count < n then
+        out[#out + 1] = new
+        count = count + 1
+      end
+    end
+    return table.concat(out)
+  end
+  local out, i, count = {}, 1, 0
+  while n < 0 or count < n do
+    local a, b = s:find(old, i, true)
+    if not a then
+      break
+    end
+    out[#out + 1] = s:sub(i, a - 1)
+    out[#out + 1] = new
+    i = b + 1
+    count = count + 1
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end
+
+local function str(v, fname, k)
+  if type(v) ~= "string" then
+    error(string.format("%s: argument %d is not a string", fname, k), 0)
+  end
+  return v
+end
+
+-- name -> { arity, fn }
+M.FUNCS = {
+  ToLower = { 1, function(s) return str(s, "ToLower", 1):lower() end },
+  ToUpper = { 1, function(s) return str(s, "ToUpper", 1):upper() end },
+  lower = { 1, function(s) return str(s, "lower", 1):lower() end },
+  upper = { 1, function(s) return str(s, "upper", 1):upper() end },
+  Replace = { 4, function(s, old, new, n)
+    return plain_replace(str(s, "Replace", 1), str(old, "Replace", 2), str(new, "Replace", 3), tonumber(n) or -1)
+  end },
+  Trim = { 2, function(s, c) return trim_set(str(s, "Trim", 1), str(c, "Trim", 2), true, true) end },
+  TrimLeft = { 2, function(s, c) return trim_set(str(s, "TrimLeft", 1), str(c, "TrimLeft", 2), true, false) end },
+  TrimRight = { 2, function(s, c) return trim_set(str(s, "TrimRight", 1), str(c, "TrimRight", 2), false, true) end },
+  TrimPrefix = { 2, function(s, p)
+    s, p = str(s, "TrimPrefix", 1), str(p, "TrimPrefix", 2)
+    return (p ~= "" and s:sub(1, #p) == p) and s:sub(#p + 1) or s
+  end },
+  TrimSuffix = { 2, function(s, p)
+    s, p = str(s, "TrimSuffix", 1), str(p, "TrimSuffix", 2)
+    return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
+  end },
+  TrimSpace = { 1, function(s) return (str(s, "TrimSpace", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  trim = { 1, function(s) return (str(s, "trim", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  default = { 2, function(d, v)
+    if v == nil or v == "" or v == NOVALUE then
+      return d
+    end
+    return v
+  end },
+}
+
+local function names()
+  local t = {}
+  for k in pairs(M.FUNCS) do
+    t[#t + 1] = k
+  end
+  table.sort(t)
+  return table.concat(t, ", ")
+end
+
+-- Lexes an action's text into tokens.
+local function lex(src, where)
+  local toks, i = {}, 1
+  while i <= #src do
+    local c = src:sub(i, i)
+    if c:match("%s") then
+      i = i + 1
+    elseif c == "|" then
+      toks[#toks + 1] = { t = "pipe" }
+      i = i + 1
+    elseif c == "(" or c == ")" then
+      toks[#toks + 1] = { t = c }
+      i = i + 1
+    elseif c == '"' then
+      local j = i + 1
+      while j <= #src and src:sub(j, j) ~= '"' do
+        j = j + (src:sub(j, j) == "\\" and 2 or 1)
+      end
+      if j > #src then
+        return nil, where .. ": unterminated string"
+      end
+      toks[#toks + 1] = { t = "lit", v = go_unquote(src:sub(i + 1, j - 1)) }
+      i = j + 1
+    elseif c == "`" then
+      local j = src:find("`", i + 1, true)
+      if not j then
+        return nil, where .. ": unterminated raw string"
+      end
+      toks[#toks + 1] = { t = "lit", v = src:sub(i + 1, j - 1) }
+      i = j + 1
+    elseif c == "." then
+      local name = src:match("^%.([%a_][%w_]*)", i)
+      if name then
+        toks[#toks + 1] = { t = "field", v = name }
+        i = i + 1 + #name
+      else
+        return nil, where .. ": only .Field is supported (not . alone or .a.b)"
+      end
+    elseif c:match("[%d%-]") then
+      local num = src:match("^%-?%d+%.?%d*", i)
+      if not num then
+        return nil, string.format("%s: unexpected %q", where, c)
+      end
+      toks[#toks + 1] = { t = "lit", v = tonumber(num) }
+      i = i + #num
+    elseif c:match("[%a_]") then
+      local name = src:match("^[%a_][%w_]*", i)
+      toks[#toks + 1] = { t = "ident", v = name }
+      i = i + #name
+    else
+      return nil, string.format("%s: unexpected %q", where, c)
+    end
+  end
+  return toks
+end
+
+local CONTROL = { ["if"] = true, ["else"] = true, ["end"] = true, range = true, with = true, define = true,
+  template = true, block = true, ["break"] = true, continue = true }
+
+-- pipeline := command ('|' command)* ; command := operand+ ; returns an AST.
+local function parse_pipeline(toks, pos, where)
+  local cmds = {}
+  local function operand()
+    local tk = toks[pos]
+    if not tk then
+      return nil
+    end
+    if tk.t == "lit" or tk.t == "field" then
+      pos = pos + 1
+      return tk
+    elseif tk.t == "(" then
+      pos = pos + 1
+      local sub, err
+      sub, pos, err = parse_pipeline(toks, pos, where)
+      if not sub then
+        return nil, err
+      end
+      if not toks[pos] or toks[pos].t ~= ")" then
+        return nil, where .. ": missing )"
+      end
+      pos = pos + 1
+      return { t = "sub", v = sub }
+    elseif tk.t == "ident" then
+      if CONTROL[tk.v] then
+        return nil, string.format("%s: {{ %s }} is not supported (only values and functions: %s)", where, tk.v,
+          names())
+      end
+      if not M.FUNCS[tk.v] then
+        return nil, string.format("%s: function %q is not supported (supported: %s)", where, tk.v, names())
+      end
+      pos = pos + 1
+      return tk
+    end
+    return nil
+  end
+  while true do
+    local cmd = {}
+    while true do
+      local op, err = operand()
+      if err then
+        return nil, pos, err
+      end
+      if not op then
+        break
+      end
+      cmd[#cmd + 1] = op
+    end
+    if #cmd == 0 then
+      return nil, pos, where .. ": empty command"
+    end
+    if cmd[1].t ~= "ident" and #cmd > 1 then
+      return nil, pos, where .. ": a value cannot take arguments"
+    end
+    cmds[#cmds + 1] = cmd
+    if toks[pos] and toks[pos].t == "pipe" then
+      pos = pos + 1
+    else
+      break
+    end
+  end
+  -- arity check: first command gets its args; later ones one more (the piped value)
+  for k, cmd in ipairs(cmds) do
+    if cmd[1].t == "ident" then
+      local want = M.FUNCS[cmd[1].v][1]
+      local have = #cmd - 1 + (k > 1 and 1 or 0)
+      if have ~= want then
+        return nil, pos, string.format("%s: %s takes %d arguments, got %d", where, cmd[1].v, want, have)
+      end
+    elseif k > 1 then
+      return nil, pos, where .. ": only a function can follow |"
+    end
+  end
+  return cmds, pos
+end
+
+--- Compiles a template; nil, err (naming the action) when it uses what is not supported.
+---@param src string
+---@return table|nil compiled, string|nil err
+function M.compile(src)
+  local parts, i = {}, 1
+  while i <= #src do
+    local a = src:find("{{", i, true)
+    if not a then
+      parts[#parts + 1] = src:sub(i)
+      break
+    end
+    local text = src:sub(i, a - 1)
+    local b = src:find("}}", a + 2, true)
+    if not b then
+      return nil, string.format("unclosed action at offset %d", a - 1)
+    end
+    local inner = src:sub(a + 2, b - 1)
+    if inner:sub(1, 2) == "- " or inner == "-" then
+      text = text:gsub("%s+$", "")
+      inner = inner:sub(2)
+    end
+    local trim_right = inner:sub(-2) == " -"
+    if trim_right then
+      inner = inner:sub(1, -2)
+    end
+    parts[#parts + 1] = text
+    local where = string.format("{{%s}}", inner)
+    if inner:match("^%s*/%*") then -- a comment
+      parts[#parts + 1] = ""
+    else
+      local toks, err = lex(inner, where)
+      if not toks then
+        return nil, err
+      end
+      local cmds, pos, perr = parse_pipeline(toks, 1, where)
+      if not cmds then
+        return nil, perr
+      end
+      if toks[pos] then
+        return nil, where .. ": unexpected " .. (toks[pos].v or toks[pos].t)
+      end
+      parts[#parts + 1] = cmds
+    end
+    i = b + 2
+    if trim_right then
+      i = src:find("[^%s]", i) or #src + 1
+    end
+  end
+  return { parts = parts }
+end
+
+local run_pipeline
+
+local function value_of(op, data)
+  if op.t == "lit" then
+    return op.v
+  elseif op.t == "field" then
+    return data[op.v]
+  elseif op.t == "sub" then
+    return run_pipeline(op.v, data)
+  end
+end
+
+run_pipeline = function(cmds, data)
+  local piped
+  for k, cmd in ipairs(cmds) do
+    if cmd[1].t == "ident" then
+      local args = {}
+      for j = 2, #cmd do
+        args[#args + 1] = value_of(cmd[j], data)
+      end
+      if k > 1 then
+        args[#args + 1] = piped
+      end
+      local f = M.FUNCS[cmd[1].v][2]
+      piped = f(unpack(args, 1, M.FUNCS[cmd[1].v][1]))
+    else
+      piped = value_of(cmd[1], data)
+    end
+  end
+  return piped
+end
+
+--- Executes a compiled template with data ({ name = string }); the text, or nil, err.
+function M.execute(c, data)
+  local out = {}
+  for k, p in ipairs(c.parts) do
+    if type(p) == "string" then
+      out[k] = p
+    else
+      local ok, v = pcall(run_pipeline, p, data)
+      if not ok then
+        return nil, v
+      end
+      if v == nil then
+        v = NOVALUE
+      end
+      out[k] = type(v) == "number" and tostring(v) or v
+    end
+  end
+  return table.concat(out)
+end
+
+return M

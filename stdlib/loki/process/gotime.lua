@@ -1,0 +1,550 @@
+--- loki.process's time parsing (stage.timestamp) with Go's layouts: a layout is written as
+-- Go's reference time Mon Jan 2 15:04:05 -0700 MST 2006 (time.Parse), or one of the named
+-- layouts (RFC3339, RFC3339Nano, ANSIC, ...), or Unix, UnixMs, UnixUs, UnixNs (epoch numbers).
+-- A layout is compiled once (M.compile) into chunks; M.parse gives seconds and nanoseconds
+-- since the epoch. Zones: an offset in the value wins; a zone name gives offset 0 (as Go does
+-- for an abbreviation it does not know) except UTC/GMT; otherwise the location given (an IANA
+-- name, read from the system's zoneinfo files) or UTC.
+local M = {}
+
+M.NAMED = {
+  ANSIC = "Mon Jan _2 15:04:05 2006",
+  UnixDate = "Mon Jan _2 15:04:05 MST 2006",
+  RubyDate = "Mon Jan 02 15:04:05 -0700 2006",
+  RFC822 = "02 Jan 06 15:04 MST",
+  RFC822Z = "02 Jan 06 15:04 -0700",
+  RFC850 = "Monday, 02-Jan-06 15:04:05 MST",
+  RFC1123 = "Mon, 02 Jan 2006 15:04:05 MST",
+  RFC1123Z = "Mon, 02 Jan 2006 15:04:05 -0700",
+  RFC3339 = "2006-01-02T15:04:05Z07:00",
+  RFC3339Nano = "2006-01-02T15:04:05.999999999Z07:00",
+  Kitchen = "3:04PM",
+  Stamp = "Jan _2 15:04:05",
+  StampMilli = "Jan _2 15:04:05.000",
+  StampMicro = "Jan _2 15:04:05.000000",
+  StampNano = "Jan _2 15:04:05.000000000",
+}
+M.UNIX = { Unix = 0, UnixMs = 3, UnixUs = 6, UnixNs = 9 } -- digits of fraction in the number
+
+local MONTHS = { "January", "February", "March", "April", "May", "June", "July", "August", "September",
+  "October", "November", "December" }
+local DAYS = { "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday" }
+
+-- Chunk kinds, in the order of Go's nextStdChunk's tests at each position.
+local PATTERNS = {
+  { "January", "longmonth" }, { "Jan", "month" }, { "Monday", "longweekday" }, { "Mon", "weekday" },
+  { "MST", "tz" }, { "01", "zeromonth" }, { "02", "zeroday" }, { "03", "zerohour12" }, { "04", "zerominute" },
+  { "05", "zerosecond" }, { "06", "year" }, { "002", "zeroyearday" },
+  { "15", "hour" }, { "1", "nummonth" }, { "2006", "longyear" }, { "2", "day" },
+  { "__2", "underyearday" }, { "_2", "underday" }, { "3", "hour12" }, { "4", "minute" }, { "5", "second" },
+  { "PM", "PM" }, { "pm", "pm" },
+  { "-07:00:00", "numcolonsecondstz" }, { "-0700", "numtz" }, { "-070000", "numsecondstz" },
+  { "-07:00", "numcolontz" }, { "-07", "numshorttz" },
+  { "Z07:00:00", "isocolonsecondstz" }, { "Z070000", "isosecondstz" }, { "Z0700", "isotz" },
+  { "Z07:00", "isocolontz" }, { "Z07", "isoshorttz" },
+}
+
+-- The std chunk at position i of layout: kind, length (and digits for fractions), or nil.
+local function chunk_at(layout, i)
+  local c = layout:sub(i, i)
+  if (c == "." or c == ",") and i < #layout then
+    local d = layout:sub(i + 1, i + 1)
+    if d == "0" or d == "9" then
+      local j = i + 1
+      while layout:sub(j, j) == d do
+        j = j + 1
+      end
+      if not layout:sub(j, j):match("%d") then
+        return d == "0" and "frac0" or "frac9", j - i, j - i - 1
+      end
+    end
+  end
+  if c == "2" and layout:sub(i, i + 3) == "2006" then
+    return "longyear", 4
+  end
+  if c == "0" and layout:sub(i, i + 2) == "002" then
+    return "zeroyearday", 3
+  end
+  if c == "_" and layout:sub(i, i + 4) == "_2006" then
+    return nil -- "_" then 2006, as Go
+  end
+  if c == "-" and layout:sub(i, i + 6) == "-070000" then
+    return "numsecondstz", 7
+  end
+  if c == "Z" and layout:sub(i, i + 6) == "Z070000" then
+    return "isosecondstz", 7
+  end
+  for _, p in ipairs(PATTERNS) do
+    local s = p[1]
+    if layout:sub(i, i + #s - 1) == s then
+      if (s == "Jan" or s == "Mon") and layout:sub(i + #s, i + #s):match("%l") then
+        -- "Janet", "Month": not a chunk (Go checks a lowercase letter follows)
+        return nil
+      end
+      if s == "-0700" and layout:sub(i, i + 6) == "-070000" then
+        return "numsecondstz", 7
+      end
+      return p[2], #s
+    end
+  end
+  return nil
+end
+
+--- Compiles a layout (a Go layout or a named one) into chunks.
+---@param layout string
+---@return table compiled
+function M.compile(layout)
+  if M.UNIX[layout] then
+    return { unix = M.UNIX[layout], name = layout }
+  end
+  local text = M.NAMED[layout] or layout
+  local chunks, lit, i = {}, {}, 1
+  local has = {}
+  while i <= #text do
+    local kind, len, digits = chunk_at(text, i)
+    if kind then
+      if #lit > 0 then
+        chunks[#chunks + 1] = { lit = table.concat(lit) }
+        lit = {}
+      end
+      chunks[#chunks + 1] = { kind = kind, digits = digits }
+      has[kind] = true
+      i = i + len
+    else
+      lit[#lit + 1] = text:sub(i, i)
+      i = i + 1
+    end
+  end
+  if #lit > 0 then
+    chunks[#chunks + 1] = { lit = table.concat(lit) }
+  end
+  return { chunks = chunks, has_year = has.longyear or has.year, name = layout, layout = text,
+    rfc3339 = text == M.NAMED.RFC3339 or text == M.NAMED.RFC3339Nano }
+end
+
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+M.days_from_civil = days_from_civil
+
+local function leap(y)
+  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+end
+local MDAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+-- Reads up to max digits (at least min) at i: number, next index.
+local function digits(v, i, min, max)
+  local s, e = v:find("^%d+", i)
+  if not s then
+    return nil
+  end
+  if e - s + 1 > max then
+    e = s + max - 1
+  end
+  if e - s + 1 < min then
+    return nil
+  end
+  return tonumber(v:sub(s, e)), e + 1
+end
+
+local function lookup(v, i, names, short)
+  for k, name in ipairs(names) do
+    local n = short and name:sub(1, 3) or name
+    if v:sub(i, i + #n - 1):lower() == n:lower() then
+      return k, i + #n
+    end
+  end
+  return nil
+end
+
+-- Zone offsets "+hh", "+hhmm", "+hh:mm", "+hh:mm:ss", "+hhmmss" at i by kind: seconds, next.
+local function offset(v, i, kind)
+  local sign = v:sub(i, i)
+  if sign ~= "+" and sign ~= "-" then
+    return nil
+  end
+  local h, m, s = v:match("^(%d%d)", i + 1), "00", "00"
+  if not h then
+    return nil
+  end
+  local j = i + 3
+  if kind == "numtz" or kind == "isotz" then
+    m = v:match("^(%d%d)", j)
+    j = j + 2
+  elseif kind == "numcolontz" or kind == "isocolontz" then
+    m = v:match("^:(%d%d)", j)
+    j = j + 3
+  elseif kind == "numsecondstz" or kind == "isosecondstz" then
+    m, s = v:match("^(%d%d)(%d%d)", j)
+    j = j + 4
+  elseif kind == "numcolonsecondstz" or kind == "isocolonsecondstz" then
+    m, s = v:match("^:(%d%d):(%d%d)", j)
+    j = j + 6
+  end
+  if not m or not s then
+    return nil
+  end
+  local off = tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(s)
+  return sign == "-" and -off or off, j
+end
+
+local function frac(v, i, n)
+  -- n digits (nil: as many as there are) at i; nanoseconds, next index
+  local s, e = v:find("^%d+", i)
+  if not s or (n and e - s + 1 < n) then
+    return nil
+  end
+  if n then
+    e = s + n - 1
+  end
+  local d = v:sub(s, math.min(e, s + 8))
+  return tonumber(d .. string.rep("0", 9 - #d)), e + 1
+end
+
+local byte = string.byte
+
+-- Two digits at i as a number, or nil.
+local function d2(v, i)
+  local a, b = byte(v, i, i + 1)
+  if not b then
+    return nil
+  end
+  a, b = a - 48, b - 48
+  if a < 0 or a > 9 or b < 0 or b > 9 then
+    return nil
+  end
+  return a * 10 + b
+end
+
+-- YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm): sec, nsec; nil when v is not exactly that.
+local function rfc3339(v)
+  local n = #v
+  if n < 20 or byte(v, 5) ~= 45 or byte(v, 8) ~= 45 or byte(v, 11) ~= 84 or byte(v, 14) ~= 58
+    or byte(v, 17) ~= 58 then
+    return nil
+  end
+  local yh, yl, mo, d = d2(v, 1), d2(v, 3), d2(v, 6), d2(v, 9)
+  local h, mi, s = d2(v, 12), d2(v, 15), d2(v, 18)
+  if not (yh and yl and mo and d and h and mi and s) then
+    return nil
+  end
+  local y = yh * 100 + yl
+  local i, ns = 20, 0
+  local c = byte(v, i)
+  if c == 46 or c == 44 then -- . or ,
+    i = i + 1
+    local ndigits = 0
+    c = byte(v, i)
+    while c and c >= 48 and c <= 57 do
+      if ndigits < 9 then
+        ns = ns * 10 + (c - 48)
+        ndigits = ndigits + 1
+      end
+      i = i + 1
+      c = byte(v, i)
+    end
+    if ndigits == 0 then
+      return nil
+    end
+    for _ = ndigits + 1, 9 do
+      ns = ns * 10
+    end
+  end
+  local off
+  if c == 90 and i == n then -- Z
+    off = 0
+  elseif (c == 43 or c == 45) and i + 5 == n and byte(v, i + 3) == 58 then
+    local zh, zm = d2(v, i + 1), d2(v, i + 4)
+    if not (zh and zm) then
+      return nil
+    end
+    off = (zh * 3600 + zm * 60) * (c == 45 and -1 or 1)
+  else
+    return nil
+  end
+  if mo < 1 or mo > 12 or d < 1 or d > MDAYS[mo] + ((mo == 2 and leap(y)) and 1 or 0) or h > 23 or mi > 59
+    or s > 59 then
+    return nil
+  end
+  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off, ns
+end
+
+--- Parses v with a compiled layout. loc: a zone (M.zone) for values without an offset, or nil
+--- (UTC). now_year: the year to use when the layout has none.
+---@return number|nil sec, number|string nsec_or_err
+function M.parse(c, v, loc, now_year)
+  if c.unix then
+    local int, fr = v:match("^(%-?%d+)%.?(%d*)$")
+    if not int then
+      return nil, string.format("cannot parse %q as %s", v, c.name)
+    end
+    if c.unix == 0 then
+      local sec = tonumber(int)
+      local nsec = 0
+      if fr ~= "" then
+        nsec = tonumber((fr .. "000000000"):sub(1, 9))
+      end
+      return sec, nsec
+    end
+    if fr ~= "" then
+      return nil, string.format("cannot parse %q as %s", v, c.name)
+    end
+    local digits_ = c.unix
+    local neg = int:sub(1, 1) == "-"
+    local abs = neg and int:sub(2) or int
+    abs = string.rep("0", digits_ + 1 - #abs) .. abs
+    local sec = tonumber(abs:sub(1, #abs - digits_))
+    local nsec = tonumber((abs:sub(#abs - digits_ + 1) .. "000000000"):sub(1, 9))
+    if neg then
+      sec = -sec
+      if nsec > 0 then
+        sec, nsec = sec - 1, 1000000000 - nsec
+      end
+    end
+    return sec, nsec
+  end
+  if c.rfc3339 then -- the common case, read byte by byte (no substrings)
+    local sec_, nsec_ = rfc3339(v)
+    if sec_ then
+      return sec_, nsec_
+    end
+    -- anything else: the general parser says what is wrong
+  end
+  local year, month, day, hour, min, sec, nsec, yday = nil, 1, 1, 0, 0, 0, 0, nil
+  local pm, pmset, off = false, false, nil
+  local i = 1
+  local chunks = c.chunks
+  for k = 1, #chunks do
+    local ch = chunks[k]
+    local kind = ch.kind
+    local ok = true
+    if ch.lit then
+      -- Go: spaces in the layout match any run of spaces in the value
+      local lit = ch.lit
+      if v:sub(i, i + #lit - 1) == lit then
+        i = i + #lit
+      else
+        ok = false
+      end
+    elseif kind == "longyear" then
+      local y = v:match("^%d%d%d%d", i)
+      ok = y ~= nil
+      if ok then
+        year, i = tonumber(y), i + 4
+      end
+    elseif kind == "year" then
+      local y = v:match("^%d%d", i)
+      ok = y ~= nil
+      if ok then
+        year = tonumber(y)
+        year = year >= 69 and year + 1900 or year + 2000
+        i = i + 2
+      end
+    elseif kind == "longmonth" or kind == "month" then
+      month, i = lookup(v, i, MONTHS, kind == "month")
+      ok = month ~= nil
+    elseif kind == "longweekday" or kind == "weekday" then
+      local wd
+      wd, i = lookup(v, i, DAYS, kind == "weekday")
+      ok = wd ~= nil
+    elseif kind == "nummonth" or kind == "zeromonth" then
+      month, i = digits(v, i, kind == "zeromonth" and 2 or 1, 2)
+      ok = month ~= nil and month >= 1 and month <= 12
+    elseif kind == "day" or kind == "zeroday" or kind == "underday" then
+      if kind == "underday" and v:sub(i, i) == " " then
+        i = i + 1
+      end
+      day, i = digits(v, i, kind == "zeroday" and 2 or 1, 2)
+      ok = day ~= nil
+    elseif kind == "zeroyearday" or kind == "underyearday" then
+      yday, i = digits(v, i, 3, 3)
+      ok = yday ~= nil
+    elseif kind == "hour" then
+      hour, i = digits(v, i, 1, 2)
+      ok = hour ~= nil and hour < 24
+    elseif kind == "hour12" or kind == "zerohour12" then
+      hour, i = digits(v, i, kind == "zerohour12" and 2 or 1, 2)
+      ok = hour ~= nil and hour <= 12
+    elseif kind == "minute" or kind == "zerominute" then
+      min, i = digits(v, i, kind == "zerominute" and 2 or 1, 2)
+      ok = min ~= nil and min < 60
+    elseif kind == "second" or kind == "zerosecond" then
+      sec, i = digits(v, i, kind == "zerosecond" and 2 or 1, 2)
+      ok = sec ~= nil and sec < 60
+      -- Go: a fraction in the value that the layout does not have right here is read anyway
+      local nxt = chunks[k + 1]
+      if ok and v:sub(i, i):match("[.,]") and v:sub(i + 1, i + 1):match("%d")
+        and not (nxt and (nxt.kind == "frac0" or nxt.kind == "frac9")) then
+        nsec, i = frac(v, i + 1, nil)
+      end
+    elseif kind == "frac0" then
+      ok = v:sub(i, i):match("[.,]") ~= nil
+      if ok then
+        nsec, i = frac(v, i + 1, ch.digits)
+        ok = nsec ~= nil
+      end
+    elseif kind == "frac9" then
+      if v:sub(i, i):match("[.,]") and v:sub(i + 1, i + 1):match("%d") then
+        nsec, i = frac(v, i + 1, nil)
+      end
+    elseif kind == "PM" or kind == "pm" then
+      local p = v:sub(i, i + 1):upper()
+      ok = p == "PM" or p == "AM"
+      if ok then
+        pm, pmset, i = p == "PM", true, i + 2
+      end
+    elseif kind == "tz" then
+      local name = v:match("^%u%u%u?%u?%u?", i)
+      if v:sub(i, i):match("[+-]") then
+        name = nil
+      end
+      ok = name ~= nil
+      if ok then
+        off = 0 -- an abbreviation: offset 0 (Go fabricates a zone for one it does not know)
+        i = i + #name
+      end
+    elseif kind:sub(1, 3) == "iso" and v:sub(i, i) == "Z" then
+      off, i = 0, i + 1
+    else -- numeric zone offsets
+      off, i = offset(v, i, kind)
+      ok = off ~= nil
+    end
+    if not ok or i == nil then
+      return nil, string.format("cannot parse %q as %q", v, c.layout)
+    end
+  end
+  if i <= #v then
+    return nil, string.format("cannot parse %q as %q: extra text %q", v, c.layout, v:sub(i, i + 19))
+  end
+  if pmset then
+    if pm and hour < 12 then
+      hour = hour + 12
+    elseif not pm and hour == 12 then
+      hour = 0
+    end
+  end
+  year = year or now_year or 0
+  if yday then
+    local d = yday
+    month = 1
+    while month < 12 do
+      local md = MDAYS[month] + ((month == 2 and leap(year)) and 1 or 0)
+      if d <= md then
+        break
+      end
+      d, month = d - md, month + 1
+    end
+    day = d
+  end
+  local md = MDAYS[month] + ((month == 2 and leap(year)) and 1 or 0)
+  if day < 1 or day > md then
+    return nil, string.format("cannot parse %q as %q: day out of range", v, c.layout)
+  end
+  local t = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec
+  if off then
+    t = t - off
+  elseif loc then
+    t = t - loc:offset_local(t)
+  end
+  return t, nsec
+end
+
+-- Zones (IANA names) from the system's TZif files.
+local Zone = {}
+Zone.__index = Zone
+local zones = {}
+
+local function be(s, i, n, signed)
+  local v = 0
+  for k = 0, n - 1 do
+    v = v * 256 + s:byte(i + k)
+  end
+  if signed and v >= 2 ^ (8 * n - 1) then
+    v = v - 2 ^ (8 * n)
+  end
+  return v
+end
+
+--- The zone of an IANA name ("Europe/Paris", "UTC", "Local"); nil, err when unknown.
+function M.zone(name)
+  if zones[name] then
+    return zones[name]
+  end
+  if name == "" or name:find("%.%.") or name:sub(1, 1) == "/" then
+    return nil, string.format("unknown time zone %q", name)
+  end
+  local path = name == "Local" and "/etc/localtime" or ("/usr/share/zoneinfo/" .. name)
+  if name == "UTC" then
+    zones[name] = setmetatable({ trans = {}, idx = {}, offs = { 0 }, first = 1 }, Zone)
+    return zones[name]
+  end
+  local f = io.open(path, "rb")
+  local data = f and f:read("*a")
+  if f then
+    f:close()
+  end
+  if not data or data:sub(1, 4) ~= "TZif" then
+    return nil, string.format("unknown time zone %q (no zoneinfo file %s)", name, path)
+  end
+  -- v1 header; use the v2 64-bit block when present
+  local function header(at)
+    return be(data, at + 20, 4), be(data, at + 24, 4), be(data, at + 28, 4), be(data, at + 32, 4),
+      be(data, at + 36, 4), be(data, at + 40, 4)
+  end
+  local isutc, isstd, leapcnt, timecnt, typecnt, charcnt = header(1)
+  local at, tsize = 1, 4
+  if data:sub(5, 5) >= "2" then
+    at = 1 + 44 + timecnt * 5 + typecnt * 6 + charcnt + leapcnt * 8 + isstd + isutc
+    local _
+    _, _, _, timecnt, typecnt = header(at)
+    tsize = 8
+  end
+  local p = at + 44
+  local z = { trans = {}, idx = {}, offs = {} }
+  for k = 1, timecnt do
+    z.trans[k] = be(data, p + (k - 1) * tsize, tsize, true)
+  end
+  p = p + timecnt * tsize
+  for k = 1, timecnt do
+    z.idx[k] = data:byte(p + k - 1) + 1
+  end
+  p = p + timecnt
+  for k = 1, typecnt do
+    z.offs[k] = be(data, p + (k - 1) * 6, 4, true)
+  end
+  z.first = 1
+  zones[name] = setmetatable(z, Zone)
+  return zones[name]
+end
+
+--- The zone's UTC offset (seconds) at UTC time t.
+function Zone:offset_at(t)
+  local trans = self.trans
+  if #trans == 0 or t < trans[1] then
+    return self.offs[self.first]
+  end
+  local lo, hi = 1, #trans
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if trans[mid] <= t then
+      lo = mid
+    else
+      hi = mid - 1
+    end
+  end
+  return self.offs[self.idx[lo]]
+end
+
+--- The offset to subtract from a local wall time (seconds as if UTC) to get UTC.
+function Zone:offset_local(wall)
+  local o = self:offset_at(wall)
+  return self:offset_at(wall - o)
+end
+
+return M

@@ -1,0 +1,1510 @@
+--- loki.process's stages: for each stage its argument schema (Alloy's names and defaults),
+-- its doc, and new(args, env) which returns run(list) -> list: the stage applied to a list
+-- of entries, in order (stage after stage over the whole batch: each loop stays monomorphic).
+-- An entry is { labels, line, sec, nsec, metadata, extracted, own, dropped }: labels may be
+-- shared by the entries of a stream and never changed in place (M.set_label derives a new set);
+-- a stage that drops marks e.dropped (env.drop counts it) and returns the survivors.
+-- env = { drop(e, reason), log, now(), compile(stages, after) (nested pipelines),
+--         resume(list) (entries a stage held go on with the stages after it), tick(fn) }.
+local cjson = require("cjson")
+local regex = require("moonwatch.native.regex")
+local budget = require("moonwatch.budget")
+local errors = require("moonwatch.errors")
+local jmespath = require("loki.process.jmespath")
+local jsonx = require("moonwatch.native.jsonx")
+local logfmt = require("loki.process.logfmt")
+local gotime = require("loki.process.gotime")
+local gotemplate = require("loki.process.gotemplate")
+local selector = require("loki.process.selector")
+local values = require("loki.process.values")
+local custom = require("loki.process.custom_metrics")
+
+local str = values.str
+local M = {}
+
+--- The stage specs (filled below); the schema type of a stage entry.
+M.STAGES = {}
+M.SPEC = { type = "tagged", kind = "stage", variants = {}, doc = "Processing stages, in order." }
+
+-- Label sets are shared and never changed in place: the entries of a stream share one
+-- table, and a change makes (once) a derived table that the entries changed the same way
+-- share too (derive[L][name][value] -> L'), so later stages and the output batch see few
+-- distinct tables (one stream key, one encoding each). Only stage.lua hands a private copy
+-- to the user's function.
+local derive = setmetatable({}, { __mode = "k" })
+local DELETE = {}
+
+--- Sets label k of e to v (nil or "": removes it).
+local function set_label(e, k, v)
+  if v == "" then
+    v = nil
+  end
+  local l = e.labels
+  if l[k] == v then
+    return
+  end
+  local d = derive[l]
+  if not d then
+    d = {}
+    derive[l] = d
+  end
+  local byk = d[k]
+  if not byk then
+    byk = {}
+    d[k] = byk
+  end
+  local key = v == nil and DELETE or v
+  local l2 = byk[key]
+  if not l2 then
+    l2 = {}
+    for n, x in pairs(l) do
+      l2[n] = x
+    end
+    l2[k] = v
+    byk[key] = l2
+  end
+  e.labels = l2
+end
+M.set_label = set_label
+
+--- e's labels as a private table the caller may change (stage.lua).
+local function private_labels(e)
+  local t = {}
+  for k, v in pairs(e.labels) do
+    t[k] = v
+  end
+  e.labels = t
+  return t
+end
+
+local extracted_base = setmetatable({}, { __mode = "k" }) -- labels -> metatable { __index = labels }
+
+--- A new extracted map for an entry with labels l: it starts with the labels (read through
+--- __index: nothing is copied).
+function M.new_extracted(l)
+  local mt = extracted_base[l]
+  if not mt then
+    mt = { __index = l }
+    extracted_base[l] = mt
+  end
+  return setmetatable({}, mt)
+end
+
+--- The whole extracted map of e as a plain table (the labels it started with included).
+local function extracted_all(e)
+  local ex = e.extracted
+  local t = {}
+  local mt = getmetatable(ex)
+  if mt then
+    for k, v in pairs(mt.__index) do
+      t[k] = v
+    end
+  end
+  for k, v in pairs(ex) do
+    t[k] = v
+  end
+  return t
+end
+
+-- A stream key of e's labels (names sorted), computed once per label set.
+local keys = setmetatable({}, { __mode = "k" }) -- labels -> key
+local function labels_key(e)
+  local l = e.labels
+  local key = keys[l]
+  if key then
+    return key
+  end
+  local names = {}
+  for k in pairs(l) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    names[i] = k .. "\255" .. l[k]
+  end
+  key = table.concat(names, "\255")
+  keys[l] = key
+  return key
+end
+M.labels_key = labels_key
+
+local function compact(list)
+  local out, n = {}, 0
+  for i = 1, #list do
+    local e = list[i]
+    if not e.dropped then
+      n = n + 1
+      out[n] = e
+    end
+  end
+  return out
+end
+M.compact = compact
+
+local function input_of(e, source)
+  if source == "" then
+    return e.line
+  end
+  return str(e.extracted[source])
+end
+
+local function check_regex(re)
+  local r, err = regex.new(re)
+  if not r then
+    return nil, string.format("invalid regex %q: %s", re, err)
+  end
+  return true
+end
+
+local function label_names(field)
+  return function(b)
+    for k in pairs(b[field] or {}) do
+      if not values.is_label_name(k) then
+        return nil, string.format("%s: %q is not a valid label name", field, k)
+      end
+    end
+  end
+end
+
+local function stage(name, def)
+  M.STAGES[name] = def
+  def.schema.doc = def.doc
+  M.SPEC.variants[name] = def.schema
+end
+
+local STAGE_LIST = { type = "list", of = M.SPEC, default = {},
+  doc = "Nested stages (written as positional stage.NAME { ... } entries)." }
+M.STAGE_LIST = STAGE_LIST
+
+-- json ---------------------------------------------------------------------------------
+local function json_expr(name, expr)
+  local steps, err = jmespath.compile(expr ~= "" and expr or name)
+  if not steps and expr == "" then
+    return { name } -- a key that is not an identifier: the field of that name
+  end
+  return steps, err
+end
+
+stage("json", {
+  doc = "Parses the line (or an extracted value) as a JSON object and extracts values with JMESPath "
+    .. "expressions (field names, \"quoted names\", a.b, [N]).",
+  schema = {
+    args = {
+      expressions = { type = "map", of = { type = "string" }, required = true,
+        doc = "Name to extract -> JMESPath expression (\"\": the name itself)." },
+      source = { type = "string", default = "", doc = "Extracted value to parse (\"\": the line)." },
+      drop_malformed = { type = "bool", default = false, doc = "Drop entries whose input is not valid JSON." },
+    },
+    validate = function(b)
+      for name, expr in pairs(b.expressions) do
+        local _, err = json_expr(name, expr)
+        if err then
+          return nil, string.format("expressions[%q]: %s", name, err)
+        end
+      end
+    end,
+  },
+  new = function(a, env)
+    local names, steps = {}, {}
+    for name in pairs(a.expressions) do
+      names[#names + 1] = name
+    end
+    table.sort(names)
+    local paths, native = {}, #names <= jsonx.MAX_PATHS
+    for i, name in ipairs(names) do
+      steps[i] = json_expr(name, a.expressions[name])
+      local path = {}
+      for k, st in ipairs(steps[i]) do
+        if type(st) == "string" then
+          path[k] = st
+        elseif st.index >= 0 then
+          path[k] = st.index
+        else
+          native = false -- a negative index needs the array's length: the decoder's way
+        end
+      end
+      paths[i] = path
+    end
+    local x = native and assert(jsonx.new(paths)) or nil
+    local source, drop_malformed, search, decode = a.source, a.drop_malformed, jmespath.search, cjson.decode
+    local null = cjson.null
+    -- the value of expression k from the C extractor, as the decoder would give it
+    local function native_value(k)
+      local kind = x:kind(k)
+      if kind == "string" then
+        return x:text(k)
+      elseif kind == "number" then
+        return tonumber(x:text(k))
+      elseif kind == "true" then
+        return true
+      elseif kind == "false" then
+        return false
+      elseif kind == "object" or kind == "array" then
+        return values.json(decode(x:text(k)))
+      end
+      return nil -- missing or null
+    end
+    return function(list)
+      local dropped = false
+      for i = 1, #list do
+        local e = list[i]
+        local input = input_of(e, source)
+        if input then
+          local ex = e.extracted
+          if x then
+            if x:run(input) then
+              for k = 1, #names do
+                ex[names[k]] = native_value(k)
+              end
+            elseif drop_malformed then
+              env.drop(e, "malformed_json")
+              dropped = true
+            end
+          else
+            local ok, data = pcall(decode, input)
+            if not ok or type(data) ~= "table" then
+              if drop_malformed and not (ok and data == null) then
+                env.drop(e, "malformed_json")
+                dropped = true
+              end
+            else
+              for k = 1, #names do
+                local v = search(steps[k], data)
+                if v == null then
+                  v = nil
+                elseif type(v) == "table" then
+                  v = values.json(v)
+                end
+                ex[names[k]] = v
+              end
+            end
+          end
+        end
+      end
+      return dropped and compact(list) or list
+    end
+  end,
+})
+
+-- docker, cri ----------------------------------------------------------------------------
+local RFC3339NANO = gotime.compile("RFC3339Nano")
+
+stage("docker", {
+  doc = "Reads Docker's json-file lines ({\"log\":...,\"stream\":...,\"time\":...}): the line becomes log, "
+    .. "the label stream is set, the timestamp is time (RFC3339Nano); extracted: output, stream, timestamp.",
+  schema = { args = {} },
+  new = function()
+    local x = assert(jsonx.new({ { "log" }, { "stream" }, { "time" } }))
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        -- as Go's decoding into a struct: a field of another type fails the line, a missing one is ""
+        if x:run(e.line) and (x:kind(1) or "string") == "string" and (x:kind(2) or "string") == "string"
+          and (x:kind(3) or "string") == "string" then
+          local log, stream, time = x:text(1) or "", x:text(2) or "", x:text(3) or ""
+          local ex = e.extracted
+          ex.output, ex.stream, ex.timestamp = log, stream, time
+          e.line = log
+          set_label(e, "stream", stream)
+          local sec, nsec = gotime.parse(RFC3339NANO, time)
+          if sec then
+            e.sec, e.nsec = sec, nsec
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- <time> <stdout|stderr> [F|P] <content>, as Alloy's parser reads it (spaces between fields
+-- may repeat, the flag may be missing, the content may be empty): time, stream, flag, content.
+local function parse_cri(line)
+  local t, rest = line:match("^(%S+)%s(.*)$")
+  if not t then
+    return nil
+  end
+  rest = rest:gsub("^ +", "")
+  local stream = rest:sub(1, 6)
+  if stream ~= "stdout" and stream ~= "stderr" then
+    return nil
+  end
+  rest = rest:sub(7):gsub("^ +", "")
+  local flag = rest:sub(1, 1)
+  if flag == "P" or flag == "F" then
+    rest = rest:sub(2):gsub("^ +", "")
+  else
+    flag = ""
+  end
+  return t, stream, flag, rest
+end
+
+stage("cri", {
+  doc = "Reads CRI lines (<time> <stdout|stderr> <F|P> <content>): the line becomes content, the label stream "
+    .. "is set, the timestamp is time; partial lines (P) of a stream wait for its full line (F) and are "
+    .. "joined to it; extracted: time, stream, flags, content.",
+  schema = {
+    args = {
+      max_partial_lines = { type = "int", default = 100, min = 1,
+        doc = "Streams with partial lines held at most; past it they are all sent on as they are." },
+      max_partial_line_size = { type = "int", default = 0, min = 0,
+        doc = "Bytes a joined partial line keeps (with max_partial_line_size_truncate)." },
+      max_partial_line_size_truncate = { type = "bool", default = false,
+        doc = "Truncate joined partial lines to max_partial_line_size bytes." },
+    },
+  },
+  new = function(a, env)
+    local partial, npartial = {}, 0 -- stream key -> entry
+    local flushed = env.counter("loki_process_cri_partial_lines_flushed_total",
+      "A count of partial lines that were flushed prematurely due to the max_partial_lines limit being exceeded")
+    local truncated = env.counter("loki_process_cri_lines_truncated_total",
+      "A count of lines that were truncated due to the max_partial_line_size limit")
+    local function truncate(e)
+      if a.max_partial_line_size_truncate and #e.line > a.max_partial_line_size then
+        e.line = e.line:sub(1, a.max_partial_line_size)
+        truncated:inc()
+      end
+    end
+    env.tick(function(force)
+      if force and npartial > 0 then -- a stop or a new configuration: what waits goes on
+        local out = {}
+        for _, pe in pairs(partial) do
+          out[#out + 1] = pe
+        end
+        partial, npartial = {}, 0
+        env.resume(out)
+      end
+    end)
+    return function(list)
+      local out = {}
+      for i = 1, #list do
+        local e = list[i]
+        local t, stream, flag, content = parse_cri(e.line)
+        if not t then
+          out[#out + 1] = e
+        else
+          local ex = e.extracted
+          ex.time, ex.flags, ex.stream, ex.content = t, flag, stream, content
+          e.line = content
+          local sec, nsec = gotime.parse(RFC3339NANO, t)
+          if sec then
+            e.sec, e.nsec = sec, nsec
+          end
+          set_label(e, "stream", stream)
+          local key = labels_key(e)
+          local prev = partial[key]
+          if flag == "P" then
+            if not prev and npartial >= a.max_partial_lines then
+              flushed:add(npartial)
+              env.log:warn("cri stage: partial lines upperbound exceeded. merging it to single line",
+                { threshold = a.max_partial_lines })
+              for _, pe in pairs(partial) do
+                out[#out + 1] = pe
+              end
+              partial, npartial = {}, 0
+            end
+            if prev then
+              e.line = prev.line .. e.line
+            else
+              npartial = npartial + 1
+            end
+            truncate(e)
+            partial[key] = e
+          else
+            if prev then
+              e.line = prev.line .. e.line
+              truncate(e)
+              partial[key] = nil
+              npartial = npartial - 1
+            end
+            out[#out + 1] = e
+          end
+        end
+      end
+      return out
+    end
+  end,
+})
+
+-- logfmt -------------------------------------------------------------------------------
+stage("logfmt", {
+  doc = "Parses the line (or an extracted value) as logfmt and extracts the fields mapped.",
+  schema = {
+    args = {
+      mapping = { type = "map", of = { type = "string" }, required = true,
+        doc = "Name to extract -> logfmt key (\"\": the name itself)." },
+      source = { type = "string", default = "", doc = "Extracted value to parse (\"\": the line)." },
+    },
+  },
+  new = function(a)
+    local wanted = {} -- logfmt key -> names
+    for name, key in pairs(a.mapping) do
+      key = key ~= "" and key or name
+      wanted[key] = wanted[key] or {}
+      table.insert(wanted[key], name)
+    end
+    local source = a.source
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local input = input_of(e, source)
+        if input then
+          local ex = e.extracted
+          logfmt.each(input, function(k, v)
+            local names = wanted[k]
+            if names then
+              for j = 1, #names do
+                ex[names[j]] = v
+              end
+            end
+          end)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- regex --------------------------------------------------------------------------------
+stage("regex", {
+  doc = "Matches an RE2 regex on the line (or an extracted value); its named groups become extracted values.",
+  schema = {
+    args = {
+      expression = { type = "string", required = true, check = check_regex,
+        doc = "RE2 regex whose named capture groups (?P<name>...) are extracted." },
+      source = { type = "string", default = "", doc = "Extracted value to match (\"\": the line)." },
+    },
+  },
+  new = function(a)
+    local re = assert(regex.new(a.expression))
+    local names, source = re:names(), a.source
+    local groups = re:groups()
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local input = input_of(e, source)
+        local caps = input and re:captures(input)
+        if caps then
+          local ex = e.extracted
+          for g = 1, groups do
+            local n = names[g]
+            if n then
+              ex[n] = caps[g] or ""
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- replace ------------------------------------------------------------------------------
+stage("replace", {
+  doc = "Replaces what the capture groups of an RE2 regex match in the line (or an extracted value) "
+    .. "with `replace` (a template: {{ .Value }} is the group's text); named groups are also extracted.",
+  schema = {
+    args = {
+      expression = { type = "string", required = true, check = check_regex, doc = "RE2 regex with capture groups." },
+      replace = { type = "string", default = "", doc = "The replacement of each group (a template)." },
+      source = { type = "string", default = "", doc = "Extracted value to change (\"\": the line)." },
+    },
+    validate = function(b)
+      local _, err = gotemplate.compile(b.replace)
+      if err then
+        return nil, "replace: " .. err
+      end
+    end,
+  },
+  new = function(a)
+    local re = assert(regex.new(a.expression))
+    local tpl = assert(gotemplate.compile(a.replace))
+    local names, groups, source = re:names(), re:groups(), a.source
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local input = input_of(e, source)
+        if input then
+          local out, pos, changed = {}, 1, false
+          while pos <= #input + 1 do
+            local ov = re:offsets(input, pos)
+            if not ov then
+              break
+            end
+            local data = setmetatable({}, { __index = e.extracted })
+            for g = 1, groups do
+              local s, f = ov[2 * g], ov[2 * g + 1]
+              if s >= 0 then
+                local text = input:sub(s + 1, f)
+                if names[g] then
+                  e.extracted[names[g]] = text
+                end
+                data.Value = text
+                local rep = gotemplate.execute(tpl, data) or ""
+                out[#out + 1] = input:sub(pos, s)
+                out[#out + 1] = rep
+                pos = f + 1
+                changed = true
+              end
+            end
+            if ov[1] == ov[0] then -- empty match: step over one byte
+              out[#out + 1] = input:sub(pos, ov[1] + 1)
+              pos = ov[1] + 2
+            elseif pos <= ov[1] then
+              out[#out + 1] = input:sub(pos, ov[1])
+              pos = ov[1] + 1
+            end
+          end
+          if changed then
+            out[#out + 1] = input:sub(pos)
+            local res = table.concat(out)
+            if source == "" then
+              e.line = res
+            else
+              e.extracted[source] = res
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- labels, static_labels, label_drop, label_keep, structured_metadata -----------------------
+stage("labels", {
+  doc = "Sets labels from extracted values (label -> extracted name, \"\": the same name).",
+  schema = {
+    args = { values = { type = "map", of = { type = "string" }, default = {}, doc = "Label -> extracted name." } },
+    validate = label_names("values"),
+  },
+  new = function(a)
+    local names, srcs = {}, {}
+    for k, v in pairs(a.values) do
+      names[#names + 1], srcs[#srcs + 1] = k, v ~= "" and v or k
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local ex = e.extracted
+        for k = 1, #names do
+          local v = ex[srcs[k]]
+          if v ~= nil then
+            v = str(v)
+            if values.is_utf8(v) then -- as Alloy's: an invalid label value is skipped
+              set_label(e, names[k], v)
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("static_labels", {
+  doc = "Sets fixed labels.",
+  schema = {
+    args = { values = { type = "map", of = { type = "string" }, default = {}, doc = "Label -> value." } },
+    validate = label_names("values"),
+  },
+  new = function(a)
+    local vals = a.values
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        for k, v in pairs(vals) do
+          set_label(e, k, v)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("label_drop", {
+  doc = "Removes labels.",
+  schema = { args = { values = { type = "list", of = { type = "string" }, default = {}, doc = "Labels to remove." } } },
+  new = function(a)
+    local names = a.values
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        for k = 1, #names do
+          set_label(e, names[k], nil)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("label_keep", {
+  doc = "Keeps only these labels.",
+  schema = { args = { values = { type = "list", of = { type = "string" }, default = {}, doc = "Labels to keep." } } },
+  new = function(a)
+    local keep = {}
+    for _, n in ipairs(a.values) do
+      keep[n] = true
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        for k in pairs(e.labels) do
+          if not keep[k] then
+            set_label(e, k, nil)
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("structured_metadata", {
+  doc = "Adds extracted values to the entry's structured metadata (name -> extracted name, \"\": the same name).",
+  schema = {
+    args = { values = { type = "map", of = { type = "string" }, default = {}, doc = "Name -> extracted name." } },
+    validate = label_names("values"),
+  },
+  new = function(a)
+    local vals = a.values
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        for k, src in pairs(vals) do
+          local v = e.extracted[src ~= "" and src or k]
+          if v ~= nil then
+            e.metadata[k] = str(v)
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("tenant", {
+  doc = "Sets the tenant ID of the entry (the __tenant_id__ label, which loki.write sends as X-Scope-OrgID) "
+    .. "from an extracted value, a label or a fixed value.",
+  schema = {
+    args = {
+      label = { type = "string", default = "", doc = "Label whose value is the tenant ID." },
+      source = { type = "string", default = "", doc = "Extracted value that is the tenant ID." },
+      value = { type = "string", default = "", doc = "The tenant ID." },
+    },
+    validate = function(b)
+      local n = (b.label ~= "" and 1 or 0) + (b.source ~= "" and 1 or 0) + (b.value ~= "" and 1 or 0)
+      if n ~= 1 then
+        return nil, "exactly one of label, source or value must be set"
+      end
+    end,
+  },
+  new = function(a)
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local t
+        if a.value ~= "" then
+          t = a.value
+        elseif a.source ~= "" then
+          t = str(e.extracted[a.source])
+        else
+          t = e.labels[a.label]
+        end
+        if t and t ~= "" then
+          set_label(e, "__tenant_id__", t)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- output, template, decolorize ----------------------------------------------------------------
+stage("output", {
+  doc = "Sets the line to an extracted value.",
+  schema = { args = { source = { type = "string", required = true, doc = "Extracted value to use as the line." } } },
+  new = function(a)
+    local source = a.source
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local v = e.extracted[source]
+        if v ~= nil then
+          e.line = str(v)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("template", {
+  doc = "Sets an extracted value from a Go template (subset: .Value .Entry .name, literals, pipes, and "
+    .. "ToLower ToUpper Replace Trim TrimLeft TrimRight TrimPrefix TrimSuffix TrimSpace lower upper trim default).",
+  schema = {
+    args = {
+      source = { type = "string", required = true, doc = "Extracted value to set (.Value is its current value)." },
+      template = { type = "string", required = true, doc = "The Go template." },
+    },
+    validate = function(b)
+      local _, err = gotemplate.compile(b.template)
+      if err then
+        return nil, "template: " .. err
+      end
+    end,
+  },
+  new = function(a, env)
+    local tpl = assert(gotemplate.compile(a.template))
+    local source = a.source
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local data = extracted_all(e)
+        for k, v in pairs(data) do
+          data[k] = str(v)
+        end
+        data.Value = data[source]
+        data.Entry = e.line
+        local out, err = gotemplate.execute(tpl, data)
+        if not out then
+          env.log:debug("template failed", { err = err })
+        elseif out == "" then
+          e.extracted[source] = nil
+        else
+          e.extracted[source] = out
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("decolorize", {
+  doc = "Removes ANSI color codes from the line.",
+  schema = { args = {} },
+  new = function()
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        if e.line:find("\27[", 1, true) then
+          e.line = e.line:gsub("\27%[[%d;]*m", "")
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- timestamp ----------------------------------------------------------------------------
+
+local FUDGE_MAX = 10000 -- streams whose last timestamp the fudge action remembers
+
+stage("timestamp", {
+  doc = "Sets the entry's timestamp from an extracted value parsed with a Go layout (or RFC3339, "
+    .. "RFC3339Nano, Unix, UnixMs, UnixUs, UnixNs and Go's other named layouts).",
+  schema = {
+    args = {
+      source = { type = "string", required = true, doc = "Extracted value to parse." },
+      format = { type = "string", required = true,
+        doc = "Go layout (reference time Mon Jan 2 15:04:05 -0700 MST 2006) or a named one." },
+      fallback_formats = { type = "list", of = { type = "string" }, default = {}, doc = "Formats tried after format." },
+      location = { type = "string", default = "", doc = "IANA time zone of values without an offset (\"\": UTC)." },
+      action_on_failure = { type = "string", default = "fudge", enum = { "fudge", "skip" },
+        doc = "fudge: the stream's last timestamp plus 1ns; skip: keep the entry's timestamp." },
+    },
+    validate = function(b)
+      if b.format == "" then
+        return nil, "format must not be empty"
+      end
+      if b.location ~= "" then
+        local _, err = gotime.zone(b.location)
+        if err then
+          return nil, "location: " .. err
+        end
+      end
+    end,
+  },
+  new = function(a, env)
+    local formats = { gotime.compile(a.format) }
+    for _, f in ipairs(a.fallback_formats) do
+      formats[#formats + 1] = gotime.compile(f)
+    end
+    local loc = a.location ~= "" and assert(gotime.zone(a.location)) or nil
+    local source, fudge = a.source, a.action_on_failure == "fudge"
+    local last_s, last_n, nlast = {}, {}, 0 -- stream key -> last timestamp (fudge)
+    local parse = gotime.parse
+    return function(list)
+      local year = tonumber(os.date("!%Y", math.floor(env.now())))
+      for i = 1, #list do
+        local e = list[i]
+        local v = str(e.extracted[source])
+        local sec, nsec
+        if v then
+          for k = 1, #formats do
+            sec, nsec = parse(formats[k], v, loc, year)
+            if sec then
+              break
+            end
+          end
+        end
+        if sec then
+          e.sec, e.nsec = sec, nsec
+          if fudge then
+            local key = labels_key(e)
+            if not last_s[key] then
+              nlast = nlast + 1
+              if nlast > FUDGE_MAX then
+                last_s, last_n, nlast = {}, {}, 1
+              end
+            end
+            last_s[key], last_n[key] = sec, nsec
+          end
+        elseif fudge then
+          local key = labels_key(e)
+          local s = last_s[key]
+          if s then
+            local n = last_n[key] + 1
+            if n >= 1000000000 then
+              s, n = s + 1, 0
+            end
+            e.sec, e.nsec = s, n
+            last_s[key], last_n[key] = s, n
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- drop ---------------------------------------------------------------------------------
+local UNITS = { B = 1, KB = 1024, MB = 1024 ^ 2, GB = 1024 ^ 3, TB = 1024 ^ 4, KIB = 1024, MIB = 1024 ^ 2,
+  GIB = 1024 ^ 3, TIB = 1024 ^ 4 }
+local function bytes(s)
+  local n, u = s:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+  if not n then
+    return nil
+  end
+  local m = UNITS[u:upper()] or (u == "" and 1)
+  return m and tonumber(n) * m or nil
+end
+
+stage("drop", {
+  doc = "Drops entries for which every condition given holds (counted in loki_process_dropped_lines_total{reason}).",
+  schema = {
+    args = {
+      source = { type = "string", default = "", doc = "Extracted name, or names separated by commas, to test (\"\": the line)." },
+      separator = { type = "string", default = ";", doc = "Joins the values of several source names." },
+      expression = { type = "string", default = "", doc = "RE2 regex that must match (anywhere)." },
+      value = { type = "string", default = "", doc = "Exact value the source must have (with source)." },
+      older_than = { type = "duration", doc = "Drop entries with a timestamp older than now minus this." },
+      longer_than = { type = "string", default = "", doc = "Drop lines longer than this many bytes (\"8KB\")." },
+      drop_counter_reason = { type = "string", default = "drop_stage", doc = "The reason label of the drop counter." },
+    },
+    validate = function(b)
+      if b.source == "" and b.expression == "" and not b.older_than and b.longer_than == "" then
+        return nil, "needs at least one of source, expression, older_than or longer_than"
+      end
+      if b.value ~= "" and b.expression ~= "" then
+        return nil, "value and expression are mutually exclusive"
+      end
+      if b.value ~= "" and b.source == "" then
+        return nil, "value needs source"
+      end
+      if b.expression ~= "" then
+        local ok, err = check_regex(b.expression)
+        if not ok then
+          return nil, "expression: " .. err
+        end
+      end
+      if b.longer_than ~= "" and not bytes(b.longer_than) then
+        return nil, string.format("longer_than: %q is not a size (such as 512, 8KB, 1MiB)", b.longer_than)
+      end
+    end,
+  },
+  new = function(a, env)
+    local re = a.expression ~= "" and assert(regex.new(a.expression)) or nil
+    local longer = a.longer_than ~= "" and bytes(a.longer_than) or nil
+    local older = a.older_than
+    local sources = {}
+    for src in a.source:gmatch("[^,]+") do -- split on commas, names kept as written (as Alloy's)
+      sources[#sources + 1] = src
+    end
+    if a.value ~= "" then -- value: the joined sources must be exactly it
+      re = assert(regex.new(a.value:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?%{%}|\\]", "\\%0"), true))
+    end
+    local sep, reason = a.separator, a.drop_counter_reason
+    local function should(e, now)
+      if longer and #e.line <= longer then
+        return false
+      end
+      if older and e.sec + e.nsec / 1e9 >= now - older then
+        return false
+      end
+      local ex = e.extracted
+      if #sources > 0 and not re then -- source alone: every name must be extracted
+        for k = 1, #sources do
+          if ex[sources[k]] == nil then
+            return false
+          end
+        end
+      elseif #sources == 0 and re then
+        return re:find(e.line)
+      elseif re then -- the names extracted, joined
+        local parts = {}
+        for k = 1, #sources do
+          local v = ex[sources[k]]
+          if v ~= nil then
+            parts[#parts + 1] = str(v)
+          end
+        end
+        return re:find(table.concat(parts, sep))
+      end
+      return true
+    end
+    return function(list)
+      local now, any = env.now(), false
+      for i = 1, #list do
+        local e = list[i]
+        if should(e, now) then
+          env.drop(e, reason)
+          any = true
+        end
+      end
+      return any and compact(list) or list
+    end
+  end,
+})
+
+-- match --------------------------------------------------------------------------------
+stage("match", {
+  doc = "Runs its nested stages on the entries that a LogQL selector ({label=\"v\", ...} with =, !=, =~, !~, "
+    .. "then line filters |= != |~ !~) matches, or drops them (action \"drop\").",
+  schema = {
+    positional = "stage",
+    args = {
+      selector = { type = "string", required = true, check = function(v)
+        local _, err = selector.compile(v)
+        return err and ("invalid selector: " .. err) or nil
+      end, doc = "LogQL stream selector, optionally with line filters." },
+      action = { type = "string", default = "keep", enum = { "keep", "drop" },
+        doc = "keep: run the nested stages on matching entries; drop: drop them." },
+      drop_counter_reason = { type = "string", default = "match_stage", doc = "The reason label of the drop counter." },
+      pipeline_name = { type = "string", default = "", doc = "A name for the nested pipeline (shown in debug info)." },
+      stage = STAGE_LIST,
+    },
+    validate = function(b)
+      if b.action == "keep" and #b.stage == 0 then
+        return nil, "action \"keep\" needs nested stages"
+      elseif b.action == "drop" and #b.stage > 0 then
+        return nil, "action \"drop\" takes no nested stages"
+      end
+    end,
+  },
+  new = function(a, env)
+    local sel = assert(selector.compile(a.selector))
+    local matches = selector.matches
+    if a.action == "drop" then
+      local reason = a.drop_counter_reason
+      return function(list)
+        local any = false
+        for i = 1, #list do
+          local e = list[i]
+          if matches(sel, e.labels, e.line) then
+            env.drop(e, reason)
+            any = true
+          end
+        end
+        return any and compact(list) or list
+      end
+    end
+    local nested = env.compile(a.stage)
+    return function(list)
+      local sub, n = {}, 0
+      for i = 1, #list do
+        local e = list[i]
+        if matches(sel, e.labels, e.line) then
+          n = n + 1
+          sub[n] = e
+        end
+      end
+      if n == 0 then
+        return list
+      end
+      nested(sub)
+      list = compact(list)
+      -- entries that took different branches may share a stream: keep timestamps in order
+      -- (a stable sort, as Alloy's)
+      for i = 1, #list do
+        list[i].order = i
+      end
+      table.sort(list, function(x, y)
+        if x.sec ~= y.sec then
+          return x.sec < y.sec
+        elseif x.nsec ~= y.nsec then
+          return x.nsec < y.nsec
+        end
+        return x.order < y.order
+      end)
+      return list
+    end
+  end,
+})
+
+-- limit --------------------------------------------------------------------------------
+stage("limit", {
+  doc = "Rate-limits entries with a token bucket (rate per second, burst); over the limit they are dropped "
+    .. "(drop = true) or held back until tokens come (moonwatch holds up to 10 x burst, then drops).",
+  schema = {
+    args = {
+      rate = { type = "number", required = true, positive = true, doc = "Entries per second." },
+      burst = { type = "int", required = true, min = 1, doc = "Bucket size." },
+      by_label_name = { type = "string", default = "", doc = "Limit each value of this label separately (needs drop)." },
+      drop = { type = "bool", default = false, doc = "Drop entries over the limit instead of holding them back." },
+      max_distinct_labels = { type = "int", default = 10000, min = 1,
+        doc = "Values of by_label_name tracked (at least 10000, as Alloy adjusts it)." },
+    },
+    validate = function(b)
+      if b.by_label_name ~= "" and not b.drop then
+        return nil, "by_label_name needs drop = true"
+      end
+    end,
+  },
+  new = function(a, env)
+    local function bucket()
+      return { tokens = a.burst, at = env.monotonic() }
+    end
+    local function take(bk)
+      local now = env.monotonic()
+      bk.tokens = math.min(a.burst, bk.tokens + (now - bk.at) * a.rate)
+      bk.at = now
+      if bk.tokens >= 1 then
+        bk.tokens = bk.tokens - 1
+        return true
+      end
+      return false
+    end
+    local global = bucket()
+    local by, nby = {}, 0
+    local max_distinct = a.max_distinct_labels
+    if a.by_label_name ~= "" and max_distinct < 10000 then
+      env.log:warn("stage.limit: max_distinct_labels was adjusted up to the minimal reasonable value of 10000",
+        { max_distinct_labels = max_distinct })
+      max_distinct = 10000
+    end
+    local held, max_held = {}, 10 * a.burst
+    if not a.drop then
+      env.tick(function(force)
+        if #held == 0 then
+          return
+        end
+        local out = {}
+        if force then -- a stop or a new configuration: what waits goes on now
+          out, held = held, {}
+        end
+        while #held > 0 and take(global) do
+          out[#out + 1] = table.remove(held, 1)
+        end
+        if #out > 0 then
+          env.resume(out)
+        end
+      end)
+    end
+    return function(list)
+      local any = false
+      local pass = {}
+      for i = 1, #list do
+        local e = list[i]
+        local bk = global
+        if a.by_label_name ~= "" then
+          local v = e.labels[a.by_label_name]
+          if v == nil then
+            bk = nil
+          else
+            bk = by[v]
+            if not bk then
+              nby = nby + 1
+              if nby > max_distinct then
+                by, nby = {}, 1
+              end
+              bk = bucket()
+              by[v] = bk
+            end
+          end
+        end
+        if bk and (#held > 0 or not take(bk)) then
+          if a.drop then
+            env.drop(e, "ratelimit_drop_stage")
+            if a.by_label_name ~= "" then
+              env.drop_by_label(a.by_label_name, e.labels[a.by_label_name])
+            end
+            any = true
+          elseif #held < max_held then
+            held[#held + 1] = e
+          else
+            env.drop(e, "ratelimit_drop_stage") -- more held back than 10 x burst
+          end
+        else
+          pass[#pass + 1] = e
+        end
+      end
+      if a.drop then
+        return any and compact(list) or list
+      end
+      return pass
+    end
+  end,
+})
+
+-- multiline ----------------------------------------------------------------------------
+stage("multiline", {
+  doc = "Merges the lines of a stream into blocks that start with a line matching firstline (per stream, as "
+    .. "Alloy's): lines before a stream's first firstline pass through; a block goes on when the next one "
+    .. "starts, after max_wait_time without a line of its stream, or at max_lines (the lines after it then "
+    .. "form a block with the same start: its timestamp, labels and extracted values).",
+  schema = {
+    args = {
+      firstline = { type = "string", required = true, check = check_regex, doc = "RE2 regex of a block's first line." },
+      max_wait_time = { type = "duration", default = "3s", positive = true, doc = "How long a block waits for more lines." },
+      max_lines = { type = "int", default = 128, min = 1, doc = "Lines of a block at most." },
+    },
+  },
+  new = function(a, env)
+    local re = assert(regex.new(a.firstline))
+    local streams = {} -- stream key -> { start = entry, lines = {}, n = 0, at = monotonic }
+    local max_lines, max_wait = a.max_lines, a.max_wait_time
+    -- The block of st as one entry (nil when empty); st then waits for more lines.
+    local function flush(st)
+      if st.n == 0 then
+        return nil
+      end
+      local s0 = st.start
+      local ex = setmetatable({}, getmetatable(s0.extracted))
+      for k, v in pairs(s0.extracted) do
+        ex[k] = v
+      end
+      local md = {}
+      for k, v in pairs(s0.metadata) do
+        md[k] = v
+      end
+      local e = { labels = s0.labels, line = table.concat(st.lines, "\n", 1, st.n), sec = s0.sec, nsec = s0.nsec,
+        metadata = md, extracted = ex }
+      st.lines, st.n = {}, 0
+      return e
+    end
+    env.tick(function(force)
+      local now, out = env.monotonic(), {}
+      for k, st in pairs(streams) do
+        if force or now - st.at >= max_wait then
+          out[#out + 1] = flush(st)
+          if force or now - st.at >= 10 * max_wait then
+            streams[k] = nil -- idle: forgotten (its next lines pass through until a firstline)
+          end
+        end
+      end
+      if #out > 0 then
+        table.sort(out, function(x, y)
+          return x.sec < y.sec or (x.sec == y.sec and x.nsec < y.nsec)
+        end)
+        env.resume(out)
+      end
+    end)
+    return function(list)
+      local out = {}
+      local now = env.monotonic()
+      for i = 1, #list do
+        local e = list[i]
+        local key = labels_key(e)
+        local st = streams[key]
+        local first = re:find(e.line)
+        if not st and not first then
+          out[#out + 1] = e -- before the stream's first block
+        else
+          if not st then
+            st = { start = e, lines = {}, n = 0 }
+            streams[key] = st
+          elseif first then
+            out[#out + 1] = flush(st)
+            st.start = e
+          end
+          st.n = st.n + 1
+          st.lines[st.n] = e.line
+          st.at = now
+          if st.n >= max_lines then
+            out[#out + 1] = flush(st)
+          end
+        end
+      end
+      return out
+    end
+  end,
+})
+
+-- metrics ------------------------------------------------------------------------------
+local function metric_args(extra)
+  local args = {
+    name = { type = "string", required = true, doc = "The metric name (after prefix)." },
+    prefix = { type = "string", default = "loki_process_custom_", doc = "The prefix of the metric name." },
+    description = { type = "string", default = "", doc = "The metric's help text." },
+    source = { type = "string", default = "", doc = "Extracted value to use (\"\": the metric name)." },
+    value = { type = "string", default = "", doc = "Only entries whose source is exactly this change the metric." },
+    max_idle_duration = { type = "duration", default = "5m", min = 1,
+      doc = "A series not updated for this long is removed." },
+  }
+  for k, v in pairs(extra) do
+    args[k] = v
+  end
+  return args
+end
+
+local function metric_name_ok(b)
+  local full = b.prefix .. b.name
+  if not full:match("^[%a_:][%w_:]*$") then
+    return nil, string.format("%q is not a valid metric name", full)
+  end
+end
+
+M.METRIC_SPEC = { type = "tagged", kind = "metric", variants = {
+  counter = {
+    doc = "A counter: inc (1 per entry) or add (the value, or the line's bytes with count_entry_bytes).",
+    args = metric_args({
+      action = { type = "string", required = true, enum = { "inc", "add" }, doc = "inc or add." },
+      match_all = { type = "bool", default = false, doc = "Count every entry, without looking at source." },
+      count_entry_bytes = { type = "bool", default = false, doc = "Add the line's length in bytes." },
+    }),
+    validate = function(b)
+      if b.match_all and b.value ~= "" then
+        return nil, "match_all and value are mutually exclusive"
+      end
+      if b.count_entry_bytes and not (b.match_all or b.action == "add") then
+        return nil, "count_entry_bytes needs match_all = true or action = \"add\""
+      end
+      return metric_name_ok(b)
+    end,
+  },
+  gauge = {
+    doc = "A gauge: inc, dec, set, add or sub (the value).",
+    args = metric_args({
+      action = { type = "string", required = true, enum = { "inc", "dec", "set", "add", "sub" },
+        doc = "inc, dec, set, add or sub." },
+    }),
+    validate = metric_name_ok,
+  },
+  histogram = {
+    doc = "A histogram of the values.",
+    args = metric_args({
+      buckets = { type = "list", of = { type = "number" }, required = true, doc = "Bucket upper bounds, increasing." },
+    }),
+    validate = function(b)
+      for i = 2, #b.buckets do
+        if b.buckets[i] <= b.buckets[i - 1] then
+          return nil, "buckets must be strictly increasing"
+        end
+      end
+      return metric_name_ok(b)
+    end,
+  },
+} }
+
+local IDLE_CHECK = 1 -- seconds between checks of idle series
+
+stage("metrics", {
+  doc = "Defines metrics (metric.counter, metric.gauge, metric.histogram as positional entries) updated from "
+    .. "extracted values, on moonwatch's /metrics with the entry's labels and component_id.",
+  schema = {
+    positional = "metric",
+    args = { metric = { type = "list", of = M.METRIC_SPEC, default = {}, doc = "The metrics." } },
+    validate = function(b)
+      for _, m in ipairs(b.metric) do
+        local a = m.args
+        local ok, err = custom.check(a.prefix .. a.name, m.tag, a.buckets)
+        if not ok then
+          return nil, err
+        end
+      end
+    end,
+  },
+  new = function(a, env)
+    local defs = {}
+    for _, m in ipairs(a.metric) do
+      local d = m.args
+      defs[#defs + 1] = { kind = m.tag, name = d.prefix .. d.name, help = d.description,
+        source = d.source ~= "" and d.source or d.name, value = d.value, action = d.action,
+        match_all = d.match_all, bytes = d.count_entry_bytes, buckets = d.buckets, idle = d.max_idle_duration,
+        used = {} }
+    end
+    custom.reset(env.id) -- a new configuration starts its metrics again (as Alloy's reload)
+    local last_check = 0
+    env.tick(function()
+      local now = env.monotonic()
+      if now - last_check < IDLE_CHECK then
+        return
+      end
+      last_check = now
+      for _, d in ipairs(defs) do
+        for c in pairs(d.used) do
+          if now - c.at > d.idle then
+            custom.remove(c)
+            d.used[c] = nil
+          end
+        end
+      end
+    end)
+    local function update(d, e, now)
+      local f
+      if d.kind == "counter" and d.match_all then
+        f = d.bytes and #e.line or 1
+      else
+        local v = e.extracted[d.source]
+        if v == nil or (d.value ~= "" and str(v) ~= d.value) then
+          return
+        end
+        if d.bytes then
+          f = #e.line
+        elseif d.action ~= "inc" and d.action ~= "dec" then
+          f = custom.float(v)
+          if not f then
+            return
+          end
+        end
+      end
+      local c = custom.child(d.name, d.kind, d.help, d.buckets, env.id, e.labels)
+      c.at = now
+      d.used[c] = true
+      local ch = c.child
+      local act = d.action
+      if d.kind == "histogram" then
+        ch:observe(f)
+      elseif act == "inc" then
+        ch:inc()
+      elseif act == "dec" then
+        ch:add(-1)
+      elseif act == "add" then
+        if d.kind == "counter" and f < 0 then
+          return
+        end
+        ch:add(f)
+      elseif act == "sub" then
+        ch:add(-f)
+      else -- set
+        ch:set(f)
+      end
+    end
+    return function(list)
+      local now = env.monotonic()
+      local seen = {}
+      for i = 1, #list do -- every label name of the batch first: a family widens before its updates
+        local l = list[i].labels
+        if not seen[l] then
+          seen[l] = true
+          for k = 1, #defs do
+            local d = defs[k]
+            custom.prepare(d.name, d.kind, d.help, d.buckets, l)
+          end
+        end
+      end
+      for i = 1, #list do
+        for k = 1, #defs do
+          update(defs[k], list[i], now)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- lua ----------------------------------------------------------------------------------
+local function valid_entry(e)
+  if type(e.line) ~= "string" then
+    return nil, "line must be a string, got " .. type(e.line)
+  end
+  if type(e.labels) ~= "table" or type(e.metadata) ~= "table" or type(e.extracted) ~= "table" then
+    return nil, "labels, metadata and extracted must be tables"
+  end
+  for k, v in pairs(e.labels) do
+    if not values.is_label_name(k) and k ~= "__tenant_id__" or type(v) ~= "string" then
+      return nil, string.format("label %s: names must be valid label names and values strings", tostring(k))
+    end
+  end
+  for k, v in pairs(e.metadata) do
+    if type(k) ~= "string" or type(v) ~= "string" then
+      return nil, string.format("metadata %s: names and values must be strings", tostring(k))
+    end
+  end
+  if type(e.sec) ~= "number" or type(e.nsec) ~= "number" or e.sec % 1 ~= 0 or e.nsec % 1 ~= 0 or e.nsec < 0
+    or e.nsec > 999999999 then
+    return nil, "sec and nsec must be whole numbers, nsec in [0, 999999999]"
+  end
+  return true
+end
+
+stage("lua", {
+  doc = "Runs a Lua function on each entry (moonwatch's own stage): fn(entry) may change entry.line, "
+    .. "entry.labels, entry.metadata, entry.extracted, entry.sec and entry.nsec (the timestamp); returning "
+    .. "false drops the entry. It runs with the pipeline-function time budget; an error keeps the entry "
+    .. "as it was and is logged.",
+  schema = {
+    args = {
+      fn = { type = "function", required = true, doc = "function(entry) ... end; return false to drop the entry." },
+      drop_counter_reason = { type = "string", default = "lua_stage", doc = "The reason label of the drop counter." },
+    },
+  },
+  new = function(a, env)
+    local fn, reason = a.fn, a.drop_counter_reason
+    return function(list)
+      local failed, first_err, any = 0, nil, false
+      local n = #list
+      local stop, timeout = budget.call(function()
+        for i = 1, n do
+          local e = list[i]
+          local labels = e.labels
+          private_labels(e)
+          e.extracted = extracted_all(e)
+          local line, sec, nsec = e.line, e.sec, e.nsec
+          local md, ex = {}, {}
+          for k, v in pairs(e.metadata) do
+            md[k] = v
+          end
+          for k, v in pairs(e.extracted) do
+            ex[k] = v
+          end
+          local ok, res = xpcall(fn, debug.traceback, e)
+          local err
+          if not ok then
+            err = errors.report(res, env.id, nil, env.log)
+            if budget.is_timeout(err) then
+              e.line, e.sec, e.nsec, e.labels, e.metadata, e.extracted = line, sec, nsec, labels, md, ex
+              return i, err
+            end
+          else
+            local vok, verr = valid_entry(e)
+            if not vok then
+              err = "the entry it left is invalid: " .. verr
+            end
+          end
+          if err then
+            e.line, e.sec, e.nsec, e.labels, e.metadata, e.extracted = line, sec, nsec, labels, md, ex
+            failed = failed + 1
+            first_err = first_err or err
+          elseif res == false then
+            env.drop(e, reason)
+            any = true
+          end
+        end
+      end)
+      if failed > 0 then
+        env.log:error("stage.lua function failed; the entries it failed on go on unchanged",
+          { err = first_err, entries = failed })
+      end
+      if stop then
+        env.log:error("stage.lua function took too long; the entries left in this batch go on unchanged",
+          { err = timeout, entries = n - stop + 1 })
+      end
+      return any and compact(list) or list
+    end
+  end,
+})
+
+return M

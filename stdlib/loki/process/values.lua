@@ -1,0 +1,147 @@
+--- loki.process's values: the extracted map holds strings, numbers, booleans (JSON's
+-- scalars) and JSON text (objects and arrays); M.str turns any of them into a string
+-- as Alloy's stages do (numbers as Go's strconv.FormatFloat(v, 'f', -1, 64)).
+local M = {}
+
+--- A number as Go's FormatFloat(v, 'f', -1, 64): the shortest digits that read back as v, no exponent.
+---@param v number
+---@return string
+function M.float(v)
+  if v ~= v then
+    return "NaN"
+  elseif v == math.huge then
+    return "+Inf"
+  elseif v == -math.huge then
+    return "-Inf"
+  elseif v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+    return string.format("%.0f", v)
+  end
+  for p = 1, 17 do
+    local s = string.format("%." .. p .. "g", v)
+    if tonumber(s) == v then
+      local mant, exp = s:match("^(-?[%d.]+)e([-+]%d+)$")
+      if not mant then
+        return s
+      end
+      -- d.ddd e N written out: the shortest digits, then zeros (never the binary's exact digits)
+      local neg = mant:sub(1, 1) == "-"
+      local digits = mant:gsub("[-.]", "")
+      local point = 1 + tonumber(exp)
+      local out
+      if point >= #digits then
+        out = digits .. string.rep("0", point - #digits)
+      elseif point > 0 then
+        out = digits:sub(1, point) .. "." .. digits:sub(point + 1)
+      else
+        out = "0." .. string.rep("0", -point) .. digits
+      end
+      return (neg and "-" or "") .. out
+    end
+  end
+  return string.format("%.17g", v)
+end
+
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    local map = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    return map[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local null
+--- A decoded JSON value as JSON text (object keys sorted, as Go's encoding/json).
+function M.json(v)
+  null = null or require("cjson").null
+  local t = type(v)
+  if t == "string" then
+    return quote(v)
+  elseif t == "number" then
+    return M.float(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t ~= "table" or v == null then
+    return "null"
+  end
+  local n = #v
+  local amt = require("cjson").array_mt
+  if n > 0 or (amt and getmetatable(v) == amt) then
+    local parts = {}
+    for i = 1, n do
+      parts[i] = M.json(v[i])
+    end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do
+    keys[#keys + 1] = tostring(k)
+  end
+  table.sort(keys)
+  for i, k in ipairs(keys) do
+    keys[i] = quote(k) .. ":" .. M.json(v[k])
+  end
+  return "{" .. table.concat(keys, ",") .. "}"
+end
+
+--- An extracted value as a string (nil stays nil).
+function M.str(v)
+  local t = type(v)
+  if t == "string" then
+    return v
+  elseif t == "number" then
+    return M.float(v)
+  elseif t == "boolean" then
+    return v and "true" or "false"
+  elseif t == "nil" then
+    return nil
+  end
+  return M.json(v)
+end
+
+--- True when s is valid UTF-8.
+function M.is_utf8(s)
+  if not s:find("[\128-\255]") then
+    return true
+  end
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len
+    if c < 0x80 then
+      len = 1
+    elseif c >= 0xC2 and c <= 0xDF then
+      len = 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      len = 3
+    elseif c >= 0xF0 and c <= 0xF4 then
+      len = 4
+    else
+      return false
+    end
+    for k = i + 1, i + len - 1 do
+      local b = s:byte(k)
+      if not b or b < 0x80 or b > 0xBF then
+        return false
+      end
+    end
+    if len == 3 then
+      local b = s:byte(i + 1)
+      if (c == 0xE0 and b < 0xA0) or (c == 0xED and b > 0x9F) then
+        return false
+      end
+    elseif len == 4 then
+      local b = s:byte(i + 1)
+      if (c == 0xF0 and b < 0x90) or (c == 0xF4 and b > 0x8F) then
+        return false
+      end
+    end
+    i = i + len
+  end
+  return true
+end
+
+--- A label name as Prometheus allows it.
+function M.is_label_name(s)
+  return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
+end
+
+return M

@@ -1,0 +1,107 @@
+-- loki.process's Lua parsers never raise on what a log line or a pipeline may hold: Go time
+-- layouts and values, logfmt, JMESPath paths, Go templates, LogQL selectors, JSON numbers.
+-- Seeded random bytes and mutations of valid samples (a raise in a stage would cost its batch).
+package.path = (os.getenv("MOONWATCH_SOURCE_DIR") or ".") .. "/stdlib/?.lua;" .. package.path
+local gotime = require("loki.process.gotime")
+local logfmt = require("loki.process.logfmt")
+local jmespath = require("loki.process.jmespath")
+local gotemplate = require("loki.process.gotemplate")
+local selector = require("loki.process.selector")
+local values = require("loki.process.values")
+
+local ALPHABET = "0123456789-+:.,TZ _\"'=\\{}[]()|~!abcxyzJanMonPMUTC\n\t\255`$*?"
+
+local function mutate(rng, s)
+  local n = rng(0, 4)
+  for _ = 1, n do
+    local op, i = rng(1, 3), rng(1, #s + 1)
+    local c = ALPHABET:sub(rng(1, #ALPHABET), rng(1, #ALPHABET))
+    if op == 1 then
+      s = s:sub(1, i - 1) .. c .. s:sub(i)
+    elseif op == 2 then
+      s = s:sub(1, i - 1) .. s:sub(i + rng(1, 3))
+    else
+      s = s:sub(1, i - 1) .. c .. s:sub(i + 1)
+    end
+  end
+  return s
+end
+
+local function each_input(samples, fn)
+  math.randomseed(42)
+  local rng = math.random
+  for _, s in ipairs(samples) do
+    fn(s)
+  end
+  for _ = 1, 3000 do
+    fn(mutate(rng, samples[rng(1, #samples)]))
+  end
+end
+
+local function no_raise(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then
+    error(string.format("raised %s on %q", tostring(err), tostring((...))), 2)
+  end
+end
+
+describe("loki.process parsers", function()
+  it("gotime parses any value with any layout without raising", function()
+    local layouts = { "RFC3339", "RFC3339Nano", "Unix", "UnixMs", "UnixNs", "ANSIC", "RFC1123Z", "Kitchen",
+      "2006-01-02T15:04:05,000-07:00", "02/Jan/2006:15:04:05 -0700", "Jan _2 15:04:05.000", "__2 2006 pm MST Z07" }
+    local zone = assert(gotime.zone("Europe/Paris"))
+    local compiled = {}
+    for _, l in ipairs(layouts) do
+      compiled[#compiled + 1] = gotime.compile(l)
+    end
+    each_input({ "2019-04-30T02:12:41.8443515Z", "2023-11-14T22:13:20+01:00", "1562708916.000000123", "1562708916414",
+      "Mon Jan  2 15:04:05 2006", "Mon, 02 Jan 2006 15:04:05 -0700", "3:04PM", "01/Jan/2023:00:00:01 +0200",
+      "Nov  4 10:00:00.123" }, function(v)
+      for _, c in ipairs(compiled) do
+        no_raise(gotime.parse, c, v, zone, 2026)
+        local sec, nsec = gotime.parse(c, v, nil, 2026)
+        if sec then
+          assert(type(sec) == "number" and sec % 1 == 0 and nsec >= 0 and nsec < 1e9, v)
+        end
+      end
+      no_raise(gotime.compile, v) -- any string is a layout
+    end)
+  end)
+
+  it("logfmt reads any line without raising", function()
+    each_input({ 'a=1 b="two words" c', 'time=2012-11-01T22:08:41+00:00 msg="x \\"y\\" \\u00e9"', "=== \"\"" },
+      function(v)
+        no_raise(logfmt.each, v, function(k, x)
+          assert(type(k) == "string" and type(x) == "string")
+        end)
+      end)
+  end)
+
+  it("JMESPath paths, Go templates and LogQL selectors compile or are refused, never raise", function()
+    each_input({ 'a.b[0].c', '"quoted-name".x[-1]', "{{ .Value | ToUpper }} {{ Replace .a \"x\" \"y\" -1 }}",
+      '{{- default "d" .missing -}}', '{job="a", x=~"b.*"} |= "err" !~ `x+`', '{a!="", b!~"c"}' }, function(v)
+      no_raise(jmespath.compile, v)
+      no_raise(selector.compile, v)
+      local c = gotemplate.compile(v)
+      if c then
+        no_raise(gotemplate.execute, c, { Value = "v", a = "xa", Entry = "line" })
+      end
+      local sel = selector.compile(v)
+      if sel then
+        no_raise(selector.matches, sel, { job = "a" }, v)
+      end
+    end)
+  end)
+
+  it("writes any number as Go's FormatFloat 'f' -1 does, reading back as itself", function()
+    math.randomseed(7)
+    for _ = 1, 5000 do
+      local x = (math.random() - 0.5) * 10 ^ math.random(-30, 30)
+      local s = values.float(x)
+      assert.is_nil(s:find("e"), s)
+      assert.equals(x, tonumber(s))
+    end
+    assert.equals("12345678901234567000", values.float(12345678901234567890))
+    assert.equals("0.00000015", values.float(1.5e-7))
+  end)
+end)
