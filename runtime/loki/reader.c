@@ -6,6 +6,7 @@
 
 #include "base/err.h"
 #include "base/grow.h"
+#include "base/labels.h"
 #include "loki/push.h"
 #include "storage/logs_queue.h"
 
@@ -16,6 +17,12 @@ struct mw_lokireader {
   mw_logq_dec_t dec;
   int64_t *smap; /* record stream -> request stream (-1: not yet) */
   size_t smap_cap;
+  mw_label_t *stenant; /* record stream -> its __tenant_id__ value (value_len 0: none) */
+  size_t stenant_cap;
+  uint8_t *strip; /* a stream's labels without __tenant_id__ */
+  size_t strip_cap;
+  char tenant[MW_LOKI_TENANT_MAX]; /* the request's tenant (from __tenant_id__; "" none) */
+  uint32_t tenant_len;
   uint64_t corruptions, committed_entries, read_entries;
 };
 
@@ -51,11 +58,36 @@ void mw_lokireader_close(mw_lokireader_t *r) {
   mw_lokienc_free(r->enc);
   mw_logq_dec_free(&r->dec);
   free(r->smap);
+  free(r->stenant);
+  free(r->strip);
   mw_logq_ref(r->q, -1);
   free(r);
 }
 
 const char *mw_lokireader_note(const mw_lokireader_t *r) { return r->cur->note; }
+
+/* *ls without its __tenant_id__ label (in r->strip), when it has one. 0, -1 on OOM. */
+static int mw_lokireader_strip_tenant(mw_lokireader_t *r, const uint8_t **ls, size_t *len) {
+  mw_label_t l;
+  size_t pos = 0, out = 0;
+  if (!mw_labels_get(*ls, *len, MW_LOKI_TENANT_LABEL, sizeof MW_LOKI_TENANT_LABEL - 1, &l))
+    return 0;
+  if (mw_grow((void **)&r->strip, &r->strip_cap, *len, 1) != 0) return -1;
+  while (mw_labels_next(*ls, *len, &pos, &l) == 1) {
+    if (l.name_len == sizeof MW_LOKI_TENANT_LABEL - 1 &&
+        memcmp(l.name, MW_LOKI_TENANT_LABEL, l.name_len) == 0)
+      continue;
+    memcpy(r->strip + out, l.name, l.name_len);
+    out += l.name_len;
+    r->strip[out++] = MW_LABELS_SEP;
+    memcpy(r->strip + out, l.value, l.value_len);
+    out += l.value_len;
+    r->strip[out++] = MW_LABELS_SEP;
+  }
+  *ls = r->strip;
+  *len = out;
+  return 0;
+}
 
 /* A record at pos could not be read back whole: skipped (the rest of its segment). */
 static void mw_lokireader_corrupt(mw_lokireader_t *r, mw_rlog_pos_t *pos) {
@@ -94,8 +126,16 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
     if (mw_grow((void **)&r->smap, &r->smap_cap, r->dec.nstreams ? r->dec.nstreams : 1,
                 sizeof *r->smap) != 0)
       goto oom;
-    for (uint32_t s = 0; s < r->dec.nstreams; s++)
+    if (mw_grow((void **)&r->stenant, &r->stenant_cap, r->dec.nstreams ? r->dec.nstreams : 1,
+                sizeof *r->stenant) != 0)
+      goto oom;
+    for (uint32_t s = 0; s < r->dec.nstreams; s++) {
       r->smap[s] = -1;
+      if (!mw_labels_get(r->dec.stream[s], r->dec.stream_len[s], MW_LOKI_TENANT_LABEL,
+                         sizeof MW_LOKI_TENANT_LABEL - 1, &r->stenant[s]) ||
+          r->stenant[s].value_len >= MW_LOKI_TENANT_MAX)
+        r->stenant[s].value_len = 0; /* none, or too long for a tenant: the endpoint's */
+    }
     mw_logentry_t e;
     uint32_t k = 0;
     while ((rc = mw_logq_dec_next(&r->dec, &e)) == 1) {
@@ -105,9 +145,21 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
         full = 1;
         break;
       }
+      /* one tenant per request: __tenant_id__ (stage.tenant) names it, as Alloy's */
+      const mw_label_t *t = &r->stenant[e.stream];
+      if (!n) {
+        memcpy(r->tenant, t->value, t->value_len);
+        r->tenant_len = t->value_len;
+      } else if (t->value_len != r->tenant_len || memcmp(t->value, r->tenant, r->tenant_len) != 0) {
+        full = 1;
+        break;
+      }
       int64_t s = r->smap[e.stream];
       if (s < 0) {
-        s = mw_lokienc_stream(r->enc, r->dec.stream[e.stream], r->dec.stream_len[e.stream]);
+        const uint8_t *ls = r->dec.stream[e.stream];
+        size_t ls_len = r->dec.stream_len[e.stream];
+        if (mw_lokireader_strip_tenant(r, &ls, &ls_len) != 0) goto oom;
+        s = mw_lokienc_stream(r->enc, ls, ls_len);
         if (s == -1) goto oom;
         if (s == -2) { /* max_streams: the request ends before this entry */
           full = 1;
@@ -148,6 +200,8 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
   req->full = full;
   req->min_ts_ns = lo;
   req->max_ts_ns = hi;
+  req->tenant = r->tenant;
+  req->tenant_len = r->tenant_len;
   r->read_entries += n;
   return 1;
 oom:

@@ -8,6 +8,12 @@
 
 #include "storage/logs_queue.h"
 
+/* The label that names an entry's tenant (stage.tenant of loki.process), as Alloy's
+ * ReservedLabelTenantID: it is sent as X-Scope-OrgID, not as a label; a value of
+ * MW_LOKI_TENANT_MAX bytes or more is ignored (Loki takes at most 150). */
+#define MW_LOKI_TENANT_LABEL "__tenant_id__"
+#define MW_LOKI_TENANT_MAX 256
+
 /* ffi.cdef begin */
 /* --- loki.write's endpoint readers (runtime/loki/reader.h) ------------ */
 
@@ -29,6 +35,8 @@ typedef struct {
   int32_t
       full; /* 1: ended by batch_size or max_streams (more entries follow); 0: by the queue's end */
   int64_t min_ts_ns, max_ts_ns;
+  const char *tenant;  /* the entries' __tenant_id__ (stage.tenant), owned by the reader; */
+  uint32_t tenant_len; /* 0: none (the endpoint's tenant_id applies) */
 } mw_lokireq_t;
 
 typedef struct {

@@ -295,13 +295,15 @@ function Instance:run_endpoint(ep)
   end
 end
 
--- POSTs one request. "sent"; "retry", err, wait (5xx, 429 when retried, network errors);
--- "rejected", err, reason (any other status).
-function Instance:post(ep, body, backoff)
+-- POSTs one request, for tenant (the entries' __tenant_id__, set by loki.process's stage.tenant)
+-- or else the endpoint's tenant_id. "sent"; "retry", err, wait (5xx, 429 when retried, network
+-- errors); "rejected", err, reason (any other status).
+function Instance:post(ep, body, backoff, tenant)
   local cfg = ep.cfg
   local headers = { ["Content-Type"] = cfg.encoding == "json" and "application/json" or "application/x-protobuf" }
-  if cfg.tenant_id and cfg.tenant_id ~= "" then
-    headers["X-Scope-OrgID"] = cfg.tenant_id
+  tenant = tenant or cfg.tenant_id
+  if tenant and tenant ~= "" then
+    headers["X-Scope-OrgID"] = tenant
   end
   local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, backoff, cfg.retry_on_http_429)
   self.m.duration:with(self.ctx.id, tostring(status), ep.host, ep.tenant):observe(seconds)
@@ -318,7 +320,7 @@ function Instance:send(ep, req)
   local e = ep.cfg
   local backoff, tries = e.min_backoff_period, 0
   while not ep.stopped do
-    local outcome, why, extra = self:post(ep, req.body, backoff)
+    local outcome, why, extra = self:post(ep, req.body, backoff, req.tenant)
     if ep.stopped then
       return
     end

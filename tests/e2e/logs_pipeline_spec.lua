@@ -7,11 +7,18 @@ local proc = require("helpers.proc")
 local logs = require("helpers.logs")
 
 local tmp = proc.tmpdir()
+local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
 
 local wait_for = proc.wait_for
 
 describe("the self-monitoring guide's logs pipeline", function()
+  local h
   after_each(function()
+    if h then -- also when an assertion failed before the test stopped it
+      h.kill("KILL")
+      h.wait(10)
+      h = nil
+    end
     proc.kill_spawned()
   end)
 
@@ -54,7 +61,7 @@ loki.write "loki_endpoint" {
   external_labels = { collector = "test" },
 }
 ]], jdir, ldir .. "/*.log", port))
-    local h = proc.start_run(f, { "--storage.path=" .. tmp .. "/data" })
+    h = proc.start_run(f, { "--storage.path=" .. tmp .. "/data" })
     local function lines()
       local out = {}
       for _, e in ipairs(logs.receiver_get(port, "entries")) do
@@ -86,6 +93,41 @@ loki.write "loki_endpoint" {
     for _, r in ipairs(logs.receiver_get(port, "requests")) do
       assert.equals("ops", r.tenant)
     end
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+  end)
+
+  it("sends each tenant's entries (loki.process stage.tenant) under its X-Scope-OrgID, without the label", function()
+    local port = logs.start_receiver(tmp)
+    local f = proc.write(tmp .. "/tenant.lua", string.format([[
+test.logsource "s" {
+  entries = {
+    { labels = { job = "a", team = "red" }, line = "r1" },
+    { labels = { job = "a", team = "blue" }, line = "b1" },
+    { labels = { job = "a" }, line = "none1" },
+    { labels = { job = "a", team = "red" }, line = "r2" },
+  },
+  forward_to = { loki.process.p.receiver },
+}
+loki.process "p" {
+  forward_to = { loki.write.w.receiver },
+  stage.tenant { label = "team" },
+  stage.label_drop { values = { "team" } },
+}
+loki.write "w" { endpoint = { url = "http://127.0.0.1:%d/loki/api/v1/push", tenant_id = "default-team" } }
+]], port))
+    h = proc.start_run(f, { "--storage.path=" .. tmp .. "/data-tenant", "--component.path=" .. FIXTURES })
+    local got = wait_for(function()
+      local es = logs.receiver_get(port, "entries")
+      return #es >= 4 and es
+    end, 15, "four entries")
+    local by = {}
+    for _, e in ipairs(got) do
+      by[e.line] = e.tenant .. " " .. e.labels
+    end
+    assert.same({
+      r1 = 'red {job="a"}', r2 = 'red {job="a"}', b1 = 'blue {job="a"}', none1 = 'default-team {job="a"}',
+    }, by)
     h.kill("TERM")
     assert.equals(0, h.wait(10))
   end)

@@ -94,8 +94,8 @@ function Reader:configure(batch_size, max_streams, external_labels, encoding)
 end
 
 --- The next request: { body, entries, bytes, streams, full (ended by batch_size or max_streams:
---- more follows), min_ts, max_ts } (body a Lua string), false when nothing is left to read, or
---- nil, err.
+--- more follows), min_ts, max_ts, tenant (the entries' __tenant_id__ label, taken out of their
+--- labels; nil: none) } (body a Lua string), false when nothing is left to read, or nil, err.
 function Reader:next()
   local rc = C.mw_ffi_lokireader_next(self.h, self.opts, self.req, errbuf, ERRLEN)
   if rc < 0 then
@@ -105,7 +105,8 @@ function Reader:next()
   end
   local r = self.req
   return { body = ffi.string(r.body, r.body_len), entries = tonumber(r.entries), bytes = tonumber(r.bytes),
-    streams = r.streams, full = r.full == 1, min_ts = tonumber(r.min_ts_ns) / 1e9, max_ts = tonumber(r.max_ts_ns) / 1e9 }
+    streams = r.streams, full = r.full == 1, min_ts = tonumber(r.min_ts_ns) / 1e9, max_ts = tonumber(r.max_ts_ns) / 1e9,
+    tenant = r.tenant_len > 0 and ffi.string(r.tenant, r.tenant_len) or nil }
 end
 
 function Reader:commit()
