@@ -37,7 +37,7 @@ loki.relabel "bad" {
 ]], out))
     local h = proc.start_run(f, { "--component.path=" .. FIXTURES })
     local ok = wait_for(function()
-      return slurp(out):find("boom", 1, true) and slurp(out):find("pipeline running", 1, true)
+      return slurp(out):find("boom", 1, true) ~= nil and slurp(out):find("pipeline running", 1, true) ~= nil
     end)
     h.kill()
     assert.is_true(ok, h.read())
@@ -63,7 +63,7 @@ loki.echo "e" { file = %q }
 ]], out))
     local h = proc.start({ "run", "--server.http.listen-addr=127.0.0.1:0", f })
     local ok = wait_for(function()
-      return slurp(out):find("pipeline running", 1, true)
+      return slurp(out):find("pipeline running", 1, true) ~= nil
     end)
     h.kill()
     assert.is_true(ok, h.read())

@@ -118,7 +118,7 @@ function M.read_file(path)
   return s
 end
 
---- Polls pred every 50 ms until it returns a true value (then true), for up to timeout seconds
+--- Polls pred every 50 ms until it returns a true value (returned), for up to timeout seconds
 --- (default 10). On timeout: raises "timed out waiting for <what>" when what is given, else
 --- returns false.
 ---@param pred fun(): any
@@ -127,8 +127,9 @@ end
 function M.wait_for(pred, timeout, what)
   local deadline = os.time() + (timeout or 10)
   repeat
-    if pred() then
-      return true
+    local v = pred()
+    if v then
+      return v
     end
     os.execute("sleep 0.05")
   until os.time() > deadline
