@@ -6,6 +6,8 @@
 --   a[0], a[-1]   array indexes (negative from the end)
 -- Anything else of JMESPath (wildcards, slices, filters, functions, pipes, multiselect,
 -- literals) is refused with the offset where it starts, when the pipeline is checked.
+local values = require("loki.process.values")
+
 local M = {}
 
 local function unquote(expr, i)
@@ -22,14 +24,7 @@ local function unquote(expr, i)
         out[#out + 1] = map[n]
         j = j + 2
       elseif n == "u" and expr:sub(j + 2, j + 5):match("^%x%x%x%x$") then
-        local cp = tonumber(expr:sub(j + 2, j + 5), 16)
-        if cp < 0x80 then
-          out[#out + 1] = string.char(cp)
-        elseif cp < 0x800 then
-          out[#out + 1] = string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
-        else
-          out[#out + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
-        end
+        out[#out + 1] = values.utf8_char(tonumber(expr:sub(j + 2, j + 5), 16))
         j = j + 6
       else
         return nil, string.format("bad escape in quoted identifier at offset %d", j - 1)

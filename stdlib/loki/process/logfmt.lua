@@ -2,6 +2,8 @@
 -- A key is a run of bytes above space other than = and "; a value is a bare run of bytes
 -- above space, or a double-quoted string with Go escapes (\" \\ \n \t \r \uXXXX); a key
 -- without = has the empty value. Garbage between pairs is skipped.
+local values = require("loki.process.values")
+
 local M = {}
 
 local ESC = { n = "\n", t = "\t", r = "\r", ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f" }
@@ -24,14 +26,7 @@ local function quoted(s, i)
         out[#out + 1] = ESC[e]
         j = j + 2
       elseif e == "u" and s:sub(j + 2, j + 5):match("^%x%x%x%x$") then
-        local cp = tonumber(s:sub(j + 2, j + 5), 16)
-        if cp < 0x80 then
-          out[#out + 1] = string.char(cp)
-        elseif cp < 0x800 then
-          out[#out + 1] = string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
-        else
-          out[#out + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
-        end
+        out[#out + 1] = values.utf8_char(tonumber(s:sub(j + 2, j + 5), 16))
         j = j + 6
       else
         out[#out + 1] = c

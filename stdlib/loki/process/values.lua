@@ -144,4 +144,16 @@ function M.is_label_name(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
 end
 
+--- The UTF-8 bytes of code point cp (below U+10000: what a \uXXXX escape names).
+---@param cp integer
+---@return string
+function M.utf8_char(cp)
+  if cp < 0x80 then
+    return string.char(cp)
+  elseif cp < 0x800 then
+    return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+  end
+  return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
 return M
