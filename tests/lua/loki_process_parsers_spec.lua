@@ -77,6 +77,16 @@ describe("loki.process parsers", function()
       end)
   end)
 
+  it("decodes \\uXXXX escapes to UTF-8 in logfmt values and JMESPath quoted names", function()
+    local got = {}
+    logfmt.each('msg="\\u0041 \\u00e9 \\u20ac"', function(k, v)
+      got[k] = v
+    end)
+    assert.equals("A \195\169 \226\130\172", got.msg)
+    local steps = assert(jmespath.compile('"\\u00e9\\u20ac"'))
+    assert.equals("x", jmespath.search(steps, { ["\195\169\226\130\172"] = "x" }))
+  end)
+
   it("JMESPath paths, Go templates and LogQL selectors compile or are refused, never raise", function()
     each_input({ 'a.b[0].c', '"quoted-name".x[-1]', "{{ .Value | ToUpper }} {{ Replace .a \"x\" \"y\" -1 }}",
       '{{- default "d" .missing -}}', '{job="a", x=~"b.*"} |= "err" !~ `x+`', '{a!="", b!~"c"}' }, function(v)

@@ -11,10 +11,12 @@
 -- powersupplyclass pressure schedstat selinux sockstat softnet stat textfile
 -- thermal_zone time timex udp_queues uname vmstat xfs, with Alloy's blocks of
 -- options for them (arp, cpu, disk, filesystem, hwmon, netclass, netdev,
--- netstat, powersupply, textfile, vmstat). Other node_exporter collectors are
--- not implemented: in the default set they are left out, and said so once at
--- start (info) when no collector list is given; named in set_collectors or
--- enable_collectors they are skipped with a warning. include_exporter_metrics
+-- netstat, powersupply, textfile, vmstat). node_exporter's other default
+-- collectors (bcache, bonding, btrfs, dmi, edac, fibrechannel, infiniband,
+-- ipvs, nvme, rapl, tapestats, zfs) have no moonwatch counterpart: the default
+-- set leaves them out and names them once at start (info) when no collector
+-- list is given; named in set_collectors or enable_collectors they are
+-- skipped with a warning. include_exporter_metrics
 -- is refused (not supported yet: node_exporter's are Go runtime and promhttp
 -- metrics; moonwatch's own are prometheus.exporter.self's).
 local inmemory = require("moonwatch.inmemory")
