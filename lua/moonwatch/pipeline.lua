@@ -80,6 +80,10 @@ end
 ---@return string|nil err a syntax or runtime error of the script itself ("file:line: message")
 function M.load(path, opts)
   opts = opts or {}
+  local alloy = require("moonwatch.alloy.loader")
+  if alloy.is_alloy(path) then -- an Alloy configuration file: the same declarations
+    return alloy.load(path, opts)
+  end
   local chunk, err
   if opts.source then
     chunk, err = loadstring(opts.source, "@" .. path)
@@ -218,6 +222,7 @@ function M.load(path, opts)
       return data
     end,
     constants = M.constants(opts.storage_path),
+    alloy = require("moonwatch.alloy.stdlib").helper(),
     stage = tagged_helper("stage"),
     metric = tagged_helper("metric"),
     logging = block("logging"),
