@@ -138,7 +138,7 @@ local function eval(e, env)
       elseif type(v) == "table" then
         v = v[names[i]]
       else
-        eval_error(env.file, e, string.format("cannot read field %s of %s", names[i], type(v)))
+        eval_error(env.file, e, string.format("cannot read field %s of %s", names[i], stdlib.typename(v)))
       end
     end
     if pipeline.is_reference(v) then
@@ -149,7 +149,7 @@ local function eval(e, env)
   if t == "access" then
     local obj = eval(e.obj, env)
     if type(obj) ~= "table" or getmetatable(obj) then
-      eval_error(env.file, e, string.format("cannot read field %s of %s", e.name, type(obj)))
+      eval_error(env.file, e, string.format("cannot read field %s of %s", e.name, stdlib.typename(obj)))
     end
     return obj[e.name]
   elseif t == "index" then
@@ -179,26 +179,26 @@ local function eval(e, env)
     local v = eval(e.e, env)
     if e.op == "!" then
       if type(v) ~= "boolean" then
-        eval_error(env.file, e, "operator ! needs a bool, got " .. type(v))
+        eval_error(env.file, e, "operator ! needs a bool, got " .. stdlib.typename(v))
       end
       return not v
     end
     if type(v) ~= "number" then
-      eval_error(env.file, e, "operator - needs a number, got " .. type(v))
+      eval_error(env.file, e, "operator - needs a number, got " .. stdlib.typename(v))
     end
     return -v
   elseif t == "binary" then
     local l = eval(e.l, env)
     if e.op == "&&" or e.op == "||" then
       if type(l) ~= "boolean" then
-        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, type(l)))
+        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, stdlib.typename(l)))
       end
       if (e.op == "&&" and not l) or (e.op == "||" and l) then
         return l
       end
       local r = eval(e.r, env)
       if type(r) ~= "boolean" then
-        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, type(r)))
+        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, stdlib.typename(r)))
       end
       return r
     end

@@ -401,14 +401,14 @@ function Parser:postfix()
       if n.type ~= "ident" then
         fail(n.line, n.col, "expected a field name after '.', got " .. describe(n))
       end
-      e = { t = "access", obj = e, name = n.v, line = n.line, col = n.col }
+      e = { t = "access", obj = e, name = n.v, line = e.line, col = e.col } -- where the chain starts
     elseif t.v == "[" and not t.nl then
       self:next()
       self:enter(t)
       local idx = self:expr()
       self:leave()
       self:expect("]", "to close the index")
-      e = { t = "index", obj = e, idx = idx, line = t.line, col = t.col }
+      e = { t = "index", obj = e, idx = idx, line = e.line, col = e.col }
     elseif t.v == "(" and not t.nl then
       self:next()
       self:enter(t)
@@ -416,7 +416,7 @@ function Parser:postfix()
         return self:expr()
       end)
       self:leave()
-      e = { t = "call", fn = e, args = args, line = t.line, col = t.col }
+      e = { t = "call", fn = e, args = args, line = e.line, col = e.col }
     else
       return e
     end

@@ -8,6 +8,22 @@ local schema = require("moonwatch.schema")
 
 local M = {}
 
+--- The name of v's type in Alloy's words (bool, list, object, null...).
+local function typename(v)
+  local t = type(v)
+  if t == "boolean" then
+    return "bool"
+  elseif t == "nil" then
+    return "null"
+  elseif schema.is_secret(v) then
+    return "secret"
+  elseif t == "table" then
+    return (next(v) == nil or v[1] ~= nil) and "list" or "object"
+  end
+  return t
+end
+M.typename = typename
+
 local function reveal(v)
   if schema.is_secret(v) then
     return v:reveal(), true
@@ -18,14 +34,14 @@ end
 local function want_string(fname, i, v)
   local s = reveal(v)
   if type(s) ~= "string" then
-    error(string.format("%s: argument %d must be a string, got %s", fname, i, type(v)), 0)
+    error(string.format("%s: argument %d must be a string, got %s", fname, i, typename(v)), 0)
   end
   return s
 end
 
 local function want_list(fname, i, v)
   if type(v) ~= "table" or getmetatable(v) then
-    error(string.format("%s: argument %d must be a list, got %s", fname, i, type(v)), 0)
+    error(string.format("%s: argument %d must be a list, got %s", fname, i, typename(v)), 0)
   end
   return v
 end
@@ -286,12 +302,12 @@ function M.add(a, b)
     end
     return sa .. sb
   end
-  error(string.format("cannot add %s and %s", type(a), type(b)), 0)
+  error(string.format("cannot add %s and %s", typename(a), typename(b)), 0)
 end
 
 local function num(op, a, b)
   if type(a) ~= "number" or type(b) ~= "number" then
-    error(string.format("operator %s needs numbers, got %s and %s", op, type(a), type(b)), 0)
+    error(string.format("operator %s needs numbers, got %s and %s", op, typename(a), typename(b)), 0)
   end
 end
 
@@ -305,7 +321,7 @@ function M.binary(op, a, b)
     return not deep_equal(a, b)
   elseif op == "<" or op == "<=" or op == ">" or op == ">=" then
     if not ((type(a) == "number" and type(b) == "number") or (type(a) == "string" and type(b) == "string")) then
-      error(string.format("operator %s needs two numbers or two strings, got %s and %s", op, type(a), type(b)), 0)
+      error(string.format("operator %s needs two numbers or two strings, got %s and %s", op, typename(a), typename(b)), 0)
     end
     if op == "<" then
       return a < b
@@ -340,7 +356,7 @@ end
 --- Alloy's indexing: lists from 0, objects by key.
 function M.index(obj, idx)
   if type(obj) ~= "table" then
-    error(string.format("cannot index %s", type(obj)), 0)
+    error(string.format("cannot index %s", typename(obj)), 0)
   end
   if type(idx) == "number" then
     if idx % 1 ~= 0 or idx < 0 then
