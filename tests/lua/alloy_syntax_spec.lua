@@ -6,6 +6,7 @@
 -- every input parses or fails with a positioned message, never raises.
 local parser = require("moonwatch.alloy.parser")
 local loader = require("moonwatch.alloy.loader")
+local convert = require("moonwatch.alloy.convert")
 local proc = require("helpers.proc")
 
 local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
@@ -179,6 +180,14 @@ prometheus.remote_write "a_b" {
       assert.is_true(ok, name .. ": " .. tostring(body))
       if not body then
         assert.matches("^f%.alloy:%d+:%d+: ", err, name)
+      else -- what parses loads, and converts to Lua that Lua's parser accepts
+        assert.truthy(loader.load("f.alloy", { source = src }), name)
+        local lua, cerr = convert.convert(src, "f.alloy")
+        if lua then
+          assert.truthy(loadstring(lua, "=converted"), name)
+        else
+          assert.matches("^f%.alloy:%d+:%d+: ", cerr, name)
+        end
       end
       n = n + 1
     end

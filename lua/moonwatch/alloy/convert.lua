@@ -41,18 +41,28 @@ local function lua_key(k)
 end
 
 local function lua_number(n)
-  if n % 1 == 0 and math.abs(n) < 2 ^ 53 then
+  if n ~= n then
+    return "(0/0)"
+  elseif n == math.huge then
+    return "math.huge"
+  elseif n == -math.huge then
+    return "-math.huge"
+  elseif n % 1 == 0 and math.abs(n) < 2 ^ 53 then
     return string.format("%d", n)
   end
   return string.format("%.17g", n)
 end
 
--- A reference path in Lua: `local` is a keyword, written local_.
-local function ref_text(names)
+-- A reference path in Lua: `local` is a keyword, written local_ (another keyword first
+-- cannot be written: an error, raised as a table for M.convert).
+local function ref_text(names, line, col)
   local parts = {}
   for i, n in ipairs(names) do
     if i == 1 and n == "local" then
       n = "local_"
+    elseif i == 1 and KEYWORDS[n] then
+      error({ line = line, col = col, msg = string.format("%s: a name starting with the Lua keyword %s cannot be "
+        .. "written in a Lua pipeline", table.concat(names, "."), n) }, 0)
     end
     parts[i] = (i == 1 or (n:match("^[%a_][%w_]*$") and not KEYWORDS[n])) and n or ("[" .. lua_string(n) .. "]")
   end
@@ -105,7 +115,7 @@ local function expr(e, ind)
   end
   local names = loader.chain(e)
   if names then
-    return ref_text(names) -- a component's export, or constants.hostname and the like
+    return ref_text(names, e.line, e.col) -- a component's export, or constants.hostname and the like
   elseif t == "access" then
     return "(" .. expr(e.obj, ind) .. ")" .. (lua_key(e.name) == e.name and ("." .. e.name)
       or lua_key(e.name))
@@ -131,6 +141,8 @@ local function expr(e, ind)
     local l, r = expr(e.l, ind), expr(e.r, ind)
     if LUA_OPS[e.op] then
       return "(" .. l .. " " .. LUA_OPS[e.op] .. " " .. r .. ")"
+    elseif e.op == "+" then -- numbers add, strings (and secrets) concatenate
+      return "alloy.add(" .. l .. ", " .. r .. ")"
     elseif e.op == "==" then
       return "alloy.eq(" .. l .. ", " .. r .. ")"
     elseif e.op == "!=" then
@@ -210,7 +222,11 @@ local function body(stmts, ind, out)
     if s.kind == "attr" then
       out[#out + 1] = ind .. lua_key(s.name) .. " = " .. value(s.value, ind) .. ","
     elseif s.name:find(".", 1, true) then
-      out[#out + 1] = ind .. s.name .. " {"
+      local parts = {}
+      for p in s.name:gmatch("[^.]+") do
+        parts[#parts + 1] = p
+      end
+      out[#out + 1] = ind .. ref_text(parts, s.line, s.col) .. " {"
       body(s.body, ind .. "  ", out)
       out[#out + 1] = ind .. "},"
     elseif not done[s.name] then
@@ -243,18 +259,34 @@ function M.convert(src, file)
   if not stmts then
     return nil, err
   end
+  local ok, res = pcall(M.write, stmts, file)
+  if ok then
+    -- Lua's parser nests less deeply than Alloy's allows (about 200 levels of brackets and calls)
+    local chunk, lerr = loadstring(res, "=converted")
+    if not chunk then
+      return nil, string.format("%s:1:1: cannot be written as a Lua pipeline: %s", file, lerr)
+    end
+    return res
+  elseif type(res) == "table" and res.msg then
+    return nil, string.format("%s:%d:%d: %s", file, res.line, res.col, res.msg)
+  end
+  error(res, 0)
+end
+
+--- The Lua text of parsed statements (raises { line, col, msg } for what Lua cannot say).
+function M.write(stmts, file)
   local out = { "-- Converted from " .. file .. " by `moonwatch convert` (comments are not carried over)." }
   for _, s in ipairs(stmts) do
     out[#out + 1] = ""
     if s.kind == "attr" then
-      return nil, string.format("%s:%d:%d: %s: an attribute is not allowed at the top level (only blocks)", file,
-        s.line, s.col, s.name)
+      error({ line = s.line, col = s.col, msg = s.name .. ": an attribute is not allowed at the top level (only "
+        .. "blocks)" }, 0)
     end
     local parts = {}
     for p in s.name:gmatch("[^.]+") do
       parts[#parts + 1] = p
     end
-    local name = ref_text(parts)
+    local name = ref_text(parts, s.line, s.col)
     local head = s.label and (name .. " " .. lua_string(s.label)) or name
     if #s.body == 0 then
       out[#out + 1] = head .. " {}"

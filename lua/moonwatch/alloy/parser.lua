@@ -10,12 +10,15 @@
 --         | { t = "call", fn = expr, args = {expr...} } | { t = "unary", op, e } | { t = "binary", op, l, r }
 --         | { t = "paren", e }
 --   every expr also has line and col.
--- Bounds: the source is at most MAX_SIZE bytes, expressions and blocks nest at most
--- MAX_DEPTH deep; beyond either the parse fails with a message, never a Lua stack overflow.
+-- Bounds: the source is at most MAX_SIZE bytes, brackets and blocks nest at most
+-- MAX_DEPTH deep, an expression's tree (`a + b + ...`, `x[0][0]...`) is at most
+-- MAX_EXPR_DEPTH deep (what evaluates and converts it recurses on it); beyond any the
+-- parse fails with a message, never a Lua stack overflow.
 local M = {}
 
 M.MAX_SIZE = 4 * 1024 * 1024
 M.MAX_DEPTH = 100
+M.MAX_EXPR_DEPTH = 1000 -- depth of an expression's tree: chained operators, indexes, calls
 
 local byte, sub, char = string.byte, string.sub, string.char
 
@@ -267,6 +270,22 @@ function Parser:leave()
   self.depth = self.depth - 1
 end
 
+-- node, with its tree depth d = 1 + its deepest child's (a, b and the elements of list), bounded.
+local function deepen(node, a, b, list)
+  local d = math.max(a and a.d or 1, b and b.d or 1)
+  for _, c in ipairs(list or {}) do
+    if (c.d or 1) > d then
+      d = c.d or 1
+    end
+  end
+  node.d = d + 1
+  if node.d > M.MAX_EXPR_DEPTH then
+    fail(node.line, node.col, string.format("expression too deep (more than %d operators, indexes or calls "
+      .. "chained)", M.MAX_EXPR_DEPTH))
+  end
+  return node
+end
+
 -- A statement ends at a newline, a ';', a '}' or the end of the file.
 function Parser:end_statement(what)
   local t = self:peek()
@@ -356,7 +375,7 @@ function Parser:expr(min_prec)
     self:next()
     -- ^ is right-associative; the others left-associative
     local right = self:expr(t.v == "^" and prec or prec + 1)
-    left = { t = "binary", op = t.v, l = left, r = right, line = t.line, col = t.col }
+    left = deepen({ t = "binary", op = t.v, l = left, r = right, line = t.line, col = t.col }, left, right)
   end
 end
 
@@ -367,7 +386,7 @@ function Parser:unary()
     self:enter(t)
     local e = self:unary()
     self:leave()
-    return { t = "unary", op = t.v, e = e, line = t.line, col = t.col }
+    return deepen({ t = "unary", op = t.v, e = e, line = t.line, col = t.col }, e)
   end
   return self:postfix()
 end
@@ -401,14 +420,14 @@ function Parser:postfix()
       if n.type ~= "ident" then
         fail(n.line, n.col, "expected a field name after '.', got " .. describe(n))
       end
-      e = { t = "access", obj = e, name = n.v, line = e.line, col = e.col } -- where the chain starts
+      e = deepen({ t = "access", obj = e, name = n.v, line = e.line, col = e.col }, e) -- where the chain starts
     elseif t.v == "[" and not t.nl then
       self:next()
       self:enter(t)
       local idx = self:expr()
       self:leave()
       self:expect("]", "to close the index")
-      e = { t = "index", obj = e, idx = idx, line = e.line, col = e.col }
+      e = deepen({ t = "index", obj = e, idx = idx, line = e.line, col = e.col }, e, idx)
     elseif t.v == "(" and not t.nl then
       self:next()
       self:enter(t)
@@ -416,7 +435,7 @@ function Parser:postfix()
         return self:expr()
       end)
       self:leave()
-      e = { t = "call", fn = e, args = args, line = e.line, col = e.col }
+      e = deepen({ t = "call", fn = e, args = args, line = e.line, col = e.col }, e, nil, args)
     else
       return e
     end
@@ -440,7 +459,7 @@ function Parser:primary()
       return self:expr()
     end)
     self:leave()
-    return { t = "list", items = items, line = t.line, col = t.col }
+    return deepen({ t = "list", items = items, line = t.line, col = t.col }, nil, nil, items)
   elseif t.type == "punct" and t.v == "{" then
     self:enter(t)
     local keys, vals, seen = {}, {}, {}
@@ -458,13 +477,13 @@ function Parser:primary()
       vals[#vals + 1] = self:expr()
     end)
     self:leave()
-    return { t = "object", keys = keys, vals = vals, line = t.line, col = t.col }
+    return deepen({ t = "object", keys = keys, vals = vals, line = t.line, col = t.col }, nil, nil, vals)
   elseif t.type == "punct" and t.v == "(" then
     self:enter(t)
     local e = self:expr()
     self:leave()
     self:expect(")", "to close the parenthesis")
-    return { t = "paren", e = e, line = t.line, col = t.col }
+    return deepen({ t = "paren", e = e, line = t.line, col = t.col }, e)
   end
   fail(t.line, t.col, "expected a value, got " .. describe(t))
 end
