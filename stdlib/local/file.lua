@@ -48,6 +48,7 @@ end
 function M.new(ctx, args)
   local self = setmetatable({ ctx = ctx, args = args, reads = 0, failures = 0 }, Instance)
   self:sync()
+  self:arm() -- no run loop: a timer re-reads the file (a run that returned would show as exited)
   return self
 end
 
@@ -74,10 +75,6 @@ function Instance:arm()
       self:sync()
     end, self.ctx.id .. " read")
   end
-end
-
-function Instance:run()
-  self:arm()
 end
 
 function Instance:sync()

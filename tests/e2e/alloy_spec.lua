@@ -345,6 +345,51 @@ loki.write "w" {
     assert.is_nil(cjson.encode(a):find("s3cr3t", 1, true))
   end)
 
+  it("local.file exports a file's contents, re-read when it changes; a secret stays hidden", function()
+    local name = proc.write(tmp .. "/job", "first")
+    local pw = proc.write(tmp .. "/pw", "hunter2")
+    local file = proc.write(tmp .. "/lf.alloy", string.format([[
+local.file "job" {
+  filename = "%s"
+}
+local.file "pw" {
+  filename       = "%s"
+  is_secret      = true
+  detector       = "poll"
+  poll_frequency = "1h"
+}
+local.file "missing" {
+  filename = "%s/nope"
+}
+prometheus.scrape "s" {
+  targets    = [{"__address__" = "127.0.0.1:9"}]
+  forward_to = []
+  job_name   = trim_space(local.file.job.content) + "-job"
+  bearer_token = local.file.pw.content
+}
+]], name, pw, tmp))
+    local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/dlf" })
+    local function get(id)
+      local _, body = proc.http("GET", h.base .. "/api/v0/components/" .. id)
+      return cjson.decode(body), body
+    end
+    assert.equals("first-job", get("prometheus.scrape.s").arguments.job_name)
+    proc.write(name, "second\n")
+    proc.wait_for(function()
+      return get("prometheus.scrape.s").arguments.job_name == "second-job"
+    end, 5, "job_name re-evaluated from the changed file")
+    local c, body = get("local.file.pw")
+    assert.equals("healthy", c.health.state or c.health)
+    assert.is_nil(body:find("hunter2", 1, true))
+    local _, sbody = get("prometheus.scrape.s")
+    assert.is_nil(sbody:find("hunter2", 1, true))
+    local m = get("local.file.missing")
+    assert.equals("unhealthy", m.health.state or m.health)
+    assert.matches("cannot read the file", m.health.message or cjson.encode(m.health))
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+  end)
+
   it("runs the prometheus.exporter.self example unchanged into VictoriaMetrics", function()
     local vport = proc.free_port()
     rw.start_vm(vport, tmp .. "/vm")
