@@ -390,6 +390,36 @@ prometheus.scrape "s" {
     assert.equals(0, h.wait(15))
   end)
 
+  it("reloads an .alloy file: changes applied in place, a broken file refused with file:line:col", function()
+    local conf = [[
+prometheus.exporter.self "a" {}
+prometheus.scrape "s" {
+  targets         = prometheus.exporter.self.a.targets
+  forward_to      = []
+  scrape_interval = "%s"
+}
+]]
+    local file = proc.write(tmp .. "/reload.alloy", conf:format("30s"))
+    local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/dre" })
+    local function interval()
+      local _, body = proc.http("GET", h.base .. "/api/v0/components/prometheus.scrape.s")
+      return cjson.decode(body).arguments.scrape_interval
+    end
+    assert.equals("30s", interval())
+    proc.write(file, conf:format("45s"))
+    local status = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(200, status)
+    assert.equals("45s", interval())
+    proc.write(file, conf:format("45s") .. 'prometheus.scrape "t" {\n  targets = [1 2]\n}\n')
+    local body
+    status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(400, status)
+    assert.matches("reload%.alloy:8:16: expected ',' or ']', got number 2", body)
+    assert.equals("45s", interval())
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+  end)
+
   it("runs the prometheus.exporter.self example unchanged into VictoriaMetrics", function()
     local vport = proc.free_port()
     rw.start_vm(vport, tmp .. "/vm")
