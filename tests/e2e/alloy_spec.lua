@@ -171,7 +171,8 @@ describe("Alloy configuration files", function()
       local file = proc.write(string.format("%s/ex%d.alloy", tmp, n), src)
       local want_missing = missing_in(src)
       local code, out, err = proc.run({ "check", file })
-      if #want_missing == 0 and not err:find("scrape_native_histograms", 1, true) then
+      local pending_args = next(MISSING_ARGUMENTS_TODAY) and src:find("scrape_native_histograms", 1, true)
+      if #want_missing == 0 and not pending_args then
         assert.equals(0, code, ex.name .. ":\n" .. src .. "\n" .. err)
         assert.matches("ok %(%d+ components%)", out)
         n_ok = n_ok + 1
