@@ -423,9 +423,10 @@ function M.load(path, opts)
   return result
 end
 
---- True when path names an Alloy configuration file (by its extension).
+--- True when path names an Alloy configuration file (by its extension: .alloy, or .river,
+--- the name of the same syntax in Grafana Agent Flow).
 function M.is_alloy(path)
-  return type(path) == "string" and path:match("%.alloy$") ~= nil
+  return type(path) == "string" and (path:match("%.alloy$") ~= nil or path:match("%.river$") ~= nil)
 end
 
 return M
