@@ -231,6 +231,10 @@ prometheus.scrape "s" {
     code, _, err = proc.run({ "convert", file })
     assert.equals(1, code)
     assert.equals(file .. ":3:1: expected ',' or ']', got '}'\n", err)
+    -- .river, the syntax's former name, is read as Alloy too
+    local river = proc.write(tmp .. "/syntax.river", 'prometheus.exporter.self "a" {}\n')
+    code = proc.run({ "check", river })
+    assert.equals(0, code)
   end)
 
   it("runs an .alloy file and its conversion as the same graph", function()

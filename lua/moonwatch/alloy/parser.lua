@@ -16,7 +16,7 @@
 -- parse fails with a message, never a Lua stack overflow.
 local M = {}
 
-M.MAX_SIZE = 4 * 1024 * 1024
+M.MAX_SIZE = 2 * 1024 * 1024 -- a large real configuration is a few hundred KB
 M.MAX_DEPTH = 100
 M.MAX_EXPR_DEPTH = 1000 -- depth of an expression's tree: chained operators, indexes, calls
 
@@ -51,14 +51,14 @@ for c in ("{}[](),.=<>+-*/%^!;"):gmatch(".") do
   PUNCT1[c] = true
 end
 
---- Splits src into tokens: { type = "ident"|"string"|"number"|"punct"|"eof", v, line, col, nl }
---- (nl: a newline came before the token).
-local function scan(src)
-  local toks = {}
+--- A scanner of src: each call returns its next token, { type = "ident"|"string"|"number"|
+--- "punct"|"eof", v, line, col, nl } (nl: a newline came before the token); tokens are
+--- made one at a time, so a big file never holds them all.
+local function scanner(src)
   local i, n = 1, #src
   local line, line_start = 1, 1
   local nl = false
-  while true do
+  return function()
     -- whitespace and comments
     while i <= n do
       local c = byte(src, i)
@@ -93,8 +93,7 @@ local function scan(src)
     end
     local col = i - line_start + 1
     if i > n then
-      toks[#toks + 1] = { type = "eof", line = line, col = col, nl = true }
-      return toks
+      return { type = "eof", line = line, col = col, nl = true }
     end
     local c = byte(src, i)
     local tok = { line = line, col = col, nl = nl }
@@ -210,7 +209,7 @@ local function scan(src)
         fail(line, col, "unexpected character " .. shown)
       end
     end
-    toks[#toks + 1] = tok
+    return tok
   end
 end
 
@@ -221,14 +220,14 @@ local BINARY = { ["||"] = 1, ["&&"] = 2, ["=="] = 3, ["!="] = 3, ["<"] = 3, ["<=
 local Parser = {}
 Parser.__index = Parser
 
-function Parser:peek(k)
-  return self.toks[self.pos + (k or 0)]
+function Parser:peek()
+  return self.cur
 end
 
 function Parser:next()
-  local t = self.toks[self.pos]
+  local t = self.cur
   if t.type ~= "eof" then
-    self.pos = self.pos + 1
+    self.cur = self.lex()
   end
   return t
 end
@@ -247,7 +246,7 @@ local function describe(t)
 end
 
 function Parser:is(v)
-  local t = self.toks[self.pos]
+  local t = self.cur
   return t.type == "punct" and t.v == v
 end
 
@@ -498,7 +497,8 @@ function M.parse(src, file)
     return nil, string.format("%s:1:1: file too large (%d bytes; at most %d)", file, #src, M.MAX_SIZE)
   end
   local ok, res = pcall(function()
-    local p = setmetatable({ toks = scan(src), pos = 1, depth = 0 }, Parser)
+    local lex = scanner(src)
+    local p = setmetatable({ lex = lex, cur = lex(), depth = 0 }, Parser)
     return p:body(nil)
   end)
   if ok then
