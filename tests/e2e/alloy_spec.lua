@@ -331,7 +331,7 @@ loki.write "w" {
           st.line = nil -- where the stage is written: the one difference between the two files
         end
         out[id] = { name = c.name, label = c.label, arguments = c.arguments, exports = c.exports,
-          references = c.references, referenced_by = c.referenced_by }
+          dependencies = c.dependencies, dependents = c.dependents, health = c.health and c.health.state }
       end
       h.kill("TERM")
       assert.equals(0, h.wait(15))
@@ -346,6 +346,10 @@ loki.write "w" {
     local rules = a["discovery.relabel.t"].arguments.rule
     assert.equals("OPS-7", rules[1].replacement)
     assert.equals("j-app", a["prometheus.scrape.s"].arguments.job_name)
+    -- a reference inside an expression is a dependency as a plain one is
+    local deps = a["prometheus.scrape.s"].dependencies
+    table.sort(deps)
+    assert.same({ "discovery.relabel.t", "local.file_match.logs", "prometheus.remote_write.rw" }, deps)
     assert.equals("prod", a["prometheus.remote_write.rw"].arguments.external_labels.env)
     assert.is_nil(cjson.encode(a):find("s3cr3t", 1, true))
   end)
