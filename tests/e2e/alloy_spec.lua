@@ -306,6 +306,7 @@ loki.write "w" {
     assert.equals(0, code, err)
     assert.matches("local_%.file \"pw\"", lua)
     assert.matches("stage%.json {", lua)
+    assert.matches("\n%-%- every shape: labels, nested and repeated blocks", lua) -- the comments come along
     local lfile = proc.write(tmp .. "/graph.lua", lua)
     local function graph(file, dir)
       local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/" .. dir })

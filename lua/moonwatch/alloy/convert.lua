@@ -5,9 +5,11 @@
 -- expression that reads exports (other than a plain reference or concat over them) becomes
 -- a function argument; Alloy's functions and operators are the pipeline's `alloy.*`
 -- helpers (moonwatch.alloy.stdlib), so values are computed exactly as in the .alloy file.
--- Comments are not carried over.
+-- Comments come along, before the statement they preceded (one inside an expression moves
+-- before the next statement).
 local parser = require("moonwatch.alloy.parser")
 local loader = require("moonwatch.alloy.loader")
+local stdlib = require("moonwatch.alloy.stdlib")
 
 local M = {}
 
@@ -122,7 +124,11 @@ local function expr(e, ind)
   elseif t == "index" then
     return "alloy.index(" .. expr(e.obj, ind) .. ", " .. expr(e.idx, ind) .. ")"
   elseif t == "call" then
-    local fname = table.concat(loader.chain(e.fn) or { "?" }, ".")
+    local fnames = loader.chain(e.fn)
+    local fname = fnames and table.concat(fnames, ".")
+    if not (fname and stdlib.functions[fname]) then
+      error({ line = e.line, col = e.col, msg = string.format("unknown function %s", fname or "(not a name)") }, 0)
+    end
     local args = {}
     for i, x in ipairs(e.args) do
       args[i] = expr(x, ind)
@@ -201,15 +207,30 @@ local function value(e, ind)
     if fname == "concat" or fname == "array.concat" then
       local args = {}
       for i, x in ipairs(e.args) do
-        args[i] = value(x, ind)
+        args[i] = value(x, ind .. "  ")
       end
-      return "concat(" .. table.concat(args, ", ") .. ")"
+      local one = "concat(" .. table.concat(args, ", ") .. ")"
+      if #one <= 100 and not one:find("\n") then
+        return one
+      end
+      return "concat(\n" .. ind .. "  " .. table.concat(args, ",\n" .. ind .. "  ") .. "\n" .. ind .. ")"
     end
   end
   return "function() return " .. expr(e, ind) .. " end"
 end
 
-local function body(stmts, ind, out)
+-- Writes the comments written before line (all of them when line is nil) at indentation ind.
+local function flush_comments(st, line, ind, out)
+  local cs = st.comments
+  while st.next <= #cs and (line == nil or cs[st.next].line < line) do
+    -- Lua ends a line comment at \r too
+    local text = cs[st.next].text:gsub("[\r\n]", " "):gsub("%s+$", "")
+    out[#out + 1] = ind .. "--" .. (text:sub(1, 1) == " " and "" or (text == "" and "" or " ")) .. text
+    st.next = st.next + 1
+  end
+end
+
+local function body(stmts, ind, out, st)
   local groups = {} -- name -> the blocks of that name, in order
   for _, s in ipairs(stmts) do
     if s.kind == "block" and not s.name:find(".", 1, true) then
@@ -219,6 +240,7 @@ local function body(stmts, ind, out)
   end
   local done = {}
   for _, s in ipairs(stmts) do
+    flush_comments(st, s.line, ind, out)
     if s.kind == "attr" then
       out[#out + 1] = ind .. lua_key(s.name) .. " = " .. value(s.value, ind) .. ","
     elseif s.name:find(".", 1, true) then
@@ -227,20 +249,20 @@ local function body(stmts, ind, out)
         parts[#parts + 1] = p
       end
       out[#out + 1] = ind .. ref_text(parts, s.line, s.col) .. " {"
-      body(s.body, ind .. "  ", out)
+      body(s.body, ind .. "  ", out, st)
       out[#out + 1] = ind .. "},"
     elseif not done[s.name] then
       done[s.name] = true
       local g = groups[s.name]
       if #g == 1 then
         out[#out + 1] = ind .. lua_key(s.name) .. " = {"
-        body(s.body, ind .. "  ", out)
+        body(s.body, ind .. "  ", out, st)
         out[#out + 1] = ind .. "},"
       else
         out[#out + 1] = ind .. lua_key(s.name) .. " = {"
         for _, b in ipairs(g) do
           out[#out + 1] = ind .. "  {"
-          body(b.body, ind .. "    ", out)
+          body(b.body, ind .. "    ", out, st)
           out[#out + 1] = ind .. "  },"
         end
         out[#out + 1] = ind .. "},"
@@ -255,11 +277,12 @@ end
 ---@return string|nil lua
 ---@return string|nil err "file:line:col: message"
 function M.convert(src, file)
-  local stmts, err = parser.parse(src, file)
+  local comments = {}
+  local stmts, err = parser.parse(src, file, comments)
   if not stmts then
     return nil, err
   end
-  local ok, res = pcall(M.write, stmts, file)
+  local ok, res = pcall(M.write, stmts, file, comments)
   if ok then
     -- Lua's parser nests less deeply than Alloy's allows (about 200 levels of brackets and calls)
     local chunk, lerr = loadstring(res, "=converted")
@@ -273,11 +296,14 @@ function M.convert(src, file)
   error(res, 0)
 end
 
---- The Lua text of parsed statements (raises { line, col, msg } for what Lua cannot say).
-function M.write(stmts, file)
-  local out = { "-- Converted from " .. file .. " by `moonwatch convert` (comments are not carried over)." }
+--- The Lua text of parsed statements, with the comments (from parser.parse) before the
+--- statements they preceded (raises { line, col, msg } for what Lua cannot say).
+function M.write(stmts, file, comments)
+  local out = { "-- Converted from " .. file .. " by `moonwatch convert`." }
+  local st = { comments = comments or {}, next = 1 }
   for _, s in ipairs(stmts) do
     out[#out + 1] = ""
+    flush_comments(st, s.line, "", out)
     if s.kind == "attr" then
       error({ line = s.line, col = s.col, msg = s.name .. ": an attribute is not allowed at the top level (only "
         .. "blocks)" }, 0)
@@ -292,10 +318,11 @@ function M.write(stmts, file)
       out[#out + 1] = head .. " {}"
     else
       out[#out + 1] = head .. " {"
-      body(s.body, "  ", out)
+      body(s.body, "  ", out, st)
       out[#out + 1] = "}"
     end
   end
+  flush_comments(st, nil, "", out)
   return table.concat(out, "\n") .. "\n"
 end
 

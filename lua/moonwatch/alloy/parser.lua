@@ -54,7 +54,7 @@ end
 --- A scanner of src: each call returns its next token, { type = "ident"|"string"|"number"|
 --- "punct"|"eof", v, line, col, nl } (nl: a newline came before the token); tokens are
 --- made one at a time, so a big file never holds them all.
-local function scanner(src)
+local function scanner(src, comments)
   local i, n = 1, #src
   local line, line_start = 1, 1
   local nl = false
@@ -68,11 +68,15 @@ local function scanner(src)
       elseif c == 32 or c == 9 or c == 13 then
         i = i + 1
       elseif c == 47 and byte(src, i + 1) == 47 then -- //
+        local s0 = i
         while i <= n and byte(src, i) ~= 10 do
           i = i + 1
         end
+        if comments then
+          comments[#comments + 1] = { line = line, text = sub(src, s0 + 2, i - 1) }
+        end
       elseif c == 47 and byte(src, i + 1) == 42 then -- /*
-        local l0, c0 = line, i - line_start + 1
+        local l0, c0, s0 = line, i - line_start + 1, i
         i = i + 2
         while true do
           if i > n then
@@ -81,6 +85,11 @@ local function scanner(src)
           local d = byte(src, i)
           if d == 42 and byte(src, i + 1) == 47 then
             i = i + 2
+            if comments then
+              for text in (sub(src, s0 + 2, i - 3) .. "\n"):gmatch("(.-)\r?\n") do
+                comments[#comments + 1] = { line = l0, text = text }
+              end
+            end
             break
           elseif d == 10 then
             line, line_start, nl = line + 1, i + 1, true
@@ -490,14 +499,15 @@ end
 --- Parses Alloy configuration text.
 ---@param src string
 ---@param file string the name in messages
+---@param comments table|nil a list that gets the comments, { line = n, text = "..." } each
 ---@return table|nil body the statements, or nil
 ---@return string|nil err "file:line:col: message"
-function M.parse(src, file)
+function M.parse(src, file, comments)
   if #src > M.MAX_SIZE then
     return nil, string.format("%s:1:1: file too large (%d bytes; at most %d)", file, #src, M.MAX_SIZE)
   end
   local ok, res = pcall(function()
-    local lex = scanner(src)
+    local lex = scanner(src, comments)
     local p = setmetatable({ lex = lex, cur = lex(), depth = 0 }, Parser)
     return p:body(nil)
   end)
