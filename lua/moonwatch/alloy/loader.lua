@@ -23,7 +23,7 @@ local UNSUPPORTED_TOP = {
   argument = "module arguments", export = "module exports", declare = "custom components (declare)",
   http = "the http block (use the --server.http.* flags)", remotecfg = "remote configuration",
   livedebugging = "the livedebugging block (moonwatch's live debugging is always on)",
-  foreach = "foreach", otelcol = "otelcol",
+  foreach = "foreach",
 }
 
 -- The names of an identifier/field chain (a.b.c), or nil.
