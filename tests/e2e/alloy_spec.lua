@@ -223,6 +223,28 @@ prometheus.scrape "s" {
     }, lines)
   end)
 
+  it("refuses Alloy's module and server blocks, naming them", function()
+    local file = proc.write(tmp .. "/modules.alloy", [[
+import.file "m" {
+  filename = "x.alloy"
+}
+declare "c" {}
+livedebugging {
+  enabled = true
+}
+x = 1
+]])
+    local code, _, err = proc.run({ "check", file })
+    assert.equals(1, code)
+    assert.equals(table.concat({
+      file .. ":1:1: import.file: not supported by moonwatch (modules)",
+      file .. ":4:1: declare: not supported by moonwatch (custom components (declare))",
+      file .. ":5:1: livedebugging: not supported by moonwatch (the livedebugging block (moonwatch's live "
+        .. "debugging is always on))",
+      file .. ":8:1: x: an attribute is not allowed at the top level (only blocks)",
+    }, "\n") .. "\n", err)
+  end)
+
   it("reports a syntax error as file:line:col and runs nothing", function()
     local file = proc.write(tmp .. "/syntax.alloy", 'prometheus.exporter.self "a" {\n  x = [1, 2\n}\n')
     local code, _, err = proc.run({ "check", file })
