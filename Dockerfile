@@ -10,12 +10,15 @@
 ARG BASE=docker.io/library/debian:12-slim
 
 # ---- build: compilers and -dev packages, only the moonwatch binary is compiled ----
+# (the -dev packages of cmake/deps.cmake, without the tests' tools; libyaml is discovery.file's,
+# libunwind /debug/pprof's: a library added there goes here and in the final stage too)
 FROM ${BASE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       gcc libc6-dev make cmake pkg-config protobuf-c-compiler lua-cjson \
       libluajit-5.1-dev libev-dev libcurl4-openssl-dev libssl-dev libsnappy-dev libprotobuf-c-dev \
       libpcre2-dev libmicrohttpd-dev libxxhash-dev libdeflate-dev libsystemd-dev zlib1g-dev libbz2-dev \
+      libyaml-dev libunwind-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # C first: a change to Lua files alone does not compile anything again (layer cache).
@@ -37,7 +40,8 @@ FROM ${BASE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libluajit-5.1-2 lua-cjson libev4 libcurl4 libssl3 libsnappy1v5 libprotobuf-c1 libpcre2-8-0 \
-      libmicrohttpd12 libxxhash0 libdeflate0 libsystemd0 zlib1g libbz2-1.0 ca-certificates tzdata \
+      libmicrohttpd12 libxxhash0 libdeflate0 libsystemd0 zlib1g libbz2-1.0 libyaml-0-2 libunwind8 \
+      ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 moonwatch \
  && useradd --uid 10001 --gid 10001 --home-dir /var/lib/moonwatch --no-create-home --no-log-init \
