@@ -37,6 +37,7 @@ prometheus.scrape "node" {
   targets         = discovery.relabel.node.output,
   forward_to      = { prometheus.remote_write.default.receiver },
   scrape_interval = env("SCRAPE_INTERVAL", "30s"),
+  scrape_timeout  = env("SCRAPE_TIMEOUT", "10s"),
 }
 
 prometheus.remote_write "default" {

@@ -4,6 +4,8 @@
 -- kustomize` where a kubectl is installed) and the systemd unit (systemd-analyze verify).
 -- Their pipelines are checked with the other examples (tests/check_examples.sh).
 local proc = require("helpers.proc")
+local logs = require("helpers.logs")
+local cjson = require("cjson")
 
 local K8S = proc.source .. "/examples/kubernetes"
 local YAMLLINT = '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}'
@@ -70,6 +72,70 @@ describe("the Kubernetes manifests", function()
     assert.matches("configMap:%s+name: " .. scraper_cm:gsub("%-", "%%-"), out)
     assert.matches("hashmod_shard {}", out, 1, true)
     assert.matches("image: localhost/moonwatch:latest", out, 1, true)
+  end)
+end)
+
+describe("the DaemonSet's pipeline", function()
+  after_each(proc.kill_spawned)
+
+  it("ships a node's metrics to Prometheus and its journal and pod logs to Loki, labelled", function()
+    local tmp = proc.tmpdir()
+    -- the node's files where the pod mounts them: here /proc, /sys and / themselves, a journal
+    -- and a /var/log/pods tree of the test's own
+    os.execute("mkdir -p " .. tmp .. "/journal " .. tmp .. "/pods/default_web-1_0a1b2c3d/nginx")
+    logs.journal(tmp .. "/journal/system.journal", {
+      { fields = { MESSAGE = "Started kubelet", _SYSTEMD_UNIT = "kubelet.service", PRIORITY = "6" } },
+    })
+    local now = os.date("!%Y-%m-%dT%H:%M:%S.000000000Z")
+    proc.write(tmp .. "/pods/default_web-1_0a1b2c3d/nginx/0.log", now .. " stdout P GET / \n" .. now
+      .. " stdout F 200\n" .. now .. " stderr F warning: slow\n")
+    local src = proc.read_file(proc.source .. "/examples/kubernetes/daemonset.lua")
+    src = src:gsub("/host/proc", "/proc"):gsub("/host/sys", "/sys"):gsub("/host/root", "/")
+      :gsub("/var/log/journal", tmp .. "/journal"):gsub("/var/log/pods", tmp .. "/pods")
+    local f = proc.write(tmp .. "/daemonset.lua", src)
+
+    local lport = logs.start_receiver(tmp)
+    local pport = proc.free_port()
+    proc.start_prometheus(pport, tmp .. "/prometheus")
+    local h = proc.start_run(f, { "--storage.path=" .. tmp .. "/data" }, { env = string.format(
+      "NODE_NAME=node-a CLUSTER=test SCRAPE_INTERVAL=1s SCRAPE_TIMEOUT=1s REMOTE_WRITE_URL=%s LOKI_URL=%s",
+      "http://127.0.0.1:" .. pport .. "/api/v1/write", "http://127.0.0.1:" .. lport .. "/loki/api/v1/push") })
+
+    local function query(expr)
+      local status, body = proc.http("GET", "http://127.0.0.1:" .. pport .. "/api/v1/query?query=" .. expr)
+      return status == 200 and cjson.decode(body).data.result or {}
+    end
+    -- host, processes and moonwatch itself, each with instance = the node
+    for _, expr in ipairs({ "node_load1", "namedprocess_namegroup_num_procs", "moonwatch_build_info" }) do
+      local r = proc.wait_for(function()
+        local r = query(expr)
+        return #r > 0 and r
+      end, 20, expr .. " in Prometheus")
+      assert.equals("node-a", r[1].metric.instance, expr)
+    end
+
+    local want = {
+      { line = "Started kubelet", labels = '{cluster="test", job="node/journal", level="info", node="node-a", '
+        .. 'unit="kubelet.service"}' },
+      { line = "GET / 200", labels = '{cluster="test", container="nginx", job="kubernetes/pods", '
+        .. 'namespace="default", node="node-a", pod="web-1", stream="stdout"}' },
+      { line = "warning: slow", labels = '{cluster="test", container="nginx", job="kubernetes/pods", '
+        .. 'namespace="default", node="node-a", pod="web-1", stream="stderr"}' },
+    }
+    local got = proc.wait_for(function()
+      local entries = logs.receiver_get(lport, "entries")
+      return #entries >= #want and entries
+    end, 20, "3 entries in Loki")
+    local seen = {}
+    for _, e in ipairs(got) do
+      seen[e.line] = e.labels
+    end
+    for _, w in ipairs(want) do
+      assert.equals(w.labels, seen[w.line], w.line)
+    end
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+    os.execute("rm -rf " .. proc.quote(tmp))
   end)
 end)
 
