@@ -11,8 +11,10 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
   libev-dev libcurl4-openssl-dev libssl-dev lua-cjson libsnappy-dev libprotobuf-c-dev \
   protobuf-c-compiler libpcre2-dev libmicrohttpd-dev libxxhash-dev libdeflate-dev \
   libsystemd-dev zlib1g-dev libbz2-dev
+DEPS_BUILD += libunwind-dev # /debug/pprof/profile: C stacks in the SIGPROF handler
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
+DEPS_TEST += golang-go golang-github-google-pprof-dev # the real pprof tool reads /debug/pprof
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
 
 .PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn clean

@@ -52,5 +52,7 @@
 #include "loki/reader.h"
 #include "tail/tail.h"
 #include "logproc/jsonx.h"
+#include "pprof/profile.h"
+#include "pprof/cpu.h"
 /* clang-format on */
 #endif
