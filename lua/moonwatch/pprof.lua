@@ -73,20 +73,48 @@ M.func_name = func_name
 
 local VMSTATE = { G = "[LuaJIT GC]", J = "[LuaJIT compiler]" }
 
+-- "name\tfile\tstart_line\t" of Lua functions: [source][linedefined] (the profiler's callback
+-- runs at every tick: it builds each frame's text once).
+local prefixes = setmetatable({}, { __mode = "k" })
+
+local function frame_prefix(thread, level, info)
+  if info.what == "C" then
+    local n = getinfo(thread, level, "n")
+    return (n and n.name or "?") .. "\t[C]\t0\t"
+  end
+  local src, ld = info.source, info.linedefined
+  local bysrc = prefixes[src]
+  if not bysrc then
+    bysrc = {}
+    prefixes[src] = bysrc
+  end
+  local pre = bysrc[ld]
+  if not pre then
+    if info.what ~= "main" and src:sub(1, 1) == "@" then
+      info.name = (getinfo(thread, level, "n") or {}).name
+    end
+    local file = src:sub(1, 1) == "@" and src:sub(2) or info.short_src
+    pre = func_name(info) .. "\t" .. file .. "\t" .. math.max(ld, 0) .. "\t"
+    bysrc[ld] = pre
+  end
+  return pre
+end
+
 -- The stack of thread as mw_ffi_pprof_cpu_lua takes it (leaf first).
 local function lua_frames(thread, vmstate)
-  local parts = {}
+  local parts, n = {}, 0
   if VMSTATE[vmstate] then
-    parts[1] = VMSTATE[vmstate] .. "\t\t0\t0\n"
+    parts[1], n = VMSTATE[vmstate] .. "\t\t0\t0\n", 1
   end
   for level = 0, 63 do
-    local info = getinfo(thread, level, "Sln")
+    local info = getinfo(thread, level, "Sl")
     if not info then
       break
     end
-    local file = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
-    parts[#parts + 1] = string.format("%s\t%s\t%d\t%d\n", func_name(info), file,
-      math.max(info.linedefined, 0), math.max(info.currentline, 0))
+    parts[n + 1] = frame_prefix(thread, level, info)
+    parts[n + 2] = info.currentline > 0 and info.currentline or 0
+    parts[n + 3] = "\n"
+    n = n + 3
   end
   return table.concat(parts)
 end
