@@ -54,5 +54,6 @@
 #include "logproc/jsonx.h"
 #include "pprof/profile.h"
 #include "pprof/cpu.h"
+#include "pyroscope/push.h"
 /* clang-format on */
 #endif

@@ -46,6 +46,7 @@ layers)
     tail) echo "base model tail" ;;
     logproc) echo "base logproc" ;;
     pprof) echo "base pprof" ;;
+    pyroscope) echo "base pyroscope" ;;
     lua) echo "base http lua" ;;
     esac
   }

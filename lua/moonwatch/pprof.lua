@@ -4,6 +4,7 @@
 ---                                 (jit.profile) merged into one profile; 30 s by default
 ---   /debug/pprof/heap, /allocs    the Lua heap and the C heap (glibc mallinfo2 totals)
 ---   /debug/pprof/goroutine        the scheduler's Lua tasks and where each waits
+---   /debug/pprof/block, /mutex    empty (one Lua thread takes no lock), as Go's by default
 ---   /debug/pprof/cmdline, /symbol
 --- Profiles are gzipped profile.proto (application/octet-stream); ?debug=1 gives text where Go
 --- does. Nothing is sampled unless a CPU profile is being taken; one at a time (a second gets
@@ -292,6 +293,17 @@ function M.goroutine(opts)
   return b:finish(opts.raw)
 end
 
+--- Go's block and mutex profiles (contentions/count, delay/nanoseconds), with no sample: the
+--- one Lua thread never blocks on a lock or a channel (what waits is a task: see goroutine).
+function M.contention(opts)
+  opts = opts or {}
+  local b = native.builder()
+  b:sample_type("contentions", "count")
+  b:sample_type("delay", "nanoseconds")
+  b:meta("contentions", "count", 1, os.time(), 0)
+  return b:finish(opts.raw)
+end
+
 --- The command line, arguments separated by NUL bytes (as Go's os.Args joined).
 function M.cmdline()
   local f = io.open("/proc/self/cmdline", "rb")
@@ -321,9 +333,12 @@ end
 
 local PROFILES = {
   { "allocs", "A sampling of all past memory allocations: here the Lua heap and the C heap (glibc mallinfo2) now" },
+  { "block", "Stack traces that led to blocking on synchronization primitives: none (one Lua thread; "
+    .. "tasks wait in goroutine)" },
   { "cmdline", "The command line invocation of the current program" },
   { "goroutine", "The Lua tasks (coroutines) of every component and what each waits on. "
     .. "Use debug=1 or debug=2 as a query parameter to see them as text." },
+  { "mutex", "Stack traces of holders of contended mutexes: none (one Lua thread)" },
   { "heap", "The Lua heap and the C heap (glibc mallinfo2). You can specify the gc GET parameter to run "
     .. "a full garbage collection before taking the heap sample." },
   { "profile", "CPU profile: C and Lua stacks. You can specify the duration in the seconds GET parameter "
@@ -413,6 +428,14 @@ function M.routes(add)
     end
     return proto("goroutine", M.goroutine())
   end)
+  for _, name in ipairs({ "block", "mutex" }) do
+    add("GET", "/debug/pprof/" .. name, "/debug/pprof/" .. name, function(req)
+      if debug_level(req) > 0 then
+        return text("--- contention:\ncycles/second=1000000000\n")
+      end
+      return proto(name, M.contention())
+    end)
+  end
   add("GET", "/debug/pprof/cmdline", "/debug/pprof/cmdline", function()
     return text(M.cmdline())
   end)

@@ -66,7 +66,7 @@ describe("/debug/pprof", function()
     local status, body, headers = get(h, "/debug/pprof/")
     assert.equals(200, status)
     assert.matches("Content%-Type: text/html", headers)
-    for _, name in ipairs({ "allocs", "cmdline", "goroutine", "heap", "profile", "symbol" }) do
+    for _, name in ipairs({ "allocs", "block", "cmdline", "goroutine", "heap", "mutex", "profile", "symbol" }) do
       assert.matches('href="' .. name .. '?debug=1"', body, 1, true)
     end
   end)
@@ -132,6 +132,16 @@ describe("/debug/pprof", function()
     local status, body = get(h, "/debug/pprof/heap?debug=1")
     assert.equals(200, status)
     assert.matches("^heap profile: Lua heap %d+ bytes", body)
+  end)
+
+  it("serves empty block and mutex profiles (the Lua thread takes no lock), as Go does by default", function()
+    for _, name in ipairs({ "block", "mutex" }) do
+      local status, body = get(h, "/debug/pprof/" .. name)
+      assert.equals(200, status)
+      local out, ok = pprof.run("-raw", save(name .. ".pb.gz", body))
+      assert.is_true(ok, out)
+      assert.matches("contentions/count delay/nanoseconds", out, 1, true)
+    end
   end)
 
   it("shows the Lua tasks of the components where Go shows goroutines", function()
