@@ -10,6 +10,7 @@
 --- does. Nothing is sampled unless a CPU profile is being taken; one at a time (a second gets
 --- 500 "Could not enable CPU profiling: cpu profiling already in use", as Go answers).
 local native = require("moonwatch.native.pprof")
+local monotonic = require("moonwatch.ffi").monotonic
 local scheduler = require("moonwatch.scheduler")
 
 local M = {}
@@ -138,15 +139,19 @@ function M.cpu_begin(hz, max_samples)
     return nil, err
   end
   local jp = require("jit.profile")
+  local st = { hz = hz, callback_s = 0 }
   jp.start("i" .. math.max(1, math.floor(1000 / hz)), function(thread, ticks, vmstate)
+    local t0 = monotonic()
     native.cpu_lua(lua_frames(thread, vmstate), ticks)
+    st.callback_s = st.callback_s + monotonic() - t0
   end)
   ok, err = native.cpu_start(hz, max_samples or 0)
   if not ok then
     jp.stop()
     return nil, err
   end
-  cpu_state = { hz = hz, started = os.time(), t0 = os.clock(), wall0 = scheduler.now() }
+  st.started, st.wall0 = os.time(), monotonic()
+  cpu_state = st
   return true
 end
 
@@ -161,8 +166,13 @@ function M.cpu_end(raw)
   require("jit.profile").stop()
   local st = cpu_state
   cpu_state = nil
+  local handler_s, ticks = native.cpu_cost()
+  local wall = monotonic() - st.wall0
   local b = native.builder()
-  b:meta("cpu", "nanoseconds", math.floor(1e9 / st.hz), st.started, scheduler.now() - st.wall0)
+  b:meta("cpu", "nanoseconds", math.floor(1e9 / st.hz), st.started, wall)
+  b:comment(string.format("sampler cost: %.1f ms in the SIGPROF handler (%d ticks), %.1f ms building Lua stacks, "
+    .. "over %.1f s: %.2f%% of one core", handler_s * 1000, ticks, st.callback_s * 1000, wall,
+    (handler_s + st.callback_s) / math.max(wall, 1e-9) * 100))
   local lost = native.cpu_build(b)
   if lost > 0 then
     b:comment(string.format("%d samples lost (buffer full)", lost))

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -28,7 +29,7 @@ typedef struct {
 
 /* What the handler shares with the loop thread. */
 static ring_slot_t *ring;
-static _Atomic uint64_t head, tail, lost;
+static _Atomic uint64_t head, tail, lost, handler_ns, handler_ticks;
 static _Atomic int active;
 static struct sigaction prev;
 static pid_t loop_tid;
@@ -85,8 +86,15 @@ static int in_vm(uint64_t pc) {
   return 1;
 }
 
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void on_sigprof(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
+  uint64_t t0 = now_ns();
   pid_t tid = gettid_();
   if (atomic_load(&active)) {
     uint64_t h = atomic_load(&head);
@@ -121,6 +129,8 @@ static void on_sigprof(int sig, siginfo_t *si, void *uc) {
       prev.sa_handler(sig);
     }
   }
+  atomic_fetch_add(&handler_ns, now_ns() - t0);
+  atomic_fetch_add(&handler_ticks, 1);
   errno = saved;
 }
 
@@ -163,6 +173,8 @@ int mw_ffi_pprof_cpu_start(int hz, size_t max_samples, char *err, size_t errlen)
   atomic_store(&head, 0);
   atomic_store(&tail, 0);
   atomic_store(&lost, 0);
+  atomic_store(&handler_ns, 0);
+  atomic_store(&handler_ticks, 0);
   for (size_t i = 0; i < RING; i++)
     atomic_store(&ring[i].ready, 0);
   struct sigaction sa;
@@ -191,6 +203,11 @@ int mw_ffi_pprof_cpu_start(int hz, size_t max_samples, char *err, size_t errlen)
 }
 
 int mw_ffi_pprof_cpu_running(void) { return running; }
+
+void mw_ffi_pprof_cpu_cost(uint64_t *ns, uint64_t *ticks) {
+  *ns = atomic_load(&handler_ns);
+  *ticks = atomic_load(&handler_ticks);
+}
 
 void mw_ffi_pprof_cpu_drain(void) {
   if (!ring) return;

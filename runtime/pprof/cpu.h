@@ -46,6 +46,9 @@ void mw_ffi_pprof_cpu_stop(void);
 /* Adds the samples (types samples/count and cpu/nanoseconds, period 1e9/hz) to p and frees
  * them; *lost: ticks dropped (ring or max_samples full). 0, -1 on OOM. */
 int mw_ffi_pprof_cpu_build(mw_pprof_t *p, uint64_t *lost);
+/* What the signal handler cost since start: nanoseconds spent in it (CLOCK_MONOTONIC, as read
+ * at its entry and exit) and ticks handled. */
+void mw_ffi_pprof_cpu_cost(uint64_t *handler_ns, uint64_t *ticks);
 /* Whether a profile is being taken. */
 int mw_ffi_pprof_cpu_running(void);
 /* ffi.cdef end */

@@ -5,7 +5,9 @@
 # relabel cache holds one result, so the rule runs for nearly every series of every scrape).
 # Alternates ROUNDS windows of WINDOW seconds without and with a CPU profile being taken and
 # prints the CPU seconds (utime+stime of the moonwatch process, /proc/<pid>/stat) of each, the
-# medians and the overhead.
+# medians and the difference (on a shared machine this A/B is noisy: +-10% between windows of
+# the same kind), then the sampler's direct cost each profile reports in its comment (time in
+# the SIGPROF handler and in building Lua stacks, measured inside the process).
 #   tests/bench/pprof_bench.sh [MOONWATCH_BIN] [ROUNDS] [WINDOW] [BURN]
 set -eu
 bin=${1:-build/moonwatch}
@@ -47,7 +49,7 @@ pid=$!
 sleep 3
 ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
-off="" on=""
+off="" on="" cost=""
 i=0
 while [ $i -lt "$rounds" ]; do
   a=$(ticks); sleep "$window"; b=$(ticks)
@@ -55,10 +57,13 @@ while [ $i -lt "$rounds" ]; do
   a=$(ticks)
   curl -s -o "$tmp/cpu.pb.gz" "http://127.0.0.1:$port/debug/pprof/profile?seconds=$window"
   b=$(ticks)
+  cost="$cost
+  $(gzip -dc "$tmp/cpu.pb.gz" | strings | grep -o 'sampler cost: .*core')"
   on="$on $(echo "$a $b $hz" | awk '{ printf "%.2f", ($2 - $1) / $3 }')"
   i=$((i + 1))
 done
 median() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 m_off=$(median $off) m_on=$(median $on)
 echo "pprof_bench: $rounds windows of ${window}s each; CPU seconds without profiling:$off; while profiling at 100 Hz:$on"
+echo "pprof_bench: the sampler's own cost, per profile:$cost"
 echo "pprof_bench: median $m_off s without, $m_on s with: overhead $(echo "$m_off $m_on" | awk '{ printf "%.2f", ($2 / $1 - 1) * 100 }')% of the process's CPU, $(echo "$m_off $m_on $window" | awk '{ printf "%.2f", ($2 - $1) / $3 * 100 }')% of one core (profile of $(wc -c <"$tmp/cpu.pb.gz") bytes)"

@@ -134,6 +134,13 @@ function M.cpu_stop()
   C.mw_ffi_pprof_cpu_stop()
 end
 
+--- The signal handler's cost since the start: seconds spent in it, ticks handled.
+function M.cpu_cost()
+  local ns, n = ffi.new("uint64_t[1]"), ffi.new("uint64_t[1]")
+  C.mw_ffi_pprof_cpu_cost(ns, n)
+  return tonumber(ns[0]) / 1e9, tonumber(n[0])
+end
+
 function M.cpu_running()
   return C.mw_ffi_pprof_cpu_running() ~= 0
 end
