@@ -28,6 +28,9 @@ local M = {
   doc = "Scrapes pprof profiles from targets and forwards them to profiles receivers.",
 }
 
+--- The largest profile a scrape takes (bytes, as sent): a bigger one fails the scrape.
+M.MAX_BODY = 64 * 1024 * 1024
+
 -- The standard profile types: name, default path, enabled, delta (Alloy's DefaultProfilingConfig).
 local PROFILES = {
   { "memory", "/debug/pprof/allocs", true, false },
@@ -366,7 +369,7 @@ function Instance:scrape(loop)
   local start, t0 = ffi_rt.time_now(), ffi_rt.monotonic()
   local timeout = a.scrape_timeout + (st.delta and (a.scrape_interval - 1) or 0)
   local resp, err = self.client:request({ url = st.url, user_agent = "moonwatch/" .. ffi_rt.version(),
-    timeout = timeout, max_body = 256 * 1024 * 1024 })
+    timeout = timeout, max_body = M.MAX_BODY })
   if resp and (resp.status < 200 or resp.status > 299) then
     local body = (resp.body or ""):gsub("%s+$", "")
     err = string.format("server returned HTTP status (%d) %s", resp.status, redact.excerpt(body))
