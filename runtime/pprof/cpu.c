@@ -73,13 +73,17 @@ static void read_maps(void) {
     if (perms[2] != 'x') continue;
     maps[nmaps].start = start;
     maps[nmaps].limit = end;
-    maps[nmaps].luajit = strstr(line + n, "libluajit") != NULL;
+    /* LuaJIT's library, or an anonymous executable mapping: LuaJIT's machine code areas */
+    char *name = line + n;
+    name[strcspn(name, "\n")] = 0;
+    maps[nmaps].luajit = strstr(name, "libluajit") != NULL || name[0] == 0;
     nmaps++;
   }
   fclose(f);
 }
 
-/* Whether pc is the Lua VM's: LuaJIT's library, or code mapped by no file (its traces). */
+/* Whether pc is the Lua VM's: LuaJIT's library, or code mapped by no file (its traces, in
+ * anonymous mappings, also those made after sampling started). */
 static int in_vm(uint64_t pc) {
   for (size_t i = 0; i < nmaps; i++)
     if (pc >= maps[i].start && pc < maps[i].limit) return maps[i].luajit;

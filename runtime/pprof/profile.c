@@ -303,6 +303,8 @@ uint64_t mw_ffi_pprof_addr_location(mw_pprof_t *p, uint64_t pc, int leaf) {
   uint64_t at = leaf || !pc ? pc : pc - 1;
   if (mw_pprof_symbol(at, name, sizeof(name), &file) == 0) {
     fid = func_id(p, name, "", 0);
+  } else if (m && !p->strs[m->file][0]) {
+    fid = func_id(p, "[LuaJIT compiled code]", "", 0); /* an anonymous executable mapping */
   } else if (m) {
     const char *base = strrchr(p->strs[m->file], '/');
     snprintf(name, sizeof(name), "%s+0x%llx", base ? base + 1 : p->strs[m->file],

@@ -85,6 +85,9 @@ describe("/debug/pprof", function()
     assert.is_true(ok, out)
     assert.matches("Type: cpu", out, 1, true)
     assert.matches("burn_cpu", out, 1, true)
+    -- ticks in JIT-compiled code (anonymous executable mappings) carry their Lua stack too
+    local jit_flat = tonumber(out:match("\n%s*[%d.]+m?s%s+([%d.]+)%%[^\n]*%[LuaJIT compiled code%]\n") or "0")
+    assert.is_true(jit_flat < 5, "ticks in compiled code without a Lua stack: " .. jit_flat .. "%\n" .. out)
     -- Lua frames (file:line of the pipeline) merged with the C frames below the VM
     out, ok = pprof.run("-traces", file)
     assert.is_true(ok, out)
