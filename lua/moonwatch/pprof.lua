@@ -230,9 +230,14 @@ function M.heap(opts)
     b:sample({ b:func_location(name, "", 0, 0) }, { 0, bytes, 0, bytes }, { heap = kind })
   end
   add("[Lua heap]", lua_bytes, "lua")
-  add("[C heap: malloc chunks]", inuse, "c")
-  add("[C heap: mmapped chunks]", mmapped, "c")
-  b:comment("Lua heap: collectgarbage(\"count\"); C heap: glibc mallinfo2 (main arena)")
+  if inuse + mmapped > 0 then
+    add("[C heap: malloc chunks]", inuse, "c")
+    add("[C heap: mmapped chunks]", mmapped, "c")
+    b:comment("Lua heap: collectgarbage(\"count\"); C heap: glibc mallinfo2 (main arena)")
+  else -- another allocator (a sanitizer's, an LD_PRELOADed one) serves malloc
+    b:comment("Lua heap: collectgarbage(\"count\"); C heap: not measured (malloc is not glibc's here: "
+      .. "mallinfo2 counts nothing)")
+  end
   return b:finish(opts.raw)
 end
 

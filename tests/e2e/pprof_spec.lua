@@ -130,9 +130,9 @@ describe("/debug/pprof", function()
       assert.is_true(ok, out)
       assert.matches(name == "heap" and "Type: inuse_space" or "Type: alloc_space", out, 1, true)
       assert.matches("[Lua heap]", out, 1, true)
-      -- (-raw: under ASan, malloc is not glibc's and its mallinfo2 counts 0, a sample -top hides)
-      out = pprof.run("-raw", tmp .. "/" .. name .. ".pb.gz")
-      assert.matches("[C heap: malloc chunks]", out, 1, true)
+      if not out:find("C heap: not measured (malloc is not glibc's here", 1, true) then -- under ASan
+        assert.matches("[C heap: malloc chunks]", out, 1, true)
+      end
     end
     local status, body = get(h, "/debug/pprof/heap?debug=1")
     assert.equals(200, status)
