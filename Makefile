@@ -62,6 +62,7 @@ bench: deps-test build
 	./tests/bench/node_bench.sh $(BUILD)/moonwatch 200
 	./tests/bench/remote_write_bench.sh
 	./tests/bench/file_tail_bench.sh $(BUILD)/moonwatch 2000000
+	./tests/bench/pprof_bench.sh $(BUILD)/moonwatch 4 10
 
 # Soak (not part of `make test`): remote_write's shard count going down and up under load,
 # through moonwatch run into a real Prometheus, for SOAK_SECONDS.
