@@ -12,6 +12,7 @@
 local native = require("moonwatch.native.pprof")
 local monotonic = require("moonwatch.ffi").monotonic
 local scheduler = require("moonwatch.scheduler")
+local redact = require("moonwatch.redact")
 
 local M = {}
 
@@ -140,9 +141,13 @@ function M.cpu_begin(hz, max_samples)
   end
   local jp = require("jit.profile")
   local st = { hz = hz, callback_s = 0 }
+  -- (an error raised in jit.profile's callback ends the process: LuaJIT exits on it)
+  local function record(thread, ticks, vmstate)
+    native.cpu_lua(lua_frames(thread, vmstate), ticks)
+  end
   jp.start("i" .. math.max(1, math.floor(1000 / hz)), function(thread, ticks, vmstate)
     local t0 = monotonic()
-    native.cpu_lua(lua_frames(thread, vmstate), ticks)
+    pcall(record, thread, ticks, vmstate)
     st.callback_s = st.callback_s + monotonic() - t0
   end)
   ok, err = native.cpu_start(hz, max_samples or 0)
@@ -278,7 +283,8 @@ local function sorted_tasks()
 end
 
 --- The Lua tasks in place of goroutines: one sample per task (goroutine/count) with its stack
---- and labels component_id, task, state (sleep, wait, running). debug = 1 or 2: text.
+--- and labels component_id, task (its name, passwords of URLs in it masked), state (sleep,
+--- wait, running). debug = 1 or 2: text.
 ---@param opts table|nil { raw = false, debug = 0 }
 ---@return string|nil body, string|nil err
 function M.goroutine(opts)
@@ -287,7 +293,7 @@ function M.goroutine(opts)
   if (opts.debug or 0) > 0 then
     local out = { string.format("task profile: total %d\n", #list) }
     for i, t in ipairs(list) do
-      out[#out + 1] = string.format("\ntask %d [%s]: %s%s\n", i, task_state(t), t.name,
+      out[#out + 1] = string.format("\ntask %d [%s]: %s%s\n", i, task_state(t), redact.text(t.name),
         t.component_id and (" (component " .. t.component_id .. ")") or "")
       for _, f in ipairs(task_frames(t)) do
         out[#out + 1] = string.format("%s()\n\t%s:%d\n", f[1], f[2], f[4])
@@ -303,7 +309,7 @@ function M.goroutine(opts)
     for _, f in ipairs(task_frames(t)) do
       locs[#locs + 1] = b:func_location(f[1], f[2], f[3], f[4])
     end
-    b:sample(locs, { 1 }, { component_id = t.component_id or "", task = t.name, state = task_state(t) })
+    b:sample(locs, { 1 }, { component_id = t.component_id or "", task = redact.text(t.name), state = task_state(t) })
   end
   return b:finish(opts.raw)
 end

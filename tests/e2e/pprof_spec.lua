@@ -25,6 +25,12 @@ prometheus.scrape "self" {
   scrape_timeout  = "1s",
 }
 
+-- a target whose address carries credentials: they must not show in the task view
+prometheus.scrape "creds" {
+  targets    = { { __address__ = "user:hunter2@127.0.0.1:9" } },
+  forward_to = {},
+}
+
 prometheus.relabel "burn" {
   forward_to     = {},
   rule           = { burn_cpu },
@@ -157,11 +163,15 @@ describe("/debug/pprof", function()
     assert.is_true(ok, out)
     assert.matches("Type: goroutine", out, 1, true)
     out = pprof.run("-tags", file)
-    assert.matches("component_id:[^\n]*\n[^\n]*prometheus%.scrape%.self", out)
+    assert.matches("component_id:.*prometheus%.scrape%.self", out)
     status, body = get(h, "/debug/pprof/goroutine?debug=1")
     assert.equals(200, status)
     assert.matches("^task profile: total %d+\n", body)
     assert.matches("%[sleep%]: scrape [^\n]*%(component prometheus%.scrape%.self%)\n", body)
+    assert.matches("(component prometheus.scrape.creds)", body, 1, true)
+    assert.is_nil(body:find("hunter2", 1, true), body)
+    body = select(2, get(h, "/debug/pprof/goroutine"))
+    assert.is_nil(proc.sh("gzip -dc < " .. proc.quote(save("g2.pb.gz", body))):find("hunter2", 1, true))
   end)
 
   it("serves cmdline and symbol as Go does", function()
