@@ -490,7 +490,13 @@ static int gunzip(const uint8_t *data, size_t len, uint8_t **raw, size_t *rawlen
     mw_oom(err, errlen);
     return -1;
   }
-  size_t cap = len * 4 + 1024;
+  /* the trailer's ISIZE (the size mod 2^32) first, when deflate could have made it */
+  uint32_t isize = len >= 18 ? (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
+                                   (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24
+                             : 0;
+  size_t cap = isize && (uint64_t)isize <= (uint64_t)len * 1032 && isize <= (256u << 20)
+                   ? (size_t)isize + 1
+                   : len * 4 + 1024;
   for (;;) {
     uint8_t *b = realloc(*raw, cap);
     if (!b) {

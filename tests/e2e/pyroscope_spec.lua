@@ -96,6 +96,7 @@ pyroscope.write "pyroscope_endpoint" {
     assert.is_true(proc.metric(h, "pyroscope_write_sent_profiles_total") >= 5)
     assert.is_true(proc.metric(h, "pyroscope_write_sent_bytes_total") > 0)
     assert.is_true(proc.metric(h, "moonwatch_pyroscope_scrape_profiles_total", 'profile="process_cpu"') >= 1)
+    assert.is_true(proc.metric(h, "pyroscope_fanout_latency_count") >= 5)
   end)
 
   it("asks for CPU profiles of scrape_interval - 1s and shows each target in its debug info", function()
