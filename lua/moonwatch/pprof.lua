@@ -270,6 +270,25 @@ local function task_frames(t)
   return frames
 end
 
+-- What a suspended task waits in: its innermost frame outside the scheduler and the component
+-- API ("Instance:run_target stdlib/prometheus/scrape.lua:453"), "" for a running one.
+local PLUMBING = { "moonwatch/scheduler%.lua$", "moonwatch/component%.lua$", "^%[C%]$" }
+local function waiting_in(t, frames)
+  if not t.suspended then
+    return ""
+  end
+  for _, f in ipairs(frames) do
+    local plumbing = false
+    for _, p in ipairs(PLUMBING) do
+      plumbing = plumbing or f[2]:find(p) ~= nil
+    end
+    if not plumbing then
+      return string.format("%s %s:%d", f[1], f[2], f[4])
+    end
+  end
+  return ""
+end
+
 local function sorted_tasks()
   local list = scheduler.list()
   table.sort(list, function(a, b)
@@ -284,7 +303,8 @@ end
 
 --- The Lua tasks in place of goroutines: one sample per task (goroutine/count) with its stack
 --- and labels component_id, task (its name, passwords of URLs in it masked), state (sleep,
---- wait, running). debug = 1 or 2: text.
+--- wait, running), waiting_in (the innermost frame of a suspended task outside the scheduler:
+--- what it waits on). debug = 1 or 2: text.
 ---@param opts table|nil { raw = false, debug = 0 }
 ---@return string|nil body, string|nil err
 function M.goroutine(opts)
@@ -293,9 +313,11 @@ function M.goroutine(opts)
   if (opts.debug or 0) > 0 then
     local out = { string.format("task profile: total %d\n", #list) }
     for i, t in ipairs(list) do
-      out[#out + 1] = string.format("\ntask %d [%s]: %s%s\n", i, task_state(t), redact.text(t.name),
-        t.component_id and (" (component " .. t.component_id .. ")") or "")
-      for _, f in ipairs(task_frames(t)) do
+      local frames = task_frames(t)
+      local w = waiting_in(t, frames)
+      out[#out + 1] = string.format("\ntask %d [%s%s]: %s%s\n", i, task_state(t), w ~= "" and (", in " .. w) or "",
+        redact.text(t.name), t.component_id and (" (component " .. t.component_id .. ")") or "")
+      for _, f in ipairs(frames) do
         out[#out + 1] = string.format("%s()\n\t%s:%d\n", f[1], f[2], f[4])
       end
     end
@@ -305,11 +327,12 @@ function M.goroutine(opts)
   b:sample_type("goroutine", "count")
   b:meta("goroutine", "count", 1, os.time(), 0)
   for _, t in ipairs(list) do
-    local locs = {}
-    for _, f in ipairs(task_frames(t)) do
+    local locs, frames = {}, task_frames(t)
+    for _, f in ipairs(frames) do
       locs[#locs + 1] = b:func_location(f[1], f[2], f[3], f[4])
     end
-    b:sample(locs, { 1 }, { component_id = t.component_id or "", task = redact.text(t.name), state = task_state(t) })
+    b:sample(locs, { 1 }, { component_id = t.component_id or "", task = redact.text(t.name), state = task_state(t),
+      waiting_in = waiting_in(t, frames) })
   end
   return b:finish(opts.raw)
 end
