@@ -52,5 +52,8 @@
 #include "loki/reader.h"
 #include "tail/tail.h"
 #include "logproc/jsonx.h"
+#include "pprof/profile.h"
+#include "pprof/cpu.h"
+#include "pyroscope/push.h"
 /* clang-format on */
 #endif

@@ -45,6 +45,8 @@ layers)
     exporters/node | exporters/process) echo "base model exposition $1" ;;
     tail) echo "base model tail" ;;
     logproc) echo "base logproc" ;;
+    pprof) echo "base pprof" ;;
+    pyroscope) echo "base pyroscope" ;;
     lua) echo "base http lua" ;;
     esac
   }

@@ -7,6 +7,7 @@
 --   /api/v0/graph                                  components, data-flow edges and their rates
 --   /api/v0/livedebugging[/<id>]                   live debugging: switch on/off, read samples
 --   /api/v0/component/<id>/metrics                 an exporter component's metrics
+--   /debug/pprof/...                              profiles of moonwatch itself (moonwatch.pprof)
 --   /           the web UI on top of the debug API
 -- No secret leaves through here: secret arguments show as "(secret)", header maps show
 -- their names only, and every string of arguments, exports, debug info, health messages and
@@ -337,6 +338,7 @@ function M.routes(server, rt)
     livedebug.clear(id)
     return http_server.json(200, live_state(id, math.huge))
   end)
+  require("moonwatch.pprof").routes(add) -- /debug/pprof/ (h20-prof)
   add("GET", "/", "/", function()
     return 200, require("moonwatch.ui").html, { ["Content-Type"] = "text/html; charset=utf-8" }
   end)
