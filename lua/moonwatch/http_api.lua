@@ -171,7 +171,8 @@ function M.graph(ctrl, window)
   return { window = window, components = http_server.array(comps), edges = http_server.array(edges) }
 end
 
--- A live-debugging answer for a component.
+-- A live-debugging answer for a component (label values may hold a secret: a target's
+-- userinfo password in its instance label).
 local function live_state(id, since)
   local st = livedebug.get(id, since)
   local entries = {}
@@ -180,7 +181,7 @@ local function live_state(id, since)
       labels = e.labels, timestamp = e.timestamp, value = e.value, stale = e.stale or false }
   end
   return { component_id = id, enabled = st.enabled, capacity = st.capacity, samples_seen = st.samples,
-    batches_seen = st.batches, seq = st.seq, entries = http_server.array(entries) }
+    batches_seen = st.batches, seq = st.seq, entries = redacted(http_server.array(entries)) }
 end
 
 -- Whether the component sends or gets samples through receivers (what live debugging sees).
