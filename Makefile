@@ -11,6 +11,7 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
   libev-dev libcurl4-openssl-dev libssl-dev lua-cjson libsnappy-dev libprotobuf-c-dev \
   protobuf-c-compiler libpcre2-dev libmicrohttpd-dev libxxhash-dev libdeflate-dev \
   libsystemd-dev zlib1g-dev libbz2-dev
+DEPS_BUILD += libyaml-dev # discovery.file: file_sd YAML files (runtime/discovery/filesd.c)
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format

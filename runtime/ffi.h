@@ -52,5 +52,6 @@
 #include "loki/reader.h"
 #include "tail/tail.h"
 #include "logproc/jsonx.h"
+#include "discovery/filesd.h"
 /* clang-format on */
 #endif
