@@ -15,6 +15,7 @@ DEPS_BUILD += libyaml-dev # discovery.file: file_sd YAML files (runtime/discover
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
+DEPS_TEST += openssl # discovery_kubernetes_spec: a self-signed certificate for the in-cluster (HTTPS) API
 
 .PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn clean
 
