@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(wrapped, "{\"v\":", 5);
   memcpy(wrapped + 5, out, len);
   wrapped[len + 5] = '}';
-  if (mw_ffi_jsonx_run(x, wrapped, len + 6, NULL) != 0) FAIL("not JSON: %.*s", (int)len, out);
+  mw_ffi_jsonx_value_t unused[1];
+  if (mw_ffi_jsonx_run(x, wrapped, len + 6, unused) != 0) FAIL("not JSON: %.*s", (int)len, out);
   free(wrapped);
   if (len > 1) {
     char *again;
