@@ -91,12 +91,21 @@ local function stop(h)
   assert.equals(0, h.wait(10))
 end
 
--- Starts a pipeline; the process is killed at the end of the test, whatever happens.
+-- What to stop after each test, whatever happens (busted's finally keeps only one function).
+local cleanups = {}
+local function cleanup()
+  for i = #cleanups, 1, -1 do
+    pcall(cleanups[i])
+    cleanups[i] = nil
+  end
+end
+
+-- Starts a pipeline; the process is killed at the end of the test.
 local function run(file, opts)
   local h = proc.start_run(file, {}, opts)
-  finally(function()
+  cleanups[#cleanups + 1] = function()
     h.kill("KILL")
-  end)
+  end
   return h
 end
 
@@ -106,8 +115,8 @@ describe("discovery.kubernetes", function()
     port, pid = start_api()
     base = "http://127.0.0.1:" .. port
   end)
+  after_each(cleanup)
   teardown(function()
-    control(base, "release")
     os.execute("kill " .. pid .. " 2>/dev/null")
   end)
 
@@ -265,6 +274,7 @@ discovery.kubernetes "k" {
 end)
 
 describe("discovery.kubernetes reaches the API", function()
+  after_each(cleanup)
   it("with kubeconfig_file (a token file), and in-cluster (service account token, CA, own namespace)", function()
     local dir = tmp .. "/auth"
     os.execute("mkdir -p " .. dir .. "/sa")
@@ -274,6 +284,9 @@ describe("discovery.kubernetes reaches the API", function()
         .. "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", dir, dir))))
     local tport, tpid = start_api(string.format("--token %s/server-token --tls %s/sa/ca.crt %s/key.pem", dir, dir, dir))
     local tbase = "https://127.0.0.1:" .. tport
+    cleanups[#cleanups + 1] = function()
+      os.execute("kill " .. tpid .. " 2>/dev/null")
+    end
     -- (curl -k for the control calls)
     local function ctl(what, body)
       os.execute(string.format("curl -sk -X POST --data-binary %q %s/_control/%s >/dev/null", cjson.encode(body or {}),
@@ -344,6 +357,5 @@ users:
       assert.is_truthy(r.auth == "Bearer t0k" or r.auth == "Bearer rotated", "a request without the token: " .. r.path)
     end
     ctl("release")
-    os.execute("kill " .. tpid .. " 2>/dev/null")
   end)
 end)
