@@ -55,5 +55,6 @@
 #include "pprof/profile.h"
 #include "pprof/cpu.h"
 #include "pyroscope/push.h"
+#include "discovery/filesd.h"
 /* clang-format on */
 #endif

@@ -47,6 +47,7 @@ layers)
     logproc) echo "base logproc" ;;
     pprof) echo "base pprof" ;;
     pyroscope) echo "base pyroscope" ;;
+    discovery) echo "base discovery" ;;
     lua) echo "base http lua" ;;
     esac
   }
