@@ -32,6 +32,7 @@
 #include "model/series.h"
 #include "model/batch.h"
 #include "model/logbatch.h"
+#include "model/spanbatch.h"
 #include "exposition/scrapecache.h"
 #include "exposition/parse.h"
 #include "exposition/registry.h"
@@ -52,5 +53,6 @@
 #include "loki/reader.h"
 #include "tail/tail.h"
 #include "logproc/jsonx.h"
+#include "otlp/otlp.h"
 /* clang-format on */
 #endif

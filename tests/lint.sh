@@ -45,6 +45,7 @@ layers)
     exporters/node | exporters/process) echo "base model exposition $1" ;;
     tail) echo "base model tail" ;;
     logproc) echo "base logproc" ;;
+    otlp) echo "base model otlp" ;;
     lua) echo "base http lua" ;;
     esac
   }

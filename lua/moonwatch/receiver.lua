@@ -21,9 +21,12 @@ local M = {}
 
 --- The signal kinds: kind -> how messages name its receivers.
 M.KINDS = { metrics = "a metrics receiver", logs = "a log receiver" }
+-- traces: a span batch (moonwatch.batch.traces); Alloy's otelcol.Consumer `input` (h20-trace)
+M.KINDS.traces = "an otelcol consumer (traces)"
 
 --- The kind of receiver an export type stands for (schema export types "receiver", "log_receiver").
 M.EXPORT_KIND = { receiver = "metrics", log_receiver = "logs" }
+M.EXPORT_KIND.trace_receiver = "traces"
 
 --- Seconds between two logged errors of one receiver of one component.
 M.LOG_EVERY = 10
@@ -35,7 +38,7 @@ M.LOG_EVERY = 10
 ---@return table receiver { kind, id, append }
 function M.new(kind, id, append)
   if not M.KINDS[kind] then
-    error(string.format("unknown receiver kind %q (one of: logs, metrics)", tostring(kind)), 2)
+    error(string.format("unknown receiver kind %q (one of: logs, metrics, traces)", tostring(kind)), 2)
   end
   if type(append) ~= "function" then
     error("a receiver needs an append function", 2)
@@ -55,6 +58,13 @@ end
 ---@param append fun(self: table, batch: table)
 function M.logs(id, append)
   return M.new("logs", id, append)
+end
+
+--- A traces receiver, Alloy's otelcol.Consumer (append gets span batches, moonwatch.batch.traces).
+---@param id string
+---@param append fun(self: table, batch: ffi.cdata*)
+function M.traces(id, append)
+  return M.new("traces", id, append)
 end
 
 --- The kind of v if it is a receiver (a table with a known kind and an append function), else nil.

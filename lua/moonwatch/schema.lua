@@ -294,6 +294,20 @@ local checkers = {
     end
     return v
   end,
+  -- list(otelcol.Consumer) of Alloy, for traces (h20-trace): e.g. otelcol.exporter.otlp.x.input
+  trace_receivers = function(v)
+    if type(v) ~= "table" or not is_array(v) then
+      return nil, "expected a list of otelcol consumers, got " .. describe(v)
+    end
+    for i, r in ipairs(v) do
+      if receiver.kind_of(r) ~= "traces" and r ~= M.UNKNOWN then
+        return nil, string.format(
+          "element %d: expected an otelcol consumer of traces (e.g. otelcol.exporter.otlp.x.input), got %s", i,
+          describe(r))
+      end
+    end
+    return v
+  end,
   log_receivers = function(v)
     if type(v) ~= "table" or not is_array(v) then
       return nil, "expected a list of log receivers, got " .. describe(v)

@@ -621,7 +621,9 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, MW_MAX_REDIRECTS);
   }
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                   o->enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+                   o->http2_prior_knowledge ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+                   : o->enable_http2        ? (long)CURL_HTTP_VERSION_2TLS
+                                            : (long)CURL_HTTP_VERSION_1_1);
 
   /* headers */
   for (size_t i = 0; i < o->nheaders; i++)

@@ -75,6 +75,7 @@ typedef struct {
   size_t max_body;        /* response body limit in bytes; 0: none */
   int follow_redirects;   /* follow up to 10 redirects */
   int enable_http2;       /* allow HTTP/2 over TLS (ALPN); else HTTP/1.1 only */
+  int http2_prior_knowledge; /* HTTP/2 only: h2c without upgrade on http://, ALPN h2 on https:// */
   int accept_gzip;        /* send "Accept-Encoding: gzip"; the body is returned as sent */
   const char *user_agent; /* NULL: "moonwatch/<version>"; a User-Agent header wins */
 
