@@ -14,6 +14,7 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
+DEPS_TEST += libnghttp2-dev # otelcol.exporter.otlp specs: the OTLP/gRPC receiver is an HTTP/2 server on libnghttp2
 
 .PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn clean
 

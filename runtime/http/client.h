@@ -69,15 +69,15 @@ typedef struct {
   size_t nheaders;
   const void *body; /* request body or NULL; copied unless body_owned */
   size_t body_len;
-  int body_owned;         /* body came from malloc(); the client frees it (also on failure) */
-  double timeout;         /* seconds for the whole request; <= 0: none */
-  double connect_timeout; /* seconds to connect (TLS included); <= 0: libcurl's 300 s */
-  size_t max_body;        /* response body limit in bytes; 0: none */
-  int follow_redirects;   /* follow up to 10 redirects */
-  int enable_http2;       /* allow HTTP/2 over TLS (ALPN); else HTTP/1.1 only */
+  int body_owned;            /* body came from malloc(); the client frees it (also on failure) */
+  double timeout;            /* seconds for the whole request; <= 0: none */
+  double connect_timeout;    /* seconds to connect (TLS included); <= 0: libcurl's 300 s */
+  size_t max_body;           /* response body limit in bytes; 0: none */
+  int follow_redirects;      /* follow up to 10 redirects */
+  int enable_http2;          /* allow HTTP/2 over TLS (ALPN); else HTTP/1.1 only */
   int http2_prior_knowledge; /* HTTP/2 only: h2c without upgrade on http://, ALPN h2 on https:// */
-  int accept_gzip;        /* send "Accept-Encoding: gzip"; the body is returned as sent */
-  const char *user_agent; /* NULL: "moonwatch/<version>"; a User-Agent header wins */
+  int accept_gzip;           /* send "Accept-Encoding: gzip"; the body is returned as sent */
+  const char *user_agent;    /* NULL: "moonwatch/<version>"; a User-Agent header wins */
 
   /* Proxy: proxy_url (and no_proxy, "host,.domain,10.0.0.0/8"), or
    * proxy_from_environment; neither means no proxy at all (the environment
