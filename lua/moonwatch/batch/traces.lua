@@ -41,7 +41,8 @@ function M.resource(b, key, value)
 end
 
 local function add_attr(b, k, v)
-  local t, rc = type(v)
+  local t = type(v)
+  local rc
   if t == "boolean" then
     rc = C.mw_ffi_spanbatch_attr_bool(b, k, #k, v and 1 or 0)
   elseif t == "number" then
