@@ -28,9 +28,10 @@ M.tracing = {
     .. "service.instance.id, sent every second (or 512 spans) to write_to. Write `tracing { ... }`, without a "
     .. "label. Spans made before the block is evaluated are dropped, as in Alloy.",
   args = {
-    sampling_fraction = { type = "number", default = 0.1,
-      doc = "Fraction of traces to keep, decided per trace from its id (OpenTelemetry's TraceIdRatioBased): "
-        .. "1 or more keeps every trace, 0 or less none (no span is made)." },
+    sampling_fraction = { type = "number", default = 0.1, min = 0, max = 1,
+      doc = "Fraction of traces to keep (0 to 1), decided per trace from its id (OpenTelemetry's "
+        .. "TraceIdRatioBased): 1 keeps every trace, 0 none (no span is made). Alloy takes any number (above "
+        .. "1 as 1); moonwatch refuses them: a 10 meant as 10% would keep every trace." },
     write_to = { type = "trace_receivers", default = {},
       doc = "Inputs of otelcol components to send traces to (list(otelcol.Consumer)), e.g. "
         .. "{ otelcol.exporter.otlp.default.input }. Empty: every trace is dropped (no span is made)." },

@@ -124,12 +124,18 @@ prometheus.remote_write "default" {
   endpoint = { url = "http://127.0.0.1:%d/api/v1/write", queue_config = { batch_send_deadline = "100ms" } },
   wal      = { truncate_frequency = "1s" },
 }
-]], gport, tport, tport))
+
+-- moonwatch's own log lines to a loki.write, whose pushes the target refuses too (404)
+logging { write_to = { loki.write.l.receiver } }
+loki.write "l" {
+  endpoint = { url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms" },
+}
+]], gport, tport, tport, tport))
     local spans = proc.wait_for(function()
       local s = grpc_spans(out)
       return #by_name(s, "prometheus.scrape") >= 2 and #by_name(s, "prometheus.remote_write") >= 1
-        and #by_name(s, "prometheus.remote_write.wal_truncate") >= 1 and s
-    end, 20, "scrape, remote_write and WAL spans")
+        and #by_name(s, "prometheus.remote_write.wal_truncate") >= 1 and #by_name(s, "loki.write") >= 1 and s
+    end, 20, "scrape, remote_write, loki.write and WAL spans")
     h.kill()
 
     -- every call as gRPC requires, and one resource for every span
@@ -164,7 +170,7 @@ prometheus.remote_write "default" {
       nodes[s.attributes.node_id] = true
     end
     assert.same({ ["otelcol.exporter.otlp.default"] = true, ["prometheus.scrape.app"] = true,
-      ["prometheus.remote_write.default"] = true }, nodes)
+      ["prometheus.remote_write.default"] = true, ["loki.write.l"] = true }, nodes)
 
     -- each scrape: a root client span whose ids are the traceparent the target received
     local got = {}
@@ -191,6 +197,16 @@ prometheus.remote_write "default" {
     assert.truthy(rw.attributes.endpoint)
     assert.equals(2, rw.status_code)
     assert.truthy(rw.status_message:find("404", 1, true))
+    local lw = by_name(spans, "loki.write")[1]
+    assert.equals("loki.write.l", lw.attributes.component_id)
+    assert.is_true(lw.attributes.entries > 0)
+    assert.equals(404, lw.attributes["http.response.status_code"])
+    assert.equals("rejected", lw.attributes.outcome)
+    assert.equals(2, lw.status_code)
+    -- the WAL truncation (with its checkpoint)
+    local wt = by_name(spans, "prometheus.remote_write.wal_truncate")[1]
+    assert.equals("prometheus.remote_write.default", wt.attributes.component_id)
+    assert.equals(0, wt.status_code)
   end)
 
   it("sampling_fraction = 0 makes and sends no span, and scrapes carry no traceparent", function()
