@@ -10,7 +10,7 @@ local cjson = require("cjson")
 local tmp = proc.tmpdir()
 local GRPC_BIN = (os.getenv("MOONWATCH_BUILD_DIR") or "build") .. "/tests/otlp_grpc_receiver"
 local EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-local pids = {}
+local pids, handles = {}, {}
 
 -- Starts the gRPC receiver (the first fail_n exports answered with grpc-status code); returns
 -- its port and the path of its JSON lines.
@@ -78,7 +78,9 @@ end
 
 local function run(name, text)
   local file = proc.write(tmp .. "/" .. name .. ".lua", text)
-  return proc.start_run(file, { "--storage.path=" .. tmp .. "/data-" .. name })
+  local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data-" .. name })
+  handles[#handles + 1] = h -- killed at teardown when a test fails before its h.kill()
+  return h
 end
 
 local function health(h, id)
@@ -88,6 +90,9 @@ end
 
 describe("tracing", function()
   teardown(function()
+    for _, h in ipairs(handles) do
+      h.kill()
+    end
     proc.kill_spawned()
     for _, pid in ipairs(pids) do
       os.execute("kill " .. pid .. " 2>/dev/null")
