@@ -102,7 +102,8 @@ local REFUSED = {
     ":1: tracing: sampler.jaeger_remote: not supported yet" },
   { "tracing { write_to = { <a metrics receiver> } }",
     'prometheus.echo "e" {}\ntracing { write_to = { prometheus.echo.e.receiver } }',
-    ":2: tracing: write_to: element 1: expected an otelcol consumer of traces (e.g. otelcol.exporter.otlp.x.input), got a metrics receiver" },
+    ":2: tracing: write_to: element 1: expected an otelcol consumer of traces "
+      .. "(e.g. otelcol.exporter.otlp.x.input), got a metrics receiver" },
   { "logging { write_to = { <a metrics receiver> } }",
     'prometheus.echo "e" {}\nlogging { write_to = { prometheus.echo.e.receiver } }',
     ":2: logging: write_to: element 1: expected a log receiver (e.g. loki.write.x.receiver), got a metrics receiver" },
