@@ -4,6 +4,7 @@
  * into spans (names, attributes, ids) put in a span batch, which the encoder must turn into a
  * request that decodes again with the same number of spans, and into OTLP/JSON. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
