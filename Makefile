@@ -15,8 +15,10 @@ DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
 DEPS_TEST += libnghttp2-dev # otelcol.exporter.otlp specs: the OTLP/gRPC receiver is an HTTP/2 server on libnghttp2
+DEPS_TEST += podman runc mmdebstrap # container_spec: builds the Dockerfile on a Debian 12 root fs made here
+DEPS_TEST += yamllint python3-yaml # deploy_spec: the Kubernetes manifests in examples/kubernetes/
 
-.PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn clean
+.PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn fuzz-alloy clean
 
 all: build
 
@@ -92,6 +94,10 @@ fuzz: deps-test
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DMW_FUZZ=ON -DMW_LINT_TESTS=OFF
 	cmake --build build-fuzz -j$(JOBS)
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+# The Alloy configuration parser, loader and converter are Lua: a mutation fuzzer in the VM.
+fuzz-alloy: build
+	MOONWATCH_SOURCE_DIR=$(CURDIR) ./$(BUILD)/moonwatch lua tests/fuzz/alloy_fuzz.lua $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) build-fuzz
