@@ -347,6 +347,33 @@ otelcol.exporter.otlphttp "j" {
     assert.equals(2, n) -- the load's root span, once by each exporter
   end)
 
+  it("takes the meta-monitoring guide's block in Alloy syntax too", function()
+    local gport, out = grpc_receiver()
+    local file = proc.write(tmp .. "/guide.alloy", string.format([[
+tracing {
+  sampling_fraction = 1
+  write_to          = [otelcol.exporter.otlp.default.input]
+}
+
+otelcol.exporter.otlp "default" {
+  client {
+    endpoint = "127.0.0.1:%d"
+    tls {
+      insecure = true
+    }
+  }
+}
+]], gport))
+    local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/data-guide" })
+    handles[#handles + 1] = h
+    local spans = proc.wait_for(function()
+      local s = by_name(grpc_spans(out), "EvaluateNode")
+      return #s > 0 and s
+    end, 10, "the load's spans")
+    h.kill()
+    assert.equals("otelcol.exporter.otlp.default", spans[1].attributes.node_id)
+  end)
+
   it("refuses what it cannot do, with file:line", function()
     local cases = {
       { [[prometheus.remote_write "r" { endpoint = { url = "http://x/api/v1/write" } }
