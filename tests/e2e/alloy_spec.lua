@@ -17,7 +17,6 @@ local tmp = proc.tmpdir()
 local MISSING_TODAY = {
   ["pyroscope.scrape"] = "h20-prof",
   ["pyroscope.write"] = "h20-prof",
-  ["otelcol.exporter.otlp"] = "h20-trace",
 }
 -- Arguments other branches are adding (same rule): prometheus.scrape's native histograms
 -- and protobuf exposition (the example of reference/002's "scrape_native_histograms").
@@ -218,7 +217,7 @@ prometheus.scrape "s" {
     assert.same({
       file .. ':2:1: foo.bar "x": unknown component "foo.bar" ',
       file .. ':4:1: pyroscope.write "p": unknown component "pyroscope.write" ',
-      file .. ':7:3: otelcol.exporter.otlp "o": unknown component "otelcol.exporter.otlp" ',
+      file .. ':7:3: otelcol.exporter.otlp "o": client: missing required argument',
       file .. ':10:17: prometheus.scrape "s": reference to undeclared component: prometheus.remote_write.nope.receiver',
       file .. ':11:3: prometheus.scrape "s": scrape_intervall: unknown argument (did you mean "scrape_interval"?)',
     }, lines)
