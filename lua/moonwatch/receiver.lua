@@ -7,7 +7,9 @@
 -- whose kind says which batch type append takes:
 --   metrics  a samples batch (moonwatch.batch.samples)
 --   logs     a log-entry batch (moonwatch.batch.logs; reserved: no component sends logs yet)
--- (profiles and traces come with their issues). A batch is valid only during append:
+--   traces   a span batch (moonwatch.batch.traces): Alloy's otelcol.Consumer, an otelcol
+--            component's `input` (schema types "trace_receivers" / "trace_receiver")
+-- (profiles come with their issue). A batch is valid only during append:
 -- a receiver copies what it keeps. The schema checks kinds when the pipeline is checked:
 -- an argument of type "receivers" takes metrics receivers only, "log_receivers" logs
 -- receivers only, and anything else is refused with the declaration's file:line.
