@@ -32,6 +32,7 @@
 #include "model/series.h"
 #include "model/batch.h"
 #include "model/logbatch.h"
+#include "model/spanbatch.h"
 #include "exposition/scrapecache.h"
 #include "exposition/parse.h"
 #include "exposition/registry.h"
@@ -56,5 +57,6 @@
 #include "pprof/cpu.h"
 #include "pyroscope/push.h"
 #include "discovery/filesd.h"
+#include "otlp/otlp.h"
 /* clang-format on */
 #endif

@@ -48,6 +48,7 @@ layers)
     pprof) echo "base pprof" ;;
     pyroscope) echo "base pyroscope" ;;
     discovery) echo "base discovery" ;;
+    otlp) echo "base model otlp" ;;
     lua) echo "base http lua" ;;
     esac
   }

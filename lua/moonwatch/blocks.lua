@@ -2,16 +2,8 @@
 --- `tracing { ... }`, as Alloy's. Each is described like a component (name, doc,
 --- args schema) so the same schema validates it and `moonwatch doc` documents it.
 -- What moonwatch cannot do yet is refused at check time with a message that
--- says so, never accepted and ignored: moonwatch does not trace itself.
+-- says so, never accepted and ignored (tracing's jaeger_remote sampler).
 local M = {}
-
-local function no_receivers_yet(what)
-  return function(list)
-    if #list > 0 then
-      return nil, "not supported yet: " .. what
-    end
-  end
-end
 
 M.logging = {
   name = "logging",
@@ -30,20 +22,31 @@ M.logging = {
 
 M.tracing = {
   name = "tracing",
-  doc = "Top-level block: traces of moonwatch itself. Not supported yet: moonwatch does not trace itself, "
-    .. "so only the defaults are accepted.",
+  doc = "Top-level block: traces of moonwatch itself, as Alloy's. Spans for each load or reload (with a "
+    .. "child per component evaluated), each scrape, each remote_write and loki.write request and each WAL "
+    .. "checkpoint, with the resource attributes service.name=\"moonwatch\", service.version and "
+    .. "service.instance.id, sent every second (or 512 spans) to write_to. Write `tracing { ... }`, without a "
+    .. "label. Spans made before the block is evaluated are dropped, as in Alloy.",
   args = {
     sampling_fraction = { type = "number", default = 0.1, min = 0, max = 1,
-      check = function(v)
-        if v ~= 0.1 then
-          return nil, "not supported yet: moonwatch does not trace itself (leave the default 0.1, or remove "
-            .. "the tracing block)"
-        end
-      end,
-      doc = "Fraction of traces to keep (0 to 1). Not supported yet: only the default is accepted." },
-    write_to = { type = "list", of = { type = "any" }, default = {},
-      check = no_receivers_yet("moonwatch does not trace itself (no trace receivers exist)"),
-      doc = "Trace receivers. Not supported yet: must be empty." },
+      doc = "Fraction of traces to keep (0 to 1), decided per trace from its id (OpenTelemetry's "
+        .. "TraceIdRatioBased): 1 keeps every trace, 0 none (no span is made). Alloy takes any number (above "
+        .. "1 as 1); moonwatch refuses them: a 10 meant as 10% would keep every trace." },
+    write_to = { type = "trace_receivers", default = {},
+      doc = "Inputs of otelcol components to send traces to (list(otelcol.Consumer)), e.g. "
+        .. "{ otelcol.exporter.otlp.default.input }. Empty: every trace is dropped (no span is made)." },
+    send_traceparent = { type = "bool", default = false,
+      doc = "Send the W3C traceparent header of a sampled span with the requests it stands for (scrapes)." },
+    sampler = { type = "block", doc = "Custom sampling on top of sampling_fraction.", schema = { args = {
+      jaeger_remote = { type = "any",
+        check = function(v)
+          if v ~= nil then
+            return nil, "not supported yet: moonwatch samples by sampling_fraction only (remove the "
+              .. "jaeger_remote block)"
+          end
+        end,
+        doc = "Jaeger remote sampling. Not supported yet: refused." },
+    } } },
   },
 }
 

@@ -19,6 +19,7 @@ local livedebug = require("moonwatch.livedebug")
 local budget = require("moonwatch.budget")
 local receiver = require("moonwatch.receiver")
 local component = require("moonwatch.component")
+local tracing = require("moonwatch.tracing")
 
 local M = {}
 local Controller = {}
@@ -464,6 +465,8 @@ end
 function Controller:evaluate(node, plan, decl)
   decl = decl or node.decl
   local t0 = ffi_rt.monotonic()
+  local evals = self.trace_evals -- a load or re-evaluation being traced: its EvaluateNode spans
+  local t0_ns = evals and ffi_rt.C.mw_ffi_trace_now_ns()
   local st = { plan = plan, deps = {}, id = node.id, flow_to = {}, flow_from = {} }
   local spec = args_spec(node.module)
   local ok, resolved = xpcall(self.resolve, debug.traceback, self, st, decl.args, spec)
@@ -490,6 +493,9 @@ function Controller:evaluate(node, plan, decl)
     end
   end
   local dt = ffi_rt.monotonic() - t0
+  if evals then
+    evals[#evals + 1] = { node.id, t0_ns, ffi_rt.C.mw_ffi_trace_now_ns(), err }
+  end
   self.stats.evaluations = self.stats.evaluations + 1
   self.stats.evaluation_seconds = self.stats.evaluation_seconds + dt
   if self.on_evaluate then
@@ -826,6 +832,7 @@ function Controller:apply(plan)
   end
   log.configure({ level = plan.blocks.logging.level, format = plan.blocks.logging.format,
     write_to = plan.blocks.logging.write_to })
+  tracing.configure(plan.blocks.tracing)
   return true
 end
 
@@ -835,11 +842,15 @@ function Controller:load(file)
   file = file or self.file
   self.file = file
   local t0 = ffi_rt.monotonic()
+  local t0_ns = ffi_rt.C.mw_ffi_trace_now_ns()
+  self.trace_evals = {} -- recorded before the tracing block is known: spans once it is
   local plan, problems = self:plan(file)
   local ok = false
   if plan then
     ok, problems = self:apply(plan)
   end
+  self:trace_evaluation("GraphEvaluate", t0_ns, not ok and table.concat(problems or {}, "; ") or nil,
+    self.generation > 0)
   self.stats.last_load_ok = ok and true or false
   self.stats.last_load_time = ffi_rt.time_now()
   self.stats.last_load_seconds = ffi_rt.monotonic() - t0
@@ -868,11 +879,34 @@ function Controller:exports_changed(node)
   end
 end
 
+-- The spans of a traced evaluation (self.trace_evals): a root span name from start_ns to now
+-- with an EvaluateNode child per component evaluated (attribute node_id), as Alloy's loader.
+function Controller:trace_evaluation(name, start_ns, err, reload)
+  local evals = self.trace_evals
+  self.trace_evals = nil
+  local root = tracing.start(name, nil, tracing.INTERNAL, start_ns)
+  if not root.sampled then
+    return
+  end
+  root:set("file", self.file)
+  root:set("reload", reload)
+  for _, e in ipairs(evals) do
+    local span = tracing.start("EvaluateNode", root, tracing.INTERNAL, e[2])
+    span:set("node_id", e[1])
+    span:finish(e[4], e[3])
+  end
+  root:finish(err)
+end
+
 --- Re-evaluates the dirty components in dependency order.
 function Controller:reevaluate()
   local dirty = self.dirty
   self.dirty = {}
   local plan = self.current_plan
+  local t0_ns = tracing.enabled() and ffi_rt.C.mw_ffi_trace_now_ns()
+  if t0_ns then
+    self.trace_evals = {}
+  end
   for _, id in ipairs(self.order) do
     local node = self.nodes[id]
     if dirty[id] and node and node.instance then
@@ -889,6 +923,9 @@ function Controller:reevaluate()
         node.ctx:set_health("healthy", "arguments evaluate again")
       end
     end
+  end
+  if t0_ns then
+    self:trace_evaluation("GraphEvaluatePartial", t0_ns, nil, true)
   end
 end
 

@@ -241,6 +241,7 @@ function M.options(cfg, req)
     user_agent = req.user_agent,
     follow_redirects = cfg.follow_redirects ~= false,
     enable_http2 = cfg.enable_http2 ~= false,
+    http2_prior_knowledge = req.http2_prior_knowledge,
     proxy_url = reveal(cfg.proxy_url),
     no_proxy = cfg.no_proxy,
     proxy_from_environment = cfg.proxy_from_environment,

@@ -59,8 +59,22 @@ end
 --- "retry" for network errors (wait: backoff), 5xx and, with retry_429, 429 (wait: Retry-After,
 --- else backoff); "rejected" for any other status (4xx, a 3xx not followed), which will never
 --- succeed. status is -1 without a response; seconds is how long the request took.
+--- span (optional, moonwatch.tracing): the request's span, given its endpoint, HTTP status and
+--- outcome here, and finished (status Error unless sent).
 ---@return string outcome, string|nil err, number|nil wait, integer status, number seconds
-function M.post(ep, body, headers, backoff, retry_429)
+function M.post(ep, body, headers, backoff, retry_429, span)
+  local outcome, why, wait, status, seconds = M.post_untraced(ep, body, headers, backoff, retry_429)
+  if span and span.sampled then
+    span:set("endpoint", ep.name)
+    span:set("http.response.status_code", status)
+    span:set("outcome", outcome)
+    span:set("request_bytes", #body)
+    span:finish(outcome ~= "sent" and why or nil)
+  end
+  return outcome, why, wait, status, seconds
+end
+
+function M.post_untraced(ep, body, headers, backoff, retry_429)
   local cfg = ep.cfg
   for k, v in pairs(cfg.headers) do
     headers[k] = v

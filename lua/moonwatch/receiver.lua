@@ -8,7 +8,9 @@
 --   metrics  a samples batch (moonwatch.batch.samples)
 --   logs     a log-entry batch (moonwatch.batch.logs; reserved: no component sends logs yet)
 --   profiles a profiles batch (moonwatch.batch.profiles: labels and pprof bytes per profile)
--- (traces come with their issue). A batch is valid only during append:
+--   traces   a span batch (moonwatch.batch.traces): Alloy's otelcol.Consumer, an otelcol
+--            component's `input` (schema types "trace_receivers" / "trace_receiver")
+-- A batch is valid only during append:
 -- a receiver copies what it keeps. The schema checks kinds when the pipeline is checked:
 -- an argument of type "receivers" takes metrics receivers only, "log_receivers" logs
 -- receivers only, and anything else is refused with the declaration's file:line.
@@ -23,10 +25,13 @@ local M = {}
 --- The signal kinds: kind -> how messages name its receivers.
 M.KINDS = { metrics = "a metrics receiver", logs = "a log receiver" }
 M.KINDS.profiles = "a profiles receiver" -- h20-prof
+-- traces: a span batch (moonwatch.batch.traces); Alloy's otelcol.Consumer `input` (h20-trace)
+M.KINDS.traces = "an otelcol consumer (traces)"
 
 --- The kind of receiver an export type stands for (schema export types "receiver", "log_receiver").
 M.EXPORT_KIND = { receiver = "metrics", log_receiver = "logs" }
 M.EXPORT_KIND.profile_receiver = "profiles" -- h20-prof
+M.EXPORT_KIND.trace_receiver = "traces"
 
 --- Seconds between two logged errors of one receiver of one component.
 M.LOG_EVERY = 10
@@ -70,6 +75,13 @@ end
 ---@param append fun(self: table, batch: table)
 function M.profiles(id, append)
   return M.new("profiles", id, append)
+end
+
+--- A traces receiver, Alloy's otelcol.Consumer (append gets span batches, moonwatch.batch.traces).
+---@param id string
+---@param append fun(self: table, batch: ffi.cdata*)
+function M.traces(id, append)
+  return M.new("traces", id, append)
 end
 
 --- The kind of v if it is a receiver (a table with a known kind and an append function), else nil.

@@ -108,6 +108,7 @@ function M.shutdown(rt, signame)
   end, { name = "shutdown deadline" })
   scheduler.spawn(function()
     log.flush() -- the lines until now reach the logging block's write_to
+    require("moonwatch.tracing").flush() -- the spans finished until now reach tracing's write_to
     rt.controller:stop()
     if rt.server then
       rt.server:close()

@@ -1,7 +1,7 @@
 --- moonwatch.schema: argument schemas of components, validation and redaction.
 -- A schema is a table of argument name -> spec:
 --   { type = "string"|"number"|"int"|"uint"|"bool"|"duration"|"secret"|"regex"|"map"|
---            "list"|"targets"|"receivers"|"log_receivers"|"profile_receivers"|"block"|"any"|"function",
+--            "list"|"targets"|"receivers"|"log_receivers"|"profile_receivers"|"trace_receivers"|"block"|"any"|"function",
 --     default = value, required = true, doc = "...",
 --     of = spec (list elements; map values, default strings or secrets),
 --     single = true (a list given as one value is a list of that value),
@@ -99,18 +99,6 @@ M.UNKNOWN = setmetatable({}, { __tostring = function()
   return "(known when running)"
 end })
 
--- Receivers are told apart by their declared kind (moonwatch.receiver), never by their methods.
-local function is_receiver(v)
-  return receiver.kind_of(v) == "metrics"
-end
-
-local function is_log_receiver(v)
-  return receiver.kind_of(v) == "logs"
-end
-
-local function is_profile_receiver(v)
-  return receiver.kind_of(v) == "profiles"
-end
 
 local function describe(v)
   if M.is_secret(v) then
@@ -131,6 +119,22 @@ local function describe(v)
     return is_array(v) and (#v == 0 and "an empty list" or "a list") or "a table"
   end
   return t .. (t ~= "nil" and t ~= "function" and (" " .. tostring(v)) or "")
+end
+
+-- The checker of a list of receivers of one kind. Receivers are told apart by their declared
+-- kind (moonwatch.receiver), never by their methods.
+local function receiver_list(kind, plural, one, example)
+  return function(v)
+    if type(v) ~= "table" or not is_array(v) then
+      return nil, "expected a list of " .. plural .. ", got " .. describe(v)
+    end
+    for i, r in ipairs(v) do
+      if receiver.kind_of(r) ~= kind and r ~= M.UNKNOWN then
+        return nil, string.format("element %d: expected %s (e.g. %s), got %s", i, one, example, describe(r))
+      end
+    end
+    return v
+  end
 end
 
 --- Edit distance, for "did you mean".
@@ -286,43 +290,14 @@ local checkers = {
     end
     return v
   end,
-  receivers = function(v)
-    if type(v) ~= "table" or not is_array(v) then
-      return nil, "expected a list of metrics receivers, got " .. describe(v)
-    end
-    for i, r in ipairs(v) do
-      if not is_receiver(r) and r ~= M.UNKNOWN then
-        return nil, string.format(
-          "element %d: expected a metrics receiver (e.g. prometheus.remote_write.x.receiver), got %s", i, describe(r))
-      end
-    end
-    return v
-  end,
-  -- h20-prof: what pyroscope.scrape's forward_to takes (Alloy's ProfilesReceiver)
-  profile_receivers = function(v)
-    if type(v) ~= "table" or not is_array(v) then
-      return nil, "expected a list of profiles receivers, got " .. describe(v)
-    end
-    for i, r in ipairs(v) do
-      if not is_profile_receiver(r) and r ~= M.UNKNOWN then
-        return nil, string.format(
-          "element %d: expected a profiles receiver (e.g. pyroscope.write.x.receiver), got %s", i, describe(r))
-      end
-    end
-    return v
-  end,
-  log_receivers = function(v)
-    if type(v) ~= "table" or not is_array(v) then
-      return nil, "expected a list of log receivers, got " .. describe(v)
-    end
-    for i, r in ipairs(v) do
-      if not is_log_receiver(r) and r ~= M.UNKNOWN then
-        return nil, string.format("element %d: expected a log receiver (e.g. loki.write.x.receiver), got %s",
-          i, describe(r))
-      end
-    end
-    return v
-  end,
+  -- lists of receivers of one signal kind (moonwatch.receiver): forward_to, write_to...
+  receivers = receiver_list("metrics", "metrics receivers", "a metrics receiver",
+    "prometheus.remote_write.x.receiver"),
+  log_receivers = receiver_list("logs", "log receivers", "a log receiver", "loki.write.x.receiver"),
+  profile_receivers = receiver_list("profiles", "profiles receivers", "a profiles receiver",
+    "pyroscope.write.x.receiver"), -- Alloy's ProfilesReceiver
+  trace_receivers = receiver_list("traces", "otelcol consumers", "an otelcol consumer of traces",
+    "otelcol.exporter.otlp.x.input"), -- Alloy's list(otelcol.Consumer)
 }
 
 -- Runs a check or validate function fn(value) of a schema. It returns nil or

@@ -639,8 +639,17 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, MW_MAX_REDIRECTS);
   }
+  /* libcurl before 8.0.0 fails a request on a reused prior-knowledge HTTP/2 connection
+   * ("Error in the HTTP2 framing layer", curl/curl#10634): a connection per request there */
+  if (o->http2_prior_knowledge && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000 &&
+      strncmp(url ? url : o->url, "http://", 7) == 0) {
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  }
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                   o->enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+                   o->http2_prior_knowledge ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+                   : o->enable_http2        ? (long)CURL_HTTP_VERSION_2TLS
+                                            : (long)CURL_HTTP_VERSION_1_1);
 
   /* headers */
   for (size_t i = 0; i < o->nheaders; i++)

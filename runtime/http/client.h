@@ -76,14 +76,15 @@ typedef struct {
   size_t nheaders;
   const void *body; /* request body or NULL; copied unless body_owned */
   size_t body_len;
-  int body_owned;         /* body came from malloc(); the client frees it (also on failure) */
-  double timeout;         /* seconds for the whole request; <= 0: none */
-  double connect_timeout; /* seconds to connect (TLS included); <= 0: libcurl's 300 s */
-  size_t max_body;        /* response body limit in bytes; 0: none */
-  int follow_redirects;   /* follow up to 10 redirects */
-  int enable_http2;       /* allow HTTP/2 over TLS (ALPN); else HTTP/1.1 only */
-  int accept_gzip;        /* send "Accept-Encoding: gzip"; the body is returned as sent */
-  const char *user_agent; /* NULL: "moonwatch/<version>"; a User-Agent header wins */
+  int body_owned;            /* body came from malloc(); the client frees it (also on failure) */
+  double timeout;            /* seconds for the whole request; <= 0: none */
+  double connect_timeout;    /* seconds to connect (TLS included); <= 0: libcurl's 300 s */
+  size_t max_body;           /* response body limit in bytes; 0: none */
+  int follow_redirects;      /* follow up to 10 redirects */
+  int enable_http2;          /* allow HTTP/2 over TLS (ALPN); else HTTP/1.1 only */
+  int http2_prior_knowledge; /* HTTP/2 only: h2c without upgrade on http://, ALPN h2 on https:// */
+  int accept_gzip;           /* send "Accept-Encoding: gzip"; the body is returned as sent */
+  const char *user_agent;    /* NULL: "moonwatch/<version>"; a User-Agent header wins */
   /* Long-running responses (a Kubernetes watch): when set, a 2xx body goes to on_data as it
    * arrives and done gets an empty body; the caller bounds what it keeps. Any other status
    * is collected as usual (bounded by max_body) and given to done. NULL: collect. */

@@ -473,6 +473,7 @@ static int mw_httpc_lrequest(lua_State *L) {
   o.max_body = (size_t)mw_opt_num(L, 1, "max_body");
   o.follow_redirects = mw_opt_bool(L, 1, "follow_redirects", 1);
   o.enable_http2 = mw_opt_bool(L, 1, "enable_http2", 1);
+  o.http2_prior_knowledge = mw_opt_bool(L, 1, "http2_prior_knowledge", 0);
   o.accept_gzip = mw_opt_bool(L, 1, "accept_gzip", 0);
   o.user_agent = mw_opt_str(L, 1, "user_agent");
   o.proxy_url = mw_opt_str(L, 1, "proxy_url");

@@ -26,6 +26,7 @@ local native_loki = require("moonwatch.native.loki")
 local httpconfig = require("moonwatch.httpconfig")
 local http_client = require("moonwatch.http_client")
 local push_endpoint = require("moonwatch.push_endpoint")
+local tracing = require("moonwatch.tracing")
 local relabel = require("moonwatch.relabel")
 local metrics = require("moonwatch.metrics")
 local scheduler = require("moonwatch.scheduler")
@@ -298,14 +299,15 @@ end
 -- POSTs one request, for tenant (the entries' __tenant_id__, set by loki.process's stage.tenant)
 -- or else the endpoint's tenant_id. "sent"; "retry", err, wait (5xx, 429 when retried, network
 -- errors); "rejected", err, reason (any other status).
-function Instance:post(ep, body, backoff, tenant)
+function Instance:post(ep, body, backoff, tenant, span)
   local cfg = ep.cfg
   local headers = { ["Content-Type"] = cfg.encoding == "json" and "application/json" or "application/x-protobuf" }
   tenant = tenant or cfg.tenant_id
   if tenant and tenant ~= "" then
     headers["X-Scope-OrgID"] = tenant
   end
-  local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, backoff, cfg.retry_on_http_429)
+  local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, backoff, cfg.retry_on_http_429,
+    span)
   self.m.duration:with(self.ctx.id, tostring(status), ep.host, ep.tenant):observe(seconds)
   if outcome == "retry" and status > 0 then
     return outcome, why, math.min(pause, cfg.max_backoff_period)
@@ -320,7 +322,13 @@ function Instance:send(ep, req)
   local e = ep.cfg
   local backoff, tries = e.min_backoff_period, 0
   while not ep.stopped do
-    local outcome, why, extra = self:post(ep, req.body, backoff, req.tenant)
+    local span = tracing.start("loki.write", nil, tracing.CLIENT)
+    if span.sampled then
+      span:set("component_id", self.ctx.id)
+      span:set("entries", req.entries)
+      span:set("retries", tries)
+    end
+    local outcome, why, extra = self:post(ep, req.body, backoff, req.tenant, span)
     if ep.stopped then
       return
     end

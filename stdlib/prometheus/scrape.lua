@@ -16,6 +16,7 @@
 -- is for its configuration. Targets on the in-memory address (exporter
 -- components) are collected by a direct call, without a socket.
 local ffi_rt = require("moonwatch.ffi")
+local tracing = require("moonwatch.tracing")
 local batch = require("moonwatch.batch")
 local core = require("moonwatch.native.core")
 local native_scrape = require("moonwatch.native.scrape")
@@ -516,12 +517,17 @@ function Instance:fetch(loop)
     return body, #body, ctype, body
   end
   local limit = a.body_size_limit > 0 and a.body_size_limit or nil
+  local headers = {
+    ["Accept"] = self.accept,
+    ["X-Prometheus-Scrape-Timeout-Seconds"] = string.format("%g", st.timeout),
+  }
+  local span = loop.span
+  if span.sampled and tracing.send_traceparent() then
+    headers.traceparent = span:traceparent()
+  end
   local resp, err = self.client:request({
     url = st.url,
-    headers = {
-      ["Accept"] = self.accept,
-      ["X-Prometheus-Scrape-Timeout-Seconds"] = string.format("%g", st.timeout),
-    },
+    headers = headers,
     user_agent = "moonwatch/" .. ffi_rt.version(),
     timeout = st.timeout,
     max_body = limit,
@@ -531,6 +537,7 @@ function Instance:fetch(loop)
   if not resp then
     return nil, err, tostring(err):find("body size limit", 1, true) and -1 or 0
   end
+  span:set("http.response.status_code", resp.status)
   if resp.status < 200 or resp.status > 299 then
     return nil, string.format("server returned HTTP status %d", resp.status), 0
   end
@@ -551,6 +558,9 @@ function Instance:scrape(loop)
   local t0 = ffi_rt.monotonic()
   local stats = loop.t.stats
   local err, size, parsed
+  -- the scrape's span (tracing.NOOP unless this trace is sampled: nothing is made then)
+  local span = tracing.start("prometheus.scrape", nil, tracing.CLIENT)
+  loop.span = span
   local ok = not self.limit_err
   if not ok then
     err = self.limit_err
@@ -608,6 +618,15 @@ function Instance:scrape(loop)
   -- a batch is valid only during append: idle until the next scrape, it holds no memory
   loop.t:clear()
   loop.health = ok and "up" or "down"
+  if span.sampled then
+    span:set("component_id", self.ctx.id)
+    span:set("url.full", loop.st.url)
+    span:set("job", loop.st.labels.job)
+    span:set("up", ok and 1 or 0)
+    span:set("samples_scraped", samples)
+    span:finish(err)
+  end
+  loop.span = nil
   loop.last_error = err
   loop.last_scrape = ts / 1000
   loop.last_duration = dur

@@ -15,7 +15,6 @@ local tmp = proc.tmpdir()
 -- Components other branches are building: an example that uses them must name exactly
 -- these as missing, and nothing else. The coordinator empties this list when they land.
 local MISSING_TODAY = {
-  ["otelcol.exporter.otlp"] = "h20-trace",
 }
 -- Arguments other branches are adding (same rule): prometheus.scrape's native histograms
 -- and protobuf exposition (the example of reference/002's "scrape_native_histograms").

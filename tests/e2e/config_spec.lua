@@ -95,13 +95,12 @@ prometheus.scrape "x" {
       err)
   end)
 
-  it("logging.write_to and a tracing block that does something are refused as not supported yet", function()
-    local f = proc.write(tmp .. "/notyet.lua", "tracing { sampling_fraction = 0.5 }\n")
+  it("tracing's jaeger_remote sampler is refused as not supported yet; the rest of the block is taken", function()
+    local f = proc.write(tmp .. "/notyet.lua", "tracing { sampling_fraction = 0.5, sampler = { jaeger_remote = {} } }\n")
     local code, _, err = proc.run({ "check", f })
     assert.equals(1, code)
-    assert.matches(f .. ":1: tracing: sampling_fraction: not supported yet: moonwatch does not trace itself", err, 1,
-      true)
-    local ok = proc.write(tmp .. "/defaults.lua", 'tracing { sampling_fraction = 0.1 }\nlogging { write_to = {} }\n')
+    assert.matches(f .. ":1: tracing: sampler.jaeger_remote: not supported yet", err, 1, true)
+    local ok = proc.write(tmp .. "/defaults.lua", 'tracing { sampling_fraction = 0.5 }\nlogging { write_to = {} }\n')
     assert.equals(0, (proc.run({ "check", ok })))
   end)
 
@@ -113,7 +112,8 @@ prometheus.scrape "x" {
     assert.matches("| `write_to` | log_receivers |", out, 1, true)
     local code2, out2 = proc.run({ "doc", "tracing" })
     assert.equals(0, code2)
-    assert.matches("| `sampling_fraction` | number | Fraction of traces to keep (0 to 1).", out2, 1, true)
+    assert.matches("| `sampling_fraction` | number | Fraction of traces to keep (0 to 1), decided per trace", out2, 1,
+      true)
     local _, list = proc.run({ "doc" })
     assert.matches("Top-level blocks:\n  logging ", list, 1, true)
   end)

@@ -32,6 +32,7 @@ local native_wal = require("moonwatch.native.wal")
 local httpconfig = require("moonwatch.httpconfig")
 local http_client = require("moonwatch.http_client")
 local push_endpoint = require("moonwatch.push_endpoint")
+local tracing = require("moonwatch.tracing")
 local metrics = require("moonwatch.metrics")
 local relabel = require("moonwatch.relabel")
 local scheduler = require("moonwatch.scheduler")
@@ -320,9 +321,15 @@ end
 function Instance:truncate()
   local w = self.args.wal
   local now = math.floor(ffi_rt.time_now() * 1000)
+  -- the truncation writes a checkpoint of the series still wanted, then removes older segments
+  local span = tracing.start("prometheus.remote_write.wal_truncate", nil, tracing.INTERNAL)
   local ok, err = self.wal:truncate(now, w.min_keepalive_time * 1000, w.max_keepalive_time * 1000)
   if not ok then
     self.ctx.log:error("WAL truncation failed", { err = err })
+  end
+  if span.sampled then
+    span:set("component_id", self.ctx.id)
+    span:finish(err)
   end
   self:update_metrics()
 end
@@ -593,14 +600,14 @@ end
 -- POSTs one request body (samples or metadata) to the endpoint, with the protocol's headers:
 -- "sent"; "retry", err, wait; or "rejected", err (push_endpoint.post). The split is Prometheus's
 -- between recoverable and unrecoverable errors.
-function Instance.post(_, ep, body, backoff)
+function Instance.post(_, ep, body, backoff, span)
   local headers = {
     ["Content-Encoding"] = "snappy",
     ["Content-Type"] = "application/x-protobuf",
     ["X-Prometheus-Remote-Write-Version"] = "0.1.0",
   }
   local outcome, why, wait, _, seconds = push_endpoint.post(ep, body, headers, backoff,
-    ep.cfg.queue_config.retry_on_http_429)
+    ep.cfg.queue_config.retry_on_http_429, span)
   ep.m.duration:observe(seconds)
   return outcome, why, wait
 end
@@ -801,7 +808,14 @@ function Instance:send(ep, g, req)
         self.ctx.log:warn("sample_age_limit not applied to a retried request", { endpoint = ep.name, err = body })
       end
     end
-    local outcome, why, wait = self:post(ep, req.body, backoff)
+    local span = tracing.start("prometheus.remote_write", nil, tracing.CLIENT)
+    if span.sampled then
+      span:set("component_id", self.ctx.id)
+      span:set("samples", req.samples)
+      span:set("exemplars", req.exemplars)
+      span:set("retries", tries - 1)
+    end
+    local outcome, why, wait = self:post(ep, req.body, backoff, span)
     if outcome == "sent" then
       ep.progress_at = scheduler.now()
       ep.m.samples:add(req.samples)
