@@ -83,7 +83,9 @@ struct mw_wal {
   size_t ex_last_cap;
   uint64_t *ex_new;
   size_t nex_new, ex_new_cap;
-  mw_buf_t hbuf;          /* the histograms records of the append */
+  mw_buf_t hbuf;   /* the histograms records of the append */
+  uint32_t *hrefs; /* the series refs of its histogram samples */
+  size_t hrefs_cap;
   mw_hscratch_t hscratch; /* replay's decoding */
 };
 
@@ -870,6 +872,7 @@ static void mw_wal_free(mw_wal_t *w) {
   free(w->ex_last);
   free(w->ex_new);
   free(w->hbuf.p);
+  free(w->hrefs);
   mw_hscratch_free(&w->hscratch);
   free(w);
 }
@@ -1044,56 +1047,68 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   uint32_t scount = 0;
   /* Series: the memo maps the source's refs to s; new label sets get a record. Float
    * samples first, then histogram samples (ss[n + k] for histogram k). */
-  for (size_t i = 0; i < n + nh; i++) {
-    uint32_t r = i < n ? refs[i] : mw_batch_histogram_ref(b, i - n);
-    uint32_t stamp = mw_series_stamp(src, r), s;
-    if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
-      s = memo->e[r].s;
-    } else {
+  const uint32_t *rr = refs;
+  if (nh) { /* the histogram samples' refs, for the second pass */
+    if (mw_grow((void **)&w->hrefs, &w->hrefs_cap, nh, sizeof *w->hrefs) != 0) goto oom;
+    for (size_t k = 0; k < nh; k++)
+      w->hrefs[k] = mw_batch_histogram_ref(b, k);
+  }
+  size_t i = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    size_t end = pass ? n + nh : n;
+    if (pass) rr = w->hrefs;
+    for (; i < end; i++) {
+      uint32_t r = rr[pass ? i - n : i];
+      uint32_t stamp = mw_series_stamp(src, r), s;
+      if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
+        s = memo->e[r].s;
+      } else {
+        size_t len;
+        const uint8_t *enc = mw_series_labels(src, r, &len);
+        uint64_t hash = mw_series_hash(src, r);
+        if (enc) {
+          w->looked_up = now;
+          if (mw_series_index(w->tab) != 0) goto oom;
+        }
+        if (!enc) {
+          s = MW_NONE; /* not a live series of the batch's table */
+        } else if ((s = mw_series_get(w->tab, enc, len, hash)) == MW_NONE &&
+                   mw_labels_ok(enc, len)) {
+          if (mw_series_add_borrowed(w->tab, enc, len, hash, &s, NULL, err, errlen) != 0) goto undo;
+          if (mw_wsrc_lend(lender, r, s) != 0 && mw_series_own(w->tab, s) != 0) goto oom;
+          if (mw_s_reserve(w, s) != 0) goto oom;
+        }
+        if (enc && mw_memo_put(memo, r, stamp, s) != 0) goto oom;
+      }
+      w->ss[i] = s;
+      if (s == MW_NONE) {
+        w->st.samples_invalid++;
+        continue;
+      }
+      if (w->wref[s]) continue;
+      /* First sight (or after a failed write): a series record entry. */
       size_t len;
-      const uint8_t *enc = mw_series_labels(src, r, &len);
-      uint64_t hash = mw_series_hash(src, r);
-      if (enc) {
-        w->looked_up = now;
-        if (mw_series_index(w->tab) != 0) goto oom;
+      const uint8_t *enc = mw_series_labels(w->tab, s, &len);
+      if (srec != SIZE_MAX && sb->len - srec > MW_SERIES_REC_BYTES) {
+        mw_rec_end(sb, srec, scount);
+        srec = SIZE_MAX;
       }
-      if (!enc) {
-        s = MW_NONE; /* not a live series of the batch's table */
-      } else if ((s = mw_series_get(w->tab, enc, len, hash)) == MW_NONE && mw_labels_ok(enc, len)) {
-        if (mw_series_add_borrowed(w->tab, enc, len, hash, &s, NULL, err, errlen) != 0) goto undo;
-        if (mw_wsrc_lend(lender, r, s) != 0 && mw_series_own(w->tab, s) != 0) goto oom;
-        if (mw_s_reserve(w, s) != 0) goto oom;
+      if (srec == SIZE_MAX) {
+        srec = mw_rec_begin(sb, MW_REC_SERIES, 0);
+        scount = 0;
+        if (srec == SIZE_MAX) goto oom;
       }
-      if (enc && mw_memo_put(memo, r, stamp, s) != 0) goto oom;
+      if (mw_buf_reserve(sb, 20 + len) != 0 ||
+          mw_grow((void **)&w->created, &w->created_cap, w->ncreated + 1, sizeof *w->created) != 0)
+        goto oom;
+      w->wref[s] = w->next_ref++;
+      w->created[w->ncreated++] = s;
+      uint8_t *p = mw_put_uvarint(sb->p + sb->len, w->wref[s]);
+      p = mw_put_uvarint(p, len);
+      memcpy(p, enc, len);
+      sb->len = (size_t)(p - sb->p) + len;
+      scount++;
     }
-    w->ss[i] = s;
-    if (s == MW_NONE) {
-      w->st.samples_invalid++;
-      continue;
-    }
-    if (w->wref[s]) continue;
-    /* First sight (or after a failed write): a series record entry. */
-    size_t len;
-    const uint8_t *enc = mw_series_labels(w->tab, s, &len);
-    if (srec != SIZE_MAX && sb->len - srec > MW_SERIES_REC_BYTES) {
-      mw_rec_end(sb, srec, scount);
-      srec = SIZE_MAX;
-    }
-    if (srec == SIZE_MAX) {
-      srec = mw_rec_begin(sb, MW_REC_SERIES, 0);
-      scount = 0;
-      if (srec == SIZE_MAX) goto oom;
-    }
-    if (mw_buf_reserve(sb, 20 + len) != 0 ||
-        mw_grow((void **)&w->created, &w->created_cap, w->ncreated + 1, sizeof *w->created) != 0)
-      goto oom;
-    w->wref[s] = w->next_ref++;
-    w->created[w->ncreated++] = s;
-    uint8_t *p = mw_put_uvarint(sb->p + sb->len, w->wref[s]);
-    p = mw_put_uvarint(p, len);
-    memcpy(p, enc, len);
-    sb->len = (size_t)(p - sb->p) + len;
-    scount++;
   }
   if (srec != SIZE_MAX) mw_rec_end(sb, srec, scount);
   /* Samples, in records of at most MW_SAMPLES_PER_REC. */
