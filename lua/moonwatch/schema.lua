@@ -1,7 +1,7 @@
 --- moonwatch.schema: argument schemas of components, validation and redaction.
 -- A schema is a table of argument name -> spec:
 --   { type = "string"|"number"|"int"|"uint"|"bool"|"duration"|"secret"|"regex"|"map"|
---            "list"|"targets"|"receivers"|"log_receivers"|"block"|"any"|"function",
+--            "list"|"targets"|"receivers"|"log_receivers"|"profile_receivers"|"block"|"any"|"function",
 --     default = value, required = true, doc = "...",
 --     of = spec (list elements; map values, default strings or secrets),
 --     single = true (a list given as one value is a list of that value),
@@ -106,6 +106,10 @@ end
 
 local function is_log_receiver(v)
   return receiver.kind_of(v) == "logs"
+end
+
+local function is_profile_receiver(v)
+  return receiver.kind_of(v) == "profiles"
 end
 
 local function describe(v)
@@ -294,6 +298,19 @@ local checkers = {
     end
     return v
   end,
+  -- h20-prof: what pyroscope.scrape's forward_to takes (Alloy's ProfilesReceiver)
+  profile_receivers = function(v)
+    if type(v) ~= "table" or not is_array(v) then
+      return nil, "expected a list of profiles receivers, got " .. describe(v)
+    end
+    for i, r in ipairs(v) do
+      if not is_profile_receiver(r) and r ~= M.UNKNOWN then
+        return nil, string.format(
+          "element %d: expected a profiles receiver (e.g. pyroscope.write.x.receiver), got %s", i, describe(r))
+      end
+    end
+    return v
+  end,
   log_receivers = function(v)
     if type(v) ~= "table" or not is_array(v) then
       return nil, "expected a list of log receivers, got " .. describe(v)
@@ -464,7 +481,7 @@ local function validate_tagged(spec, v, path, problems, opts)
   local variant = type(v.tag) == "string" and spec.variants[v.tag]
   if not variant then
     local hint = type(v.tag) == "string" and M.did_you_mean(v.tag, sorted_keys(spec.variants))
-    problems[#problems + 1] = { path = where, line = v.line, msg = "unknown " .. spec.kind
+    problems[#problems + 1] = { path = where, line = v.line, col = v.col, msg = "unknown " .. spec.kind
       .. (hint and string.format(" (did you mean %s.%s?)", spec.kind, hint) or "") }
     return nil
   end
@@ -472,6 +489,7 @@ local function validate_tagged(spec, v, path, problems, opts)
   local args = validate_block(variant, v.args, where, problems, opts)
   for i = before + 1, #problems do
     problems[i].line = problems[i].line or v.line
+    problems[i].col = problems[i].col or v.col -- an Alloy file's stage block
   end
   return { tag = v.tag, args = args, line = v.line }
 end
