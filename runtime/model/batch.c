@@ -163,10 +163,10 @@ static uint8_t *put(uint8_t *p, const void *src, size_t n) {
 int mw_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_histogram_t *h,
                            char *err, size_t errlen) {
   if (mw_histogram_validate(h, err, errlen) != 0) return -1;
-  size_t bytes = hist_units(h) * 8;
+  size_t bytes = hist_units(h) * 8; /* (+ 8 below: hbuf is never NULL, even for empty arrays) */
   if (mw_grow((void **)&b->hs, &b->hs_cap, b->nh + 1, sizeof *b->hs) != 0 ||
       mw_grow((void **)&b->hoff, &b->hoff_cap, b->nh + 1, sizeof *b->hoff) != 0 ||
-      mw_grow((void **)&b->hbuf, &b->hbuf_cap, b->hbuf_len + bytes, 1) != 0) {
+      mw_grow((void **)&b->hbuf, &b->hbuf_cap, b->hbuf_len + bytes + 8, 1) != 0) {
     mw_oom(err, errlen);
     return -1;
   }
