@@ -8,10 +8,15 @@
  * The input, read until it ends (missing bytes read as 0):
  *   flags u8: bit 0, external labels follow: a u8 picks which of a, cluster,
  *     job, zz (bits 0-3), each with a value (len u8 % 16 + 1, bytes)
- *   then operations, op u8 % 3:
+ *   then operations, op u8 % 4:
  *     0 series:   labels, n u8, n x (ts, value)
  *     1 exemplar: labels, ts, value (on the last series; none before one)
  *     2 metadata: type (i32 LE), family (str), help (str), unit (str)
+ *     3 histogram (on the last series): flags u8 (bit 0 float, bits 1-2 reset hint,
+ *       bit 3 a 32-bit schema), schema (i8 or i32 LE), ts, zero threshold (value), count
+ *       and zero count (float: values; integer: u64 LE), sum (value), then positive and
+ *       negative spans (n u8 % 5, each offset i8 and length u8 % 4), positive and negative
+ *       buckets (n u8 % 9, each an i8 delta or a value), custom values (n u8 % 4 values)
  *   labels: n u8 % 9 labels, each: name (len u8 % 32, bytes), value: b u8,
  *     b < 0xf0: b bytes; else a u16 LE length filled with one byte (3-byte
  *     varint lengths from a short input). 0xFF (the separator) reads as 0xFE.
@@ -151,7 +156,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t *meta_at = calloc(size + 1, sizeof *meta_at);
   int64_t *ts = calloc(size + 1, sizeof *ts);
   double *values = calloc(size + 1, sizeof *values);
-  if (!series || !ex || !meta || !meta_at || !ts || !values) abort();
+  mw_histogram_t *hists = calloc(size + 1, sizeof *hists);
+  int64_t *hts = calloc(size + 1, sizeof *hts);
+  /* a histogram holds at most 8 spans, 16 buckets and 3 custom values */
+  mw_hspan_t *hsp = calloc(8 * (size + 1), sizeof *hsp);
+  int64_t *hd = calloc(16 * (size + 1), sizeof *hd);
+  double *hf = calloc(19 * (size + 1), sizeof *hf);
+  if (!series || !ex || !meta || !meta_at || !ts || !values || !hists || !hts || !hsp || !hd || !hf)
+    abort();
+  size_t nh = 0, nsp = 0, nd = 0, nf = 0;
   mw_rwref_req_t req = {.series = series, .meta = meta, .meta_at = meta_at};
   uint8_t ext[4 * (8 + 17)];
   if (rd_u8(&r) & 1) {
@@ -175,9 +188,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   size_t nts = 0, nex = 0, want_samples = 0;
   while (r.n && !r.full) {
-    switch (rd_u8(&r) % 3) {
+    switch (rd_u8(&r) % 4) {
     case 0: {
       mw_rwref_series_t *s = &series[req.nseries++];
+      s->hist = hists + nh;
+      s->hts = hts + nh;
       s->labels = rd_labels(&r, &s->len);
       s->ts = ts + nts;
       s->values = values + nts;
@@ -197,6 +212,65 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       x->ts = rd_ts(&r);
       x->value = rd_value(&r);
       s->nex++;
+      break;
+    }
+    case 3: {
+      if (!req.nseries || nh >= size) break;
+      mw_rwref_series_t *s = &series[req.nseries - 1];
+      mw_histogram_t *h = &hists[nh];
+      uint8_t fl = rd_u8(&r);
+      h->is_float = fl & 1;
+      h->reset_hint = (fl >> 1) & 3;
+      h->schema = fl & 8 ? (int32_t)(uint32_t)rd_le(&r, 4) : (int8_t)rd_u8(&r);
+      hts[nh] = rd_ts(&r);
+      h->zero_threshold = rd_value(&r);
+      if (h->is_float) {
+        h->fcount = rd_value(&r);
+        h->fzero_count = rd_value(&r);
+      } else {
+        h->count = rd_le(&r, 8);
+        h->zero_count = rd_le(&r, 8);
+      }
+      h->sum = rd_value(&r);
+      for (int side = 0; side < 2; side++) {
+        uint32_t n = rd_u8(&r) % 5;
+        mw_hspan_t *sp = hsp + nsp;
+        for (uint32_t k = 0; k < n; k++)
+          hsp[nsp++] = (mw_hspan_t){.offset = (int8_t)rd_u8(&r), .length = rd_u8(&r) % 4u};
+        if (side == 0) {
+          h->pos_spans = sp;
+          h->n_pos_spans = n;
+        } else {
+          h->neg_spans = sp;
+          h->n_neg_spans = n;
+        }
+      }
+      for (int side = 0; side < 2; side++) {
+        uint32_t n = rd_u8(&r) % 9;
+        int64_t *d = hd + nd;
+        double *c = hf + nf;
+        for (uint32_t k = 0; k < n; k++) {
+          if (h->is_float)
+            hf[nf++] = rd_value(&r);
+          else
+            hd[nd++] = (int8_t)rd_u8(&r);
+        }
+        if (side == 0) {
+          h->n_pos = n;
+          h->pos_deltas = d;
+          h->pos_counts = c;
+        } else {
+          h->n_neg = n;
+          h->neg_deltas = d;
+          h->neg_counts = c;
+        }
+      }
+      h->n_custom = rd_u8(&r) % 4;
+      h->custom_values = hf + nf;
+      for (uint32_t k = 0; k < h->n_custom; k++)
+        hf[nf++] = rd_value(&r);
+      nh++;
+      s->nh++;
       break;
     }
     default: {
@@ -219,13 +293,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256];
   Prometheus__WriteRequest *back;
   if (mw_rwenc_decode(z, z_len, &back, err, sizeof err) != 0) abort();
-  size_t got_samples = 0, got_ex = 0;
+  size_t got_samples = 0, got_ex = 0, got_h = 0;
   for (size_t i = 0; i < back->n_timeseries; i++) {
     got_samples += back->timeseries[i]->n_samples;
     got_ex += back->timeseries[i]->n_exemplars;
+    got_h += back->timeseries[i]->n_histograms;
   }
   if (back->n_timeseries != req.nseries || back->n_metadata != req.nmeta ||
-      got_samples != want_samples || got_ex != nex)
+      got_samples != want_samples || got_ex != nex || got_h != nh)
     abort();
   mw_rwenc_decode_free(back);
   free(hand);
@@ -236,5 +311,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   free(meta_at);
   free(ts);
   free(values);
+  free(hists);
+  free(hts);
+  free(hsp);
+  free(hd);
+  free(hf);
   return 0;
 }

@@ -5,8 +5,9 @@
  * is. Bit 1 puts the file in a checkpoint instead, bit 2 writes the last 24
  * bytes as a cursor file too. Then: open (repair), read everything through
  * a reader (each chunk must decode to a valid request), append, truncate,
- * reopen: the second open must find nothing left to repair. Record type 3
- * (exemplars) is in the seed corpus. */
+ * reopen: the second open must find nothing left to repair. Record types 3
+ * (exemplars) and 4 (native histograms) are in the seed corpus; the reader sends
+ * histograms (send_native_histograms). */
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
@@ -55,7 +56,9 @@ static void check_request(const uint8_t *buf, size_t len) {
   if (mw_rwenc_decode(buf, len, &req, err, sizeof err) != 0) abort();
   for (size_t i = 0; i < req->n_timeseries; i++) {
     const Prometheus__TimeSeries *t = req->timeseries[i];
-    if (!t->n_labels || (!t->n_samples && !t->n_exemplars)) abort();
+    if (!t->n_labels || (!t->n_samples && !t->n_exemplars && !t->n_histograms)) abort();
+    for (size_t j = 1; j < t->n_histograms; j++)
+      if (t->histograms[j]->timestamp < t->histograms[j - 1]->timestamp) abort();
     for (size_t j = 0; j < t->n_labels; j++) {
       if (!t->labels[j]->name.len || !t->labels[j]->value.len) abort();
       if (j && pb_cmp(t->labels[j - 1]->name, t->labels[j]->name) >= 0) abort();
@@ -174,6 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (mw_wal_open(dir, &o, &w, err, sizeof err) != 0) abort(); /* corruption never fails */
   mw_wal_reader_t *r;
   if (mw_wal_reader_open(w, "ep", NULL, 0, &r, err, sizeof err) != 0) abort();
+  mw_wal_reader_set_histograms(r, 1);
   drain(r);
   /* The WAL still takes appends after a repair, and a reader sees them. */
   mw_series_t *s = mw_series_new();
@@ -187,6 +191,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         (const uint8_t *)"trace_id\xff"
                                          "abc\xff",
                         13, 41, 0.5);
+  /* and native histograms: an integer one and a stale marker */
+  const mw_hspan_t sp[] = {{0, 2}};
+  const int64_t d[] = {1, 0};
+  mw_histogram_t h = {.count = 3,
+                      .zero_count = 1,
+                      .sum = 2.5,
+                      .n_pos_spans = 1,
+                      .pos_spans = sp,
+                      .n_pos = 2,
+                      .pos_deltas = d};
+  if (mw_batch_add_histogram(b, ref, 43, &h, err, sizeof err) != 0 ||
+      mw_batch_add_histogram_stale(b, ref, 44, 0) != 0)
+    abort();
   if (mw_wal_append_batch(w, b, err, sizeof err) != 0) abort();
   mw_wal_reader_rewind(r);
   drain(r);
