@@ -66,18 +66,24 @@
 /* --- exposition / series / batch ------------------------------------- */
 
 /* Exposition formats (mw_ffi_expfmt_parse's fallback, stats.format). */
-enum { MW_EXPFMT_NONE = 0, MW_EXPFMT_TEXT = 1, MW_EXPFMT_OPENMETRICS = 2 };
+enum { MW_EXPFMT_NONE = 0, MW_EXPFMT_TEXT = 1, MW_EXPFMT_OPENMETRICS = 2, MW_EXPFMT_PROTOBUF = 3 };
 
 /* Parse flags, or-ed. */
 enum {
-  MW_EXPFMT_IGNORE_TIMESTAMPS = 1,  /* honor_timestamps = false */
-  MW_EXPFMT_SKIP_CREATED = 2,       /* OpenMetrics: drop _created series of counters,
-                                       histograms and summaries */
-  MW_EXPFMT_NO_STALE = 4,           /* do not append staleness markers for gone series */
-  MW_EXPFMT_TRACK_TS_STALENESS = 8, /* staleness markers also for series with timestamps */
-  MW_EXPFMT_LEGACY_NAMES = 16       /* metric_name_validation_scheme "legacy": a quoted name
-                                       outside [a-zA-Z_:][a-zA-Z0-9_:]* (metric) or
-                                       [a-zA-Z_][a-zA-Z0-9_]* (label) fails the body */
+  MW_EXPFMT_IGNORE_TIMESTAMPS = 1,   /* honor_timestamps = false */
+  MW_EXPFMT_SKIP_CREATED = 2,        /* OpenMetrics: drop _created series of counters,
+                                        histograms and summaries */
+  MW_EXPFMT_NO_STALE = 4,            /* do not append staleness markers for gone series */
+  MW_EXPFMT_TRACK_TS_STALENESS = 8,  /* staleness markers also for series with timestamps */
+  MW_EXPFMT_LEGACY_NAMES = 16,       /* metric_name_validation_scheme "legacy": a quoted name
+                                        outside [a-zA-Z_:][a-zA-Z0-9_:]* (metric) or
+                                        [a-zA-Z_][a-zA-Z0-9_]* (label) fails the body */
+  MW_EXPFMT_NATIVE_HISTOGRAMS = 32,  /* protobuf: a histogram with native buckets is one
+                                        native histogram sample (scrape_native_histograms) */
+  MW_EXPFMT_CLASSIC_HISTOGRAMS = 64, /* with it, its classic series too
+                                        (scrape_classic_histograms) */
+  MW_EXPFMT_NHCB = 128               /* classic histograms become schema -53 native histograms
+                                        (convert_classic_histograms_to_nhcb) */
 };
 
 /* What one parse did. */
@@ -102,6 +108,10 @@ typedef struct {
    * reports as scrape_samples_scraped for a failed body. A body over the
    * sample limit stops at the first sample past it: sample_limit + 1. */
   uint64_t parsed;
+  /* Native histogram samples appended (counted in samples too), and those whose
+   * resolution was reduced to stay within the bucket limit or min bucket factor. */
+  uint64_t histograms;
+  uint64_t histograms_reduced;
 } mw_expfmt_stats_t;
 
 /* Parses a whole exposition body into batch b (cleared first; it then refers
@@ -167,6 +177,10 @@ mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const ch
                                     uint64_t sample_limit, mw_expfmt_stats_t *stats, char *err,
                                     size_t errlen);
 int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes);
+/* The protobuf format's native histogram limits, set before the first step:
+ * bucket_limit (native_histogram_bucket_limit; 0: none) and min_factor
+ * (native_histogram_min_bucket_factor; 0: none). */
+void mw_expfmt_set_histograms(mw_expfmt_parser_t *p, uint32_t bucket_limit, double min_factor);
 int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why);
 void mw_expfmt_abort(mw_expfmt_parser_t *p);
 

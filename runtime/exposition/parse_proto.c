@@ -1,0 +1,712 @@
+/* exposition/parse_proto.c: protobuf exposition parser (see exposition/parse_proto.h).
+ *
+ * A direct wire decoder: every read is bounds-checked against the message it is in, and
+ * nothing is allocated per message (protobuf-c's unpack allocates every submessage).
+ * Per metric the raw bytes of its label fields are hashed once (seeded with the family
+ * name's hash); each sample's scrape cache key mixes that hash with the sample's kind
+ * (_count, _sum, a bucket's le, a quantile) so a cached sample costs a hash of its
+ * labels' bytes and a lookup, like a cached text line. A miss decodes the labels,
+ * checks them as the text parser does, and interns the series. */
+#include "exposition/parse_proto.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "base/err.h"
+#include "base/labels.h"
+#include "exposition/write.h"
+#include "model/series.h"
+
+/* metrics.proto's MetricType. */
+enum {
+  PB_COUNTER = 0,
+  PB_GAUGE = 1,
+  PB_SUMMARY = 2,
+  PB_UNTYPED = 3,
+  PB_HISTOGRAM = 4,
+  PB_GAUGE_HISTOGRAM = 5
+};
+/* Kinds of samples (mixed into keys). */
+enum { K_PLAIN = 1, K_COUNT, K_SUM, K_BUCKET, K_QUANTILE, K_NATIVE };
+
+/* OpenMetrics / Prometheus: exemplar labels hold at most 128 code points. */
+#define MW_EXEMPLAR_MAX_RUNES 128
+
+/* One wire field. */
+typedef struct {
+  uint32_t num;
+  int wt;
+  uint64_t v;       /* varint, fixed64 or fixed32 value */
+  const uint8_t *d; /* wire type 2: the bytes */
+  size_t len;
+  const uint8_t *at; /* where the field's key starts */
+} pb_field_t;
+
+/* A Metric's fields as found on the wire. */
+typedef struct {
+  const uint8_t *m, *me;      /* the message */
+  const uint8_t *lab0, *lab1; /* the label fields' bytes, if contiguous */
+  int contig;
+  uint32_t nlab;
+  const uint8_t *val; /* the submessage of the family's type, NULL: absent */
+  size_t val_len;
+  int64_t ts;
+  XXH128_hash_t h; /* hash of the label fields' bytes */
+} pb_metric_t;
+
+struct mw_proto {
+  mw_pctx_t x;
+  const uint8_t *b;
+  size_t n, pos;
+  size_t fam; /* index of the family being parsed (1-based) */
+  size_t fam_at;
+  /* the current family */
+  const char *name;
+  size_t name_len;
+  int type;
+  uint64_t seed;
+  /* scratch */
+  mw_label_t *ls;
+  size_t ls_cap;
+  char *nbuf; /* __name__ with its suffix, then the magic label's value */
+  size_t nbuf_cap;
+  uint8_t *enc;
+  size_t enc_cap;
+  uint8_t *kbuf; /* label fields gathered when they are not contiguous */
+  size_t kbuf_cap;
+};
+
+/* --- errors --------------------------------------------------------------- */
+
+/* Fails the parse at byte at (in the body): "metric family #N ("name") at byte O: ...".
+ * Returns -1. */
+static int pfail(mw_proto_t *q, const uint8_t *at, const char *fmt, ...) {
+  mw_pctx_t *x = &q->x;
+  if (!x->err || !x->errlen) return -1;
+  size_t off = at ? (size_t)(at - q->b) : q->fam_at;
+  if (q->name && q->name_len)
+    mw_seterr(x->err, x->errlen, "metric family #%zu (\"%.*s\") at byte %zu: ", q->fam,
+              (int)(q->name_len > 80 ? 80 : q->name_len), q->name, off);
+  else
+    mw_seterr(x->err, x->errlen, "metric family #%zu at byte %zu: ", q->fam, off);
+  va_list ap;
+  va_start(ap, fmt);
+  mw_vadderr(x->err, x->errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static int poom(mw_proto_t *q) {
+  mw_seterr(q->x.err, q->x.errlen, "out of memory");
+  return -1;
+}
+
+/* --- wire ----------------------------------------------------------------- */
+
+/* Reads a varint at *p (below e): 0 and *v, *p advanced; -1 if truncated or longer than
+ * 10 bytes. */
+static inline int pb_varint(const uint8_t **p, const uint8_t *e, uint64_t *v) {
+  const uint8_t *s = *p;
+  if (s < e && *s < 0x80) {
+    *v = *s;
+    *p = s + 1;
+    return 0;
+  }
+  uint64_t r = 0;
+  for (int shift = 0; shift < 70 && s < e; shift += 7) {
+    uint8_t c = *s++;
+    r |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      *v = r;
+      *p = s;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* Reads the field at *p (below e) into f. 1 for a field, 0 at e, -1 if malformed (*why
+ * says what). Groups (wire types 3, 4) are malformed: metrics.proto has none. */
+static inline int pb_next(const uint8_t **p, const uint8_t *e, pb_field_t *f, const char **why) {
+  const uint8_t *s = *p;
+  if (s >= e) return 0;
+  uint64_t key;
+  f->at = s;
+  if (pb_varint(&s, e, &key) != 0) {
+    *why = "truncated field key";
+    return -1;
+  }
+  f->num = (uint32_t)(key >> 3);
+  f->wt = (int)(key & 7);
+  if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff) {
+    *why = "invalid field number";
+    return -1;
+  }
+  switch (f->wt) {
+  case 0:
+    if (pb_varint(&s, e, &f->v) != 0) {
+      *why = "truncated varint";
+      return -1;
+    }
+    break;
+  case 1:
+    if ((size_t)(e - s) < 8) {
+      *why = "truncated fixed64";
+      return -1;
+    }
+    memcpy(&f->v, s, 8);
+    s += 8;
+    break;
+  case 2: {
+    uint64_t len;
+    if (pb_varint(&s, e, &len) != 0 || len > (uint64_t)(e - s)) {
+      *why = "length-delimited field longer than its message";
+      return -1;
+    }
+    f->d = s;
+    f->len = (size_t)len;
+    s += len;
+    break;
+  }
+  case 5: {
+    uint32_t v32;
+    if ((size_t)(e - s) < 4) {
+      *why = "truncated fixed32";
+      return -1;
+    }
+    memcpy(&v32, s, 4);
+    f->v = v32;
+    s += 4;
+    break;
+  }
+  default: *why = "invalid wire type"; return -1;
+  }
+  *p = s;
+  return 1;
+}
+
+static inline double pb_double(uint64_t v) {
+  double d;
+  memcpy(&d, &v, sizeof d);
+  return d;
+}
+
+/* A NaN read from the body is Prometheus's normal NaN: a body cannot forge a staleness
+ * marker. */
+static inline double pb_value(uint64_t v) {
+  double d = pb_double(v);
+  if (isnan(d)) {
+    uint64_t bits = MW_NORMAL_NAN_BITS;
+    memcpy(&d, &bits, sizeof d);
+  }
+  return d;
+}
+
+/* --- scratch ------------------------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t unit) {
+  if (*cap >= need) return 0;
+  size_t c = *cap ? *cap : 64;
+  while (c < need)
+    c *= 2;
+  void *n = realloc(*p, c * unit);
+  if (!n) return -1;
+  *p = n;
+  *cap = c;
+  return 0;
+}
+
+/* --- keys --------------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* The key of the sample of kind (K_*) with extra (a bound's or quantile's bits) of the
+ * metric whose label bytes hashed to h. */
+static inline mw_skey_t pkey(XXH128_hash_t h, int kind, uint64_t extra) {
+  uint64_t a = mix64(extra ^ ((uint64_t)kind << 56) ^ 0x9e3779b97f4a7c15ULL);
+  return (mw_skey_t){h.low64 ^ a, h.high64 ^ mix64(a + 0x632be59bd9b4e019ULL)};
+}
+
+/* --- names and labels ------------------------------------------------------ */
+
+static int check_name(mw_proto_t *q, const uint8_t *at, const char *s, size_t n, int metric) {
+  const char *what = metric ? "metric" : "label";
+  if (n == 0) return pfail(q, at, "invalid %s name \"\"", what);
+  if (!mw_labels_valid_utf8(s, n))
+    return pfail(q, at, "invalid UTF-8 %s name \"%.*s\"", what, (int)(n > 80 ? 80 : n), s);
+  if ((q->x.flags & MW_EXPFMT_LEGACY_NAMES) &&
+      !(metric ? mw_labels_valid_metric_name(s, n) : mw_labels_valid_name(s, n)))
+    return pfail(q, at, "%s name \"%.*s\" is not valid under the legacy validation scheme", what,
+                 (int)(n > 80 ? 80 : n), s);
+  return 0;
+}
+
+/* Decodes the LabelPairs of message [m, e) (field field of it) into ls from index *n
+ * on (capacity ensured here). Checks names and values (only labels with a value: an
+ * empty one is dropped later, as Prometheus does). */
+static int decode_pairs(mw_proto_t *q, const uint8_t *m, const uint8_t *e, uint32_t field,
+                        size_t *n, int check) {
+  const uint8_t *p = m;
+  pb_field_t f;
+  const char *why = NULL;
+  int r;
+  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+    if (f.num != field || f.wt != 2) continue;
+    const char *name = "", *value = "";
+    size_t nl = 0, vl = 0;
+    const uint8_t *lp = f.d, *le = f.d + f.len;
+    pb_field_t g;
+    int r2;
+    while ((r2 = pb_next(&lp, le, &g, &why)) > 0) {
+      if (g.wt != 2) continue;
+      if (g.num == 1) {
+        name = (const char *)g.d;
+        nl = g.len;
+      } else if (g.num == 2) {
+        value = (const char *)g.d;
+        vl = g.len;
+      }
+    }
+    if (r2 < 0) return pfail(q, g.at, "label: %s", why);
+    if (nl >= (1u << 31) || vl >= (1u << 31)) return pfail(q, f.at, "label too long");
+    if (check && vl) {
+      if (check_name(q, f.at, name, nl, 0) != 0) return -1;
+      if (!mw_labels_valid_utf8(value, vl))
+        return pfail(q, f.at, "invalid UTF-8 label value for \"%.*s\"", (int)(nl > 80 ? 80 : nl),
+                     name);
+    }
+    if (grow((void **)&q->ls, &q->ls_cap, *n + 2, sizeof *q->ls) != 0) return poom(q);
+    q->ls[(*n)++] = (mw_label_t){
+        .name = name, .name_len = (uint32_t)nl, .value = value, .value_len = (uint32_t)vl};
+  }
+  if (r < 0) return pfail(q, f.at, "%s", why);
+  return 0;
+}
+
+/* A cache miss: the series of metric pm with the name's suffix and, if magic, the label
+ * magic="mval" (le, quantile). Interns it, teaches the cache key -> ref. */
+static int series_miss(mw_proto_t *q, const pb_metric_t *pm, const char *suffix, const char *magic,
+                       double mval, mw_skey_t key, uint32_t *ref) {
+  size_t sl = strlen(suffix);
+  if (grow((void **)&q->nbuf, &q->nbuf_cap, q->name_len + sl + 40, 1) != 0) return poom(q);
+  memcpy(q->nbuf, q->name, q->name_len);
+  memcpy(q->nbuf + q->name_len, suffix, sl);
+  size_t n = 0;
+  if (grow((void **)&q->ls, &q->ls_cap, pm->nlab + 2, sizeof *q->ls) != 0) return poom(q);
+  q->ls[n++] = (mw_label_t){.name = "__name__",
+                            .name_len = 8,
+                            .value = q->nbuf,
+                            .value_len = (uint32_t)(q->name_len + sl)};
+  if (decode_pairs(q, pm->m, pm->me, 1, &n, 1) != 0) return -1;
+  if (magic) {
+    char *v = q->nbuf + q->name_len + sl;
+    size_t vl = mw_expose_fmt_float(v, mval, 1);
+    q->ls[n++] = (mw_label_t){
+        .name = magic, .name_len = (uint32_t)strlen(magic), .value = v, .value_len = (uint32_t)vl};
+  }
+  char msg[160];
+  if (mw_labels_normalize(q->ls, &n, msg, sizeof msg) != 0) return pfail(q, pm->m, "%s", msg);
+  const mw_label_t *fin;
+  size_t fn;
+  if (mw_scrapecache_mutate(q->x.c, q->ls, n, &fin, &fn, msg, sizeof msg) != 0)
+    return pfail(q, pm->m, "%s", msg);
+  size_t need = mw_labels_encoded_size(fin, fn), elen;
+  if (grow((void **)&q->enc, &q->enc_cap, need, 1) != 0) return poom(q);
+  if (mw_labels_encode(fin, fn, q->enc, need, &elen, msg, sizeof msg) != 0)
+    return pfail(q, pm->m, "%s", msg);
+  if (elen >= UINT32_MAX) return pfail(q, pm->m, "label set too large");
+  int added;
+  mw_series_t *s = mw_scrapecache_series(q->x.c);
+  if (mw_series_add(s, q->enc, elen, mw_labels_hash(q->enc, elen), ref, &added, msg, sizeof msg) !=
+      0)
+    return pfail(q, pm->m, "%s", msg);
+  if (added) q->x.st->series_added++;
+  if (mw_scrapecache_add(q->x.c, key, *ref, msg, sizeof msg) != 0)
+    return pfail(q, pm->m, "%s", msg);
+  return 0;
+}
+
+/* Attaches the Exemplar message [m, m + len) to the batch's last sample (ts: the
+ * sample's timestamp, used when the exemplar has none), or counts it in
+ * stats.exemplars_invalid when Prometheus's appender would refuse it. */
+static int add_exemplar(mw_proto_t *q, const uint8_t *m, size_t len, int64_t ts) {
+  const uint8_t *p = m, *e = m + len;
+  pb_field_t f;
+  const char *why = NULL;
+  int r;
+  double v = 0;
+  int has_ts = 0;
+  int64_t xts = ts;
+  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+    if (f.num == 2 && f.wt == 1) v = pb_value(f.v);
+    if (f.num == 3 && f.wt == 2) {
+      /* google.protobuf.Timestamp: seconds (1), nanos (2) */
+      int64_t sec = 0, nanos = 0;
+      const uint8_t *tp = f.d, *te = f.d + f.len;
+      pb_field_t g;
+      int r2;
+      while ((r2 = pb_next(&tp, te, &g, &why)) > 0) {
+        if (g.num == 1 && g.wt == 0) sec = (int64_t)g.v;
+        if (g.num == 2 && g.wt == 0) nanos = (int32_t)g.v;
+      }
+      if (r2 < 0) return pfail(q, g.at, "exemplar timestamp: %s", why);
+      if (sec > INT64_MAX / 1000 - 1 || sec < INT64_MIN / 1000 + 1) {
+        q->x.st->exemplars_invalid++;
+        return 0;
+      }
+      xts = sec * 1000 + nanos / 1000000;
+      has_ts = 1;
+    }
+  }
+  if (r < 0) return pfail(q, f.at, "exemplar: %s", why);
+  (void)has_ts;
+  size_t n = 0;
+  if (decode_pairs(q, m, e, 1, &n, 0) != 0) return -1;
+  size_t runes = 0;
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!mw_labels_valid_utf8(q->ls[i].name, q->ls[i].name_len) ||
+        !mw_labels_valid_utf8(q->ls[i].value, q->ls[i].value_len) || q->ls[i].name_len == 0)
+      bad = 1;
+    for (uint32_t k = 0; k < q->ls[i].name_len; k++)
+      runes += ((unsigned char)q->ls[i].name[k] & 0xC0) != 0x80;
+    for (uint32_t k = 0; k < q->ls[i].value_len; k++)
+      runes += ((unsigned char)q->ls[i].value[k] & 0xC0) != 0x80;
+  }
+  if (bad || runes > MW_EXEMPLAR_MAX_RUNES || mw_labels_normalize(q->ls, &n, NULL, 0) != 0) {
+    q->x.st->exemplars_invalid++;
+    return 0;
+  }
+  size_t need = mw_labels_encoded_size(q->ls, n), elen;
+  if (grow((void **)&q->enc, &q->enc_cap, need + 1, 1) != 0) return poom(q);
+  if (mw_labels_encode(q->ls, n, q->enc, need + 1, &elen, NULL, 0) != 0) {
+    q->x.st->exemplars_invalid++;
+    return 0;
+  }
+  if (mw_batch_add_exemplar(q->x.batch, mw_batch_len(q->x.batch) - 1, q->enc, elen, xts, v) != 0)
+    return poom(q);
+  q->x.st->exemplars++;
+  return 0;
+}
+
+/* One float sample of metric pm: its series (cached, or interned), its mark, the batch.
+ * ex: its Exemplar message (NULL: none). */
+static int emit(mw_proto_t *q, const pb_metric_t *pm, int kind, const char *suffix,
+                const char *magic, double mval, double v, const uint8_t *ex, size_t ex_len) {
+  uint64_t extra = 0;
+  if (magic) memcpy(&extra, &mval, sizeof extra);
+  mw_skey_t key = pkey(pm->h, kind, extra);
+  uint32_t ref = mw_scrapecache_get(q->x.c, key);
+  if (ref == MW_SERIES_NONE && series_miss(q, pm, suffix, magic, mval, key, &ref) != 0) return -1;
+  int explicit_ts = pm->ts != 0;
+  int64_t ts = explicit_ts ? pm->ts : q->x.dts;
+  if (q->x.flags & MW_EXPFMT_IGNORE_TIMESTAMPS) {
+    ts = q->x.dts;
+    explicit_ts = 0;
+  }
+  int m =
+      mw_scrapecache_mark(q->x.c, ref, explicit_ts && !(q->x.flags & MW_EXPFMT_TRACK_TS_STALENESS));
+  if (m < 0) return poom(q);
+  if (m == 0) {
+    q->x.st->duplicates++;
+    return 0;
+  }
+  if (mw_batch_add(q->x.batch, ref, ts, v) != 0) return poom(q);
+  if (++q->x.st->samples > q->x.sample_limit && q->x.sample_limit) {
+    mw_seterr(q->x.err, q->x.errlen, "sample limit exceeded");
+    return -1;
+  }
+  if (ex) return add_exemplar(q, ex, ex_len, ts);
+  return 0;
+}
+
+/* --- metrics -------------------------------------------------------------- */
+
+/* A Counter, Gauge or Untyped: value (1) and, for a counter, its exemplar (2). */
+static int metric_plain(mw_proto_t *q, const pb_metric_t *pm) {
+  double v = 0;
+  const uint8_t *ex = NULL;
+  size_t ex_len = 0;
+  if (pm->val) {
+    const uint8_t *p = pm->val, *e = pm->val + pm->val_len;
+    pb_field_t f;
+    const char *why = NULL;
+    int r;
+    while ((r = pb_next(&p, e, &f, &why)) > 0) {
+      if (f.num == 1 && f.wt == 1) v = pb_value(f.v);
+      if (f.num == 2 && f.wt == 2 && q->type == PB_COUNTER) {
+        ex = f.d;
+        ex_len = f.len;
+      }
+    }
+    if (r < 0) return pfail(q, f.at, "%s", why);
+  }
+  return emit(q, pm, K_PLAIN, "", NULL, 0, v, ex, ex_len);
+}
+
+/* A Summary: _count, _sum, then one sample per quantile. */
+static int metric_summary(mw_proto_t *q, const pb_metric_t *pm) {
+  uint64_t count = 0;
+  double sum = 0;
+  const uint8_t *p = pm->val, *e = pm->val ? pm->val + pm->val_len : NULL;
+  pb_field_t f;
+  const char *why = NULL;
+  int r = 0;
+  if (p) {
+    while ((r = pb_next(&p, e, &f, &why)) > 0) {
+      if (f.num == 1 && f.wt == 0) count = f.v;
+      if (f.num == 2 && f.wt == 1) sum = pb_value(f.v);
+    }
+    if (r < 0) return pfail(q, f.at, "summary: %s", why);
+  }
+  if (emit(q, pm, K_COUNT, "_count", NULL, 0, (double)count, NULL, 0) != 0) return -1;
+  if (emit(q, pm, K_SUM, "_sum", NULL, 0, sum, NULL, 0) != 0) return -1;
+  if (!pm->val) return 0;
+  for (p = pm->val; (r = pb_next(&p, e, &f, &why)) > 0;) {
+    if (f.num != 3 || f.wt != 2) continue;
+    double qv = 0, v = 0;
+    const uint8_t *qp = f.d, *qe = f.d + f.len;
+    pb_field_t g;
+    int r2;
+    while ((r2 = pb_next(&qp, qe, &g, &why)) > 0) {
+      if (g.num == 1 && g.wt == 1) qv = pb_double(g.v);
+      if (g.num == 2 && g.wt == 1) v = pb_value(g.v);
+    }
+    if (r2 < 0) return pfail(q, g.at, "quantile: %s", why);
+    if (emit(q, pm, K_QUANTILE, "", "quantile", qv, v, NULL, 0) != 0) return -1;
+  }
+  return 0;
+}
+
+/* A classic histogram: _count, _sum, the buckets (cumulative_count_float when > 0),
+ * up to the +Inf bucket, which is added with the count when the buckets lack it. */
+static int metric_classic(mw_proto_t *q, const pb_metric_t *pm) {
+  uint64_t count = 0;
+  double fcount = 0, sum = 0;
+  const uint8_t *p = pm->val, *e = pm->val ? pm->val + pm->val_len : NULL;
+  pb_field_t f;
+  const char *why = NULL;
+  int r = 0;
+  if (p) {
+    while ((r = pb_next(&p, e, &f, &why)) > 0) {
+      if (f.num == 1 && f.wt == 0) count = f.v;
+      if (f.num == 2 && f.wt == 1) sum = pb_value(f.v);
+      if (f.num == 4 && f.wt == 1) fcount = pb_value(f.v);
+    }
+    if (r < 0) return pfail(q, f.at, "histogram: %s", why);
+  }
+  double c = fcount > 0 ? fcount : (double)count;
+  if (emit(q, pm, K_COUNT, "_count", NULL, 0, c, NULL, 0) != 0) return -1;
+  if (emit(q, pm, K_SUM, "_sum", NULL, 0, sum, NULL, 0) != 0) return -1;
+  if (pm->val) {
+    for (p = pm->val; (r = pb_next(&p, e, &f, &why)) > 0;) {
+      if (f.num != 3 || f.wt != 2) continue;
+      uint64_t bc = 0;
+      double bf = 0, ub = 0;
+      const uint8_t *ex = NULL;
+      size_t ex_len = 0;
+      const uint8_t *bp = f.d, *be = f.d + f.len;
+      pb_field_t g;
+      int r2;
+      while ((r2 = pb_next(&bp, be, &g, &why)) > 0) {
+        if (g.num == 1 && g.wt == 0) bc = g.v;
+        if (g.num == 2 && g.wt == 1) ub = pb_double(g.v);
+        if (g.num == 4 && g.wt == 1) bf = pb_value(g.v);
+        if (g.num == 3 && g.wt == 2) {
+          ex = g.d;
+          ex_len = g.len;
+        }
+      }
+      if (r2 < 0) return pfail(q, g.at, "bucket: %s", why);
+      if (emit(q, pm, K_BUCKET, "_bucket", "le", ub, bf > 0 ? bf : (double)bc, ex, ex_len) != 0)
+        return -1;
+      if (isinf(ub) && ub > 0) return 0;
+    }
+    if (r < 0) return pfail(q, f.at, "histogram: %s", why);
+  }
+  return emit(q, pm, K_BUCKET, "_bucket", "le", INFINITY, c, NULL, 0);
+}
+
+/* Reads Metric [m, m + len) of the current family into pm: its label fields and their
+ * hash, the value submessage of the family's type, its timestamp. */
+static int read_metric(mw_proto_t *q, const uint8_t *m, size_t len, pb_metric_t *pm) {
+  static const uint32_t field_of[] = {
+      [PB_COUNTER] = 3, [PB_GAUGE] = 2,     [PB_SUMMARY] = 4,
+      [PB_UNTYPED] = 5, [PB_HISTOGRAM] = 7, [PB_GAUGE_HISTOGRAM] = 7};
+  uint32_t vf = field_of[q->type];
+  const uint8_t *p = m, *e = m + len, *last = NULL;
+  pb_field_t f;
+  const char *why = NULL;
+  int r;
+  *pm = (pb_metric_t){.m = m, .me = e, .contig = 1};
+  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+    if (f.num == 1 && f.wt == 2) {
+      if (pm->nlab == 0)
+        pm->lab0 = f.at;
+      else if (last != f.at)
+        pm->contig = 0;
+      last = p;
+      pm->nlab++;
+    } else if (f.num == vf && f.wt == 2) {
+      pm->val = f.d;
+      pm->val_len = f.len;
+    } else if (f.num == 6 && f.wt == 0) {
+      pm->ts = (int64_t)f.v;
+    }
+  }
+  if (r < 0) return pfail(q, f.at, "metric: %s", why);
+  if (pm->nlab >= (1u << 30)) return pfail(q, m, "too many labels");
+  pm->lab1 = last;
+  if (pm->contig) {
+    pm->h = XXH3_128bits_withSeed(pm->lab0, pm->lab0 ? (size_t)(pm->lab1 - pm->lab0) : 0, q->seed);
+    return 0;
+  }
+  /* Labels interleaved with other fields: gather their bytes. */
+  size_t k = 0;
+  for (p = m; pb_next(&p, e, &f, &why) > 0;) {
+    if (f.num != 1 || f.wt != 2) continue;
+    size_t fl = (size_t)(p - f.at);
+    if (grow((void **)&q->kbuf, &q->kbuf_cap, k + fl, 1) != 0) return poom(q);
+    memcpy(q->kbuf + k, f.at, fl);
+    k += fl;
+  }
+  pm->h = XXH3_128bits_withSeed(q->kbuf, k, q->seed);
+  return 0;
+}
+
+static int metric(mw_proto_t *q, const uint8_t *m, size_t len) {
+  pb_metric_t pm;
+  if (read_metric(q, m, len, &pm) != 0) return -1;
+  switch (q->type) {
+  case PB_SUMMARY: return metric_summary(q, &pm);
+  case PB_HISTOGRAM:
+  case PB_GAUGE_HISTOGRAM: return metric_classic(q, &pm);
+  default: return metric_plain(q, &pm);
+  }
+}
+
+/* --- families ------------------------------------------------------------ */
+
+static const int mw_meta_type_of[] = {
+    [PB_COUNTER] = MW_METRIC_COUNTER,     [PB_GAUGE] = MW_METRIC_GAUGE,
+    [PB_SUMMARY] = MW_METRIC_SUMMARY,     [PB_UNTYPED] = MW_METRIC_UNKNOWN,
+    [PB_HISTOGRAM] = MW_METRIC_HISTOGRAM, [PB_GAUGE_HISTOGRAM] = MW_METRIC_GAUGEHISTOGRAM};
+
+static int has_suffix(const char *s, size_t n, const char *suf, size_t sl) {
+  return n >= sl + 1 && memcmp(s + n - sl, suf, sl) == 0 && s[n - sl - 1] == '_';
+}
+
+/* The MetricFamily message [m, e). */
+static int family(mw_proto_t *q, const uint8_t *m, const uint8_t *e) {
+  const uint8_t *p = m;
+  pb_field_t f;
+  const char *why = NULL;
+  const char *help = NULL, *unit = NULL;
+  size_t help_len = 0, unit_len = 0, nmetrics = 0;
+  uint64_t type = PB_COUNTER;
+  int r;
+  q->name = NULL;
+  q->name_len = 0;
+  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+    if (f.num == 1 && f.wt == 2) {
+      q->name = (const char *)f.d;
+      q->name_len = f.len;
+    } else if (f.num == 2 && f.wt == 2) {
+      help = (const char *)f.d;
+      help_len = f.len;
+    } else if (f.num == 3 && f.wt == 0) {
+      type = f.v;
+    } else if (f.num == 4 && f.wt == 2) {
+      nmetrics++;
+    } else if (f.num == 5 && f.wt == 2) {
+      unit = (const char *)f.d;
+      unit_len = f.len;
+    }
+  }
+  if (r < 0) return pfail(q, f.at, "%s", why);
+  /* Prometheus skips a family without metrics (nothing is checked). */
+  if (nmetrics == 0) return 0;
+  const char *name = q->name ? q->name : "";
+  size_t nl = q->name_len;
+  if (check_name(q, m, name, nl, 1) != 0) return -1;
+  if (help && !mw_labels_valid_utf8(help, help_len)) return pfail(q, m, "invalid UTF-8 help text");
+  if (type > PB_GAUGE_HISTOGRAM)
+    return pfail(q, m, "unknown metric type %llu", (unsigned long long)type);
+  q->type = (int)type;
+  if (unit_len) {
+    int ok = q->type == PB_COUNTER && nl >= 6 && memcmp(name + nl - 6, "_total", 6) == 0
+                 ? has_suffix(name, nl - 6, unit, unit_len)
+                 : has_suffix(name, nl, unit, unit_len);
+    if (!ok)
+      return pfail(q, m, "unit \"%.*s\" not a suffix of metric \"%.*s\"",
+                   (int)(unit_len > 80 ? 80 : unit_len), unit, (int)(nl > 80 ? 80 : nl), name);
+  }
+  char msg[160];
+  if (mw_scrapecache_meta_set(q->x.c, name, nl, MW_META_TYPE, mw_meta_type_of[q->type], NULL, 0,
+                              msg, sizeof msg) != 0)
+    return pfail(q, m, "%s", msg);
+  if (help && !mw_scrapecache_meta_same(q->x.c, name, nl, MW_META_HELP, help, help_len) &&
+      mw_scrapecache_meta_set(q->x.c, name, nl, MW_META_HELP, 0, help, help_len, msg, sizeof msg) !=
+          0)
+    return pfail(q, m, "%s", msg);
+  if (unit_len && mw_scrapecache_meta_set(q->x.c, name, nl, MW_META_UNIT, 0, unit, unit_len, msg,
+                                          sizeof msg) != 0)
+    return pfail(q, m, "%s", msg);
+  q->seed = XXH3_64bits(name, nl);
+  for (p = m; pb_next(&p, e, &f, &why) > 0;)
+    if (f.num == 4 && f.wt == 2 && metric(q, f.d, f.len) != 0) return -1;
+  return 0;
+}
+
+/* --- parser --------------------------------------------------------------- */
+
+mw_proto_t *mw_proto_new(const mw_pctx_t *ctx, const char *body, size_t len) {
+  mw_proto_t *q = calloc(1, sizeof *q);
+  if (!q) return NULL;
+  q->x = *ctx;
+  q->b = (const uint8_t *)(body ? body : "");
+  q->n = body ? len : 0;
+  return q;
+}
+
+int mw_proto_some(mw_proto_t *q, size_t stop, int *done, size_t *pos) {
+  *done = 0;
+  while (q->pos < q->n) {
+    if (q->pos >= stop) {
+      *pos = q->pos;
+      return 0;
+    }
+    q->fam++;
+    q->fam_at = q->pos;
+    q->name = NULL;
+    const uint8_t *p = q->b + q->pos, *e = q->b + q->n;
+    uint64_t len;
+    if (pb_varint(&p, e, &len) != 0) return pfail(q, q->b + q->pos, "truncated length prefix");
+    if (len > (uint64_t)(e - p))
+      return pfail(q, q->b + q->pos, "length %llu is past the end of the body (%zu bytes left)",
+                   (unsigned long long)len, (size_t)(e - p));
+    if (family(q, p, p + len) != 0) return -1;
+    q->pos = (size_t)(p + len - q->b);
+  }
+  *pos = q->pos;
+  *done = 1;
+  return 0;
+}
+
+void mw_proto_free(mw_proto_t *q) {
+  if (!q) return;
+  free(q->ls);
+  free(q->nbuf);
+  free(q->enc);
+  free(q->kbuf);
+  free(q);
+}
