@@ -30,6 +30,7 @@
 #include "base/re2.h"
 #include "base/regex.h"
 #include "model/series.h"
+#include "model/histogram.h"
 #include "model/batch.h"
 #include "model/logbatch.h"
 #include "exposition/scrapecache.h"

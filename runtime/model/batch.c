@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
+#include "base/grow.h"
 #include "base/labels.h"
 #include "model/series.h"
 
@@ -26,6 +28,16 @@ struct mw_batch {
   size_t nex, ex_cap;
   uint8_t *exbuf;
   size_t exbuf_len, exbuf_cap;
+  /* histogram column: allocated at the first histogram sample. Entry k's arrays are
+   * 8-byte units at hbuf + hs[k].off: positive spans, negative spans, positive
+   * buckets, negative buckets, custom values (their counts in hs[k].h, whose pointers
+   * are NULL here and set when read). */
+  mw_hsample_t *hs;
+  size_t *hoff;
+  size_t nh, hs_cap, hoff_cap;
+  uint8_t *hbuf;
+  size_t hbuf_len, hbuf_cap;
+  mw_series_t *owned; /* the series table the batch owns (mw_ffi_batch_new_owned), or NULL */
 };
 
 mw_batch_t *mw_batch_new(mw_series_t *series) {
@@ -41,6 +53,10 @@ void mw_batch_free(mw_batch_t *b) {
   free(b->values);
   free(b->ex);
   free(b->exbuf);
+  free(b->hs);
+  free(b->hoff);
+  free(b->hbuf);
+  mw_series_free(b->owned);
   free(b);
 }
 
@@ -49,6 +65,8 @@ void mw_batch_reset(mw_batch_t *b, mw_series_t *series) {
   b->len = 0;
   b->nex = 0;
   b->exbuf_len = 0;
+  b->nh = 0;
+  b->hbuf_len = 0;
 }
 
 void mw_batch_clear(mw_batch_t *b) {
@@ -57,7 +75,10 @@ void mw_batch_clear(mw_batch_t *b) {
   free(b->values);
   free(b->ex);
   free(b->exbuf);
-  *b = (mw_batch_t){.series = b->series, .meta = b->meta};
+  free(b->hs);
+  free(b->hoff);
+  free(b->hbuf);
+  *b = (mw_batch_t){.series = b->series, .meta = b->meta, .owned = b->owned};
 }
 
 void mw_batch_truncate(mw_batch_t *b, size_t n) {
@@ -127,6 +148,89 @@ int mw_batch_add_exemplar(mw_batch_t *b, size_t idx, const uint8_t *labels, size
 
 size_t mw_batch_exemplars(const mw_batch_t *b) { return b->nex; }
 
+/* --- histogram column ----------------------------------------------------- */
+
+/* Bytes of entry h's arrays (8-byte units). */
+static size_t hist_units(const mw_histogram_t *h) {
+  return (size_t)h->n_pos_spans + h->n_neg_spans + h->n_pos + h->n_neg + h->n_custom;
+}
+
+static uint8_t *put(uint8_t *p, const void *src, size_t n) {
+  if (n) memcpy(p, src, n * 8);
+  return p + n * 8;
+}
+
+int mw_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_histogram_t *h,
+                           char *err, size_t errlen) {
+  if (mw_histogram_validate(h, err, errlen) != 0) return -1;
+  size_t bytes = hist_units(h) * 8;
+  if (mw_grow((void **)&b->hs, &b->hs_cap, b->nh + 1, sizeof *b->hs) != 0 ||
+      mw_grow((void **)&b->hoff, &b->hoff_cap, b->nh + 1, sizeof *b->hoff) != 0 ||
+      mw_grow((void **)&b->hbuf, &b->hbuf_cap, b->hbuf_len + bytes, 1) != 0) {
+    mw_oom(err, errlen);
+    return -1;
+  }
+  mw_hsample_t *e = &b->hs[b->nh];
+  e->ref = ref;
+  e->ts_ms = ts_ms;
+  e->h = *h;
+  int fl = h->is_float != 0;
+  e->h.is_float = (uint8_t)fl;
+  if (fl) {
+    e->h.count = e->h.zero_count = 0;
+  } else {
+    e->h.fcount = e->h.fzero_count = 0;
+  }
+  e->h.pos_spans = e->h.neg_spans = NULL;
+  e->h.pos_deltas = e->h.neg_deltas = NULL;
+  e->h.pos_counts = e->h.neg_counts = NULL;
+  e->h.custom_values = NULL;
+  uint8_t *p = b->hbuf + b->hbuf_len;
+  p = put(p, h->pos_spans, h->n_pos_spans);
+  p = put(p, h->neg_spans, h->n_neg_spans);
+  p = put(p, fl ? (const void *)h->pos_counts : (const void *)h->pos_deltas, h->n_pos);
+  p = put(p, fl ? (const void *)h->neg_counts : (const void *)h->neg_deltas, h->n_neg);
+  put(p, h->custom_values, h->n_custom);
+  b->hoff[b->nh] = b->hbuf_len;
+  b->hbuf_len += bytes;
+  b->nh++;
+  return 0;
+}
+
+int mw_batch_add_histogram_stale(mw_batch_t *b, uint32_t ref, int64_t ts_ms, int is_float) {
+  mw_histogram_t h = {.is_float = (uint8_t)(is_float != 0), .sum = mw_batch_stale_nan()};
+  return mw_batch_add_histogram(b, ref, ts_ms, &h, NULL, 0);
+}
+
+size_t mw_batch_histograms(const mw_batch_t *b) { return b->nh; }
+
+void mw_batch_histogram(const mw_batch_t *b, size_t k, mw_hsample_t *out) {
+  *out = b->hs[k];
+  mw_histogram_t *h = &out->h;
+  const uint8_t *p = b->hbuf + b->hoff[k];
+  h->pos_spans = (const mw_hspan_t *)p;
+  p += (size_t)h->n_pos_spans * 8;
+  h->neg_spans = (const mw_hspan_t *)p;
+  p += (size_t)h->n_neg_spans * 8;
+  if (h->is_float) {
+    h->pos_counts = (const double *)p;
+    p += (size_t)h->n_pos * 8;
+    h->neg_counts = (const double *)p;
+  } else {
+    h->pos_deltas = (const int64_t *)p;
+    p += (size_t)h->n_pos * 8;
+    h->neg_deltas = (const int64_t *)p;
+  }
+  p += (size_t)h->n_neg * 8;
+  h->custom_values = (const double *)p;
+}
+
+void mw_batch_truncate_histograms(mw_batch_t *b, size_t n) {
+  if (n >= b->nh) return;
+  b->nh = n;
+  b->hbuf_len = b->hoff[n];
+}
+
 void mw_batch_exemplar(const mw_batch_t *b, size_t k, mw_exemplar_t *e) {
   const mw_batch_ex_t *x = &b->ex[k];
   *e = (mw_exemplar_t){.idx = x->idx,
@@ -140,7 +244,8 @@ size_t mw_batch_len(const mw_batch_t *b) { return b->len; }
 
 size_t mw_batch_mem(const mw_batch_t *b) {
   return sizeof *b + b->cap * (sizeof *b->refs + sizeof *b->ts + sizeof *b->values) +
-         b->ex_cap * sizeof *b->ex + b->exbuf_cap;
+         b->ex_cap * sizeof *b->ex + b->exbuf_cap + b->hs_cap * sizeof *b->hs +
+         b->hoff_cap * sizeof *b->hoff + b->hbuf_cap;
 }
 
 mw_series_t *mw_batch_series(const mw_batch_t *b) { return b->series; }
@@ -224,3 +329,64 @@ int mw_ffi_labels_next(const uint8_t *enc, size_t len, size_t *pos, const char *
   }
   return rc;
 }
+
+/* --- FFI: histograms and batches built from Lua ---------------------------------- */
+
+mw_batch_t *mw_ffi_batch_new_owned(void) {
+  mw_series_t *s = mw_series_new();
+  if (!s) return NULL;
+  mw_batch_t *b = mw_batch_new(s);
+  if (!b) {
+    mw_series_free(s);
+    return NULL;
+  }
+  b->owned = s;
+  return b;
+}
+
+int64_t mw_ffi_batch_series_add(mw_batch_t *b, const char *pairs, size_t len, char *err,
+                                size_t errlen) {
+  if (!b->owned) {
+    mw_seterr(err, errlen, "the batch does not own its series table");
+    return -1;
+  }
+  mw_label_t *ls = NULL;
+  uint8_t *enc = NULL;
+  size_t ls_cap = 0, enc_cap = 0, elen;
+  int64_t r = -1;
+  uint32_t ref;
+  if (mw_labels_from_pairs(pairs, len, &ls, &ls_cap, &enc, &enc_cap, &elen, err, errlen) == 0 &&
+      mw_series_add(b->owned, enc, elen, mw_labels_hash(enc, elen), &ref, NULL, err, errlen) == 0)
+    r = ref;
+  free(ls);
+  free(enc);
+  return r;
+}
+
+int mw_ffi_batch_add(mw_batch_t *b, uint32_t ref, int64_t ts_ms, double value) {
+  return mw_batch_add(b, ref, ts_ms, value);
+}
+
+int mw_ffi_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_histogram_t *h,
+                               char *err, size_t errlen) {
+  return mw_batch_add_histogram(b, ref, ts_ms, h, err, errlen);
+}
+
+size_t mw_ffi_batch_histograms(const mw_batch_t *b) { return b->nh; }
+
+int mw_ffi_batch_histogram(const mw_batch_t *b, size_t k, mw_hsample_t *out) {
+  if (k >= b->nh) return -1;
+  mw_batch_histogram(b, k, out);
+  return 0;
+}
+
+const uint8_t *mw_ffi_batch_series_labels(const mw_batch_t *b, uint32_t ref, size_t *len) {
+  if (!b->series) return NULL;
+  return mw_series_labels(b->series, ref, len);
+}
+
+int mw_ffi_batch_add_histogram_stale(mw_batch_t *b, uint32_t ref, int64_t ts_ms, int is_float) {
+  return mw_batch_add_histogram_stale(b, ref, ts_ms, is_float);
+}
+
+int mw_ffi_batch_histogram_is_stale(const mw_histogram_t *h) { return mw_histogram_is_stale(h); }

@@ -7,9 +7,21 @@
  * series table the refs point into, plus an optional exemplar column: (sample
  * index, exemplar label set, value, timestamp) in sample order, labels in a
  * batch-owned buffer. A batch without exemplars pays nothing for the column
- * (no allocation, one length check). */
+ * (no allocation, one length check).
+ *
+ * The histogram column (native histograms, model/histogram.h): histogram samples
+ * (series ref, timestamp ms, histogram) in the order they were added, apart from the
+ * float samples (mw_batch_len counts float samples only; mw_batch_histograms the
+ * histogram ones). As in Prometheus's appender, a series' float and histogram samples
+ * are two streams: consumers keep each in order (the WAL writes a batch's float
+ * samples then its histogram samples). A stale histogram series gets a histogram
+ * stale marker (mw_batch_add_histogram_stale). Spans, buckets and custom values are
+ * copied into a batch-owned buffer; like the exemplar column, a batch without
+ * histograms pays nothing for it. A consumer that does not know histograms simply
+ * ignores the column: such a batch may have mw_batch_len == 0 and histograms. */
 #ifndef MW_BATCH_H
 #define MW_BATCH_H
+#include "model/histogram.h"
 #include "model/series.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -68,6 +80,34 @@ size_t mw_ffi_batch_exemplars(const mw_batch_t *b);
  * 0, or -1 if k is out of range. */
 int mw_ffi_batch_exemplar(const mw_batch_t *b, size_t k, size_t *idx, const uint8_t **labels,
                           size_t *len, int64_t *ts_ms, double *value);
+
+/* Histogram samples (native histograms; model/histogram.h), in the order added. */
+size_t mw_ffi_batch_histograms(const mw_batch_t *b);
+/* Histogram sample k into *out (its arrays point into the batch, valid while it is
+ * and until its next add). 0, or -1 if k is out of range. */
+int mw_ffi_batch_histogram(const mw_batch_t *b, size_t k, mw_hsample_t *out);
+/* The encoded label set of series ref of the batch's table (*len its length); NULL if
+ * ref is not live. */
+const uint8_t *mw_ffi_batch_series_labels(const mw_batch_t *b, uint32_t ref, size_t *len);
+
+/* Batches built from Lua (sources written in Lua, tests): a batch that owns a series
+ * table of its own (freed with it); NULL on out of memory. */
+mw_batch_t *mw_ffi_batch_new_owned(void);
+/* Interns label pairs "name 0xFF value 0xFF ..." (any order; see
+ * mw_labels_from_pairs) in the batch's own table: the series ref, or -1 with err
+ * filled (bad labels, out of memory, a batch that does not own its table). */
+int64_t mw_ffi_batch_series_add(mw_batch_t *b, const char *pairs, size_t len, char *err,
+                                size_t errlen);
+/* Appends a float sample: 0, -1 on out of memory. */
+int mw_ffi_batch_add(mw_batch_t *b, uint32_t ref, int64_t ts_ms, double value);
+/* Appends a histogram sample (mw_batch_add_histogram): 0, or -1 with err filled. */
+int mw_ffi_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_histogram_t *h,
+                               char *err, size_t errlen);
+
+/* Appends a histogram staleness marker (mw_batch_add_histogram_stale): 0, -1 on OOM. */
+int mw_ffi_batch_add_histogram_stale(mw_batch_t *b, uint32_t ref, int64_t ts_ms, int is_float);
+/* 1 if h is a staleness marker (mw_histogram_is_stale), else 0. */
+int mw_ffi_batch_histogram_is_stale(const mw_histogram_t *h);
 
 /* Iterates an encoded label set (name 0xFF value 0xFF, sorted by name):
  * stores the label at *pos and advances *pos (start at 0). Returns 1 for a
@@ -139,6 +179,23 @@ int mw_batch_add_exemplar(mw_batch_t *b, size_t idx, const uint8_t *labels, size
 /* Number of exemplars, and exemplar k (k below that number) into *e. */
 size_t mw_batch_exemplars(const mw_batch_t *b);
 void mw_batch_exemplar(const mw_batch_t *b, size_t k, mw_exemplar_t *e);
+
+/* Appends a histogram sample of series ref at ts_ms: h is validated
+ * (mw_histogram_validate) and copied (its arrays too; the caller keeps h's). 0, or -1
+ * with err filled (the validation error, or "out of memory"; batch unchanged). */
+int mw_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_histogram_t *h,
+                           char *err, size_t errlen);
+/* Appends a histogram staleness marker for series ref (an empty histogram whose sum is
+ * the stale NaN; integer or float as the series' samples were). 0, -1 on OOM. */
+int mw_batch_add_histogram_stale(mw_batch_t *b, uint32_t ref, int64_t ts_ms, int is_float);
+/* Number of histogram samples, and sample k (k below it) into *out: out->h's arrays
+ * point into the batch, valid until its next add/reset/truncate/free. */
+size_t mw_batch_histograms(const mw_batch_t *b);
+void mw_batch_histogram(const mw_batch_t *b, size_t k, mw_hsample_t *out);
+/* Drops histogram samples from index n on (no-op if n >= their number); a producer
+ * rolling back a failed scrape truncates both columns. mw_batch_reset and
+ * mw_batch_clear empty the histogram column too; mw_batch_truncate leaves it. */
+void mw_batch_truncate_histograms(mw_batch_t *b, size_t n);
 
 /* The staleness marker value, and a test for it (by bits: a normal NaN is
  * not a staleness marker). */
