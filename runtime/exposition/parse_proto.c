@@ -238,10 +238,23 @@ static inline mw_skey_t pkey(XXH128_hash_t h, int kind, uint64_t extra) {
 
 /* --- names and labels ------------------------------------------------------ */
 
+/* 1 if the n bytes at s are valid UTF-8 (all ASCII checked 8 bytes at a time first). */
+static inline int utf8_ok(const char *s, size_t n) {
+  uint64_t acc = 0, w;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&w, s + i, 8);
+    acc |= w;
+  }
+  for (; i < n; i++)
+    acc |= (unsigned char)s[i];
+  return !(acc & 0x8080808080808080ULL) || mw_labels_valid_utf8(s, n);
+}
+
 static int check_name(mw_proto_t *q, const uint8_t *at, const char *s, size_t n, int metric) {
   const char *what = metric ? "metric" : "label";
   if (n == 0) return pfail(q, at, "invalid %s name \"\"", what);
-  if (!mw_labels_valid_utf8(s, n))
+  if (!utf8_ok(s, n))
     return pfail(q, at, "invalid UTF-8 %s name \"%.*s\"", what, (int)(n > 80 ? 80 : n), s);
   if ((q->x.flags & MW_EXPFMT_LEGACY_NAMES) &&
       !(metric ? mw_labels_valid_metric_name(s, n) : mw_labels_valid_name(s, n)))
@@ -280,7 +293,7 @@ static int decode_pairs(mw_proto_t *q, const uint8_t *m, const uint8_t *e, uint3
     if (nl >= (1u << 31) || vl >= (1u << 31)) return pfail(q, f.at, "label too long");
     if (check && vl) {
       if (check_name(q, f.at, name, nl, 0) != 0) return -1;
-      if (!mw_labels_valid_utf8(value, vl))
+      if (!utf8_ok(value, vl))
         return pfail(q, f.at, "invalid UTF-8 label value for \"%.*s\"", (int)(nl > 80 ? 80 : nl),
                      name);
     }
@@ -321,8 +334,21 @@ static int series_miss(mw_proto_t *q, const pb_metric_t *pm, const char *suffix,
     return pfail(q, pm->m, "%s", msg);
   size_t need = mw_labels_encoded_size(fin, fn), elen;
   if (grow((void **)&q->enc, &q->enc_cap, need, 1) != 0) return poom(q);
-  if (mw_labels_encode(fin, fn, q->enc, need, &elen, msg, sizeof msg) != 0)
+  if (fin == q->ls) {
+    /* Names and values checked as UTF-8 above (no 0xFF byte): encode directly. */
+    uint8_t *o = q->enc;
+    for (size_t i = 0; i < fn; i++) {
+      memcpy(o, fin[i].name, fin[i].name_len);
+      o += fin[i].name_len;
+      *o++ = MW_LABELS_SEP;
+      memcpy(o, fin[i].value, fin[i].value_len);
+      o += fin[i].value_len;
+      *o++ = MW_LABELS_SEP;
+    }
+    elen = (size_t)(o - q->enc);
+  } else if (mw_labels_encode(fin, fn, q->enc, need, &elen, msg, sizeof msg) != 0) {
     return pfail(q, pm->m, "%s", msg);
+  }
   if (elen >= UINT32_MAX) return pfail(q, pm->m, "label set too large");
   int added;
   mw_series_t *s = mw_scrapecache_series(q->x.c);
@@ -404,7 +430,9 @@ static int emit(mw_proto_t *q, const pb_metric_t *pm, int kind, const char *suff
                 const char *magic, double mval, double v, const uint8_t *ex, size_t ex_len) {
   uint64_t extra = 0;
   if (magic) memcpy(&extra, &mval, sizeof extra);
-  mw_skey_t key = pkey(pm->h, kind, extra);
+  /* A plain sample's key is its labels' hash (seeded by the family name). */
+  mw_skey_t key =
+      kind == K_PLAIN ? (mw_skey_t){pm->h.low64, pm->h.high64} : pkey(pm->h, kind, extra);
   uint32_t ref = mw_scrapecache_get(q->x.c, key);
   if (ref == MW_SERIES_NONE && series_miss(q, pm, suffix, magic, mval, key, &ref) != 0) return -1;
   int explicit_ts = pm->ts != 0;
@@ -436,7 +464,11 @@ static int metric_plain(mw_proto_t *q, const pb_metric_t *pm) {
   double v = 0;
   const uint8_t *ex = NULL;
   size_t ex_len = 0;
-  if (pm->val) {
+  if (pm->val && pm->val_len == 9 && pm->val[0] == 0x09) {
+    uint64_t bits;
+    memcpy(&bits, pm->val + 1, 8);
+    v = pb_value(bits);
+  } else if (pm->val) {
     const uint8_t *p = pm->val, *e = pm->val + pm->val_len;
     pb_field_t f;
     const char *why = NULL;
@@ -548,7 +580,28 @@ static int read_metric(mw_proto_t *q, const uint8_t *m, size_t len, pb_metric_t 
   const char *why = NULL;
   int r;
   *pm = (pb_metric_t){.m = m, .me = e, .contig = 1};
-  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+  const uint8_t vtag = (uint8_t)(vf << 3 | 2);
+  r = 0;
+  while (p < e) {
+    /* Fast path: one-byte tags and lengths (labels, the value, the timestamp). */
+    uint8_t tag = *p;
+    if ((tag == 0x0a || tag == vtag) && e - p >= 2 && p[1] < 0x80 && p[1] <= e - p - 2) {
+      const uint8_t *at = p, *d = p + 2;
+      p = d + p[1];
+      if (tag == 0x0a) {
+        if (pm->nlab == 0)
+          pm->lab0 = at;
+        else if (last != at)
+          pm->contig = 0;
+        last = p;
+        pm->nlab++;
+      } else {
+        pm->val = d;
+        pm->val_len = (size_t)(p - d);
+      }
+      continue;
+    }
+    if ((r = pb_next(&p, e, &f, &why)) < 0) break;
     if (f.num == 1 && f.wt == 2) {
       if (pm->nlab == 0)
         pm->lab0 = f.at;
