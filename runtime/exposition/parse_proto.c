@@ -20,6 +20,7 @@
 #include "base/err.h"
 #include "base/labels.h"
 #include "exposition/write.h"
+#include "model/histogram.h"
 #include "model/series.h"
 
 /* metrics.proto's MetricType. */
@@ -79,6 +80,14 @@ struct mw_proto {
   size_t enc_cap;
   uint8_t *kbuf; /* label fields gathered when they are not contiguous */
   size_t kbuf_cap;
+  /* a native histogram's spans and buckets (both sides), and their reduced copies */
+  mw_hspan_t *sp[2], *rsp[2];
+  size_t sp_cap[2], rsp_cap[2];
+  int64_t *dl[2];
+  double *ct[2], *rct[2];
+  size_t dl_cap[2], ct_cap[2], rct_cap[2];
+  int64_t *rdl[2];
+  size_t rdl_cap[2];
 };
 
 /* --- errors --------------------------------------------------------------- */
@@ -636,13 +645,348 @@ static int read_metric(mw_proto_t *q, const uint8_t *m, size_t len, pb_metric_t 
   return 0;
 }
 
+/* --- native histograms ---------------------------------------------------- */
+
+/* A side's spans, deltas and counts as read from the wire (side 0 positive, 1 negative). */
+typedef struct {
+  size_t nsp, ndl, nct;
+} pb_side_t;
+
+static int push_span(mw_proto_t *q, int side, size_t *n, const uint8_t *d, size_t len) {
+  const uint8_t *p = d, *e = d + len;
+  pb_field_t f;
+  const char *why = NULL;
+  int r;
+  mw_hspan_t sp = {0, 0};
+  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+    if (f.num == 1 && f.wt == 0) sp.offset = (int32_t)((uint32_t)(f.v >> 1) ^ -(uint32_t)(f.v & 1));
+    if (f.num == 2 && f.wt == 0) sp.length = (uint32_t)f.v;
+  }
+  if (r < 0) return pfail(q, f.at, "bucket span: %s", why);
+  if (*n >= MW_HIST_MAX_BUCKETS)
+    return pfail(q, d, "more than %u bucket spans", MW_HIST_MAX_BUCKETS);
+  if (grow((void **)&q->sp[side], &q->sp_cap[side], *n + 1, sizeof(mw_hspan_t)) != 0)
+    return poom(q);
+  q->sp[side][(*n)++] = sp;
+  return 0;
+}
+
+static int push_delta(mw_proto_t *q, int side, size_t *n, uint64_t zz) {
+  if (*n >= MW_HIST_MAX_BUCKETS) return -1;
+  if (grow((void **)&q->dl[side], &q->dl_cap[side], *n + 1, sizeof(int64_t)) != 0) return -1;
+  q->dl[side][(*n)++] = (int64_t)((zz >> 1) ^ -(zz & 1));
+  return 0;
+}
+
+static int push_count(mw_proto_t *q, int side, size_t *n, uint64_t bits) {
+  if (*n >= MW_HIST_MAX_BUCKETS) return -1;
+  if (grow((void **)&q->ct[side], &q->ct_cap[side], *n + 1, sizeof(double)) != 0) return -1;
+  q->ct[side][(*n)++] = pb_value(bits);
+  return 0;
+}
+
+/* Reads the Histogram message of pm into h (arrays in q's scratch); *native says whether it
+ * has native buckets (Prometheus's isNativeHistogram: a span, a zero threshold or a zero
+ * count), *nbuckets the number of its classic buckets. */
+static int read_native(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h, int *native,
+                       size_t *nbuckets) {
+  pb_side_t sd[2] = {{0, 0, 0}, {0, 0, 0}};
+  double fcount = 0, fzero = 0;
+  *h = (mw_histogram_t){0};
+  *nbuckets = 0;
+  const uint8_t *p = pm->val, *e = pm->val + pm->val_len;
+  pb_field_t f;
+  const char *why = NULL;
+  int r;
+  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+    int side = f.num >= 12 ? 0 : 1;
+    switch (f.num) {
+    case 1:
+      if (f.wt == 0) h->count = f.v;
+      break;
+    case 2:
+      if (f.wt == 1) h->sum = pb_value(f.v);
+      break;
+    case 3:
+      if (f.wt == 2) (*nbuckets)++;
+      break;
+    case 4:
+      if (f.wt == 1) fcount = pb_value(f.v);
+      break;
+    case 5:
+      if (f.wt == 0) h->schema = (int32_t)((uint32_t)(f.v >> 1) ^ -(uint32_t)(f.v & 1));
+      break;
+    case 6:
+      if (f.wt == 1) h->zero_threshold = pb_value(f.v);
+      break;
+    case 7:
+      if (f.wt == 0) h->zero_count = f.v;
+      break;
+    case 8:
+      if (f.wt == 1) fzero = pb_value(f.v);
+      break;
+    case 9:
+    case 12:
+      if (f.wt == 2 && push_span(q, side, &sd[side].nsp, f.d, f.len) != 0) return -1;
+      break;
+    case 10:
+    case 13:
+      if (f.wt == 0) {
+        if (push_delta(q, side, &sd[side].ndl, f.v) != 0) return pfail(q, f.at, "too many buckets");
+      } else if (f.wt == 2) { /* packed */
+        const uint8_t *dp = f.d, *de = f.d + f.len;
+        while (dp < de) {
+          uint64_t v;
+          if (pb_varint(&dp, de, &v) != 0) return pfail(q, dp, "truncated packed delta");
+          if (push_delta(q, side, &sd[side].ndl, v) != 0) return pfail(q, f.at, "too many buckets");
+        }
+      }
+      break;
+    case 11:
+    case 14:
+      if (f.wt == 1) {
+        if (push_count(q, side, &sd[side].nct, f.v) != 0) return pfail(q, f.at, "too many buckets");
+      } else if (f.wt == 2) {
+        if (f.len % 8) return pfail(q, f.at, "packed counts not a multiple of 8 bytes");
+        for (size_t k = 0; k < f.len; k += 8) {
+          uint64_t v;
+          memcpy(&v, f.d + k, 8);
+          if (push_count(q, side, &sd[side].nct, v) != 0) return pfail(q, f.at, "too many buckets");
+        }
+      }
+      break;
+    default: break;
+    }
+  }
+  if (r < 0) return pfail(q, f.at, "histogram: %s", why);
+  *native = sd[0].nsp || sd[1].nsp || h->zero_threshold > 0 || h->zero_count > 0;
+  h->is_float = fcount > 0 || fzero > 0;
+  h->reset_hint = q->type == PB_GAUGE_HISTOGRAM ? MW_HIST_RESET_GAUGE : MW_HIST_RESET_UNKNOWN;
+  if (h->is_float) {
+    h->fcount = fcount;
+    h->fzero_count = fzero;
+    h->count = h->zero_count = 0;
+  }
+  for (int side = 0; side < 2; side++) {
+    /* Spans of length 0 (client_golang's marker of an empty native histogram) go, their
+     * offset carried to the next span, as Prometheus's Compact does. */
+    size_t k = 0;
+    int32_t carry = 0;
+    for (size_t i = 0; i < sd[side].nsp; i++) {
+      mw_hspan_t s = q->sp[side][i];
+      if (s.length == 0) {
+        if (k || i + 1 < sd[side].nsp) carry += s.offset;
+        continue;
+      }
+      s.offset += carry;
+      carry = 0;
+      q->sp[side][k++] = s;
+    }
+    sd[side].nsp = k;
+    uint32_t nb = (uint32_t)(h->is_float ? sd[side].nct : sd[side].ndl);
+    if (side == 0) {
+      h->pos_spans = q->sp[0];
+      h->n_pos_spans = (uint32_t)k;
+      h->n_pos = nb;
+      h->pos_deltas = h->is_float ? NULL : q->dl[0];
+      h->pos_counts = h->is_float ? q->ct[0] : NULL;
+    } else {
+      h->neg_spans = q->sp[1];
+      h->n_neg_spans = (uint32_t)k;
+      h->n_neg = nb;
+      h->neg_deltas = h->is_float ? NULL : q->dl[1];
+      h->neg_counts = h->is_float ? q->ct[1] : NULL;
+    }
+  }
+  return 0;
+}
+
+/* Merges the buckets of one side to schema target (< h->schema) as Prometheus's
+ * ReduceResolution: bucket index i goes to ((i - 1) >> (schema - target)) + 1. The new
+ * spans and counts go to q's reduced scratch of that side; *nsp, *nb get their numbers. */
+static int reduce_side(mw_proto_t *q, int side, const mw_histogram_t *h, int32_t target,
+                       size_t *nsp, size_t *nb) {
+  uint32_t nspans = side ? h->n_neg_spans : h->n_pos_spans, n = side ? h->n_neg : h->n_pos;
+  const mw_hspan_t *spans = side ? h->neg_spans : h->pos_spans;
+  const int64_t *dl = side ? h->neg_deltas : h->pos_deltas;
+  const double *ct = side ? h->neg_counts : h->pos_counts;
+  if (grow((void **)&q->rsp[side], &q->rsp_cap[side], n + 1, sizeof(mw_hspan_t)) != 0 ||
+      grow((void **)&q->rct[side], &q->rct_cap[side], n + 1, sizeof(double)) != 0 ||
+      grow((void **)&q->rdl[side], &q->rdl_cap[side], n + 1, sizeof(int64_t)) != 0)
+    return poom(q);
+  int shift = h->schema - target;
+  size_t k = 0, ns = 0, out = 0;
+  int64_t idx = 0, prev_t = 0, abs_i = 0, prev_abs = 0;
+  for (uint32_t s = 0; s < nspans; s++) {
+    idx += spans[s].offset;
+    for (uint32_t j = 0; j < spans[s].length && k < n; j++, k++, idx++) {
+      int64_t t = ((idx - 1) >> shift) + 1;
+      double c = 0;
+      if (h->is_float) {
+        c = ct[k];
+      } else {
+        abs_i += dl[k];
+      }
+      if (out && t == prev_t) {
+        if (h->is_float)
+          q->rct[side][out - 1] += c;
+        else
+          q->rdl[side][out - 1] += abs_i; /* absolute counts for now */
+        continue;
+      }
+      if (!out) {
+        q->rsp[side][ns++] = (mw_hspan_t){.offset = (int32_t)t, .length = 1};
+      } else if (t == prev_t + 1) {
+        q->rsp[side][ns - 1].length++;
+      } else {
+        q->rsp[side][ns++] = (mw_hspan_t){.offset = (int32_t)(t - prev_t - 1), .length = 1};
+      }
+      if (h->is_float)
+        q->rct[side][out] = c;
+      else
+        q->rdl[side][out] = abs_i;
+      out++;
+      prev_t = t;
+    }
+  }
+  if (!h->is_float) /* absolute counts back to deltas */
+    for (size_t i = 0; i < out; i++) {
+      int64_t a = q->rdl[side][i];
+      q->rdl[side][i] = a - prev_abs;
+      prev_abs = a;
+    }
+  *nsp = ns;
+  *nb = out;
+  return 0;
+}
+
+/* h at schema target (< h->schema): h's arrays then point into q's reduced scratch. */
+static int reduce(mw_proto_t *q, mw_histogram_t *h, int32_t target) {
+  size_t nsp[2], nb[2];
+  for (int side = 0; side < 2; side++)
+    if (reduce_side(q, side, h, target, &nsp[side], &nb[side]) != 0) return -1;
+  /* Swap the scratch: the reduced arrays become the current ones (a second reduction
+   * reads them). */
+  for (int side = 0; side < 2; side++) {
+    mw_hspan_t *ts = q->sp[side];
+    size_t tc = q->sp_cap[side];
+    q->sp[side] = q->rsp[side];
+    q->sp_cap[side] = q->rsp_cap[side];
+    q->rsp[side] = ts;
+    q->rsp_cap[side] = tc;
+    if (h->is_float) {
+      double *t = q->ct[side];
+      tc = q->ct_cap[side];
+      q->ct[side] = q->rct[side];
+      q->ct_cap[side] = q->rct_cap[side];
+      q->rct[side] = t;
+      q->rct_cap[side] = tc;
+    } else {
+      int64_t *t = q->dl[side];
+      tc = q->dl_cap[side];
+      q->dl[side] = q->rdl[side];
+      q->dl_cap[side] = q->rdl_cap[side];
+      q->rdl[side] = t;
+      q->rdl_cap[side] = tc;
+    }
+  }
+  h->schema = target;
+  h->pos_spans = q->sp[0];
+  h->neg_spans = q->sp[1];
+  h->n_pos_spans = (uint32_t)nsp[0];
+  h->n_neg_spans = (uint32_t)nsp[1];
+  h->n_pos = (uint32_t)nb[0];
+  h->n_neg = (uint32_t)nb[1];
+  h->pos_deltas = h->is_float ? NULL : q->dl[0];
+  h->neg_deltas = h->is_float ? NULL : q->dl[1];
+  h->pos_counts = h->is_float ? q->ct[0] : NULL;
+  h->neg_counts = h->is_float ? q->ct[1] : NULL;
+  return 0;
+}
+
+/* The schema native_histogram_min_bucket_factor allows (Prometheus's pickSchema). */
+static int32_t max_schema(double factor) {
+  if (factor <= 1) factor = 1.00271;
+  double fl = floor(-log2(log2(factor)));
+  if (fl >= MW_HIST_SCHEMA_MAX) return MW_HIST_SCHEMA_MAX;
+  if (fl <= MW_HIST_SCHEMA_MIN) return MW_HIST_SCHEMA_MIN;
+  return (int32_t)fl;
+}
+
+/* A native histogram sample of metric pm (h read by read_native). The min bucket factor
+ * and then the bucket limit reduce its resolution as Prometheus's scrape does; a
+ * histogram over the bucket limit at schema -4 fails the scrape. */
+static int emit_native(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h) {
+  int reduced = 0;
+  if (h->schema > MW_HIST_SCHEMA_MAX || h->schema < MW_HIST_SCHEMA_MIN)
+    return pfail(q, pm->m, "invalid native histogram schema %d (valid: -4..8)", h->schema);
+  if (q->x.min_factor > 0) {
+    int32_t ms = max_schema(q->x.min_factor);
+    if (h->schema > ms) {
+      if (reduce(q, h, ms) != 0) return -1;
+      reduced = 1;
+    }
+  }
+  if (q->x.bucket_limit)
+    while ((size_t)h->n_pos + h->n_neg > q->x.bucket_limit) {
+      if (h->schema <= MW_HIST_SCHEMA_MIN) {
+        mw_seterr(q->x.err, q->x.errlen, "histogram bucket limit exceeded");
+        return -1;
+      }
+      if (reduce(q, h, h->schema - 1) != 0) return -1;
+      reduced = 1;
+    }
+  mw_skey_t key = pkey(pm->h, K_NATIVE, 0);
+  uint32_t ref = mw_scrapecache_get(q->x.c, key);
+  if (ref == MW_SERIES_NONE && series_miss(q, pm, "", NULL, 0, key, &ref) != 0) return -1;
+  int explicit_ts = pm->ts != 0;
+  int64_t ts = explicit_ts ? pm->ts : q->x.dts;
+  if (q->x.flags & MW_EXPFMT_IGNORE_TIMESTAMPS) {
+    ts = q->x.dts;
+    explicit_ts = 0;
+  }
+  char msg[160];
+  if (mw_histogram_validate(h, msg, sizeof msg) != 0)
+    return pfail(q, pm->m, "invalid native histogram: %s", msg);
+  int m = mw_scrapecache_mark_kind(q->x.c, ref,
+                                   explicit_ts && !(q->x.flags & MW_EXPFMT_TRACK_TS_STALENESS),
+                                   h->is_float ? 2 : 1);
+  if (m < 0) return poom(q);
+  if (m == 0) {
+    q->x.st->duplicates++;
+    return 0;
+  }
+  if (mw_batch_add_histogram(q->x.batch, ref, ts, h, msg, sizeof msg) != 0)
+    return pfail(q, pm->m, "%s", msg);
+  q->x.st->histograms++;
+  q->x.st->histograms_reduced += (uint64_t)reduced;
+  if (++q->x.st->samples > q->x.sample_limit && q->x.sample_limit) {
+    mw_seterr(q->x.err, q->x.errlen, "sample limit exceeded");
+    return -1;
+  }
+  return 0;
+}
+
 static int metric(mw_proto_t *q, const uint8_t *m, size_t len) {
   pb_metric_t pm;
   if (read_metric(q, m, len, &pm) != 0) return -1;
   switch (q->type) {
   case PB_SUMMARY: return metric_summary(q, &pm);
   case PB_HISTOGRAM:
-  case PB_GAUGE_HISTOGRAM: return metric_classic(q, &pm);
+  case PB_GAUGE_HISTOGRAM:
+    if (pm.val && (q->x.flags & MW_EXPFMT_NATIVE_HISTOGRAMS)) {
+      mw_histogram_t h;
+      int native = 0;
+      size_t nbuckets = 0;
+      if (read_native(q, &pm, &h, &native, &nbuckets) != 0) return -1;
+      if (native) {
+        if (emit_native(q, &pm, &h) != 0) return -1;
+        /* The classic series too only when asked and when there are classic buckets
+         * (Prometheus's redoClassic). */
+        if (!(q->x.flags & MW_EXPFMT_CLASSIC_HISTOGRAMS) || nbuckets == 0) return 0;
+      }
+    }
+    return metric_classic(q, &pm);
   default: return metric_plain(q, &pm);
   }
 }
@@ -761,5 +1105,13 @@ void mw_proto_free(mw_proto_t *q) {
   free(q->nbuf);
   free(q->enc);
   free(q->kbuf);
+  for (int side = 0; side < 2; side++) {
+    free(q->sp[side]);
+    free(q->rsp[side]);
+    free(q->dl[side]);
+    free(q->rdl[side]);
+    free(q->ct[side]);
+    free(q->rct[side]);
+  }
   free(q);
 }

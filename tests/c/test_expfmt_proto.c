@@ -13,6 +13,7 @@
 #include "ffi.h"
 #include "metrics.pb-c.h"
 #include "model/batch.h"
+#include "model/histogram.h"
 #include "model/series.h"
 #include "test.h"
 
@@ -585,6 +586,194 @@ static void test_invalid_bodies(void) {
   CHECK_STR(err, "metric family #1 at byte 1: invalid wire type");
 }
 
+/* A histogram family "h" (type: 4 histogram, 5 gauge histogram) of one metric: schema,
+ * positive buckets at indexes first.. (deltas), a zero bucket, classic buckets. */
+static Io__Prometheus__Client__Histogram *
+native_body(int type, int32_t schema, int32_t first, const int64_t *deltas, size_t n, int classic) {
+  pool_used = body_len = 0;
+  MF *mf = new_mf("h", type);
+  MT *m = add_metric(mf, 0, NULL);
+  Io__Prometheus__Client__Histogram *h = palloc(sizeof *h);
+  io__prometheus__client__histogram__init(h);
+  h->has_sample_count = h->has_sample_sum = h->has_schema = h->has_zero_threshold = 1;
+  h->has_zero_count = 1;
+  h->schema = schema;
+  h->zero_threshold = 1e-128;
+  h->zero_count = 2;
+  uint64_t total = 2, run = 0;
+  h->positive_span = palloc(2 * sizeof *h->positive_span);
+  Io__Prometheus__Client__BucketSpan *sp = palloc(sizeof *sp);
+  io__prometheus__client__bucket_span__init(sp);
+  sp->has_offset = sp->has_length = 1;
+  sp->offset = first;
+  sp->length = (uint32_t)n;
+  h->positive_span[h->n_positive_span++] = sp;
+  h->positive_delta = palloc(n * sizeof *h->positive_delta + 8);
+  for (size_t i = 0; i < n; i++) {
+    h->positive_delta[h->n_positive_delta++] = deltas[i];
+    run = (uint64_t)((int64_t)run + deltas[i]);
+    total += run;
+  }
+  h->sample_count = total;
+  h->sample_sum = 42.5;
+  if (classic) {
+    h->bucket = palloc(sizeof *h->bucket);
+    Io__Prometheus__Client__Bucket *b = palloc(sizeof *b);
+    io__prometheus__client__bucket__init(b);
+    b->has_cumulative_count = b->has_upper_bound = 1;
+    b->cumulative_count = 2;
+    b->upper_bound = 0.5;
+    h->bucket[h->n_bucket++] = b;
+  }
+  m->histogram = h;
+  put_mf(mf);
+  return h;
+}
+
+static int parse_hist(uint32_t flags, uint32_t limit, double factor) {
+  mw_expfmt_stats_t *stp = &st;
+  mw_expfmt_parser_t *p = mw_expfmt_begin(cache, batch, (const char *)body, body_len,
+                                          MW_EXPFMT_PROTOBUF, TS, flags, 0, stp, err, sizeof err);
+  if (!p) return -1;
+  mw_expfmt_set_histograms(p, limit, factor);
+  return mw_expfmt_step(p, 0);
+}
+
+/* Bucket k of the positive side of histogram sample i: its count and index. */
+static double hbucket(size_t i, size_t k, int32_t *idx) {
+  mw_hsample_t hs;
+  mw_batch_histogram(batch, i, &hs);
+  double c[64];
+  int32_t ix[64];
+  size_t n = mw_histogram_buckets(&hs.h, 1, c, ix, 64);
+  if (k >= n) return -1;
+  *idx = ix[k];
+  return c[k];
+}
+
+static void test_native(void) {
+  static const int64_t d4[] = {1, 1, 1, 1}; /* counts 1 2 3 4 at indexes 1..4 */
+  int32_t ix;
+  mw_hsample_t hs;
+  /* Without scrape_native_histograms: the classic series only. */
+  fresh();
+  native_body(4, 1, 1, d4, 4, 1);
+  if (parse_hist(0, 0, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_histograms(batch), 0);
+  CHECK_INT(mw_batch_len(batch), 4); /* _count, _sum, le=0.5, le=+Inf */
+  /* With it: one native sample, no classic series (they go stale). */
+  if (parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 0, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  CHECK_INT(st.histograms, 1);
+  CHECK_INT(st.samples, 1);
+  CHECK_INT(st.stale, 4);
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK_INT(hs.ts_ms, TS);
+  CHECK_INT(hs.h.schema, 1);
+  CHECK_INT(hs.h.is_float, 0);
+  CHECK_INT(hs.h.count, 12);
+  CHECK_INT(hs.h.zero_count, 2);
+  CHECK_DBL(hs.h.sum, 42.5);
+  CHECK_DBL(hs.h.zero_threshold, 1e-128);
+  CHECK_INT(hs.h.reset_hint, MW_HIST_RESET_UNKNOWN);
+  CHECK_DBL(hbucket(0, 3, &ix), 4);
+  CHECK_INT(ix, 4);
+  size_t len;
+  const uint8_t *enc = mw_series_labels(mw_scrapecache_series(cache), hs.ref, &len);
+  CHECK_INT(len, 11); /* __name__ 0xFF h 0xFF */
+  (void)enc;
+  /* With scrape_classic_histograms: the classic series too. */
+  if (parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS | MW_EXPFMT_CLASSIC_HISTOGRAMS, 0, 0) != 0)
+    MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  CHECK_INT(mw_batch_len(batch), 4);
+  CHECK_INT(st.samples, 5);
+  /* The histogram goes: a histogram staleness marker. */
+  pool_used = body_len = 0;
+  if (parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 0, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK(mw_histogram_is_stale(&hs.h));
+  CHECK_INT(mw_batch_len(batch), 4); /* and float markers for the classic series */
+  /* Bucket limit 2: schema 1 -> 0, buckets (1+2) at 1 and (3+4) at 2. */
+  fresh();
+  native_body(4, 1, 1, d4, 4, 0);
+  if (parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 2, 0) != 0) MW_FAIL("%s", err);
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK_INT(hs.h.schema, 0);
+  CHECK_INT(hs.h.count, 12);
+  CHECK_DBL(hbucket(0, 0, &ix), 3);
+  CHECK_INT(ix, 1);
+  CHECK_DBL(hbucket(0, 1, &ix), 7);
+  CHECK_INT(ix, 2);
+  CHECK_INT(st.histograms_reduced, 1);
+  /* Bucket limit 1: schema 1 -> -1 (indexes 1..4 all merge into bucket 1). */
+  if (parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 1, 0) != 0) MW_FAIL("%s", err);
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK_INT(hs.h.schema, -1);
+  CHECK_DBL(hbucket(0, 0, &ix), 10);
+  CHECK_INT(ix, 1);
+  /* Min bucket factor 1.5 allows schema 0 at most. */
+  if (parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 0, 1.5) != 0) MW_FAIL("%s", err);
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK_INT(hs.h.schema, 0);
+  CHECK_DBL(hbucket(0, 1, &ix), 7);
+  /* Over the bucket limit at schema -4: the scrape fails. */
+  static const int64_t far[] = {1, 0};
+  fresh();
+  Io__Prometheus__Client__Histogram *h = native_body(4, -4, 1, far, 2, 0);
+  h->positive_span[0]->length = 1;
+  Io__Prometheus__Client__BucketSpan *sp2 = palloc(sizeof *sp2);
+  io__prometheus__client__bucket_span__init(sp2);
+  sp2->has_offset = sp2->has_length = 1;
+  sp2->offset = 10;
+  sp2->length = 1;
+  h->positive_span[h->n_positive_span++] = sp2;
+  body_len = 0;
+  MF *mf = new_mf("h", 4);
+  add_metric(mf, 0, NULL)->histogram = h;
+  put_mf(mf);
+  CHECK_INT(parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 1, 0), -1);
+  CHECK_STR(err, "histogram bucket limit exceeded");
+  /* A float gauge histogram; negative buckets; counts given absolutely. */
+  fresh();
+  pool_used = body_len = 0;
+  mf = new_mf("g", 5);
+  MT *m = add_metric(mf, 0, NULL);
+  h = palloc(sizeof *h);
+  io__prometheus__client__histogram__init(h);
+  h->has_sample_count_float = h->has_schema = h->has_sample_sum = 1;
+  h->sample_count_float = 3.5;
+  h->schema = -2;
+  h->sample_sum = -1;
+  h->negative_span = palloc(sizeof *h->negative_span);
+  sp2 = palloc(sizeof *sp2);
+  io__prometheus__client__bucket_span__init(sp2);
+  sp2->has_offset = sp2->has_length = 1;
+  sp2->offset = -1;
+  sp2->length = 2;
+  h->negative_span[h->n_negative_span++] = sp2;
+  h->negative_count = palloc(2 * sizeof(double));
+  h->negative_count[h->n_negative_count++] = 1.5;
+  h->negative_count[h->n_negative_count++] = 2;
+  m->histogram = h;
+  put_mf(mf);
+  if (parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 0, 0) != 0) MW_FAIL("%s", err);
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK_INT(hs.h.is_float, 1);
+  CHECK_DBL(hs.h.fcount, 3.5);
+  CHECK_INT(hs.h.reset_hint, MW_HIST_RESET_GAUGE);
+  CHECK_INT(hs.h.n_neg, 2);
+  CHECK_DBL(hs.h.neg_counts[1], 2);
+  CHECK_INT(hs.h.neg_spans[0].offset, -1);
+  /* An invalid one (spans need more buckets than given) fails the body clearly. */
+  h->n_negative_count = 1;
+  body_len = 0;
+  put_mf(mf);
+  CHECK_INT(parse_hist(MW_EXPFMT_NATIVE_HISTOGRAMS, 0, 0), -1);
+  CHECK(strstr(err, "invalid native histogram: ") != NULL);
+}
+
 static void test_content_type(void) {
   int used;
   CHECK_INT(mw_expfmt_format("application/vnd.google.protobuf; "
@@ -599,6 +788,7 @@ int main(void) {
   MW_RUN(test_random_vs_protobuf_c);
   MW_RUN(test_families);
   MW_RUN(test_invalid_bodies);
+  MW_RUN(test_native);
   MW_RUN(test_content_type);
   mw_scrapecache_free(cache);
   mw_batch_free(batch);
