@@ -13,7 +13,7 @@ local ffi_rt = require("moonwatch.ffi")
 local metrics = require("moonwatch.metrics")
 local livedebug = require("moonwatch.livedebug")
 
-local batch_len = require("moonwatch.batch").len
+local batch_len, batch_hists = require("moonwatch.batch").len, require("moonwatch.batch").histogram_count
 local floor = math.floor
 
 local M = {}
@@ -81,7 +81,7 @@ function M.wrap(from, to, export, r)
   local ekey = from .. "\0" .. to
   local on = livedebug.on
   local proxy = setmetatable({ append = function(_, b)
-    local n = batch_len(b)
+    local n = batch_len(b) + batch_hists(b) -- float and histogram samples
     if n > 0 then
       count(edges[ekey] or edge(from, to), n)
       if on[from] then

@@ -296,8 +296,10 @@ int mw_ffi_batch_is_stale(const mw_batch_t *b, size_t i) {
 }
 
 const uint8_t *mw_ffi_batch_labels(const mw_batch_t *b, size_t i, size_t *len) {
-  if (i >= b->len || !b->series) return NULL;
-  return mw_series_labels(b->series, b->refs[i], len);
+  if (!b->series) return NULL;
+  if (i < b->len) return mw_series_labels(b->series, b->refs[i], len);
+  if (i - b->len < b->nh) return mw_series_labels(b->series, b->hs[i - b->len].ref, len);
+  return NULL;
 }
 
 double mw_ffi_batch_stale_nan(void) { return mw_batch_stale_nan(); }

@@ -59,7 +59,8 @@ double mw_ffi_batch_value(const mw_batch_t *b, size_t i);
 int mw_ffi_batch_is_stale(const mw_batch_t *b, size_t i);
 /* The encoded label set (see mw_ffi_labels_next) of sample i's series; *len
  * receives its length. The bytes belong to the series table; valid while
- * the batch is. NULL if i is out of range. */
+ * the batch is. NULL if i is out of range. Indexes from mw_ffi_batch_len on
+ * name the histogram samples (i - len), as relabel misses do. */
 const uint8_t *mw_ffi_batch_labels(const mw_batch_t *b, size_t i, size_t *len);
 
 /* The batch's metric metadata (TYPE/HELP/UNIT of its families; see

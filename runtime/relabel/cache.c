@@ -211,8 +211,8 @@ static int mw_copy_exemplars(mw_batch_t *out, const mw_batch_t *in, size_t nex, 
 
 int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_relabel_stats_t *st,
                                char *err, size_t errlen) {
-  size_t n = mw_batch_len(in);
-  if (c->size + n > c->max_size && c->size > 0) {
+  size_t n = mw_batch_len(in), nh = mw_batch_histograms(in);
+  if (c->size + n + nh > c->max_size && c->size > 0) {
     if (mw_clear(c) != 0) goto oom;
     st->flushes++;
   }
@@ -254,6 +254,35 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
     st->written++;
     if (nex && mw_copy_exemplars(c->batch, in, nex, i, &k) != 0) goto oom;
   }
+  /* Histogram samples: the same memo (a series' results do not depend on its kind); a
+   * miss is keyed n + j for histogram sample j. */
+  for (size_t j = 0; j < nh; j++) {
+    mw_hsample_t hs;
+    mw_batch_histogram(in, j, &hs);
+    uint32_t r = hs.ref, stamp = mw_series_stamp(src, r), oref;
+    if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
+      st->hits++;
+      oref = memo->e[r].out;
+    } else {
+      st->misses++;
+      if (!c->program) {
+        if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
+          goto oom;
+        c->misses[c->nmisses++] = (uint32_t)(n + j);
+        continue;
+      }
+      size_t len, out_len;
+      const uint8_t *enc = mw_series_labels(src, r, &len), *out;
+      if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
+      if (mw_output(c, out, out_len, &oref, err, errlen) != 0) return -1;
+      if (mw_memo_put(c, memo, r, stamp, oref) != 0) goto oom;
+    }
+    st->processed++;
+    if (oref == MW_DROPPED) continue;
+    /* valid already: the copy cannot fail but for memory */
+    if (mw_batch_add_histogram(c->batch, oref, hs.ts_ms, &hs.h, NULL, 0) != 0) goto oom;
+    st->written++;
+  }
   return 0;
 oom:
   mw_seterr(err, errlen, "out of memory");
@@ -269,7 +298,8 @@ size_t mw_ffi_relabel_cache_misses(const mw_relabel_cache_t *c, const uint32_t *
 
 int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *out, size_t out_len,
                              char *err, size_t errlen) {
-  if (!c->last_in || i >= mw_batch_len(c->last_in)) {
+  size_t nf = c->last_in ? mw_batch_len(c->last_in) : 0;
+  if (!c->last_in || i >= nf + mw_batch_histograms(c->last_in)) {
     mw_seterr(err, errlen, "no sample %u in the last input batch", i);
     return -1;
   }
@@ -287,7 +317,14 @@ int mw_ffi_relabel_cache_put(mw_relabel_cache_t *c, uint32_t i, const uint8_t *o
     return -1;
   }
   mw_series_t *src = mw_batch_series(c->last_in);
-  uint32_t ref = mw_batch_refs(c->last_in)[i], oref;
+  uint32_t ref, oref;
+  if (i < nf) {
+    ref = mw_batch_refs(c->last_in)[i];
+  } else {
+    mw_hsample_t hs;
+    mw_batch_histogram(c->last_in, i - nf, &hs);
+    ref = hs.ref;
+  }
   if (mw_output(c, out, out_len, &oref, err, errlen) != 0) return -1;
   if (mw_memo_put(c, c->last_memo, ref, mw_series_stamp(src, ref), oref) != 0) {
     mw_seterr(err, errlen, "out of memory");

@@ -91,13 +91,16 @@ void mw_ffi_relabel_cache_free(mw_relabel_cache_t *c);
 /* Sets the program (kept by the caller while in use; NULL: misses are left to
  * the caller, see _misses/_put) and empties the cache. 0, -1 on OOM. */
 int mw_ffi_relabel_cache_reset(mw_relabel_cache_t *c, const mw_ffi_relabel_program_t *p);
-/* Relabels every sample of in into the output batch, adding to *st. Without a
- * program, samples of uncached series are left out and listed by _misses. 0,
- * or -1 with err on OOM. */
+/* Relabels every sample of in into the output batch, adding to *st: its float
+ * samples (with their exemplars) and its histogram samples (native histograms, through
+ * the same cache: processed/written count both). Without a program, samples of
+ * uncached series are left out and listed by _misses. 0, or -1 with err on OOM. */
 int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_relabel_stats_t *st,
                                char *err, size_t errlen);
 mw_batch_t *mw_ffi_relabel_cache_batch(mw_relabel_cache_t *c);
-/* Indices in the last input batch of the samples left out as misses. */
+/* Indices in the last input batch of the samples left out as misses: float sample i,
+ * or at and above the batch's float sample count n, histogram sample i - n (as
+ * mw_ffi_batch_labels numbers them). */
 size_t mw_ffi_relabel_cache_misses(const mw_relabel_cache_t *c, const uint32_t **idx);
 /* Caches the result for sample i of the last input batch (a miss left to the
  * caller): out, the encoded label set, or with out_len 0, dropped. Call before

@@ -96,7 +96,7 @@ function Instance:append(b)
   m.written:add(tonumber(st.written))
   m.size:set(self.cache:len())
   local out = self.cache:batch()
-  local n = batch.len(out)
+  local n = batch.len(out) + batch.histogram_count(out) -- native histograms go with their series
   if n == 0 then
     if batch.has_metadata(out) then
       self.fanout:send(self.args.forward_to, out) -- the rules drop series, not families: the metadata goes on

@@ -183,6 +183,72 @@ describe("prometheus.relabel", function()
     assert.truthy(keepalive)
   end)
 
+  -- native histograms: a histogram sample goes where its series goes (same cache, same
+  -- rules), float samples and exemplars of the same batch unchanged
+  local function hist_batch()
+    local samples = require("moonwatch.batch.samples")
+    local b = samples.new()
+    samples.add(b, { __name__ = "keep_f", instance = "h1:1" }, 1000, 7)
+    local h = { schema = 1, count = 3, zero_count = 1, sum = 4.5, positive_spans = { { 0, 2 } },
+      positive_deltas = { 1, 0 } }
+    samples.add_histogram(b, { __name__ = "keep_h", instance = "h2:1" }, 2000, h)
+    samples.add_histogram(b, { __name__ = "drop_h", instance = "h3:1" }, 2000, h)
+    samples.add_histogram(b, { __name__ = "keep_h", instance = "h2:1" }, 3000, { stale = true })
+    return b
+  end
+
+  it("keeps and drops native histogram samples with their series, through the cache", function()
+    local inst, exports, rec = component({
+      { source_labels = { "__name__" }, regex = "keep_.*", action = "keep" },
+      { source_labels = { "instance" }, regex = "([^:]+):.*", target_label = "host" },
+    })
+    local b = hist_batch()
+    exports.receiver:append(b)
+    assert.equals(1, #rec.samples)
+    assert.same({ __name__ = "keep_f", instance = "h1:1", host = "h1" }, rec.samples[1].labels)
+    assert.equals(2, #rec.histograms)
+    local h = rec.histograms[1]
+    assert.same({ __name__ = "keep_h", instance = "h2:1", host = "h2" }, h.labels)
+    assert.equals(2000, h.ts)
+    assert.equals(3, h.count)
+    assert.equals(4.5, h.sum)
+    assert.same({ 1, 0 }, h.positive_deltas)
+    assert.is_true(rec.histograms[2].stale)
+    assert.equals(3000, rec.histograms[2].ts)
+    exports.receiver:append(b)
+    local st = inst.cache:stats()
+    assert.equals(4, tonumber(st.hits)) -- second batch: all from the cache
+    assert.equals(4, tonumber(st.processed))
+    assert.equals(3, tonumber(st.written))
+    assert.equals(4, #rec.histograms)
+  end)
+
+  it("runs Lua function rules for histogram series misses", function()
+    local _, exports, rec = component({ function(l)
+      if l.__name__ == "drop_h" then
+        return nil
+      end
+      l.seen = "yes"
+      return l
+    end })
+    exports.receiver:append(hist_batch())
+    assert.equals(1, #rec.samples)
+    assert.equals(2, #rec.histograms)
+    assert.equals("yes", rec.histograms[1].labels.seen)
+    assert.equals("keep_h", rec.histograms[1].labels.__name__)
+    assert.is_true(rec.histograms[2].stale)
+  end)
+
+  it("forwards a batch of histograms only (no float sample)", function()
+    local samples = require("moonwatch.batch.samples")
+    local _, exports, rec = component({})
+    local b = samples.new()
+    samples.add_histogram(b, { __name__ = "h" }, 1, { float = true, count = 1, zero_count = 1 })
+    exports.receiver:append(b)
+    assert.equals(1, #rec.histograms)
+    assert.is_true(rec.histograms[1].float)
+  end)
+
   it("passes staleness markers through", function()
     local _, exports, rec = component({})
     local body = "a 1\n"

@@ -17,7 +17,8 @@ function M.from_text(body, ts_ms, utf8)
   return C.mw_ffi_scrape_batch(t), t
 end
 
---- A receiver that records every sample it gets as { labels, ts, value, stale }.
+--- A receiver that records every sample it gets as { labels, ts, value, stale }, and
+--- every histogram sample in r.histograms (moonwatch.batch.samples.histogram's tables).
 function M.recorder()
   local batch = require("moonwatch.batch.samples")
   local r
@@ -29,8 +30,11 @@ function M.recorder()
     for _, labels, ts, value, stale in batch.samples(b) do
       r.samples[#r.samples + 1] = { labels = labels, ts = ts, value = value, stale = stale }
     end
+    for _, h in ipairs(batch.histograms(b)) do
+      r.histograms[#r.histograms + 1] = h
+    end
   end)
-  r.samples, r.batches, r.metadata = {}, 0, {}
+  r.samples, r.histograms, r.batches, r.metadata = {}, {}, 0, {}
   return r
 end
 
