@@ -14,6 +14,8 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
+# native histogram specs: a scrape target built from client_golang (tests/e2e/fixtures/nhtarget)
+DEPS_TEST += golang-go golang-github-prometheus-client-golang-dev
 
 .PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn clean
 
