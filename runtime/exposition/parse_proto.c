@@ -88,6 +88,8 @@ struct mw_proto {
   size_t dl_cap[2], ct_cap[2], rct_cap[2];
   int64_t *rdl[2];
   size_t rdl_cap[2];
+  double *cv; /* NHCB: custom bounds */
+  size_t cv_cap;
 };
 
 /* --- errors --------------------------------------------------------------- */
@@ -916,6 +918,8 @@ static int32_t max_schema(double factor) {
 /* A native histogram sample of metric pm (h read by read_native). The min bucket factor
  * and then the bucket limit reduce its resolution as Prometheus's scrape does; a
  * histogram over the bucket limit at schema -4 fails the scrape. */
+static int emit_hist(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h, int reduced);
+
 static int emit_native(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h) {
   int reduced = 0;
   if (h->schema > MW_HIST_SCHEMA_MAX || h->schema < MW_HIST_SCHEMA_MIN)
@@ -936,6 +940,11 @@ static int emit_native(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h) 
       if (reduce(q, h, h->schema - 1) != 0) return -1;
       reduced = 1;
     }
+  return emit_hist(q, pm, h, reduced);
+}
+
+/* Appends native histogram h of metric pm: its series, mark (a histogram one), sample. */
+static int emit_hist(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h, int reduced) {
   mw_skey_t key = pkey(pm->h, K_NATIVE, 0);
   uint32_t ref = mw_scrapecache_get(q->x.c, key);
   if (ref == MW_SERIES_NONE && series_miss(q, pm, "", NULL, 0, key, &ref) != 0) return -1;
@@ -967,6 +976,88 @@ static int emit_native(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h) 
   return 0;
 }
 
+/* A classic histogram as a native histogram with custom buckets (schema -53), as
+ * Prometheus 3's convert_classic_histograms_to_nhcb: the finite upper bounds become the
+ * custom values, each bucket's count the difference of the cumulative counts, the +Inf
+ * bucket what the count adds beyond the last finite bound. Integer when every count is
+ * (no cumulative_count_float, no sample_count_float), else float. Bounds not increasing,
+ * or cumulative counts that decrease, fail the body as Prometheus's conversion errors do. */
+static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
+  uint64_t count = 0;
+  double fcount = 0, sum = 0;
+  size_t nb = 0;
+  int is_float = 0;
+  const uint8_t *p = pm->val, *e = pm->val + pm->val_len;
+  pb_field_t f;
+  const char *why = NULL;
+  int r;
+  while ((r = pb_next(&p, e, &f, &why)) > 0) {
+    if (f.num == 1 && f.wt == 0) count = f.v;
+    if (f.num == 2 && f.wt == 1) sum = pb_value(f.v);
+    if (f.num == 4 && f.wt == 1) fcount = pb_value(f.v);
+    if (f.num != 3 || f.wt != 2) continue;
+    uint64_t bc = 0;
+    double bf = 0, ub = 0;
+    const uint8_t *bp = f.d, *be = f.d + f.len;
+    pb_field_t g;
+    int r2;
+    while ((r2 = pb_next(&bp, be, &g, &why)) > 0) {
+      if (g.num == 1 && g.wt == 0) bc = g.v;
+      if (g.num == 2 && g.wt == 1) ub = pb_double(g.v);
+      if (g.num == 4 && g.wt == 1) bf = pb_value(g.v);
+    }
+    if (r2 < 0) return pfail(q, g.at, "bucket: %s", why);
+    if (isinf(ub) && ub > 0) break;
+    if (nb >= MW_HIST_MAX_BUCKETS)
+      return pfail(q, f.at, "more than %u buckets", MW_HIST_MAX_BUCKETS);
+    if (grow((void **)&q->cv, &q->cv_cap, nb + 1, sizeof(double)) != 0 ||
+        grow((void **)&q->ct[0], &q->ct_cap[0], nb + 2, sizeof(double)) != 0)
+      return poom(q);
+    if (nb && !(ub > q->cv[nb - 1]))
+      return pfail(q, f.at, "classic histogram bucket bounds not increasing (le %g after %g)", ub,
+                   q->cv[nb - 1]);
+    if (bf > 0) is_float = 1;
+    q->cv[nb] = ub;
+    q->ct[0][nb++] = bf > 0 ? bf : (double)bc;
+  }
+  if (r < 0) return pfail(q, f.at, "histogram: %s", why);
+  if (fcount > 0) is_float = 1;
+  double total = fcount > 0 ? fcount : (double)count;
+  if (grow((void **)&q->ct[0], &q->ct_cap[0], nb + 1, sizeof(double)) != 0 ||
+      grow((void **)&q->dl[0], &q->dl_cap[0], nb + 1, sizeof(int64_t)) != 0 ||
+      grow((void **)&q->sp[0], &q->sp_cap[0], 1, sizeof(mw_hspan_t)) != 0)
+    return poom(q);
+  q->ct[0][nb] = total;
+  /* cumulative -> per bucket (in place, from the end) */
+  for (size_t i = nb; i > 0; i--) {
+    if (q->ct[0][i] < q->ct[0][i - 1])
+      return pfail(q, pm->m, "classic histogram counts decrease (%g after %g)", q->ct[0][i],
+                   q->ct[0][i - 1]);
+    q->ct[0][i] -= q->ct[0][i - 1];
+  }
+  int64_t prev = 0;
+  for (size_t i = 0; !is_float && i <= nb; i++) {
+    q->dl[0][i] = (int64_t)q->ct[0][i] - prev;
+    prev = (int64_t)q->ct[0][i];
+  }
+  q->sp[0][0] = (mw_hspan_t){.offset = 0, .length = (uint32_t)(nb + 1)};
+  mw_histogram_t h = {.schema = MW_HIST_SCHEMA_CUSTOM,
+                      .is_float = (uint8_t)is_float,
+                      .reset_hint = q->type == PB_GAUGE_HISTOGRAM ? MW_HIST_RESET_GAUGE
+                                                                  : MW_HIST_RESET_UNKNOWN,
+                      .count = is_float ? 0 : count,
+                      .fcount = is_float ? total : 0,
+                      .sum = sum,
+                      .n_pos_spans = 1,
+                      .pos_spans = q->sp[0],
+                      .n_pos = (uint32_t)(nb + 1),
+                      .pos_deltas = is_float ? NULL : q->dl[0],
+                      .pos_counts = is_float ? q->ct[0] : NULL,
+                      .n_custom = (uint32_t)nb,
+                      .custom_values = q->cv};
+  return emit_hist(q, pm, &h, 0);
+}
+
 static int metric(mw_proto_t *q, const uint8_t *m, size_t len) {
   pb_metric_t pm;
   if (read_metric(q, m, len, &pm) != 0) return -1;
@@ -984,7 +1075,12 @@ static int metric(mw_proto_t *q, const uint8_t *m, size_t len) {
         /* The classic series too only when asked and when there are classic buckets
          * (Prometheus's redoClassic). */
         if (!(q->x.flags & MW_EXPFMT_CLASSIC_HISTOGRAMS) || nbuckets == 0) return 0;
+        return metric_classic(q, &pm);
       }
+    }
+    if (pm.val && (q->x.flags & MW_EXPFMT_NHCB)) {
+      if (emit_nhcb(q, &pm) != 0) return -1;
+      if (!(q->x.flags & MW_EXPFMT_CLASSIC_HISTOGRAMS)) return 0;
     }
     return metric_classic(q, &pm);
   default: return metric_plain(q, &pm);
@@ -1105,6 +1201,7 @@ void mw_proto_free(mw_proto_t *q) {
   free(q->nbuf);
   free(q->enc);
   free(q->kbuf);
+  free(q->cv);
   for (int side = 0; side < 2; side++) {
     free(q->sp[side]);
     free(q->rsp[side]);

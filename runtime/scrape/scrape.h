@@ -46,6 +46,7 @@ typedef struct {
   uint32_t classic_histograms;
   uint32_t native_bucket_limit;
   double native_min_bucket_factor;
+  uint32_t convert_nhcb; /* convert_classic_histograms_to_nhcb (protobuf bodies) */
 } mw_scrape_opts_t;
 
 /* A new target with labels encoded as name 0xFF value 0xFF pairs in any order

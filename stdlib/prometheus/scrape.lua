@@ -90,8 +90,9 @@ M.args = {
   native_histogram_min_bucket_factor = { type = "number", default = 0,
     doc = "If the growth from one bucket to the next is smaller than this, buckets are merged. 0: disabled." },
   convert_classic_histograms_to_nhcb = { type = "bool", default = false,
-    doc = "Whether to convert classic histograms to native histograms with custom buckets (NHCB; not supported yet: "
-      .. "must be false)." },
+    doc = "Whether to convert classic histograms to native histograms with custom buckets (NHCB; schema -53). "
+      .. "Applies to protobuf bodies; the classic histograms of text and OpenMetrics bodies stay classic series "
+      .. "(not converted yet)." },
   metrics_path = { type = "string", default = "/metrics", doc = "The HTTP resource path on which to fetch metrics." },
   scheme = { type = "string", default = "http", enum = { "http", "https" }, doc = "The URL scheme." },
   body_size_limit = { type = "uint", default = 104857600,
@@ -145,9 +146,6 @@ M.validate = function(args)
   end
   if args.native_histogram_min_bucket_factor < 0 or args.native_histogram_min_bucket_factor ~= args.native_histogram_min_bucket_factor then
     return "native_histogram_min_bucket_factor must not be negative"
-  end
-  if args.convert_classic_histograms_to_nhcb then
-    return "convert_classic_histograms_to_nhcb: not supported yet (must be false)"
   end
   if args.metric_name_escaping_scheme == "allow-utf-8" and args.metric_name_validation_scheme ~= "utf8" then
     return 'metric_name_escaping_scheme: cannot be "allow-utf-8" while metric_name_validation_scheme is '
@@ -401,6 +399,7 @@ function Instance:opts()
     classic_histograms = a.scrape_classic_histograms,
     native_bucket_limit = a.native_histogram_bucket_limit,
     native_min_bucket_factor = a.native_histogram_min_bucket_factor,
+    convert_nhcb = a.convert_classic_histograms_to_nhcb,
   }
 end
 

@@ -774,6 +774,60 @@ static void test_native(void) {
   CHECK(strstr(err, "invalid native histogram: ") != NULL);
 }
 
+/* convert_classic_histograms_to_nhcb: a classic histogram becomes one schema -53 sample. */
+static void test_nhcb(void) {
+  fresh();
+  pool_used = body_len = 0;
+  MF *mf = new_mf("req_seconds", 4);
+  MT *m = add_metric(mf, 0, NULL);
+  Io__Prometheus__Client__Histogram *h = palloc(sizeof *h);
+  io__prometheus__client__histogram__init(h);
+  h->has_sample_count = h->has_sample_sum = 1;
+  h->sample_count = 10;
+  h->sample_sum = 7;
+  static const double ub[] = {0.1, 0.5, 1};
+  static const uint64_t cum[] = {2, 2, 9};
+  h->bucket = palloc(3 * sizeof *h->bucket);
+  for (int k = 0; k < 3; k++) {
+    Io__Prometheus__Client__Bucket *b = palloc(sizeof *b);
+    io__prometheus__client__bucket__init(b);
+    b->has_cumulative_count = b->has_upper_bound = 1;
+    b->cumulative_count = cum[k];
+    b->upper_bound = ub[k];
+    h->bucket[h->n_bucket++] = b;
+  }
+  m->histogram = h;
+  put_mf(mf);
+  if (parse_hist(MW_EXPFMT_NHCB, 0, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_len(batch), 0);
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  mw_hsample_t hs;
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK_INT(hs.h.schema, MW_HIST_SCHEMA_CUSTOM);
+  CHECK_INT(hs.h.is_float, 0);
+  CHECK_INT(hs.h.count, 10);
+  CHECK_DBL(hs.h.sum, 7);
+  CHECK_INT(hs.h.n_custom, 3);
+  CHECK_DBL(hs.h.custom_values[2], 1);
+  int32_t ix;
+  /* buckets (-Inf,0.1]: 2, (0.1,0.5]: 0, (0.5,1]: 7, (1,+Inf]: 1 */
+  CHECK_DBL(hbucket(0, 0, &ix), 2);
+  CHECK_DBL(hbucket(0, 1, &ix), 0);
+  CHECK_DBL(hbucket(0, 2, &ix), 7);
+  CHECK_DBL(hbucket(0, 3, &ix), 1);
+  CHECK_INT(ix, 3);
+  /* with scrape_classic_histograms the classic series too */
+  if (parse_hist(MW_EXPFMT_NHCB | MW_EXPFMT_CLASSIC_HISTOGRAMS, 0, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  CHECK_INT(mw_batch_len(batch), 6);
+  /* decreasing counts fail clearly */
+  h->bucket[1]->cumulative_count = 1;
+  body_len = 0;
+  put_mf(mf);
+  CHECK_INT(parse_hist(MW_EXPFMT_NHCB, 0, 0), -1);
+  CHECK(strstr(err, "classic histogram counts decrease") != NULL);
+}
+
 static void test_content_type(void) {
   int used;
   CHECK_INT(mw_expfmt_format("application/vnd.google.protobuf; "
@@ -789,6 +843,7 @@ int main(void) {
   MW_RUN(test_families);
   MW_RUN(test_invalid_bodies);
   MW_RUN(test_native);
+  MW_RUN(test_nhcb);
   MW_RUN(test_content_type);
   mw_scrapecache_free(cache);
   mw_batch_free(batch);

@@ -291,6 +291,19 @@ prometheus.scrape "s" {
     assert.same(want, buckets(h))
   end)
 
+  it("converts classic histograms to custom-bucket ones with convert_classic_histograms_to_nhcb", function()
+    local rec = scrape_until(tgt(target_addr), 'scrape_protocols = { "PrometheusProto" }, '
+      .. "convert_classic_histograms_to_nhcb = true,", function(r)
+        return find(r.histograms, "latency_seconds") and find(r.samples, "up")
+      end, "histograms")
+    local h = find(rec.histograms, "latency_seconds")
+    assert.equals(-53, h.schema)
+    assert.same({ 0.1, 0.5, 1, 5 }, h.custom_values)
+    assert.equals(12, h.count)
+    assert.same({ p0 = 4, p1 = 3, p2 = 1, p3 = 2, p4 = 2 }, buckets(h))
+    assert.is_nil(find(rec.samples, "latency_seconds_bucket"))
+  end)
+
   it("marks a histogram series that goes stale with a histogram staleness marker", function()
     local kept = {}
     for _, f in ipairs(families(pb_body)) do

@@ -47,6 +47,7 @@ local function fill_opts(o)
   optbuf.classic_histograms = flag(o.classic_histograms)
   optbuf.native_bucket_limit = o.native_bucket_limit or 0
   optbuf.native_min_bucket_factor = o.native_min_bucket_factor or 0
+  optbuf.convert_nhcb = flag(o.convert_nhcb)
   return optbuf
 end
 
@@ -58,7 +59,7 @@ Target.__index = Target
 --- track_timestamps_staleness, utf8_names (booleans), label_limit,
 --- label_name_length_limit, label_value_length_limit, sample_limit (0: none),
 --- fallback_format (M.FORMAT_*), native_histograms, classic_histograms (booleans),
---- native_bucket_limit, native_min_bucket_factor (0: none).
+--- native_bucket_limit, native_min_bucket_factor (0: none), convert_nhcb (boolean).
 ---@param labels string
 ---@param opts table
 ---@return table|nil target, string|nil err (a bad label name, malformed labels)
