@@ -204,6 +204,8 @@ int mw_batch_add_histogram_stale(mw_batch_t *b, uint32_t ref, int64_t ts_ms, int
 
 size_t mw_batch_histograms(const mw_batch_t *b) { return b->nh; }
 
+uint32_t mw_batch_histogram_ref(const mw_batch_t *b, size_t k) { return b->hs[k].ref; }
+
 void mw_batch_histogram(const mw_batch_t *b, size_t k, mw_hsample_t *out) {
   *out = b->hs[k];
   mw_histogram_t *h = &out->h;

@@ -193,6 +193,8 @@ int mw_batch_add_histogram_stale(mw_batch_t *b, uint32_t ref, int64_t ts_ms, int
  * point into the batch, valid until its next add/reset/truncate/free. */
 size_t mw_batch_histograms(const mw_batch_t *b);
 void mw_batch_histogram(const mw_batch_t *b, size_t k, mw_hsample_t *out);
+/* The series ref of histogram sample k (k below mw_batch_histograms). */
+uint32_t mw_batch_histogram_ref(const mw_batch_t *b, size_t k);
 /* Drops histogram samples from index n on (no-op if n >= their number); a producer
  * rolling back a failed scrape truncates both columns. mw_batch_reset and
  * mw_batch_clear empty the histogram column too; mw_batch_truncate leaves it. */

@@ -30,8 +30,16 @@ typedef struct {
   size_t lab, lab_len;      /* its Label fields, written: e->strs[lab, lab + lab_len) */
   size_t sample0, nsamples; /* range in e->samples */
   size_t ex0, nex;          /* range in e->ex */
+  size_t h0, nh;            /* range in e->hist */
+  int h_unsorted;           /* its histograms were not added in timestamp order */
   size_t size;              /* bytes of the TimeSeries message */
 } mw_rw_series_t;
+
+/* A histogram sample: its Histogram message, written, at e->hbuf[off, off + len). */
+typedef struct {
+  int64_t ts;
+  size_t off, len;
+} mw_rw_hist_t;
 
 typedef struct {
   size_t lab, lab_len; /* its Label fields, written, in e->strs */
@@ -60,6 +68,10 @@ struct mw_rwenc {
   size_t nex, ex_cap;
   mw_rw_meta_t *meta;
   size_t nmeta, meta_cap;
+  mw_rw_hist_t *hist; /* histograms: their messages in hbuf */
+  size_t nhist, hist_cap;
+  uint8_t *hbuf;
+  size_t hbuf_len, hbuf_cap;
   /* mw_rwenc_drop_old's view of a decoded request */
   Prometheus__Sample **sample_ptrs;
   size_t sample_ptrs_cap;
@@ -69,6 +81,8 @@ struct mw_rwenc {
   Prometheus__Exemplar *ex_msgs;
   Prometheus__Exemplar **ex_ptrs;
   size_t ex_msgs_cap;
+  Prometheus__Histogram **h_ptrs;
+  size_t h_ptrs_cap;
   uint8_t *pb; /* the protobuf */
   size_t pb_cap;
   char *out; /* snappy */
@@ -200,6 +214,9 @@ void mw_rwenc_free(mw_rwenc_t *e) {
   free(e->ex);
   free(e->ex_msgs);
   free(e->ex_ptrs);
+  free(e->hist);
+  free(e->hbuf);
+  free(e->h_ptrs);
   free(e->pb);
   free(e->out);
   free(e->ext_enc);
@@ -261,6 +278,8 @@ void mw_rwenc_reset(mw_rwenc_t *e) {
   e->nseries = 0;
   e->nmeta = 0;
   e->nex = 0;
+  e->nhist = 0;
+  e->hbuf_len = 0;
 }
 
 size_t mw_rwenc_series(const mw_rwenc_t *e) { return e->nseries; }
@@ -268,6 +287,8 @@ size_t mw_rwenc_series(const mw_rwenc_t *e) { return e->nseries; }
 size_t mw_rwenc_samples(const mw_rwenc_t *e) { return e->nsamples; }
 
 size_t mw_rwenc_exemplars(const mw_rwenc_t *e) { return e->nex; }
+
+size_t mw_rwenc_histograms(const mw_rwenc_t *e) { return e->nhist; }
 
 /* Copies s[0..n) into strs (no NUL: label names and values are bytes
  * fields, and metadata strings are written with their length); *off
@@ -414,6 +435,9 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
   s->sample0 = e->nsamples;
   s->ex0 = e->nex;
   s->nex = 0;
+  s->h0 = e->nhist;
+  s->nh = 0;
+  s->h_unsorted = 0;
   int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_TIME_SERIES_LABELS, 2), labels, len, 1, &s->lab,
                         &s->lab_len);
   if (r == -2) goto oom;
@@ -464,6 +488,164 @@ int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int6
 oom:
   mw_oom(err, errlen);
   return -1;
+}
+
+/* --- native histograms ---------------------------------------------------- */
+
+static inline uint64_t mw_rw_zig64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static inline uint32_t mw_rw_zig32(int32_t v) { return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31); }
+
+/* Bytes of a BucketSpan message's fields. */
+static inline size_t mw_rw_span_len(const mw_hspan_t *s) {
+  return (s->offset ? 1 + mw_rw_vlen(mw_rw_zig32(s->offset)) : 0) +
+         (s->length ? 1 + mw_rw_vlen(s->length) : 0);
+}
+
+static uint8_t *mw_rw_put_spans(uint8_t *p, uint8_t tag, const mw_hspan_t *sp, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    p = mw_rw_ld(p, tag, mw_rw_span_len(&sp[i]));
+    if (sp[i].offset) {
+      *p++ = MW_RW_TAG(MW_RWENC_BUCKET_SPAN_OFFSET, 0);
+      p = mw_rw_varint(p, mw_rw_zig32(sp[i].offset));
+    }
+    if (sp[i].length) {
+      *p++ = MW_RW_TAG(MW_RWENC_BUCKET_SPAN_LENGTH, 0);
+      p = mw_rw_varint(p, sp[i].length);
+    }
+  }
+  return p;
+}
+
+/* A packed repeated sint64 field (left out when empty). */
+static uint8_t *mw_rw_put_sint64s(uint8_t *p, uint8_t tag, const int64_t *v, uint32_t n) {
+  if (!n) return p;
+  size_t len = 0;
+  for (uint32_t i = 0; i < n; i++)
+    len += mw_rw_vlen(mw_rw_zig64(v[i]));
+  p = mw_rw_ld(p, tag, len);
+  for (uint32_t i = 0; i < n; i++)
+    p = mw_rw_varint(p, mw_rw_zig64(v[i]));
+  return p;
+}
+
+static uint8_t *mw_rw_put_fixed64(uint8_t *p, double v) {
+  uint64_t b;
+  memcpy(&b, &v, sizeof b);
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(b >> (8 * i));
+  return p + 8;
+}
+
+/* A packed repeated double field (left out when empty); tag: one or two bytes. */
+static uint8_t *mw_rw_put_doubles(uint8_t *p, const uint8_t *tag, size_t tag_len, const double *v,
+                                  uint32_t n) {
+  if (!n) return p;
+  memcpy(p, tag, tag_len);
+  p = mw_rw_varint(p + tag_len, (uint64_t)n * 8);
+  for (uint32_t i = 0; i < n; i++)
+    p = mw_rw_put_fixed64(p, v[i]);
+  return p;
+}
+
+/* Most bytes a Histogram message of h takes. */
+static size_t mw_rw_hist_max(const mw_histogram_t *h) {
+  return 128 + 16 * ((size_t)h->n_pos_spans + h->n_neg_spans) + 10 * ((size_t)h->n_pos + h->n_neg) +
+         8 * (size_t)h->n_custom;
+}
+
+/* Writes h's Histogram message fields (timestamp ts) at p, in field-number order as
+ * protobuf-c packs them; returns the end. */
+static uint8_t *mw_rw_put_hist(uint8_t *p, int64_t ts, const mw_histogram_t *h) {
+  if (h->is_float) {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_COUNT_FLOAT, 1);
+    p = mw_rw_put_fixed64(p, h->fcount);
+  } else {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_COUNT_INT, 0);
+    p = mw_rw_varint(p, h->count);
+  }
+  if (h->sum != 0) {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_SUM, 1);
+    p = mw_rw_put_fixed64(p, h->sum);
+  }
+  if (h->schema) {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_SCHEMA, 0);
+    p = mw_rw_varint(p, mw_rw_zig32(h->schema));
+  }
+  if (h->zero_threshold != 0) {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_ZERO_THRESHOLD, 1);
+    p = mw_rw_put_fixed64(p, h->zero_threshold);
+  }
+  if (h->is_float) {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_ZERO_COUNT_FLOAT, 1);
+    p = mw_rw_put_fixed64(p, h->fzero_count);
+  } else {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_ZERO_COUNT_INT, 0);
+    p = mw_rw_varint(p, h->zero_count);
+  }
+  p = mw_rw_put_spans(p, MW_RW_TAG(MW_RWENC_HISTOGRAM_NEGATIVE_SPANS, 2), h->neg_spans,
+                      h->n_neg_spans);
+  const uint8_t nc_tag = MW_RW_TAG(MW_RWENC_HISTOGRAM_NEGATIVE_COUNTS, 2),
+                pc_tag = MW_RW_TAG(MW_RWENC_HISTOGRAM_POSITIVE_COUNTS, 2);
+  if (h->is_float)
+    p = mw_rw_put_doubles(p, &nc_tag, 1, h->neg_counts, h->n_neg);
+  else
+    p = mw_rw_put_sint64s(p, MW_RW_TAG(MW_RWENC_HISTOGRAM_NEGATIVE_DELTAS, 2), h->neg_deltas,
+                          h->n_neg);
+  p = mw_rw_put_spans(p, MW_RW_TAG(MW_RWENC_HISTOGRAM_POSITIVE_SPANS, 2), h->pos_spans,
+                      h->n_pos_spans);
+  if (h->is_float)
+    p = mw_rw_put_doubles(p, &pc_tag, 1, h->pos_counts, h->n_pos);
+  else
+    p = mw_rw_put_sint64s(p, MW_RW_TAG(MW_RWENC_HISTOGRAM_POSITIVE_DELTAS, 2), h->pos_deltas,
+                          h->n_pos);
+  if (h->reset_hint) {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_RESET_HINT, 0);
+    p = mw_rw_varint(p, h->reset_hint);
+  }
+  if (ts) {
+    *p++ = MW_RW_TAG(MW_RWENC_HISTOGRAM_TIMESTAMP, 0);
+    p = mw_rw_varint(p, (uint64_t)ts);
+  }
+  /* field 16: a two-byte tag (16 << 3 | 2 = 130 as a varint) */
+  static const uint8_t cv_tag[2] = {
+      0x80 | (uint8_t)((MW_RWENC_HISTOGRAM_CUSTOM_VALUES << 3 | 2) & 0x7f),
+      (uint8_t)((MW_RWENC_HISTOGRAM_CUSTOM_VALUES << 3 | 2) >> 7)};
+  return mw_rw_put_doubles(p, cv_tag, 2, h->custom_values, h->n_custom);
+}
+
+int mw_rwenc_add_histogram(mw_rwenc_t *e, int64_t ts, const mw_histogram_t *h, char *err,
+                           size_t errlen) {
+  if (!e->nseries) {
+    mw_seterr(err, errlen, "histogram without a series");
+    return -1;
+  }
+  if (mw_grow((void **)&e->hist, &e->hist_cap, e->nhist + 1, sizeof *e->hist) != 0 ||
+      mw_grow((void **)&e->hbuf, &e->hbuf_cap, e->hbuf_len + mw_rw_hist_max(h), 1) != 0) {
+    mw_oom(err, errlen);
+    return -1;
+  }
+  uint8_t *start = e->hbuf + e->hbuf_len, *end = mw_rw_put_hist(start, ts, h);
+  size_t len = (size_t)(end - start);
+  mw_rw_series_t *s = &e->series[e->nseries - 1];
+  if (s->nh && ts < e->hist[e->nhist - 1].ts) s->h_unsorted = 1;
+  e->hist[e->nhist++] = (mw_rw_hist_t){.ts = ts, .off = e->hbuf_len, .len = len};
+  e->hbuf_len += len;
+  s->nh++;
+  s->size += mw_rw_ldlen(len);
+  return 0;
+}
+
+/* Sorts a series' histograms stably by timestamp (insertion sort: rarely needed). */
+static void mw_rw_sort_hist(mw_rw_hist_t *h, size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    mw_rw_hist_t x = h[i];
+    size_t k = i;
+    while (k > 0 && h[k - 1].ts > x.ts) {
+      h[k] = h[k - 1];
+      k--;
+    }
+    h[k] = x;
+  }
 }
 
 /* The length of s[0..n) up to its first NUL, if any. */
@@ -551,6 +733,13 @@ int mw_rwenc_finish(mw_rwenc_t *e, const uint8_t **out, size_t *out_len, size_t 
       p = mw_rw_put_scalars(p, MW_RW_TAG(MW_RWENC_EXEMPLAR_VALUE, 1),
                             MW_RW_TAG(MW_RWENC_EXEMPLAR_TIMESTAMP, 0), x->value, x->ts);
     }
+    if (s->h_unsorted) mw_rw_sort_hist(e->hist + s->h0, s->nh);
+    for (size_t j = s->h0; j < s->h0 + s->nh; j++) {
+      const mw_rw_hist_t *x = &e->hist[j];
+      p = mw_rw_ld(p, MW_RW_TAG(MW_RWENC_TIME_SERIES_HISTOGRAMS, 2), x->len);
+      memcpy(p, e->hbuf + x->off, x->len);
+      p += x->len;
+    }
   }
   for (size_t i = 0; i < e->nmeta; i++) {
     const mw_rw_meta_t *m = &e->meta[i];
@@ -580,25 +769,27 @@ int mw_rwenc_drop_old(mw_rwenc_t *e, const uint8_t *buf, size_t len, int64_t min
   if (mw_rwenc_decode(buf, len, &req, err, errlen) != 0) return -1;
   /* A view of req: copies of the series that keep something, pointing at
    * the kept samples and exemplars; req itself stays whole for its free. */
-  size_t ns = 0, nx = 0;
+  size_t ns = 0, nx = 0, nh = 0;
   for (size_t i = 0; i < req->n_timeseries; i++) {
     ns += req->timeseries[i]->n_samples;
     nx += req->timeseries[i]->n_exemplars;
+    nh += req->timeseries[i]->n_histograms;
   }
   if (mw_rw_grow2((void **)&e->ts_msgs, sizeof *e->ts_msgs, (void **)&e->ts_ptrs,
                   sizeof *e->ts_ptrs, &e->ts_cap, req->n_timeseries) != 0 ||
       mw_grow((void **)&e->sample_ptrs, &e->sample_ptrs_cap, ns, sizeof *e->sample_ptrs) != 0 ||
       mw_rw_grow2((void **)&e->ex_msgs, sizeof *e->ex_msgs, (void **)&e->ex_ptrs,
-                  sizeof *e->ex_ptrs, &e->ex_msgs_cap, nx) != 0) {
+                  sizeof *e->ex_ptrs, &e->ex_msgs_cap, nx) != 0 ||
+      mw_grow((void **)&e->h_ptrs, &e->h_ptrs_cap, nh, sizeof *e->h_ptrs) != 0) {
     mw_rwenc_decode_free(req);
     mw_oom(err, errlen);
     return -1;
   }
-  size_t nt = 0, si = 0, xi = 0;
+  size_t nt = 0, si = 0, xi = 0, hi_ = 0;
   int64_t lo = INT64_MAX, hi = INT64_MIN, xlo = INT64_MAX, xhi = INT64_MIN;
   for (size_t i = 0; i < req->n_timeseries; i++) {
     const Prometheus__TimeSeries *t = req->timeseries[i];
-    size_t s0 = si, x0 = xi;
+    size_t s0 = si, x0 = xi, h0 = hi_;
     for (size_t j = 0; j < t->n_samples; j++) {
       int64_t ts = t->samples[j]->timestamp;
       if (ts < min_ts) continue;
@@ -613,22 +804,33 @@ int mw_rwenc_drop_old(mw_rwenc_t *e, const uint8_t *buf, size_t len, int64_t min
       if (ts < xlo) xlo = ts;
       if (ts > xhi) xhi = ts;
     }
+    for (size_t j = 0; j < t->n_histograms; j++) {
+      int64_t ts = t->histograms[j]->timestamp;
+      if (ts < min_ts) continue;
+      e->h_ptrs[hi_++] = t->histograms[j];
+      if (ts < lo) lo = ts;
+      if (ts > hi) hi = ts;
+    }
     k->samples_dropped += (uint32_t)(t->n_samples - (si - s0));
     k->exemplars_dropped += (uint32_t)(t->n_exemplars - (xi - x0));
-    if (si == s0 && xi == x0) continue;
+    k->histograms_dropped += (uint32_t)(t->n_histograms - (hi_ - h0));
+    if (si == s0 && xi == x0 && hi_ == h0) continue;
     Prometheus__TimeSeries *v = &e->ts_msgs[nt];
     *v = *t;
     v->n_samples = si - s0;
     v->samples = si > s0 ? &e->sample_ptrs[s0] : NULL;
     v->n_exemplars = xi - x0;
     v->exemplars = xi > x0 ? &e->ex_ptrs[x0] : NULL;
+    v->n_histograms = hi_ - h0;
+    v->histograms = hi_ > h0 ? &e->h_ptrs[h0] : NULL;
     e->ts_ptrs[nt++] = v;
   }
   k->series = (uint32_t)nt;
   k->samples = (uint32_t)si;
   k->exemplars = (uint32_t)xi;
-  k->min_ts = si ? lo : xi ? xlo : 0;
-  k->max_ts = si ? hi : xi ? xhi : 0;
+  k->histograms = (uint32_t)hi_;
+  k->min_ts = si || hi_ ? lo : xi ? xlo : 0;
+  k->max_ts = si || hi_ ? hi : xi ? xhi : 0;
   int rc = 0;
   if (nt || req->n_metadata) {
     Prometheus__WriteRequest view = *req;

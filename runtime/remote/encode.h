@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/histogram.h"
+
 /* ffi.cdef begin */
 /* --- remote write: decoding requests (remote/encode.c) --------------------- */
 
@@ -56,6 +58,7 @@ enum {
   MW_RWENC_TIME_SERIES_LABELS = 1,
   MW_RWENC_TIME_SERIES_SAMPLES = 2,
   MW_RWENC_TIME_SERIES_EXEMPLARS = 3,
+  MW_RWENC_TIME_SERIES_HISTOGRAMS = 4,
   MW_RWENC_LABEL_NAME = 1,
   MW_RWENC_LABEL_VALUE = 2,
   MW_RWENC_SAMPLE_VALUE = 1,
@@ -66,7 +69,25 @@ enum {
   MW_RWENC_METADATA_TYPE = 1,
   MW_RWENC_METADATA_FAMILY_NAME = 2,
   MW_RWENC_METADATA_HELP = 4,
-  MW_RWENC_METADATA_UNIT = 5
+  MW_RWENC_METADATA_UNIT = 5,
+  MW_RWENC_HISTOGRAM_COUNT_INT = 1,
+  MW_RWENC_HISTOGRAM_COUNT_FLOAT = 2,
+  MW_RWENC_HISTOGRAM_SUM = 3,
+  MW_RWENC_HISTOGRAM_SCHEMA = 4,
+  MW_RWENC_HISTOGRAM_ZERO_THRESHOLD = 5,
+  MW_RWENC_HISTOGRAM_ZERO_COUNT_INT = 6,
+  MW_RWENC_HISTOGRAM_ZERO_COUNT_FLOAT = 7,
+  MW_RWENC_HISTOGRAM_NEGATIVE_SPANS = 8,
+  MW_RWENC_HISTOGRAM_NEGATIVE_DELTAS = 9,
+  MW_RWENC_HISTOGRAM_NEGATIVE_COUNTS = 10,
+  MW_RWENC_HISTOGRAM_POSITIVE_SPANS = 11,
+  MW_RWENC_HISTOGRAM_POSITIVE_DELTAS = 12,
+  MW_RWENC_HISTOGRAM_POSITIVE_COUNTS = 13,
+  MW_RWENC_HISTOGRAM_RESET_HINT = 14,
+  MW_RWENC_HISTOGRAM_TIMESTAMP = 15,
+  MW_RWENC_HISTOGRAM_CUSTOM_VALUES = 16,
+  MW_RWENC_BUCKET_SPAN_OFFSET = 1,
+  MW_RWENC_BUCKET_SPAN_LENGTH = 2
 };
 
 typedef struct mw_rwenc mw_rwenc_t;
@@ -104,6 +125,17 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
 int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int64_t ts,
                           double value, char *err, size_t errlen);
 
+/* Adds a native histogram sample (ts ms, h: copied) to the series added last, as
+ * TimeSeries.histograms (prompb.Histogram: count_int/zero_count_int and *_deltas for
+ * an integer histogram, count_float/zero_count_float and *_counts for a float one,
+ * custom_values for schema -53; the oneofs are always sent, even 0, as protobuf-c and
+ * Go send a set oneof). A series' histograms are sent in timestamp order (sorted
+ * stably at finish if they were not added so); the sum is kept bit for bit (the stale
+ * marker). h is not validated here (the batch did). 0, or -1 with err (no series yet,
+ * out of memory). */
+int mw_rwenc_add_histogram(mw_rwenc_t *e, int64_t ts, const mw_histogram_t *h, char *err,
+                           size_t errlen);
+
 /* Adds a metadata entry: type (MW_METRIC_*, which match the protobuf enum),
  * family name, help and unit (not NUL-terminated, copied; each is sent up
  * to its first NUL byte, if it has one, as protobuf-c sends a C string).
@@ -116,6 +148,7 @@ int mw_rwenc_add_metadata(mw_rwenc_t *e, int type, const char *family, size_t fa
 size_t mw_rwenc_series(const mw_rwenc_t *e);
 size_t mw_rwenc_samples(const mw_rwenc_t *e);
 size_t mw_rwenc_exemplars(const mw_rwenc_t *e);
+size_t mw_rwenc_histograms(const mw_rwenc_t *e);
 
 /* Writes the request and compresses it: *out (owned by e, valid until the
  * next finish, reset or free) and *out_len; *raw_len (if not NULL) receives
@@ -134,11 +167,12 @@ typedef struct {
   uint32_t samples_dropped, exemplars_dropped;
   int64_t min_ts, max_ts;
   size_t raw;
+  uint32_t histograms, histograms_dropped;
 } mw_rwenc_kept_t;
 
 /* Re-encodes a request (buf, len: a snappy WriteRequest, as finish makes)
- * without its samples and exemplars older than min_ts (ms) and without the
- * series left with neither; everything else (labels, metadata, order) is
+ * without its samples, histograms and exemplars older than min_ts (ms) and
+ * without the series left with none of them; everything else (labels, metadata, order) is
  * kept as it was. For a retry under sample_age_limit: it needs nothing but
  * the request. *out (owned by e, as finish's; NULL, 0 when nothing is left)
  * and *k. 0, or -1 with err (not a valid request, out of memory). */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/labels.h"
+#include "model/batch.h"
 #include "model/series.h"
 #include "relabel/relabel.h"
 #include "remote/encode.h"
@@ -33,6 +34,7 @@ typedef struct {
   uint32_t n, first, nslots;
   uint32_t nex; /* exemplars */
   int64_t lo, hi;
+  uint32_t nh; /* histogram samples */
 } mw_shard_t;
 
 /* A reader's write relabeling result for series s: computed for WAL ref
@@ -53,6 +55,7 @@ typedef struct {
   int64_t max_ts;
   int acked;
   uint32_t exemplars;
+  uint32_t histograms;
 } mw_flight_t;
 
 /* An exemplar of the chunk being built: its series' slot, its labels in
@@ -116,6 +119,18 @@ struct mw_wal_reader {
   mw_buf_t rex_buf;
   uint32_t *rex_head, *rex_tail; /* by slot */
   size_t rex_slots_cap;
+  /* histogram samples of the span being built (send_native_histograms): kept in hb's
+   * histogram column, rh_slot[k] the slot of histogram k, rh_next[k] the next of that
+   * slot (MW_NONE: last), rh_head/rh_tail by slot */
+  int send_hist;
+  uint32_t build_max; /* max_samples of the span being built */
+  int64_t hist_hi;    /* highest histogram timestamp of the span */
+  mw_batch_t *hb;
+  uint32_t *rh_slot, *rh_next;
+  size_t rh_cap;
+  uint32_t *rh_head, *rh_tail;
+  size_t rh_slots_cap;
+  mw_hscratch_t hsc;
 };
 
 /* --- helpers ---------------------------------------------------------- */
@@ -217,6 +232,12 @@ void mw_wal_reader_close(mw_wal_reader_t *r) {
   free(r->rex_buf.p);
   free(r->rex_head);
   free(r->rex_tail);
+  mw_batch_free(r->hb);
+  free(r->rh_slot);
+  free(r->rh_next);
+  free(r->rh_head);
+  free(r->rh_tail);
+  mw_hscratch_free(&r->hsc);
   for (size_t i = 0; i < r->nencs; i++)
     mw_rwenc_free(r->encs[i]);
   free(r->encs);
@@ -303,6 +324,108 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
   return 0;
 }
 
+/* The histograms record in r->rec (len bytes), passed over while building a span: with
+ * send_native_histograms its histogram samples join the span, each with the slot of its
+ * series (made if the span has no sample of it), else they are counted as dropped.
+ * Samples of unknown series, of series dropped by write relabeling or older than the
+ * span's min_ts are counted and skipped. The span ends before the record (1) when a
+ * shard already holds max_samples samples, exemplars and histograms. 0, 1, -1 on OOM. */
+static int mw_reader_histograms(mw_wal_reader_t *r, uint32_t len) {
+  mw_sdec_t d;
+  if (mw_sdec_begin(&d, r->rec_p, len) != 0) return 0; /* checked at replay; never written */
+  if (!r->send_hist) {
+    r->st.histograms_dropped += d.left;
+    r->st.histograms_unsent += d.left;
+    return 0;
+  }
+  for (uint32_t k = 0; k < r->build_shards; k++)
+    if (r->sh[k].n + r->sh[k].nex + r->sh[k].nh >= r->build_max) return 1;
+  if (!r->hb && !(r->hb = mw_batch_new(NULL))) return -1;
+  uint64_t ref;
+  int64_t ts;
+  mw_histogram_t h;
+  int rc;
+  while ((rc = mw_hdec_next(&d, &r->hsc, &ref, &ts, &h)) == 1) {
+    uint32_t s = mw_refs_get(&r->refs, ref);
+    if (s == MW_NONE || s >= r->so_cap) {
+      r->st.histograms_dropped++;
+      r->st.unknown_series++;
+      continue;
+    }
+    if (r->rl) {
+      int kept = mw_reader_relabel(r, s, ref);
+      if (kept < 0) return -1;
+      if (!kept) {
+        r->st.histograms_dropped++;
+        r->st.histograms_relabel_dropped++;
+        continue;
+      }
+    }
+    if (ts < r->build_min_ts) {
+      r->st.histograms_dropped++;
+      r->st.histograms_too_old++;
+      continue;
+    }
+    if (!mw_reader_has_slot(r, s)) {
+      if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
+        return -1;
+      uint32_t shard = mw_shard_of(ref, r->build_shards);
+      r->slot_of[s] = (uint32_t)r->nslots;
+      r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
+      r->sh[shard].nslots++;
+    }
+    size_t k = mw_batch_histograms(r->hb);
+    if (k + 1 > r->rh_cap) { /* rh_slot and rh_next share rh_cap */
+      size_t cap = r->rh_cap ? 2 * r->rh_cap : 64;
+      uint32_t *a = realloc(r->rh_slot, cap * sizeof *a);
+      if (!a) return -1;
+      r->rh_slot = a;
+      uint32_t *nx = realloc(r->rh_next, cap * sizeof *nx);
+      if (!nx) return -1;
+      r->rh_next = nx;
+      r->rh_cap = cap;
+    }
+    if (mw_batch_add_histogram(r->hb, s, ts, &h, NULL, 0) != 0) return -1;
+    uint32_t slot = r->slot_of[s];
+    r->rh_slot[k] = slot;
+    mw_shard_t *sh = &r->sh[r->slots[slot].shard];
+    sh->nh++; /* counts toward max_samples, as in Prometheus */
+    if (ts < sh->lo) sh->lo = ts;
+    if (ts > sh->hi) sh->hi = ts;
+    if (ts > r->hist_hi) r->hist_hi = ts;
+  }
+  return rc == -2 ? -1 : 0;
+}
+
+/* Links the span's histograms to their slots, in WAL order. 0, -1 on OOM. */
+static int mw_reader_link_histograms(mw_wal_reader_t *r) {
+  if (r->nslots > r->rh_slots_cap) {
+    size_t cap = r->rh_slots_cap ? r->rh_slots_cap : 64;
+    while (cap < r->nslots)
+      cap *= 2;
+    uint32_t *h = realloc(r->rh_head, cap * sizeof *h);
+    if (!h) return -1;
+    r->rh_head = h;
+    uint32_t *t = realloc(r->rh_tail, cap * sizeof *t);
+    if (!t) return -1;
+    r->rh_tail = t;
+    r->rh_slots_cap = cap;
+  }
+  for (size_t k = 0; k < r->nslots; k++)
+    r->rh_head[k] = MW_NONE;
+  size_t n = mw_batch_histograms(r->hb);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t k = r->rh_slot[i];
+    r->rh_next[i] = MW_NONE;
+    if (r->rh_head[k] == MW_NONE)
+      r->rh_head[k] = (uint32_t)i;
+    else
+      r->rh_next[r->rh_tail[k]] = (uint32_t)i;
+    r->rh_tail[k] = (uint32_t)i;
+  }
+  return 0;
+}
+
 /* Links the chunk's exemplars to their slots, in WAL order. 0, -1 on OOM. */
 static int mw_reader_link_exemplars(mw_wal_reader_t *r) {
   if (r->nslots > r->rex_slots_cap) {
@@ -332,7 +455,8 @@ static int mw_reader_link_exemplars(mw_wal_reader_t *r) {
 }
 
 /* Positions r's decoder on the next sample at or after *pos. 1: ready; 0:
- * nothing more to read; -1: I/O error (err). */
+ * nothing more to read; 2: the span is full before a histograms record (*pos at it);
+ * -1: I/O error (err). */
 static int mw_reader_load(mw_wal_reader_t *r, mw_pos_t *pos, char *err, size_t errlen) {
   mw_rlog_t *log = mw_wal_log(r->w);
   for (;;) {
@@ -362,6 +486,14 @@ static int mw_reader_load(mw_wal_reader_t *r, mw_pos_t *pos, char *err, size_t e
           mw_reader_exemplars(r, rec.len) != 0) {
         mw_seterr(err, errlen, "out of memory");
         return -1;
+      }
+      if (rec.type == MW_REC_HISTOGRAMS) {
+        int h = mw_reader_histograms(r, rec.len);
+        if (h < 0) {
+          mw_seterr(err, errlen, "out of memory");
+          return -1;
+        }
+        if (h == 1) return 2; /* the span is full: this record starts the next one */
       }
       pos->off += MW_RLOG_REC_HDR + rec.len;
       pos->idx = 0;
@@ -501,7 +633,8 @@ static int mw_shard_encode(mw_wal_reader_t *r, uint32_t k, const uint8_t **buf, 
     uint32_t slot = r->order[i];
     const mw_slot_t *sl = &r->slots[slot];
     uint32_t ex = r->nrex ? r->rex_head[slot] : MW_NONE;
-    if (!sl->n && ex == MW_NONE) continue;
+    uint32_t hh = r->hb && mw_batch_histograms(r->hb) ? r->rh_head[slot] : MW_NONE;
+    if (!sl->n && ex == MW_NONE && hh == MW_NONE) continue;
     size_t l;
     const uint8_t *enc;
     if (r->rl) {
@@ -517,6 +650,11 @@ static int mw_shard_encode(mw_wal_reader_t *r, uint32_t k, const uint8_t **buf, 
       if (mw_rwenc_add_exemplar(e, r->rex_buf.p + r->rex[ex].off, r->rex[ex].len, r->rex[ex].ts,
                                 r->rex[ex].v, err, errlen) != 0)
         return -1;
+    for (; hh != MW_NONE; hh = r->rh_next[hh]) {
+      mw_hsample_t hs;
+      mw_batch_histogram(r->hb, hh, &hs);
+      if (mw_rwenc_add_histogram(e, hs.ts_ms, &hs.h, err, errlen) != 0) return -1;
+    }
   }
   return mw_rwenc_finish(e, buf, len, raw, err, errlen);
 }
@@ -600,6 +738,9 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
   r->rex_buf.len = 0;
   r->build_shards = nshards;
   r->build_min_ts = min_ts;
+  r->build_max = max_samples;
+  r->hist_hi = INT64_MIN;
+  if (r->hb) mw_batch_reset(r->hb, NULL);
   uint32_t got = 0;
   int64_t hi = INT64_MIN;
   int full = 0;
@@ -609,6 +750,10 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
     int rc = mw_reader_load(r, &pos, err, errlen);
     if (rc < 0) return -1;
     if (rc == 0) break;
+    if (rc == 2) {
+      full = 1;
+      break;
+    }
     while (got < span) {
       uint64_t ref;
       int64_t ts;
@@ -678,16 +823,19 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
    * span cut before a sample re-reads that record next time. */
   r->cur->read = pos;
   if (r->nrex && mw_reader_link_exemplars(r) != 0) goto oom;
+  uint32_t nhs = r->hb ? (uint32_t)mw_batch_histograms(r->hb) : 0;
+  if (nhs && mw_reader_link_histograms(r) != 0) goto oom;
+  if (nhs && r->hist_hi > hi) hi = r->hist_hi;
   for (size_t i = 0; i < r->nrex; i++) {
     /* a shard with exemplars only spans their timestamps */
     mw_shard_t *sh = &r->sh[r->slots[r->rex[i].slot].shard];
-    if (!sh->n) {
+    if (!sh->n && !sh->nh) {
       if (r->rex[i].ts < sh->lo) sh->lo = r->rex[i].ts;
       if (r->rex[i].ts > sh->hi) sh->hi = r->rex[i].ts;
     }
-    if (!got && r->rex[i].ts > hi) hi = r->rex[i].ts;
+    if (!got && !nhs && r->rex[i].ts > hi) hi = r->rex[i].ts;
   }
-  if (!got && !r->nrex) {
+  if (!got && !r->nrex && !nhs) {
     /* Nothing to send up to pos: with nothing in flight the cursor may move. */
     if (!r->nfl && mw_rlog_pos_cmp(pos, r->cur->committed) > 0) r->cur->committed = pos;
     return 0;
@@ -722,7 +870,7 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
     size_t raw = 0;
     bufs[k] = NULL;
     lens[k] = 0;
-    int some = sh->n || sh->nex;
+    int some = sh->n || sh->nex || sh->nh;
     if (some && mw_shard_encode(r, k, &bufs[k], &lens[k], &raw, err, errlen) != 0) return -1;
     if (chunks)
       chunks[k] = (mw_wal_chunk_t){.seq = seq,
@@ -731,14 +879,20 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
                                    .min_ts = some ? sh->lo : 0,
                                    .max_ts = some ? sh->hi : 0,
                                    .raw_bytes = raw,
-                                   .exemplars = sh->nex};
+                                   .exemplars = sh->nex,
+                                   .histograms = sh->nh};
   }
   if (mw_grow((void **)&r->fl, &r->fl_cap, r->nfl + 1, sizeof *r->fl) != 0) goto oom;
-  r->fl[r->nfl++] = (mw_flight_t){
-      .seq = seq, .end = pos, .samples = got, .max_ts = hi, .exemplars = (uint32_t)r->nrex};
+  r->fl[r->nfl++] = (mw_flight_t){.seq = seq,
+                                  .end = pos,
+                                  .samples = got,
+                                  .max_ts = hi,
+                                  .exemplars = (uint32_t)r->nrex,
+                                  .histograms = nhs};
   r->seq = seq;
   r->st.samples_read += got;
   r->st.exemplars_read += r->nrex;
+  r->st.histograms_read += nhs;
   return 1;
 oom:
   mw_seterr(err, errlen, "out of memory");
@@ -764,6 +918,10 @@ int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body
     if (fl->seq != seq) continue;
     fl->samples -= k.samples_dropped;
     fl->exemplars -= k.exemplars_dropped;
+    fl->histograms -= k.histograms_dropped;
+    r->st.histograms_read -= k.histograms_dropped;
+    r->st.histograms_dropped += k.histograms_dropped;
+    r->st.histograms_too_old += k.histograms_dropped;
     r->st.samples_read -= k.samples_dropped;
     r->st.samples_too_old += k.samples_dropped;
     r->st.exemplars_read -= k.exemplars_dropped;
@@ -777,8 +935,9 @@ int mw_wal_reader_drop_old(mw_wal_reader_t *r, uint64_t seq, const uint8_t *body
                               .min_ts = k.min_ts,
                               .max_ts = k.max_ts,
                               .raw_bytes = k.raw,
-                              .exemplars = k.exemplars};
-  return (int)(k.samples_dropped + k.exemplars_dropped);
+                              .exemplars = k.exemplars,
+                              .histograms = k.histograms};
+  return (int)(k.samples_dropped + k.exemplars_dropped + k.histograms_dropped);
 }
 
 int mw_wal_reader_commit(mw_wal_reader_t *r, uint64_t seq, char *err, size_t errlen) {
@@ -793,6 +952,7 @@ int mw_wal_reader_commit(mw_wal_reader_t *r, uint64_t seq, char *err, size_t err
     if (mw_rlog_pos_cmp(r->fl[k].end, c) > 0) c = r->fl[k].end;
     r->st.samples_committed += r->fl[k].samples;
     r->st.exemplars_committed += r->fl[k].exemplars;
+    r->st.histograms_committed += r->fl[k].histograms;
     r->st.chunks_committed++;
     if (r->fl[k].max_ts > r->st.committed_max_ts) r->st.committed_max_ts = r->fl[k].max_ts;
     k++;
@@ -820,11 +980,16 @@ void mw_wal_reader_stats(const mw_wal_reader_t *r, mw_wal_reader_stats_t *st) {
   st->cursor_errors = r->cur->cursor_errors;
   st->pending_chunks = r->nfl;
   st->exemplars_pending = 0;
-  for (size_t i = 0; i < r->nfl; i++)
+  st->histograms_pending = 0;
+  for (size_t i = 0; i < r->nfl; i++) {
     st->exemplars_pending += r->fl[i].exemplars;
+    st->histograms_pending += r->fl[i].histograms;
+  }
 }
 
 void mw_wal_reader_set_exemplars(mw_wal_reader_t *r, int send) { r->no_exemplars = !send; }
+
+void mw_wal_reader_set_histograms(mw_wal_reader_t *r, int send) { r->send_hist = send != 0; }
 
 /* --- FFI -------------------------------------------------------------- */
 
@@ -868,6 +1033,10 @@ int mw_ffi_wal_reader_set_relabel(mw_wal_reader_t *r, const mw_ffi_relabel_progr
 
 void mw_ffi_wal_reader_set_exemplars(mw_wal_reader_t *r, int send) {
   mw_wal_reader_set_exemplars(r, send);
+}
+
+void mw_ffi_wal_reader_set_histograms(mw_wal_reader_t *r, int send) {
+  mw_wal_reader_set_histograms(r, send);
 }
 
 void mw_ffi_wal_reader_stats(const mw_wal_reader_t *r, mw_wal_reader_stats_t *st) {

@@ -33,6 +33,9 @@ typedef struct {
   /* exemplars in the request (0 with send_exemplars off) */
   uint32_t exemplars;
   uint32_t reserved;
+  /* histogram samples in the request (0 with send_native_histograms off) */
+  uint32_t histograms;
+  uint32_t reserved2;
 } mw_wal_chunk_t;
 
 typedef struct {
@@ -73,6 +76,20 @@ typedef struct {
   /* counter: damaged or unreadable cursor files found at open, or a cursor
    * past the WAL's end (mw_ffi_wal_reader_note says what was done) */
   uint64_t cursor_errors;
+
+  /* Native histogram samples (the WAL's histograms records). The record log counts
+   * them as items with the samples: samples_dropped (max_keepalive),
+   * samples_before_open and the WAL's segments count both kinds. */
+  uint64_t histograms_read;      /* counter: put in spans, resends included */
+  uint64_t histograms_committed; /* counter: of committed spans */
+  uint64_t histograms_pending;   /* gauge: of spans handed out, not committed yet */
+  /* counter: skipped (re-reads included): sending them is off (send_native_histograms;
+   * also in histograms_unsent), write relabeling dropped their series, older than
+   * min_ts (or taken out by _drop_old), or their series record was lost */
+  uint64_t histograms_dropped;
+  uint64_t histograms_unsent;          /* part of histograms_dropped: sending them is off */
+  uint64_t histograms_too_old;         /* part of histograms_dropped */
+  uint64_t histograms_relabel_dropped; /* part of histograms_dropped */
 } mw_wal_reader_stats_t;
 
 /* Opens the reader called name (letters, digits, '_', '-', '.'; one per
@@ -152,6 +169,13 @@ int mw_ffi_wal_reader_set_relabel(mw_wal_reader_t *r, const mw_ffi_relabel_progr
  * series are dropped and counted); 0 leaves them out (not counted). Applies
  * from the next chunk on. */
 void mw_ffi_wal_reader_set_exemplars(mw_wal_reader_t *r, int send);
+/* send_native_histograms: 1 puts the histogram samples of the WAL's histograms records
+ * in the chunks, each in TimeSeries.histograms of its series (labels after write
+ * relabeling), in WAL order, counting toward max_samples as samples do (a span ends
+ * before a histograms record once a shard is full); 0 (the default, as Alloy's) skips
+ * them, counted in histograms_dropped and histograms_unsent. The float samples of the
+ * same series flow either way. Applies from the next chunk on. */
+void mw_ffi_wal_reader_set_histograms(mw_wal_reader_t *r, int send);
 /* ffi.cdef end */
 
 /* A reader belongs to the caller and must be closed (before or after its
@@ -173,5 +197,6 @@ int mw_wal_reader_set_relabel(mw_wal_reader_t *r, const mw_ffi_relabel_program_t
                               size_t errlen);
 void mw_wal_reader_stats(const mw_wal_reader_t *r, mw_wal_reader_stats_t *st);
 void mw_wal_reader_set_exemplars(mw_wal_reader_t *r, int send);
+void mw_wal_reader_set_histograms(mw_wal_reader_t *r, int send);
 
 #endif

@@ -83,6 +83,8 @@ struct mw_wal {
   size_t ex_last_cap;
   uint64_t *ex_new;
   size_t nex_new, ex_new_cap;
+  mw_buf_t hbuf;          /* the histograms records of the append */
+  mw_hscratch_t hscratch; /* replay's decoding */
 };
 
 /* --- helpers ---------------------------------------------------------- */
@@ -119,6 +121,189 @@ static void mw_rec_end(mw_buf_t *b, size_t at, uint32_t count) {
   uint8_t *h = b->p + at;
   mw_put32(h + MW_RLOG_REC_HDR, count);
   mw_rlog_frame(h, h[0], (uint32_t)(b->len - at - MW_RLOG_REC_HDR));
+}
+
+/* --- histograms records ------------------------------------------------ */
+
+size_t mw_hist_max(const mw_histogram_t *h) {
+  return 100 + 15 * ((size_t)h->n_pos_spans + h->n_neg_spans) + 10 * ((size_t)h->n_pos + h->n_neg) +
+         8 * (size_t)h->n_custom;
+}
+
+static uint8_t *mw_put_f64(uint8_t *p, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  mw_put64(p, bits);
+  return p + 8;
+}
+
+static uint8_t *mw_put_spans(uint8_t *p, const mw_hspan_t *sp, uint32_t n) {
+  p = mw_put_uvarint(p, n);
+  for (uint32_t i = 0; i < n; i++) {
+    p = mw_put_uvarint(p, mw_zig((uint64_t)(int64_t)sp[i].offset));
+    p = mw_put_uvarint(p, sp[i].length);
+  }
+  return p;
+}
+
+static uint8_t *mw_put_buckets(uint8_t *p, const mw_histogram_t *h, int pos) {
+  uint32_t n = pos ? h->n_pos : h->n_neg;
+  p = mw_put_uvarint(p, n);
+  if (h->is_float) {
+    const double *c = pos ? h->pos_counts : h->neg_counts;
+    for (uint32_t i = 0; i < n; i++)
+      p = mw_put_f64(p, c[i]);
+  } else {
+    const int64_t *d = pos ? h->pos_deltas : h->neg_deltas;
+    for (uint32_t i = 0; i < n; i++)
+      p = mw_put_uvarint(p, mw_zig((uint64_t)d[i]));
+  }
+  return p;
+}
+
+uint8_t *mw_hist_put(uint8_t *p, uint64_t ref_delta, int64_t ts_delta, const mw_histogram_t *h) {
+  p = mw_put_uvarint(p, mw_zig(ref_delta));
+  p = mw_put_uvarint(p, mw_zig((uint64_t)ts_delta));
+  *p++ = (uint8_t)((h->is_float ? 1 : 0) | (h->reset_hint & 3) << 1);
+  p = mw_put_uvarint(p, mw_zig((uint64_t)(int64_t)h->schema));
+  p = mw_put_f64(p, h->zero_threshold);
+  if (h->is_float) {
+    p = mw_put_f64(p, h->fcount);
+    p = mw_put_f64(p, h->fzero_count);
+  } else {
+    p = mw_put_uvarint(p, h->count);
+    p = mw_put_uvarint(p, h->zero_count);
+  }
+  p = mw_put_f64(p, h->sum);
+  p = mw_put_spans(p, h->pos_spans, h->n_pos_spans);
+  p = mw_put_spans(p, h->neg_spans, h->n_neg_spans);
+  p = mw_put_buckets(p, h, 1);
+  p = mw_put_buckets(p, h, 0);
+  p = mw_put_uvarint(p, h->n_custom);
+  for (uint32_t i = 0; i < h->n_custom; i++)
+    p = mw_put_f64(p, h->custom_values[i]);
+  return p;
+}
+
+void mw_hscratch_free(mw_hscratch_t *sc) {
+  free(sc->spans);
+  free(sc->f);
+  free(sc->i);
+  *sc = (mw_hscratch_t){0};
+}
+
+/* A count of elements that take at least min bytes each: bounded by the bytes left
+ * and by MW_HIST_MAX_BUCKETS. 0, -1 if malformed. */
+static int mw_hget_count(mw_sdec_t *d, size_t min, uint32_t *n) {
+  uint64_t v;
+  if (mw_get_uvarint(&d->p, d->end, &v) || v > MW_HIST_MAX_BUCKETS ||
+      v * min > (uint64_t)(d->end - d->p))
+    return -1;
+  *n = (uint32_t)v;
+  return 0;
+}
+
+static int mw_hget_f64(mw_sdec_t *d, double *v) {
+  if (d->end - d->p < 8) return -1;
+  uint64_t bits = mw_get64(d->p);
+  memcpy(v, &bits, sizeof bits);
+  d->p += 8;
+  return 0;
+}
+
+static int mw_hget_spans(mw_sdec_t *d, mw_hspan_t *sp, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t o, l;
+    if (mw_get_uvarint(&d->p, d->end, &o) || mw_get_uvarint(&d->p, d->end, &l)) return -1;
+    int64_t off = (int64_t)mw_unzig(o);
+    if (off < INT32_MIN || off > INT32_MAX || l > UINT32_MAX) return -1;
+    sp[i] = (mw_hspan_t){.offset = (int32_t)off, .length = (uint32_t)l};
+  }
+  return 0;
+}
+
+int mw_hdec_next(mw_sdec_t *d, mw_hscratch_t *sc, uint64_t *ref, int64_t *ts, mw_histogram_t *h) {
+  if (!d->left) return d->p == d->end ? 0 : -1;
+  uint64_t a, b, v;
+  if (mw_get_uvarint(&d->p, d->end, &a) || mw_get_uvarint(&d->p, d->end, &b) || d->p == d->end)
+    return -1;
+  d->ref += mw_unzig(a);
+  *ref = d->ref;
+  *ts = (int64_t)((uint64_t)d->base + mw_unzig(b));
+  *h = (mw_histogram_t){0};
+  uint8_t flags = *d->p++;
+  if (flags > 7) return -1;
+  h->is_float = flags & 1;
+  h->reset_hint = (uint8_t)(flags >> 1);
+  if (mw_get_uvarint(&d->p, d->end, &v)) return -1;
+  int64_t schema = (int64_t)mw_unzig(v);
+  if (schema < INT32_MIN || schema > INT32_MAX) return -1;
+  h->schema = (int32_t)schema;
+  if (mw_hget_f64(d, &h->zero_threshold)) return -1;
+  if (h->is_float) {
+    if (mw_hget_f64(d, &h->fcount) || mw_hget_f64(d, &h->fzero_count)) return -1;
+  } else if (mw_get_uvarint(&d->p, d->end, &h->count) ||
+             mw_get_uvarint(&d->p, d->end, &h->zero_count)) {
+    return -1;
+  }
+  if (mw_hget_f64(d, &h->sum)) return -1;
+  /* spans: counted, then read into the scratch (positive first) */
+  uint32_t np, nn;
+  const uint8_t *mark = d->p;
+  if (mw_hget_count(d, 2, &np)) return -1;
+  mw_hspan_t tmp;
+  for (uint32_t i = 0; i < np; i++)
+    if (mw_hget_spans(d, &tmp, 1)) return -1;
+  if (mw_hget_count(d, 2, &nn)) return -1;
+  if (mw_grow((void **)&sc->spans, &sc->spans_cap, (size_t)np + nn + 1, sizeof *sc->spans) != 0)
+    return -2;
+  d->p = mark;
+  mw_hget_count(d, 2, &np);
+  mw_hget_spans(d, sc->spans, np);
+  mw_hget_count(d, 2, &nn);
+  if (mw_hget_spans(d, sc->spans + np, nn)) return -1;
+  h->n_pos_spans = np;
+  h->n_neg_spans = nn;
+  h->pos_spans = sc->spans;
+  h->neg_spans = sc->spans + np;
+  /* buckets: positive, then negative (into f or i), then custom values (into f) */
+  size_t w = 0;
+  uint32_t nb[2], nc;
+  size_t at[2];
+  for (int side = 0; side < 2; side++) {
+    if (mw_hget_count(d, h->is_float ? 8 : 1, &nb[side])) return -1;
+    if (h->is_float ? mw_grow((void **)&sc->f, &sc->f_cap, w + nb[side] + 1, sizeof *sc->f)
+                    : mw_grow((void **)&sc->i, &sc->i_cap, w + nb[side] + 1, sizeof *sc->i))
+      return -2;
+    at[side] = w;
+    for (uint32_t k = 0; k < nb[side]; k++, w++) {
+      if (h->is_float) {
+        if (mw_hget_f64(d, &sc->f[w])) return -1;
+      } else {
+        if (mw_get_uvarint(&d->p, d->end, &v)) return -1;
+        sc->i[w] = (int64_t)mw_unzig(v);
+      }
+    }
+  }
+  size_t cat = h->is_float ? w : 0;
+  if (mw_hget_count(d, 8, &nc)) return -1;
+  if (mw_grow((void **)&sc->f, &sc->f_cap, cat + nc + 1, sizeof *sc->f) != 0) return -2;
+  for (uint32_t k = 0; k < nc; k++)
+    mw_hget_f64(d, &sc->f[cat + k]);
+  h->n_pos = nb[0];
+  h->n_neg = nb[1];
+  if (h->is_float) {
+    h->pos_counts = sc->f + at[0];
+    h->neg_counts = sc->f + at[1];
+  } else {
+    h->pos_deltas = sc->i + at[0];
+    h->neg_deltas = sc->i + at[1];
+  }
+  h->n_custom = nc;
+  h->custom_values = sc->f + cat;
+  d->left--;
+  if (mw_histogram_validate(h, NULL, 0) != 0) return -1;
+  return 1;
 }
 
 /* --- series: WAL ref -> s map, per-s arrays, memos ------------------- */
@@ -613,6 +798,35 @@ static int mw_replay_record(void *ctx, const mw_rlog_rec_t *rec, mw_rlog_seg_t *
     w->st.replayed_exemplars += n;
     return 0;
   }
+  if (rec->type == MW_REC_HISTOGRAMS) {
+    /* Checked whole first (a malformed or invalid histogram cuts the segment here), then
+     * counted as the samples records' items: truncation judges its segment by them. */
+    mw_sdec_t d;
+    mw_histogram_t h;
+    uint64_t ref, n = 0;
+    int64_t ts, lo = INT64_MAX, hi = INT64_MIN;
+    if (mw_sdec_begin(&d, p, len) != 0) return 1;
+    while ((rc = mw_hdec_next(&d, &w->hscratch, &ref, &ts, &h)) == 1)
+      ;
+    if (rc == -2) {
+      mw_seterr(err, errlen, "out of memory");
+      return -1;
+    }
+    if (rc != 0) return 1;
+    mw_sdec_begin(&d, p, len);
+    while (mw_hdec_next(&d, &w->hscratch, &ref, &ts, &h) == 1) {
+      uint32_t s = mw_map_get(w, ref);
+      if (s != MW_NONE && index > w->last_seg[s]) w->last_seg[s] = index;
+      if (ts < lo) lo = ts;
+      if (ts > hi) hi = ts;
+      n++;
+    }
+    if (n && lo < seg->min_ts) seg->min_ts = lo;
+    if (n && hi > seg->max_ts) seg->max_ts = hi;
+    seg->items += n;
+    w->st.replayed_histograms += n;
+    return 0;
+  }
   mw_sdec_t d;
   uint64_t ref;
   int64_t ts, lo = INT64_MAX, hi = INT64_MIN;
@@ -655,6 +869,8 @@ static void mw_wal_free(mw_wal_t *w) {
   free(w->ebuf.p);
   free(w->ex_last);
   free(w->ex_new);
+  free(w->hbuf.p);
+  mw_hscratch_free(&w->hscratch);
   free(w);
 }
 
@@ -677,8 +893,9 @@ int mw_wal_open(const char *dir, const mw_wal_opts_t *opts, mw_wal_t **out, char
   mw_rlog_opts_t lo = {.magic = MW_MAGIC,
                        .segment_size = w->opts.segment_size,
                        .fsync = w->opts.fsync,
-                       .types = 1u << MW_REC_SERIES | 1u << MW_REC_SAMPLES | 1u << MW_REC_EXEMPLARS,
-                       .counted = 1u << MW_REC_SAMPLES,
+                       .types = 1u << MW_REC_SERIES | 1u << MW_REC_SAMPLES |
+                                1u << MW_REC_EXEMPLARS | 1u << MW_REC_HISTOGRAMS,
+                       .counted = 1u << MW_REC_SAMPLES | 1u << MW_REC_HISTOGRAMS,
                        .cursor_dir = dir,
                        .what = "WAL",
                        .items = "samples",
@@ -748,15 +965,58 @@ static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
   return 0;
 }
 
+/* Builds the histograms records of an append into w->hbuf: the histogram samples of b
+ * whose series were written (w->ss[n + k]), in batch order, at most MW_HISTS_PER_REC a
+ * record. *written gets their number; *lo, *hi take in their timestamps. 0, -1 on OOM. */
+static int mw_histograms_record(mw_wal_t *w, const mw_batch_t *b, size_t n, size_t *written,
+                                int64_t *lo, int64_t *hi) {
+  size_t nh = mw_batch_histograms(b), at = SIZE_MAX;
+  mw_buf_t *hb = &w->hbuf;
+  uint32_t count = 0;
+  uint64_t prev = 0;
+  int64_t base = 0;
+  mw_hsample_t hs;
+  for (size_t k = 0; k < nh; k++) {
+    uint32_t s = w->ss[n + k];
+    if (s == MW_NONE) continue;
+    mw_batch_histogram(b, k, &hs);
+    if (at != SIZE_MAX && count == MW_HISTS_PER_REC) {
+      mw_rec_end(hb, at, count);
+      at = SIZE_MAX;
+    }
+    if (at == SIZE_MAX) {
+      at = mw_rec_begin(hb, MW_REC_HISTOGRAMS, 8);
+      if (at == SIZE_MAX) return -1;
+      base = hs.ts_ms;
+      mw_put64(hb->p + hb->len, (uint64_t)base);
+      hb->len += 8;
+      count = 0;
+      prev = 0;
+    }
+    if (mw_buf_reserve(hb, mw_hist_max(&hs.h)) != 0) return -1;
+    uint64_t wr = w->wref[s];
+    uint8_t *p = mw_hist_put(hb->p + hb->len, wr - prev,
+                             (int64_t)((uint64_t)hs.ts_ms - (uint64_t)base), &hs.h);
+    hb->len = (size_t)(p - hb->p);
+    prev = wr;
+    count++;
+    (*written)++;
+    if (hs.ts_ms < *lo) *lo = hs.ts_ms;
+    if (hs.ts_ms > *hi) *hi = hs.ts_ms;
+  }
+  if (at != SIZE_MAX) mw_rec_end(hb, at, count);
+  return 0;
+}
+
 void mw_wal_set_index_quiet(mw_wal_t *w, double seconds) { w->index_quiet = seconds; }
 
 int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errlen) {
-  size_t n = mw_batch_len(b);
+  size_t n = mw_batch_len(b), nh = mw_batch_histograms(b);
   if (w->closed) {
     mw_seterr(err, errlen, "WAL closed");
     return -1;
   }
-  if (!n) return 0;
+  if (!n && !nh) return 0;
   mw_series_t *src = mw_batch_series(b);
   if (!src) {
     mw_seterr(err, errlen, "batch without a series table");
@@ -768,7 +1028,8 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   if (now - w->looked_up >= w->index_quiet) mw_series_drop_index(w->tab);
   mw_wmemo_t *memo = mw_memo(w, mw_series_uid(src));
   mw_wsrc_t *lender = memo ? (memo->src ? memo->src : (memo->src = mw_wsrc_get(w, src))) : NULL;
-  if (!memo || !lender || mw_grow((void **)&w->ss, &w->ss_cap, n, sizeof *w->ss) != 0) goto oom;
+  if (!memo || !lender || mw_grow((void **)&w->ss, &w->ss_cap, n + nh, sizeof *w->ss) != 0)
+    goto oom;
   const uint32_t *refs = mw_batch_refs(b);
   const int64_t *ts = mw_batch_timestamps(b);
   const double *vs = mw_batch_values(b);
@@ -776,13 +1037,16 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   sb->len = 0;
   db->len = 0;
   w->ebuf.len = 0;
+  w->hbuf.len = 0;
   w->nex_new = 0;
   w->ncreated = 0;
   size_t srec = SIZE_MAX;
   uint32_t scount = 0;
-  /* Series: the memo maps the source's refs to s; new label sets get a record. */
-  for (size_t i = 0; i < n; i++) {
-    uint32_t r = refs[i], stamp = mw_series_stamp(src, r), s;
+  /* Series: the memo maps the source's refs to s; new label sets get a record. Float
+   * samples first, then histogram samples (ss[n + k] for histogram k). */
+  for (size_t i = 0; i < n + nh; i++) {
+    uint32_t r = i < n ? refs[i] : mw_batch_histogram_ref(b, i - n);
+    uint32_t stamp = mw_series_stamp(src, r), s;
     if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
       s = memo->e[r].s;
     } else {
@@ -869,22 +1133,26 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
   }
   if (drec != SIZE_MAX) mw_rec_end(db, drec, dcount);
   if (mw_batch_exemplars(b) && mw_exemplars_record(w, b) != 0) goto oom;
-  size_t total = sb->len + db->len + w->ebuf.len;
+  size_t hwritten = 0;
+  if (nh && mw_histograms_record(w, b, n, &hwritten, &lo, &hi) != 0) goto oom;
+  size_t total = sb->len + db->len + w->ebuf.len + w->hbuf.len;
   if (!total) return 0;
   /* Room in the map now, so that nothing can fail once the bytes are written. */
   if (w->ncreated && mw_main_room(w, w->ncreated) != 0) goto oom;
   /* One writev into the record log: when it returns, the records are in the kernel. */
-  struct iovec iov[3] = {{sb->p, sb->len}, {db->p, db->len}, {w->ebuf.p, w->ebuf.len}};
+  struct iovec iov[4] = {
+      {sb->p, sb->len}, {db->p, db->len}, {w->ebuf.p, w->ebuf.len}, {w->hbuf.p, w->hbuf.len}};
   uint32_t seg;
-  int rc = mw_rlog_append(w->log, iov, 3, written, lo, hi, &seg, err, errlen);
+  int rc = mw_rlog_append(w->log, iov, nh ? 4 : 3, written + hwritten, lo, hi, &seg, err, errlen);
   if (rc < 0) goto undo;
   for (size_t i = 0; i < w->ncreated; i++)
     mw_main_place(w->map_s, w->map_n, w->wref, w->created[i]);
   w->map_len += w->ncreated;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n + nh; i++)
     if (w->ss[i] != MW_NONE) w->last_seg[w->ss[i]] = seg;
-  if (written && hi > w->st.max_ts) w->st.max_ts = hi;
+  if ((written || hwritten) && hi > w->st.max_ts) w->st.max_ts = hi;
   w->st.samples_appended += written;
+  w->st.histograms_appended += hwritten;
   for (size_t i = 0; i < w->nex_new; i++)
     w->ex_last[w->ex_new[2 * i]] = w->ex_new[2 * i + 1];
   w->st.exemplars_appended += w->nex_new;

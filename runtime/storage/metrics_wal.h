@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/grow.h"
+#include "model/histogram.h"
 #include "model/series.h"
 #include "storage/recordlog.h"
 #include "storage/wal.h"
@@ -19,6 +20,9 @@
 #define MW_REC_SERIES 1
 #define MW_REC_SAMPLES 2
 #define MW_REC_EXEMPLARS 3
+#define MW_REC_HISTOGRAMS 4
+/* Histogram samples in one histograms record at most (an append writes several). */
+#define MW_HISTS_PER_REC 4096u
 #define MW_SAMPLES_PER_REC (1u << 20)
 #define MW_NONE UINT32_MAX
 
@@ -93,6 +97,28 @@ static inline int mw_edec_next(mw_sdec_t *d, uint64_t *ref, int64_t *ts, double 
   d->p += l;
   return 1;
 }
+
+/* Histograms records (see storage/wal.h for the format). Decoding needs room for the
+ * arrays of one histogram: a scratch the caller keeps (zeroed to start, freed with
+ * mw_hscratch_free) and reuses. */
+typedef struct {
+  mw_hspan_t *spans;
+  size_t spans_cap;
+  double *f; /* float buckets and custom values */
+  size_t f_cap;
+  int64_t *i; /* bucket deltas */
+  size_t i_cap;
+} mw_hscratch_t;
+void mw_hscratch_free(mw_hscratch_t *sc);
+/* Most bytes mw_hist_put writes for h (one histogram of a record, ref and ts included). */
+size_t mw_hist_max(const mw_histogram_t *h);
+/* Writes one histogram of a record at p: ref delta and ts - base as zigzag varints
+ * (as a samples record), then h. Returns the end. */
+uint8_t *mw_hist_put(uint8_t *p, uint64_t ref_delta, int64_t ts_delta, const mw_histogram_t *h);
+/* The next histogram of a histograms record begun with mw_sdec_begin: *ref, *ts and *h
+ * (its arrays in sc, valid until the next call). 1, 0 at the end of the record, -1 if
+ * it is malformed (not a valid histogram included), -2 on out of memory. */
+int mw_hdec_next(mw_sdec_t *d, mw_hscratch_t *sc, uint64_t *ref, int64_t *ts, mw_histogram_t *h);
 
 /* The WAL ref -> s map and the WAL ref of each s, as the WAL holds them
  * now (valid until the next append or truncation). The map has a main

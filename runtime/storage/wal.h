@@ -36,7 +36,23 @@
  * label set, possibly empty), written after the samples record of the same
  * append, for series of that append. A WAL written before exemplars
  * existed has no type 3 records and reads as before (an older moonwatch
- * would take a type 3 record for corruption). Refs are WAL series refs: handed
+ * would take a type 3 record for corruption). 4 histograms (native
+ * histogram samples, model/histogram.h), written last in an append, at most
+ * 4096 a record: count u32, base timestamp i64, then count times (ref delta,
+ * zigzag varint; timestamp - base, zigzag varint; flags u8: bit 0 float
+ * histogram, bits 1-2 the counter reset hint; schema, zigzag varint; zero
+ * threshold, 8 bytes; count and zero count: uvarints for an integer
+ * histogram, 8 bytes each (IEEE bits) for a float one; sum, 8 bytes (the
+ * staleness NaN of a histogram stale marker kept bit for bit); positive
+ * spans, then negative spans: a uvarint count, then (offset zigzag varint,
+ * length uvarint) each; positive buckets, then negative buckets: a uvarint
+ * count, then zigzag varint deltas (integer) or 8-byte counts (float);
+ * custom values: a uvarint count, 8 bytes each). Like samples records they
+ * are counted records: their histograms are items of their segment
+ * (truncation, cursors). A WAL written before histograms existed has no
+ * type 4 records and reads as before (an older moonwatch would take one for
+ * corruption). A record that does not decode to valid histograms
+ * (mw_histogram_validate) is corruption. Refs are WAL series refs: handed
  * out in increasing order from 1, never reused, so a ref means one label set
  * for the life of the WAL. A series record always precedes the first sample
  * of its series.
@@ -122,6 +138,10 @@ typedef struct {
   /* gauge: highest timestamp (ms) of a sample appended since open, 0: none
    * yet (Prometheus's highest_timestamp_in_seconds) */
   int64_t max_ts;
+  /* counter: histogram samples (native histograms) written by appends */
+  uint64_t histograms_appended;
+  /* histogram samples found in the WAL at open */
+  uint64_t replayed_histograms;
 } mw_wal_stats_t;
 
 /* Opens the WAL of one component in directory dir (created if missing; the

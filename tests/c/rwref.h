@@ -35,6 +35,9 @@ typedef struct {
   size_t n;
   const mw_rwref_ex_t *ex; /* nex exemplars, added after the series */
   size_t nex;
+  const mw_histogram_t *hist; /* nh native histograms (timestamps hts), added after them */
+  const int64_t *hts;
+  size_t nh;
 } mw_rwref_series_t;
 
 typedef struct {
@@ -96,6 +99,66 @@ static char *mw_rwref_str(const char *s, size_t n) {
   return c;
 }
 
+/* Histogram h at ts as a protobuf-c message *m; its span messages are malloc'd into
+ * *keep (the caller frees it). 0, -1 on OOM. */
+static int mw_rwref_hist(Prometheus__Histogram *m, const mw_histogram_t *h, int64_t ts,
+                         void **keep) {
+  Prometheus__Histogram init = PROMETHEUS__HISTOGRAM__INIT;
+  *m = init;
+  size_t ns = (size_t)h->n_pos_spans + h->n_neg_spans;
+  Prometheus__BucketSpan *sp = malloc((ns + 1) * sizeof *sp);
+  Prometheus__BucketSpan **pp = malloc((ns + 1) * sizeof *pp);
+  void **both = malloc(2 * sizeof *both);
+  if (!sp || !pp || !both) {
+    free(sp);
+    free(pp);
+    free(both);
+    return -1;
+  }
+  both[0] = sp;
+  both[1] = pp;
+  *keep = both;
+  for (size_t i = 0; i < ns; i++) {
+    Prometheus__BucketSpan sinit = PROMETHEUS__BUCKET_SPAN__INIT;
+    const mw_hspan_t *x = i < h->n_pos_spans ? &h->pos_spans[i] : &h->neg_spans[i - h->n_pos_spans];
+    sp[i] = sinit;
+    sp[i].offset = x->offset;
+    sp[i].length = x->length;
+    pp[i] = &sp[i];
+  }
+  m->n_positive_spans = h->n_pos_spans;
+  m->positive_spans = h->n_pos_spans ? pp : NULL;
+  m->n_negative_spans = h->n_neg_spans;
+  m->negative_spans = h->n_neg_spans ? pp + h->n_pos_spans : NULL;
+  if (h->is_float) {
+    m->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
+    m->count_float = h->fcount;
+    m->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT;
+    m->zero_count_float = h->fzero_count;
+    m->n_positive_counts = h->n_pos;
+    m->positive_counts = (double *)h->pos_counts;
+    m->n_negative_counts = h->n_neg;
+    m->negative_counts = (double *)h->neg_counts;
+  } else {
+    m->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;
+    m->count_int = h->count;
+    m->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+    m->zero_count_int = h->zero_count;
+    m->n_positive_deltas = h->n_pos;
+    m->positive_deltas = (int64_t *)h->pos_deltas;
+    m->n_negative_deltas = h->n_neg;
+    m->negative_deltas = (int64_t *)h->neg_deltas;
+  }
+  m->sum = h->sum;
+  m->schema = h->schema;
+  m->zero_threshold = h->zero_threshold;
+  m->reset_hint = (Prometheus__Histogram__ResetHint)h->reset_hint;
+  m->timestamp = ts;
+  m->n_custom_values = h->n_custom;
+  m->custom_values = (double *)h->custom_values;
+  return 0;
+}
+
 /* Packs r with protobuf-c: *out (malloc'd, caller frees) and *out_len.
  * 0, or -1 (a malformed label set, out of memory). */
 static int mw_rwref_pack(const mw_rwref_req_t *r, uint8_t **out, size_t *out_len) {
@@ -113,6 +176,8 @@ static int mw_rwref_pack(const mw_rwref_req_t *r, uint8_t **out, size_t *out_len
   Prometheus__Exemplar **xmsgs = NULL, ***xptrs = NULL;
   Prometheus__Label ***xlptrs = NULL; /* per exemplar label arrays, flat */
   Prometheus__Label **xlmsgs = NULL;
+  Prometheus__Histogram **hmsgs = NULL, ***hptrs = NULL;
+  void ***hkeep = NULL; /* per series, per histogram: its span arrays */
   char **strs = NULL;
   if (r->ext_len && (next = mw_rwref_split(r->ext, r->ext_len, &ext)) < 0) goto done;
   for (size_t i = 0; i < r->nseries; i++)
@@ -131,8 +196,11 @@ static int mw_rwref_pack(const mw_rwref_req_t *r, uint8_t **out, size_t *out_len
   meta = calloc(r->nmeta + 1, sizeof *meta);
   meta_ptrs = calloc(r->nmeta + 1, sizeof *meta_ptrs);
   strs = calloc(3 * r->nmeta + 1, sizeof *strs);
+  hmsgs = calloc(ns, sizeof *hmsgs);
+  hptrs = calloc(ns, sizeof *hptrs);
+  hkeep = calloc(ns, sizeof *hkeep);
   if (!ts || !ts_ptrs || !lmsgs || !lptrs || !smsgs || !sptrs || !xmsgs || !xptrs || !xlmsgs ||
-      !xlptrs || !meta || !meta_ptrs || !strs)
+      !xlptrs || !meta || !meta_ptrs || !strs || !hmsgs || !hptrs || !hkeep)
     goto done;
   size_t xi = 0;
   for (size_t i = 0; i < r->nseries; i++) {
@@ -224,6 +292,25 @@ static int mw_rwref_pack(const mw_rwref_req_t *r, uint8_t **out, size_t *out_len
     }
     ts[i].n_exemplars = s->nex;
     ts[i].exemplars = s->nex ? xptrs[i] : NULL;
+    /* histograms, sorted stably by timestamp */
+    hmsgs[i] = malloc((s->nh + 1) * sizeof **hmsgs);
+    hptrs[i] = malloc((s->nh + 1) * sizeof **hptrs);
+    hkeep[i] = calloc(s->nh + 1, sizeof **hkeep);
+    if (!hmsgs[i] || !hptrs[i] || !hkeep[i]) goto done;
+    for (size_t j = 0; j < s->nh; j++) {
+      Prometheus__Histogram hm;
+      if (mw_rwref_hist(&hm, &s->hist[j], s->hts[j], &hkeep[i][j]) != 0) goto done;
+      size_t k = j;
+      while (k > 0 && hmsgs[i][k - 1].timestamp > hm.timestamp) {
+        hmsgs[i][k] = hmsgs[i][k - 1];
+        k--;
+      }
+      hmsgs[i][k] = hm;
+    }
+    for (size_t j = 0; j < s->nh; j++)
+      hptrs[i][j] = &hmsgs[i][j];
+    ts[i].n_histograms = s->nh;
+    ts[i].histograms = s->nh ? hptrs[i] : NULL;
   }
   for (size_t i = 0; i < r->nmeta; i++) {
     const mw_rwref_meta_t *m = &r->meta[i];
@@ -257,7 +344,20 @@ done:
     free(sptrs[i]);
     free(xmsgs[i]);
     free(xptrs[i]);
+    for (size_t j = 0; hkeep && hkeep[i] && j < r->series[i].nh; j++) {
+      void **both = hkeep[i][j];
+      if (!both) continue;
+      free(both[0]);
+      free(both[1]);
+      free(both);
+    }
+    if (hkeep) free(hkeep[i]);
+    if (hmsgs) free(hmsgs[i]);
+    if (hptrs) free(hptrs[i]);
   }
+  free(hkeep);
+  free(hmsgs);
+  free(hptrs);
   for (size_t i = 0; xlmsgs && i < nx; i++) {
     free(xlmsgs[i]);
     free(xlptrs[i]);
@@ -313,6 +413,8 @@ static int mw_rwref_encode(const mw_rwref_req_t *r, mw_rwenc_t *e, uint8_t **out
       if (mw_rwenc_add_exemplar(e, s->ex[j].labels, s->ex[j].len, s->ex[j].ts, s->ex[j].value, err,
                                 sizeof err) != 0)
         return -1;
+    for (size_t j = 0; j < s->nh; j++)
+      if (mw_rwenc_add_histogram(e, s->hts[j], &s->hist[j], err, sizeof err) != 0) return -1;
   }
   if (mw_rwenc_finish(e, z, z_len, raw_len, err, sizeof err) != 0) return -1;
   size_t ulen;

@@ -307,8 +307,12 @@ static void test_field_numbers(void) {
                                    *la = &prometheus__label__descriptor,
                                    *sa = &prometheus__sample__descriptor,
                                    *ex = &prometheus__exemplar__descriptor,
-                                   *md = &prometheus__metric_metadata__descriptor;
+                                   *md = &prometheus__metric_metadata__descriptor,
+                                   *hi = &prometheus__histogram__descriptor,
+                                   *bs = &prometheus__bucket_span__descriptor;
   static const ProtobufCLabel rep = PROTOBUF_C_LABEL_REPEATED, one = PROTOBUF_C_LABEL_NONE;
+  /* a oneof member: written whenever it is the one set (even 0) */
+  static const ProtobufCLabel oof = (ProtobufCLabel)-1;
   const struct {
     const ProtobufCMessageDescriptor *in;
     const char *name;
@@ -333,14 +337,44 @@ static void test_field_numbers(void) {
       {md, "metric_family_name", MW_RWENC_METADATA_FAMILY_NAME, one, PROTOBUF_C_TYPE_STRING, NULL},
       {md, "help", MW_RWENC_METADATA_HELP, one, PROTOBUF_C_TYPE_STRING, NULL},
       {md, "unit", MW_RWENC_METADATA_UNIT, one, PROTOBUF_C_TYPE_STRING, NULL},
+      {ts, "histograms", MW_RWENC_TIME_SERIES_HISTOGRAMS, rep, PROTOBUF_C_TYPE_MESSAGE, hi},
+      {hi, "count_int", MW_RWENC_HISTOGRAM_COUNT_INT, oof, PROTOBUF_C_TYPE_UINT64, NULL},
+      {hi, "count_float", MW_RWENC_HISTOGRAM_COUNT_FLOAT, oof, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {hi, "sum", MW_RWENC_HISTOGRAM_SUM, one, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {hi, "schema", MW_RWENC_HISTOGRAM_SCHEMA, one, PROTOBUF_C_TYPE_SINT32, NULL},
+      {hi, "zero_threshold", MW_RWENC_HISTOGRAM_ZERO_THRESHOLD, one, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {hi, "zero_count_int", MW_RWENC_HISTOGRAM_ZERO_COUNT_INT, oof, PROTOBUF_C_TYPE_UINT64, NULL},
+      {hi, "zero_count_float", MW_RWENC_HISTOGRAM_ZERO_COUNT_FLOAT, oof, PROTOBUF_C_TYPE_DOUBLE,
+       NULL},
+      {hi, "negative_spans", MW_RWENC_HISTOGRAM_NEGATIVE_SPANS, rep, PROTOBUF_C_TYPE_MESSAGE, bs},
+      {hi, "negative_deltas", MW_RWENC_HISTOGRAM_NEGATIVE_DELTAS, rep, PROTOBUF_C_TYPE_SINT64,
+       NULL},
+      {hi, "negative_counts", MW_RWENC_HISTOGRAM_NEGATIVE_COUNTS, rep, PROTOBUF_C_TYPE_DOUBLE,
+       NULL},
+      {hi, "positive_spans", MW_RWENC_HISTOGRAM_POSITIVE_SPANS, rep, PROTOBUF_C_TYPE_MESSAGE, bs},
+      {hi, "positive_deltas", MW_RWENC_HISTOGRAM_POSITIVE_DELTAS, rep, PROTOBUF_C_TYPE_SINT64,
+       NULL},
+      {hi, "positive_counts", MW_RWENC_HISTOGRAM_POSITIVE_COUNTS, rep, PROTOBUF_C_TYPE_DOUBLE,
+       NULL},
+      {hi, "reset_hint", MW_RWENC_HISTOGRAM_RESET_HINT, one, PROTOBUF_C_TYPE_ENUM, NULL},
+      {hi, "timestamp", MW_RWENC_HISTOGRAM_TIMESTAMP, one, PROTOBUF_C_TYPE_INT64, NULL},
+      {hi, "custom_values", MW_RWENC_HISTOGRAM_CUSTOM_VALUES, rep, PROTOBUF_C_TYPE_DOUBLE, NULL},
+      {bs, "offset", MW_RWENC_BUCKET_SPAN_OFFSET, one, PROTOBUF_C_TYPE_SINT32, NULL},
+      {bs, "length", MW_RWENC_BUCKET_SPAN_LENGTH, one, PROTOBUF_C_TYPE_UINT32, NULL},
   };
-  const ProtobufCMessageDescriptor *msgs[] = {wr, ts, la, sa, ex, md};
+  const ProtobufCMessageDescriptor *msgs[] = {wr, ts, la, sa, ex, md, hi, bs};
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
     const ProtobufCFieldDescriptor *d =
         protobuf_c_message_descriptor_get_field_by_name(f[i].in, f[i].name);
     if (!d) MW_FAIL("%s has no field %s", f[i].in->name, f[i].name);
-    if (d->id != f[i].id || d->label != f[i].label || d->type != f[i].type ||
-        (f[i].msg && d->descriptor != f[i].msg) || (d->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+    int oneof = f[i].label == oof;
+    ProtobufCLabel label = oneof ? one : f[i].label;
+    /* repeated scalars are packed (proto3), as the encoder writes them */
+    int packed = f[i].label == rep && f[i].type != PROTOBUF_C_TYPE_MESSAGE;
+    if (d->id != f[i].id || d->label != label || d->type != f[i].type ||
+        (f[i].msg && d->descriptor != f[i].msg) ||
+        !(d->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != !oneof ||
+        !(d->flags & PROTOBUF_C_FIELD_FLAG_PACKED) != !packed)
       MW_FAIL("%s.%s: number %u, label %d, type %d in remote/remote.proto; the encoder writes %u",
               f[i].in->name, f[i].name, d->id, (int)d->label, (int)d->type, f[i].id);
   }
@@ -393,6 +427,8 @@ static size_t rnd_n(size_t n) { return (size_t)(rnd() % n); }
 #define GEN_EX 4
 #define GEN_META 3
 #define GEN_BYTES (8u << 20)
+#define GEN_H 4   /* histograms a series at most */
+#define GEN_HB 12 /* buckets and spans a side at most */
 
 /* One random request: its description and the bytes it points into. */
 typedef struct {
@@ -403,12 +439,19 @@ typedef struct {
   int64_t ts[GEN_SERIES][GEN_SAMPLES];
   double v[GEN_SERIES][GEN_SAMPLES];
   mw_rwref_meta_t meta[GEN_META];
+  mw_histogram_t hist[GEN_SERIES][GEN_H];
+  int64_t hts[GEN_SERIES][GEN_H];
+  mw_hspan_t hspans[GEN_SERIES][GEN_H][2][GEN_HB];
+  int64_t hdeltas[GEN_SERIES][GEN_H][2][GEN_HB];
+  double hcounts[GEN_SERIES][GEN_H][3][GEN_HB]; /* positive, negative, custom values */
   size_t meta_at[GEN_META];
   uint8_t ext[128];
   mw_rwref_req_t req;
   /* what the requests so far had, so the test can insist they had it */
   size_t n_meta, n_neg_zero, n_stale, n_int64_min, n_int64_max, n_only_ex, n_empty_ex, n_len3,
       n_len2, n_no_samples, n_empty_value;
+  size_t n_hist, n_hist_float, n_hist_stale, n_hist_nan_sum, n_hist_empty_span, n_hist_no_spans,
+      n_hist_custom, n_hist_only;
 } gen_t;
 
 /* Lengths of label values and metadata strings: empty, short, and each side
@@ -482,6 +525,70 @@ static int64_t gen_ts(gen_t *g) {
   }
 }
 
+/* A random histogram (any field values: the encoder does not validate) for series i. */
+static void gen_hist(gen_t *g, size_t i, size_t j) {
+  mw_histogram_t *h = &g->hist[i][j];
+  memset(h, 0, sizeof *h);
+  h->is_float = (uint8_t)rnd_n(2);
+  g->n_hist++;
+  if (h->is_float) g->n_hist_float++;
+  if (rnd_n(8) == 0) { /* a stale marker */
+    h->sum = from_bits(MW_STALE_NAN_BITS);
+    g->n_hist_stale++;
+    return;
+  }
+  static const int32_t schemas[] = {-53, -4, -1, 0, 1, 3, 8, INT32_MIN, INT32_MAX};
+  h->schema = rnd_n(3) ? (int32_t)rnd_n(13) - 4 : schemas[rnd_n(9)];
+  h->reset_hint = (uint8_t)rnd_n(4);
+  h->zero_threshold = rnd_n(2) ? 0 : gen_value(g);
+  h->sum = gen_value(g);
+  if (isnan(h->sum)) g->n_hist_nan_sum++;
+  if (h->is_float) {
+    h->fcount = gen_value(g);
+    h->fzero_count = rnd_n(3) ? 0 : gen_value(g);
+  } else {
+    h->count = rnd_n(4) ? rnd_n(1000) : rnd();
+    h->zero_count = rnd_n(3) ? 0 : rnd();
+  }
+  for (int side = 0; side < 2; side++) {
+    uint32_t ns = (uint32_t)rnd_n(GEN_HB + 1) / (rnd_n(3) ? 3 : 1), nb = 0;
+    mw_hspan_t *sp = g->hspans[i][j][side];
+    for (uint32_t k = 0; k < ns; k++) {
+      static const int32_t offs[] = {0, 1, -1, 63, 64, -65, INT32_MIN, INT32_MAX};
+      sp[k].offset = rnd_n(2) ? (int32_t)rnd_n(5) : offs[rnd_n(8)];
+      sp[k].length = rnd_n(5) ? (uint32_t)rnd_n(3) : (rnd_n(2) ? 0 : UINT32_MAX);
+      if (!sp[k].offset && !sp[k].length) g->n_hist_empty_span++;
+    }
+    if (!ns) g->n_hist_no_spans++;
+    nb = (uint32_t)rnd_n(GEN_HB + 1);
+    for (uint32_t k = 0; k < nb; k++) {
+      static const int64_t ds[] = {0, 1, -1, 63, -64, INT64_MIN, INT64_MAX};
+      g->hdeltas[i][j][side][k] = rnd_n(2) ? (int64_t)rnd_n(100) - 50 : ds[rnd_n(7)];
+      g->hcounts[i][j][side][k] = gen_value(g);
+    }
+    if (side == 0) {
+      h->n_pos_spans = ns;
+      h->pos_spans = sp;
+      h->n_pos = nb;
+      h->pos_deltas = g->hdeltas[i][j][0];
+      h->pos_counts = g->hcounts[i][j][0];
+    } else {
+      h->n_neg_spans = ns;
+      h->neg_spans = sp;
+      h->n_neg = nb;
+      h->neg_deltas = g->hdeltas[i][j][1];
+      h->neg_counts = g->hcounts[i][j][1];
+    }
+  }
+  if (rnd_n(4) == 0) {
+    h->n_custom = (uint32_t)rnd_n(GEN_HB + 1);
+    for (uint32_t k = 0; k < h->n_custom; k++)
+      g->hcounts[i][j][2][k] = gen_value(g);
+    h->custom_values = g->hcounts[i][j][2];
+    g->n_hist_custom++;
+  }
+}
+
 static void gen_request(gen_t *g) {
   g->nbytes = 0;
   mw_rwref_req_t *r = &g->req;
@@ -529,6 +636,14 @@ static void gen_request(gen_t *g) {
       x->value = gen_value(g);
     }
     s->ex = g->ex[i];
+    s->nh = rnd_n(3) ? 0 : 1 + rnd_n(GEN_H);
+    for (size_t j = 0; j < s->nh; j++) {
+      gen_hist(g, i, j);
+      g->hts[i][j] = gen_ts(g);
+    }
+    s->hist = g->hist[i];
+    s->hts = g->hts[i];
+    if (!s->n && !s->nex && s->nh) g->n_hist_only++;
     if (!s->n) g->n_no_samples++;
     if (!s->n && s->nex) g->n_only_ex++;
   }
@@ -588,6 +703,9 @@ static void test_same_bytes_as_protobuf_c(void) {
   CHECK(g->n_meta >= 100 && g->n_neg_zero >= 100 && g->n_stale >= 100 && g->n_int64_min >= 100 &&
         g->n_int64_max >= 100 && g->n_only_ex >= 20 && g->n_empty_ex >= 100 && g->n_len3 >= 100 &&
         g->n_len2 >= 100 && g->n_no_samples >= 100 && g->n_empty_value >= 100);
+  CHECK(g->n_hist >= 1000 && g->n_hist_float >= 400 && g->n_hist_stale >= 100 &&
+        g->n_hist_nan_sum >= 100 && g->n_hist_empty_span >= 100 && g->n_hist_no_spans >= 100 &&
+        g->n_hist_custom >= 100 && g->n_hist_only >= 20);
   CHECK(total > 0);
   mw_rwenc_free(e);
   free(g->bytes);
