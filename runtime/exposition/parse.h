@@ -50,8 +50,10 @@
  *   every NaN becomes Prometheus's normal NaN, so a body cannot forge a
  *   staleness marker.
  * - Metric families' TYPE/HELP/UNIT go to the scrape cache's metadata.
- * - Not supported: native histograms, the protobuf format; Prometheus 3's
- *   normalisation of le/quantile label values (`0` -> `0.0`).
+ * - The protobuf format (MW_EXPFMT_PROTOBUF) is parse_proto.c's (see
+ *   parse_proto.h): native histograms come only in it.
+ * - Not supported: Prometheus 3's normalisation of le/quantile label values
+ *   of the text formats (`0` -> `0.0`; the protobuf format's are formatted so).
  * - Text format quirks kept from the Prometheus lexer: blank lines, tabs and
  *   spaces between tokens, trailing commas; a NUL byte at the start of a line
  *   ends the body. OpenMetrics is strict: single spaces, no blank lines or
@@ -132,14 +134,14 @@ int mw_ffi_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, si
 
 /* Picks the format for a Content-Type as Prometheus does:
  * application/openmetrics-text -> OpenMetrics, text/plain (any version) ->
- * text; missing, unparsable or other types -> fallback (MW_EXPFMT_*), with
- * *fallback_used = 1. Returns the format, or -1 (err filled) when the fallback
+ * text, application/vnd.google.protobuf -> protobuf; missing, unparsable or other types -> fallback
+ * (MW_EXPFMT_*), with *fallback_used = 1. Returns the format, or -1 (err filled) when the fallback
  * is needed and is MW_EXPFMT_NONE. content_type may be NULL. */
 int mw_expfmt_format(const char *content_type, int fallback, int *fallback_used, char *err,
                      size_t errlen);
 
 /* Parses body (len bytes, not necessarily NUL-terminated, the caller's) in
- * format (MW_EXPFMT_TEXT or MW_EXPFMT_OPENMETRICS) into b, which is reset to
+ * format (MW_EXPFMT_TEXT, _OPENMETRICS or _PROTOBUF) into b, which is reset to
  * refer to c's series table. Samples without a timestamp, and the staleness
  * markers for series of the previous scrape missing from this one, get
  * default_ts_ms. flags: MW_EXPFMT_IGNORE_TIMESTAMPS, MW_EXPFMT_SKIP_CREATED,

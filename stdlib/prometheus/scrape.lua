@@ -189,6 +189,8 @@ local function component_metrics()
       "Total number of times scrape pools hit the target limit, during sync or config reload.", { "component_id" }),
     label_limits = reg:counter("prometheus_target_scrape_pool_exceeded_label_limits_total",
       "Total number of times scrape pools hit the label limits, during sync or config reload.", { "component_id" }),
+    bucket_limit = reg:counter("prometheus_target_scrapes_exceeded_native_histogram_bucket_limit_total",
+      "Total number of scrapes that hit the native histogram bucket limit and were rejected.", { "component_id" }),
     sync_failed = reg:counter("prometheus_target_sync_failed_total",
       "Total number of target sync failures.", { "component_id", "scrape_job" }),
   }
@@ -655,6 +657,8 @@ function Instance:scrape(loop)
   end
   if err and err:find("label_[a-z_]*limit exceeded") then
     self.m.label_limits:with(self.ctx.id):inc()
+  elseif err == "histogram bucket limit exceeded" then
+    self.m.bucket_limit:with(self.ctx.id):inc()
   end
   self:forward(loop.t:batch())
   self:forward(loop.t:report_batch())
