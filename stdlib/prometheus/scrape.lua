@@ -144,7 +144,8 @@ M.validate = function(args)
     end
     seen[p] = true
   end
-  if args.native_histogram_min_bucket_factor < 0 or args.native_histogram_min_bucket_factor ~= args.native_histogram_min_bucket_factor then
+  local factor = args.native_histogram_min_bucket_factor
+  if factor < 0 or factor ~= factor then
     return "native_histogram_min_bucket_factor must not be negative"
   end
   if args.metric_name_escaping_scheme == "allow-utf-8" and args.metric_name_validation_scheme ~= "utf8" then
@@ -292,9 +293,9 @@ end
 
 --- The Accept header for the protocols in order of preference, as Prometheus builds it: the
 --- 1.0.0 text formats carry the escaping scheme.
-local function accept_header(protocols, escaping)
+local function accept_header(list, escaping)
   local vals, weight = {}, 6
-  for _, p in ipairs(protocols) do
+  for _, p in ipairs(list) do
     local esc = ESCAPING_PROTOCOLS[p] and (";escaping=" .. (escaping or "underscores")) or ""
     vals[#vals + 1] = string.format("%s%s;q=0.%d", PROTOCOLS[p], esc, weight)
     weight = weight - 1

@@ -21,8 +21,8 @@
 
 #include "base/labels.h"
 #include "exposition/parse.h"
-#include "ffi.h"
 #include "exposition/scrapecache.h"
+#include "ffi.h"
 #include "model/batch.h"
 #include "model/series.h"
 
