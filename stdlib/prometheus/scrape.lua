@@ -17,6 +17,7 @@
 -- components) are collected by a direct call, without a socket.
 local ffi_rt = require("moonwatch.ffi")
 local batch = require("moonwatch.batch")
+local samples_batch = require("moonwatch.batch.samples")
 local core = require("moonwatch.native.core")
 local native_scrape = require("moonwatch.native.scrape")
 local duration = require("moonwatch.duration")
@@ -477,9 +478,9 @@ function Instance:end_of_run(loop)
   loop.t:clear()
 end
 
--- Sends a batch to every receiver; counts and times it.
+-- Sends a batch to every receiver (one with only native histograms too); counts and times it.
 function Instance:forward(b)
-  local n = batch.len(b)
+  local n = batch.len(b) + samples_batch.histogram_count(b)
   if n == 0 then
     return
   end

@@ -304,6 +304,21 @@ prometheus.scrape "s" {
     assert.is_nil(find(rec.samples, "latency_seconds_bucket"))
   end)
 
+  it("forwards a batch that holds only native histograms", function()
+    local only = {}
+    for _, f in ipairs(families(pb_body)) do
+      if f:find("latency_seconds", 1, true) then
+        only[#only + 1] = f
+      end
+    end
+    pb_served = table.concat(only)
+    local rec = scrape_until(tgt(base, "/proto"), "scrape_native_histograms = true,", function(r)
+      return find(r.samples, "up")
+    end, "up")
+    assert.equals(1, find(rec.samples, "up").value)
+    assert.truthy(find(rec.histograms, "latency_seconds"), "the histogram-only batch was not forwarded")
+  end)
+
   it("marks a histogram series that goes stale with a histogram staleness marker", function()
     local kept = {}
     for _, f in ipairs(families(pb_body)) do
