@@ -138,6 +138,12 @@ function Reader:set_exemplars(on)
   C.mw_ffi_wal_reader_set_exemplars(open_reader(self), on and 1 or 0)
 end
 
+--- send_native_histograms on (true) or off (the default: histogram samples are skipped
+--- and counted in histograms_dropped/histograms_unsent), from the next span.
+function Reader:set_histograms(on)
+  C.mw_ffi_wal_reader_set_histograms(open_reader(self), on and 1 or 0)
+end
+
 --- Sets the write relabeling (a program from moonwatch.native.relabel, nil: none),
 --- kept alive with the reader. true, or nil, err.
 function Reader:set_relabel(program)
@@ -179,22 +185,23 @@ function Reader:span_seq()
 end
 
 --- Request k (0-based) of the last span: body (a string), samples, exemplars, min_ts,
---- max_ts (ms); nil for an empty shard.
+--- max_ts (ms), histograms (native histogram samples); nil for an empty shard.
 function Reader:shard(k)
   if k < 0 or k >= self.n then
     error("shard index out of range", 2)
   end
   local c = self.chunks[k]
-  if c.samples == 0 and c.exemplars == 0 then
+  if c.samples == 0 and c.exemplars == 0 and c.histograms == 0 then
     return nil
   end
-  return ffi.string(self.bufs[k], self.lens[k]), c.samples, c.exemplars, tonumber(c.min_ts), tonumber(c.max_ts)
+  return ffi.string(self.bufs[k], self.lens[k]), c.samples, c.exemplars, tonumber(c.min_ts), tonumber(c.max_ts),
+    c.histograms
 end
 
 --- Before a retry of a request of span seq (body as last sent): takes out samples and
 --- exemplars older than min_ts. Returns the number taken out and, when it is above 0,
 --- the new body ("" when nothing is left: no send needed), samples, exemplars, min_ts,
---- max_ts; or nil, err (then send the request as it was).
+--- max_ts, histograms; or nil, err (then send the request as it was).
 function Reader:drop_old(seq, body, min_ts)
   local d = C.mw_ffi_wal_reader_drop_old(open_reader(self), seq, body, #body, min_ts, self.bufp, self.lenp,
     self.chunk, errbuf, ERRLEN)
@@ -206,7 +213,7 @@ function Reader:drop_old(seq, body, min_ts)
   end
   local c = self.chunk
   local out = self.lenp[0] > 0 and ffi.string(self.bufp[0], self.lenp[0]) or ""
-  return d, out, c.samples, c.exemplars, tonumber(c.min_ts), tonumber(c.max_ts)
+  return d, out, c.samples, c.exemplars, tonumber(c.min_ts), tonumber(c.max_ts), c.histograms
 end
 
 --- The remote end took span seq: the saved cursor moves past every span committed

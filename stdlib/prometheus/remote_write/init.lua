@@ -115,7 +115,11 @@ local ENDPOINT = {
       doc = "Extra headers to send (their values are secrets: never shown)." },
     send_exemplars = { type = "bool", default = true,
       doc = "Whether to send exemplars (OpenMetrics scrapes keep them; they are in the WAL either way)." },
-    send_native_histograms = { type = "bool", default = false, doc = "Whether to send native histograms." },
+    send_native_histograms = { type = "bool", default = false,
+      doc = "Whether to send native histograms (TimeSeries.histograms of Remote-Write 1.0). They are in the WAL"
+        .. " either way; without it their samples are skipped and counted in"
+        .. " prometheus_remote_storage_histograms_dropped_total{reason=\"send_native_histograms_disabled\"}, and the"
+        .. " float series still flow." },
     queue_config = { type = "block", schema = QUEUE, doc = "Queueing and retries." },
     metadata_config = { type = "block", schema = METADATA, doc = "Metric metadata." },
     -- Lua function rules are refused here: write relabeling runs inside the C WAL reader as it
@@ -231,6 +235,19 @@ local function component_metrics()
         .. " ID.", r),
     ex_pending = reg:gauge("prometheus_remote_storage_exemplars_pending",
       "The number of exemplars pending in the queue's shards to be sent to the remote storage.", l),
+    histograms = reg:counter("prometheus_remote_storage_histograms_total",
+      "Total number of histograms sent to remote storage.", l),
+    h_failed = reg:counter("prometheus_remote_storage_histograms_failed_total",
+      "Total number of histograms which failed on send to remote storage, non-recoverable errors.", l),
+    h_retried = reg:counter("prometheus_remote_storage_histograms_retried_total",
+      "Total number of histograms which failed on send to remote storage but were retried because the send"
+        .. " error was recoverable.", l),
+    h_dropped = reg:counter("prometheus_remote_storage_histograms_dropped_total",
+      "Total number of histograms which were dropped after being read from the WAL before being sent via remote"
+        .. " write, either via relabelling, due to being too old or unintentionally because of an unknown reference"
+        .. " ID.", r),
+    h_pending = reg:gauge("prometheus_remote_storage_histograms_pending",
+      "The number of histograms pending in the queue's shards to be sent to the remote storage.", l),
     active = reg:gauge("prometheus_remote_write_wal_storage_active_series",
       "Current number of active series being tracked by the WAL storage.", c),
     created = reg:counter("prometheus_remote_write_wal_storage_created_series_total",
@@ -263,9 +280,9 @@ function M.new(ctx, args)
   local wal = push_endpoint.open_storage(ctx, "WAL", native_wal.open, { fsync = args.wal.fsync })
   self.wal = wal
   self.stats = wal:stats() -- refreshed in place by each wal:stats()
-  if self.stats.replayed_samples > 0 then
+  if self.stats.replayed_samples > 0 or self.stats.replayed_histograms > 0 then
     ctx.log:info("replaying the WAL", { samples = tonumber(self.stats.replayed_samples),
-      series = tonumber(self.stats.replayed_series) })
+      histograms = tonumber(self.stats.replayed_histograms), series = tonumber(self.stats.replayed_series) })
   end
   self.seen = { appended = 0, created = 0, removed = 0, corruptions = 0, ex_appended = 0 }
   ctx:export({ receiver = receiver.metrics(ctx.id, function(_, b)
@@ -289,6 +306,7 @@ function Instance:configure(args)
   end, function(ep, e)
     self:set_relabel(ep, e.write_relabel_config)
     ep.reader:set_exemplars(e.send_exemplars)
+    ep.reader:set_histograms(e.send_native_histograms)
     self:set_queue_config(ep, e.queue_config)
   end)
   self:configure_metadata()
@@ -409,11 +427,13 @@ function Instance:start_endpoint(name, e, ext)
       exemplars = m.exemplars:with(unpack(l)), ex_failed = m.ex_failed:with(unpack(l)),
       ex_retried = m.ex_retried:with(unpack(l)),
       ex_pending = m.ex_pending:with(unpack(l)), oldest_age = m.oldest_age:with(unpack(l)),
+      histograms = m.histograms:with(unpack(l)), h_failed = m.h_failed:with(unpack(l)),
+      h_retried = m.h_retried:with(unpack(l)), h_pending = m.h_pending:with(unpack(l)),
       shards = m.shards:with(unpack(l)), shards_desired = m.shards_desired:with(unpack(l)),
       cursor_errors = m.cursor_errors:with(unpack(l)),
     },
     cursor_errors_seen = 0,
-    last_send = scheduler.now(), dropped_seen = {}, ex_dropped_seen = {}, highest_sent = 0,
+    last_send = scheduler.now(), dropped_seen = {}, ex_dropped_seen = {}, h_dropped_seen = {}, highest_sent = 0,
     sharder = remote_shards.new(e.queue_config), gen = new_gen(0),
     -- progress: loop time of the last request sent (2xx) or of the last check that found nothing
     -- pending; last_read: of the last read of the WAL (a span, or nothing new)
@@ -425,6 +445,7 @@ function Instance:start_endpoint(name, e, ext)
   end
   self:set_relabel(ep, e.write_relabel_config)
   ep.reader:set_exemplars(e.send_exemplars)
+  ep.reader:set_histograms(e.send_native_histograms)
   self:set_queue_config(ep, e.queue_config)
   ep.shard_timer = self.ctx:timer(ep.sharder.interval, ep.sharder.interval, function()
     self:update_shards(ep)
@@ -459,9 +480,12 @@ function Instance:update_shards(ep)
   end
 end
 
--- Samples in the WAL: appended since the start and replayed at it.
+-- Samples in the WAL: appended since the start and replayed at it. Native histogram samples
+-- count too: the WAL's record log counts both kinds as items (a cursor's samples_before_open and
+-- the max_keepalive drops are items), so the pending and unread sums below are of both kinds.
 local function wal_samples(st)
-  return tonumber(st.samples_appended) + tonumber(st.replayed_samples)
+  return tonumber(st.samples_appended) + tonumber(st.replayed_samples) + tonumber(st.histograms_appended)
+    + tonumber(st.replayed_histograms)
 end
 
 -- Samples a reader will not send, by Prometheus's reasons for samples_dropped_total: too old
@@ -482,15 +506,29 @@ local function ex_dropped_by_reason(r)
     unintentionally_dropped_series = tonumber(r.exemplars_dropped) - old - relabeled }
 end
 
+-- The same for histograms_dropped_total; histograms not sent for want of send_native_histograms
+-- are counted too, as reason "send_native_histograms_disabled".
+local function h_dropped_by_reason(r)
+  local old, relabeled, unsent = tonumber(r.histograms_too_old), tonumber(r.histograms_relabel_dropped),
+    tonumber(r.histograms_unsent)
+  return { too_old = old, dropped_series = relabeled, send_native_histograms_disabled = unsent,
+    unintentionally_dropped_series = tonumber(r.histograms_dropped) - old - relabeled - unsent }
+end
+
+-- Samples and histogram samples the endpoint dropped (the unknown series of both kinds are in
+-- unknown_series).
 local function dropped_samples(r)
   local d = dropped_by_reason(r)
-  return d.too_old + d.dropped_series + d.unintentionally_dropped_series
+  local hd = h_dropped_by_reason(r)
+  return d.too_old + d.dropped_series + d.unintentionally_dropped_series + hd.too_old + hd.dropped_series
+    + hd.send_native_histograms_disabled
 end
 
 -- Samples of the WAL the endpoint is done with: committed or dropped since the start, and those
 -- before its cursor at the start (sent before a restart).
 local function done_samples(r)
-  return tonumber(r.samples_committed) + dropped_samples(r) + tonumber(r.samples_before_open)
+  return tonumber(r.samples_committed) + tonumber(r.histograms_committed) + dropped_samples(r)
+    + tonumber(r.samples_before_open)
 end
 
 -- Adds to counter{component_id, url, reason} what grew since seen (by reason; a reason's series
@@ -512,8 +550,8 @@ end
 local function unread(self, ep)
   self.wal:stats()
   ep.reader:stats()
-  return wal_samples(self.stats) - tonumber(ep.rstats.samples_read) - dropped_samples(ep.rstats)
-    - tonumber(ep.rstats.samples_before_open)
+  return wal_samples(self.stats) - tonumber(ep.rstats.samples_read) - tonumber(ep.rstats.histograms_read)
+    - dropped_samples(ep.rstats) - tonumber(ep.rstats.samples_before_open)
 end
 
 -- Seconds since the oldest sample the endpoint has not sent: the oldest timestamp of the requests
@@ -684,10 +722,11 @@ function Instance.enqueue_span(_, ep, n)
   local reader = ep.reader
   local count, seq = 0, reader:span_seq()
   for k = 0, n - 1 do
-    local body, samples, exemplars, lo, hi = reader:shard(k)
+    local body, samples, exemplars, lo, hi, hists = reader:shard(k)
     if body then
-      local req = { seq = seq, body = body, samples = samples, exemplars = exemplars, min_ts = lo, max_ts = hi }
-      req.queued = req.samples
+      local req = { seq = seq, body = body, samples = samples, exemplars = exemplars, min_ts = lo, max_ts = hi,
+        histograms = hists }
+      req.queued = req.samples + req.histograms
       local queue = g.queues[k]
       queue[#queue + 1] = req
       count = count + 1
@@ -789,9 +828,10 @@ function Instance:send(ep, g, req)
     local oldest = tries > 1 and min_ts(q) or NO_MIN_TS
     if req.min_ts < oldest then
       -- sample_age_limit: what aged while retrying is not sent (the request is re-encoded without it)
-      local d, body, samples, exemplars, lo, hi = ep.reader:drop_old(req.seq, req.body, oldest)
+      local d, body, samples, exemplars, lo, hi, hists = ep.reader:drop_old(req.seq, req.body, oldest)
       if d and d > 0 then
         req.samples, req.exemplars, req.min_ts, req.max_ts, req.body = samples, exemplars, lo, hi, body
+        req.histograms = hists
         if #req.body == 0 then
           break
         end
@@ -806,6 +846,7 @@ function Instance:send(ep, g, req)
       ep.progress_at = scheduler.now()
       ep.m.samples:add(req.samples)
       ep.m.exemplars:add(req.exemplars)
+      ep.m.histograms:add(req.histograms)
       ep.m.bytes:add(#req.body)
       if req.max_ts / 1000 > ep.highest_sent then
         ep.highest_sent = req.max_ts / 1000
@@ -816,6 +857,7 @@ function Instance:send(ep, g, req)
     elseif outcome == "rejected" then -- will never succeed: drop it and move on
       ep.m.failed:add(req.samples)
       ep.m.ex_failed:add(req.exemplars)
+      ep.m.h_failed:add(req.histograms)
       ep.last_error = why
       self.ctx.log:error("remote write rejected a request; its samples are dropped", { endpoint = ep.name,
         err = why, samples = req.samples })
@@ -823,6 +865,7 @@ function Instance:send(ep, g, req)
     end
     ep.m.retried:add(req.samples)
     ep.m.ex_retried:add(req.exemplars)
+    ep.m.h_retried:add(req.histograms)
     ep.last_error = why
     self.ctx.log:warn("remote write failed; retrying", { endpoint = ep.name, err = why,
       retry_in = duration.format(wait) })
@@ -840,7 +883,7 @@ end
 -- logged, unhealthy the same way.
 local APPEND_LOG_EVERY, APPEND_QUIET = 60, 60
 
-function Instance:append_failed(rc, samples, exemplars, why)
+function Instance:append_failed(rc, samples, exemplars, why, histograms)
   local now = scheduler.now()
   local lost = rc < 0
   if lost then
@@ -848,6 +891,9 @@ function Instance:append_failed(rc, samples, exemplars, why)
       self.m.dropped:with(ep.labels[1], ep.labels[2], "wal_append_failed"):add(samples)
       if exemplars > 0 then
         self.m.ex_dropped:with(ep.labels[1], ep.labels[2], "wal_append_failed"):add(exemplars)
+      end
+      if (histograms or 0) > 0 then
+        self.m.h_dropped:with(ep.labels[1], ep.labels[2], "wal_append_failed"):add(histograms)
       end
     end
   end
@@ -869,13 +915,13 @@ function Instance:append(b)
   for _, s in pairs(self.meta_senders) do -- metadata travels with the batch (moonwatch.metadata)
     s.gatherer:add(b)
   end
-  local n = batch.len(b)
+  local n = batch.len(b) + batch.histogram_count(b) -- float and native histogram samples
   if n == 0 then
     return
   end
   local ok, why, written = self.wal:append(b)
   if not ok then
-    self:append_failed(written and 1 or -1, n, batch.exemplar_count(b), why)
+    self:append_failed(written and 1 or -1, batch.len(b), batch.exemplar_count(b), why, batch.histogram_count(b))
     if not written then
       return
     end
@@ -922,6 +968,8 @@ function Instance:update_metrics()
     ep.cursor_errors_seen = tonumber(ep.rstats.cursor_errors)
     add_by_reason(m.ex_dropped, ep.labels, ex_dropped_by_reason(ep.rstats), ep.ex_dropped_seen)
     ep.m.ex_pending:set(tonumber(ep.rstats.exemplars_pending))
+    add_by_reason(m.h_dropped, ep.labels, h_dropped_by_reason(ep.rstats), ep.h_dropped_seen)
+    ep.m.h_pending:set(tonumber(ep.rstats.histograms_pending))
     ep.m.oldest_age:set(oldest_unsent_age(self, ep))
   end
 end
