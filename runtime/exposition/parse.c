@@ -26,6 +26,7 @@
 
 #include "base/err.h"
 #include "base/labels.h"
+#include "exposition/nhcb.h"
 #include "exposition/parse_proto.h"
 #include "exposition/scrapecache.h"
 #include "model/batch.h"
@@ -1535,7 +1536,14 @@ int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes) {
     return done ? mw_expfmt_end(p, 0, NULL) : 1;
   }
   if (mw_parse_some(p, &done) != 0) return mw_expfmt_end(p, -1, NULL);
-  return done ? mw_expfmt_end(p, 0, NULL) : 1;
+  if (!done) return 1;
+  /* convert_classic_histograms_to_nhcb: the text formats' classic histograms, now that
+   * every sample of their families is in the batch. */
+  if ((p->flags & MW_EXPFMT_NHCB) &&
+      mw_nhcb_convert(p->c, p->batch, (p->flags & MW_EXPFMT_CLASSIC_HISTOGRAMS) != 0, p->dts, p->st,
+                      p->err, p->errlen) != 0)
+    return mw_expfmt_end(p, -1, NULL);
+  return mw_expfmt_end(p, 0, NULL);
 }
 
 void mw_expfmt_abort(mw_expfmt_parser_t *p) {

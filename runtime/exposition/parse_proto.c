@@ -980,8 +980,9 @@ static int emit_hist(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h, in
  * Prometheus 3's convert_classic_histograms_to_nhcb: the finite upper bounds become the
  * custom values, each bucket's count the difference of the cumulative counts, the +Inf
  * bucket what the count adds beyond the last finite bound. Integer when every count is
- * (no cumulative_count_float, no sample_count_float), else float. Bounds not increasing,
- * or cumulative counts that decrease, fail the body as Prometheus's conversion errors do. */
+ * (no cumulative_count_float, no sample_count_float), else float. Returns 0, -1 on
+ * failure, 1 when it does not convert (bounds not increasing, cumulative counts that
+ * decrease): its classic series then go out as they are, as with the text formats. */
 static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
   uint64_t count = 0;
   double fcount = 0, sum = 0;
@@ -1013,9 +1014,8 @@ static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
     if (grow((void **)&q->cv, &q->cv_cap, nb + 1, sizeof(double)) != 0 ||
         grow((void **)&q->ct[0], &q->ct_cap[0], nb + 2, sizeof(double)) != 0)
       return poom(q);
-    if (nb && !(ub > q->cv[nb - 1]))
-      return pfail(q, f.at, "classic histogram bucket bounds not increasing (le %g after %g)", ub,
-                   q->cv[nb - 1]);
+    if (isnan(ub) || isinf(ub) || (nb && !(ub > q->cv[nb - 1])))
+      return 1; /* bounds not increasing: not converted */
     if (bf > 0) is_float = 1;
     q->cv[nb] = ub;
     q->ct[0][nb++] = bf > 0 ? bf : (double)bc;
@@ -1030,9 +1030,8 @@ static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
   q->ct[0][nb] = total;
   /* cumulative -> per bucket (in place, from the end) */
   for (size_t i = nb; i > 0; i--) {
-    if (q->ct[0][i] < q->ct[0][i - 1])
-      return pfail(q, pm->m, "classic histogram counts decrease (%g after %g)", q->ct[0][i],
-                   q->ct[0][i - 1]);
+    if (!(q->ct[0][i] >= q->ct[0][i - 1]) || q->ct[0][i - 1] < 0)
+      return 1; /* counts decrease: not converted */
     q->ct[0][i] -= q->ct[0][i - 1];
   }
   int64_t prev = 0;
@@ -1079,8 +1078,9 @@ static int metric(mw_proto_t *q, const uint8_t *m, size_t len) {
       }
     }
     if (pm.val && (q->x.flags & MW_EXPFMT_NHCB)) {
-      if (emit_nhcb(q, &pm) != 0) return -1;
-      if (!(q->x.flags & MW_EXPFMT_CLASSIC_HISTOGRAMS)) return 0;
+      int r = emit_nhcb(q, &pm);
+      if (r < 0) return -1;
+      if (r == 0 && !(q->x.flags & MW_EXPFMT_CLASSIC_HISTOGRAMS)) return 0;
     }
     return metric_classic(q, &pm);
   default: return metric_plain(q, &pm);

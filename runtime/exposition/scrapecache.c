@@ -350,6 +350,10 @@ int mw_scrapecache_mark_kind(mw_scrapecache_t *c, uint32_t ref, int explicit_ts,
   return m;
 }
 
+void mw_scrapecache_quiet(mw_scrapecache_t *c, uint32_t ref) {
+  if (ref < c->refs_cap && (c->fl[ref] & MW_CUR)) c->fl[ref] |= MW_CUR_NOSTALE;
+}
+
 int mw_scrapecache_mark(mw_scrapecache_t *c, uint32_t ref, int explicit_ts) {
   if (ref >= c->refs_cap) {
     size_t cap = c->refs_cap ? c->refs_cap : 256;

@@ -91,9 +91,8 @@ M.args = {
   native_histogram_min_bucket_factor = { type = "number", default = 0,
     doc = "If the growth from one bucket to the next is smaller than this, buckets are merged. 0: disabled." },
   convert_classic_histograms_to_nhcb = { type = "bool", default = false,
-    doc = "Whether to convert classic histograms to native histograms with custom buckets (NHCB; schema -53). "
-      .. "Applies to protobuf bodies; the classic histograms of text and OpenMetrics bodies stay classic series "
-      .. "(not converted yet)." },
+    doc = "Whether to convert classic histograms to native histograms with custom buckets (NHCB; schema -53); "
+      .. "their classic series are kept too with scrape_classic_histograms." },
   metrics_path = { type = "string", default = "/metrics", doc = "The HTTP resource path on which to fetch metrics." },
   scheme = { type = "string", default = "http", enum = { "http", "https" }, doc = "The URL scheme." },
   body_size_limit = { type = "uint", default = 104857600,

@@ -820,12 +820,63 @@ static void test_nhcb(void) {
   if (parse_hist(MW_EXPFMT_NHCB | MW_EXPFMT_CLASSIC_HISTOGRAMS, 0, 0) != 0) MW_FAIL("%s", err);
   CHECK_INT(mw_batch_histograms(batch), 1);
   CHECK_INT(mw_batch_len(batch), 6);
-  /* decreasing counts fail clearly */
+  /* decreasing counts do not convert: the classic series go out as they are */
   h->bucket[1]->cumulative_count = 1;
   body_len = 0;
   put_mf(mf);
-  CHECK_INT(parse_hist(MW_EXPFMT_NHCB, 0, 0), -1);
-  CHECK(strstr(err, "classic histogram counts decrease") != NULL);
+  if (parse_hist(MW_EXPFMT_NHCB, 0, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_histograms(batch), 1); /* the stale marker of the NHCB series */
+  CHECK(mw_ffi_batch_is_stale(batch, 0) == 0);
+  CHECK_INT(mw_batch_len(batch), 6);
+}
+
+/* convert_classic_histograms_to_nhcb for text bodies: the same conversion. */
+static void test_nhcb_text(void) {
+  fresh();
+  const char *body = "# TYPE req_seconds histogram\n"
+                     "req_seconds_bucket{a=\"x\",le=\"0.1\"} 2\n"
+                     "req_seconds_bucket{a=\"x\",le=\"0.5\"} 2\n"
+                     "req_seconds_bucket{a=\"x\",le=\"1\"} 9\n"
+                     "req_seconds_bucket{a=\"x\",le=\"+Inf\"} 10\n"
+                     "req_seconds_sum{a=\"x\"} 7\n"
+                     "req_seconds_count{a=\"x\"} 10\n"
+                     "other 1\n";
+  mw_expfmt_parser_t *p = mw_expfmt_begin(cache, batch, body, strlen(body), MW_EXPFMT_TEXT, TS,
+                                          MW_EXPFMT_NHCB, 0, &st, err, sizeof err);
+  if (mw_expfmt_step(p, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_len(batch), 1);
+  CHECK_STR(series(0), "other{}");
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  CHECK_INT(st.samples, 2);
+  CHECK_INT(st.series_added, 2); /* other, req_seconds */
+  mw_hsample_t hs;
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK_INT(hs.h.schema, MW_HIST_SCHEMA_CUSTOM);
+  CHECK_INT(hs.h.count, 10);
+  CHECK_DBL(hs.h.sum, 7);
+  CHECK_INT(hs.h.n_custom, 3);
+  int32_t ix;
+  CHECK_DBL(hbucket(0, 2, &ix), 7);
+  CHECK_DBL(hbucket(0, 3, &ix), 1);
+  size_t len;
+  const uint8_t *enc = mw_series_labels(mw_scrapecache_series(cache), hs.ref, &len);
+  CHECK_INT(len, (size_t)(sizeof "a\xffx\xff__name__\xffreq_seconds\xff" - 1));
+  CHECK(memcmp(enc, "__name__", 8) == 0 || memcmp(enc, "a\xff", 2) == 0);
+  /* The next scrape: steady; the classic series never went out, so nothing is stale. */
+  p = mw_expfmt_begin(cache, batch, body, strlen(body), MW_EXPFMT_TEXT, TS, MW_EXPFMT_NHCB, 0, &st,
+                      err, sizeof err);
+  if (mw_expfmt_step(p, 0) != 0) MW_FAIL("%s", err);
+  CHECK_INT(st.stale, 0);
+  CHECK_INT(st.series_added, 0);
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  /* Without it: the classic series, and the NHCB series goes stale (a histogram marker). */
+  if (mw_expfmt_parse(cache, batch, body, strlen(body), MW_EXPFMT_TEXT, TS, 0, &st, err,
+                      sizeof err) != 0)
+    MW_FAIL("%s", err);
+  CHECK_INT(mw_batch_len(batch), 7);
+  CHECK_INT(mw_batch_histograms(batch), 1);
+  mw_batch_histogram(batch, 0, &hs);
+  CHECK(mw_histogram_is_stale(&hs.h));
 }
 
 static void test_content_type(void) {
@@ -844,6 +895,7 @@ int main(void) {
   MW_RUN(test_invalid_bodies);
   MW_RUN(test_native);
   MW_RUN(test_nhcb);
+  MW_RUN(test_nhcb_text);
   MW_RUN(test_content_type);
   mw_scrapecache_free(cache);
   mw_batch_free(batch);

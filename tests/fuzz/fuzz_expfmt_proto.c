@@ -1,10 +1,11 @@
-/* Fuzz target: the protobuf exposition parser (exposition/parse_proto.c) and its scrape
- * cache. The first byte picks the flags (native histograms, classic series too, legacy
- * names, ignored timestamps) and the second a bucket limit; the rest is the body, parsed
- * twice through one cache (cold, then steady state), once through a fresh cache and once in
- * steps of a few bytes; the results must agree, every label set must be canonical, every
- * native histogram valid, and an error must name the family (or be one of the scrape's own
- * failures). A parse cancelled midway must leave the cache as it was. */
+/* Fuzz target: the protobuf exposition parser (exposition/parse_proto.c), the NHCB
+ * conversion of the text formats (exposition/nhcb.c) and their scrape cache. The first byte picks
+ * the flags (native histograms, classic series too, legacy names, ignored timestamps) and the
+ * second a bucket limit; the rest is the body, parsed twice through one cache (cold, then steady
+ * state), once through a fresh cache and once in steps of a few bytes; the results must agree,
+ * every label set must be canonical, every native histogram valid, and an error must name the
+ * family (or be one of the scrape's own failures). A parse cancelled midway must leave the cache as
+ * it was. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,7 @@ static void same(mw_batch_t *a, mw_batch_t *b) {
 
 static int known_error(const char *err) {
   return strncmp(err, "metric family #", 15) == 0 || strcmp(err, "out of memory") == 0 ||
-         strcmp(err, "histogram bucket limit exceeded") == 0;
+         strncmp(err, "line ", 5) == 0 || strcmp(err, "histogram bucket limit exceeded") == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -95,6 +96,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    ((data[0] & 2) ? MW_EXPFMT_CLASSIC_HISTOGRAMS : 0) |
                    ((data[0] & 4) ? MW_EXPFMT_LEGACY_NAMES : 0) |
                    ((data[0] & 8) ? MW_EXPFMT_IGNORE_TIMESTAMPS : 0);
+  /* 0x80: the body is text (0x40: OpenMetrics) and classic histograms convert to NHCB
+   * (exposition/nhcb.c); 0x20: NHCB for protobuf too. */
+  int format = (data[0] & 0x80) ? ((data[0] & 0x40) ? MW_EXPFMT_OPENMETRICS : MW_EXPFMT_TEXT)
+                                : MW_EXPFMT_PROTOBUF;
+  if (data[0] & 0xa0) flags |= MW_EXPFMT_NHCB;
   uint32_t limit = data[1] & 0x0f;
   double factor = (data[1] & 0x10) ? 1.1 : 0;
   int legacy = (flags & MW_EXPFMT_LEGACY_NAMES) != 0;
@@ -106,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mw_scrapecache_t *c = mw_scrapecache_new();
   mw_batch_t *b = mw_batch_new(NULL);
   mw_expfmt_parser_t *p =
-      mw_expfmt_begin(c, b, copy, len, MW_EXPFMT_PROTOBUF, 1000, flags, 0, &st, err, sizeof err);
+      mw_expfmt_begin(c, b, copy, len, format, 1000, flags, 0, &st, err, sizeof err);
   if (!p) abort();
   mw_expfmt_set_histograms(p, limit, factor);
   int rc1 = mw_expfmt_step(p, 0);
@@ -114,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_batch(b, legacy, limit);
   size_t n1 = mw_batch_len(b), h1 = mw_batch_histograms(b);
   /* Steady state. */
-  p = mw_expfmt_begin(c, b, copy, len, MW_EXPFMT_PROTOBUF, 2000, flags, 0, &st, err2, sizeof err2);
+  p = mw_expfmt_begin(c, b, copy, len, format, 2000, flags, 0, &st, err2, sizeof err2);
   mw_expfmt_set_histograms(p, limit, factor);
   int rc2 = mw_expfmt_step(p, 0);
   check_batch(b, legacy, limit);
@@ -125,8 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t step = 1 + (size_t)data[size - 1] % 64;
   mw_scrapecache_t *c2 = mw_scrapecache_new();
   mw_batch_t *b2 = mw_batch_new(NULL);
-  p = mw_expfmt_begin(c2, b2, copy, len, MW_EXPFMT_PROTOBUF, 2000, flags, 0, &st, err2,
-                      sizeof err2);
+  p = mw_expfmt_begin(c2, b2, copy, len, format, 2000, flags, 0, &st, err2, sizeof err2);
   mw_expfmt_set_histograms(p, limit, factor);
   int rc3;
   while ((rc3 = mw_expfmt_step(p, step)) == 1) {
@@ -135,10 +140,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rc3 != 0 && strcmp(err, err2) != 0) abort();
   if (rc3 == 0) same(b, b2);
   /* Cancelled midway, then the steady state again. */
-  p = mw_expfmt_begin(c, b, copy, len, MW_EXPFMT_PROTOBUF, 3000, flags, 0, &st, err2, sizeof err2);
+  p = mw_expfmt_begin(c, b, copy, len, format, 3000, flags, 0, &st, err2, sizeof err2);
   mw_expfmt_set_histograms(p, limit, factor);
   if (mw_expfmt_step(p, step) == 1) mw_expfmt_abort(p);
-  p = mw_expfmt_begin(c, b, copy, len, MW_EXPFMT_PROTOBUF, 4000, flags, 0, &st, err2, sizeof err2);
+  p = mw_expfmt_begin(c, b, copy, len, format, 4000, flags, 0, &st, err2, sizeof err2);
   mw_expfmt_set_histograms(p, limit, factor);
   int rc5 = mw_expfmt_step(p, 0);
   if (rc1 == 0 && (rc5 != 0 || mw_batch_len(b) != n1 || st.series_added != 0 || st.stale != 0))

@@ -302,6 +302,17 @@ prometheus.scrape "s" {
     assert.equals(12, h.count)
     assert.same({ p0 = 4, p1 = 3, p2 = 1, p3 = 2, p4 = 2 }, buckets(h))
     assert.is_nil(find(rec.samples, "latency_seconds_bucket"))
+    -- the same from the text format
+    rec = scrape_until(tgt(target_addr), 'scrape_protocols = { "PrometheusText0.0.4" }, '
+      .. "convert_classic_histograms_to_nhcb = true,", function(r)
+        return find(r.histograms, "latency_seconds") and find(r.samples, "up")
+      end, "histograms")
+    local t = find(rec.histograms, "latency_seconds")
+    assert.same(h.custom_values, t.custom_values)
+    assert.same(buckets(h), buckets(t))
+    assert.near(h.sum, t.sum, 1e-12)
+    assert.is_nil(find(rec.samples, "latency_seconds_bucket"))
+    assert.is_nil(find(rec.samples, "latency_seconds_count"))
   end)
 
   it("forwards a batch that holds only native histograms", function()
