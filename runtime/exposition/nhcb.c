@@ -162,7 +162,7 @@ static int nh_build(nh_group_t *g, mw_histogram_t *h, double *cv, double *cnt, i
 }
 
 int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_t dts,
-                    mw_expfmt_stats_t *st, char *err, size_t errlen) {
+                    uint32_t bucket_limit, mw_expfmt_stats_t *st, char *err, size_t errlen) {
   mw_series_t *s = mw_scrapecache_series(c);
   size_t n = mw_batch_len(b);
   nh_t t = {0};
@@ -245,6 +245,11 @@ int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_
     mw_histogram_t h;
     mw_hspan_t sp[1];
     if (nh_build(g, &h, cv, cnt, dl, sp) != 0) continue;
+    if (bucket_limit && h.n_pos > bucket_limit) {
+      free(ok);
+      mw_seterr(err, errlen, "histogram bucket limit exceeded");
+      goto fail;
+    }
     const uint8_t *e = t.enc + g->enc_off;
     uint32_t ref;
     int added;

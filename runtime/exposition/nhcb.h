@@ -21,8 +21,10 @@
  * group that does not convert (no buckets, bounds or counts out of order, no count) keeps
  * its classic samples. dts: the scrape's default timestamp (samples at another one had
  * their own). Updates st (samples, series_added, histograms). Call at the end of a
- * successful parse, before mw_scrapecache_end. 0, or -1 on OOM (err). */
+ * successful parse, before mw_scrapecache_end. A histogram with more buckets than
+ * bucket_limit (0: none) fails the scrape ("histogram bucket limit exceeded": custom
+ * buckets do not merge, as Prometheus). 0, or -1 (err). */
 int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_t dts,
-                    mw_expfmt_stats_t *st, char *err, size_t errlen);
+                    uint32_t bucket_limit, mw_expfmt_stats_t *st, char *err, size_t errlen);
 
 #endif

@@ -1540,8 +1540,8 @@ int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes) {
   /* convert_classic_histograms_to_nhcb: the text formats' classic histograms, now that
    * every sample of their families is in the batch. */
   if ((p->flags & MW_EXPFMT_NHCB) &&
-      mw_nhcb_convert(p->c, p->batch, (p->flags & MW_EXPFMT_CLASSIC_HISTOGRAMS) != 0, p->dts, p->st,
-                      p->err, p->errlen) != 0)
+      mw_nhcb_convert(p->c, p->batch, (p->flags & MW_EXPFMT_CLASSIC_HISTOGRAMS) != 0, p->dts,
+                      p->bucket_limit, p->st, p->err, p->errlen) != 0)
     return mw_expfmt_end(p, -1, NULL);
   return mw_expfmt_end(p, 0, NULL);
 }

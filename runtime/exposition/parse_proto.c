@@ -945,6 +945,11 @@ static int emit_native(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h) 
 
 /* Appends native histogram h of metric pm: its series, mark (a histogram one), sample. */
 static int emit_hist(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h, int reduced) {
+  /* Custom buckets cannot merge: over the limit, the scrape fails (Prometheus). */
+  if (h->schema == MW_HIST_SCHEMA_CUSTOM && q->x.bucket_limit && h->n_pos > q->x.bucket_limit) {
+    mw_seterr(q->x.err, q->x.errlen, "histogram bucket limit exceeded");
+    return -1;
+  }
   mw_skey_t key = pkey(pm->h, K_NATIVE, 0);
   uint32_t ref = mw_scrapecache_get(q->x.c, key);
   if (ref == MW_SERIES_NONE && series_miss(q, pm, "", NULL, 0, key, &ref) != 0) return -1;
