@@ -816,6 +816,9 @@ static void test_nhcb(void) {
   CHECK_DBL(hbucket(0, 2, &ix), 7);
   CHECK_DBL(hbucket(0, 3, &ix), 1);
   CHECK_INT(ix, 3);
+  /* custom buckets do not merge: over the bucket limit the scrape fails */
+  CHECK_INT(parse_hist(MW_EXPFMT_NHCB, 3, 0), -1);
+  CHECK_STR(err, "histogram bucket limit exceeded");
   /* with scrape_classic_histograms the classic series too */
   if (parse_hist(MW_EXPFMT_NHCB | MW_EXPFMT_CLASSIC_HISTOGRAMS, 0, 0) != 0) MW_FAIL("%s", err);
   CHECK_INT(mw_batch_histograms(batch), 1);
