@@ -280,7 +280,7 @@ static int check_name(mw_proto_t *q, const uint8_t *at, const char *s, size_t n,
 static int decode_pairs(mw_proto_t *q, const uint8_t *m, const uint8_t *e, uint32_t field,
                         size_t *n, int check) {
   const uint8_t *p = m;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r;
   while ((r = pb_next(&p, e, &f, &why)) > 0) {
@@ -288,7 +288,7 @@ static int decode_pairs(mw_proto_t *q, const uint8_t *m, const uint8_t *e, uint3
     const char *name = "", *value = "";
     size_t nl = 0, vl = 0;
     const uint8_t *lp = f.d, *le = f.d + f.len;
-    pb_field_t g;
+    pb_field_t g = {0};
     int r2;
     while ((r2 = pb_next(&lp, le, &g, &why)) > 0) {
       if (g.wt != 2) continue;
@@ -377,7 +377,7 @@ static int series_miss(mw_proto_t *q, const pb_metric_t *pm, const char *suffix,
  * stats.exemplars_invalid when Prometheus's appender would refuse it. */
 static int add_exemplar(mw_proto_t *q, const uint8_t *m, size_t len, int64_t ts) {
   const uint8_t *p = m, *e = m + len;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r;
   double v = 0;
@@ -389,7 +389,7 @@ static int add_exemplar(mw_proto_t *q, const uint8_t *m, size_t len, int64_t ts)
       /* google.protobuf.Timestamp: seconds (1), nanos (2) */
       int64_t sec = 0, nanos = 0;
       const uint8_t *tp = f.d, *te = f.d + f.len;
-      pb_field_t g;
+      pb_field_t g = {0};
       int r2;
       while ((r2 = pb_next(&tp, te, &g, &why)) > 0) {
         if (g.num == 1 && g.wt == 0) sec = (int64_t)g.v;
@@ -481,7 +481,7 @@ static int metric_plain(mw_proto_t *q, const pb_metric_t *pm) {
     v = pb_value(bits);
   } else if (pm->val) {
     const uint8_t *p = pm->val, *e = pm->val + pm->val_len;
-    pb_field_t f;
+    pb_field_t f = {0};
     const char *why = NULL;
     int r;
     while ((r = pb_next(&p, e, &f, &why)) > 0) {
@@ -501,7 +501,7 @@ static int metric_summary(mw_proto_t *q, const pb_metric_t *pm) {
   uint64_t count = 0;
   double sum = 0;
   const uint8_t *p = pm->val, *e = pm->val ? pm->val + pm->val_len : NULL;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r = 0;
   if (p) {
@@ -518,7 +518,7 @@ static int metric_summary(mw_proto_t *q, const pb_metric_t *pm) {
     if (f.num != 3 || f.wt != 2) continue;
     double qv = 0, v = 0;
     const uint8_t *qp = f.d, *qe = f.d + f.len;
-    pb_field_t g;
+    pb_field_t g = {0};
     int r2;
     while ((r2 = pb_next(&qp, qe, &g, &why)) > 0) {
       if (g.num == 1 && g.wt == 1) qv = pb_double(g.v);
@@ -536,7 +536,7 @@ static int metric_classic(mw_proto_t *q, const pb_metric_t *pm) {
   uint64_t count = 0;
   double fcount = 0, sum = 0;
   const uint8_t *p = pm->val, *e = pm->val ? pm->val + pm->val_len : NULL;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r = 0;
   if (p) {
@@ -558,7 +558,7 @@ static int metric_classic(mw_proto_t *q, const pb_metric_t *pm) {
       const uint8_t *ex = NULL;
       size_t ex_len = 0;
       const uint8_t *bp = f.d, *be = f.d + f.len;
-      pb_field_t g;
+      pb_field_t g = {0};
       int r2;
       while ((r2 = pb_next(&bp, be, &g, &why)) > 0) {
         if (g.num == 1 && g.wt == 0) bc = g.v;
@@ -587,7 +587,7 @@ static int read_metric(mw_proto_t *q, const uint8_t *m, size_t len, pb_metric_t 
       [PB_UNTYPED] = 5, [PB_HISTOGRAM] = 7, [PB_GAUGE_HISTOGRAM] = 7};
   uint32_t vf = field_of[q->type];
   const uint8_t *p = m, *e = m + len, *last = NULL;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r;
   *pm = (pb_metric_t){.m = m, .me = e, .contig = 1};
@@ -656,7 +656,7 @@ typedef struct {
 
 static int push_span(mw_proto_t *q, int side, size_t *n, const uint8_t *d, size_t len) {
   const uint8_t *p = d, *e = d + len;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r;
   mw_hspan_t sp = {0, 0};
@@ -697,7 +697,7 @@ static int read_native(mw_proto_t *q, const pb_metric_t *pm, mw_histogram_t *h, 
   *h = (mw_histogram_t){0};
   *nbuckets = 0;
   const uint8_t *p = pm->val, *e = pm->val + pm->val_len;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r;
   while ((r = pb_next(&p, e, &f, &why)) > 0) {
@@ -994,7 +994,7 @@ static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
   size_t nb = 0;
   int is_float = 0;
   const uint8_t *p = pm->val, *e = pm->val + pm->val_len;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   int r;
   while ((r = pb_next(&p, e, &f, &why)) > 0) {
@@ -1005,7 +1005,7 @@ static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
     uint64_t bc = 0;
     double bf = 0, ub = 0;
     const uint8_t *bp = f.d, *be = f.d + f.len;
-    pb_field_t g;
+    pb_field_t g = {0};
     int r2;
     while ((r2 = pb_next(&bp, be, &g, &why)) > 0) {
       if (g.num == 1 && g.wt == 0) bc = g.v;
@@ -1106,7 +1106,7 @@ static int has_suffix(const char *s, size_t n, const char *suf, size_t sl) {
 /* The MetricFamily message [m, e). */
 static int family(mw_proto_t *q, const uint8_t *m, const uint8_t *e) {
   const uint8_t *p = m;
-  pb_field_t f;
+  pb_field_t f = {0};
   const char *why = NULL;
   const char *help = NULL, *unit = NULL;
   size_t help_len = 0, unit_len = 0, nmetrics = 0;
