@@ -205,6 +205,17 @@ prometheus.scrape "s" {
     assert.truthy(info.last_error:find("^line 1"), info.last_error) -- parsed as text, which fails
   end)
 
+  it("applies sample_limit and the label limits to protobuf bodies as to text ones", function()
+    local rec, info = once(tgt(base, "/proto"), "sample_limit = 3,")
+    assert.equals(0, find(rec.samples, "up").value)
+    assert.equals("sample limit exceeded", info.last_error)
+    assert.equals(4, find(rec.samples, "scrape_samples_scraped").value) -- parsed until past the limit
+    rec, info = once(tgt(base, "/proto"), "label_limit = 2,")
+    assert.equals(0, find(rec.samples, "up").value)
+    assert.truthy(info.last_error:find("label_limit exceeded (metric: ", 1, true), info.last_error)
+    assert.truthy(info.last_error:find('^metric family #%d+ %("'), info.last_error)
+  end)
+
   it("gets from client_golang's protobuf what it gets from its text, histograms aside", function()
     local function series(rec)
       local out = {}
