@@ -66,6 +66,7 @@ struct mw_proto {
   size_t n, pos;
   size_t fam; /* index of the family being parsed (1-based) */
   size_t fam_at;
+  const uint8_t *mp, *fe; /* its metric loop: where it resumes, the family's end (NULL: none) */
   /* the current family */
   const char *name;
   size_t name_len;
@@ -1160,8 +1161,28 @@ static int family(mw_proto_t *q, const uint8_t *m, const uint8_t *e) {
                                           sizeof msg) != 0)
     return pfail(q, m, "%s", msg);
   q->seed = XXH3_64bits(name, nl);
-  for (p = m; pb_next(&p, e, &f, &why) > 0;)
+  /* Its metrics next (family_metrics), maybe over several steps. */
+  q->mp = m;
+  q->fe = e;
+  return 0;
+}
+
+/* The metrics of the current family from q->mp on, until its end (q->fe becomes NULL) or
+ * one starts at or past byte stop (q->mp is where to resume): a family with very many
+ * metrics does not hold the loop for one step. */
+static int family_metrics(mw_proto_t *q, size_t stop) {
+  const uint8_t *p = q->mp, *e = q->fe;
+  pb_field_t f = {0};
+  const char *why = NULL;
+  while (p < e) {
+    if ((size_t)(p - q->b) >= stop) {
+      q->mp = p;
+      return 0;
+    }
+    if (pb_next(&p, e, &f, &why) <= 0) break; /* checked by family() */
     if (f.num == 4 && f.wt == 2 && metric(q, f.d, f.len) != 0) return -1;
+  }
+  q->fe = NULL;
   return 0;
 }
 
@@ -1178,7 +1199,15 @@ mw_proto_t *mw_proto_new(const mw_pctx_t *ctx, const char *body, size_t len) {
 
 int mw_proto_some(mw_proto_t *q, size_t stop, int *done, size_t *pos) {
   *done = 0;
-  while (q->pos < q->n) {
+  for (;;) {
+    if (q->fe) {
+      if (family_metrics(q, stop) != 0) return -1;
+      if (q->fe) { /* paused inside the family */
+        *pos = (size_t)(q->mp - q->b);
+        return 0;
+      }
+    }
+    if (q->pos >= q->n) break;
     if (q->pos >= stop) {
       *pos = q->pos;
       return 0;
@@ -1192,8 +1221,9 @@ int mw_proto_some(mw_proto_t *q, size_t stop, int *done, size_t *pos) {
     if (len > (uint64_t)(e - p))
       return pfail(q, q->b + q->pos, "length %llu is past the end of the body (%zu bytes left)",
                    (unsigned long long)len, (size_t)(e - p));
+    q->fe = NULL;
     if (family(q, p, p + len) != 0) return -1;
-    q->pos = (size_t)(p + len - q->b);
+    q->pos = (size_t)(p + len - q->b); /* where the next family starts */
   }
   *pos = q->pos;
   *done = 1;
