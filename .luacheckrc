@@ -7,6 +7,7 @@ files["examples"] = {
   -- pipeline scripts run in moonwatch's environment: component namespaces and helpers
   allow_defined_top = true,
   read_globals = { "env", "concat", "constants", "json_decode", "file", "logging", "tracing",
-    "prometheus", "discovery", "loki", "local_", "mycorp", "stage", "metric" },
+    "prometheus", "discovery", "loki", "local_", "mycorp", "stage", "metric",
+    "hashmod_shard" },
 }
 files["tests/lua/fixtures/pipelines"] = files["examples"]

@@ -16,8 +16,10 @@ DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
 # native histogram specs: a scrape target built from client_golang (tests/e2e/fixtures/nhtarget)
 DEPS_TEST += golang-go golang-github-prometheus-client-golang-dev
+DEPS_TEST += podman runc mmdebstrap # container_spec: builds the Dockerfile on a Debian 12 root fs made here
+DEPS_TEST += yamllint python3-yaml # deploy_spec: the Kubernetes manifests in examples/kubernetes/
 
-.PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn clean
+.PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn fuzz-alloy clean
 
 all: build
 
@@ -93,6 +95,10 @@ fuzz: deps-test
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DMW_FUZZ=ON -DMW_LINT_TESTS=OFF
 	cmake --build build-fuzz -j$(JOBS)
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+# The Alloy configuration parser, loader and converter are Lua: a mutation fuzzer in the VM.
+fuzz-alloy: build
+	MOONWATCH_SOURCE_DIR=$(CURDIR) ./$(BUILD)/moonwatch lua tests/fuzz/alloy_fuzz.lua $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) build-fuzz

@@ -14,10 +14,11 @@ luarocks --lua-version=5.1 --tree="$tmp/tree" make rockspec/moonwatch-scm-1.rock
   { cat "$tmp/luarocks.log"; exit 1; }
 bin="$tmp/tree/bin/moonwatch"
 test -x "$bin" || { echo "no binary at $bin"; ls -R "$tmp/tree" | head -50; exit 1; }
-for m in lua/moonwatch/*.lua; do
-  test -f "$tmp/tree/share/lua/5.1/moonwatch/$(basename "$m")" || { echo "module $m not installed"; exit 1; }
+for m in lua/moonwatch/*.lua lua/moonwatch/alloy/*.lua; do
+  test -f "$tmp/tree/share/lua/5.1/${m#lua/}" || { echo "module $m not installed"; exit 1; }
 done
 "$bin" version
 cd /  # away from the source copy: the installed binary must find its own modules
 "$bin" check --component.path="$tmp/examples/components" "$tmp/examples/self-monitoring.lua"
-echo "1 passed, 0 failed"
+"$bin" check "$tmp/examples/self-monitoring.alloy"
+echo "2 passed, 0 failed"

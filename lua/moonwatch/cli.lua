@@ -2,11 +2,13 @@
 local M = {}
 
 local USAGE = [[
-Usage: moonwatch <command> [flags] [PIPELINE.lua]
+Usage: moonwatch <command> [flags] [PIPELINE.lua|CONFIG.alloy]
 
 Commands:
   run PIPELINE.lua     run a pipeline until SIGINT/SIGTERM (SIGHUP or POST /-/reload reloads it)
   check PIPELINE.lua   load and validate a pipeline, run nothing; exit 1 with every problem found
+                       (a file named *.alloy is read as an Alloy configuration file)
+  convert CONFIG.alloy print the Lua pipeline equivalent to an Alloy configuration file
   version              print the version and build details
   doc [COMPONENT]      list the components, or print one's reference (arguments, exports)
   lua SCRIPT [ARGS]    run a Lua script inside the moonwatch VM (tests, tools)
@@ -162,6 +164,26 @@ local function main(argv, paths)
     local text, code = require("moonwatch.doc").main(opts.positional[1], component_path(opts, paths))
     ;(code == 0 and io.stdout or io.stderr):write(text)
     return code, false
+  elseif cmd == "convert" then
+    local file = opts.positional[1]
+    if not file or #opts.positional > 1 then
+      io.stderr:write("moonwatch convert: expected exactly one CONFIG.alloy\n\n", USAGE)
+      return 2, false
+    end
+    local f, ferr = io.open(file, "rb")
+    if not f then
+      io.stderr:write("moonwatch convert: cannot open ", tostring(ferr), "\n")
+      return 1, false
+    end
+    local src = f:read("*a")
+    f:close()
+    local lua, cerr = require("moonwatch.alloy.convert").convert(src, file)
+    if not lua then
+      io.stderr:write(cerr, "\n")
+      return 1, false
+    end
+    io.stdout:write(lua)
+    return 0, false
   elseif cmd == "run" or cmd == "check" then
     local file = opts.positional[1]
     if not file or #opts.positional > 1 then

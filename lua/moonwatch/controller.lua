@@ -72,6 +72,9 @@ function M.new(settings)
 end
 
 local function fmt_problem(p)
+  if p.col then -- an Alloy file's
+    return string.format("%s:%d:%d: %s", p.file, p.line or 0, p.col, p.msg)
+  end
   return string.format("%s:%d: %s", p.file, p.line or 0, p.msg)
 end
 M.format_problem = fmt_problem
@@ -151,8 +154,17 @@ end
 
 -- Problems of a schema validation as the loader reports them (an internal one is
 -- logged with its traceback at debug level).
-local function add_problems(problems, ps, file, line, what)
+local function add_problems(problems, ps, file, line, what, col, positions)
   for _, p in ipairs(ps) do
+    -- an Alloy file's: the attribute or block at fault, or the nearest enclosing one
+    local pos
+    if positions and not p.line then
+      local key = p.path
+      while key and key ~= "" and not positions[key] do
+        key = key:match("^(.*)[.%[][^.%[]*$")
+      end
+      pos = key and positions[key]
+    end
     local path = p.path ~= "" and (p.path .. ": ") or ""
     local msg
     if p.internal then
@@ -161,7 +173,8 @@ local function add_problems(problems, ps, file, line, what)
     else
       msg = string.format("%s: %s%s", what, path, p.msg)
     end
-    problems[#problems + 1] = { file = file, line = p.line or line, msg = msg } -- p.line: a stage's own
+    problems[#problems + 1] = { file = file, line = p.line or (pos and pos[1]) or line, msg = msg, -- p.line: a stage's own
+      col = p.line and p.col or (not p.line and ((pos and pos[2]) or col)) or nil }
   end
 end
 
@@ -204,18 +217,20 @@ function Controller:plan_checked(file)
           hint and string.format(" (did you mean %q?)", hint) or "",
           registry.describe_path(self.settings.component_path))
       end
-      problems[#problems + 1] = { file = d.file, line = d.line, msg = string.format("%s %q: %s", d.name, d.label, msg) }
+      problems[#problems + 1] = { file = d.file, line = d.line, col = d.col,
+        msg = string.format("%s %q: %s", d.name, d.label, msg) }
     end
   end
 
   -- References resolve to declared components and declared exports.
   local deps = {}
-  local function check_refs(args, file_, line, where, dep_set)
+  local function check_refs(args, file_, line0, where, dep_set, col0)
     each_reference(args, function(ref)
+      local line, col = rawget(ref, "_line") or line0, rawget(ref, "_col") or col0 -- an Alloy file's: the reference's
       local path = rawget(ref, "_path")
       local id, rest = split_ref(path, declared)
       if not id then
-        problems[#problems + 1] = { file = file_, line = line,
+        problems[#problems + 1] = { file = file_, line = line, col = col,
           msg = string.format("%s: reference to undeclared component: %s", where, pipeline.path_of(ref)) }
         return
       end
@@ -224,7 +239,7 @@ function Controller:plan_checked(file)
       if mod and (#rest == 0 or not mod.exports[rest[1]]) then
         local exports = schema.sorted_keys(mod.exports)
         local hint = #rest > 0 and schema.did_you_mean(rest[1], exports)
-        problems[#problems + 1] = { file = file_, line = line,
+        problems[#problems + 1] = { file = file_, line = line, col = col,
           msg = string.format("%s: %s has no export %s%s (exports: %s)", where, id,
             #rest > 0 and string.format("%q", rest[1]) or "named",
             hint and string.format(" (did you mean %q?)", hint) or "",
@@ -234,12 +249,15 @@ function Controller:plan_checked(file)
   end
   for _, d in ipairs(result.declarations) do
     deps[d.id] = {}
-    check_refs(d.args, d.file, d.line, string.format("%s %q", d.name, d.label), deps[d.id])
+    check_refs(d.args, d.file, d.line, string.format("%s %q", d.name, d.label), deps[d.id], d.col)
+    -- an Alloy file's expressions: the references they read (functions of them included)
+    check_refs(d.refs or {}, d.file, d.line, string.format("%s %q", d.name, d.label), deps[d.id], d.col)
   end
   for _, name in ipairs(blocks.NAMES) do
     local b = result[name]
     if b then
-      check_refs(b.args, b.file, b.line, name, {})
+      check_refs(b.args, b.file, b.line, name, {}, b.col)
+      check_refs(b.refs or {}, b.file, b.line, name, {}, b.col)
     end
   end
 
@@ -261,7 +279,7 @@ function Controller:plan_checked(file)
       end
       cycle[#cycle + 1] = id
       local d = declared[id]
-      problems[#problems + 1] = { file = d.file, line = d.line,
+      problems[#problems + 1] = { file = d.file, line = d.line, col = d.col,
         msg = (#cycle == 2 and "component references itself: " or "cycle between components: ")
           .. table.concat(cycle, " -> ") }
       return true
@@ -292,7 +310,7 @@ function Controller:plan_checked(file)
     if mod then
       local spec = args_spec(mod)
       local _, ps = schema.validate(spec.schema, stand_in(d.args, spec, export_type_of))
-      add_problems(problems, ps, d.file, d.line, string.format("%s %q", d.name, d.label))
+      add_problems(problems, ps, d.file, d.line, string.format("%s %q", d.name, d.label), d.col, d.positions)
     end
   end
 
@@ -302,13 +320,16 @@ function Controller:plan_checked(file)
     local b = result[name]
     local spec = args_spec(blocks[name])
     local args, ps = schema.validate(spec.schema, b and stand_in(b.args, spec, export_type_of) or {})
-    add_problems(problems, ps, b and b.file or file, b and b.line or 0, name)
+    add_problems(problems, ps, b and b.file or file, b and b.line or 0, name, b and b.col, b and b.positions)
     block_args[name] = args
   end
 
   if #problems > 0 then
     table.sort(problems, function(a, b)
-      return (a.line or 0) < (b.line or 0)
+      if (a.line or 0) ~= (b.line or 0) then
+        return (a.line or 0) < (b.line or 0)
+      end
+      return (a.col or 0) < (b.col or 0)
     end)
     local out = {}
     for i, p in ipairs(problems) do

@@ -2,7 +2,8 @@
 -- `ns.name "label" { args }` declares a component; `ns.name.label.export` is a
 -- Reference, resolved when the component's arguments are evaluated, so order
 -- of declaration does not matter. The script runs in a fresh environment with
--- the helpers env, concat, constants, json_decode, file, stage, metric, and the top-level
+-- the helpers env, concat, constants, json_decode, file, hashmod_shard (moonwatch.sharding),
+-- stage, metric, and the top-level
 -- blocks logging and tracing. `stage.NAME { ... }` makes a tagged value
 -- (moonwatch.schema.tagged) that a component's schema takes as a positional
 -- entry (loki.process's stages; `metric.NAME { ... }` inside stage.metrics); the
@@ -12,6 +13,7 @@ local errors = require("moonwatch.errors")
 local log = require("moonwatch.log")
 local budget = require("moonwatch.budget")
 local schema = require("moonwatch.schema")
+local sharding = require("moonwatch.sharding")
 
 local M = {}
 
@@ -80,6 +82,10 @@ end
 ---@return string|nil err a syntax or runtime error of the script itself ("file:line: message")
 function M.load(path, opts)
   opts = opts or {}
+  local alloy = require("moonwatch.alloy.loader")
+  if alloy.is_alloy(path) then -- an Alloy configuration file: the same declarations
+    return alloy.load(path, opts)
+  end
   local chunk, err
   if opts.source then
     chunk, err = loadstring(opts.source, "@" .. path)
@@ -218,6 +224,15 @@ function M.load(path, opts)
       return data
     end,
     constants = M.constants(opts.storage_path),
+    alloy = require("moonwatch.alloy.stdlib").helper(),
+    -- the relabel rules that keep this replica's share of the targets (moonwatch.sharding)
+    hashmod_shard = function(args)
+      local ok, rules = pcall(sharding.rules, args, nil, M.constants().hostname)
+      if not ok then
+        error("hashmod_shard: " .. tostring(rules), 2)
+      end
+      return rules
+    end,
     stage = tagged_helper("stage"),
     metric = tagged_helper("metric"),
     logging = block("logging"),

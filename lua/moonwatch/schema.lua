@@ -464,7 +464,7 @@ local function validate_tagged(spec, v, path, problems, opts)
   local variant = type(v.tag) == "string" and spec.variants[v.tag]
   if not variant then
     local hint = type(v.tag) == "string" and M.did_you_mean(v.tag, sorted_keys(spec.variants))
-    problems[#problems + 1] = { path = where, line = v.line, msg = "unknown " .. spec.kind
+    problems[#problems + 1] = { path = where, line = v.line, col = v.col, msg = "unknown " .. spec.kind
       .. (hint and string.format(" (did you mean %s.%s?)", spec.kind, hint) or "") }
     return nil
   end
@@ -472,6 +472,7 @@ local function validate_tagged(spec, v, path, problems, opts)
   local args = validate_block(variant, v.args, where, problems, opts)
   for i = before + 1, #problems do
     problems[i].line = problems[i].line or v.line
+    problems[i].col = problems[i].col or v.col -- an Alloy file's stage block
   end
   return { tag = v.tag, args = args, line = v.line }
 end

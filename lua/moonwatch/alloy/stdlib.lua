@@ -1,0 +1,385 @@
+--- moonwatch.alloy.stdlib: the functions of Alloy's standard library that configurations
+-- use, with Alloy's names (both the old flat ones and the namespaced ones of newer
+-- Alloy versions: to_lower and string.to_lower, concat and array.concat, env and sys.env,
+-- json_decode and encoding.from_json). Lua pipelines reach them as `alloy.NAME(...)`
+-- (what `moonwatch convert` writes). Lists are Lua arrays; Alloy's null is nil.
+local cjson = require("cjson")
+local schema = require("moonwatch.schema")
+
+local M = {}
+
+--- The name of v's type in Alloy's words (bool, list, object, null...).
+local function typename(v)
+  local t = type(v)
+  if t == "boolean" then
+    return "bool"
+  elseif t == "nil" then
+    return "null"
+  elseif schema.is_secret(v) then
+    return "secret"
+  elseif t == "table" then
+    return (next(v) == nil or v[1] ~= nil) and "list" or "object"
+  end
+  return t
+end
+M.typename = typename
+
+local function reveal(v)
+  if schema.is_secret(v) then
+    return v:reveal(), true
+  end
+  return v, false
+end
+
+local function want_string(fname, i, v)
+  local s = reveal(v)
+  if type(s) ~= "string" then
+    error(string.format("%s: argument %d must be a string, got %s", fname, i, typename(v)), 0)
+  end
+  return s
+end
+
+local function want_list(fname, i, v)
+  if type(v) ~= "table" or getmetatable(v) then
+    error(string.format("%s: argument %d must be a list, got %s", fname, i, typename(v)), 0)
+  end
+  return v
+end
+
+local function plain_find(s, sep, init)
+  return s:find(sep, init, true)
+end
+
+local F = {}
+
+function F.concat(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    local l = want_list("concat", i, (select(i, ...)))
+    for _, x in ipairs(l) do
+      out[#out + 1] = x
+    end
+  end
+  return out
+end
+
+-- The zero values Alloy's coalesce skips: null, false, 0, "", empty lists and objects.
+local function is_zero(v)
+  return v == nil or v == false or v == 0 or v == "" or (type(v) == "table" and not getmetatable(v) and next(v) == nil)
+end
+
+function F.coalesce(...)
+  local n = select("#", ...)
+  for i = 1, n do
+    local v = select(i, ...)
+    if not is_zero(v) then
+      return v
+    end
+  end
+  if n > 0 then
+    return (select(n, ...))
+  end
+  return nil
+end
+
+function F.env(name)
+  return os.getenv(want_string("sys.env", 1, name)) or ""
+end
+
+function F.json_decode(s)
+  local ok, v = pcall(cjson.decode, want_string("json_decode", 1, s))
+  if not ok then
+    error("json_decode: " .. tostring(v), 0)
+  end
+  local function plain(x) -- cjson.null -> nil
+    if x == cjson.null then
+      return nil
+    elseif type(x) == "table" then
+      for k, y in pairs(x) do
+        x[k] = plain(y)
+      end
+    end
+    return x
+  end
+  return plain(v)
+end
+
+function F.json_path()
+  error("json_path: not supported by moonwatch", 0)
+end
+
+-- Go's fmt verbs people use in Alloy's format(): %s %d %f %v %q %t %x %%, with width/precision.
+function F.format(fmt, ...)
+  fmt = want_string("format", 1, fmt)
+  local args, n, i = { ... }, select("#", ...), 0
+  local out = fmt:gsub("%%([%-+ #0]*%d*%.?%d*)([%a%%])", function(flags, verb)
+    if verb == "%" then
+      return "%"
+    end
+    i = i + 1
+    if i > n then
+      return "%!" .. verb .. "(MISSING)"
+    end
+    local v = reveal(args[i])
+    if verb == "v" or verb == "s" then
+      if type(v) == "table" then
+        v = cjson.encode(v)
+      end
+      return string.format("%" .. flags .. "s", tostring(v))
+    elseif verb == "q" then
+      return string.format("%q", tostring(v))
+    elseif verb == "d" and type(v) == "number" then
+      return string.format("%" .. flags .. "d", v)
+    elseif (verb == "f" or verb == "e" or verb == "g") and type(v) == "number" then
+      return string.format("%" .. flags .. verb, v)
+    elseif (verb == "x" or verb == "X") and type(v) == "number" then
+      return string.format("%" .. flags .. verb, v)
+    elseif verb == "t" and type(v) == "boolean" then
+      return tostring(v)
+    end
+    return "%!" .. verb .. "(" .. type(v) .. "=" .. tostring(v) .. ")"
+  end)
+  return out
+end
+
+function F.join(list, sep)
+  want_list("join", 1, list)
+  sep = want_string("join", 2, sep)
+  local parts = {}
+  for i, x in ipairs(list) do
+    parts[i] = want_string("join", 1, x)
+  end
+  return table.concat(parts, sep)
+end
+
+function F.split(s, sep)
+  s, sep = want_string("split", 1, s), want_string("split", 2, sep)
+  local out = {}
+  if sep == "" then
+    for c in s:gmatch(".") do
+      out[#out + 1] = c
+    end
+    return out
+  end
+  local init = 1
+  while true do
+    local a, b = plain_find(s, sep, init)
+    if not a then
+      out[#out + 1] = s:sub(init)
+      return out
+    end
+    out[#out + 1] = s:sub(init, a - 1)
+    init = b + 1
+  end
+end
+
+function F.to_lower(s)
+  return want_string("to_lower", 1, s):lower()
+end
+
+function F.to_upper(s)
+  return want_string("to_upper", 1, s):upper()
+end
+
+-- trim(s, cutset): removes the leading and trailing bytes that are in cutset.
+function F.trim(s, cutset)
+  s, cutset = want_string("trim", 1, s), want_string("trim", 2, cutset)
+  local set = {}
+  for k = 1, #cutset do
+    set[cutset:byte(k)] = true
+  end
+  local a, b = 1, #s
+  while a <= b and set[s:byte(a)] do
+    a = a + 1
+  end
+  while b >= a and set[s:byte(b)] do
+    b = b - 1
+  end
+  return s:sub(a, b)
+end
+
+function F.trim_prefix(s, prefix)
+  s, prefix = want_string("trim_prefix", 1, s), want_string("trim_prefix", 2, prefix)
+  if prefix ~= "" and s:sub(1, #prefix) == prefix then
+    return s:sub(#prefix + 1)
+  end
+  return s
+end
+
+function F.trim_suffix(s, suffix)
+  s, suffix = want_string("trim_suffix", 1, s), want_string("trim_suffix", 2, suffix)
+  if suffix ~= "" and s:sub(-#suffix) == suffix then
+    return s:sub(1, #s - #suffix)
+  end
+  return s
+end
+
+function F.trim_space(s)
+  return (want_string("trim_space", 1, s):gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+function F.replace(s, old, new)
+  s, old, new = want_string("replace", 1, s), want_string("replace", 2, old), want_string("replace", 3, new)
+  if old == "" then
+    return s
+  end
+  local out, init = {}, 1
+  while true do
+    local a, b = plain_find(s, old, init)
+    if not a then
+      out[#out + 1] = s:sub(init)
+      return table.concat(out)
+    end
+    out[#out + 1] = s:sub(init, a - 1)
+    out[#out + 1] = new
+    init = b + 1
+  end
+end
+
+function F.nonsensitive(v)
+  if schema.is_secret(v) then
+    return v:reveal()
+  end
+  return want_string("convert.nonsensitive", 1, v)
+end
+
+--- Function name (as written in Alloy) -> implementation.
+M.functions = {
+  concat = F.concat, ["array.concat"] = F.concat,
+  coalesce = F.coalesce,
+  env = F.env, ["sys.env"] = F.env,
+  json_decode = F.json_decode, ["encoding.from_json"] = F.json_decode,
+  json_path = F.json_path, ["encoding.json_path"] = F.json_path,
+  format = F.format, ["string.format"] = F.format,
+  join = F.join, ["string.join"] = F.join,
+  split = F.split, ["string.split"] = F.split,
+  to_lower = F.to_lower, ["string.to_lower"] = F.to_lower,
+  to_upper = F.to_upper, ["string.to_upper"] = F.to_upper,
+  trim = F.trim, ["string.trim"] = F.trim,
+  trim_prefix = F.trim_prefix, ["string.trim_prefix"] = F.trim_prefix,
+  trim_suffix = F.trim_suffix, ["string.trim_suffix"] = F.trim_suffix,
+  trim_space = F.trim_space, ["string.trim_space"] = F.trim_space,
+  replace = F.replace, ["string.replace"] = F.replace,
+  nonsensitive = F.nonsensitive, ["convert.nonsensitive"] = F.nonsensitive,
+}
+
+--- The first names of the standard library (a reference starting with one is not a component's).
+M.NAMESPACES = { sys = true, string = true, array = true, encoding = true, convert = true, constants = true }
+
+-- Operators ------------------------------------------------------------------
+
+local function deep_equal(a, b)
+  a, b = reveal(a), reveal(b)
+  if type(a) ~= "table" or type(b) ~= "table" then
+    return a == b
+  end
+  for k, v in pairs(a) do
+    if not deep_equal(v, b[k]) then
+      return false
+    end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then
+      return false
+    end
+  end
+  return true
+end
+
+--- Alloy's == (deep over lists and objects).
+M.eq = deep_equal
+
+--- Alloy's +: numbers add; strings (and secrets: the result is a secret) concatenate.
+function M.add(a, b)
+  if type(a) == "number" and type(b) == "number" then
+    return a + b
+  end
+  local sa, secret_a = reveal(a)
+  local sb, secret_b = reveal(b)
+  if type(sa) == "string" and type(sb) == "string" then
+    if secret_a or secret_b then
+      return schema.secret(sa .. sb)
+    end
+    return sa .. sb
+  end
+  error(string.format("cannot add %s and %s", typename(a), typename(b)), 0)
+end
+
+local function num(op, a, b)
+  if type(a) ~= "number" or type(b) ~= "number" then
+    error(string.format("operator %s needs numbers, got %s and %s", op, typename(a), typename(b)), 0)
+  end
+end
+
+--- The other binary operators (&& and || are handled by the caller for short-circuit).
+function M.binary(op, a, b)
+  if op == "+" then
+    return M.add(a, b)
+  elseif op == "==" then
+    return deep_equal(a, b)
+  elseif op == "!=" then
+    return not deep_equal(a, b)
+  elseif op == "<" or op == "<=" or op == ">" or op == ">=" then
+    if not ((type(a) == "number" and type(b) == "number") or (type(a) == "string" and type(b) == "string")) then
+      error(string.format("operator %s needs two numbers or two strings, got %s and %s", op, typename(a), typename(b)), 0)
+    end
+    if op == "<" then
+      return a < b
+    elseif op == "<=" then
+      return a <= b
+    elseif op == ">" then
+      return a > b
+    end
+    return a >= b
+  end
+  num(op, a, b)
+  if op == "-" then
+    return a - b
+  elseif op == "*" then
+    return a * b
+  elseif op == "/" then
+    if b == 0 then
+      error("division by zero", 0)
+    end
+    return a / b
+  elseif op == "%" then
+    if b == 0 then
+      error("modulo by zero", 0)
+    end
+    return math.fmod(a, b)
+  elseif op == "^" then
+    return a ^ b
+  end
+  error("unknown operator " .. tostring(op), 0)
+end
+
+--- Alloy's indexing: lists from 0, objects by key.
+function M.index(obj, idx)
+  if type(obj) ~= "table" then
+    error(string.format("cannot index %s", typename(obj)), 0)
+  end
+  if type(idx) == "number" then
+    if idx % 1 ~= 0 or idx < 0 then
+      error(string.format("index %s: expected a whole number from 0", tostring(idx)), 0)
+    end
+    return obj[idx + 1]
+  end
+  return obj[idx]
+end
+
+--- The `alloy` helper of Lua pipelines: alloy.to_lower(...), alloy.string.to_lower(...), alloy.add(a, b)...
+function M.helper()
+  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary }
+  for name, fn in pairs(M.functions) do
+    local ns, f = name:match("^(%a+)%.([%w_]+)$")
+    if ns then
+      h[ns] = h[ns] or {}
+      h[ns][f] = fn
+    else
+      h[name] = fn
+    end
+  end
+  return h
+end
+
+return M

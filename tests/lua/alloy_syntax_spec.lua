@@ -1,0 +1,199 @@
+-- Alloy's configuration syntax: the edge cases of Alloy's syntax documentation (blocks
+-- with and without labels, attributes, nested and repeated blocks, lists, objects,
+-- strings with Go's escapes, raw strings, numbers, bools, null, comments, references,
+-- operators and their precedence, indexing, field access, the standard library), and
+-- errors as file:line:col. The fuzz corpus (tests/fuzz/corpus/alloy/) is replayed here too:
+-- every input parses or fails with a positioned message, never raises.
+local parser = require("moonwatch.alloy.parser")
+local loader = require("moonwatch.alloy.loader")
+local convert = require("moonwatch.alloy.convert")
+local proc = require("helpers.proc")
+
+local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
+
+local function parse(src)
+  local body, err = parser.parse(src, "t.alloy")
+  return body, err
+end
+
+-- The value of `x = EXPR` evaluated (no references).
+local function value(expr)
+  local body, err = parse("x = " .. expr .. "\n")
+  assert(body, err)
+  return loader.eval(body[1].value, { file = "t.alloy", ctx = {}, constants = require("moonwatch.pipeline")
+    .constants() })
+end
+
+local function eval_err(expr)
+  local body, err = parse("x = " .. expr .. "\n")
+  assert(body, err)
+  local ok, e = pcall(loader.eval, body[1].value, { file = "t.alloy", ctx = {}, constants = {} })
+  assert.is_false(ok)
+  return e
+end
+
+describe("Alloy syntax", function()
+  it("parses blocks with and without labels, attributes, nested and repeated blocks", function()
+    local body = assert(parse([[
+logging {
+  level = "debug"
+}
+prometheus.remote_write "a_b" {
+  endpoint { url = "http://x" }
+  endpoint {
+    url = "http://y"
+    basic_auth {
+      username = "u"
+    }
+  }
+}
+]]))
+    assert.equals(2, #body)
+    assert.same({ "block", "logging", nil, 1, 1 }, { body[1].kind, body[1].name, body[1].label, body[1].line,
+      body[1].col })
+    assert.equals("prometheus.remote_write", body[2].name)
+    assert.equals("a_b", body[2].label)
+    assert.equals(2, #body[2].body)
+    assert.equals("basic_auth", body[2].body[2].body[2].name)
+    assert.equals(8, body[2].body[2].body[2].line)
+  end)
+
+  it("reads literals: strings with Go's escapes, raw strings, numbers, bools, null", function()
+    assert.equals("a\"b\\c\n\t", value([["a\"b\\c\n\t"]]))
+    assert.equals("é€😀", value([["\u00e9\u20ac\U0001F600"]]))
+    assert.equals("AB\1", value([["\x41\102\001"]]))
+    assert.equals("C:\\path\\n no escape\nsecond line", value("`C:\\path\\n no escape\nsecond line`"))
+    assert.equals(42, value("42"))
+    assert.equals(1.5, value("1.5"))
+    assert.equals(1.5e3, value("1.5e3"))
+    assert.equals(255, value("0xff"))
+    assert.equals(true, value("true"))
+    assert.equals(false, value("false"))
+    assert.is_nil(value("null"))
+  end)
+
+  it("reads lists and objects, with trailing commas, newlines and comments inside", function()
+    assert.same({ 1, 2, 3 }, value("[1, 2, 3]"))
+    assert.same({ 1, { 2 } }, value("[\n  1, // one\n  [2], /* two */\n]"))
+    assert.same({}, value("[]"))
+    assert.same({ a = 1, ["b c"] = "x", __address__ = "h:1" },
+      value('{ a = 1, "b c" = "x",\n "__address__" = "h:1", }'))
+    assert.same({}, value("{}"))
+  end)
+
+  it("applies Alloy's operator precedence and associativity", function()
+    assert.equals(7, value("1 + 2 * 3"))
+    assert.equals(9, value("(1 + 2) * 3"))
+    assert.equals(2 ^ 9, value("2 ^ 3 ^ 2")) -- right-associative
+    assert.equals(-1, value("1 - 1 - 1")) -- left-associative
+    assert.equals(1, value("7 % 3"))
+    assert.equals(true, value("1 + 1 == 2 && 3 > 2"))
+    assert.equals(true, value("false || 1 < 2 && !false"))
+    assert.equals(true, value('"a" + "b" == "ab"'))
+    assert.equals(true, value('[1, {a = 2}] == [1, {a = 2}]'))
+    assert.equals(true, value('"abc" < "abd"'))
+    assert.equals(-3, value("-(1 + 2)"))
+    assert.equals(false, value("!true"))
+  end)
+
+  it("indexes lists from 0 and reads object fields", function()
+    assert.equals("b", value('["a", "b"][1]'))
+    assert.equals(2, value('{a = {b = 2}}.a.b'))
+    assert.equals(2, value('{a = {b = 2}}["a"]["b"]'))
+    assert.is_nil(value('["a"][5]'))
+  end)
+
+  it("calls the standard library functions configurations use, flat and namespaced", function()
+    assert.same({ 1, 2, 3 }, value("concat([1], [2, 3])"))
+    assert.same({ 1, 2 }, value("array.concat([1], [2])"))
+    assert.equals("x", value('coalesce("", null, "x", "y")'))
+    assert.equals(os.getenv("HOME"), value('sys.env("HOME")'))
+    assert.equals(os.getenv("HOME"), value('env("HOME")'))
+    assert.equals("", value('sys.env("MOONWATCH_SURELY_UNSET_VARIABLE")'))
+    assert.same({ a = { 1, 2 } }, value([[json_decode("{\"a\": [1, 2]}")]]))
+    assert.same({ a = true }, value([[encoding.from_json(`{"a": true}`)]]))
+    assert.equals("job-7 3.50 x", value('format("%s-%d %.2f %v", "job", 7, 3.5, "x")'))
+    assert.equals("a,b", value('join(["a", "b"], ",")'))
+    assert.same({ "a", "b", "" }, value('split("a/b/", "/")'))
+    assert.equals("abc", value('to_lower("AbC")'))
+    assert.equals("ABC", value('string.to_upper("abc")'))
+    assert.equals("abc", value('trim("--abc--", "-")'))
+    assert.equals("bar", value('trim_prefix("foobar", "foo")'))
+    assert.equals("foo", value('string.trim_suffix("foobar", "bar")'))
+    assert.equals("a b", value('trim_space("  a b \\n")'))
+    assert.equals("a-b-c", value('replace("a.b.c", ".", "-")'))
+    assert.equals("x", value('string.replace(string.trim_space(" x "), "y", "z")'))
+    assert.is_string(value("constants.hostname"))
+  end)
+
+  it("refuses bad input with file:line:col and a clear message", function()
+    local cases = {
+      { 'a "b" {\n  x = 1\n', "t.alloy:1:1: block not closed (missing '}')" },
+      { 'x = "abc\n', 't.alloy:1:5: string not terminated (missing ")' },
+      { 'x = `abc', "t.alloy:1:5: raw string not terminated (missing `)" },
+      { 'x = "\\q"\n', "t.alloy:1:6: unknown escape sequence \\q" },
+      { 'x = "\\u12"\n', "t.alloy:1:6: invalid escape \\u: expected 4 hex digits" },
+      { "/* never closed", "t.alloy:1:1: comment not terminated (missing */)" },
+      { "a {\n  b = 1 c = 2\n}\n", "t.alloy:2:9: expected a newline after the attribute b, got identifier c" },
+      { "a.b = 1\n", "t.alloy:1:1: attribute name a.b must be a single identifier (a block needs { ... })" },
+      { "a {\n  x = [1, 2\n}\n", "t.alloy:3:1: expected ',' or ']', got '}'" },
+      { "a {\n  x = {a = 1, a = 2}\n}\n", 't.alloy:2:15: duplicate object key "a"' },
+      { "a {\n  x = 1 +\n}\n", "t.alloy:3:1: expected a value, got '}'" },
+      { "a {\n  x = 1.5e\n}\n", "t.alloy:2:7: malformed number: exponent has no digits" },
+      { "}\n", "t.alloy:1:1: unexpected '}' (no block open)" },
+      { "a {\n  x = #\n}\n", 't.alloy:2:7: unexpected character "#"' },
+      { 'a "l" b {}\n', "t.alloy:1:7: expected '=' or '{' after a, got identifier b" },
+    }
+    for _, c in ipairs(cases) do
+      local body, err = parse(c[1])
+      assert.is_nil(body, c[1])
+      assert.equals(c[2], err)
+    end
+  end)
+
+  it("bounds nesting and size", function()
+    local deep = "x = " .. string.rep("[", parser.MAX_DEPTH + 1) .. string.rep("]", parser.MAX_DEPTH + 1) .. "\n"
+    local _, err = parse(deep)
+    assert.matches("nested too deeply", err)
+    local blocks = string.rep("a {\n", parser.MAX_DEPTH + 1) .. string.rep("}\n", parser.MAX_DEPTH + 1)
+    _, err = parse(blocks)
+    assert.matches("nested too deeply", err)
+    _, err = parse(string.rep(" ", parser.MAX_SIZE + 1))
+    assert.matches("^t.alloy:1:1: file too large", err)
+    assert.truthy(parse("x = " .. string.rep("[", parser.MAX_DEPTH - 1) .. string.rep("]", parser.MAX_DEPTH - 1)
+      .. "\n"))
+  end)
+
+  it("reports evaluation errors at the expression", function()
+    assert.equals("t.alloy:1:7: cannot add number and bool", eval_err("1 + true"))
+    assert.equals("t.alloy:1:5: unknown function nope", eval_err("nope(1)"))
+    assert.equals("t.alloy:1:5: to_lower: argument 1 must be a string, got number", eval_err("to_lower(1)"))
+    assert.equals("t.alloy:1:7: operator && needs bools, got number", eval_err("1 && true"))
+  end)
+
+  it("replays the fuzz corpus: every input parses or fails with a positioned message", function()
+    local dir = SRC .. "/tests/fuzz/corpus/alloy"
+    local n = 0
+    for name in proc.sh("ls " .. dir):gmatch("[^\n]+") do
+      local src = assert(proc.read_file(dir .. "/" .. name))
+      local ok, body, err = pcall(parser.parse, src, "f.alloy")
+      assert.is_true(ok, name .. ": " .. tostring(body))
+      if not body then
+        assert.matches("^f%.alloy:%d+:%d+: ", err, name)
+      else -- what parses loads, and converts to Lua that Lua's parser accepts
+        assert.truthy(loader.load("f.alloy", { source = src }), name)
+        local lua, cerr = convert.convert(src, "f.alloy")
+        if lua then
+          assert.truthy(loadstring(lua, "=converted"), name)
+        else
+          assert.matches("^f%.alloy:%d+:%d+: ", cerr, name)
+          if cerr:find("cannot be written as a Lua pipeline", 1, true) then
+            assert.matches("too complex", cerr, name) -- only Lua's depth limit, never a converter bug
+          end
+        end
+      end
+      n = n + 1
+    end
+    assert.is_true(n >= 5, "corpus has " .. n .. " inputs")
+  end)
+end)
