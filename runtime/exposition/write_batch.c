@@ -1,6 +1,13 @@
 /* exposition/write_batch.c: writes the samples of a batch in exposition format, one line per
- * sample with its timestamp (prometheus.echo). */
+ * sample with its timestamp (prometheus.echo). Native histogram samples follow the float
+ * samples, one line each, the histogram written as Prometheus's Histogram.String() /
+ * FloatHistogram.String() writes it:
+ *   name{labels} {count:14, sum:42.5, [-2,-1):2, [-0.001,0.001]:1, (0.5,1]:3} 1700000000000
+ * (negative buckets first, most negative first, then the zero bucket, then the positive
+ * ones; buckets with a count of 0 left out; numbers as Go's %g; a stale marker has the sum
+ * NaN and nothing else). */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +95,97 @@ static int mw_put_exemplar(mw_expose_buf_t *b, const mw_exemplar_t *e) {
   return 0;
 }
 
+/* Appends the metric name and labels of the encoded set enc (len bytes): name{a="b",...}. The
+ * caller reserved 3 * len + 64 bytes. */
+static void mw_put_series(mw_expose_buf_t *b, const uint8_t *enc, size_t len) {
+  size_t pos = 0;
+  mw_label_t l, name = {0};
+  int first = 1;
+  if (mw_labels_get(enc, len, "__name__", 8, &name)) {
+    if (mw_labels_valid_metric_name(name.value, name.value_len)) {
+      mw_put(b, name.value, name.value_len);
+    } else { /* Prometheus 3: {"my.metric",a="b"} */
+      mw_put(b, "{", 1);
+      mw_put_name(b, name.value, name.value_len, 0);
+      first = 0;
+    }
+  }
+  while (mw_labels_next(enc, len, &pos, &l) == 1) {
+    if (l.name_len == 8 && memcmp(l.name, "__name__", 8) == 0) continue;
+    mw_put(b, first ? "{" : ",", 1);
+    first = 0;
+    mw_put_name(b, l.name, l.name_len, 1);
+    mw_put(b, "=\"", 2);
+    mw_put_escaped(b, l.value, l.value_len);
+    mw_put(b, "\"", 1);
+  }
+  if (!first) mw_put(b, "}", 1);
+}
+
+/* Go's %g of v ("-0" for negative zero, "+Inf", "NaN"). */
+static void mw_put_g(mw_expose_buf_t *b, double v) {
+  char num[64];
+  if (v == 0 && signbit(v)) {
+    mw_put(b, "-0", 2);
+    return;
+  }
+  mw_put(b, num, mw_expose_fmt_float(num, v, 0));
+}
+
+/* Appends ", [lo,hi):count" (inclusivity as given). Reserved: 160 bytes. */
+static void mw_put_bucket(mw_expose_buf_t *b, double lo, double hi, int lo_incl, int hi_incl,
+                          double count, int is_float) {
+  char num[32];
+  mw_put(b, lo_incl ? ", [" : ", (", 3);
+  mw_put_g(b, lo);
+  mw_put(b, ",", 1);
+  mw_put_g(b, hi);
+  mw_put(b, hi_incl ? "]:" : "):", 2);
+  if (is_float)
+    mw_put_g(b, count);
+  else
+    mw_put(b, num, (size_t)snprintf(num, sizeof num, "%.0f", count));
+}
+
+/* Appends histogram h as Prometheus's String() writes it. 0, -1 on OOM. */
+static int mw_put_histogram(mw_expose_buf_t *b, const mw_histogram_t *h) {
+  char num[48];
+  size_t nb = (size_t)h->n_pos + h->n_neg + 1;
+  double *counts = malloc(nb * sizeof *counts);
+  int32_t *idx = malloc(nb * sizeof *idx);
+  if (!counts || !idx || mw_reserve(b, 160 * (nb + 1)) != 0) {
+    free(counts);
+    free(idx);
+    return -1;
+  }
+  mw_put(b, "{count:", 7);
+  if (h->is_float)
+    mw_put_g(b, h->fcount);
+  else
+    mw_put(b, num, (size_t)snprintf(num, sizeof num, "%" PRIu64, h->count));
+  mw_put(b, ", sum:", 6);
+  mw_put_g(b, h->sum);
+  double lo, hi;
+  size_t n = mw_histogram_buckets(h, 0, counts, idx, nb);
+  for (size_t k = n; k-- > 0;) {
+    if (counts[k] == 0) continue;
+    mw_histogram_bounds(h->schema, idx[k], h->custom_values, h->n_custom, &lo, &hi);
+    mw_put_bucket(b, -hi, -lo, 1, 0, counts[k], h->is_float);
+  }
+  double zc = h->is_float ? h->fzero_count : (double)h->zero_count;
+  if (zc != 0) mw_put_bucket(b, -h->zero_threshold, h->zero_threshold, 1, 1, zc, h->is_float);
+  n = mw_histogram_buckets(h, 1, counts, idx, nb);
+  for (size_t k = 0; k < n; k++) {
+    if (counts[k] == 0) continue;
+    mw_histogram_bounds(h->schema, idx[k], h->custom_values, h->n_custom, &lo, &hi);
+    mw_put_bucket(b, lo, hi, 0, 1, counts[k], h->is_float);
+  }
+  mw_put(b, "}", 1);
+  free(counts);
+  free(idx);
+  return 0;
+}
+
 int mw_ffi_batch_write(const mw_batch_t *batch, int openmetrics, char **out, size_t *out_len) {
   mw_expose_buf_t b = {0};
   mw_series_t *s = mw_batch_series(batch);
@@ -144,6 +242,24 @@ int mw_ffi_batch_write(const mw_batch_t *batch, int openmetrics, char **out, siz
         if (mw_put_exemplar(&b, &ex) != 0) goto oom;
         done = 1;
       }
+    }
+    mw_put(&b, "\n", 1);
+  }
+  size_t nh = mw_batch_histograms(batch);
+  for (size_t i = 0; i < nh; i++) {
+    mw_hsample_t hs;
+    mw_batch_histogram(batch, i, &hs);
+    size_t len;
+    const uint8_t *enc = mw_series_labels(s, hs.ref, &len);
+    if (mw_reserve(&b, 3 * len + 64) != 0) goto oom;
+    if (enc) mw_put_series(&b, enc, len);
+    mw_put(&b, " ", 1);
+    if (mw_put_histogram(&b, &hs.h) != 0 || mw_reserve(&b, 40) != 0) goto oom;
+    if (openmetrics) {
+      mw_put_seconds(&b, hs.ts_ms);
+    } else {
+      char num[32];
+      mw_put(&b, num, (size_t)snprintf(num, sizeof num, " %" PRId64, hs.ts_ms));
     }
     mw_put(&b, "\n", 1);
   }

@@ -1,7 +1,9 @@
 --- prometheus.echo: a metrics receiver that writes every sample it gets in
 --- exposition format with its timestamp (text: milliseconds, OpenMetrics:
 --- seconds), to stdout or appended to a file. For debugging and tests.
---- Staleness markers are written as NaN.
+--- Staleness markers are written as NaN. Native histogram samples follow, one line each,
+--- as Prometheus's Histogram.String() writes them: name{labels} {count:14, sum:42.5,
+--- [-2,-1):2, [-0.001,0.001]:1, (0.5,1]:3} ts (a stale marker: {count:0, sum:NaN}).
 local batch = require("moonwatch.batch.samples")
 local echo_output = require("moonwatch.echo_output")
 local receiver = require("moonwatch.receiver")
@@ -24,7 +26,7 @@ local M = {
 M.new = new
 
 function Instance:append(b)
-  local n = batch.len(b)
+  local n = batch.len(b) + batch.histogram_count(b)
   if n == 0 then
     return
   end

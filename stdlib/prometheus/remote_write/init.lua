@@ -140,9 +140,6 @@ local ENDPOINT = {
     if not e.url:match("^https?://") then
       return "url: must start with http:// or https://"
     end
-    if e.send_native_histograms then
-      return "send_native_histograms: native histograms are not supported yet"
-    end
     for i, r in ipairs(e.write_relabel_config) do
       if type(r) == "function" then
         return string.format("write_relabel_config[%d]: Lua function rules are not supported here (write"
