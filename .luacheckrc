@@ -8,6 +8,6 @@ files["examples"] = {
   allow_defined_top = true,
   read_globals = { "env", "concat", "constants", "json_decode", "file", "logging", "tracing",
     "prometheus", "discovery", "loki", "local_", "mycorp", "stage", "metric",
-    "hashmod_shard" },
+    "hashmod_shard", "pyroscope" },
 }
 files["tests/lua/fixtures/pipelines"] = files["examples"]

@@ -11,13 +11,17 @@ DEPS_BUILD = build-essential cmake pkg-config clang clang-format libluajit-5.1-d
   libev-dev libcurl4-openssl-dev libssl-dev lua-cjson libsnappy-dev libprotobuf-c-dev \
   protobuf-c-compiler libpcre2-dev libmicrohttpd-dev libxxhash-dev libdeflate-dev \
   libsystemd-dev zlib1g-dev libbz2-dev
+DEPS_BUILD += libunwind-dev # /debug/pprof/profile: C stacks in the SIGPROF handler
+DEPS_BUILD += libyaml-dev # discovery.file: file_sd YAML files (runtime/discovery/filesd.c)
 DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-dev chromium prometheus \
   python3-prometheus-client prometheus-process-exporter prometheus-node-exporter victoria-metrics
+DEPS_TEST += golang-go golang-github-google-pprof-dev # the real pprof tool reads /debug/pprof
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
 # native histogram specs: a scrape target built from client_golang (tests/e2e/fixtures/nhtarget)
 DEPS_TEST += golang-go golang-github-prometheus-client-golang-dev
 DEPS_TEST += podman runc mmdebstrap # container_spec: builds the Dockerfile on a Debian 12 root fs made here
 DEPS_TEST += yamllint python3-yaml # deploy_spec: the Kubernetes manifests in examples/kubernetes/
+DEPS_TEST += openssl # discovery_kubernetes_spec: a self-signed certificate for the in-cluster (HTTPS) API
 
 .PHONY: all deps deps-test build run test asan lint fuzz bench soak soak-kill soak-churn fuzz-alloy clean
 
@@ -64,6 +68,7 @@ bench: deps-test build
 	./tests/bench/node_bench.sh $(BUILD)/moonwatch 200
 	./tests/bench/remote_write_bench.sh
 	./tests/bench/file_tail_bench.sh $(BUILD)/moonwatch 2000000
+	./tests/bench/pprof_bench.sh $(BUILD)/moonwatch 4 10
 
 # Soak (not part of `make test`): remote_write's shard count going down and up under load,
 # through moonwatch run into a real Prometheus, for SOAK_SECONDS.

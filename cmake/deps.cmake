@@ -23,6 +23,9 @@ mw_pkg(DEFLATE libdeflate libdeflate-dev)
 mw_pkg(SYSTEMD libsystemd libsystemd-dev)
 mw_pkg(ZLIB zlib zlib1g-dev)
 mw_pkg(CRYPTO libcrypto libssl-dev)
+# /debug/pprof/profile: the C stacks of SIGPROF ticks (runtime/pprof/cpu.h says why not backtrace())
+mw_pkg(UNWIND libunwind libunwind-dev)
+mw_pkg(YAML yaml-0.1 libyaml-dev) # discovery.file: file_sd YAML
 
 # loki.source.file's decompression of bzip2 files (libbz2 ships no pkg-config file)
 find_path(BZ2_INCLUDE_DIR bzlib.h)
@@ -76,7 +79,8 @@ add_library(mw_deps INTERFACE)
 target_include_directories(mw_deps INTERFACE ${EV_INCLUDE_DIR})
 target_link_libraries(mw_deps INTERFACE ${EV_LIBRARY} PkgConfig::CURL PkgConfig::SNAPPY
   PkgConfig::PROTOBUFC PkgConfig::PCRE2 PkgConfig::MHD PkgConfig::XXHASH PkgConfig::DEFLATE
-  PkgConfig::SYSTEMD PkgConfig::ZLIB PkgConfig::CRYPTO ${BZ2_LIBRARY} m pthread)
+  PkgConfig::SYSTEMD PkgConfig::ZLIB PkgConfig::CRYPTO PkgConfig::UNWIND PkgConfig::YAML
+  ${BZ2_LIBRARY} m pthread)
 add_library(mw::deps ALIAS mw_deps)
 add_library(mw_luajit INTERFACE)
 target_link_libraries(mw_luajit INTERFACE PkgConfig::LUAJIT)

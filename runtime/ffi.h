@@ -53,5 +53,9 @@
 #include "loki/reader.h"
 #include "tail/tail.h"
 #include "logproc/jsonx.h"
+#include "pprof/profile.h"
+#include "pprof/cpu.h"
+#include "pyroscope/push.h"
+#include "discovery/filesd.h"
 /* clang-format on */
 #endif

@@ -45,6 +45,9 @@ layers)
     exporters/node | exporters/process) echo "base model exposition $1" ;;
     tail) echo "base model tail" ;;
     logproc) echo "base logproc" ;;
+    pprof) echo "base pprof" ;;
+    pyroscope) echo "base pyroscope" ;;
+    discovery) echo "base discovery" ;;
     lua) echo "base http lua" ;;
     esac
   }

@@ -7,6 +7,7 @@
 --   /api/v0/graph                                  components, data-flow edges and their rates
 --   /api/v0/livedebugging[/<id>]                   live debugging: switch on/off, read samples
 --   /api/v0/component/<id>/metrics                 an exporter component's metrics
+--   /debug/pprof/...                              profiles of moonwatch itself (moonwatch.pprof)
 --   /           the web UI on top of the debug API
 -- No secret leaves through here: secret arguments show as "(secret)", header maps show
 -- their names only, and every string of arguments, exports, debug info, health messages and
@@ -170,7 +171,8 @@ function M.graph(ctrl, window)
   return { window = window, components = http_server.array(comps), edges = http_server.array(edges) }
 end
 
--- A live-debugging answer for a component.
+-- A live-debugging answer for a component (label values may hold a secret: a target's
+-- userinfo password in its instance label).
 local function live_state(id, since)
   local st = livedebug.get(id, since)
   local entries = {}
@@ -179,7 +181,7 @@ local function live_state(id, since)
       labels = e.labels, timestamp = e.timestamp, value = e.value, stale = e.stale or false }
   end
   return { component_id = id, enabled = st.enabled, capacity = st.capacity, samples_seen = st.samples,
-    batches_seen = st.batches, seq = st.seq, entries = http_server.array(entries) }
+    batches_seen = st.batches, seq = st.seq, entries = redacted(http_server.array(entries)) }
 end
 
 -- Whether the component sends or gets samples through receivers (what live debugging sees).
@@ -337,6 +339,7 @@ function M.routes(server, rt)
     livedebug.clear(id)
     return http_server.json(200, live_state(id, math.huge))
   end)
+  require("moonwatch.pprof").routes(add) -- /debug/pprof/ (h20-prof)
   add("GET", "/", "/", function()
     return 200, require("moonwatch.ui").html, { ["Content-Type"] = "text/html; charset=utf-8" }
   end)

@@ -236,6 +236,8 @@ function M.options(cfg, req)
     max_body = req.max_body,
     accept_gzip = req.accept_gzip,
     keep_body = req.keep_body,
+    on_line = req.on_line,
+    max_line = req.max_line,
     user_agent = req.user_agent,
     follow_redirects = cfg.follow_redirects ~= false,
     enable_http2 = cfg.enable_http2 ~= false,
@@ -303,7 +305,9 @@ end
 --- keep_body), gzip, duration, url }.
 ---@param req table { url, method ("GET"), headers = { name = value | {values} }, body,
 ---   timeout (seconds or "10s"; default 30 s), connect_timeout, max_body (bytes),
----   accept_gzip, keep_body, user_agent }
+---   accept_gzip, keep_body, user_agent, on_line, max_line }
+--- With on_line = function(line), a 2xx body is streamed: each line goes to on_line as it
+--- arrives (from the loop, while this task waits; see moonwatch.httpc), resp.body is "".
 ---@return table|nil resp, string|nil err
 function Client:request(req)
   if type(req) ~= "table" or type(req.url) ~= "string" then

@@ -7,7 +7,8 @@
 -- whose kind says which batch type append takes:
 --   metrics  a samples batch (moonwatch.batch.samples)
 --   logs     a log-entry batch (moonwatch.batch.logs; reserved: no component sends logs yet)
--- (profiles and traces come with their issues). A batch is valid only during append:
+--   profiles a profiles batch (moonwatch.batch.profiles: labels and pprof bytes per profile)
+-- (traces come with their issue). A batch is valid only during append:
 -- a receiver copies what it keeps. The schema checks kinds when the pipeline is checked:
 -- an argument of type "receivers" takes metrics receivers only, "log_receivers" logs
 -- receivers only, and anything else is refused with the declaration's file:line.
@@ -21,9 +22,11 @@ local M = {}
 
 --- The signal kinds: kind -> how messages name its receivers.
 M.KINDS = { metrics = "a metrics receiver", logs = "a log receiver" }
+M.KINDS.profiles = "a profiles receiver" -- h20-prof
 
 --- The kind of receiver an export type stands for (schema export types "receiver", "log_receiver").
 M.EXPORT_KIND = { receiver = "metrics", log_receiver = "logs" }
+M.EXPORT_KIND.profile_receiver = "profiles" -- h20-prof
 
 --- Seconds between two logged errors of one receiver of one component.
 M.LOG_EVERY = 10
@@ -35,7 +38,12 @@ M.LOG_EVERY = 10
 ---@return table receiver { kind, id, append }
 function M.new(kind, id, append)
   if not M.KINDS[kind] then
-    error(string.format("unknown receiver kind %q (one of: logs, metrics)", tostring(kind)), 2)
+    local kinds = {}
+    for k in pairs(M.KINDS) do
+      kinds[#kinds + 1] = k
+    end
+    table.sort(kinds)
+    error(string.format("unknown receiver kind %q (one of: %s)", tostring(kind), table.concat(kinds, ", ")), 2)
   end
   if type(append) ~= "function" then
     error("a receiver needs an append function", 2)
@@ -55,6 +63,13 @@ end
 ---@param append fun(self: table, batch: table)
 function M.logs(id, append)
   return M.new("logs", id, append)
+end
+
+--- A profiles receiver (append gets profiles batches, moonwatch.batch.profiles).
+---@param id string
+---@param append fun(self: table, batch: table)
+function M.profiles(id, append)
+  return M.new("profiles", id, append)
 end
 
 --- The kind of v if it is a receiver (a table with a known kind and an append function), else nil.

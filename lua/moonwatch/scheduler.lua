@@ -217,6 +217,17 @@ function M.on_signal(signum, fn)
   end)
 end
 
+--- The live tasks (the tables spawn returned: name, component_id, co, suspended, timer ...), for
+--- /debug/pprof/goroutine.
+---@return table[]
+function M.list()
+  local out = {}
+  for _, t in pairs(tasks) do
+    out[#out + 1] = t
+  end
+  return out
+end
+
 --- Loop time in seconds (cached per loop iteration).
 M.now = core.now
 

@@ -1,7 +1,7 @@
 --- moonwatch.schema: argument schemas of components, validation and redaction.
 -- A schema is a table of argument name -> spec:
 --   { type = "string"|"number"|"int"|"uint"|"bool"|"duration"|"secret"|"regex"|"map"|
---            "list"|"targets"|"receivers"|"log_receivers"|"block"|"any"|"function",
+--            "list"|"targets"|"receivers"|"log_receivers"|"profile_receivers"|"block"|"any"|"function",
 --     default = value, required = true, doc = "...",
 --     of = spec (list elements; map values, default strings or secrets),
 --     single = true (a list given as one value is a list of that value),
@@ -106,6 +106,10 @@ end
 
 local function is_log_receiver(v)
   return receiver.kind_of(v) == "logs"
+end
+
+local function is_profile_receiver(v)
+  return receiver.kind_of(v) == "profiles"
 end
 
 local function describe(v)
@@ -290,6 +294,19 @@ local checkers = {
       if not is_receiver(r) and r ~= M.UNKNOWN then
         return nil, string.format(
           "element %d: expected a metrics receiver (e.g. prometheus.remote_write.x.receiver), got %s", i, describe(r))
+      end
+    end
+    return v
+  end,
+  -- h20-prof: what pyroscope.scrape's forward_to takes (Alloy's ProfilesReceiver)
+  profile_receivers = function(v)
+    if type(v) ~= "table" or not is_array(v) then
+      return nil, "expected a list of profiles receivers, got " .. describe(v)
+    end
+    for i, r in ipairs(v) do
+      if not is_profile_receiver(r) and r ~= M.UNKNOWN then
+        return nil, string.format(
+          "element %d: expected a profiles receiver (e.g. pyroscope.write.x.receiver), got %s", i, describe(r))
       end
     end
     return v

@@ -55,6 +55,7 @@ struct mw_httpc_req {
   CURL *easy;
   mw_httpc_req_t *prev, *next;
   mw_httpc_done_fn done;
+  mw_httpc_data_fn on_data; /* streaming, or NULL */
   void *ctx;
   int finishing; /* its done callback is running */
   struct curl_slist *headers, *proxy_headers, *connect_to;
@@ -62,7 +63,7 @@ struct mw_httpc_req {
   /* response */
   char *body;
   size_t body_len, body_cap, max_body;
-  int too_big, oom;
+  int too_big, oom, stopped;
   mw_httpc_header_t *resp_headers;
   size_t nresp_headers, resp_headers_cap;
   char errbuf[CURL_ERROR_SIZE];
@@ -287,6 +288,17 @@ oom:
 static size_t mw_httpc_on_write(char *p, size_t size, size_t n, void *ud) {
   mw_httpc_req_t *r = ud;
   size_t len = size * n;
+  if (r->on_data) {
+    long status = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if (r->on_data(r->ctx, (int)status, p, len) != 0) {
+        r->stopped = 1;
+        return 0;
+      }
+      return len;
+    }
+  }
   if (r->max_body && (len > r->max_body || r->body_len > r->max_body - len)) {
     r->too_big = 1;
     return 0;
@@ -340,6 +352,10 @@ static void mw_httpc_set_err(mw_httpc_req_t *r, CURLcode rc) {
   case CURLE_GOT_NOTHING: what = "EOF"; break;
   case CURLE_FILESIZE_EXCEEDED: snprintf(r->err, sizeof r->err, MW_ERR_BODY_LIMIT); return;
   case CURLE_WRITE_ERROR:
+    if (r->stopped) {
+      snprintf(r->err, sizeof r->err, "stream stopped by the receiver");
+      return;
+    }
     if (r->too_big) {
       snprintf(r->err, sizeof r->err, MW_ERR_BODY_LIMIT);
       return;
@@ -615,7 +631,10 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
   if (o->connect_timeout > 0)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, mw_httpc_ms(o->connect_timeout));
   r->max_body = o->max_body;
-  if (o->max_body) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
+  r->on_data = o->on_data;
+  /* (a streamed body has no overall size limit: its receiver bounds what it keeps) */
+  if (o->max_body && !o->on_data)
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
   if (o->follow_redirects) {
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, MW_MAX_REDIRECTS);

@@ -60,6 +60,13 @@ enum {
   MW_HTTPC_TLS13 = 13,
 };
 
+/* Streaming: called with each chunk of the body of a 2xx final response as it arrives,
+ * from the loop, instead of collecting the body (see mw_httpc_opts_t.on_data). ctx is the
+ * request's ctx; status the response's status. Return 0 to go on, or -1 to stop the
+ * transfer: done is then called with err "stream stopped by the receiver". It must not
+ * cancel the request, free the client or start requests. */
+typedef int (*mw_httpc_data_fn)(void *ctx, int status, const char *p, size_t len);
+
 /* A request. Every string is copied by mw_httpc_request(); the caller may
  * free them as soon as it returns. */
 typedef struct {
@@ -77,6 +84,10 @@ typedef struct {
   int enable_http2;       /* allow HTTP/2 over TLS (ALPN); else HTTP/1.1 only */
   int accept_gzip;        /* send "Accept-Encoding: gzip"; the body is returned as sent */
   const char *user_agent; /* NULL: "moonwatch/<version>"; a User-Agent header wins */
+  /* Long-running responses (a Kubernetes watch): when set, a 2xx body goes to on_data as it
+   * arrives and done gets an empty body; the caller bounds what it keeps. Any other status
+   * is collected as usual (bounded by max_body) and given to done. NULL: collect. */
+  mw_httpc_data_fn on_data;
 
   /* Proxy: proxy_url (and no_proxy, "host,.domain,10.0.0.0/8"), or
    * proxy_from_environment; neither means no proxy at all (the environment

@@ -15,6 +15,13 @@
  * username, password, password_file, auth_type, auth_credentials,
  * auth_credentials_file, and keep_body.
  *
+ * Streaming (a Kubernetes watch): with on_line = function(line) ... end, the body of a 2xx
+ * response is not collected: each line (without its "\n" and a "\r" before it; a last line
+ * without "\n" too) is passed to on_line as it arrives, from the loop; resp.body is then "".
+ * A line longer than max_line bytes (default 16 MiB) fails the request ("line longer than N
+ * bytes"); on_line returning false stops it ("stream stopped by the receiver"). on_line must
+ * not cancel its own request: it runs inside libcurl's callback (defer such work to a timer).
+ *
  * The callback runs through mw_lua_pcall with resp = { status, headers
  * (lowercased names, repeats joined with ", "), body, gzip, err, duration,
  * url, new_connections (0 when a pooled connection was reused) }. body is a Lua string, or with
@@ -48,6 +55,12 @@ typedef struct mw_lreq {
   mw_httpc_req_t *req; /* NULL once done or cancelled */
   int self_ref, cb_ref;
   int keep_body;
+  /* streaming: on_line's reference, the partial line, its bound, why the stream failed */
+  int line_ref;
+  char *line;
+  size_t line_len, line_cap, max_line;
+  const char *stream_err;
+  char stream_errbuf[64];
   struct mw_lreq *prev, *next; /* in flight */
 } mw_lreq_t;
 
@@ -69,6 +82,13 @@ static void mw_live_unlink(mw_lreq_t *lr) {
 }
 
 static void mw_lreq_release(lua_State *L, mw_lreq_t *lr) {
+  if (lr->line_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, lr->line_ref);
+    lr->line_ref = LUA_NOREF;
+  }
+  free(lr->line);
+  lr->line = NULL;
+  lr->line_len = lr->line_cap = 0;
   if (lr->cb_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, lr->cb_ref);
     lr->cb_ref = LUA_NOREF;
@@ -320,9 +340,88 @@ static int mw_lreq_call(lua_State *L) {
   return 0;
 }
 
+/* ---- streaming ---- */
+
+/* Runs in protected mode: (lr, line, len) as light userdata and number. Calls on_line and
+ * leaves whether it returned false in lr->stream_err. */
+static int mw_lreq_line_call(lua_State *L) {
+  mw_lreq_t *lr = lua_touserdata(L, 1);
+  const char *p = lua_touserdata(L, 2);
+  size_t len = (size_t)lua_tonumber(L, 3);
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, lr->line_ref);
+  lua_pushlstring(L, p, len);
+  lua_call(L, 1, 1);
+  if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
+    lr->stream_err = "stream stopped by the receiver";
+  return 0;
+}
+
+/* Hands one line (its "\r" dropped) to on_line. 0 to go on, -1 to stop. */
+static int mw_lreq_line(mw_lreq_t *lr, const char *p, size_t len) {
+  if (len && p[len - 1] == '\r') len--;
+  lua_State *L = mw_lua_current;
+  lua_pushcfunction(L, mw_lreq_line_call);
+  lua_pushlightuserdata(L, lr);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_pushnumber(L, (lua_Number)len);
+  mw_lua_pcall(L, 3, "http client stream callback");
+  return lr->stream_err ? -1 : 0;
+}
+
+/* mw_httpc_data_fn: splits the body into lines, keeping a partial one (bounded). */
+static int mw_lreq_data(void *ctx, int status, const char *p, size_t len) {
+  (void)status;
+  mw_lreq_t *lr = ctx;
+  while (len) {
+    const char *nl = memchr(p, '\n', len);
+    size_t n = nl ? (size_t)(nl - p) : len;
+    if (lr->line_len + n > lr->max_line) {
+      snprintf(lr->stream_errbuf, sizeof lr->stream_errbuf, "line longer than %zu bytes",
+               lr->max_line);
+      lr->stream_err = lr->stream_errbuf;
+      return -1;
+    }
+    if (nl && lr->line_len == 0) { /* a whole line in the chunk: no copy */
+      if (mw_lreq_line(lr, p, n)) return -1;
+    } else {
+      if (lr->line_len + n > lr->line_cap) {
+        size_t cap = lr->line_cap ? lr->line_cap : 4096;
+        while (cap < lr->line_len + n)
+          cap *= 2;
+        char *b = realloc(lr->line, cap);
+        if (!b) {
+          lr->stream_err = "out of memory";
+          return -1;
+        }
+        lr->line = b;
+        lr->line_cap = cap;
+      }
+      memcpy(lr->line + lr->line_len, p, n);
+      lr->line_len += n;
+      if (nl) {
+        size_t total = lr->line_len;
+        lr->line_len = 0;
+        if (mw_lreq_line(lr, lr->line, total)) return -1;
+      }
+    }
+    if (!nl) break;
+    p = nl + 1;
+    len -= n + 1;
+  }
+  return 0;
+}
+
 static void mw_lreq_done(void *ctx, mw_httpc_resp_t *resp) {
   mw_lreq_t *lr = ctx;
   lua_State *L = mw_lua_current;
+  if (lr->line_ref != LUA_NOREF) {
+    if (lr->stream_err && resp->err)
+      resp->err = lr->stream_err;
+    else if (!resp->err && lr->line_len) /* a last line without its newline */
+      mw_lreq_line(lr, lr->line, lr->line_len);
+    if (lr->stream_err && !resp->err) resp->err = lr->stream_err;
+  }
   lr->req = NULL;
   mw_live_unlink(lr);
   lua_pushcfunction(L, mw_lreq_call);
@@ -399,8 +498,18 @@ static int mw_httpc_lrequest(lua_State *L) {
 
   mw_lreq_t *lr = lua_newuserdata(L, sizeof *lr);
   memset(lr, 0, sizeof *lr);
-  lr->self_ref = lr->cb_ref = LUA_NOREF;
+  lr->self_ref = lr->cb_ref = lr->line_ref = LUA_NOREF;
   lr->keep_body = mw_opt_bool(L, 1, "keep_body", 0);
+  lua_getfield(L, 1, "on_line");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isfunction(L, -1)) return luaL_error(L, "httpc.request: on_line must be a function");
+    o.on_data = mw_lreq_data;
+    lr->max_line = (size_t)mw_opt_num(L, 1, "max_line");
+    if (!lr->max_line) lr->max_line = 16u << 20;
+    lua_pushvalue(L, -1);
+    lr->line_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_pop(L, 1);
   luaL_getmetatable(L, MW_LREQ);
   lua_setmetatable(L, -2);
   char err[256];

@@ -27,6 +27,7 @@ local schema = require("moonwatch.schema")
 local receiver = require("moonwatch.receiver")
 local httpconfig = require("moonwatch.httpconfig")
 local scheduler = require("moonwatch.scheduler")
+local redact = require("moonwatch.redact")
 
 local M = {
   name = "prometheus.scrape",
@@ -285,10 +286,14 @@ function M.populate(t, args, job)
   local url = lb.__scheme__ .. "://" .. addr .. path .. (#query > 0 and ((path:find("?", 1, true) and "&" or "?")
     .. table.concat(query, "&")) or "")
   local encoded = table.concat(enc)
-  return {
+  local st = {
     labels = final, discovered = t, encoded = encoded, url = url, address = addr, path = path,
     interval = interval, timeout = timeout, key = encoded .. "\0" .. url,
   }
+  -- a password in the address's userinfo (user:pw@host, sent as basic auth) is a secret for as
+  -- long as the target lives: masked in its instance label wherever moonwatch shows it
+  redact.register_url(st, url)
+  return st
 end
 
 --- The Accept header for the protocols in order of preference, as Prometheus builds it: the

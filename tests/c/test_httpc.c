@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ev.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,6 +667,144 @@ static void test_free_with_pending(void) {
   CHECK_INT(r.calls, 0);
 }
 
+/* ---- streaming (a Kubernetes watch): the body reaches on_data as it arrives ---- */
+
+/* A peer that sends `first` at once, then `second` 0.3 s later, and closes. */
+typedef struct {
+  ev_io io;
+  ev_timer later;
+  int fd, cfd, port, sent_second;
+  const char *first, *second;
+} drip_t;
+
+static void drip_write(int fd, const char *s) {
+  size_t off = 0, len = strlen(s);
+  while (off < len) {
+    ssize_t k = write(fd, s + off, len - off);
+    if (k <= 0) break;
+    off += (size_t)k;
+  }
+}
+
+static void drip_on_later(EV_P_ ev_timer *w, int revents) {
+  (void)loop, (void)revents;
+  drip_t *d = (drip_t *)((char *)w - offsetof(drip_t, later));
+  d->sent_second = 1;
+  drip_write(d->cfd, d->second);
+  close(d->cfd);
+  d->cfd = -1;
+}
+
+static void drip_on_accept(EV_P_ ev_io *w, int revents) {
+  (void)revents;
+  drip_t *d = (drip_t *)w;
+  int fd = accept(d->fd, NULL, NULL);
+  if (fd < 0) return;
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof buf);
+  (void)n;
+  d->cfd = fd;
+  drip_write(fd, d->first);
+  ev_timer_init(&d->later, drip_on_later, 0.3, 0);
+  ev_timer_start(EV_A_ & d->later);
+}
+
+static int drip_start(drip_t *d, const char *first, const char *second) {
+  memset(d, 0, sizeof *d);
+  d->first = first;
+  d->second = second;
+  d->cfd = -1;
+  d->fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  if (bind(d->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(d->fd, 16) != 0) return -1;
+  getsockname(d->fd, (struct sockaddr *)&a, &alen);
+  d->port = ntohs(a.sin_port);
+  ev_io_init(&d->io, drip_on_accept, d->fd, EV_READ);
+  ev_io_start(loop, &d->io);
+  return 0;
+}
+
+static void drip_stop(drip_t *d) {
+  ev_io_stop(loop, &d->io);
+  ev_timer_stop(loop, &d->later);
+  if (d->cfd >= 0) close(d->cfd);
+  close(d->fd);
+}
+
+typedef struct {
+  result_t r; /* first: on_done's ctx */
+  drip_t *peer;
+  char got[256];
+  size_t got_len;
+  int chunks, before_second, status, stop_after;
+} stream_t;
+
+static int on_stream_data(void *ctx, int status, const char *p, size_t len) {
+  stream_t *s = ctx;
+  s->chunks++;
+  s->status = status;
+  if (!s->peer->sent_second) s->before_second += (int)len;
+  if (s->got_len + len < sizeof s->got) {
+    memcpy(s->got + s->got_len, p, len);
+    s->got_len += len;
+  }
+  return s->stop_after && s->chunks >= s->stop_after ? -1 : 0;
+}
+
+static int stream(stream_t *s, drip_t *d, size_t max_body, int stop_after) {
+  memset(s, 0, sizeof *s);
+  s->peer = d;
+  s->stop_after = stop_after;
+  char u[64], err[256];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/watch", d->port);
+  mw_httpc_opts_t o = {.url = u, .timeout = 5, .max_body = max_body, .on_data = on_stream_data};
+  if (mw_httpc_request(client, &o, on_done, s, NULL, err, sizeof err) != 0) return -1;
+  run_until(&s->r.done);
+  return 0;
+}
+
+static void test_streaming(void) {
+  static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n"
+                             "f\r\n{\"type\":\"ADDED\"\r\n"
+                             "2\r\n}\n\r\n";
+  static const char tail[] = "14\r\n{\"type\":\"BOOKMARK\"}\n\r\n0\r\n\r\n";
+  drip_t d;
+  stream_t s;
+  CHECK_INT(drip_start(&d, head, tail), 0);
+  /* the first event arrives before the peer sends the rest; max_body does not bound a stream */
+  CHECK_INT(stream(&s, &d, 8, 0), 0);
+  CHECK_STR(s.r.err, "");
+  CHECK_INT(s.r.status, 200);
+  CHECK_INT(s.status, 200);
+  CHECK_INT(s.before_second, 17);
+  s.got[s.got_len] = '\0';
+  CHECK_STR(s.got, "{\"type\":\"ADDED\"}\n{\"type\":\"BOOKMARK\"}\n");
+  CHECK_INT(s.r.body_len, 0);
+  result_free(&s.r);
+  /* the receiver stops the stream */
+  CHECK_INT(stream(&s, &d, 0, 1), 0);
+  CHECK_STR(s.r.err, "stream stopped by the receiver");
+  CHECK_INT(s.chunks, 1);
+  result_free(&s.r);
+  drip_stop(&d);
+
+  /* another status: the body is collected for done, bounded by max_body, never streamed */
+  static const char gone[] =
+      "HTTP/1.1 410 Gone\r\nContent-Length: 20\r\n\r\n{\"reason\":\"Expired\"}";
+  CHECK_INT(drip_start(&d, gone, ""), 0);
+  CHECK_INT(stream(&s, &d, 100, 0), 0);
+  CHECK_INT(s.r.status, 410);
+  CHECK_INT(s.chunks, 0);
+  CHECK_INT(s.r.body_len, 20);
+  result_free(&s.r);
+  CHECK_INT(stream(&s, &d, 10, 0), 0);
+  CHECK_STR(s.r.err, "body size limit exceeded");
+  result_free(&s.r);
+  drip_stop(&d);
+}
+
 int main(void) {
   loop = EV_DEFAULT;
   char err[256];
@@ -688,6 +827,7 @@ int main(void) {
   MW_RUN(test_status_passthrough);
   MW_RUN(test_auth);
   MW_RUN(test_many_concurrent);
+  MW_RUN(test_streaming);
   MW_RUN(test_free_with_pending);
   mw_httpc_free(client);
   server_stop();

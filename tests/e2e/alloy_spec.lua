@@ -15,8 +15,6 @@ local tmp = proc.tmpdir()
 -- Components other branches are building: an example that uses them must name exactly
 -- these as missing, and nothing else. The coordinator empties this list when they land.
 local MISSING_TODAY = {
-  ["pyroscope.scrape"] = "h20-prof",
-  ["pyroscope.write"] = "h20-prof",
   ["otelcol.exporter.otlp"] = "h20-trace",
 }
 -- Arguments other branches are adding (same rule): prometheus.scrape's native histograms
@@ -195,10 +193,10 @@ describe("Alloy configuration files", function()
 prometheus.exporter.self "a" {}
 foo.bar "x" {}
 
-pyroscope.write "p" {
-  endpoint { url = "http://x" }
+faro.receiver "p" {
+  server { listen_port = 12347 }
 }
-  otelcol.exporter.otlp "o" {}
+  beyla.ebpf "o" {}
 prometheus.scrape "s" {
   targets    = prometheus.exporter.self.a.targets
   forward_to = [prometheus.remote_write.nope.receiver]
@@ -213,8 +211,8 @@ prometheus.scrape "s" {
     end
     assert.same({
       file .. ':2:1: foo.bar "x": unknown component "foo.bar" ',
-      file .. ':4:1: pyroscope.write "p": unknown component "pyroscope.write" ',
-      file .. ':7:3: otelcol.exporter.otlp "o": unknown component "otelcol.exporter.otlp" ',
+      file .. ':4:1: faro.receiver "p": unknown component "faro.receiver" ',
+      file .. ':7:3: beyla.ebpf "o": unknown component "beyla.ebpf" ',
       file .. ':10:17: prometheus.scrape "s": reference to undeclared component: prometheus.remote_write.nope.receiver',
       file .. ':11:3: prometheus.scrape "s": scrape_intervall: unknown argument (did you mean "scrape_interval"?)',
     }, lines)

@@ -26,6 +26,7 @@ local S = {
   bearer = "bearer-token-val-6Tm8",
   rw_basic = "rw-basic-pw-4Vb9",
   oauth_secret = "oauth-client-secret-0Zy0",
+  target_password = "target-userinfo-pw-5Rf1",
 }
 
 local function b64(s)
@@ -42,6 +43,7 @@ FORBIDDEN["base64 writer:url_password"] = b64("writer:" .. S.url_password)
 FORBIDDEN["base64 proxier:proxy_password"] = b64("proxier:" .. S.proxy_password)
 FORBIDDEN["base64 rw:rw_basic"] = b64("rw:" .. S.rw_basic)
 FORBIDDEN["base64 client:oauth_secret"] = b64("client:" .. S.oauth_secret)
+FORBIDDEN["base64 tgt:target_password"] = b64("tgt:" .. S.target_password)
 
 local function assert_clean(what, text)
   for name, v in pairs(FORBIDDEN) do
@@ -99,6 +101,11 @@ prometheus.scrape "o" {
   scrape_interval = "1s", scrape_timeout = "1s",
   oauth2 = { client_id = "client", client_secret = %q, token_url = "http://%s/status/400/token" },
 }
+prometheus.scrape "u" {
+  targets = { { __address__ = "tgt:%s@%s", __metrics_path__ = "/status/500/userinfo-scrape" } },
+  forward_to = { prometheus.remote_write.w.receiver },
+  scrape_interval = "1s", scrape_timeout = "1s",
+}
 prometheus.remote_write "w" {
   endpoint = {
     { name = "userinfo", url = "http://writer:%s@%s/status/500/write", remote_timeout = "1s",
@@ -116,6 +123,7 @@ prometheus.remote_write "w" {
 ]], recv, S.scrape_basic, S.scrape_header,
       S.bearer, S.proxy_password, recv, S.proxy_connect,
       recv, S.oauth_secret, recv,
+      S.target_password, recv,
       S.url_password, recv, S.rw_header,
       recv, S.bearer, S.rw_http_header,
       S.rw_basic, S.proxy_password, recv, S.proxy_connect))
@@ -131,11 +139,12 @@ prometheus.remote_write "w" {
         errs = errs + (ep.last_error ~= "" and 1 or 0)
       end
       local scrapes = 0
-      for _, id in ipairs({ "prometheus.scrape.s", "prometheus.scrape.p", "prometheus.scrape.o" }) do
+      for _, id in ipairs({ "prometheus.scrape.s", "prometheus.scrape.p", "prometheus.scrape.o",
+        "prometheus.scrape.u" }) do
         local t = component(id).debug_info.targets[1]
         scrapes = scrapes + ((t and t.last_error ~= "") and 1 or 0)
       end
-      ready = errs == 3 and scrapes == 3 and w.health.state == "unhealthy"
+      ready = errs == 3 and scrapes == 4 and w.health.state == "unhealthy"
         and w.health.message:find("userinfo", 1, true) and w.health.message:find("proxied", 1, true)
         and h.read():find("rejected a request", 1, true)
     until ready or os.time() > deadline

@@ -1,0 +1,319 @@
+--- pyroscope.write: sends the profiles it receives to Pyroscope, as Alloy's pyroscope.write:
+--- POST <url>/push.v1.PusherService/Push (the Connect protocol, unary, protobuf body: a
+--- PushRequest of grafana/pyroscope's push.proto).
+-- Each append (one scrape's profile, or a batch of them) becomes one PushRequest: a series per
+-- profile with its labels (those starting with __ left out, but __name__ and __delta__) and the
+-- external labels (which win). Every endpoint gets every request: it waits in the endpoint's
+-- queue in memory (a moonwatch addition, so a slow endpoint never holds up the scrapes: at most
+-- MAX_QUEUE requests; past it the oldest is dropped and counted) and is sent with retries as
+-- Alloy retries: Connect codes deadline_exceeded, unknown, resource_exhausted, internal,
+-- unavailable, data_loss and aborted (from the error body, else from the HTTP status: 400
+-- internal, 429/502/503/504 unavailable, others unknown but 401 403 404) and network errors,
+-- with exponential backoff from min_backoff_period to max_backoff_period, at most
+-- max_backoff_retries times (0: forever); then the request is dropped and counted.
+local cjson = require("cjson")
+local ffi_rt = require("moonwatch.ffi")
+local native = require("moonwatch.native.pyroscope")
+local profiles = require("moonwatch.batch.profiles")
+local httpconfig = require("moonwatch.httpconfig")
+local http_client = require("moonwatch.http_client")
+local push_endpoint = require("moonwatch.push_endpoint")
+local metrics = require("moonwatch.metrics")
+local scheduler = require("moonwatch.scheduler")
+local redact = require("moonwatch.redact")
+local receiver = require("moonwatch.receiver")
+
+local M = {
+  name = "pyroscope.write",
+  doc = "Sends received profiles to Pyroscope (push.v1.PusherService/Push).",
+}
+
+--- Requests an endpoint keeps waiting in memory; past it the oldest is dropped.
+M.MAX_QUEUE = 100
+-- Consecutive failed attempts before the component reports the endpoint unhealthy.
+local FAILING_AFTER = 3
+local PUSH_PATH = "/push.v1.PusherService/Push"
+
+local ENDPOINT = {
+  args = httpconfig.add_args({
+    url = { type = "string", required = true,
+      doc = "The base URL of the Pyroscope server (requests go to <url>/push.v1.PusherService/Push)." },
+    name = { type = "string", doc = "Name of the endpoint in logs and the debug info (default: a hash of the url)." },
+    headers = { type = "map", of = { type = "secret" }, default = {}, sensitive = true,
+      doc = "Extra headers to send (their values are secrets: never shown)." },
+    remote_timeout = { type = "duration", default = "10s", positive = true, doc = "Timeout for requests made to the URL." },
+    min_backoff_period = { type = "duration", default = "500ms", positive = true, doc = "Initial backoff time between retries." },
+    max_backoff_period = { type = "duration", default = "5m", positive = true, doc = "Maximum backoff time between retries." },
+    max_backoff_retries = { type = "uint", default = 10,
+      doc = "Maximum number of retries of a request before its profiles are dropped (0: retry forever)." },
+  }),
+  exclusive = { httpconfig.AUTH_EXCLUSIVE },
+  validate = function(e)
+    if not e.url:match("^https?://[^/]") then
+      return "url: must start with http:// or https:// and name a host"
+    end
+    if e.min_backoff_period > e.max_backoff_period then
+      return "min_backoff_period must not be greater than max_backoff_period"
+    end
+    return http_client.validate(httpconfig.client_config(e))
+  end,
+}
+
+M.args = {
+  endpoint = { type = "block", repeated = true, default = {}, schema = ENDPOINT,
+    doc = "Location to send profiles to." },
+  external_labels = { type = "map", default = {}, doc = "Labels to add to profiles sent over the network." },
+}
+
+M.exports = {
+  receiver = { type = "profile_receiver", doc = "A value other components can use to send profiles to." },
+}
+
+function M.validate(args)
+  local err = push_endpoint.validate_names(args.endpoint)
+  if err then
+    return err
+  end
+  for k in pairs(args.external_labels) do
+    if not k:match("^[%a_][%w_]*$") then
+      return string.format("external_labels: invalid label name %q", k)
+    end
+  end
+end
+
+local function component_metrics()
+  local reg, l = metrics.default, { "component_id", "endpoint" }
+  return {
+    sent_bytes = reg:counter("pyroscope_write_sent_bytes_total", "Total number of compressed bytes sent to Pyroscope.", l),
+    dropped_bytes = reg:counter("pyroscope_write_dropped_bytes_total",
+      "Total number of compressed bytes dropped by Pyroscope.", l),
+    sent_profiles = reg:counter("pyroscope_write_sent_profiles_total", "Total number of profiles sent to Pyroscope.", l),
+    dropped_profiles = reg:counter("pyroscope_write_dropped_profiles_total",
+      "Total number of profiles dropped by Pyroscope.", l),
+    retries = reg:counter("pyroscope_write_retries_total", "Total number of retries to Pyroscope.", l),
+    latency = reg:histogram("pyroscope_write_latency", "Write latency for sending profiles to pyroscope",
+      { "component_id", "endpoint", "type" }),
+  }
+end
+
+-- Connect codes Alloy retries (shouldRetry).
+local RETRY = { deadline_exceeded = true, unknown = true, resource_exhausted = true, internal = true,
+  unavailable = true, data_loss = true, aborted = true }
+-- The Connect code of an HTTP status without an error body (the Connect protocol's table).
+local function status_code(status)
+  if status == 400 then
+    return "internal"
+  elseif status == 401 then
+    return "unauthenticated"
+  elseif status == 403 then
+    return "permission_denied"
+  elseif status == 404 then
+    return "unimplemented"
+  elseif status == 429 or status == 502 or status == 503 or status == 504 then
+    return "unavailable"
+  end
+  return "unknown"
+end
+
+local Instance = {}
+Instance.__index = Instance
+
+function M.new(ctx, args)
+  local self = setmetatable({ ctx = ctx, endpoints = {}, m = component_metrics() }, Instance)
+  ctx:export({ receiver = receiver.profiles(ctx.id, function(_, b)
+    self:append(b)
+  end) })
+  self:configure(args)
+  self.health_timer = ctx:timer(1, 1, function()
+    self:refresh_health()
+  end, "pyroscope.write health")
+  return self
+end
+
+function Instance:configure(args)
+  self.args = args
+  push_endpoint.reconcile(self, args.endpoint, nil, function(ep, e)
+    return ep.cfg.url ~= e.url
+  end, function() end)
+end
+
+function Instance:start_endpoint(name, e)
+  local label = redact.url(e.url)
+  local m, id = self.m, self.ctx.id
+  local ep = { name = name, cfg = e, client = push_endpoint.new_client(e), queue = {}, failures = 0, sent = 0,
+    dropped = 0, m = {
+      sent_bytes = m.sent_bytes:with(id, label), dropped_bytes = m.dropped_bytes:with(id, label),
+      sent_profiles = m.sent_profiles:with(id, label), dropped_profiles = m.dropped_profiles:with(id, label),
+      retries = m.retries:with(id, label), label = label,
+    } }
+  ep.task = self.ctx:spawn(function()
+    self:run_endpoint(ep)
+  end, "pyroscope.write " .. name)
+  return ep
+end
+
+function Instance.stop_endpoint(_, ep)
+  push_endpoint.stop(ep)
+end
+
+function Instance:drop(ep, req, why)
+  ep.m.dropped_bytes:add(req.bytes)
+  ep.m.dropped_profiles:add(req.profiles)
+  ep.dropped = ep.dropped + req.profiles
+  self.ctx.log:warn("final error sending profiles to endpoint; they are dropped", { endpoint = ep.name, err = why,
+    profiles = req.profiles })
+end
+
+--- The series labels of a profile: its own without the __ ones (but __name__ and __delta__), then
+--- the external labels.
+local function series_labels(labels, ext)
+  local out = {}
+  for k, v in pairs(labels) do
+    if k:sub(1, 2) ~= "__" or k == "__name__" or k == "__delta__" then
+      out[k] = v
+    end
+  end
+  for k, v in pairs(ext) do
+    out[k] = v
+  end
+  return out
+end
+
+function Instance:append(b)
+  if profiles.len(b) == 0 then
+    return
+  end
+  local list = {}
+  for i, p in ipairs(b) do
+    list[i] = { labels = series_labels(p.labels, self.args.external_labels), raw = p.raw, id = p.id }
+  end
+  local body, err = native.encode_push(list)
+  if not body then
+    error("encoding the push request: " .. err, 0)
+  end
+  local req = { body = body, profiles = #b, bytes = profiles.bytes(b) }
+  for _, ep in pairs(self.endpoints) do
+    if #ep.queue >= M.MAX_QUEUE then
+      self:drop(ep, table.remove(ep.queue, 1), "queue full (" .. M.MAX_QUEUE .. " requests waiting)")
+    end
+    ep.queue[#ep.queue + 1] = req
+    if ep.waiting then
+      scheduler.wake(ep.waiting)
+    end
+  end
+end
+
+-- One POST: "sent"; "retry", err; "rejected", err.
+function Instance:post(ep)
+  local cfg = ep.cfg
+  local headers = { ["Content-Type"] = "application/proto", ["Connect-Protocol-Version"] = "1",
+    ["Connect-Timeout-Ms"] = tostring(math.floor(cfg.remote_timeout * 1000)) }
+  for k, v in pairs(cfg.headers) do
+    headers[k] = v
+  end
+  local t0 = ffi_rt.monotonic()
+  local resp, rerr = ep.client:request({ method = "POST", url = cfg.url:gsub("/+$", "") .. PUSH_PATH,
+    body = ep.queue[1].body, headers = headers, user_agent = "moonwatch/" .. ffi_rt.version(),
+    timeout = cfg.remote_timeout })
+  self.m.latency:with(self.ctx.id, ep.m.label, "push"):observe(ffi_rt.monotonic() - t0)
+  if not resp then
+    return "retry", rerr
+  end
+  if resp.status >= 200 and resp.status < 300 then
+    return "sent"
+  end
+  local code = status_code(resp.status)
+  local ctype = resp.headers and resp.headers["content-type"] or ""
+  if ctype:find("^application/json") then
+    local ok, v = pcall(cjson.decode, resp.body or "")
+    if ok and type(v) == "table" and type(v.code) == "string" then
+      code = v.code
+    end
+  end
+  local why = string.format("%s: server returned HTTP status %d: %s", code, resp.status, redact.excerpt(resp.body))
+  return RETRY[code] and "retry" or "rejected", why
+end
+
+-- The endpoint's sender: sends the queued requests one after the other.
+function Instance:run_endpoint(ep)
+  while not ep.stopped do
+    if #ep.queue == 0 then
+      if not push_endpoint.wait(ep, 3600) then
+        return
+      end
+    else
+      self:send(ep)
+    end
+  end
+end
+
+function Instance:send(ep)
+  local e, req = ep.cfg, ep.queue[1]
+  local backoff, tries = e.min_backoff_period, 0
+  while not ep.stopped do
+    local outcome, why = self:post(ep)
+    if ep.stopped then
+      return
+    end
+    if outcome == "sent" then
+      ep.m.sent_bytes:add(req.bytes)
+      ep.m.sent_profiles:add(req.profiles)
+      ep.sent = ep.sent + req.profiles
+      ep.failures, ep.last_error = 0, nil
+      break
+    end
+    ep.failures, ep.last_error = ep.failures + 1, why
+    self.ctx.log:warn("failed to push to endpoint", { endpoint = ep.name, err = why })
+    tries = tries + 1
+    if outcome == "rejected" or (e.max_backoff_retries > 0 and tries > e.max_backoff_retries) then
+      self:drop(ep, req, why)
+      break
+    end
+    ep.m.retries:add(1)
+    if not pcall(scheduler.sleep, backoff) or ep.stopped then
+      return
+    end
+    backoff = math.min(backoff * 2, e.max_backoff_period)
+  end
+  if ep.queue[1] == req then
+    table.remove(ep.queue, 1)
+  end
+end
+
+function Instance:refresh_health()
+  local problems = {}
+  for _, name in ipairs(require("moonwatch.schema").sorted_keys(self.endpoints)) do
+    local ep = self.endpoints[name]
+    if ep.failures >= FAILING_AFTER then
+      problems[#problems + 1] = string.format("endpoint %s (%s): %d failed attempts in a row; last error: %s", name,
+        redact.url(ep.cfg.url), ep.failures, ep.last_error or "")
+    end
+  end
+  push_endpoint.report_health(self, problems)
+end
+
+function Instance:update(args)
+  self:configure(args)
+end
+
+function Instance:stop()
+  self.health_timer:close()
+  for _, ep in pairs(self.endpoints) do
+    self:stop_endpoint(ep)
+  end
+end
+
+function Instance:debug_info()
+  local eps = {}
+  for name, ep in pairs(self.endpoints) do
+    eps[#eps + 1] = { name = name, url = redact.url(ep.cfg.url), queued_requests = #ep.queue,
+      sent_profiles = ep.sent, dropped_profiles = ep.dropped, failed_attempts_in_a_row = ep.failures,
+      last_error = ep.last_error or "" }
+  end
+  table.sort(eps, function(a, b)
+    return a.name < b.name
+  end)
+  return { endpoints = eps }
+end
+
+return M

@@ -1,0 +1,125 @@
+/* test_pprof.c: profiles of the process (runtime/pprof/): the builder writes what the checker
+ * (and pprof) reads, the checker names what is wrong, the CPU sampler collects the C stacks of
+ * SIGPROF ticks and leaves no handler behind; Pyroscope's PushRequest round trip. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pprof/cpu.h"
+#include "pprof/profile.h"
+#include "pyroscope/push.h"
+#include "test.h"
+
+static void test_builder_roundtrip(void) {
+  mw_pprof_t *p = mw_ffi_pprof_new();
+  CHECK(p != NULL);
+  CHECK_INT(mw_ffi_pprof_sample_type(p, "samples", "count"), 0);
+  CHECK_INT(mw_ffi_pprof_sample_type(p, "cpu", "nanoseconds"), 0);
+  CHECK_INT(mw_ffi_pprof_meta(p, "cpu", "nanoseconds", 10000000, 1, 2, NULL), 0);
+  uint64_t f = mw_ffi_pprof_func_location(p, "burn_cpu", "pipeline.lua", 1, 3);
+  uint64_t g = mw_ffi_pprof_func_location(p, "main chunk", "pipeline.lua", 0, 9);
+  CHECK(f > 0 && g > 0 && f != g);
+  CHECK_INT(mw_ffi_pprof_func_location(p, "burn_cpu", "pipeline.lua", 1, 3), f); /* same: same id */
+  uint64_t a = mw_ffi_pprof_addr_location(p, (uint64_t)(uintptr_t)&mw_ffi_pprof_new, 1);
+  CHECK(a > 0);
+  uint64_t locs[3] = {a, f, g};
+  int64_t values[2] = {1, 10000000};
+  CHECK_INT(mw_ffi_pprof_sample(p, locs, 3, values, 2, "thread\0loop", 1), 0);
+  CHECK_INT(mw_ffi_pprof_sample(p, locs, 3, values, 1, "", 0), -1); /* one value for two types */
+  const uint8_t *out;
+  size_t len, ns, nt;
+  char err[256];
+  for (int gz = 0; gz <= 1; gz++) {
+    CHECK_INT(mw_ffi_pprof_finish(p, gz, &out, &len, err, sizeof err), 0);
+    CHECK_INT(mw_ffi_pprof_check(out, len, &ns, &nt, err, sizeof err), 0);
+    CHECK_INT(ns, 1);
+    CHECK_INT(nt, 2);
+    CHECK_INT(out[0] == 0x1f && out[1] == 0x8b, gz);
+  }
+  mw_ffi_pprof_free(p);
+}
+
+static void test_check_names_the_fault(void) {
+  char err[256];
+  size_t ns, nt;
+  CHECK_INT(mw_ffi_pprof_check((const uint8_t *)"\xff\xff", 2, &ns, &nt, err, sizeof err), -1);
+  CHECK_STR(err, "not a profile.proto message");
+  /* sample_type {type: 99}, string_table [""] */
+  const uint8_t bad[] = {0x0a, 0x02, 0x08, 0x63, 0x32, 0x00};
+  CHECK_INT(mw_ffi_pprof_check(bad, sizeof bad, &ns, &nt, err, sizeof err), -1);
+  CHECK_STR(err, "sample_type 0: string index out of range");
+  const uint8_t gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x01};
+  CHECK_INT(mw_ffi_pprof_check(gz, sizeof gz, &ns, &nt, err, sizeof err), -1);
+  CHECK_STR(err, "gzip: corrupt data");
+}
+
+static volatile double sink;
+
+static void test_cpu_sampler(void) {
+  char err[256];
+  CHECK_INT(mw_ffi_pprof_cpu_prepare(err, sizeof err), 0);
+  CHECK_INT(mw_ffi_pprof_cpu_start(1000, 0, err, sizeof err), 0);
+  CHECK_INT(mw_ffi_pprof_cpu_running(), 1);
+  CHECK_INT(mw_ffi_pprof_cpu_start(100, 0, err, sizeof err), -1);
+  CHECK_STR(err, "cpu profiling already in use");
+  /* burn CPU (tens of milliseconds: tens of ticks at 1000 Hz), draining as the loop would */
+  for (long i = 1; i <= 50000000L; i++) {
+    sink += (double)i * 1e-9;
+    if (i % 1000000 == 0) mw_ffi_pprof_cpu_drain();
+  }
+  mw_ffi_pprof_cpu_stop();
+  CHECK_INT(mw_ffi_pprof_cpu_running(), 0);
+  struct sigaction now;
+  sigaction(SIGPROF, NULL, &now);
+  CHECK(!(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_IGN); /* prepare's, not ours */
+  mw_pprof_t *p = mw_ffi_pprof_new();
+  uint64_t lost = 99;
+  CHECK_INT(mw_ffi_pprof_cpu_build(p, &lost), 0);
+  CHECK_INT(lost, 0);
+  const uint8_t *out;
+  size_t len, ns, nt;
+  CHECK_INT(mw_ffi_pprof_finish(p, 1, &out, &len, err, sizeof err), 0);
+  CHECK_INT(mw_ffi_pprof_check(out, len, &ns, &nt, err, sizeof err), 0);
+  CHECK(ns > 0);
+  CHECK_INT(nt, 2);
+  mw_ffi_pprof_free(p);
+}
+
+static void test_pyroscope_push_roundtrip(void) {
+  char err[256];
+  mw_pyroenc_t *e = mw_ffi_pyroenc_new();
+  CHECK_INT(mw_ffi_pyroenc_series(e, "__name__\0process_cpu\0service_name\0x\0", 2,
+                                  (const uint8_t *)"prof", 4, "id1"),
+            0);
+  const uint8_t *body;
+  size_t blen;
+  CHECK_INT(mw_ffi_pyroenc_finish(e, &body, &blen, err, sizeof err), 0);
+  mw_pyrodec_t *d;
+  CHECK_INT(mw_ffi_pyrodec_new(body, blen, &d, err, sizeof err), 0);
+  CHECK_INT(mw_ffi_pyrodec_series(d), 1);
+  const char *n, *v, *id;
+  const uint8_t *raw;
+  size_t rl;
+  CHECK_INT(mw_ffi_pyrodec_label(d, 0, 1, &n, &v), 0);
+  CHECK_STR(n, "service_name");
+  CHECK_STR(v, "x");
+  CHECK_INT(mw_ffi_pyrodec_sample(d, 0, 0, &raw, &rl, &id), 0);
+  CHECK_INT(rl, 4);
+  CHECK_STR(id, "id1");
+  CHECK_INT(mw_ffi_pyrodec_sample(d, 0, 1, &raw, &rl, &id), -1);
+  mw_ffi_pyrodec_free(d);
+  /* a bad label name is refused, naming it */
+  CHECK_INT(mw_ffi_pyroenc_series(e, "a-b\0v\0", 1, (const uint8_t *)"p", 1, ""), 0);
+  CHECK_INT(mw_ffi_pyroenc_finish(e, &body, &blen, err, sizeof err), 0);
+  CHECK_INT(mw_ffi_pyrodec_new(body, blen, &d, err, sizeof err), -1);
+  CHECK_STR(err, "series 0: invalid label name \"a-b\"");
+  mw_ffi_pyroenc_free(e);
+}
+
+int main(void) {
+  MW_RUN(test_builder_roundtrip);
+  MW_RUN(test_check_names_the_fault);
+  MW_RUN(test_cpu_sampler);
+  MW_RUN(test_pyroscope_push_roundtrip);
+  return mw_test_summary();
+}

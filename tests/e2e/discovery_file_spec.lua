@@ -1,0 +1,162 @@
+-- End-to-end: discovery.file (file_sd JSON and YAML) feeding discovery.relabel, through
+-- `moonwatch run`: targets follow file changes both ways, a broken file keeps its last good
+-- targets and says so.
+local proc = require("helpers.proc")
+local cjson = require("cjson")
+
+local tmp = proc.tmpdir()
+
+local function component(h, id)
+  local status, body = proc.http("GET", h.base .. "/api/v0/components/" .. id)
+  assert.equals(200, status)
+  return cjson.decode(body)
+end
+
+-- The relabeled targets as sorted "k=v,k=v" strings.
+local function targets(h)
+  local out = {}
+  for _, t in ipairs(component(h, "discovery.relabel.r").exports.output) do
+    local kv = {}
+    for k, v in pairs(t) do
+      kv[#kv + 1] = k .. "=" .. v
+    end
+    table.sort(kv)
+    out[#out + 1] = table.concat(kv, ",")
+  end
+  table.sort(out)
+  return out
+end
+
+local function wait_targets(h, want, what)
+  local got
+  local ok = proc.wait_for(function()
+    got = targets(h)
+    return table.concat(got, "\n") == table.concat(want, "\n")
+  end, 10)
+  assert.is_truthy(ok, (what or "targets") .. ": got\n" .. table.concat(got or {}, "\n"))
+end
+
+local function write_atomic(path, content)
+  proc.write(path .. ".tmp", content)
+  assert(os.rename(path .. ".tmp", path))
+end
+
+describe("discovery.file", function()
+  local dir, h
+  before_each(function()
+    dir = tmp .. "/" .. tostring(math.random(1e9))
+    os.execute("mkdir -p " .. dir .. "/sd")
+  end)
+  after_each(function()
+    if h then
+      h.kill("TERM")
+      h.wait(10)
+      h = nil
+    end
+  end)
+
+  local function start()
+    local file = proc.write(dir .. "/p.lua", string.format([[
+discovery.file "f" {
+  files = { %q, %q },
+  refresh_interval = "1h", -- changes must come through inotify
+}
+discovery.relabel "r" {
+  targets = discovery.file.f.targets,
+  rule = { source_labels = { "__meta_filepath" }, regex = ".*/([^/]+)", target_label = "file" },
+}
+]], dir .. "/sd/*.json", dir .. "/sd/*.yaml"))
+    h = proc.start_run(file)
+  end
+
+  it("reads JSON and YAML target groups and follows changes both ways", function()
+    proc.write(dir .. "/sd/a.json", [[
+[{"targets": ["10.0.0.1:9100", "10.0.0.2:9100"], "labels": {"job": "node", "env": "prod"}},
+ {"targets": ["10.0.0.3:8080"]}]
+]])
+    proc.write(dir .. "/sd/b.yaml", [[
+# a comment
+- targets:
+    - web-1:80
+  labels:
+    job: web
+    port: 80
+    quoted: "a: b"
+]])
+    start()
+    local a, b = dir .. "/sd/a.json", dir .. "/sd/b.yaml"
+    wait_targets(h, {
+      "__address__=10.0.0.1:9100,__meta_filepath=" .. a .. ",env=prod,file=a.json,job=node",
+      "__address__=10.0.0.2:9100,__meta_filepath=" .. a .. ",env=prod,file=a.json,job=node",
+      "__address__=10.0.0.3:8080,__meta_filepath=" .. a .. ",file=a.json",
+      "__address__=web-1:80,__meta_filepath=" .. b .. ",file=b.yaml,job=web,port=80,quoted=a: b",
+    }, "initial")
+    -- a target removed from a file, another file added
+    write_atomic(a, [=[[{"targets": ["10.0.0.1:9100"], "labels": {"job": "node"}}]]=])
+    proc.write(dir .. "/sd/c.json", [=[[{"targets": ["new:1"]}]]=])
+    wait_targets(h, {
+      "__address__=10.0.0.1:9100,__meta_filepath=" .. a .. ",file=a.json,job=node",
+      "__address__=new:1,__meta_filepath=" .. dir .. "/sd/c.json,file=c.json",
+      "__address__=web-1:80,__meta_filepath=" .. b .. ",file=b.yaml,job=web,port=80,quoted=a: b",
+    }, "after the change")
+    -- a file deleted takes its targets with it
+    os.remove(b)
+    wait_targets(h, {
+      "__address__=10.0.0.1:9100,__meta_filepath=" .. a .. ",file=a.json,job=node",
+      "__address__=new:1,__meta_filepath=" .. dir .. "/sd/c.json,file=c.json",
+    }, "after the delete")
+    assert.equals("healthy", component(h, "discovery.file.f").health.state)
+  end)
+
+  it("keeps a broken file's last good targets, naming the file and position, and recovers", function()
+    local a = dir .. "/sd/a.yaml"
+    proc.write(a, "- targets: [one:1]\n")
+    start()
+    wait_targets(h, { "__address__=one:1,__meta_filepath=" .. a .. ",file=a.yaml" })
+    write_atomic(a, "- targets: [two:2]\n  labels: {job: [not, a, string]}\n")
+    local health = proc.wait_for(function()
+      local c = component(h, "discovery.file.f")
+      return c.health.state == "unhealthy" and c.health
+    end, 10, "unhealthy")
+    assert.matches(a .. ": target group 0: labels: the value of \"job\" must be a string", health.message, 1, true)
+    assert.is_true(proc.metric(h, "prometheus_sd_file_read_errors_total") >= 1)
+    assert.same({ "__address__=one:1,__meta_filepath=" .. a .. ",file=a.yaml" }, targets(h))
+    -- a syntax error: line and column
+    write_atomic(a, "- targets: [two:2\n  labels: {}\n")
+    proc.wait_for(function()
+      return component(h, "discovery.file.f").health.message:find(a .. ": line 2, column", 1, true)
+    end, 10, "the YAML position")
+    write_atomic(dir .. "/sd/j.json", '[{"targets": ["x:1"],\n "labels": {"a": 1}}]')
+    proc.wait_for(function()
+      return component(h, "discovery.file.f").health.message:find(
+        dir .. "/sd/j.json: target group 0: labels: the value of \"a\" must be a string", 1, true)
+    end, 10, "the JSON error")
+    write_atomic(dir .. "/sd/j.json", '[{"targets": ["x:1"],\n "labels": {"a": }}]')
+    proc.wait_for(function()
+      return component(h, "discovery.file.f").health.message:find(dir .. "/sd/j.json: line 2, column 18: Expected value", 1, true)
+    end, 10, "the JSON position")
+    os.remove(dir .. "/sd/j.json")
+    write_atomic(a, "- targets: [two:2]\n")
+    wait_targets(h, { "__address__=two:2,__meta_filepath=" .. a .. ",file=a.yaml" })
+    assert.equals("healthy", component(h, "discovery.file.f").health.state)
+  end)
+
+  it("refuses YAML aliases (a billion-laughs file cannot expand)", function()
+    local a = dir .. "/sd/a.yaml"
+    proc.write(a, "- targets: &t [one:1]\n- targets: *t\n")
+    start()
+    local health = proc.wait_for(function()
+      local c = component(h, "discovery.file.f")
+      return c.health.state == "unhealthy" and c.health
+    end, 10, "unhealthy")
+    assert.matches(a .. ": line 1, column 12: anchors are not supported", health.message, 1, true)
+  end)
+
+  it("rejects a pattern Prometheus rejects, naming the line", function()
+    local file = proc.write(dir .. "/bad.lua", 'discovery.file "f" {\n  files = { "/etc/sd/*/x.json" },\n}\n')
+    local code, _, err = proc.run({ "check", file })
+    assert.equals(1, code)
+    assert.matches('bad.lua:1: discovery.file "f": files[1]: path name "/etc/sd/*/x.json" is not valid for file discovery',
+      err, 1, true)
+  end)
+end)
