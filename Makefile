@@ -18,6 +18,8 @@ DEPS_TEST  = lua-busted lua-luassert lua-check luarocks curl git libclang-rt-14-
 DEPS_TEST += golang-go golang-github-google-pprof-dev # the real pprof tool reads /debug/pprof
 DEPS_TEST += systemd-journal-remote # loki.source.journal specs: journal files from export format
 DEPS_TEST += libnghttp2-dev # otelcol.exporter.otlp specs: the OTLP/gRPC receiver is an HTTP/2 server on libnghttp2
+# native histogram specs: a scrape target built from client_golang (tests/e2e/fixtures/nhtarget)
+DEPS_TEST += golang-github-prometheus-client-golang-dev
 DEPS_TEST += podman runc mmdebstrap # container_spec: builds the Dockerfile on a Debian 12 root fs made here
 DEPS_TEST += yamllint python3-yaml # deploy_spec: the Kubernetes manifests in examples/kubernetes/
 DEPS_TEST += openssl # discovery_kubernetes_spec: a self-signed certificate for the in-cluster (HTTPS) API

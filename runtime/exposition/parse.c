@@ -26,6 +26,8 @@
 
 #include "base/err.h"
 #include "base/labels.h"
+#include "exposition/nhcb.h"
+#include "exposition/parse_proto.h"
 #include "exposition/scrapecache.h"
 #include "model/batch.h"
 #include "model/series.h"
@@ -122,6 +124,12 @@ struct mw_expfmt_parser {
   size_t pos, stop, line_ok;
   int eof;
   uint64_t sample_limit; /* 0: none */
+  /* The protobuf format: its parser (made at the first step) and the native histogram
+   * limits it applies (mw_expfmt_set_histograms). */
+  int proto_fmt;
+  mw_proto_t *proto;
+  uint32_t bucket_limit;
+  double min_factor;
 };
 
 /* --- character classes and errors --------------------------------------- */
@@ -1425,7 +1433,7 @@ mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const ch
   stats->format = format;
   if (err && errlen) err[0] = 0;
   mw_batch_reset(b, mw_scrapecache_series(c));
-  if (format != MW_EXPFMT_TEXT && format != MW_EXPFMT_OPENMETRICS) {
+  if (format != MW_EXPFMT_TEXT && format != MW_EXPFMT_OPENMETRICS && format != MW_EXPFMT_PROTOBUF) {
     mw_seterr(err, errlen, "unknown exposition format %d", format);
     return NULL;
   }
@@ -1458,11 +1466,18 @@ mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const ch
                      .cur_type = MW_METRIC_UNKNOWN,
                      .legacy = legacy,
                      .line_ex = -1,
-                     .sample_limit = sample_limit};
+                     .sample_limit = sample_limit,
+                     .proto_fmt = format == MW_EXPFMT_PROTOBUF};
   return p;
 }
 
+void mw_expfmt_set_histograms(mw_expfmt_parser_t *p, uint32_t bucket_limit, double min_factor) {
+  p->bucket_limit = bucket_limit;
+  p->min_factor = min_factor;
+}
+
 static void mw_parser_free(mw_parser_t *p) {
+  mw_proto_free(p->proto);
   free(p->ls);
   free(p->buf);
   free(p->penc);
@@ -1480,7 +1495,7 @@ int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why) {
     mw_batch_truncate(p->batch, 0);
     st->parsed = st->samples;
     st->samples = st->series_added = st->duplicates = st->exemplars = st->created_skipped = 0;
-    st->exemplars_invalid = st->out_of_bounds = 0;
+    st->exemplars_invalid = st->out_of_bounds = st->histograms = st->histograms_reduced = 0;
   }
   int stale_markers = !(p->flags & MW_EXPFMT_NO_STALE);
   char msg[64];
@@ -1494,11 +1509,41 @@ int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why) {
   return rc;
 }
 
+/* mw_parse_some for the protobuf format. */
+static int mw_proto_step(mw_parser_t *p, int *done) {
+  if (!p->proto) {
+    mw_pctx_t x = {.c = p->c,
+                   .batch = p->batch,
+                   .st = p->st,
+                   .err = p->err,
+                   .errlen = p->errlen,
+                   .flags = p->flags,
+                   .dts = p->dts,
+                   .sample_limit = p->sample_limit,
+                   .bucket_limit = p->bucket_limit,
+                   .min_factor = p->min_factor};
+    p->proto = mw_proto_new(&x, p->b, p->n);
+    if (!p->proto) return mw_fail_oom(p);
+  }
+  return mw_proto_some(p->proto, p->stop, done, &p->pos);
+}
+
 int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes) {
   int done;
   p->stop = max_bytes && max_bytes < p->n - p->pos ? p->pos + max_bytes : p->n;
+  if (p->proto_fmt) {
+    if (mw_proto_step(p, &done) != 0) return mw_expfmt_end(p, -1, NULL);
+    return done ? mw_expfmt_end(p, 0, NULL) : 1;
+  }
   if (mw_parse_some(p, &done) != 0) return mw_expfmt_end(p, -1, NULL);
-  return done ? mw_expfmt_end(p, 0, NULL) : 1;
+  if (!done) return 1;
+  /* convert_classic_histograms_to_nhcb: the text formats' classic histograms, now that
+   * every sample of their families is in the batch. */
+  if ((p->flags & MW_EXPFMT_NHCB) &&
+      mw_nhcb_convert(p->c, p->batch, (p->flags & MW_EXPFMT_CLASSIC_HISTOGRAMS) != 0, p->dts,
+                      p->bucket_limit, p->st, p->err, p->errlen) != 0)
+    return mw_expfmt_end(p, -1, NULL);
+  return mw_expfmt_end(p, 0, NULL);
 }
 
 void mw_expfmt_abort(mw_expfmt_parser_t *p) {
@@ -1537,9 +1582,12 @@ int mw_expfmt_format(const char *content_type, int fallback, int *fallback_used,
     if (n == 28 && strncasecmp(s, "application/openmetrics-text", n) == 0)
       return MW_EXPFMT_OPENMETRICS;
     if (n == 10 && strncasecmp(s, "text/plain", n) == 0) return MW_EXPFMT_TEXT;
+    if (n == 31 && strncasecmp(s, "application/vnd.google.protobuf", n) == 0)
+      return MW_EXPFMT_PROTOBUF;
     why = "unsupported Content-Type";
   }
-  if (fallback != MW_EXPFMT_TEXT && fallback != MW_EXPFMT_OPENMETRICS) {
+  if (fallback != MW_EXPFMT_TEXT && fallback != MW_EXPFMT_OPENMETRICS &&
+      fallback != MW_EXPFMT_PROTOBUF) {
     mw_seterr(err, errlen, "received %s \"%s\" and no fallback_scrape_protocol specified", why,
               content_type ? content_type : "");
     return -1;

@@ -50,8 +50,10 @@
  *   every NaN becomes Prometheus's normal NaN, so a body cannot forge a
  *   staleness marker.
  * - Metric families' TYPE/HELP/UNIT go to the scrape cache's metadata.
- * - Not supported: native histograms, the protobuf format; Prometheus 3's
- *   normalisation of le/quantile label values (`0` -> `0.0`).
+ * - The protobuf format (MW_EXPFMT_PROTOBUF) is parse_proto.c's (see
+ *   parse_proto.h): native histograms come only in it.
+ * - Not supported: Prometheus 3's normalisation of le/quantile label values
+ *   of the text formats (`0` -> `0.0`; the protobuf format's are formatted so).
  * - Text format quirks kept from the Prometheus lexer: blank lines, tabs and
  *   spaces between tokens, trailing commas; a NUL byte at the start of a line
  *   ends the body. OpenMetrics is strict: single spaces, no blank lines or
@@ -66,18 +68,24 @@
 /* --- exposition / series / batch ------------------------------------- */
 
 /* Exposition formats (mw_ffi_expfmt_parse's fallback, stats.format). */
-enum { MW_EXPFMT_NONE = 0, MW_EXPFMT_TEXT = 1, MW_EXPFMT_OPENMETRICS = 2 };
+enum { MW_EXPFMT_NONE = 0, MW_EXPFMT_TEXT = 1, MW_EXPFMT_OPENMETRICS = 2, MW_EXPFMT_PROTOBUF = 3 };
 
 /* Parse flags, or-ed. */
 enum {
-  MW_EXPFMT_IGNORE_TIMESTAMPS = 1,  /* honor_timestamps = false */
-  MW_EXPFMT_SKIP_CREATED = 2,       /* OpenMetrics: drop _created series of counters,
-                                       histograms and summaries */
-  MW_EXPFMT_NO_STALE = 4,           /* do not append staleness markers for gone series */
-  MW_EXPFMT_TRACK_TS_STALENESS = 8, /* staleness markers also for series with timestamps */
-  MW_EXPFMT_LEGACY_NAMES = 16       /* metric_name_validation_scheme "legacy": a quoted name
-                                       outside [a-zA-Z_:][a-zA-Z0-9_:]* (metric) or
-                                       [a-zA-Z_][a-zA-Z0-9_]* (label) fails the body */
+  MW_EXPFMT_IGNORE_TIMESTAMPS = 1,   /* honor_timestamps = false */
+  MW_EXPFMT_SKIP_CREATED = 2,        /* OpenMetrics: drop _created series of counters,
+                                        histograms and summaries */
+  MW_EXPFMT_NO_STALE = 4,            /* do not append staleness markers for gone series */
+  MW_EXPFMT_TRACK_TS_STALENESS = 8,  /* staleness markers also for series with timestamps */
+  MW_EXPFMT_LEGACY_NAMES = 16,       /* metric_name_validation_scheme "legacy": a quoted name
+                                        outside [a-zA-Z_:][a-zA-Z0-9_:]* (metric) or
+                                        [a-zA-Z_][a-zA-Z0-9_]* (label) fails the body */
+  MW_EXPFMT_NATIVE_HISTOGRAMS = 32,  /* protobuf: a histogram with native buckets is one
+                                        native histogram sample (scrape_native_histograms) */
+  MW_EXPFMT_CLASSIC_HISTOGRAMS = 64, /* with it, its classic series too
+                                        (scrape_classic_histograms) */
+  MW_EXPFMT_NHCB = 128               /* classic histograms become schema -53 native histograms
+                                        (convert_classic_histograms_to_nhcb) */
 };
 
 /* What one parse did. */
@@ -102,6 +110,10 @@ typedef struct {
    * reports as scrape_samples_scraped for a failed body. A body over the
    * sample limit stops at the first sample past it: sample_limit + 1. */
   uint64_t parsed;
+  /* Native histogram samples appended (counted in samples too), and those whose
+   * resolution was reduced to stay within the bucket limit or min bucket factor. */
+  uint64_t histograms;
+  uint64_t histograms_reduced;
 } mw_expfmt_stats_t;
 
 /* Parses a whole exposition body into batch b (cleared first; it then refers
@@ -122,14 +134,14 @@ int mw_ffi_expfmt_parse(mw_scrapecache_t *c, mw_batch_t *b, const char *body, si
 
 /* Picks the format for a Content-Type as Prometheus does:
  * application/openmetrics-text -> OpenMetrics, text/plain (any version) ->
- * text; missing, unparsable or other types -> fallback (MW_EXPFMT_*), with
- * *fallback_used = 1. Returns the format, or -1 (err filled) when the fallback
+ * text, application/vnd.google.protobuf -> protobuf; missing, unparsable or other types -> fallback
+ * (MW_EXPFMT_*), with *fallback_used = 1. Returns the format, or -1 (err filled) when the fallback
  * is needed and is MW_EXPFMT_NONE. content_type may be NULL. */
 int mw_expfmt_format(const char *content_type, int fallback, int *fallback_used, char *err,
                      size_t errlen);
 
 /* Parses body (len bytes, not necessarily NUL-terminated, the caller's) in
- * format (MW_EXPFMT_TEXT or MW_EXPFMT_OPENMETRICS) into b, which is reset to
+ * format (MW_EXPFMT_TEXT, _OPENMETRICS or _PROTOBUF) into b, which is reset to
  * refer to c's series table. Samples without a timestamp, and the staleness
  * markers for series of the previous scrape missing from this one, get
  * default_ts_ms. flags: MW_EXPFMT_IGNORE_TIMESTAMPS, MW_EXPFMT_SKIP_CREATED,
@@ -167,6 +179,10 @@ mw_expfmt_parser_t *mw_expfmt_begin(mw_scrapecache_t *c, mw_batch_t *b, const ch
                                     uint64_t sample_limit, mw_expfmt_stats_t *stats, char *err,
                                     size_t errlen);
 int mw_expfmt_step(mw_expfmt_parser_t *p, size_t max_bytes);
+/* The protobuf format's native histogram limits, set before the first step:
+ * bucket_limit (native_histogram_bucket_limit; 0: none) and min_factor
+ * (native_histogram_min_bucket_factor; 0: none). */
+void mw_expfmt_set_histograms(mw_expfmt_parser_t *p, uint32_t bucket_limit, double min_factor);
 int mw_expfmt_end(mw_expfmt_parser_t *p, int rc, const char *why);
 void mw_expfmt_abort(mw_expfmt_parser_t *p);
 

@@ -24,6 +24,9 @@
 
 #define MW_EPOCH 0x7fffffffu
 enum { MW_CUR = 1, MW_CUR_NOSTALE = 2, MW_PREV = 4, MW_PREV_NOSTALE = 8 };
+/* A native histogram series (its staleness marker is a histogram), and a float one;
+ * both carried from scrape to scrape as they are. */
+enum { MW_HIST = 16, MW_HFLOAT = 32 };
 
 /* A key: 20 bytes (4-aligned; 24 with 8), and in kseen (same index) the
  * low byte of the epoch that last used it (MW_SEEN): mw_scrapecache_begin
@@ -339,6 +342,18 @@ oom:
   return -1;
 }
 
+int mw_scrapecache_mark_kind(mw_scrapecache_t *c, uint32_t ref, int explicit_ts, int kind) {
+  int m = mw_scrapecache_mark(c, ref, explicit_ts);
+  if (m == 1)
+    c->fl[ref] = (uint8_t)((c->fl[ref] & ~(MW_HIST | MW_HFLOAT)) | (kind ? MW_HIST : 0) |
+                           (kind == 2 ? MW_HFLOAT : 0));
+  return m;
+}
+
+void mw_scrapecache_quiet(mw_scrapecache_t *c, uint32_t ref) {
+  if (ref < c->refs_cap && (c->fl[ref] & MW_CUR)) c->fl[ref] |= MW_CUR_NOSTALE;
+}
+
 int mw_scrapecache_mark(mw_scrapecache_t *c, uint32_t ref, int explicit_ts) {
   if (ref >= c->refs_cap) {
     size_t cap = c->refs_cap ? c->refs_cap : 256;
@@ -369,12 +384,17 @@ int mw_scrapecache_end(mw_scrapecache_t *c, int ok, mw_batch_t *b, int stale_mar
   for (uint32_t r = 0; r < limit; r++) {
     uint8_t f = c->fl[r];
     /* the current scrape's flags become the last one's */
-    c->fl[r] = ok ? (uint8_t)((f & (MW_CUR | MW_CUR_NOSTALE)) << 2) : 0;
+    c->fl[r] =
+        ok ? (uint8_t)((f & (MW_CUR | MW_CUR_NOSTALE)) << 2 | (f & (MW_HIST | MW_HFLOAT))) : 0;
     if (ok && (f & MW_CUR)) continue;
     if (!c->last || !(f & MW_PREV)) continue;
     if (f & MW_PREV_NOSTALE) continue;
     n++;
-    if (stale_markers && rc == 0 && mw_batch_add(b, r, ts_ms, snan) != 0) {
+    if (stale_markers && rc == 0 && (f & MW_HIST) &&
+        mw_batch_add_histogram_stale(b, r, ts_ms, (f & MW_HFLOAT) != 0) != 0) {
+      mw_oom(err, errlen);
+      rc = -1;
+    } else if (stale_markers && rc == 0 && !(f & MW_HIST) && mw_batch_add(b, r, ts_ms, snan) != 0) {
       mw_oom(err, errlen);
       rc = -1;
     }

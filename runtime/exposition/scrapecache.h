@@ -84,6 +84,14 @@ int mw_scrapecache_add(mw_scrapecache_t *c, mw_skey_t key, uint32_t ref, char *e
  * own timestamp (Prometheus writes no staleness marker for such series).
  * Returns 1 the first time in this scrape, 0 for a duplicate, -1 on OOM. */
 int mw_scrapecache_mark(mw_scrapecache_t *c, uint32_t ref, int explicit_ts);
+/* mw_scrapecache_mark for a sample of kind 0 (float), 1 (integer native histogram) or
+ * 2 (float native histogram): a histogram series that goes gets a histogram staleness
+ * marker (mw_batch_add_histogram_stale) instead of a float one. */
+int mw_scrapecache_mark_kind(mw_scrapecache_t *c, uint32_t ref, int explicit_ts, int kind);
+/* ref, marked by this scrape, had its sample taken out of the batch (NHCB conversion):
+ * it stays alive in the cache (the next scrape finds it) but gets no staleness marker
+ * when it goes, as one with an explicit timestamp. */
+void mw_scrapecache_quiet(mw_scrapecache_t *c, uint32_t ref);
 /* 1 if ref was seen by the previous (successful) scrape, else 0. */
 int mw_scrapecache_was_seen(const mw_scrapecache_t *c, uint32_t ref);
 

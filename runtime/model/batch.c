@@ -185,12 +185,14 @@ int mw_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_
   e->h.pos_deltas = e->h.neg_deltas = NULL;
   e->h.pos_counts = e->h.neg_counts = NULL;
   e->h.custom_values = NULL;
-  uint8_t *p = b->hbuf + b->hbuf_len;
-  p = put(p, h->pos_spans, h->n_pos_spans);
-  p = put(p, h->neg_spans, h->n_neg_spans);
-  p = put(p, fl ? (const void *)h->pos_counts : (const void *)h->pos_deltas, h->n_pos);
-  p = put(p, fl ? (const void *)h->neg_counts : (const void *)h->neg_deltas, h->n_neg);
-  put(p, h->custom_values, h->n_custom);
+  if (bytes) { /* (h19-proto: no arithmetic on hbuf while it is NULL: UBSan) */
+    uint8_t *p = b->hbuf + b->hbuf_len;
+    p = put(p, h->pos_spans, h->n_pos_spans);
+    p = put(p, h->neg_spans, h->n_neg_spans);
+    p = put(p, fl ? (const void *)h->pos_counts : (const void *)h->pos_deltas, h->n_pos);
+    p = put(p, fl ? (const void *)h->neg_counts : (const void *)h->neg_deltas, h->n_neg);
+    put(p, h->custom_values, h->n_custom);
+  }
   b->hoff[b->nh] = b->hbuf_len;
   b->hbuf_len += bytes;
   b->nh++;
@@ -209,7 +211,10 @@ uint32_t mw_batch_histogram_ref(const mw_batch_t *b, size_t k) { return b->hs[k]
 void mw_batch_histogram(const mw_batch_t *b, size_t k, mw_hsample_t *out) {
   *out = b->hs[k];
   mw_histogram_t *h = &out->h;
-  const uint8_t *p = b->hbuf + b->hoff[k];
+  /* (h19-proto: a batch whose histograms have no arrays has no hbuf: no arithmetic on
+   * NULL; the pointers then point at nothing, with 0 elements each) */
+  static const uint64_t none[1];
+  const uint8_t *p = b->hbuf ? b->hbuf + b->hoff[k] : (const uint8_t *)none;
   h->pos_spans = (const mw_hspan_t *)p;
   p += (size_t)h->n_pos_spans * 8;
   h->neg_spans = (const mw_hspan_t *)p;

@@ -209,7 +209,10 @@ static int mw_report_mutate_cb(void *ctx, const mw_label_t *in, size_t n, const 
 static uint32_t mw_flags(const mw_scrape_opts_t *o) {
   return (o->honor_timestamps ? 0 : MW_EXPFMT_IGNORE_TIMESTAMPS) |
          (o->track_timestamps_staleness ? MW_EXPFMT_TRACK_TS_STALENESS : 0) |
-         (o->utf8_names ? 0 : MW_EXPFMT_LEGACY_NAMES);
+         (o->utf8_names ? 0 : MW_EXPFMT_LEGACY_NAMES) |
+         (o->native_histograms ? MW_EXPFMT_NATIVE_HISTOGRAMS : 0) |
+         (o->classic_histograms ? MW_EXPFMT_CLASSIC_HISTOGRAMS : 0) |
+         (o->convert_nhcb ? MW_EXPFMT_NHCB : 0);
 }
 
 mw_scrape_target_t *mw_ffi_scrape_target_new(const char *labels, size_t len,
@@ -345,6 +348,8 @@ int mw_ffi_scrape_parse_begin(mw_scrape_target_t *t, const char *body, size_t le
     mw_ffi_scrape_fail(t, ts_ms);
     return -1;
   }
+  mw_expfmt_set_histograms(t->parser, t->opts.native_bucket_limit,
+                           t->opts.native_min_bucket_factor);
   stats->fallback_used = used;
   return 0;
 }

@@ -33,11 +33,20 @@ typedef struct {
   uint32_t label_name_length_limit;    /* 0: no limit */
   uint32_t label_value_length_limit;   /* 0: no limit */
   uint32_t sample_limit;               /* 0: no limit */
-  int32_t fallback_format;             /* MW_EXPFMT_TEXT, _OPENMETRICS or _NONE */
+  int32_t fallback_format;             /* MW_EXPFMT_TEXT, _OPENMETRICS, _PROTOBUF or _NONE */
   uint32_t utf8_names;                 /* metric_name_validation_scheme "utf8": metric and
                                           label names (scraped and the target's) may be any
                                           UTF-8; 0 "legacy": the body's are parsed with
                                           MW_EXPFMT_LEGACY_NAMES */
+  /* Native histograms (protobuf bodies): scrape_native_histograms,
+   * scrape_classic_histograms (the classic series of a native histogram too),
+   * native_histogram_bucket_limit (0: none), native_histogram_min_bucket_factor
+   * (0: none). A change of them applies at the next scrape. */
+  uint32_t native_histograms;
+  uint32_t classic_histograms;
+  uint32_t native_bucket_limit;
+  double native_min_bucket_factor;
+  uint32_t convert_nhcb; /* convert_classic_histograms_to_nhcb (protobuf bodies) */
 } mw_scrape_opts_t;
 
 /* A new target with labels encoded as name 0xFF value 0xFF pairs in any order

@@ -18,6 +18,7 @@
 local ffi_rt = require("moonwatch.ffi")
 local tracing = require("moonwatch.tracing")
 local batch = require("moonwatch.batch")
+local samples_batch = require("moonwatch.batch.samples")
 local core = require("moonwatch.native.core")
 local native_scrape = require("moonwatch.native.scrape")
 local duration = require("moonwatch.duration")
@@ -35,6 +36,7 @@ local M = {
 }
 
 local PROTOCOLS = {
+  PrometheusProto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
   ["OpenMetricsText1.0.0"] = "application/openmetrics-text;version=1.0.0",
   ["OpenMetricsText0.0.1"] = "application/openmetrics-text;version=0.0.1",
   ["PrometheusText1.0.0"] = "text/plain;version=1.0.0",
@@ -44,12 +46,16 @@ local PROTOCOLS = {
 local ESCAPING_PROTOCOLS = { ["OpenMetricsText1.0.0"] = true, ["PrometheusText1.0.0"] = true }
 local VALIDATION_SCHEMES = { "legacy", "utf8" }
 local ESCAPING_SCHEMES = { "allow-utf-8", "underscores", "dots", "values" }
-local PROTOCOL_NAMES = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" }
+local PROTOCOL_NAMES = { "PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0",
+  "PrometheusText0.0.4" }
+-- The default scrape_protocols; with scrape_native_histograms (Alloy's documented default then);
+-- what the deprecated enable_protobuf_negotiation sets.
+local DEFAULT_PROTOCOLS = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" }
+local NATIVE_PROTOCOLS = { "PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0",
+  "PrometheusText0.0.4" }
+local NEGOTIATION_PROTOCOLS = { "PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText0.0.4" }
 
 local function check_protocol(p)
-  if p == "PrometheusProto" then
-    return "PrometheusProto (protobuf exposition, native histograms) is not supported yet"
-  end
   if not PROTOCOLS[p] then
     return string.format("unknown scrape protocol %q (one of %s)", p, table.concat(PROTOCOL_NAMES, ", "))
   end
@@ -69,10 +75,26 @@ M.args = {
   scrape_interval = { type = "duration", default = "60s", positive = true, doc = "How frequently to scrape the targets." },
   scrape_timeout = { type = "duration", default = "10s", positive = true, doc = "The timeout for scraping targets." },
   scrape_protocols = { type = "list", of = { type = "string", check = check_protocol },
-    default = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" },
-    doc = "The protocols to negotiate during a scrape, in order of preference." },
+    doc = "The protocols to negotiate during a scrape, in order of preference (default: OpenMetricsText1.0.0, "
+      .. "OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4; with scrape_native_histograms, "
+      .. "PrometheusProto first)." },
   scrape_fallback_protocol = { type = "string", default = "PrometheusText0.0.4", check = check_protocol,
     doc = "The protocol used when the target sends no valid Content-Type." },
+  enable_protobuf_negotiation = { type = "bool", default = false,
+    doc = "Deprecated: use scrape_protocols instead (true means PrometheusProto, OpenMetricsText1.0.0, "
+      .. "OpenMetricsText0.0.1, PrometheusText0.0.4)." },
+  scrape_native_histograms = { type = "bool", default = false,
+    doc = "Whether to scrape native histograms (they come only in the PrometheusProto format)." },
+  scrape_classic_histograms = { type = "bool", default = false,
+    doc = "Whether to scrape a classic histogram that is also exposed as a native histogram." },
+  native_histogram_bucket_limit = { type = "uint", default = 0,
+    doc = "Native histogram buckets are merged (lower schema) to stay within this limit; a histogram still over "
+      .. "it at schema -4 fails the scrape. 0: disabled." },
+  native_histogram_min_bucket_factor = { type = "number", default = 0,
+    doc = "If the growth from one bucket to the next is smaller than this, buckets are merged. 0: disabled." },
+  convert_classic_histograms_to_nhcb = { type = "bool", default = false,
+    doc = "Whether to convert classic histograms to native histograms with custom buckets (NHCB; schema -53); "
+      .. "their classic series are kept too with scrape_classic_histograms." },
   metrics_path = { type = "string", default = "/metrics", doc = "The HTTP resource path on which to fetch metrics." },
   scheme = { type = "string", default = "http", enum = { "http", "https" }, doc = "The URL scheme." },
   body_size_limit = { type = "uint", default = 104857600,
@@ -114,11 +136,37 @@ M.validate = function(args)
     return string.format("scrape_timeout (%s) greater than scrape_interval (%s)",
       duration.format(args.scrape_timeout), duration.format(args.scrape_interval))
   end
+  if args.enable_protobuf_negotiation and args.scrape_protocols then
+    return "both enable_protobuf_negotiation and scrape_protocols are set, only one can be set at a time"
+  end
+  local seen = {}
+  for _, p in ipairs(args.scrape_protocols or {}) do
+    if seen[p] then
+      return string.format("duplicate scrape protocol %q: make sure the scrape protocols provided are unique", p)
+    end
+    seen[p] = true
+  end
+  local factor = args.native_histogram_min_bucket_factor
+  if factor < 0 or factor ~= factor then
+    return "native_histogram_min_bucket_factor must not be negative"
+  end
   if args.metric_name_escaping_scheme == "allow-utf-8" and args.metric_name_validation_scheme ~= "utf8" then
     return 'metric_name_escaping_scheme: cannot be "allow-utf-8" while metric_name_validation_scheme is '
       .. string.format("%q (allow-utf-8 needs \"utf8\")", args.metric_name_validation_scheme)
   end
 end
+
+--- The scrape protocols in effect: the argument, or the default (PrometheusProto first with
+--- scrape_native_histograms, as Alloy documents; the deprecated enable_protobuf_negotiation's set).
+local function protocols(args)
+  if args.scrape_protocols then
+    return args.scrape_protocols
+  elseif args.enable_protobuf_negotiation then
+    return NEGOTIATION_PROTOCOLS
+  end
+  return args.scrape_native_histograms and NATIVE_PROTOCOLS or DEFAULT_PROTOCOLS
+end
+M.protocols = protocols
 
 --- The escaping scheme in effect: the argument, or the validation scheme's default.
 local function escaping_scheme(args)
@@ -144,6 +192,8 @@ local function component_metrics()
       "Total number of times scrape pools hit the target limit, during sync or config reload.", { "component_id" }),
     label_limits = reg:counter("prometheus_target_scrape_pool_exceeded_label_limits_total",
       "Total number of times scrape pools hit the label limits, during sync or config reload.", { "component_id" }),
+    bucket_limit = reg:counter("prometheus_target_scrapes_exceeded_native_histogram_bucket_limit_total",
+      "Total number of scrapes that hit the native histogram bucket limit and were rejected.", { "component_id" }),
     sync_failed = reg:counter("prometheus_target_sync_failed_total",
       "Total number of target sync failures.", { "component_id", "scrape_job" }),
   }
@@ -249,9 +299,9 @@ end
 
 --- The Accept header for the protocols in order of preference, as Prometheus builds it: the
 --- 1.0.0 text formats carry the escaping scheme.
-local function accept_header(protocols, escaping)
+local function accept_header(list, escaping)
   local vals, weight = {}, 6
-  for _, p in ipairs(protocols) do
+  for _, p in ipairs(list) do
     local esc = ESCAPING_PROTOCOLS[p] and (";escaping=" .. (escaping or "underscores")) or ""
     vals[#vals + 1] = string.format("%s%s;q=0.%d", PROTOCOLS[p], esc, weight)
     weight = weight - 1
@@ -282,9 +332,15 @@ function Instance:configure(args)
   self.client = client
   self.args = args
   self.job = args.job_name or self.ctx.id
-  self.accept = accept_header(args.scrape_protocols, escaping_scheme(args))
-  self.fallback = args.scrape_fallback_protocol:find("^OpenMetrics") and native_scrape.FORMAT_OPENMETRICS
-    or native_scrape.FORMAT_TEXT
+  self.accept = accept_header(protocols(args), escaping_scheme(args))
+  local fb = args.scrape_fallback_protocol
+  self.fallback = fb == "PrometheusProto" and native_scrape.FORMAT_PROTOBUF
+    or fb:find("^OpenMetrics") and native_scrape.FORMAT_OPENMETRICS or native_scrape.FORMAT_TEXT
+  if args.enable_protobuf_negotiation and not self.warned_negotiation then
+    self.warned_negotiation = true
+    self.ctx.log:warn("enable_protobuf_negotiation is deprecated and will be removed in a future major release, "
+      .. "use scrape_protocols instead")
+  end
   local problems, wanted, n = {}, {}, 0
   -- the validation scheme is how the target labels were checked when each target was made: a new
   -- scheme makes every target anew (no staleness markers: the same series go on)
@@ -348,6 +404,11 @@ function Instance:opts()
     sample_limit = a.sample_limit,
     fallback_format = self.fallback,
     utf8_names = a.metric_name_validation_scheme == "utf8",
+    native_histograms = a.scrape_native_histograms,
+    classic_histograms = a.scrape_classic_histograms,
+    native_bucket_limit = a.native_histogram_bucket_limit,
+    native_min_bucket_factor = a.native_histogram_min_bucket_factor,
+    convert_nhcb = a.convert_classic_histograms_to_nhcb,
   }
 end
 
@@ -422,9 +483,9 @@ function Instance:end_of_run(loop)
   loop.t:clear()
 end
 
--- Sends a batch to every receiver; counts and times it.
+-- Sends a batch to every receiver (one with only native histograms too); counts and times it.
 function Instance:forward(b)
-  local n = batch.len(b)
+  local n = batch.len(b) + samples_batch.histogram_count(b)
   if n == 0 then
     return
   end
@@ -612,6 +673,8 @@ function Instance:scrape(loop)
   end
   if err and err:find("label_[a-z_]*limit exceeded") then
     self.m.label_limits:with(self.ctx.id):inc()
+  elseif err == "histogram bucket limit exceeded" then
+    self.m.bucket_limit:with(self.ctx.id):inc()
   end
   self:forward(loop.t:batch())
   self:forward(loop.t:report_batch())

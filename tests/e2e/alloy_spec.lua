@@ -18,11 +18,7 @@ local MISSING_TODAY = {
 }
 -- Arguments other branches are adding (same rule): prometheus.scrape's native histograms
 -- and protobuf exposition (the example of reference/002's "scrape_native_histograms").
-local MISSING_ARGUMENTS_TODAY = {
-  ['prometheus.scrape "prometheus": scrape_native_histograms: unknown argument'] = "h19-proto",
-  ['prometheus.scrape "prometheus": scrape_protocols[1]: PrometheusProto (protobuf exposition, native '
-    .. 'histograms) is not supported yet'] = "h19-proto",
-}
+local MISSING_ARGUMENTS_TODAY = {} -- (h19-proto landed scrape_native_histograms and PrometheusProto)
 
 -- The ```alloy blocks of a markdown-ish text, in order.
 local function alloy_blocks(text)

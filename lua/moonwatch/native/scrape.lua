@@ -14,6 +14,7 @@ local M = {}
 
 --- Exposition formats for opts.fallback_format.
 M.FORMAT_NONE, M.FORMAT_TEXT, M.FORMAT_OPENMETRICS = C.MW_EXPFMT_NONE, C.MW_EXPFMT_TEXT, C.MW_EXPFMT_OPENMETRICS
+M.FORMAT_PROTOBUF = C.MW_EXPFMT_PROTOBUF
 
 local ERRLEN = 512
 local errbuf = ffi.new("char[?]", ERRLEN)
@@ -42,6 +43,11 @@ local function fill_opts(o)
   optbuf.sample_limit = o.sample_limit or 0
   optbuf.fallback_format = o.fallback_format or C.MW_EXPFMT_TEXT
   optbuf.utf8_names = flag(o.utf8_names)
+  optbuf.native_histograms = flag(o.native_histograms)
+  optbuf.classic_histograms = flag(o.classic_histograms)
+  optbuf.native_bucket_limit = o.native_bucket_limit or 0
+  optbuf.native_min_bucket_factor = o.native_min_bucket_factor or 0
+  optbuf.convert_nhcb = flag(o.convert_nhcb)
   return optbuf
 end
 
@@ -52,7 +58,8 @@ Target.__index = Target
 --- (labels starting with __ are left out). opts: honor_labels, honor_timestamps,
 --- track_timestamps_staleness, utf8_names (booleans), label_limit,
 --- label_name_length_limit, label_value_length_limit, sample_limit (0: none),
---- fallback_format (M.FORMAT_*).
+--- fallback_format (M.FORMAT_*), native_histograms, classic_histograms (booleans),
+--- native_bucket_limit, native_min_bucket_factor (0: none), convert_nhcb (boolean).
 ---@param labels string
 ---@param opts table
 ---@return table|nil target, string|nil err (a bad label name, malformed labels)
