@@ -12,14 +12,6 @@ local SRC = proc.source
 local FIXTURES = SRC .. "/tests/e2e/fixtures/alloy"
 local tmp = proc.tmpdir()
 
--- Components other branches are building: an example that uses them must name exactly
--- these as missing, and nothing else. The coordinator empties this list when they land.
-local MISSING_TODAY = {
-}
--- Arguments other branches are adding (same rule): prometheus.scrape's native histograms
--- and protobuf exposition (the example of reference/002's "scrape_native_histograms").
-local MISSING_ARGUMENTS_TODAY = {} -- (h19-proto landed scrape_native_histograms and PrometheusProto)
-
 -- The ```alloy blocks of a markdown-ish text, in order.
 local function alloy_blocks(text)
   local out = {}
@@ -85,43 +77,6 @@ local function complete(src)
   return src .. (#extra > 0 and ("\n" .. table.concat(extra, "\n") .. "\n") or "")
 end
 
--- The components of MISSING_TODAY a source uses.
-local function missing_in(src)
-  local out = {}
-  for name in pairs(MISSING_TODAY) do
-    if src:find("\n" .. name:gsub("%.", "%%.") .. ' "') or src:find("^" .. name:gsub("%.", "%%.") .. ' "') then
-      out[#out + 1] = name
-    end
-  end
-  table.sort(out)
-  return out
-end
-
--- Every problem of a check's stderr is about a component or argument being built elsewhere.
-local function assert_only_missing(stderr, file, want_missing)
-  local got = {}
-  for line in stderr:gmatch("[^\n]+") do
-    local name = line:match('^[^:]+:%d+:%d+: ([%w_.]+) "[%w_]+": unknown component')
-    if name and MISSING_TODAY[name] then
-      got[#got + 1] = name
-    else
-      local known = false
-      for msg in pairs(MISSING_ARGUMENTS_TODAY) do
-        known = known or line:find(msg, 1, true) ~= nil
-      end
-      assert.is_true(known, file .. ": unexpected problem: " .. line)
-    end
-  end
-  table.sort(got)
-  for _, name in ipairs(want_missing) do
-    local found = false
-    for _, g in ipairs(got) do
-      found = found or g == name
-    end
-    assert.is_true(found, file .. ": " .. name .. " not reported missing:\n" .. stderr)
-  end
-end
-
 local function examples()
   local out = {}
   for _, doc in ipairs({ "reference-examples.md", "guide-examples.md" }) do
@@ -157,34 +112,21 @@ describe("Alloy configuration files", function()
   end)
 
   it("every example passes check, converts, and the converted Lua passes check", function()
-    local n, n_ok = 0, 0
+    local n = 0
     for _, ex in ipairs(examples()) do
       n = n + 1
       local src = complete(ex.src)
       local file = proc.write(string.format("%s/ex%d.alloy", tmp, n), src)
-      local want_missing = missing_in(src)
       local code, out, err = proc.run({ "check", file })
-      local pending_args = next(MISSING_ARGUMENTS_TODAY) and src:find("scrape_native_histograms", 1, true)
-      if #want_missing == 0 and not pending_args then
-        assert.equals(0, code, ex.name .. ":\n" .. src .. "\n" .. err)
-        assert.matches("ok %(%d+ components%)", out)
-        n_ok = n_ok + 1
-      else
-        assert.equals(1, code, ex.name .. " passes check now: empty MISSING_TODAY / MISSING_ARGUMENTS_TODAY of what "
-          .. "has landed")
-        assert_only_missing(err, ex.name, want_missing)
-      end
+      assert.equals(0, code, ex.name .. ":\n" .. src .. "\n" .. err)
+      assert.matches("ok %(%d+ components%)", out)
       local ccode, lua, cerr = proc.run({ "convert", file })
       assert.equals(0, ccode, ex.name .. ": " .. cerr)
       local lfile = proc.write(string.format("%s/ex%d.lua", tmp, n), lua)
       local lcode, _, lerr = proc.run({ "check", lfile })
-      assert.equals(code, lcode, ex.name .. ":\n" .. lua .. "\n" .. lerr)
-      if code ~= 0 then
-        assert_only_missing(lerr:gsub("(%.lua:%d+):", "%1:1:"), ex.name .. " (converted)", want_missing)
-      end
+      assert.equals(0, lcode, ex.name .. ":\n" .. lua .. "\n" .. lerr)
     end
     assert.equals(18, n) -- 15 fenced in the reference documents, 3 of the guide
-    assert.is_true(n_ok >= 15, n_ok .. " examples pass check today")
   end)
 
   it("lists every unknown component at once, each with file:line:col", function()
