@@ -2,6 +2,7 @@
 --- the format of file_sd files and of HTTP SD responses, as decoded JSON into targets
 --- (label tables with __address__), for discovery.file and discovery.http.
 local cjson = require("cjson")
+local is_list = require("moonwatch.schema").is_array
 
 local M = {}
 
@@ -33,17 +34,6 @@ function M.decode_json(text)
     return nil, position(text, tostring(v))
   end
   return v
-end
-
-local function is_list(t)
-  if type(t) ~= "table" then
-    return false
-  end
-  local n = 0
-  for _ in pairs(t) do
-    n = n + 1
-  end
-  return n == #t
 end
 
 --- The targets of a decoded list of target groups: for each group, one label table per
