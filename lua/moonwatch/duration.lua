@@ -1,4 +1,5 @@
---- moonwatch.duration: durations as Prometheus and Alloy write them.
+--- moonwatch.duration: durations as Prometheus and Alloy write them (and timestamps as
+--- their debug pages and logs do).
 -- Accepts Go's time.ParseDuration syntax ("1m30s", "1.5h", "500ms", "300us") and
 -- Prometheus's day/week/year units ("2d", "1w", "1y"); values are seconds.
 local M = {}
@@ -65,6 +66,18 @@ function M.format(secs)
     end
   end
   return (neg and "-" or "") .. table.concat(out)
+end
+
+--- Formats a Unix time in seconds as RFC 3339 UTC with milliseconds
+--- ("2026-12-07T17:15:21.042Z"); nil for nil.
+---@param t number|nil
+---@return string|nil
+function M.iso8601(t)
+  if not t then
+    return nil
+  end
+  local secs = math.floor(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", secs) .. string.format(".%03dZ", math.floor((t - secs) * 1000))
 end
 
 return M

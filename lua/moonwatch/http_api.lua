@@ -27,13 +27,7 @@ local livedebug = require("moonwatch.livedebug")
 
 local M = {}
 
-local function iso(t)
-  if not t then
-    return nil
-  end
-  local secs = math.floor(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S", secs) .. string.format(".%03dZ", math.floor((t - secs) * 1000))
-end
+local iso = require("moonwatch.duration").iso8601
 
 -- A JSON-ready value with no secret in its strings (URL passwords, credentials, configured
 -- secrets: moonwatch.redact).

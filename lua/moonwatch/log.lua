@@ -137,10 +137,7 @@ function M.add_sink(fn)
   end
 end
 
-local function iso8601(t)
-  local secs = math.floor(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S", secs) .. string.format(".%03dZ", math.floor((t - secs) * 1000))
-end
+local iso8601 = require("moonwatch.duration").iso8601
 
 local function logfmt_value(v)
   v = tostring(v)

@@ -716,13 +716,7 @@ function Instance:stop()
   self.loops, self.leaving = {}, {}
 end
 
-local function iso(t)
-  if not t then
-    return nil
-  end
-  local s = math.floor(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
-end
+local iso = duration.iso8601
 
 function Instance:debug_info()
   local targets = {}

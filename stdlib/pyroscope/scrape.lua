@@ -416,13 +416,7 @@ function Instance:stop()
   self.loops = {}
 end
 
-local function iso(t)
-  if not t then
-    return nil
-  end
-  local s = math.floor(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
-end
+local iso = duration.iso8601
 
 --- Alloy's scrape.TargetStatus of every target and profile type.
 function Instance:debug_info()
