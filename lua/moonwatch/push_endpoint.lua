@@ -1,6 +1,7 @@
 --- moonwatch.push_endpoint: what the endpoints of the pushing components (prometheus.remote_write,
---- loki.write) share: endpoint names, the HTTP client, a POST classified as sent / retry / rejected
---- (with Retry-After), the reconciling of endpoints on an update, and the health report.
+--- loki.write, pyroscope.write) share: endpoint names and argument checks, the HTTP client, a POST
+--- classified as sent / retry / rejected (with Retry-After), the reconciling of endpoints on an
+--- update, and the health report.
 -- Each component keeps its own queue, metrics (names and labels) and retry loop; this module
 -- holds only what is the same logic in both.
 local ffi_rt = require("moonwatch.ffi")
@@ -33,6 +34,34 @@ function M.validate_names(endpoints)
       return string.format("endpoint[%d]: two endpoints named %q", i, n)
     end
     names[n] = true
+  end
+end
+
+--- The checks of an endpoint block with url, min_backoff_period, max_backoff_period and the
+--- HTTP client arguments (loki.write, pyroscope.write): a schema validate function.
+---@return string|nil err
+function M.validate_endpoint(e)
+  if not e.url:match("^https?://[^/]") then
+    return "url: must start with http:// or https:// and name a host"
+  end
+  if e.min_backoff_period > e.max_backoff_period then
+    return "min_backoff_period must not be greater than max_backoff_period"
+  end
+  return http_client.validate(httpconfig.client_config(e))
+end
+
+--- The checks of a component with endpoint blocks and external_labels (loki.write,
+--- pyroscope.write): endpoint names, then label names.
+---@return string|nil err
+function M.validate_args(args)
+  local err = M.validate_names(args.endpoint)
+  if err then
+    return err
+  end
+  for k in pairs(args.external_labels) do
+    if not k:match("^[%a_][%w_]*$") then
+      return string.format("external_labels: invalid label name %q", k)
+    end
   end
 end
 
@@ -194,6 +223,25 @@ function M.drain(self, seconds, busy)
     scheduler.sleep(0.02)
   end
   return false
+end
+
+--- The problems of the endpoints (self.endpoints) that failed failing_after attempts in a row
+--- (ep.failures, ep.last_error), in the order of their names.
+---@return string[]
+function M.failing(self, failing_after)
+  local problems, names = {}, {}
+  for name in pairs(self.endpoints) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local ep = self.endpoints[name]
+    if ep.failures >= failing_after then
+      problems[#problems + 1] = string.format("endpoint %s (%s): %d failed attempts in a row; last error: %s", name,
+        redact.url(ep.cfg.url), ep.failures, ep.last_error or "")
+    end
+  end
+  return problems
 end
 
 --- Sets the component's health from a list of problems: unhealthy with them joined, healthy

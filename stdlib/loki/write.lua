@@ -24,7 +24,6 @@ local ffi_rt = require("moonwatch.ffi")
 local logs = require("moonwatch.batch.logs")
 local native_loki = require("moonwatch.native.loki")
 local httpconfig = require("moonwatch.httpconfig")
-local http_client = require("moonwatch.http_client")
 local push_endpoint = require("moonwatch.push_endpoint")
 local tracing = require("moonwatch.tracing")
 local relabel = require("moonwatch.relabel")
@@ -63,15 +62,7 @@ local ENDPOINT = {
         .. " \"json\" (Loki's JSON push body, readable: for debugging)." },
   }),
   exclusive = { httpconfig.AUTH_EXCLUSIVE },
-  validate = function(e)
-    if not e.url:match("^https?://[^/]") then
-      return "url: must start with http:// or https:// and name a host"
-    end
-    if e.min_backoff_period > e.max_backoff_period then
-      return "min_backoff_period must not be greater than max_backoff_period"
-    end
-    return http_client.validate(httpconfig.client_config(e))
-  end,
+  validate = push_endpoint.validate_endpoint,
 }
 
 M.args = {
@@ -142,17 +133,7 @@ local function url_host(url)
   return auth:gsub("^.*@", "")
 end
 
-function M.validate(args)
-  local err = push_endpoint.validate_names(args.endpoint)
-  if err then
-    return err
-  end
-  for k in pairs(args.external_labels) do
-    if not k:match("^[%a_][%w_]*$") then
-      return string.format("external_labels: invalid label name %q", k)
-    end
-  end
-end
+M.validate = push_endpoint.validate_args
 
 -- Segments of a queue bounded to max_size: small enough that the size bound removes little at once.
 local function segment_size(max_size)
@@ -464,19 +445,7 @@ end
 -- Unhealthy while an endpoint fails FAILING_AFTER attempts in a row (until one succeeds), or
 -- the queue refuses appends.
 function Instance:refresh_health()
-  local problems = {}
-  local names = {}
-  for name in pairs(self.endpoints) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    local ep = self.endpoints[name]
-    if ep.failures >= FAILING_AFTER then
-      problems[#problems + 1] = string.format("endpoint %s (%s): %d failed attempts in a row; last error: %s", name,
-        redact.url(ep.cfg.url), ep.failures, ep.last_error or "")
-    end
-  end
+  local problems = push_endpoint.failing(self, FAILING_AFTER)
   if self.append_error then
     problems[#problems + 1] = "queue appends failing: " .. self.append_error
   end

@@ -16,7 +16,6 @@ local ffi_rt = require("moonwatch.ffi")
 local native = require("moonwatch.native.pyroscope")
 local profiles = require("moonwatch.batch.profiles")
 local httpconfig = require("moonwatch.httpconfig")
-local http_client = require("moonwatch.http_client")
 local push_endpoint = require("moonwatch.push_endpoint")
 local metrics = require("moonwatch.metrics")
 local scheduler = require("moonwatch.scheduler")
@@ -48,15 +47,7 @@ local ENDPOINT = {
       doc = "Maximum number of retries of a request before its profiles are dropped (0: retry forever)." },
   }),
   exclusive = { httpconfig.AUTH_EXCLUSIVE },
-  validate = function(e)
-    if not e.url:match("^https?://[^/]") then
-      return "url: must start with http:// or https:// and name a host"
-    end
-    if e.min_backoff_period > e.max_backoff_period then
-      return "min_backoff_period must not be greater than max_backoff_period"
-    end
-    return http_client.validate(httpconfig.client_config(e))
-  end,
+  validate = push_endpoint.validate_endpoint,
 }
 
 M.args = {
@@ -69,17 +60,7 @@ M.exports = {
   receiver = { type = "profile_receiver", doc = "A value other components can use to send profiles to." },
 }
 
-function M.validate(args)
-  local err = push_endpoint.validate_names(args.endpoint)
-  if err then
-    return err
-  end
-  for k in pairs(args.external_labels) do
-    if not k:match("^[%a_][%w_]*$") then
-      return string.format("external_labels: invalid label name %q", k)
-    end
-  end
-end
+M.validate = push_endpoint.validate_args
 
 local function component_metrics()
   local reg, l = metrics.default, { "component_id", "endpoint" }
@@ -281,15 +262,7 @@ function Instance:send(ep)
 end
 
 function Instance:refresh_health()
-  local problems = {}
-  for _, name in ipairs(require("moonwatch.schema").sorted_keys(self.endpoints)) do
-    local ep = self.endpoints[name]
-    if ep.failures >= FAILING_AFTER then
-      problems[#problems + 1] = string.format("endpoint %s (%s): %d failed attempts in a row; last error: %s", name,
-        redact.url(ep.cfg.url), ep.failures, ep.last_error or "")
-    end
-  end
-  push_endpoint.report_health(self, problems)
+  push_endpoint.report_health(self, push_endpoint.failing(self, FAILING_AFTER))
 end
 
 function Instance:update(args)
