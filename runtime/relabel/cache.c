@@ -209,6 +209,26 @@ static int mw_copy_exemplars(mw_batch_t *out, const mw_batch_t *in, size_t nex, 
   return 0;
 }
 
+/* A memo miss of source series r (stamp: its stamp): the rules run now and the result, in
+ * *oref, is memoised; without a program (the rules run in Lua) the miss is only recorded as
+ * key in c->misses. 0: *oref set; 1: a miss recorded; -1: the rules failed (err); -2: out of
+ * memory. */
+static inline int mw_miss(mw_relabel_cache_t *c, mw_memo_t *memo, mw_series_t *src, uint32_t r,
+                          uint32_t stamp, uint32_t key, uint32_t *oref, char *err, size_t errlen) {
+  if (!c->program) {
+    if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
+      return -2;
+    c->misses[c->nmisses++] = key;
+    return 1;
+  }
+  size_t len, out_len;
+  const uint8_t *enc = mw_series_labels(src, r, &len), *out;
+  if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
+  if (mw_output(c, out, out_len, oref, err, errlen) != 0) return -1;
+  if (mw_memo_put(c, memo, r, stamp, *oref) != 0) return -2;
+  return 0;
+}
+
 int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_relabel_stats_t *st,
                                char *err, size_t errlen) {
   size_t n = mw_batch_len(in), nh = mw_batch_histograms(in);
@@ -236,17 +256,10 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
       oref = memo->e[r].out;
     } else {
       st->misses++;
-      if (!c->program) {
-        if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
-          goto oom;
-        c->misses[c->nmisses++] = (uint32_t)i;
-        continue;
-      }
-      size_t len, out_len;
-      const uint8_t *enc = mw_series_labels(src, r, &len), *out;
-      if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
-      if (mw_output(c, out, out_len, &oref, err, errlen) != 0) return -1;
-      if (mw_memo_put(c, memo, r, stamp, oref) != 0) goto oom;
+      int rc = mw_miss(c, memo, src, r, stamp, (uint32_t)i, &oref, err, errlen);
+      if (rc == 1) continue;
+      if (rc == -2) goto oom;
+      if (rc != 0) return -1;
     }
     st->processed++;
     if (oref == MW_DROPPED) continue;
@@ -265,17 +278,10 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
       oref = memo->e[r].out;
     } else {
       st->misses++;
-      if (!c->program) {
-        if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
-          goto oom;
-        c->misses[c->nmisses++] = (uint32_t)(n + j);
-        continue;
-      }
-      size_t len, out_len;
-      const uint8_t *enc = mw_series_labels(src, r, &len), *out;
-      if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
-      if (mw_output(c, out, out_len, &oref, err, errlen) != 0) return -1;
-      if (mw_memo_put(c, memo, r, stamp, oref) != 0) goto oom;
+      int rc = mw_miss(c, memo, src, r, stamp, (uint32_t)(n + j), &oref, err, errlen);
+      if (rc == 1) continue;
+      if (rc == -2) goto oom;
+      if (rc != 0) return -1;
     }
     st->processed++;
     if (oref == MW_DROPPED) continue;
