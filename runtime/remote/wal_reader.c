@@ -260,6 +260,23 @@ static int mw_reader_relabel(mw_wal_reader_t *r, uint32_t s, uint64_t ref);
 
 /* The shard of a series: a mix of its WAL ref (refs are dense, so the plain
  * ref mod n would put neighbours on neighbouring shards only by luck). */
+/* Grows two arrays that share one capacity (*cap, in elements) to hold n: the capacity
+ * doubles from 64 until it does. 0, -1 on OOM (the arrays stay valid, *cap unchanged). */
+static inline int mw_grow_pair(uint32_t **a, uint32_t **b, size_t *cap, size_t n) {
+  if (n <= *cap) return 0;
+  size_t c = *cap ? *cap : 64;
+  while (c < n)
+    c *= 2;
+  uint32_t *na = realloc(*a, c * sizeof *na);
+  if (!na) return -1;
+  *a = na;
+  uint32_t *nb = realloc(*b, c * sizeof *nb);
+  if (!nb) return -1;
+  *b = nb;
+  *cap = c;
+  return 0;
+}
+
 static uint32_t mw_shard_of(uint64_t ref, uint32_t nshards) {
   if (nshards <= 1) return 0;
   uint64_t x = ref;
@@ -375,16 +392,7 @@ static int mw_reader_histograms(mw_wal_reader_t *r, uint32_t len) {
       r->sh[shard].nslots++;
     }
     size_t k = mw_batch_histograms(r->hb);
-    if (k + 1 > r->rh_cap) { /* rh_slot and rh_next share rh_cap */
-      size_t cap = r->rh_cap ? 2 * r->rh_cap : 64;
-      uint32_t *a = realloc(r->rh_slot, cap * sizeof *a);
-      if (!a) return -1;
-      r->rh_slot = a;
-      uint32_t *nx = realloc(r->rh_next, cap * sizeof *nx);
-      if (!nx) return -1;
-      r->rh_next = nx;
-      r->rh_cap = cap;
-    }
+    if (mw_grow_pair(&r->rh_slot, &r->rh_next, &r->rh_cap, k + 1) != 0) return -1;
     if (mw_batch_add_histogram(r->hb, s, ts, &h, NULL, 0) != 0) return -1;
     uint32_t slot = r->slot_of[s];
     r->rh_slot[k] = slot;
@@ -399,18 +407,7 @@ static int mw_reader_histograms(mw_wal_reader_t *r, uint32_t len) {
 
 /* Links the span's histograms to their slots, in WAL order. 0, -1 on OOM. */
 static int mw_reader_link_histograms(mw_wal_reader_t *r) {
-  if (r->nslots > r->rh_slots_cap) {
-    size_t cap = r->rh_slots_cap ? r->rh_slots_cap : 64;
-    while (cap < r->nslots)
-      cap *= 2;
-    uint32_t *h = realloc(r->rh_head, cap * sizeof *h);
-    if (!h) return -1;
-    r->rh_head = h;
-    uint32_t *t = realloc(r->rh_tail, cap * sizeof *t);
-    if (!t) return -1;
-    r->rh_tail = t;
-    r->rh_slots_cap = cap;
-  }
+  if (mw_grow_pair(&r->rh_head, &r->rh_tail, &r->rh_slots_cap, r->nslots) != 0) return -1;
   for (size_t k = 0; k < r->nslots; k++)
     r->rh_head[k] = MW_NONE;
   size_t n = mw_batch_histograms(r->hb);
@@ -428,18 +425,7 @@ static int mw_reader_link_histograms(mw_wal_reader_t *r) {
 
 /* Links the chunk's exemplars to their slots, in WAL order. 0, -1 on OOM. */
 static int mw_reader_link_exemplars(mw_wal_reader_t *r) {
-  if (r->nslots > r->rex_slots_cap) {
-    size_t cap = r->rex_slots_cap ? r->rex_slots_cap : 64;
-    while (cap < r->nslots)
-      cap *= 2;
-    uint32_t *h = realloc(r->rex_head, cap * sizeof *h);
-    if (!h) return -1;
-    r->rex_head = h;
-    uint32_t *t = realloc(r->rex_tail, cap * sizeof *t);
-    if (!t) return -1;
-    r->rex_tail = t;
-    r->rex_slots_cap = cap;
-  }
+  if (mw_grow_pair(&r->rex_head, &r->rex_tail, &r->rex_slots_cap, r->nslots) != 0) return -1;
   for (size_t k = 0; k < r->nslots; k++)
     r->rex_head[k] = MW_NONE;
   for (size_t i = 0; i < r->nrex; i++) {
