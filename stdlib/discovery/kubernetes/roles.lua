@@ -305,6 +305,25 @@ local function resolve_pod(ref, pods)
   return pods[ns_key(ref.namespace, ref.name)]
 end
 
+-- The pod an endpoint's targetRef names, for its target: the pod, its entry in seen (new ones
+-- also appended to order, for uncovered_pod_ports) and target with the pod's labels; nil when
+-- ref names no known pod (target is then added to tg as it is).
+local function with_pod(tg, target, ref, stores, seen, order)
+  local pod = resolve_pod(ref, stores.pods)
+  if not pod then
+    tg.targets[#tg.targets + 1] = target
+    return nil
+  end
+  local key = ns_key(map(pod.metadata).namespace, map(pod.metadata).name)
+  local pe = seen[key]
+  if not pe then
+    pe = { pod = pod, ports = {} }
+    seen[key] = pe
+    order[#order + 1] = key
+  end
+  return pod, pe, merge(target, pod_labels(pod))
+end
+
 -- The matching container port's labels on target (the first container port equal to port).
 local function container_port_labels(target, pod, port, protocol_from_cport)
   for _, e in ipairs(containers(pod)) do
@@ -353,19 +372,11 @@ function M.endpoints(eps, stores)
     if str(addr.hostname) ~= "" then
       target[P .. "endpoint_hostname"] = str(addr.hostname)
     end
-    local pod = resolve_pod(ref, stores.pods)
+    local pod, pe
+    pod, pe, target = with_pod(tg, target, ref, stores, seen, order)
     if not pod then
-      tg.targets[#tg.targets + 1] = target
       return
     end
-    local key = ns_key(map(pod.metadata).namespace, map(pod.metadata).name)
-    local pe = seen[key]
-    if not pe then
-      pe = { pod = pod, ports = {} }
-      seen[key] = pe
-      order[#order + 1] = key
-    end
-    target = merge(target, pod_labels(pod))
     container_port_labels(target, pod, n, false)
     if target[P .. "pod_container_port_number"] then
       target[P .. "pod_container_port_protocol"] = str(port.protocol)
@@ -466,19 +477,11 @@ function M.endpointslice(eps, stores)
       target[P .. "endpointslice_endpoint_topology_" .. ln] = str(v)
       target[P .. "endpointslice_endpoint_topology_present_" .. ln] = "true"
     end
-    local pod = resolve_pod(ref, stores.pods)
+    local pod, pe
+    pod, pe, target = with_pod(tg, target, ref, stores, seen, order)
     if not pod then
-      tg.targets[#tg.targets + 1] = target
       return
     end
-    local key = ns_key(map(pod.metadata).namespace, map(pod.metadata).name)
-    local pe = seen[key]
-    if not pe then
-      pe = { pod = pod, ports = {} }
-      seen[key] = pe
-      order[#order + 1] = key
-    end
-    target = merge(target, pod_labels(pod))
     if pnum then
       container_port_labels(target, pod, str(pnum), true)
       pe.ports[str(pnum)] = true
