@@ -75,6 +75,35 @@ local LUA_OPS = { ["-"] = "-", ["*"] = "*", ["/"] = "/", ["^"] = "^", ["<"] = "<
   [">"] = ">", [">="] = ">=", ["&&"] = "and", ["||"] = "or" }
 
 -- The Lua expression of e.
+-- parts between open and close: on one line ("{ a, b }" with pad " ") when it fits in 100
+-- characters, else one part a line, indented, each but the last followed by a comma (the last
+-- by last).
+local function wrap(parts, ind, open, close, pad, last)
+  local one = open .. pad .. table.concat(parts, ", ") .. pad .. close
+  if #one <= 100 and not one:find("\n") then
+    return one
+  end
+  return open .. "\n" .. ind .. "  " .. table.concat(parts, ",\n" .. ind .. "  ") .. last .. "\n" .. ind .. close
+end
+
+-- A list or object as a Lua table constructor, its items (values) converted by conv(e, ind).
+local function collection(e, ind, conv)
+  local parts = {}
+  if e.t == "list" then
+    for i, x in ipairs(e.items) do
+      parts[i] = conv(x, ind .. "  ")
+    end
+  else
+    for i, k in ipairs(e.keys) do
+      parts[i] = lua_key(k) .. " = " .. conv(e.vals[i], ind .. "  ")
+    end
+  end
+  if #parts == 0 then
+    return "{}"
+  end
+  return wrap(parts, ind, "{", "}", " ", ",")
+end
+
 local function expr(e, ind)
   local t = e.t
   if t == "lit" then
@@ -88,32 +117,8 @@ local function expr(e, ind)
     return "nil"
   elseif t == "paren" then
     return "(" .. expr(e.e, ind) .. ")"
-  elseif t == "list" then
-    if #e.items == 0 then
-      return "{}"
-    end
-    local parts = {}
-    for i, x in ipairs(e.items) do
-      parts[i] = expr(x, ind .. "  ")
-    end
-    local one = "{ " .. table.concat(parts, ", ") .. " }"
-    if #one <= 100 and not one:find("\n") then
-      return one
-    end
-    return "{\n" .. ind .. "  " .. table.concat(parts, ",\n" .. ind .. "  ") .. ",\n" .. ind .. "}"
-  elseif t == "object" then
-    if #e.keys == 0 then
-      return "{}"
-    end
-    local parts = {}
-    for i, k in ipairs(e.keys) do
-      parts[i] = lua_key(k) .. " = " .. expr(e.vals[i], ind .. "  ")
-    end
-    local one = "{ " .. table.concat(parts, ", ") .. " }"
-    if #one <= 100 and not one:find("\n") then
-      return one
-    end
-    return "{\n" .. ind .. "  " .. table.concat(parts, ",\n" .. ind .. "  ") .. ",\n" .. ind .. "}"
+  elseif t == "list" or t == "object" then
+    return collection(e, ind, expr)
   end
   local names = loader.chain(e)
   if names then
@@ -166,32 +171,8 @@ local function value(e, ind)
   end
   local names = loader.chain(e)
   if e.t == "list" or e.t == "object" or (names and not loader.is_stdlib(names)) then
-    if e.t == "list" then
-      local parts = {}
-      for i, x in ipairs(e.items) do
-        parts[i] = value(x, ind .. "  ")
-      end
-      if #parts == 0 then
-        return "{}"
-      end
-      local one = "{ " .. table.concat(parts, ", ") .. " }"
-      if #one <= 100 and not one:find("\n") then
-        return one
-      end
-      return "{\n" .. ind .. "  " .. table.concat(parts, ",\n" .. ind .. "  ") .. ",\n" .. ind .. "}"
-    elseif e.t == "object" then
-      local parts = {}
-      for i, k in ipairs(e.keys) do
-        parts[i] = lua_key(k) .. " = " .. value(e.vals[i], ind .. "  ")
-      end
-      if #parts == 0 then
-        return "{}"
-      end
-      local one = "{ " .. table.concat(parts, ", ") .. " }"
-      if #one <= 100 and not one:find("\n") then
-        return one
-      end
-      return "{\n" .. ind .. "  " .. table.concat(parts, ",\n" .. ind .. "  ") .. ",\n" .. ind .. "}"
+    if e.t == "list" or e.t == "object" then
+      return collection(e, ind, value)
     end
     return expr(e, ind)
   end
@@ -209,11 +190,7 @@ local function value(e, ind)
       for i, x in ipairs(e.args) do
         args[i] = value(x, ind .. "  ")
       end
-      local one = "concat(" .. table.concat(args, ", ") .. ")"
-      if #one <= 100 and not one:find("\n") then
-        return one
-      end
-      return "concat(\n" .. ind .. "  " .. table.concat(args, ",\n" .. ind .. "  ") .. "\n" .. ind .. ")"
+      return wrap(args, ind, "concat(", ")", "", "")
     end
   end
   return "function() return " .. expr(e, ind) .. " end"
