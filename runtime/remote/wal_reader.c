@@ -260,6 +260,16 @@ static int mw_reader_relabel(mw_wal_reader_t *r, uint32_t s, uint64_t ref);
 
 /* The shard of a series: a mix of its WAL ref (refs are dense, so the plain
  * ref mod n would put neighbours on neighbouring shards only by luck). */
+/* Gives series s (WAL ref ref) the next slot of the span being built, in shard shard. 0, -1
+ * on OOM. */
+static inline int mw_reader_add_slot(mw_wal_reader_t *r, uint32_t s, uint64_t ref, uint32_t shard) {
+  if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0) return -1;
+  r->slot_of[s] = (uint32_t)r->nslots;
+  r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
+  r->sh[shard].nslots++;
+  return 0;
+}
+
 /* Grows two arrays that share one capacity (*cap, in elements) to hold n: the capacity
  * doubles from 64 until it does. 0, -1 on OOM (the arrays stay valid, *cap unchanged). */
 static inline int mw_grow_pair(uint32_t **a, uint32_t **b, size_t *cap, size_t n) {
@@ -321,14 +331,9 @@ static int mw_reader_exemplars(mw_wal_reader_t *r, uint32_t len) {
         continue;
       }
     }
-    if (!mw_reader_has_slot(r, s)) {
-      if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
-        return -1;
-      uint32_t shard = mw_shard_of(ref, r->build_shards);
-      r->slot_of[s] = (uint32_t)r->nslots;
-      r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
-      r->sh[shard].nslots++;
-    }
+    if (!mw_reader_has_slot(r, s) &&
+        mw_reader_add_slot(r, s, ref, mw_shard_of(ref, r->build_shards)) != 0)
+      return -1;
     if (mw_grow((void **)&r->rex, &r->rex_cap, r->nrex + 1, sizeof *r->rex) != 0 ||
         mw_buf_reserve(&r->rex_buf, ll ? ll : 1) != 0)
       return -1;
@@ -383,14 +388,9 @@ static int mw_reader_histograms(mw_wal_reader_t *r, uint32_t len) {
       r->st.histograms_too_old++;
       continue;
     }
-    if (!mw_reader_has_slot(r, s)) {
-      if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
-        return -1;
-      uint32_t shard = mw_shard_of(ref, r->build_shards);
-      r->slot_of[s] = (uint32_t)r->nslots;
-      r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
-      r->sh[shard].nslots++;
-    }
+    if (!mw_reader_has_slot(r, s) &&
+        mw_reader_add_slot(r, s, ref, mw_shard_of(ref, r->build_shards)) != 0)
+      return -1;
     size_t k = mw_batch_histograms(r->hb);
     if (mw_grow_pair(&r->rh_slot, &r->rh_next, &r->rh_cap, k + 1) != 0) return -1;
     if (mw_batch_add_histogram(r->hb, s, ts, &h, NULL, 0) != 0) return -1;
@@ -784,13 +784,7 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
         r->st.samples_too_old++;
         continue;
       }
-      if (new_slot) {
-        if (mw_grow((void **)&r->slots, &r->slots_cap, r->nslots + 1, sizeof *r->slots) != 0)
-          goto oom;
-        r->slot_of[s] = (uint32_t)r->nslots;
-        r->slots[r->nslots++] = (mw_slot_t){.s = s, .shard = shard, .ref = ref};
-        r->sh[shard].nslots++;
-      }
+      if (new_slot && mw_reader_add_slot(r, s, ref, shard) != 0) goto oom;
       uint32_t k = r->slot_of[s];
       mw_shard_t *sh = &r->sh[shard];
       r->slots[k].n++;
