@@ -187,7 +187,8 @@ discovery.relabel "h" {
     return owner
   end
 
-  it("3 replicas scrape 30 targets, each by exactly one; at 2 replicas the targets move, still once each", function()
+  it("3 replicas scrape 30 targets, each by exactly one; at 2 replicas the targets move, still once each; "
+    .. "back at 3 each target returns to its replica", function()
     local owner3 = assert_exactly_once(start_replicas(3), 3)
     for a, k in pairs(owner3) do
       if expected[a] then -- the previous test's Prometheus values, when it ran
@@ -213,6 +214,11 @@ discovery.relabel "h" {
         assert.is_true(owner2[a] == 0 or owner2[a] == 1)
       end
     end
+    stop_replicas()
+
+    -- scaling up again: the third replica takes its targets back, nothing is scraped twice
+    local again = assert_exactly_once(start_replicas(3), 3)
+    assert.same(owner3, again)
     stop_replicas()
   end)
 
