@@ -2,29 +2,14 @@
 -- `moonwatch run`: targets follow file changes both ways, a broken file keeps its last good
 -- targets and says so.
 local proc = require("helpers.proc")
-local cjson = require("cjson")
 
 local tmp = proc.tmpdir()
 
-local function component(h, id)
-  local status, body = proc.http("GET", h.base .. "/api/v0/components/" .. id)
-  assert.equals(200, status)
-  return cjson.decode(body)
-end
+local component = proc.component
 
 -- The relabeled targets as sorted "k=v,k=v" strings.
 local function targets(h)
-  local out = {}
-  for _, t in ipairs(component(h, "discovery.relabel.r").exports.output) do
-    local kv = {}
-    for k, v in pairs(t) do
-      kv[#kv + 1] = k .. "=" .. v
-    end
-    table.sort(kv)
-    out[#out + 1] = table.concat(kv, ",")
-  end
-  table.sort(out)
-  return out
+  return proc.target_strings(component(h, "discovery.relabel.r").exports.output)
 end
 
 local function wait_targets(h, want, what)
@@ -36,10 +21,7 @@ local function wait_targets(h, want, what)
   assert.is_truthy(ok, (what or "targets") .. ": got\n" .. table.concat(got or {}, "\n"))
 end
 
-local function write_atomic(path, content)
-  proc.write(path .. ".tmp", content)
-  assert(os.rename(path .. ".tmp", path))
-end
+local write_atomic = proc.write_atomic
 
 describe("discovery.file", function()
   local dir, h

@@ -7,29 +7,14 @@ local cjson = require("cjson")
 
 local tmp = proc.tmpdir()
 
-local function component(h, id)
-  local status, body = proc.http("GET", h.base .. "/api/v0/components/" .. id)
-  assert.equals(200, status)
-  return cjson.decode(body)
-end
+local component = proc.component
 
 local function targets(h)
-  local out = {}
-  for _, t in ipairs(component(h, "discovery.relabel.r").exports.output) do
-    local kv = {}
-    for k, v in pairs(t) do
-      kv[#kv + 1] = k .. "=" .. v
-    end
-    table.sort(kv)
-    out[#out + 1] = table.concat(kv, ",")
-  end
-  table.sort(out)
-  return out
+  return proc.target_strings(component(h, "discovery.relabel.r").exports.output)
 end
 
 local function set(dir, name, content)
-  proc.write(dir .. "/" .. name .. ".tmp", content)
-  assert(os.rename(dir .. "/" .. name .. ".tmp", dir .. "/" .. name))
+  proc.write_atomic(dir .. "/" .. name, content)
 end
 
 describe("discovery.http", function()

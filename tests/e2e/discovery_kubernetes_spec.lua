@@ -13,11 +13,7 @@ local cases = dofile((os.getenv("MOONWATCH_SOURCE_DIR") or ".") .. "/tests/e2e/f
 local tmp = proc.tmpdir()
 local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
 
-local function component(h, id)
-  local status, body = proc.http("GET", h.base .. "/api/v0/components/" .. id)
-  assert.equals(200, status)
-  return cjson.decode(body)
-end
+local component = proc.component
 
 -- A label set as sorted "name=value" pairs; an empty value is no label (Prometheus drops them
 -- when it makes a target, and so does relabeling).

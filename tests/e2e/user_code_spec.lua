@@ -30,11 +30,7 @@ local function stop(h)
   end
 end
 
-local function component(h, id)
-  local status, body = proc.http("GET", h.base .. "/api/v0/components/" .. id)
-  assert.equals(200, status, body)
-  return cjson.decode(body)
-end
+local component = proc.component
 
 describe("Lua function rules through a pipeline", function()
   after_each(proc.kill_spawned)

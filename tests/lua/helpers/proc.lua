@@ -159,6 +159,40 @@ function M.write(path, content)
   return path
 end
 
+--- Writes a file by renaming a complete copy over it (a watcher never sees half of it).
+function M.write_atomic(path, content)
+  M.write(path .. ".tmp", content)
+  assert(os.rename(path .. ".tmp", path))
+  return path
+end
+
+--- A component's answer of the debug API (/api/v0/components/ID), decoded.
+---@param h table a moonwatch started by M.start_run
+---@param id string
+function M.component(h, id)
+  local status, body = M.http("GET", h.base .. "/api/v0/components/" .. id)
+  if status ~= 200 then
+    error(string.format("GET /api/v0/components/%s: status %s: %s", id, tostring(status), tostring(body)), 2)
+  end
+  return require("cjson").decode(body)
+end
+
+--- Targets (maps of labels) as sorted "name=value,name=value" strings, sorted: comparable
+--- with assert.same.
+function M.target_strings(list)
+  local out = {}
+  for _, t in ipairs(list) do
+    local kv = {}
+    for k, v in pairs(t) do
+      kv[#kv + 1] = k .. "=" .. v
+    end
+    table.sort(kv)
+    out[#out + 1] = table.concat(kv, ",")
+  end
+  table.sort(out)
+  return out
+end
+
 --- An HTTP request with the curl command line tool; returns status, body, headers text.
 ---@param method string
 ---@param url string
