@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/labels.h"
 #include "model/histogram.h"
 #include "model/series.h"
@@ -38,18 +39,6 @@ typedef struct {
   uint8_t *enc;
   size_t enc_len, enc_cap;
 } nh_t;
-
-static int nh_grow(void **p, size_t *cap, size_t need, size_t unit) {
-  if (*cap >= need) return 0;
-  size_t c = *cap ? *cap : 16;
-  while (c < need)
-    c *= 2;
-  void *n = realloc(*p, c * unit);
-  if (!n) return -1;
-  *p = n;
-  *cap = c;
-  return 0;
-}
 
 /* The suffix of name (len n) that makes it a classic histogram series: 1 _bucket, 2
  * _count, 3 _sum (_gcount, _gsum), with *fam_len the family name's length; 0 for none. */
@@ -91,8 +80,8 @@ static long nh_group(nh_t *t, const uint8_t *enc, size_t len, int gauge) {
     if (g->hash == h && g->enc_len == len && memcmp(t->enc + g->enc_off, enc, len) == 0)
       return (long)(t->slots[k] - 1);
   }
-  if (nh_grow((void **)&t->g, &t->cap, t->n + 1, sizeof *t->g) != 0 ||
-      nh_grow((void **)&t->enc, &t->enc_cap, t->enc_len + len, 1) != 0)
+  if (mw_grow((void **)&t->g, &t->cap, t->n + 1, sizeof *t->g) != 0 ||
+      mw_grow((void **)&t->enc, &t->enc_cap, t->enc_len + len, 1) != 0)
     return -1;
   memcpy(t->enc + t->enc_len, enc, len);
   t->g[t->n] =
@@ -183,7 +172,7 @@ int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_
     size_t nl = 0;
     int has_le = 0;
     while (mw_labels_next(e, len, &pos, &l) == 1) {
-      if (nh_grow((void **)&ls, &ls_cap, nl + 1, sizeof *ls) != 0) goto oom;
+      if (mw_grow((void **)&ls, &ls_cap, nl + 1, sizeof *ls) != 0) goto oom;
       if (l.name_len == 8 && memcmp(l.name, "__name__", 8) == 0) {
         name = l;
         continue;
@@ -202,12 +191,12 @@ int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_
     if (type != MW_METRIC_HISTOGRAM && type != MW_METRIC_GAUGEHISTOGRAM) continue;
     double lev = 0;
     if (kind == 1 && mw_expfmt_parse_float(le.value, le.value_len, &lev) != 0) continue;
-    if (nh_grow((void **)&ls, &ls_cap, nl + 1, sizeof *ls) != 0) goto oom;
+    if (mw_grow((void **)&ls, &ls_cap, nl + 1, sizeof *ls) != 0) goto oom;
     ls[nl++] = (mw_label_t){
         .name = "__name__", .name_len = 8, .value = name.value, .value_len = (uint32_t)fl};
     mw_labels_sort(ls, nl);
     size_t need = mw_labels_encoded_size(ls, nl), elen;
-    if (nh_grow((void **)&enc, &enc_cap, need, 1) != 0) goto oom;
+    if (mw_grow((void **)&enc, &enc_cap, need, 1) != 0) goto oom;
     if (mw_labels_encode(ls, nl, enc, need, &elen, NULL, 0) != 0) continue;
     long g = nh_group(&t, enc, elen, type == MW_METRIC_GAUGEHISTOGRAM);
     if (g < 0) goto oom;
@@ -215,7 +204,7 @@ int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_
     double v = mw_batch_values(b)[i];
     int64_t ts = mw_batch_timestamps(b)[i];
     if (kind == 1) {
-      if (nh_grow((void **)&gr->bk, &gr->bk_cap, gr->nbk + 1, sizeof *gr->bk) != 0) goto oom;
+      if (mw_grow((void **)&gr->bk, &gr->bk_cap, gr->nbk + 1, sizeof *gr->bk) != 0) goto oom;
       gr->bk[gr->nbk++] = (nh_bucket_t){.le = lev, .v = v};
       if (gr->nbk > maxb) maxb = gr->nbk;
     } else if (kind == 2) {

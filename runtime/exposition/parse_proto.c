@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/labels.h"
 #include "exposition/write.h"
 #include "model/histogram.h"
@@ -219,20 +220,6 @@ static inline double pb_value(uint64_t v) {
   return d;
 }
 
-/* --- scratch ------------------------------------------------------------ */
-
-static int grow(void **p, size_t *cap, size_t need, size_t unit) {
-  if (*cap >= need) return 0;
-  size_t c = *cap ? *cap : 64;
-  while (c < need)
-    c *= 2;
-  void *n = realloc(*p, c * unit);
-  if (!n) return -1;
-  *p = n;
-  *cap = c;
-  return 0;
-}
-
 /* --- keys --------------------------------------------------------------- */
 
 static inline uint64_t mix64(uint64_t z) {
@@ -309,7 +296,7 @@ static int decode_pairs(mw_proto_t *q, const uint8_t *m, const uint8_t *e, uint3
         return pfail(q, f.at, "invalid UTF-8 label value for \"%.*s\"", (int)(nl > 80 ? 80 : nl),
                      name);
     }
-    if (grow((void **)&q->ls, &q->ls_cap, *n + 2, sizeof *q->ls) != 0) return poom(q);
+    if (mw_grow((void **)&q->ls, &q->ls_cap, *n + 2, sizeof *q->ls) != 0) return poom(q);
     q->ls[(*n)++] = (mw_label_t){
         .name = name, .name_len = (uint32_t)nl, .value = value, .value_len = (uint32_t)vl};
   }
@@ -322,11 +309,11 @@ static int decode_pairs(mw_proto_t *q, const uint8_t *m, const uint8_t *e, uint3
 static int series_miss(mw_proto_t *q, const pb_metric_t *pm, const char *suffix, const char *magic,
                        double mval, mw_skey_t key, uint32_t *ref) {
   size_t sl = strlen(suffix);
-  if (grow((void **)&q->nbuf, &q->nbuf_cap, q->name_len + sl + 40, 1) != 0) return poom(q);
+  if (mw_grow((void **)&q->nbuf, &q->nbuf_cap, q->name_len + sl + 40, 1) != 0) return poom(q);
   memcpy(q->nbuf, q->name, q->name_len);
   memcpy(q->nbuf + q->name_len, suffix, sl);
   size_t n = 0;
-  if (grow((void **)&q->ls, &q->ls_cap, pm->nlab + 2, sizeof *q->ls) != 0) return poom(q);
+  if (mw_grow((void **)&q->ls, &q->ls_cap, pm->nlab + 2, sizeof *q->ls) != 0) return poom(q);
   q->ls[n++] = (mw_label_t){.name = "__name__",
                             .name_len = 8,
                             .value = q->nbuf,
@@ -345,7 +332,7 @@ static int series_miss(mw_proto_t *q, const pb_metric_t *pm, const char *suffix,
   if (mw_scrapecache_mutate(q->x.c, q->ls, n, &fin, &fn, msg, sizeof msg) != 0)
     return pfail(q, pm->m, "%s", msg);
   size_t need = mw_labels_encoded_size(fin, fn), elen;
-  if (grow((void **)&q->enc, &q->enc_cap, need, 1) != 0) return poom(q);
+  if (mw_grow((void **)&q->enc, &q->enc_cap, need, 1) != 0) return poom(q);
   if (fin == q->ls) {
     /* Names and values checked as UTF-8 above (no 0xFF byte): encode directly. */
     uint8_t *o = q->enc;
@@ -425,7 +412,7 @@ static int add_exemplar(mw_proto_t *q, const uint8_t *m, size_t len, int64_t ts)
     return 0;
   }
   size_t need = mw_labels_encoded_size(q->ls, n), elen;
-  if (grow((void **)&q->enc, &q->enc_cap, need + 1, 1) != 0) return poom(q);
+  if (mw_grow((void **)&q->enc, &q->enc_cap, need + 1, 1) != 0) return poom(q);
   if (mw_labels_encode(q->ls, n, q->enc, need + 1, &elen, NULL, 0) != 0) {
     q->x.st->exemplars_invalid++;
     return 0;
@@ -640,7 +627,7 @@ static int read_metric(mw_proto_t *q, const uint8_t *m, size_t len, pb_metric_t 
   for (p = m; pb_next(&p, e, &f, &why) > 0;) {
     if (f.num != 1 || f.wt != 2) continue;
     size_t fl = (size_t)(p - f.at);
-    if (grow((void **)&q->kbuf, &q->kbuf_cap, k + fl, 1) != 0) return poom(q);
+    if (mw_grow((void **)&q->kbuf, &q->kbuf_cap, k + fl, 1) != 0) return poom(q);
     memcpy(q->kbuf + k, f.at, fl);
     k += fl;
   }
@@ -668,7 +655,7 @@ static int push_span(mw_proto_t *q, int side, size_t *n, const uint8_t *d, size_
   if (r < 0) return pfail(q, f.at, "bucket span: %s", why);
   if (*n >= MW_HIST_MAX_BUCKETS)
     return pfail(q, d, "more than %u bucket spans", MW_HIST_MAX_BUCKETS);
-  if (grow((void **)&q->sp[side], &q->sp_cap[side], *n + 1, sizeof(mw_hspan_t)) != 0)
+  if (mw_grow((void **)&q->sp[side], &q->sp_cap[side], *n + 1, sizeof(mw_hspan_t)) != 0)
     return poom(q);
   q->sp[side][(*n)++] = sp;
   return 0;
@@ -676,14 +663,14 @@ static int push_span(mw_proto_t *q, int side, size_t *n, const uint8_t *d, size_
 
 static int push_delta(mw_proto_t *q, int side, size_t *n, uint64_t zz) {
   if (*n >= MW_HIST_MAX_BUCKETS) return -1;
-  if (grow((void **)&q->dl[side], &q->dl_cap[side], *n + 1, sizeof(int64_t)) != 0) return -1;
+  if (mw_grow((void **)&q->dl[side], &q->dl_cap[side], *n + 1, sizeof(int64_t)) != 0) return -1;
   q->dl[side][(*n)++] = (int64_t)((zz >> 1) ^ -(zz & 1));
   return 0;
 }
 
 static int push_count(mw_proto_t *q, int side, size_t *n, uint64_t bits) {
   if (*n >= MW_HIST_MAX_BUCKETS) return -1;
-  if (grow((void **)&q->ct[side], &q->ct_cap[side], *n + 1, sizeof(double)) != 0) return -1;
+  if (mw_grow((void **)&q->ct[side], &q->ct_cap[side], *n + 1, sizeof(double)) != 0) return -1;
   q->ct[side][(*n)++] = pb_value(bits);
   return 0;
 }
@@ -813,9 +800,9 @@ static int reduce_side(mw_proto_t *q, int side, const mw_histogram_t *h, int32_t
   const mw_hspan_t *spans = side ? h->neg_spans : h->pos_spans;
   const int64_t *dl = side ? h->neg_deltas : h->pos_deltas;
   const double *ct = side ? h->neg_counts : h->pos_counts;
-  if (grow((void **)&q->rsp[side], &q->rsp_cap[side], n + 1, sizeof(mw_hspan_t)) != 0 ||
-      grow((void **)&q->rct[side], &q->rct_cap[side], n + 1, sizeof(double)) != 0 ||
-      grow((void **)&q->rdl[side], &q->rdl_cap[side], n + 1, sizeof(int64_t)) != 0)
+  if (mw_grow((void **)&q->rsp[side], &q->rsp_cap[side], n + 1, sizeof(mw_hspan_t)) != 0 ||
+      mw_grow((void **)&q->rct[side], &q->rct_cap[side], n + 1, sizeof(double)) != 0 ||
+      mw_grow((void **)&q->rdl[side], &q->rdl_cap[side], n + 1, sizeof(int64_t)) != 0)
     return poom(q);
   int shift = h->schema - target;
   size_t k = 0, ns = 0, out = 0;
@@ -1017,8 +1004,8 @@ static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
     if (isinf(ub) && ub > 0) break;
     if (nb >= MW_HIST_MAX_BUCKETS)
       return pfail(q, f.at, "more than %u buckets", MW_HIST_MAX_BUCKETS);
-    if (grow((void **)&q->cv, &q->cv_cap, nb + 1, sizeof(double)) != 0 ||
-        grow((void **)&q->ct[0], &q->ct_cap[0], nb + 2, sizeof(double)) != 0)
+    if (mw_grow((void **)&q->cv, &q->cv_cap, nb + 1, sizeof(double)) != 0 ||
+        mw_grow((void **)&q->ct[0], &q->ct_cap[0], nb + 2, sizeof(double)) != 0)
       return poom(q);
     if (isnan(ub) || isinf(ub) || (nb && !(ub > q->cv[nb - 1])))
       return 1; /* bounds not increasing: not converted */
@@ -1029,9 +1016,9 @@ static int emit_nhcb(mw_proto_t *q, const pb_metric_t *pm) {
   if (r < 0) return pfail(q, f.at, "histogram: %s", why);
   if (fcount > 0) is_float = 1;
   double total = fcount > 0 ? fcount : (double)count;
-  if (grow((void **)&q->ct[0], &q->ct_cap[0], nb + 1, sizeof(double)) != 0 ||
-      grow((void **)&q->dl[0], &q->dl_cap[0], nb + 1, sizeof(int64_t)) != 0 ||
-      grow((void **)&q->sp[0], &q->sp_cap[0], 1, sizeof(mw_hspan_t)) != 0)
+  if (mw_grow((void **)&q->ct[0], &q->ct_cap[0], nb + 1, sizeof(double)) != 0 ||
+      mw_grow((void **)&q->dl[0], &q->dl_cap[0], nb + 1, sizeof(int64_t)) != 0 ||
+      mw_grow((void **)&q->sp[0], &q->sp_cap[0], 1, sizeof(mw_hspan_t)) != 0)
     return poom(q);
   q->ct[0][nb] = total;
   /* cumulative -> per bucket (in place, from the end) */
