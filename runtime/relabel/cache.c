@@ -209,24 +209,34 @@ static int mw_copy_exemplars(mw_batch_t *out, const mw_batch_t *in, size_t nex, 
   return 0;
 }
 
-/* A memo miss of source series r (stamp: its stamp): the rules run now and the result, in
- * *oref, is memoised; without a program (the rules run in Lua) the miss is only recorded as
- * key in c->misses. 0: *oref set; 1: a miss recorded; -1: the rules failed (err); -2: out of
- * memory. */
-static inline int mw_miss(mw_relabel_cache_t *c, mw_memo_t *memo, mw_series_t *src, uint32_t r,
-                          uint32_t stamp, uint32_t key, uint32_t *oref, char *err, size_t errlen) {
-  if (!c->program) {
-    if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
-      return -2;
-    c->misses[c->nmisses++] = key;
-    return 1;
+/* The output series of source series r, looked up in the memo (a hit) or, on a miss, by
+ * running the rules now and memoising the result in *oref; without a program (the rules run
+ * in Lua) a miss is only recorded as key in c->misses. Counts the hit or miss and the sample
+ * processed in st. 0: write the sample to *oref; 1: skip it (a miss recorded, or dropped);
+ * -1: the rules failed (err); -2: out of memory. */
+static inline int mw_lookup(mw_relabel_cache_t *c, mw_memo_t *memo, mw_series_t *src, uint32_t r,
+                            uint32_t key, mw_relabel_stats_t *st, uint32_t *oref, char *err,
+                            size_t errlen) {
+  uint32_t stamp = mw_series_stamp(src, r);
+  if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
+    st->hits++;
+    *oref = memo->e[r].out;
+  } else {
+    st->misses++;
+    if (!c->program) {
+      if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
+        return -2;
+      c->misses[c->nmisses++] = key;
+      return 1;
+    }
+    size_t len, out_len;
+    const uint8_t *enc = mw_series_labels(src, r, &len), *out;
+    if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
+    if (mw_output(c, out, out_len, oref, err, errlen) != 0) return -1;
+    if (mw_memo_put(c, memo, r, stamp, *oref) != 0) return -2;
   }
-  size_t len, out_len;
-  const uint8_t *enc = mw_series_labels(src, r, &len), *out;
-  if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
-  if (mw_output(c, out, out_len, oref, err, errlen) != 0) return -1;
-  if (mw_memo_put(c, memo, r, stamp, *oref) != 0) return -2;
-  return 0;
+  st->processed++;
+  return *oref == MW_DROPPED;
 }
 
 int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_relabel_stats_t *st,
@@ -250,19 +260,11 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
   const double *vs = mw_batch_values(in);
   size_t nex = mw_batch_exemplars(in), k = 0; /* exemplars go with their samples */
   for (size_t i = 0; i < n; i++) {
-    uint32_t r = refs[i], stamp = mw_series_stamp(src, r), oref;
-    if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
-      st->hits++;
-      oref = memo->e[r].out;
-    } else {
-      st->misses++;
-      int rc = mw_miss(c, memo, src, r, stamp, (uint32_t)i, &oref, err, errlen);
-      if (rc == 1) continue;
-      if (rc == -2) goto oom;
-      if (rc != 0) return -1;
-    }
-    st->processed++;
-    if (oref == MW_DROPPED) continue;
+    uint32_t oref;
+    int rc = mw_lookup(c, memo, src, refs[i], (uint32_t)i, st, &oref, err, errlen);
+    if (rc == 1) continue;
+    if (rc == -2) goto oom;
+    if (rc != 0) return -1;
     if (mw_batch_add(c->batch, oref, ts[i], vs[i]) != 0) goto oom;
     st->written++;
     if (nex && mw_copy_exemplars(c->batch, in, nex, i, &k) != 0) goto oom;
@@ -272,19 +274,11 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
   for (size_t j = 0; j < nh; j++) {
     mw_hsample_t hs;
     mw_batch_histogram(in, j, &hs);
-    uint32_t r = hs.ref, stamp = mw_series_stamp(src, r), oref;
-    if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
-      st->hits++;
-      oref = memo->e[r].out;
-    } else {
-      st->misses++;
-      int rc = mw_miss(c, memo, src, r, stamp, (uint32_t)(n + j), &oref, err, errlen);
-      if (rc == 1) continue;
-      if (rc == -2) goto oom;
-      if (rc != 0) return -1;
-    }
-    st->processed++;
-    if (oref == MW_DROPPED) continue;
+    uint32_t oref;
+    int rc = mw_lookup(c, memo, src, hs.ref, (uint32_t)(n + j), st, &oref, err, errlen);
+    if (rc == 1) continue;
+    if (rc == -2) goto oom;
+    if (rc != 0) return -1;
     /* valid already: the copy cannot fail but for memory */
     if (mw_batch_add_histogram(c->batch, oref, hs.ts_ms, &hs.h, NULL, 0) != 0) goto oom;
     st->written++;
