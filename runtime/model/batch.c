@@ -160,13 +160,21 @@ static uint8_t *put(uint8_t *p, const void *src, size_t n) {
   return p + n * 8;
 }
 
+/* Room for one more histogram sample whose arrays take bytes. 0, -1 on OOM. */
+static int hist_reserve(mw_batch_t *b, size_t bytes) {
+  /* (+ 8: hbuf is never NULL, even for empty arrays) */
+  if (mw_grow((void **)&b->hs, &b->hs_cap, b->nh + 1, sizeof *b->hs) != 0 ||
+      mw_grow((void **)&b->hoff, &b->hoff_cap, b->nh + 1, sizeof *b->hoff) != 0 ||
+      mw_grow((void **)&b->hbuf, &b->hbuf_cap, b->hbuf_len + bytes + 8, 1) != 0)
+    return -1;
+  return 0;
+}
+
 int mw_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_histogram_t *h,
                            char *err, size_t errlen) {
   if (mw_histogram_validate(h, err, errlen) != 0) return -1;
-  size_t bytes = hist_units(h) * 8; /* (+ 8 below: hbuf is never NULL, even for empty arrays) */
-  if (mw_grow((void **)&b->hs, &b->hs_cap, b->nh + 1, sizeof *b->hs) != 0 ||
-      mw_grow((void **)&b->hoff, &b->hoff_cap, b->nh + 1, sizeof *b->hoff) != 0 ||
-      mw_grow((void **)&b->hbuf, &b->hbuf_cap, b->hbuf_len + bytes + 8, 1) != 0) {
+  size_t bytes = hist_units(h) * 8;
+  if (hist_reserve(b, bytes) != 0) {
     mw_oom(err, errlen);
     return -1;
   }
@@ -193,6 +201,18 @@ int mw_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_
     p = put(p, fl ? (const void *)h->neg_counts : (const void *)h->neg_deltas, h->n_neg);
     put(p, h->custom_values, h->n_custom);
   }
+  b->hoff[b->nh] = b->hbuf_len;
+  b->hbuf_len += bytes;
+  b->nh++;
+  return 0;
+}
+
+int mw_batch_copy_histogram(mw_batch_t *b, uint32_t ref, const mw_batch_t *src, size_t k) {
+  size_t bytes = hist_units(&src->hs[k].h) * 8;
+  if (hist_reserve(b, bytes) != 0) return -1;
+  b->hs[b->nh] = src->hs[k];
+  b->hs[b->nh].ref = ref;
+  if (bytes) memcpy(b->hbuf + b->hbuf_len, src->hbuf + src->hoff[k], bytes);
   b->hoff[b->nh] = b->hbuf_len;
   b->hbuf_len += bytes;
   b->nh++;

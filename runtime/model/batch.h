@@ -105,6 +105,10 @@ int mw_ffi_batch_add(mw_batch_t *b, uint32_t ref, int64_t ts_ms, double value);
 int mw_ffi_batch_add_histogram(mw_batch_t *b, uint32_t ref, int64_t ts_ms, const mw_histogram_t *h,
                                char *err, size_t errlen);
 
+/* Appends histogram sample k of src (k below mw_batch_histograms(src)) as a sample of
+ * series ref (of b's series table): a sample in a batch is valid already, so its arrays
+ * are copied as they are, unchecked. 0, -1 on OOM (b unchanged). */
+int mw_batch_copy_histogram(mw_batch_t *b, uint32_t ref, const mw_batch_t *src, size_t k);
 /* Appends a histogram staleness marker (mw_batch_add_histogram_stale): 0, -1 on OOM. */
 int mw_ffi_batch_add_histogram_stale(mw_batch_t *b, uint32_t ref, int64_t ts_ms, int is_float);
 /* 1 if h is a staleness marker (mw_histogram_is_stale), else 0. */

@@ -272,15 +272,12 @@ int mw_ffi_relabel_cache_apply(mw_relabel_cache_t *c, const mw_batch_t *in, mw_r
   /* Histogram samples: the same memo (a series' results do not depend on its kind); a
    * miss is keyed n + j for histogram sample j. */
   for (size_t j = 0; j < nh; j++) {
-    mw_hsample_t hs;
-    mw_batch_histogram(in, j, &hs);
-    uint32_t oref;
-    int rc = mw_lookup(c, memo, src, hs.ref, (uint32_t)(n + j), st, &oref, err, errlen);
+    uint32_t oref, r = mw_batch_histogram_ref(in, j);
+    int rc = mw_lookup(c, memo, src, r, (uint32_t)(n + j), st, &oref, err, errlen);
     if (rc == 1) continue;
     if (rc == -2) goto oom;
     if (rc != 0) return -1;
-    /* valid already: the copy cannot fail but for memory */
-    if (mw_batch_add_histogram(c->batch, oref, hs.ts_ms, &hs.h, NULL, 0) != 0) goto oom;
+    if (mw_batch_copy_histogram(c->batch, oref, in, j) != 0) goto oom;
     st->written++;
   }
   return 0;
