@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "base/err.h"
+#include "base/grow.h"
 
 #define MW_YAML_MAX_DEPTH 64
 
@@ -242,13 +243,7 @@ int mw_ffi_fswatch_add(mw_fswatch_t *w, const char *dir, char *err, size_t errle
   }
   for (size_t i = 0; i < w->ndirs; i++)
     if (w->dirs[i].wd == wd) return 0; /* the same directory under another name */
-  if (w->ndirs == w->cap) {
-    size_t cap = w->cap ? 2 * w->cap : 8;
-    mw_fswatch_dir_t *d = realloc(w->dirs, cap * sizeof *d);
-    if (!d) goto oom;
-    w->dirs = d;
-    w->cap = cap;
-  }
+  if (mw_grow((void **)&w->dirs, &w->cap, w->ndirs + 1, sizeof *w->dirs) != 0) goto oom;
   char *copy = strdup(dir);
   if (!copy) goto oom;
   w->dirs[w->ndirs].wd = wd;
@@ -264,15 +259,7 @@ oom:
 /* Appends s[0..n) "/" name and a NUL to *out. */
 static int mw_fswatch_put(char **out, size_t *len, size_t *cap, const char *s, const char *name) {
   size_t n = strlen(s), m = name ? strlen(name) : 0, need = n + (m ? m + 1 : 0) + 1;
-  if (*len + need > *cap) {
-    size_t c = *cap ? *cap * 2 : 1024;
-    while (c < *len + need)
-      c *= 2;
-    char *p = realloc(*out, c);
-    if (!p) return -1;
-    *out = p;
-    *cap = c;
-  }
+  if (mw_grow((void **)out, cap, *len + need, 1) != 0) return -1;
   memcpy(*out + *len, s, n);
   *len += n;
   if (m) {
