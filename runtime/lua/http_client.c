@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "http/client.h"
 #include "lua/boundary.h"
 
@@ -385,17 +386,9 @@ static int mw_lreq_data(void *ctx, int status, const char *p, size_t len) {
     if (nl && lr->line_len == 0) { /* a whole line in the chunk: no copy */
       if (mw_lreq_line(lr, p, n)) return -1;
     } else {
-      if (lr->line_len + n > lr->line_cap) {
-        size_t cap = lr->line_cap ? lr->line_cap : 4096;
-        while (cap < lr->line_len + n)
-          cap *= 2;
-        char *b = realloc(lr->line, cap);
-        if (!b) {
-          lr->stream_err = "out of memory";
-          return -1;
-        }
-        lr->line = b;
-        lr->line_cap = cap;
+      if (mw_grow((void **)&lr->line, &lr->line_cap, lr->line_len + n, 1) != 0) {
+        lr->stream_err = "out of memory";
+        return -1;
       }
       memcpy(lr->line + lr->line_len, p, n);
       lr->line_len += n;
