@@ -269,59 +269,19 @@ int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_
   }
   if (!keep_classic) {
     /* Drop the converted groups' classic samples (exemplars follow their samples). */
-    size_t nex = mw_batch_exemplars(b), kept = 0, xk = 0;
-    mw_exemplar_t *xs = nex ? malloc(nex * sizeof *xs) : NULL;
-    uint8_t **xl = nex ? calloc(nex, sizeof *xl) : NULL;
-    uint32_t *refs = malloc(n * sizeof *refs);
-    int64_t *tss = malloc(n * sizeof *tss);
-    double *vs = malloc(n * sizeof *vs);
-    int good = refs && tss && vs && (!nex || (xs && xl));
-    for (size_t k = 0; good && k < nex; k++) {
-      mw_batch_exemplar(b, k, &xs[k]);
-      xl[k] = malloc(xs[k].labels_len ? xs[k].labels_len : 1);
-      if (!xl[k])
-        good = 0;
-      else
-        memcpy(xl[k], xs[k].labels, xs[k].labels_len);
+    uint8_t *keep = malloc(n ? n : 1);
+    int good = keep != NULL;
+    for (size_t i = 0; good && i < n; i++) {
+      keep[i] = !(gi[i] >= 0 && ok[gi[i]]);
+      if (keep[i]) continue;
+      /* Kept in the cache, never sent: no staleness marker when it goes; a series new in
+       * this scrape is not counted as added (its histogram is). */
+      uint32_t r = mw_batch_refs(b)[i];
+      if (!mw_scrapecache_was_seen(c, r) && st->series_added) st->series_added--;
+      mw_scrapecache_quiet(c, r);
     }
-    if (good) {
-      size_t *newidx = malloc(n * sizeof *newidx);
-      if (newidx) {
-        for (size_t i = 0; i < n; i++) {
-          if (gi[i] >= 0 && ok[gi[i]]) {
-            /* Kept in the cache, never sent: no staleness marker when it goes; a series new
-             * in this scrape is not counted as added (its histogram is). */
-            uint32_t r = mw_batch_refs(b)[i];
-            if (!mw_scrapecache_was_seen(c, r) && st->series_added) st->series_added--;
-            mw_scrapecache_quiet(c, r);
-            newidx[i] = (size_t)-1;
-            continue;
-          }
-          newidx[i] = kept;
-          refs[kept] = mw_batch_refs(b)[i];
-          tss[kept] = mw_batch_timestamps(b)[i];
-          vs[kept++] = mw_batch_values(b)[i];
-        }
-        st->samples -= n - kept;
-        mw_batch_truncate(b, 0);
-        for (size_t i = 0; i < kept; i++)
-          mw_batch_add(b, refs[i], tss[i], vs[i]); /* within the capacity it had */
-        for (; xk < nex; xk++)
-          if (newidx[xs[xk].idx] != (size_t)-1)
-            mw_batch_add_exemplar(b, newidx[xs[xk].idx], xl[xk], xs[xk].labels_len, xs[xk].ts_ms,
-                                  xs[xk].value);
-        free(newidx);
-      } else {
-        good = 0;
-      }
-    }
-    for (size_t k = 0; xl && k < nex; k++)
-      free(xl[k]);
-    free(xl);
-    free(xs);
-    free(refs);
-    free(tss);
-    free(vs);
+    if (good) st->samples -= n - mw_batch_keep(b, keep);
+    free(keep);
     if (!good) {
       free(ok);
       goto oom;

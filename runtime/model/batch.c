@@ -90,6 +90,29 @@ void mw_batch_truncate(mw_batch_t *b, size_t n) {
   }
 }
 
+size_t mw_batch_keep(mw_batch_t *b, const uint8_t *keep) {
+  size_t kept = 0, xk = 0, nx = 0, xoff = 0;
+  for (size_t i = 0; i < b->len; i++) {
+    for (; xk < b->nex && b->ex[xk].idx == i; xk++) { /* sample i's exemplars */
+      if (!keep[i]) continue;
+      mw_batch_ex_t x = b->ex[xk];
+      if (x.len) memmove(b->exbuf + xoff, b->exbuf + x.off, x.len);
+      x.idx = (uint32_t)kept;
+      x.off = xoff;
+      xoff += x.len;
+      b->ex[nx++] = x;
+    }
+    if (!keep[i]) continue;
+    b->refs[kept] = b->refs[i];
+    b->ts[kept] = b->ts[i];
+    b->values[kept++] = b->values[i];
+  }
+  b->len = kept;
+  b->nex = nx;
+  b->exbuf_len = xoff;
+  return kept;
+}
+
 int mw_batch_reserve(mw_batch_t *b, size_t n) {
   if (b->cap - b->len >= n) return 0;
   size_t cap = b->cap ? b->cap : 256;

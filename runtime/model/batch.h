@@ -140,6 +140,10 @@ void mw_batch_clear(mw_batch_t *b);
 /* Drops samples from index n on (no-op if n >= length). */
 void mw_batch_truncate(mw_batch_t *b, size_t n);
 
+/* Keeps float sample i only if keep[i] (keep has mw_batch_len(b) entries), in order, in
+ * place; exemplars follow their samples. Returns the number kept. */
+size_t mw_batch_keep(mw_batch_t *b, const uint8_t *keep);
+
 /* Appends a sample. Returns 0, -1 on out of memory (batch unchanged). */
 int mw_batch_add(mw_batch_t *b, uint32_t ref, int64_t ts_ms, double value);
 /* Makes room for n more samples without reallocating. 0, -1 on OOM. */

@@ -160,6 +160,37 @@ static void test_batch(void) {
   mw_series_free(s);
 }
 
+/* mw_batch_keep: the kept samples in order, each with its exemplars (labels, value),
+ * renumbered; the dropped ones' exemplars gone. */
+static void test_batch_keep(void) {
+  mw_batch_t *b = mw_batch_new(NULL);
+  CHECK(b);
+  for (int i = 0; i < 6; i++)
+    CHECK_INT(mw_batch_add(b, (uint32_t)i, i * 10, i * 0.5), 0);
+  const char *lab[] = {"a", "bb", "ccc", "dddd"};
+  size_t at[] = {0, 1, 1, 4};
+  for (int k = 0; k < 4; k++)
+    CHECK_INT(mw_batch_add_exemplar(b, at[k], (const uint8_t *)lab[k], strlen(lab[k]), k, k), 0);
+  uint8_t keep[] = {0, 1, 0, 1, 1, 0};
+  CHECK_INT(mw_batch_keep(b, keep), 3);
+  CHECK_INT(mw_batch_len(b), 3);
+  CHECK_INT(mw_batch_refs(b)[0], 1);
+  CHECK_INT(mw_batch_refs(b)[2], 4);
+  CHECK_INT(mw_batch_timestamps(b)[1], 30);
+  CHECK_DBL(mw_batch_values(b)[2], 2.0);
+  CHECK_INT(mw_batch_exemplars(b), 3);
+  size_t want_idx[] = {0, 0, 2};
+  for (int k = 0; k < 3; k++) {
+    mw_exemplar_t e;
+    mw_batch_exemplar(b, (size_t)k, &e);
+    CHECK_INT(e.idx, want_idx[k]);
+    CHECK_INT(e.labels_len, strlen(lab[k + 1]));
+    CHECK(memcmp(e.labels, lab[k + 1], e.labels_len) == 0);
+    CHECK_DBL(e.value, k + 1);
+  }
+  mw_batch_free(b);
+}
+
 static void test_stale_nan(void) {
   double v = mw_batch_stale_nan();
   uint64_t bits;
@@ -258,6 +289,7 @@ int main(void) {
   MW_RUN(test_memory_per_series);
   MW_RUN(test_drop_index);
   MW_RUN(test_batch);
+  MW_RUN(test_batch_keep);
   MW_RUN(test_stale_nan);
   MW_RUN(test_watch_and_borrow);
   return mw_test_summary();
