@@ -209,11 +209,29 @@ static int mw_copy_exemplars(mw_batch_t *out, const mw_batch_t *in, size_t nex, 
   return 0;
 }
 
-/* The output series of source series r, looked up in the memo (a hit) or, on a miss, by
- * running the rules now and memoising the result in *oref; without a program (the rules run
- * in Lua) a miss is only recorded as key in c->misses. Counts the hit or miss and the sample
- * processed in st. 0: write the sample to *oref; 1: skip it (a miss recorded, or dropped);
- * -1: the rules failed (err); -2: out of memory. */
+/* A memo miss of source series r (stamp: its stamp): the rules run now and the result, in
+ * *oref, is memoised; without a program (the rules run in Lua) the miss is only recorded as
+ * key in c->misses. 0: *oref set; 1: a miss recorded; -1: the rules failed (err); -2: out of
+ * memory. Kept out of line: mw_lookup's hit path is the hot one. */
+static int mw_miss(mw_relabel_cache_t *c, mw_memo_t *memo, mw_series_t *src, uint32_t r,
+                   uint32_t stamp, uint32_t key, uint32_t *oref, char *err, size_t errlen) {
+  if (!c->program) {
+    if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
+      return -2;
+    c->misses[c->nmisses++] = key;
+    return 1;
+  }
+  size_t len, out_len;
+  const uint8_t *enc = mw_series_labels(src, r, &len), *out;
+  if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
+  if (mw_output(c, out, out_len, oref, err, errlen) != 0) return -1;
+  if (mw_memo_put(c, memo, r, stamp, *oref) != 0) return -2;
+  return 0;
+}
+
+/* The output series of source series r in *oref: the memo's (a hit) or mw_miss's. Counts
+ * the hit or miss and the sample processed in st. 0: write the sample to *oref; 1: skip it
+ * (a miss recorded, or dropped); -1: the rules failed (err); -2: out of memory. */
 static inline int mw_lookup(mw_relabel_cache_t *c, mw_memo_t *memo, mw_series_t *src, uint32_t r,
                             uint32_t key, mw_relabel_stats_t *st, uint32_t *oref, char *err,
                             size_t errlen) {
@@ -223,17 +241,8 @@ static inline int mw_lookup(mw_relabel_cache_t *c, mw_memo_t *memo, mw_series_t 
     *oref = memo->e[r].out;
   } else {
     st->misses++;
-    if (!c->program) {
-      if (mw_grow((void **)&c->misses, &c->misses_cap, c->nmisses + 1, sizeof *c->misses) != 0)
-        return -2;
-      c->misses[c->nmisses++] = key;
-      return 1;
-    }
-    size_t len, out_len;
-    const uint8_t *enc = mw_series_labels(src, r, &len), *out;
-    if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
-    if (mw_output(c, out, out_len, oref, err, errlen) != 0) return -1;
-    if (mw_memo_put(c, memo, r, stamp, *oref) != 0) return -2;
+    int rc = mw_miss(c, memo, src, r, stamp, key, oref, err, errlen);
+    if (rc != 0) return rc;
   }
   st->processed++;
   return *oref == MW_DROPPED;
