@@ -194,6 +194,20 @@ prometheus.scrape "s" {
     assert.truthy(problems('scrape_protocols = { "Proto" },'):find('unknown scrape protocol "Proto"', 1, true))
   end)
 
+  it("refuses a negative native_histogram_min_bucket_factor, naming it", function()
+    local file = proc.write(tmp .. "/badfactor.lua", [[
+prometheus.scrape "s" {
+  targets = {},
+  forward_to = {},
+  native_histogram_min_bucket_factor = -1.5,
+}
+]])
+    local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" })
+    local ok, probs = ctrl:load(file)
+    assert.is_nil(ok)
+    assert.truthy(table.concat(probs, "\n"):find("native_histogram_min_bucket_factor must not be negative", 1, true))
+  end)
+
   it("parses a body by its Content-Type, and by scrape_fallback_protocol when it has another", function()
     local rec = once(tgt(base, "/proto"))
     assert.equals(5, find(rec.samples, "requests_total", function(s)
