@@ -316,6 +316,19 @@ prometheus.scrape "s" {
     assert.same(want, buckets(h))
   end)
 
+  it("fails a scrape whose histogram is over native_histogram_bucket_limit even at schema -4, and counts it", function()
+    local rec, info = scrape_until(tgt(target_addr), "scrape_native_histograms = true, native_histogram_bucket_limit = 1,",
+      function(r)
+        return find(r.samples, "up")
+      end, "up")
+    assert.equals(0, find(rec.samples, "up").value)
+    assert.is_nil(find(rec.histograms, "latency_seconds"))
+    assert.equals("histogram bucket limit exceeded", info.last_error)
+    local text = require("moonwatch.metrics").default:expose("text/plain")
+    assert.matches('\nprometheus_target_scrapes_exceeded_native_histogram_bucket_limit_total'
+      .. '{component_id="prometheus.scrape.s"} [1-9]', text)
+  end)
+
   it("converts classic histograms to custom-bucket ones with convert_classic_histograms_to_nhcb", function()
     local rec = scrape_until(tgt(target_addr), 'scrape_protocols = { "PrometheusProto" }, '
       .. "convert_classic_histograms_to_nhcb = true,", function(r)
