@@ -76,7 +76,7 @@ M.EXPORTS = {
 }
 
 local family
-local function component_metrics()
+local function component_metrics(id)
   if not family then
     local reg, l = metrics.default, { "component_id" }
     family = {
@@ -90,7 +90,6 @@ local function component_metrics()
       queue_capacity = reg:gauge("otelcol_exporter_queue_capacity", "Fixed capacity of the retry queue (in batches).", l),
     }
   end
-  local id = M.current_id
   return {
     sent = family.sent:with(id), failed = family.failed:with(id), enqueue_failed = family.enqueue_failed:with(id),
     queue_size = family.queue_size:with(id), queue_capacity = family.queue_capacity:with(id),
@@ -103,10 +102,9 @@ Instance.__index = Instance
 --- A new exporter instance of component ctx; transport = { send = fn(self, body, count), prepare =
 --- fn(self, args) } (prepare makes the client and URL from the arguments, at new and update).
 function M.new(ctx, args, transport)
-  M.current_id = ctx.id
   local self = setmetatable({ ctx = ctx, transport = transport, queue = {}, qhead = 1, qtail = 0, idle = {},
     workers = {}, nworkers = 0, failures = 0, sent = 0, failed = 0, refused = 0 }, Instance)
-  self.m = component_metrics()
+  self.m = component_metrics(ctx.id)
   ctx:export({ input = receiver.traces(ctx.id, function(_, b)
     self:append(b)
   end) })

@@ -52,10 +52,9 @@ local function random(n)
   return ffi.string(idbuf, n)
 end
 
+-- lowercase hex of an id (8 or 16 bytes): one format call, no closure or string per byte
 local function hex(s)
-  return (s:gsub(".", function(c)
-    return string.format("%02x", c:byte())
-  end))
+  return string.format(string.rep("%02x", #s), s:byte(1, -1))
 end
 M.hex = hex
 

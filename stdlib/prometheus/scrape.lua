@@ -48,11 +48,10 @@ local VALIDATION_SCHEMES = { "legacy", "utf8" }
 local ESCAPING_SCHEMES = { "allow-utf-8", "underscores", "dots", "values" }
 local PROTOCOL_NAMES = { "PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0",
   "PrometheusText0.0.4" }
--- The default scrape_protocols; with scrape_native_histograms (Alloy's documented default then);
--- what the deprecated enable_protobuf_negotiation sets.
+-- The default scrape_protocols; with scrape_native_histograms, every protocol, PrometheusProto first
+-- (Alloy's documented default then); what the deprecated enable_protobuf_negotiation sets.
 local DEFAULT_PROTOCOLS = { "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0", "PrometheusText0.0.4" }
-local NATIVE_PROTOCOLS = { "PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText1.0.0",
-  "PrometheusText0.0.4" }
+local NATIVE_PROTOCOLS = PROTOCOL_NAMES
 local NEGOTIATION_PROTOCOLS = { "PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText0.0.4" }
 
 local function check_protocol(p)

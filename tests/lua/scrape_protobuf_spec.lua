@@ -194,6 +194,20 @@ prometheus.scrape "s" {
     assert.truthy(problems('scrape_protocols = { "Proto" },'):find('unknown scrape protocol "Proto"', 1, true))
   end)
 
+  it("refuses a negative native_histogram_min_bucket_factor, naming it", function()
+    local file = proc.write(tmp .. "/badfactor.lua", [[
+prometheus.scrape "s" {
+  targets = {},
+  forward_to = {},
+  native_histogram_min_bucket_factor = -1.5,
+}
+]])
+    local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" })
+    local ok, probs = ctrl:load(file)
+    assert.is_nil(ok)
+    assert.truthy(table.concat(probs, "\n"):find("native_histogram_min_bucket_factor must not be negative", 1, true))
+  end)
+
   it("parses a body by its Content-Type, and by scrape_fallback_protocol when it has another", function()
     local rec = once(tgt(base, "/proto"))
     assert.equals(5, find(rec.samples, "requests_total", function(s)
@@ -300,6 +314,19 @@ prometheus.scrape "s" {
     assert.equals(#LATENCY, h.count)
     local want = expected_buckets(LATENCY, h.schema, h.zero_threshold)
     assert.same(want, buckets(h))
+  end)
+
+  it("fails a scrape whose histogram is over native_histogram_bucket_limit even at schema -4, and counts it", function()
+    local rec, info = scrape_until(tgt(target_addr), "scrape_native_histograms = true, native_histogram_bucket_limit = 1,",
+      function(r)
+        return find(r.samples, "up")
+      end, "up")
+    assert.equals(0, find(rec.samples, "up").value)
+    assert.is_nil(find(rec.histograms, "latency_seconds"))
+    assert.equals("histogram bucket limit exceeded", info.last_error)
+    local text = require("moonwatch.metrics").default:expose("text/plain")
+    assert.matches('\nprometheus_target_scrapes_exceeded_native_histogram_bucket_limit_total'
+      .. '{component_id="prometheus.scrape.s"} [1-9]', text)
   end)
 
   it("converts classic histograms to custom-bucket ones with convert_classic_histograms_to_nhcb", function()
