@@ -358,6 +358,48 @@ prometheus.scrape "s" {
     assert.equals(0, h.wait(15))
   end)
 
+  it("local.file that becomes unreadable keeps its last contents, unhealthy, then healthy again when it is back", function()
+    local name = proc.write(tmp .. "/gone", "kept")
+    local file = proc.write(tmp .. "/lfgone.alloy", string.format([[
+local.file "job" {
+  filename = "%s"
+}
+prometheus.scrape "s" {
+  targets    = [{"__address__" = "127.0.0.1:9"}]
+  forward_to = []
+  job_name   = trim_space(local.file.job.content) + "-job"
+}
+]], name))
+    local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/dlfg" })
+    local function get(id)
+      local _, body = proc.http("GET", h.base .. "/api/v0/components/" .. id)
+      return cjson.decode(body)
+    end
+    local function state()
+      local c = get("local.file.job")
+      return c.health.state or c.health, c.health.message
+    end
+    assert.equals("healthy", (state()))
+    assert.equals("kept-job", get("prometheus.scrape.s").arguments.job_name)
+    os.remove(name)
+    proc.wait_for(function()
+      return state() == "unhealthy"
+    end, 5, "local.file unhealthy once its file is gone")
+    local _, msg = state()
+    assert.matches("cannot read the file", msg)
+    -- its debug info counts the failed reads among the reads
+    local info = get("local.file.job").debug_info
+    assert.is_true(info.read_failures >= 1 and info.reads > info.read_failures, cjson.encode(info))
+    -- the last contents stay exported: the reader is not re-evaluated to an empty job name
+    assert.equals("kept-job", get("prometheus.scrape.s").arguments.job_name)
+    proc.write(name, "back\n")
+    proc.wait_for(function()
+      return state() == "healthy" and get("prometheus.scrape.s").arguments.job_name == "back-job"
+    end, 5, "local.file healthy again and its new contents exported once the file is back")
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+  end)
+
   it("reloads an .alloy file: changes applied in place, a broken file refused with file:line:col", function()
     local conf = [[
 prometheus.exporter.self "a" {}

@@ -235,6 +235,7 @@ discovery.kubernetes "k" {
   it("keeps its targets while the API server is unreachable, unhealthy, and retries", function()
     control(base, "load", { path = "/api/v1/nodes", lists = { cases.node.paths["/api/v1/nodes"] },
       watches = { { { drop = true } } } })
+    local logged = #api_log(base)
     local file = pipeline("unreachable",
       string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "node",\n}', base))
     local h = run(file)
@@ -247,6 +248,18 @@ discovery.kubernetes "k" {
     end, 10, "unhealthy")
     assert.matches("watch nodes: ", c.health.message, 1, true)
     assert.equals(1, #targets(h))
+    -- the retried watch holds (the server keeps it open): healthy again, the node still there
+    proc.wait_for(function()
+      return component(h, "discovery.kubernetes.k").health.state == "healthy"
+    end, 10, "healthy again once a watch holds")
+    assert.equals(1, #targets(h))
+    local watches = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == "/api/v1/nodes" and r.query.watch == "1" then
+        watches = watches + 1
+      end
+    end
+    assert.is_true(watches >= 2, watches .. " watch requests")
     stop(h)
     control(base, "release")
   end)

@@ -262,6 +262,10 @@ otelcol.exporter.otlp "default" {
     end
     assert.same({ 14, 14, 14, 0 }, { codes[1], codes[2], codes[3], codes[4] })
     assert.equals(0, proc.metric(h, "otelcol_exporter_send_failed_spans_total"))
+    -- three failures in a row made it unhealthy; the delivery after them made it healthy again
+    local back = health(h, "otelcol.exporter.otlp.default")
+    assert.equals("healthy", back.state)
+    assert.equals("sending again", back.message)
     h.kill()
 
     -- an endpoint that keeps failing: retried until max_elapsed_time, then dropped and counted
