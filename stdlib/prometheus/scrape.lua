@@ -469,7 +469,13 @@ function Instance:end_of_run(loop)
   if slot < now then
     slot = slot + math.ceil((now - slot) / iv) * iv
   end
-  self.ctx:sleep(slot - now + iv + iv / 10)
+  -- a timer counts from the loop's cached time, which lags the clock on a busy
+  -- loop: sleep again until the clock says it is due
+  local due = slot + iv + iv / 10
+  repeat
+    self.ctx:sleep(due - now)
+    now = ffi_rt.time_now()
+  until now >= due or self.leaving[loop.key] ~= loop
   if self.leaving[loop.key] ~= loop then
     return
   end

@@ -101,7 +101,8 @@ local function query(pport, q)
   return out, n
 end
 
-local function wait_for(cond, timeout, what)
+-- Waits for cond() to be true; on a timeout, the error says what diag() tells.
+local function wait_for(cond, timeout, what, diag)
   local deadline = now() + timeout
   repeat
     local v = cond()
@@ -110,7 +111,26 @@ local function wait_for(cond, timeout, what)
     end
     os.execute("sleep 0.1")
   until now() > deadline
-  error("timed out waiting for " .. what)
+  error("timed out waiting for " .. what .. (diag and ("\n" .. diag()) or ""), 2)
+end
+
+-- What to look at when a run's series do not reach Prometheus: the samples each
+-- receiver holds per instance, the component's health and moonwatch's log.
+local function diagnose(h, name, pport)
+  return function()
+    local per = {}
+    for _, s in ipairs(received(name)) do
+      local inst = s.labels:match('instance="([^"]*)"') or "?"
+      per[inst] = (per[inst] or 0) + 1
+    end
+    local lines = { "sample receiver: " .. cjson.encode(per) }
+    local ok, _, n = pcall(query, pport, '{job="plain"}')
+    lines[#lines + 1] = "Prometheus: " .. (ok and (n .. " series of job plain") or "no answer")
+    local _, body = proc.http("GET", h.base .. "/api/v0/components")
+    lines[#lines + 1] = "components: " .. tostring(body)
+    lines[#lines + 1] = "moonwatch log:\n" .. h.read()
+    return table.concat(lines, "\n")
+  end
 end
 
 local function reload(h)
@@ -146,7 +166,7 @@ describe("prometheus.scrape staleness through moonwatch run", function()
     wait_for(function()
       local _, n = query(pport, 'count_over_time(up{job="plain"}[1m]) >= 2')
       return n == 1 and live(pport, "a") == SERIES
-    end, 15, "two scrapes in Prometheus")
+    end, 30, "two scrapes in Prometheus", diagnose(h, "stop", pport))
     h.kill("TERM")
     assert.equals(0, h.wait(15))
     assert.same({}, stale("stop"))
@@ -172,7 +192,7 @@ describe("prometheus.scrape staleness through moonwatch run", function()
     end)
     wait_for(function()
       return live(pport, "kept") == SERIES and live(pport, "gone") == SERIES
-    end, 15, "both targets in Prometheus")
+    end, 30, "both targets in Prometheus", diagnose(h, "reload", pport))
     pipeline("reload", targets(tport, "kept"), pport, rport)
     local before = now()
     reload(h)
@@ -226,7 +246,7 @@ describe("prometheus.scrape staleness through moonwatch run", function()
     end)
     wait_for(function()
       return live(pport, "back") == SERIES
-    end, 15, "the target in Prometheus")
+    end, 30, "the target in Prometheus", diagnose(h, "back", pport))
     pipeline("back", targets(tport, "kept"), pport, rport)
     reload(h)
     os.execute("sleep 0.5")
