@@ -40,6 +40,8 @@
 #   WARMUP, WINDOW, DRAIN  seconds (defaults 20, see above, 10)
 #   PERF_OUT       if set, perf record moonwatch (DWARF call graphs) for PERF_SECS (default
 #                  10) after its window and write the reports to PERF_OUT.SCENARIO
+#   PPROF_OUT      if set, take moonwatch's own CPU profile (/debug/pprof/profile: C and Lua
+#                  stacks) for PERF_SECS after its window into PPROF_OUT.SCENARIO.pb.gz
 #   KEEP_TMP=1     keep the temp directory (logs, configs) and print its path
 set -eu
 
@@ -270,6 +272,11 @@ for sc in $scenarios; do
         perf report -i "$tmp/perf.data" --stdio --children --sort sym -g none --percent-limit 2
         perf report -i "$tmp/perf.data" --stdio --no-children --sort dso -g none
       } >"$PERF_OUT.$tag" 2>/dev/null || true
+    fi
+    if [ -n "${PPROF_OUT:-}" ] && [ "$name" = moonwatch ]; then
+      echo "moonwatch: /debug/pprof/profile for ${perf_secs}s" >&2
+      curl -sf -o "$PPROF_OUT.$tag.pb.gz" \
+        "http://127.0.0.1:$port/debug/pprof/profile?seconds=$perf_secs" || true
     fi
     sleep "$drain"
     curl -sf -o /dev/null "$vm/internal/force_flush"
