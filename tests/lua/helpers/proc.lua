@@ -249,13 +249,24 @@ function M.sorted_keys(t)
   return out
 end
 
---- A free TCP port on 127.0.0.1 (bound once by the kernel's choice, then released).
+--- A free TCP port on 127.0.0.1 (bound once by the kernel's choice, then released),
+--- never one this process was given before: the kernel may pick a released port again,
+--- and two servers of one test told the same port would have one answer for both
+--- (a target port that is Prometheus's: the scrape reads Prometheus's own metrics).
+local given = {}
 function M.free_port()
-  local p = io.popen("/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0));"
-    .. " print(s.getsockname()[1])' 2>/dev/null")
-  local port = tonumber(p:read("*l") or "")
-  p:close()
-  return port or (20000 + math.random(0, 12000)) -- below the kernel's ephemeral range
+  for _ = 1, 20 do
+    local p = io.popen("/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0));"
+      .. " print(s.getsockname()[1])' 2>/dev/null")
+    local port = tonumber(p:read("*l") or "")
+    p:close()
+    port = port or (20000 + math.random(0, 12000)) -- below the kernel's ephemeral range
+    if not given[port] then
+      given[port] = true
+      return port
+    end
+  end
+  error("free_port: no new free port in 20 tries")
 end
 
 --- Starts a server that listens on a port it is told, on a free port, and waits until it
