@@ -519,6 +519,44 @@ static void test_big_append(void) {
   mw_test_rm_rf(dir);
 }
 
+/* Histograms count toward max_samples for the float samples after them too: a span that
+ * holds 19 histograms takes one float sample more at max 20, not 20 (a request held 39:
+ * the float samples' check counted samples and exemplars only). */
+static void test_max_counts_histograms_before_floats(void) {
+  char *dir = mw_test_tmpdir("walh");
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  src_t src;
+  src_init(&src);
+  CHECK_INT(append(w, &src, 0, 19, 1000, 0), 0); /* 19 histograms */
+  mw_batch_t *b = mw_batch_new(src.s);
+  for (int i = 0; i < 20; i++) /* then 20 float samples of series 20..39 */
+    CHECK_INT(mw_batch_add(b, src.refs[20 + i], 2000, i), 0);
+  CHECK_INT(mw_wal_append_batch(w, b, err, sizeof err), 0);
+  mw_batch_free(b);
+  mw_wal_reader_t *r = reader(w, "ep", 1);
+  size_t nh = 0, ns = 0, spans = 0;
+  for (;;) {
+    const uint8_t *buf;
+    size_t len;
+    mw_wal_chunk_t c;
+    int rc = mw_wal_reader_next(r, 20, &buf, &len, &c, err, sizeof err);
+    CHECK(rc >= 0);
+    if (rc <= 0) break;
+    if (!spans++) CHECK_INT(c.samples + c.histograms, 20);
+    nh += c.histograms;
+    ns += c.samples;
+    CHECK_INT(mw_wal_reader_commit(r, c.seq, err, sizeof err), 0);
+  }
+  CHECK_INT(nh, 19);
+  CHECK_INT(ns, 20);
+  CHECK_INT(spans, 2);
+  mw_wal_reader_close(r);
+  mw_wal_close(w);
+  mw_series_free(src.s);
+  mw_test_rm_rf(dir);
+}
+
 int main(void) {
   MW_RUN(test_roundtrip_and_restart);
   MW_RUN(test_send_off);
@@ -528,5 +566,6 @@ int main(void) {
   MW_RUN(test_write_relabel);
   MW_RUN(test_invalid_record_cut);
   MW_RUN(test_big_append);
+  MW_RUN(test_max_counts_histograms_before_floats);
   return mw_test_summary();
 }
