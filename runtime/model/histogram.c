@@ -71,9 +71,13 @@ missing:
 }
 
 int mw_histogram_validate(const mw_histogram_t *h, char *err, size_t errlen) {
-  if (mw_histogram_is_stale(h)) return 0;
+  /* A stale marker skips the checks of what its values mean (schema, zero threshold,
+   * counts), not those of its shape: its arrays are copied, written to the WAL (whose
+   * reader refuses more than MW_HIST_MAX_BUCKETS) and sent, where a receiver refuses
+   * spans that do not match the buckets. */
+  int stale = mw_histogram_is_stale(h);
   int custom = h->schema == MW_HIST_SCHEMA_CUSTOM;
-  if (!custom && (h->schema < MW_HIST_SCHEMA_MIN || h->schema > MW_HIST_SCHEMA_MAX)) {
+  if (!stale && !custom && (h->schema < MW_HIST_SCHEMA_MIN || h->schema > MW_HIST_SCHEMA_MAX)) {
     mw_seterr(err, errlen, "schema %d: not -4..8 (exponential) or -53 (custom buckets)", h->schema);
     return -1;
   }
@@ -85,7 +89,7 @@ int mw_histogram_validate(const mw_histogram_t *h, char *err, size_t errlen) {
     mw_seterr(err, errlen, "is_float %u: not 0 or 1", h->is_float);
     return -1;
   }
-  if (!(h->zero_threshold >= 0)) {
+  if (!stale && !(h->zero_threshold >= 0)) {
     mw_seterr(err, errlen, "zero threshold %g: must be >= 0", h->zero_threshold);
     return -1;
   }
@@ -99,6 +103,20 @@ int mw_histogram_validate(const mw_histogram_t *h, char *err, size_t errlen) {
   if (check_spans("negative", h->neg_spans, h->n_neg_spans, h->n_neg, err, errlen) != 0 ||
       check_spans("positive", h->pos_spans, h->n_pos_spans, h->n_pos, err, errlen) != 0)
     return -1;
+  if (stale) {
+    const void *pd = h->is_float ? (const void *)h->pos_counts : (const void *)h->pos_deltas;
+    const void *nd = h->is_float ? (const void *)h->neg_counts : (const void *)h->neg_deltas;
+    if ((h->n_pos && !pd) || (h->n_neg && !nd)) {
+      mw_seterr(err, errlen, "%s side: %u buckets without bucket data",
+                h->n_pos && !pd ? "positive" : "negative", h->n_pos && !pd ? h->n_pos : h->n_neg);
+      return -1;
+    }
+    if (h->n_custom && !h->custom_values) {
+      mw_seterr(err, errlen, "custom buckets: %u custom values without data", h->n_custom);
+      return -1;
+    }
+    return 0;
+  }
   uint64_t total = 0;
   if (check_buckets("negative", h, 0, &total, err, errlen) != 0 ||
       check_buckets("positive", h, 1, &total, err, errlen) != 0)

@@ -103,7 +103,9 @@ typedef struct {
  * histogram's count equals the sum of its buckets and zero count (at least it when the
  * sum is NaN); custom_values only with schema -53, finite and strictly increasing, and
  * then no negative side, no zero bucket, positive indexes within 0..n_custom. A stale
- * marker (mw_histogram_is_stale) is valid. 0, or -1 with err naming what is wrong
+ * marker (mw_histogram_is_stale) is checked for its shape only (reset_hint, is_float,
+ * the bounds, spans vs bucket counts, data behind every count), not for its schema,
+ * zero threshold or counts. 0, or -1 with err naming what is wrong
  * ("positive side: spans need 3 buckets, have 2 buckets"). */
 int mw_histogram_validate(const mw_histogram_t *h, char *err, size_t errlen);
 

@@ -754,10 +754,10 @@ int mw_wal_reader_next_shards(mw_wal_reader_t *r, uint32_t nshards, uint32_t max
       uint32_t shard = !known     ? 0
                        : new_slot ? mw_shard_of(ref, nshards)
                                   : r->slots[r->slot_of[s]].shard;
-      if (known && r->sh[shard].n + r->sh[shard].nex >= max_samples) {
-        /* Its shard is full (samples and exemplars, as Prometheus counts a
-         * batch): the span ends before this sample, which the next span
-         * reads again (from the record's start). */
+      if (known && r->sh[shard].n + r->sh[shard].nex + r->sh[shard].nh >= max_samples) {
+        /* Its shard is full (samples, exemplars and histograms, as Prometheus
+         * counts a batch): the span ends before this sample, which the next
+         * span reads again (from the record's start). */
         r->rec_ok = 0;
         full = 1;
         break;

@@ -26,7 +26,11 @@
 
 #define MW_MAGIC "MWWAL001"
 #define MW_SERIES_REC_BYTES (16u << 20) /* a series record is closed past this */
-#define MW_SAMPLE_MAX 28u               /* two varints and the value */
+/* So is an exemplars or histograms record: one exemplar or histogram adds less than
+ * MW_RLOG_MAX_RECORD - MW_REC_CLOSE_BYTES (histograms: mw_hist_max of the largest
+ * valid one is under 4 MiB), so no record passes what the record log reads back. */
+#define MW_REC_CLOSE_BYTES (16u << 20)
+#define MW_SAMPLE_MAX 28u /* two varints and the value */
 #define MW_MAX_MEMOS 4096
 /* Seconds without a label set looked up in the series table (a series
  * new to the WAL or to a source) after which its index goes: 11-16 bytes
@@ -918,10 +922,11 @@ fail:
 
 /* --- append ----------------------------------------------------------- */
 
-/* Builds the exemplars record of an append into w->ebuf (nothing if none is
+/* Builds the exemplars records of an append into w->ebuf (nothing if none is
  * left): the exemplars of b's samples that were written (w->ss), except a
  * repeat of the last one written for the series (Prometheus agent's WAL
- * drops those too: a scrape shows the same exemplar until a new one comes).
+ * drops those too: a scrape shows the same exemplar until a new one comes),
+ * at most MW_SAMPLES_PER_REC a record, a record closed past MW_REC_CLOSE_BYTES.
  * Their (s, hash) pairs go to w->ex_new, applied once the write succeeded.
  * 0, -1 on OOM. */
 static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
@@ -933,18 +938,27 @@ static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
   uint64_t prev = 0;
   int64_t base = 0;
   mw_exemplar_t e;
-  for (size_t k = 0; k < nex && count < MW_SAMPLES_PER_REC; k++) {
+  for (size_t k = 0; k < nex; k++) {
     mw_batch_exemplar(b, k, &e);
     uint32_t s = w->ss[e.idx];
-    if (s == MW_NONE || !mw_wal_ex_labels_ok(e.labels, e.labels_len)) continue;
+    /* (a label set that alone passes the record log's bound could not be read back) */
+    if (s == MW_NONE || e.labels_len > MW_RLOG_MAX_RECORD - MW_REC_CLOSE_BYTES ||
+        !mw_wal_ex_labels_ok(e.labels, e.labels_len))
+      continue;
     uint64_t h = mw_ex_hash(&e);
     if (w->ex_last[s] == h) continue;
+    if (at != SIZE_MAX && (count == MW_SAMPLES_PER_REC || eb->len - at > MW_REC_CLOSE_BYTES)) {
+      mw_rec_end(eb, at, count);
+      at = SIZE_MAX;
+    }
     if (at == SIZE_MAX) {
       at = mw_rec_begin(eb, MW_REC_EXEMPLARS, 8);
       if (at == SIZE_MAX) return -1;
       base = e.ts_ms;
       mw_put64(eb->p + eb->len, (uint64_t)base);
       eb->len += 8;
+      count = 0;
+      prev = 0;
     }
     if (mw_buf_reserve(eb, MW_SAMPLE_MAX + 10 + e.labels_len) != 0 ||
         mw_grow((void **)&w->ex_new, &w->ex_new_cap, 2 * (w->nex_new + 1), sizeof *w->ex_new) != 0)
@@ -970,7 +984,8 @@ static int mw_exemplars_record(mw_wal_t *w, const mw_batch_t *b) {
 
 /* Builds the histograms records of an append into w->hbuf: the histogram samples of b
  * whose series were written (w->ss[n + k]), in batch order, at most MW_HISTS_PER_REC a
- * record. *written gets their number; *lo, *hi take in their timestamps. 0, -1 on OOM. */
+ * record, a record closed past MW_REC_CLOSE_BYTES. *written gets their number; *lo, *hi
+ * take in their timestamps. 0, -1 on OOM. */
 static int mw_histograms_record(mw_wal_t *w, const mw_batch_t *b, size_t n, size_t *written,
                                 int64_t *lo, int64_t *hi) {
   size_t nh = mw_batch_histograms(b), at = SIZE_MAX;
@@ -983,7 +998,7 @@ static int mw_histograms_record(mw_wal_t *w, const mw_batch_t *b, size_t n, size
     uint32_t s = w->ss[n + k];
     if (s == MW_NONE) continue;
     mw_batch_histogram(b, k, &hs);
-    if (at != SIZE_MAX && count == MW_HISTS_PER_REC) {
+    if (at != SIZE_MAX && (count == MW_HISTS_PER_REC || hb->len - at > MW_REC_CLOSE_BYTES)) {
       mw_rec_end(hb, at, count);
       at = SIZE_MAX;
     }

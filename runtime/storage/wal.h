@@ -38,17 +38,18 @@
  * existed has no type 3 records and reads as before (an older moonwatch
  * would take a type 3 record for corruption). 4 histograms (native
  * histogram samples, model/histogram.h), written last in an append, at most
- * 4096 a record: count u32, base timestamp i64, then count times (ref delta,
- * zigzag varint; timestamp - base, zigzag varint; flags u8: bit 0 float
- * histogram, bits 1-2 the counter reset hint; schema, zigzag varint; zero
- * threshold, 8 bytes; count and zero count: uvarints for an integer
- * histogram, 8 bytes each (IEEE bits) for a float one; sum, 8 bytes (the
- * staleness NaN of a histogram stale marker kept bit for bit); positive
- * spans, then negative spans: a uvarint count, then (offset zigzag varint,
- * length uvarint) each; positive buckets, then negative buckets: a uvarint
- * count, then zigzag varint deltas (integer) or 8-byte counts (float);
- * custom values: a uvarint count, 8 bytes each). Like samples records they
- * are counted records: their histograms are items of their segment
+ * 4096 a record (exemplars and histograms records are also closed past 16 MiB:
+ * none passes the 64 MiB the record log reads back): count u32, base timestamp
+ * i64, then count times (ref delta, zigzag varint; timestamp - base, zigzag
+ * varint; flags u8: bit 0 float histogram, bits 1-2 the counter reset hint;
+ * schema, zigzag varint; zero threshold, 8 bytes; count and zero count:
+ * uvarints for an integer histogram, 8 bytes each (IEEE bits) for a float one;
+ * sum, 8 bytes (the staleness NaN of a histogram stale marker kept bit for
+ * bit); positive spans, then negative spans: a uvarint count, then (offset
+ * zigzag varint, length uvarint) each; positive buckets, then negative
+ * buckets: a uvarint count, then zigzag varint deltas (integer) or 8-byte
+ * counts (float); custom values: a uvarint count, 8 bytes each). Like samples
+ * records they are counted records: their histograms are items of their segment
  * (truncation, cursors). A WAL written before histograms existed has no
  * type 4 records and reads as before (an older moonwatch would take one for
  * corruption). A record that does not decode to valid histograms

@@ -139,6 +139,16 @@ static void expect_invalid(mw_histogram_t h, const char *msg) {
   if (!strstr(err, msg)) MW_FAIL("error \"%s\" lacks \"%s\"", err, msg);
 }
 
+/* The same for a stale marker, validated first: adding one that passes where it should
+ * not may read through a NULL array. */
+static void expect_invalid_stale(mw_histogram_t h, const char *msg) {
+  CHECK(mw_histogram_is_stale(&h));
+  int rc = mw_histogram_validate(&h, err, sizeof err);
+  CHECK_INT(rc, -1);
+  if (rc == 0) return;
+  expect_invalid(h, msg);
+}
+
 static void test_validate(void) {
   mw_histogram_t h = int_hist();
   CHECK_INT(mw_histogram_validate(&h, err, sizeof err), 0);
@@ -225,9 +235,28 @@ static void test_validate(void) {
   c.neg_counts = fc;
   expect_invalid(c, "custom buckets: negative");
 
-  /* a stale marker is valid whatever else it holds */
+  /* a stale marker is valid whatever values it holds */
   mw_histogram_t st = {.schema = 99, .sum = mw_batch_stale_nan()};
   CHECK_INT(mw_histogram_validate(&st, err, sizeof err), 0);
+  st.zero_threshold = -1;
+  st.count = 3;
+  CHECK_INT(mw_histogram_validate(&st, err, sizeof err), 0);
+  /* ... but not whatever shape: its arrays are copied, written to the WAL and sent */
+  expect_invalid_stale((mw_histogram_t){.sum = mw_batch_stale_nan(), .n_pos = 2},
+                       "positive side: spans need 0 buckets, have 2 buckets");
+  mw_hspan_t one[] = {{0, 3}};
+  expect_invalid_stale(
+      (mw_histogram_t){.sum = mw_batch_stale_nan(), .n_pos_spans = 1, .pos_spans = one, .n_pos = 3},
+      "positive side: 3 buckets without bucket data");
+  expect_invalid_stale((mw_histogram_t){.sum = mw_batch_stale_nan(), .n_custom = 2},
+                       "custom values without data");
+  expect_invalid_stale((mw_histogram_t){.sum = mw_batch_stale_nan(), .reset_hint = 4},
+                       "counter reset hint 4");
+  static mw_hspan_t many[MW_HIST_MAX_BUCKETS + 1]; /* empty spans: they need no bucket */
+  expect_invalid_stale((mw_histogram_t){.sum = mw_batch_stale_nan(),
+                                        .n_neg_spans = MW_HIST_MAX_BUCKETS + 1,
+                                        .neg_spans = many},
+                       "more than 65536 spans");
   /* spans without data, buckets without data */
   h = int_hist();
   h.pos_deltas = NULL;

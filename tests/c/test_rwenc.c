@@ -712,6 +712,71 @@ static void test_same_bytes_as_protobuf_c(void) {
   free(g);
 }
 
+/* Histograms whose packed fields and messages take lengths of two and three bytes (the
+ * random requests' stay under 128 bytes a field): the same bytes as protobuf-c. */
+static void test_big_histograms_same_bytes(void) {
+  enum { NB = 3000, NS = 300 };
+  static int64_t deltas[NB];
+  static double counts[NB], cvals[NB];
+  static mw_hspan_t spans[NS];
+  static const int64_t ds[] = {1, -1, INT64_MAX, INT64_MIN, 0, 64, -65};
+  for (int i = 0; i < NB; i++) {
+    deltas[i] = ds[i % 7];
+    counts[i] = i % 5 ? i * 0.25 : -0.0;
+    cvals[i] = i - 1500.5;
+  }
+  for (int i = 0; i < NS; i++)
+    spans[i] = (mw_hspan_t){.offset = i % 3 ? -i : INT32_MAX, .length = NB / NS};
+  mw_histogram_t h[3] = {{.schema = 8,
+                          .reset_hint = 3,
+                          .zero_threshold = 1e-300,
+                          .count = UINT64_MAX,
+                          .zero_count = 1,
+                          .sum = -0.0,
+                          .n_pos_spans = NS,
+                          .pos_spans = spans,
+                          .n_pos = NB,
+                          .pos_deltas = deltas,
+                          .n_neg_spans = NS,
+                          .neg_spans = spans,
+                          .n_neg = 120,
+                          .neg_deltas = deltas},
+                         {.schema = -4,
+                          .is_float = 1,
+                          .fcount = 1e300,
+                          .fzero_count = -0.0,
+                          .sum = NAN,
+                          .n_pos_spans = 1,
+                          .pos_spans = spans,
+                          .n_pos = NB,
+                          .pos_counts = counts,
+                          .n_neg = 17,
+                          .neg_counts = counts},
+                         {.schema = MW_HIST_SCHEMA_CUSTOM,
+                          .is_float = 1,
+                          .n_pos = 16,
+                          .pos_counts = counts,
+                          .n_custom = NB,
+                          .custom_values = cvals}};
+  const int64_t hts[3] = {INT64_MIN, -1, 1700000000000};
+  static const uint8_t lab[] = "__name__\xffh\xff";
+  mw_rwref_series_t ser = {.labels = lab, .len = sizeof lab - 1, .hist = h, .hts = hts, .nh = 3};
+  mw_rwref_req_t req = {.series = &ser, .nseries = 1};
+  mw_rwenc_t *e = mw_rwenc_new();
+  uint8_t *hand = NULL, *ref = NULL;
+  size_t hand_len = 0, ref_len = 0, raw = 0, z_len;
+  const uint8_t *z;
+  CHECK_INT(mw_rwref_encode(&req, e, &hand, &hand_len, &raw, &z, &z_len), 0);
+  CHECK_INT(mw_rwref_pack(&req, &ref, &ref_len), 0);
+  CHECK(ref_len > 3 * 16384);
+  long at = mw_rwref_diff(hand, hand_len, ref, ref_len);
+  if (at >= 0)
+    MW_FAIL("%zu bytes, protobuf-c %zu; first difference at byte %ld", hand_len, ref_len, at);
+  free(hand);
+  free(ref);
+  mw_rwenc_free(e);
+}
+
 /* drop_old takes out the samples and exemplars older than min_ts and the
  * series left with neither, from the request's bytes alone; labels, order
  * and metadata are kept. */
@@ -793,5 +858,6 @@ int main(void) {
   MW_RUN(test_field_numbers);
   MW_RUN(test_protobuf_c_defaults);
   MW_RUN(test_same_bytes_as_protobuf_c);
+  MW_RUN(test_big_histograms_same_bytes);
   return mw_test_summary();
 }

@@ -2091,6 +2091,99 @@ static void test_replay_one_ref_two_series(void) {
   rm_rf(dir);
 }
 
+/* Drains reader r in spans of max samples, committing each; the exemplars and samples
+ * handed out. 0, -1 on error. */
+static int drain_counts(mw_wal_reader_t *r, uint32_t max, size_t *samples, size_t *exemplars) {
+  char err[256];
+  for (;;) {
+    const uint8_t *buf;
+    size_t len;
+    mw_wal_chunk_t c;
+    int rc = mw_wal_reader_next(r, max, &buf, &len, &c, err, sizeof err);
+    if (rc < 0) fprintf(stderr, "next: %s\n", err);
+    if (rc <= 0) return rc;
+    *samples += c.samples;
+    *exemplars += c.exemplars;
+    if (mw_wal_reader_commit(r, c.seq, err, sizeof err) != 0) return -1;
+  }
+}
+
+/* Checks a WAL holding exemplars appended by one test below plus the 8 samples and 4
+ * exemplars of append_ex after them: replayed whole, read whole. */
+static void check_exemplars_kept(mw_wal_t **w, const char *dir, size_t samples, size_t ex) {
+  char err[256];
+  mw_wal_stats_t st;
+  mw_wal_stats(*w, &st);
+  CHECK_INT(st.exemplars_appended, ex + 4);
+  mw_wal_close(*w);
+  CHECK_INT(mw_wal_open(dir, NULL, w, err, sizeof err), 0);
+  mw_wal_stats(*w, &st);
+  CHECK_INT(st.corruptions, 0);
+  CHECK_INT(st.replayed_exemplars, ex + 4);
+  CHECK_INT(st.replayed_samples, samples + 8);
+  mw_wal_reader_t *r;
+  CHECK_INT(mw_wal_reader_open(*w, "ep", NULL, 0, &r, err, sizeof err), 0);
+  size_t ns = 0, nx = 0;
+  CHECK_INT(drain_counts(r, 200000, &ns, &nx), 0);
+  CHECK_INT(ns, samples + 8);
+  CHECK_INT(nx, ex + 4);
+  mw_wal_reader_close(r);
+}
+
+/* Exemplars of one append that take more than the 64 MiB a record log reads back (80
+ * exemplars with a 1 MiB label value): all are written, in records the replay and
+ * readers accept, and the append after them too (their one record was cut at the next
+ * open as corrupt, with what followed it in the segment). */
+static void test_exemplars_big_record(void) {
+  char err[256], *dir = tmpdir();
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  src_t src;
+  src_init(&src, 8, "");
+  size_t vlen = 1u << 20, llen = 8 + 1 + vlen + 1;
+  uint8_t *lab = malloc(llen);
+  memcpy(lab, "trace_id\xff", 9);
+  memset(lab + 9, 'a', vlen);
+  lab[llen - 1] = 0xff;
+  mw_batch_t *b = mw_batch_new(src.s);
+  for (int k = 0; k < 80; k++) {
+    CHECK_INT(mw_batch_add(b, src.refs[k % 8], 1000 + k, k), 0);
+    lab[9] = (uint8_t)('A' + k % 26); /* told apart, not a repeat */
+    CHECK_INT(mw_batch_add_exemplar(b, (size_t)k, lab, llen, 1000 + k, k), 0);
+  }
+  CHECK_INT(mw_wal_append_batch(w, b, err, sizeof err), 0);
+  mw_batch_free(b);
+  free(lab);
+  CHECK_INT(append_ex(w, &src, 8, 900000, 0, 900000), 0);
+  check_exemplars_kept(&w, dir, 80, 80);
+  mw_wal_close(w);
+  src_free(&src);
+  rm_rf(dir);
+}
+
+/* More exemplars in one append than a record's 2^20 items: all are written (those past
+ * 2^20 were left out). */
+static void test_exemplars_many(void) {
+  char err[256], *dir = tmpdir();
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  src_t src;
+  src_init(&src, 8, "");
+  size_t many = MW_SAMPLES_PER_REC + 10; /* a sample with an exemplar each (empty labels) */
+  mw_batch_t *b = mw_batch_new(src.s);
+  for (size_t k = 0; k < many; k++) {
+    CHECK(mw_batch_add(b, src.refs[k % 8], 2000 + (int64_t)(k / 8), 1) == 0);
+    CHECK(mw_batch_add_exemplar(b, k, NULL, 0, 2000 + (int64_t)k, 1) == 0);
+  }
+  CHECK_INT(mw_wal_append_batch(w, b, err, sizeof err), 0);
+  mw_batch_free(b);
+  CHECK_INT(append_ex(w, &src, 8, 900000, 0, 900000), 0);
+  check_exemplars_kept(&w, dir, many, many);
+  mw_wal_close(w);
+  src_free(&src);
+  rm_rf(dir);
+}
+
 int main(void) {
   MW_RUN(test_roundtrip);
   MW_RUN(test_memory_per_series);
@@ -2116,5 +2209,7 @@ int main(void) {
   MW_RUN(test_borrowed_labels);
   MW_RUN(test_exemplars_too_old);
   MW_RUN(test_shards);
+  MW_RUN(test_exemplars_big_record);
+  MW_RUN(test_exemplars_many);
   return mw_test_summary();
 }

@@ -463,6 +463,100 @@ static void test_invalid_record_cut(void) {
   mw_test_rm_rf(dir);
 }
 
+/* Histograms of one append that take more than the 64 MiB a record log reads back (4096
+ * float histograms of 2100 buckets, 17 KB each: under 4096 a record): all are written in
+ * records the replay and readers accept, and the append after them too (the one record
+ * of them was cut at the next open as corrupt, with what followed it in the segment). */
+static void test_big_append(void) {
+  char *dir = mw_test_tmpdir("walh");
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  src_t src;
+  src_init(&src);
+  enum { NB = 2100, NH = 4096 };
+  double *counts = malloc(NB * sizeof *counts);
+  for (int k = 0; k < NB; k++)
+    counts[k] = 1;
+  const mw_hspan_t span = {0, NB};
+  mw_batch_t *b = mw_batch_new(src.s);
+  for (int i = 0; i < NH; i++) {
+    mw_histogram_t h = {.is_float = 1,
+                        .fcount = NB,
+                        .sum = i,
+                        .n_pos_spans = 1,
+                        .pos_spans = &span,
+                        .n_pos = NB,
+                        .pos_counts = counts};
+    CHECK_INT(mw_batch_add_histogram(b, src.refs[i % 64], 1000 + i / 64, &h, err, sizeof err), 0);
+  }
+  CHECK_INT(mw_wal_append_batch(w, b, err, sizeof err), 0);
+  mw_batch_free(b);
+  free(counts);
+  CHECK_INT(append(w, &src, 0, 2, 900000, 1), 0);
+  mw_wal_close(w);
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  mw_wal_stats_t st;
+  mw_wal_stats(w, &st);
+  CHECK_INT(st.corruptions, 0);
+  CHECK_INT(st.replayed_histograms, NH + 2);
+  CHECK_INT(st.replayed_samples, 2);
+  mw_wal_reader_t *r = reader(w, "ep", 1);
+  size_t n = 0;
+  for (;;) {
+    const uint8_t *buf;
+    size_t len;
+    mw_wal_chunk_t c;
+    int rc = mw_wal_reader_next(r, 500, &buf, &len, &c, err, sizeof err);
+    CHECK(rc >= 0);
+    if (rc <= 0) break;
+    n += c.histograms;
+    CHECK_INT(mw_wal_reader_commit(r, c.seq, err, sizeof err), 0);
+  }
+  CHECK_INT(n, NH + 2);
+  mw_wal_reader_close(r);
+  mw_wal_close(w);
+  mw_series_free(src.s);
+  mw_test_rm_rf(dir);
+}
+
+/* Histograms count toward max_samples for the float samples after them too: a span that
+ * holds 19 histograms takes one float sample more at max 20, not 20 (a request held 39:
+ * the float samples' check counted samples and exemplars only). */
+static void test_max_counts_histograms_before_floats(void) {
+  char *dir = mw_test_tmpdir("walh");
+  mw_wal_t *w;
+  CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
+  src_t src;
+  src_init(&src);
+  CHECK_INT(append(w, &src, 0, 19, 1000, 0), 0); /* 19 histograms */
+  mw_batch_t *b = mw_batch_new(src.s);
+  for (int i = 0; i < 20; i++) /* then 20 float samples of series 20..39 */
+    CHECK_INT(mw_batch_add(b, src.refs[20 + i], 2000, i), 0);
+  CHECK_INT(mw_wal_append_batch(w, b, err, sizeof err), 0);
+  mw_batch_free(b);
+  mw_wal_reader_t *r = reader(w, "ep", 1);
+  size_t nh = 0, ns = 0, spans = 0;
+  for (;;) {
+    const uint8_t *buf;
+    size_t len;
+    mw_wal_chunk_t c;
+    int rc = mw_wal_reader_next(r, 20, &buf, &len, &c, err, sizeof err);
+    CHECK(rc >= 0);
+    if (rc <= 0) break;
+    if (!spans++) CHECK_INT(c.samples + c.histograms, 20);
+    nh += c.histograms;
+    ns += c.samples;
+    CHECK_INT(mw_wal_reader_commit(r, c.seq, err, sizeof err), 0);
+  }
+  CHECK_INT(nh, 19);
+  CHECK_INT(ns, 20);
+  CHECK_INT(spans, 2);
+  mw_wal_reader_close(r);
+  mw_wal_close(w);
+  mw_series_free(src.s);
+  mw_test_rm_rf(dir);
+}
+
 int main(void) {
   MW_RUN(test_roundtrip_and_restart);
   MW_RUN(test_send_off);
@@ -471,5 +565,7 @@ int main(void) {
   MW_RUN(test_too_old);
   MW_RUN(test_write_relabel);
   MW_RUN(test_invalid_record_cut);
+  MW_RUN(test_big_append);
+  MW_RUN(test_max_counts_histograms_before_floats);
   return mw_test_summary();
 }
