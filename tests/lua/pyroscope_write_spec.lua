@@ -1,0 +1,94 @@
+-- pyroscope.write in the spec's VM: a Pyroscope push receiver on moonwatch's own HTTP server,
+-- profiles appended straight to the component's receiver.
+package.path = (os.getenv("MOONWATCH_SOURCE_DIR") or ".") .. "/stdlib/?.lua;" .. package.path
+local controller = require("moonwatch.controller")
+local http_server = require("moonwatch.http_server")
+local native = require("moonwatch.native.pyroscope")
+local profiles = require("moonwatch.batch.profiles")
+local loop = require("helpers.loop")
+local proc = require("helpers.proc")
+local log = require("moonwatch.log")
+
+local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
+local DIRS = { SRC .. "/stdlib" }
+local tmp = proc.tmpdir()
+
+-- /push.v1.PusherService/Push: 503 while push.down; else the profiles' ids, in the order received
+local push = { down = true, requests = 0, got = {} }
+local server = assert(http_server.listen("127.0.0.1:0"))
+server:route("POST", "/push.v1.PusherService/Push", function(req)
+  push.requests = push.requests + 1
+  if push.down then
+    return 503, "down"
+  end
+  local series = assert(native.decode_push(req.body))
+  for _, s in ipairs(series) do
+    for _, sample in ipairs(s.samples) do
+      push.got[#push.got + 1] = sample.raw
+    end
+  end
+  return 200, "{}"
+end)
+
+local function start(extra)
+  local file = proc.write(tmp .. "/p" .. math.random(1e9) .. ".lua", string.format([[
+pyroscope.write "w" {
+  endpoint = {
+    url = "http://%s",
+    name = "ep",
+    %s
+  },
+}
+]], server:addr(), extra or ""))
+  local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
+  local ok, problems = ctrl:load(file)
+  assert(ok, problems and table.concat(problems, "\n"))
+  return ctrl, ctrl.nodes["pyroscope.write.w"].instance
+end
+
+local function send_profile(inst, raw)
+  local b = profiles.new()
+  profiles.add(b, { __name__ = "process_cpu", service_name = "s" }, raw, "")
+  inst:append(b)
+end
+
+describe("pyroscope.write", function()
+  local write
+  setup(function()
+    log.configure({ level = "error" })
+    -- the module table the controller uses (registry.find caches it by its text)
+    write = assert(require("moonwatch.registry").find("pyroscope.write", DIRS))
+  end)
+  teardown(function()
+    log.configure({ level = "info" })
+  end)
+
+  it("drops the oldest waiting request when its queue is full, never the one being retried", function()
+    local max = write.MAX_QUEUE
+    write.MAX_QUEUE = 3
+    push.down, push.requests, push.got = true, 0, {}
+    local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms", max_backoff_retries = 0')
+    send_profile(inst, "p1")
+    -- p1 is being sent (and retried) while the queue fills up past its 3 requests
+    assert.is_true(loop.run_until(function()
+      return push.requests >= 2
+    end, 5))
+    for i = 2, 5 do
+      send_profile(inst, "p" .. i)
+    end
+    push.down = false
+    local ok = loop.run_until(function()
+      return inst:debug_info().endpoints[1].queued_requests == 0 and #push.got >= 3
+    end, 5)
+    loop.run_for(0.2)
+    local info = inst:debug_info().endpoints[1]
+    write.MAX_QUEUE = max
+    ctrl:stop()
+    assert.is_true(ok)
+    -- p1 (being retried) went through; p2 then p3, the oldest waiting, were dropped to make
+    -- room for p4 and p5; nothing sent twice, every profile counted once
+    assert.same({ "p1", "p4", "p5" }, push.got)
+    assert.equals(3, info.sent_profiles)
+    assert.equals(2, info.dropped_profiles)
+  end)
+end)
