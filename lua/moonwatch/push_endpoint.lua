@@ -73,12 +73,15 @@ function M.new_client(e)
   return client
 end
 
---- Seconds a Retry-After header asks for (delta-seconds), else default.
+--- Seconds a Retry-After header asks for (delta-seconds above 0), else default: 0, an HTTP-date
+--- or anything but digits ("inf", "1e9", "0x10") leaves the backoff as it is (Prometheus and
+--- the Collector parse it with strconv.Atoi and retry with their backoff on 0).
 function M.retry_after(headers, default)
   local v = headers and headers["retry-after"]
-  local n = v and tonumber(v)
-  if n then
-    return math.max(n, 0)
+  local digits = type(v) == "string" and v:match("^%s*(%d+)%s*$")
+  local n = digits and tonumber(digits)
+  if n and n > 0 then
+    return n
   end
   return default
 end

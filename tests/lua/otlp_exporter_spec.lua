@@ -1,0 +1,118 @@
+-- otelcol.exporter.otlphttp in the spec's VM (moonwatch.otlp_exporter's retries and queue): an
+-- OTLP/HTTP receiver on moonwatch's own HTTP server, span batches appended straight to the
+-- component's input.
+local controller = require("moonwatch.controller")
+local http_server = require("moonwatch.http_server")
+local push_endpoint = require("moonwatch.push_endpoint")
+local traces = require("moonwatch.batch.traces")
+local core = require("moonwatch.core")
+local loop = require("helpers.loop")
+local proc = require("helpers.proc")
+local log = require("moonwatch.log")
+
+local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
+local DIRS = { SRC .. "/stdlib" }
+local tmp = proc.tmpdir()
+
+-- /v1/traces: the first `fail` requests answered `status` with the headers `headers`, then 200;
+-- the time of each request
+local recv = { fail = 0, status = 503, headers = {}, times = {} }
+local server = assert(http_server.listen("127.0.0.1:0"))
+server:route("POST", "/v1/traces", function()
+  recv.times[#recv.times + 1] = core.update_now()
+  if #recv.times <= recv.fail then
+    return recv.status, "busy", recv.headers
+  end
+  return 200, ""
+end)
+
+local function start(retry)
+  local file = proc.write(tmp .. "/o" .. math.random(1e9) .. ".lua", string.format([[
+otelcol.exporter.otlphttp "x" {
+  client = { endpoint = "http://%s", compression = "none" },
+  retry_on_failure = { %s },
+}
+]], server:addr(), retry))
+  local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
+  local ok, problems = ctrl:load(file)
+  assert(ok, problems and table.concat(problems, "\n"))
+  return ctrl, ctrl.nodes["otelcol.exporter.otlphttp.x"].instance
+end
+
+local function one_span()
+  local b = traces.new()
+  traces.resource(b, "service.name", "t")
+  assert(traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\2", 8), name = "s",
+    start_ns = 1, end_ns = 2 }))
+  return b
+end
+
+describe("otelcol.exporter.otlphttp", function()
+  setup(function()
+    log.configure({ level = "error" })
+  end)
+  teardown(function()
+    log.configure({ level = "info" })
+  end)
+  before_each(function()
+    recv.times = {}
+  end)
+
+  it("waits at least its backoff after a throttled answer (Retry-After: 0 is no reason to retry at once)", function()
+    recv.fail, recv.status, recv.headers = 3, 503, { ["Retry-After"] = "0" }
+    local ctrl, inst = start('initial_interval = "200ms", max_interval = "200ms", randomization_factor = 0')
+    inst:append(one_span())
+    local ok = loop.run_until(function()
+      return inst:debug_info().sent_spans == 1
+    end, 5)
+    ctrl:stop()
+    assert.is_true(ok)
+    assert.equals(4, #recv.times)
+    for i = 2, 4 do
+      assert.is_true(recv.times[i] - recv.times[i - 1] >= 0.15,
+        string.format("retry %d came %.3f s after the attempt before it", i - 1, recv.times[i] - recv.times[i - 1]))
+    end
+  end)
+
+  it("takes the longer of Retry-After and its backoff, as exporterhelper", function()
+    recv.fail, recv.status, recv.headers = 1, 429, { ["Retry-After"] = "1" }
+    local ctrl, inst = start('initial_interval = "1500ms", max_interval = "1500ms", randomization_factor = 0')
+    inst:append(one_span())
+    local ok = loop.run_until(function()
+      return inst:debug_info().sent_spans == 1
+    end, 5)
+    ctrl:stop()
+    assert.is_true(ok)
+    assert.is_true(recv.times[2] - recv.times[1] >= 1.4, string.format("retried after %.3f s", recv.times[2] - recv.times[1]))
+  end)
+
+  it("does not sleep forever on a Retry-After that is not delta-seconds", function()
+    recv.fail, recv.status, recv.headers = 1, 503, { ["Retry-After"] = "inf" }
+    local ctrl, inst = start('initial_interval = "100ms", max_interval = "100ms", randomization_factor = 0, '
+      .. 'max_elapsed_time = "0s"')
+    inst:append(one_span())
+    local ok = loop.run_until(function()
+      return inst:debug_info().sent_spans == 1
+    end, 5)
+    ctrl:stop()
+    assert.is_true(ok, "not sent again after a Retry-After of inf")
+  end)
+end)
+
+describe("push_endpoint.retry_after", function()
+  it("takes delta-seconds above 0 only (HTTP's 1*DIGIT), else the default", function()
+    local function ra(v)
+      return push_endpoint.retry_after({ ["retry-after"] = v }, 7)
+    end
+    assert.equals(5, ra("5"))
+    assert.equals(5, ra(" 5 "))
+    assert.equals(7, ra("0"))
+    assert.equals(7, ra("-3"))
+    assert.equals(7, ra("inf"))
+    assert.equals(7, ra("nan"))
+    assert.equals(7, ra("1e9"))
+    assert.equals(7, ra("0x10"))
+    assert.equals(7, ra("Wed, 21 Oct 2015 07:28:00 GMT"))
+    assert.equals(7, push_endpoint.retry_after({}, 7))
+  end)
+end)
