@@ -599,8 +599,8 @@ int mw_ffi_pprof_check(const uint8_t *data, size_t len, size_t *nsamples, size_t
       goto done;
     }
     int found = l->mapping_id == 0 || has_id(mids, prof->n_mapping, l->mapping_id);
-    for (size_t k = 0; found && k < l->n_line; k++)
-      found = has_id(fids, prof->n_function, l->line[k]->function_id);
+    for (size_t k = 0; found && k < l->n_line; k++) /* 0: a line without a function (pprof's) */
+      found = !l->line[k]->function_id || has_id(fids, prof->n_function, l->line[k]->function_id);
     if (!found) {
       mw_seterr(err, errlen, "location %llu: unknown mapping or function",
                 (unsigned long long)l->id);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "pprof/cpu.h"
 #include "pprof/profile.h"
@@ -85,6 +86,40 @@ static void test_cpu_sampler(void) {
   mw_ffi_pprof_free(p);
 }
 
+/* 1 Hz, the lowest rate cpu_start takes: its timer's interval is 1 s, not 1000000 us (EINVAL) */
+static void test_cpu_sampler_one_hz(void) {
+  char err[256] = "";
+  CHECK_INT(mw_ffi_pprof_cpu_prepare(err, sizeof err), 0);
+  int rc = mw_ffi_pprof_cpu_start(1, 0, err, sizeof err);
+  if (rc != 0) MW_FAIL("cpu_start at 1 Hz: %s", err);
+  struct itimerval tv;
+  CHECK_INT(getitimer(ITIMER_PROF, &tv), 0);
+  CHECK_INT(tv.it_interval.tv_sec, 1);
+  CHECK_INT(tv.it_interval.tv_usec, 0);
+  mw_ffi_pprof_cpu_stop();
+  CHECK_INT(getitimer(ITIMER_PROF, &tv), 0);
+  CHECK(!tv.it_interval.tv_sec && !tv.it_interval.tv_usec);
+  mw_pprof_t *p = mw_ffi_pprof_new();
+  uint64_t lost;
+  CHECK_INT(mw_ffi_pprof_cpu_build(p, &lost), 0);
+  mw_ffi_pprof_free(p);
+}
+
+/* pprof reads a line without a function (function_id 0): so does the check */
+static void test_check_line_without_function(void) {
+  char err[256] = "";
+  size_t ns = 9, nt = 9;
+  /* location {id: 1, line {line: 5}}, string_table [""] */
+  const uint8_t prof[] = {0x22, 0x06, 0x08, 0x01, 0x22, 0x02, 0x10, 0x05, 0x32, 0x00};
+  int rc = mw_ffi_pprof_check(prof, sizeof prof, &ns, &nt, err, sizeof err);
+  if (rc != 0) MW_FAIL("refused: %s", err);
+  CHECK_INT(ns, 0);
+  /* a line naming a function that is not there is still refused */
+  const uint8_t bad[] = {0x22, 0x08, 0x08, 0x01, 0x22, 0x04, 0x08, 0x07, 0x10, 0x05, 0x32, 0x00};
+  CHECK_INT(mw_ffi_pprof_check(bad, sizeof bad, &ns, &nt, err, sizeof err), -1);
+  CHECK_STR(err, "location 1: unknown mapping or function");
+}
+
 static void test_pyroscope_push_roundtrip(void) {
   char err[256];
   mw_pyroenc_t *e = mw_ffi_pyroenc_new();
@@ -120,6 +155,8 @@ int main(void) {
   MW_RUN(test_builder_roundtrip);
   MW_RUN(test_check_names_the_fault);
   MW_RUN(test_cpu_sampler);
+  MW_RUN(test_cpu_sampler_one_hz);
+  MW_RUN(test_check_line_without_function);
   MW_RUN(test_pyroscope_push_roundtrip);
   return mw_test_summary();
 }
