@@ -14,6 +14,10 @@ local scheduler = require("moonwatch.scheduler")
 
 local M = {}
 
+--- The most of a response body post reads (the rest is dropped): only a short excerpt of it is
+--- ever shown.
+M.MAX_RESPONSE = 64 * 1024
+
 --- The endpoint's name: its name argument, else a hash of its URL (names metrics, logs, cursors).
 ---@param e table the endpoint block
 ---@return string
@@ -115,6 +119,7 @@ function M.post_untraced(ep, body, headers, backoff, retry_429)
   local resp, rerr = ep.client:request({
     method = "POST", url = cfg.url, body = body, headers = headers,
     user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
+    max_body = M.MAX_RESPONSE, truncate_body = true,
   })
   local seconds = ffi_rt.monotonic() - t0
   if not resp then

@@ -29,6 +29,9 @@ local M = {
 
 --- Requests an endpoint keeps waiting in memory; past it the oldest is dropped.
 M.MAX_QUEUE = 100
+--- The most of a response body read (the rest is dropped): a push's answer is a few bytes, an
+--- error's text is shown in a short excerpt.
+M.MAX_RESPONSE = 64 * 1024
 -- Consecutive failed attempts before the component reports the endpoint unhealthy.
 local FAILING_AFTER = 3
 local PUSH_PATH = "/push.v1.PusherService/Push"
@@ -200,7 +203,7 @@ function Instance:post(ep, req)
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({ method = "POST", url = cfg.url:gsub("/+$", "") .. PUSH_PATH,
     body = req.body, headers = headers, user_agent = "moonwatch/" .. ffi_rt.version(),
-    timeout = cfg.remote_timeout })
+    timeout = cfg.remote_timeout, max_body = M.MAX_RESPONSE, truncate_body = true })
   self.m.latency:with(self.ctx.id, ep.m.label, "push"):observe(ffi_rt.monotonic() - t0)
   if not resp then
     return "retry", rerr

@@ -14,16 +14,16 @@ local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
 local DIRS = { SRC .. "/stdlib" }
 local tmp = proc.tmpdir()
 
--- /v1/traces: the first `fail` requests answered `status` with the headers `headers`, then 200;
--- the time of each request
-local recv = { fail = 0, status = 503, headers = {}, times = {} }
+-- /v1/traces: the first `fail` requests answered `status` with the headers `headers` and the
+-- body `body`, then 200 with `ok_body`; the time of each request
+local recv = { fail = 0, status = 503, headers = {}, times = {}, body = "busy", ok_body = "" }
 local server = assert(http_server.listen("127.0.0.1:0"))
 server:route("POST", "/v1/traces", function()
   recv.times[#recv.times + 1] = core.update_now()
   if #recv.times <= recv.fail then
-    return recv.status, "busy", recv.headers
+    return recv.status, recv.body, recv.headers
   end
-  return 200, ""
+  return 200, recv.ok_body
 end)
 
 local function start(retry)
@@ -96,6 +96,58 @@ describe("otelcol.exporter.otlphttp", function()
     end, 5)
     ctrl:stop()
     assert.is_true(ok, "not sent again after a Retry-After of inf")
+  end)
+end)
+
+-- Wraps client:request to record the body size of each response.
+local function record_bodies(client)
+  local request, sizes = client.request, {}
+  client.request = function(c, req)
+    local resp, err = request(c, req)
+    sizes[#sizes + 1] = resp and #resp.body or -1
+    return resp, err
+  end
+  return sizes
+end
+
+describe("otelcol.exporter.otlphttp's answers", function()
+  setup(function()
+    log.configure({ level = "error" })
+  end)
+  teardown(function()
+    log.configure({ level = "info" })
+    recv.body, recv.ok_body = "busy", ""
+  end)
+
+  it("reads at most 64 KiB of a response body, as the Collector (an error page or a 2xx alike)", function()
+    recv.times, recv.fail, recv.status, recv.headers = {}, 1, 503, {}
+    recv.body, recv.ok_body = string.rep("e", 4 * 1024 * 1024), string.rep("o", 4 * 1024 * 1024)
+    local ctrl, inst = start('initial_interval = "50ms", max_interval = "50ms"')
+    local sizes = record_bodies(inst.client)
+    inst:append(one_span())
+    local ok = loop.run_until(function()
+      return inst:debug_info().sent_spans == 1
+    end, 10)
+    ctrl:stop()
+    assert.is_true(ok)
+    assert.same({ 64 * 1024, 64 * 1024 }, sizes)
+  end)
+end)
+
+describe("push_endpoint.post", function()
+  it("reads at most 64 KiB of a response body (remote_write, loki.write show an excerpt of it)", function()
+    recv.times, recv.fail, recv.status, recv.headers, recv.body = {}, 1, 500, {}, string.rep("e", 4 * 1024 * 1024)
+    local ep = { cfg = { url = "http://" .. server:addr() .. "/v1/traces", headers = {}, remote_timeout = 5 },
+      client = assert(require("moonwatch.http_client").new({})) }
+    local sizes = record_bodies(ep.client)
+    local task = require("moonwatch.scheduler").spawn(function()
+      push_endpoint.post(ep, "x", {}, 1, false)
+    end, { name = "spec" })
+    assert.is_true(loop.run_until(function()
+      return task.done
+    end, 10))
+    recv.body = "busy"
+    assert.same({ 64 * 1024 }, sizes)
   end)
 end)
 

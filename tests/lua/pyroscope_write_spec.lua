@@ -19,7 +19,7 @@ local server = assert(http_server.listen("127.0.0.1:0"))
 server:route("POST", "/push.v1.PusherService/Push", function(req)
   push.requests = push.requests + 1
   if push.down then
-    return 503, "down"
+    return 503, push.down_body or "down"
   end
   local series = assert(native.decode_push(req.body))
   for _, s in ipairs(series) do
@@ -90,5 +90,28 @@ describe("pyroscope.write", function()
     assert.same({ "p1", "p4", "p5" }, push.got)
     assert.equals(3, info.sent_profiles)
     assert.equals(2, info.dropped_profiles)
+  end)
+
+  it("reads at most 64 KiB of a response body", function()
+    push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
+    local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms"')
+    local ep = inst.endpoints.ep
+    local request, sizes = ep.client.request, {}
+    ep.client.request = function(c, req)
+      local resp, err = request(c, req)
+      sizes[#sizes + 1] = resp and #resp.body or -1
+      return resp, err
+    end
+    send_profile(inst, "p1")
+    local ok = loop.run_until(function()
+      return #sizes >= 1
+    end, 5)
+    push.down, push.down_body = false, nil
+    loop.run_until(function()
+      return #push.got == 1
+    end, 5)
+    ctrl:stop()
+    assert.is_true(ok)
+    assert.equals(64 * 1024, sizes[1])
   end)
 end)

@@ -120,7 +120,7 @@ function transport.send(self, body)
     headers[k] = v
   end
   local resp, err = self.client:request({ method = "POST", url = self.url, body = body, headers = headers,
-    timeout = c.timeout, http2_prior_knowledge = true,
+    timeout = c.timeout, http2_prior_knowledge = true, max_body = otlp_exporter.MAX_RESPONSE, truncate_body = true,
     user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) .. " grpc-c/libcurl" })
   if not resp then
     return "retry", "rpc error: code = Unavailable desc = " .. tostring(err)
