@@ -134,6 +134,53 @@ describe("otelcol.exporter.otlphttp's answers", function()
   end)
 end)
 
+describe("otelcol.exporter.otlp", function()
+  local function grpc(client, check_only)
+    local file = proc.write(tmp .. "/g" .. math.random(1e9) .. ".lua", string.format([[
+otelcol.exporter.otlp "g" {
+  client = { %s },
+}
+]], client))
+    local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
+    local ok, problems = ctrl:load(file)
+    if check_only then
+      return ok, problems and table.concat(problems, "\n")
+    end
+    assert(ok, problems and table.concat(problems, "\n"))
+    return ctrl, ctrl.nodes["otelcol.exporter.otlp.g"].instance
+  end
+
+  -- the grpc-timeout header of an export with client { timeout = t } (the call answered OK here)
+  local function grpc_timeout(t)
+    local ctrl, inst = grpc(string.format('endpoint = "127.0.0.1:4317", tls = { insecure = true }, timeout = "%s"', t))
+    local sent
+    inst.client.request = function(_, req)
+      sent = req.headers["grpc-timeout"]
+      return { status = 200, headers = { ["grpc-status"] = "0" }, body = "" }
+    end
+    inst:append(one_span())
+    loop.run_until(function()
+      return sent ~= nil
+    end, 5)
+    ctrl:stop()
+    return sent
+  end
+
+  it("sends grpc-timeout as gRPC defines it: at most 8 digits, never 0 for a positive timeout", function()
+    assert.equals("5000m", grpc_timeout("5s"))
+    assert.equals("500u", grpc_timeout("500us"))
+    assert.equals("108000S", grpc_timeout("30h"))
+    assert.equals("1500m", grpc_timeout("1.5s"))
+  end)
+
+  it("refuses an endpoint with credentials in it (they would be sent as basic auth and shown)", function()
+    local ok, err = grpc('endpoint = "user:secret@tempo:4317"', true)
+    assert.is_falsy(ok)
+    assert.matches("endpoint: host:port without user information", err, 1, true)
+    assert.is_nil(err:find("secret", 1, true))
+  end)
+end)
+
 describe("push_endpoint.post", function()
   it("reads at most 64 KiB of a response body (remote_write, loki.write show an excerpt of it)", function()
     recv.times, recv.fail, recv.status, recv.headers, recv.body = {}, 1, 500, {}, string.rep("e", 4 * 1024 * 1024)
