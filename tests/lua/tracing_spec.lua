@@ -111,6 +111,27 @@ describe("tracing", function()
     assert.equals("boom", r.status_message)
   end)
 
+  it("never sends a secret: URL passwords and Authorization values masked in attributes and status", function()
+    local spans
+    local sink = require("moonwatch.receiver").traces("t", function(_, b)
+      spans = {}
+      for _, s in traces.spans(b) do
+        spans[#spans + 1] = s
+      end
+    end)
+    tracing.configure({ sampling_fraction = 1, write_to = { sink } })
+    local span = tracing.start("prometheus.scrape")
+    span:set("url.full", "http://admin:hunter2@10.0.0.1:9100/metrics")
+    span:set("samples_scraped", 12)
+    span:finish('Get "https://u:hunter2@h/x": Authorization: Bearer hunter2tok')
+    tracing.flush()
+    assert.equals(1, #spans)
+    local s = spans[1]
+    assert.equals("http://admin:xxxxx@10.0.0.1:9100/metrics", s.attributes["url.full"])
+    assert.equals(12, s.attributes.samples_scraped)
+    assert.is_nil(s.status_message:find("hunter2", 1, true), s.status_message)
+  end)
+
   it("decodes what it encodes, and refuses ids of the wrong length as the Collector's receiver", function()
     local b = traces.new()
     traces.resource(b, "service.name", "moonwatch")
