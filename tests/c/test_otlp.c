@@ -1,5 +1,6 @@
 /* test_otlp.c: OTLP traces encoding (runtime/otlp/otlp.c) of span batches
- * (runtime/model/spanbatch.c): OTLP/JSON numbers as protojson writes them. */
+ * (runtime/model/spanbatch.c): OTLP/JSON numbers as protojson writes them; a refused span
+ * taken back out of its batch. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -59,7 +60,44 @@ static void test_json_doubles(void) {
   }
 }
 
+/* pop takes the last span and its attributes back; what follows is whole */
+static void test_spanbatch_pop(void) {
+  mw_spanbatch_t *b = mw_ffi_spanbatch_new();
+  uint8_t tid[16], sid[8];
+  memset(tid, 1, sizeof tid);
+  memset(sid, 2, sizeof sid);
+  CHECK_INT(mw_ffi_spanbatch_resource(b, "service.name", 12, "t", 1), 0);
+  CHECK_INT(mw_ffi_spanbatch_add(b, tid, sid, NULL, "kept", 4, 1, 1, 2, 0, NULL, 0), 0);
+  CHECK_INT(mw_ffi_spanbatch_attr_int(b, "a", 1, 1), 0);
+  CHECK_INT(mw_ffi_spanbatch_add(b, tid, sid, NULL, "gone", 4, 1, 1, 2, 2, "err", 3), 0);
+  CHECK_INT(mw_ffi_spanbatch_attr_str(b, "k", 1, "v", 1), 0);
+  mw_ffi_spanbatch_pop(b);
+  CHECK_INT(mw_ffi_spanbatch_len(b), 1);
+  CHECK_INT(mw_ffi_spanbatch_add(b, tid, sid, NULL, "next", 4, 1, 1, 2, 0, NULL, 0), 0);
+  CHECK_INT(mw_ffi_spanbatch_attr_bool(b, "b", 1, 1), 0);
+  char err[256];
+  uint8_t *pb = NULL;
+  size_t len = 0;
+  char *json = NULL;
+  size_t jlen = 0;
+  CHECK_INT(mw_ffi_otlp_encode_traces(b, "moonwatch", "v", 0, &pb, &len, err, sizeof err), 0);
+  CHECK_INT(mw_ffi_otlp_decode_traces(pb, len, &json, &jlen, err, sizeof err), 0);
+  int ok = strstr(json, "\"name\":\"kept\"") && strstr(json, "\"attributes\":{\"a\":1}") &&
+           strstr(json, "\"name\":\"next\"") && strstr(json, "\"attributes\":{\"b\":true}") &&
+           !strstr(json, "gone") && strstr(json, "\"spans\":2}");
+  if (!ok) MW_FAIL("decoded: %s", json);
+  mw_ffi_otlp_free(json);
+  mw_ffi_otlp_free(pb);
+  mw_ffi_spanbatch_pop(b);
+  mw_ffi_spanbatch_pop(b);
+  mw_ffi_spanbatch_pop(b); /* empty: nothing */
+  CHECK_INT(mw_ffi_spanbatch_len(b), 0);
+  CHECK_INT(mw_ffi_spanbatch_resource_len(b), 1);
+  mw_ffi_spanbatch_free(b);
+}
+
 int main(void) {
   MW_RUN(test_json_doubles);
+  MW_RUN(test_spanbatch_pop);
   return mw_test_summary();
 }

@@ -132,6 +132,34 @@ describe("tracing", function()
     assert.is_nil(s.status_message:find("hunter2", 1, true), s.status_message)
   end)
 
+  it("leaves the batch as it was when a span is refused for one of its attributes", function()
+    local b = traces.new()
+    traces.resource(b, "service.name", "t")
+    assert(traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\2", 8), name = "kept",
+      start_ns = 1, end_ns = 2, attributes = { "a", 1 } }))
+    local ok, err = traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\3", 8), name = "big",
+      start_ns = 1, end_ns = 2, attributes = { "small", "x", "huge", string.rep("x", 2 * 1024 * 1024) } })
+    assert.is_nil(ok)
+    assert.matches("huge", err)
+    assert.equals(1, traces.len(b))
+    local got = {}
+    for _, s in traces.spans(b) do
+      got[#got + 1] = s
+    end
+    assert.equals("kept", got[1].name)
+    assert.same({ a = 1 }, got[1].attributes)
+    -- and a span added next is whole
+    assert(traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\4", 8), name = "next",
+      start_ns = 1, end_ns = 2, attributes = { "b", true } }))
+    got = {}
+    for _, s in traces.spans(b) do
+      got[#got + 1] = s
+    end
+    assert.equals(2, #got)
+    assert.same({ b = true }, got[2].attributes)
+    assert.equals("t", traces.resource_attributes(b)["service.name"])
+  end)
+
   it("decodes what it encodes, and refuses ids of the wrong length as the Collector's receiver", function()
     local b = traces.new()
     traces.resource(b, "service.name", "moonwatch")
