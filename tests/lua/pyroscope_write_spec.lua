@@ -4,6 +4,7 @@ package.path = (os.getenv("MOONWATCH_SOURCE_DIR") or ".") .. "/stdlib/?.lua;" ..
 local controller = require("moonwatch.controller")
 local http_server = require("moonwatch.http_server")
 local native = require("moonwatch.native.pyroscope")
+local pprof = require("moonwatch.native.pprof")
 local profiles = require("moonwatch.batch.profiles")
 local loop = require("helpers.loop")
 local proc = require("helpers.proc")
@@ -14,7 +15,7 @@ local DIRS = { SRC .. "/stdlib" }
 local tmp = proc.tmpdir()
 
 -- /push.v1.PusherService/Push: 503 while push.down; else the profiles' ids, in the order received
-local push = { down = true, requests = 0, got = {} }
+local push = { down = true, requests = 0, got = {}, labels = {} }
 local server = assert(http_server.listen("127.0.0.1:0"))
 server:route("POST", "/push.v1.PusherService/Push", function(req)
   push.requests = push.requests + 1
@@ -25,9 +26,26 @@ server:route("POST", "/push.v1.PusherService/Push", function(req)
   for _, s in ipairs(series) do
     for _, sample in ipairs(s.samples) do
       push.got[#push.got + 1] = sample.raw
+      local labels = {}
+      for _, l in ipairs(s.labels) do
+        labels[l[1]] = l[2]
+      end
+      push.labels[#push.labels + 1] = labels
     end
   end
   return 200, "{}"
+end)
+
+-- /debug/pprof/mutex: a cumulative mutex profile, 10 more contentions at each request
+local target = { hits = 0 }
+server:route("GET", "/debug/pprof/mutex", function()
+  target.hits = target.hits + 1
+  local b = pprof.builder()
+  b:sample_type("contentions", "count")
+  b:sample_type("delay", "nanoseconds")
+  b:meta("contentions", "count", 1, os.time(), 0)
+  b:sample({ b:func_location("sync.(*Mutex).Lock", "mutex.go", 1, 2) }, { 10 * target.hits, 1000 * target.hits })
+  return 200, assert(b:finish())
 end)
 
 local function start(extra)
@@ -91,6 +109,38 @@ describe("pyroscope.write", function()
     assert.equals(3, info.sent_profiles)
     assert.equals(2, info.dropped_profiles)
   end)
+
+  it("gets mutex, block and memory profiles from pyroscope.scrape as deltas with __delta__ = \"false\", as Alloy",
+    function()
+      push.down, push.requests, push.got, push.labels = false, 0, {}, {}
+      local file = proc.write(tmp .. "/s" .. math.random(1e9) .. ".lua", string.format([[
+pyroscope.scrape "s" {
+  targets         = { { __address__ = "%s" } },
+  forward_to      = { pyroscope.write.w.receiver },
+  scrape_interval = "200ms",
+  profiling_config = { profile = {
+    memory = { enabled = false }, block = { enabled = false }, goroutine = { enabled = false },
+    process_cpu = { enabled = false },
+  } },
+}
+pyroscope.write "w" {
+  endpoint = { url = "http://%s", name = "ep" },
+}
+]], server:addr(), server:addr()))
+      local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
+      local ok, problems = ctrl:load(file)
+      assert(ok, problems and table.concat(problems, "\n"))
+      local sent = loop.run_until(function()
+        return #push.got >= 2
+      end, 5)
+      ctrl:stop()
+      assert.is_true(sent)
+      -- the first scrape has nothing to be a delta of: not sent
+      assert.is_true(target.hits >= #push.got + 1)
+      assert.equals("false", push.labels[1].__delta__)
+      assert.equals("mutex", push.labels[1].__name__)
+      assert.truthy(pprof.check(push.got[1]))
+    end)
 
   it("reads at most 64 KiB of a response body", function()
     push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
