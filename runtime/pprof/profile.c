@@ -674,6 +674,7 @@ struct mw_pprof_delta {
   size_t ntypes;
   dmap_t prev;
   int have_prev;
+  int64_t prev_time; /* the last profile's time_nanos */
   uint8_t *out;
 };
 
@@ -849,6 +850,9 @@ int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len
   free(d->prev.slots);
   d->prev = cur;
   cur.slots = NULL;
+  int64_t time_ns = prof->time_nanos; /* the delta covers the time since the last profile */
+  if (d->have_prev && time_ns > d->prev_time) prof->duration_nanos = time_ns - d->prev_time;
+  d->prev_time = time_ns;
   if (!d->have_prev) {
     d->have_prev = 1;
     *out = NULL;

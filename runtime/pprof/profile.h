@@ -58,7 +58,8 @@ int mw_ffi_pprof_check(const uint8_t *data, size_t len, size_t *nsamples, size_t
  * (nul-separated "type\0unit\0" pairs, at most 4), the value of every sample (by its stack:
  * addresses, functions, files and lines, and its labels) minus that of the profile given
  * before; a value that went down (a restart) is kept as it is. Samples with the same stack and
- * labels are summed into the first; samples left with no value but 0 are dropped. The first
+ * labels are summed into the first; samples left with no value but 0 are dropped; its
+ * duration_nanos is the time since the last profile's time_nanos (Alloy's fastdelta). The first
  * profile has nothing to be a delta of. A profile without these sample types is passed on as
  * it is. NULL when out of memory. */
 typedef struct mw_pprof_delta mw_pprof_delta_t;

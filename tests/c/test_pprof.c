@@ -140,6 +140,8 @@ static void test_check_line_without_function(void) {
 
 /* A memory profile: samples at functions f0..f2 with values (alloc_objects, alloc_space,
  * inuse_objects, inuse_space) v[i] (a sample of all 0 left out); its bytes in *out. */
+static int64_t profile_time = 1000000000;
+
 static const uint8_t *memory_profile(mw_pprof_t **p, const int64_t v[3][4], size_t *len) {
   static const char *names[3] = {"f0", "f1", "f2"};
   char err[256];
@@ -149,6 +151,8 @@ static const uint8_t *memory_profile(mw_pprof_t **p, const int64_t v[3][4], size
   mw_ffi_pprof_sample_type(*p, "alloc_space", "bytes");
   mw_ffi_pprof_sample_type(*p, "inuse_objects", "count");
   mw_ffi_pprof_sample_type(*p, "inuse_space", "bytes");
+  mw_ffi_pprof_meta(*p, "space", "bytes", 1, profile_time, 0, NULL);
+  profile_time += 15000000000; /* the next one 15 s later */
   for (int i = 0; i < 3; i++) {
     if (!v[i][0] && !v[i][1] && !v[i][2] && !v[i][3]) continue;
     uint64_t loc = mw_ffi_pprof_func_location(*p, names[i], "m.go", 1, 10 + i);
@@ -174,6 +178,8 @@ static void sample_values(const uint8_t *data, size_t len, char *buf, size_t buf
   Perftools__Profiles__Profile *prof =
       perftools__profiles__profile__unpack(NULL, raw ? rawlen : len, raw ? raw : data);
   size_t at = 0;
+  if (prof && prof->duration_nanos)
+    at += (size_t)snprintf(buf, buflen, "%llds:", (long long)prof->duration_nanos / 1000000000);
   for (size_t i = 0; prof && i < prof->n_sample; i++) {
     Perftools__Profiles__Sample *s = prof->sample[i];
     const char *fn = "?";
@@ -209,13 +215,13 @@ static void test_delta_profiles(void) {
   mw_ffi_pprof_free(p);
   CHECK(outlen > 0 && out[0] == 0x1f);
   sample_values(out, outlen, got, sizeof got);
-  CHECK_STR(got, "f0 3 300 1 100;f2 1 1 1 1"); /* f1 did not change: left out */
+  CHECK_STR(got, "15s:f0 3 300 1 100;f2 1 1 1 1"); /* f1 did not change: left out */
   const int64_t v3[3][4] = {{1, 50, 1, 50}, {1, 10, 0, 0}, {1, 1, 1, 1}};
   in = memory_profile(&p, v3, &len); /* f0 went down: a restart, taken as it is */
   CHECK_INT(mw_ffi_pprof_delta_next(d, in, len, &out, &outlen, err, sizeof err), 0);
   mw_ffi_pprof_free(p);
   sample_values(out, outlen, got, sizeof got);
-  CHECK_STR(got, "f0 1 50 1 50;f2 0 0 1 1");
+  CHECK_STR(got, "15s:f0 1 50 1 50;f2 0 0 1 1");
   CHECK_INT(
       mw_ffi_pprof_delta_next(d, (const uint8_t *)"\xff\xff", 2, &out, &outlen, err, sizeof err),
       -1);
