@@ -111,11 +111,12 @@ end
 --- The outcome of a gRPC response: "sent"; "retry", err; "permanent", err.
 function M.classify(resp)
   local h = resp.headers
-  local code = tonumber(h["grpc-status"])
+  -- as grpc-go: an HTTP status other than 200 is the error, whatever grpc-status says
+  local code = resp.status == 200 and tonumber(h["grpc-status"]) or nil
   if not code then
     code = resp.status == 200 and 13 or (HTTP_CODES[resp.status] or 2)
-    local why = string.format("rpc error: code = %s desc = HTTP status %d without grpc-status",
-      CODE_NAMES[code], resp.status)
+    local why = string.format("rpc error: code = %s desc = HTTP status %d%s", CODE_NAMES[code], resp.status,
+      resp.status == 200 and " without grpc-status" or "")
     return RETRYABLE[code] and "retry" or "permanent", why
   end
   if code == 0 then
