@@ -234,6 +234,7 @@ function M.options(cfg, req)
     timeout = seconds(req.timeout, "timeout") or M.DEFAULT_TIMEOUT,
     connect_timeout = seconds(req.connect_timeout, "connect_timeout"),
     max_body = req.max_body,
+    truncate_body = req.truncate_body,
     accept_gzip = req.accept_gzip,
     keep_body = req.keep_body,
     on_line = req.on_line,
@@ -306,7 +307,8 @@ end
 --- keep_body), gzip, duration, url }.
 ---@param req table { url, method ("GET"), headers = { name = value | {values} }, body,
 ---   timeout (seconds or "10s"; default 30 s), connect_timeout, max_body (bytes),
----   accept_gzip, keep_body, user_agent, on_line, max_line }
+---   truncate_body (past max_body: keep its first max_body bytes, drop the rest and succeed,
+---   rather than fail), accept_gzip, keep_body, user_agent, on_line, max_line }
 --- With on_line = function(line), a 2xx body is streamed: each line goes to on_line as it
 --- arrives (from the loop, while this task waits; see moonwatch.httpc), resp.body is "".
 ---@return table|nil resp, string|nil err

@@ -3,7 +3,8 @@
 --- arguments, the `retry_on_failure` and `sending_queue` blocks, the `input` export (an
 --- otelcol consumer of traces), the sending queue and its consumers, retries with randomized
 --- exponential backoff, Alloy's metric names, health and debug info. Each component gives the
---- transport: send(self, body, count) -> outcome ("sent" | "retry" | "permanent"), err, wait.
+--- transport: send(self, body, count) -> outcome ("sent" | "retry" | "permanent"), err, wait (the
+--- server's throttle in seconds: the retry waits at least this long).
 -- A span batch is encoded (C, moonwatch.native.otlp) when it arrives, so the queue holds request
 -- bodies, not batches (a batch is valid only during append).
 local otlp = require("moonwatch.native.otlp")
@@ -18,6 +19,9 @@ local M = {}
 
 --- Failed attempts in a row after which the component reports itself unhealthy.
 M.FAILING_AFTER = 3
+--- The most of a response body read (the rest is dropped): the Collector's otlphttp exporter
+--- reads 64 KiB (maxHTTPResponseReadBytes); an export's answer is a few bytes.
+M.MAX_RESPONSE = 64 * 1024
 
 --- Alloy's tls block of otelcol clients (the parts moonwatch has; see the README).
 M.TLS = { args = {
@@ -221,7 +225,8 @@ function Instance:deliver(req)
       self.ctx:set_health("unhealthy", string.format("%d requests in a row failed, last: %s", self.failures, err))
     end
     k = k + 1
-    local delay = wait or backoff_wait(r, k)
+    -- as exporterhelper: a server's throttle (Retry-After) lengthens the backoff, never shortens it
+    local delay = math.max(backoff_wait(r, k), wait or 0)
     local give_up = outcome ~= "retry" or not r.enabled
       or (r.max_elapsed_time > 0 and scheduler.now() - started + delay > r.max_elapsed_time)
     if give_up then

@@ -14,6 +14,10 @@ local scheduler = require("moonwatch.scheduler")
 
 local M = {}
 
+--- The most of a response body post reads (the rest is dropped): only a short excerpt of it is
+--- ever shown.
+M.MAX_RESPONSE = 64 * 1024
+
 --- The endpoint's name: its name argument, else a hash of its URL (names metrics, logs, cursors).
 ---@param e table the endpoint block
 ---@return string
@@ -73,12 +77,15 @@ function M.new_client(e)
   return client
 end
 
---- Seconds a Retry-After header asks for (delta-seconds), else default.
+--- Seconds a Retry-After header asks for (delta-seconds above 0), else default: 0, an HTTP-date
+--- or anything but digits ("inf", "1e9", "0x10") leaves the backoff as it is (Prometheus and
+--- the Collector parse it with strconv.Atoi and retry with their backoff on 0).
 function M.retry_after(headers, default)
   local v = headers and headers["retry-after"]
-  local n = v and tonumber(v)
-  if n then
-    return math.max(n, 0)
+  local digits = type(v) == "string" and v:match("^%s*(%d+)%s*$")
+  local n = digits and tonumber(digits)
+  if n and n > 0 then
+    return n
   end
   return default
 end
@@ -112,6 +119,7 @@ function M.post_untraced(ep, body, headers, backoff, retry_429)
   local resp, rerr = ep.client:request({
     method = "POST", url = cfg.url, body = body, headers = headers,
     user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
+    max_body = M.MAX_RESPONSE, truncate_body = true,
   })
   local seconds = ffi_rt.monotonic() - t0
   if not resp then

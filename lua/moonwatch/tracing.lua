@@ -19,6 +19,7 @@
 local ffi = require("ffi")
 local C = require("moonwatch.ffi").C
 local ffi_rt = require("moonwatch.ffi")
+local redact = require("moonwatch.redact")
 
 local M = {}
 
@@ -99,8 +100,12 @@ function M.start(name, parent, kind, start_ns)
   }, Span)
 end
 
---- Sets attribute key (string, number or boolean; nil is ignored).
+--- Sets attribute key (string, number or boolean; nil is ignored). Spans leave the process:
+--- a string has its secrets masked (URL passwords, Authorization values, known secrets).
 function Span:set(key, value)
+  if type(value) == "string" then
+    value = redact.text(value)
+  end
   if value ~= nil then
     local a = self.attributes
     a[#a + 1] = key
@@ -115,15 +120,15 @@ end
 
 local flush
 
---- Ends the span (at end_ns, default now): status Error with message err when err is given,
---- else Unset; queues it for write_to.
+--- Ends the span (at end_ns, default now): status Error with message err (secrets masked) when
+--- err is given, else Unset; queues it for write_to.
 function Span:finish(err, end_ns)
   if self.end_ns then
     return
   end
   self.end_ns = end_ns or C.mw_ffi_trace_now_ns()
   if err then
-    self.status_code, self.status_message = 2, tostring(err)
+    self.status_code, self.status_message = 2, redact.text(tostring(err))
   end
   if not state.on then
     return

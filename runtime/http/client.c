@@ -63,6 +63,7 @@ struct mw_httpc_req {
   /* response */
   char *body;
   size_t body_len, body_cap, max_body;
+  int truncate_body;
   int too_big, oom, stopped;
   mw_httpc_header_t *resp_headers;
   size_t nresp_headers, resp_headers_cap;
@@ -284,7 +285,8 @@ oom:
 }
 
 /* CURLOPT_WRITEFUNCTION: appends to the body; over max_body fails the
- * transfer. The first chunk reserves Content-Length bytes when known. */
+ * transfer (truncate_body: keeps max_body bytes, reads and drops the rest).
+ * The first chunk reserves Content-Length bytes when known. */
 static size_t mw_httpc_on_write(char *p, size_t size, size_t n, void *ud) {
   mw_httpc_req_t *r = ud;
   size_t len = size * n;
@@ -299,9 +301,14 @@ static size_t mw_httpc_on_write(char *p, size_t size, size_t n, void *ud) {
       return len;
     }
   }
+  size_t total = len;
   if (r->max_body && (len > r->max_body || r->body_len > r->max_body - len)) {
-    r->too_big = 1;
-    return 0;
+    if (!r->truncate_body) {
+      r->too_big = 1;
+      return 0;
+    }
+    len = r->max_body - r->body_len; /* what is left of the limit; the rest is dropped */
+    if (len == 0) return total;
   }
   if (r->body_len + len + 1 > r->body_cap) {
     size_t cap = r->body_cap * 2;
@@ -323,7 +330,7 @@ static size_t mw_httpc_on_write(char *p, size_t size, size_t n, void *ud) {
   }
   memcpy(r->body + r->body_len, p, len);
   r->body_len += len;
-  return len;
+  return total;
 }
 
 /* ---- completion ---- */
@@ -631,9 +638,10 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
   if (o->connect_timeout > 0)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, mw_httpc_ms(o->connect_timeout));
   r->max_body = o->max_body;
+  r->truncate_body = o->truncate_body;
   r->on_data = o->on_data;
   /* (a streamed body has no overall size limit: its receiver bounds what it keeps) */
-  if (o->max_body && !o->on_data)
+  if (o->max_body && !o->on_data && !o->truncate_body)
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
   if (o->follow_redirects) {
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);

@@ -80,6 +80,8 @@ typedef struct {
   double timeout;            /* seconds for the whole request; <= 0: none */
   double connect_timeout;    /* seconds to connect (TLS included); <= 0: libcurl's 300 s */
   size_t max_body;           /* response body limit in bytes; 0: none */
+  int truncate_body;         /* past max_body: keep its first max_body bytes, read and drop the
+                              * rest (the request still succeeds); else the request fails */
   int follow_redirects;      /* follow up to 10 redirects */
   int enable_http2;          /* allow HTTP/2 over TLS (ALPN); else HTTP/1.1 only */
   int http2_prior_knowledge; /* HTTP/2 only: h2c without upgrade on http://, ALPN h2 on https:// */

@@ -8,7 +8,7 @@
  * opts are the flat fields of mw_httpc_opts_t with plain strings (secrets
  * already revealed; moonwatch.http_client builds them from Alloy-style
  * config): url, method, headers = { name = value | { values } }, body,
- * timeout, connect_timeout, max_body, follow_redirects, enable_http2,
+ * timeout, connect_timeout, max_body, truncate_body, follow_redirects, enable_http2,
  * accept_gzip, user_agent, proxy_url, no_proxy, proxy_from_environment,
  * proxy_connect_headers, ca_file, ca_pem, cert_file, cert_pem, key_file,
  * key_pem, server_name, insecure_skip_verify, min_version ("TLS10".."TLS13"),
@@ -464,6 +464,7 @@ static int mw_httpc_lrequest(lua_State *L) {
   o.timeout = mw_opt_num(L, 1, "timeout");
   o.connect_timeout = mw_opt_num(L, 1, "connect_timeout");
   o.max_body = (size_t)mw_opt_num(L, 1, "max_body");
+  o.truncate_body = mw_opt_bool(L, 1, "truncate_body", 0);
   o.follow_redirects = mw_opt_bool(L, 1, "follow_redirects", 1);
   o.enable_http2 = mw_opt_bool(L, 1, "enable_http2", 1);
   o.http2_prior_knowledge = mw_opt_bool(L, 1, "http2_prior_knowledge", 0);

@@ -136,6 +136,13 @@ int mw_ffi_spanbatch_add(mw_spanbatch_t *b, const uint8_t *trace_id, const uint8
   return 0;
 }
 
+void mw_ffi_spanbatch_pop(mw_spanbatch_t *b) {
+  if (b->nspans == 0) return;
+  const mw_span_rec_t *s = &b->spans[--b->nspans];
+  b->nattrs = s->attr_first;
+  b->nbytes = s->name_off; /* its name came first, then its message and attributes */
+}
+
 /* A new attribute of the last span, or NULL. */
 static mw_attr_rec_t *mw_spanbatch_spanattr(mw_spanbatch_t *b, const char *key, size_t klen) {
   if (b->nspans == 0) return NULL;

@@ -54,6 +54,9 @@ int mw_ffi_spanbatch_add(mw_spanbatch_t *b, const uint8_t *trace_id, const uint8
                          const uint8_t *parent, const char *name, size_t nlen, int kind,
                          int64_t start_ns, int64_t end_ns, int status_code, const char *msg,
                          size_t mlen);
+/* Removes the last span added with its attributes (one of them was refused): the batch is as
+ * before that span's mw_ffi_spanbatch_add, provided nothing but its attributes came after it. */
+void mw_ffi_spanbatch_pop(mw_spanbatch_t *b);
 /* Adds an attribute to the last span added: 0, or -1 (no span yet, too long, out of memory). */
 int mw_ffi_spanbatch_attr_str(mw_spanbatch_t *b, const char *key, size_t klen, const char *val,
                               size_t vlen);

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <libdeflate.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,9 +120,9 @@ static void mw_json_attrs(mw_obuf_t *o, const mw_spanattr_t *as, size_t n) {
       mw_obuf_printf(o, ",\"value\":{\"intValue\":\"%" PRId64 "\"}}", a->i);
       break;
     case MW_SPANATTR_DOUBLE:
-      if (a->d != a->d)
+      if (isnan(a->d))
         mw_obuf_puts(o, ",\"value\":{\"doubleValue\":\"NaN\"}}");
-      else if (a->d > 1e308 || a->d < -1e308)
+      else if (isinf(a->d))
         mw_obuf_puts(o, a->d > 0 ? ",\"value\":{\"doubleValue\":\"Infinity\"}}"
                                  : ",\"value\":{\"doubleValue\":\"-Infinity\"}}");
       else
@@ -341,7 +342,7 @@ static void mw_json_anyvalue(mw_obuf_t *o, const mw_anyvalue_t *v, int depth) {
     mw_obuf_printf(o, "%" PRId64, v->int_value);
     break;
   case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-    if (v->double_value != v->double_value || v->double_value > 1e308 || v->double_value < -1e308)
+    if (!isfinite(v->double_value))
       mw_obuf_puts(o, "null");
     else
       mw_obuf_printf(o, "%.17g", v->double_value);

@@ -193,7 +193,9 @@ int mw_ffi_pprof_cpu_start(int hz, size_t max_samples, char *err, size_t errlen)
   struct itimerval cur;
   own_timer = 0;
   if (getitimer(ITIMER_PROF, &cur) == 0 && !cur.it_interval.tv_sec && !cur.it_interval.tv_usec) {
-    struct itimerval tv = {{0, 1000000 / hz}, {0, 1000000 / hz}};
+    /* tv_usec must stay under 1000000: 1 Hz is a 1 s interval */
+    struct timeval every = {hz == 1 ? 1 : 0, hz == 1 ? 0 : 1000000 / hz};
+    struct itimerval tv = {every, every};
     if (setitimer(ITIMER_PROF, &tv, NULL)) {
       mw_seterr(err, errlen, "setitimer(ITIMER_PROF): %s", strerror(errno));
       sigaction(SIGPROF, &prev, NULL);

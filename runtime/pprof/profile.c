@@ -599,8 +599,8 @@ int mw_ffi_pprof_check(const uint8_t *data, size_t len, size_t *nsamples, size_t
       goto done;
     }
     int found = l->mapping_id == 0 || has_id(mids, prof->n_mapping, l->mapping_id);
-    for (size_t k = 0; found && k < l->n_line; k++)
-      found = has_id(fids, prof->n_function, l->line[k]->function_id);
+    for (size_t k = 0; found && k < l->n_line; k++) /* 0: a line without a function (pprof's) */
+      found = !l->line[k]->function_id || has_id(fids, prof->n_function, l->line[k]->function_id);
     if (!found) {
       mw_seterr(err, errlen, "location %llu: unknown mapping or function",
                 (unsigned long long)l->id);
@@ -649,5 +649,246 @@ done:
   free(fids);
   free(mids);
   free(lids);
+  return rc;
+}
+
+/* --- delta profiles ------------------------------------------------------- */
+
+#define DELTA_MAX_TYPES 4
+
+/* A sample's totals of the delta sample types, by the hash of its stack and labels. */
+typedef struct {
+  uint64_t key;
+  int used;
+  size_t first; /* the index of its first sample in the current profile */
+  int64_t v[DELTA_MAX_TYPES];
+} dslot_t;
+
+typedef struct {
+  dslot_t *slots;
+  size_t cap; /* a power of two, or 0 */
+} dmap_t;
+
+struct mw_pprof_delta {
+  char *types[2 * DELTA_MAX_TYPES];
+  size_t ntypes;
+  dmap_t prev;
+  int have_prev;
+  int64_t prev_time; /* the last profile's time_nanos */
+  uint8_t *out;
+};
+
+static dslot_t *dmap_find(dmap_t *m, uint64_t key) {
+  if (!m->cap) return NULL;
+  for (size_t i = (size_t)key & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
+    if (!m->slots[i].used || m->slots[i].key == key) return &m->slots[i];
+}
+
+mw_pprof_delta_t *mw_ffi_pprof_delta_new(const char *types, size_t ntypes) {
+  if (ntypes > DELTA_MAX_TYPES) return NULL;
+  mw_pprof_delta_t *d = calloc(1, sizeof(*d));
+  if (!d) return NULL;
+  const char *at = types;
+  for (size_t i = 0; i < 2 * ntypes; i++) {
+    d->types[i] = strdup(at);
+    if (!d->types[i]) {
+      d->ntypes = ntypes;
+      mw_ffi_pprof_delta_free(d);
+      return NULL;
+    }
+    at += strlen(at) + 1;
+  }
+  d->ntypes = ntypes;
+  return d;
+}
+
+void mw_ffi_pprof_delta_free(mw_pprof_delta_t *d) {
+  if (!d) return;
+  for (size_t i = 0; i < 2 * d->ntypes; i++)
+    free(d->types[i]);
+  free(d->prev.slots);
+  free(d->out);
+  free(d);
+}
+
+typedef struct {
+  uint64_t id;
+  const void *p;
+} idptr_t;
+
+static int cmp_idptr(const void *a, const void *b) {
+  uint64_t x = ((const idptr_t *)a)->id, y = ((const idptr_t *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+static const void *find_id(const idptr_t *ids, size_t n, uint64_t id) {
+  idptr_t k = {id, NULL};
+  const idptr_t *f = bsearch(&k, ids, n, sizeof(idptr_t), cmp_idptr);
+  return f ? f->p : NULL;
+}
+
+static const char *pstr(const pb_profile *prof, int64_t i) {
+  return i >= 0 && (uint64_t)i < prof->n_string_table ? prof->string_table[i] : "";
+}
+
+static uint64_t hash_str(const char *s, uint64_t seed) {
+  return XXH3_64bits_withSeed(s, strlen(s), seed);
+}
+
+/* The identity of sample s: its locations (address, then each line's function name, file and
+ * line) in order, and its labels in any order. */
+static uint64_t sample_key(const pb_profile *prof, const pb_sample *s, const idptr_t *locs,
+                           const idptr_t *funcs) {
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (size_t k = 0; k < s->n_location_id; k++) {
+    const pb_location *l = find_id(locs, prof->n_location, s->location_id[k]);
+    uint64_t a = l ? l->address : s->location_id[k];
+    h = XXH3_64bits_withSeed(&a, sizeof a, h);
+    for (size_t j = 0; l && j < l->n_line; j++) {
+      const pb_function *f = find_id(funcs, prof->n_function, l->line[j]->function_id);
+      if (f) {
+        h = hash_str(pstr(prof, f->name), h);
+        h = hash_str(pstr(prof, f->filename), h);
+      }
+      int64_t line = l->line[j]->line;
+      h = XXH3_64bits_withSeed(&line, sizeof line, h);
+    }
+  }
+  uint64_t lh = 0;
+  for (size_t k = 0; k < s->n_label; k++) {
+    const pb_label *lb = s->label[k];
+    uint64_t x = hash_str(pstr(prof, lb->key), 1);
+    x = hash_str(pstr(prof, lb->str), x);
+    x = XXH3_64bits_withSeed(&lb->num, sizeof lb->num, x);
+    lh += hash_str(pstr(prof, lb->num_unit), x);
+  }
+  return h ^ (lh * 0xC2B2AE3D27D4EB4Full);
+}
+
+int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len,
+                            const uint8_t **out, size_t *outlen, char *err, size_t errlen) {
+  uint8_t *raw = NULL, *buf = NULL;
+  size_t rawlen = 0;
+  idptr_t *locs = NULL, *funcs = NULL;
+  pb_sample **kept = NULL;
+  dmap_t cur = {NULL, 0};
+  int rc = -1;
+  if (gunzip(data, len, &raw, &rawlen, err, errlen)) return -1;
+  pb_profile *prof =
+      perftools__profiles__profile__unpack(NULL, raw ? rawlen : len, raw ? raw : data);
+  if (!prof) {
+    mw_seterr(err, errlen, "not a profile.proto message");
+    goto done;
+  }
+  int idx[DELTA_MAX_TYPES], any = 0;
+  for (size_t k = 0; k < d->ntypes; k++) {
+    idx[k] = -1;
+    for (size_t i = 0; i < prof->n_sample_type; i++)
+      if (!strcmp(pstr(prof, prof->sample_type[i]->type), d->types[2 * k]) &&
+          !strcmp(pstr(prof, prof->sample_type[i]->unit), d->types[2 * k + 1])) {
+        idx[k] = (int)i;
+        any = 1;
+      }
+  }
+  if (!any) { /* not a profile of these types: as it is */
+    free(d->out);
+    d->out = malloc(len ? len : 1);
+    if (!d->out) {
+      mw_oom(err, errlen);
+      goto done;
+    }
+    memcpy(d->out, data, len);
+    *out = d->out;
+    *outlen = len;
+    rc = 0;
+    goto done;
+  }
+  locs = malloc((prof->n_location + 1) * sizeof(*locs));
+  funcs = malloc((prof->n_function + 1) * sizeof(*funcs));
+  kept = malloc((prof->n_sample + 1) * sizeof(*kept));
+  for (cur.cap = 16; cur.cap < 2 * prof->n_sample + 2; cur.cap *= 2)
+    ;
+  cur.slots = calloc(cur.cap, sizeof(dslot_t));
+  if (!locs || !funcs || !kept || !cur.slots) {
+    mw_oom(err, errlen);
+    goto done;
+  }
+  for (size_t i = 0; i < prof->n_location; i++)
+    locs[i] = (idptr_t){prof->location[i]->id, prof->location[i]};
+  for (size_t i = 0; i < prof->n_function; i++)
+    funcs[i] = (idptr_t){prof->function[i]->id, prof->function[i]};
+  qsort(locs, prof->n_location, sizeof(*locs), cmp_idptr);
+  qsort(funcs, prof->n_function, sizeof(*funcs), cmp_idptr);
+  /* the totals of this profile, by sample */
+  for (size_t i = 0; i < prof->n_sample; i++) {
+    pb_sample *s = prof->sample[i];
+    dslot_t *e = dmap_find(&cur, sample_key(prof, s, locs, funcs));
+    if (!e->used) {
+      e->used = 1;
+      e->key = sample_key(prof, s, locs, funcs);
+      e->first = i;
+    }
+    for (size_t k = 0; k < d->ntypes; k++)
+      if (idx[k] >= 0 && (size_t)idx[k] < s->n_value) e->v[k] += s->value[idx[k]];
+  }
+  /* each first sample of a stack gets its total minus the last profile's; the others 0 */
+  size_t nkept = 0;
+  for (size_t i = 0; i < prof->n_sample; i++) {
+    pb_sample *s = prof->sample[i];
+    const dslot_t *e = dmap_find(&cur, sample_key(prof, s, locs, funcs));
+    const dslot_t *p = dmap_find(&d->prev, e->key);
+    for (size_t k = 0; k < d->ntypes; k++) {
+      if (idx[k] < 0 || (size_t)idx[k] >= s->n_value) continue;
+      int64_t before = p && p->used ? p->v[k] : 0;
+      s->value[idx[k]] = e->first != i ? 0 : e->v[k] >= before ? e->v[k] - before : e->v[k];
+    }
+    int nonzero = 0;
+    for (size_t k = 0; k < s->n_value && !nonzero; k++)
+      nonzero = s->value[k] != 0;
+    if (nonzero) kept[nkept++] = s;
+  }
+  free(d->prev.slots);
+  d->prev = cur;
+  cur.slots = NULL;
+  int64_t time_ns = prof->time_nanos; /* the delta covers the time since the last profile */
+  if (d->have_prev && time_ns > d->prev_time) prof->duration_nanos = time_ns - d->prev_time;
+  d->prev_time = time_ns;
+  if (!d->have_prev) {
+    d->have_prev = 1;
+    *out = NULL;
+    *outlen = 0;
+    rc = 0;
+    goto done;
+  }
+  pb_sample **all = prof->sample;
+  size_t nall = prof->n_sample;
+  prof->sample = kept;
+  prof->n_sample = nkept;
+  size_t n = perftools__profiles__profile__get_packed_size(prof);
+  buf = malloc(n + 1);
+  if (buf) perftools__profiles__profile__pack(prof, buf);
+  prof->sample = all;
+  prof->n_sample = nall;
+  struct libdeflate_compressor *c = buf ? libdeflate_alloc_compressor(6) : NULL;
+  size_t bound = c ? libdeflate_gzip_compress_bound(c, n) : 0;
+  free(d->out);
+  d->out = bound ? malloc(bound) : NULL;
+  size_t got = d->out ? libdeflate_gzip_compress(c, buf, n, d->out, bound) : 0;
+  if (c) libdeflate_free_compressor(c);
+  if (!got) {
+    mw_oom(err, errlen);
+    goto done;
+  }
+  *out = d->out;
+  *outlen = got;
+  rc = 0;
+done:
+  if (prof) perftools__profiles__profile__free_unpacked(prof, NULL);
+  free(raw);
+  free(buf);
+  free(locs);
+  free(funcs);
+  free(kept);
+  free(cur.slots);
   return rc;
 }

@@ -53,6 +53,23 @@ int mw_ffi_pprof_finish(mw_pprof_t *p, int gzip, const uint8_t **out, size_t *le
  * mappings. On success *nsamples, *ntypes are set. 0, -1 with err naming what is wrong. */
 int mw_ffi_pprof_check(const uint8_t *data, size_t len, size_t *nsamples, size_t *ntypes, char *err,
                        size_t errlen);
+/* Delta profiles of cumulative ones, as Alloy's pyroscope.scrape makes them for memory, mutex
+ * and block (its deltaAppender): each profile given has, for the sample types named in types
+ * (nul-separated "type\0unit\0" pairs, at most 4), the value of every sample (by its stack:
+ * addresses, functions, files and lines, and its labels) minus that of the profile given
+ * before; a value that went down (a restart) is kept as it is. Samples with the same stack and
+ * labels are summed into the first; samples left with no value but 0 are dropped; its
+ * duration_nanos is the time since the last profile's time_nanos (Alloy's fastdelta). The first
+ * profile has nothing to be a delta of. A profile without these sample types is passed on as
+ * it is. NULL when out of memory. */
+typedef struct mw_pprof_delta mw_pprof_delta_t;
+mw_pprof_delta_t *mw_ffi_pprof_delta_new(const char *types, size_t ntypes);
+void mw_ffi_pprof_delta_free(mw_pprof_delta_t *d);
+/* The delta of data (gzipped or not): *out (gzipped; a profile passed on is as given; owned by
+ * d, valid until its next call) and *outlen, 0 for the first profile (nothing to send). 0, or -1
+ * with err (not a profile). */
+int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len,
+                            const uint8_t **out, size_t *outlen, char *err, size_t errlen);
 /* The name of the function at pc in this process into buf (see mw_pprof_symbol). 0, -1. */
 int mw_ffi_pprof_symbol(uint64_t pc, char *buf, size_t buflen);
 /* The C heap as glibc's mallinfo2 counts it (main arena): bytes in use in chunks, bytes in

@@ -45,6 +45,13 @@ local PROFILES = {
 }
 -- godeltaprof was used: not user visible (Alloy's NewTarget)
 local REPORTED_AS = { godeltaprof_memory = "memory", godeltaprof_block = "block", godeltaprof_mutex = "mutex" }
+-- Cumulative profiles sent as deltas, as Alloy's deltaAppender (but those of godeltaprof, deltas
+-- already): these sample types minus the last scrape's; the first scrape is not sent, the others
+-- with __delta__ = "false" (Pyroscope computes no delta of its own then: it would for memory's
+-- alloc_* only, and mutex and block would show totals since the target started)
+local CONTENTION = { { "contentions", "count" }, { "delay", "nanoseconds" } }
+M.DELTA_TYPES = { memory = { { "alloc_objects", "count" }, { "alloc_space", "bytes" } }, mutex = CONTENTION,
+  block = CONTENTION }
 
 local function profile_schema(path, enabled, delta)
   return { args = {
@@ -237,6 +244,7 @@ function M.populate(t, args, job)
     if lb.service_name == nil or lb.service_name == "" then
       lb.service_name = infer_service_name(t)
     end
+    local delta_types = not REPORTED_AS[lb.__name__] and M.DELTA_TYPES[lb.__name__] or nil
     if REPORTED_AS[lb.__name__] then
       lb.__name__ = REPORTED_AS[lb.__name__]
     end
@@ -271,7 +279,7 @@ function M.populate(t, args, job)
       end
     end
     out[#out + 1] = { labels = lb, public = public, discovered = t, url = url, profile = lb.__name__,
-      delta = p.delta and params.seconds ~= nil, key = table.concat(enc) .. "\0" .. url }
+      delta = p.delta and params.seconds ~= nil, key = table.concat(enc) .. "\0" .. url, delta_types = delta_types }
   end
   return out
 end
@@ -384,13 +392,30 @@ function Instance:scrape(loop)
       err = "not a valid pprof profile: " .. perr
     end
   end
+  local raw = resp and resp.body
+  if not err and st.delta_types then
+    loop.deltas = loop.deltas or pprof.delta(st.delta_types)
+    local derr
+    raw, derr = loop.deltas:next(raw)
+    if not raw then
+      err = "computing delta: " .. derr
+    end
+  end
+  if not err and raw == "" then
+    -- the first profile of a cumulative type: nothing to be a delta of yet
+    loop.health, loop.last_error, loop.last_scrape, loop.last_duration = "up", nil, start, ffi_rt.monotonic() - t0
+    return
+  end
   if not err then
     local b = profiles.new()
     local labels = {}
     for k, v in pairs(st.labels) do
       labels[k] = v
     end
-    profiles.add(b, labels, resp.body, "")
+    if st.delta_types then
+      labels.__delta__ = "false"
+    end
+    profiles.add(b, labels, raw, "")
     local f0 = ffi_rt.monotonic()
     self.fanout:send(a.forward_to, b)
     self.m.fanout:with(self.ctx.id):observe(ffi_rt.monotonic() - f0)

@@ -29,6 +29,9 @@ local M = {
 
 --- Requests an endpoint keeps waiting in memory; past it the oldest is dropped.
 M.MAX_QUEUE = 100
+--- The most of a response body read (the rest is dropped): a push's answer is a few bytes, an
+--- error's text is shown in a short excerpt.
+M.MAX_RESPONSE = 64 * 1024
 -- Consecutive failed attempts before the component reports the endpoint unhealthy.
 local FAILING_AFTER = 3
 local PUSH_PATH = "/push.v1.PusherService/Push"
@@ -175,7 +178,12 @@ function Instance:append(b)
   local req = { body = body, profiles = #b, bytes = profiles.bytes(b) }
   for _, ep in pairs(self.endpoints) do
     if #ep.queue >= M.MAX_QUEUE then
-      self:drop(ep, table.remove(ep.queue, 1), "queue full (" .. M.MAX_QUEUE .. " requests waiting)")
+      -- the oldest request waiting; not the one being sent (its retries keep it, and it may
+      -- be on its way to the server right now)
+      local oldest = ep.queue[1] == ep.sending and 2 or 1
+      if ep.queue[oldest] then
+        self:drop(ep, table.remove(ep.queue, oldest), "queue full (" .. M.MAX_QUEUE .. " requests waiting)")
+      end
     end
     ep.queue[#ep.queue + 1] = req
     if ep.waiting then
@@ -184,8 +192,8 @@ function Instance:append(b)
   end
 end
 
--- One POST: "sent"; "retry", err; "rejected", err.
-function Instance:post(ep)
+-- One POST of req: "sent"; "retry", err; "rejected", err.
+function Instance:post(ep, req)
   local cfg = ep.cfg
   local headers = { ["Content-Type"] = "application/proto", ["Connect-Protocol-Version"] = "1",
     ["Connect-Timeout-Ms"] = tostring(math.floor(cfg.remote_timeout * 1000)) }
@@ -194,8 +202,8 @@ function Instance:post(ep)
   end
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({ method = "POST", url = cfg.url:gsub("/+$", "") .. PUSH_PATH,
-    body = ep.queue[1].body, headers = headers, user_agent = "moonwatch/" .. ffi_rt.version(),
-    timeout = cfg.remote_timeout })
+    body = req.body, headers = headers, user_agent = "moonwatch/" .. ffi_rt.version(),
+    timeout = cfg.remote_timeout, max_body = M.MAX_RESPONSE, truncate_body = true })
   self.m.latency:with(self.ctx.id, ep.m.label, "push"):observe(ffi_rt.monotonic() - t0)
   if not resp then
     return "retry", rerr
@@ -231,8 +239,9 @@ end
 function Instance:send(ep)
   local e, req = ep.cfg, ep.queue[1]
   local backoff, tries = e.min_backoff_period, 0
+  ep.sending = req
   while not ep.stopped do
-    local outcome, why = self:post(ep)
+    local outcome, why = self:post(ep, req)
     if ep.stopped then
       return
     end
@@ -256,6 +265,7 @@ function Instance:send(ep)
     end
     backoff = math.min(backoff * 2, e.max_backoff_period)
   end
+  ep.sending = nil
   if ep.queue[1] == req then
     table.remove(ep.queue, 1)
   end

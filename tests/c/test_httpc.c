@@ -405,7 +405,21 @@ static void test_body_limit(void) {
   CHECK_STR(r.err, "");
   CHECK_INT(r.body_len, 5000);
   result_free(&r);
+  /* truncate_body: the first max_body bytes, the rest read and dropped, no error */
+  o.max_body = 4096;
+  o.truncate_body = 1;
+  fetch(&o, &r);
+  CHECK_STR(r.err, "");
+  CHECK_INT(r.body_len, 4096);
+  CHECK(r.body[0] == 'y' && r.body[4095] == 'y');
+  result_free(&r);
   raw_stop(&raw);
+  /* the same with a Content-Length over the limit */
+  o = (mw_httpc_opts_t){.url = url("/big"), .max_body = 1000, .truncate_body = 1, .timeout = 5};
+  CHECK_INT(fetch(&o, &r), 0);
+  CHECK_STR(r.err, "");
+  CHECK_INT(r.body_len, 1000);
+  result_free(&r);
 }
 
 static void test_refused(void) {

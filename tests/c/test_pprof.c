@@ -4,11 +4,30 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+
+#include <libdeflate.h>
 
 #include "pprof/cpu.h"
 #include "pprof/profile.h"
+#include "profile.pb-c.h"
 #include "pyroscope/push.h"
 #include "test.h"
+
+/* gzip or not, the bytes of a profile in *raw (malloc'd) when gzipped. 0, -1. */
+static int gunzip(const uint8_t *data, size_t len, uint8_t **raw, size_t *rawlen, char *err,
+                  size_t errlen) {
+  (void)err;
+  (void)errlen;
+  *raw = NULL;
+  if (len < 2 || data[0] != 0x1f || data[1] != 0x8b) return 0;
+  struct libdeflate_decompressor *dc = libdeflate_alloc_decompressor();
+  size_t cap = 1 << 20;
+  *raw = malloc(cap);
+  int rc = dc && *raw && libdeflate_gzip_decompress(dc, data, len, *raw, cap, rawlen) == 0 ? 0 : -1;
+  if (dc) libdeflate_free_decompressor(dc);
+  return rc;
+}
 
 static void test_builder_roundtrip(void) {
   mw_pprof_t *p = mw_ffi_pprof_new();
@@ -85,6 +104,139 @@ static void test_cpu_sampler(void) {
   mw_ffi_pprof_free(p);
 }
 
+/* 1 Hz, the lowest rate cpu_start takes: its timer's interval is 1 s, not 1000000 us (EINVAL) */
+static void test_cpu_sampler_one_hz(void) {
+  char err[256] = "";
+  CHECK_INT(mw_ffi_pprof_cpu_prepare(err, sizeof err), 0);
+  int rc = mw_ffi_pprof_cpu_start(1, 0, err, sizeof err);
+  if (rc != 0) MW_FAIL("cpu_start at 1 Hz: %s", err);
+  struct itimerval tv;
+  CHECK_INT(getitimer(ITIMER_PROF, &tv), 0);
+  CHECK_INT(tv.it_interval.tv_sec, 1);
+  CHECK_INT(tv.it_interval.tv_usec, 0);
+  mw_ffi_pprof_cpu_stop();
+  CHECK_INT(getitimer(ITIMER_PROF, &tv), 0);
+  CHECK(!tv.it_interval.tv_sec && !tv.it_interval.tv_usec);
+  mw_pprof_t *p = mw_ffi_pprof_new();
+  uint64_t lost;
+  CHECK_INT(mw_ffi_pprof_cpu_build(p, &lost), 0);
+  mw_ffi_pprof_free(p);
+}
+
+/* pprof reads a line without a function (function_id 0): so does the check */
+static void test_check_line_without_function(void) {
+  char err[256] = "";
+  size_t ns = 9, nt = 9;
+  /* location {id: 1, line {line: 5}}, string_table [""] */
+  const uint8_t prof[] = {0x22, 0x06, 0x08, 0x01, 0x22, 0x02, 0x10, 0x05, 0x32, 0x00};
+  int rc = mw_ffi_pprof_check(prof, sizeof prof, &ns, &nt, err, sizeof err);
+  if (rc != 0) MW_FAIL("refused: %s", err);
+  CHECK_INT(ns, 0);
+  /* a line naming a function that is not there is still refused */
+  const uint8_t bad[] = {0x22, 0x08, 0x08, 0x01, 0x22, 0x04, 0x08, 0x07, 0x10, 0x05, 0x32, 0x00};
+  CHECK_INT(mw_ffi_pprof_check(bad, sizeof bad, &ns, &nt, err, sizeof err), -1);
+  CHECK_STR(err, "location 1: unknown mapping or function");
+}
+
+/* A memory profile: samples at functions f0..f2 with values (alloc_objects, alloc_space,
+ * inuse_objects, inuse_space) v[i] (a sample of all 0 left out); its bytes in *out. */
+static int64_t profile_time = 1000000000;
+
+static const uint8_t *memory_profile(mw_pprof_t **p, const int64_t v[3][4], size_t *len) {
+  static const char *names[3] = {"f0", "f1", "f2"};
+  char err[256];
+  const uint8_t *out = NULL;
+  *p = mw_ffi_pprof_new();
+  mw_ffi_pprof_sample_type(*p, "alloc_objects", "count");
+  mw_ffi_pprof_sample_type(*p, "alloc_space", "bytes");
+  mw_ffi_pprof_sample_type(*p, "inuse_objects", "count");
+  mw_ffi_pprof_sample_type(*p, "inuse_space", "bytes");
+  mw_ffi_pprof_meta(*p, "space", "bytes", 1, profile_time, 0, NULL);
+  profile_time += 15000000000; /* the next one 15 s later */
+  for (int i = 0; i < 3; i++) {
+    if (!v[i][0] && !v[i][1] && !v[i][2] && !v[i][3]) continue;
+    uint64_t loc = mw_ffi_pprof_func_location(*p, names[i], "m.go", 1, 10 + i);
+    mw_ffi_pprof_sample(*p, &loc, 1, v[i], 4, "", 0);
+  }
+  if (mw_ffi_pprof_finish(*p, 1, &out, len, err, sizeof err)) return NULL;
+  return out;
+}
+
+/* The values of the profile's samples by function name ("f0 3 300 1 100;f2 ...", in order). */
+static void sample_values(const uint8_t *data, size_t len, char *buf, size_t buflen) {
+  /* the delta's output goes through the checker's decoder: a valid profile first */
+  size_t ns, nt;
+  char err[256];
+  buf[0] = 0;
+  if (mw_ffi_pprof_check(data, len, &ns, &nt, err, sizeof err)) {
+    snprintf(buf, buflen, "invalid: %s", err);
+    return;
+  }
+  uint8_t *raw = NULL;
+  size_t rawlen = 0;
+  if (gunzip(data, len, &raw, &rawlen, err, sizeof err)) return;
+  Perftools__Profiles__Profile *prof =
+      perftools__profiles__profile__unpack(NULL, raw ? rawlen : len, raw ? raw : data);
+  size_t at = 0;
+  if (prof && prof->duration_nanos)
+    at += (size_t)snprintf(buf, buflen, "%llds:", (long long)prof->duration_nanos / 1000000000);
+  for (size_t i = 0; prof && i < prof->n_sample; i++) {
+    Perftools__Profiles__Sample *s = prof->sample[i];
+    const char *fn = "?";
+    for (size_t l = 0; l < prof->n_location; l++)
+      if (prof->location[l]->id == s->location_id[0])
+        for (size_t f = 0; f < prof->n_function; f++)
+          if (prof->function[f]->id == prof->location[l]->line[0]->function_id)
+            fn = prof->string_table[prof->function[f]->name];
+    at += (size_t)snprintf(buf + at, buflen - at, "%s%s", i ? ";" : "", fn);
+    for (size_t k = 0; k < s->n_value; k++)
+      at += (size_t)snprintf(buf + at, buflen - at, " %lld", (long long)s->value[k]);
+  }
+  if (prof) perftools__profiles__profile__free_unpacked(prof, NULL);
+  free(raw);
+}
+
+/* Alloy's delta of memory profiles: alloc_* minus the last profile's, inuse_* as they are */
+static void test_delta_profiles(void) {
+  mw_pprof_delta_t *d = mw_ffi_pprof_delta_new("alloc_objects\0count\0alloc_space\0bytes\0", 2);
+  CHECK(d != NULL);
+  char err[256], got[512];
+  const uint8_t *out;
+  size_t outlen, len;
+  mw_pprof_t *p;
+  const int64_t v1[3][4] = {{2, 200, 1, 100}, {1, 10, 0, 0}, {0, 0, 0, 0}};
+  const uint8_t *in = memory_profile(&p, v1, &len);
+  CHECK_INT(mw_ffi_pprof_delta_next(d, in, len, &out, &outlen, err, sizeof err), 0);
+  CHECK_INT(outlen, 0); /* the first: nothing to be a delta of */
+  mw_ffi_pprof_free(p);
+  const int64_t v2[3][4] = {{5, 500, 1, 100}, {1, 10, 0, 0}, {1, 1, 1, 1}};
+  in = memory_profile(&p, v2, &len);
+  CHECK_INT(mw_ffi_pprof_delta_next(d, in, len, &out, &outlen, err, sizeof err), 0);
+  mw_ffi_pprof_free(p);
+  CHECK(outlen > 0 && out[0] == 0x1f);
+  sample_values(out, outlen, got, sizeof got);
+  CHECK_STR(got, "15s:f0 3 300 1 100;f2 1 1 1 1"); /* f1 did not change: left out */
+  const int64_t v3[3][4] = {{1, 50, 1, 50}, {1, 10, 0, 0}, {1, 1, 1, 1}};
+  in = memory_profile(&p, v3, &len); /* f0 went down: a restart, taken as it is */
+  CHECK_INT(mw_ffi_pprof_delta_next(d, in, len, &out, &outlen, err, sizeof err), 0);
+  mw_ffi_pprof_free(p);
+  sample_values(out, outlen, got, sizeof got);
+  CHECK_STR(got, "15s:f0 1 50 1 50;f2 0 0 1 1");
+  CHECK_INT(
+      mw_ffi_pprof_delta_next(d, (const uint8_t *)"\xff\xff", 2, &out, &outlen, err, sizeof err),
+      -1);
+  CHECK_STR(err, "not a profile.proto message");
+  mw_ffi_pprof_delta_free(d);
+  /* a profile without the delta types is passed on as it is, the first one too */
+  d = mw_ffi_pprof_delta_new("contentions\0count\0delay\0nanoseconds\0", 2);
+  in = memory_profile(&p, v1, &len);
+  CHECK_INT(mw_ffi_pprof_delta_next(d, in, len, &out, &outlen, err, sizeof err), 0);
+  CHECK_INT(outlen, len);
+  CHECK(memcmp(out, in, len) == 0);
+  mw_ffi_pprof_free(p);
+  mw_ffi_pprof_delta_free(d);
+}
+
 static void test_pyroscope_push_roundtrip(void) {
   char err[256];
   mw_pyroenc_t *e = mw_ffi_pyroenc_new();
@@ -120,6 +272,9 @@ int main(void) {
   MW_RUN(test_builder_roundtrip);
   MW_RUN(test_check_names_the_fault);
   MW_RUN(test_cpu_sampler);
+  MW_RUN(test_cpu_sampler_one_hz);
+  MW_RUN(test_check_line_without_function);
+  MW_RUN(test_delta_profiles);
   MW_RUN(test_pyroscope_push_roundtrip);
   return mw_test_summary();
 }

@@ -79,8 +79,10 @@ pyroscope.write "pyroscope_endpoint" {
       return by_type.process_cpu and by_type.memory and by_type.goroutine and by_type.block and by_type.mutex
     end, 30, "the five default profile types")
     for name, s in pairs(by_type) do
+      -- memory, block and mutex are cumulative: sent as deltas, as Alloy
+      local delta = (name == "memory" or name == "block" or name == "mutex") and "false" or nil
       assert.same({ __name__ = name, service_name = "unspecified", job = "moonwatch",
-        instance = "127.0.0.1:" .. port, cluster = "test" }, s.labels)
+        instance = "127.0.0.1:" .. port, cluster = "test", __delta__ = delta }, s.labels)
       local out, ok = pprof.run("-raw", s.file)
       assert.is_true(ok, name .. ": " .. out)
     end

@@ -111,6 +111,55 @@ describe("tracing", function()
     assert.equals("boom", r.status_message)
   end)
 
+  it("never sends a secret: URL passwords and Authorization values masked in attributes and status", function()
+    local spans
+    local sink = require("moonwatch.receiver").traces("t", function(_, b)
+      spans = {}
+      for _, s in traces.spans(b) do
+        spans[#spans + 1] = s
+      end
+    end)
+    tracing.configure({ sampling_fraction = 1, write_to = { sink } })
+    local span = tracing.start("prometheus.scrape")
+    span:set("url.full", "http://admin:hunter2@10.0.0.1:9100/metrics")
+    span:set("samples_scraped", 12)
+    span:finish('Get "https://u:hunter2@h/x": Authorization: Bearer hunter2tok')
+    tracing.flush()
+    assert.equals(1, #spans)
+    local s = spans[1]
+    assert.equals("http://admin:xxxxx@10.0.0.1:9100/metrics", s.attributes["url.full"])
+    assert.equals(12, s.attributes.samples_scraped)
+    assert.is_nil(s.status_message:find("hunter2", 1, true), s.status_message)
+  end)
+
+  it("leaves the batch as it was when a span is refused for one of its attributes", function()
+    local b = traces.new()
+    traces.resource(b, "service.name", "t")
+    assert(traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\2", 8), name = "kept",
+      start_ns = 1, end_ns = 2, attributes = { "a", 1 } }))
+    local ok, err = traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\3", 8), name = "big",
+      start_ns = 1, end_ns = 2, attributes = { "small", "x", "huge", string.rep("x", 2 * 1024 * 1024) } })
+    assert.is_nil(ok)
+    assert.matches("huge", err)
+    assert.equals(1, traces.len(b))
+    local got = {}
+    for _, s in traces.spans(b) do
+      got[#got + 1] = s
+    end
+    assert.equals("kept", got[1].name)
+    assert.same({ a = 1 }, got[1].attributes)
+    -- and a span added next is whole
+    assert(traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\4", 8), name = "next",
+      start_ns = 1, end_ns = 2, attributes = { "b", true } }))
+    got = {}
+    for _, s in traces.spans(b) do
+      got[#got + 1] = s
+    end
+    assert.equals(2, #got)
+    assert.same({ b = true }, got[2].attributes)
+    assert.equals("t", traces.resource_attributes(b)["service.name"])
+  end)
+
   it("decodes what it encodes, and refuses ids of the wrong length as the Collector's receiver", function()
     local b = traces.new()
     traces.resource(b, "service.name", "moonwatch")
@@ -154,5 +203,10 @@ describe("tracing", function()
     assert.equals("retry", (classify(503, {})))
     assert.equals("permanent", (classify(200, {})))
     assert.equals("permanent", (classify(404, {})))
+    -- as grpc-go: an HTTP status other than 200 is an error, even with a grpc-status of 0
+    assert.equals("retry", (classify(503, { ["grpc-status"] = "0" })))
+    outcome, why = classify(500, { ["grpc-status"] = "0" })
+    assert.equals("permanent", outcome)
+    assert.equals("rpc error: code = UNKNOWN desc = HTTP status 500", why)
   end)
 end)

@@ -60,7 +60,8 @@ end
 
 --- Appends a span: s = { trace_id, span_id, parent_span_id|nil, name, kind, start_ns, end_ns,
 --- status_code, status_message, attributes = { k, v, k, v, ... } (a flat list, in order) }.
---- true, or nil, err (ids of the wrong length or all zero, too long, out of memory).
+--- true, or nil, err (ids of the wrong length or all zero, too long, out of memory: the span is
+--- not added, b is as it was).
 function M.add(b, s)
   if #s.trace_id ~= 16 or #s.span_id ~= 8 or (s.parent_span_id and #s.parent_span_id ~= 8) then
     return nil, "a span needs a 16-byte trace id and 8-byte span ids"
@@ -74,7 +75,8 @@ function M.add(b, s)
   if a then
     for i = 1, #a, 2 do
       if not add_attr(b, a[i], a[i + 1]) then
-        return nil, "span attribute " .. tostring(a[i]) .. " refused"
+        C.mw_ffi_spanbatch_pop(b) -- the span goes, not only its attributes after this one
+        return nil, "span attribute " .. tostring(a[i]) .. " refused (too long, or out of memory)"
       end
     end
   end

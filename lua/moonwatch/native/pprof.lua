@@ -98,6 +98,32 @@ function M.check(data)
 end
 
 --- The function name at address pc of this process, or nil.
+local Delta = {}
+Delta.__index = Delta
+
+--- A delta computer of cumulative profiles (Alloy's deltaAppender) for the sample types
+--- { { type, unit }, ... }: d:next(profile) gives the profile's delta (gzipped), "" for the first
+--- one (nothing to be a delta of), or nil, err.
+function M.delta(types)
+  local parts = {}
+  for i, t in ipairs(types) do
+    parts[i] = t[1] .. "\0" .. t[2] .. "\0"
+  end
+  local h = C.mw_ffi_pprof_delta_new(table.concat(parts), #types)
+  if h == nil then
+    error("out of memory", 2)
+  end
+  return setmetatable({ h = ffi.gc(h, C.mw_ffi_pprof_delta_free),
+    out = ffi.new("const uint8_t *[1]"), len = ffi.new("size_t[1]") }, Delta)
+end
+
+function Delta:next(data)
+  if C.mw_ffi_pprof_delta_next(self.h, data, #data, self.out, self.len, errbuf, ERRLEN) ~= 0 then
+    return nil, err()
+  end
+  return self.len[0] == 0 and "" or ffi.string(self.out[0], self.len[0])
+end
+
 function M.symbol(pc)
   local buf = ffi.new("char[512]")
   if C.mw_ffi_pprof_symbol(pc, buf, 512) ~= 0 then

@@ -29,6 +29,9 @@ M.args = {
       if ep:match("^%a[%w+.-]*://") then
         return "endpoint: host:port without a scheme (TLS is set in the tls block)"
       end
+      if ep:find("@", 1, true) then -- (not shown: what is before the @ may be a password)
+        return "endpoint: host:port without user information (credentials go in headers)"
+      end
       if not ep:match("^[^/%s]+:%d+$") and not ep:match("^%[[%x:]+%]:%d+$") then
         return "endpoint: expected host:port, got " .. string.format("%q", c.endpoint)
       end
@@ -53,6 +56,23 @@ function M.frame(body, compressed)
   local n = #body
   return string.char(compressed and 1 or 0, math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
     math.floor(n / 256) % 256, n % 256) .. body
+end
+
+--- The grpc-timeout header of a timeout in seconds: gRPC's TimeoutValue has at most 8 digits and
+--- a unit; milliseconds when they fit, microseconds under one (never "0m": grpc-go takes it as
+--- already expired), else seconds, minutes or hours. Rounded up.
+function M.grpc_timeout(seconds)
+  local ms = seconds * 1000
+  if ms < 1 then
+    return string.format("%du", math.max(1, math.ceil(seconds * 1e6 - 1e-6)))
+  end
+  for _, u in ipairs({ { "m", 1e-3 }, { "S", 1 }, { "M", 60 }, { "H", 3600 } }) do
+    local v = math.ceil(seconds / u[2] - 1e-6)
+    if v <= 99999999 then
+      return string.format("%d%s", v, u[1])
+    end
+  end
+  return "99999999H"
 end
 
 -- grpc-message is percent-encoded
@@ -91,11 +111,12 @@ end
 --- The outcome of a gRPC response: "sent"; "retry", err; "permanent", err.
 function M.classify(resp)
   local h = resp.headers
-  local code = tonumber(h["grpc-status"])
+  -- as grpc-go: an HTTP status other than 200 is the error, whatever grpc-status says
+  local code = resp.status == 200 and tonumber(h["grpc-status"]) or nil
   if not code then
     code = resp.status == 200 and 13 or (HTTP_CODES[resp.status] or 2)
-    local why = string.format("rpc error: code = %s desc = HTTP status %d without grpc-status",
-      CODE_NAMES[code], resp.status)
+    local why = string.format("rpc error: code = %s desc = HTTP status %d%s", CODE_NAMES[code], resp.status,
+      resp.status == 200 and " without grpc-status" or "")
     return RETRYABLE[code] and "retry" or "permanent", why
   end
   if code == 0 then
@@ -109,7 +130,7 @@ end
 function transport.send(self, body)
   local c = self.args.client
   local headers = { ["Content-Type"] = "application/grpc", ["TE"] = "trailers", ["grpc-accept-encoding"] = "gzip",
-    ["grpc-timeout"] = string.format("%dm", math.floor(c.timeout * 1000)) }
+    ["grpc-timeout"] = M.grpc_timeout(c.timeout) }
   if c.compression == "gzip" then
     headers["grpc-encoding"] = "gzip"
   end
@@ -120,7 +141,7 @@ function transport.send(self, body)
     headers[k] = v
   end
   local resp, err = self.client:request({ method = "POST", url = self.url, body = body, headers = headers,
-    timeout = c.timeout, http2_prior_knowledge = true,
+    timeout = c.timeout, http2_prior_knowledge = true, max_body = otlp_exporter.MAX_RESPONSE, truncate_body = true,
     user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) .. " grpc-c/libcurl" })
   if not resp then
     return "retry", "rpc error: code = Unavailable desc = " .. tostring(err)

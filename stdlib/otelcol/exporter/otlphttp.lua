@@ -76,7 +76,8 @@ function transport.send(self, body)
     headers[k] = v
   end
   local resp, err = self.client:request({ method = "POST", url = self.url, body = body, headers = headers,
-    timeout = c.timeout, user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) })
+    timeout = c.timeout, max_body = otlp_exporter.MAX_RESPONSE, truncate_body = true,
+    user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) })
   if not resp then
     return "retry", err
   end

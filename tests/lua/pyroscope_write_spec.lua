@@ -1,0 +1,167 @@
+-- pyroscope.write in the spec's VM: a Pyroscope push receiver on moonwatch's own HTTP server,
+-- profiles appended straight to the component's receiver.
+package.path = (os.getenv("MOONWATCH_SOURCE_DIR") or ".") .. "/stdlib/?.lua;" .. package.path
+local controller = require("moonwatch.controller")
+local http_server = require("moonwatch.http_server")
+local native = require("moonwatch.native.pyroscope")
+local pprof = require("moonwatch.native.pprof")
+local profiles = require("moonwatch.batch.profiles")
+local loop = require("helpers.loop")
+local proc = require("helpers.proc")
+local log = require("moonwatch.log")
+
+local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
+local DIRS = { SRC .. "/stdlib" }
+local tmp = proc.tmpdir()
+
+-- /push.v1.PusherService/Push: 503 while push.down; else the profiles' ids, in the order received
+local push = { down = true, requests = 0, got = {}, labels = {} }
+local server = assert(http_server.listen("127.0.0.1:0"))
+server:route("POST", "/push.v1.PusherService/Push", function(req)
+  push.requests = push.requests + 1
+  if push.down then
+    return 503, push.down_body or "down"
+  end
+  local series = assert(native.decode_push(req.body))
+  for _, s in ipairs(series) do
+    for _, sample in ipairs(s.samples) do
+      push.got[#push.got + 1] = sample.raw
+      local labels = {}
+      for _, l in ipairs(s.labels) do
+        labels[l[1]] = l[2]
+      end
+      push.labels[#push.labels + 1] = labels
+    end
+  end
+  return 200, "{}"
+end)
+
+-- /debug/pprof/mutex: a cumulative mutex profile, 10 more contentions at each request
+local target = { hits = 0 }
+server:route("GET", "/debug/pprof/mutex", function()
+  target.hits = target.hits + 1
+  local b = pprof.builder()
+  b:sample_type("contentions", "count")
+  b:sample_type("delay", "nanoseconds")
+  b:meta("contentions", "count", 1, os.time(), 0)
+  b:sample({ b:func_location("sync.(*Mutex).Lock", "mutex.go", 1, 2) }, { 10 * target.hits, 1000 * target.hits })
+  return 200, assert(b:finish())
+end)
+
+local function start(extra)
+  local file = proc.write(tmp .. "/p" .. math.random(1e9) .. ".lua", string.format([[
+pyroscope.write "w" {
+  endpoint = {
+    url = "http://%s",
+    name = "ep",
+    %s
+  },
+}
+]], server:addr(), extra or ""))
+  local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
+  local ok, problems = ctrl:load(file)
+  assert(ok, problems and table.concat(problems, "\n"))
+  return ctrl, ctrl.nodes["pyroscope.write.w"].instance
+end
+
+local function send_profile(inst, raw)
+  local b = profiles.new()
+  profiles.add(b, { __name__ = "process_cpu", service_name = "s" }, raw, "")
+  inst:append(b)
+end
+
+describe("pyroscope.write", function()
+  local write
+  setup(function()
+    log.configure({ level = "error" })
+    -- the module table the controller uses (registry.find caches it by its text)
+    write = assert(require("moonwatch.registry").find("pyroscope.write", DIRS))
+  end)
+  teardown(function()
+    log.configure({ level = "info" })
+  end)
+
+  it("drops the oldest waiting request when its queue is full, never the one being retried", function()
+    local max = write.MAX_QUEUE
+    write.MAX_QUEUE = 3
+    push.down, push.requests, push.got = true, 0, {}
+    local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms", max_backoff_retries = 0')
+    send_profile(inst, "p1")
+    -- p1 is being sent (and retried) while the queue fills up past its 3 requests
+    assert.is_true(loop.run_until(function()
+      return push.requests >= 2
+    end, 5))
+    for i = 2, 5 do
+      send_profile(inst, "p" .. i)
+    end
+    push.down = false
+    local ok = loop.run_until(function()
+      return inst:debug_info().endpoints[1].queued_requests == 0 and #push.got >= 3
+    end, 5)
+    loop.run_for(0.2)
+    local info = inst:debug_info().endpoints[1]
+    write.MAX_QUEUE = max
+    ctrl:stop()
+    assert.is_true(ok)
+    -- p1 (being retried) went through; p2 then p3, the oldest waiting, were dropped to make
+    -- room for p4 and p5; nothing sent twice, every profile counted once
+    assert.same({ "p1", "p4", "p5" }, push.got)
+    assert.equals(3, info.sent_profiles)
+    assert.equals(2, info.dropped_profiles)
+  end)
+
+  it("gets mutex, block and memory profiles from pyroscope.scrape as deltas with __delta__ = \"false\", as Alloy",
+    function()
+      push.down, push.requests, push.got, push.labels = false, 0, {}, {}
+      local file = proc.write(tmp .. "/s" .. math.random(1e9) .. ".lua", string.format([[
+pyroscope.scrape "s" {
+  targets         = { { __address__ = "%s" } },
+  forward_to      = { pyroscope.write.w.receiver },
+  scrape_interval = "200ms",
+  profiling_config = { profile = {
+    memory = { enabled = false }, block = { enabled = false }, goroutine = { enabled = false },
+    process_cpu = { enabled = false },
+  } },
+}
+pyroscope.write "w" {
+  endpoint = { url = "http://%s", name = "ep" },
+}
+]], server:addr(), server:addr()))
+      local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
+      local ok, problems = ctrl:load(file)
+      assert(ok, problems and table.concat(problems, "\n"))
+      local sent = loop.run_until(function()
+        return #push.got >= 2
+      end, 5)
+      ctrl:stop()
+      assert.is_true(sent)
+      -- the first scrape has nothing to be a delta of: not sent
+      assert.is_true(target.hits >= #push.got + 1)
+      assert.equals("false", push.labels[1].__delta__)
+      assert.equals("mutex", push.labels[1].__name__)
+      assert.truthy(pprof.check(push.got[1]))
+    end)
+
+  it("reads at most 64 KiB of a response body", function()
+    push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
+    local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms"')
+    local ep = inst.endpoints.ep
+    local request, sizes = ep.client.request, {}
+    ep.client.request = function(c, req)
+      local resp, err = request(c, req)
+      sizes[#sizes + 1] = resp and #resp.body or -1
+      return resp, err
+    end
+    send_profile(inst, "p1")
+    local ok = loop.run_until(function()
+      return #sizes >= 1
+    end, 5)
+    push.down, push.down_body = false, nil
+    loop.run_until(function()
+      return #push.got == 1
+    end, 5)
+    ctrl:stop()
+    assert.is_true(ok)
+    assert.equals(64 * 1024, sizes[1])
+  end)
+end)
