@@ -264,6 +264,41 @@ discovery.kubernetes "k" {
     control(base, "release")
   end)
 
+  it("backs off when the API server ends each watch at once without an event (no hot loop)", function()
+    -- a proxy or a broken API server that answers every watch with an empty 200: client-go
+    -- calls a watch that ends within a second without an event a failure ("very short watch")
+    local sessions = {}
+    for i = 1, 200 do
+      sessions[i] = { { ["end"] = true } }
+    end
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = sessions })
+    local logged = #api_log(base)
+    local h = run(pipeline("shortwatch",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    proc.wait_for(function()
+      return #targets(h) > 0
+    end, 10, "the ingress targets")
+    local c = proc.wait_for(function()
+      local c = component(h, "discovery.kubernetes.k")
+      return c.health.state == "unhealthy" and c
+    end, 10, "unhealthy")
+    assert.matches("very short watch", c.health.message, 1, true)
+    os.execute("sleep 3")
+    local watches = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == "1" then
+        watches = watches + 1
+      end
+    end
+    assert.is_true(watches <= 6, watches .. " watch requests in about 3 s")
+    assert.is_true(proc.metric(h, "prometheus_sd_kubernetes_failures_total") >= 1)
+    assert.is_true(#targets(h) > 0, "the targets stay")
+    stop(h)
+    control(base, "release")
+  end)
+
   it("rejects configurations Prometheus rejects, naming the line", function()
     local function check(body, msg)
       local file = proc.write(tmp .. "/bad.lua", body)

@@ -18,6 +18,7 @@ local http_client = require("moonwatch.http_client")
 local httpconfig = require("moonwatch.httpconfig")
 local metrics = require("moonwatch.metrics")
 local cjson = require("cjson")
+local now = require("moonwatch.scheduler").now
 local roles = require("discovery.kubernetes.roles")
 local kubeconfig = require("discovery.kubernetes.kubeconfig")
 
@@ -411,9 +412,11 @@ function Instance:watch(inf)
     end
   end
   local timer = self.ctx:timer(1, 0, established, self.ctx.id .. " watch")
+  local started, lines = now(), 0
   local resp, err = self.client:request({ url = url, timeout = timeout + 60, max_body = 1024 * 1024,
     max_line = M.MAX_LINE, headers = { Accept = "application/json" },
     on_line = function(line)
+      lines = lines + 1
       if inf.err then
         self.ctx:timer(0, 0, established, self.ctx.id .. " watch")
       end
@@ -432,6 +435,12 @@ function Instance:watch(inf)
   end
   if resp.status ~= 200 then
     return nil, "watch " .. inf.resource .. ": " .. status_message(resp)
+  end
+  if lines == 0 and now() - started < 1 then
+    -- as client-go's reflector: a server (or a proxy) that ends every watch at once would
+    -- otherwise be asked again and again without a pause
+    return nil, "watch " .. inf.resource .. ": very short watch: the API server ended it within a second "
+      .. "without an event"
   end
   return "end"
 end
