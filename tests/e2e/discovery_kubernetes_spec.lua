@@ -319,6 +319,26 @@ end)
 
 describe("discovery.kubernetes reaches the API", function()
   after_each(cleanup)
+  it("own_namespace without a readable namespace file is an error, not every namespace", function()
+    -- Prometheus: "could not determine the pod's namespace"; watching all namespaces instead
+    -- would discover (and scrape) what the configuration excluded
+    local dir = tmp .. "/sa-no-ns"
+    os.execute("mkdir -p " .. dir)
+    proc.write(dir .. "/token", "t0k\n")
+    local env = string.format("KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=%d "
+      .. "MOONWATCH_KUBERNETES_SERVICEACCOUNT_DIR=%s", proc.free_port(), dir)
+    local h = proc.start({ "run", "--server.http.listen-addr=127.0.0.1:0", pipeline("nons",
+      'discovery.kubernetes "k" {\n  role = "pod",\n  namespaces = { own_namespace = true },\n}') }, { env = env })
+    cleanups[#cleanups + 1] = function()
+      h.kill("KILL")
+    end
+    local code = h.wait(10)
+    local msg = h.read()
+    assert.are_not.equals(0, code, "running without its namespace: " .. msg)
+    assert.matches('nons.lua:1: discovery.kubernetes "k": could not determine the pod\'s namespace', msg, 1, true)
+    assert.matches(dir .. "/namespace", msg, 1, true)
+  end)
+
   it("with kubeconfig_file (a token file), and in-cluster (service account token, CA, own namespace)", function()
     local dir = tmp .. "/auth"
     os.execute("mkdir -p " .. dir .. "/sa")

@@ -197,14 +197,18 @@ local function namespaces(args)
     names[#names + 1] = n
   end
   if ns.own_namespace then
-    local f = io.open(sa_dir() .. "/namespace")
-    local own = f and f:read("*l")
-    if f then
-      f:close()
+    -- as Prometheus: an error, never every namespace instead of the collector's own
+    local path = sa_dir() .. "/namespace"
+    local f, err = io.open(path)
+    if not f then
+      return nil, "could not determine the pod's namespace: " .. err
     end
-    if own and own ~= "" then
-      names[#names + 1] = own
+    local own = f:read("*l")
+    f:close()
+    if not own or own == "" then
+      return nil, string.format("could not determine the pod's namespace: %s is empty", path)
     end
+    names[#names + 1] = own
   end
   if #names == 0 then
     return { "" }
@@ -246,7 +250,10 @@ function Instance:configure(args)
   end
   local role = ROLE[args.role]
   local plan = {}
-  local nss = namespaces(args)
+  local nss, nerr = namespaces(args)
+  if not nss then
+    error(nerr, 0)
+  end
   for _, res in ipairs({ role.main, unpack(role.extra or {}) }) do
     local r = RESOURCES[res]
     local sel = selectors[r.role] or {}
