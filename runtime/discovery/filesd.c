@@ -236,6 +236,7 @@ int mw_ffi_fswatch_fd(const mw_fswatch_t *w) { return w->fd; }
 int mw_ffi_fswatch_add(mw_fswatch_t *w, const char *dir, char *err, size_t errlen) {
   uint32_t mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
                   IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+  /* adding a directory watched already returns its descriptor again: nothing new is kept */
   int wd = inotify_add_watch(w->fd, dir, mask);
   if (wd < 0) {
     mw_seterr(err, errlen, "%s: %s", dir, strerror(errno));
@@ -283,11 +284,19 @@ int mw_ffi_fswatch_drain(mw_fswatch_t *w, char **out, size_t *out_len) {
       struct inotify_event *e = (struct inotify_event *)p;
       p += sizeof *e + e->len;
       const char *dir = NULL;
+      size_t at = 0;
       for (size_t i = 0; i < w->ndirs; i++)
-        if (w->dirs[i].wd == e->wd) dir = w->dirs[i].dir;
+        if (w->dirs[i].wd == e->wd) dir = w->dirs[i].dir, at = i;
       if (e->mask & IN_Q_OVERFLOW) dir = "";
       if (!dir) continue;
-      if (mw_fswatch_put(out, &len, &cap, dir, e->len && dir[0] ? e->name : NULL)) {
+      int put = mw_fswatch_put(out, &len, &cap, dir, e->len && dir[0] ? e->name : NULL);
+      if (dir[0] && (e->mask & IN_IGNORED)) {
+        /* the kernel dropped this watch (the directory was removed or unmounted): forget it,
+         * so that adding the directory again, once it exists again, watches it */
+        free(w->dirs[at].dir);
+        w->dirs[at] = w->dirs[--w->ndirs];
+      }
+      if (put) {
         free(*out);
         *out = NULL;
         return -1;

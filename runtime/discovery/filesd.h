@@ -38,7 +38,8 @@ mw_fswatch_t *mw_ffi_fswatch_new(char *err, size_t errlen);
 void mw_ffi_fswatch_free(mw_fswatch_t *w);
 /* The descriptor to wait on for readability. */
 int mw_ffi_fswatch_fd(const mw_fswatch_t *w);
-/* Watches directory dir (again: nothing). 0, or -1 with err ("dir: reason"). */
+/* Watches directory dir (again: nothing; a directory whose watch the kernel dropped, as it
+ * does when the directory is removed, is watched anew). 0, or -1 with err ("dir: reason"). */
 int mw_ffi_fswatch_add(mw_fswatch_t *w, const char *dir, char *err, size_t errlen);
 /* Reads the pending events (never blocks): the paths they name (dir/name; the directory
  * itself for an event on it; "" for an overflow, meaning anything may have changed), each
