@@ -299,6 +299,35 @@ discovery.kubernetes "k" {
     control(base, "release")
   end)
 
+  it("backs off when every watch answers 410 Gone (no hot loop of lists)", function()
+    -- a proxy or cache that serves a stale resourceVersion: client-go's reflector waits its
+    -- backoff before it lists again, whatever ended the watch
+    local sessions = {}
+    for i = 1, 200 do
+      sessions[i] = { { status = 410 } }
+    end
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = sessions })
+    local logged = #api_log(base)
+    local h = run(pipeline("gone",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    proc.wait_for(function()
+      return #targets(h) > 0
+    end, 10, "the ingress targets")
+    os.execute("sleep 3")
+    local lists = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == nil then
+        lists = lists + 1
+      end
+    end
+    assert.is_true(lists <= 6, lists .. " lists in about 3 s")
+    assert.is_true(#targets(h) > 0, "the targets stay")
+    stop(h)
+    control(base, "release")
+  end)
+
   it("rejects configurations Prometheus rejects, naming the line", function()
     local function check(body, msg)
       local file = proc.write(tmp .. "/bad.lua", body)

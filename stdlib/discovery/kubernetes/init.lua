@@ -7,7 +7,8 @@
 --- with the role's label and field selectors: a watch asks for bookmarks
 --- (allowWatchBookmarks) so a quiet resource keeps a fresh resourceVersion; a watch that ends
 --- is started again from the last resourceVersion seen; 410 Gone (an ERROR event or the
---- status) lists again; failures are retried with backoff (0.8 s doubling to 30 s) and count
+--- status) lists again after the backoff; failures are retried with backoff (0.8 s doubling to
+--- 30 s, back to 0.8 s when a watch ends normally) and count
 --- prometheus_sd_kubernetes_failures_total. Watches are streamed responses: each event line
 --- is applied as it arrives (bounded: 16 MiB a line, 64 MiB a list page).
 ---
@@ -456,13 +457,16 @@ end
 function Instance:informer(inf)
   local ctx = self.ctx
   local backoff = M.BACKOFF_MIN
+  local function pause()
+    ctx:sleep(backoff * (1 + math.random() * 0.5))
+    backoff = math.min(backoff * 2, M.BACKOFF_MAX)
+  end
   local function failed(err)
     inf.err = err
     self.m.failures:with(ctx.id):inc()
     ctx.log:warn("Kubernetes API request failed", { err = err })
     self:health()
-    ctx:sleep(backoff * (1 + math.random() * 0.5))
-    backoff = math.min(backoff * 2, M.BACKOFF_MAX)
+    pause()
   end
   while true do
     inf.state = "listing"
@@ -477,7 +481,10 @@ function Instance:informer(inf)
         local how, werr = self:watch(inf)
         if how == "gone" then
           inf.gone_count = (inf.gone_count or 0) + 1
-          break -- relist at once
+          -- relist after the backoff, as client-go's reflector: a server that answers every
+          -- watch with 410 must not get a list after list without a pause
+          pause()
+          break
         elseif how == "end" then
           backoff = M.BACKOFF_MIN
           if inf.err then
