@@ -23,8 +23,9 @@
 
 /* Converts the first YAML document of in[0..len) into JSON in a malloc'd, NUL-terminated
  * buffer *out of *out_len bytes (free it with mw_ffi_filesd_free). An empty document gives
- * "null". Output over max_out bytes, nesting deeper than 64, an anchor, an alias or a
- * non-scalar mapping key fail. Returns 0, or -1 with "line L, column C: reason" in err. */
+ * "null". Output over max_out bytes, nesting deeper than 64, an anchor, an alias, a
+ * non-scalar mapping key or a key repeated in its mapping (as Prometheus's strict YAML) fail.
+ * Returns 0, or -1 with "line L, column C: reason" in err. */
 int mw_ffi_filesd_yaml_to_json(const char *in, size_t len, size_t max_out, char **out,
                                size_t *out_len, char *err, size_t errlen);
 void mw_ffi_filesd_free(char *p);
