@@ -75,7 +75,9 @@ function M.targets(groups, extra, max_targets, strict)
         if type(k) ~= "string" or k == "" then
           return nil, where .. "labels: a label name must be a non-empty string"
         end
-        if type(v) ~= "string" then
+        if v == null then
+          v = "" -- as Prometheus's LabelSet decodes null (JSON and YAML): an empty value
+        elseif type(v) ~= "string" then
           return nil, string.format("%slabels: the value of %q must be a string", where, k)
         end
         labels[k] = v

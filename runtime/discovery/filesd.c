@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,11 +68,69 @@ static int mw_jbuf_str(mw_jbuf_t *b, const unsigned char *s, size_t n) {
   return mw_jbuf_put(b, "\"", 1);
 }
 
-/* One open collection: a sequence or a mapping, how many items it has, and for a mapping
- * whether the next node is a key. */
+/* One open collection: a sequence or a mapping, how many items it has, for a mapping whether
+ * the next node is a key, and its serial number (which mapping a seen key belongs to). */
 typedef struct {
   int mapping, items, want_key;
+  uint32_t serial;
 } mw_yframe_t;
+
+/* The keys seen so far, of every mapping, to refuse a repeated one as Prometheus's strict YAML
+ * does ("key already set in map"): an open-addressing set of (mapping serial, the key's JSON
+ * text at off..off+len in the output). Its size follows the keys, so the output bound bounds it. */
+typedef struct {
+  uint64_t hash; /* 0: an empty slot */
+  uint32_t serial;
+  size_t off, len;
+} mw_ykey_t;
+
+typedef struct {
+  mw_ykey_t *slots;
+  size_t n, used;
+} mw_ykeys_t;
+
+static uint64_t mw_ykey_hash(uint32_t serial, const char *s, size_t len) {
+  uint64_t h = 1469598103934665603ULL;
+  for (int i = 0; i < 4; i++)
+    h = (h ^ ((serial >> (8 * i)) & 0xff)) * 1099511628211ULL;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return h ? h : 1;
+}
+
+/* Adds the key at buf[off..off+len) of mapping serial: 1 when that mapping has it already, 0
+ * when added, -1 when out of memory. */
+static int mw_ykeys_add(mw_ykeys_t *k, const char *buf, uint32_t serial, size_t off, size_t len) {
+  uint64_t h = mw_ykey_hash(serial, buf + off, len);
+  if ((k->used + 1) * 4 > k->n * 3) {
+    size_t n = k->n ? k->n * 2 : 64;
+    mw_ykey_t *slots = calloc(n, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < k->n; i++) {
+      if (!k->slots[i].hash) continue;
+      size_t j = k->slots[i].hash % n;
+      while (slots[j].hash)
+        j = (j + 1) % n;
+      slots[j] = k->slots[i];
+    }
+    free(k->slots);
+    k->slots = slots;
+    k->n = n;
+  }
+  size_t j = h % k->n;
+  for (; k->slots[j].hash; j = (j + 1) % k->n) {
+    const mw_ykey_t *e = &k->slots[j];
+    if (e->hash == h && e->serial == serial && e->len == len &&
+        !memcmp(buf + e->off, buf + off, len))
+      return 1;
+  }
+  k->slots[j].hash = h;
+  k->slots[j].serial = serial;
+  k->slots[j].off = off;
+  k->slots[j].len = len;
+  k->used++;
+  return 0;
+}
 
 static int mw_yaml_is_null(const yaml_event_t *e) {
   if (e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
@@ -87,6 +146,8 @@ int mw_ffi_filesd_yaml_to_json(const char *in, size_t len, size_t max_out, char 
   yaml_event_t ev;
   mw_yframe_t stack[MW_YAML_MAX_DEPTH];
   int depth = 0, done = 0, rc = -1, have_ev = 0, any = 0;
+  uint32_t serials = 0;
+  mw_ykeys_t keys = {NULL, 0, 0};
   mw_jbuf_t b = {NULL, 0, 0, max_out ? max_out : (size_t)1 << 30, 0, 0};
   *out = NULL;
   *out_len = 0;
@@ -149,10 +210,23 @@ int mw_ffi_filesd_yaml_to_json(const char *in, size_t len, size_t max_out, char 
       if (f && f->mapping) f->want_key = !f->want_key;
       any = 1;
       if (put == 1) {
+        size_t off = b.len;
         if (!is_key && mw_yaml_is_null(&ev)) {
           if (mw_jbuf_put(&b, "null", 4)) goto full;
         } else if (mw_jbuf_str(&b, ev.data.scalar.value, ev.data.scalar.length)) {
           goto full;
+        }
+        if (is_key) {
+          int dup = mw_ykeys_add(&keys, b.p, f->serial, off, b.len - off);
+          if (dup < 0) {
+            mw_seterr(err, errlen, "line %zu, column %zu: out of memory", line, col);
+            goto out;
+          }
+          if (dup) {
+            mw_seterr(err, errlen, "line %zu, column %zu: key %.*s already set in map", line, col,
+                      (int)(b.len - off), b.p + off);
+            goto out;
+          }
         }
       } else {
         if (depth == MW_YAML_MAX_DEPTH) {
@@ -163,6 +237,7 @@ int mw_ffi_filesd_yaml_to_json(const char *in, size_t len, size_t max_out, char 
         stack[depth].mapping = put == 3;
         stack[depth].items = 0;
         stack[depth].want_key = 1;
+        stack[depth].serial = serials++;
         depth++;
         if (mw_jbuf_put(&b, put == 3 ? "{" : "[", 1)) goto full;
       }
@@ -182,6 +257,7 @@ full:
 out:
   if (have_ev) yaml_event_delete(&ev);
   yaml_parser_delete(&parser);
+  free(keys.slots);
   free(b.p);
   return rc;
 }
@@ -236,6 +312,7 @@ int mw_ffi_fswatch_fd(const mw_fswatch_t *w) { return w->fd; }
 int mw_ffi_fswatch_add(mw_fswatch_t *w, const char *dir, char *err, size_t errlen) {
   uint32_t mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
                   IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+  /* adding a directory watched already returns its descriptor again: nothing new is kept */
   int wd = inotify_add_watch(w->fd, dir, mask);
   if (wd < 0) {
     mw_seterr(err, errlen, "%s: %s", dir, strerror(errno));
@@ -283,11 +360,19 @@ int mw_ffi_fswatch_drain(mw_fswatch_t *w, char **out, size_t *out_len) {
       struct inotify_event *e = (struct inotify_event *)p;
       p += sizeof *e + e->len;
       const char *dir = NULL;
+      size_t at = 0;
       for (size_t i = 0; i < w->ndirs; i++)
-        if (w->dirs[i].wd == e->wd) dir = w->dirs[i].dir;
+        if (w->dirs[i].wd == e->wd) dir = w->dirs[i].dir, at = i;
       if (e->mask & IN_Q_OVERFLOW) dir = "";
       if (!dir) continue;
-      if (mw_fswatch_put(out, &len, &cap, dir, e->len && dir[0] ? e->name : NULL)) {
+      int put = mw_fswatch_put(out, &len, &cap, dir, e->len && dir[0] ? e->name : NULL);
+      if (dir[0] && (e->mask & IN_IGNORED)) {
+        /* the kernel dropped this watch (the directory was removed or unmounted): forget it,
+         * so that adding the directory again, once it exists again, watches it */
+        free(w->dirs[at].dir);
+        w->dirs[at] = w->dirs[--w->ndirs];
+      }
+      if (put) {
         free(*out);
         *out = NULL;
         return -1;

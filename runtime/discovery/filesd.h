@@ -23,8 +23,9 @@
 
 /* Converts the first YAML document of in[0..len) into JSON in a malloc'd, NUL-terminated
  * buffer *out of *out_len bytes (free it with mw_ffi_filesd_free). An empty document gives
- * "null". Output over max_out bytes, nesting deeper than 64, an anchor, an alias or a
- * non-scalar mapping key fail. Returns 0, or -1 with "line L, column C: reason" in err. */
+ * "null". Output over max_out bytes, nesting deeper than 64, an anchor, an alias, a
+ * non-scalar mapping key or a key repeated in its mapping (as Prometheus's strict YAML) fail.
+ * Returns 0, or -1 with "line L, column C: reason" in err. */
 int mw_ffi_filesd_yaml_to_json(const char *in, size_t len, size_t max_out, char **out,
                                size_t *out_len, char *err, size_t errlen);
 void mw_ffi_filesd_free(char *p);
@@ -38,7 +39,8 @@ mw_fswatch_t *mw_ffi_fswatch_new(char *err, size_t errlen);
 void mw_ffi_fswatch_free(mw_fswatch_t *w);
 /* The descriptor to wait on for readability. */
 int mw_ffi_fswatch_fd(const mw_fswatch_t *w);
-/* Watches directory dir (again: nothing). 0, or -1 with err ("dir: reason"). */
+/* Watches directory dir (again: nothing; a directory whose watch the kernel dropped, as it
+ * does when the directory is removed, is watched anew). 0, or -1 with err ("dir: reason"). */
 int mw_ffi_fswatch_add(mw_fswatch_t *w, const char *dir, char *err, size_t errlen);
 /* Reads the pending events (never blocks): the paths they name (dir/name; the directory
  * itself for an event on it; "" for an overflow, meaning anything may have changed), each

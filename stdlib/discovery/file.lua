@@ -201,7 +201,7 @@ function Instance:refresh()
       m.mtime:remove(ctx.id, path)
     end
   end
-  local out, total = {}, 0
+  local out, total, found = {}, 0, 0
   for _, path in ipairs(order) do
     local targets, err = read(path)
     local st = self.files[path]
@@ -220,6 +220,7 @@ function Instance:refresh()
       st.err = err
       self.files[path] = st
     end
+    found = found + #st.targets
     for _, t in ipairs(st.targets) do
       if total < M.MAX_TARGETS then
         total = total + 1
@@ -228,8 +229,15 @@ function Instance:refresh()
     end
   end
   self.nread, self.ntargets = #order, total
+  local read_failed = #problems > 0
+  if found > total then
+    local msg = string.format("the files hold %d targets, more than %d: the rest are left out", found, M.MAX_TARGETS)
+    problems[#problems + 1] = msg
+    ctx.log:error("Too many targets", { targets = found, limit = M.MAX_TARGETS })
+  end
   if #problems > 0 then
-    ctx:set_health("unhealthy", table.concat(problems, "; ") .. " (the last good targets of these files are kept)")
+    ctx:set_health("unhealthy", table.concat(problems, "; ")
+      .. (read_failed and " (the last good targets of these files are kept)" or ""))
   else
     ctx:set_health("healthy", "")
   end

@@ -73,6 +73,8 @@ function Instance:configure(args)
     error(err, 0)
   end
   self.client, self.args = client, args
+  -- a refresh started under older arguments is thrown away when it ends
+  self.generation = (self.generation or 0) + 1
 end
 
 function Instance:update(args)
@@ -114,7 +116,11 @@ end
 
 function Instance:refresh()
   local ctx = self.ctx
+  local generation = self.generation
   local targets, err = self:fetch()
+  if generation ~= self.generation then
+    return -- the arguments changed meanwhile: what the old ones gave is out of date
+  end
   self.last_refresh = os.time()
   if not targets then
     self.m.failures:with(ctx.id):inc()

@@ -123,6 +123,36 @@ discovery.relabel "r" {
     assert.equals("healthy", component(h, "discovery.file.f").health.state)
   end)
 
+  it("says so when the files hold more targets than it keeps (none are dropped silently)", function()
+    -- two files under the 100,000-target bound each, over it together
+    for _, name in ipairs({ "a", "b" }) do
+      local t = {}
+      for i = 1, 60000 do
+        t[i] = string.format('"%s%d:80"', name, i)
+      end
+      proc.write(dir .. "/sd/" .. name .. ".json", '[{"targets": [' .. table.concat(t, ",") .. "]}]")
+    end
+    start()
+    local c = proc.wait_for(function()
+      local c = component(h, "discovery.file.f")
+      return c.debug_info and c.debug_info.targets == 100000 and c
+    end, 20, "100000 targets")
+    assert.equals("unhealthy", c.health.state)
+    assert.matches("120000 targets, more than 100000: the rest are left out", c.health.message, 1, true)
+  end)
+
+  it("takes a null or empty label value as an empty one, as Prometheus does", function()
+    -- Prometheus's LabelSet decodes null into "" (JSON and YAML): no reason to refuse the file
+    proc.write(dir .. "/sd/a.yaml", "- targets: [n:1]\n  labels:\n    env:\n    job: web\n")
+    proc.write(dir .. "/sd/b.json", '[{"targets": ["j:1"], "labels": {"env": null, "job": "x"}}]')
+    start()
+    wait_targets(h, {
+      "__address__=j:1,__meta_filepath=" .. dir .. "/sd/b.json,file=b.json,job=x",
+      "__address__=n:1,__meta_filepath=" .. dir .. "/sd/a.yaml,file=a.yaml,job=web",
+    })
+    assert.equals("healthy", component(h, "discovery.file.f").health.state)
+  end)
+
   it("refuses YAML aliases (a billion-laughs file cannot expand)", function()
     local a = dir .. "/sd/a.yaml"
     proc.write(a, "- targets: &t [one:1]\n- targets: *t\n")

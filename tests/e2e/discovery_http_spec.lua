@@ -108,6 +108,53 @@ discovery.relabel "r" {
     fails("connection refused", { "__address__=new:1,__meta_url=" .. url .. ",job=none" })
   end)
 
+  it("a reload's new url wins over a slow refresh of the old one still under way", function()
+    local sdir = tmp .. "/slow"
+    os.execute("mkdir -p " .. sdir)
+    set(sdir, "body", '[{"targets": ["a:1"]}]')
+    local sport, spid = proc.start_server(string.format("exec python3 %s/tests/e2e/fixtures/http_sd.py %%d %s",
+      os.getenv("MOONWATCH_SOURCE_DIR") or ".", sdir), "curl -s http://127.0.0.1:%d/ping")
+    local function conf(v)
+      return string.format([[
+discovery.http "h" {
+  url = "http://127.0.0.1:%d/sd?v=%d",
+  refresh_interval = "3s",
+}
+discovery.relabel "r" {
+  targets = discovery.http.h.targets,
+}
+]], sport, v)
+    end
+    local file = proc.write(tmp .. "/slow.lua", conf(1))
+    local sh = proc.start_run(file)
+    local ok, err = pcall(function()
+      local function meta_url()
+        local got = component(sh, "discovery.relabel.r").exports.output
+        return type(got) == "table" and got[1] and got[1].__meta_url
+      end
+      proc.wait_for(meta_url, 10, "the first targets")
+      -- the next refresh of v=1 is slow; while it is under way, a reload switches to v=2
+      set(sdir, "delay", "1.5")
+      local before = tonumber(proc.read_file(sdir .. "/requests"))
+      proc.wait_for(function()
+        return tonumber(proc.read_file(sdir .. "/requests")) > before
+      end, 10, "the slow refresh")
+      set(sdir, "delay", "0")
+      proc.write(file, conf(2))
+      assert.equals(200, (proc.http("POST", sh.base .. "/-/reload")))
+      local want = string.format("http://127.0.0.1:%d/sd?v=2", sport)
+      proc.wait_for(function()
+        return meta_url() == want
+      end, 10, "the reloaded url's targets")
+      os.execute("sleep 2") -- the slow answer of v=1 has come by now
+      assert.equals(want, meta_url())
+    end)
+    sh.kill("TERM")
+    sh.wait(10)
+    os.execute("kill " .. spid .. " 2>/dev/null")
+    assert(ok, err)
+  end)
+
   it("rejects a URL that is not http(s), naming the line", function()
     local file = proc.write(tmp .. "/bad.lua", 'discovery.http "h" {\n  url = "ftp://x/sd",\n}\n')
     local code, _, err = proc.run({ "check", file })

@@ -264,6 +264,70 @@ discovery.kubernetes "k" {
     control(base, "release")
   end)
 
+  it("backs off when the API server ends each watch at once without an event (no hot loop)", function()
+    -- a proxy or a broken API server that answers every watch with an empty 200: client-go
+    -- calls a watch that ends within a second without an event a failure ("very short watch")
+    local sessions = {}
+    for i = 1, 200 do
+      sessions[i] = { { ["end"] = true } }
+    end
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = sessions })
+    local logged = #api_log(base)
+    local h = run(pipeline("shortwatch",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    proc.wait_for(function()
+      return #targets(h) > 0
+    end, 10, "the ingress targets")
+    local c = proc.wait_for(function()
+      local c = component(h, "discovery.kubernetes.k")
+      return c.health.state == "unhealthy" and c
+    end, 10, "unhealthy")
+    assert.matches("very short watch", c.health.message, 1, true)
+    os.execute("sleep 3")
+    local watches = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == "1" then
+        watches = watches + 1
+      end
+    end
+    assert.is_true(watches <= 6, watches .. " watch requests in about 3 s")
+    assert.is_true(proc.metric(h, "prometheus_sd_kubernetes_failures_total") >= 1)
+    assert.is_true(#targets(h) > 0, "the targets stay")
+    stop(h)
+    control(base, "release")
+  end)
+
+  it("backs off when every watch answers 410 Gone (no hot loop of lists)", function()
+    -- a proxy or cache that serves a stale resourceVersion: client-go's reflector waits its
+    -- backoff before it lists again, whatever ended the watch
+    local sessions = {}
+    for i = 1, 200 do
+      sessions[i] = { { status = 410 } }
+    end
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = sessions })
+    local logged = #api_log(base)
+    local h = run(pipeline("gone",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    proc.wait_for(function()
+      return #targets(h) > 0
+    end, 10, "the ingress targets")
+    os.execute("sleep 3")
+    local lists = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == nil then
+        lists = lists + 1
+      end
+    end
+    assert.is_true(lists <= 6, lists .. " lists in about 3 s")
+    assert.is_true(#targets(h) > 0, "the targets stay")
+    stop(h)
+    control(base, "release")
+  end)
+
   it("rejects configurations Prometheus rejects, naming the line", function()
     local function check(body, msg)
       local file = proc.write(tmp .. "/bad.lua", body)
@@ -284,6 +348,26 @@ end)
 
 describe("discovery.kubernetes reaches the API", function()
   after_each(cleanup)
+  it("own_namespace without a readable namespace file is an error, not every namespace", function()
+    -- Prometheus: "could not determine the pod's namespace"; watching all namespaces instead
+    -- would discover (and scrape) what the configuration excluded
+    local dir = tmp .. "/sa-no-ns"
+    os.execute("mkdir -p " .. dir)
+    proc.write(dir .. "/token", "t0k\n")
+    local env = string.format("KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=%d "
+      .. "MOONWATCH_KUBERNETES_SERVICEACCOUNT_DIR=%s", proc.free_port(), dir)
+    local h = proc.start({ "run", "--server.http.listen-addr=127.0.0.1:0", pipeline("nons",
+      'discovery.kubernetes "k" {\n  role = "pod",\n  namespaces = { own_namespace = true },\n}') }, { env = env })
+    cleanups[#cleanups + 1] = function()
+      h.kill("KILL")
+    end
+    local code = h.wait(10)
+    local msg = h.read()
+    assert.are_not.equals(0, code, "running without its namespace: " .. msg)
+    assert.matches('nons.lua:1: discovery.kubernetes "k": could not determine the pod\'s namespace', msg, 1, true)
+    assert.matches(dir .. "/namespace", msg, 1, true)
+  end)
+
   it("with kubeconfig_file (a token file), and in-cluster (service account token, CA, own namespace)", function()
     local dir = tmp .. "/auth"
     os.execute("mkdir -p " .. dir .. "/sa")

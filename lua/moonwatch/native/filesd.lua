@@ -48,7 +48,7 @@ function M.watch(fn)
   if w == nil then
     return nil, ffi.string(errbuf)
   end
-  local self = setmetatable({ w = ffi.gc(w, C.mw_ffi_fswatch_free), dirs = {} }, Watch)
+  local self = setmetatable({ w = ffi.gc(w, C.mw_ffi_fswatch_free) }, Watch)
   self.io = core.io(C.mw_ffi_fswatch_fd(w), "r", function()
     if self.w and C.mw_ffi_fswatch_drain(self.w, outp, lenp) == 0 and lenp[0] > 0 then
       fn(common.take_paths(outp[0], lenp[0]))
@@ -57,15 +57,12 @@ function M.watch(fn)
   return self
 end
 
---- Watches directory dir (again: nothing). true, or nil, err.
+--- Watches directory dir (again: nothing, unless the directory was removed and made again
+--- since: it is then watched anew, so this is called at every refresh). true, or nil, err.
 function Watch:add(dir)
-  if self.dirs[dir] then
-    return true
-  end
   if C.mw_ffi_fswatch_add(self.w, dir, errbuf, ERRLEN) ~= 0 then
     return nil, ffi.string(errbuf)
   end
-  self.dirs[dir] = true
   return true
 end
 

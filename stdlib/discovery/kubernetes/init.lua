@@ -7,7 +7,8 @@
 --- with the role's label and field selectors: a watch asks for bookmarks
 --- (allowWatchBookmarks) so a quiet resource keeps a fresh resourceVersion; a watch that ends
 --- is started again from the last resourceVersion seen; 410 Gone (an ERROR event or the
---- status) lists again; failures are retried with backoff (0.8 s doubling to 30 s) and count
+--- status) lists again after the backoff; failures are retried with backoff (0.8 s doubling to
+--- 30 s, back to 0.8 s when a watch ends normally) and count
 --- prometheus_sd_kubernetes_failures_total. Watches are streamed responses: each event line
 --- is applied as it arrives (bounded: 16 MiB a line, 64 MiB a list page).
 ---
@@ -18,6 +19,7 @@ local http_client = require("moonwatch.http_client")
 local httpconfig = require("moonwatch.httpconfig")
 local metrics = require("moonwatch.metrics")
 local cjson = require("cjson")
+local now = require("moonwatch.scheduler").now
 local roles = require("discovery.kubernetes.roles")
 local kubeconfig = require("discovery.kubernetes.kubeconfig")
 
@@ -196,14 +198,18 @@ local function namespaces(args)
     names[#names + 1] = n
   end
   if ns.own_namespace then
-    local f = io.open(sa_dir() .. "/namespace")
-    local own = f and f:read("*l")
-    if f then
-      f:close()
+    -- as Prometheus: an error, never every namespace instead of the collector's own
+    local path = sa_dir() .. "/namespace"
+    local f, err = io.open(path)
+    if not f then
+      return nil, "could not determine the pod's namespace: " .. err
     end
-    if own and own ~= "" then
-      names[#names + 1] = own
+    local own = f:read("*l")
+    f:close()
+    if not own or own == "" then
+      return nil, string.format("could not determine the pod's namespace: %s is empty", path)
     end
+    names[#names + 1] = own
   end
   if #names == 0 then
     return { "" }
@@ -245,7 +251,10 @@ function Instance:configure(args)
   end
   local role = ROLE[args.role]
   local plan = {}
-  local nss = namespaces(args)
+  local nss, nerr = namespaces(args)
+  if not nss then
+    error(nerr, 0)
+  end
   for _, res in ipairs({ role.main, unpack(role.extra or {}) }) do
     local r = RESOURCES[res]
     local sel = selectors[r.role] or {}
@@ -411,9 +420,11 @@ function Instance:watch(inf)
     end
   end
   local timer = self.ctx:timer(1, 0, established, self.ctx.id .. " watch")
+  local started, lines = now(), 0
   local resp, err = self.client:request({ url = url, timeout = timeout + 60, max_body = 1024 * 1024,
     max_line = M.MAX_LINE, headers = { Accept = "application/json" },
     on_line = function(line)
+      lines = lines + 1
       if inf.err then
         self.ctx:timer(0, 0, established, self.ctx.id .. " watch")
       end
@@ -433,6 +444,12 @@ function Instance:watch(inf)
   if resp.status ~= 200 then
     return nil, "watch " .. inf.resource .. ": " .. status_message(resp)
   end
+  if lines == 0 and now() - started < 1 then
+    -- as client-go's reflector: a server (or a proxy) that ends every watch at once would
+    -- otherwise be asked again and again without a pause
+    return nil, "watch " .. inf.resource .. ": very short watch: the API server ended it within a second "
+      .. "without an event"
+  end
   return "end"
 end
 
@@ -440,13 +457,16 @@ end
 function Instance:informer(inf)
   local ctx = self.ctx
   local backoff = M.BACKOFF_MIN
+  local function pause()
+    ctx:sleep(backoff * (1 + math.random() * 0.5))
+    backoff = math.min(backoff * 2, M.BACKOFF_MAX)
+  end
   local function failed(err)
     inf.err = err
     self.m.failures:with(ctx.id):inc()
     ctx.log:warn("Kubernetes API request failed", { err = err })
     self:health()
-    ctx:sleep(backoff * (1 + math.random() * 0.5))
-    backoff = math.min(backoff * 2, M.BACKOFF_MAX)
+    pause()
   end
   while true do
     inf.state = "listing"
@@ -461,7 +481,10 @@ function Instance:informer(inf)
         local how, werr = self:watch(inf)
         if how == "gone" then
           inf.gone_count = (inf.gone_count or 0) + 1
-          break -- relist at once
+          -- relist after the backoff, as client-go's reflector: a server that answers every
+          -- watch with 410 must not get a list after list without a pause
+          pause()
+          break
         elseif how == "end" then
           backoff = M.BACKOFF_MIN
           if inf.err then
