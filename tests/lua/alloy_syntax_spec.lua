@@ -66,7 +66,12 @@ prometheus.remote_write "a_b" {
     assert.equals(42, value("42"))
     assert.equals(1.5, value("1.5"))
     assert.equals(1.5e3, value("1.5e3"))
-    assert.equals(255, value("0xff"))
+    assert.equals(0.5, value(".5")) -- as Alloy's scanner: a fraction without its 0, a number ending in "."
+    assert.equals(2, value("2."))
+    assert.equals(1e-2, value(".1e-1"))
+    assert.equals(420, value("0644")) -- Alloy reads an integer with Go's ParseInt(lit, 0, 64): octal
+    assert.equals(9, value("09")) -- not octal: Go's ParseFloat reads it
+    assert.equals("a\nb", value("`a\r\nb`")) -- Go's Unquote drops a raw string's carriage returns
     assert.equals(true, value("true"))
     assert.equals(false, value("false"))
     assert.is_nil(value("null"))
@@ -143,6 +148,18 @@ prometheus.remote_write "a_b" {
       { "}\n", "t.alloy:1:1: unexpected '}' (no block open)" },
       { "a {\n  x = #\n}\n", 't.alloy:2:7: unexpected character "#"' },
       { 'a "l" b {}\n', "t.alloy:1:7: expected '=' or '{' after a, got identifier b" },
+      -- Alloy's scanner: no hexadecimal numbers, no ';'
+      { "a {\n  x = 0xff\n}\n", "t.alloy:2:7: malformed number 0x" },
+      { "a {\n  x = 1; y = 2\n}\n", 't.alloy:2:8: unexpected character ";"' },
+      -- a newline after a value ends the statement: an operator or a field access on the next
+      -- line does not continue the value, a block's label and '{' are on its name's line
+      { "a {\n  x = 1\n    + 2\n}\n", "t.alloy:3:5: expected an attribute (name = value) or a block "
+        .. "(name { ... }), got '+'" },
+      { "a {\n  x = b\n    .c\n}\n", "t.alloy:3:5: expected an attribute (name = value) or a block "
+        .. "(name { ... }), got '.'" },
+      { 'a "l"\n{\n}\n', "t.alloy:1:6: unexpected newline after the label of a (write the '{' on the same line)" },
+      { "a\n{\n}\n", "t.alloy:1:2: unexpected newline after a (a statement ends at the end of its line: write "
+        .. "name = value, or name { on one line)" },
     }
     for _, c in ipairs(cases) do
       local body, err = parse(c[1])
