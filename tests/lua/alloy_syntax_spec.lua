@@ -188,6 +188,40 @@ prometheus.remote_write "a_b" {
     assert.equals("t.alloy:1:7: operator && needs bools, got number", eval_err("1 && true"))
   end)
 
+  -- What `moonwatch convert` writes for `x = EXPR` computes what the loader does: the same
+  -- value, or an error for both.
+  local function converted(expr)
+    local lua = assert(convert.convert("a \"l\" {\n  x = " .. expr .. "\n}\n", "t.alloy"))
+    local got
+    local env = { alloy = require("moonwatch.alloy.stdlib").helper(), a = function()
+      return function(args)
+        got = args
+      end
+    end }
+    local chunk = assert(loadstring(lua, "=converted"))
+    setfenv(chunk, env)
+    local ok, err = pcall(chunk)
+    if not ok then
+      return false, err
+    end
+    return true, got.x
+  end
+
+  it("converts operators to Lua that computes the same values and the same errors", function()
+    for _, expr in ipairs({ "- -1", "--1", "-2 ^ 2", "-(2) ^ 2", "2 ^ -2", "!!true", "- - -3 * 2", "10 / 4",
+      "7 % -3", "2 ^ 3 ^ 2", "1 - 1 - 1", "1 < 2 == true", "\"b\" > \"a\"" }) do
+      local ok, v = converted(expr)
+      assert.is_true(ok, expr .. ": " .. tostring(v))
+      assert.equals(value(expr), v, expr)
+    end
+    -- what the loader refuses, the converted pipeline refuses too
+    for _, expr in ipairs({ "1 / 0", "1 % 0", "\"5\" * 2", "\"5\" - 1", "1 < \"2\"", "-\"1\"" }) do
+      eval_err(expr)
+      local ok, v = converted(expr)
+      assert.is_false(ok, expr .. " gave " .. tostring(v))
+    end
+  end)
+
   it("replays the fuzz corpus: every input parses or fails with a positioned message", function()
     local dir = SRC .. "/tests/fuzz/corpus/alloy"
     local n = 0

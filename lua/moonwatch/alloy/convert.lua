@@ -71,8 +71,10 @@ local function ref_text(names, line, col)
   return (table.concat(parts, "."):gsub("%.%[", "["))
 end
 
-local LUA_OPS = { ["-"] = "-", ["*"] = "*", ["/"] = "/", ["^"] = "^", ["<"] = "<", ["<="] = "<=",
-  [">"] = ">", [">="] = ">=", ["&&"] = "and", ["||"] = "or" }
+-- && and || short-circuit as Lua's and/or; the other operators are the alloy.* helpers the
+-- loader evaluates with (Lua's own would turn "5" * 2 into 10 and 1 / 0 into inf, and a
+-- unary minus written as Lua's binds looser than ^ and makes a comment of - -x).
+local LUA_OPS = { ["&&"] = "and", ["||"] = "or" }
 
 -- The Lua expression of e.
 -- parts between open and close: on one line ("{ a, b }" with pad " ") when it fits in 100
@@ -144,10 +146,7 @@ local function expr(e, ind)
     end
     return "alloy." .. fname .. "(" .. a .. ")"
   elseif t == "unary" then
-    if e.op == "!" then
-      return "not " .. expr(e.e, ind)
-    end
-    return "-" .. expr(e.e, ind)
+    return "alloy.unary(" .. lua_string(e.op) .. ", " .. expr(e.e, ind) .. ")"
   elseif t == "binary" then
     local l, r = expr(e.l, ind), expr(e.r, ind)
     if LUA_OPS[e.op] then

@@ -176,17 +176,11 @@ local function eval(e, env)
     end
     return v
   elseif t == "unary" then
-    local v = eval(e.e, env)
-    if e.op == "!" then
-      if type(v) ~= "boolean" then
-        eval_error(env.file, e, "operator ! needs a bool, got " .. stdlib.typename(v))
-      end
-      return not v
+    local ok, v = pcall(stdlib.unary, e.op, eval(e.e, env))
+    if not ok then
+      eval_error(env.file, e, v)
     end
-    if type(v) ~= "number" then
-      eval_error(env.file, e, "operator - needs a number, got " .. stdlib.typename(v))
-    end
-    return -v
+    return v
   elseif t == "binary" then
     local l = eval(e.l, env)
     if e.op == "&&" or e.op == "||" then

@@ -353,6 +353,20 @@ function M.binary(op, a, b)
   error("unknown operator " .. tostring(op), 0)
 end
 
+--- Alloy's unary operators: ! on a bool, - on a number.
+function M.unary(op, v)
+  if op == "!" then
+    if type(v) ~= "boolean" then
+      error("operator ! needs a bool, got " .. typename(v), 0)
+    end
+    return not v
+  end
+  if type(v) ~= "number" then
+    error("operator - needs a number, got " .. typename(v), 0)
+  end
+  return -v
+end
+
 --- Alloy's indexing: lists from 0, objects by key.
 function M.index(obj, idx)
   if type(obj) ~= "table" then
@@ -369,7 +383,7 @@ end
 
 --- The `alloy` helper of Lua pipelines: alloy.to_lower(...), alloy.string.to_lower(...), alloy.add(a, b)...
 function M.helper()
-  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary }
+  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary, unary = M.unary }
   for name, fn in pairs(M.functions) do
     local ns, f = name:match("^(%a+)%.([%w_]+)$")
     if ns then
