@@ -131,6 +131,28 @@ prometheus.remote_write "a_b" {
     assert.is_string(value("constants.hostname"))
   end)
 
+  it("keeps a secret secret: string functions refuse it as Alloy's do, format's result is a secret", function()
+    local stdlib = require("moonwatch.alloy.stdlib")
+    local schema = require("moonwatch.schema")
+    local pw = schema.secret("Hunter2")
+    for name, args in pairs({ to_lower = { pw }, to_upper = { pw }, trim_space = { pw }, trim = { pw, "x" },
+      trim_prefix = { pw, "H" }, trim_suffix = { "x", pw }, split = { pw, "u" }, replace = { pw, "H", "h" },
+      join = { { "a", pw }, "," }, json_decode = { pw }, ["sys.env"] = { pw } }) do
+      local ok, err = pcall(stdlib.functions[name], unpack(args))
+      assert.is_false(ok, name)
+      assert.matches("secret", err, nil, true)
+      assert.is_nil(err:find("Hunter2", 1, true), name)
+      assert.is_nil(err:find("hunter2", 1, true), name)
+    end
+    for _, f in ipairs({ "%s", "%v", "%d", "%q", "%x" }) do
+      local v = stdlib.functions.format("user:" .. f, pw)
+      assert.is_true(schema.is_secret(v), f)
+      assert.is_nil(tostring(v):find("unter2", 1, true), f)
+    end
+    assert.equals("user:Hunter2", stdlib.functions.format("user:%s", pw):reveal())
+    assert.equals("Hunter2", stdlib.functions["convert.nonsensitive"](pw))
+  end)
+
   it("refuses bad input with file:line:col and a clear message", function()
     local cases = {
       { 'a "b" {\n  x = 1\n', "t.alloy:1:1: block not closed (missing '}')" },

@@ -31,12 +31,16 @@ local function reveal(v)
   return v, false
 end
 
+-- A string argument; a secret is refused as Alloy refuses it (its value would come out of
+-- the function as a plain string).
 local function want_string(fname, i, v)
-  local s = reveal(v)
-  if type(s) ~= "string" then
+  if schema.is_secret(v) then
+    error(string.format("%s: argument %d is a secret, which may not be converted into a string (use "
+      .. "convert.nonsensitive)", fname, i), 0)
+  elseif type(v) ~= "string" then
     error(string.format("%s: argument %d must be a string, got %s", fname, i, typename(v)), 0)
   end
-  return s
+  return v
 end
 
 local function want_list(fname, i, v)
@@ -109,9 +113,16 @@ function F.json_path()
 end
 
 -- Go's fmt verbs people use in Alloy's format(): %s %d %f %v %q %t %x %%, with width/precision.
+-- A secret among the arguments makes the result a secret.
 function F.format(fmt, ...)
+  local fmt_secret
+  fmt, fmt_secret = reveal(fmt)
   fmt = want_string("format", 1, fmt)
   local args, n, i = { ... }, select("#", ...), 0
+  local secret = fmt_secret
+  for k = 1, n do
+    secret = secret or schema.is_secret(args[k])
+  end
   local out = fmt:gsub("%%([%-+ #0]*%d*%.?%d*)([%a%%])", function(flags, verb)
     if verb == "%" then
       return "%"
@@ -139,6 +150,9 @@ function F.format(fmt, ...)
     end
     return "%!" .. verb .. "(" .. type(v) .. "=" .. tostring(v) .. ")"
   end)
+  if secret then
+    return schema.secret(out)
+  end
   return out
 end
 
