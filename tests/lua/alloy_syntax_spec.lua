@@ -105,7 +105,18 @@ prometheus.remote_write "a_b" {
     assert.equals("b", value('["a", "b"][1]'))
     assert.equals(2, value('{a = {b = 2}}.a.b'))
     assert.equals(2, value('{a = {b = 2}}["a"]["b"]'))
-    assert.is_nil(value('["a"][5]'))
+    assert.is_nil(value('{a = 1}["b"]')) -- a missing key is null, as Alloy's
+    assert.is_nil(value('{}["b"]'))
+    -- as Alloy's: a list index out of range, a list indexed by a string, an object by a number,
+    -- a secret, a constant that does not exist are errors, not null
+    assert.equals("t.alloy:1:5: index 5 is out of range of a list of 1", eval_err('["a"][5]'))
+    assert.equals("t.alloy:1:5: index 0 is out of range of a list of 0", eval_err('[][0]'))
+    assert.equals("t.alloy:1:5: a list is indexed by a number, got string", eval_err('["a"]["x"]'))
+    assert.equals("t.alloy:1:5: an object is indexed by a string, got number", eval_err('{a = 1}[0]'))
+    assert.equals("t.alloy:1:5: cannot index secret", select(2, pcall(require("moonwatch.alloy.stdlib").index,
+      require("moonwatch.schema").secret("x"), "reveal")):gsub("^", "t.alloy:1:5: "))
+    assert.equals('t.alloy:1:5: constants has no field "nope" (it has hostname, os, arch)',
+      eval_err("constants.nope"))
   end)
 
   it("calls the standard library functions configurations use, flat and namespaced", function()

@@ -127,7 +127,11 @@ local function eval(e, env)
       if #names ~= 2 then
         eval_error(env.file, e, "constants has the fields hostname, os, arch")
       end
-      return env.constants[names[2]]
+      local v = env.constants[names[2]]
+      if v == nil then
+        eval_error(env.file, e, string.format("constants has no field %q (it has hostname, os, arch)", names[2]))
+      end
+      return v
     elseif is_stdlib(names) then
       eval_error(env.file, e, table.concat(names, ".") .. " is a function: call it with (...)")
     end

@@ -381,16 +381,26 @@ function M.unary(op, v)
   return -v
 end
 
---- Alloy's indexing: lists from 0, objects by key.
+--- Alloy's indexing: lists from 0 (out of range is an error), objects by key (a missing
+--- key is null).
 function M.index(obj, idx)
-  if type(obj) ~= "table" then
+  if type(obj) ~= "table" or schema.is_secret(obj) then
     error(string.format("cannot index %s", typename(obj)), 0)
   end
+  local kind = typename(obj)
   if type(idx) == "number" then
-    if idx % 1 ~= 0 or idx < 0 then
+    if kind ~= "list" then
+      error("an object is indexed by a string, got number", 0)
+    elseif idx % 1 ~= 0 or idx < 0 then
       error(string.format("index %s: expected a whole number from 0", tostring(idx)), 0)
+    elseif idx >= #obj then
+      error(string.format("index %d is out of range of a list of %d", idx, #obj), 0)
     end
     return obj[idx + 1]
+  elseif kind == "list" and next(obj) ~= nil then
+    error("a list is indexed by a number, got " .. typename(idx), 0)
+  elseif type(idx) ~= "string" then
+    error("an object is indexed by a string, got " .. typename(idx), 0)
   end
   return obj[idx]
 end
