@@ -255,6 +255,26 @@ prometheus.remote_write "a_b" {
     end
   end)
 
+  it("convert refuses what the loader refuses in a block, instead of keeping one of two values", function()
+    for _, c in ipairs({
+      { 'a "l" {\n  x = 1\n  x = 2\n}\n', "t.alloy:3:3: x: set twice in the same block" },
+      { 'a "l" {\n  b {\n    x = 1\n    x = "s"\n  }\n}\n', "t.alloy:4:5: b.x: set twice in the same block" },
+      { 'a "l" {\n  b = 1\n  b {\n  }\n}\n', "t.alloy:3:3: b: given both as an attribute and as a block" },
+      { 'a "l" {\n  b {\n  }\n  b = 1\n}\n', "t.alloy:4:3: b: given both as an attribute and as a block" },
+      { 'a "l" {\n  b "x" {\n  }\n}\n', 't.alloy:2:3: b "x": a nested block takes no label' },
+      { 'a "l" {}\na "l" {}\n', 't.alloy:2:1: a "l": already declared at t.alloy:1:1' },
+      { 'logging {}\nlogging {}\n', "t.alloy:2:1: logging: declared twice" },
+    }) do
+      local body = assert(parser.parse(c[1], "t.alloy"))
+      local r = loader.load("t.alloy", { source = c[1] })
+      assert.is_true(#r.problems > 0, c[1]) -- the loader refuses it
+      assert.is_truthy(body)
+      local lua, err = convert.convert(c[1], "t.alloy")
+      assert.is_nil(lua, c[1])
+      assert.equals(c[2], err)
+    end
+  end)
+
   it("replays the fuzz corpus: every input parses or fails with a positioned message", function()
     local dir = SRC .. "/tests/fuzz/corpus/alloy"
     local n = 0
