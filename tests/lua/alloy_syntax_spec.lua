@@ -142,6 +142,18 @@ prometheus.remote_write "a_b" {
     assert.is_string(value("constants.hostname"))
   end)
 
+  it("formats as Go's fmt, splits and replaces by characters as Go's strings", function()
+    -- (the expected values are Go's output)
+    assert.equals('"a\\tb\\nc\\x00é\\\\"', value([[format("%q", "a\tb\nc\x00é\\")]]))
+    assert.equals("[1 a 1.5]|map[a:x b:1]", value('format("%v|%v", [1, "a", 1.5], {b = 1, a = "x"})'))
+    assert.equals("123456789012345|9007199254740992 -42",
+      value('format("%v|%v %v", 123456789012345, 9007199254740992, -42)'))
+    assert.equals("123456.5 1.2345675e+06 0.0001 1.234e-05 0.6666666666666666 3.25e-07",
+      value('format("%v %v %v %v %v %v", 123456.5, 1234567.5, 0.0001, 0.00001234, 2.0 / 3, 3.25e-7)'))
+    assert.same({ "h", "é", "l", "l", "o" }, value('split("héllo", "")'))
+    assert.equals("-h-é-", value('replace("hé", "", "-")'))
+  end)
+
   it("keeps a secret secret: string functions refuse it as Alloy's do, format's result is a secret", function()
     local stdlib = require("moonwatch.alloy.stdlib")
     local schema = require("moonwatch.schema")

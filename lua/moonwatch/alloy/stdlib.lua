@@ -112,6 +112,74 @@ function F.json_path()
   error("json_path: not supported by moonwatch", 0)
 end
 
+-- One UTF-8 character (or a stray byte), as Go's strings functions step through a string.
+local UTF8_CHAR = "[%z\1-\127\194-\244][\128-\191]*"
+
+-- A number as Go's %v prints Alloy's: an integer in full, a float in its shortest
+-- round-tripping digits, in exponent form below 1e-4 and from 1e6 (strconv's 'g', -1).
+local function go_number(v)
+  if v ~= v then
+    return "NaN"
+  elseif v == math.huge or v == -math.huge then
+    return v > 0 and "+Inf" or "-Inf"
+  elseif v % 1 == 0 and math.abs(v) < 2 ^ 63 then
+    return string.format("%d", v)
+  end
+  local e
+  for prec = 0, 16 do
+    e = string.format("%." .. prec .. "e", v)
+    if tonumber(e) == v then
+      break
+    end
+  end
+  local mant, exp = e:match("^(.-)e([-+]%d+)$")
+  exp = tonumber(exp)
+  if exp < -4 or exp >= 6 then
+    return mant .. "e" .. (exp < 0 and "-" or "+") .. string.format("%02d", math.abs(exp))
+  end
+  local neg, digits = mant:match("^(-?)(.*)$")
+  digits = digits:gsub("%.", "")
+  local point = exp + 1 -- digits before the decimal point
+  if point <= 0 then
+    return neg .. "0." .. string.rep("0", -point) .. digits
+  elseif point >= #digits then
+    return neg .. digits .. string.rep("0", point - #digits)
+  end
+  return neg .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+end
+
+-- A string quoted as Go's %q (strconv.Quote): printable UTF-8 as it is, the rest escaped.
+local GO_ESCAPES = { ["\a"] = "\\a", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r",
+  ["\t"] = "\\t", ["\v"] = "\\v", ["\\"] = "\\\\", ['"'] = '\\"' }
+local function go_quote(s)
+  return '"' .. s:gsub("[%c\\\"\127]", function(c)
+    return GO_ESCAPES[c] or string.format("\\x%02x", c:byte())
+  end) .. '"'
+end
+
+-- A value as Go's %v prints it: lists [a b], objects map[k:v] (keys sorted), null <nil>.
+local function go_value(v)
+  local t = type(v)
+  if t == "number" then
+    return go_number(v)
+  elseif t == "nil" then
+    return "<nil>"
+  elseif t == "table" and not getmetatable(v) then
+    local parts = {}
+    if typename(v) == "list" then
+      for i = 1, #v do
+        parts[i] = go_value(v[i])
+      end
+      return "[" .. table.concat(parts, " ") .. "]"
+    end
+    for _, k in ipairs(schema.sorted_keys(v)) do
+      parts[#parts + 1] = tostring(k) .. ":" .. go_value(v[k])
+    end
+    return "map[" .. table.concat(parts, " ") .. "]"
+  end
+  return tostring(v)
+end
+
 -- Go's fmt verbs people use in Alloy's format(): %s %d %f %v %q %t %x %%, with width/precision.
 -- A secret among the arguments makes the result a secret.
 function F.format(fmt, ...)
@@ -133,12 +201,9 @@ function F.format(fmt, ...)
     end
     local v = reveal(args[i])
     if verb == "v" or verb == "s" then
-      if type(v) == "table" then
-        v = cjson.encode(v)
-      end
-      return string.format("%" .. flags .. "s", tostring(v))
-    elseif verb == "q" then
-      return string.format("%q", tostring(v))
+      return string.format("%" .. flags .. "s", go_value(v))
+    elseif verb == "q" and type(v) == "string" then
+      return go_quote(v)
     elseif verb == "d" and type(v) == "number" then
       return string.format("%" .. flags .. "d", v)
     elseif (verb == "f" or verb == "e" or verb == "g") and type(v) == "number" then
@@ -169,8 +234,8 @@ end
 function F.split(s, sep)
   s, sep = want_string("split", 1, s), want_string("split", 2, sep)
   local out = {}
-  if sep == "" then
-    for c in s:gmatch(".") do
+  if sep == "" then -- Go's: one string per UTF-8 character
+    for c in s:gmatch(UTF8_CHAR) do
       out[#out + 1] = c
     end
     return out
@@ -234,8 +299,8 @@ end
 
 function F.replace(s, old, new)
   s, old, new = want_string("replace", 1, s), want_string("replace", 2, old), want_string("replace", 3, new)
-  if old == "" then
-    return s
+  if old == "" then -- Go's: new before each UTF-8 character and at the end
+    return new .. s:gsub(UTF8_CHAR, "%0" .. new:gsub("%%", "%%%%"))
   end
   local out, init = {}, 1
   while true do
