@@ -71,6 +71,8 @@ prometheus.remote_write "a_b" {
     assert.equals(1e-2, value(".1e-1"))
     assert.equals(420, value("0644")) -- Alloy reads an integer with Go's ParseInt(lit, 0, 64): octal
     assert.equals(9, value("09")) -- not octal: Go's ParseFloat reads it
+    assert.equals(2 ^ 60, value("1152921504606846976")) -- exact
+    assert.equals(1e20, value("100000000000000000000")) -- past uint64: a float in Alloy too
     assert.equals("a\nb", value("`a\r\nb`")) -- Go's Unquote drops a raw string's carriage returns
     assert.equals(true, value("true"))
     assert.equals(false, value("false"))
@@ -193,6 +195,9 @@ prometheus.remote_write "a_b" {
       { "}\n", "t.alloy:1:1: unexpected '}' (no block open)" },
       { "a {\n  x = #\n}\n", 't.alloy:2:7: unexpected character "#"' },
       { 'a "l" b {}\n', "t.alloy:1:7: expected '=' or '{' after a, got identifier b" },
+      -- an integer Alloy holds exactly (int64, uint64) that a Lua number cannot
+      { "a {\n  x = 9007199254740993\n}\n", "t.alloy:2:7: integer 9007199254740993 cannot be held exactly "
+        .. "(moonwatch's numbers are exact up to 2^53 = 9007199254740992)" },
       -- Alloy's scanner: no hexadecimal numbers, no ';'
       { "a {\n  x = 0xff\n}\n", "t.alloy:2:7: malformed number 0x" },
       { "a {\n  x = 1; y = 2\n}\n", 't.alloy:2:8: unexpected character ";"' },

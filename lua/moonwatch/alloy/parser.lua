@@ -135,6 +135,11 @@ local function scanner(src, comments)
       tok.type, tok.v = "number", tonumber(text)
       if text:find("^0[0-7]+$") then -- as Alloy reads an integer (Go's ParseInt with base 0): 0644 is octal
         tok.v = tonumber(text, 8)
+      elseif text:find("^%d+$") and tok.v and tok.v >= 2 ^ 53 and tok.v < 2 ^ 64
+        and string.format("%.0f", tok.v) ~= text:gsub("^0+", "") then
+        -- Alloy holds it exactly (int64 or uint64), a Lua number would change it
+        fail(line, col, string.format("integer %s cannot be held exactly (moonwatch's numbers are exact up to 2^53 = "
+          .. "9007199254740992)", text))
       end
       if not tok.v then
         fail(line, col, "malformed number " .. text)
