@@ -231,6 +231,22 @@ prometheus.remote_write "a_b" {
       .. "\n"))
   end)
 
+  it("loads many repeated blocks in linear time", function()
+    local parts = { 'a "l" {' }
+    for i = 1, 8000 do
+      parts[#parts + 1] = "  b" .. i .. " {\n    x = 1\n  }\n  b" .. i .. " {}"
+    end
+    parts[#parts + 1] = "}\n"
+    local t0 = os.clock()
+    local r = loader.load("t.alloy", { source = table.concat(parts, "\n") })
+    assert.is_true(os.clock() - t0 < 1.5, "took " .. (os.clock() - t0) .. " s") -- was 7 s (quadratic)
+    assert.equals(0, #r.problems)
+    local pos = r.declarations[1].positions
+    assert.same({ 15999, 5 }, pos["b4000[1].x"]) -- where the schema's problems point
+    assert.same({ 16001, 3 }, pos["b4000[2]"])
+    assert.same({ 15998, 3 }, pos["b4000[1]"])
+  end)
+
   it("reports evaluation errors at the expression", function()
     assert.equals("t.alloy:1:7: cannot add number and bool", eval_err("1 + true"))
     assert.equals("t.alloy:1:5: unknown function nope", eval_err("nope(1)"))

@@ -297,9 +297,18 @@ end
 -- The argument table of a block body at path (as the schema's problems name it:
 -- "endpoint.basic_auth.password", "endpoint[2].url"); env.positions[path] = { line, col }
 -- of each attribute and block, so a schema problem points at it.
+-- env.order lists the keys of env.positions in the order they were set: the keys a block's
+-- body set are a span of it (what the second block of a name re-indexes, without scanning
+-- all positions: that was quadratic in the number of repeated blocks).
+local function set_position(env, key, pos)
+  env.positions[key] = pos
+  env.order[#env.order + 1] = key
+end
+
 local function body_args(body, env, refs, problems, path)
   path = path or ""
   local args, kinds = {}, {} -- kinds[name] = "attr" | number of blocks
+  local spans = {} -- name -> { from, to } of env.order: the keys its first block's body set
   for _, s in ipairs(body) do
     local function problem(msg)
       problems[#problems + 1] = { file = env.file, line = s.line, col = s.col, msg = (env.where or "") .. msg }
@@ -309,7 +318,7 @@ local function body_args(body, env, refs, problems, path)
         problem(string.format("%s: set twice in the same block", join(path, s.name)))
       else
         kinds[s.name] = "attr"
-        env.positions[join(path, s.name)] = { s.line, s.col }
+        set_position(env, join(path, s.name), { s.line, s.col })
         local saved = env.where
         env.where = (saved or "") .. join(path, s.name) .. ": "
         args[s.name] = compile(s.value, env, refs, problems)
@@ -329,22 +338,25 @@ local function body_args(body, env, refs, problems, path)
         problem(string.format("%s: given both as an attribute and as a block", p))
       elseif k == nil then
         kinds[s.name] = 1
-        env.positions[p] = { s.line, s.col }
+        set_position(env, p, { s.line, s.col })
+        local from = #env.order + 1
         args[s.name] = body_args(s.body, env, refs, problems, p)
+        spans[s.name] = { from, #env.order }
       else
         if k == 1 then -- the first block of the name is the list's first element
           args[s.name] = { args[s.name] }
-          env.positions[p .. "[1]"] = env.positions[p]
+          set_position(env, p .. "[1]", env.positions[p])
           -- its attributes' positions under the indexed path too
-          for key, pos in pairs(env.positions) do
+          for i = spans[s.name][1], spans[s.name][2] do
+            local key = env.order[i]
             if key:sub(1, #p + 1) == p .. "." then
-              env.positions[p .. "[1]" .. key:sub(#p + 1)] = pos
+              set_position(env, p .. "[1]" .. key:sub(#p + 1), env.positions[key])
             end
           end
         end
         kinds[s.name] = k + 1
         local ip = string.format("%s[%d]", p, k + 1)
-        env.positions[ip] = { s.line, s.col }
+        set_position(env, ip, { s.line, s.col })
         table.insert(args[s.name], body_args(s.body, env, refs, problems, ip))
       end
     end
@@ -375,7 +387,8 @@ function M.load(path, opts)
   local result = { declarations = {}, problems = {}, files = {}, file = path, syntax = "alloy" }
   local ctx = {}
   result.ctx = ctx
-  local env = { file = path, ctx = ctx, constants = pipeline.constants(opts.storage_path), positions = {} }
+  local env = { file = path, ctx = ctx, constants = pipeline.constants(opts.storage_path), positions = {},
+    order = {} }
   local problems = result.problems
   local by_id = {}
   for _, s in ipairs(body) do
@@ -391,7 +404,7 @@ function M.load(path, opts)
         problem(s.name .. ": declared twice")
       else
         local refs = {}
-        env.positions, env.where = {}, s.name .. ": "
+        env.positions, env.order, env.where = {}, {}, s.name .. ": "
         result[s.name] = { args = body_args(s.body, env, refs, problems), line = s.line, col = s.col, file = path,
           refs = refs, positions = env.positions }
       end
@@ -410,7 +423,7 @@ function M.load(path, opts)
       else
         local refs = {}
         local decl = { id = id, name = s.name, label = s.label, file = path, line = s.line, col = s.col, refs = refs }
-        env.positions, env.where = {}, string.format("%s %q: ", s.name, s.label)
+        env.positions, env.order, env.where = {}, {}, string.format("%s %q: ", s.name, s.label)
         decl.args = body_args(s.body, env, refs, problems)
         decl.positions = env.positions
         by_id[id] = decl
