@@ -372,6 +372,10 @@ function Parser:statement()
   if t.type == "string" then
     label = t.v
     self:next()
+    if self:is("=") then
+      fail(t.line, t.col, string.format("an attribute takes no label: write %s = value, or %s %q { ... } for a block",
+        name, name, label))
+    end
     self:no_newline(string.format("after the label of %s (write the '{' on the same line)", name))
     t = self:peek()
   end
