@@ -377,8 +377,12 @@ function M.load(path, opts)
     if not f then
       return nil, "cannot open " .. tostring(ferr)
     end
-    src = f:read("*a")
+    local rerr
+    src, rerr = f:read("*a") -- nil for a directory
     f:close()
+    if not src then
+      return nil, string.format("cannot read %s: %s", path, tostring(rerr))
+    end
   end
   local body, err = parser.parse(src, path)
   if not body then
