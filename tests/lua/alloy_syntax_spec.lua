@@ -156,6 +156,16 @@ prometheus.remote_write "a_b" {
     assert.equals("-h-é-", value('replace("hé", "", "-")'))
   end)
 
+  it("json_decode refuses what Go's encoding/json refuses, and a null it cannot hold in a list", function()
+    assert.same({ a = 1 }, value([[json_decode(`{"a": 1, "b": null}`)]])) -- an object's null: the key is absent
+    for _, j in ipairs({ "NaN", "Infinity", "-Infinity", "0x10", "1e400", "[1, 2", "" }) do
+      assert.matches("^t%.alloy:1:5: json_decode: ", eval_err("json_decode(`" .. j .. "`)"), nil)
+    end
+    -- Lua lists cannot hold null: [1, null, 3] was {1} for concat, join and [2]
+    assert.equals("t.alloy:1:5: json_decode: a list holds null at index 1 (moonwatch's lists cannot hold null)",
+      eval_err("json_decode(`[1, null, 3]`)"))
+  end)
+
   it("keeps a secret secret: string functions refuse it as Alloy's do, format's result is a secret", function()
     local stdlib = require("moonwatch.alloy.stdlib")
     local schema = require("moonwatch.schema")

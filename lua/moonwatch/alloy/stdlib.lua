@@ -90,16 +90,26 @@ function F.env(name)
   return os.getenv(want_string("sys.env", 1, name)) or ""
 end
 
+-- JSON as Go's encoding/json reads it: no NaN, Infinity or hexadecimal numbers.
+local json = cjson.new()
+json.decode_invalid_numbers(false)
+
 function F.json_decode(s)
-  local ok, v = pcall(cjson.decode, want_string("json_decode", 1, s))
+  local ok, v = pcall(json.decode, want_string("json_decode", 1, s))
   if not ok then
     error("json_decode: " .. tostring(v), 0)
   end
   local function plain(x) -- cjson.null -> nil
     if x == cjson.null then
       return nil
+    elseif x == math.huge or x == -math.huge then
+      error("json_decode: a number is out of range of a float64", 0)
     elseif type(x) == "table" then
       for k, y in pairs(x) do
+        if y == cjson.null and type(k) == "number" then
+          error(string.format("json_decode: a list holds null at index %d (moonwatch's lists cannot hold null)", k - 1),
+            0)
+        end
         x[k] = plain(y)
       end
     end
