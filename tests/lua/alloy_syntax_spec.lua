@@ -258,6 +258,17 @@ prometheus.remote_write "a_b" {
     assert.same({ 15998, 3 }, pos["b4000[1]"])
   end)
 
+  it("refuses null in a list (a Lua list cannot hold it: [1, null, 3] was [1])", function()
+    assert.equals("t.alloy:1:9: a list cannot hold null in moonwatch", eval_err("[1, null, 3]"))
+    assert.equals("t.alloy:1:6: a list cannot hold null in moonwatch", eval_err('[{a = 1}["b"]]'))
+    local r = loader.load("t.alloy", { source = 'a "l" {\n  x = [1, null, 3]\n  y = [{}["k"], 2]\n}\n' })
+    assert.equals(2, #r.problems)
+    assert.same({ 2, 11, 'a "l": x: a list cannot hold null in moonwatch' },
+      { r.problems[1].line, r.problems[1].col, r.problems[1].msg })
+    assert.same({ 3, 8, 'a "l": y: a list cannot hold null in moonwatch' },
+      { r.problems[2].line, r.problems[2].col, r.problems[2].msg })
+  end)
+
   it("reports evaluation errors at the expression", function()
     assert.equals("t.alloy:1:7: cannot add number and bool", eval_err("1 + true"))
     assert.equals("t.alloy:1:5: unknown function nope", eval_err("nope(1)"))
@@ -308,6 +319,7 @@ prometheus.remote_write "a_b" {
       { 'a "l" {\n  b "x" {\n  }\n}\n', 't.alloy:2:3: b "x": a nested block takes no label' },
       { 'a "l" {}\na "l" {}\n', 't.alloy:2:1: a "l": already declared at t.alloy:1:1' },
       { 'logging {}\nlogging {}\n', "t.alloy:2:1: logging: declared twice" },
+      { 'a "l" {\n  x = [1, null]\n}\n', "t.alloy:2:11: a list cannot hold null in moonwatch" },
     }) do
       local body = assert(parser.parse(c[1], "t.alloy"))
       local r = loader.load("t.alloy", { source = c[1] })

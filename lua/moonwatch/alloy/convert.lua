@@ -93,6 +93,9 @@ local function collection(e, ind, conv)
   local parts = {}
   if e.t == "list" then
     for i, x in ipairs(e.items) do
+      if x.t == "null" then -- as the loader: { 1, nil } is a list of 1
+        error({ line = x.line, col = x.col, msg = "a list cannot hold null in moonwatch" }, 0)
+      end
       parts[i] = conv(x, ind .. "  ")
     end
   else

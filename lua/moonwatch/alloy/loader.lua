@@ -93,6 +93,8 @@ local function has_refs(e)
   return found
 end
 
+local NULL_IN_LIST = "a list cannot hold null in moonwatch"
+
 -- An evaluation error at e: "file:line:col: message".
 local function eval_error(file, e, msg)
   error(string.format("%s:%d:%d: %s", file, e.line, e.col, msg), 0)
@@ -112,6 +114,9 @@ local function eval(e, env)
     local out = {}
     for i, x in ipairs(e.items) do
       out[i] = eval(x, env)
+      if out[i] == nil then -- a hole: ipairs, #, concat and join would stop before it
+        eval_error(env.file, x, NULL_IN_LIST)
+      end
     end
     return out
   elseif t == "object" then
@@ -244,7 +249,11 @@ local function compile(e, env, refs, problems)
   elseif t == "list" then
     local out = {}
     for i, x in ipairs(e.items) do
+      local n = #problems
       out[i] = compile(x, env, refs, problems)
+      if out[i] == nil and #problems == n then
+        problems[#problems + 1] = { file = env.file, line = x.line, col = x.col, msg = (env.where or "") .. NULL_IN_LIST }
+      end
     end
     return out
   elseif t == "object" then
