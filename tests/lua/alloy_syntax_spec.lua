@@ -152,6 +152,7 @@ prometheus.remote_write "a_b" {
       value('format("%v|%v %v", 123456789012345, 9007199254740992, -42)'))
     assert.equals("123456.5 1.2345675e+06 0.0001 1.234e-05 0.6666666666666666 3.25e-07",
       value('format("%v %v %v %v %v %v", 123456.5, 1234567.5, 0.0001, 0.00001234, 2.0 / 3, 3.25e-7)'))
+    assert.equals("%!d(float64=2.5)|6869|FF|  3.1|true", value('format("%d|%x|%X|%5.1f|%t", 2.5, "hi", 255, 3.14159, true)'))
     assert.same({ "h", "é", "l", "l", "o" }, value('split("héllo", "")'))
     assert.equals("-h-é-", value('replace("hé", "", "-")'))
   end)

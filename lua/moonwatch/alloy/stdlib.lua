@@ -214,16 +214,22 @@ function F.format(fmt, ...)
       return string.format("%" .. flags .. "s", go_value(v))
     elseif verb == "q" and type(v) == "string" then
       return go_quote(v)
-    elseif verb == "d" and type(v) == "number" then
+    elseif verb == "d" and type(v) == "number" and v % 1 == 0 then -- Go's %d takes integers only
       return string.format("%" .. flags .. "d", v)
     elseif (verb == "f" or verb == "e" or verb == "g") and type(v) == "number" then
       return string.format("%" .. flags .. verb, v)
-    elseif (verb == "x" or verb == "X") and type(v) == "number" then
+    elseif (verb == "x" or verb == "X") and type(v) == "number" and v % 1 == 0 then
       return string.format("%" .. flags .. verb, v)
+    elseif (verb == "x" or verb == "X") and type(v) == "string" then -- Go's: the bytes in hexadecimal
+      return string.format("%" .. flags .. "s", (v:gsub(".", function(c)
+        return string.format("%02" .. verb, c:byte())
+      end)))
     elseif verb == "t" and type(v) == "boolean" then
       return tostring(v)
     end
-    return "%!" .. verb .. "(" .. type(v) .. "=" .. tostring(v) .. ")"
+    local gotype = type(v) == "number" and (v % 1 == 0 and "int" or "float64") or type(v) == "boolean" and "bool"
+      or type(v) == "table" and "[]interface {}" or type(v)
+    return "%!" .. verb .. "(" .. gotype .. "=" .. go_value(v) .. ")"
   end)
   if secret then
     return schema.secret(out)
