@@ -100,6 +100,14 @@ prometheus.remote_write "a_b" {
     assert.equals(true, value('[1, {a = 2}] == [1, {a = 2}]'))
     assert.equals(true, value('"abc" < "abd"'))
     assert.equals(-3, value("-(1 + 2)"))
+    -- Alloy divides two integers as integers (Go's /, toward zero), anything with a float as floats
+    assert.equals(3, value("7 / 2"))
+    assert.equals(-3, value("-7 / 2"))
+    assert.equals(3.5, value("7.0 / 2"))
+    assert.equals(3.5, value("7 / 2e0"))
+    assert.equals(0.75, value("1.5 * 2 / 4"))
+    assert.equals(2, value("(10 - 3) / (1 + 2)"))
+    assert.equals(1.5, value("7 / 2 / 2.0"))
     assert.equals(false, value("!true"))
   end)
 
@@ -298,6 +306,7 @@ prometheus.remote_write "a_b" {
 
   it("converts operators to Lua that computes the same values and the same errors", function()
     for _, expr in ipairs({ "- -1", "--1", "-2 ^ 2", "-(2) ^ 2", "2 ^ -2", "!!true", "- - -3 * 2", "10 / 4",
+      "-7 / 2", "7.0 / 2", "1.5 * 2 / 4",
       "7 % -3", "2 ^ 3 ^ 2", "1 - 1 - 1", "1 < 2 == true", "\"b\" > \"a\"" }) do
       local ok, v = converted(expr)
       assert.is_true(ok, expr .. ": " .. tostring(v))

@@ -160,6 +160,8 @@ local function expr(e, ind)
       return "alloy.eq(" .. l .. ", " .. r .. ")"
     elseif e.op == "!=" then
       return "(not alloy.eq(" .. l .. ", " .. r .. "))"
+    elseif e.op == "/" and stdlib.is_int_expr(e) then -- Alloy's integer division
+      return "alloy.idiv(" .. l .. ", " .. r .. ")"
     end
     return "alloy.binary(" .. lua_string(e.op) .. ", " .. l .. ", " .. r .. ")"
   end

@@ -206,7 +206,12 @@ local function eval(e, env)
       return r
     end
     local r = eval(e.r, env)
-    local ok, v = pcall(stdlib.binary, e.op, l, r)
+    local ok, v
+    if e.op == "/" and stdlib.is_int_expr(e) then -- Alloy's integer division
+      ok, v = pcall(stdlib.idiv, l, r)
+    else
+      ok, v = pcall(stdlib.binary, e.op, l, r)
+    end
     if not ok then
       eval_error(env.file, e, v)
     end

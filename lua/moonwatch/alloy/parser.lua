@@ -4,7 +4,8 @@
 --   body  = list of statements
 --   { kind = "attr", name = "url", value = expr, line, col }
 --   { kind = "block", name = "prometheus.scrape", label = "x" | nil, body = body, line, col }
---   expr  = { t = "lit", v = string|number|boolean } | { t = "null" }
+--   expr  = { t = "lit", v = string|number|boolean, float = true|nil } | { t = "null" }
+--           (float: a number written as Alloy's floats, with a fraction or an exponent)
 --         | { t = "list", items = {expr...} } | { t = "object", keys = {string...}, vals = {expr...} }
 --         | { t = "ident", name } | { t = "access", obj = expr, name } | { t = "index", obj, idx }
 --         | { t = "call", fn = expr, args = {expr...} } | { t = "unary", op, e } | { t = "binary", op, l, r }
@@ -133,6 +134,7 @@ local function scanner(src, comments)
         fail(line, col, "malformed number " .. text .. sub(src, e + 1, e + 1))
       end
       tok.type, tok.v = "number", tonumber(text)
+      tok.float = text:find("[.eE]") ~= nil or nil
       if text:find("^0[0-7]+$") then -- as Alloy reads an integer (Go's ParseInt with base 0): 0644 is octal
         tok.v = tonumber(text, 8)
       elseif text:find("^%d+$") and tok.v and tok.v >= 2 ^ 53 and tok.v < 2 ^ 64
@@ -479,7 +481,7 @@ end
 function Parser:primary()
   local t = self:next()
   if t.type == "string" or t.type == "number" then
-    return { t = "lit", v = t.v, line = t.line, col = t.col }
+    return { t = "lit", v = t.v, float = t.float, line = t.line, col = t.col }
   elseif t.type == "ident" then
     if t.v == "true" or t.v == "false" then
       return { t = "lit", v = t.v == "true", line = t.line, col = t.col }

@@ -462,6 +462,27 @@ function M.unary(op, v)
   return -v
 end
 
+--- Alloy's / of two integers: Go's integer division, toward zero.
+function M.idiv(a, b)
+  local q = M.binary("/", a, b)
+  return q >= 0 and math.floor(q) or math.ceil(q)
+end
+
+--- True when Alloy computes e (a parsed expression) as an integer: integer literals and
+--- the arithmetic of integers. (What reads an export or calls a function is not known
+--- before it runs: it divides as floats.)
+function M.is_int_expr(e)
+  local t = e.t
+  if t == "lit" then
+    return type(e.v) == "number" and not e.float
+  elseif t == "paren" or (t == "unary" and e.op == "-") then
+    return M.is_int_expr(e.e)
+  elseif t == "binary" and (e.op == "+" or e.op == "-" or e.op == "*" or e.op == "/" or e.op == "%") then
+    return M.is_int_expr(e.l) and M.is_int_expr(e.r)
+  end
+  return false
+end
+
 --- Alloy's indexing: lists from 0 (out of range is an error), objects by key (a missing
 --- key is null).
 function M.index(obj, idx)
@@ -488,7 +509,7 @@ end
 
 --- The `alloy` helper of Lua pipelines: alloy.to_lower(...), alloy.string.to_lower(...), alloy.add(a, b)...
 function M.helper()
-  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary, unary = M.unary }
+  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary, unary = M.unary, idiv = M.idiv }
   for name, fn in pairs(M.functions) do
     local ns, f = name:match("^(%a+)%.([%w_]+)$")
     if ns then
