@@ -472,15 +472,19 @@ end
 --- the arithmetic of integers. (What reads an export or calls a function is not known
 --- before it runs: it divides as floats.)
 function M.is_int_expr(e)
-  local t = e.t
-  if t == "lit" then
-    return type(e.v) == "number" and not e.float
-  elseif t == "paren" or (t == "unary" and e.op == "-") then
-    return M.is_int_expr(e.e)
-  elseif t == "binary" and (e.op == "+" or e.op == "-" or e.op == "*" or e.op == "/" or e.op == "%") then
-    return M.is_int_expr(e.l) and M.is_int_expr(e.r)
+  if e.int ~= nil then -- computed once per node: a chain of / asks at every level
+    return e.int
   end
-  return false
+  local t, int = e.t, false
+  if t == "lit" then
+    int = type(e.v) == "number" and not e.float
+  elseif t == "paren" or (t == "unary" and e.op == "-") then
+    int = M.is_int_expr(e.e)
+  elseif t == "binary" and (e.op == "+" or e.op == "-" or e.op == "*" or e.op == "/" or e.op == "%") then
+    int = M.is_int_expr(e.l) and M.is_int_expr(e.r)
+  end
+  e.int = int
+  return int
 end
 
 --- Alloy's indexing: lists from 0 (out of range is an error), objects by key (a missing
