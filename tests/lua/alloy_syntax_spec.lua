@@ -215,6 +215,7 @@ prometheus.remote_write "a_b" {
       { "a {\n  x = #\n}\n", 't.alloy:2:7: unexpected character "#"' },
       { 'a "l" b {}\n', "t.alloy:1:7: expected '=' or '{' after a, got identifier b" },
       { 'a {\n  x "l" = 1\n}\n', 't.alloy:2:5: an attribute takes no label: write x = value, or x "l" { ... } for a block' },
+      { "a `l` {\n}\n", "t.alloy:1:3: a block's label is a double-quoted string, got a raw string" },
       -- an integer Alloy holds exactly (int64, uint64) that a Lua number cannot
       { "a {\n  x = 9007199254740993\n}\n", "t.alloy:2:7: integer 9007199254740993 cannot be held exactly "
         .. "(moonwatch's numbers are exact up to 2^53 = 9007199254740992)" },

@@ -208,7 +208,7 @@ local function scanner(src, comments)
       if not e then
         fail(line, col, "raw string not terminated (missing `)")
       end
-      tok.type, tok.v = "string", sub(src, i + 1, e - 1)
+      tok.type, tok.v, tok.raw = "string", sub(src, i + 1, e - 1), true
       for p in tok.v:gmatch("()\n") do
         line, line_start = line + 1, i + p + 1
       end
@@ -372,6 +372,9 @@ function Parser:statement()
   end
   local label
   if t.type == "string" then
+    if t.raw then
+      fail(t.line, t.col, "a block's label is a double-quoted string, got a raw string")
+    end
     label = t.v
     self:next()
     if self:is("=") then
