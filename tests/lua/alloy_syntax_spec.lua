@@ -79,6 +79,14 @@ prometheus.remote_write "a_b" {
     assert.is_nil(value("null"))
   end)
 
+  it("skips a byte order mark at the start of the file, as Alloy's scanner", function()
+    local body, err = parse("\239\187\191a {\n  x = 1\n}\n")
+    assert.is_truthy(body, err)
+    assert.same({ "a", 1, 1 }, { body[1].name, body[1].line, body[1].col })
+    local _, err2 = parse("\239\187\191a {\n  x = 1 +\n}\n")
+    assert.equals("t.alloy:3:1: expected a value, got '}'", err2)
+  end)
+
   it("reads lists and objects, with trailing commas, newlines and comments inside", function()
     assert.same({ 1, 2, 3 }, value("[1, 2, 3]"))
     assert.same({ 1, { 2 } }, value("[\n  1, // one\n  [2], /* two */\n]"))

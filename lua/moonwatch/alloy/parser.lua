@@ -58,6 +58,9 @@ end
 local function scanner(src, comments)
   local i, n = 1, #src
   local line, line_start = 1, 1
+  if sub(src, 1, 3) == "\239\187\191" then -- a UTF-8 byte order mark first: skipped, as Alloy's scanner
+    i, line_start = 4, 4
+  end
   local nl = false
   return function()
     -- whitespace and comments
