@@ -170,6 +170,12 @@ prometheus.remote_write "a_b" {
       value('format("%v %v %v %v %v %v", 123456.5, 1234567.5, 0.0001, 0.00001234, 2.0 / 3, 3.25e-7)'))
     assert.equals("%!d(float64=2.5)|6869|FF|  3.1|true", value('format("%d|%x|%X|%5.1f|%t", 2.5, "hi", 255, 3.14159, true)'))
     assert.same({ "h", "é", "l", "l", "o" }, value('split("héllo", "")'))
+    -- a number given for a string is converted, as Alloy's decoder does (FormatFloat 'f', -1)
+    assert.equals("5", value("to_upper(5)"))
+    assert.equals("1-2.5-0.000001-123456789012", value('join([1, 2.5, 0.000001, 123456789012], "-")'))
+    assert.equals("234", value("trim_prefix(1234, 1)"))
+    assert.same({ "1", "5" }, value('split(1.5, ".")'))
+    assert.equals("7", value("format(7)"))
     assert.equals("-h-é-", value('replace("hé", "", "-")'))
   end)
 
@@ -290,7 +296,7 @@ prometheus.remote_write "a_b" {
   it("reports evaluation errors at the expression", function()
     assert.equals("t.alloy:1:7: cannot add number and bool", eval_err("1 + true"))
     assert.equals("t.alloy:1:5: unknown function nope", eval_err("nope(1)"))
-    assert.equals("t.alloy:1:5: to_lower: argument 1 must be a string, got number", eval_err("to_lower(1)"))
+    assert.equals("t.alloy:1:5: to_lower: argument 1 must be a string, got bool", eval_err("to_lower(true)"))
     assert.equals("t.alloy:1:7: operator && needs bools, got number", eval_err("1 && true"))
   end)
 

@@ -31,10 +31,14 @@ local function reveal(v)
   return v, false
 end
 
--- A string argument; a secret is refused as Alloy refuses it (its value would come out of
--- the function as a plain string).
+local number_string -- below
+
+-- A string argument: a number is converted as Alloy's decoder converts it; a secret is
+-- refused as Alloy refuses it (its value would come out of the function as a plain string).
 local function want_string(fname, i, v)
-  if schema.is_secret(v) then
+  if type(v) == "number" then
+    return number_string(v)
+  elseif schema.is_secret(v) then
     error(string.format("%s: argument %d is a secret, which may not be converted into a string (use "
       .. "convert.nonsensitive)", fname, i), 0)
   elseif type(v) ~= "string" then
@@ -125,9 +129,10 @@ end
 -- One UTF-8 character (or a stray byte), as Go's strings functions step through a string.
 local UTF8_CHAR = "[%z\1-\127\194-\244][\128-\191]*"
 
--- A number as Go's %v prints Alloy's: an integer in full, a float in its shortest
--- round-tripping digits, in exponent form below 1e-4 and from 1e6 (strconv's 'g', -1).
-local function go_number(v)
+-- A number as Go's %v prints Alloy's (fixed = false: strconv's 'g', -1: exponent form below
+-- 1e-4 and from 1e6) or as Alloy converts it to a string (fixed: 'f', -1): an integer in
+-- full, a float in its shortest round-tripping digits.
+local function go_number(v, fixed)
   if v ~= v then
     return "NaN"
   elseif v == math.huge or v == -math.huge then
@@ -144,7 +149,7 @@ local function go_number(v)
   end
   local mant, exp = e:match("^(.-)e([-+]%d+)$")
   exp = tonumber(exp)
-  if exp < -4 or exp >= 6 then
+  if not fixed and (exp < -4 or exp >= 6) then
     return mant .. "e" .. (exp < 0 and "-" or "+") .. string.format("%02d", math.abs(exp))
   end
   local neg, digits = mant:match("^(-?)(.*)$")
@@ -156,6 +161,10 @@ local function go_number(v)
     return neg .. digits .. string.rep("0", point - #digits)
   end
   return neg .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+end
+
+number_string = function(v)
+  return go_number(v, true)
 end
 
 -- A string quoted as Go's %q (strconv.Quote): printable UTF-8 as it is, the rest escaped.
