@@ -298,6 +298,11 @@ prometheus.remote_write "a_b" {
     assert.equals("t.alloy:1:5: unknown function nope", eval_err("nope(1)"))
     assert.equals("t.alloy:1:5: to_lower: argument 1 must be a string, got bool", eval_err("to_lower(true)"))
     assert.equals("t.alloy:1:7: operator && needs bools, got number", eval_err("1 && true"))
+    -- Alloy evaluates both sides of && and || (no short-circuit): both must be bools
+    assert.equals("t.alloy:1:11: operator && needs bools, got string", eval_err('false && "x"'))
+    assert.equals("t.alloy:1:10: operator || needs bools, got null", eval_err("true || null"))
+    assert.equals("t.alloy:1:10: operator && needs bools, got null", eval_err("null && true"))
+    assert.equals("t.alloy:1:17: cannot add number and bool", eval_err("false && (1 + true)"))
   end)
 
   -- What `moonwatch convert` writes for `x = EXPR` computes what the loader does: the same
@@ -328,7 +333,8 @@ prometheus.remote_write "a_b" {
       assert.equals(value(expr), v, expr)
     end
     -- what the loader refuses, the converted pipeline refuses too
-    for _, expr in ipairs({ "1 / 0", "1 % 0", "\"5\" * 2", "\"5\" - 1", "1 < \"2\"", "-\"1\"" }) do
+    for _, expr in ipairs({ "1 / 0", "1 % 0", "\"5\" * 2", "\"5\" - 1", "1 < \"2\"", "-\"1\"", "null || \"d\"",
+      "true || 1", "false && \"x\"", "!null" }) do
       eval_err(expr)
       local ok, v = converted(expr)
       assert.is_false(ok, expr .. " gave " .. tostring(v))

@@ -71,10 +71,9 @@ local function ref_text(names, line, col)
   return (table.concat(parts, "."):gsub("%.%[", "["))
 end
 
--- && and || short-circuit as Lua's and/or; the other operators are the alloy.* helpers the
--- loader evaluates with (Lua's own would turn "5" * 2 into 10 and 1 / 0 into inf, and a
--- unary minus written as Lua's binds looser than ^ and makes a comment of - -x).
-local LUA_OPS = { ["&&"] = "and", ["||"] = "or" }
+-- Operators are the alloy.* helpers the loader evaluates with (Lua's own would turn "5" * 2
+-- into 10 and 1 / 0 into inf, short-circuit && and || where Alloy checks both sides are
+-- bools, and a unary minus written as Lua's binds looser than ^ and makes a comment of - -x).
 
 -- The Lua expression of e.
 -- parts between open and close: on one line ("{ a, b }" with pad " ") when it fits in 100
@@ -152,9 +151,7 @@ local function expr(e, ind)
     return "alloy.unary(" .. lua_string(e.op) .. ", " .. expr(e.e, ind) .. ")"
   elseif t == "binary" then
     local l, r = expr(e.l, ind), expr(e.r, ind)
-    if LUA_OPS[e.op] then
-      return "(" .. l .. " " .. LUA_OPS[e.op] .. " " .. r .. ")"
-    elseif e.op == "+" then -- numbers add, strings (and secrets) concatenate
+    if e.op == "+" then -- numbers add, strings (and secrets) concatenate
       return "alloy.add(" .. l .. ", " .. r .. ")"
     elseif e.op == "==" then
       return "alloy.eq(" .. l .. ", " .. r .. ")"

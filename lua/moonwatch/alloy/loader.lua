@@ -191,20 +191,8 @@ local function eval(e, env)
     end
     return v
   elseif t == "binary" then
+    -- both sides, && and || too: Alloy does not short-circuit
     local l = eval(e.l, env)
-    if e.op == "&&" or e.op == "||" then
-      if type(l) ~= "boolean" then
-        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, stdlib.typename(l)))
-      end
-      if (e.op == "&&" and not l) or (e.op == "||" and l) then
-        return l
-      end
-      local r = eval(e.r, env)
-      if type(r) ~= "boolean" then
-        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, stdlib.typename(r)))
-      end
-      return r
-    end
     local r = eval(e.r, env)
     local ok, v
     if e.op == "/" and stdlib.is_int_expr(e) then -- Alloy's integer division

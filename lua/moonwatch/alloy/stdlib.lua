@@ -415,9 +415,19 @@ local function num(op, a, b)
   end
 end
 
---- The other binary operators (&& and || are handled by the caller for short-circuit).
+--- The other binary operators; && and || take two bools (Alloy evaluates both sides).
 function M.binary(op, a, b)
-  if op == "+" then
+  if op == "&&" or op == "||" then
+    if type(a) ~= "boolean" then
+      error(string.format("operator %s needs bools, got %s", op, typename(a)), 0)
+    elseif type(b) ~= "boolean" then
+      error(string.format("operator %s needs bools, got %s", op, typename(b)), 0)
+    end
+    if op == "&&" then
+      return a and b
+    end
+    return a or b
+  elseif op == "+" then
     return M.add(a, b)
   elseif op == "==" then
     return deep_equal(a, b)
