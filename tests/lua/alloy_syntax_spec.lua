@@ -133,6 +133,10 @@ prometheus.remote_write "a_b" {
     assert.equals("t.alloy:1:5: an object is indexed by a string, got number", eval_err('{a = 1}[0]'))
     assert.equals("t.alloy:1:5: cannot index secret", select(2, pcall(require("moonwatch.alloy.stdlib").index,
       require("moonwatch.schema").secret("x"), "reveal")):gsub("^", "t.alloy:1:5: "))
+    -- a field that does not exist is an error (Alloy's); [] of a missing key is null
+    assert.equals('t.alloy:1:5: field "b" does not exist', eval_err("{a = 1}.b"))
+    assert.equals('t.alloy:1:5: cannot access field "len" on string', eval_err('"abc".len'))
+    assert.equals('t.alloy:1:5: cannot access field "a" on list', eval_err("[1].a"))
     assert.equals('t.alloy:1:5: constants has no field "nope" (it has hostname, os, arch)',
       eval_err("constants.nope"))
   end)
@@ -338,7 +342,7 @@ prometheus.remote_write "a_b" {
     end
     -- what the loader refuses, the converted pipeline refuses too
     for _, expr in ipairs({ "1 / 0", "1 % 0", "\"5\" * 2", "\"5\" - 1", "1 < \"2\"", "-\"1\"", "null || \"d\"",
-      "true || 1", "false && \"x\"", "!null" }) do
+      "true || 1", "false && \"x\"", "!null", '"abc".len', "{a = 1}.b", "[1].a" }) do
       eval_err(expr)
       local ok, v = converted(expr)
       assert.is_false(ok, expr .. " gave " .. tostring(v))

@@ -128,8 +128,7 @@ local function expr(e, ind)
   if names then
     return ref_text(names, e.line, e.col) -- a component's export, or constants.hostname and the like
   elseif t == "access" then
-    return "(" .. expr(e.obj, ind) .. ")" .. (lua_key(e.name) == e.name and ("." .. e.name)
-      or lua_key(e.name))
+    return "alloy.field(" .. expr(e.obj, ind) .. ", " .. lua_string(e.name) .. ")"
   elseif t == "index" then
     return "alloy.index(" .. expr(e.obj, ind) .. ", " .. expr(e.idx, ind) .. ")"
   elseif t == "call" then

@@ -156,11 +156,11 @@ local function eval(e, env)
     return v
   end
   if t == "access" then
-    local obj = eval(e.obj, env)
-    if type(obj) ~= "table" or getmetatable(obj) then
-      eval_error(env.file, e, string.format("cannot read field %s of %s", e.name, stdlib.typename(obj)))
+    local ok, v = pcall(stdlib.field, eval(e.obj, env), e.name)
+    if not ok then
+      eval_error(env.file, e, v)
     end
-    return obj[e.name]
+    return v
   elseif t == "index" then
     local obj, idx = eval(e.obj, env), eval(e.idx, env)
     local ok, v = pcall(stdlib.index, obj, idx)

@@ -481,6 +481,17 @@ function M.unary(op, v)
   return -v
 end
 
+--- Alloy's field access (obj.name) on a value: an object's field, which must exist.
+function M.field(obj, name)
+  local kind = typename(obj)
+  if kind ~= "object" and not (kind == "list" and next(obj) == nil) then -- {} is an empty object too
+    error(string.format("cannot access field %q on %s", name, kind), 0)
+  elseif obj[name] == nil then
+    error(string.format("field %q does not exist", name), 0)
+  end
+  return obj[name]
+end
+
 --- Alloy's / of two integers: Go's integer division, toward zero.
 function M.idiv(a, b)
   local q = M.binary("/", a, b)
@@ -532,7 +543,8 @@ end
 
 --- The `alloy` helper of Lua pipelines: alloy.to_lower(...), alloy.string.to_lower(...), alloy.add(a, b)...
 function M.helper()
-  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary, unary = M.unary, idiv = M.idiv }
+  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary, unary = M.unary, idiv = M.idiv,
+    field = M.field }
   for name, fn in pairs(M.functions) do
     local ns, f = name:match("^(%a+)%.([%w_]+)$")
     if ns then
