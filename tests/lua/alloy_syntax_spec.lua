@@ -302,6 +302,11 @@ prometheus.remote_write "a_b" {
     assert.equals("t.alloy:1:5: unknown function nope", eval_err("nope(1)"))
     assert.equals("t.alloy:1:5: to_lower: argument 1 must be a string, got bool", eval_err("to_lower(true)"))
     assert.equals("t.alloy:1:7: operator && needs bools, got number", eval_err("1 && true"))
+    -- as Alloy's calls: a function takes its number of arguments (extra ones were ignored)
+    assert.equals("t.alloy:1:5: to_lower: expected 1 argument, got 2", eval_err('to_lower("A", "b")'))
+    assert.equals("t.alloy:1:5: string.replace: expected 3 arguments, got 2", eval_err('string.replace("a", "b")'))
+    assert.equals("t.alloy:1:5: sys.env: expected 1 argument, got 0", eval_err("sys.env()"))
+    assert.equals("t.alloy:1:5: format: expected at least 1 argument, got 0", eval_err("format()"))
     -- Alloy evaluates both sides of && and || (no short-circuit): both must be bools
     assert.equals("t.alloy:1:11: operator && needs bools, got string", eval_err('false && "x"'))
     assert.equals("t.alloy:1:10: operator || needs bools, got null", eval_err("true || null"))

@@ -347,6 +347,11 @@ function F.nonsensitive(v)
   return want_string("convert.nonsensitive", 1, v)
 end
 
+-- The number of arguments of each function (a negative n: at least -n), as Alloy checks a call.
+local ARITY = { concat = -0, coalesce = -0, env = 1, json_decode = 1, json_path = -0, format = -1, join = 2,
+  split = 2, to_lower = 1, to_upper = 1, trim = 2, trim_prefix = 2, trim_suffix = 2, trim_space = 1, replace = 3,
+  nonsensitive = 1 }
+
 --- Function name (as written in Alloy) -> implementation.
 M.functions = {
   concat = F.concat, ["array.concat"] = F.concat,
@@ -366,6 +371,27 @@ M.functions = {
   replace = F.replace, ["string.replace"] = F.replace,
   nonsensitive = F.nonsensitive, ["convert.nonsensitive"] = F.nonsensitive,
 }
+
+for name, fn in pairs(M.functions) do
+  local n = ARITY[name:match("([%w_]+)$")]
+  if n and n > 0 then
+    M.functions[name] = function(...)
+      local got = select("#", ...)
+      if got ~= n then
+        error(string.format("%s: expected %d argument%s, got %d", name, n, n == 1 and "" or "s", got), 0)
+      end
+      return fn(...)
+    end
+  elseif n and n < 0 then
+    M.functions[name] = function(...)
+      local got = select("#", ...)
+      if got < -n then
+        error(string.format("%s: expected at least %d argument%s, got %d", name, -n, n == -1 and "" or "s", got), 0)
+      end
+      return fn(...)
+    end
+  end
+end
 
 --- The first names of the standard library (a reference starting with one is not a component's).
 M.NAMESPACES = { sys = true, string = true, array = true, encoding = true, convert = true, constants = true }
