@@ -350,7 +350,7 @@ end
 -- The number of arguments of each function (a negative n: at least -n), as Alloy checks a call.
 local ARITY = { concat = -0, coalesce = -0, env = 1, json_decode = 1, json_path = -0, format = -1, join = 2,
   split = 2, to_lower = 1, to_upper = 1, trim = 2, trim_prefix = 2, trim_suffix = 2, trim_space = 1, replace = 3,
-  nonsensitive = 1 }
+  nonsensitive = 1, from_json = 1 }
 
 --- Function name (as written in Alloy) -> implementation.
 M.functions = {
