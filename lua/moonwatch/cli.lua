@@ -175,8 +175,12 @@ local function main(argv, paths)
       io.stderr:write("moonwatch convert: cannot open ", tostring(ferr), "\n")
       return 1, false
     end
-    local src = f:read("*a")
+    local src, rerr = f:read("*a") -- nil for a directory
     f:close()
+    if not src then
+      io.stderr:write("moonwatch convert: cannot read ", file, ": ", tostring(rerr), "\n")
+      return 1, false
+    end
     local lua, cerr = require("moonwatch.alloy.convert").convert(src, file)
     if not lua then
       io.stderr:write(cerr, "\n")

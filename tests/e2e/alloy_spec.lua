@@ -189,6 +189,15 @@ x = 1
     code, _, err = proc.run({ "convert", file })
     assert.equals(1, code)
     assert.equals(file .. ":3:1: expected ',' or ']', got '}'\n", err)
+    -- a directory named *.alloy is refused with a message, not an internal error
+    local dir = tmp .. "/dir.alloy"
+    assert(os.execute("mkdir -p " .. dir))
+    for _, cmd in ipairs({ "check", "convert" }) do
+      code, _, err = proc.run({ cmd, dir })
+      assert.equals(1, code, cmd)
+      assert.matches("cannot read " .. dir:gsub("%p", "%%%0") .. ": Is a directory", err)
+      assert.is_nil(err:find("internal error", 1, true), err)
+    end
     -- .river, the syntax's former name, is read as Alloy too
     local river = proc.write(tmp .. "/syntax.river", 'prometheus.exporter.self "a" {}\n')
     code = proc.run({ "check", river })

@@ -71,8 +71,9 @@ local function ref_text(names, line, col)
   return (table.concat(parts, "."):gsub("%.%[", "["))
 end
 
-local LUA_OPS = { ["-"] = "-", ["*"] = "*", ["/"] = "/", ["^"] = "^", ["<"] = "<", ["<="] = "<=",
-  [">"] = ">", [">="] = ">=", ["&&"] = "and", ["||"] = "or" }
+-- Operators are the alloy.* helpers the loader evaluates with (Lua's own would turn "5" * 2
+-- into 10 and 1 / 0 into inf, short-circuit && and || where Alloy checks both sides are
+-- bools, and a unary minus written as Lua's binds looser than ^ and makes a comment of - -x).
 
 -- The Lua expression of e.
 -- parts between open and close: on one line ("{ a, b }" with pad " ") when it fits in 100
@@ -91,6 +92,9 @@ local function collection(e, ind, conv)
   local parts = {}
   if e.t == "list" then
     for i, x in ipairs(e.items) do
+      if x.t == "null" then -- as the loader: { 1, nil } is a list of 1
+        error({ line = x.line, col = x.col, msg = "a list cannot hold null in moonwatch" }, 0)
+      end
       parts[i] = conv(x, ind .. "  ")
     end
   else
@@ -124,8 +128,7 @@ local function expr(e, ind)
   if names then
     return ref_text(names, e.line, e.col) -- a component's export, or constants.hostname and the like
   elseif t == "access" then
-    return "(" .. expr(e.obj, ind) .. ")" .. (lua_key(e.name) == e.name and ("." .. e.name)
-      or lua_key(e.name))
+    return "alloy.field(" .. expr(e.obj, ind) .. ", " .. lua_string(e.name) .. ")"
   elseif t == "index" then
     return "alloy.index(" .. expr(e.obj, ind) .. ", " .. expr(e.idx, ind) .. ")"
   elseif t == "call" then
@@ -144,20 +147,17 @@ local function expr(e, ind)
     end
     return "alloy." .. fname .. "(" .. a .. ")"
   elseif t == "unary" then
-    if e.op == "!" then
-      return "not " .. expr(e.e, ind)
-    end
-    return "-" .. expr(e.e, ind)
+    return "alloy.unary(" .. lua_string(e.op) .. ", " .. expr(e.e, ind) .. ")"
   elseif t == "binary" then
     local l, r = expr(e.l, ind), expr(e.r, ind)
-    if LUA_OPS[e.op] then
-      return "(" .. l .. " " .. LUA_OPS[e.op] .. " " .. r .. ")"
-    elseif e.op == "+" then -- numbers add, strings (and secrets) concatenate
+    if e.op == "+" then -- numbers add, strings (and secrets) concatenate
       return "alloy.add(" .. l .. ", " .. r .. ")"
     elseif e.op == "==" then
       return "alloy.eq(" .. l .. ", " .. r .. ")"
     elseif e.op == "!=" then
       return "(not alloy.eq(" .. l .. ", " .. r .. "))"
+    elseif e.op == "/" and stdlib.is_int_expr(e) then -- Alloy's integer division
+      return "alloy.idiv(" .. l .. ", " .. r .. ")"
     end
     return "alloy.binary(" .. lua_string(e.op) .. ", " .. l .. ", " .. r .. ")"
   end
@@ -207,7 +207,36 @@ local function flush_comments(st, line, ind, out)
   end
 end
 
-local function body(stmts, ind, out, st)
+-- Raises what the loader reports in a block body (a Lua table would keep one of two values
+-- silently): an attribute set twice, a name both attribute and block, a nested label.
+local function check_body(stmts, path)
+  local kinds = {}
+  for _, s in ipairs(stmts) do
+    local p = path ~= "" and path .. "." .. s.name or s.name
+    local function fail(msg)
+      error({ line = s.line, col = s.col, msg = msg }, 0)
+    end
+    if s.kind == "attr" then
+      if kinds[s.name] == "attr" then
+        fail(p .. ": set twice in the same block")
+      elseif kinds[s.name] then
+        fail(p .. ": given both as an attribute and as a block")
+      end
+      kinds[s.name] = "attr"
+    elseif s.label then
+      fail(string.format("%s %q: a nested block takes no label", s.name, s.label))
+    elseif not s.name:find(".", 1, true) then
+      if kinds[s.name] == "attr" then
+        fail(p .. ": given both as an attribute and as a block")
+      end
+      kinds[s.name] = "block"
+    end
+  end
+end
+
+local function body(stmts, ind, out, st, path)
+  path = path or ""
+  check_body(stmts, path)
   local groups = {} -- name -> the blocks of that name, in order
   for _, s in ipairs(stmts) do
     if s.kind == "block" and not s.name:find(".", 1, true) then
@@ -226,20 +255,20 @@ local function body(stmts, ind, out, st)
         parts[#parts + 1] = p
       end
       out[#out + 1] = ind .. ref_text(parts, s.line, s.col) .. " {"
-      body(s.body, ind .. "  ", out, st)
+      body(s.body, ind .. "  ", out, st, s.name)
       out[#out + 1] = ind .. "},"
     elseif not done[s.name] then
       done[s.name] = true
       local g = groups[s.name]
       if #g == 1 then
         out[#out + 1] = ind .. lua_key(s.name) .. " = {"
-        body(s.body, ind .. "  ", out, st)
+        body(s.body, ind .. "  ", out, st, path ~= "" and path .. "." .. s.name or s.name)
         out[#out + 1] = ind .. "},"
       else
         out[#out + 1] = ind .. lua_key(s.name) .. " = {"
-        for _, b in ipairs(g) do
+        for k, b in ipairs(g) do
           out[#out + 1] = ind .. "  {"
-          body(b.body, ind .. "    ", out, st)
+          body(b.body, ind .. "    ", out, st, string.format("%s[%d]", path ~= "" and path .. "." .. s.name or s.name, k))
           out[#out + 1] = ind .. "  },"
         end
         out[#out + 1] = ind .. "},"
@@ -278,6 +307,7 @@ end
 function M.write(stmts, file, comments)
   local out = { "-- Converted from " .. file .. " by `moonwatch convert`." }
   local st = { comments = comments or {}, next = 1 }
+  local seen = {} -- "name label" -> the block declaring it
   for _, s in ipairs(stmts) do
     out[#out + 1] = ""
     flush_comments(st, s.line, "", out)
@@ -285,6 +315,15 @@ function M.write(stmts, file, comments)
       error({ line = s.line, col = s.col, msg = s.name .. ": an attribute is not allowed at the top level (only "
         .. "blocks)" }, 0)
     end
+    local key = s.name .. (s.label and (" " .. s.label) or "")
+    local first = seen[key]
+    if first and s.label then
+      error({ line = s.line, col = s.col, msg = string.format("%s %q: already declared at %s:%d:%d", s.name, s.label,
+        file, first.line, first.col) }, 0)
+    elseif first and (s.name == "logging" or s.name == "tracing") then
+      error({ line = s.line, col = s.col, msg = s.name .. ": declared twice" }, 0)
+    end
+    seen[key] = s
     local parts = {}
     for p in s.name:gmatch("[^.]+") do
       parts[#parts + 1] = p

@@ -93,6 +93,8 @@ local function has_refs(e)
   return found
 end
 
+local NULL_IN_LIST = "a list cannot hold null in moonwatch"
+
 -- An evaluation error at e: "file:line:col: message".
 local function eval_error(file, e, msg)
   error(string.format("%s:%d:%d: %s", file, e.line, e.col, msg), 0)
@@ -112,6 +114,9 @@ local function eval(e, env)
     local out = {}
     for i, x in ipairs(e.items) do
       out[i] = eval(x, env)
+      if out[i] == nil then -- a hole: ipairs, #, concat and join would stop before it
+        eval_error(env.file, x, NULL_IN_LIST)
+      end
     end
     return out
   elseif t == "object" then
@@ -127,7 +132,11 @@ local function eval(e, env)
       if #names ~= 2 then
         eval_error(env.file, e, "constants has the fields hostname, os, arch")
       end
-      return env.constants[names[2]]
+      local v = env.constants[names[2]]
+      if v == nil then
+        eval_error(env.file, e, string.format("constants has no field %q (it has hostname, os, arch)", names[2]))
+      end
+      return v
     elseif is_stdlib(names) then
       eval_error(env.file, e, table.concat(names, ".") .. " is a function: call it with (...)")
     end
@@ -147,11 +156,11 @@ local function eval(e, env)
     return v
   end
   if t == "access" then
-    local obj = eval(e.obj, env)
-    if type(obj) ~= "table" or getmetatable(obj) then
-      eval_error(env.file, e, string.format("cannot read field %s of %s", e.name, stdlib.typename(obj)))
+    local ok, v = pcall(stdlib.field, eval(e.obj, env), e.name)
+    if not ok then
+      eval_error(env.file, e, v)
     end
-    return obj[e.name]
+    return v
   elseif t == "index" then
     local obj, idx = eval(e.obj, env), eval(e.idx, env)
     local ok, v = pcall(stdlib.index, obj, idx)
@@ -176,34 +185,21 @@ local function eval(e, env)
     end
     return v
   elseif t == "unary" then
-    local v = eval(e.e, env)
-    if e.op == "!" then
-      if type(v) ~= "boolean" then
-        eval_error(env.file, e, "operator ! needs a bool, got " .. stdlib.typename(v))
-      end
-      return not v
+    local ok, v = pcall(stdlib.unary, e.op, eval(e.e, env))
+    if not ok then
+      eval_error(env.file, e, v)
     end
-    if type(v) ~= "number" then
-      eval_error(env.file, e, "operator - needs a number, got " .. stdlib.typename(v))
-    end
-    return -v
+    return v
   elseif t == "binary" then
+    -- both sides, && and || too: Alloy does not short-circuit
     local l = eval(e.l, env)
-    if e.op == "&&" or e.op == "||" then
-      if type(l) ~= "boolean" then
-        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, stdlib.typename(l)))
-      end
-      if (e.op == "&&" and not l) or (e.op == "||" and l) then
-        return l
-      end
-      local r = eval(e.r, env)
-      if type(r) ~= "boolean" then
-        eval_error(env.file, e, string.format("operator %s needs bools, got %s", e.op, stdlib.typename(r)))
-      end
-      return r
-    end
     local r = eval(e.r, env)
-    local ok, v = pcall(stdlib.binary, e.op, l, r)
+    local ok, v
+    if e.op == "/" and stdlib.is_int_expr(e) then -- Alloy's integer division
+      ok, v = pcall(stdlib.idiv, l, r)
+    else
+      ok, v = pcall(stdlib.binary, e.op, l, r)
+    end
     if not ok then
       eval_error(env.file, e, v)
     end
@@ -246,7 +242,11 @@ local function compile(e, env, refs, problems)
   elseif t == "list" then
     local out = {}
     for i, x in ipairs(e.items) do
+      local n = #problems
       out[i] = compile(x, env, refs, problems)
+      if out[i] == nil and #problems == n then
+        problems[#problems + 1] = { file = env.file, line = x.line, col = x.col, msg = (env.where or "") .. NULL_IN_LIST }
+      end
     end
     return out
   elseif t == "object" then
@@ -299,9 +299,18 @@ end
 -- The argument table of a block body at path (as the schema's problems name it:
 -- "endpoint.basic_auth.password", "endpoint[2].url"); env.positions[path] = { line, col }
 -- of each attribute and block, so a schema problem points at it.
+-- env.order lists the keys of env.positions in the order they were set: the keys a block's
+-- body set are a span of it (what the second block of a name re-indexes, without scanning
+-- all positions: that was quadratic in the number of repeated blocks).
+local function set_position(env, key, pos)
+  env.positions[key] = pos
+  env.order[#env.order + 1] = key
+end
+
 local function body_args(body, env, refs, problems, path)
   path = path or ""
   local args, kinds = {}, {} -- kinds[name] = "attr" | number of blocks
+  local spans = {} -- name -> { from, to } of env.order: the keys its first block's body set
   for _, s in ipairs(body) do
     local function problem(msg)
       problems[#problems + 1] = { file = env.file, line = s.line, col = s.col, msg = (env.where or "") .. msg }
@@ -311,7 +320,7 @@ local function body_args(body, env, refs, problems, path)
         problem(string.format("%s: set twice in the same block", join(path, s.name)))
       else
         kinds[s.name] = "attr"
-        env.positions[join(path, s.name)] = { s.line, s.col }
+        set_position(env, join(path, s.name), { s.line, s.col })
         local saved = env.where
         env.where = (saved or "") .. join(path, s.name) .. ": "
         args[s.name] = compile(s.value, env, refs, problems)
@@ -331,22 +340,25 @@ local function body_args(body, env, refs, problems, path)
         problem(string.format("%s: given both as an attribute and as a block", p))
       elseif k == nil then
         kinds[s.name] = 1
-        env.positions[p] = { s.line, s.col }
+        set_position(env, p, { s.line, s.col })
+        local from = #env.order + 1
         args[s.name] = body_args(s.body, env, refs, problems, p)
+        spans[s.name] = { from, #env.order }
       else
         if k == 1 then -- the first block of the name is the list's first element
           args[s.name] = { args[s.name] }
-          env.positions[p .. "[1]"] = env.positions[p]
+          set_position(env, p .. "[1]", env.positions[p])
           -- its attributes' positions under the indexed path too
-          for key, pos in pairs(env.positions) do
+          for i = spans[s.name][1], spans[s.name][2] do
+            local key = env.order[i]
             if key:sub(1, #p + 1) == p .. "." then
-              env.positions[p .. "[1]" .. key:sub(#p + 1)] = pos
+              set_position(env, p .. "[1]" .. key:sub(#p + 1), env.positions[key])
             end
           end
         end
         kinds[s.name] = k + 1
         local ip = string.format("%s[%d]", p, k + 1)
-        env.positions[ip] = { s.line, s.col }
+        set_position(env, ip, { s.line, s.col })
         table.insert(args[s.name], body_args(s.body, env, refs, problems, ip))
       end
     end
@@ -367,8 +379,12 @@ function M.load(path, opts)
     if not f then
       return nil, "cannot open " .. tostring(ferr)
     end
-    src = f:read("*a")
+    local rerr
+    src, rerr = f:read("*a") -- nil for a directory
     f:close()
+    if not src then
+      return nil, string.format("cannot read %s: %s", path, tostring(rerr))
+    end
   end
   local body, err = parser.parse(src, path)
   if not body then
@@ -377,7 +393,8 @@ function M.load(path, opts)
   local result = { declarations = {}, problems = {}, files = {}, file = path, syntax = "alloy" }
   local ctx = {}
   result.ctx = ctx
-  local env = { file = path, ctx = ctx, constants = pipeline.constants(opts.storage_path), positions = {} }
+  local env = { file = path, ctx = ctx, constants = pipeline.constants(opts.storage_path), positions = {},
+    order = {} }
   local problems = result.problems
   local by_id = {}
   for _, s in ipairs(body) do
@@ -393,7 +410,7 @@ function M.load(path, opts)
         problem(s.name .. ": declared twice")
       else
         local refs = {}
-        env.positions, env.where = {}, s.name .. ": "
+        env.positions, env.order, env.where = {}, {}, s.name .. ": "
         result[s.name] = { args = body_args(s.body, env, refs, problems), line = s.line, col = s.col, file = path,
           refs = refs, positions = env.positions }
       end
@@ -412,7 +429,7 @@ function M.load(path, opts)
       else
         local refs = {}
         local decl = { id = id, name = s.name, label = s.label, file = path, line = s.line, col = s.col, refs = refs }
-        env.positions, env.where = {}, string.format("%s %q: ", s.name, s.label)
+        env.positions, env.order, env.where = {}, {}, string.format("%s %q: ", s.name, s.label)
         decl.args = body_args(s.body, env, refs, problems)
         decl.positions = env.positions
         by_id[id] = decl

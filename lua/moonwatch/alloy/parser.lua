@@ -4,7 +4,8 @@
 --   body  = list of statements
 --   { kind = "attr", name = "url", value = expr, line, col }
 --   { kind = "block", name = "prometheus.scrape", label = "x" | nil, body = body, line, col }
---   expr  = { t = "lit", v = string|number|boolean } | { t = "null" }
+--   expr  = { t = "lit", v = string|number|boolean, float = true|nil } | { t = "null" }
+--           (float: a number written as Alloy's floats, with a fraction or an exponent)
 --         | { t = "list", items = {expr...} } | { t = "object", keys = {string...}, vals = {expr...} }
 --         | { t = "ident", name } | { t = "access", obj = expr, name } | { t = "index", obj, idx }
 --         | { t = "call", fn = expr, args = {expr...} } | { t = "unary", op, e } | { t = "binary", op, l, r }
@@ -47,7 +48,7 @@ local SIMPLE_ESCAPES = { a = "\a", b = "\b", f = "\f", n = "\n", r = "\r", t = "
 -- Operators and punctuation, longest first.
 local PUNCT2 = { ["=="] = true, ["!="] = true, ["<="] = true, [">="] = true, ["&&"] = true, ["||"] = true }
 local PUNCT1 = {}
-for c in ("{}[](),.=<>+-*/%^!;"):gmatch(".") do
+for c in ("{}[](),.=<>+-*/%^!"):gmatch(".") do
   PUNCT1[c] = true
 end
 
@@ -57,6 +58,9 @@ end
 local function scanner(src, comments)
   local i, n = 1, #src
   local line, line_start = 1, 1
+  if sub(src, 1, 3) == "\239\187\191" then -- a UTF-8 byte order mark first: skipped, as Alloy's scanner
+    i, line_start = 4, 4
+  end
   local nl = false
   return function()
     -- whitespace and comments
@@ -119,22 +123,29 @@ local function scanner(src, comments)
       end
       tok.type, tok.v = "ident", sub(src, i, j - 1)
       i = j
-    elseif c >= 48 and c <= 57 then
-      local s, e = src:find("^0[xX]%x+", i)
-      if not s then
-        s, e = src:find("^%d+%.?%d*", i)
-        local es, ee = src:find("^[eE][+-]?%d+", e + 1)
-        if es then
-          e = ee
-        elseif src:find("^[eE]", e + 1) then
-          fail(line, col, "malformed number: exponent has no digits")
-        end
+    elseif (c >= 48 and c <= 57) or (c == 46 and src:find("^%d", i + 1)) then
+      -- Alloy's numbers: digits, a fraction (".5", "1." too), an exponent; no hexadecimal
+      local s, e = src:find("^%d*%.?%d*", i)
+      local es, ee = src:find("^[eE][+-]?%d+", e + 1)
+      if es then
+        e = ee
+      elseif src:find("^[eE]", e + 1) then
+        fail(line, col, "malformed number: exponent has no digits")
       end
       local text = sub(src, s, e)
       if src:find("^[%w_]", e + 1) then
         fail(line, col, "malformed number " .. text .. sub(src, e + 1, e + 1))
       end
       tok.type, tok.v = "number", tonumber(text)
+      tok.float = text:find("[.eE]") ~= nil or nil
+      if text:find("^0[0-7]+$") then -- as Alloy reads an integer (Go's ParseInt with base 0): 0644 is octal
+        tok.v = tonumber(text, 8)
+      elseif text:find("^%d+$") and tok.v and tok.v >= 2 ^ 53 and tok.v < 2 ^ 64
+        and string.format("%.0f", tok.v) ~= text:gsub("^0+", "") then
+        -- Alloy holds it exactly (int64 or uint64), a Lua number would change it
+        fail(line, col, string.format("integer %s cannot be held exactly (moonwatch's numbers are exact up to 2^53 = "
+          .. "9007199254740992)", text))
+      end
       if not tok.v then
         fail(line, col, "malformed number " .. text)
       end
@@ -200,10 +211,11 @@ local function scanner(src, comments)
       if not e then
         fail(line, col, "raw string not terminated (missing `)")
       end
-      tok.type, tok.v = "string", sub(src, i + 1, e - 1)
+      tok.type, tok.v, tok.raw = "string", sub(src, i + 1, e - 1), true
       for p in tok.v:gmatch("()\n") do
         line, line_start = line + 1, i + p + 1
       end
+      tok.v = tok.v:gsub("\r", "") -- as Go's Unquote of a raw string (a file saved with CRLF)
       i = e + 1
     else
       local two = sub(src, i, i + 1)
@@ -218,6 +230,7 @@ local function scanner(src, comments)
         fail(line, col, "unexpected character " .. shown)
       end
     end
+    tok.eline, tok.ecol = line, i - line_start + 1 -- just after the token
     return tok
   end
 end
@@ -237,6 +250,7 @@ function Parser:next()
   local t = self.cur
   if t.type ~= "eof" then
     self.cur = self.lex()
+    self.prev = t
   end
   return t
 end
@@ -294,12 +308,10 @@ local function deepen(node, a, b, list)
   return node
 end
 
--- A statement ends at a newline, a ';', a '}' or the end of the file.
+-- A statement ends at a newline, a '}' or the end of the file (Alloy has no ';').
 function Parser:end_statement(what)
   local t = self:peek()
-  if t.type == "punct" and t.v == ";" then
-    self:next()
-  elseif not t.nl and not (t.type == "punct" and t.v == "}") and t.type ~= "eof" then
+  if not t.nl and not (t.type == "punct" and t.v == "}") and t.type ~= "eof" then
     fail(t.line, t.col, string.format("expected a newline after %s, got %s", what, describe(t)))
   end
 end
@@ -319,8 +331,6 @@ function Parser:body(inner)
         fail(t.line, t.col, "unexpected '}' (no block open)")
       end
       return out
-    elseif t.type == "punct" and t.v == ";" then
-      self:next()
     elseif t.type ~= "ident" then
       fail(t.line, t.col, "expected an attribute (name = value) or a block (name { ... }), got " .. describe(t))
     else
@@ -329,10 +339,19 @@ function Parser:body(inner)
   end
 end
 
+-- As Alloy's scanner, a newline after a name, a value or a closing bracket ends the
+-- statement (it is a terminator): what follows on the next line cannot continue it.
+function Parser:no_newline(what)
+  local t = self.cur
+  if t.nl and t.type ~= "eof" then
+    fail(self.prev.eline, self.prev.ecol, string.format("unexpected newline %s", what))
+  end
+end
+
 function Parser:statement()
   local first = self:next()
   local names = { first.v }
-  while self:is(".") do
+  while self:is(".") and not self.cur.nl do
     self:next()
     local t = self:next()
     if t.type ~= "ident" then
@@ -341,6 +360,8 @@ function Parser:statement()
     names[#names + 1] = t.v
   end
   local name = table.concat(names, ".")
+  self:no_newline("after " .. name .. " (a statement ends at the end of its line: write name = value, or "
+    .. "name { on one line)")
   local t = self:peek()
   if t.type == "punct" and t.v == "=" then
     if #names > 1 then
@@ -354,8 +375,16 @@ function Parser:statement()
   end
   local label
   if t.type == "string" then
+    if t.raw then
+      fail(t.line, t.col, "a block's label is a double-quoted string, got a raw string")
+    end
     label = t.v
     self:next()
+    if self:is("=") then
+      fail(t.line, t.col, string.format("an attribute takes no label: write %s = value, or %s %q { ... } for a block",
+        name, name, label))
+    end
+    self:no_newline(string.format("after the label of %s (write the '{' on the same line)", name))
     t = self:peek()
   end
   if not (t.type == "punct" and t.v == "{") then
@@ -377,7 +406,7 @@ function Parser:expr(min_prec)
   while true do
     local t = self:peek()
     local prec = t.type == "punct" and BINARY[t.v]
-    if not prec or prec < min_prec then
+    if not prec or prec < min_prec or t.nl then -- an operator on the next line does not continue
       return left
     end
     self:next()
@@ -399,7 +428,9 @@ function Parser:unary()
   return self:postfix()
 end
 
--- Comma-separated items until close; newlines are free, a trailing comma allowed.
+-- Comma-separated items until close; newlines are free, a trailing comma allowed. (Alloy
+-- wants a comma after the last item when the bracket closes on a later line; moonwatch
+-- does not: the reference guide's examples leave it out, and the meaning is the same.)
 function Parser:items(close, item)
   local out = {}
   while not self:is(close) do
@@ -422,6 +453,9 @@ function Parser:postfix()
     if t.type ~= "punct" then
       return e
     end
+    if t.nl then -- a newline ends the expression (Alloy's terminator)
+      return e
+    end
     if t.v == "." then
       self:next()
       local n = self:next()
@@ -429,14 +463,14 @@ function Parser:postfix()
         fail(n.line, n.col, "expected a field name after '.', got " .. describe(n))
       end
       e = deepen({ t = "access", obj = e, name = n.v, line = e.line, col = e.col }, e) -- where the chain starts
-    elseif t.v == "[" and not t.nl then
+    elseif t.v == "[" then
       self:next()
       self:enter(t)
       local idx = self:expr()
       self:leave()
       self:expect("]", "to close the index")
       e = deepen({ t = "index", obj = e, idx = idx, line = e.line, col = e.col }, e, idx)
-    elseif t.v == "(" and not t.nl then
+    elseif t.v == "(" then
       self:next()
       self:enter(t)
       local args = self:items(")", function()
@@ -453,7 +487,7 @@ end
 function Parser:primary()
   local t = self:next()
   if t.type == "string" or t.type == "number" then
-    return { t = "lit", v = t.v, line = t.line, col = t.col }
+    return { t = "lit", v = t.v, float = t.float, line = t.line, col = t.col }
   elseif t.type == "ident" then
     if t.v == "true" or t.v == "false" then
       return { t = "lit", v = t.v == "true", line = t.line, col = t.col }

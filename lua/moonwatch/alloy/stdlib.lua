@@ -31,12 +31,20 @@ local function reveal(v)
   return v, false
 end
 
+local number_string -- below
+
+-- A string argument: a number is converted as Alloy's decoder converts it; a secret is
+-- refused as Alloy refuses it (its value would come out of the function as a plain string).
 local function want_string(fname, i, v)
-  local s = reveal(v)
-  if type(s) ~= "string" then
+  if type(v) == "number" then
+    return number_string(v)
+  elseif schema.is_secret(v) then
+    error(string.format("%s: argument %d is a secret, which may not be converted into a string (use "
+      .. "convert.nonsensitive)", fname, i), 0)
+  elseif type(v) ~= "string" then
     error(string.format("%s: argument %d must be a string, got %s", fname, i, typename(v)), 0)
   end
-  return s
+  return v
 end
 
 local function want_list(fname, i, v)
@@ -86,16 +94,26 @@ function F.env(name)
   return os.getenv(want_string("sys.env", 1, name)) or ""
 end
 
+-- JSON as Go's encoding/json reads it: no NaN, Infinity or hexadecimal numbers.
+local json = cjson.new()
+json.decode_invalid_numbers(false)
+
 function F.json_decode(s)
-  local ok, v = pcall(cjson.decode, want_string("json_decode", 1, s))
+  local ok, v = pcall(json.decode, want_string("json_decode", 1, s))
   if not ok then
     error("json_decode: " .. tostring(v), 0)
   end
   local function plain(x) -- cjson.null -> nil
     if x == cjson.null then
       return nil
+    elseif x == math.huge or x == -math.huge then
+      error("json_decode: a number is out of range of a float64", 0)
     elseif type(x) == "table" then
       for k, y in pairs(x) do
+        if y == cjson.null and type(k) == "number" then
+          error(string.format("json_decode: a list holds null at index %d (moonwatch's lists cannot hold null)", k - 1),
+            0)
+        end
         x[k] = plain(y)
       end
     end
@@ -108,10 +126,90 @@ function F.json_path()
   error("json_path: not supported by moonwatch", 0)
 end
 
+-- One UTF-8 character (or a stray byte), as Go's strings functions step through a string.
+local UTF8_CHAR = "[%z\1-\127\194-\244][\128-\191]*"
+
+-- A number as Go's %v prints Alloy's (fixed = false: strconv's 'g', -1: exponent form below
+-- 1e-4 and from 1e6) or as Alloy converts it to a string (fixed: 'f', -1): an integer in
+-- full, a float in its shortest round-tripping digits.
+local function go_number(v, fixed)
+  if v ~= v then
+    return "NaN"
+  elseif v == math.huge or v == -math.huge then
+    return v > 0 and "+Inf" or "-Inf"
+  elseif v % 1 == 0 and math.abs(v) < 2 ^ 63 then
+    return string.format("%d", v)
+  end
+  local e
+  for prec = 0, 16 do
+    e = string.format("%." .. prec .. "e", v)
+    if tonumber(e) == v then
+      break
+    end
+  end
+  local mant, exp = e:match("^(.-)e([-+]%d+)$")
+  exp = tonumber(exp)
+  if not fixed and (exp < -4 or exp >= 6) then
+    return mant .. "e" .. (exp < 0 and "-" or "+") .. string.format("%02d", math.abs(exp))
+  end
+  local neg, digits = mant:match("^(-?)(.*)$")
+  digits = digits:gsub("%.", "")
+  local point = exp + 1 -- digits before the decimal point
+  if point <= 0 then
+    return neg .. "0." .. string.rep("0", -point) .. digits
+  elseif point >= #digits then
+    return neg .. digits .. string.rep("0", point - #digits)
+  end
+  return neg .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+end
+
+number_string = function(v)
+  return go_number(v, true)
+end
+
+-- A string quoted as Go's %q (strconv.Quote): printable UTF-8 as it is, the rest escaped.
+local GO_ESCAPES = { ["\a"] = "\\a", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r",
+  ["\t"] = "\\t", ["\v"] = "\\v", ["\\"] = "\\\\", ['"'] = '\\"' }
+local function go_quote(s)
+  return '"' .. s:gsub("[%c\\\"\127]", function(c)
+    return GO_ESCAPES[c] or string.format("\\x%02x", c:byte())
+  end) .. '"'
+end
+
+-- A value as Go's %v prints it: lists [a b], objects map[k:v] (keys sorted), null <nil>.
+local function go_value(v)
+  local t = type(v)
+  if t == "number" then
+    return go_number(v)
+  elseif t == "nil" then
+    return "<nil>"
+  elseif t == "table" and not getmetatable(v) then
+    local parts = {}
+    if typename(v) == "list" then
+      for i = 1, #v do
+        parts[i] = go_value(v[i])
+      end
+      return "[" .. table.concat(parts, " ") .. "]"
+    end
+    for _, k in ipairs(schema.sorted_keys(v)) do
+      parts[#parts + 1] = tostring(k) .. ":" .. go_value(v[k])
+    end
+    return "map[" .. table.concat(parts, " ") .. "]"
+  end
+  return tostring(v)
+end
+
 -- Go's fmt verbs people use in Alloy's format(): %s %d %f %v %q %t %x %%, with width/precision.
+-- A secret among the arguments makes the result a secret.
 function F.format(fmt, ...)
+  local fmt_secret
+  fmt, fmt_secret = reveal(fmt)
   fmt = want_string("format", 1, fmt)
   local args, n, i = { ... }, select("#", ...), 0
+  local secret = fmt_secret
+  for k = 1, n do
+    secret = secret or schema.is_secret(args[k])
+  end
   local out = fmt:gsub("%%([%-+ #0]*%d*%.?%d*)([%a%%])", function(flags, verb)
     if verb == "%" then
       return "%"
@@ -122,23 +220,29 @@ function F.format(fmt, ...)
     end
     local v = reveal(args[i])
     if verb == "v" or verb == "s" then
-      if type(v) == "table" then
-        v = cjson.encode(v)
-      end
-      return string.format("%" .. flags .. "s", tostring(v))
-    elseif verb == "q" then
-      return string.format("%q", tostring(v))
-    elseif verb == "d" and type(v) == "number" then
+      return string.format("%" .. flags .. "s", go_value(v))
+    elseif verb == "q" and type(v) == "string" then
+      return go_quote(v)
+    elseif verb == "d" and type(v) == "number" and v % 1 == 0 then -- Go's %d takes integers only
       return string.format("%" .. flags .. "d", v)
     elseif (verb == "f" or verb == "e" or verb == "g") and type(v) == "number" then
       return string.format("%" .. flags .. verb, v)
-    elseif (verb == "x" or verb == "X") and type(v) == "number" then
+    elseif (verb == "x" or verb == "X") and type(v) == "number" and v % 1 == 0 then
       return string.format("%" .. flags .. verb, v)
+    elseif (verb == "x" or verb == "X") and type(v) == "string" then -- Go's: the bytes in hexadecimal
+      return string.format("%" .. flags .. "s", (v:gsub(".", function(c)
+        return string.format("%02" .. verb, c:byte())
+      end)))
     elseif verb == "t" and type(v) == "boolean" then
       return tostring(v)
     end
-    return "%!" .. verb .. "(" .. type(v) .. "=" .. tostring(v) .. ")"
+    local gotype = type(v) == "number" and (v % 1 == 0 and "int" or "float64") or type(v) == "boolean" and "bool"
+      or type(v) == "table" and "[]interface {}" or type(v)
+    return "%!" .. verb .. "(" .. gotype .. "=" .. go_value(v) .. ")"
   end)
+  if secret then
+    return schema.secret(out)
+  end
   return out
 end
 
@@ -155,8 +259,8 @@ end
 function F.split(s, sep)
   s, sep = want_string("split", 1, s), want_string("split", 2, sep)
   local out = {}
-  if sep == "" then
-    for c in s:gmatch(".") do
+  if sep == "" then -- Go's: one string per UTF-8 character
+    for c in s:gmatch(UTF8_CHAR) do
       out[#out + 1] = c
     end
     return out
@@ -220,8 +324,8 @@ end
 
 function F.replace(s, old, new)
   s, old, new = want_string("replace", 1, s), want_string("replace", 2, old), want_string("replace", 3, new)
-  if old == "" then
-    return s
+  if old == "" then -- Go's: new before each UTF-8 character and at the end
+    return new .. s:gsub(UTF8_CHAR, "%0" .. new:gsub("%%", "%%%%"))
   end
   local out, init = {}, 1
   while true do
@@ -243,6 +347,11 @@ function F.nonsensitive(v)
   return want_string("convert.nonsensitive", 1, v)
 end
 
+-- The number of arguments of each function (a negative n: at least -n), as Alloy checks a call.
+local ARITY = { concat = -0, coalesce = -0, env = 1, json_decode = 1, json_path = -0, format = -1, join = 2,
+  split = 2, to_lower = 1, to_upper = 1, trim = 2, trim_prefix = 2, trim_suffix = 2, trim_space = 1, replace = 3,
+  nonsensitive = 1, from_json = 1 }
+
 --- Function name (as written in Alloy) -> implementation.
 M.functions = {
   concat = F.concat, ["array.concat"] = F.concat,
@@ -262,6 +371,27 @@ M.functions = {
   replace = F.replace, ["string.replace"] = F.replace,
   nonsensitive = F.nonsensitive, ["convert.nonsensitive"] = F.nonsensitive,
 }
+
+for name, fn in pairs(M.functions) do
+  local n = ARITY[name:match("([%w_]+)$")]
+  if n and n > 0 then
+    M.functions[name] = function(...)
+      local got = select("#", ...)
+      if got ~= n then
+        error(string.format("%s: expected %d argument%s, got %d", name, n, n == 1 and "" or "s", got), 0)
+      end
+      return fn(...)
+    end
+  elseif n and n < 0 then
+    M.functions[name] = function(...)
+      local got = select("#", ...)
+      if got < -n then
+        error(string.format("%s: expected at least %d argument%s, got %d", name, -n, n == -1 and "" or "s", got), 0)
+      end
+      return fn(...)
+    end
+  end
+end
 
 --- The first names of the standard library (a reference starting with one is not a component's).
 M.NAMESPACES = { sys = true, string = true, array = true, encoding = true, convert = true, constants = true }
@@ -311,9 +441,19 @@ local function num(op, a, b)
   end
 end
 
---- The other binary operators (&& and || are handled by the caller for short-circuit).
+--- The other binary operators; && and || take two bools (Alloy evaluates both sides).
 function M.binary(op, a, b)
-  if op == "+" then
+  if op == "&&" or op == "||" then
+    if type(a) ~= "boolean" then
+      error(string.format("operator %s needs bools, got %s", op, typename(a)), 0)
+    elseif type(b) ~= "boolean" then
+      error(string.format("operator %s needs bools, got %s", op, typename(b)), 0)
+    end
+    if op == "&&" then
+      return a and b
+    end
+    return a or b
+  elseif op == "+" then
     return M.add(a, b)
   elseif op == "==" then
     return deep_equal(a, b)
@@ -353,23 +493,84 @@ function M.binary(op, a, b)
   error("unknown operator " .. tostring(op), 0)
 end
 
---- Alloy's indexing: lists from 0, objects by key.
+--- Alloy's unary operators: ! on a bool, - on a number.
+function M.unary(op, v)
+  if op == "!" then
+    if type(v) ~= "boolean" then
+      error("operator ! needs a bool, got " .. typename(v), 0)
+    end
+    return not v
+  end
+  if type(v) ~= "number" then
+    error("operator - needs a number, got " .. typename(v), 0)
+  end
+  return -v
+end
+
+--- Alloy's field access (obj.name) on a value: an object's field, which must exist.
+function M.field(obj, name)
+  local kind = typename(obj)
+  if kind ~= "object" and not (kind == "list" and next(obj) == nil) then -- {} is an empty object too
+    error(string.format("cannot access field %q on %s", name, kind), 0)
+  elseif obj[name] == nil then
+    error(string.format("field %q does not exist", name), 0)
+  end
+  return obj[name]
+end
+
+--- Alloy's / of two integers: Go's integer division, toward zero.
+function M.idiv(a, b)
+  local q = M.binary("/", a, b)
+  return q >= 0 and math.floor(q) or math.ceil(q)
+end
+
+--- True when Alloy computes e (a parsed expression) as an integer: integer literals and
+--- the arithmetic of integers. (What reads an export or calls a function is not known
+--- before it runs: it divides as floats.)
+function M.is_int_expr(e)
+  if e.int ~= nil then -- computed once per node: a chain of / asks at every level
+    return e.int
+  end
+  local t, int = e.t, false
+  if t == "lit" then
+    int = type(e.v) == "number" and not e.float
+  elseif t == "paren" or (t == "unary" and e.op == "-") then
+    int = M.is_int_expr(e.e)
+  elseif t == "binary" and (e.op == "+" or e.op == "-" or e.op == "*" or e.op == "/" or e.op == "%") then
+    int = M.is_int_expr(e.l) and M.is_int_expr(e.r)
+  end
+  e.int = int
+  return int
+end
+
+--- Alloy's indexing: lists from 0 (out of range is an error), objects by key (a missing
+--- key is null).
 function M.index(obj, idx)
-  if type(obj) ~= "table" then
+  if type(obj) ~= "table" or schema.is_secret(obj) then
     error(string.format("cannot index %s", typename(obj)), 0)
   end
+  local kind = typename(obj)
   if type(idx) == "number" then
-    if idx % 1 ~= 0 or idx < 0 then
+    if kind ~= "list" then
+      error("an object is indexed by a string, got number", 0)
+    elseif idx % 1 ~= 0 or idx < 0 then
       error(string.format("index %s: expected a whole number from 0", tostring(idx)), 0)
+    elseif idx >= #obj then
+      error(string.format("index %d is out of range of a list of %d", idx, #obj), 0)
     end
     return obj[idx + 1]
+  elseif kind == "list" and next(obj) ~= nil then
+    error("a list is indexed by a number, got " .. typename(idx), 0)
+  elseif type(idx) ~= "string" then
+    error("an object is indexed by a string, got " .. typename(idx), 0)
   end
   return obj[idx]
 end
 
 --- The `alloy` helper of Lua pipelines: alloy.to_lower(...), alloy.string.to_lower(...), alloy.add(a, b)...
 function M.helper()
-  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary }
+  local h = { add = M.add, eq = M.eq, index = M.index, binary = M.binary, unary = M.unary, idiv = M.idiv,
+    field = M.field }
   for name, fn in pairs(M.functions) do
     local ns, f = name:match("^(%a+)%.([%w_]+)$")
     if ns then
