@@ -112,8 +112,16 @@ end
 
 function M.post_untraced(ep, body, headers, backoff, retry_429)
   local cfg = ep.cfg
+  -- a custom header never replaces one the caller set (the protocol's, the tenant's), whatever
+  -- its case: as Alloy's loki.write (it skips them) and Prometheus (it refuses them)
+  local set = {}
+  for k in pairs(headers) do
+    set[k:lower()] = true
+  end
   for k, v in pairs(cfg.headers) do
-    headers[k] = v
+    if not set[k:lower()] then
+      headers[k] = v
+    end
   end
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({

@@ -130,6 +130,43 @@ test.logsource "s" {
     end
   end)
 
+  it("lets an entry's __tenant_id__, tenant_id and the protocol's headers win over custom headers, as Alloy",
+    function()
+    local port = start_receiver()
+    local now = os.time()
+    -- Alloy's loki.write adds a custom header only when the request does not have it yet: a
+    -- headers X-Scope-OrgID is the tenant of entries without one; Content-Type stays protobuf
+    local f = pipeline("hdrs", string.format([[
+test.logsource "s" {
+  entries = {
+    { labels = { job = "app", __tenant_id__ = "from-entry" }, line = "one", ts = %d },
+  },
+  forward_to = { loki.write.w.receiver },
+}
+test.logsource "plain" {
+  entries = { { labels = { job = "plain" }, line = "two", ts = %d } },
+  forward_to = { loki.write.w.receiver },
+}]], now, now), string.format([[{
+    url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
+    headers = { ["X-Scope-OrgID"] = "from-header", ["content-type"] = "application/json" },
+  }]], port))
+    local h = run(f, "hdrs")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return #receiver_get(port, "entries") == 2
+    end, 10, "2 entries")
+    local got = {}
+    for _, e in ipairs(receiver_get(port, "entries")) do
+      got[e.line] = e.tenant
+    end
+    assert.same({ one = "from-entry", two = "from-header" }, got)
+    for _, r in ipairs(receiver_get(port, "requests")) do
+      assert.equals("application/x-protobuf", r.content_type)
+    end
+  end)
+
   it("refuses bad arguments, naming the file, line and argument", function()
     local f = proc.write(tmp .. "/bad.lua", [[
 loki.echo "e" {}
