@@ -220,11 +220,29 @@ function Instance.stop_endpoint(_, ep)
   push_endpoint.stop(ep)
 end
 
-function Instance:drop(ep, reason, entries, bytes)
+-- tenant: the request's (an entry's __tenant_id__), labelling the metrics as Alloy's do; nil:
+-- the endpoint's tenant_id.
+function Instance:drop(ep, reason, entries, bytes, tenant)
   local id = self.ctx.id
-  self.m.dropped_entries:with(id, ep.host, ep.tenant, reason):add(entries)
-  self.m.dropped_bytes:with(id, ep.host, ep.tenant, reason):add(bytes)
+  self.m.dropped_entries:with(id, ep.host, tenant or ep.tenant, reason):add(entries)
+  self.m.dropped_bytes:with(id, ep.host, tenant or ep.tenant, reason):add(bytes)
   ep.dropped = ep.dropped + entries
+end
+
+-- The endpoint's counters for the tenant of a request (nil: the endpoint's tenant_id).
+function Instance:tenant_metrics(ep, tenant)
+  if not tenant or tenant == ep.tenant then
+    return ep.m
+  end
+  ep.by_tenant = ep.by_tenant or {}
+  local t = ep.by_tenant[tenant]
+  if not t then
+    local m, id = self.m, self.ctx.id
+    t = { encoded_bytes = m.encoded_bytes:with(id, ep.host, tenant), sent_bytes = m.sent_bytes:with(id, ep.host, tenant),
+      sent_entries = m.sent_entries:with(id, ep.host, tenant), retries = m.retries:with(id, ep.host, tenant) }
+    ep.by_tenant[tenant] = t
+  end
+  return t
 end
 
 -- Sleeps up to seconds, or until append() wakes the endpoint. false once the endpoint stops.
@@ -260,7 +278,7 @@ function Instance:run_endpoint(ep)
           return
         end
       else
-        ep.m.encoded_bytes:add(#req.body)
+        self:tenant_metrics(ep, req.tenant).encoded_bytes:add(#req.body)
         self:send(ep, req)
         if ep.stopped then
           return
@@ -289,7 +307,7 @@ function Instance:post(ep, body, backoff, tenant, span)
   end
   local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, backoff, cfg.retry_on_http_429,
     span)
-  self.m.duration:with(self.ctx.id, tostring(status), ep.host, ep.tenant):observe(seconds)
+  self.m.duration:with(self.ctx.id, tostring(status), ep.host, tenant or ""):observe(seconds)
   if outcome == "retry" and status > 0 then
     return outcome, why, math.min(pause, cfg.max_backoff_period)
   elseif outcome == "rejected" then
@@ -314,8 +332,8 @@ function Instance:send(ep, req)
       return
     end
     if outcome == "sent" then
-      ep.m.sent_entries:add(req.entries)
-      ep.m.sent_bytes:add(#req.body)
+      self:tenant_metrics(ep, req.tenant).sent_entries:add(req.entries)
+      self:tenant_metrics(ep, req.tenant).sent_bytes:add(#req.body)
       ep.sent = ep.sent + req.entries
       ep.failures, ep.last_error = 0, nil
       return
@@ -323,19 +341,20 @@ function Instance:send(ep, req)
     ep.failures = ep.failures + 1
     ep.last_error = why
     if outcome == "rejected" then
-      self:drop(ep, extra, req.entries, req.bytes)
+      self:drop(ep, extra, req.entries, #req.body, req.tenant)
       self.ctx.log:error("final error sending batch; its entries are dropped", { endpoint = ep.name,
         err = why, entries = req.entries })
       return
     end
     tries = tries + 1
     if e.max_backoff_retries > 0 and tries > e.max_backoff_retries then
-      self:drop(ep, why:match("status 429") and "rate_limited" or "ingester_error", req.entries, req.bytes)
+      self:drop(ep, why:match("status 429") and "rate_limited" or "ingester_error", req.entries, #req.body,
+        req.tenant)
       self.ctx.log:error("final error sending batch after all retries; its entries are dropped",
         { endpoint = ep.name, err = why, entries = req.entries, retries = tries - 1 })
       return
     end
-    ep.m.retries:add(1)
+    self:tenant_metrics(ep, req.tenant).retries:add(1)
     self.ctx.log:warn("error sending batch, will retry", { endpoint = ep.name, err = why,
       retry_in = duration.format(extra) })
     if not pcall(scheduler.sleep, extra) or ep.stopped then -- not ep.waiting: appends do not cut it short

@@ -165,6 +165,10 @@ test.logsource "plain" {
     for _, r in ipairs(receiver_get(port, "requests")) do
       assert.equals("application/x-protobuf", r.content_type)
     end
+    -- the metrics' tenant label is the request's tenant, as Alloy's (tenant_id's without one)
+    assert.equals(1, metric(h, "loki_write_sent_entries_total", 'tenant="from-entry"'))
+    assert.equals(1, metric(h, "loki_write_sent_entries_total", 'tenant=""'))
+    assert.equals(1, metric(h, "loki_write_request_duration_seconds_count", 'tenant="from-entry"'))
   end)
 
   it("refuses bad arguments, naming the file, line and argument", function()
