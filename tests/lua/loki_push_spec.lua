@@ -157,6 +157,35 @@ describe("loki push requests from the logs queue", function()
     q:close()
   end)
 
+  it("skips a segment whose file is gone (its entries are lost) and reads on, as a damaged one", function()
+    local dir = tmp .. "/q5"
+    local q = assert(loki.open_queue(dir, { segment_size = 1024 }))
+    for i = 1, 3 do -- one segment each
+      assert(q:append(batch({ { { job = "a" }, i, 0, string.rep(tostring(i), 700) } }), i))
+    end
+    assert.equal(3, tonumber(q:stats().segments))
+    local files = {}
+    for name in io.popen("ls " .. dir .. "/queue"):lines() do
+      if name:match("^%d+$") then
+        files[#files + 1] = name
+      end
+    end
+    table.sort(files)
+    assert(os.remove(dir .. "/queue/" .. files[2]))
+    local r = assert(q:reader("ep"))
+    r:configure(1024 * 1024, 0, "")
+    local req, err = r:next()
+    assert.is_nil(err)
+    local got = {}
+    for _, e in ipairs(flat(loki.decode_push(req.body, true))) do
+      got[#got + 1] = e[2]
+    end
+    assert.same({ 1, 3 }, got)
+    assert.equal(1, tonumber(q:stats().corruptions))
+    r:close()
+    q:close()
+  end)
+
   it("parses stream label strings as Loki does", function()
     assert.same({ { "a", "1" }, { "b", 'x"\nA\xc3\xa9' } }, loki.parse_labels('{ b = "x\\"\\n\\x41\\u00e9", a=`1` }'))
     local _, err = loki.parse_labels('{a="\\xff"}')
