@@ -255,6 +255,8 @@ function Instance:run_endpoint(ep)
     local e = ep.cfg
     local req, err = ep.reader:next()
     ep.unread, ep.appended_at = req and req.bytes or 0, nil
+    -- a queue the endpoint cannot read stops it: unhealthy until a read works again
+    ep.read_error = req == nil and err or nil
     if req == nil then
       ep.last_error = "reading the queue: " .. err
       self.ctx.log:error("loki.write cannot read its queue", { endpoint = ep.name, err = err })
@@ -461,10 +463,21 @@ function Instance:update_metrics()
   end
 end
 
--- Unhealthy while an endpoint fails FAILING_AFTER attempts in a row (until one succeeds), or
--- the queue refuses appends.
+-- Unhealthy while an endpoint fails FAILING_AFTER attempts in a row (until one succeeds) or
+-- cannot read the queue, or the queue refuses appends.
 function Instance:refresh_health()
   local problems = push_endpoint.failing(self, FAILING_AFTER)
+  local names = {}
+  for name, ep in pairs(self.endpoints) do
+    if ep.read_error then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    problems[#problems + 1] = string.format("endpoint %s: reading the queue: %s", name,
+      self.endpoints[name].read_error)
+  end
   if self.append_error then
     problems[#problems + 1] = "queue appends failing: " .. self.append_error
   end

@@ -346,6 +346,41 @@ test.logseq "s" { file = %q, per_tick = 20, interval = "50ms", stop_after = 600,
     assert.equals(0, metric(h, "loki_write_dropped_entries_total"))
   end)
 
+  it("reports a queue it cannot read in its health", function()
+    local port = proc.free_port()
+    local f = pipeline("unreadable", string.format([[
+test.logseq "s" { file = %q, per_tick = 5, interval = "100ms", forward_to = { loki.write.w.receiver } }
+]], tmp .. "/unreadable.seq"), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
+    min_backoff_period = "50ms", max_backoff_period = "200ms", max_backoff_retries = 0 }]], port))
+    local h = run(f, "unreadable")
+    finally(function()
+      h.kill("KILL")
+    end)
+    -- the receiver is down: the endpoint holds its first segment while the queue moves on to a
+    -- second one (every 5 s), which is then made unreadable (a directory in its place)
+    local qdir = tmp .. "/data-unreadable/loki.write.w/queue"
+    local segs
+    wait_for(function()
+      segs = {}
+      for name in io.popen("ls " .. qdir):lines() do
+        if name:match("^%d+$") then
+          segs[#segs + 1] = name
+        end
+      end
+      table.sort(segs)
+      return #segs >= 2
+    end, 15, "a second segment")
+    for i = 2, #segs do
+      assert(os.remove(qdir .. "/" .. segs[i]))
+      assert(os.execute("mkdir " .. qdir .. "/" .. segs[i]))
+    end
+    start_receiver(port)
+    wait_for(function()
+      local hh = health(h)
+      return hh.state == "unhealthy" and hh.message:find("reading the queue", 1, true) ~= nil
+    end, 15, "unhealthy: reading the queue")
+  end)
+
   it("loses nothing acknowledged when killed with SIGKILL, and sends it after a restart", function()
     local port = start_receiver()
     local seqf = tmp .. "/kill.seq"
