@@ -21,7 +21,8 @@ struct mw_lokireader {
   size_t stenant_cap;
   uint8_t *strip; /* a stream's labels without __tenant_id__ */
   size_t strip_cap;
-  char tenant[MW_LOKI_TENANT_MAX]; /* the request's tenant (from __tenant_id__; "" none) */
+  char *tenant; /* the request's tenant (from __tenant_id__; "" none) */
+  size_t tenant_cap;
   uint32_t tenant_len;
   uint64_t corruptions, committed_entries, read_entries;
 };
@@ -60,6 +61,7 @@ void mw_lokireader_close(mw_lokireader_t *r) {
   free(r->smap);
   free(r->stenant);
   free(r->strip);
+  free(r->tenant);
   mw_logq_ref(r->q, -1);
   free(r);
 }
@@ -131,10 +133,11 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
       goto oom;
     for (uint32_t s = 0; s < r->dec.nstreams; s++) {
       r->smap[s] = -1;
+      /* a value too long for Loki is sent as it is (Loki refuses it), as Alloy does: never
+       * to the endpoint's tenant */
       if (!mw_labels_get(r->dec.stream[s], r->dec.stream_len[s], MW_LOKI_TENANT_LABEL,
-                         sizeof MW_LOKI_TENANT_LABEL - 1, &r->stenant[s]) ||
-          r->stenant[s].value_len >= MW_LOKI_TENANT_MAX)
-        r->stenant[s].value_len = 0; /* none, or too long for a tenant: the endpoint's */
+                         sizeof MW_LOKI_TENANT_LABEL - 1, &r->stenant[s]))
+        r->stenant[s].value_len = 0; /* none: the endpoint's */
     }
     mw_logentry_t e;
     uint32_t k = 0;
@@ -148,6 +151,8 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
       /* one tenant per request: __tenant_id__ (stage.tenant) names it, as Alloy's */
       const mw_label_t *t = &r->stenant[e.stream];
       if (!n) {
+        if (mw_grow((void **)&r->tenant, &r->tenant_cap, t->value_len ? t->value_len : 1, 1) != 0)
+          goto oom;
         memcpy(r->tenant, t->value, t->value_len);
         r->tenant_len = t->value_len;
       } else if (t->value_len != r->tenant_len || memcmp(t->value, r->tenant, r->tenant_len) != 0) {

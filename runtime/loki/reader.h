@@ -9,10 +9,9 @@
 #include "storage/logs_queue.h"
 
 /* The label that names an entry's tenant (stage.tenant of loki.process), as Alloy's
- * ReservedLabelTenantID: it is sent as X-Scope-OrgID, not as a label; a value of
- * MW_LOKI_TENANT_MAX bytes or more is ignored (Loki takes at most 150). */
+ * ReservedLabelTenantID: it is sent as X-Scope-OrgID, not as a label, whatever its length
+ * (Loki refuses one over 150 bytes, as it refuses Alloy's). */
 #define MW_LOKI_TENANT_LABEL "__tenant_id__"
-#define MW_LOKI_TENANT_MAX 256
 
 /* ffi.cdef begin */
 /* --- loki.write's endpoint readers (runtime/loki/reader.h) ------------ */

@@ -322,6 +322,16 @@ end
 function Instance:send(ep, req)
   local e = ep.cfg
   local backoff, tries = e.min_backoff_period, 0
+  if req.tenant and req.tenant:find("%c") then
+    -- no HTTP request can carry it (a header value): sending would fail, retried forever
+    local why = string.format("invalid tenant %q (__tenant_id__): a control character cannot be sent in"
+      .. " X-Scope-OrgID", req.tenant)
+    ep.failures, ep.last_error = ep.failures + 1, why
+    self:drop(ep, "ingester_error", req.entries, #req.body)
+    self.ctx.log:error("final error sending batch; its entries are dropped", { endpoint = ep.name, err = why,
+      entries = req.entries })
+    return
+  end
   while not ep.stopped do
     local span = tracing.start("loki.write", nil, tracing.CLIENT)
     if span.sampled then

@@ -171,6 +171,40 @@ test.logsource "plain" {
     assert.equals(1, metric(h, "loki_write_request_duration_seconds_count", 'tenant="from-entry"'))
   end)
 
+  it("sends a long __tenant_id__ as it is, and drops one that cannot be a header at once, naming it", function()
+    local port = start_receiver()
+    local now = os.time()
+    local long = string.rep("t", 300)
+    local f = pipeline("badtenant", string.format([[
+test.logsource "s" {
+  entries = {
+    { labels = { job = "app", __tenant_id__ = "bad\r\nX-Injected: 1" }, line = "bad", ts = %d },
+    { labels = { job = "app", __tenant_id__ = %q }, line = "long", ts = %d },
+    { labels = { job = "app" }, line = "plain", ts = %d },
+  },
+  forward_to = { loki.write.w.receiver },
+}]], now, long, now, now), string.format([[{
+    url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms", tenant_id = "default",
+    min_backoff_period = "50ms", max_backoff_period = "100ms", max_backoff_retries = 0,
+  }]], port))
+    local h = run(f, "badtenant")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return #receiver_get(port, "entries") == 2
+    end, 10, "2 entries")
+    local got = {}
+    for _, e in ipairs(receiver_get(port, "entries")) do
+      got[e.line] = e.tenant
+    end
+    -- a tenant too long for Loki goes to Loki (which refuses it), never to tenant_id's tenant
+    assert.same({ long = long, plain = "default" }, got)
+    assert.equals(1, metric(h, "loki_write_dropped_entries_total", 'reason="ingester_error"'))
+    assert.equals(0, metric(h, "loki_write_batch_retries_total"))
+    assert.matches("invalid tenant", h.read(), 1, true)
+  end)
+
   it("refuses bad arguments, naming the file, line and argument", function()
     local f = proc.write(tmp .. "/bad.lua", [[
 loki.echo "e" {}
