@@ -127,6 +127,17 @@ end
 local Instance = {}
 Instance.__index = Instance
 
+-- Alloy's drop reasons: their counters exist at 0 for each host and tenant from the start, so
+-- that rate() and increase() see the first drop.
+local REASONS = { "ingester_error", "rate_limited", "stream_limited", "line_too_long" }
+
+local function init_drops(self, host, tenant)
+  for _, reason in ipairs(REASONS) do
+    self.m.dropped_entries:with(self.ctx.id, host, tenant, reason):add(0)
+    self.m.dropped_bytes:with(self.ctx.id, host, tenant, reason):add(0)
+  end
+end
+
 -- host[:port] of a URL, without credentials: the host label of Alloy's metrics.
 local function url_host(url)
   local auth = url:match("^%a[%w+.-]*://([^/?#]*)") or ""
@@ -206,6 +217,7 @@ function Instance:start_endpoint(name, e, ext)
     -- loop time since when unsent entries wait (nil: none known), bytes appended since the last read
     data_since = scheduler.now(), unread = math.huge, failures = 0, sent = 0, dropped = 0,
   }
+  init_drops(self, host, tenant)
   local note = reader:note()
   if note ~= "" then
     self.ctx.log:warn("loki.write cursor damaged", { endpoint = name, err = note })
@@ -241,6 +253,7 @@ function Instance:tenant_metrics(ep, tenant)
     t = { encoded_bytes = m.encoded_bytes:with(id, ep.host, tenant), sent_bytes = m.sent_bytes:with(id, ep.host, tenant),
       sent_entries = m.sent_entries:with(id, ep.host, tenant), retries = m.retries:with(id, ep.host, tenant) }
     ep.by_tenant[tenant] = t
+    init_drops(self, ep.host, tenant)
   end
   return t
 end

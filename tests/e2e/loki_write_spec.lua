@@ -165,6 +165,17 @@ test.logsource "plain" {
     for _, r in ipairs(receiver_get(port, "requests")) do
       assert.equals("application/x-protobuf", r.content_type)
     end
+    -- as Alloy's, every drop reason's counters exist at 0 from the start (rate() sees a first drop)
+    local _, text = proc.http("GET", h.base .. "/metrics")
+    for _, tenant in ipairs({ "", "from%-entry" }) do
+      for _, reason in ipairs({ "ingester_error", "rate_limited", "stream_limited", "line_too_long" }) do
+        for _, name in ipairs({ "loki_write_dropped_entries_total", "loki_write_dropped_bytes_total" }) do
+          assert.is_truthy(text:find(string.format('\n%s{[^}]*tenant="%s"[^}]*reason="%s"} 0\n', name, tenant,
+            reason)) or text:find(string.format('\n%s{[^}]*reason="%s"[^}]*tenant="%s"[^}]*} 0\n', name, reason,
+            tenant)), name .. " " .. tenant .. " " .. reason)
+        end
+      end
+    end
     -- the metrics' tenant label is the request's tenant, as Alloy's (tenant_id's without one)
     assert.equals(1, metric(h, "loki_write_sent_entries_total", 'tenant="from-entry"'))
     assert.equals(1, metric(h, "loki_write_sent_entries_total", 'tenant=""'))
