@@ -87,6 +87,20 @@ function M.validate_endpoint(e)
   if e.min_backoff_period > e.max_backoff_period then
     return "min_backoff_period must not be greater than max_backoff_period"
   end
+  -- what no HTTP request can carry would fail every request (retried, then dropped)
+  if type(e.tenant_id) == "string" and e.tenant_id:find("%c") then
+    return "tenant_id: a control character cannot be sent in X-Scope-OrgID"
+  end
+  for name, v in pairs(type(e.headers) == "table" and e.headers or {}) do
+    if type(v) == "table" and v.reveal then
+      v = v:reveal()
+    end
+    if not tostring(name):match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+      return string.format("headers: invalid header name %q", tostring(name))
+    elseif type(v) == "string" and v:find("[%z\r\n]") then
+      return string.format("headers: the value of %q: a control character (CR, LF or NUL) cannot be sent", name)
+    end
+  end
   return http_client.validate(httpconfig.client_config(e))
 end
 

@@ -278,6 +278,25 @@ loki.write "w" {
     code, _, err = proc.run({ "check", f })
     assert.equals(1, code)
     assert.matches('bad3.lua:1: loki.write "w": external_labels: invalid label name "bad-name"', err, 1, true)
+    -- what no HTTP request can carry would fail every request, retried forever
+    f = proc.write(tmp .. "/bad4.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push", tenant_id = "a\nb" },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches('bad4.lua:1: loki.write "w": endpoint: tenant_id: a control character', err, 1, true)
+    f = proc.write(tmp .. "/bad5.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push", headers = { ["X-Token"] = "sec\r\nret" } },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches('bad5.lua:1: loki.write "w": endpoint: headers: the value of "X-Token": a control character', err, 1,
+      true)
+    assert.is_nil(err:find("sec", 1, true))
   end)
 
   it("sends Loki's JSON push bodies with encoding = \"json\" (debugging)", function()
