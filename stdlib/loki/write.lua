@@ -4,8 +4,9 @@
 -- An append is acknowledged once its entries are in the queue (runtime/storage/logs_queue.c, a
 -- layer on the record log, under <storage.path>/loki.write.<label>/). Each endpoint reads the
 -- queue with its own cursor (runtime/loki/reader.c: one FFI call reads up to batch_size bytes
--- of entries and encodes them, streams grouped, external labels merged, into one request), and
--- sends its requests one after the other, committing its cursor after each one is done: a
+-- of entries and encodes them, streams grouped, external labels merged, into one request per
+-- tenant, of up to 8 tenants), and sends its requests one after the other, committing its cursor
+-- after those of a read are done: a
 -- receiver outage or a restart (SIGTERM or SIGKILL) loses nothing that was appended; at most
 -- the request in flight is sent again.
 --
@@ -293,10 +294,13 @@ function Instance:run_endpoint(ep)
           return
         end
       else
-        self:tenant_metrics(ep, req.tenant).encoded_bytes:add(#req.body)
-        self:send(ep, req)
-        if ep.stopped then
-          return
+        -- one request per tenant of what was read; the cursor moves once they are all done
+        for _, part in ipairs(req.parts) do
+          self:tenant_metrics(ep, part.tenant).encoded_bytes:add(#part.body)
+          self:send(ep, part)
+          if ep.stopped then
+            return
+          end
         end
         local ok, cerr = ep.reader:commit()
         if not ok then
