@@ -6,9 +6,8 @@
 -- queue with its own cursor (runtime/loki/reader.c: one FFI call reads up to batch_size bytes
 -- of entries and encodes them, streams grouped, external labels merged, into one request per
 -- tenant, of up to 8 tenants), and sends its requests one after the other, committing its cursor
--- after those of a read are done: a
--- receiver outage or a restart (SIGTERM or SIGKILL) loses nothing that was appended; at most
--- the request in flight is sent again.
+-- after those of a read are done: a receiver outage or a restart (SIGTERM or SIGKILL) loses
+-- nothing that was appended; at most the requests of the read in flight are sent again.
 --
 -- A request is sent once it holds batch_size bytes (lines and structured metadata) or its
 -- oldest entry waited batch_wait. 2xx: sent. 5xx, 429 (with retry_on_http_429) and network
