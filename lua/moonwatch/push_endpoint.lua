@@ -18,11 +18,47 @@ local M = {}
 --- ever shown.
 M.MAX_RESPONSE = 64 * 1024
 
---- The endpoint's name: its name argument, else a hash of its URL (names metrics, logs, cursors).
+--- The endpoint's name: its name argument, else a hash of its URL without its password (names
+--- metrics, logs, cursors): a hash of the password would let whoever sees the name (the debug
+--- API, the logs) test guesses of it offline.
 ---@param e table the endpoint block
 ---@return string
 function M.name(e)
-  return e.name or core.sha256_hex(e.url, 12)
+  return e.name or core.sha256_hex(redact.url(e.url), 12)
+end
+
+-- The name of an endpoint without a name argument whose URL has a password, as older versions
+-- made it (a hash of the URL with its password); nil when it is the same as M.name.
+local function legacy_name(e)
+  if e.name or redact.url(e.url) == e.url then
+    return nil
+  end
+  return core.sha256_hex(e.url, 12)
+end
+
+-- Renames the cursor files of an endpoint named as older versions named it (legacy_name) in
+-- dir, unless it has cursor files under its name already: it goes on from its cursor instead
+-- of sending the whole queue (WAL) again.
+local function exists(path)
+  local f = io.open(path)
+  if f then
+    f:close()
+  end
+  return f ~= nil
+end
+
+local function migrate_cursor(dir, e)
+  local old = legacy_name(e)
+  if not old or not dir then
+    return
+  end
+  local new = M.name(e)
+  local cur = dir .. "/cursor." .. new
+  if exists(cur) or not exists(dir .. "/cursor." .. old) then
+    return
+  end
+  os.rename(dir .. "/.cursor." .. old .. ".prev", dir .. "/.cursor." .. new .. ".prev")
+  os.rename(dir .. "/cursor." .. old, cur)
 end
 
 --- Checks the endpoint names of args.endpoint: allowed characters, no two alike.
@@ -50,6 +86,20 @@ function M.validate_endpoint(e)
   end
   if e.min_backoff_period > e.max_backoff_period then
     return "min_backoff_period must not be greater than max_backoff_period"
+  end
+  -- what no HTTP request can carry would fail every request (retried, then dropped)
+  if type(e.tenant_id) == "string" and e.tenant_id:find("%c") then
+    return "tenant_id: a control character cannot be sent in X-Scope-OrgID"
+  end
+  for name, v in pairs(type(e.headers) == "table" and e.headers or {}) do
+    if type(v) == "table" and v.reveal then
+      v = v:reveal()
+    end
+    if not tostring(name):match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+      return string.format("headers: invalid header name %q", tostring(name))
+    elseif type(v) == "string" and v:find("[%z\r\n]") then
+      return string.format("headers: the value of %q: a control character (CR, LF or NUL) cannot be sent", name)
+    end
   end
   return http_client.validate(httpconfig.client_config(e))
 end
@@ -112,8 +162,16 @@ end
 
 function M.post_untraced(ep, body, headers, backoff, retry_429)
   local cfg = ep.cfg
+  -- a custom header never replaces one the caller set (the protocol's, the tenant's), whatever
+  -- its case: as Alloy's loki.write (it skips them) and Prometheus (it refuses them)
+  local set = {}
+  for k in pairs(headers) do
+    set[k:lower()] = true
+  end
   for k, v in pairs(cfg.headers) do
-    headers[k] = v
+    if not set[k:lower()] then
+      headers[k] = v
+    end
   end
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({
@@ -162,6 +220,7 @@ function M.reconcile(self, endpoints, ext, restart, update)
       ep.cfg, ep.client = e, M.new_client(e)
       update(ep, e)
     else
+      migrate_cursor(self.ctx and self.ctx.storage_path, e)
       self.endpoints[name] = self:start_endpoint(name, e, ext)
     end
   end

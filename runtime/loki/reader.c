@@ -10,19 +10,29 @@
 #include "loki/push.h"
 #include "storage/logs_queue.h"
 
+/* One request of a read: one tenant's entries. */
+typedef struct {
+  mw_lokienc_t *enc;
+  char *tenant; /* from __tenant_id__ ("" none) */
+  size_t tenant_cap;
+  uint32_t tenant_len;
+  mw_lokipart_t out;
+} mw_lokireader_part_t;
+
 struct mw_lokireader {
   mw_logq_t *q;
   mw_rlog_cursor_t *cur;
-  mw_lokienc_t *enc;
+  mw_lokireader_part_t part[MW_LOKI_PARTS];
+  uint32_t nparts;
   mw_logq_dec_t dec;
-  int64_t *smap; /* record stream -> request stream (-1: not yet) */
+  int64_t *smap; /* record stream -> request stream of its part (-1: not yet) */
   size_t smap_cap;
+  uint8_t *spart; /* record stream -> its part (0xff: not yet) */
+  size_t spart_cap;
   mw_label_t *stenant; /* record stream -> its __tenant_id__ value (value_len 0: none) */
   size_t stenant_cap;
   uint8_t *strip; /* a stream's labels without __tenant_id__ */
   size_t strip_cap;
-  char tenant[MW_LOKI_TENANT_MAX]; /* the request's tenant (from __tenant_id__; "" none) */
-  uint32_t tenant_len;
   uint64_t corruptions, committed_entries, read_entries;
 };
 
@@ -34,13 +44,11 @@ int mw_lokireader_open(mw_logq_t *q, const char *name, mw_lokireader_t **out, ch
     return -1;
   }
   mw_lokireader_t *r = calloc(1, sizeof *r);
-  if (!r || !(r->enc = mw_lokienc_new())) {
-    free(r);
+  if (!r) {
     mw_seterr(err, errlen, "out of memory");
     return -1;
   }
   if (mw_rlog_cursor_open(mw_logq_log(q), name, &r->cur, err, errlen) != 0) {
-    mw_lokienc_free(r->enc);
     free(r);
     return -1;
   }
@@ -55,9 +63,13 @@ int mw_lokireader_open(mw_logq_t *q, const char *name, mw_lokireader_t **out, ch
 void mw_lokireader_close(mw_lokireader_t *r) {
   if (!r) return;
   mw_rlog_cursor_close(r->cur);
-  mw_lokienc_free(r->enc);
+  for (size_t i = 0; i < MW_LOKI_PARTS; i++) {
+    mw_lokienc_free(r->part[i].enc);
+    free(r->part[i].tenant);
+  }
   mw_logq_dec_free(&r->dec);
   free(r->smap);
+  free(r->spart);
   free(r->stenant);
   free(r->strip);
   mw_logq_ref(r->q, -1);
@@ -103,8 +115,7 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
     return -1;
   }
   mw_rlog_t *log = mw_logq_log(r->q);
-  if (mw_lokienc_reset(r->enc, o->external_labels, o->external_labels_len, o->max_streams) != 0)
-    goto oom;
+  r->nparts = 0;
   mw_rlog_pos_t pos = r->cur->read;
   uint64_t bytes = 0, n = 0;
   int64_t lo = INT64_MAX, hi = INT64_MIN;
@@ -127,14 +138,17 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
                 sizeof *r->smap) != 0)
       goto oom;
     if (mw_grow((void **)&r->stenant, &r->stenant_cap, r->dec.nstreams ? r->dec.nstreams : 1,
-                sizeof *r->stenant) != 0)
+                sizeof *r->stenant) != 0 ||
+        mw_grow((void **)&r->spart, &r->spart_cap, r->dec.nstreams ? r->dec.nstreams : 1, 1) != 0)
       goto oom;
     for (uint32_t s = 0; s < r->dec.nstreams; s++) {
       r->smap[s] = -1;
+      r->spart[s] = 0xff;
+      /* a value too long for Loki is sent as it is (Loki refuses it), as Alloy does: never
+       * to the endpoint's tenant */
       if (!mw_labels_get(r->dec.stream[s], r->dec.stream_len[s], MW_LOKI_TENANT_LABEL,
-                         sizeof MW_LOKI_TENANT_LABEL - 1, &r->stenant[s]) ||
-          r->stenant[s].value_len >= MW_LOKI_TENANT_MAX)
-        r->stenant[s].value_len = 0; /* none, or too long for a tenant: the endpoint's */
+                         sizeof MW_LOKI_TENANT_LABEL - 1, &r->stenant[s]))
+        r->stenant[s].value_len = 0; /* none: the endpoint's */
     }
     mw_logentry_t e;
     uint32_t k = 0;
@@ -145,21 +159,40 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
         full = 1;
         break;
       }
-      /* one tenant per request: __tenant_id__ (stage.tenant) names it, as Alloy's */
-      const mw_label_t *t = &r->stenant[e.stream];
-      if (!n) {
-        memcpy(r->tenant, t->value, t->value_len);
-        r->tenant_len = t->value_len;
-      } else if (t->value_len != r->tenant_len || memcmp(t->value, r->tenant, r->tenant_len) != 0) {
-        full = 1;
-        break;
+      /* one tenant per request: __tenant_id__ (stage.tenant) names it, as Alloy's; a read
+       * takes the entries of up to MW_LOKI_PARTS tenants, a request each */
+      if (r->spart[e.stream] == 0xff) {
+        const mw_label_t *t = &r->stenant[e.stream];
+        uint32_t p = 0;
+        while (p < r->nparts && (r->part[p].tenant_len != t->value_len ||
+                                 memcmp(r->part[p].tenant, t->value, t->value_len) != 0))
+          p++;
+        if (p == MW_LOKI_PARTS) {
+          full = 1;
+          break;
+        }
+        if (p == r->nparts) {
+          mw_lokireader_part_t *pt = &r->part[p];
+          if ((!pt->enc && !(pt->enc = mw_lokienc_new())) ||
+              mw_lokienc_reset(pt->enc, o->external_labels, o->external_labels_len,
+                               o->max_streams) != 0 ||
+              mw_grow((void **)&pt->tenant, &pt->tenant_cap, t->value_len ? t->value_len : 1, 1) !=
+                  0)
+            goto oom;
+          memcpy(pt->tenant, t->value, t->value_len);
+          pt->tenant_len = t->value_len;
+          memset(&pt->out, 0, sizeof pt->out);
+          r->nparts++;
+        }
+        r->spart[e.stream] = (uint8_t)p;
       }
+      mw_lokireader_part_t *pt = &r->part[r->spart[e.stream]];
       int64_t s = r->smap[e.stream];
       if (s < 0) {
         const uint8_t *ls = r->dec.stream[e.stream];
         size_t ls_len = r->dec.stream_len[e.stream];
         if (mw_lokireader_strip_tenant(r, &ls, &ls_len) != 0) goto oom;
-        s = mw_lokienc_stream(r->enc, ls, ls_len);
+        s = mw_lokienc_stream(pt->enc, ls, ls_len);
         if (s == -1) goto oom;
         if (s == -2) { /* max_streams: the request ends before this entry */
           full = 1;
@@ -167,11 +200,14 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
         }
         r->smap[e.stream] = s;
       }
-      if (mw_lokienc_entry(r->enc, (uint32_t)s, e.ts_ns, e.line, e.line_len, e.meta, e.meta_len) !=
+      if (mw_lokienc_entry(pt->enc, (uint32_t)s, e.ts_ns, e.line, e.line_len, e.meta, e.meta_len) !=
           0)
         goto oom;
       bytes += size;
       req->line_bytes += e.line_len;
+      pt->out.entries++;
+      pt->out.bytes += size;
+      pt->out.line_bytes += e.line_len;
       n++;
       if (e.ts_ns < lo) lo = e.ts_ns;
       if (e.ts_ns > hi) hi = e.ts_ns;
@@ -188,25 +224,41 @@ int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokire
   }
   r->cur->read = pos;
   if (!n) return 0;
-  const uint8_t *body;
-  size_t len;
-  if (mw_lokienc_finish(r->enc, o->raw != 0, &body, &len, err, errlen) != 0) return -1;
-  if (o->raw == 2 && mw_lokienc_json(r->enc, body, len, &body, &len, err, errlen) != 0) return -1;
-  req->body = body;
-  req->body_len = len;
+  for (uint32_t p = 0; p < r->nparts; p++) {
+    mw_lokireader_part_t *pt = &r->part[p];
+    const uint8_t *body;
+    size_t len;
+    if (mw_lokienc_finish(pt->enc, o->raw != 0, &body, &len, err, errlen) != 0) return -1;
+    if (o->raw == 2 && mw_lokienc_json(pt->enc, body, len, &body, &len, err, errlen) != 0)
+      return -1;
+    pt->out.body = body;
+    pt->out.body_len = len;
+    pt->out.streams = (uint32_t)mw_lokienc_streams(pt->enc);
+    pt->out.tenant = pt->tenant;
+    pt->out.tenant_len = pt->tenant_len;
+    req->streams += pt->out.streams;
+  }
+  req->body = r->part[0].out.body;
+  req->body_len = r->part[0].out.body_len;
   req->entries = n;
   req->bytes = bytes;
-  req->streams = (uint32_t)mw_lokienc_streams(r->enc);
   req->full = full;
   req->min_ts_ns = lo;
   req->max_ts_ns = hi;
-  req->tenant = r->tenant;
-  req->tenant_len = r->tenant_len;
+  req->tenant = r->part[0].tenant;
+  req->tenant_len = r->part[0].tenant_len;
+  req->parts = r->nparts;
   r->read_entries += n;
   return 1;
 oom:
   mw_seterr(err, errlen, "out of memory");
   return -1;
+}
+
+int mw_lokireader_part(mw_lokireader_t *r, uint32_t i, mw_lokipart_t *out) {
+  if (i >= r->nparts) return -1;
+  *out = r->part[i].out;
+  return 0;
 }
 
 int mw_lokireader_commit(mw_lokireader_t *r, char *err, size_t errlen) {
@@ -257,6 +309,9 @@ int mw_ffi_lokireader_commit(mw_lokireader_t *r, char *err, size_t errlen) {
   return mw_lokireader_commit(r, err, errlen);
 }
 void mw_ffi_lokireader_rewind(mw_lokireader_t *r) { mw_lokireader_rewind(r); }
+int mw_ffi_lokireader_part(mw_lokireader_t *r, uint32_t i, mw_lokipart_t *out) {
+  return mw_lokireader_part(r, i, out);
+}
 void mw_ffi_lokireader_stats(mw_lokireader_t *r, mw_lokireader_stats_t *st) {
   mw_lokireader_stats(r, st);
 }

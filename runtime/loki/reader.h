@@ -9,10 +9,12 @@
 #include "storage/logs_queue.h"
 
 /* The label that names an entry's tenant (stage.tenant of loki.process), as Alloy's
- * ReservedLabelTenantID: it is sent as X-Scope-OrgID, not as a label; a value of
- * MW_LOKI_TENANT_MAX bytes or more is ignored (Loki takes at most 150). */
+ * ReservedLabelTenantID: it is sent as X-Scope-OrgID, not as a label, whatever its length
+ * (Loki refuses one over 150 bytes, as it refuses Alloy's). */
 #define MW_LOKI_TENANT_LABEL "__tenant_id__"
-#define MW_LOKI_TENANT_MAX 256
+/* Tenants one read takes entries of (one request each, as Alloy keeps a batch per tenant):
+ * entries of tenants that alternate go in a few requests, not one request each. */
+#define MW_LOKI_PARTS 8
 
 /* ffi.cdef begin */
 /* --- loki.write's endpoint readers (runtime/loki/reader.h) ------------ */
@@ -37,7 +39,19 @@ typedef struct {
   int64_t min_ts_ns, max_ts_ns;
   const char *tenant;  /* the entries' __tenant_id__ (stage.tenant), owned by the reader; */
   uint32_t tenant_len; /* 0: none (the endpoint's tenant_id applies) */
+  uint32_t parts;      /* requests (one per tenant); body..tenant_len above are the first's, the
+                          counts the sum of them all; see mw_ffi_lokireader_part */
 } mw_lokireq_t;
+
+/* One request of a read (one tenant's entries). */
+typedef struct {
+  const uint8_t *body;
+  size_t body_len;
+  uint64_t entries, bytes, line_bytes;
+  uint32_t streams;
+  const char *tenant;
+  uint32_t tenant_len;
+} mw_lokipart_t;
 
 typedef struct {
   uint64_t pending;             /* entries after the committed position */
@@ -53,6 +67,8 @@ void mw_ffi_lokireader_close(mw_lokireader_t *r);
 /* 1 with *req, 0: nothing to read, -1 with err. */
 int mw_ffi_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokireq_t *req,
                            char *err, size_t errlen);
+/* Request i (< req.parts) of the last read; 0, -1 when there is none. */
+int mw_ffi_lokireader_part(mw_lokireader_t *r, uint32_t i, mw_lokipart_t *out);
 int mw_ffi_lokireader_commit(mw_lokireader_t *r, char *err, size_t errlen);
 void mw_ffi_lokireader_rewind(mw_lokireader_t *r);
 void mw_ffi_lokireader_stats(mw_lokireader_t *r, mw_lokireader_stats_t *st);
@@ -68,6 +84,8 @@ void mw_lokireader_close(mw_lokireader_t *r);
  * body owned by r, valid until the next call), 0 when nothing is left, -1 with err. */
 int mw_lokireader_next(mw_lokireader_t *r, const mw_lokireq_opts_t *o, mw_lokireq_t *req, char *err,
                        size_t errlen);
+/* Request i (< req->parts) of the last read into *out: 0, -1 when there is none. */
+int mw_lokireader_part(mw_lokireader_t *r, uint32_t i, mw_lokipart_t *out);
 /* Marks everything read so far as done (the cursor is saved at most once a second). */
 int mw_lokireader_commit(mw_lokireader_t *r, char *err, size_t errlen);
 /* Reads again from the last commit. */

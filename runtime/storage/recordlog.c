@@ -1004,10 +1004,14 @@ int mw_rlog_read(mw_rlog_cursor_t *c, const mw_rlog_pos_t *pos, mw_rlog_rec_t *r
     if (c->fd >= 0) close(c->fd);
     char *p = mw_seg_path(l, sg->index);
     c->fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
+    int e = p ? errno : ENOMEM;
     free(p);
     c->fd_seg = sg->index;
+    /* a segment file removed from under the log: its records are gone, as a damaged
+     * segment's (skipped, counted), never an error that stops the reader for good */
+    if (c->fd < 0 && e == ENOENT) return 0;
     if (c->fd < 0) {
-      mw_seterr(err, errlen, "segment %08u: %s", sg->index, strerror(errno));
+      mw_seterr(err, errlen, "segment %08u: %s", sg->index, strerror(e));
       return -1;
     }
   }

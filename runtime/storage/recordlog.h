@@ -207,7 +207,8 @@ int mw_rlog_cursor_commit(mw_rlog_cursor_t *c, mw_rlog_pos_t pos, char *err, siz
  * over removed segments). 1: a record may be at *pos; 0: the end. */
 int mw_rlog_seek(mw_rlog_t *l, mw_rlog_pos_t *pos);
 /* Reads the record at pos (after mw_rlog_seek) into c's buffer. 1 with rec;
- * 0: torn or corrupt (mw_rlog_skip_corrupt); -1 with err: I/O error. */
+ * 0: torn or corrupt, or its segment file is gone (mw_rlog_skip_corrupt); -1 with err: I/O
+ * error. */
 int mw_rlog_read(mw_rlog_cursor_t *c, const mw_rlog_pos_t *pos, mw_rlog_rec_t *rec, char *err,
                  size_t errlen);
 /* Corruption found at *pos: the rest of its segment is skipped by every

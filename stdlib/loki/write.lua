@@ -4,10 +4,10 @@
 -- An append is acknowledged once its entries are in the queue (runtime/storage/logs_queue.c, a
 -- layer on the record log, under <storage.path>/loki.write.<label>/). Each endpoint reads the
 -- queue with its own cursor (runtime/loki/reader.c: one FFI call reads up to batch_size bytes
--- of entries and encodes them, streams grouped, external labels merged, into one request), and
--- sends its requests one after the other, committing its cursor after each one is done: a
--- receiver outage or a restart (SIGTERM or SIGKILL) loses nothing that was appended; at most
--- the request in flight is sent again.
+-- of entries and encodes them, streams grouped, external labels merged, into one request per
+-- tenant, of up to 8 tenants), and sends its requests one after the other, committing its cursor
+-- after those of a read are done: a receiver outage or a restart (SIGTERM or SIGKILL) loses
+-- nothing that was appended; at most the requests of the read in flight are sent again.
 --
 -- A request is sent once it holds batch_size bytes (lines and structured metadata) or its
 -- oldest entry waited batch_wait. 2xx: sent. 5xx, 429 (with retry_on_http_429) and network
@@ -127,6 +127,17 @@ end
 local Instance = {}
 Instance.__index = Instance
 
+-- Alloy's drop reasons: their counters exist at 0 for each host and tenant from the start, so
+-- that rate() and increase() see the first drop.
+local REASONS = { "ingester_error", "rate_limited", "stream_limited", "line_too_long" }
+
+local function init_drops(self, host, tenant)
+  for _, reason in ipairs(REASONS) do
+    self.m.dropped_entries:with(self.ctx.id, host, tenant, reason):add(0)
+    self.m.dropped_bytes:with(self.ctx.id, host, tenant, reason):add(0)
+  end
+end
+
 -- host[:port] of a URL, without credentials: the host label of Alloy's metrics.
 local function url_host(url)
   local auth = url:match("^%a[%w+.-]*://([^/?#]*)") or ""
@@ -206,6 +217,7 @@ function Instance:start_endpoint(name, e, ext)
     -- loop time since when unsent entries wait (nil: none known), bytes appended since the last read
     data_since = scheduler.now(), unread = math.huge, failures = 0, sent = 0, dropped = 0,
   }
+  init_drops(self, host, tenant)
   local note = reader:note()
   if note ~= "" then
     self.ctx.log:warn("loki.write cursor damaged", { endpoint = name, err = note })
@@ -220,11 +232,30 @@ function Instance.stop_endpoint(_, ep)
   push_endpoint.stop(ep)
 end
 
-function Instance:drop(ep, reason, entries, bytes)
+-- tenant: the request's (an entry's __tenant_id__), labelling the metrics as Alloy's do; nil:
+-- the endpoint's tenant_id.
+function Instance:drop(ep, reason, entries, bytes, tenant)
   local id = self.ctx.id
-  self.m.dropped_entries:with(id, ep.host, ep.tenant, reason):add(entries)
-  self.m.dropped_bytes:with(id, ep.host, ep.tenant, reason):add(bytes)
+  self.m.dropped_entries:with(id, ep.host, tenant or ep.tenant, reason):add(entries)
+  self.m.dropped_bytes:with(id, ep.host, tenant or ep.tenant, reason):add(bytes)
   ep.dropped = ep.dropped + entries
+end
+
+-- The endpoint's counters for the tenant of a request (nil: the endpoint's tenant_id).
+function Instance:tenant_metrics(ep, tenant)
+  if not tenant or tenant == ep.tenant or tenant:find("%c") then -- the last is never sent
+    return ep.m
+  end
+  ep.by_tenant = ep.by_tenant or {}
+  local t = ep.by_tenant[tenant]
+  if not t then
+    local m, id = self.m, self.ctx.id
+    t = { encoded_bytes = m.encoded_bytes:with(id, ep.host, tenant), sent_bytes = m.sent_bytes:with(id, ep.host, tenant),
+      sent_entries = m.sent_entries:with(id, ep.host, tenant), retries = m.retries:with(id, ep.host, tenant) }
+    ep.by_tenant[tenant] = t
+    init_drops(self, ep.host, tenant)
+  end
+  return t
 end
 
 -- Sleeps up to seconds, or until append() wakes the endpoint. false once the endpoint stops.
@@ -237,6 +268,8 @@ function Instance:run_endpoint(ep)
     local e = ep.cfg
     local req, err = ep.reader:next()
     ep.unread, ep.appended_at = req and req.bytes or 0, nil
+    -- a queue the endpoint cannot read stops it: unhealthy until a read works again
+    ep.read_error = req == nil and err or nil
     if req == nil then
       ep.last_error = "reading the queue: " .. err
       self.ctx.log:error("loki.write cannot read its queue", { endpoint = ep.name, err = err })
@@ -260,10 +293,13 @@ function Instance:run_endpoint(ep)
           return
         end
       else
-        ep.m.encoded_bytes:add(#req.body)
-        self:send(ep, req)
-        if ep.stopped then
-          return
+        -- one request per tenant of what was read; the cursor moves once they are all done
+        for _, part in ipairs(req.parts) do
+          self:tenant_metrics(ep, part.tenant).encoded_bytes:add(#part.body)
+          self:send(ep, part)
+          if ep.stopped then
+            return
+          end
         end
         local ok, cerr = ep.reader:commit()
         if not ok then
@@ -289,7 +325,7 @@ function Instance:post(ep, body, backoff, tenant, span)
   end
   local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, backoff, cfg.retry_on_http_429,
     span)
-  self.m.duration:with(self.ctx.id, tostring(status), ep.host, ep.tenant):observe(seconds)
+  self.m.duration:with(self.ctx.id, tostring(status), ep.host, tenant or ""):observe(seconds)
   if outcome == "retry" and status > 0 then
     return outcome, why, math.min(pause, cfg.max_backoff_period)
   elseif outcome == "rejected" then
@@ -302,6 +338,16 @@ end
 function Instance:send(ep, req)
   local e = ep.cfg
   local backoff, tries = e.min_backoff_period, 0
+  if req.tenant and req.tenant:find("%c") then
+    -- no HTTP request can carry it (a header value): sending would fail, retried forever
+    local why = string.format("invalid tenant %q (__tenant_id__): a control character cannot be sent in"
+      .. " X-Scope-OrgID", req.tenant)
+    ep.failures, ep.last_error = ep.failures + 1, why
+    self:drop(ep, "ingester_error", req.entries, #req.body)
+    self.ctx.log:error("final error sending batch; its entries are dropped", { endpoint = ep.name, err = why,
+      entries = req.entries })
+    return
+  end
   while not ep.stopped do
     local span = tracing.start("loki.write", nil, tracing.CLIENT)
     if span.sampled then
@@ -314,8 +360,8 @@ function Instance:send(ep, req)
       return
     end
     if outcome == "sent" then
-      ep.m.sent_entries:add(req.entries)
-      ep.m.sent_bytes:add(#req.body)
+      self:tenant_metrics(ep, req.tenant).sent_entries:add(req.entries)
+      self:tenant_metrics(ep, req.tenant).sent_bytes:add(#req.body)
       ep.sent = ep.sent + req.entries
       ep.failures, ep.last_error = 0, nil
       return
@@ -323,19 +369,20 @@ function Instance:send(ep, req)
     ep.failures = ep.failures + 1
     ep.last_error = why
     if outcome == "rejected" then
-      self:drop(ep, extra, req.entries, req.bytes)
+      self:drop(ep, extra, req.entries, #req.body, req.tenant)
       self.ctx.log:error("final error sending batch; its entries are dropped", { endpoint = ep.name,
         err = why, entries = req.entries })
       return
     end
     tries = tries + 1
     if e.max_backoff_retries > 0 and tries > e.max_backoff_retries then
-      self:drop(ep, why:match("status 429") and "rate_limited" or "ingester_error", req.entries, req.bytes)
+      self:drop(ep, why:match("status 429") and "rate_limited" or "ingester_error", req.entries, #req.body,
+        req.tenant)
       self.ctx.log:error("final error sending batch after all retries; its entries are dropped",
         { endpoint = ep.name, err = why, entries = req.entries, retries = tries - 1 })
       return
     end
-    ep.m.retries:add(1)
+    self:tenant_metrics(ep, req.tenant).retries:add(1)
     self.ctx.log:warn("error sending batch, will retry", { endpoint = ep.name, err = why,
       retry_in = duration.format(extra) })
     if not pcall(scheduler.sleep, extra) or ep.stopped then -- not ep.waiting: appends do not cut it short
@@ -442,10 +489,21 @@ function Instance:update_metrics()
   end
 end
 
--- Unhealthy while an endpoint fails FAILING_AFTER attempts in a row (until one succeeds), or
--- the queue refuses appends.
+-- Unhealthy while an endpoint fails FAILING_AFTER attempts in a row (until one succeeds) or
+-- cannot read the queue, or the queue refuses appends.
 function Instance:refresh_health()
   local problems = push_endpoint.failing(self, FAILING_AFTER)
+  local names = {}
+  for name, ep in pairs(self.endpoints) do
+    if ep.read_error then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    problems[#problems + 1] = string.format("endpoint %s: reading the queue: %s", name,
+      self.endpoints[name].read_error)
+  end
   if self.append_error then
     problems[#problems + 1] = "queue appends failing: " .. self.append_error
   end

@@ -130,6 +130,125 @@ test.logsource "s" {
     end
   end)
 
+  it("lets an entry's __tenant_id__, tenant_id and the protocol's headers win over custom headers, as Alloy",
+    function()
+    local port = start_receiver()
+    local now = os.time()
+    -- Alloy's loki.write adds a custom header only when the request does not have it yet: a
+    -- headers X-Scope-OrgID is the tenant of entries without one; Content-Type stays protobuf
+    local f = pipeline("hdrs", string.format([[
+test.logsource "s" {
+  entries = {
+    { labels = { job = "app", __tenant_id__ = "from-entry" }, line = "one", ts = %d },
+  },
+  forward_to = { loki.write.w.receiver },
+}
+test.logsource "plain" {
+  entries = { { labels = { job = "plain" }, line = "two", ts = %d } },
+  forward_to = { loki.write.w.receiver },
+}]], now, now), string.format([[{
+    url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
+    headers = { ["X-Scope-OrgID"] = "from-header", ["content-type"] = "application/json" },
+  }]], port))
+    local h = run(f, "hdrs")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return #receiver_get(port, "entries") == 2
+    end, 10, "2 entries")
+    local got = {}
+    for _, e in ipairs(receiver_get(port, "entries")) do
+      got[e.line] = e.tenant
+    end
+    assert.same({ one = "from-entry", two = "from-header" }, got)
+    for _, r in ipairs(receiver_get(port, "requests")) do
+      assert.equals("application/x-protobuf", r.content_type)
+    end
+    -- as Alloy's, every drop reason's counters exist at 0 from the start (rate() sees a first drop)
+    local _, text = proc.http("GET", h.base .. "/metrics")
+    for _, tenant in ipairs({ "", "from%-entry" }) do
+      for _, reason in ipairs({ "ingester_error", "rate_limited", "stream_limited", "line_too_long" }) do
+        for _, name in ipairs({ "loki_write_dropped_entries_total", "loki_write_dropped_bytes_total" }) do
+          assert.is_truthy(text:find(string.format('\n%s{[^}]*tenant="%s"[^}]*reason="%s"} 0\n', name, tenant,
+            reason)) or text:find(string.format('\n%s{[^}]*reason="%s"[^}]*tenant="%s"[^}]*} 0\n', name, reason,
+            tenant)), name .. " " .. tenant .. " " .. reason)
+        end
+      end
+    end
+    -- the metrics' tenant label is the request's tenant, as Alloy's (tenant_id's without one)
+    assert.equals(1, metric(h, "loki_write_sent_entries_total", 'tenant="from-entry"'))
+    assert.equals(1, metric(h, "loki_write_sent_entries_total", 'tenant=""'))
+    assert.equals(1, metric(h, "loki_write_request_duration_seconds_count", 'tenant="from-entry"'))
+  end)
+
+  it("sends a long __tenant_id__ as it is, and drops one that cannot be a header at once, naming it", function()
+    local port = start_receiver()
+    local now = os.time()
+    local long = string.rep("t", 300)
+    local f = pipeline("badtenant", string.format([[
+test.logsource "s" {
+  entries = {
+    { labels = { job = "app", __tenant_id__ = "bad\r\nX-Injected: 1" }, line = "bad", ts = %d },
+    { labels = { job = "app", __tenant_id__ = %q }, line = "long", ts = %d },
+    { labels = { job = "app" }, line = "plain", ts = %d },
+  },
+  forward_to = { loki.write.w.receiver },
+}]], now, long, now, now), string.format([[{
+    url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms", tenant_id = "default",
+    min_backoff_period = "50ms", max_backoff_period = "100ms", max_backoff_retries = 0,
+  }]], port))
+    local h = run(f, "badtenant")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return #receiver_get(port, "entries") == 2
+    end, 10, "2 entries")
+    local got = {}
+    for _, e in ipairs(receiver_get(port, "entries")) do
+      got[e.line] = e.tenant
+    end
+    -- a tenant too long for Loki goes to Loki (which refuses it), never to tenant_id's tenant
+    assert.same({ long = long, plain = "default" }, got)
+    assert.equals(1, metric(h, "loki_write_dropped_entries_total", 'reason="ingester_error"'))
+    assert.equals(0, metric(h, "loki_write_batch_retries_total"))
+    assert.matches("invalid tenant", h.read(), 1, true)
+  end)
+
+  it("names an endpoint by its URL without the password, going on from a cursor of the older name", function()
+    local core = require("moonwatch.native.core")
+    local port = start_receiver()
+    local url = string.format("http://user:s3cret-pw@127.0.0.1:%d/loki/api/v1/push", port)
+    local f = pipeline("pwname", [[
+test.logsource "s" {
+  entries = { { labels = { job = "app" }, line = "one" } },
+  forward_to = { loki.write.w.receiver },
+}]], string.format('{ url = %q, batch_wait = "100ms" }', url))
+    local h = run(f, "pwname")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return #receiver_get(port, "entries") == 1
+    end, 10, "1 entry")
+    -- a hash of the password would let whoever reads the debug API test guesses of it offline
+    local old, new = core.sha256_hex(url, 12), core.sha256_hex(url:gsub("s3cret%-pw", "xxxxx"), 12)
+    local _, api = proc.http("GET", h.base .. "/api/v0/components/loki.write.w")
+    assert.is_nil(api:find(old, 1, true))
+    assert.is_truthy(api:find(new, 1, true))
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+    -- as an older version left it: its cursor under the older name; nothing is sent again
+    local dir = tmp .. "/data-pwname/loki.write.w/"
+    assert(os.rename(dir .. "cursor." .. new, dir .. "cursor." .. old))
+    h = run(f, "pwname")
+    wait_for(function()
+      return metric(h, "loki_write_sent_entries_total") >= 1
+    end, 10, "a send after the restart")
+    assert.equals(2, #receiver_get(port, "entries"))
+  end)
+
   it("refuses bad arguments, naming the file, line and argument", function()
     local f = proc.write(tmp .. "/bad.lua", [[
 loki.echo "e" {}
@@ -159,6 +278,25 @@ loki.write "w" {
     code, _, err = proc.run({ "check", f })
     assert.equals(1, code)
     assert.matches('bad3.lua:1: loki.write "w": external_labels: invalid label name "bad-name"', err, 1, true)
+    -- what no HTTP request can carry would fail every request, retried forever
+    f = proc.write(tmp .. "/bad4.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push", tenant_id = "a\nb" },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches('bad4.lua:1: loki.write "w": endpoint: tenant_id: a control character', err, 1, true)
+    f = proc.write(tmp .. "/bad5.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push", headers = { ["X-Token"] = "sec\r\nret" } },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches('bad5.lua:1: loki.write "w": endpoint: headers: the value of "X-Token": a control character', err, 1,
+      true)
+    assert.is_nil(err:find("sec", 1, true))
   end)
 
   it("sends Loki's JSON push bodies with encoding = \"json\" (debugging)", function()
@@ -303,6 +441,41 @@ test.logseq "s" { file = %q, per_tick = 20, interval = "50ms", stop_after = 600,
       return health(h).state == "healthy"
     end, 5, "healthy again")
     assert.equals(0, metric(h, "loki_write_dropped_entries_total"))
+  end)
+
+  it("reports a queue it cannot read in its health", function()
+    local port = proc.free_port()
+    local f = pipeline("unreadable", string.format([[
+test.logseq "s" { file = %q, per_tick = 5, interval = "100ms", forward_to = { loki.write.w.receiver } }
+]], tmp .. "/unreadable.seq"), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
+    min_backoff_period = "50ms", max_backoff_period = "200ms", max_backoff_retries = 0 }]], port))
+    local h = run(f, "unreadable")
+    finally(function()
+      h.kill("KILL")
+    end)
+    -- the receiver is down: the endpoint holds its first segment while the queue moves on to a
+    -- second one (every 5 s), which is then made unreadable (a directory in its place)
+    local qdir = tmp .. "/data-unreadable/loki.write.w/queue"
+    local segs
+    wait_for(function()
+      segs = {}
+      for name in io.popen("ls " .. qdir):lines() do
+        if name:match("^%d+$") then
+          segs[#segs + 1] = name
+        end
+      end
+      table.sort(segs)
+      return #segs >= 2
+    end, 15, "a second segment")
+    for i = 2, #segs do
+      assert(os.remove(qdir .. "/" .. segs[i]))
+      assert(os.execute("mkdir " .. qdir .. "/" .. segs[i]))
+    end
+    start_receiver(port)
+    wait_for(function()
+      local hh = health(h)
+      return hh.state == "unhealthy" and hh.message:find("reading the queue", 1, true) ~= nil
+    end, 15, "unhealthy: reading the queue")
   end)
 
   it("loses nothing acknowledged when killed with SIGKILL, and sends it after a restart", function()

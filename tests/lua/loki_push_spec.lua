@@ -157,6 +157,84 @@ describe("loki push requests from the logs queue", function()
     q:close()
   end)
 
+  it("reads the entries of alternating tenants as one request per tenant, not one per entry", function()
+    local q = assert(loki.open_queue(tmp .. "/q6"))
+    local list = {}
+    for i = 1, 20 do
+      list[i] = { { job = "a", __tenant_id__ = "t" .. (i % 3) }, i, 0, "line" .. i }
+    end
+    list[21] = { { job = "plain" }, 21, 0, "no tenant" }
+    assert(q:append(batch(list), 1))
+    local r = assert(q:reader("ep"))
+    r:configure(1024 * 1024, 0, "")
+    local req = assert(r:next())
+    assert.equal(21, req.entries)
+    assert.is_false(req.full)
+    local got = {}
+    for _, p in ipairs(req.parts) do
+      local secs = {}
+      for _, e in ipairs(flat(loki.decode_push(p.body, true))) do
+        assert.equal(p.tenant and '{job="a"}' or '{job="plain"}', e[1])
+        secs[#secs + 1] = e[2]
+      end
+      assert.equal(#secs, p.entries)
+      got[p.tenant or ""] = secs
+    end
+    assert.same({ t1 = { 1, 4, 7, 10, 13, 16, 19 }, t2 = { 2, 5, 8, 11, 14, 17, 20 }, t0 = { 3, 6, 9, 12, 15, 18 },
+      [""] = { 21 } }, got)
+    assert.is_false(r:next())
+    r:close()
+    -- more tenants than a read takes (8): the read ends before the 9th, which comes next (a new
+    -- reader reads both batches)
+    list = {}
+    for i = 1, 10 do
+      list[i] = { { job = "a", __tenant_id__ = "u" .. i }, i, 0, "x" }
+    end
+    assert(q:append(batch(list), 2))
+    r = assert(q:reader("ep2"))
+    r:configure(1024 * 1024, 0, "")
+    local sizes = {}
+    while true do
+      local x = r:next()
+      if not x then
+        break
+      end
+      sizes[#sizes + 1] = #x.parts .. "/" .. tostring(x.full)
+    end
+    assert.same({ "8/true", "6/false" }, sizes) -- 4 tenants of the first batch, then 4 of these
+    r:close()
+    q:close()
+  end)
+
+  it("skips a segment whose file is gone (its entries are lost) and reads on, as a damaged one", function()
+    local dir = tmp .. "/q5"
+    local q = assert(loki.open_queue(dir, { segment_size = 1024 }))
+    for i = 1, 3 do -- one segment each
+      assert(q:append(batch({ { { job = "a" }, i, 0, string.rep(tostring(i), 700) } }), i))
+    end
+    assert.equal(3, tonumber(q:stats().segments))
+    local files = {}
+    for name in io.popen("ls " .. dir .. "/queue"):lines() do
+      if name:match("^%d+$") then
+        files[#files + 1] = name
+      end
+    end
+    table.sort(files)
+    assert(os.remove(dir .. "/queue/" .. files[2]))
+    local r = assert(q:reader("ep"))
+    r:configure(1024 * 1024, 0, "")
+    local req, err = r:next()
+    assert.is_nil(err)
+    local got = {}
+    for _, e in ipairs(flat(loki.decode_push(req.body, true))) do
+      got[#got + 1] = e[2]
+    end
+    assert.same({ 1, 3 }, got)
+    assert.equal(1, tonumber(q:stats().corruptions))
+    r:close()
+    q:close()
+  end)
+
   it("parses stream label strings as Loki does", function()
     assert.same({ { "a", "1" }, { "b", 'x"\nA\xc3\xa9' } }, loki.parse_labels('{ b = "x\\"\\n\\x41\\u00e9", a=`1` }'))
     local _, err = loki.parse_labels('{a="\\xff"}')

@@ -74,7 +74,8 @@ function Queue:reader(name)
     return nil, err()
   end
   return setmetatable({ h = ffi.gc(out[0], C.mw_ffi_lokireader_close), queue = self,
-    opts = ffi.new("mw_lokireq_opts_t"), req = ffi.new("mw_lokireq_t"), st = ffi.new("mw_lokireader_stats_t") },
+    opts = ffi.new("mw_lokireq_opts_t"), req = ffi.new("mw_lokireq_t"), part = ffi.new("mw_lokipart_t"),
+    st = ffi.new("mw_lokireader_stats_t") },
     Reader)
 end
 
@@ -93,9 +94,11 @@ function Reader:configure(batch_size, max_streams, external_labels, encoding)
   self.opts.external_labels_len = #external_labels
 end
 
---- The next request: { body, entries, bytes, streams, full (ended by batch_size or max_streams:
---- more follows), min_ts, max_ts, tenant (the entries' __tenant_id__ label, taken out of their
---- labels; nil: none) } (body a Lua string), false when nothing is left to read, or nil, err.
+--- The next read: { parts, entries, bytes, streams, full (ended by batch_size, max_streams or
+--- one tenant too many: more follows), min_ts, max_ts, body, tenant (parts[1]'s) }: parts the
+--- requests, one per tenant, each { body (a Lua string), entries, bytes, streams, tenant (the
+--- entries' __tenant_id__ label, taken out of their labels; nil: none) }; the counts are their
+--- sums. false when nothing is left to read, or nil, err.
 function Reader:next()
   local rc = C.mw_ffi_lokireader_next(self.h, self.opts, self.req, errbuf, ERRLEN)
   if rc < 0 then
@@ -104,9 +107,16 @@ function Reader:next()
     return false
   end
   local r = self.req
-  return { body = ffi.string(r.body, r.body_len), entries = tonumber(r.entries), bytes = tonumber(r.bytes),
+  local parts = {}
+  for i = 0, r.parts - 1 do
+    assert(C.mw_ffi_lokireader_part(self.h, i, self.part) == 0)
+    local p = self.part
+    parts[i + 1] = { body = ffi.string(p.body, p.body_len), entries = tonumber(p.entries), bytes = tonumber(p.bytes),
+      streams = p.streams, tenant = p.tenant_len > 0 and ffi.string(p.tenant, p.tenant_len) or nil }
+  end
+  return { body = parts[1].body, entries = tonumber(r.entries), bytes = tonumber(r.bytes),
     streams = r.streams, full = r.full == 1, min_ts = tonumber(r.min_ts_ns) / 1e9, max_ts = tonumber(r.max_ts_ns) / 1e9,
-    tenant = r.tenant_len > 0 and ffi.string(r.tenant, r.tenant_len) or nil }
+    tenant = parts[1].tenant, parts = parts }
 end
 
 function Reader:commit()
