@@ -276,9 +276,12 @@ local function rfc3339(v)
 end
 
 --- Parses v with a compiled layout. loc: a zone (M.zone) for values without an offset, or nil
---- (UTC). now_year: the year to use when the layout has none.
+--- (UTC). now_year, now_month: today, for a layout without a year (as Alloy's
+--- SetYearForLimitedTimeFormat: the year of now, the one before for a December value read in
+--- January, the one after for a January value read in December; Feb 29 is read as Go reads it
+--- in year 0, a leap year, and moves to Mar 1 in a common year).
 ---@return number|nil sec, number|string nsec_or_err
-function M.parse(c, v, loc, now_year)
+function M.parse(c, v, loc, now_year, now_month)
   if c.unix then
     local int, fr = v:match("^(%-?%d+)%.?(%d*)$")
     if not int then
@@ -429,7 +432,15 @@ function M.parse(c, v, loc, now_year)
       hour = 0
     end
   end
-  year = year or now_year or 0
+  local no_year = year == nil
+  if no_year then
+    year = now_year or 0
+    if now_month == 1 and month == 12 then
+      year = year - 1
+    elseif now_month == 12 and month == 1 then
+      year = year + 1
+    end
+  end
   if yday then
     local d = yday
     month = 1
@@ -442,7 +453,7 @@ function M.parse(c, v, loc, now_year)
     end
     day = d
   end
-  local md = MDAYS[month] + ((month == 2 and leap(year)) and 1 or 0)
+  local md = MDAYS[month] + ((month == 2 and (no_year or leap(year))) and 1 or 0)
   if day < 1 or day > md then
     return nil, string.format("cannot parse %q as %q: day out of range", v, c.layout)
   end

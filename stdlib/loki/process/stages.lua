@@ -836,14 +836,15 @@ stage("timestamp", {
     local last_s, last_n, nlast = {}, {}, 0 -- stream key -> last timestamp (fudge)
     local parse = gotime.parse
     return function(list)
-      local year = tonumber(os.date("!%Y", math.floor(env.now())))
+      local today = os.date("!*t", math.floor(env.now()))
+      local year, month = today.year, today.month
       for i = 1, #list do
         local e = list[i]
         local v = str(e.extracted[source])
         local sec, nsec
         if v then
           for k = 1, #formats do
-            sec, nsec = parse(formats[k], v, loc, year)
+            sec, nsec = parse(formats[k], v, loc, year, month)
             if sec then
               break
             end

@@ -1,0 +1,89 @@
+-- loki.process's stages, in process (no `moonwatch run`): a loki.process built as the
+-- controller builds it (schema-validated stages), fed one batch, its output read back. For
+-- the cases where moonwatch's stages must read a value as Alloy's do.
+local SRC = os.getenv("MOONWATCH_SOURCE_DIR") or "."
+package.path = SRC .. "/stdlib/?.lua;" .. SRC .. "/stdlib/?/init.lua;" .. package.path
+local schema = require("moonwatch.schema")
+local logs = require("moonwatch.batch.logs")
+local ffi_rt = require("moonwatch.ffi")
+local gotime = require("loki.process.gotime")
+local logfmt = require("loki.process.logfmt")
+local jmespath = require("loki.process.jmespath")
+
+local stage = setmetatable({}, { __index = function(_, tag)
+  return function(a)
+    return schema.tagged("stage", tag, a, 1)
+  end
+end })
+
+-- Runs entries ({ labels, line, sec, nsec }) through the stages; the entries forwarded, or
+-- nil and the first problem of the configuration.
+local function run(stages, entries, now)
+  local P = require("loki.process")
+  local out = {}
+  local sink = require("moonwatch.receiver").logs("sink", function(_, lb)
+    for _, e in logs.entries(lb) do
+      out[#out + 1] = e
+    end
+  end)
+  local args_in = { forward_to = { sink } }
+  for i, s in ipairs(stages) do
+    args_in[i] = s
+  end
+  local args, problems = schema.validate({ args = P.args, positional = "stage" }, args_in)
+  if #problems > 0 then
+    return nil, problems[1].msg
+  end
+  local saved = ffi_rt.time_now
+  if now then
+    ffi_rt.time_now = function()
+      return now
+    end
+  end
+  local ctx = { id = "loki.process.test", log = require("moonwatch.log").new({}), export = function() end,
+    on_stop = function() end, timer = function()
+      return { close = function() end }
+    end }
+  local ok, err = pcall(function()
+    local p = P.new(ctx, args)
+    local b = logs.new()
+    for _, e in ipairs(entries) do
+      logs.add(b, e.labels or { job = "a" }, e.sec or 1700000000, e.nsec or 0, e.line)
+    end
+    p:append(b)
+  end)
+  ffi_rt.time_now = saved
+  if not ok then
+    error(err, 0)
+  end
+  return out
+end
+
+local function utc(y, mo, d, h, mi, s)
+  return gotime.days_from_civil(y, mo, d) * 86400 + (h or 0) * 3600 + (mi or 0) * 60 + (s or 0)
+end
+
+describe("loki.process stages", function()
+  it("stage.timestamp gives a layout without a year the year of now, the last one for December in January", function()
+    -- Alloy's SetYearForLimitedTimeFormat: a December timestamp read in January is last year's,
+    -- a January one read in December next year's
+    local jan1 = utc(2027, 1, 1, 0, 0, 5)
+    local out = assert(run({ stage.regex { expression = "^(?P<ts>\\w+ +\\d+ [\\d:]+)" },
+      stage.timestamp { source = "ts", format = "Jan _2 15:04:05" } },
+      { { line = "Dec 31 23:59:58 host app: bye" }, { line = "Jan  1 00:00:04 host app: hi" } }, jan1))
+    assert.equals(utc(2026, 12, 31, 23, 59, 58), out[1].sec)
+    assert.equals(utc(2027, 1, 1, 0, 0, 4), out[2].sec)
+    local dec31 = utc(2026, 12, 31, 23, 59, 59)
+    out = assert(run({ stage.regex { expression = "^(?P<ts>\\w+ +\\d+ [\\d:]+)" },
+      stage.timestamp { source = "ts", format = "Jan _2 15:04:05" } },
+      { { line = "Jan  1 00:00:01 host app: early clock" }, { line = "Jun  1 00:00:01 host app: mid" } }, dec31))
+    assert.equals(utc(2027, 1, 1, 0, 0, 1), out[1].sec)
+    assert.equals(utc(2026, 6, 1, 0, 0, 1), out[2].sec)
+  end)
+
+  it("gotime reads Feb 29 without a year (Go's year 0 is a leap year) as Mar 1 of a common year", function()
+    local c = gotime.compile("Jan _2 15:04:05")
+    assert.equals(utc(2027, 3, 1, 10, 0, 0), (gotime.parse(c, "Feb 29 10:00:00", nil, 2027, 6)))
+    assert.equals(utc(2028, 2, 29, 10, 0, 0), (gotime.parse(c, "Feb 29 10:00:00", nil, 2028, 6)))
+  end)
+end)
