@@ -87,3 +87,32 @@ describe("loki.process stages", function()
     assert.equals(utc(2028, 2, 29, 10, 0, 0), (gotime.parse(c, "Feb 29 10:00:00", nil, 2028, 6)))
   end)
 end)
+
+describe("loki.process stages (json, logfmt)", function()
+  it("stage.json takes an index past any array (a[99999999999999999999]) as missing, not a failed pipeline", function()
+    local ok, out = pcall(run, { stage.json { expressions = { x = "a[99999999999999999999]", y = "b" } },
+      stage.labels { values = { x = "", y = "" } } }, { { line = '{"a":[1,2],"b":"here"}' } })
+    assert.is_true(ok, tostring(out))
+    assert.same({ job = "a", y = "here" }, out[1].labels)
+  end)
+
+  it("stage.json drops a JSON array line with drop_malformed (Alloy reads an object), by any path", function()
+    -- a negative index takes the decoder's path, a plain name the scanner's: both drop
+    for _, expr in ipairs({ "[-1]", "a" }) do
+      local out = assert(run({ stage.json { expressions = { x = expr }, drop_malformed = true } },
+        { { line = '[{"a":1}]' }, { line = '{"a":[1]}' } }))
+      assert.equals(1, #out, expr)
+      assert.equals('{"a":[1]}', out[1].line)
+    end
+  end)
+
+  it("decodes a \\u surrogate pair in a logfmt value and a JMESPath quoted name as one UTF-8 character", function()
+    local got = {}
+    logfmt.each('msg="\\ud83d\\ude00 \\u00e9" lone="\\ud83d"', function(k, v)
+      got[k] = v
+    end)
+    assert.equals("\240\159\152\128 \195\169", got.msg)
+    assert.equals("\239\191\189", got.lone) -- U+FFFD, as Go's decoder
+    assert.same({ "\240\159\152\128" }, jmespath.compile('"\\ud83d\\ude00"'))
+  end)
+end)

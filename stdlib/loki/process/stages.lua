@@ -218,7 +218,8 @@ stage("json", {
         if type(st) == "string" then
           path[k] = st
         elseif st.index >= 0 then
-          path[k] = st.index
+          -- past any array a document can hold (and still a positive int64 in C)
+          path[k] = math.min(st.index, 2 ^ 53)
         else
           native = false -- a negative index needs the array's length: the decoder's way
         end
@@ -262,7 +263,8 @@ stage("json", {
             end
           else
             local ok, data = pcall(decode, input)
-            if not ok or type(data) ~= "table" then
+            -- as Alloy's (a map[string]any): an object (or null), not an array
+            if not ok or type(data) ~= "table" or not input:find("^[ \t\r\n]*{") then
               if drop_malformed and not (ok and data == null) then
                 env.drop(e, "malformed_json")
                 dropped = true

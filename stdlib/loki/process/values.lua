@@ -144,7 +144,7 @@ function M.is_label_name(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
 end
 
---- The UTF-8 bytes of code point cp (below U+10000: what a \uXXXX escape names).
+--- The UTF-8 bytes of code point cp (up to U+10FFFF).
 ---@param cp integer
 ---@return string
 function M.utf8_char(cp)
@@ -152,8 +152,36 @@ function M.utf8_char(cp)
     return string.char(cp)
   elseif cp < 0x800 then
     return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+  elseif cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
   end
-  return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+  return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+    0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
+--- The text of the \uXXXX escape at s[i] (its backslash) as Go's JSON and logfmt decoders read
+--- it: a high surrogate and the low one escaped after it are one character, a lone surrogate
+--- is U+FFFD. Returns the UTF-8 bytes and the index after the escape(s), or nil when s has no
+--- \uXXXX at i.
+---@param s string
+---@param i integer
+---@return string|nil, integer|nil
+function M.u_escape(s, i)
+  local hex = s:match("^\\u(%x%x%x%x)", i)
+  if not hex then
+    return nil
+  end
+  local cp = tonumber(hex, 16)
+  if cp >= 0xD800 and cp < 0xDC00 then
+    local lo = s:match("^\\u([dD][c-fC-F]%x%x)", i + 6)
+    if lo then
+      return M.utf8_char(0x10000 + (cp - 0xD800) * 1024 + (tonumber(lo, 16) - 0xDC00)), i + 12
+    end
+    cp = 0xFFFD
+  elseif cp >= 0xDC00 and cp < 0xE000 then
+    cp = 0xFFFD
+  end
+  return M.utf8_char(cp), i + 6
 end
 
 return M
