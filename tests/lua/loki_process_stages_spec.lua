@@ -116,3 +116,45 @@ describe("loki.process stages (json, logfmt)", function()
     assert.same({ "\240\159\152\128" }, jmespath.compile('"\\ud83d\\ude00"'))
   end)
 end)
+
+describe("loki.process stages (labels)", function()
+  it("stage.static_labels skips an empty value (Alloy's keeps the label the entry has) and invalid UTF-8", function()
+    local out = assert(run({ stage.static_labels { values = { env = "", team = "\255bad", region = "eu" } } },
+      { { labels = { job = "a", env = "prod", team = "x" }, line = "l" } }))
+    assert.same({ job = "a", env = "prod", team = "x", region = "eu" }, out[1].labels)
+  end)
+end)
+
+describe("loki.process stages (invalid UTF-8 reaching labels and metadata)", function()
+  -- a label value or metadata value that is not UTF-8 is skipped, as Alloy's label stages
+  -- skip it; before, its 0xff byte failed the whole batch ("malformed label pairs")
+  it("stage.tenant, stage.structured_metadata and stage.docker skip a value that is not UTF-8", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<t>\\S+) (?P<m>\\S+)" },
+      stage.tenant { source = "t" }, stage.structured_metadata { values = { m = "" } } },
+      { { line = "te\255nant me\255ta" }, { line = "good ok" } }))
+    assert.equals(2, #out)
+    assert.same({ job = "a" }, out[1].labels)
+    assert.same({}, out[1].metadata)
+    assert.same({ job = "a", __tenant_id__ = "good" }, out[2].labels)
+    assert.same({ m = "ok" }, out[2].metadata)
+    out = assert(run({ stage.docker {} }, { { line = '{"log":"x\\n","stream":"std\255out","time":"2023-11-14T22:13:20Z"}' } }))
+    assert.equals(1, #out)
+    assert.equals("x\n", out[1].line)
+    assert.same({ job = "a" }, out[1].labels)
+  end)
+
+  it("stage.lua: a function that leaves a label or metadata value that is not UTF-8 leaves the entry as it was", function()
+    local out = assert(run({ stage.lua { fn = function(e)
+      if e.line == "l" then
+        e.labels.x = "\255"
+      else
+        e.metadata.y = "\255"
+      end
+      e.line = "changed"
+    end } }, { { line = "l" }, { line = "m" } }))
+    assert.equals(2, #out)
+    assert.same({ "l", "m" }, { out[1].line, out[2].line })
+    assert.same({ job = "a" }, out[1].labels)
+    assert.same({}, out[2].metadata)
+  end)
+end)

@@ -34,10 +34,13 @@ M.SPEC = { type = "tagged", kind = "stage", variants = {}, doc = "Processing sta
 local derive = setmetatable({}, { __mode = "k" })
 local DELETE = {}
 
---- Sets label k of e to v (nil or "": removes it).
+--- Sets label k of e to v (nil or "": removes it). A value that is not UTF-8 is skipped, as
+--- Alloy's label stages skip it (a 0xff byte could not be encoded in the batch anyway).
 local function set_label(e, k, v)
   if v == "" then
     v = nil
+  elseif v and not values.is_utf8(v) then
+    return
   end
   local l = e.labels
   if l[k] == v then
@@ -611,7 +614,12 @@ stage("static_labels", {
     validate = label_names("values"),
   },
   new = function(a)
-    local vals = a.values
+    local vals = {}
+    for k, v in pairs(a.values) do
+      if v ~= "" and values.is_utf8(v) then -- as Alloy's: an empty or invalid value is skipped
+        vals[k] = v
+      end
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
@@ -677,7 +685,10 @@ stage("structured_metadata", {
         for k, src in pairs(vals) do
           local v = e.extracted[src ~= "" and src or k]
           if v ~= nil then
-            e.metadata[k] = str(v)
+            v = str(v)
+            if values.is_utf8(v) then -- as Alloy's: an invalid value is skipped
+              e.metadata[k] = v
+            end
           end
         end
       end
@@ -1427,13 +1438,13 @@ local function valid_entry(e)
     return nil, "labels, metadata and extracted must be tables"
   end
   for k, v in pairs(e.labels) do
-    if not values.is_label_name(k) and k ~= "__tenant_id__" or type(v) ~= "string" then
-      return nil, string.format("label %s: names must be valid label names and values strings", tostring(k))
+    if not values.is_label_name(k) and k ~= "__tenant_id__" or type(v) ~= "string" or not values.is_utf8(v) then
+      return nil, string.format("label %s: names must be valid label names and values UTF-8 strings", tostring(k))
     end
   end
   for k, v in pairs(e.metadata) do
-    if type(k) ~= "string" or type(v) ~= "string" then
-      return nil, string.format("metadata %s: names and values must be strings", tostring(k))
+    if type(k) ~= "string" or type(v) ~= "string" or k:find("\255") or not values.is_utf8(v) then
+      return nil, string.format("metadata %s: names and values must be UTF-8 strings", tostring(k))
     end
   end
   if type(e.sec) ~= "number" or type(e.nsec) ~= "number" or e.sec % 1 ~= 0 or e.nsec % 1 ~= 0 or e.nsec < 0
