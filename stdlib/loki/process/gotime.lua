@@ -4,7 +4,8 @@
 -- A layout is compiled once (M.compile) into chunks; M.parse gives seconds and nanoseconds
 -- since the epoch. Zones: an offset in the value wins; a zone name gives offset 0 (as Go does
 -- for an abbreviation it does not know) except UTC/GMT; otherwise the location given (an IANA
--- name, read from the system's zoneinfo files) or UTC.
+-- name, read from the system's zoneinfo files) or UTC. With a location, a zone name that the
+-- location uses (EST, EDT in America/New_York) has its offset there, as Go's ParseInLocation.
 local M = {}
 
 M.NAMED = {
@@ -283,8 +284,12 @@ end
 ---@return number|nil sec, number|string nsec_or_err
 function M.parse(c, v, loc, now_year, now_month)
   if c.unix then
-    local int, fr = v:match("^(%-?%d+)%.?(%d*)$")
-    if not int then
+    -- as Go's strconv.ParseInt: a sign may lead; a dot needs digits after it
+    local int, dot, fr = v:match("^([+-]?%d+)(%.?)(%d*)$")
+    if int and int:sub(1, 1) == "+" then
+      int = int:sub(2)
+    end
+    if not int or (dot == ".") ~= (fr ~= "") then
       return nil, string.format("cannot parse %q as %s", v, c.name)
     end
     if c.unix == 0 then
@@ -320,7 +325,7 @@ function M.parse(c, v, loc, now_year, now_month)
     -- anything else: the general parser says what is wrong
   end
   local year, month, day, hour, min, sec, nsec, yday = nil, 1, 1, 0, 0, 0, 0, nil
-  local pm, pmset, off = false, false, nil
+  local pm, pmset, off, zname = false, false, nil, nil
   local i = 1
   local chunks = c.chunks
   for k = 1, #chunks do
@@ -403,13 +408,16 @@ function M.parse(c, v, loc, now_year, now_month)
         pm, pmset, i = p == "PM", true, i + 2
       end
     elseif kind == "tz" then
-      local name = v:match("^%u%u%u?%u?%u?", i)
-      if v:sub(i, i):match("[+-]") then
-        name = nil
+      -- Go's parseTimeZone: 3 upper-case letters, or 4 or 5 ending in T (and WITA)
+      local name = v:match("^%u%u%u%u?%u?%u?", i) or ""
+      if #name == 6 or (#name == 5 and name:sub(5) ~= "T") then
+        name = ""
+      elseif #name == 4 and name:sub(4) ~= "T" and name ~= "WITA" then
+        name = ""
       end
-      ok = name ~= nil
+      ok = name ~= ""
       if ok then
-        off = 0 -- an abbreviation: offset 0 (Go fabricates a zone for one it does not know)
+        off, zname = 0, name -- an abbreviation: the location's offset for it, else 0 (as Go)
         i = i + #name
       end
     elseif kind:sub(1, 3) == "iso" and v:sub(i, i) == "Z" then
@@ -458,6 +466,9 @@ function M.parse(c, v, loc, now_year, now_month)
     return nil, string.format("cannot parse %q as %q: day out of range", v, c.layout)
   end
   local t = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec
+  if zname and loc and zname ~= "UTC" then
+    off = loc:offset_of_name(zname, t) or 0
+  end
   if off then
     t = t - off
   elseif loc then
@@ -513,11 +524,11 @@ function M.zone(name)
   if data:sub(5, 5) >= "2" then
     at = 1 + 44 + timecnt * 5 + typecnt * 6 + charcnt + leapcnt * 8 + isstd + isutc
     local _
-    _, _, _, timecnt, typecnt = header(at)
+    _, _, _, timecnt, typecnt, charcnt = header(at)
     tsize = 8
   end
   local p = at + 44
-  local z = { trans = {}, idx = {}, offs = {} }
+  local z = { trans = {}, idx = {}, offs = {}, names = {} }
   for k = 1, timecnt do
     z.trans[k] = be(data, p + (k - 1) * tsize, tsize, true)
   end
@@ -526,19 +537,22 @@ function M.zone(name)
     z.idx[k] = data:byte(p + k - 1) + 1
   end
   p = p + timecnt
+  local chars = data:sub(p + typecnt * 6, p + typecnt * 6 + charcnt - 1)
   for k = 1, typecnt do
     z.offs[k] = be(data, p + (k - 1) * 6, 4, true)
+    local at_ = data:byte(p + (k - 1) * 6 + 5) + 1
+    z.names[k] = chars:match("^[^%z]*", at_) or ""
   end
   z.first = 1
   zones[name] = setmetatable(z, Zone)
   return zones[name]
 end
 
---- The zone's UTC offset (seconds) at UTC time t.
-function Zone:offset_at(t)
+--- The zone's type (index into offs and names) at UTC time t.
+function Zone:type_at(t)
   local trans = self.trans
   if #trans == 0 or t < trans[1] then
-    return self.offs[self.first]
+    return self.first
   end
   local lo, hi = 1, #trans
   while lo < hi do
@@ -549,7 +563,30 @@ function Zone:offset_at(t)
       hi = mid - 1
     end
   end
-  return self.offs[self.idx[lo]]
+  return self.idx[lo]
+end
+
+--- The zone's UTC offset (seconds) at UTC time t.
+function Zone:offset_at(t)
+  return self.offs[self:type_at(t)]
+end
+
+--- The offset (seconds) of the zone's abbreviation name at wall time (seconds as if UTC), as
+--- Go's Location.lookupName: a type of that name in effect then, else any type of that name;
+--- nil when the zone has no such name.
+function Zone:offset_of_name(name, wall)
+  local names, any = self.names or {}, nil
+  for k, n in ipairs(names) do
+    if n == name then
+      local o = self.offs[k]
+      local at = self:type_at(wall - o)
+      if names[at] == name then
+        return self.offs[at]
+      end
+      any = any or o
+    end
+  end
+  return any
 end
 
 --- The offset to subtract from a local wall time (seconds as if UTC) to get UTC.
