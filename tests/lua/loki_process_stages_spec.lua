@@ -184,3 +184,29 @@ describe("loki.process stages (timestamp layouts)", function()
     assert.same({ 1700000000, 500000000 }, { gotime.parse(gotime.compile("Unix"), "1700000000.5") })
   end)
 end)
+
+describe("loki.process stages (replace)", function()
+  it("stage.replace extracts a named group as its replaced value (Alloy's capturedMap)", function()
+    local out = assert(run({ stage.replace { expression = "(?P<user>frank)", replace = "{{ .Value | ToUpper }}" },
+      stage.labels { values = { user = "" } } }, { { line = "11.11.11.11 - frank [01/Jan/2023]" } }))
+    assert.equals("11.11.11.11 - FRANK [01/Jan/2023]", out[1].line)
+    assert.same({ job = "a", user = "FRANK" }, out[1].labels)
+  end)
+
+  it("stage.replace leaves the entry as it was when its template fails (not the group removed)", function()
+    local out = assert(run({ stage.replace { expression = "password (\\S+)", replace = "{{ ToUpper .nope }}" } },
+      { { line = "user=a password xyz" } }))
+    assert.equals("user=a password xyz", out[1].line)
+  end)
+
+  it("stage.replace takes Go's matches: no empty match right after a match", function()
+    local out = assert(run({ stage.replace { expression = "(a*)", replace = "X" } }, { { line = "bab" } }))
+    assert.equals("XbXbX", out[1].line)
+  end)
+
+  it("stage.replace gives its template the extracted values as strings", function()
+    local out = assert(run({ stage.json { expressions = { ok = "" } },
+      stage.replace { expression = "(v)", replace = "{{ ToUpper .ok }}" } }, { { line = '{"ok":true,"k":"v"}' } }))
+    assert.equals('{"ok":true,"k":"TRUE"}', out[1].line)
+  end)
+end)

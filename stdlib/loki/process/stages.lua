@@ -525,48 +525,86 @@ stage("replace", {
     local re = assert(regex.new(a.expression))
     local tpl = assert(gotemplate.compile(a.replace))
     local names, groups, source = re:names(), re:groups(), a.source
+    local byte = string.byte
+    -- Go's FindAllStringSubmatchIndex: after a match, search on from its end; an empty match
+    -- right after a match is skipped (the search steps over one character).
+    local function all_matches(input)
+      local ms, pos, prev_end, n = {}, 0, -1, #input
+      while pos <= n do
+        local ov = re:offsets(input, pos + 1)
+        if not ov then
+          break
+        end
+        local accept = true
+        if ov[1] == pos then -- an empty match here
+          accept = ov[0] ~= prev_end
+          local c = byte(input, pos + 1)
+          pos = pos + ((not c or c < 0xC0) and 1 or c < 0xE0 and 2 or c < 0xF0 and 3 or 4)
+        else
+          pos = ov[1]
+        end
+        prev_end = ov[1]
+        if accept then
+          ms[#ms + 1] = ov
+        end
+      end
+      return ms
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
         local input = input_of(e, source)
-        if input then
-          local out, pos, changed = {}, 1, false
-          while pos <= #input + 1 do
-            local ov = re:offsets(input, pos)
-            if not ov then
-              break
-            end
-            local data = setmetatable({}, { __index = e.extracted })
+        local ms = input and all_matches(input)
+        if ms and #ms > 0 then
+          -- as Alloy's: the template sees the extracted values as strings, and .Value; each
+          -- group's text is replaced; a named group is extracted as its first match's
+          -- replacement; a template that fails leaves the entry as it was
+          local ex = e.extracted
+          local data = setmetatable({}, { __index = function(_, k)
+            return str(ex[k])
+          end })
+          local out, prev, replaced, ok = {}, 0, {}, true
+          for m = 1, #ms do
+            local ov = ms[m]
             for g = 1, groups do
-              local s, f = ov[2 * g], ov[2 * g + 1]
-              if s >= 0 then
-                local text = input:sub(s + 1, f)
-                if names[g] then
-                  e.extracted[names[g]] = text
-                end
+              local gs, gf = ov[2 * g], ov[2 * g + 1]
+              if gs >= 0 then
+                local text = input:sub(gs + 1, gf)
                 data.Value = text
-                local rep = gotemplate.execute(tpl, data) or ""
-                out[#out + 1] = input:sub(pos, s)
-                out[#out + 1] = rep
-                pos = f + 1
-                changed = true
+                local rep = gotemplate.execute(tpl, data)
+                if not rep then
+                  ok = false
+                  break
+                end
+                if prev == 0 or prev <= gs then
+                  out[#out + 1] = input:sub(prev + 1, gs)
+                  out[#out + 1] = rep
+                  prev = gf
+                end
+                replaced[text] = rep
               end
             end
-            if ov[1] == ov[0] then -- empty match: step over one byte
-              out[#out + 1] = input:sub(pos, ov[1] + 1)
-              pos = ov[1] + 2
-            elseif pos <= ov[1] then
-              out[#out + 1] = input:sub(pos, ov[1])
-              pos = ov[1] + 1
+            if not ok then
+              break
             end
           end
-          if changed then
-            out[#out + 1] = input:sub(pos)
+          if ok then
+            out[#out + 1] = input:sub(prev + 1)
             local res = table.concat(out)
             if source == "" then
               e.line = res
             else
-              e.extracted[source] = res
+              ex[source] = res
+            end
+            local first = ms[1]
+            for g = 1, groups do
+              if names[g] then
+                local gs = first[2 * g]
+                local rep = replaced[gs >= 0 and input:sub(gs + 1, first[2 * g + 1]) or ""]
+                if rep ~= nil then
+                  ex[names[g]] = rep
+                end
+              end
             end
           end
         end
