@@ -106,6 +106,7 @@ function M.compile(layout)
     if kind then
       if #lit > 0 then
         chunks[#chunks + 1] = { lit = table.concat(lit) }
+        chunks[#chunks].space = chunks[#chunks].lit:find(" ", 1, true) ~= nil
         lit = {}
       end
       chunks[#chunks + 1] = { kind = kind, digits = digits }
@@ -118,6 +119,7 @@ function M.compile(layout)
   end
   if #lit > 0 then
     chunks[#chunks + 1] = { lit = table.concat(lit) }
+    chunks[#chunks].space = chunks[#chunks].lit:find(" ", 1, true) ~= nil
   end
   return { chunks = chunks, has_year = has.longyear or has.year, name = layout, layout = text,
     rfc3339 = text == M.NAMED.RFC3339 or text == M.NAMED.RFC3339Nano }
@@ -333,12 +335,28 @@ function M.parse(c, v, loc, now_year, now_month)
     local kind = ch.kind
     local ok = true
     if ch.lit then
-      -- Go: spaces in the layout match any run of spaces in the value
       local lit = ch.lit
-      if v:sub(i, i + #lit - 1) == lit then
+      if not ch.space and v:sub(i, i + #lit - 1) == lit then
         i = i + #lit
       else
-        ok = false
+        -- Go's skip: a run of spaces in the layout matches a run of spaces in the value (of
+        -- any length, none at the end of the value)
+        local j = 1
+        while j <= #lit do
+          if byte(lit, j) == 32 then
+            if i <= #v and byte(v, i) ~= 32 then
+              ok = false
+              break
+            end
+            j = lit:find("[^ ]", j) or #lit + 1
+            i = v:find("[^ ]", i) or #v + 1
+          elseif byte(v, i) == byte(lit, j) then
+            i, j = i + 1, j + 1
+          else
+            ok = false
+            break
+          end
+        end
       end
     elseif kind == "longyear" then
       local y = v:match("^%d%d%d%d", i)
