@@ -220,3 +220,21 @@ describe("loki.process stages (layout spaces)", function()
     assert.is_nil((gotime.parse(c, "Dec7 10:00:00 2023")))
   end)
 end)
+
+describe("loki.process stages (json strictness, template trims)", function()
+  it("stage.json's decoder path refuses what JSON does not allow (hex, NaN, Infinity), as its scanner", function()
+    for _, bad in ipairs({ '{"a":0x10}', '{"a":NaN}', '{"a":Infinity}', '{"a":-inf}' }) do
+      for _, expr in ipairs({ "[-1]", "a" }) do
+        local out = assert(run({ stage.json { expressions = { x = expr }, drop_malformed = true } }, { { line = bad } }))
+        assert.equals(0, #out, bad .. " with " .. expr)
+      end
+    end
+  end)
+
+  it("stage.template's Trim functions take the cutset as characters (Go's), not bytes", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<v>.*)$" },
+      stage.template { source = "v", template = '{{ Trim .Value "é" }}|{{ TrimLeft .Value "éë" }}' },
+      stage.output { source = "v" } }, { { line = "ëaé" } }))
+    assert.equals("ëa|aé", out[1].line)
+  end)
+end)

@@ -15,26 +15,47 @@ local function go_unquote(s)
   return (s:gsub("\\(.)", { n = "\n", t = "\t", r = "\r", ['"'] = '"', ["\\"] = "\\" }))
 end
 
+-- The start of each character of s (a byte that is not a UTF-8 continuation byte, or the first).
+local function char_starts(s)
+  local starts = {}
+  for k = 1, #s do
+    local c = s:byte(k)
+    if k == 1 or c < 0x80 or c > 0xBF then
+      starts[#starts + 1] = k
+    end
+  end
+  return starts
+end
+
+-- Go's strings.Trim*: the cutset is a set of characters, not bytes.
 local function trim_set(s, cutset, left, right)
   if cutset == "" then
     return s
   end
   local set = {}
-  for k = 1, #cutset do
-    set[cutset:byte(k)] = true
+  local cs = char_starts(cutset)
+  for k = 1, #cs do
+    set[cutset:sub(cs[k], (cs[k + 1] or #cutset + 1) - 1)] = true
   end
-  local a, b = 1, #s
+  local chars = char_starts(s)
+  local function char(k) -- the k-th character of s
+    return s:sub(chars[k], (chars[k + 1] or #s + 1) - 1)
+  end
+  local a, b = 1, #chars
   if left then
-    while a <= b and set[s:byte(a)] do
+    while a <= b and set[char(a)] do
       a = a + 1
     end
   end
   if right then
-    while b >= a and set[s:byte(b)] do
+    while b >= a and set[char(b)] do
       b = b - 1
     end
   end
-  return s:sub(a, b)
+  if a > b then
+    return ""
+  end
+  return s:sub(chars[a], (chars[b + 1] or #s + 1) - 1)
 end
 
 local function plain_replace(s, old, new, n)

@@ -188,6 +188,11 @@ local function json_expr(name, expr)
   return steps, err
 end
 
+-- JSON as Go reads it: no hex numbers, NaN or Infinity (cjson's default takes them)
+local strict = cjson.new()
+strict.decode_invalid_numbers(false)
+local strict_decode = strict.decode
+
 stage("json", {
   doc = "Parses the line (or an extracted value) as a JSON object and extracts values with JMESPath "
     .. "expressions (field names, \"quoted names\", a.b, [N]).",
@@ -230,7 +235,7 @@ stage("json", {
       paths[i] = path
     end
     local x = native and assert(jsonx.new(paths)) or nil
-    local source, drop_malformed, search, decode = a.source, a.drop_malformed, jmespath.search, cjson.decode
+    local source, drop_malformed, search, decode = a.source, a.drop_malformed, jmespath.search, strict_decode
     local null = cjson.null
     -- the value of expression k from the C extractor, as the decoder would give it
     local function native_value(k)
