@@ -238,3 +238,42 @@ describe("loki.process stages (json strictness, template trims)", function()
     assert.equals("ëa|aé", out[1].line)
   end)
 end)
+
+describe("loki.process stages (zoneinfo rules)", function()
+  -- a "slim" TZif file: no transitions, the rule in its footer (as zic -b slim writes them)
+  local function be32(n)
+    n = n % 2 ^ 32
+    return string.char(math.floor(n / 2 ^ 24) % 256, math.floor(n / 2 ^ 16) % 256, math.floor(n / 2 ^ 8) % 256, n % 256)
+  end
+  local function slim(name, off, footer)
+    local counts = be32(0) .. be32(0) .. be32(0) .. be32(0) .. be32(1) .. be32(#name + 1)
+    local block = be32(off) .. "\0\0" .. name .. "\0"
+    local head = "TZif2" .. string.rep("\0", 15) .. counts
+    return head .. block .. head .. block .. "\n" .. footer .. "\n"
+  end
+
+  it("uses the footer's rule of a zoneinfo file past its last transition (slim files: all of today)", function()
+    local ny = assert(gotime.tzif(slim("EST", -18000, "EST5EDT,M3.2.0,M11.1.0")))
+    local c = gotime.compile("2006-01-02 15:04:05")
+    assert.equals(utc(2023, 7, 1, 16), (gotime.parse(c, "2023-07-01 12:00:00", ny)))
+    assert.equals(utc(2023, 1, 1, 17), (gotime.parse(c, "2023-01-01 12:00:00", ny)))
+    assert.equals(-14400, ny:offset_at(utc(2023, 3, 12, 7)))
+    assert.equals(-18000, ny:offset_at(utc(2023, 3, 12, 7) - 1))
+    assert.equals(-18000, ny:offset_at(utc(2023, 11, 5, 6)))
+    assert.equals(-14400, ny:offset_at(utc(2023, 11, 5, 6) - 1))
+    -- the rule gives what the full files' transitions give, north and south
+    for _, name in ipairs({ "America/New_York", "Europe/Paris", "Australia/Sydney", "America/Sao_Paulo" }) do
+      local fat = assert(gotime.zone(name))
+      local f = assert(io.open("/usr/share/zoneinfo/" .. name, "rb"))
+      local footer = f:read("*a"):match("\n([^\n]*)\n$")
+      f:close()
+      local rule = assert(gotime.tzif(slim("XXX", 0, footer)), name)
+      for t = utc(2024, 1, 1), utc(2030, 1, 1), 1800 do
+        if fat:offset_at(t) ~= rule:offset_at(t) then
+          error(string.format("%s at %d: %d from the transitions, %d from the rule %q", name, t, fat:offset_at(t),
+            rule:offset_at(t), footer))
+        end
+      end
+    end
+  end)
+end)

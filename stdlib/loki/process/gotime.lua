@@ -532,6 +532,175 @@ function M.zone(name)
   if not data or data:sub(1, 4) ~= "TZif" then
     return nil, string.format("unknown time zone %q (no zoneinfo file %s)", name, path)
   end
+  local ok, z = pcall(M.tzif, data)
+  if not ok or not z then
+    return nil, string.format("unknown time zone %q (zoneinfo file %s is damaged)", name, path)
+  end
+  zones[name] = z
+  return z
+end
+
+-- POSIX TZ rules (a TZif file's footer, for the times after its last transition): "EST5EDT,M3.2.0,M11.1.0".
+-- A name: letters, or <...>. Returns name, next index.
+local function tz_name(r, i)
+  if r:sub(i, i) == "<" then
+    local j = r:find(">", i, true)
+    if not j then
+      return nil
+    end
+    return r:sub(i + 1, j - 1), j + 1
+  end
+  local n = r:match("^%a%a%a+", i)
+  if not n then
+    return nil
+  end
+  return n, i + #n
+end
+
+-- [+-]hh[:mm[:ss]] at i: seconds, next index.
+local function tz_secs(r, i)
+  local sign, h, rest = r:match("^([+-]?)(%d%d?%d?)()", i)
+  if not h then
+    return nil
+  end
+  local v, j = tonumber(h) * 3600, rest
+  local m = r:match("^:(%d%d)", j)
+  if m then
+    v, j = v + tonumber(m) * 60, j + 3
+    local sec = r:match("^:(%d%d)", j)
+    if sec then
+      v, j = v + tonumber(sec), j + 3
+    end
+  end
+  return sign == "-" and -v or v, j
+end
+
+-- A date rule (Jn, n, Mm.w.d) with its /time at i: { kind, a, b, c, time }, next index.
+local function tz_rule(r, i)
+  local rule
+  local m, w, d, j = r:match("^M(%d%d?)%.(%d)%.(%d)()", i)
+  if m then
+    rule = { kind = "M", a = tonumber(m), b = tonumber(w), c = tonumber(d) }
+  else
+    local jn, j2 = r:match("^J(%d+)()", i)
+    if jn then
+      rule, j = { kind = "J", a = tonumber(jn) }, j2
+    else
+      local n, j3 = r:match("^(%d+)()", i)
+      if not n then
+        return nil
+      end
+      rule, j = { kind = "n", a = tonumber(n) }, j3
+    end
+  end
+  rule.time = 7200
+  if r:sub(j, j) == "/" then
+    local t, j4 = tz_secs(r, j + 1)
+    if not t then
+      return nil
+    end
+    rule.time, j = t, j4
+  end
+  return rule, j
+end
+
+-- The day (days since the epoch) rule names in year y.
+local function rule_day(rule, y)
+  local jan1 = days_from_civil(y, 1, 1)
+  if rule.kind == "J" then -- 1..365, Feb 29 never counted
+    return jan1 + rule.a - 1 + ((leap(y) and rule.a >= 60) and 1 or 0)
+  elseif rule.kind == "n" then
+    return jan1 + rule.a
+  end
+  local m, w, d = rule.a, rule.b, rule.c
+  local first = days_from_civil(y, m, 1)
+  local wd1 = (first + 4) % 7 -- 1970-01-01 was a Thursday
+  local day = 1 + (d - wd1 + 7) % 7 + (w - 1) * 7
+  local md = MDAYS[m] + ((m == 2 and leap(y)) and 1 or 0)
+  while day > md do
+    day = day - 7
+  end
+  return first + day - 1
+end
+
+--- A POSIX TZ rule string: { std = { off, name }, dst = { off, name }, start, stop } or nil.
+function M.tz_rule(r)
+  local std, i = tz_name(r, 1)
+  if not std then
+    return nil
+  end
+  local soff
+  soff, i = tz_secs(r, i)
+  if not soff then
+    return nil
+  end
+  local z = { std_name = std, std_off = -soff }
+  if i > #r then
+    return z
+  end
+  local dst
+  dst, i = tz_name(r, i)
+  if not dst then
+    return nil
+  end
+  z.dst_name, z.dst_off = dst, z.std_off + 3600
+  if r:sub(i, i) ~= "," and i <= #r then
+    local doff
+    doff, i = tz_secs(r, i)
+    if not doff then
+      return nil
+    end
+    z.dst_off = -doff
+  end
+  if r:sub(i, i) ~= "," then
+    z.start = { kind = "M", a = 3, b = 2, c = 0, time = 7200 } -- the US rules, as Go's default
+    z.stop = { kind = "M", a = 11, b = 1, c = 0, time = 7200 }
+    return i > #r and z or nil
+  end
+  z.start, i = tz_rule(r, i + 1)
+  if not z.start or r:sub(i, i) ~= "," then
+    return nil
+  end
+  z.stop, i = tz_rule(r, i + 1)
+  if not z.stop or i <= #r then
+    return nil
+  end
+  return z
+end
+
+-- The offset and name of rule z at UTC time t.
+local function rule_at(z, t)
+  if not z.dst_name then
+    return z.std_off, z.std_name
+  end
+  local y = math.floor((t + z.std_off) / 86400)
+  -- the civil year of that day
+  local yy = 1970 + math.floor(y / 365.2425)
+  while days_from_civil(yy, 1, 1) > y do
+    yy = yy - 1
+  end
+  while days_from_civil(yy + 1, 1, 1) <= y do
+    yy = yy + 1
+  end
+  local s = rule_day(z.start, yy) * 86400 + z.start.time - z.std_off
+  local e = rule_day(z.stop, yy) * 86400 + z.stop.time - z.dst_off
+  local in_dst
+  if s < e then
+    in_dst = t >= s and t < e
+  else
+    in_dst = not (t >= e and t < s)
+  end
+  if in_dst then
+    return z.dst_off, z.dst_name
+  end
+  return z.std_off, z.std_name
+end
+
+--- A zone from the bytes of a TZif file (nil when they are not one).
+function M.tzif(data)
+  if data:sub(1, 4) ~= "TZif" then
+    return nil
+  end
   -- v1 header; use the v2 64-bit block when present
   local function header(at)
     return be(data, at + 20, 4), be(data, at + 24, 4), be(data, at + 28, 4), be(data, at + 32, 4),
@@ -539,11 +708,13 @@ function M.zone(name)
   end
   local isutc, isstd, leapcnt, timecnt, typecnt, charcnt = header(1)
   local at, tsize = 1, 4
+  local footer
   if data:sub(5, 5) >= "2" then
     at = 1 + 44 + timecnt * 5 + typecnt * 6 + charcnt + leapcnt * 8 + isstd + isutc
-    local _
-    _, _, _, timecnt, typecnt, charcnt = header(at)
+    isutc, isstd, leapcnt, timecnt, typecnt, charcnt = header(at)
     tsize = 8
+    local stop = at + 44 + timecnt * 9 + typecnt * 6 + charcnt + leapcnt * 12 + isstd + isutc
+    footer = data:match("^\n([^\n]*)\n", stop)
   end
   local p = at + 44
   local z = { trans = {}, idx = {}, offs = {}, names = {} }
@@ -562,8 +733,11 @@ function M.zone(name)
     z.names[k] = chars:match("^[^%z]*", at_) or ""
   end
   z.first = 1
-  zones[name] = setmetatable(z, Zone)
-  return zones[name]
+  if typecnt == 0 then
+    return nil
+  end
+  z.rule = footer and footer ~= "" and M.tz_rule(footer) or nil
+  return setmetatable(z, Zone)
 end
 
 --- The zone's type (index into offs and names) at UTC time t.
@@ -584,9 +758,20 @@ function Zone:type_at(t)
   return self.idx[lo]
 end
 
+--- The zone's UTC offset (seconds) and abbreviation at UTC time t: after the last transition
+--- the TZif footer's rule (a "slim" zoneinfo file has no transitions past the last rule change).
+function Zone:info_at(t)
+  local trans = self.trans
+  if self.rule and (#trans == 0 or t >= trans[#trans]) then
+    return rule_at(self.rule, t)
+  end
+  local k = self:type_at(t)
+  return self.offs[k], self.names and self.names[k]
+end
+
 --- The zone's UTC offset (seconds) at UTC time t.
 function Zone:offset_at(t)
-  return self.offs[self:type_at(t)]
+  return (self:info_at(t))
 end
 
 --- The offset (seconds) of the zone's abbreviation name at wall time (seconds as if UTC), as
@@ -597,9 +782,9 @@ function Zone:offset_of_name(name, wall)
   for k, n in ipairs(names) do
     if n == name then
       local o = self.offs[k]
-      local at = self:type_at(wall - o)
-      if names[at] == name then
-        return self.offs[at]
+      local o2, n2 = self:info_at(wall - o)
+      if n2 == name then
+        return o2
       end
       any = any or o
     end
