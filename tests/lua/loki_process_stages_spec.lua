@@ -277,3 +277,19 @@ describe("loki.process stages (zoneinfo rules)", function()
     end
   end)
 end)
+
+describe("loki.process stages (pack)", function()
+  it("stage.pack packs extracted values and the line into JSON as Alloy's, labels packed removed", function()
+    local now = 1800000000.25
+    local out = assert(run({ stage.regex { expression = "user=(?P<user_id>\\S+)" },
+      stage.pack { labels = { "env", "user_id", "absent" } } },
+      { { labels = { job = "a", env = "prod" }, line = 'user=u1 said "<hi>" & left\n' } }, now))
+    assert.equals('{"env":"prod","user_id":"u1","_entry":"user=u1 said \\"\\u003chi\\u003e\\" \\u0026 left\\n"}',
+      out[1].line)
+    assert.same({ job = "a" }, out[1].labels)
+    assert.same({ 1800000000, 250000000 }, { out[1].sec, out[1].nsec })
+    out = assert(run({ stage.pack { labels = {}, ingest_timestamp = false } }, { { line = "\255x" } }))
+    assert.equals('{"_entry":"\\ufffdx"}', out[1].line)
+    assert.equals(1700000000, out[1].sec)
+  end)
+end)

@@ -777,6 +777,59 @@ stage("tenant", {
   end,
 })
 
+stage("pack", {
+  doc = "Packs the line and the extracted values of labels into a JSON object ({\"name\":\"value\",...,"
+    .. "\"_entry\":\"line\"}, names sorted) that becomes the line; those that are labels are removed from "
+    .. "the entry's labels.",
+  schema = {
+    args = {
+      labels = { type = "list", of = { type = "string" }, required = true,
+        doc = "Extracted values (labels included) to pack." },
+      ingest_timestamp = { type = "bool", default = true,
+        doc = "Set the entry's timestamp to now (packed entries of a stream then stay in order)." },
+    },
+  },
+  new = function(a, env)
+    local names, seen = {}, {}
+    for _, n in ipairs(a.labels) do
+      if not seen[n] then
+        seen[n] = true
+        names[#names + 1] = n
+      end
+    end
+    table.sort(names)
+    local enc, now_ts = values.go_json_string, a.ingest_timestamp
+    return function(list)
+      local now = now_ts and env.now()
+      local sec, nsec
+      if now then
+        sec = math.floor(now)
+        nsec = math.min(math.floor((now - sec) * 1e9 + 0.5), 999999999)
+      end
+      for i = 1, #list do
+        local e = list[i]
+        local ex = e.extracted
+        local parts = {}
+        for k = 1, #names do
+          local v = str(ex[names[k]])
+          if v ~= nil then
+            parts[#parts + 1] = enc(names[k]) .. ":" .. enc(v)
+            if e.labels[names[k]] ~= nil then
+              set_label(e, names[k], nil)
+            end
+          end
+        end
+        parts[#parts + 1] = '"_entry":' .. enc(e.line)
+        e.line = "{" .. table.concat(parts, ",") .. "}"
+        if now then
+          e.sec, e.nsec = sec, nsec
+        end
+      end
+      return list
+    end
+  end,
+})
+
 -- output, template, decolorize ----------------------------------------------------------------
 stage("output", {
   doc = "Sets the line to an extracted value.",

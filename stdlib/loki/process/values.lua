@@ -159,6 +159,48 @@ function M.utf8_char(cp)
     0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
 end
 
+--- s as a JSON string the way Go's json.Marshal writes it: HTML characters (< > &) and
+--- U+2028, U+2029 escaped, control characters as \n \r \t or \u00XX, and each byte that is
+--- not part of valid UTF-8 as \ufffd.
+---@param s string
+---@return string
+function M.go_json_string(s)
+  local out, i, n = { '"' }, 1, #s
+  local short = { [8] = "\\u0008", [9] = "\\t", [10] = "\\n", [12] = "\\u000c", [13] = "\\r", [34] = '\\"',
+    [92] = "\\\\", [60] = "\\u003c", [62] = "\\u003e", [38] = "\\u0026" }
+  while i <= n do
+    local c = s:byte(i)
+    if c < 0x80 then
+      local e = short[c]
+      if e then
+        out[#out + 1] = e
+      elseif c < 0x20 then
+        out[#out + 1] = string.format("\\u%04x", c)
+      else
+        out[#out + 1] = string.char(c)
+      end
+      i = i + 1
+    else
+      local len = c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC2 and 2 or 0
+      local ch = len > 0 and s:sub(i, i + len - 1) or ""
+      if len == 0 or #ch < len or not M.is_utf8(ch) then
+        out[#out + 1] = "\\ufffd"
+        i = i + 1
+      else
+        if ch == "\226\128\168" then
+          ch = "\\u2028"
+        elseif ch == "\226\128\169" then
+          ch = "\\u2029"
+        end
+        out[#out + 1] = ch
+        i = i + len
+      end
+    end
+  end
+  out[#out + 1] = '"'
+  return table.concat(out)
+end
+
 --- The text of the \uXXXX escape at s[i] (its backslash) as Go's JSON and logfmt decoders read
 --- it: a high surrogate and the low one escaped after it are one character, a lone surrogate
 --- is U+FFFD. Returns the UTF-8 bytes and the index after the escape(s), or nil when s has no
