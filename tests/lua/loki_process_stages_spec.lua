@@ -293,3 +293,15 @@ describe("loki.process stages (pack)", function()
     assert.equals(1700000000, out[1].sec)
   end)
 end)
+
+describe("loki.process stages (nested JSON text)", function()
+  it("stage.json writes a nested value's JSON as Go's encoder: exponents for tiny and huge numbers, HTML escaped", function()
+    local line = '{"o":{"a":1e-7,"b":2e21,"c":"<x>&","d":0.5,"e":-1.25e-10,"f":123456789012}}'
+    for _, extra in ipairs({ "o", "[-1]" }) do -- the scanner's path, the decoder's path
+      local out = assert(run({ stage.json { expressions = { o = "", z = extra } }, stage.output { source = "o" } },
+        { { line = line } }))
+      assert.equals('{"a":1e-7,"b":2e+21,"c":"\\u003cx\\u003e\\u0026","d":0.5,"e":-1.25e-10,"f":123456789012}',
+        out[1].line)
+    end
+  end)
+end)

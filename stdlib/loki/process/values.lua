@@ -41,11 +41,29 @@ function M.float(v)
   return string.format("%.17g", v)
 end
 
+-- A number as Go's encoding/json writes it: as M.float, but with an exponent below 1e-6 and
+-- from 1e21 on (1e-7, 1.5e+21).
+local function json_float(v)
+  local a = math.abs(v)
+  if a == 0 or (a >= 1e-6 and a < 1e21) or v ~= v or a == math.huge then
+    return M.float(v)
+  end
+  for p = 1, 17 do
+    local s = string.format("%." .. p .. "e", v)
+    if tonumber(s) == v then
+      local mant, sign, exp = s:match("^(-?[%d.]+)e([-+])0*(%d+)$")
+      mant = mant:find("%.") and mant:gsub("0+$", ""):gsub("%.$", "") or mant
+      if #exp < 2 and sign == "+" then
+        exp = "0" .. exp
+      end
+      return mant .. "e" .. sign .. exp
+    end
+  end
+  return M.float(v)
+end
+
 local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    local map = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-    return map[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
+  return M.go_json_string(s)
 end
 
 local null
@@ -56,7 +74,7 @@ function M.json(v)
   if t == "string" then
     return quote(v)
   elseif t == "number" then
-    return M.float(v)
+    return json_float(v)
   elseif t == "boolean" then
     return tostring(v)
   elseif t ~= "table" or v == null then
