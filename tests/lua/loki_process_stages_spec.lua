@@ -305,3 +305,21 @@ describe("loki.process stages (nested JSON text)", function()
     end
   end)
 end)
+
+describe("loki.process stages (metrics arguments)", function()
+  local metric = setmetatable({}, { __index = function(_, tag)
+    return function(a)
+      return schema.tagged("metric", tag, a, 1)
+    end
+  end })
+  it("refuses count_entry_bytes without match_all and action add, as Alloy's (it would count no bytes)", function()
+    for _, a in ipairs({ { match_all = true, action = "inc" }, { action = "add", source = "n" } }) do
+      a.name, a.count_entry_bytes = "bytes_total", true
+      local out, err = run({ stage.metrics { metric.counter(a) } }, { { line = "x" } })
+      assert.is_nil(out)
+      assert.matches("count_entry_bytes needs match_all = true and action = \"add\"", err, 1, true)
+    end
+    assert(run({ stage.metrics { metric.counter { name = "bytes_total", match_all = true, action = "add",
+      count_entry_bytes = true } } }, { { line = "x" } }))
+  end)
+end)

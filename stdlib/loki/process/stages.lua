@@ -1388,8 +1388,10 @@ M.METRIC_SPEC = { type = "tagged", kind = "metric", variants = {
       if b.match_all and b.value ~= "" then
         return nil, "match_all and value are mutually exclusive"
       end
-      if b.count_entry_bytes and not (b.match_all or b.action == "add") then
-        return nil, "count_entry_bytes needs match_all = true or action = \"add\""
+      if b.count_entry_bytes and not (b.match_all and b.action == "add") then
+        -- as Alloy's check (its message says "or", its test is "and"): otherwise the bytes
+        -- would not be counted (inc counts entries; without match_all the source is added)
+        return nil, "count_entry_bytes needs match_all = true and action = \"add\""
       end
       return metric_name_ok(b)
     end,
