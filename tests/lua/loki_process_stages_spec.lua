@@ -323,3 +323,35 @@ describe("loki.process stages (metrics arguments)", function()
       count_entry_bytes = true } } }, { { line = "x" } }))
   end)
 end)
+
+describe("loki.process stages (cri)", function()
+  it("joins a long run of CRI partial lines in linear time (a 32 MiB line in 16 KiB parts)", function()
+    local chunk = string.rep("x", 16384)
+    local entries = {}
+    for i = 1, 2000 do
+      entries[i] = { line = "2023-11-14T22:13:20.000000000Z stdout P " .. chunk, nsec = i }
+    end
+    entries[#entries + 1] = { line = "2023-11-14T22:13:20.5Z stdout F end" }
+    local t0 = os.clock()
+    local out = assert(run({ stage.cri {} }, entries))
+    local took = os.clock() - t0
+    assert.equals(1, #out)
+    assert.equals(2000 * 16384 + 3, #out[1].line)
+    assert.equals("xxxend", out[1].line:sub(-6))
+    assert.is_true(took < 3, string.format("took %.1f s", took))
+  end)
+
+  it("truncates joined partial lines at max_partial_line_size and sends them on past max_partial_lines", function()
+    local out = assert(run({ stage.cri { max_partial_line_size = 10, max_partial_line_size_truncate = true,
+      max_partial_lines = 1 } }, {
+      { line = "2023-11-14T22:13:20Z stdout P abcdef" }, { line = "2023-11-14T22:13:21Z stdout P ghijkl" },
+      { line = "2023-11-14T22:13:22Z stdout F mn" },
+      { line = "2023-11-14T22:13:23Z stdout P one " }, { line = "2023-11-14T22:13:24Z stderr P two" },
+      { line = "2023-11-14T22:13:25Z stderr F !" } }))
+    local lines = {}
+    for i, e in ipairs(out) do
+      lines[i] = e.line
+    end
+    assert.same({ "abcdefghij", "one ", "two!" }, lines)
+  end)
+end)
