@@ -355,3 +355,12 @@ describe("loki.process stages (cri)", function()
     assert.same({ "abcdefghij", "one ", "two!" }, lines)
   end)
 end)
+
+describe("loki.process stages (template case)", function()
+  it("ToUpper and ToLower change accented, Greek and Cyrillic letters as Go's strings functions", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<v>.*)$" },
+      stage.template { source = "u", template = "{{ ToUpper .v }}|{{ ToLower .v }}" }, stage.output { source = "u" } },
+      { { line = "Ärger état Œuvre ÿ ß Ωμέγα Привет 😀 x" } }))
+    assert.equals("ÄRGER ÉTAT ŒUVRE Ÿ ß ΩΜΈΓΑ ПРИВЕТ 😀 X|ärger état œuvre ÿ ß ωμέγα привет 😀 x", out[1].line)
+  end)
+end)
