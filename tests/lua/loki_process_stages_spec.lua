@@ -364,3 +364,25 @@ describe("loki.process stages (template case)", function()
     assert.equals("ÄRGER ÉTAT ŒUVRE Ÿ ß ΩΜΈΓΑ ПРИВЕТ 😀 X|ärger état œuvre ÿ ß ωμέγα привет 😀 x", out[1].line)
   end)
 end)
+
+describe("loki.process stages (match with stages that hold or merge entries)", function()
+  it("stage.match with a nested multiline forwards the merged block, not the lines it merged", function()
+    local out = assert(run({ stage.match { selector = '{job="a"}', stage.multiline { firstline = "^start" } } },
+      { { line = "start 1" }, { line = "cont 1" }, { line = "start 2" }, { line = "cont 2" },
+        { labels = { job = "b" }, line = "other" } }))
+    local lines = {}
+    for i, e in ipairs(out) do
+      lines[i] = e.line
+    end
+    table.sort(lines)
+    -- "start 2" and "cont 2" wait for more lines (max_wait_time)
+    assert.same({ "other", "start 1\ncont 1" }, lines)
+  end)
+
+  it("stage.match with a nested cri forwards the joined line once", function()
+    local out = assert(run({ stage.match { selector = '{job="a"}', stage.cri {} } },
+      { { line = "2023-11-14T22:13:20Z stdout P part " }, { line = "2023-11-14T22:13:21Z stdout F end" } }))
+    assert.equals(1, #out)
+    assert.equals("part end", out[1].line)
+  end)
+end)

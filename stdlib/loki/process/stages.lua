@@ -1155,13 +1155,36 @@ stage("match", {
       if n == 0 then
         return list
       end
-      nested(sub)
-      list = compact(list)
+      -- what goes on: the entries not matched, and what the nested stages give back (not
+      -- the matched entries themselves: a nested multiline, cri or limit merges or holds
+      -- them, and a merged entry is a new one)
+      local pos = {}
+      for i = 1, #list do
+        pos[list[i]] = i
+      end
+      local matched = {}
+      for i = 1, n do
+        matched[sub[i]] = true
+      end
+      local res = nested(sub)
+      local out = {}
+      for i = 1, #list do
+        local e = list[i]
+        if not matched[e] then
+          e.order = i
+          out[#out + 1] = e
+        end
+      end
+      for k = 1, #res do
+        local e = res[k]
+        if not e.dropped then
+          e.order = pos[e] or #list + k
+          out[#out + 1] = e
+        end
+      end
+      list = out
       -- entries that took different branches may share a stream: keep timestamps in order
       -- (a stable sort, as Alloy's)
-      for i = 1, #list do
-        list[i].order = i
-      end
       table.sort(list, function(x, y)
         if x.sec ~= y.sec then
           return x.sec < y.sec
