@@ -386,3 +386,32 @@ describe("loki.process stages (match with stages that hold or merge entries)", f
     assert.equals("part end", out[1].line)
   end)
 end)
+
+describe("loki.process stages (memory)", function()
+  it("keeps no per-batch state: memory after many batches stays flat", function()
+    local P = require("loki.process")
+    local sink = require("moonwatch.receiver").logs("sink", function() end)
+    local args = assert(schema.validate({ args = P.args, positional = "stage" }, { forward_to = { sink },
+      stage.json { expressions = { level = "" } }, stage.labels { values = { level = "" } } }))
+    local ctx = { id = "loki.process.mem", log = require("moonwatch.log").new({}), export = function() end,
+      on_stop = function() end, timer = function()
+        return { close = function() end }
+      end }
+    local p = P.new(ctx, args)
+    local function batches(n)
+      for _ = 1, n do
+        local b = logs.new()
+        for s = 1, 5 do
+          logs.add(b, { job = "a", instance = "host-" .. s, pod = "pod-" .. s }, 1700000000, 0, '{"level":"info"}')
+        end
+        p:append(b)
+      end
+      collectgarbage()
+      collectgarbage()
+      return collectgarbage("count")
+    end
+    local base = batches(500)
+    local after = batches(3000)
+    assert.is_true(after - base < 200, string.format("grew %.0f KiB over 3000 batches", after - base))
+  end)
+end)

@@ -80,7 +80,10 @@ local function private_labels(e)
   return t
 end
 
-local extracted_base = setmetatable({}, { __mode = "k" }) -- labels -> metatable { __index = labels }
+-- labels -> metatable { __index = labels }. Weak values too: the metatable refers to its key,
+-- and LuaJIT's weak keys are not ephemerons, so with weak keys alone no entry (and no
+-- label set) was ever collected: memory grew with every stream of every batch.
+local extracted_base = setmetatable({}, { __mode = "kv" })
 
 --- A new extracted map for an entry with labels l: it starts with the labels (read through
 --- __index: nothing is copied).
