@@ -53,7 +53,9 @@ local function set_label(e, k, v)
   end
   local byk = d[k]
   if not byk then
-    byk = {}
+    -- weak values: a derived set lives as long as entries hold it (it would otherwise keep
+    -- the sets derived from it, a chain that weak keys free one garbage cycle per link)
+    byk = setmetatable({}, { __mode = "v" })
     d[k] = byk
   end
   local key = v == nil and DELETE or v
