@@ -400,7 +400,7 @@ case("replace_decolorize", {
   stage.replace { expression = "password (\\S+)", replace = "*****" },
   stage.replace { expression = "(?P<user>frank)", replace = "{{ .Value | ToUpper }}" },
   stage.labels { values = { user = "" } },]],
-  expect = { echo(T0, { user = "frank" }, "http: 11.11.11.11 - FRANK [01/Jan/2023:00:00:01 +0200] password *****") },
+  expect = { echo(T0, { user = "FRANK" }, "http: 11.11.11.11 - FRANK [01/Jan/2023:00:00:01 +0200] password *****") },
 })
 
 case("line_too_long", {

@@ -15,26 +15,47 @@ local function go_unquote(s)
   return (s:gsub("\\(.)", { n = "\n", t = "\t", r = "\r", ['"'] = '"', ["\\"] = "\\" }))
 end
 
+-- The start of each character of s (a byte that is not a UTF-8 continuation byte, or the first).
+local function char_starts(s)
+  local starts = {}
+  for k = 1, #s do
+    local c = s:byte(k)
+    if k == 1 or c < 0x80 or c > 0xBF then
+      starts[#starts + 1] = k
+    end
+  end
+  return starts
+end
+
+-- Go's strings.Trim*: the cutset is a set of characters, not bytes.
 local function trim_set(s, cutset, left, right)
   if cutset == "" then
     return s
   end
   local set = {}
-  for k = 1, #cutset do
-    set[cutset:byte(k)] = true
+  local cs = char_starts(cutset)
+  for k = 1, #cs do
+    set[cutset:sub(cs[k], (cs[k + 1] or #cutset + 1) - 1)] = true
   end
-  local a, b = 1, #s
+  local chars = char_starts(s)
+  local function char(k) -- the k-th character of s
+    return s:sub(chars[k], (chars[k + 1] or #s + 1) - 1)
+  end
+  local a, b = 1, #chars
   if left then
-    while a <= b and set[s:byte(a)] do
+    while a <= b and set[char(a)] do
       a = a + 1
     end
   end
   if right then
-    while b >= a and set[s:byte(b)] do
+    while b >= a and set[char(b)] do
       b = b - 1
     end
   end
-  return s:sub(a, b)
+  if a > b then
+    return ""
+  end
+  return s:sub(chars[a], (chars[b + 1] or #s + 1) - 1)
 end
 
 local function plain_replace(s, old, new, n)
@@ -68,6 +89,81 @@ local function plain_replace(s, old, new, n)
   return table.concat(out)
 end
 
+-- Case mapping as Go's strings.ToUpper/ToLower for ASCII, Latin-1, Latin Extended-A, Greek
+-- and Cyrillic (the letters of most log text; other characters are kept as they are).
+local UPPER, LOWER = {}, {}
+local function pair(up, low)
+  UPPER[low], LOWER[up] = up, low
+end
+for c = 0x41, 0x5A do
+  pair(c, c + 0x20)
+end
+for c = 0xC0, 0xDE do
+  if c ~= 0xD7 then
+    pair(c, c + 0x20)
+  end
+end
+for c = 0x100, 0x137, 2 do
+  pair(c, c + 1)
+end
+for c = 0x139, 0x148, 2 do
+  pair(c, c + 1)
+end
+for c = 0x14A, 0x177, 2 do
+  pair(c, c + 1)
+end
+for c = 0x179, 0x17E, 2 do
+  pair(c, c + 1)
+end
+pair(0x178, 0xFF)
+UPPER[0x131], LOWER[0x130] = 0x49, 0x69 -- dotless i, dotted I
+UPPER[0x17F], UPPER[0xB5] = 0x53, 0x39C -- long s, micro sign
+for c = 0x391, 0x3A9 do
+  if c ~= 0x3A2 then
+    pair(c, c + 0x20)
+  end
+end
+UPPER[0x3C2] = 0x3A3 -- final sigma
+pair(0x386, 0x3AC)
+pair(0x388, 0x3AD)
+pair(0x389, 0x3AE)
+pair(0x38A, 0x3AF)
+pair(0x38C, 0x3CC)
+pair(0x38E, 0x3CD)
+pair(0x38F, 0x3CE)
+for c = 0x410, 0x42F do
+  pair(c, c + 0x20)
+end
+for c = 0x400, 0x40F do
+  pair(c, c + 0x50)
+end
+
+local function utf8_char(cp)
+  if cp < 0x80 then
+    return string.char(cp)
+  end
+  return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64) -- all mapped code points are below U+0800
+end
+
+local function map_case(s, map, ascii)
+  s = ascii(s) -- ASCII letters (bytes from 0x80 on are left as they are)
+  if not s:find("[\194-\213]") then
+    return s
+  end
+  return (s:gsub("[\194-\213][\128-\191]", function(ch)
+    local m = map[(ch:byte(1) - 0xC0) * 64 + ch:byte(2) - 0x80]
+    return m and utf8_char(m) or ch
+  end))
+end
+
+local function to_upper(s)
+  return map_case(s, UPPER, string.upper)
+end
+
+local function to_lower(s)
+  return map_case(s, LOWER, string.lower)
+end
+
 local function str(v, fname, k)
   if type(v) ~= "string" then
     error(string.format("%s: argument %d is not a string", fname, k), 0)
@@ -77,10 +173,10 @@ end
 
 -- name -> { arity, fn }
 M.FUNCS = {
-  ToLower = { 1, function(s) return str(s, "ToLower", 1):lower() end },
-  ToUpper = { 1, function(s) return str(s, "ToUpper", 1):upper() end },
-  lower = { 1, function(s) return str(s, "lower", 1):lower() end },
-  upper = { 1, function(s) return str(s, "upper", 1):upper() end },
+  ToLower = { 1, function(s) return to_lower(str(s, "ToLower", 1)) end },
+  ToUpper = { 1, function(s) return to_upper(str(s, "ToUpper", 1)) end },
+  lower = { 1, function(s) return to_lower(str(s, "lower", 1)) end },
+  upper = { 1, function(s) return to_upper(str(s, "upper", 1)) end },
   Replace = { 4, function(s, old, new, n)
     return plain_replace(str(s, "Replace", 1), str(old, "Replace", 2), str(new, "Replace", 3), tonumber(n) or -1)
   end },

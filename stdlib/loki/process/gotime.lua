@@ -4,7 +4,8 @@
 -- A layout is compiled once (M.compile) into chunks; M.parse gives seconds and nanoseconds
 -- since the epoch. Zones: an offset in the value wins; a zone name gives offset 0 (as Go does
 -- for an abbreviation it does not know) except UTC/GMT; otherwise the location given (an IANA
--- name, read from the system's zoneinfo files) or UTC.
+-- name, read from the system's zoneinfo files) or UTC. With a location, a zone name that the
+-- location uses (EST, EDT in America/New_York) has its offset there, as Go's ParseInLocation.
 local M = {}
 
 M.NAMED = {
@@ -105,6 +106,7 @@ function M.compile(layout)
     if kind then
       if #lit > 0 then
         chunks[#chunks + 1] = { lit = table.concat(lit) }
+        chunks[#chunks].space = chunks[#chunks].lit:find(" ", 1, true) ~= nil
         lit = {}
       end
       chunks[#chunks + 1] = { kind = kind, digits = digits }
@@ -117,6 +119,7 @@ function M.compile(layout)
   end
   if #lit > 0 then
     chunks[#chunks + 1] = { lit = table.concat(lit) }
+    chunks[#chunks].space = chunks[#chunks].lit:find(" ", 1, true) ~= nil
   end
   return { chunks = chunks, has_year = has.longyear or has.year, name = layout, layout = text,
     rfc3339 = text == M.NAMED.RFC3339 or text == M.NAMED.RFC3339Nano }
@@ -276,12 +279,19 @@ local function rfc3339(v)
 end
 
 --- Parses v with a compiled layout. loc: a zone (M.zone) for values without an offset, or nil
---- (UTC). now_year: the year to use when the layout has none.
+--- (UTC). now_year, now_month: today, for a layout without a year (as Alloy's
+--- SetYearForLimitedTimeFormat: the year of now, the one before for a December value read in
+--- January, the one after for a January value read in December; Feb 29 is read as Go reads it
+--- in year 0, a leap year, and moves to Mar 1 in a common year).
 ---@return number|nil sec, number|string nsec_or_err
-function M.parse(c, v, loc, now_year)
+function M.parse(c, v, loc, now_year, now_month)
   if c.unix then
-    local int, fr = v:match("^(%-?%d+)%.?(%d*)$")
-    if not int then
+    -- as Go's strconv.ParseInt: a sign may lead; a dot needs digits after it
+    local int, dot, fr = v:match("^([+-]?%d+)(%.?)(%d*)$")
+    if int and int:sub(1, 1) == "+" then
+      int = int:sub(2)
+    end
+    if not int or (dot == ".") ~= (fr ~= "") then
       return nil, string.format("cannot parse %q as %s", v, c.name)
     end
     if c.unix == 0 then
@@ -317,7 +327,7 @@ function M.parse(c, v, loc, now_year)
     -- anything else: the general parser says what is wrong
   end
   local year, month, day, hour, min, sec, nsec, yday = nil, 1, 1, 0, 0, 0, 0, nil
-  local pm, pmset, off = false, false, nil
+  local pm, pmset, off, zname = false, false, nil, nil
   local i = 1
   local chunks = c.chunks
   for k = 1, #chunks do
@@ -325,12 +335,28 @@ function M.parse(c, v, loc, now_year)
     local kind = ch.kind
     local ok = true
     if ch.lit then
-      -- Go: spaces in the layout match any run of spaces in the value
       local lit = ch.lit
-      if v:sub(i, i + #lit - 1) == lit then
+      if not ch.space and v:sub(i, i + #lit - 1) == lit then
         i = i + #lit
       else
-        ok = false
+        -- Go's skip: a run of spaces in the layout matches a run of spaces in the value (of
+        -- any length, none at the end of the value)
+        local j = 1
+        while j <= #lit do
+          if byte(lit, j) == 32 then
+            if i <= #v and byte(v, i) ~= 32 then
+              ok = false
+              break
+            end
+            j = lit:find("[^ ]", j) or #lit + 1
+            i = v:find("[^ ]", i) or #v + 1
+          elseif byte(v, i) == byte(lit, j) then
+            i, j = i + 1, j + 1
+          else
+            ok = false
+            break
+          end
+        end
       end
     elseif kind == "longyear" then
       local y = v:match("^%d%d%d%d", i)
@@ -400,13 +426,16 @@ function M.parse(c, v, loc, now_year)
         pm, pmset, i = p == "PM", true, i + 2
       end
     elseif kind == "tz" then
-      local name = v:match("^%u%u%u?%u?%u?", i)
-      if v:sub(i, i):match("[+-]") then
-        name = nil
+      -- Go's parseTimeZone: 3 upper-case letters, or 4 or 5 ending in T (and WITA)
+      local name = v:match("^%u%u%u%u?%u?%u?", i) or ""
+      if #name == 6 or (#name == 5 and name:sub(5) ~= "T") then
+        name = ""
+      elseif #name == 4 and name:sub(4) ~= "T" and name ~= "WITA" then
+        name = ""
       end
-      ok = name ~= nil
+      ok = name ~= ""
       if ok then
-        off = 0 -- an abbreviation: offset 0 (Go fabricates a zone for one it does not know)
+        off, zname = 0, name -- an abbreviation: the location's offset for it, else 0 (as Go)
         i = i + #name
       end
     elseif kind:sub(1, 3) == "iso" and v:sub(i, i) == "Z" then
@@ -429,7 +458,15 @@ function M.parse(c, v, loc, now_year)
       hour = 0
     end
   end
-  year = year or now_year or 0
+  local no_year = year == nil
+  if no_year then
+    year = now_year or 0
+    if now_month == 1 and month == 12 then
+      year = year - 1
+    elseif now_month == 12 and month == 1 then
+      year = year + 1
+    end
+  end
   if yday then
     local d = yday
     month = 1
@@ -442,11 +479,14 @@ function M.parse(c, v, loc, now_year)
     end
     day = d
   end
-  local md = MDAYS[month] + ((month == 2 and leap(year)) and 1 or 0)
+  local md = MDAYS[month] + ((month == 2 and (no_year or leap(year))) and 1 or 0)
   if day < 1 or day > md then
     return nil, string.format("cannot parse %q as %q: day out of range", v, c.layout)
   end
   local t = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec
+  if zname and loc and zname ~= "UTC" then
+    off = loc:offset_of_name(zname, t) or 0
+  end
   if off then
     t = t - off
   elseif loc then
@@ -492,6 +532,175 @@ function M.zone(name)
   if not data or data:sub(1, 4) ~= "TZif" then
     return nil, string.format("unknown time zone %q (no zoneinfo file %s)", name, path)
   end
+  local ok, z = pcall(M.tzif, data)
+  if not ok or not z then
+    return nil, string.format("unknown time zone %q (zoneinfo file %s is damaged)", name, path)
+  end
+  zones[name] = z
+  return z
+end
+
+-- POSIX TZ rules (a TZif file's footer, for the times after its last transition): "EST5EDT,M3.2.0,M11.1.0".
+-- A name: letters, or <...>. Returns name, next index.
+local function tz_name(r, i)
+  if r:sub(i, i) == "<" then
+    local j = r:find(">", i, true)
+    if not j then
+      return nil
+    end
+    return r:sub(i + 1, j - 1), j + 1
+  end
+  local n = r:match("^%a%a%a+", i)
+  if not n then
+    return nil
+  end
+  return n, i + #n
+end
+
+-- [+-]hh[:mm[:ss]] at i: seconds, next index.
+local function tz_secs(r, i)
+  local sign, h, rest = r:match("^([+-]?)(%d%d?%d?)()", i)
+  if not h then
+    return nil
+  end
+  local v, j = tonumber(h) * 3600, rest
+  local m = r:match("^:(%d%d)", j)
+  if m then
+    v, j = v + tonumber(m) * 60, j + 3
+    local sec = r:match("^:(%d%d)", j)
+    if sec then
+      v, j = v + tonumber(sec), j + 3
+    end
+  end
+  return sign == "-" and -v or v, j
+end
+
+-- A date rule (Jn, n, Mm.w.d) with its /time at i: { kind, a, b, c, time }, next index.
+local function tz_rule(r, i)
+  local rule
+  local m, w, d, j = r:match("^M(%d%d?)%.(%d)%.(%d)()", i)
+  if m then
+    rule = { kind = "M", a = tonumber(m), b = tonumber(w), c = tonumber(d) }
+  else
+    local jn, j2 = r:match("^J(%d+)()", i)
+    if jn then
+      rule, j = { kind = "J", a = tonumber(jn) }, j2
+    else
+      local n, j3 = r:match("^(%d+)()", i)
+      if not n then
+        return nil
+      end
+      rule, j = { kind = "n", a = tonumber(n) }, j3
+    end
+  end
+  rule.time = 7200
+  if r:sub(j, j) == "/" then
+    local t, j4 = tz_secs(r, j + 1)
+    if not t then
+      return nil
+    end
+    rule.time, j = t, j4
+  end
+  return rule, j
+end
+
+-- The day (days since the epoch) rule names in year y.
+local function rule_day(rule, y)
+  local jan1 = days_from_civil(y, 1, 1)
+  if rule.kind == "J" then -- 1..365, Feb 29 never counted
+    return jan1 + rule.a - 1 + ((leap(y) and rule.a >= 60) and 1 or 0)
+  elseif rule.kind == "n" then
+    return jan1 + rule.a
+  end
+  local m, w, d = rule.a, rule.b, rule.c
+  local first = days_from_civil(y, m, 1)
+  local wd1 = (first + 4) % 7 -- 1970-01-01 was a Thursday
+  local day = 1 + (d - wd1 + 7) % 7 + (w - 1) * 7
+  local md = MDAYS[m] + ((m == 2 and leap(y)) and 1 or 0)
+  while day > md do
+    day = day - 7
+  end
+  return first + day - 1
+end
+
+--- A POSIX TZ rule string: { std = { off, name }, dst = { off, name }, start, stop } or nil.
+function M.tz_rule(r)
+  local std, i = tz_name(r, 1)
+  if not std then
+    return nil
+  end
+  local soff
+  soff, i = tz_secs(r, i)
+  if not soff then
+    return nil
+  end
+  local z = { std_name = std, std_off = -soff }
+  if i > #r then
+    return z
+  end
+  local dst
+  dst, i = tz_name(r, i)
+  if not dst then
+    return nil
+  end
+  z.dst_name, z.dst_off = dst, z.std_off + 3600
+  if r:sub(i, i) ~= "," and i <= #r then
+    local doff
+    doff, i = tz_secs(r, i)
+    if not doff then
+      return nil
+    end
+    z.dst_off = -doff
+  end
+  if r:sub(i, i) ~= "," then
+    z.start = { kind = "M", a = 3, b = 2, c = 0, time = 7200 } -- the US rules, as Go's default
+    z.stop = { kind = "M", a = 11, b = 1, c = 0, time = 7200 }
+    return i > #r and z or nil
+  end
+  z.start, i = tz_rule(r, i + 1)
+  if not z.start or r:sub(i, i) ~= "," then
+    return nil
+  end
+  z.stop, i = tz_rule(r, i + 1)
+  if not z.stop or i <= #r then
+    return nil
+  end
+  return z
+end
+
+-- The offset and name of rule z at UTC time t.
+local function rule_at(z, t)
+  if not z.dst_name then
+    return z.std_off, z.std_name
+  end
+  local y = math.floor((t + z.std_off) / 86400)
+  -- the civil year of that day
+  local yy = 1970 + math.floor(y / 365.2425)
+  while days_from_civil(yy, 1, 1) > y do
+    yy = yy - 1
+  end
+  while days_from_civil(yy + 1, 1, 1) <= y do
+    yy = yy + 1
+  end
+  local s = rule_day(z.start, yy) * 86400 + z.start.time - z.std_off
+  local e = rule_day(z.stop, yy) * 86400 + z.stop.time - z.dst_off
+  local in_dst
+  if s < e then
+    in_dst = t >= s and t < e
+  else
+    in_dst = not (t >= e and t < s)
+  end
+  if in_dst then
+    return z.dst_off, z.dst_name
+  end
+  return z.std_off, z.std_name
+end
+
+--- A zone from the bytes of a TZif file (nil when they are not one).
+function M.tzif(data)
+  if data:sub(1, 4) ~= "TZif" then
+    return nil
+  end
   -- v1 header; use the v2 64-bit block when present
   local function header(at)
     return be(data, at + 20, 4), be(data, at + 24, 4), be(data, at + 28, 4), be(data, at + 32, 4),
@@ -499,14 +708,16 @@ function M.zone(name)
   end
   local isutc, isstd, leapcnt, timecnt, typecnt, charcnt = header(1)
   local at, tsize = 1, 4
+  local footer
   if data:sub(5, 5) >= "2" then
     at = 1 + 44 + timecnt * 5 + typecnt * 6 + charcnt + leapcnt * 8 + isstd + isutc
-    local _
-    _, _, _, timecnt, typecnt = header(at)
+    isutc, isstd, leapcnt, timecnt, typecnt, charcnt = header(at)
     tsize = 8
+    local stop = at + 44 + timecnt * 9 + typecnt * 6 + charcnt + leapcnt * 12 + isstd + isutc
+    footer = data:match("^\n([^\n]*)\n", stop)
   end
   local p = at + 44
-  local z = { trans = {}, idx = {}, offs = {} }
+  local z = { trans = {}, idx = {}, offs = {}, names = {} }
   for k = 1, timecnt do
     z.trans[k] = be(data, p + (k - 1) * tsize, tsize, true)
   end
@@ -515,19 +726,25 @@ function M.zone(name)
     z.idx[k] = data:byte(p + k - 1) + 1
   end
   p = p + timecnt
+  local chars = data:sub(p + typecnt * 6, p + typecnt * 6 + charcnt - 1)
   for k = 1, typecnt do
     z.offs[k] = be(data, p + (k - 1) * 6, 4, true)
+    local at_ = data:byte(p + (k - 1) * 6 + 5) + 1
+    z.names[k] = chars:match("^[^%z]*", at_) or ""
   end
   z.first = 1
-  zones[name] = setmetatable(z, Zone)
-  return zones[name]
+  if typecnt == 0 then
+    return nil
+  end
+  z.rule = footer and footer ~= "" and M.tz_rule(footer) or nil
+  return setmetatable(z, Zone)
 end
 
---- The zone's UTC offset (seconds) at UTC time t.
-function Zone:offset_at(t)
+--- The zone's type (index into offs and names) at UTC time t.
+function Zone:type_at(t)
   local trans = self.trans
   if #trans == 0 or t < trans[1] then
-    return self.offs[self.first]
+    return self.first
   end
   local lo, hi = 1, #trans
   while lo < hi do
@@ -538,7 +755,41 @@ function Zone:offset_at(t)
       hi = mid - 1
     end
   end
-  return self.offs[self.idx[lo]]
+  return self.idx[lo]
+end
+
+--- The zone's UTC offset (seconds) and abbreviation at UTC time t: after the last transition
+--- the TZif footer's rule (a "slim" zoneinfo file has no transitions past the last rule change).
+function Zone:info_at(t)
+  local trans = self.trans
+  if self.rule and (#trans == 0 or t >= trans[#trans]) then
+    return rule_at(self.rule, t)
+  end
+  local k = self:type_at(t)
+  return self.offs[k], self.names and self.names[k]
+end
+
+--- The zone's UTC offset (seconds) at UTC time t.
+function Zone:offset_at(t)
+  return (self:info_at(t))
+end
+
+--- The offset (seconds) of the zone's abbreviation name at wall time (seconds as if UTC), as
+--- Go's Location.lookupName: a type of that name in effect then, else any type of that name;
+--- nil when the zone has no such name.
+function Zone:offset_of_name(name, wall)
+  local names, any = self.names or {}, nil
+  for k, n in ipairs(names) do
+    if n == name then
+      local o = self.offs[k]
+      local o2, n2 = self:info_at(wall - o)
+      if n2 == name then
+        return o2
+      end
+      any = any or o
+    end
+  end
+  return any
 end
 
 --- The offset to subtract from a local wall time (seconds as if UTC) to get UTC.

@@ -23,9 +23,8 @@ local function unquote(expr, i)
       if map[n] then
         out[#out + 1] = map[n]
         j = j + 2
-      elseif n == "u" and expr:sub(j + 2, j + 5):match("^%x%x%x%x$") then
-        out[#out + 1] = values.utf8_char(tonumber(expr:sub(j + 2, j + 5), 16))
-        j = j + 6
+      elseif n == "u" and values.u_escape(expr, j) then
+        out[#out + 1], j = values.u_escape(expr, j)
       else
         return nil, string.format("bad escape in quoted identifier at offset %d", j - 1)
       end

@@ -25,9 +25,8 @@ local function quoted(s, i)
       if ESC[e] then
         out[#out + 1] = ESC[e]
         j = j + 2
-      elseif e == "u" and s:sub(j + 2, j + 5):match("^%x%x%x%x$") then
-        out[#out + 1] = values.utf8_char(tonumber(s:sub(j + 2, j + 5), 16))
-        j = j + 6
+      elseif e == "u" and values.u_escape(s, j) then
+        out[#out + 1], j = values.u_escape(s, j)
       else
         out[#out + 1] = c
         j = j + 1

@@ -34,10 +34,13 @@ M.SPEC = { type = "tagged", kind = "stage", variants = {}, doc = "Processing sta
 local derive = setmetatable({}, { __mode = "k" })
 local DELETE = {}
 
---- Sets label k of e to v (nil or "": removes it).
+--- Sets label k of e to v (nil or "": removes it). A value that is not UTF-8 is skipped, as
+--- Alloy's label stages skip it (a 0xff byte could not be encoded in the batch anyway).
 local function set_label(e, k, v)
   if v == "" then
     v = nil
+  elseif v and not values.is_utf8(v) then
+    return
   end
   local l = e.labels
   if l[k] == v then
@@ -50,7 +53,9 @@ local function set_label(e, k, v)
   end
   local byk = d[k]
   if not byk then
-    byk = {}
+    -- weak values: a derived set lives as long as entries hold it (it would otherwise keep
+    -- the sets derived from it, a chain that weak keys free one garbage cycle per link)
+    byk = setmetatable({}, { __mode = "v" })
     d[k] = byk
   end
   local key = v == nil and DELETE or v
@@ -77,7 +82,10 @@ local function private_labels(e)
   return t
 end
 
-local extracted_base = setmetatable({}, { __mode = "k" }) -- labels -> metatable { __index = labels }
+-- labels -> metatable { __index = labels }. Weak values too: the metatable refers to its key,
+-- and LuaJIT's weak keys are not ephemerons, so with weak keys alone no entry (and no
+-- label set) was ever collected: memory grew with every stream of every batch.
+local extracted_base = setmetatable({}, { __mode = "kv" })
 
 --- A new extracted map for an entry with labels l: it starts with the labels (read through
 --- __index: nothing is copied).
@@ -185,6 +193,11 @@ local function json_expr(name, expr)
   return steps, err
 end
 
+-- JSON as Go reads it: no hex numbers, NaN or Infinity (cjson's default takes them)
+local strict = cjson.new()
+strict.decode_invalid_numbers(false)
+local strict_decode = strict.decode
+
 stage("json", {
   doc = "Parses the line (or an extracted value) as a JSON object and extracts values with JMESPath "
     .. "expressions (field names, \"quoted names\", a.b, [N]).",
@@ -218,7 +231,8 @@ stage("json", {
         if type(st) == "string" then
           path[k] = st
         elseif st.index >= 0 then
-          path[k] = st.index
+          -- past any array a document can hold (and still a positive int64 in C)
+          path[k] = math.min(st.index, 2 ^ 53)
         else
           native = false -- a negative index needs the array's length: the decoder's way
         end
@@ -226,7 +240,7 @@ stage("json", {
       paths[i] = path
     end
     local x = native and assert(jsonx.new(paths)) or nil
-    local source, drop_malformed, search, decode = a.source, a.drop_malformed, jmespath.search, cjson.decode
+    local source, drop_malformed, search, decode = a.source, a.drop_malformed, jmespath.search, strict_decode
     local null = cjson.null
     -- the value of expression k from the C extractor, as the decoder would give it
     local function native_value(k)
@@ -262,7 +276,8 @@ stage("json", {
             end
           else
             local ok, data = pcall(decode, input)
-            if not ok or type(data) ~= "table" then
+            -- as Alloy's (a map[string]any): an object (or null), not an array
+            if not ok or type(data) ~= "table" or not input:find("^[ \t\r\n]*{") then
               if drop_malformed and not (ok and data == null) then
                 env.drop(e, "malformed_json")
                 dropped = true
@@ -359,17 +374,25 @@ stage("cri", {
       "A count of partial lines that were flushed prematurely due to the max_partial_lines limit being exceeded")
     local truncated = env.counter("loki_process_cri_lines_truncated_total",
       "A count of lines that were truncated due to the max_partial_line_size limit")
+    -- A partial entry keeps its parts (pe.parts, pe.size bytes) and joins them once, when it
+    -- goes on: joining at each part made a run of n parts cost O(n^2) bytes copied.
     local function truncate(e)
-      if a.max_partial_line_size_truncate and #e.line > a.max_partial_line_size then
-        e.line = e.line:sub(1, a.max_partial_line_size)
+      if a.max_partial_line_size_truncate and e.size > a.max_partial_line_size then
+        e.parts = { table.concat(e.parts):sub(1, a.max_partial_line_size) }
+        e.size = a.max_partial_line_size
         truncated:inc()
       end
+    end
+    local function joined(pe)
+      pe.line = table.concat(pe.parts)
+      pe.parts, pe.size = nil, nil
+      return pe
     end
     env.tick(function(force)
       if force and npartial > 0 then -- a stop or a new configuration: what waits goes on
         local out = {}
         for _, pe in pairs(partial) do
-          out[#out + 1] = pe
+          out[#out + 1] = joined(pe)
         end
         partial, npartial = {}, 0
         env.resume(out)
@@ -399,21 +422,25 @@ stage("cri", {
               env.log:warn("cri stage: partial lines upperbound exceeded. merging it to single line",
                 { threshold = a.max_partial_lines })
               for _, pe in pairs(partial) do
-                out[#out + 1] = pe
+                out[#out + 1] = joined(pe)
               end
               partial, npartial = {}, 0
             end
             if prev then
-              e.line = prev.line .. e.line
+              e.parts, e.size = prev.parts, prev.size + #e.line
+              e.parts[#e.parts + 1] = e.line
             else
+              e.parts, e.size = { e.line }, #e.line
               npartial = npartial + 1
             end
             truncate(e)
             partial[key] = e
           else
             if prev then
-              e.line = prev.line .. e.line
+              e.parts, e.size = prev.parts, prev.size + #e.line
+              e.parts[#e.parts + 1] = e.line
               truncate(e)
+              joined(e)
               partial[key] = nil
               npartial = npartial - 1
             end
@@ -520,48 +547,86 @@ stage("replace", {
     local re = assert(regex.new(a.expression))
     local tpl = assert(gotemplate.compile(a.replace))
     local names, groups, source = re:names(), re:groups(), a.source
+    local byte = string.byte
+    -- Go's FindAllStringSubmatchIndex: after a match, search on from its end; an empty match
+    -- right after a match is skipped (the search steps over one character).
+    local function all_matches(input)
+      local ms, pos, prev_end, n = {}, 0, -1, #input
+      while pos <= n do
+        local ov = re:offsets(input, pos + 1)
+        if not ov then
+          break
+        end
+        local accept = true
+        if ov[1] == pos then -- an empty match here
+          accept = ov[0] ~= prev_end
+          local c = byte(input, pos + 1)
+          pos = pos + ((not c or c < 0xC0) and 1 or c < 0xE0 and 2 or c < 0xF0 and 3 or 4)
+        else
+          pos = ov[1]
+        end
+        prev_end = ov[1]
+        if accept then
+          ms[#ms + 1] = ov
+        end
+      end
+      return ms
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
         local input = input_of(e, source)
-        if input then
-          local out, pos, changed = {}, 1, false
-          while pos <= #input + 1 do
-            local ov = re:offsets(input, pos)
-            if not ov then
-              break
-            end
-            local data = setmetatable({}, { __index = e.extracted })
+        local ms = input and all_matches(input)
+        if ms and #ms > 0 then
+          -- as Alloy's: the template sees the extracted values as strings, and .Value; each
+          -- group's text is replaced; a named group is extracted as its first match's
+          -- replacement; a template that fails leaves the entry as it was
+          local ex = e.extracted
+          local data = setmetatable({}, { __index = function(_, k)
+            return str(ex[k])
+          end })
+          local out, prev, replaced, ok = {}, 0, {}, true
+          for m = 1, #ms do
+            local ov = ms[m]
             for g = 1, groups do
-              local s, f = ov[2 * g], ov[2 * g + 1]
-              if s >= 0 then
-                local text = input:sub(s + 1, f)
-                if names[g] then
-                  e.extracted[names[g]] = text
-                end
+              local gs, gf = ov[2 * g], ov[2 * g + 1]
+              if gs >= 0 then
+                local text = input:sub(gs + 1, gf)
                 data.Value = text
-                local rep = gotemplate.execute(tpl, data) or ""
-                out[#out + 1] = input:sub(pos, s)
-                out[#out + 1] = rep
-                pos = f + 1
-                changed = true
+                local rep = gotemplate.execute(tpl, data)
+                if not rep then
+                  ok = false
+                  break
+                end
+                if prev == 0 or prev <= gs then
+                  out[#out + 1] = input:sub(prev + 1, gs)
+                  out[#out + 1] = rep
+                  prev = gf
+                end
+                replaced[text] = rep
               end
             end
-            if ov[1] == ov[0] then -- empty match: step over one byte
-              out[#out + 1] = input:sub(pos, ov[1] + 1)
-              pos = ov[1] + 2
-            elseif pos <= ov[1] then
-              out[#out + 1] = input:sub(pos, ov[1])
-              pos = ov[1] + 1
+            if not ok then
+              break
             end
           end
-          if changed then
-            out[#out + 1] = input:sub(pos)
+          if ok then
+            out[#out + 1] = input:sub(prev + 1)
             local res = table.concat(out)
             if source == "" then
               e.line = res
             else
-              e.extracted[source] = res
+              ex[source] = res
+            end
+            local first = ms[1]
+            for g = 1, groups do
+              if names[g] then
+                local gs = first[2 * g]
+                local rep = replaced[gs >= 0 and input:sub(gs + 1, first[2 * g + 1]) or ""]
+                if rep ~= nil then
+                  ex[names[g]] = rep
+                end
+              end
             end
           end
         end
@@ -609,7 +674,12 @@ stage("static_labels", {
     validate = label_names("values"),
   },
   new = function(a)
-    local vals = a.values
+    local vals = {}
+    for k, v in pairs(a.values) do
+      if v ~= "" and values.is_utf8(v) then -- as Alloy's: an empty or invalid value is skipped
+        vals[k] = v
+      end
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
@@ -675,7 +745,10 @@ stage("structured_metadata", {
         for k, src in pairs(vals) do
           local v = e.extracted[src ~= "" and src or k]
           if v ~= nil then
-            e.metadata[k] = str(v)
+            v = str(v)
+            if values.is_utf8(v) then -- as Alloy's: an invalid value is skipped
+              e.metadata[k] = v
+            end
           end
         end
       end
@@ -714,6 +787,59 @@ stage("tenant", {
         end
         if t and t ~= "" then
           set_label(e, "__tenant_id__", t)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("pack", {
+  doc = "Packs the line and the extracted values of labels into a JSON object ({\"name\":\"value\",...,"
+    .. "\"_entry\":\"line\"}, names sorted) that becomes the line; those that are labels are removed from "
+    .. "the entry's labels.",
+  schema = {
+    args = {
+      labels = { type = "list", of = { type = "string" }, required = true,
+        doc = "Extracted values (labels included) to pack." },
+      ingest_timestamp = { type = "bool", default = true,
+        doc = "Set the entry's timestamp to now (packed entries of a stream then stay in order)." },
+    },
+  },
+  new = function(a, env)
+    local names, seen = {}, {}
+    for _, n in ipairs(a.labels) do
+      if not seen[n] then
+        seen[n] = true
+        names[#names + 1] = n
+      end
+    end
+    table.sort(names)
+    local enc, now_ts = values.go_json_string, a.ingest_timestamp
+    return function(list)
+      local now = now_ts and env.now()
+      local sec, nsec
+      if now then
+        sec = math.floor(now)
+        nsec = math.min(math.floor((now - sec) * 1e9 + 0.5), 999999999)
+      end
+      for i = 1, #list do
+        local e = list[i]
+        local ex = e.extracted
+        local parts = {}
+        for k = 1, #names do
+          local v = str(ex[names[k]])
+          if v ~= nil then
+            parts[#parts + 1] = enc(names[k]) .. ":" .. enc(v)
+            if e.labels[names[k]] ~= nil then
+              set_label(e, names[k], nil)
+            end
+          end
+        end
+        parts[#parts + 1] = '"_entry":' .. enc(e.line)
+        e.line = "{" .. table.concat(parts, ",") .. "}"
+        if now then
+          e.sec, e.nsec = sec, nsec
         end
       end
       return list
@@ -836,14 +962,15 @@ stage("timestamp", {
     local last_s, last_n, nlast = {}, {}, 0 -- stream key -> last timestamp (fudge)
     local parse = gotime.parse
     return function(list)
-      local year = tonumber(os.date("!%Y", math.floor(env.now())))
+      local today = os.date("!*t", math.floor(env.now()))
+      local year, month = today.year, today.month
       for i = 1, #list do
         local e = list[i]
         local v = str(e.extracted[source])
         local sec, nsec
         if v then
           for k = 1, #formats do
-            sec, nsec = parse(formats[k], v, loc, year)
+            sec, nsec = parse(formats[k], v, loc, year, month)
             if sec then
               break
             end
@@ -1033,13 +1160,36 @@ stage("match", {
       if n == 0 then
         return list
       end
-      nested(sub)
-      list = compact(list)
+      -- what goes on: the entries not matched, and what the nested stages give back (not
+      -- the matched entries themselves: a nested multiline, cri or limit merges or holds
+      -- them, and a merged entry is a new one)
+      local pos = {}
+      for i = 1, #list do
+        pos[list[i]] = i
+      end
+      local matched = {}
+      for i = 1, n do
+        matched[sub[i]] = true
+      end
+      local res = nested(sub)
+      local out = {}
+      for i = 1, #list do
+        local e = list[i]
+        if not matched[e] then
+          e.order = i
+          out[#out + 1] = e
+        end
+      end
+      for k = 1, #res do
+        local e = res[k]
+        if not e.dropped then
+          e.order = pos[e] or #list + k
+          out[#out + 1] = e
+        end
+      end
+      list = out
       -- entries that took different branches may share a stream: keep timestamps in order
       -- (a stable sort, as Alloy's)
-      for i = 1, #list do
-        list[i].order = i
-      end
       table.sort(list, function(x, y)
         if x.sec ~= y.sec then
           return x.sec < y.sec
@@ -1278,8 +1428,10 @@ M.METRIC_SPEC = { type = "tagged", kind = "metric", variants = {
       if b.match_all and b.value ~= "" then
         return nil, "match_all and value are mutually exclusive"
       end
-      if b.count_entry_bytes and not (b.match_all or b.action == "add") then
-        return nil, "count_entry_bytes needs match_all = true or action = \"add\""
+      if b.count_entry_bytes and not (b.match_all and b.action == "add") then
+        -- as Alloy's check (its message says "or", its test is "and"): otherwise the bytes
+        -- would not be counted (inc counts entries; without match_all the source is added)
+        return nil, "count_entry_bytes needs match_all = true and action = \"add\""
       end
       return metric_name_ok(b)
     end,
@@ -1424,13 +1576,13 @@ local function valid_entry(e)
     return nil, "labels, metadata and extracted must be tables"
   end
   for k, v in pairs(e.labels) do
-    if not values.is_label_name(k) and k ~= "__tenant_id__" or type(v) ~= "string" then
-      return nil, string.format("label %s: names must be valid label names and values strings", tostring(k))
+    if not values.is_label_name(k) and k ~= "__tenant_id__" or type(v) ~= "string" or not values.is_utf8(v) then
+      return nil, string.format("label %s: names must be valid label names and values UTF-8 strings", tostring(k))
     end
   end
   for k, v in pairs(e.metadata) do
-    if type(k) ~= "string" or type(v) ~= "string" then
-      return nil, string.format("metadata %s: names and values must be strings", tostring(k))
+    if type(k) ~= "string" or type(v) ~= "string" or k:find("\255") or not values.is_utf8(v) then
+      return nil, string.format("metadata %s: names and values must be UTF-8 strings", tostring(k))
     end
   end
   if type(e.sec) ~= "number" or type(e.nsec) ~= "number" or e.sec % 1 ~= 0 or e.nsec % 1 ~= 0 or e.nsec < 0

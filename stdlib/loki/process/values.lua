@@ -41,11 +41,29 @@ function M.float(v)
   return string.format("%.17g", v)
 end
 
+-- A number as Go's encoding/json writes it: as M.float, but with an exponent below 1e-6 and
+-- from 1e21 on (1e-7, 1.5e+21).
+local function json_float(v)
+  local a = math.abs(v)
+  if a == 0 or (a >= 1e-6 and a < 1e21) or v ~= v or a == math.huge then
+    return M.float(v)
+  end
+  for p = 1, 17 do
+    local s = string.format("%." .. p .. "e", v)
+    if tonumber(s) == v then
+      local mant, sign, exp = s:match("^(-?[%d.]+)e([-+])0*(%d+)$")
+      mant = mant:find("%.") and mant:gsub("0+$", ""):gsub("%.$", "") or mant
+      if #exp < 2 and sign == "+" then
+        exp = "0" .. exp
+      end
+      return mant .. "e" .. sign .. exp
+    end
+  end
+  return M.float(v)
+end
+
 local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    local map = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-    return map[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
+  return M.go_json_string(s)
 end
 
 local null
@@ -56,7 +74,7 @@ function M.json(v)
   if t == "string" then
     return quote(v)
   elseif t == "number" then
-    return M.float(v)
+    return json_float(v)
   elseif t == "boolean" then
     return tostring(v)
   elseif t ~= "table" or v == null then
@@ -144,7 +162,7 @@ function M.is_label_name(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
 end
 
---- The UTF-8 bytes of code point cp (below U+10000: what a \uXXXX escape names).
+--- The UTF-8 bytes of code point cp (up to U+10FFFF).
 ---@param cp integer
 ---@return string
 function M.utf8_char(cp)
@@ -152,8 +170,78 @@ function M.utf8_char(cp)
     return string.char(cp)
   elseif cp < 0x800 then
     return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+  elseif cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
   end
-  return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+  return string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+    0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
+--- s as a JSON string the way Go's json.Marshal writes it: HTML characters (< > &) and
+--- U+2028, U+2029 escaped, control characters as \n \r \t or \u00XX, and each byte that is
+--- not part of valid UTF-8 as \ufffd.
+---@param s string
+---@return string
+function M.go_json_string(s)
+  local out, i, n = { '"' }, 1, #s
+  local short = { [8] = "\\u0008", [9] = "\\t", [10] = "\\n", [12] = "\\u000c", [13] = "\\r", [34] = '\\"',
+    [92] = "\\\\", [60] = "\\u003c", [62] = "\\u003e", [38] = "\\u0026" }
+  while i <= n do
+    local c = s:byte(i)
+    if c < 0x80 then
+      local e = short[c]
+      if e then
+        out[#out + 1] = e
+      elseif c < 0x20 then
+        out[#out + 1] = string.format("\\u%04x", c)
+      else
+        out[#out + 1] = string.char(c)
+      end
+      i = i + 1
+    else
+      local len = c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC2 and 2 or 0
+      local ch = len > 0 and s:sub(i, i + len - 1) or ""
+      if len == 0 or #ch < len or not M.is_utf8(ch) then
+        out[#out + 1] = "\\ufffd"
+        i = i + 1
+      else
+        if ch == "\226\128\168" then
+          ch = "\\u2028"
+        elseif ch == "\226\128\169" then
+          ch = "\\u2029"
+        end
+        out[#out + 1] = ch
+        i = i + len
+      end
+    end
+  end
+  out[#out + 1] = '"'
+  return table.concat(out)
+end
+
+--- The text of the \uXXXX escape at s[i] (its backslash) as Go's JSON and logfmt decoders read
+--- it: a high surrogate and the low one escaped after it are one character, a lone surrogate
+--- is U+FFFD. Returns the UTF-8 bytes and the index after the escape(s), or nil when s has no
+--- \uXXXX at i.
+---@param s string
+---@param i integer
+---@return string|nil, integer|nil
+function M.u_escape(s, i)
+  local hex = s:match("^\\u(%x%x%x%x)", i)
+  if not hex then
+    return nil
+  end
+  local cp = tonumber(hex, 16)
+  if cp >= 0xD800 and cp < 0xDC00 then
+    local lo = s:match("^\\u([dD][c-fC-F]%x%x)", i + 6)
+    if lo then
+      return M.utf8_char(0x10000 + (cp - 0xD800) * 1024 + (tonumber(lo, 16) - 0xDC00)), i + 12
+    end
+    cp = 0xFFFD
+  elseif cp >= 0xDC00 and cp < 0xE000 then
+    cp = 0xFFFD
+  end
+  return M.utf8_char(cp), i + 6
 end
 
 return M
