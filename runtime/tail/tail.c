@@ -42,6 +42,9 @@ typedef struct {
   int fd, state, dirty, seen;
   int check; /* at its end, look at the path too (rotation, deletion): an event other than a
                 write named it, a poll tick, or it is new */
+  int from;  /* where a file not open yet starts when it opens (file_open's from_pos): its
+                stored position (or the end) until it was opened once, then 0 */
+  int final; /* not opened again (a compressed file that failed to decompress) */
   dev_t dev;
   ino_t ino;
   int64_t read_off;   /* raw bytes read from fd */
@@ -160,7 +163,19 @@ static char *scalar(const char *s) {
     for (size_t i = 1; i + 1 < n; i++) {
       if (s[i] == '\\' && i + 2 < n) {
         i++;
-        *q++ = s[i] == 'n' ? '\n' : s[i] == 't' ? '\t' : s[i];
+        unsigned v;
+        int used;
+        if (s[i] == 'x' && i + 3 < n && sscanf(s + i + 1, "%2x%n", &v, &used) == 1 && used == 2) {
+          *q++ = (char)v; /* put_quoted's escape of a control byte */
+          i += 2;
+          continue;
+        }
+        *q++ = s[i] == 'n'   ? '\n'
+               : s[i] == 't' ? '\t'
+               : s[i] == 'r' ? '\r'
+               : s[i] == '0' ? '\0'
+               : s[i] == 'e' ? '\033'
+                             : s[i];
       } else {
         *q++ = s[i];
       }
@@ -182,10 +197,11 @@ static int pos_load(mw_tailer_t *t, const char *file, char *err, size_t errlen) 
     mw_seterr(err, errlen, "positions file %s: %s", file, strerror(errno));
     return -1;
   }
-  char line[8192];
+  char *line = NULL; /* a line of any length: labels can be long */
+  size_t linecap = 0;
   char *path = NULL, *labels = NULL;
   int rc = 0, lineno = 0;
-  while (fgets(line, sizeof line, f)) {
+  while (getline(&line, &linecap, f) >= 0) {
     lineno++;
     char *s = line;
     while (*s == ' ')
@@ -231,12 +247,31 @@ static int pos_load(mw_tailer_t *t, const char *file, char *err, size_t errlen) 
   }
   free(path);
   free(labels);
+  free(line);
   fclose(f);
   return rc;
 }
 
-/* A YAML single-quoted scalar. */
+/* A YAML scalar: single-quoted, or double-quoted with escapes when it holds a control
+ * character (a newline in a file name would break the line-based reading). */
 static void put_quoted(FILE *f, const char *s) {
+  const char *c = s;
+  while (*c && (unsigned char)*c >= 0x20 && *c != 0x7f)
+    c++;
+  if (*c) {
+    fputc('"', f);
+    for (; *s; s++) {
+      unsigned char b = (unsigned char)*s;
+      if (b == '"' || b == '\\')
+        fprintf(f, "\\%c", b);
+      else if (b < 0x20 || b == 0x7f)
+        fprintf(f, "\\x%02x", b);
+      else
+        fputc(b, f);
+    }
+    fputc('"', f);
+    return;
+  }
   fputc('\'', f);
   for (; *s; s++) {
     if (*s == '\'') fputc('\'', f);
@@ -455,6 +490,7 @@ static int decoders(mw_tailer_t *t, mw_tailfile_t *f) {
 /* Opens f's path; from_pos: the stored position (or the end with tail_from_end, or 0).
  * 0 opened, -1 not (state and error set). */
 static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
+  f->from = from_pos; /* kept for a later try, when this one fails */
   if (t->open >= t->o.max_open_files) {
     f->state = ST_WAITING;
     snprintf(f->err, sizeof f->err, "more than max_open_files (%u) files open",
@@ -464,6 +500,7 @@ static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
   int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     f->state = errno == ENOENT ? ST_MISSING : ST_ERROR;
+    if (errno == ENOENT) f->from = 0; /* a file that appears later is new */
     if (errno != ENOENT) {
       set_err(f, "open", errno);
       t->st.open_errors++;
@@ -476,9 +513,11 @@ static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
     f->state = ST_ERROR;
     snprintf(f->err, sizeof f->err, "not a regular file");
     t->st.open_errors++;
+    f->from = 0; /* a regular file that takes its place later is new */
     return -1;
   }
   t->open++;
+  f->from = 0;
   f->fd = fd;
   f->dev = st.st_dev;
   f->ino = st.st_ino;
@@ -943,9 +982,10 @@ static int at_eof(mw_tailer_t *t, mw_tailfile_t *f) {
 /* Reads one chunk of f into the batch. 1: more may follow, 0: f is idle now. */
 static int step(mw_tailer_t *t, mw_tailfile_t *f) {
   if (f->fd < 0) {
-    if (f->state == ST_DONE || f->state == ST_ERROR) return 0;
-    /* missing, waiting: appeared again? (a new file: from its start) */
-    if (file_open(t, f, 0) != 0) return 0;
+    if (f->state == ST_DONE || f->final) return 0;
+    /* missing, waiting, an open error: can it be opened now? (from its stored position
+     * when it never was, else from its start: a new file) */
+    if (file_open(t, f, f->from) != 0) return 0;
   }
   if (f->state == ST_DELAYED) {
     if (now_s() < f->not_before) return 0;
@@ -969,6 +1009,7 @@ static int step(mw_tailer_t *t, mw_tailfile_t *f) {
       if (rc == 0) mw_linesplit_flush(&f->split, on_line, &c);
       file_close(t, f);
       f->state = rc == -2 ? ST_ERROR : ST_DONE;
+      f->final = 1;
     }
     if (t->pos[f->pos].off != f->lines && f->skip == 0) {
       t->pos[f->pos].off = f->lines;

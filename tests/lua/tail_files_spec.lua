@@ -1,0 +1,116 @@
+-- moonwatch.native.tail: files that cannot be opened at once (max_open_files, an open
+-- error, not a regular file) are read from their stored position when they can be, and
+-- the positions file reads back whatever paths and labels it holds.
+local tail = require("moonwatch.native.tail")
+local logs = require("moonwatch.batch.logs")
+local proc = require("helpers.proc")
+
+local function write(path, s)
+  local f = assert(io.open(path, "ab"))
+  f:write(s)
+  f:close()
+end
+
+local function read_all(t, b)
+  local got = {}
+  t:check_all()
+  repeat
+    local more = t:read(b, 1000, 1000000)
+    for _, e in logs.entries(b) do
+      got[#got + 1] = e.line
+    end
+  until not more
+  return got
+end
+
+local function dir(name)
+  local d = proc.tmpdir() .. "/" .. name
+  os.execute("rm -rf '" .. d .. "' && mkdir -p '" .. d .. "'")
+  return d
+end
+
+local function target(p, key)
+  return { path = p, labels = { filename = p }, key = key or {} }
+end
+
+describe("tailer files", function()
+  it("read a file that waited for max_open_files from its stored position", function()
+    local d = dir("waiting")
+    local a, c = target(d .. "/a.log"), target(d .. "/c.log")
+    write(a.path, "a1\n")
+    write(c.path, "c1\n")
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
+    assert(t:set({ a, c }))
+    table.sort(read_all(t, b))
+    assert(t:save(true))
+    t:close()
+    write(c.path, "c2\n")
+    -- a restart with one file open at most: c waits for a
+    t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000, max_open_files = 1 }))
+    assert(t:set({ a, c }))
+    assert.same({}, read_all(t, b))
+    assert(t:set({ c })) -- a is no target any more: c gets its turn, from where it was
+    assert.same({ "c2" }, read_all(t, b))
+    t:close()
+  end)
+
+  it("read a file with tail_from_end from its end when it waited", function()
+    local d = dir("waiting_end")
+    local a, c = target(d .. "/a.log"), target(d .. "/c.log")
+    write(a.path, "a1\n")
+    write(c.path, "c1\n")
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000,
+      max_open_files = 1, tail_from_end = true }))
+    assert(t:set({ a, c }))
+    assert.same({}, read_all(t, b))
+    assert(t:set({ c }))
+    assert.same({}, read_all(t, b))
+    write(c.path, "c2\n")
+    assert.same({ "c2" }, read_all(t, b))
+    t:close()
+  end)
+
+  it("try a path that was not a regular file again, and read the file it becomes", function()
+    local d = dir("notreg")
+    local a = target(d .. "/a.log")
+    os.execute("mkdir '" .. a.path .. "'")
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
+    assert(t:set({ a }))
+    assert.same({}, read_all(t, b))
+    assert.equals("error", t:files()[1].state)
+    os.execute("rmdir '" .. a.path .. "'")
+    write(a.path, "a1\n")
+    assert.same({ "a1" }, read_all(t, b))
+    assert.equals("active", t:files()[1].state)
+    t:close()
+  end)
+
+  it("read back a positions file with long labels and a path with a newline", function()
+    local d = dir("longpos")
+    local long = target(d .. "/long.log", { big = string.rep("x", 20000) })
+    local nl = target(d .. "/new\nline.log")
+    write(long.path, "l1\n")
+    write(nl.path, "n1\n")
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
+    assert(t:set({ long, nl }))
+    local got = read_all(t, b)
+    table.sort(got)
+    assert.same({ "l1", "n1" }, got)
+    assert(t:save(true))
+    t:close()
+    write(long.path, "l2\n")
+    write(nl.path, "n2\n")
+    local err
+    t, err = tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 })
+    assert.is_nil(err)
+    assert(t:set({ long, nl }))
+    got = read_all(t, b)
+    table.sort(got)
+    assert.same({ "l2", "n2" }, got) -- from the positions: nothing read twice
+    t:close()
+  end)
+end)
