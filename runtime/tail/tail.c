@@ -84,6 +84,8 @@ struct mw_tailer {
   size_t index_cap;
   mw_tailpos_t *pos;
   size_t npos, pos_cap;
+  uint32_t *pidx; /* path hash -> position index + 1 (0: empty), as index; NULL: scans */
+  size_t pidx_cap;
   int pos_dirty;
   uint32_t gen, open;
   size_t rr;
@@ -122,10 +124,53 @@ int mw_ffi_tail_check_encoding(const char *name, char *err, size_t errlen) {
 
 /* --- positions ------------------------------------------------------------ */
 
+/* FNV-1a of s. */
+static uint64_t path_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The index of positions by path (tens of thousands of files: a scan per file added made
+ * a sync quadratic). Rebuilt when it is half full or the positions moved; without memory
+ * for it, pos_find scans. */
+static void pos_reindex(mw_tailer_t *t) {
+  size_t cap = 16;
+  while (cap < t->npos * 2)
+    cap *= 2;
+  if (cap != t->pidx_cap) {
+    uint32_t *x = realloc(t->pidx, cap * sizeof *x);
+    if (!x) {
+      free(t->pidx);
+      t->pidx = NULL;
+      t->pidx_cap = 0;
+      return;
+    }
+    t->pidx = x;
+    t->pidx_cap = cap;
+  }
+  memset(t->pidx, 0, cap * sizeof *t->pidx);
+  for (size_t i = 0; i < t->npos; i++) {
+    size_t k = path_hash(t->pos[i].path) & (cap - 1);
+    while (t->pidx[k])
+      k = (k + 1) & (cap - 1);
+    t->pidx[k] = (uint32_t)i + 1;
+  }
+}
+
 static mw_tailpos_t *pos_find(mw_tailer_t *t, const char *path, const char *labels) {
-  for (size_t i = 0; i < t->npos; i++)
-    if (!t->pos[i].dead && !strcmp(t->pos[i].path, path) && !strcmp(t->pos[i].labels, labels))
-      return &t->pos[i];
+  if (!t->pidx) {
+    for (size_t i = 0; i < t->npos; i++)
+      if (!t->pos[i].dead && !strcmp(t->pos[i].path, path) && !strcmp(t->pos[i].labels, labels))
+        return &t->pos[i];
+    return NULL;
+  }
+  for (size_t k = path_hash(path) & (t->pidx_cap - 1); t->pidx[k];
+       k = (k + 1) & (t->pidx_cap - 1)) {
+    mw_tailpos_t *p = &t->pos[t->pidx[k] - 1];
+    if (!p->dead && !strcmp(p->path, path) && !strcmp(p->labels, labels)) return p;
+  }
   return NULL;
 }
 
@@ -142,6 +187,14 @@ static int pos_add(mw_tailer_t *t, const char *path, const char *labels, int64_t
   }
   p->off = off;
   t->npos++;
+  if (t->pidx_cap < t->npos * 2) {
+    pos_reindex(t);
+  } else {
+    size_t k = path_hash(path) & (t->pidx_cap - 1);
+    while (t->pidx[k])
+      k = (k + 1) & (t->pidx_cap - 1);
+    t->pidx[k] = (uint32_t)t->npos;
+  }
   return 0;
 }
 
@@ -307,6 +360,7 @@ static void pos_compact(mw_tailer_t *t) {
   for (size_t i = 0; i < t->nfiles; i++)
     t->files[i]->pos = map[t->files[i]->pos];
   free(map);
+  pos_reindex(t);
 }
 
 int mw_ffi_tail_save(mw_tailer_t *t, int force, char *err, size_t errlen) {
@@ -451,6 +505,8 @@ void mw_ffi_tail_free(mw_tailer_t *t) {
     free(t->pos[i].labels);
   }
   free(t->pos);
+  free(t->pidx);
+  free(t->index);
   if (t->ino_fd >= 0) close(t->ino_fd);
   free(t->enc);
   free(t->positions);
@@ -585,11 +641,30 @@ void mw_ffi_tail_sync_begin(mw_tailer_t *t) {
     t->files[i]->seen = 0;
 }
 
+static void rebuild_index(mw_tailer_t *t);
+
+/* The file of path and poskey, or NULL: through the index (a scan per target made a sync
+ * of many files quadratic), or a scan when it has no memory. */
+static mw_tailfile_t *file_find(mw_tailer_t *t, const char *path, const char *poskey) {
+  if (!t->index) {
+    for (size_t i = 0; i < t->nfiles; i++)
+      if (!strcmp(t->files[i]->path, path) && !strcmp(t->files[i]->poskey, poskey))
+        return t->files[i];
+    return NULL;
+  }
+  for (size_t k = path_hash(path) & (t->index_cap - 1); t->index[k];
+       k = (k + 1) & (t->index_cap - 1)) {
+    mw_tailfile_t *f = t->files[t->index[k] - 1];
+    if (!strcmp(f->path, path) && !strcmp(f->poskey, poskey)) return f;
+  }
+  return NULL;
+}
+
 int mw_ffi_tail_add(mw_tailer_t *t, const char *path, const char *labels, size_t len,
                     const char *poskey, char *err, size_t errlen) {
-  for (size_t i = 0; i < t->nfiles; i++) {
-    mw_tailfile_t *f = t->files[i];
-    if (!strcmp(f->path, path) && !strcmp(f->poskey, poskey)) {
+  {
+    mw_tailfile_t *f = file_find(t, path, poskey);
+    if (f) {
       if (f->labels_len != len || memcmp(f->labels, labels, len) != 0) {
         uint8_t *l = malloc(len ? len : 1);
         if (!l) goto oom;
@@ -647,19 +722,19 @@ int mw_ffi_tail_add(mw_tailer_t *t, const char *path, const char *labels, size_t
   f->seen = 1;
   f->dirty = f->check = 1;
   t->files[t->nfiles++] = f;
+  if (t->index_cap < t->nfiles * 2) {
+    rebuild_index(t);
+  } else {
+    size_t k = path_hash(path) & (t->index_cap - 1);
+    while (t->index[k])
+      k = (k + 1) & (t->index_cap - 1);
+    t->index[k] = (uint32_t)t->nfiles;
+  }
   file_open(t, f, from);
   return 0;
 oom:
   mw_oom(err, errlen);
   return -1;
-}
-
-/* FNV-1a of s. */
-static uint64_t path_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
 }
 
 /* The index of files by path, for inotify events (rebuilt when the files change; without

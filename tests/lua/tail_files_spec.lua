@@ -113,4 +113,21 @@ describe("tailer files", function()
     assert.same({ "l2", "n2" }, got) -- from the positions: nothing read twice
     t:close()
   end)
+
+  it("set tens of thousands of targets in time linear in their number", function()
+    local d = dir("many")
+    local files = {}
+    for i = 1, 30000 do -- missing files: a position each all the same
+      local p = string.format("%s/f%06d.log", d, i)
+      files[i] = target(p)
+    end
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
+    local t0 = os.clock()
+    assert(t:set(files))
+    assert(t:set(files)) -- a sync that changes nothing
+    local took = os.clock() - t0
+    assert.equals(30000, t:stats().files)
+    assert.is_true(took < 2, "took " .. took .. " s of CPU") -- a scan per target: about 15 s
+    t:close()
+  end)
 end)
