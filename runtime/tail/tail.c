@@ -40,11 +40,12 @@ typedef struct {
   uint8_t *labels;
   size_t labels_len;
   int fd, state, dirty, seen;
-  int check; /* at its end, look at the path too (rotation, deletion): an event other than a
-                write named it, a poll tick, or it is new */
-  int from;  /* where a file not open yet starts when it opens (file_open's from_pos): its
-                stored position (or the end) until it was opened once, then 0 */
-  int final; /* not opened again (a compressed file that failed to decompress) */
+  int check;      /* at its end, look at the path too (rotation, deletion): an event other than a
+                     write named it, a poll tick, or it is new */
+  int from;       /* where a file not open yet starts when it opens (file_open's from_pos): its
+                     stored position (or the end) until it was opened once, then 0 */
+  int final;      /* not opened again (a compressed file that failed to decompress) */
+  int zero_trunc; /* the last look found it truncated to size 0 (and it was read again) */
   dev_t dev;
   ino_t ino;
   int64_t read_off;   /* raw bytes read from fd */
@@ -582,6 +583,7 @@ static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
   f->state = ST_ACTIVE;
   f->read_off = f->line_start = 0;
   f->lines = f->skip = 0;
+  f->zero_trunc = 0;
   mw_linesplit_reset(&f->split);
   if (decoders(t, f) != 0) {
     snprintf(f->err, sizeof f->err, "setting up the decoder: out of memory");
@@ -1020,6 +1022,20 @@ static int at_eof(mw_tailer_t *t, mw_tailfile_t *f) {
   emit_ctx_t c = {t, f, -1};
   struct stat st, ps;
   if (fstat(f->fd, &st) == 0) {
+    if (st.st_size < f->read_off && st.st_size == 0 && f->zero_trunc) {
+      /* "truncated" to 0 twice with data read in between, never seen as long as that data:
+       * a file whose size is not its length (/proc, /sys). Reading it again from the start
+       * at each end would send it again and again: it was read (twice), it is done. */
+      if (mw_linesplit_flush(&f->split, on_line, &c) != 0) return 0;
+      file_close(t, f);
+      f->state = ST_DONE;
+      f->final = 1;
+      snprintf(
+          f->err, sizeof f->err,
+          "its size stays 0 though it has data (a /proc or /sys file?): read once, not followed");
+      return 0;
+    }
+    f->zero_trunc = st.st_size < f->read_off && st.st_size == 0;
     if (st.st_size < f->read_off) { /* copytruncate or truncation: read again from the start */
       t->st.truncations++;
       lseek(f->fd, 0, SEEK_SET);

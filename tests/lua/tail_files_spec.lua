@@ -130,4 +130,29 @@ describe("tailer files", function()
     assert.is_true(took < 2, "took " .. took .. " s of CPU") -- a scan per target: about 15 s
     t:close()
   end)
+
+  it("read a file whose size says 0 though it has data (/proc) a bounded number of times", function()
+    local d = dir("proc")
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 100000 }))
+    assert(t:set({ target("/proc/version") }))
+    t:check_all()
+    local lines, more = 0, nil
+    for _ = 1, 20 do -- each truncation ("size 0 < offset") read it again: forever
+      more = t:read(b, 100, 1000000)
+      lines = lines + logs.len(b)
+      if not more then
+        break
+      end
+    end
+    assert.is_false(more)
+    assert.is_true(lines >= 1 and lines <= 2, lines .. " lines")
+    for _ = 1, 3 do -- and the next ticks read nothing more
+      t:check_all()
+      assert.is_false(t:read(b, 100, 1000000))
+      assert.equals(0, logs.len(b))
+    end
+    assert.equals("done", t:files()[1].state)
+    t:close()
+  end)
 end)
