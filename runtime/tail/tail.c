@@ -242,8 +242,64 @@ static char *scalar(const char *s) {
   return out;
 }
 
-/* Reads a positions file: Alloy's (keys of path and labels) or promtail's (path: "offset",
- * loaded with labels ""). A missing file is an empty one. 0, or -1 with err. */
+/* Whether the raw YAML scalar s (after its key) is quoted and its closing quote is not in
+ * it yet: it goes on on the next line. */
+static int quoted_open(const char *s) {
+  while (*s == ' ')
+    s++;
+  char q = *s;
+  if (q != '\'' && q != '"') return 0;
+  for (const char *p = s + 1; *p; p++) {
+    if (q == '"' && *p == '\\') {
+      if (!p[1]) return 1;
+      p++;
+    } else if (*p == q) {
+      if (q == '\'' && p[1] == '\'') {
+        p++;
+        continue;
+      }
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Appends the next line of a folded scalar (yaml.v2, which Alloy writes its positions
+ * with, breaks quoted and plain scalars longer than 80 columns at a space): the break is a
+ * space, or nothing after a \ in a double-quoted one. The new string, or NULL (acc freed). */
+static char *fold(char *acc, const char *next) {
+  size_t n = strlen(acc);
+  while (n && (acc[n - 1] == '\n' || acc[n - 1] == '\r' || acc[n - 1] == ' '))
+    n--;
+  const char *a = acc;
+  while (*a == ' ')
+    a++;
+  int joined = 0;
+  if (*a == '"') {
+    size_t k = 0;
+    while (k < n && acc[n - 1 - k] == '\\')
+      k++;
+    if (k % 2) { /* an escaped line break */
+      n--;
+      joined = 1;
+    }
+  }
+  while (*next == ' ' || *next == '\t')
+    next++;
+  size_t m = strlen(next);
+  char *out = realloc(acc, n + m + 2);
+  if (!out) {
+    free(acc);
+    return NULL;
+  }
+  if (!joined) out[n++] = ' ';
+  memcpy(out + n, next, m + 1);
+  return out;
+}
+
+/* Reads a positions file: Alloy's (keys of path and labels, folded or not) or promtail's
+ * (path: "offset", loaded with labels ""). A missing file is an empty one. 0, or -1 with
+ * err. */
 static int pos_load(mw_tailer_t *t, const char *file, char *err, size_t errlen) {
   FILE *f = fopen(file, "r");
   if (!f) {
@@ -253,28 +309,49 @@ static int pos_load(mw_tailer_t *t, const char *file, char *err, size_t errlen) 
   }
   char *line = NULL; /* a line of any length: labels can be long */
   size_t linecap = 0;
-  char *path = NULL, *labels = NULL;
+  char *path = NULL, *labels = NULL; /* raw scalars, read at the ": offset" line */
+  char **last = NULL;                /* the one the next line may go on */
   int rc = 0, lineno = 0;
   while (getline(&line, &linecap, f) >= 0) {
     lineno++;
     char *s = line;
     while (*s == ' ')
       s++;
+    size_t indent = (size_t)(s - line);
+    int key =
+        !strncmp(s, "? path:", 7) || !strncmp(s, "labels:", 7) || (s[0] == ':' && s[1] == ' ');
+    if (last && (quoted_open(*last) ||
+                 (indent >= 6 && !key && *s && *s != '\n' && **last != '\'' && **last != '"'))) {
+      if (!(*last = fold(*last, s))) {
+        mw_oom(err, errlen);
+        rc = -1;
+        break;
+      }
+      continue;
+    }
+    last = NULL;
     if (!*s || *s == '\n' || *s == '#' || !strncmp(s, "positions:", 10)) continue;
-    if (!strncmp(s, "? path:", 7)) {
-      free(path);
-      path = scalar(s + 7);
-    } else if (!strncmp(s, "labels:", 7)) {
-      free(labels);
-      labels = scalar(s + 7);
+    if (!strncmp(s, "? path:", 7) || !strncmp(s, "labels:", 7)) {
+      last = s[0] == '?' ? &path : &labels;
+      const char *v = s + 7;
+      while (*v == ' ')
+        v++;
+      free(*last);
+      if (!(*last = strdup(v))) {
+        mw_oom(err, errlen);
+        rc = -1;
+        break;
+      }
     } else if (s[0] == ':' && s[1] == ' ') {
-      char *v = scalar(s + 1);
+      char *v = scalar(s + 1), *p = path ? scalar(path) : NULL, *l = labels ? scalar(labels) : NULL;
       char *end = NULL;
       long long off = v ? strtoll(v, &end, 10) : -1;
-      if (path && v && end != v && !*end && off >= 0) {
-        if (pos_add(t, path, labels ? labels : "{}", off) != 0) rc = -1;
+      if (p && v && (l || !labels) && end != v && !*end && off >= 0) {
+        if (pos_add(t, p, l ? l : "{}", off) != 0) rc = -1;
       }
       free(v);
+      free(p);
+      free(l);
       free(path);
       free(labels);
       path = labels = NULL;

@@ -155,4 +155,43 @@ describe("tailer files", function()
     assert.equals("done", t:files()[1].state)
     t:close()
   end)
+
+  it("read Alloy's positions file with scalars folded past 80 columns (yaml.v2)", function()
+    local d = dir("folded")
+    local spaced = d .. "/a dir with spaces/and a long name with spaces too/that goes past eighty columns/x.log"
+    os.execute("mkdir -p '" .. d .. "/a dir with spaces/and a long name with spaces too/that goes past eighty columns'")
+    local k8s = target(d .. "/pod.log", { container = "container", job = "default/my-app", namespace = "default",
+      pod = "my-app-7d9f8b6c5d-abcde", stream = "stdout" })
+    local quoted = target(d .. "/q.log",
+      { a = "it's", c = "a long value with spaces that goes on and on past the eighty columns" })
+    local plain = target(spaced)
+    for _, f in ipairs({ k8s, quoted, plain }) do
+      write(f.path, "old\n")
+    end
+    -- as yaml.v2 writes them: a single-quoted, a plain and a double-quoted scalar folded
+    local f = assert(io.open(d .. "/positions.yml", "wb"))
+    f:write("positions:\n",
+      "  ? path: " .. k8s.path .. "\n",
+      [[    labels: '{container="container", job="default/my-app", namespace="default", pod="my-app-7d9f8b6c5d-abcde",]], "\n",
+      [[      stream="stdout"}']], "\n",
+      '  : "4"\n',
+      "  ? path: " .. d .. "/a dir with spaces/and a long name with spaces too/that goes past\n",
+      "      eighty columns/x.log\n",
+      "    labels: '{}'\n",
+      '  : "4"\n',
+      "  ? path: " .. quoted.path .. "\n",
+      [[    labels: "{a=\"it's\", c=\"a long value with spaces that goes on and\]], "\n",
+      [[      \ on past the eighty columns\"}"]], "\n",
+      '  : "4"\n')
+    f:close()
+    for _, x in ipairs({ k8s, quoted, plain }) do
+      write(x.path, "new\n")
+    end
+    local b = logs.new()
+    local t, err = tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 })
+    assert.is_nil(err)
+    assert(t:set({ k8s, quoted, plain }))
+    assert.same({ "new", "new", "new" }, read_all(t, b)) -- each from its position: "old" not again
+    t:close()
+  end)
 end)
