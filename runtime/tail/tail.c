@@ -631,6 +631,15 @@ static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
              t->o.max_open_files);
     return -1;
   }
+  struct stat pre; /* not opened when it is not a regular file: opening a FIFO would let its
+                      writer go on as if we were its reader */
+  if (stat(f->path, &pre) == 0 && !S_ISREG(pre.st_mode)) {
+    f->state = ST_ERROR;
+    snprintf(f->err, sizeof f->err, "not a regular file");
+    t->st.open_errors++;
+    f->from = 0;
+    return -1;
+  }
   int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     f->state = errno == ENOENT ? ST_MISSING : ST_ERROR;

@@ -194,4 +194,28 @@ describe("tailer files", function()
     assert.same({ "new", "new", "new" }, read_all(t, b)) -- each from its position: "old" not again
     t:close()
   end)
+
+  it("never opens a FIFO (its writer would take us for its reader)", function()
+    local d = dir("fifo")
+    local fifo = target(d .. "/app.log")
+    assert.equals(true, os.execute("mkfifo '" .. fifo.path .. "'") == 0 or nil)
+    -- a writer that waits for a reader (its open blocks until one opens the FIFO)
+    os.execute("(: > '" .. fifo.path .. "'; echo opened > '" .. d .. "/rc') >/dev/null 2>&1 &")
+    os.execute("sleep 0.2") -- it is in its open
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
+    assert(t:set({ fifo }))
+    for _ = 1, 3 do -- each tick tries a path that is not a regular file again
+      assert.same({}, read_all(t, b))
+    end
+    assert.equals("error", t:files()[1].state)
+    os.execute("sleep 0.3")
+    local rc = io.open(d .. "/rc")
+    if rc then
+      rc:close()
+    end
+    os.execute("timeout 2 cat '" .. fifo.path .. "' >/dev/null") -- the writer goes away (if it waits)
+    t:close()
+    assert.is_nil(rc, "the FIFO's writer got a reader")
+  end)
 end)
