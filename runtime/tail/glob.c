@@ -72,10 +72,17 @@ static int class_match(const char *p, const char *end, uint32_t c) {
   return hit != neg;
 }
 
-/* Matching without braces (expanded before): p against s. Backtracking on * and **. */
+/* Matching without braces (expanded before): p against s. A * is matched by backtracking
+ * to the last * only (a later * absorbs what an earlier one could have taken, and no * goes
+ * past a /), so a pattern with many * takes time linear in s per *; ** recurses. */
 static int match(const char *p, const char *s, int depth) {
   if (depth > 256) return 0;
-  while (*p) {
+  const char *star_p = NULL, *star_s = NULL; /* the last *: after it, and where it ends now */
+  for (;;) {
+    if (!*p) {
+      if (!*s) return 1;
+      goto mismatch;
+    }
     if (p[0] == '*' && p[1] == '*' && (p[2] == '/' || !p[2])) {
       /* ** as a whole component (start of the pattern or after a /) */
       if (!p[2]) return 1;
@@ -83,44 +90,47 @@ static int match(const char *p, const char *s, int depth) {
       for (const char *t = s;;) {
         if (match(rest, t, depth + 1)) return 1;
         const char *slash = strchr(t, '/');
-        if (!slash) return 0;
+        if (!slash) break;
         t = slash + 1;
       }
+      goto mismatch;
     }
     switch (*p) {
-    case '*': {
+    case '*':
       while (*p == '*')
         p++;
-      for (const char *t = s;; t++) {
-        if (match(p, t, depth + 1)) return 1;
-        if (!*t || *t == '/') return 0;
-      }
-    }
-    case '?': {
-      if (!*s || *s == '/') return 0;
+      star_p = p;
+      star_s = s;
+      continue;
+    case '?':
+      if (!*s || *s == '/') goto mismatch;
       s += ulen((const unsigned char *)s);
       p++;
-      break;
-    }
+      continue;
     case '[': {
       const char *end = class_end(p);
-      if (!end || !*s || *s == '/') return 0;
+      if (!end || !*s || *s == '/') goto mismatch;
       size_t n = ulen((const unsigned char *)s);
-      if (!class_match(p, end, udec((const unsigned char *)s, n))) return 0;
+      if (!class_match(p, end, udec((const unsigned char *)s, n))) goto mismatch;
       s += n;
       p = end + 1;
-      break;
+      continue;
     }
     case '\\':
       if (p[1]) p++;
       /* fall through */
     default:
-      if (*p != *s) return 0;
+      if (*p != *s) goto mismatch;
+      if (*p == '/') star_p = NULL; /* no * before this / can end past it */
       p++;
       s++;
+      continue;
     }
+  mismatch:
+    if (!star_p || !*star_s || *star_s == '/') return 0;
+    p = star_p; /* the last * takes one more byte */
+    s = ++star_s;
   }
-  return !*s;
 }
 
 /* Expands the braces of pattern into out (a growing list of malloc'd strings). */

@@ -40,8 +40,12 @@ typedef struct {
   uint8_t *labels;
   size_t labels_len;
   int fd, state, dirty, seen;
-  int check; /* at its end, look at the path too (rotation, deletion): an event other than a
-                write named it, a poll tick, or it is new */
+  int check;      /* at its end, look at the path too (rotation, deletion): an event other than a
+                     write named it, a poll tick, or it is new */
+  int from;       /* where a file not open yet starts when it opens (file_open's from_pos): its
+                     stored position (or the end) until it was opened once, then 0 */
+  int final;      /* not opened again (a compressed file that failed to decompress) */
+  int zero_trunc; /* the last look found it truncated to size 0 (and it was read again) */
   dev_t dev;
   ino_t ino;
   int64_t read_off;   /* raw bytes read from fd */
@@ -81,6 +85,8 @@ struct mw_tailer {
   size_t index_cap;
   mw_tailpos_t *pos;
   size_t npos, pos_cap;
+  uint32_t *pidx; /* path hash -> position index + 1 (0: empty), as index; NULL: scans */
+  size_t pidx_cap;
   int pos_dirty;
   uint32_t gen, open;
   size_t rr;
@@ -119,10 +125,53 @@ int mw_ffi_tail_check_encoding(const char *name, char *err, size_t errlen) {
 
 /* --- positions ------------------------------------------------------------ */
 
+/* FNV-1a of s. */
+static uint64_t path_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The index of positions by path (tens of thousands of files: a scan per file added made
+ * a sync quadratic). Rebuilt when it is half full or the positions moved; without memory
+ * for it, pos_find scans. */
+static void pos_reindex(mw_tailer_t *t) {
+  size_t cap = 16;
+  while (cap < t->npos * 2)
+    cap *= 2;
+  if (cap != t->pidx_cap) {
+    uint32_t *x = realloc(t->pidx, cap * sizeof *x);
+    if (!x) {
+      free(t->pidx);
+      t->pidx = NULL;
+      t->pidx_cap = 0;
+      return;
+    }
+    t->pidx = x;
+    t->pidx_cap = cap;
+  }
+  memset(t->pidx, 0, cap * sizeof *t->pidx);
+  for (size_t i = 0; i < t->npos; i++) {
+    size_t k = path_hash(t->pos[i].path) & (cap - 1);
+    while (t->pidx[k])
+      k = (k + 1) & (cap - 1);
+    t->pidx[k] = (uint32_t)i + 1;
+  }
+}
+
 static mw_tailpos_t *pos_find(mw_tailer_t *t, const char *path, const char *labels) {
-  for (size_t i = 0; i < t->npos; i++)
-    if (!t->pos[i].dead && !strcmp(t->pos[i].path, path) && !strcmp(t->pos[i].labels, labels))
-      return &t->pos[i];
+  if (!t->pidx) {
+    for (size_t i = 0; i < t->npos; i++)
+      if (!t->pos[i].dead && !strcmp(t->pos[i].path, path) && !strcmp(t->pos[i].labels, labels))
+        return &t->pos[i];
+    return NULL;
+  }
+  for (size_t k = path_hash(path) & (t->pidx_cap - 1); t->pidx[k];
+       k = (k + 1) & (t->pidx_cap - 1)) {
+    mw_tailpos_t *p = &t->pos[t->pidx[k] - 1];
+    if (!p->dead && !strcmp(p->path, path) && !strcmp(p->labels, labels)) return p;
+  }
   return NULL;
 }
 
@@ -139,6 +188,14 @@ static int pos_add(mw_tailer_t *t, const char *path, const char *labels, int64_t
   }
   p->off = off;
   t->npos++;
+  if (t->pidx_cap < t->npos * 2) {
+    pos_reindex(t);
+  } else {
+    size_t k = path_hash(path) & (t->pidx_cap - 1);
+    while (t->pidx[k])
+      k = (k + 1) & (t->pidx_cap - 1);
+    t->pidx[k] = (uint32_t)t->npos;
+  }
   return 0;
 }
 
@@ -160,7 +217,19 @@ static char *scalar(const char *s) {
     for (size_t i = 1; i + 1 < n; i++) {
       if (s[i] == '\\' && i + 2 < n) {
         i++;
-        *q++ = s[i] == 'n' ? '\n' : s[i] == 't' ? '\t' : s[i];
+        unsigned v;
+        int used;
+        if (s[i] == 'x' && i + 3 < n && sscanf(s + i + 1, "%2x%n", &v, &used) == 1 && used == 2) {
+          *q++ = (char)v; /* put_quoted's escape of a control byte */
+          i += 2;
+          continue;
+        }
+        *q++ = s[i] == 'n'   ? '\n'
+               : s[i] == 't' ? '\t'
+               : s[i] == 'r' ? '\r'
+               : s[i] == '0' ? '\0'
+               : s[i] == 'e' ? '\033'
+                             : s[i];
       } else {
         *q++ = s[i];
       }
@@ -173,8 +242,64 @@ static char *scalar(const char *s) {
   return out;
 }
 
-/* Reads a positions file: Alloy's (keys of path and labels) or promtail's (path: "offset",
- * loaded with labels ""). A missing file is an empty one. 0, or -1 with err. */
+/* Whether the raw YAML scalar s (after its key) is quoted and its closing quote is not in
+ * it yet: it goes on on the next line. */
+static int quoted_open(const char *s) {
+  while (*s == ' ')
+    s++;
+  char q = *s;
+  if (q != '\'' && q != '"') return 0;
+  for (const char *p = s + 1; *p; p++) {
+    if (q == '"' && *p == '\\') {
+      if (!p[1]) return 1;
+      p++;
+    } else if (*p == q) {
+      if (q == '\'' && p[1] == '\'') {
+        p++;
+        continue;
+      }
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Appends the next line of a folded scalar (yaml.v2, which Alloy writes its positions
+ * with, breaks quoted and plain scalars longer than 80 columns at a space): the break is a
+ * space, or nothing after a \ in a double-quoted one. The new string, or NULL (acc freed). */
+static char *fold(char *acc, const char *next) {
+  size_t n = strlen(acc);
+  while (n && (acc[n - 1] == '\n' || acc[n - 1] == '\r' || acc[n - 1] == ' '))
+    n--;
+  const char *a = acc;
+  while (*a == ' ')
+    a++;
+  int joined = 0;
+  if (*a == '"') {
+    size_t k = 0;
+    while (k < n && acc[n - 1 - k] == '\\')
+      k++;
+    if (k % 2) { /* an escaped line break */
+      n--;
+      joined = 1;
+    }
+  }
+  while (*next == ' ' || *next == '\t')
+    next++;
+  size_t m = strlen(next);
+  char *out = realloc(acc, n + m + 2);
+  if (!out) {
+    free(acc);
+    return NULL;
+  }
+  if (!joined) out[n++] = ' ';
+  memcpy(out + n, next, m + 1);
+  return out;
+}
+
+/* Reads a positions file: Alloy's (keys of path and labels, folded or not) or promtail's
+ * (path: "offset", loaded with labels ""). A missing file is an empty one. 0, or -1 with
+ * err. */
 static int pos_load(mw_tailer_t *t, const char *file, char *err, size_t errlen) {
   FILE *f = fopen(file, "r");
   if (!f) {
@@ -182,29 +307,51 @@ static int pos_load(mw_tailer_t *t, const char *file, char *err, size_t errlen) 
     mw_seterr(err, errlen, "positions file %s: %s", file, strerror(errno));
     return -1;
   }
-  char line[8192];
-  char *path = NULL, *labels = NULL;
+  char *line = NULL; /* a line of any length: labels can be long */
+  size_t linecap = 0;
+  char *path = NULL, *labels = NULL; /* raw scalars, read at the ": offset" line */
+  char **last = NULL;                /* the one the next line may go on */
   int rc = 0, lineno = 0;
-  while (fgets(line, sizeof line, f)) {
+  while (getline(&line, &linecap, f) >= 0) {
     lineno++;
     char *s = line;
     while (*s == ' ')
       s++;
+    size_t indent = (size_t)(s - line);
+    int key =
+        !strncmp(s, "? path:", 7) || !strncmp(s, "labels:", 7) || (s[0] == ':' && s[1] == ' ');
+    if (last && (quoted_open(*last) ||
+                 (indent >= 6 && !key && *s && *s != '\n' && **last != '\'' && **last != '"'))) {
+      if (!(*last = fold(*last, s))) {
+        mw_oom(err, errlen);
+        rc = -1;
+        break;
+      }
+      continue;
+    }
+    last = NULL;
     if (!*s || *s == '\n' || *s == '#' || !strncmp(s, "positions:", 10)) continue;
-    if (!strncmp(s, "? path:", 7)) {
-      free(path);
-      path = scalar(s + 7);
-    } else if (!strncmp(s, "labels:", 7)) {
-      free(labels);
-      labels = scalar(s + 7);
+    if (!strncmp(s, "? path:", 7) || !strncmp(s, "labels:", 7)) {
+      last = s[0] == '?' ? &path : &labels;
+      const char *v = s + 7;
+      while (*v == ' ')
+        v++;
+      free(*last);
+      if (!(*last = strdup(v))) {
+        mw_oom(err, errlen);
+        rc = -1;
+        break;
+      }
     } else if (s[0] == ':' && s[1] == ' ') {
-      char *v = scalar(s + 1);
+      char *v = scalar(s + 1), *p = path ? scalar(path) : NULL, *l = labels ? scalar(labels) : NULL;
       char *end = NULL;
       long long off = v ? strtoll(v, &end, 10) : -1;
-      if (path && v && end != v && !*end && off >= 0) {
-        if (pos_add(t, path, labels ? labels : "{}", off) != 0) rc = -1;
+      if (p && v && (l || !labels) && end != v && !*end && off >= 0) {
+        if (pos_add(t, p, l ? l : "{}", off) != 0) rc = -1;
       }
       free(v);
+      free(p);
+      free(l);
       free(path);
       free(labels);
       path = labels = NULL;
@@ -231,12 +378,31 @@ static int pos_load(mw_tailer_t *t, const char *file, char *err, size_t errlen) 
   }
   free(path);
   free(labels);
+  free(line);
   fclose(f);
   return rc;
 }
 
-/* A YAML single-quoted scalar. */
+/* A YAML scalar: single-quoted, or double-quoted with escapes when it holds a control
+ * character (a newline in a file name would break the line-based reading). */
 static void put_quoted(FILE *f, const char *s) {
+  const char *c = s;
+  while (*c && (unsigned char)*c >= 0x20 && *c != 0x7f)
+    c++;
+  if (*c) {
+    fputc('"', f);
+    for (; *s; s++) {
+      unsigned char b = (unsigned char)*s;
+      if (b == '"' || b == '\\')
+        fprintf(f, "\\%c", b);
+      else if (b < 0x20 || b == 0x7f)
+        fprintf(f, "\\x%02x", b);
+      else
+        fputc(b, f);
+    }
+    fputc('"', f);
+    return;
+  }
   fputc('\'', f);
   for (; *s; s++) {
     if (*s == '\'') fputc('\'', f);
@@ -272,6 +438,7 @@ static void pos_compact(mw_tailer_t *t) {
   for (size_t i = 0; i < t->nfiles; i++)
     t->files[i]->pos = map[t->files[i]->pos];
   free(map);
+  pos_reindex(t);
 }
 
 int mw_ffi_tail_save(mw_tailer_t *t, int force, char *err, size_t errlen) {
@@ -416,6 +583,8 @@ void mw_ffi_tail_free(mw_tailer_t *t) {
     free(t->pos[i].labels);
   }
   free(t->pos);
+  free(t->pidx);
+  free(t->index);
   if (t->ino_fd >= 0) close(t->ino_fd);
   free(t->enc);
   free(t->positions);
@@ -455,15 +624,26 @@ static int decoders(mw_tailer_t *t, mw_tailfile_t *f) {
 /* Opens f's path; from_pos: the stored position (or the end with tail_from_end, or 0).
  * 0 opened, -1 not (state and error set). */
 static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
+  f->from = from_pos; /* kept for a later try, when this one fails */
   if (t->open >= t->o.max_open_files) {
     f->state = ST_WAITING;
     snprintf(f->err, sizeof f->err, "more than max_open_files (%u) files open",
              t->o.max_open_files);
     return -1;
   }
+  struct stat pre; /* not opened when it is not a regular file: opening a FIFO would let its
+                      writer go on as if we were its reader */
+  if (stat(f->path, &pre) == 0 && !S_ISREG(pre.st_mode)) {
+    f->state = ST_ERROR;
+    snprintf(f->err, sizeof f->err, "not a regular file");
+    t->st.open_errors++;
+    f->from = 0;
+    return -1;
+  }
   int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     f->state = errno == ENOENT ? ST_MISSING : ST_ERROR;
+    if (errno == ENOENT) f->from = 0; /* a file that appears later is new */
     if (errno != ENOENT) {
       set_err(f, "open", errno);
       t->st.open_errors++;
@@ -476,9 +656,11 @@ static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
     f->state = ST_ERROR;
     snprintf(f->err, sizeof f->err, "not a regular file");
     t->st.open_errors++;
+    f->from = 0; /* a regular file that takes its place later is new */
     return -1;
   }
   t->open++;
+  f->from = 0;
   f->fd = fd;
   f->dev = st.st_dev;
   f->ino = st.st_ino;
@@ -487,6 +669,7 @@ static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
   f->state = ST_ACTIVE;
   f->read_off = f->line_start = 0;
   f->lines = f->skip = 0;
+  f->zero_trunc = 0;
   mw_linesplit_reset(&f->split);
   if (decoders(t, f) != 0) {
     snprintf(f->err, sizeof f->err, "setting up the decoder: out of memory");
@@ -546,11 +729,30 @@ void mw_ffi_tail_sync_begin(mw_tailer_t *t) {
     t->files[i]->seen = 0;
 }
 
+static void rebuild_index(mw_tailer_t *t);
+
+/* The file of path and poskey, or NULL: through the index (a scan per target made a sync
+ * of many files quadratic), or a scan when it has no memory. */
+static mw_tailfile_t *file_find(mw_tailer_t *t, const char *path, const char *poskey) {
+  if (!t->index) {
+    for (size_t i = 0; i < t->nfiles; i++)
+      if (!strcmp(t->files[i]->path, path) && !strcmp(t->files[i]->poskey, poskey))
+        return t->files[i];
+    return NULL;
+  }
+  for (size_t k = path_hash(path) & (t->index_cap - 1); t->index[k];
+       k = (k + 1) & (t->index_cap - 1)) {
+    mw_tailfile_t *f = t->files[t->index[k] - 1];
+    if (!strcmp(f->path, path) && !strcmp(f->poskey, poskey)) return f;
+  }
+  return NULL;
+}
+
 int mw_ffi_tail_add(mw_tailer_t *t, const char *path, const char *labels, size_t len,
                     const char *poskey, char *err, size_t errlen) {
-  for (size_t i = 0; i < t->nfiles; i++) {
-    mw_tailfile_t *f = t->files[i];
-    if (!strcmp(f->path, path) && !strcmp(f->poskey, poskey)) {
+  {
+    mw_tailfile_t *f = file_find(t, path, poskey);
+    if (f) {
       if (f->labels_len != len || memcmp(f->labels, labels, len) != 0) {
         uint8_t *l = malloc(len ? len : 1);
         if (!l) goto oom;
@@ -608,19 +810,19 @@ int mw_ffi_tail_add(mw_tailer_t *t, const char *path, const char *labels, size_t
   f->seen = 1;
   f->dirty = f->check = 1;
   t->files[t->nfiles++] = f;
+  if (t->index_cap < t->nfiles * 2) {
+    rebuild_index(t);
+  } else {
+    size_t k = path_hash(path) & (t->index_cap - 1);
+    while (t->index[k])
+      k = (k + 1) & (t->index_cap - 1);
+    t->index[k] = (uint32_t)t->nfiles;
+  }
   file_open(t, f, from);
   return 0;
 oom:
   mw_oom(err, errlen);
   return -1;
-}
-
-/* FNV-1a of s. */
-static uint64_t path_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
 }
 
 /* The index of files by path, for inotify events (rebuilt when the files change; without
@@ -906,6 +1108,20 @@ static int at_eof(mw_tailer_t *t, mw_tailfile_t *f) {
   emit_ctx_t c = {t, f, -1};
   struct stat st, ps;
   if (fstat(f->fd, &st) == 0) {
+    if (st.st_size < f->read_off && st.st_size == 0 && f->zero_trunc) {
+      /* "truncated" to 0 twice with data read in between, never seen as long as that data:
+       * a file whose size is not its length (/proc, /sys). Reading it again from the start
+       * at each end would send it again and again: it was read (twice), it is done. */
+      if (mw_linesplit_flush(&f->split, on_line, &c) != 0) return 0;
+      file_close(t, f);
+      f->state = ST_DONE;
+      f->final = 1;
+      snprintf(
+          f->err, sizeof f->err,
+          "its size stays 0 though it has data (a /proc or /sys file?): read once, not followed");
+      return 0;
+    }
+    f->zero_trunc = st.st_size < f->read_off && st.st_size == 0;
     if (st.st_size < f->read_off) { /* copytruncate or truncation: read again from the start */
       t->st.truncations++;
       lseek(f->fd, 0, SEEK_SET);
@@ -943,9 +1159,10 @@ static int at_eof(mw_tailer_t *t, mw_tailfile_t *f) {
 /* Reads one chunk of f into the batch. 1: more may follow, 0: f is idle now. */
 static int step(mw_tailer_t *t, mw_tailfile_t *f) {
   if (f->fd < 0) {
-    if (f->state == ST_DONE || f->state == ST_ERROR) return 0;
-    /* missing, waiting: appeared again? (a new file: from its start) */
-    if (file_open(t, f, 0) != 0) return 0;
+    if (f->state == ST_DONE || f->final) return 0;
+    /* missing, waiting, an open error: can it be opened now? (from its stored position
+     * when it never was, else from its start: a new file) */
+    if (file_open(t, f, f->from) != 0) return 0;
   }
   if (f->state == ST_DELAYED) {
     if (now_s() < f->not_before) return 0;
@@ -969,6 +1186,7 @@ static int step(mw_tailer_t *t, mw_tailfile_t *f) {
       if (rc == 0) mw_linesplit_flush(&f->split, on_line, &c);
       file_close(t, f);
       f->state = rc == -2 ? ST_ERROR : ST_DONE;
+      f->final = 1;
     }
     if (t->pos[f->pos].off != f->lines && f->skip == 0) {
       t->pos[f->pos].off = f->lines;

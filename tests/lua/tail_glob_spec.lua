@@ -50,4 +50,23 @@ describe("doublestar globs", function()
     assert.same({}, tail.glob(d .. "/nope/*.log"))
     assert.same({}, tail.glob(d .. "/**/*.log", nil, os.time() + 3600)) -- all older than min_mtime
   end)
+
+  it("match many stars against a long name in time linear in the name (no backtracking blow-up)", function()
+    -- each * used to try every split of the rest: C(60, 9) tries here
+    local pat = "/x/" .. string.rep("*a", 9) .. "*b"
+    local name = "/x/" .. string.rep("a", 60)
+    local t0 = os.clock()
+    assert.is_false(tail.match(pat, name))
+    assert.is_true(tail.match(pat, name .. "b"))
+    assert.is_true(tail.match("/x/**/" .. string.rep("*a", 9) .. "*b", "/x/y/z/" .. string.rep("a", 60) .. "b"))
+    assert.is_false(tail.match("/x/**/" .. string.rep("*a", 9) .. "*b", "/x/y/z/" .. string.rep("a", 60)))
+    assert.is_true(os.clock() - t0 < 0.5, "took " .. (os.clock() - t0) .. " s")
+    -- a star still does not cross a /, and the rest of the pattern still has to match
+    assert.is_false(tail.match("/x/*a*b", "/x/a/b"))
+    assert.is_true(tail.match("/x/*a*b/*.log", "/x/aab/c.log"))
+    assert.is_false(tail.match("/x/*a*b/*.log", "/x/aab/c.txt"))
+    assert.is_true(tail.match("/x/*[0-9]?.log", "/x/ab12.log"))
+    assert.is_true(tail.match("/x/a*", "/x/a"))
+    assert.is_false(tail.match("/x/a*c", "/x/abcd"))
+  end)
 end)

@@ -62,7 +62,7 @@ local M = {
     max_line_size = { type = "uint", default = 256 * 1024, min = 1, max = 64 * 1024 * 1024,
       doc = "Lines longer than this many bytes are cut to it, counted (moonwatch; Loki refuses lines over 256 KiB by default)." },
     max_open_files = { type = "uint", default = 1024, min = 1,
-      doc = "Files open at once at most; more wait (moonwatch)." },
+      doc = "Files open at once at most; more wait, and the component is unhealthy meanwhile (moonwatch)." },
   },
 }
 
@@ -218,11 +218,25 @@ function Instance:sync()
   if not ok then
     problems[#problems + 1] = err
   end
-  if #problems > 0 then
-    self.ctx:set_health("unhealthy", table.concat(problems, "; "))
-  else
-    self.ctx:set_health("healthy", "")
+  self.problems = problems
+  self:health()
+end
+
+-- The health: the targets' problems, a failed save of the positions, and files that wait
+-- for max_open_files (they are not read until an open file goes away).
+function Instance:health()
+  local msgs = {}
+  for _, p in ipairs(self.problems or {}) do
+    msgs[#msgs + 1] = p
   end
+  if self.save_err then
+    msgs[#msgs + 1] = self.save_err
+  end
+  if (self.files_waiting or 0) > 0 then
+    msgs[#msgs + 1] = string.format("%d files are not read: they wait for one of the max_open_files (%d) to close",
+      self.files_waiting, self.args.max_open_files)
+  end
+  self.ctx:set_health(#msgs > 0 and "unhealthy" or "healthy", table.concat(msgs, "; ")) -- kept when the same
 end
 
 function Instance:arm()
@@ -322,18 +336,16 @@ function Instance:save(force)
     return
   end
   local ok, err = t:save(force)
-  if not ok then
-    self.ctx:set_health("unhealthy", err)
-    self.save_failed = true
-  elseif self.save_failed then
-    self.save_failed = false
-    self.ctx:set_health("healthy", "")
-  end
+  self.save_err = not ok and err or nil
   local m, id = self.m, self.ctx.id
   local now = {}
+  local waiting = 0
   self.errors = self.errors or {}
   for _, f in ipairs(t:files()) do
     now[f.path] = true
+    if f.state == "waiting" then
+      waiting = waiting + 1
+    end
     if f.error ~= (self.errors[f.path] or "") then -- a file that cannot be read: said once
       if f.error ~= "" then
         self.ctx.log:warn("cannot read file", { path = f.path, err = f.error })
@@ -357,6 +369,8 @@ function Instance:save(force)
       self.errors[p] = nil
     end
   end
+  self.files_waiting = waiting
+  self:health()
   local s = t:stats()
   m.active:with(id):set(s.active)
   for name, v in pairs({ truncated = s.lines_truncated, encoding = s.encoding_errors, decompress = s.decompress_errors }) do

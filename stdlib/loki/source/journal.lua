@@ -255,8 +255,13 @@ function Instance:tail(r)
     if not n then
       self.ctx:set_health("unhealthy", "reading the journal: " .. at_end)
       self.ctx.log:error("unable to follow journal", { err = at_end })
+      self.failing = true
       self.ctx:sleep(M.WAIT)
     else
+      if self.failing then -- reading again: healthy again
+        self.failing = false
+        self.ctx:set_health("healthy", "journal tailer is running")
+      end
       if n > 0 then
         self.read = self.read + n
         m.lines:add(tonumber(st.lines))
