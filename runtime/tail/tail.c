@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <iconv.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -40,12 +42,11 @@ typedef struct {
   uint8_t *labels;
   size_t labels_len;
   int fd, state, dirty, seen;
-  int check;      /* at its end, look at the path too (rotation, deletion): an event other than a
-                     write named it, a poll tick, or it is new */
-  int from;       /* where a file not open yet starts when it opens (file_open's from_pos): its
-                     stored position (or the end) until it was opened once, then 0 */
-  int final;      /* not opened again (a compressed file that failed to decompress) */
-  int zero_trunc; /* the last look found it truncated to size 0 (and it was read again) */
+  int check; /* at its end, look at the path too (rotation, deletion): an event other than a
+                write named it, a poll tick, or it is new */
+  int from;  /* where a file not open yet starts when it opens (file_open's from_pos): its
+                stored position (or the end) until it was opened once, then 0 */
+  int final; /* not opened again (a compressed file that failed to decompress) */
   dev_t dev;
   ino_t ino;
   int64_t read_off;   /* raw bytes read from fd */
@@ -669,7 +670,6 @@ static int file_open(mw_tailer_t *t, mw_tailfile_t *f, int from_pos) {
   f->state = ST_ACTIVE;
   f->read_off = f->line_start = 0;
   f->lines = f->skip = 0;
-  f->zero_trunc = 0;
   mw_linesplit_reset(&f->split);
   if (decoders(t, f) != 0) {
     snprintf(f->err, sizeof f->err, "setting up the decoder: out of memory");
@@ -1102,16 +1102,32 @@ static int feed_compressed(mw_tailer_t *t, mw_tailfile_t *f, const char *p, size
   return rc;
 }
 
+/* 1 if fd is on a file system whose files' sizes are not their lengths (procfs, sysfs, ...). */
+static int pseudo_fs(int fd) {
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return 0;
+  switch ((unsigned long)fs.f_type) {
+  case PROC_SUPER_MAGIC:
+  case SYSFS_MAGIC:
+  case DEBUGFS_MAGIC:
+  case TRACEFS_MAGIC:
+  case CGROUP_SUPER_MAGIC:
+  case CGROUP2_SUPER_MAGIC:
+  case SECURITYFS_MAGIC: return 1;
+  default: return 0;
+  }
+}
+
 /* The end of f's data was reached: truncation, rotation, deletion. 1 when f has more to
  * read now (dirty stays), 0 when it is idle. */
 static int at_eof(mw_tailer_t *t, mw_tailfile_t *f) {
   emit_ctx_t c = {t, f, -1};
   struct stat st, ps;
   if (fstat(f->fd, &st) == 0) {
-    if (st.st_size < f->read_off && st.st_size == 0 && f->zero_trunc) {
-      /* "truncated" to 0 twice with data read in between, never seen as long as that data:
-       * a file whose size is not its length (/proc, /sys). Reading it again from the start
-       * at each end would send it again and again: it was read (twice), it is done. */
+    if (st.st_size < f->read_off && st.st_size == 0 && pseudo_fs(f->fd)) {
+      /* a file of /proc, /sys and the like, whose size says 0 whatever it holds: it would look
+       * truncated at each end and be sent again and again; read once, it is done (a regular
+       * file truncated to 0 is followed on, however often) */
       if (mw_linesplit_flush(&f->split, on_line, &c) != 0) return 0;
       file_close(t, f);
       f->state = ST_DONE;
@@ -1121,7 +1137,6 @@ static int at_eof(mw_tailer_t *t, mw_tailfile_t *f) {
           "its size stays 0 though it has data (a /proc or /sys file?): read once, not followed");
       return 0;
     }
-    f->zero_trunc = st.st_size < f->read_off && st.st_size == 0;
     if (st.st_size < f->read_off) { /* copytruncate or truncation: read again from the start */
       t->st.truncations++;
       lseek(f->fd, 0, SEEK_SET);
