@@ -22,10 +22,11 @@ local function grpc_receiver(fail_n, code)
   return port, out
 end
 
--- The export calls the gRPC receiver got (JSON lines; the readiness probes left out).
+-- The export calls the gRPC receiver got (JSON lines; the readiness probes left out). Only
+-- whole lines: the receiver may be writing the last one (a long line takes several writes).
 local function grpc_calls(out)
   local calls = {}
-  for line in (proc.read_file(out) or ""):gmatch("[^\n]+") do
+  for line in (proc.read_file(out) or ""):gmatch("([^\n]+)\n") do
     local c = cjson.decode(line)
     if c.path == EXPORT then
       calls[#calls + 1] = c
