@@ -771,6 +771,7 @@ int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len
   size_t rawlen = 0;
   idptr_t *locs = NULL, *funcs = NULL;
   pb_sample **kept = NULL;
+  uint64_t *keys = NULL;
   dmap_t cur = {NULL, 0};
   int rc = -1;
   if (gunzip(data, len, &raw, &rawlen, err, errlen)) return -1;
@@ -806,10 +807,11 @@ int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len
   locs = malloc((prof->n_location + 1) * sizeof(*locs));
   funcs = malloc((prof->n_function + 1) * sizeof(*funcs));
   kept = malloc((prof->n_sample + 1) * sizeof(*kept));
+  keys = malloc((prof->n_sample + 1) * sizeof(*keys));
   for (cur.cap = 16; cur.cap < 2 * prof->n_sample + 2; cur.cap *= 2)
     ;
   cur.slots = calloc(cur.cap, sizeof(dslot_t));
-  if (!locs || !funcs || !kept || !cur.slots) {
+  if (!locs || !funcs || !kept || !keys || !cur.slots) {
     mw_oom(err, errlen);
     goto done;
   }
@@ -819,13 +821,14 @@ int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len
     funcs[i] = (idptr_t){prof->function[i]->id, prof->function[i]};
   qsort(locs, prof->n_location, sizeof(*locs), cmp_idptr);
   qsort(funcs, prof->n_function, sizeof(*funcs), cmp_idptr);
-  /* the totals of this profile, by sample */
+  /* the totals of this profile, by sample (each sample's key kept for the pass below) */
   for (size_t i = 0; i < prof->n_sample; i++) {
     pb_sample *s = prof->sample[i];
-    dslot_t *e = dmap_find(&cur, sample_key(prof, s, locs, funcs));
+    keys[i] = sample_key(prof, s, locs, funcs);
+    dslot_t *e = dmap_find(&cur, keys[i]);
     if (!e->used) {
       e->used = 1;
-      e->key = sample_key(prof, s, locs, funcs);
+      e->key = keys[i];
       e->first = i;
     }
     for (size_t k = 0; k < d->ntypes; k++)
@@ -835,7 +838,7 @@ int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len
   size_t nkept = 0;
   for (size_t i = 0; i < prof->n_sample; i++) {
     pb_sample *s = prof->sample[i];
-    const dslot_t *e = dmap_find(&cur, sample_key(prof, s, locs, funcs));
+    const dslot_t *e = dmap_find(&cur, keys[i]);
     const dslot_t *p = dmap_find(&d->prev, e->key);
     for (size_t k = 0; k < d->ntypes; k++) {
       if (idx[k] < 0 || (size_t)idx[k] >= s->n_value) continue;
@@ -889,6 +892,7 @@ done:
   free(locs);
   free(funcs);
   free(kept);
+  free(keys);
   free(cur.slots);
   return rc;
 }
