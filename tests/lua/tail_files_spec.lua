@@ -158,6 +158,24 @@ describe("tailer files", function()
     t:close()
   end)
 
+  it("follow a regular file its writer truncates to 0 again and again, reading each new line once", function()
+    local d = dir("truncated")
+    local a = target(d .. "/a.log")
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
+    write(a.path, "first line of a longer file\n")
+    assert(t:set({ a }))
+    assert.same({ "first line of a longer file" }, read_all(t, b))
+    for i = 1, 6 do
+      io.open(a.path, "wb"):close() -- truncated to 0: the tailer sees size 0 below its position
+      assert.same({}, read_all(t, b))
+      write(a.path, "line " .. i .. "\n")
+      assert.same({ "line " .. i }, read_all(t, b))
+      assert.equals("active", t:files()[1].state)
+    end
+    t:close()
+  end)
+
   it("read Alloy's positions file with scalars folded past 80 columns (yaml.v2)", function()
     local d = dir("folded")
     local spaced = d .. "/a dir with spaces/and a long name with spaces too/that goes past eighty columns/x.log"
