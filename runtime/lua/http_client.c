@@ -32,6 +32,10 @@
  *                 exposition parser; valid while body is referenced and not freed)
  *   body:len() / #body, body:string(), body:gunzip([max]) -> body | nil, err,
  *   body:free() (early release; the GC does it otherwise)
+ *   body:gunzip_stream([max]) -> g | nil, err: the same inflate in steps, so a big
+ *                 body or a bomb does not hold the loop; g:step(budget) makes about
+ *                 budget more bytes and returns false (more to do), the body, or nil,
+ *                 err; g:free(). g keeps body alive; freeing body first fails the step.
  *
  * An in-flight request holds a registry reference to its handle, so
  * dropping the handle does not cancel it. One client (one curl multi, one
@@ -51,6 +55,7 @@
 #define MW_LREQ "moonwatch.httpc.request"
 #define MW_LBODY "moonwatch.httpc.body"
 #define MW_LCLIENT "moonwatch.httpc.client"
+#define MW_LGUNZIP "moonwatch.httpc.gunzip"
 
 typedef struct mw_lreq {
   mw_httpc_req_t *req; /* NULL once done or cancelled */
@@ -176,6 +181,79 @@ static int mw_body_gunzip(lua_State *L) {
   mw_lbody_t *b = luaL_checkudata(L, 1, MW_LBODY);
   if (!b->p) return luaL_error(L, "http body already freed");
   return mw_push_gunzip(L, b->p, b->len, luaL_optnumber(L, 2, 0), 1);
+}
+
+/* A stepped gunzip of a body, which it keeps referenced (body_ref) and whose bytes
+ * it checks are still there at every step (in). */
+typedef struct {
+  mw_gunzip_t *g; /* NULL once done, failed or freed */
+  mw_lbody_t *body;
+  const char *in;
+  int body_ref;
+} mw_lgunzip_t;
+
+static int mw_lgunzip_free(lua_State *L) {
+  mw_lgunzip_t *z = luaL_checkudata(L, 1, MW_LGUNZIP);
+  mw_gunzip_free(z->g);
+  z->g = NULL;
+  if (z->body_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, z->body_ref);
+    z->body_ref = LUA_NOREF;
+  }
+  return 0;
+}
+
+/* body:gunzip_stream([max]) -> g | nil, err */
+static int mw_body_gunzip_stream(lua_State *L) {
+  mw_lbody_t *b = luaL_checkudata(L, 1, MW_LBODY);
+  lua_Number max = luaL_optnumber(L, 2, 0);
+  if (!b->p) return luaL_error(L, "http body already freed");
+  if (max < 0) return luaL_error(L, "gunzip: max must not be negative");
+  mw_lgunzip_t *z = lua_newuserdata(L, sizeof *z);
+  z->g = NULL;
+  z->body = b;
+  z->in = b->p;
+  z->body_ref = LUA_NOREF;
+  luaL_getmetatable(L, MW_LGUNZIP);
+  lua_setmetatable(L, -2);
+  char err[128];
+  z->g = mw_gunzip_new(b->p, b->len, (size_t)max, err, sizeof err);
+  if (!z->g) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushvalue(L, 1);
+  z->body_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+/* g:step(budget) -> false | body | nil, err */
+static int mw_lgunzip_step(lua_State *L) {
+  mw_lgunzip_t *z = luaL_checkudata(L, 1, MW_LGUNZIP);
+  lua_Number budget = luaL_checknumber(L, 2);
+  if (!z->g) return luaL_error(L, "gunzip stream already finished");
+  if (z->body->p != z->in) return luaL_error(L, "gunzip stream: its http body was freed");
+  if (budget < 1) budget = 1;
+  mw_lbody_t *b = mw_push_body(L, NULL, 0);
+  char *out;
+  size_t out_len;
+  char err[128];
+  int r = mw_gunzip_step(z->g, budget >= (lua_Number)SIZE_MAX ? SIZE_MAX : (size_t)budget, &out,
+                         &out_len, err, sizeof err);
+  if (r == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  mw_lgunzip_free(L); /* index 1: the stream is spent either way */
+  if (r < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  b->p = out;
+  b->len = out_len;
+  return 1;
 }
 
 /* httpc.gunzip(string | body [, max]) -> same kind | nil, err */
@@ -555,9 +633,15 @@ static int mw_client_gc(lua_State *L) {
 int luaopen_moonwatch_httpc(lua_State *L) {
   static const luaL_Reg req_methods[] = {
       {"cancel", mw_lreq_lcancel}, {"active", mw_lreq_active}, {NULL, NULL}};
-  static const luaL_Reg body_methods[] = {{"ptr", mw_body_ptr},       {"len", mw_body_len},
-                                          {"string", mw_body_string}, {"gunzip", mw_body_gunzip},
-                                          {"free", mw_body_free},     {NULL, NULL}};
+  static const luaL_Reg body_methods[] = {{"ptr", mw_body_ptr},
+                                          {"len", mw_body_len},
+                                          {"string", mw_body_string},
+                                          {"gunzip", mw_body_gunzip},
+                                          {"free", mw_body_free},
+                                          {"gunzip_stream", mw_body_gunzip_stream},
+                                          {NULL, NULL}};
+  static const luaL_Reg gunzip_methods[] = {
+      {"step", mw_lgunzip_step}, {"free", mw_lgunzip_free}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"request", mw_httpc_lrequest},
                                    {"gunzip", mw_httpc_lgunzip},
                                    {"pending", mw_httpc_lpending},
@@ -580,6 +664,14 @@ int luaopen_moonwatch_httpc(lua_State *L) {
     lua_setfield(L, -2, "__len");
     lua_pushcfunction(L, mw_body_tostring);
     lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, MW_LGUNZIP)) {
+    lua_newtable(L);
+    luaL_register(L, NULL, gunzip_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, mw_lgunzip_free);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, MW_LCLIENT)) {

@@ -521,6 +521,74 @@ static void test_gunzip_fallbacks(void) {
   free(b);
 }
 
+/* Steps until done or failed; *steps counts the steps that returned "more". */
+static int gunzip_steps(const void *in, size_t in_len, size_t max, size_t budget, char **out,
+                        size_t *len, size_t *steps, char *err, size_t errlen) {
+  mw_gunzip_t *g = mw_gunzip_new(in, in_len, max, err, errlen);
+  *steps = 0;
+  if (!g) return -1;
+  int r;
+  while ((r = mw_gunzip_step(g, budget, out, len, err, errlen)) == 0)
+    (*steps)++;
+  mw_gunzip_free(g);
+  return r;
+}
+
+static void test_gunzip_steps(void) {
+  char err[128], *out;
+  size_t len, zl, steps;
+  size_t big_len = 1 << 20;
+  char *big = malloc(big_len);
+  for (size_t i = 0; i < big_len; i++)
+    big[i] = (char)('0' + (i * 7) % 10);
+  unsigned char *z = gz(big, big_len, &zl);
+  /* within four budgets: libdeflate, one step */
+  CHECK_INT(gunzip_steps(z, zl, 0, big_len / 4, &out, &len, &steps, err, sizeof err), 1);
+  CHECK_INT(steps, 0);
+  CHECK_INT(len, big_len);
+  CHECK(memcmp(out, big, big_len) == 0);
+  free(out);
+  /* more: zlib, about a budget of output a step, the same bytes */
+  CHECK_INT(gunzip_steps(z, zl, 0, 64 * 1024, &out, &len, &steps, err, sizeof err), 1);
+  CHECK(steps >= 15 && steps <= 16);
+  CHECK_INT(len, big_len);
+  CHECK(memcmp(out, big, big_len) == 0);
+  free(out);
+  /* the limit, in steps: it fails once output passes it, not at the end */
+  mw_gunzip_t *g = mw_gunzip_new(z, zl, big_len / 2, err, sizeof err);
+  CHECK(g != NULL);
+  int r;
+  steps = 0;
+  while ((r = mw_gunzip_step(g, 64 * 1024, &out, &len, err, sizeof err)) == 0)
+    steps++;
+  CHECK_INT(r, -1);
+  CHECK_STR(err, "body size limit exceeded");
+  CHECK(steps >= 7 && steps <= 9);
+  mw_gunzip_free(g);
+  /* a bomb whose ISIZE lies small: libdeflate gives up at that size, zlib goes on
+   * in bounded steps and stops past the limit */
+  size_t bomb_len = 32u << 20;
+  char *zeros = calloc(1, bomb_len);
+  size_t bl;
+  unsigned char *bomb = gz(zeros, bomb_len, &bl);
+  bomb[bl - 4] = 100; /* ISIZE: 100 bytes */
+  bomb[bl - 3] = bomb[bl - 2] = bomb[bl - 1] = 0;
+  CHECK_INT(gunzip_steps(bomb, bl, 8u << 20, 1u << 20, &out, &len, &steps, err, sizeof err), -1);
+  CHECK_STR(err, "body size limit exceeded");
+  CHECK(steps >= 7 && steps <= 9);
+  /* without a limit the lie is found at the end */
+  CHECK_INT(gunzip_steps(bomb, bl, 0, 1u << 20, &out, &len, &steps, err, sizeof err), -1);
+  CHECK(strstr(err, "gzip: invalid data") == err);
+  CHECK(steps >= 31 && steps <= 33);
+  free(bomb);
+  free(zeros);
+  /* not gzip: refused at once */
+  CHECK(mw_gunzip_new("hello world, not gzip", 21, 0, err, sizeof err) == NULL);
+  CHECK_STR(err, "gzip: invalid header");
+  free(z);
+  free(big);
+}
+
 static void test_cancel(void) {
   result_t r1, r2;
   memset(&r1, 0, sizeof r1);
@@ -835,6 +903,7 @@ int main(void) {
   MW_RUN(test_bad_options);
   MW_RUN(test_gzip_round_trip);
   MW_RUN(test_gunzip_fallbacks);
+  MW_RUN(test_gunzip_steps);
   MW_RUN(test_cancel);
   MW_RUN(test_callback_reentry);
   MW_RUN(test_redirects);

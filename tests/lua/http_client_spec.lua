@@ -181,6 +181,32 @@ describe("http client", function()
       assert.equals(GZ_TEXT, httpc.gunzip(gz_body))
       assert.equals(GZ_TEXT, httpc.gunzip(body, #GZ_TEXT):string())
       assert.is_nil((httpc.gunzip("not gzip at all, really")))
+      -- in steps: 8 bytes of output each, the same text in the end
+      local g = assert(body:gunzip_stream(1e6))
+      local steps, out = 0, false
+      while out == false do
+        out = g:step(8)
+        steps = steps + 1
+      end
+      assert.equals(GZ_TEXT, out:string())
+      assert.is_true(steps >= #GZ_TEXT / 8, tostring(steps))
+      assert.has_error(function()
+        g:step(8)
+      end, "gunzip stream already finished")
+      local lim = assert(body:gunzip_stream(10))
+      local r = lim:step(8)
+      assert.is_false(r)
+      local lerr
+      r, lerr = lim:step(8)
+      assert.is_nil(r)
+      assert.equals("body size limit exceeded", lerr)
+      -- the stream keeps its body referenced, and a body freed under it fails the step
+      local late = assert(body:gunzip_stream())
+      body:free()
+      assert.has_error(function()
+        late:step(8)
+      end, "gunzip stream: its http body was freed")
+      late:free()
     end)
   end)
 
