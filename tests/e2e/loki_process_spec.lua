@@ -310,6 +310,31 @@ case("template_doc", {
     "MyApp: level=info app=MyApp module=db Loki Loki loki", { output_msg = "info for app MYAPP in module db" }) },
 })
 
+-- Alloy's documented `if eq` example, and the rest of Go's template language and functions
+-- users write: else if, with (the dot becomes the value), comparisons, and/or/not, printf,
+-- Alloy's Hash (SHA3-256) and Sha2Hash (SHA-256) of salt .. input, regexReplaceAll with $1,
+-- sprig's string functions.
+case("template_control", {
+  entries = [[{
+    { labels = {}, ts = 1700000000, line = "level=WARN user=frank took=1500 path=/api/v1/users/42" },
+    { labels = {}, ts = 1700000001, line = "level=info user= took=20 path=/healthz" },
+  }]],
+  stages = [[
+  stage.logfmt { mapping = { level = "", user = "", took = "", path = "" } },
+  stage.template { source = "level", template = '{{ if eq .Value "WARN" }}{{ Replace .Value "WARN" "OK" -1 }}{{ else }}{{ .Value }}{{ end }}' },
+  stage.template { source = "who", template = '{{ with .user }}user {{ . }}{{ else }}anonymous{{ end }}' },
+  stage.template { source = "speed", template = '{{ if gt (len .took) 3 }}slow{{ else if and (eq .level "info") (not (eq .path "/")) }}fine{{ else }}?{{ end }}' },
+  stage.template { source = "route", template = '{{ regexReplaceAll "/[0-9]+" .path "/:id" | trimPrefix "/api" }}' },
+  stage.template { source = "h", template = '{{ if hasPrefix "/api" .path }}{{ Hash "WARN" "salt" | trunc 8 }}-{{ Sha2Hash "salt" "WARN" | trunc 8 }}{{ end }}' },
+  stage.template { source = "line", template = '{{ printf "%s/%-4s|%q" .who .speed .route }} {{ .h | default "none" | upper }}' },
+  stage.labels { values = { level = "", route = "" } },
+  stage.output { source = "line" },]],
+  expect = {
+    echo(T0, { level = "OK", route = "/v1/users/:id" }, 'user frank/slow|"/v1/users/:id" 2A32A3D4-1D6CE292'),
+    echo(T1, { level = "info", route = "/healthz" }, 'anonymous/fine|"/healthz" NONE'),
+  },
+})
+
 case("multiline_doc", {
   entries = [[{
     { labels = { app = "flask" }, ts = 1699999999, line = "before the first block: passes through" },
@@ -567,7 +592,7 @@ loki.process "p" {
   stage.match { selector = '{job="app"}',
     stage.drop {},
   },
-  stage.template { source = "a", template = "{{ if .a }}x{{ end }}" },
+  stage.template { source = "a", template = "{{ range .a }}x{{ end }}" },
   stage.timestamp { source = "t", format = "RFC3339", location = "Mars/Olympus" },
   stage.limit { rate = 1, burst = 1, by_label_name = "x" },
 }
@@ -581,7 +606,8 @@ loki.echo "e" {}
       ':5: loki.process "p": stage.json: expressions["a"]: unsupported JMESPath at offset 1 ("[*].y")',
       ':6: loki.process "p": stage.match.selector: invalid selector: unsupported at offset 12 ("| json")',
       ':8: loki.process "p": stage.drop: needs at least one of source, expression, older_than or longer_than',
-      ':10: loki.process "p": stage.template: template: {{ if .a }}: {{ if }} is not supported',
+      ':10: loki.process "p": stage.template: template: {{ range .a }}: {{ range }} is not supported '
+        .. '(if, else, with and end are)',
       ':11: loki.process "p": stage.timestamp: location: unknown time zone "Mars/Olympus"',
       ':12: loki.process "p": stage.limit: by_label_name needs drop = true',
     }

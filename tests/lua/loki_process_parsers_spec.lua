@@ -89,7 +89,10 @@ describe("loki.process parsers", function()
 
   it("JMESPath paths, Go templates and LogQL selectors compile or are refused, never raise", function()
     each_input({ 'a.b[0].c', '"quoted-name".x[-1]', "{{ .Value | ToUpper }} {{ Replace .a \"x\" \"y\" -1 }}",
-      '{{- default "d" .missing -}}', '{job="a", x=~"b.*"} |= "err" !~ `x+`', '{a!="", b!~"c"}' }, function(v)
+      '{{- default "d" .missing -}}', '{job="a", x=~"b.*"} |= "err" !~ `x+`', '{a!="", b!~"c"}',
+      '{{ if eq .a "x" "xa" }}A{{ else if and .b (lt 1 2) }}B{{ else }}C{{ end }}',
+      '{{ with .a }}{{ . | upper }}{{ else }}-{{ end }}{{/* c */}}',
+      '{{ printf "%s %5d %q %x %%" .a 3 .b 255 }} {{ regexReplaceAll "(x)(?P<n>a)" .a "${n}$1$$" }}' }, function(v)
       no_raise(jmespath.compile, v)
       no_raise(selector.compile, v)
       local c = gotemplate.compile(v)
@@ -101,6 +104,55 @@ describe("loki.process parsers", function()
         no_raise(selector.matches, sel, { job = "a" }, v)
       end
     end)
+  end)
+
+  it("Go templates: if/else if/else/with/end, comparisons, Go's truth, and errors naming the action", function()
+    local function run(src, data)
+      local c, err = gotemplate.compile(src)
+      if not c then
+        return nil, err
+      end
+      return gotemplate.execute(c, data or { Value = "WARN", a = "xa", e = "", n = "12" })
+    end
+    assert.equals("OK", run('{{ if eq .Value "WARN" }}{{ Replace .Value "WARN" "OK" -1 }}{{ else }}{{ .Value }}{{ end }}'))
+    assert.equals("info", run('{{ if eq .Value "WARN" }}OK{{ else }}{{ .Value }}{{ end }}', { Value = "info" }))
+    assert.equals("B", run('{{ if .e }}A{{ else if eq .a "x" "xa" }}B{{ else }}C{{ end }}'))
+    assert.equals("C", run('{{ if .e }}A{{ else if .missing }}B{{ else }}C{{ end }}'))
+    assert.equals("", run("{{ if .e }}A{{ end }}"))
+    assert.equals("XA|-", run("{{ with .a }}{{ . | ToUpper }}{{ end }}|{{ with .e }}x{{ else }}-{{ end }}"))
+    assert.equals("true false true", run('{{ lt 1 2 }} {{ not .a }} {{ ne .a "b" }}'))
+    assert.equals("xa  12", run('{{ or .e .a }} {{ and .a .e }} {{ .n }}'))
+    assert.equals('xa|  3|"x\\ta"|ff|%', run('{{ printf "%s|%3d|%q|%x|%%" .a 3 "x\\ta" 255 }}'))
+    assert.equals("a-x-", run('{{ regexReplaceAll "(x)(?P<n>a)" .a "${n}-$1-$9" }}'))
+    assert.equals("$1", run('{{ regexReplaceAllLiteral "xa" .a "$1" }}'))
+    assert.equals("abc", run('{{ trunc 3 "abcdef" }}'))
+    assert.equals("def", run('{{ trunc -3 "abcdef" }}'))
+    assert.equals("text", run("{{/* a comment */}}text"))
+    assert.equals("map[Value:WARN a:xa e: n:12]", run("{{ . }}"))
+    -- refused when the pipeline is checked, naming the action
+    local function refused(src, msg)
+      local c, err = gotemplate.compile(src)
+      assert.is_nil(c, src)
+      assert.equals(msg, err)
+    end
+    refused("{{ if .a }}x", "{{ if .a }}: unexpected EOF (no {{end}})")
+    refused("x{{ end }}", "{{ end }}: unexpected end")
+    refused("{{ else }}", "{{ else }}: unexpected else")
+    refused("{{ if }}x{{ end }}", "{{ if }}: missing value for if")
+    refused("{{ range .a }}x{{ end }}", "{{ range .a }}: {{ range }} is not supported (if, else, with and end are)")
+    refused("{{ $x := .a }}", "{{ $x := .a }}: variables ($) are not supported")
+    refused("{{ nope .a }}", '{{ nope .a }}: function "nope" not defined (supported: ' ..
+      select(2, gotemplate.compile("{{ nope }}")):match("%(supported: (.*)$"))
+    refused('{{ eq .a }}', "{{ eq .a }}: wrong number of args for eq: want at least 2 got 1")
+    refused('{{ Replace .a "x" }}', "{{ Replace .a \"x\" }}: wrong number of args for Replace: want 4 got 2")
+    refused("{{ if .a }}x{{ else }}y{{ else }}z{{ end }}", "{{ else }}: expected {{end}}")
+    -- errors when it runs (the stage then leaves the value as it was, as Alloy's)
+    local _, err = run('{{ if eq .a 1 }}x{{ end }}')
+    assert.equals("eq: incompatible types for comparison", err)
+    _, err = run("{{ with .a }}{{ .b }}{{ end }}")
+    assert.equals("can't evaluate field b in type string", err)
+    _, err = run('{{ regexReplaceAll "(" .a "x" }}')
+    assert.matches("^regexReplaceAll: ", err)
   end)
 
   it("writes any number as Go's FormatFloat 'f' -1 does, reading back as itself", function()

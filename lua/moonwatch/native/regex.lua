@@ -86,6 +86,34 @@ function Regex:offsets(s, init)
   return out
 end
 
+--- The offsets (as Regex:offsets gives them) of every successive non-overlapping match in s,
+--- as Go's FindAllStringSubmatchIndex: after a match the search goes on from its end, and an
+--- empty match right after a match is skipped (the search steps over one character).
+---@param s string
+---@return table
+function Regex:all(s)
+  local ms, pos, prev_end, n = {}, 0, -1, #s
+  while pos <= n do
+    local ov = self:offsets(s, pos + 1)
+    if not ov then
+      break
+    end
+    local accept = true
+    if ov[1] == pos then -- an empty match here
+      accept = ov[0] ~= prev_end
+      local c = s:byte(pos + 1)
+      pos = pos + ((not c or c < 0xC0) and 1 or c < 0xE0 and 2 or c < 0xF0 and 3 or 4)
+    else
+      pos = ov[1]
+    end
+    prev_end = ov[1]
+    if accept then
+      ms[#ms + 1] = ov
+    end
+  end
+  return ms
+end
+
 --- The names of the groups: { [i] = name } for the named ones.
 function Regex:names()
   return self.group_names

@@ -1,12 +1,17 @@
---- loki.process's Go text/template subset (stage.template): text with {{ actions }} whose
--- pipelines are made of
---   .Value .Entry .name   a value of the data (a missing one prints "<no value>", as Go)
---   "text" `raw` 12       literals
---   FUNC arg...           a function call; `x | FUNC arg` passes x as the last argument
--- with the functions ToLower ToUpper Replace Trim TrimLeft TrimRight TrimPrefix TrimSuffix
--- TrimSpace (Alloy's) and lower upper trim default (sprig's). {{- and -}} trim spaces.
--- Control actions (if, range, with, define...) and other functions are refused with what
--- is supported, when the pipeline is checked.
+--- loki.process's Go text/template (stage.template, stage.replace's replace): text with
+-- {{ actions }}:
+--   {{ pipeline }}                      its value printed (a missing one: "<no value>", as Go)
+--   {{ if p }} {{ else if p }} {{ else }} {{ end }}, {{ with p }} ... {{ end }} (dot is p's value)
+--   {{/* comment */}}, {{- and -}} trim the spaces beside an action
+-- whose pipelines are made of
+--   .Value .Entry .name  .            a value of the data, the dot
+--   "text" `raw` 12 true false nil    literals
+--   FUNC arg...  (pipeline)           a call; `x | FUNC arg` passes x as the last argument
+-- with Alloy's functions (ToLower ToUpper Replace Trim TrimLeft TrimRight TrimPrefix TrimSuffix
+-- TrimSpace Hash Sha2Hash regexReplaceAll regexReplaceAllLiteral), Go's builtins (eq ne lt le gt
+-- ge and or not len print printf println) and the sprig functions log pipelines use (M.FUNCS).
+-- Variables ($x), range, define/template/block and other functions are refused when the
+-- pipeline is checked, naming the action.
 local M = {}
 
 local NOVALUE = "<no value>"
@@ -171,33 +176,386 @@ local function str(v, fname, k)
   return v
 end
 
--- name -> { arity, fn }
+-- Go's truth: false, 0, nil and "" are false (no other kind of value reaches a template).
+local function truth(v)
+  return not (v == nil or v == false or v == 0 or v == "" or v == NOVALUE)
+end
+
+-- Go's fmt %v of a value.
+local function show(v)
+  if v == nil then
+    return NOVALUE
+  elseif type(v) == "number" then
+    if v == math.floor(v) and math.abs(v) < 2 ^ 63 then
+      return string.format("%d", v)
+    end
+    return string.format("%.14g", v) -- Go prints the shortest form; the same for the literals of templates
+  end
+  return tostring(v)
+end
+
+-- strconv.Quote of s (UTF-8 kept; control characters escaped).
+local function go_quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    local esc = { ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r", ['"'] = '\\"', ["\\"] = "\\\\" }
+    return esc[c] or string.format("\\x%02x", c:byte())
+  end) .. '"'
+end
+
+-- Go's basic comparison (text/template's eq, lt...): values of one kind only.
+local function kind(v, fname)
+  local t = type(v)
+  if t ~= "string" and t ~= "number" and t ~= "boolean" then
+    error(string.format("%s: invalid type for comparison", fname), 0)
+  end
+  return t
+end
+
+local function compare(fname, a, b)
+  if a == NOVALUE or b == NOVALUE or a == nil or b == nil then
+    error(string.format("%s: incompatible types for comparison", fname), 0)
+  end
+  if kind(a, fname) ~= kind(b, fname) then
+    error(string.format("%s: incompatible types for comparison", fname), 0)
+  end
+  if type(a) == "boolean" and fname ~= "eq" and fname ~= "ne" then
+    error(string.format("%s: invalid type for comparison", fname), 0)
+  end
+  return a, b
+end
+
+local function eq(a, ...)
+  for k = 1, select("#", ...) do
+    local x, y = compare("eq", a, (select(k, ...)))
+    if x == y then
+      return true
+    end
+  end
+  return false
+end
+
+-- Go's regexp Expand of template (ReplaceAllString's $1, ${1}, $name, ${name}, $$) for match ov of s.
+local function expand(re, template, s, ov)
+  local names = re:names()
+  local out, i, n = {}, 1, #template
+  while i <= n do
+    local d = template:find("$", i, true)
+    if not d then
+      break
+    end
+    out[#out + 1] = template:sub(i, d - 1)
+    i = d + 1
+    if template:sub(i, i) == "$" then
+      out[#out + 1] = "$"
+      i = i + 1
+    else
+      local name, rest = template:match("^([%w_]+)()", i)
+      if template:sub(i, i) == "{" then
+        name, rest = template:match("^{([%w_]+)}()", i)
+      end
+      if not name then -- malformed: the $ is text
+        out[#out + 1] = "$"
+      else
+        i = rest
+        local g = tonumber(name)
+        if not (g and name:match("^%d+$")) then
+          g = nil
+          for k = 1, re:groups() do
+            if names[k] == name then
+              g = k
+              break
+            end
+          end
+        end
+        if g and g <= re:groups() and ov[2 * g] >= 0 then
+          out[#out + 1] = s:sub(ov[2 * g] + 1, ov[2 * g + 1])
+        end
+      end
+    end
+  end
+  out[#out + 1] = template:sub(i)
+  return table.concat(out)
+end
+
+local regex_cache = setmetatable({}, { __mode = "v" })
+local function compiled(expr, fname)
+  local re = regex_cache[expr]
+  if not re then
+    local err
+    re, err = require("moonwatch.native.regex").new(expr)
+    if not re then
+      error(string.format("%s: %s", fname, err), 0)
+    end
+    regex_cache[expr] = re
+  end
+  return re
+end
+
+local function replace_all(fname, expr, s, repl, literal)
+  local re = compiled(str(expr, fname, 1), fname)
+  s, repl = str(s, fname, 2), str(repl, fname, 3)
+  local out, prev = {}, 0
+  for _, ov in ipairs(re:all(s)) do
+    out[#out + 1] = s:sub(prev + 1, ov[0])
+    out[#out + 1] = literal and repl or expand(re, repl, s, ov)
+    prev = ov[1]
+  end
+  out[#out + 1] = s:sub(prev + 1)
+  return table.concat(out)
+end
+
+local function hex_digest(fn, data)
+  local ffi = require("ffi")
+  local buf = ffi.new("char[129]")
+  fn(data, #data, buf)
+  return ffi.string(buf)
+end
+
+local function int(v, fname, k)
+  local n = tonumber(v)
+  if not n then
+    error(string.format("%s: argument %d is not a number", fname, k), 0)
+  end
+  return n >= 0 and math.floor(n) or math.ceil(n)
+end
+
+-- Go's printf for the verbs of log text: %s %v %d %q %x %X %f %e %g %t %%, with flags,
+-- width and precision; another verb is an error.
+local function printf(format, ...)
+  local args, k, nargs = { ... }, 0, select("#", ...)
+  local out = str(format, "printf", 1):gsub("%%([%-+ #0]*%d*%.?%d*)(.)", function(flags, verb)
+    if verb == "%" then
+      return "%"
+    end
+    k = k + 1
+    local v = args[k]
+    if k > nargs then
+      return "%!" .. verb .. "(MISSING)"
+    end
+    if verb == "s" or verb == "v" then
+      return string.format("%" .. flags .. "s", show(v))
+    elseif verb == "q" then
+      return string.format("%" .. flags .. "s", go_quote(show(v)))
+    elseif verb == "t" then
+      return string.format("%" .. flags .. "s", tostring(v))
+    elseif verb == "d" or verb == "x" or verb == "X" then
+      local n = tonumber(v)
+      if not n or n ~= math.floor(n) then
+        return "%!" .. verb .. "(" .. type(v) .. "=" .. show(v) .. ")"
+      end
+      return string.format("%" .. flags .. verb, n)
+    elseif verb == "f" or verb == "e" or verb == "g" then
+      local n = tonumber(v)
+      if not n then
+        return "%!" .. verb .. "(" .. type(v) .. "=" .. show(v) .. ")"
+      end
+      return string.format("%" .. flags .. verb, n)
+    end
+    error(string.format("printf: verb %%%s is not supported", verb), 0)
+  end)
+  return out
+end
+
+-- name -> { min arguments, max arguments (nil: any), fn }: Go's builtins, Alloy's functions
+-- and the sprig functions log pipelines use.
+local V = "variadic"
 M.FUNCS = {
-  ToLower = { 1, function(s) return to_lower(str(s, "ToLower", 1)) end },
-  ToUpper = { 1, function(s) return to_upper(str(s, "ToUpper", 1)) end },
-  lower = { 1, function(s) return to_lower(str(s, "lower", 1)) end },
-  upper = { 1, function(s) return to_upper(str(s, "upper", 1)) end },
-  Replace = { 4, function(s, old, new, n)
+  -- Alloy's own (stages/template.go)
+  ToLower = { 1, 1, function(s) return to_lower(str(s, "ToLower", 1)) end },
+  ToUpper = { 1, 1, function(s) return to_upper(str(s, "ToUpper", 1)) end },
+  Replace = { 4, 4, function(s, old, new, n)
     return plain_replace(str(s, "Replace", 1), str(old, "Replace", 2), str(new, "Replace", 3), tonumber(n) or -1)
   end },
-  Trim = { 2, function(s, c) return trim_set(str(s, "Trim", 1), str(c, "Trim", 2), true, true) end },
-  TrimLeft = { 2, function(s, c) return trim_set(str(s, "TrimLeft", 1), str(c, "TrimLeft", 2), true, false) end },
-  TrimRight = { 2, function(s, c) return trim_set(str(s, "TrimRight", 1), str(c, "TrimRight", 2), false, true) end },
-  TrimPrefix = { 2, function(s, p)
+  Trim = { 2, 2, function(s, c) return trim_set(str(s, "Trim", 1), str(c, "Trim", 2), true, true) end },
+  TrimLeft = { 2, 2, function(s, c) return trim_set(str(s, "TrimLeft", 1), str(c, "TrimLeft", 2), true, false) end },
+  TrimRight = { 2, 2, function(s, c)
+    return trim_set(str(s, "TrimRight", 1), str(c, "TrimRight", 2), false, true)
+  end },
+  TrimPrefix = { 2, 2, function(s, p)
     s, p = str(s, "TrimPrefix", 1), str(p, "TrimPrefix", 2)
     return (p ~= "" and s:sub(1, #p) == p) and s:sub(#p + 1) or s
   end },
-  TrimSuffix = { 2, function(s, p)
+  TrimSuffix = { 2, 2, function(s, p)
     s, p = str(s, "TrimSuffix", 1), str(p, "TrimSuffix", 2)
     return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
   end },
-  TrimSpace = { 1, function(s) return (str(s, "TrimSpace", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
-  trim = { 1, function(s) return (str(s, "trim", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
-  default = { 2, function(d, v)
-    if v == nil or v == "" or v == NOVALUE then
+  TrimSpace = { 1, 1, function(s) return (str(s, "TrimSpace", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  Hash = { 2, 2, function(salt, s)
+    return hex_digest(require("moonwatch.ffi").C.mw_ffi_sha3_256_hex, str(salt, "Hash", 1) .. str(s, "Hash", 2))
+  end },
+  Sha2Hash = { 2, 2, function(salt, s)
+    return hex_digest(require("moonwatch.ffi").C.mw_ffi_sha256_hex, str(salt, "Sha2Hash", 1) .. str(s, "Sha2Hash", 2))
+  end },
+  regexReplaceAll = { 3, 3, function(re, s, repl) return replace_all("regexReplaceAll", re, s, repl, false) end },
+  regexReplaceAllLiteral = { 3, 3, function(re, s, repl)
+    return replace_all("regexReplaceAllLiteral", re, s, repl, true)
+  end },
+  -- Go's text/template builtins
+  eq = { 2, V, eq },
+  ne = { 2, 2, function(a, b)
+    a, b = compare("ne", a, b)
+    return a ~= b
+  end },
+  lt = { 2, 2, function(a, b)
+    a, b = compare("lt", a, b)
+    return a < b
+  end },
+  le = { 2, 2, function(a, b)
+    a, b = compare("le", a, b)
+    return a <= b
+  end },
+  gt = { 2, 2, function(a, b)
+    a, b = compare("gt", a, b)
+    return a > b
+  end },
+  ge = { 2, 2, function(a, b)
+    a, b = compare("ge", a, b)
+    return a >= b
+  end },
+  ["and"] = { 1, V, function(...)
+    local n = select("#", ...)
+    for k = 1, n - 1 do
+      local v = select(k, ...)
+      if not truth(v) then
+        return v
+      end
+    end
+    return (select(n, ...))
+  end },
+  ["or"] = { 1, V, function(...)
+    local n = select("#", ...)
+    for k = 1, n - 1 do
+      local v = select(k, ...)
+      if truth(v) then
+        return v
+      end
+    end
+    return (select(n, ...))
+  end },
+  ["not"] = { 1, 1, function(v) return not truth(v) end },
+  len = { 1, 1, function(s) return #str(s, "len", 1) end },
+  print = { 0, V, function(...)
+    -- Go's fmt.Sprint: a space between operands when neither is a string
+    local out, n = {}, select("#", ...)
+    for k = 1, n do
+      local v = select(k, ...)
+      if k > 1 and type(v) ~= "string" and type(select(k - 1, ...)) ~= "string" then
+        out[#out + 1] = " "
+      end
+      out[#out + 1] = show(v)
+    end
+    return table.concat(out)
+  end },
+  println = { 0, V, function(...)
+    local out = {}
+    for k = 1, select("#", ...) do
+      out[k] = show((select(k, ...)))
+    end
+    return table.concat(out, " ") .. "\n"
+  end },
+  printf = { 1, V, printf },
+  -- sprig's
+  lower = { 1, 1, function(s) return to_lower(str(s, "lower", 1)) end },
+  upper = { 1, 1, function(s) return to_upper(str(s, "upper", 1)) end },
+  trim = { 1, 1, function(s) return (str(s, "trim", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  trimAll = { 2, 2, function(c, s) return trim_set(str(s, "trimAll", 2), str(c, "trimAll", 1), true, true) end },
+  trimPrefix = { 2, 2, function(p, s)
+    s, p = str(s, "trimPrefix", 2), str(p, "trimPrefix", 1)
+    return (p ~= "" and s:sub(1, #p) == p) and s:sub(#p + 1) or s
+  end },
+  trimSuffix = { 2, 2, function(p, s)
+    s, p = str(s, "trimSuffix", 2), str(p, "trimSuffix", 1)
+    return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
+  end },
+  default = { 2, 2, function(d, v)
+    if not truth(v) then
       return d
     end
     return v
+  end },
+  empty = { 1, 1, function(v) return not truth(v) end },
+  coalesce = { 1, V, function(...)
+    for k = 1, select("#", ...) do
+      local v = select(k, ...)
+      if truth(v) then
+        return v
+      end
+    end
+    return nil
+  end },
+  ternary = { 3, 3, function(a, b, c) return truth(c) and a or b end },
+  contains = { 2, 2, function(sub, s) return str(s, "contains", 2):find(str(sub, "contains", 1), 1, true) ~= nil end },
+  hasPrefix = { 2, 2, function(p, s)
+    s, p = str(s, "hasPrefix", 2), str(p, "hasPrefix", 1)
+    return s:sub(1, #p) == p
+  end },
+  hasSuffix = { 2, 2, function(p, s)
+    s, p = str(s, "hasSuffix", 2), str(p, "hasSuffix", 1)
+    return p == "" or s:sub(-#p) == p
+  end },
+  replace = { 3, 3, function(old, new, s)
+    return plain_replace(str(s, "replace", 3), str(old, "replace", 1), str(new, "replace", 2), -1)
+  end },
+  ["repeat"] = { 2, 2, function(n, s) return str(s, "repeat", 2):rep(math.max(0, int(n, "repeat", 1))) end },
+  nospace = { 1, 1, function(s) return (str(s, "nospace", 1):gsub("%s", "")) end },
+  trunc = { 2, 2, function(n, s)
+    s, n = str(s, "trunc", 2), int(n, "trunc", 1)
+    if n < 0 then
+      return #s + n > 0 and s:sub(#s + n + 1) or s
+    end
+    return #s > n and s:sub(1, n) or s
+  end },
+  substr = { 3, 3, function(a, b, s)
+    s, a, b = str(s, "substr", 3), int(a, "substr", 1), int(b, "substr", 2)
+    if a < 0 then
+      return s:sub(1, b)
+    end
+    if b < 0 or b > #s then
+      return s:sub(a + 1)
+    end
+    return s:sub(a + 1, b)
+  end },
+  quote = { 0, V, function(...)
+    local out = {}
+    for k = 1, select("#", ...) do
+      local v = select(k, ...)
+      if v ~= nil then
+        out[#out + 1] = go_quote(show(v))
+      end
+    end
+    return table.concat(out, " ")
+  end },
+  squote = { 0, V, function(...)
+    local out = {}
+    for k = 1, select("#", ...) do
+      local v = select(k, ...)
+      if v ~= nil then
+        out[#out + 1] = "'" .. show(v) .. "'"
+      end
+    end
+    return table.concat(out, " ")
+  end },
+  cat = { 0, V, function(...)
+    local out = {}
+    for k = 1, select("#", ...) do
+      local v = select(k, ...)
+      if v ~= nil then
+        out[#out + 1] = show(v)
+      end
+    end
+    return table.concat(out, " ")
+  end },
+  title = { 1, 1, function(s)
+    return (str(s, "title", 1):gsub("(%w)(%w*)", function(a, b) return a:upper() .. b end))
+  end },
+  toString = { 1, 1, function(v) return show(v) end },
+  regexMatch = { 2, 2, function(re, s)
+    return compiled(str(re, "regexMatch", 1), "regexMatch"):find(str(s, "regexMatch", 2))
+  end },
+  regexFind = { 2, 2, function(re, s)
+    s = str(s, "regexFind", 2)
+    local ov = compiled(str(re, "regexFind", 1), "regexFind"):offsets(s)
+    return ov and s:sub(ov[0] + 1, ov[1]) or ""
   end },
 }
 
@@ -243,11 +601,17 @@ local function lex(src, where)
     elseif c == "." then
       local name = src:match("^%.([%a_][%w_]*)", i)
       if name then
+        if src:match("^%.[%a_]", i + 1 + #name) then
+          return nil, where .. ": only .Field is supported (not .a.b)"
+        end
         toks[#toks + 1] = { t = "field", v = name }
         i = i + 1 + #name
       else
-        return nil, where .. ": only .Field is supported (not . alone or .a.b)"
+        toks[#toks + 1] = { t = "dot" }
+        i = i + 1
       end
+    elseif c == "$" then
+      return nil, where .. ": variables ($) are not supported"
     elseif c:match("[%d%-]") then
       local num = src:match("^%-?%d+%.?%d*", i)
       if not num then
@@ -257,7 +621,13 @@ local function lex(src, where)
       i = i + #num
     elseif c:match("[%a_]") then
       local name = src:match("^[%a_][%w_]*", i)
-      toks[#toks + 1] = { t = "ident", v = name }
+      if name == "true" or name == "false" then
+        toks[#toks + 1] = { t = "lit", v = name == "true" }
+      elseif name == "nil" then
+        toks[#toks + 1] = { t = "nil" }
+      else
+        toks[#toks + 1] = { t = "ident", v = name }
+      end
       i = i + #name
     else
       return nil, string.format("%s: unexpected %q", where, c)
@@ -266,8 +636,10 @@ local function lex(src, where)
   return toks
 end
 
-local CONTROL = { ["if"] = true, ["else"] = true, ["end"] = true, range = true, with = true, define = true,
-  template = true, block = true, ["break"] = true, continue = true }
+-- Actions that open, continue or close a block.
+local BLOCK = { ["if"] = true, with = true }
+local UNSUPPORTED = { range = true, define = true, template = true, block = true, ["break"] = true,
+  continue = true }
 
 -- pipeline := command ('|' command)* ; command := operand+ ; returns an AST.
 local function parse_pipeline(toks, pos, where)
@@ -277,7 +649,7 @@ local function parse_pipeline(toks, pos, where)
     if not tk then
       return nil
     end
-    if tk.t == "lit" or tk.t == "field" then
+    if tk.t == "lit" or tk.t == "field" or tk.t == "dot" or tk.t == "nil" then
       pos = pos + 1
       return tk
     elseif tk.t == "(" then
@@ -293,12 +665,11 @@ local function parse_pipeline(toks, pos, where)
       pos = pos + 1
       return { t = "sub", v = sub }
     elseif tk.t == "ident" then
-      if CONTROL[tk.v] then
-        return nil, string.format("%s: {{ %s }} is not supported (only values and functions: %s)", where, tk.v,
-          names())
+      if BLOCK[tk.v] or UNSUPPORTED[tk.v] or tk.v == "else" or tk.v == "end" then
+        return nil, string.format("%s: unexpected %s", where, tk.v)
       end
       if not M.FUNCS[tk.v] then
-        return nil, string.format("%s: function %q is not supported (supported: %s)", where, tk.v, names())
+        return nil, string.format("%s: function %q not defined (supported: %s)", where, tk.v, names())
       end
       pos = pos + 1
       return tk
@@ -318,10 +689,13 @@ local function parse_pipeline(toks, pos, where)
       cmd[#cmd + 1] = op
     end
     if #cmd == 0 then
-      return nil, pos, where .. ": empty command"
+      return nil, pos, where .. ": missing value for command"
     end
     if cmd[1].t ~= "ident" and #cmd > 1 then
       return nil, pos, where .. ": a value cannot take arguments"
+    end
+    if cmd[1].t == "nil" and #cmds == 0 and not (toks[pos] and toks[pos].t == "pipe") and #cmd == 1 then
+      return nil, pos, where .. ": nil is not a command"
     end
     cmds[#cmds + 1] = cmd
     if toks[pos] and toks[pos].t == "pipe" then
@@ -333,10 +707,12 @@ local function parse_pipeline(toks, pos, where)
   -- arity check: first command gets its args; later ones one more (the piped value)
   for k, cmd in ipairs(cmds) do
     if cmd[1].t == "ident" then
-      local want = M.FUNCS[cmd[1].v][1]
+      local f = M.FUNCS[cmd[1].v]
       local have = #cmd - 1 + (k > 1 and 1 or 0)
-      if have ~= want then
-        return nil, pos, string.format("%s: %s takes %d arguments, got %d", where, cmd[1].v, want, have)
+      if have < f[1] or (f[2] ~= V and have > f[2]) then
+        local want = f[2] == V and ("at least " .. f[1]) or f[1] == f[2] and tostring(f[1])
+          or (f[1] .. " to " .. f[2])
+        return nil, pos, string.format("%s: wrong number of args for %s: want %s got %d", where, cmd[1].v, want, have)
       end
     elseif k > 1 then
       return nil, pos, where .. ": only a function can follow |"
@@ -345,15 +721,14 @@ local function parse_pipeline(toks, pos, where)
   return cmds, pos
 end
 
---- Compiles a template; nil, err (naming the action) when it uses what is not supported.
----@param src string
----@return table|nil compiled, string|nil err
-function M.compile(src)
-  local parts, i = {}, 1
+-- The actions of src in order: { text } and { action = tokens, where } items, with the
+-- trim markers applied.
+local function scan(src)
+  local items, i = {}, 1
   while i <= #src do
     local a = src:find("{{", i, true)
     if not a then
-      parts[#parts + 1] = src:sub(i)
+      items[#items + 1] = { text = src:sub(i) }
       break
     end
     local text = src:sub(i, a - 1)
@@ -370,80 +745,213 @@ function M.compile(src)
     if trim_right then
       inner = inner:sub(1, -2)
     end
-    parts[#parts + 1] = text
+    items[#items + 1] = { text = text }
     local where = string.format("{{%s}}", inner)
-    if inner:match("^%s*/%*") then -- a comment
-      parts[#parts + 1] = ""
-    else
+    if not inner:match("^%s*/%*") then -- not a comment
       local toks, err = lex(inner, where)
       if not toks then
         return nil, err
       end
-      local cmds, pos, perr = parse_pipeline(toks, 1, where)
-      if not cmds then
-        return nil, perr
+      if #toks == 0 then
+        return nil, where .. ": missing value for command"
       end
-      if toks[pos] then
-        return nil, where .. ": unexpected " .. (toks[pos].v or toks[pos].t)
-      end
-      parts[#parts + 1] = cmds
+      items[#items + 1] = { action = toks, where = where }
     end
     i = b + 2
     if trim_right then
       i = src:find("[^%s]", i) or #src + 1
     end
   end
-  return { parts = parts }
+  return items
+end
+
+-- Parses items[k..] into a list of nodes until an {{else}}, {{else if/with ...}} or {{end}}
+-- (returned with the position after it), or the end of items (closer nil).
+local function parse_list(items, k)
+  local nodes = {}
+  while k <= #items do
+    local it = items[k]
+    if it.text then
+      if it.text ~= "" then
+        nodes[#nodes + 1] = it.text
+      end
+      k = k + 1
+    else
+      local toks, where = it.action, it.where
+      local head = toks[1].t == "ident" and toks[1].v
+      if head == "end" or head == "else" then
+        return nodes, k, it
+      elseif UNSUPPORTED[head] then
+        return nil, nil, nil, string.format("%s: {{ %s }} is not supported (if, else, with and end are)", where, head)
+      elseif BLOCK[head] then
+        local node, err = { t = head, branches = {} }
+        local cond_toks, cur = { unpack(toks, 2) }, it
+        k = k + 1
+        while true do
+          if #cond_toks == 0 then
+            return nil, nil, nil, string.format("%s: missing value for %s", cur.where, head)
+          end
+          local cmds, pos, perr = parse_pipeline(cond_toks, 1, cur.where)
+          if not cmds then
+            return nil, nil, nil, perr
+          end
+          if cond_toks[pos] then
+            return nil, nil, nil, cur.where .. ": unexpected " .. tostring(cond_toks[pos].v or cond_toks[pos].t)
+          end
+          local body, closer
+          body, k, closer, err = parse_list(items, k)
+          if not body then
+            return nil, nil, nil, err
+          end
+          node.branches[#node.branches + 1] = { cond = cmds, body = body }
+          if not closer then
+            return nil, nil, nil, string.format("%s: unexpected EOF (no {{end}})", it.where)
+          end
+          k = k + 1
+          local ct = closer.action
+          if ct[1].v == "end" then
+            if #ct > 1 then
+              return nil, nil, nil, closer.where .. ": unexpected " .. tostring(ct[2].v or ct[2].t)
+            end
+            break
+          end
+          -- else
+          if ct[2] and ct[2].t == "ident" and ct[2].v == head then -- else if / else with
+            cond_toks, cur = { unpack(ct, 3) }, closer
+          elseif ct[2] then
+            return nil, nil, nil, closer.where .. ": unexpected " .. tostring(ct[2].v or ct[2].t)
+          else
+            local els, closer2
+            els, k, closer2, err = parse_list(items, k)
+            if not els then
+              return nil, nil, nil, err
+            end
+            if not closer2 or closer2.action[1].v ~= "end" or #closer2.action > 1 then
+              return nil, nil, nil, string.format("%s: expected {{end}}", (closer2 or it).where)
+            end
+            k = k + 1
+            node.otherwise = els
+            break
+          end
+        end
+        nodes[#nodes + 1] = node
+      else
+        local cmds, pos, perr = parse_pipeline(toks, 1, where)
+        if not cmds then
+          return nil, nil, nil, perr
+        end
+        if toks[pos] then
+          return nil, nil, nil, where .. ": unexpected " .. tostring(toks[pos].v or toks[pos].t)
+        end
+        nodes[#nodes + 1] = { t = "out", p = cmds }
+        k = k + 1
+      end
+    end
+  end
+  return nodes, k, nil
+end
+
+--- Compiles a template; nil, err (naming the action) when it is malformed or uses what is
+--- not supported.
+---@param src string
+---@return table|nil compiled, string|nil err
+function M.compile(src)
+  local items, err = scan(src)
+  if not items then
+    return nil, err
+  end
+  local nodes, _, closer, perr = parse_list(items, 1)
+  if not nodes then
+    return nil, perr
+  end
+  if closer then
+    return nil, closer.where .. ": unexpected " .. closer.action[1].v
+  end
+  return { nodes = nodes }
 end
 
 local run_pipeline
 
-local function value_of(op, data)
+-- Go's map printing of the data ({{ . }} at the top): map[k:v ...], keys sorted.
+local function show_map(data)
+  local keys = {}
+  for k in pairs(data) do
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  for k = 1, #keys do
+    keys[k] = keys[k] .. ":" .. show(data[keys[k]])
+  end
+  return "map[" .. table.concat(keys, " ") .. "]"
+end
+
+local function value_of(op, data, dot)
   if op.t == "lit" then
     return op.v
   elseif op.t == "field" then
-    return data[op.v]
+    if type(dot) ~= "table" then
+      error(string.format("can't evaluate field %s in type %s", op.v, type(dot)), 0)
+    end
+    return dot[op.v]
+  elseif op.t == "dot" then
+    return dot
   elseif op.t == "sub" then
-    return run_pipeline(op.v, data)
+    return run_pipeline(op.v, data, dot)
   end
+  return nil -- nil
 end
 
-run_pipeline = function(cmds, data)
+run_pipeline = function(cmds, data, dot)
   local piped
   for k, cmd in ipairs(cmds) do
     if cmd[1].t == "ident" then
       local args = {}
       for j = 2, #cmd do
-        args[#args + 1] = value_of(cmd[j], data)
+        args[j - 1] = value_of(cmd[j], data, dot)
       end
+      local n = #cmd - 1
       if k > 1 then
-        args[#args + 1] = piped
+        n = n + 1
+        args[n] = piped
       end
-      local f = M.FUNCS[cmd[1].v][2]
-      piped = f(unpack(args, 1, M.FUNCS[cmd[1].v][1]))
+      piped = M.FUNCS[cmd[1].v][3](unpack(args, 1, n))
     else
-      piped = value_of(cmd[1], data)
+      piped = value_of(cmd[1], data, dot)
     end
   end
   return piped
 end
 
+local function run(nodes, data, dot, out)
+  for _, n in ipairs(nodes) do
+    if type(n) == "string" then
+      out[#out + 1] = n
+    elseif n.t == "out" then
+      local v = run_pipeline(n.p, data, dot)
+      out[#out + 1] = type(v) == "table" and show_map(v) or show(v)
+    else -- if / with: the first branch whose value is true, else the {{else}}
+      local taken = false
+      for _, b in ipairs(n.branches) do
+        local v = run_pipeline(b.cond, data, dot)
+        if truth(v) then
+          run(b.body, data, n.t == "with" and v or dot, out)
+          taken = true
+          break
+        end
+      end
+      if not taken and n.otherwise then
+        run(n.otherwise, data, dot, out)
+      end
+    end
+  end
+end
+
 --- Executes a compiled template with data ({ name = string }); the text, or nil, err.
 function M.execute(c, data)
   local out = {}
-  for k, p in ipairs(c.parts) do
-    if type(p) == "string" then
-      out[k] = p
-    else
-      local ok, v = pcall(run_pipeline, p, data)
-      if not ok then
-        return nil, v
-      end
-      if v == nil then
-        v = NOVALUE
-      end
-      out[k] = type(v) == "number" and tostring(v) or v
-    end
+  local ok, err = pcall(run, c.nodes, data, data, out)
+  if not ok then
+    return nil, err
   end
   return table.concat(out)
 end

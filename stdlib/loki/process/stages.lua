@@ -547,36 +547,11 @@ stage("replace", {
     local re = assert(regex.new(a.expression))
     local tpl = assert(gotemplate.compile(a.replace))
     local names, groups, source = re:names(), re:groups(), a.source
-    local byte = string.byte
-    -- Go's FindAllStringSubmatchIndex: after a match, search on from its end; an empty match
-    -- right after a match is skipped (the search steps over one character).
-    local function all_matches(input)
-      local ms, pos, prev_end, n = {}, 0, -1, #input
-      while pos <= n do
-        local ov = re:offsets(input, pos + 1)
-        if not ov then
-          break
-        end
-        local accept = true
-        if ov[1] == pos then -- an empty match here
-          accept = ov[0] ~= prev_end
-          local c = byte(input, pos + 1)
-          pos = pos + ((not c or c < 0xC0) and 1 or c < 0xE0 and 2 or c < 0xF0 and 3 or 4)
-        else
-          pos = ov[1]
-        end
-        prev_end = ov[1]
-        if accept then
-          ms[#ms + 1] = ov
-        end
-      end
-      return ms
-    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
         local input = input_of(e, source)
-        local ms = input and all_matches(input)
+        local ms = input and re:all(input)
         if ms and #ms > 0 then
           -- as Alloy's: the template sees the extracted values as strings, and .Value; each
           -- group's text is replaced; a named group is extracted as its first match's
@@ -867,8 +842,8 @@ stage("output", {
 })
 
 stage("template", {
-  doc = "Sets an extracted value from a Go template (subset: .Value .Entry .name, literals, pipes, and "
-    .. "ToLower ToUpper Replace Trim TrimLeft TrimRight TrimPrefix TrimSuffix TrimSpace lower upper trim default).",
+  doc = "Sets an extracted value from a Go template (.Value .Entry .name, if/else/with, Alloy's and Go's "
+    .. "functions and sprig's string functions; no variables or range). An empty result removes the value.",
   schema = {
     args = {
       source = { type = "string", required = true, doc = "Extracted value to set (.Value is its current value)." },
