@@ -128,6 +128,7 @@ describe("loki.process parsers", function()
     assert.equals("abc", run('{{ trunc 3 "abcdef" }}'))
     assert.equals("def", run('{{ trunc -3 "abcdef" }}'))
     assert.equals("text", run("{{/* a comment */}}text"))
+    assert.equals([["xa" "b\n"|'xa'|xa 3]], run([[{{ quote .a "b\n" }}|{{ squote .a }}|{{ cat .a nil 3 }}]]))
     assert.equals("map[Value:WARN a:xa e: n:12]", run("{{ . }}"))
     -- refused when the pipeline is checked, naming the action
     local function refused(src, msg)

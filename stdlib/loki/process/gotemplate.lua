@@ -356,7 +356,20 @@ local function printf(format, ...)
   return out
 end
 
--- name -> { min arguments, max arguments (nil: any), fn }: Go's builtins, Alloy's functions
+-- sprig's quote, squote and cat: the arguments that are not nil, each as fmt makes it of its
+-- %v, joined by spaces.
+local function joined(fmt, ...)
+  local out = {}
+  for k = 1, select("#", ...) do
+    local v = select(k, ...)
+    if v ~= nil then
+      out[#out + 1] = fmt(show(v))
+    end
+  end
+  return table.concat(out, " ")
+end
+
+-- name -> { min arguments, max arguments (V: any number), fn }: Go's builtins, Alloy's functions
 -- and the sprig functions log pipelines use.
 local V = "variadic"
 M.FUNCS = {
@@ -515,36 +528,9 @@ M.FUNCS = {
     end
     return s:sub(a + 1, b)
   end },
-  quote = { 0, V, function(...)
-    local out = {}
-    for k = 1, select("#", ...) do
-      local v = select(k, ...)
-      if v ~= nil then
-        out[#out + 1] = go_quote(show(v))
-      end
-    end
-    return table.concat(out, " ")
-  end },
-  squote = { 0, V, function(...)
-    local out = {}
-    for k = 1, select("#", ...) do
-      local v = select(k, ...)
-      if v ~= nil then
-        out[#out + 1] = "'" .. show(v) .. "'"
-      end
-    end
-    return table.concat(out, " ")
-  end },
-  cat = { 0, V, function(...)
-    local out = {}
-    for k = 1, select("#", ...) do
-      local v = select(k, ...)
-      if v ~= nil then
-        out[#out + 1] = show(v)
-      end
-    end
-    return table.concat(out, " ")
-  end },
+  quote = { 0, V, function(...) return joined(go_quote, ...) end },
+  squote = { 0, V, function(...) return joined(function(v) return "'" .. v .. "'" end, ...) end },
+  cat = { 0, V, function(...) return joined(function(v) return v end, ...) end },
   title = { 1, 1, function(s)
     return (str(s, "title", 1):gsub("(%w)(%w*)", function(a, b) return a:upper() .. b end))
   end },
