@@ -19,5 +19,8 @@ void mw_vadderr(char *err, size_t errlen, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 /* mw_seterr(err, errlen, "out of memory"). */
 void mw_oom(char *err, size_t errlen);
+/* The message of a body past its size limit (the HTTP client's max_body, a gzip body's
+ * max_out), as Prometheus words it; callers compare with it. */
+#define MW_ERR_BODY_LIMIT "body size limit exceeded"
 
 #endif

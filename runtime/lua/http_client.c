@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "base/grow.h"
+#include "base/gzip.h"
 #include "http/client.h"
 #include "lua/boundary.h"
 
@@ -162,7 +163,7 @@ static int mw_push_gunzip(lua_State *L, const char *in, size_t len, lua_Number m
   char *out;
   size_t out_len;
   char err[128];
-  if (mw_httpc_gunzip(in, len, (size_t)max, &out, &out_len, err, sizeof err) != 0) {
+  if (mw_gunzip_all(in, len, (size_t)max, &out, &out_len, err, sizeof err) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;

@@ -12,6 +12,7 @@
 
 #include "base/err.h"
 #include "base/grow.h"
+#include "base/gzip.h"
 #include "profile.pb-c.h"
 
 typedef Perftools__Profiles__Profile pb_profile;
@@ -485,46 +486,14 @@ static int gunzip(const uint8_t *data, size_t len, uint8_t **raw, size_t *rawlen
                   size_t errlen) {
   *raw = NULL;
   if (len < 2 || data[0] != 0x1f || data[1] != 0x8b) return 0;
-  struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
-  if (!d) {
-    mw_oom(err, errlen);
+  char *out;
+  if (mw_gunzip_all(data, len, (size_t)256 << 20, &out, rawlen, err, errlen) != 0) {
+    if (err && errlen && strcmp(err, MW_ERR_BODY_LIMIT) == 0)
+      mw_seterr(err, errlen, "gzip: more than 256 MiB uncompressed");
     return -1;
   }
-  /* the trailer's ISIZE (the size mod 2^32) first, when deflate could have made it */
-  uint32_t isize = len >= 18 ? (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
-                                   (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24
-                             : 0;
-  size_t cap = isize && (uint64_t)isize <= (uint64_t)len * 1032 && isize <= (256u << 20)
-                   ? (size_t)isize + 1
-                   : len * 4 + 1024;
-  for (;;) {
-    uint8_t *b = realloc(*raw, cap);
-    if (!b) {
-      mw_oom(err, errlen);
-      break;
-    }
-    *raw = b;
-    size_t got = 0;
-    enum libdeflate_result r = libdeflate_gzip_decompress(d, data, len, b, cap, &got);
-    if (r == LIBDEFLATE_SUCCESS) {
-      *rawlen = got;
-      libdeflate_free_decompressor(d);
-      return 0;
-    }
-    if (r != LIBDEFLATE_INSUFFICIENT_SPACE) {
-      mw_seterr(err, errlen, "gzip: corrupt data");
-      break;
-    }
-    if (cap >= (256u << 20)) {
-      mw_seterr(err, errlen, "gzip: more than 256 MiB uncompressed");
-      break;
-    }
-    cap *= 2;
-  }
-  libdeflate_free_decompressor(d);
-  free(*raw);
-  *raw = NULL;
-  return -1;
+  *raw = (uint8_t *)out;
+  return 0;
 }
 
 static int cmp_u64(const void *a, const void *b) {

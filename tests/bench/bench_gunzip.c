@@ -8,8 +8,8 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "base/gzip.h"
 #include "exposition/write.h"
-#include "http/client.h"
 
 static double now(void) {
   struct timespec ts;
@@ -56,8 +56,7 @@ int main(int argc, char **argv) {
     double t0 = now();
     char *o;
     size_t olen;
-    if (mw_httpc_gunzip(gz.data, gz.len, 0, &o, &olen, err, sizeof err) != 0 || olen != len)
-      return 1;
+    if (mw_gunzip_all(gz.data, gz.len, 0, &o, &olen, err, sizeof err) != 0 || olen != len) return 1;
     double d = now() - t0;
     free(o);
     t0 = now();

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/gzip.h"
 #include "http/client.h"
 #include "http/server.h"
 #include "test.h"
@@ -465,16 +466,15 @@ static void test_gzip_round_trip(void) {
   char *out;
   size_t len;
   char err[128];
-  CHECK_INT(mw_httpc_gunzip(r.body, r.body_len, 0, &out, &len, err, sizeof err), 0);
+  CHECK_INT(mw_gunzip_all(r.body, r.body_len, 0, &out, &len, err, sizeof err), 0);
   CHECK_INT(len, sizeof gz_text - 1);
   CHECK_STR(out, gz_text);
   free(out);
   /* the limit applies to the inflated size */
-  CHECK_INT(mw_httpc_gunzip(r.body, r.body_len, 10, &out, &len, err, sizeof err), -1);
+  CHECK_INT(mw_gunzip_all(r.body, r.body_len, 10, &out, &len, err, sizeof err), -1);
   CHECK_STR(err, "body size limit exceeded");
   CHECK(out == NULL);
-  CHECK_INT(mw_httpc_gunzip(r.body, r.body_len, sizeof gz_text - 1, &out, &len, err, sizeof err),
-            0);
+  CHECK_INT(mw_gunzip_all(r.body, r.body_len, sizeof gz_text - 1, &out, &len, err, sizeof err), 0);
   free(out);
   result_free(&r);
 }
@@ -487,10 +487,10 @@ static void test_gunzip_fallbacks(void) {
   unsigned char *two = malloc(la + lb);
   memcpy(two, a, la);
   memcpy(two + la, b, lb);
-  CHECK_INT(mw_httpc_gunzip(two, la + lb, 0, &out, &len, err, sizeof err), 0);
+  CHECK_INT(mw_gunzip_all(two, la + lb, 0, &out, &len, err, sizeof err), 0);
   CHECK_STR(out, "first,second");
   free(out);
-  CHECK_INT(mw_httpc_gunzip(two, la + lb, 8, &out, &len, err, sizeof err), -1);
+  CHECK_INT(mw_gunzip_all(two, la + lb, 8, &out, &len, err, sizeof err), -1);
   CHECK_STR(err, "body size limit exceeded");
   free(two);
 
@@ -501,21 +501,21 @@ static void test_gunzip_fallbacks(void) {
     big[i] = (char)('0' + (i * 7) % 10);
   size_t zl;
   unsigned char *z = gz(big, big_len, &zl);
-  CHECK_INT(mw_httpc_gunzip(z, zl, 0, &out, &len, err, sizeof err), 0);
+  CHECK_INT(mw_gunzip_all(z, zl, 0, &out, &len, err, sizeof err), 0);
   CHECK_INT(len, big_len);
   CHECK(memcmp(out, big, big_len) == 0);
   free(out);
-  CHECK_INT(mw_httpc_gunzip(z, zl, big_len - 1, &out, &len, err, sizeof err), -1);
+  CHECK_INT(mw_gunzip_all(z, zl, big_len - 1, &out, &len, err, sizeof err), -1);
   CHECK_STR(err, "body size limit exceeded");
   z[zl - 1] = 0xff; /* ISIZE now says ~4 GiB: implausible, zlib then rejects the lie */
-  CHECK_INT(mw_httpc_gunzip(z, zl, 0, &out, &len, err, sizeof err), -1);
+  CHECK_INT(mw_gunzip_all(z, zl, 0, &out, &len, err, sizeof err), -1);
   CHECK(strstr(err, "gzip: invalid data") == err);
   free(z);
   free(big);
 
   /* truncated and non-gzip input */
-  CHECK_INT(mw_httpc_gunzip(a, la - 6, 0, &out, &len, err, sizeof err), -1);
-  CHECK_INT(mw_httpc_gunzip("hello world, not gzip", 21, 0, &out, &len, err, sizeof err), -1);
+  CHECK_INT(mw_gunzip_all(a, la - 6, 0, &out, &len, err, sizeof err), -1);
+  CHECK_INT(mw_gunzip_all("hello world, not gzip", 21, 0, &out, &len, err, sizeof err), -1);
   CHECK_STR(err, "gzip: invalid header");
   free(a);
   free(b);

@@ -12,6 +12,9 @@
 -- ge and or not len print printf println) and the sprig functions log pipelines use (M.FUNCS).
 -- Variables ($x), range, define/template/block and other functions are refused when the
 -- pipeline is checked, naming the action.
+local core = require("moonwatch.native.core")
+local regex = require("moonwatch.native.regex")
+
 local M = {}
 
 local NOVALUE = "<no value>"
@@ -282,7 +285,7 @@ local function compiled(expr, fname)
   local re = regex_cache[expr]
   if not re then
     local err
-    re, err = require("moonwatch.native.regex").new(expr)
+    re, err = regex.new(expr)
     if not re then
       error(string.format("%s: %s", fname, err), 0)
     end
@@ -302,13 +305,6 @@ local function replace_all(fname, expr, s, repl, literal)
   end
   out[#out + 1] = s:sub(prev + 1)
   return table.concat(out)
-end
-
-local function hex_digest(fn, data)
-  local ffi = require("ffi")
-  local buf = ffi.new("char[129]")
-  fn(data, #data, buf)
-  return ffi.string(buf)
 end
 
 local function int(v, fname, k)
@@ -394,10 +390,10 @@ M.FUNCS = {
   end },
   TrimSpace = { 1, 1, function(s) return (str(s, "TrimSpace", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
   Hash = { 2, 2, function(salt, s)
-    return hex_digest(require("moonwatch.ffi").C.mw_ffi_sha3_256_hex, str(salt, "Hash", 1) .. str(s, "Hash", 2))
+    return core.sha3_256_hex(str(salt, "Hash", 1) .. str(s, "Hash", 2))
   end },
   Sha2Hash = { 2, 2, function(salt, s)
-    return hex_digest(require("moonwatch.ffi").C.mw_ffi_sha256_hex, str(salt, "Sha2Hash", 1) .. str(s, "Sha2Hash", 2))
+    return core.sha256_hex(str(salt, "Sha2Hash", 1) .. str(s, "Sha2Hash", 2))
   end },
   regexReplaceAll = { 3, 3, function(re, s, repl) return replace_all("regexReplaceAll", re, s, repl, false) end },
   regexReplaceAllLiteral = { 3, 3, function(re, s, repl)
