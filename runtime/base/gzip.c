@@ -9,7 +9,7 @@
 
 #include "base/err.h"
 
-/* A gunzip in steps (see http/client.h). The output buffer never grows past
+/* A gunzip in steps (see base/gzip.h). The output buffer never grows past
  * max_out + 1 bytes of data (+ NUL), so one byte too many is seen without
  * inflating a bomb. */
 struct mw_gunzip {
