@@ -140,6 +140,41 @@ function M.retry_after(headers, default)
   return default
 end
 
+local Backoff = {}
+Backoff.__index = Backoff
+
+--- An exponential backoff with jitter, as Alloy's loki.write retries (dskit's backoff): each
+--- delay is drawn in [lo, hi), lo starting at min and hi at min(2 min, max), both doubled (each
+--- capped at max) after a draw while hi is below max, then left as they are: the delays stay
+--- below max (min when min >= max). max_retries: the attempts a request gets in all (not the
+--- retries after the first: Alloy's client stops once it has counted max_retries failures); 0:
+--- no limit.
+---@param min number seconds
+---@param max number seconds
+---@param max_retries integer
+function M.new_backoff(min, max, max_retries)
+  return setmetatable({ lo = min, hi = math.min(2 * min, max), max = max, max_retries = max_retries, failures = 0 },
+    Backoff)
+end
+
+--- Counts a failed attempt and returns the delay before the next one, or nil when the request
+--- has had all its attempts.
+---@return number|nil seconds
+function Backoff:next()
+  self.failures = self.failures + 1
+  local delay = self.lo
+  if self.lo < self.hi then
+    delay = self.lo + math.random() * (self.hi - self.lo)
+    if self.hi < self.max then
+      self.lo, self.hi = math.min(2 * self.lo, self.max), math.min(2 * self.hi, self.max)
+    end
+  end
+  if self.max_retries > 0 and self.failures >= self.max_retries then
+    return nil
+  end
+  return delay
+end
+
 --- POSTs body to the endpoint (ep.cfg.url, ep.client) with headers plus the endpoint's own
 --- (ep.cfg.headers). Returns outcome, err, wait, status, seconds: outcome "sent" for a 2xx;
 --- "retry" for network errors (wait: backoff), 5xx and, with retry_429, 429 (wait: Retry-After,

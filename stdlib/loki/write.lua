@@ -11,10 +11,15 @@
 --
 -- A request is sent once it holds batch_size bytes (lines and structured metadata) or its
 -- oldest entry waited batch_wait. 2xx: sent. 5xx, 429 (with retry_on_http_429) and network
--- errors: retried with exponential backoff from min_backoff_period to max_backoff_period, at
--- most max_backoff_retries times (0: forever), then dropped and counted. Any other status
+-- errors: retried with exponential backoff and jitter from min_backoff_period to below
+-- max_backoff_period (as Alloy's, dskit's backoff), max_backoff_retries attempts in all (0:
+-- forever), then dropped and counted. Any other status
 -- (4xx) is dropped and counted at once, as Alloy does (reason "ingester_error", "rate_limited"
 -- for a 429 given up on).
+--
+-- An endpoint's queue_config is Alloy's, as far as it fits a queue on disk sent in order:
+-- drain_timeout bounds the wait at stop, capacity is above what an endpoint holds in memory
+-- anyway, min_shards > 1 and block_on_overflow = true are refused (see QUEUE_CONFIG).
 --
 -- The queue is bounded (the queue block, a moonwatch addition): segments every endpoint has
 -- sent are removed at once; entries that waited longer than max_age, then the oldest while
@@ -38,6 +43,42 @@ local M = {
   doc = "Sends received log entries to Loki push endpoints through a queue on disk.",
 }
 
+-- Alloy's per-endpoint queue_config (experimental in Alloy): its in-memory queue of batches,
+-- per shard. moonwatch's buffer is the queue on disk every endpoint reads (the queue block), read
+-- by one sender per endpoint: what Alloy's fields ask for is honoured where it means something
+-- here, refused where it cannot be.
+local QUEUE_CONFIG = {
+  args = {
+    capacity = { type = "bytes", default = "10MiB", min = 1,
+      doc = "Alloy: bytes of batches each shard may hold in memory (a bound of its memory use). moonwatch keeps at"
+        .. " most one request (batch_size) per endpoint in memory, below any capacity; what waits is in the queue"
+        .. " on disk (the queue block's max_size bounds it)." },
+    min_shards = { type = "int", default = 1, min = 0,
+      check = function(n)
+        if n > 1 then
+          return nil, "moonwatch sends one request at a time per endpoint, in the queue's order, so that its"
+            .. " cursor commits only what was sent: only 1 (or 0, which Alloy takes as 1) is supported"
+        end
+      end,
+      doc = "Concurrent senders of the endpoint: only 1 (moonwatch sends the queue in order, one request at a time)." },
+    drain_timeout = { type = "duration", default = "5s", min = 0,
+      doc = "Longest the component's stop waits for the endpoint to send what is queued, while its requests"
+        .. " succeed (--shutdown.timeout bounds the whole stop). What is left stays in the queue and is sent after"
+        .. " the next start. moonwatch's default: 5s (Alloy's 15s is past moonwatch's 10s shutdown timeout; Alloy"
+        .. " loses what it could not send, moonwatch keeps it)." },
+    block_on_overflow = { type = "bool",
+      check = function(v)
+        if v then
+          return nil, "moonwatch's queue is on disk and never blocks the components sending to it: past the queue"
+            .. " block's max_size it drops the oldest entries (loki_write_dropped_entries_total{reason=\"queue_full\"});"
+            .. " remove block_on_overflow, or set it to false"
+        end
+      end,
+      doc = "Only false (moonwatch's queue never blocks: past the queue block's max_size it drops the oldest"
+        .. " entries, counted)." },
+  },
+}
+
 local ENDPOINT = {
   args = httpconfig.add_args({
     url = { type = "string", required = true, doc = "Full URL to send logs to (e.g. http://loki:3100/loki/api/v1/push)." },
@@ -52,14 +93,21 @@ local ENDPOINT = {
       doc = "Maximum batch size (lines and structured metadata, bytes) to accumulate before sending (at most"
         .. " 64MiB; a longer entry is sent alone)." },
     remote_timeout = { type = "duration", default = "10s", positive = true, doc = "Timeout for requests made to the URL." },
-    min_backoff_period = { type = "duration", default = "500ms", positive = true, doc = "Initial backoff time between retries." },
-    max_backoff_period = { type = "duration", default = "5m", positive = true, doc = "Maximum backoff time between retries." },
+    min_backoff_period = { type = "duration", default = "500ms", positive = true,
+      doc = "Initial backoff time between retries: the first wait is drawn between it and twice it, each next"
+        .. " range is twice the one before." },
+    max_backoff_period = { type = "duration", default = "5m", positive = true,
+      doc = "Maximum backoff time between retries (a Retry-After header too is cut to it)." },
     max_backoff_retries = { type = "uint", default = 10,
-      doc = "Maximum number of retries of a request before its entries are dropped (0: retry forever)." },
+      doc = "Maximum number of attempts of a request before its entries are dropped, as Alloy counts them: 10"
+        .. " is 10 attempts, 9 waits (0: retry forever)." },
     retry_on_http_429 = { type = "bool", default = true, doc = "Retry when an HTTP 429 status code is received." },
     encoding = { type = "string", default = "protobuf", enum = { "protobuf", "json" },
       doc = "moonwatch: the request body: \"protobuf\" (snappy-compressed PushRequest, as Alloy sends) or"
         .. " \"json\" (Loki's JSON push body, readable: for debugging)." },
+    queue_config = { type = "block", schema = QUEUE_CONFIG,
+      doc = "Alloy's queue of the endpoint (capacity, min_shards, drain_timeout, block_on_overflow), as moonwatch"
+        .. " can honour it." },
   }),
   exclusive = { httpconfig.AUTH_EXCLUSIVE },
   validate = push_endpoint.validate_endpoint,
@@ -90,13 +138,15 @@ M.exports = {
   receiver = { type = "log_receiver", doc = "A value other components can use to send log entries to." },
 }
 
--- A request is resent when the endpoint restarts (at-least-once); at stop, the endpoints get this
--- long to send what is queued (what is left is sent after the next start).
-local FLUSH_DEADLINE = 5
 -- Consecutive failed attempts before the component reports the endpoint unhealthy.
 local FAILING_AFTER = 3
 -- How often the queue is truncated (sent segments, the age bound).
 local TRUNCATE_EVERY = 5
+
+local KIB, MIB = 1024, 1024 * 1024
+-- Alloy's buckets of loki_write_request_size_bytes.
+local REQUEST_SIZE_BUCKETS = { KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, 512 * KIB, MIB, 2 * MIB, 4 * MIB, 8 * MIB,
+  16 * MIB, 20 * MIB }
 
 local function component_metrics()
   local reg = metrics.default
@@ -114,6 +164,8 @@ local function component_metrics()
     duration = reg:histogram("loki_write_request_duration_seconds", "Duration of send requests.",
       { "component_id", "status_code", "host", "tenant" }),
     retries = reg:counter("loki_write_batch_retries_total", "Number of times batches has had to be retried.", ht),
+    request_size = reg:histogram("loki_write_request_size_bytes", "Number of bytes for requests.", ht,
+      REQUEST_SIZE_BUCKETS),
     pending = reg:gauge("loki_write_pending_entries",
       "moonwatch: entries in the queue this endpoint has not sent yet.", ht),
     queue_bytes = reg:gauge("loki_write_queue_bytes", "moonwatch: bytes of the queue on disk.", c),
@@ -212,7 +264,7 @@ function Instance:start_endpoint(name, e, ext)
     m = {
       encoded_bytes = m.encoded_bytes:with(id, host, tenant), sent_bytes = m.sent_bytes:with(id, host, tenant),
       sent_entries = m.sent_entries:with(id, host, tenant), retries = m.retries:with(id, host, tenant),
-      pending = m.pending:with(id, host, tenant),
+      pending = m.pending:with(id, host, tenant), request_size = m.request_size:with(id, host, tenant),
     },
     -- loop time since when unsent entries wait (nil: none known), bytes appended since the last read
     data_since = scheduler.now(), unread = math.huge, failures = 0, sent = 0, dropped = 0,
@@ -251,7 +303,8 @@ function Instance:tenant_metrics(ep, tenant)
   if not t then
     local m, id = self.m, self.ctx.id
     t = { encoded_bytes = m.encoded_bytes:with(id, ep.host, tenant), sent_bytes = m.sent_bytes:with(id, ep.host, tenant),
-      sent_entries = m.sent_entries:with(id, ep.host, tenant), retries = m.retries:with(id, ep.host, tenant) }
+      sent_entries = m.sent_entries:with(id, ep.host, tenant), retries = m.retries:with(id, ep.host, tenant),
+      request_size = m.request_size:with(id, ep.host, tenant) }
     ep.by_tenant[tenant] = t
     init_drops(self, ep.host, tenant)
   end
@@ -315,19 +368,20 @@ end
 
 -- POSTs one request, for tenant (the entries' __tenant_id__, set by loki.process's stage.tenant)
 -- or else the endpoint's tenant_id. "sent"; "retry", err, wait (5xx, 429 when retried, network
--- errors); "rejected", err, reason (any other status).
-function Instance:post(ep, body, backoff, tenant, span)
+-- errors; wait: the response's Retry-After up to max_backoff_period, else nil); "rejected", err,
+-- reason (any other status).
+function Instance:post(ep, body, tenant, span)
   local cfg = ep.cfg
   local headers = { ["Content-Type"] = cfg.encoding == "json" and "application/json" or "application/x-protobuf" }
   tenant = tenant or cfg.tenant_id
   if tenant and tenant ~= "" then
     headers["X-Scope-OrgID"] = tenant
   end
-  local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, backoff, cfg.retry_on_http_429,
+  local outcome, why, pause, status, seconds = push_endpoint.post(ep, body, headers, nil, cfg.retry_on_http_429,
     span)
   self.m.duration:with(self.ctx.id, tostring(status), ep.host, tenant or ""):observe(seconds)
-  if outcome == "retry" and status > 0 then
-    return outcome, why, math.min(pause, cfg.max_backoff_period)
+  if outcome == "retry" then
+    return outcome, why, pause and math.min(pause, cfg.max_backoff_period)
   elseif outcome == "rejected" then
     return outcome, why, status == 429 and "rate_limited" or "ingester_error"
   end
@@ -337,7 +391,7 @@ end
 -- Sends one request until it is accepted, rejected or out of retries.
 function Instance:send(ep, req)
   local e = ep.cfg
-  local backoff, tries = e.min_backoff_period, 0
+  local backoff = push_endpoint.new_backoff(e.min_backoff_period, e.max_backoff_period, e.max_backoff_retries)
   if req.tenant and req.tenant:find("%c") then
     -- no HTTP request can carry it (a header value): sending would fail, retried forever
     local why = string.format("invalid tenant %q (__tenant_id__): a control character cannot be sent in"
@@ -348,14 +402,15 @@ function Instance:send(ep, req)
       entries = req.entries })
     return
   end
+  self:tenant_metrics(ep, req.tenant).request_size:observe(#req.body)
   while not ep.stopped do
     local span = tracing.start("loki.write", nil, tracing.CLIENT)
     if span.sampled then
       span:set("component_id", self.ctx.id)
       span:set("entries", req.entries)
-      span:set("retries", tries)
+      span:set("retries", backoff.failures)
     end
-    local outcome, why, extra = self:post(ep, req.body, backoff, req.tenant, span)
+    local outcome, why, extra = self:post(ep, req.body, req.tenant, span)
     if ep.stopped then
       return
     end
@@ -374,21 +429,23 @@ function Instance:send(ep, req)
         err = why, entries = req.entries })
       return
     end
-    tries = tries + 1
-    if e.max_backoff_retries > 0 and tries > e.max_backoff_retries then
+    -- as Alloy's client: every failed attempt counts as a retry, the last one too, and
+    -- max_backoff_retries failed attempts in all give the request up
+    self:tenant_metrics(ep, req.tenant).retries:add(1)
+    local delay = backoff:next()
+    if not delay then
       self:drop(ep, why:match("status 429") and "rate_limited" or "ingester_error", req.entries, #req.body,
         req.tenant)
       self.ctx.log:error("final error sending batch after all retries; its entries are dropped",
-        { endpoint = ep.name, err = why, entries = req.entries, retries = tries - 1 })
+        { endpoint = ep.name, err = why, entries = req.entries, attempts = backoff.failures })
       return
     end
-    self:tenant_metrics(ep, req.tenant).retries:add(1)
+    delay = extra or delay
     self.ctx.log:warn("error sending batch, will retry", { endpoint = ep.name, err = why,
-      retry_in = duration.format(extra) })
-    if not pcall(scheduler.sleep, extra) or ep.stopped then -- not ep.waiting: appends do not cut it short
+      retry_in = duration.format(delay) })
+    if not pcall(scheduler.sleep, delay) or ep.stopped then -- not ep.waiting: appends do not cut it short
       return
     end
-    backoff = math.min(backoff * 2, e.max_backoff_period)
   end
 end
 
@@ -514,14 +571,28 @@ function Instance:update(args)
   self:configure(args)
 end
 
+-- At stop, each endpoint gets its queue_config.drain_timeout to send what is queued (while it
+-- does not fail); a request is resent when the endpoint restarts (at-least-once), what is left is
+-- sent after the next start.
 function Instance:flush()
-  if push_endpoint.drain(self, FLUSH_DEADLINE, function(ep)
-    return ep.reader and ep.reader:stats().pending > 0 and ep.failures == 0
+  local longest, since = 0, scheduler.now()
+  for _, ep in pairs(self.endpoints) do
+    longest = math.max(longest, ep.cfg.queue_config.drain_timeout)
+  end
+  local function pending(ep)
+    return ep.reader and ep.reader:stats().pending > 0
+  end
+  if push_endpoint.drain(self, longest, function(ep)
+    return pending(ep) and ep.failures == 0 and scheduler.now() - since < ep.cfg.queue_config.drain_timeout
   end) then
     return
   end
-  self.ctx.log:warn("stopping with entries not yet sent; they are sent after the next start",
-    { flush_deadline = duration.format(FLUSH_DEADLINE) })
+  for _, ep in pairs(self.endpoints) do
+    if pending(ep) then
+      self.ctx.log:warn("stopping with entries not yet sent; they are sent after the next start",
+        { endpoint = ep.name, drain_timeout = duration.format(ep.cfg.queue_config.drain_timeout) })
+    end
+  end
 end
 
 function Instance:stop()

@@ -4,6 +4,7 @@
 -- retried; a receiver down then up; SIGKILL and restart; the queue's bounds; secrets.
 local proc = require("helpers.proc")
 local cjson = require("cjson")
+local ffi_rt = require("moonwatch.ffi")
 
 local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
 local tmp = proc.tmpdir()
@@ -119,6 +120,11 @@ test.logsource "s" {
     assert.equals(4, metric(h, "loki_write_sent_entries_total", host .. ',tenant="team-a"'))
     assert.is_true(metric(h, "loki_write_sent_bytes_total", host) > 0)
     assert.equals(1, metric(h, "loki_write_request_duration_seconds_count", 'status_code="204"'))
+    -- Alloy's request size histogram: the body sent (snappy protobuf), its buckets from 1KiB to 20MiB
+    assert.equals(1, metric(h, "loki_write_request_size_bytes_count", host .. ',tenant="team-a"'))
+    assert.equals(metric(h, "loki_write_sent_bytes_total", host), metric(h, "loki_write_request_size_bytes_sum", host))
+    assert.equals(1, metric(h, "loki_write_request_size_bytes_bucket", 'le="1024"'))
+    assert.equals(1, metric(h, "loki_write_request_size_bytes_bucket", 'le="2.097152e+07"'))
     -- secrets: nowhere in the debug API, the metrics or the log
     local _, api = proc.http("GET", h.base .. "/api/v0/components/loki.write.w")
     local _, metrics = proc.http("GET", h.base .. "/metrics")
@@ -409,6 +415,109 @@ test.logseq "s" { file = %q, per_tick = 50, interval = "20ms", stop_after = 200,
     assert.equals(2, metric(h, "loki_write_request_duration_seconds_count", 'status_code="500"'))
     assert.equals(2, metric(h, "loki_write_request_duration_seconds_count", 'status_code="429"'))
     assert.equals(0, metric(h, "loki_write_dropped_entries_total"))
+  end)
+
+  it("gives a request max_backoff_retries attempts in all, as Alloy (dskit's backoff), then drops it", function()
+    local port = start_receiver()
+    control(port, "status=500&n=1000")
+    local f = pipeline("attempts", [[
+test.logsource "s" { entries = { { labels = { job = "app" }, line = "never taken" } }, forward_to = { loki.write.w.receiver } }
+]], string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms",
+    min_backoff_period = "20ms", max_backoff_period = "40ms", max_backoff_retries = 3 }]], port))
+    local h = run(f, "attempts")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return metric(h, "loki_write_dropped_entries_total", 'reason="ingester_error"') == 1
+    end, 10, "the entry dropped")
+    os.execute("sleep 0.5") -- no attempt after the drop
+    assert.equals(3, #receiver_get(port, "requests"))
+    assert.equals(3, metric(h, "loki_write_request_duration_seconds_count", 'status_code="500"'))
+    -- Alloy counts every failed attempt as a retry, the last one too
+    assert.equals(3, metric(h, "loki_write_batch_retries_total"))
+    -- the request size is observed once per request, not per attempt
+    assert.equals(1, metric(h, "loki_write_request_size_bytes_count"))
+    assert.matches("final error sending batch after all retries.-attempts=3", h.read())
+  end)
+
+  it("accepts Alloy's queue_config where it can honour it and refuses what it cannot, naming it", function()
+    local f = proc.write(tmp .. "/qc.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push",
+    queue_config = { capacity = "20MiB", min_shards = 1, drain_timeout = "30s", block_on_overflow = false } },
+}
+]])
+    local code, _, err = proc.run({ "check", f })
+    assert.equals(0, code, err)
+    f = proc.write(tmp .. "/qc2.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push", queue_config = { min_shards = 4 } },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches('qc2.lua:1: loki.write "w": endpoint.queue_config.min_shards: moonwatch sends one request at a'
+      .. ' time per endpoint', err, 1, true)
+    f = proc.write(tmp .. "/qc3.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push", queue_config = { block_on_overflow = true } },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches('qc3.lua:1: loki.write "w": endpoint.queue_config.block_on_overflow: moonwatch\'s queue is on'
+      .. ' disk and never blocks', err, 1, true)
+    f = proc.write(tmp .. "/qc4.lua", [[
+loki.write "w" {
+  endpoint = { url = "http://loki:3100/loki/api/v1/push", queue_config = { capacity = 0, drain_timeout = "-1s" } },
+}
+]])
+    code, _, err = proc.run({ "check", f })
+    assert.equals(1, code)
+    assert.matches("endpoint.queue_config.capacity: must be at least 1", err, 1, true)
+    assert.matches("endpoint.queue_config.drain_timeout:", err, 1, true)
+  end)
+
+  it("stops after queue_config.drain_timeout with entries still queued, and sends them after the restart",
+    function()
+    local port = start_receiver()
+    control(port, "latency=0.4")
+    local seqf = tmp .. "/drain.seq"
+    local f = pipeline("drain", string.format([[
+test.logseq "s" { file = %q, per_tick = 50, interval = "10ms", line_bytes = 90, stop_after = 300,
+  forward_to = { loki.write.w.receiver } }
+]], seqf), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms", batch_size = 500,
+    queue_config = { drain_timeout = "1s" } }]], port))
+    local h = run(f, "drain")
+    finally(function()
+      h.kill("KILL")
+    end)
+    wait_for(function()
+      return seq_file(seqf) == 300 and #receiver_get(port, "requests") >= 1
+    end, 10, "300 entries queued, a request made")
+    local t0 = ffi_rt.monotonic()
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+    -- 300 entries in requests of 5, 0.4 s each: 24 s to send them all; the stop waits 1 s (the
+    -- default was 5 s), the request in flight then ends it
+    local took = ffi_rt.monotonic() - t0
+    assert.is_true(took < 3.5, "stopped in " .. took .. " s")
+    assert.matches("stopping with entries not yet sent.-drain_timeout=1s", h.read())
+    control(port, "latency=0")
+    local h2 = run(f, "drain")
+    finally(function()
+      h2.kill("KILL")
+    end)
+    wait_for(function()
+      local count = seqs(port)
+      for s = 1, 300 do
+        if not count[s] then
+          return false
+        end
+      end
+      return true
+    end, 15, "all 300 entries after the restart")
   end)
 
   it("loses nothing while the receiver is down, unhealthy meanwhile, and delivers once it is up", function()
