@@ -73,7 +73,6 @@ local REFUSED = {
   ["components/loki/loki.process.md:1849"] = 'function "regexReplaceAll" is not supported',
   ["components/loki/loki.process.md:1869"] = 'function "Hash" is not supported',
   ["components/loki/loki.process.md:2088"] = "stage.truncate: unknown stage",
-  ["components/prometheus/prometheus.relabel.md:64"] = "max_cache_size: must be between 1",
   ["components/prometheus/prometheus.remote_write.md:384"] = "endpoint.protobuf_message: unknown argument",
   ["components/pyroscope/pyroscope.scrape.md:284"] = 'profile.custom "memory": a nested block takes no label',
   ["components/pyroscope/pyroscope.scrape.md:552"] = "profiling_config: expected a block",
