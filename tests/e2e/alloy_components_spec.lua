@@ -73,7 +73,8 @@ local REFUSED = {
   ["components/loki/loki.process.md:1849"] = 'function "regexReplaceAll" is not supported',
   ["components/loki/loki.process.md:1869"] = 'function "Hash" is not supported',
   ["components/loki/loki.process.md:2088"] = "stage.truncate: unknown stage",
-  ["components/prometheus/prometheus.remote_write.md:384"] = "endpoint.protobuf_message: unknown argument",
+  ["components/prometheus/prometheus.remote_write.md:384"] = "endpoint.protobuf_message: io.prometheus.write.v2.Request"
+    .. " (Remote-Write 2.0) is not supported by moonwatch: only prometheus.WriteRequest (Remote-Write 1.0)",
   ["components/pyroscope/pyroscope.scrape.md:284"] = 'profile.custom "memory": a nested block takes no label',
   ["components/pyroscope/pyroscope.scrape.md:552"] = "profiling_config: expected a block",
 }
@@ -203,5 +204,17 @@ describe("Alloy's documented examples of moonwatch's components", function()
       listed = listed + 1
     end
     assert.equals(listed, refused)
+  end)
+
+  it("takes prometheus.remote_write's protobuf_message = prometheus.WriteRequest, refuses others by name", function()
+    local conf = 'prometheus.remote_write "a" {\n  endpoint {\n    url = "http://127.0.0.1:9/api/v1/write"\n'
+      .. '    protobuf_message = %q\n  }\n}\n'
+    local file = proc.write(tmp .. "/pm.alloy", conf:format("prometheus.WriteRequest"))
+    assert.equals(0, (proc.run({ "check", file })))
+    proc.write(file, conf:format("WriteRequest"))
+    local code, _, err = proc.run({ "check", file })
+    assert.equals(1, code)
+    assert.equals(file .. ':4:5: prometheus.remote_write "a": endpoint.protobuf_message: must be '
+      .. 'prometheus.WriteRequest or io.prometheus.write.v2.Request, got "WriteRequest"\n', err)
   end)
 end)
