@@ -18,7 +18,7 @@ local STRINGS = {
   ["<LOKI_URL>"] = "http://127.0.0.1:9/loki/api/v1/push", ["<URL>"] = "http://127.0.0.1:9/sd",
   ["<PYROSCOPE_URL>"] = "http://127.0.0.1:9", ["<HOST>"] = "127.0.0.1", ["<PORT>"] = "4317",
   ["<FILE_PATH_1>"] = "/tmp/sd/a.json", ["<FILE_PATH_2>"] = "/tmp/sd/b.yaml", ["<FILE_NAME>"] = "/etc/hostname",
-  ["<DISCOVERY_ROLE>"] = "pod", ["<STAGENAME>"] = "docker", ["<PROFILE_TYPE>"] = "memory",
+  ["<DISCOVERY_ROLE>"] = "pod", ["<STAGENAME>"] = "docker", ["<PROFILE_TYPE>"] = "heap_inuse",
   ["<PROFILE_PATH>"] = "/debug/pprof/allocs",
 }
 local LISTS = {
@@ -75,8 +75,6 @@ local REFUSED = {
   ["components/loki/loki.process.md:2088"] = "stage.truncate: unknown stage",
   ["components/prometheus/prometheus.remote_write.md:384"] = "endpoint.protobuf_message: io.prometheus.write.v2.Request"
     .. " (Remote-Write 2.0) is not supported by moonwatch: only prometheus.WriteRequest (Remote-Write 1.0)",
-  ["components/pyroscope/pyroscope.scrape.md:284"] = 'profile.custom "memory": a nested block takes no label',
-  ["components/pyroscope/pyroscope.scrape.md:552"] = "profiling_config: expected a block",
 }
 
 local DECLARE = {
