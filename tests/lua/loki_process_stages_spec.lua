@@ -421,3 +421,53 @@ describe("loki.process stages (memory)", function()
     assert.is_true(after - base < 4096, string.format("grew %.0f KiB over 10000 batches", after - base))
   end)
 end)
+
+describe("loki.process stages (arguments and stages of Alloy's documentation)", function()
+  it("stage.structured_metadata moves labels it names or its regex matches to the metadata", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<pod_name>\\S+) (?P<user>\\S+)" },
+      stage.structured_metadata { values = { env = "", u = "user" }, regex = "pod_.*" } },
+      { { labels = { job = "a", env = "prod", pod_ns = "ns1" }, line = "p1 bob" } }))
+    assert.same({ job = "a" }, out[1].labels) -- env and pod_ns are no labels any more (Alloy's doc)
+    assert.same({ env = "prod", u = "bob", pod_name = "p1", pod_ns = "ns1" }, out[1].metadata)
+    local _, err = run({ stage.structured_metadata { regex = "(" } }, {})
+    assert.matches('invalid regex "("', err, 1, true)
+  end)
+
+  it("stage.labels reads structured metadata with source_type, stage.structured_metadata_drop removes it", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<env>\\S+) (?P<username>\\S+)" },
+      stage.structured_metadata { values = { env = "", username = "" } },
+      stage.labels { source_type = "structured_metadata", values = { env = "", user = "username" } },
+      stage.structured_metadata_drop { values = { "env", "username" } } },
+      { { line = "prod bob rest" } }))
+    assert.same({ job = "a", env = "prod", user = "bob" }, out[1].labels)
+    assert.same({}, out[1].metadata)
+    local _, err = run({ stage.labels { source_type = "metadata", values = { a = "" } } }, {})
+    assert.matches('must be one of extracted, structured_metadata, got string "metadata"', err, 1, true)
+    _, err = run({ stage.structured_metadata_drop {} }, {})
+    assert.matches("structured_metadata_drop stage config cannot be empty", err, 1, true)
+  end)
+
+  it("stage.regex sets labels from its named groups with labels_from_groups", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<year>\\d+)-(?P<bad>.*)", labels_from_groups = true } },
+      { { labels = { job = "a", year = "old" }, line = "2022-rest" } }))
+    assert.same({ job = "a", year = "2022", bad = "rest" }, out[1].labels) -- year overridden
+    out = assert(run({ stage.regex { expression = "^(?P<year>\\d+)" } }, { { line = "2022" } }))
+    assert.same({ job = "a" }, out[1].labels) -- not without it
+  end)
+
+  it("stage.sampling keeps about rate of the entries and counts the others with its reason", function()
+    local entries = {}
+    for i = 1, 4000 do
+      entries[i] = { line = "l" .. i }
+    end
+    assert.equals(4000, #assert(run({ stage.sampling { rate = 1 } }, entries)))
+    assert.equals(0, #assert(run({ stage.sampling { rate = 0 } }, entries)))
+    local kept = #assert(run({ stage.sampling { rate = 0.25, drop_counter_reason = "logs_sampling" } }, entries))
+    assert.is_true(kept > 800 and kept < 1200, kept .. " kept")
+    local body = require("moonwatch.metrics").default:expose()
+    assert.matches('loki_process_dropped_lines_total{component_id="loki.process.test",reason="logs_sampling"} '
+      .. (4000 - kept), body, 1, true)
+    local _, err = run({ stage.sampling { rate = 1.5 } }, {})
+    assert.matches("must be between 0 and 1, got 1.5", err, 1, true)
+  end)
+end)

@@ -500,11 +500,14 @@ stage("regex", {
       expression = { type = "string", required = true, check = check_regex,
         doc = "RE2 regex whose named capture groups (?P<name>...) are extracted." },
       source = { type = "string", default = "", doc = "Extracted value to match (\"\": the line)." },
+      labels_from_groups = { type = "bool", default = false,
+        doc = "Whether each named group also sets the label of its name (overriding one the entry has; "
+          .. "an invalid label name or value is skipped, as Alloy's)." },
     },
   },
   new = function(a)
     local re = assert(regex.new(a.expression))
-    local names, source = re:names(), a.source
+    local names, source, as_labels = re:names(), a.source, a.labels_from_groups
     local groups = re:groups()
     return function(list)
       for i = 1, #list do
@@ -516,7 +519,11 @@ stage("regex", {
           for g = 1, groups do
             local n = names[g]
             if n then
-              ex[n] = caps[g] or ""
+              local v = caps[g] or ""
+              ex[n] = v
+              if as_labels and values.is_label_name(n) then
+                set_label(e, n, v) -- set_label skips a value that is not UTF-8
+              end
             end
           end
         end
@@ -638,9 +645,14 @@ stage("replace", {
 
 -- labels, static_labels, label_drop, label_keep, structured_metadata -----------------------
 stage("labels", {
-  doc = "Sets labels from extracted values (label -> extracted name, \"\": the same name).",
+  doc = "Sets labels from extracted values (label -> extracted name, \"\": the same name), or from "
+    .. "structured metadata.",
   schema = {
-    args = { values = { type = "map", of = { type = "string" }, default = {}, doc = "Label -> extracted name." } },
+    args = {
+      values = { type = "map", of = { type = "string" }, default = {}, doc = "Label -> extracted name." },
+      source_type = { type = "string", default = "extracted", enum = { "extracted", "structured_metadata" },
+        doc = "Where the values are read: the extracted values, or the entry's structured metadata." },
+    },
     validate = label_names("values"),
   },
   new = function(a)
@@ -648,10 +660,11 @@ stage("labels", {
     for k, v in pairs(a.values) do
       names[#names + 1], srcs[#srcs + 1] = k, v ~= "" and v or k
     end
+    local from_metadata = a.source_type == "structured_metadata"
     return function(list)
       for i = 1, #list do
         local e = list[i]
-        local ex = e.extracted
+        local ex = from_metadata and e.metadata or e.extracted
         for k = 1, #names do
           local v = ex[srcs[k]]
           if v ~= nil then
@@ -732,24 +745,83 @@ stage("label_keep", {
 })
 
 stage("structured_metadata", {
-  doc = "Adds extracted values to the entry's structured metadata (name -> extracted name, \"\": the same name).",
+  doc = "Adds extracted values to the entry's structured metadata (name -> extracted name, \"\": the same "
+    .. "name; and every extracted value whose name matches regex); a label so added is removed from the "
+    .. "labels, as Alloy's.",
   schema = {
-    args = { values = { type = "map", of = { type = "string" }, default = {}, doc = "Name -> extracted name." } },
+    args = {
+      values = { type = "map", of = { type = "string" }, default = {}, doc = "Name -> extracted name." },
+      regex = { type = "string", default = "", check = check_regex,
+        doc = "RE2 regex: the extracted values (the labels included) whose name it matches are added." },
+    },
     validate = label_names("values"),
   },
   new = function(a)
     local vals = a.values
+    local re = a.regex ~= "" and assert(regex.new(a.regex)) or nil
+    local function put(e, k, v)
+      v = str(v)
+      if values.is_utf8(v) then -- as Alloy's: an invalid value is skipped
+        e.metadata[k] = v
+      end
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
+        local ex = e.extracted
         for k, src in pairs(vals) do
-          local v = e.extracted[src ~= "" and src or k]
+          local v = ex[src ~= "" and src or k]
           if v ~= nil then
-            v = str(v)
-            if values.is_utf8(v) then -- as Alloy's: an invalid value is skipped
-              e.metadata[k] = v
+            put(e, k, v)
+          end
+        end
+        if re then
+          for k, v in pairs(extracted_all(e)) do
+            if re:find(k) then
+              put(e, k, v)
             end
           end
+        end
+        -- labels named by values (their source) or matching regex move to the metadata
+        local l = e.labels
+        for k, src in pairs(vals) do
+          src = src ~= "" and src or k
+          if l[src] ~= nil then
+            e.metadata[k] = l[src]
+            set_label(e, src, nil)
+          end
+        end
+        if re then
+          for k, v in pairs(l) do
+            if re:find(k) then
+              e.metadata[k] = v
+              set_label(e, k, nil)
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("structured_metadata_drop", {
+  doc = "Removes entries of the structured metadata.",
+  schema = {
+    args = { values = { type = "list", of = { type = "string" }, default = {}, doc = "Names to remove." } },
+    validate = function(b)
+      if #b.values == 0 then
+        return nil, "values: structured_metadata_drop stage config cannot be empty"
+      end
+    end,
+  },
+  new = function(a)
+    local names = a.values
+    return function(list)
+      for i = 1, #list do
+        local md = list[i].metadata
+        for k = 1, #names do
+          md[names[k]] = nil
         end
       end
       return list
@@ -1097,6 +1169,32 @@ stage("drop", {
         local e = list[i]
         if should(e, now) then
           env.drop(e, reason)
+          any = true
+        end
+      end
+      return any and compact(list) or list
+    end
+  end,
+})
+
+-- sampling -----------------------------------------------------------------------------
+stage("sampling", {
+  doc = "Keeps each entry with probability rate, drops the others (counted in "
+    .. "loki_process_dropped_lines_total{reason=drop_counter_reason}).",
+  schema = {
+    args = {
+      rate = { type = "number", required = true, min = 0, max = 1,
+        doc = "The fraction of entries kept, between 0.0 and 1.0." },
+      drop_counter_reason = { type = "string", default = "sampling_stage", doc = "The reason label of the drop counter." },
+    },
+  },
+  new = function(a, env)
+    local rate, reason, random = a.rate, a.drop_counter_reason, math.random
+    return function(list)
+      local any = false
+      for i = 1, #list do
+        if random() >= rate then -- rate 1 keeps every entry, 0 none
+          env.drop(list[i], reason)
           any = true
         end
       end
