@@ -67,7 +67,6 @@ local REFUSED = {
   ["components/loki/loki.process.md:1616"] = "stage.split_json: unknown stage",
   ["components/loki/loki.process.md:1849"] = 'function "regexReplaceAll" is not supported',
   ["components/loki/loki.process.md:1869"] = 'function "Hash" is not supported',
-  ["components/loki/loki.process.md:2088"] = "stage.truncate: unknown stage",
   ["components/prometheus/prometheus.remote_write.md:384"] = "endpoint.protobuf_message: io.prometheus.write.v2.Request"
     .. " (Remote-Write 2.0) is not supported by moonwatch: only prometheus.WriteRequest (Remote-Write 1.0)",
 }

@@ -471,3 +471,41 @@ describe("loki.process stages (arguments and stages of Alloy's documentation)", 
     assert.matches("must be between 0 and 1, got 1.5", err, 1, true)
   end)
 end)
+
+describe("loki.process stages (truncate)", function()
+  it("truncates the line, labels, metadata and extracted values past a rule's limit, suffix included", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<word>\\S+)" },
+      stage.structured_metadata { values = { word = "" } },
+      stage.truncate { rule = {
+        { limit = "12B", suffix = "..." },
+        { limit = "5B", suffix = "~", source_type = "label", sources = { "pod" } },
+        { limit = "4B", source_type = "structured_metadata" },
+        { limit = "3B", source_type = "extracted", sources = { "word" } },
+      } },
+      stage.labels { values = { word = "", truncated = "" } } },
+      { { labels = { job = "a", pod = "pod-\195\169\195\169", team = "long-team-name" }, line = "abcdefghijklmnop rest" },
+        { labels = { job = "a" }, line = "short" } }))
+    assert.equals("abcdefghi...", out[1].line)
+    -- pod's 5 bytes end inside é: cut before it (a label value stays UTF-8); team not a source
+    assert.same({ job = "a", pod = "pod-~", team = "long-team-name", word = "abc",
+      truncated = "extracted,label,line,structured_metadata" }, out[1].labels)
+    assert.same({ word = "abcd" }, out[1].metadata)
+    assert.same({ job = "a", word = "sho", truncated = "extracted,structured_metadata" }, out[2].labels)
+    assert.same({ word = "shor" }, out[2].metadata)
+    assert.matches('loki_process_truncated_fields_total{component_id="loki.process.test",field="line"} 1',
+      require("moonwatch.metrics").default:expose(), 1, true)
+  end)
+
+  it("refuses what Alloy refuses in a truncate rule", function()
+    for _, c in ipairs({
+      { { limit = "0B" }, "limit must be greater than zero" },
+      { { limit = "3B", suffix = "..." }, "suffix length cannot be greater than or equal to limit" },
+      { { limit = "10B", sources = { "a" } }, "sources cannot be set when source_type is 'line'" },
+      { { limit = "ten" }, 'limit: "ten" is not a size' },
+      { { limit = "10B", source_type = "labels" }, 'must be one of line, label, structured_metadata, extracted' },
+    }) do
+      local _, err = run({ stage.truncate { rule = { c[1] } } }, {})
+      assert.matches(c[2], err, 1, true)
+    end
+  end)
+end)

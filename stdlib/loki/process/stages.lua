@@ -1203,6 +1203,125 @@ stage("sampling", {
   end,
 })
 
+-- truncate -----------------------------------------------------------------------------
+-- s cut to at most n bytes, at the start of a UTF-8 character (a label or metadata value
+-- must stay UTF-8: Alloy cuts at the byte, leaving an invalid value)
+local function utf8_cut(s, n)
+  while n > 0 do
+    local c = s:byte(n + 1)
+    if not c or c < 0x80 or c >= 0xC0 then
+      break
+    end
+    n = n - 1
+  end
+  return s:sub(1, n)
+end
+
+local TRUNCATE_RULE = { args = {
+  limit = { type = "string", required = true, doc = "The most bytes a value keeps, its suffix included (\"12B\", \"1KiB\")." },
+  suffix = { type = "string", default = "", doc = "Appended to a value that was truncated." },
+  sources = { type = "list", of = { type = "string" }, default = {},
+    doc = "The names to truncate (default: all of source_type); not with source_type line." },
+  source_type = { type = "string", default = "line", enum = { "line", "label", "structured_metadata", "extracted" },
+    doc = "What is truncated: the line, labels, structured metadata or extracted values." },
+}, validate = function(r)
+  local n = bytes(r.limit)
+  if not n then
+    return nil, string.format("limit: %q is not a size (such as 512B, 8KB, 1MiB)", r.limit)
+  elseif n <= 0 then
+    return nil, "limit must be greater than zero"
+  elseif r.source_type == "line" and #r.sources > 0 then
+    return nil, "sources cannot be set when source_type is 'line'"
+  elseif #r.suffix > 0 and n <= #r.suffix then
+    return nil, "suffix length cannot be greater than or equal to limit"
+  end
+end }
+
+stage("truncate", {
+  doc = "Truncates the line, labels, structured metadata or extracted values longer than a rule's limit "
+    .. "(the extracted value truncated lists the fields truncated; loki_process_truncated_fields_total{field}).",
+  schema = {
+    args = { rule = { type = "block", repeated = true, required = true, schema = TRUNCATE_RULE,
+      doc = "A rule: limit, suffix, sources, source_type; applied in order." } },
+  },
+  new = function(a, env)
+    local count = env.counter("loki_process_truncated_fields_total", "A count of all log lines, labels, extracted "
+      .. "values, or structured_metadata truncated as a result of a pipeline stage", { "field" })
+    local counters = {}
+    for _, f in ipairs({ "line", "label", "structured_metadata", "extracted" }) do
+      counters[f] = count(f)
+    end
+    local rules = {}
+    for i, r in ipairs(a.rule) do
+      local sources = {}
+      for _, n in ipairs(r.sources) do
+        sources[n] = true
+      end
+      rules[i] = { keep = bytes(r.limit) - #r.suffix, suffix = r.suffix, type = r.source_type,
+        sources = #r.sources > 0 and sources or nil }
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local done
+        local function mark(field)
+          counters[field]:inc()
+          done = done or {}
+          done[field] = true
+        end
+        for _, r in ipairs(rules) do
+          local keep, t, sources = r.keep, r.type, r.sources
+          if t == "line" then
+            if #e.line > keep then
+              e.line = e.line:sub(1, keep) .. r.suffix
+              mark("line")
+            end
+          elseif t == "label" then
+            for k, v in pairs(e.labels) do
+              if (not sources or sources[k]) and #v > keep then
+                set_label(e, k, utf8_cut(v, keep) .. r.suffix)
+                mark("label")
+              end
+            end
+          elseif t == "structured_metadata" then
+            local md = e.metadata
+            for k, v in pairs(md) do
+              if (not sources or sources[k]) and #v > keep then
+                md[k] = utf8_cut(v, keep) .. r.suffix
+                mark("structured_metadata")
+              end
+            end
+          else
+            local ex = e.extracted
+            for k in pairs(sources or extracted_all(e)) do
+              local v = ex[k]
+              if type(v) == "string" and #v > keep then
+                ex[k] = v:sub(1, keep) .. r.suffix
+                mark("extracted")
+              end
+            end
+          end
+          if done then -- as Alloy's: after each rule, the fields truncated so far, sorted
+            local prev = e.extracted.truncated
+            if type(prev) == "string" then
+              for f in prev:gmatch("[^,]+") do
+                done[f] = true
+              end
+            end
+            local names = {}
+            for f in pairs(done) do
+              names[#names + 1] = f
+            end
+            table.sort(names)
+            e.extracted.truncated = table.concat(names, ",")
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
 -- match --------------------------------------------------------------------------------
 stage("match", {
   doc = "Runs its nested stages on the entries that a LogQL selector ({label=\"v\", ...} with =, !=, =~, !~, "
