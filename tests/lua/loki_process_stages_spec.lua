@@ -509,3 +509,35 @@ describe("loki.process stages (truncate)", function()
     end
   end)
 end)
+
+describe("loki.process stages (split_json)", function()
+  it("splits a top-level JSON array into one entry per element, its text unchanged", function()
+    local out = assert(run({ stage.split_json {}, stage.json { expressions = { level = "" } },
+      stage.labels { values = { level = "" } } },
+      { { line = ' [{"level":"info","msg":"a, [b]"} , {"level":"error","s":"q\\"]"},[1, 2],"x",3 ]', sec = 5 },
+        { line = "[]" }, { line = '{"a":[1]}' }, { line = "[1," }, { line = "plain" } }))
+    local lines = {}
+    for i, e in ipairs(out) do
+      lines[i] = e.line
+    end
+    assert.same({ '{"level":"info","msg":"a, [b]"}', '{"level":"error","s":"q\\"]"}', "[1, 2]", '"x"', "3",
+      '{"a":[1]}', "[1,", "plain" }, lines)
+    assert.same({ job = "a", level = "info" }, out[1].labels)
+    assert.same({ job = "a", level = "error" }, out[2].labels)
+    assert.equals(5, out[3].sec)
+  end)
+
+  it("splits an extracted value with source, each entry with its own copy of the extracted values", function()
+    local out = assert(run({ stage.json { expressions = { records = "", host = "" } },
+      stage.split_json { source = "records" }, stage.json { expressions = { id = "" } },
+      stage.labels { values = { id = "", host = "" } } },
+      { { line = '{"host":"h1","records":[{"id":"1"},{"id":"2"}]}' }, { line = '{"host":"h2"}' } }))
+    assert.equals(3, #out)
+    assert.same({ job = "a", id = "1", host = "h1" }, out[1].labels)
+    assert.same({ job = "a", id = "2", host = "h1" }, out[2].labels)
+    assert.equals('{"id":"2"}', out[2].line)
+    assert.same({ job = "a", host = "h2" }, out[3].labels)
+    local _, err = run({ stage.split_json { source = "" } }, {})
+    assert.matches("must not be empty", err, 1, true)
+  end)
+end)

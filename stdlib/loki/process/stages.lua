@@ -1177,6 +1177,107 @@ stage("drop", {
   end,
 })
 
+-- split_json ---------------------------------------------------------------------------
+-- The raw text of each element of s, a valid JSON array (whitespace around them left out).
+local function json_elements(s)
+  local out, depth, pos, start = {}, 0, 1, nil
+  local find, sub = string.find, string.sub
+  while true do
+    local i, _, c = find(s, '([%[%]{}",])', pos)
+    if not i then
+      return out
+    end
+    if c == '"' then
+      local j = i + 1
+      while true do -- to the closing quote, over escapes
+        local k, _, q = find(s, '(["\\])', j)
+        if q == "\\" then
+          j = k + 2
+        else
+          i = k
+          break
+        end
+      end
+    elseif c == "[" or c == "{" then
+      depth = depth + 1
+      if depth == 1 then
+        start = i + 1
+      end
+    elseif c == "]" or c == "}" or c == "," then
+      if depth == 1 then
+        local el = sub(s, start, i - 1):match("^[ \t\r\n]*(.-)[ \t\r\n]*$")
+        if el ~= "" or c == "," then -- "[]": no element
+          out[#out + 1] = el
+        end
+        start = i + 1
+      end
+      if c ~= "," then
+        depth = depth - 1
+      end
+    end
+    pos = i + 1
+  end
+end
+
+stage("split_json", {
+  doc = "Splits a top-level JSON array (the line, or an extracted value) into one entry per element, whose "
+    .. "line is the element's text; an empty array leaves no entry; anything else passes unchanged.",
+  schema = {
+    args = {
+      source = { type = "string", doc = "Extracted value to split (default: the line).",
+        check = function(v)
+          if v == "" then
+            return nil, "must not be empty (leave it out to split the line)"
+          end
+        end },
+    },
+  },
+  new = function(a)
+    local source = a.source
+    return function(list)
+      local out, changed = {}, false
+      for i = 1, #list do
+        local e = list[i]
+        local input
+        if source then
+          local v = e.extracted[source]
+          input = (type(v) == "string" or type(v) == "number" or type(v) == "boolean") and str(v) or nil
+        else
+          input = e.line
+        end
+        local elems
+        if input and input:find("^[ \t\r\n]*%[") then
+          local ok, data = pcall(strict_decode, input)
+          if ok and type(data) == "table" then
+            elems = json_elements(input)
+          end
+        end
+        if not elems then
+          out[#out + 1] = e
+        else
+          changed = true
+          local own = {}
+          for k, v in pairs(e.extracted) do
+            own[k] = v
+          end
+          for _, raw in ipairs(elems) do
+            local ex = M.new_extracted(e.labels)
+            for k, v in pairs(own) do
+              ex[k] = v
+            end
+            local md = {}
+            for k, v in pairs(e.metadata) do
+              md[k] = v
+            end
+            out[#out + 1] = { labels = e.labels, line = raw, sec = e.sec, nsec = e.nsec, metadata = md, extracted = ex }
+          end
+        end
+      end
+      return changed and out or list
+    end
+  end,
+})
+
 -- sampling -----------------------------------------------------------------------------
 stage("sampling", {
   doc = "Keeps each entry with probability rate, drops the others (counted in "
