@@ -541,3 +541,41 @@ describe("loki.process stages (split_json)", function()
     assert.matches("must not be empty", err, 1, true)
   end)
 end)
+
+describe("loki.process stages (pattern)", function()
+  it("extracts Loki pattern captures as Loki's matcher finds them", function()
+    local out = assert(run({ stage.pattern { pattern = "<time> <stream> <flags> <content>" } },
+      { { line = "2019-01-01T01:00:00.000000001Z stderr P i'm a log message!" } }))
+    assert.equals(1, #out)
+    local ex = assert(run({ stage.pattern { pattern = "<time> <stream> <flags> <content>" },
+      stage.labels { values = { stream = "", flags = "", content = "" } } },
+      { { line = "2019-01-01T01:00:00.000000001Z stderr P i'm a log message!" } }))[1].labels
+    assert.same({ job = "a", stream = "stderr", flags = "P", content = "i'm a log message!" }, ex)
+    -- a leading literal must start the line; <_> skips; a literal not found: the rest is the capture
+    local function caps(pattern, line)
+      local o = assert(run({ stage.pattern { pattern = pattern, labels_from_groups = true } },
+        { { line = line, labels = { job = "a" } } }))[1].labels
+      o.job = nil
+      return o
+    end
+    assert.same({ ip = "1.2.3.4", path = "/x" }, caps("<ip> - <_> \"GET <path> ", '1.2.3.4 - u "GET /x HTTP/1.1"'))
+    assert.same({}, caps("ip=<ip> ", "x ip=1 "))
+    assert.same({ a = "1", b = "2" }, caps("<a>,<b>;", "1,2;3"))
+    assert.same({ a = "1", b = "2;3" }, caps("<a>,<b>!", "1,2;3"))
+    assert.same({ a = "1", b = "2" }, caps("<a>,<b>", "1,2"))
+  end)
+
+  it("reads an extracted value with source and refuses what Loki's parser refuses", function()
+    local out = assert(run({ stage.json { expressions = { time = "timestamp" } },
+      stage.pattern { pattern = "<year>-<month>-<day>T<_>", source = "time", labels_from_groups = true } },
+      { { line = '{"timestamp":"2022-01-01T01:00:00.000000001Z"}' } }))
+    assert.same({ job = "a", year = "2022", month = "01", day = "01" }, out[1].labels)
+    for _, c in ipairs({ { "<a><b>", "found consecutive capture" }, { "no capture <_>", "at least one capture is required" },
+      { "<a> <a>", "duplicate capture name (a)" } }) do
+      local _, err = run({ stage.pattern { pattern = c[1] } }, {})
+      assert.matches(c[2], err, 1, true)
+    end
+    local _, err = run({ stage.pattern { pattern = "<a>", source = "" } }, {})
+    assert.matches("empty source", err, 1, true)
+  end)
+end)

@@ -533,6 +533,133 @@ stage("regex", {
   end,
 })
 
+-- pattern ------------------------------------------------------------------------------
+-- Loki's pattern syntax: `<name>` captures (`<_>` captures nothing), any other text is literal.
+-- The parts, alternating literal strings and { name } captures, or nil, err.
+local function compile_pattern(p)
+  local parts, pos, names, seen = {}, 1, {}, {}
+  while pos <= #p do
+    local s, e, name = p:find("<([%a_][%w_]*)>", pos)
+    local lit = p:sub(pos, (s or #p + 1) - 1)
+    if lit ~= "" then
+      if type(parts[#parts]) == "string" then
+        parts[#parts] = parts[#parts] .. lit
+      else
+        parts[#parts + 1] = lit
+      end
+    end
+    if not s then
+      break
+    end
+    if type(parts[#parts]) == "table" then
+      return nil, "failed to parse pattern: found consecutive capture: invalid expression"
+    end
+    if name ~= "_" then
+      if seen[name] then
+        return nil, string.format("failed to parse pattern: duplicate capture name (%s): invalid expression", name)
+      end
+      seen[name] = true
+      names[#names + 1] = name
+    end
+    parts[#parts + 1] = { name }
+    pos = e + 1
+  end
+  if #names == 0 then
+    return nil, "failed to parse pattern: at least one capture is required"
+  end
+  return parts
+end
+
+-- The captures of pattern parts in s, as Loki's matcher finds them: a leading literal must
+-- start s, each capture runs to the first occurrence of the literal after it (to the end of
+-- s when there is none, or when it ends the pattern). { name = text }, or nil.
+local function match_pattern(parts, s)
+  if s == "" then
+    return nil
+  end
+  local k, pos, out = 1, 1, {}
+  if type(parts[1]) == "string" then
+    if s:sub(1, #parts[1]) ~= parts[1] then
+      return nil
+    end
+    pos, k = #parts[1] + 1, 2
+  end
+  if k > #parts then
+    return nil
+  end
+  while k <= #parts do
+    local name = parts[k][1]
+    local lit = parts[k + 1]
+    if not lit then
+      if name ~= "_" then
+        out[name] = s:sub(pos)
+      end
+      return out
+    end
+    local i = s:find(lit, pos, true)
+    if not i then
+      if name ~= "_" then
+        out[name] = s:sub(pos)
+      end
+      return out
+    end
+    if name ~= "_" then
+      out[name] = s:sub(pos, i - 1)
+    end
+    pos, k = i + #lit, k + 2
+  end
+  return out
+end
+
+stage("pattern", {
+  doc = "Matches a Loki pattern (`<name>` captures, `<_>` skips, the rest literal) on the line (or an "
+    .. "extracted value); its captures become extracted values (and labels with labels_from_groups).",
+  schema = {
+    args = {
+      pattern = { type = "string", required = true, doc = "The pattern, e.g. \"<ip> - <_> [<ts>] <msg>\".",
+        check = function(v)
+          local ok, err = compile_pattern(v)
+          return ok and true or nil, err
+        end },
+      source = { type = "string", doc = "Extracted value to match (default: the line).",
+        check = function(v)
+          if v == "" then
+            return nil, "empty source"
+          end
+        end },
+      labels_from_groups = { type = "bool", default = false,
+        doc = "Whether each capture also sets the label of its name (overriding one the entry has)." },
+    },
+  },
+  new = function(a)
+    local parts = assert(compile_pattern(a.pattern))
+    local source, as_labels = a.source, a.labels_from_groups
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local input
+        if source then
+          local v = e.extracted[source]
+          input = (type(v) == "string" or type(v) == "number" or type(v) == "boolean") and str(v) or nil
+        else
+          input = e.line
+        end
+        local caps = input and match_pattern(parts, input)
+        if caps then
+          local ex = e.extracted
+          for name, v in pairs(caps) do
+            ex[name] = v
+            if as_labels then
+              set_label(e, name, v) -- set_label skips a value that is not UTF-8
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
 -- replace ------------------------------------------------------------------------------
 stage("replace", {
   doc = "Replaces what the capture groups of an RE2 regex match in the line (or an extracted value) "
