@@ -579,3 +579,28 @@ describe("loki.process stages (pattern)", function()
     assert.matches("empty source", err, 1, true)
   end)
 end)
+
+describe("loki.process stages (template functions of Alloy's documentation)", function()
+  local gotemplate = require("loki.process.gotemplate")
+  local function exec(t, v)
+    return gotemplate.execute(assert(gotemplate.compile(t)), { Value = v })
+  end
+
+  it("regexReplaceAll expands $1, ${1}, $name and $$ as Go's; regexReplaceAllLiteral does not", function()
+    assert.equals("aaaa xa", exec('{{ regexReplaceAll "(a*)bc" .Value "${1}a" }}', "aaabc xbc"))
+    assert.equals("timestamp=1 timestamp=2", exec('{{ regexReplaceAllLiteral "(ts=)" .Value "timestamp=" }}', "ts=1 ts=2"))
+    assert.equals("$1-x", exec('{{ regexReplaceAllLiteral "a" .Value "$1-" }}', "ax"))
+    assert.equals("-a-b-c-", exec('{{ regexReplaceAll "x*" .Value "-" }}', "abc"))
+    assert.equals("", exec('{{ regexReplaceAll "(a)" .Value "$1a" }}', "a")) -- the group named 1a: none
+    assert.equals("$ 1=b", exec('{{ regexReplaceAll "(?P<k>\\\\w)=(?P<v>\\\\d)" .Value "$$ $v=$k" }}', "b=1"))
+    local v, err = exec('{{ regexReplaceAll "(" .Value "" }}', "x")
+    assert.is_nil(v)
+    assert.matches('invalid regex "("', err, 1, true)
+  end)
+
+  it("Hash is SHA3-256 and Sha2Hash SHA-256 of its two arguments joined, in hex", function()
+    assert.equals("9633e05a9a7d387a883c3a40c17e6bf3898e6a3563260c1eeb9ee8827277645c", exec('{{ Hash .Value "salt" }}', "hello"))
+    assert.equals("87daba3fe263b34c335a0ee3b28ffec4d159aad6542502eaf551dc7b9128c267",
+      exec('{{ Sha2Hash .Value "salt" }}', "hello"))
+  end)
+end)

@@ -25,6 +25,14 @@ function M.sha256_hex(s, n)
   return ffi.string(hexbuf, n or 64)
 end
 
+--- SHA3-256 of s as 64 lowercase hex digits.
+---@param s string
+---@return string
+function M.sha3_256_hex(s)
+  C.mw_ffi_sha3_256_hex(s, #s, hexbuf)
+  return ffi.string(hexbuf, 64)
+end
+
 --- Gives the pages of free heap memory back to the system (runtime/base/core.h,
 --- mw_ffi_heap_trim); true if some were.
 ---@return boolean

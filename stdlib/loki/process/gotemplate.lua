@@ -4,9 +4,13 @@
 --   "text" `raw` 12       literals
 --   FUNC arg...           a function call; `x | FUNC arg` passes x as the last argument
 -- with the functions ToLower ToUpper Replace Trim TrimLeft TrimRight TrimPrefix TrimSuffix
--- TrimSpace (Alloy's) and lower upper trim default (sprig's). {{- and -}} trim spaces.
+-- TrimSpace Hash Sha2Hash regexReplaceAll regexReplaceAllLiteral (Alloy's) and lower upper
+-- trim default (sprig's). {{- and -}} trim spaces.
 -- Control actions (if, range, with, define...) and other functions are refused with what
 -- is supported, when the pipeline is checked.
+local core = require("moonwatch.native.core")
+local regex = require("moonwatch.native.regex")
+
 local M = {}
 
 local NOVALUE = "<no value>"
@@ -171,8 +175,113 @@ local function str(v, fname, k)
   return v
 end
 
+-- The compiled regexes of regexReplaceAll* (their first argument), a few dozen at most.
+local regexes, nregexes = {}, 0
+local function compiled(re)
+  local r = regexes[re]
+  if r then
+    return r
+  end
+  local err
+  r, err = regex.new(re)
+  if not r then
+    error(string.format("invalid regex %q: %s", re, err), 0)
+  end
+  if nregexes >= 64 then
+    regexes, nregexes = {}, 0
+  end
+  regexes[re], nregexes = r, nregexes + 1
+  return r
+end
+
+-- Go's Regexp.Expand: repl with $1, ${1}, $name, ${name} replaced by the groups of match ov
+-- in s ($$ is $; a malformed $ is itself).
+local function expand(re, repl, s, ov)
+  local names = re:names()
+  local out, i, n = {}, 1, #repl
+  while i <= n do
+    local d = repl:find("$", i, true)
+    if not d then
+      out[#out + 1] = repl:sub(i)
+      break
+    end
+    out[#out + 1] = repl:sub(i, d - 1)
+    local name, rest
+    if repl:sub(d + 1, d + 1) == "$" then
+      out[#out + 1] = "$"
+      i = d + 2
+    else
+      if repl:sub(d + 1, d + 1) == "{" then
+        name, rest = repl:match("^([%w_]+)}()", d + 2)
+      else
+        name, rest = repl:match("^([%w_]+)()", d + 1)
+      end
+      if not name then
+        out[#out + 1] = "$"
+        i = d + 1
+      else
+        i = rest
+        local g = name:find("^%d+$") and not (name:sub(1, 1) == "0" and #name > 1) and #name <= 8 and tonumber(name)
+        if not g then
+          for k = 1, re:groups() do
+            if names[k] == name then
+              g = k
+              break
+            end
+          end
+        end
+        if g and g <= re:groups() and ov[2 * g] >= 0 then
+          out[#out + 1] = s:sub(ov[2 * g] + 1, ov[2 * g + 1])
+        end
+      end
+    end
+  end
+  return table.concat(out)
+end
+
+-- Go's Regexp.ReplaceAllString (literal: ReplaceAllLiteralString).
+local function replace_all(pattern, s, repl, literal)
+  local re = compiled(pattern)
+  local out, pos, last, n = {}, 0, 0, #s
+  while pos <= n do
+    local ov = re:offsets(s, pos + 1)
+    if not ov then
+      break
+    end
+    out[#out + 1] = s:sub(last + 1, ov[0])
+    if ov[1] > last or ov[0] == 0 then -- not an empty match right after the last one
+      out[#out + 1] = literal and repl or expand(re, repl, s, ov)
+    end
+    last = ov[1]
+    local c = s:byte(pos + 1)
+    local width = (not c or c < 0xC0) and 1 or c < 0xE0 and 2 or c < 0xF0 and 3 or 4
+    if pos + width > ov[1] then
+      pos = pos + width
+    elseif pos + 1 > ov[1] then
+      pos = pos + 1
+    else
+      pos = ov[1]
+    end
+  end
+  out[#out + 1] = s:sub(last + 1)
+  return table.concat(out)
+end
+
 -- name -> { arity, fn }
 M.FUNCS = {
+  Hash = { 2, function(salt, input)
+    return core.sha3_256_hex(str(salt, "Hash", 1) .. str(input, "Hash", 2))
+  end },
+  Sha2Hash = { 2, function(salt, input)
+    return core.sha256_hex(str(salt, "Sha2Hash", 1) .. str(input, "Sha2Hash", 2))
+  end },
+  regexReplaceAll = { 3, function(re, s, repl)
+    return replace_all(str(re, "regexReplaceAll", 1), str(s, "regexReplaceAll", 2), str(repl, "regexReplaceAll", 3))
+  end },
+  regexReplaceAllLiteral = { 3, function(re, s, repl)
+    return replace_all(str(re, "regexReplaceAllLiteral", 1), str(s, "regexReplaceAllLiteral", 2),
+      str(repl, "regexReplaceAllLiteral", 3), true)
+  end },
   ToLower = { 1, function(s) return to_lower(str(s, "ToLower", 1)) end },
   ToUpper = { 1, function(s) return to_upper(str(s, "ToUpper", 1)) end },
   lower = { 1, function(s) return to_lower(str(s, "lower", 1)) end },
