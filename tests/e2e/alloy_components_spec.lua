@@ -57,9 +57,6 @@ local REFUSED = {
   ["components/loki/loki.process.md:415"] = "stage.geoip: unknown stage",
   ["components/loki/loki.process.md:448"] = "stage.geoip: unknown stage",
   ["components/loki/loki.process.md:490"] = "stage.geoip: unknown stage",
-  ["components/loki/loki.process.md:770"] = "stage.luhn: unknown stage",
-  ["components/loki/loki.process.md:788"] = "stage.luhn: unknown stage",
-  ["components/loki/loki.process.md:808"] = "stage.luhn: unknown stage",
   ["components/prometheus/prometheus.remote_write.md:384"] = "endpoint.protobuf_message: io.prometheus.write.v2.Request"
     .. " (Remote-Write 2.0) is not supported by moonwatch: only prometheus.WriteRequest (Remote-Write 1.0)",
 }

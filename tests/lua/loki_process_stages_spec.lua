@@ -604,3 +604,37 @@ describe("loki.process stages (template functions of Alloy's documentation)", fu
       exec('{{ Sha2Hash .Value "salt" }}', "hello"))
   end)
 end)
+
+describe("loki.process stages (luhn)", function()
+  local function luhn(args, line)
+    return assert(run({ stage.luhn(args) }, { { line = line } }))[1].line
+  end
+
+  it("replaces the numbers that pass the Luhn check, as Alloy's examples show", function()
+    local line = 'time=2012-11-01T22:08:41+00:00 app=loki level=WARN duration=125 message="credit card approved '
+    assert.equals(line .. '**DELETED**" extra="user=example_name"',
+      luhn({ replacement = "**DELETED**" }, line .. '4242424242424242" extra="user=example_name"'))
+    assert.equals(line .. '**DELETED**" x',
+      luhn({ replacement = "**DELETED**", delimiters = "-" }, line .. '4242-4242-4242-4242" x'))
+    assert.equals(line .. '4242-4242-4242-4242" x', luhn({}, line .. '4242-4242-4242-4242" x')) -- no delimiters
+    -- skip_regex leaves the UUID's digits alone, the card number is still replaced
+    assert.equals('card **R** session="a3f1b2e4-c5d6-7e8f-4242-424242424242"',
+      luhn({ replacement = "**R**", min_length = 12,
+        skip_regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}" },
+        'card 4242424242424242 session="a3f1b2e4-c5d6-7e8f-4242-424242424242"'))
+    assert.equals('session="a3f1b2e4-c5d6-7e8f-4242-**R**"',
+      luhn({ replacement = "**R**", min_length = 12 }, 'session="a3f1b2e4-c5d6-7e8f-4242-424242424242"'))
+  end)
+
+  it("keeps short numbers, failing ones and ones past int64 (Go's Atoi), and a trailing delimiter once", function()
+    assert.equals("**REDACTED**", luhn({}, "4242424242424242"))
+    assert.equals("4242424242424241", luhn({}, "4242424242424241"))
+    assert.equals("424242424242", luhn({}, "424242424242")) -- 12 digits < min_length 13
+    assert.equals("**REDACTED**", luhn({}, "00004242424242424242")) -- 20 digits, but its value fits
+    assert.equals("42424242424242424242424", luhn({}, "42424242424242424242424"))
+    assert.equals("**REDACTED**- x", luhn({ delimiters = "-" }, "4242-4242-4242-4242-- x"))
+    assert.equals("a\239\191\189b", luhn({}, "a\255b")) -- Go's range: U+FFFD
+    local _, err = run({ stage.luhn { source = "" } }, {})
+    assert.matches("empty source", err, 1, true)
+  end)
+end)

@@ -1405,6 +1405,138 @@ stage("split_json", {
   end,
 })
 
+-- luhn ---------------------------------------------------------------------------------
+-- Whether the digit string d passes the Luhn check, as Alloy's: over the value of d (Go's
+-- Atoi), so a value past the int64 range never does.
+local function luhn_ok(d)
+  local v = d:match("^0*(%d*)$")
+  if #v > 19 or (#v == 19 and v > "9223372036854775807") then
+    return false
+  end
+  local sum, double = 0, false
+  for i = #v, 1, -1 do
+    local c = v:byte(i) - 48
+    if double then
+      c = c * 2
+      if c > 9 then
+        c = c - 9
+      end
+    end
+    sum, double = sum + c, not double
+  end
+  return sum % 10 == 0
+end
+
+stage("luhn", {
+  doc = "Replaces the numbers of the line (or of an extracted value: the line becomes it, as Alloy's) that "
+    .. "pass the Luhn check (credit card numbers) with replacement.",
+  schema = {
+    args = {
+      replacement = { type = "string", default = "**REDACTED**", doc = "What a number is replaced with (\"\": the default)." },
+      source = { type = "string", doc = "Extracted value to read (default: the line).",
+        check = function(v)
+          if v == "" then
+            return nil, "empty source"
+          end
+        end },
+      min_length = { type = "int", default = 13, doc = "The fewest digits of a number (below 1: 13)." },
+      delimiters = { type = "string", default = "", doc = "Characters taken as part of a number (\"-\": 4242-4242-...)." },
+      skip_regex = { type = "string", default = "", check = check_regex,
+        doc = "RE2 regex: numbers within its matches (UUIDs, say) are left as they are." },
+    },
+  },
+  new = function(a)
+    local replacement = a.replacement ~= "" and a.replacement or "**REDACTED**"
+    local min_len = a.min_length >= 1 and a.min_length or 13
+    local delims = {}
+    for ch in a.delimiters:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+      delims[ch] = true
+    end
+    local skip = a.skip_regex ~= "" and assert(regex.new(a.skip_regex)) or nil
+    local source = a.source
+    -- the [start, end) byte ranges skip matches in s (0-based)
+    local function skipped(s)
+      local out, pos = {}, 0
+      while pos <= #s do
+        local ov = skip:offsets(s, pos + 1)
+        if not ov then
+          break
+        end
+        out[#out + 1] = ov
+        pos = ov[1] > ov[0] and ov[1] or ov[1] + 1
+      end
+      return out
+    end
+    local function redact(s)
+      local out, digits, start, num_end, text_end, trailing = {}, {}, nil, nil, nil, nil
+      local skips
+      local function flush()
+        if start then
+          local d = table.concat(digits)
+          local keep = true
+          if #d >= min_len and luhn_ok(d) then
+            keep = false
+            if skip then
+              skips = skips or skipped(s)
+              for _, m in ipairs(skips) do
+                if m[0] <= start and num_end <= m[1] then
+                  keep = true
+                  break
+                end
+              end
+            end
+          end
+          if keep then
+            out[#out + 1] = s:sub(start + 1, text_end)
+          else
+            out[#out + 1] = replacement
+            out[#out + 1] = trailing
+          end
+        end
+        digits, start, trailing = {}, nil, nil
+      end
+      local pos, n = 0, #s
+      while pos < n do
+        local c = s:byte(pos + 1)
+        local w = c < 0x80 and 1 or c >= 0xC2 and c < 0xE0 and 2 or c >= 0xE0 and c < 0xF0 and 3
+          or c >= 0xF0 and c < 0xF5 and 4 or 1
+        local ch = s:sub(pos + 1, pos + w)
+        if w > 1 and not values.is_utf8(ch) then
+          w, ch = 1, "\239\191\189" -- as Go's range: an invalid byte is U+FFFD (written as such)
+        elseif w == 1 and c >= 0x80 then
+          ch = "\239\191\189"
+        end
+        if c >= 48 and c <= 57 then
+          start = start or pos
+          digits[#digits + 1] = ch
+          num_end, text_end, trailing = pos + 1, pos + 1, nil
+        elseif start and delims[ch] then
+          text_end, trailing = pos + w, ch
+        else
+          flush()
+          out[#out + 1] = ch
+        end
+        pos = pos + w
+      end
+      flush()
+      return table.concat(out)
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local input = e.line
+        if source then
+          input = e.extracted[source]
+        end
+        if type(input) == "string" then
+          e.line = redact(input)
+        end
+      end
+      return list
+    end
+  end,
+})
+
 -- sampling -----------------------------------------------------------------------------
 stage("sampling", {
   doc = "Keeps each entry with probability rate, drops the others (counted in "
