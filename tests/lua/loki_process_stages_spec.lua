@@ -638,3 +638,20 @@ describe("loki.process stages (luhn)", function()
     assert.matches("empty source", err, 1, true)
   end)
 end)
+
+describe("loki.process stages (eventlogmessage)", function()
+  it("reads the Key: value lines of a Windows event message into extracted values, as Alloy's", function()
+    local msg = "An account was logged on.\r\nSubject:\r\nSecurity ID: S-1-0\r\nLogon Type:  3 \r\njob: x\r\n1st: y"
+    local line = require("cjson").encode({ message = msg })
+    local out = assert(run({ stage.json { expressions = { message = "" } }, stage.eventlogmessage {},
+      stage.labels { values = { Subject = "", Security_ID = "", Logon_Type = "", job_extracted = "", _st = "" } } },
+      { { line = line } }))
+    assert.same({ job = "a", Security_ID = "S-1-0", Logon_Type = "3", job_extracted = "x", _st = "y" }, out[1].labels)
+    out = assert(run({ stage.json { expressions = { message = "" } },
+      stage.eventlogmessage { drop_invalid_labels = true, overwrite_existing = true },
+      stage.labels { values = { Security_ID = "", job = "" } } }, { { line = line } }))
+    assert.same({ job = "x" }, out[1].labels)
+    local _, err = run({ stage.eventlogmessage { source = "a-b" } }, {})
+    assert.matches("invalid label name: a-b", err, 1, true)
+  end)
+end)

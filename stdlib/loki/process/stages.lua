@@ -1537,6 +1537,78 @@ stage("luhn", {
   end,
 })
 
+-- eventlogmessage ----------------------------------------------------------------------
+-- Alloy's SanitizeFullLabelName: each character that may not be in a label name is "_".
+local function sanitize_label_name(k)
+  if k == "" then
+    return "_"
+  end
+  local out, i = {}, 0
+  for ch in k:gmatch("[%z\1-\127\192-\255][\128-\191]*") do
+    out[#out + 1] = (ch:find("^[%a_]$") or (i > 0 and ch:find("^%d$"))) and ch or "_"
+    i = i + #ch
+  end
+  return table.concat(out)
+end
+
+stage("eventlogmessage", {
+  doc = "Reads the `Key: value` lines (CRLF-separated) of a Windows Event Log message (an extracted value) "
+    .. "into extracted values; a key that is not a label name is sanitized (or skipped with "
+    .. "drop_invalid_labels), one already extracted gets the suffix _extracted unless overwrite_existing.",
+  schema = {
+    args = {
+      source = { type = "string", default = "message", doc = "Extracted value holding the message.",
+        check = function(v)
+          if not values.is_label_name(v) then
+            return nil, string.format("invalid label name: %s", v)
+          end
+        end },
+      drop_invalid_labels = { type = "bool", default = false, doc = "Skip keys that are not label names." },
+      overwrite_existing = { type = "bool", default = false, doc = "Overwrite an extracted value of the same key." },
+    },
+  },
+  new = function(a, env)
+    local source, drop_invalid, overwrite = a.source, a.drop_invalid_labels, a.overwrite_existing
+    return function(list)
+      local dropped = false
+      for i = 1, #list do
+        local e = list[i]
+        local ex = e.extracted
+        local v = ex[source]
+        if type(v) == "table" then -- as Alloy's: a value that is no string drops the entry
+          env.drop(e, "eventlogmessage_stage")
+          dropped = true
+        elseif v ~= nil then
+          v = str(v)
+          local pos = 1
+          while pos <= #v + 1 do
+            local crlf = v:find("\r\n", pos, true)
+            local line = v:sub(pos, (crlf or #v + 1) - 1)
+            pos = crlf and crlf + 2 or #v + 2
+            local k, val = line:match("^([^:]*):(.*)$")
+            if k then
+              local valid = values.is_label_name(k)
+              if not valid and not drop_invalid then
+                k, valid = sanitize_label_name(k), true
+              end
+              if valid then
+                if ex[k] ~= nil and not overwrite then
+                  k = k .. "_extracted"
+                end
+                val = val:gsub("^%s+", ""):gsub("%s+$", "")
+                if values.is_utf8(val) then
+                  ex[k] = val
+                end
+              end
+            end
+          end
+        end
+      end
+      return dropped and compact(list) or list
+    end
+  end,
+})
+
 -- sampling -----------------------------------------------------------------------------
 stage("sampling", {
   doc = "Keeps each entry with probability rate, drops the others (counted in "
