@@ -655,3 +655,24 @@ describe("loki.process stages (eventlogmessage)", function()
     assert.matches("invalid label name: a-b", err, 1, true)
   end)
 end)
+
+describe("loki.process stages (timestamp duplicates)", function()
+  it("gives a stream's entries of the same parsed timestamp 1ns apart, unless action_on_duplicate_timestamp = keep", function()
+    local entries = { { line = "t=100 a" }, { line = "t=100 b" }, { line = "t=100 c", labels = { job = "other" } },
+      { line = "t=100 d" }, { line = "t=101 e" }, { line = "bad" }, { line = "t=100 f" } }
+    local stages = { stage.regex { expression = "^t=(?P<ts>\\d+)" }, stage.timestamp { source = "ts", format = "Unix" } }
+    local out = assert(run(stages, entries))
+    local got = {}
+    for i, e in ipairs(out) do
+      got[i] = e.sec .. "." .. e.nsec
+    end
+    -- c is another stream; bad fails to parse (fudged after e); f is not e's parsed timestamp
+    assert.same({ "100.0", "100.1", "100.0", "100.2", "101.0", "101.1", "100.0" }, got)
+    stages[2] = stage.timestamp { source = "ts", format = "Unix", action_on_duplicate_timestamp = "keep" }
+    out = assert(run(stages, entries))
+    assert.same({ 0, 0, 0, 0, 0, 1, 0 }, { out[1].nsec, out[2].nsec, out[3].nsec, out[4].nsec, out[5].nsec,
+      out[6].nsec, out[7].nsec })
+    local _, err = run({ stage.timestamp { source = "ts", format = "Unix", action_on_duplicate_timestamp = "skip" } }, {})
+    assert.matches("must be one of fudge, keep", err, 1, true)
+  end)
+end)

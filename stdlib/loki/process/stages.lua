@@ -1138,6 +1138,9 @@ stage("timestamp", {
       location = { type = "string", default = "", doc = "IANA time zone of values without an offset (\"\": UTC)." },
       action_on_failure = { type = "string", default = "fudge", enum = { "fudge", "skip" },
         doc = "fudge: the stream's last timestamp plus 1ns; skip: keep the entry's timestamp." },
+      action_on_duplicate_timestamp = { type = "string", default = "fudge", enum = { "fudge", "keep" },
+        doc = "When the parsed timestamp equals the stream's last parsed one: fudge: the stream's last "
+          .. "timestamp plus 1ns (order kept in Loki); keep: the parsed timestamp." },
     },
     validate = function(b)
       if b.format == "" then
@@ -1158,7 +1161,10 @@ stage("timestamp", {
     end
     local loc = a.location ~= "" and assert(gotime.zone(a.location)) or nil
     local source, fudge = a.source, a.action_on_failure == "fudge"
-    local last_s, last_n, nlast = {}, {}, 0 -- stream key -> last timestamp (fudge)
+    local dup_fudge = a.action_on_duplicate_timestamp == "fudge"
+    local remember = fudge or dup_fudge
+    -- stream key -> the last timestamp given (last_s, last_n) and the last one parsed (last_ps, last_pn)
+    local last_s, last_n, last_ps, last_pn, nlast = {}, {}, {}, {}, 0
     local parse = gotime.parse
     return function(list)
       local today = os.date("!*t", math.floor(env.now()))
@@ -1177,15 +1183,22 @@ stage("timestamp", {
         end
         if sec then
           e.sec, e.nsec = sec, nsec
-          if fudge then
+          if remember then
             local key = labels_key(e)
             if not last_s[key] then
               nlast = nlast + 1
               if nlast > FUDGE_MAX then
-                last_s, last_n, nlast = {}, {}, 1
+                last_s, last_n, last_ps, last_pn, nlast = {}, {}, {}, {}, 1
               end
+            elseif dup_fudge and last_ps[key] == sec and last_pn[key] == nsec then
+              -- the same parsed timestamp as the stream's last entry: 1ns after what that one got
+              local s, n = last_s[key], last_n[key] + 1
+              if n >= 1000000000 then
+                s, n = s + 1, 0
+              end
+              e.sec, e.nsec = s, n
             end
-            last_s[key], last_n[key] = sec, nsec
+            last_s[key], last_n[key], last_ps[key], last_pn[key] = e.sec, e.nsec, sec, nsec
           end
         elseif fudge then
           local key = labels_key(e)
