@@ -676,3 +676,13 @@ describe("loki.process stages (timestamp duplicates)", function()
     assert.matches("must be one of fudge, keep", err, 1, true)
   end)
 end)
+
+describe("loki.process stages (multiline trim_newlines)", function()
+  it("trims each line's trailing CR/LF before joining (Alloy's default), not with trim_newlines = false", function()
+    local entries = { { line = "start 1\r\n" }, { line = "  cont\n\n" }, { line = "start 2" } }
+    local out = assert(run({ stage.multiline { firstline = "^start" } }, entries))
+    assert.equals("start 1\n  cont", out[1].line)
+    out = assert(run({ stage.multiline { firstline = "^start", trim_newlines = false } }, entries))
+    assert.equals("start 1\r\n\n  cont\n\n", out[1].line)
+  end)
+end)

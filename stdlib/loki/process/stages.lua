@@ -1981,10 +1981,13 @@ stage("multiline", {
       firstline = { type = "string", required = true, check = check_regex, doc = "RE2 regex of a block's first line." },
       max_wait_time = { type = "duration", default = "3s", positive = true, doc = "How long a block waits for more lines." },
       max_lines = { type = "int", default = 128, min = 1, doc = "Lines of a block at most." },
+      trim_newlines = { type = "bool", default = true,
+        doc = "Whether each line loses its trailing carriage returns and newlines before it is joined (Alloy's)." },
     },
   },
   new = function(a, env)
     local re = assert(regex.new(a.firstline))
+    local trim = a.trim_newlines
     local streams = {} -- stream key -> { start = entry, lines = {}, n = 0, at = monotonic }
     local max_lines, max_wait = a.max_lines, a.max_wait_time
     -- The block of st as one entry (nil when empty); st then waits for more lines.
@@ -2042,7 +2045,7 @@ stage("multiline", {
             st.start = e
           end
           st.n = st.n + 1
-          st.lines[st.n] = e.line
+          st.lines[st.n] = trim and e.line:gsub("[\r\n]+$", "") or e.line
           st.at = now
           if st.n >= max_lines then
             out[#out + 1] = flush(st)
