@@ -166,6 +166,10 @@ local ENDPOINT = {
     return http_client.validate(httpconfig.client_config(e))
   end,
 }
+-- Alloy's remote_write endpoints do not offer HTTP/2 by default (since its Prometheus 3.4
+-- upgrade), unlike its other HTTP clients
+ENDPOINT.args.enable_http2 = { type = "bool", default = false,
+  doc = "Whether HTTP2 is supported for requests (off by default, as Alloy's remote_write)." }
 
 M.args = {
   external_labels = { type = "map", default = {}, doc = "Labels added to every series sent (unless it has them)." },
