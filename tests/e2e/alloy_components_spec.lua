@@ -52,10 +52,6 @@ local DOC_FIXES = {
 -- Examples moonwatch refuses (what Alloy documents and moonwatch does not do yet): the error
 -- must name it. Each is a bug to fix; remove it here when it is.
 local REFUSED = {
-  ["components/loki/loki.process.md:361"] = "stage.geoip: unknown stage",
-  ["components/loki/loki.process.md:415"] = "stage.geoip: unknown stage",
-  ["components/loki/loki.process.md:448"] = "stage.geoip: unknown stage",
-  ["components/loki/loki.process.md:490"] = "stage.geoip: unknown stage",
   ["components/prometheus/prometheus.remote_write.md:384"] = "endpoint.protobuf_message: io.prometheus.write.v2.Request"
     .. " (Remote-Write 2.0) is not supported by moonwatch: only prometheus.WriteRequest (Remote-Write 1.0)",
 }

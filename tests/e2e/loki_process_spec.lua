@@ -694,7 +694,7 @@ loki.echo "e" { file = %q }
     for _, st in ipairs({ "docker", "cri", "json", "logfmt", "regex", "replace", "labels", "static_labels",
       "label_drop", "label_keep", "structured_metadata", "structured_metadata_drop", "tenant", "output", "template",
       "decolorize", "timestamp", "drop", "sampling", "truncate", "split_json", "pattern", "luhn", "eventlogmessage",
-      "match", "limit", "multiline", "metrics", "lua" }) do
+      "geoip", "match", "limit", "multiline", "metrics", "lua" }) do
       assert.matches("### stage." .. st .. "\n", out)
     end
     for _, m in ipairs({ "counter", "gauge", "histogram" }) do

@@ -686,3 +686,81 @@ describe("loki.process stages (multiline trim_newlines)", function()
     assert.equals("start 1\r\n\n  cont\n\n", out[1].line)
   end)
 end)
+
+describe("loki.process stages (geoip)", function()
+  local writer = require("helpers.mmdb_writer")
+  local mmdb = require("loki.process.mmdb")
+  local dir = require("helpers.proc").tmpdir()
+  local city = {
+    city = { names = { en = "London", de = "London" } },
+    continent = { code = "EU", names = { en = "Europe" } },
+    country = { iso_code = "GB", names = { en = "United Kingdom" } },
+    location = { latitude = 51.5142, longitude = -0.0931, time_zone = "Europe/London" },
+    postal = { code = "EC2V" },
+    subdivisions = { { iso_code = "ENG", names = { en = "England" } }, { iso_code = "LND", names = { en = "London" } } },
+    MyCompany = { DeptName = "ops" },
+  }
+  local function db(name, networks)
+    local path = dir .. "/" .. name .. ".mmdb"
+    local f = assert(io.open(path, "wb"))
+    f:write(writer.build(networks))
+    f:close()
+    return path
+  end
+  local city_db = db("city", { { "81.2.69.0/24", city }, { "2a02:c7f::/32", { country = { iso_code = "DE" } } } })
+
+  it("reads the records of a MaxMind DB for IPv4, IPv4-mapped and IPv6 addresses", function()
+    local r = assert(mmdb.open(city_db))
+    assert.equals("London", r:lookup("81.2.69.142").city.names.en)
+    assert.equals(51.5142, r:lookup("81.2.69.1").location.latitude)
+    assert.equals("London", r:lookup("::ffff:81.2.69.142").city.names.en)
+    assert.equals("DE", r:lookup("2a02:c7f:1::5").country.iso_code)
+    assert.is_nil(r:lookup("81.2.70.1"))
+    assert.is_nil(r:lookup("not an ip"))
+    assert.is_nil(mmdb.parse_ip("1.2.3.256"))
+    assert.is_nil(mmdb.parse_ip("1::2::3"))
+    assert.same({ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, mmdb.parse_ip("::1"))
+    local _, err = mmdb.from_string("garbage", "x.mmdb")
+    assert.matches("not a MaxMind DB file", err, 1, true)
+  end)
+
+  it("extracts Alloy's geoip_* values of a city database and custom_lookups", function()
+    local out = assert(run({ stage.json { expressions = { ip = "client_ip" } },
+      stage.geoip { source = "ip", db = city_db, db_type = "city", custom_lookups = { department = "MyCompany.DeptName" } },
+      stage.labels { values = { geoip_city_name = "", geoip_country_name = "", geoip_country_code = "",
+        geoip_continent_name = "", geoip_continent_code = "", geoip_location_latitude = "",
+        geoip_location_longitude = "", geoip_postal_code = "", geoip_timezone = "", geoip_subdivision_name = "",
+        geoip_subdivision_code = "", department = "" } } },
+      { { line = '{"client_ip":"81.2.69.142"}' }, { line = '{"client_ip":"10.0.0.1"}' }, { line = '{"client_ip":"x"}' } }))
+    assert.same({ job = "a", geoip_city_name = "London", geoip_country_name = "United Kingdom",
+      geoip_country_code = "GB", geoip_continent_name = "Europe", geoip_continent_code = "EU",
+      geoip_location_latitude = "51.5142", geoip_location_longitude = "-0.0931", geoip_postal_code = "EC2V",
+      geoip_timezone = "Europe/London", geoip_subdivision_name = "London", geoip_subdivision_code = "LND",
+      department = "ops" }, out[1].labels)
+    assert.same({ job = "a" }, out[2].labels) -- not in the database
+    assert.same({ job = "a" }, out[3].labels) -- not an address
+  end)
+
+  it("extracts country and asn values, and refuses what Alloy refuses", function()
+    local asn_db = db("asn", { { "1.128.0.0/11", { autonomous_system_number = 1221,
+      autonomous_system_organization = "Telstra Pty Ltd" } } })
+    local out = assert(run({ stage.regex { expression = "^(?P<ip>\\S+)" },
+      stage.geoip { source = "ip", db = asn_db, db_type = "asn" },
+      stage.geoip { source = "ip", db = city_db, db_type = "country" },
+      stage.labels { values = { geoip_autonomous_system_number = "", geoip_autonomous_system_organization = "",
+        geoip_country_code = "", geoip_city_name = "" } } },
+      { { line = "1.128.0.1 x" }, { line = "81.2.69.5 y" } }))
+    assert.same({ job = "a", geoip_autonomous_system_number = "1221",
+      geoip_autonomous_system_organization = "Telstra Pty Ltd" }, out[1].labels)
+    assert.same({ job = "a", geoip_country_code = "GB" }, out[2].labels) -- country: no city name
+    for _, c in ipairs({
+      { { source = "ip", db = city_db }, "db type or values need to be set" },
+      { { source = "ip", db = city_db, db_type = "isp" }, "must be one of" },
+      { { source = "", db = city_db, db_type = "city" }, "source cannot be empty" },
+      { { source = "ip", db = "", db_type = "city" }, "db path cannot be empty" },
+    }) do
+      local _, err = run({ stage.geoip(c[1]) }, {})
+      assert.matches(c[2], err, 1, true)
+    end
+  end)
+end)

@@ -1622,6 +1622,147 @@ stage("eventlogmessage", {
   end,
 })
 
+-- geoip --------------------------------------------------------------------------------
+local GEOIP_CITY = {
+  { "geoip_city_name", { "city", "names", "en" } },
+  { "geoip_country_name", { "country", "names", "en" } },
+  { "geoip_country_code", { "country", "iso_code" } },
+  { "geoip_continent_name", { "continent", "names", "en" } },
+  { "geoip_continent_code", { "continent", "code" } },
+  { "geoip_postal_code", { "postal", "code" } },
+  { "geoip_timezone", { "location", "time_zone" } },
+}
+
+local function dig(rec, path)
+  for _, k in ipairs(path) do
+    if type(rec) ~= "table" then
+      return nil
+    end
+    rec = rec[k]
+  end
+  return rec
+end
+
+stage("geoip", {
+  doc = "Looks up an IP address (an extracted value) in a MaxMind database (.mmdb, read by moonwatch) and "
+    .. "extracts Alloy's geoip_* values for db_type city, country or asn, and custom_lookups (name -> "
+    .. "path in the record, e.g. \"MyCompany.DeptName\").",
+  schema = {
+    args = {
+      db = { type = "string", required = true, doc = "Path of the MaxMind database (opened when the pipeline starts).",
+        check = function(v)
+          if v == "" then
+            return nil, "db path cannot be empty"
+          end
+        end },
+      source = { type = "string", required = true, doc = "Extracted value holding the IP address.",
+        check = function(v)
+          if v == "" then
+            return nil, "source cannot be empty"
+          end
+        end },
+      db_type = { type = "string", default = "", enum = { "", "city", "country", "asn" },
+        doc = "The database's kind: city, country or asn (\"\": custom_lookups only)." },
+      custom_lookups = { type = "map", of = { type = "string" }, optional = true,
+        doc = "Extracted name -> JMESPath in the record (\"\": the name)." },
+    },
+    validate = function(b)
+      if b.db_type == "" and not b.custom_lookups then
+        return nil, "db type or values need to be set"
+      end
+      for name, expr in pairs(b.custom_lookups or {}) do
+        local _, err = jmespath.compile(expr ~= "" and expr or name)
+        if err then
+          return nil, string.format("custom_lookups[%q]: %s", name, err)
+        end
+      end
+    end,
+  },
+  new = function(a, env)
+    local mmdb = require("loki.process.mmdb")
+    local db = assert(mmdb.open(a.db))
+    local source, kind = a.source, a.db_type
+    local lookups = {}
+    for name, expr in pairs(a.custom_lookups or {}) do
+      lookups[#lookups + 1] = { name, (jmespath.compile(expr ~= "" and expr or name)) }
+    end
+    local cache, ncache = {}, 0 -- address -> record (false: none), a few thousand at most
+    local function record(ip)
+      local r = cache[ip]
+      if r == nil then
+        local ok, res = pcall(db.lookup, db, ip)
+        if not ok then
+          env.log:error("unable to look up the ip", { ip = ip, err = res })
+          res = nil
+        end
+        r = res or false
+        if ncache >= 4096 then
+          cache, ncache = {}, 0
+        end
+        cache[ip], ncache = r, ncache + 1
+      end
+      return r or nil
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local ex = e.extracted
+        local v = ex[source]
+        local ip = (type(v) == "string" or type(v) == "number") and str(v) or nil
+        if ip and not mmdb.parse_ip(ip) then
+          env.log:error("source is not an ip", { source = ip })
+        elseif ip then
+          local rec = record(ip)
+          if rec and (kind == "city" or kind == "country") then
+            for k = kind == "city" and 1 or 2, kind == "city" and #GEOIP_CITY or 5 do -- country: 2..5
+              local f = GEOIP_CITY[k]
+              local x = dig(rec, f[2])
+              if type(x) == "string" and x ~= "" then
+                ex[f[1]] = x
+              end
+            end
+            if kind == "city" then
+              local lat, lon = dig(rec, { "location", "latitude" }), dig(rec, { "location", "longitude" })
+              lat, lon = tonumber(lat) or 0, tonumber(lon) or 0
+              if lat ~= 0 or lon ~= 0 then
+                ex.geoip_location_latitude, ex.geoip_location_longitude = lat, lon
+              end
+              local subs = rec.subdivisions
+              local last = type(subs) == "table" and subs[#subs]
+              if type(last) == "table" then
+                local n, c = dig(last, { "names", "en" }), last.iso_code
+                if type(n) == "string" and n ~= "" then
+                  ex.geoip_subdivision_name = n
+                end
+                if type(c) == "string" and c ~= "" then
+                  ex.geoip_subdivision_code = c
+                end
+              end
+            end
+          elseif rec and kind == "asn" then
+            local n, o = rec.autonomous_system_number, rec.autonomous_system_organization
+            if type(n) == "number" and n ~= 0 then
+              ex.geoip_autonomous_system_number = n
+            end
+            if type(o) == "string" and o ~= "" then
+              ex.geoip_autonomous_system_organization = o
+            end
+          end
+          if rec then
+            for k = 1, #lookups do
+              local x = jmespath.search(lookups[k][2], rec)
+              if x ~= nil and x ~= cjson.null then
+                ex[lookups[k][1]] = type(x) == "table" and values.json(x) or x
+              end
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
 -- sampling -----------------------------------------------------------------------------
 stage("sampling", {
   doc = "Keeps each entry with probability rate, drops the others (counted in "
