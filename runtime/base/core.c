@@ -22,12 +22,13 @@ const char *mw_ffi_version(void) { return MW_VERSION; }
 
 const char *mw_ffi_revision(void) { return MW_REVISION; }
 
-static void mw_digest_hex(const EVP_MD *md_type, const char *data, size_t len, char *out) {
-  unsigned char md[EVP_MAX_MD_SIZE];
+/* The digest md of data[0..len) as lowercase hex digits and a NUL into out. */
+static void mw_digest_hex(const EVP_MD *md, const char *data, size_t len, char *out) {
+  unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_Digest(data, len, md, &n, md_type, NULL);
+  EVP_Digest(data, len, d, &n, md, NULL);
   for (unsigned int i = 0; i < n; i++)
-    snprintf(out + 2 * i, 3, "%02x", md[i]);
+    snprintf(out + 2 * i, 3, "%02x", d[i]);
   out[2 * n] = '\0';
 }
 

@@ -19,7 +19,7 @@ const char *mw_ffi_version(void);
 const char *mw_ffi_revision(void);
 /* SHA-256 of data[0..len) as 64 lowercase hex digits and a NUL into out[65]. */
 void mw_ffi_sha256_hex(const char *data, size_t len, char *out);
-/* The same with SHA3-256 (loki.process templates' Hash, as Alloy's). */
+/* SHA3-256 of data[0..len) as 64 lowercase hex digits and a NUL into out[65]. */
 void mw_ffi_sha3_256_hex(const char *data, size_t len, char *out);
 /* Gives the pages of free heap memory back to the system (glibc's
  * malloc_trim(0): free() returns only the top of the heap, so what tables

@@ -4,6 +4,7 @@
 -- Lua function rules run for cache misses only (the slow path).
 local ffi_rt = require("moonwatch.ffi")
 local batch = require("moonwatch.batch.samples")
+local duration = require("moonwatch.duration")
 local receiver = require("moonwatch.receiver")
 local relabel_cache = require("moonwatch.native.relabel_cache")
 local metrics = require("moonwatch.metrics")
@@ -19,8 +20,13 @@ local M = {
   args = {
     forward_to = { type = "receivers", required = true, doc = "Where to send relabeled metrics." },
     rule = relabel.RULE,
-    max_cache_size = { type = "int", default = 100000, min = 1, max = 2 ^ 32 - 1,
-      doc = "Input series whose results are cached; the cache is emptied when it would grow past this." },
+    max_cache_size = { type = "int", default = 100000, min = 0, max = 2 ^ 32 - 1,
+      doc = "Input series whose results are cached; the cache is emptied when it would grow past this. "
+        .. "0 with cache_ttl: no size bound (Alloy's TTL mode)." },
+    cache_ttl = { type = "duration", default = "0s", min = 0,
+      doc = "Alloy's TTL mode (with max_cache_size = 0; at least 1m): the cache has no size bound and "
+        .. "is emptied every cache_ttl, so series that stopped coming are forgotten within it (Alloy "
+        .. "evicts each entry idle for cache_ttl; the results are the same)." },
   },
   exports = {
     receiver = { type = "receiver", doc = "Send metrics here (forward_to)." },
@@ -39,14 +45,33 @@ local function component_metrics()
     written = reg:counter("prometheus_relabel_metrics_written", "Total number of metrics written.", l),
     forwarded = reg:counter("prometheus_forwarded_samples_total",
       "Total number of samples sent to downstream components.", l),
+    ttl_evictions = reg:counter("prometheus_relabel_cache_ttl_evictions",
+      "Number of relabel cache entries removed by the periodic TTL scan. Always 0 when cache_ttl is unset.", l),
     fanout = reg:histogram("prometheus_fanout_latency", "Write latency for sending to direct and indirect components.", l),
   }
 end
 
-M.validate = relabel.validate_rule_arg
+-- Alloy's checks of the two cache modes, with its messages.
+function M.validate(args)
+  local size, ttl = args.max_cache_size, args.cache_ttl
+  if size > 0 and ttl > 0 then
+    return "max_cache_size and cache_ttl are mutually exclusive: set max_cache_size = 0 to use cache_ttl, "
+      .. "or unset cache_ttl to keep the bounded LRU cache"
+  elseif size == 0 and ttl == 0 then
+    return "one of max_cache_size or cache_ttl must be set"
+  elseif ttl > 0 and ttl < 60 then
+    return "cache_ttl must be at least 1m when set; got " .. duration.format(ttl)
+  end
+  return relabel.validate_rule_arg(args)
+end
+
+-- The C cache's bound: max_cache_size, or none in TTL mode.
+local function cache_bound(args)
+  return args.max_cache_size > 0 and args.max_cache_size or 2 ^ 32 - 1
+end
 
 function M.new(ctx, args)
-  local cache = assert(relabel_cache.new(args.max_cache_size))
+  local cache = assert(relabel_cache.new(cache_bound(args)))
   local m = component_metrics()
   local id = ctx.id
   local self = setmetatable({
@@ -54,7 +79,7 @@ function M.new(ctx, args)
     m = {
       hits = m.hits:with(id), misses = m.misses:with(id), size = m.size:with(id),
       processed = m.processed:with(id), written = m.written:with(id),
-      forwarded = m.forwarded:with(id), fanout = m.fanout:with(id),
+      forwarded = m.forwarded:with(id), fanout = m.fanout:with(id), ttl_evictions = m.ttl_evictions:with(id),
     },
   }, Instance)
   self:update(args)
@@ -68,10 +93,12 @@ end
 function Instance:update(args)
   local segs = relabel_component.compile(args.rule)
   self.args, self.segs = args, segs
-  if self.max ~= args.max_cache_size then
-    self.max = args.max_cache_size
-    self.cache = assert(relabel_cache.new(args.max_cache_size))
+  if self.max ~= cache_bound(args) then
+    self.max = cache_bound(args)
+    self.cache = assert(relabel_cache.new(self.max))
   end
+  self.ttl = args.cache_ttl > 0 and args.cache_ttl or nil
+  self.cleared = ffi_rt.monotonic()
   self.native = relabel.is_native(segs)
   assert(self.cache:reset(self.native and segs[1] and segs[1].program or nil))
   if self.native and not segs[1] then
@@ -88,6 +115,13 @@ end
 local MISSES = { one = "the series is dropped", left = "the series left" }
 
 function Instance:append(b)
+  if self.ttl and ffi_rt.monotonic() - self.cleared >= self.ttl then
+    -- TTL mode: forget every result once per cache_ttl (between batches: no output ref in use)
+    local forgotten = self.cache:len()
+    assert(self.cache:reset(self.cache.program))
+    self.cleared = ffi_rt.monotonic()
+    self.m.ttl_evictions:add(forgotten)
+  end
   local st, hits, misses = relabel_component.apply(self, b, batch.labels, MISSES)
   local m = self.m
   m.hits:add(tonumber(hits))

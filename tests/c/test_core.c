@@ -63,7 +63,19 @@ static void test_heap_trim(void) {
 #endif
 }
 
+/* The digests of NIST's test vectors (FIPS 180-2 and FIPS 202, "" and "abc"). */
+static void test_digests(void) {
+  char out[65];
+  mw_ffi_sha256_hex("abc", 3, out);
+  CHECK_STR(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  mw_ffi_sha3_256_hex("", 0, out);
+  CHECK_STR(out, "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a");
+  mw_ffi_sha3_256_hex("abc", 3, out);
+  CHECK_STR(out, "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532");
+}
+
 int main(void) {
   MW_RUN(test_heap_trim);
+  MW_RUN(test_digests);
   return mw_test_summary();
 }

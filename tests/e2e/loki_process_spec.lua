@@ -718,8 +718,9 @@ loki.echo "e" { file = %q }
     local code, out = proc.run({ "doc", "loki.process" })
     assert.equals(0, code)
     for _, st in ipairs({ "docker", "cri", "json", "logfmt", "regex", "replace", "labels", "static_labels",
-      "label_drop", "label_keep", "structured_metadata", "tenant", "output", "template", "decolorize", "timestamp",
-      "drop", "match", "limit", "multiline", "metrics", "lua" }) do
+      "label_drop", "label_keep", "structured_metadata", "structured_metadata_drop", "tenant", "output", "template",
+      "decolorize", "timestamp", "drop", "sampling", "truncate", "split_json", "pattern", "luhn", "eventlogmessage",
+      "geoip", "match", "limit", "multiline", "metrics", "lua" }) do
       assert.matches("### stage." .. st .. "\n", out)
     end
     for _, m in ipairs({ "counter", "gauge", "histogram" }) do

@@ -128,7 +128,9 @@ describe("prometheus.exporter.unix against node_exporter 1.5", function()
       cols[#cols + 1] = string.format("%q", c)
     end
     local pipeline = proc.write(tmp .. "/pipeline.lua", string.format(
-      'prometheus.exporter.unix "host" {\n  set_collectors = { %s },\n}\n', table.concat(cols, ", ")))
+      -- cpu.guest as node_exporter's default (Alloy's is off)
+      'prometheus.exporter.unix "host" {\n  set_collectors = { %s },\n  cpu = { guest = true },\n}\n',
+      table.concat(cols, ", ")))
     mw = proc.start_run(pipeline, { "--storage.path=" .. tmp .. "/data" })
 
     local port = free_port()
@@ -257,4 +259,25 @@ describe("prometheus.exporter.unix against node_exporter 1.5", function()
       end
     end)
   end
+end)
+
+describe("prometheus.exporter.unix defaults as Alloy's", function()
+  it("leaves out node_cpu_guest_seconds_total unless cpu { guest = true } (Alloy's default is off)", function()
+    local dir = proc.tmpdir()
+    local function families(cpu)
+      local pipeline = proc.write(dir .. "/guest.alloy", string.format(
+        'prometheus.exporter.unix "h" {\n  set_collectors = ["cpu"]\n%s}\n', cpu))
+      local h = proc.start_run(pipeline, { "--storage.path=" .. dir .. "/data" })
+      local status, body = proc.http("GET", h.base .. "/api/v0/component/prometheus.exporter.unix.h/metrics")
+      h.kill("TERM")
+      assert.equals(0, h.wait(10))
+      assert.equals(200, status)
+      return body
+    end
+    local body = families("")
+    assert.matches("node_cpu_seconds_total{", body, 1, true)
+    assert.is_nil(body:find("node_cpu_guest_seconds_total", 1, true))
+    body = families("  cpu {\n    guest = true\n  }\n")
+    assert.matches("node_cpu_guest_seconds_total{", body, 1, true)
+  end)
 end)

@@ -286,6 +286,24 @@ prometheus.remote_write "a_b" {
     assert.same({ 15998, 3 }, pos["b4000[1]"])
   end)
 
+  it("reads dotted nested blocks other than stages as nested blocks, a label as their name", function()
+    -- pyroscope.scrape's profiling_config, as Alloy's documentation writes it
+    local src = 'p "l" {\n  c {\n    profile.fgprof {\n      enabled = true\n    }\n    x = 1\n'
+      .. '    profile.custom "heap" {\n      path = "/h"\n    }\n    profile.custom "other" {\n      path = "/o"\n'
+      .. '    }\n  }\n  stage.json {\n    y = 2\n  }\n}\n'
+    local r = loader.load("t.alloy", { source = src })
+    assert.equals(0, #r.problems)
+    local d = r.declarations[1]
+    assert.same({ fgprof = { enabled = true }, custom = { { name = "heap", path = "/h" }, { name = "other", path = "/o" } } },
+      d.args.c.profile)
+    assert.equals(1, d.args.c.x)
+    assert.equals("json", d.args[1].tag) -- stage.* stays a positional tagged entry
+    assert.same({ 3, 5 }, d.positions["c.profile"])
+    assert.same({ 10, 5 }, d.positions["c.profile.custom[2]"])
+    local lua = assert(convert.convert(src, "t.alloy"))
+    assert.matches("profile = {\n +fgprof = {\n +enabled = true,\n +},\n +custom = {\n +{\n +name = \"heap\",", lua)
+  end)
+
   it("refuses null in a list (a Lua list cannot hold it: [1, null, 3] was [1])", function()
     assert.equals("t.alloy:1:9: a list cannot hold null in moonwatch", eval_err("[1, null, 3]"))
     assert.equals("t.alloy:1:6: a list cannot hold null in moonwatch", eval_err('[{a = 1}["b"]]'))

@@ -421,3 +421,346 @@ describe("loki.process stages (memory)", function()
     assert.is_true(after - base < 4096, string.format("grew %.0f KiB over 10000 batches", after - base))
   end)
 end)
+
+describe("loki.process stages (arguments and stages of Alloy's documentation)", function()
+  it("stage.structured_metadata moves labels it names or its regex matches to the metadata", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<pod_name>\\S+) (?P<user>\\S+)" },
+      stage.structured_metadata { values = { env = "", u = "user" }, regex = "pod_.*" } },
+      { { labels = { job = "a", env = "prod", pod_ns = "ns1" }, line = "p1 bob" } }))
+    assert.same({ job = "a" }, out[1].labels) -- env and pod_ns are no labels any more (Alloy's doc)
+    assert.same({ env = "prod", u = "bob", pod_name = "p1", pod_ns = "ns1" }, out[1].metadata)
+    local _, err = run({ stage.structured_metadata { regex = "(" } }, {})
+    assert.matches('invalid regex "("', err, 1, true)
+  end)
+
+  it("stage.labels reads structured metadata with source_type, stage.structured_metadata_drop removes it", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<env>\\S+) (?P<username>\\S+)" },
+      stage.structured_metadata { values = { env = "", username = "" } },
+      stage.labels { source_type = "structured_metadata", values = { env = "", user = "username" } },
+      stage.structured_metadata_drop { values = { "env", "username" } } },
+      { { line = "prod bob rest" } }))
+    assert.same({ job = "a", env = "prod", user = "bob" }, out[1].labels)
+    assert.same({}, out[1].metadata)
+    local _, err = run({ stage.labels { source_type = "metadata", values = { a = "" } } }, {})
+    assert.matches('must be one of extracted, structured_metadata, got string "metadata"', err, 1, true)
+    _, err = run({ stage.structured_metadata_drop {} }, {})
+    assert.matches("structured_metadata_drop stage config cannot be empty", err, 1, true)
+  end)
+
+  it("stage.regex sets labels from its named groups with labels_from_groups", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<year>\\d+)-(?P<bad>.*)", labels_from_groups = true } },
+      { { labels = { job = "a", year = "old" }, line = "2022-rest" } }))
+    assert.same({ job = "a", year = "2022", bad = "rest" }, out[1].labels) -- year overridden
+    out = assert(run({ stage.regex { expression = "^(?P<year>\\d+)" } }, { { line = "2022" } }))
+    assert.same({ job = "a" }, out[1].labels) -- not without it
+  end)
+
+  it("stage.sampling keeps about rate of the entries and counts the others with its reason", function()
+    local entries = {}
+    for i = 1, 4000 do
+      entries[i] = { line = "l" .. i }
+    end
+    assert.equals(4000, #assert(run({ stage.sampling { rate = 1 } }, entries)))
+    assert.equals(0, #assert(run({ stage.sampling { rate = 0 } }, entries)))
+    local kept = #assert(run({ stage.sampling { rate = 0.25, drop_counter_reason = "logs_sampling" } }, entries))
+    assert.is_true(kept > 800 and kept < 1200, kept .. " kept")
+    local body = require("moonwatch.metrics").default:expose()
+    assert.matches('loki_process_dropped_lines_total{component_id="loki.process.test",reason="logs_sampling"} '
+      .. (4000 - kept), body, 1, true)
+    local _, err = run({ stage.sampling { rate = 1.5 } }, {})
+    assert.matches("must be between 0 and 1, got 1.5", err, 1, true)
+  end)
+end)
+
+describe("loki.process stages (truncate)", function()
+  it("truncates the line, labels, metadata and extracted values past a rule's limit, suffix included", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<word>\\S+)" },
+      stage.structured_metadata { values = { word = "" } },
+      stage.truncate { rule = {
+        { limit = "12B", suffix = "..." },
+        { limit = "5B", suffix = "~", source_type = "label", sources = { "pod" } },
+        { limit = "4B", source_type = "structured_metadata" },
+        { limit = "3B", source_type = "extracted", sources = { "word" } },
+      } },
+      stage.labels { values = { word = "", truncated = "" } } },
+      { { labels = { job = "a", pod = "pod-\195\169\195\169", team = "long-team-name" }, line = "abcdefghijklmnop rest" },
+        { labels = { job = "a" }, line = "short" } }))
+    assert.equals("abcdefghi...", out[1].line)
+    -- pod's 5 bytes end inside é: cut before it (a label value stays UTF-8); team not a source
+    assert.same({ job = "a", pod = "pod-~", team = "long-team-name", word = "abc",
+      truncated = "extracted,label,line,structured_metadata" }, out[1].labels)
+    assert.same({ word = "abcd" }, out[1].metadata)
+    assert.same({ job = "a", word = "sho", truncated = "extracted,structured_metadata" }, out[2].labels)
+    assert.same({ word = "shor" }, out[2].metadata)
+    assert.matches('loki_process_truncated_fields_total{component_id="loki.process.test",field="line"} 1',
+      require("moonwatch.metrics").default:expose(), 1, true)
+  end)
+
+  it("refuses what Alloy refuses in a truncate rule", function()
+    for _, c in ipairs({
+      { { limit = "0B" }, "limit must be greater than zero" },
+      { { limit = "3B", suffix = "..." }, "suffix length cannot be greater than or equal to limit" },
+      { { limit = "10B", sources = { "a" } }, "sources cannot be set when source_type is 'line'" },
+      { { limit = "ten" }, 'limit: "ten" is not a size' },
+      { { limit = "10B", source_type = "labels" }, 'must be one of line, label, structured_metadata, extracted' },
+    }) do
+      local _, err = run({ stage.truncate { rule = { c[1] } } }, {})
+      assert.matches(c[2], err, 1, true)
+    end
+  end)
+end)
+
+describe("loki.process stages (split_json)", function()
+  it("splits a top-level JSON array into one entry per element, its text unchanged", function()
+    local out = assert(run({ stage.split_json {}, stage.json { expressions = { level = "" } },
+      stage.labels { values = { level = "" } } },
+      { { line = ' [{"level":"info","msg":"a, [b]"} , {"level":"error","s":"q\\"]"},[1, 2],"x",3 ]', sec = 5 },
+        { line = "[]" }, { line = '{"a":[1]}' }, { line = "[1," }, { line = "plain" } }))
+    local lines = {}
+    for i, e in ipairs(out) do
+      lines[i] = e.line
+    end
+    assert.same({ '{"level":"info","msg":"a, [b]"}', '{"level":"error","s":"q\\"]"}', "[1, 2]", '"x"', "3",
+      '{"a":[1]}', "[1,", "plain" }, lines)
+    assert.same({ job = "a", level = "info" }, out[1].labels)
+    assert.same({ job = "a", level = "error" }, out[2].labels)
+    assert.equals(5, out[3].sec)
+  end)
+
+  it("splits an extracted value with source, each entry with its own copy of the extracted values", function()
+    local out = assert(run({ stage.json { expressions = { records = "", host = "" } },
+      stage.split_json { source = "records" }, stage.json { expressions = { id = "" } },
+      stage.labels { values = { id = "", host = "" } } },
+      { { line = '{"host":"h1","records":[{"id":"1"},{"id":"2"}]}' }, { line = '{"host":"h2"}' } }))
+    assert.equals(3, #out)
+    assert.same({ job = "a", id = "1", host = "h1" }, out[1].labels)
+    assert.same({ job = "a", id = "2", host = "h1" }, out[2].labels)
+    assert.equals('{"id":"2"}', out[2].line)
+    assert.same({ job = "a", host = "h2" }, out[3].labels)
+    local _, err = run({ stage.split_json { source = "" } }, {})
+    assert.matches("must not be empty", err, 1, true)
+  end)
+end)
+
+describe("loki.process stages (pattern)", function()
+  it("extracts Loki pattern captures as Loki's matcher finds them", function()
+    local out = assert(run({ stage.pattern { pattern = "<time> <stream> <flags> <content>" } },
+      { { line = "2019-01-01T01:00:00.000000001Z stderr P i'm a log message!" } }))
+    assert.equals(1, #out)
+    local ex = assert(run({ stage.pattern { pattern = "<time> <stream> <flags> <content>" },
+      stage.labels { values = { stream = "", flags = "", content = "" } } },
+      { { line = "2019-01-01T01:00:00.000000001Z stderr P i'm a log message!" } }))[1].labels
+    assert.same({ job = "a", stream = "stderr", flags = "P", content = "i'm a log message!" }, ex)
+    -- a leading literal must start the line; <_> skips; a literal not found: the rest is the capture
+    local function caps(pattern, line)
+      local o = assert(run({ stage.pattern { pattern = pattern, labels_from_groups = true } },
+        { { line = line, labels = { job = "a" } } }))[1].labels
+      o.job = nil
+      return o
+    end
+    assert.same({ ip = "1.2.3.4", path = "/x" }, caps("<ip> - <_> \"GET <path> ", '1.2.3.4 - u "GET /x HTTP/1.1"'))
+    assert.same({}, caps("ip=<ip> ", "x ip=1 "))
+    assert.same({ a = "1", b = "2" }, caps("<a>,<b>;", "1,2;3"))
+    assert.same({ a = "1", b = "2;3" }, caps("<a>,<b>!", "1,2;3"))
+    assert.same({ a = "1", b = "2" }, caps("<a>,<b>", "1,2"))
+  end)
+
+  it("reads an extracted value with source and refuses what Loki's parser refuses", function()
+    local out = assert(run({ stage.json { expressions = { time = "timestamp" } },
+      stage.pattern { pattern = "<year>-<month>-<day>T<_>", source = "time", labels_from_groups = true } },
+      { { line = '{"timestamp":"2022-01-01T01:00:00.000000001Z"}' } }))
+    assert.same({ job = "a", year = "2022", month = "01", day = "01" }, out[1].labels)
+    for _, c in ipairs({ { "<a><b>", "found consecutive capture" }, { "no capture <_>", "at least one capture is required" },
+      { "<a> <a>", "duplicate capture name (a)" } }) do
+      local _, err = run({ stage.pattern { pattern = c[1] } }, {})
+      assert.matches(c[2], err, 1, true)
+    end
+    local _, err = run({ stage.pattern { pattern = "<a>", source = "" } }, {})
+    assert.matches("empty source", err, 1, true)
+  end)
+end)
+
+describe("loki.process stages (template functions of Alloy's documentation)", function()
+  local gotemplate = require("loki.process.gotemplate")
+  local function exec(t, v)
+    return gotemplate.execute(assert(gotemplate.compile(t)), { Value = v })
+  end
+
+  it("regexReplaceAll expands $1, ${1}, $name and $$ as Go's; regexReplaceAllLiteral does not", function()
+    assert.equals("aaaa xa", exec('{{ regexReplaceAll "(a*)bc" .Value "${1}a" }}', "aaabc xbc"))
+    assert.equals("timestamp=1 timestamp=2", exec('{{ regexReplaceAllLiteral "(ts=)" .Value "timestamp=" }}', "ts=1 ts=2"))
+    assert.equals("$1-x", exec('{{ regexReplaceAllLiteral "a" .Value "$1-" }}', "ax"))
+    assert.equals("-a-b-c-", exec('{{ regexReplaceAll "x*" .Value "-" }}', "abc"))
+    assert.equals("", exec('{{ regexReplaceAll "(a)" .Value "$1a" }}', "a")) -- the group named 1a: none
+    assert.equals("$ 1=b", exec('{{ regexReplaceAll "(?P<k>\\\\w)=(?P<v>\\\\d)" .Value "$$ $v=$k" }}', "b=1"))
+    local v, err = exec('{{ regexReplaceAll "(" .Value "" }}', "x")
+    assert.is_nil(v)
+    assert.matches('invalid regex "("', err, 1, true)
+  end)
+
+  it("Hash is SHA3-256 and Sha2Hash SHA-256 of its two arguments joined, in hex", function()
+    assert.equals("9633e05a9a7d387a883c3a40c17e6bf3898e6a3563260c1eeb9ee8827277645c", exec('{{ Hash .Value "salt" }}', "hello"))
+    assert.equals("87daba3fe263b34c335a0ee3b28ffec4d159aad6542502eaf551dc7b9128c267",
+      exec('{{ Sha2Hash .Value "salt" }}', "hello"))
+  end)
+end)
+
+describe("loki.process stages (luhn)", function()
+  local function luhn(args, line)
+    return assert(run({ stage.luhn(args) }, { { line = line } }))[1].line
+  end
+
+  it("replaces the numbers that pass the Luhn check, as Alloy's examples show", function()
+    local line = 'time=2012-11-01T22:08:41+00:00 app=loki level=WARN duration=125 message="credit card approved '
+    assert.equals(line .. '**DELETED**" extra="user=example_name"',
+      luhn({ replacement = "**DELETED**" }, line .. '4242424242424242" extra="user=example_name"'))
+    assert.equals(line .. '**DELETED**" x',
+      luhn({ replacement = "**DELETED**", delimiters = "-" }, line .. '4242-4242-4242-4242" x'))
+    assert.equals(line .. '4242-4242-4242-4242" x', luhn({}, line .. '4242-4242-4242-4242" x')) -- no delimiters
+    -- skip_regex leaves the UUID's digits alone, the card number is still replaced
+    assert.equals('card **R** session="a3f1b2e4-c5d6-7e8f-4242-424242424242"',
+      luhn({ replacement = "**R**", min_length = 12,
+        skip_regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}" },
+        'card 4242424242424242 session="a3f1b2e4-c5d6-7e8f-4242-424242424242"'))
+    assert.equals('session="a3f1b2e4-c5d6-7e8f-4242-**R**"',
+      luhn({ replacement = "**R**", min_length = 12 }, 'session="a3f1b2e4-c5d6-7e8f-4242-424242424242"'))
+  end)
+
+  it("keeps short numbers, failing ones and ones past int64 (Go's Atoi), and a trailing delimiter once", function()
+    assert.equals("**REDACTED**", luhn({}, "4242424242424242"))
+    assert.equals("4242424242424241", luhn({}, "4242424242424241"))
+    assert.equals("424242424242", luhn({}, "424242424242")) -- 12 digits < min_length 13
+    assert.equals("**REDACTED**", luhn({}, "00004242424242424242")) -- 20 digits, but its value fits
+    assert.equals("42424242424242424242424", luhn({}, "42424242424242424242424"))
+    assert.equals("**REDACTED**- x", luhn({ delimiters = "-" }, "4242-4242-4242-4242-- x"))
+    assert.equals("a\239\191\189b", luhn({}, "a\255b")) -- Go's range: U+FFFD
+    local _, err = run({ stage.luhn { source = "" } }, {})
+    assert.matches("empty source", err, 1, true)
+  end)
+end)
+
+describe("loki.process stages (eventlogmessage)", function()
+  it("reads the Key: value lines of a Windows event message into extracted values, as Alloy's", function()
+    local msg = "An account was logged on.\r\nSubject:\r\nSecurity ID: S-1-0\r\nLogon Type:  3 \r\njob: x\r\n1st: y"
+    local line = require("cjson").encode({ message = msg })
+    local out = assert(run({ stage.json { expressions = { message = "" } }, stage.eventlogmessage {},
+      stage.labels { values = { Subject = "", Security_ID = "", Logon_Type = "", job_extracted = "", _st = "" } } },
+      { { line = line } }))
+    assert.same({ job = "a", Security_ID = "S-1-0", Logon_Type = "3", job_extracted = "x", _st = "y" }, out[1].labels)
+    out = assert(run({ stage.json { expressions = { message = "" } },
+      stage.eventlogmessage { drop_invalid_labels = true, overwrite_existing = true },
+      stage.labels { values = { Security_ID = "", job = "" } } }, { { line = line } }))
+    assert.same({ job = "x" }, out[1].labels)
+    local _, err = run({ stage.eventlogmessage { source = "a-b" } }, {})
+    assert.matches("invalid label name: a-b", err, 1, true)
+  end)
+end)
+
+describe("loki.process stages (timestamp duplicates)", function()
+  it("gives a stream's entries of the same parsed timestamp 1ns apart, unless action_on_duplicate_timestamp = keep", function()
+    local entries = { { line = "t=100 a" }, { line = "t=100 b" }, { line = "t=100 c", labels = { job = "other" } },
+      { line = "t=100 d" }, { line = "t=101 e" }, { line = "bad" }, { line = "t=100 f" } }
+    local stages = { stage.regex { expression = "^t=(?P<ts>\\d+)" }, stage.timestamp { source = "ts", format = "Unix" } }
+    local out = assert(run(stages, entries))
+    local got = {}
+    for i, e in ipairs(out) do
+      got[i] = e.sec .. "." .. e.nsec
+    end
+    -- c is another stream; bad fails to parse (fudged after e); f is not e's parsed timestamp
+    assert.same({ "100.0", "100.1", "100.0", "100.2", "101.0", "101.1", "100.0" }, got)
+    stages[2] = stage.timestamp { source = "ts", format = "Unix", action_on_duplicate_timestamp = "keep" }
+    out = assert(run(stages, entries))
+    assert.same({ 0, 0, 0, 0, 0, 1, 0 }, { out[1].nsec, out[2].nsec, out[3].nsec, out[4].nsec, out[5].nsec,
+      out[6].nsec, out[7].nsec })
+    local _, err = run({ stage.timestamp { source = "ts", format = "Unix", action_on_duplicate_timestamp = "skip" } }, {})
+    assert.matches("must be one of fudge, keep", err, 1, true)
+  end)
+end)
+
+describe("loki.process stages (multiline trim_newlines)", function()
+  it("trims each line's trailing CR/LF before joining (Alloy's default), not with trim_newlines = false", function()
+    local entries = { { line = "start 1\r\n" }, { line = "  cont\n\n" }, { line = "start 2" } }
+    local out = assert(run({ stage.multiline { firstline = "^start" } }, entries))
+    assert.equals("start 1\n  cont", out[1].line)
+    out = assert(run({ stage.multiline { firstline = "^start", trim_newlines = false } }, entries))
+    assert.equals("start 1\r\n\n  cont\n\n", out[1].line)
+  end)
+end)
+
+describe("loki.process stages (geoip)", function()
+  local writer = require("helpers.mmdb_writer")
+  local mmdb = require("loki.process.mmdb")
+  local dir = require("helpers.proc").tmpdir()
+  local city = {
+    city = { names = { en = "London", de = "London" } },
+    continent = { code = "EU", names = { en = "Europe" } },
+    country = { iso_code = "GB", names = { en = "United Kingdom" } },
+    location = { latitude = 51.5142, longitude = -0.0931, time_zone = "Europe/London" },
+    postal = { code = "EC2V" },
+    subdivisions = { { iso_code = "ENG", names = { en = "England" } }, { iso_code = "LND", names = { en = "London" } } },
+    MyCompany = { DeptName = "ops" },
+  }
+  local function db(name, networks)
+    local path = dir .. "/" .. name .. ".mmdb"
+    local f = assert(io.open(path, "wb"))
+    f:write(writer.build(networks))
+    f:close()
+    return path
+  end
+  local city_db = db("city", { { "81.2.69.0/24", city }, { "2a02:c7f::/32", { country = { iso_code = "DE" } } } })
+
+  it("reads the records of a MaxMind DB for IPv4, IPv4-mapped and IPv6 addresses", function()
+    local r = assert(mmdb.open(city_db))
+    assert.equals("London", r:lookup("81.2.69.142").city.names.en)
+    assert.equals(51.5142, r:lookup("81.2.69.1").location.latitude)
+    assert.equals("London", r:lookup("::ffff:81.2.69.142").city.names.en)
+    assert.equals("DE", r:lookup("2a02:c7f:1::5").country.iso_code)
+    assert.is_nil(r:lookup("81.2.70.1"))
+    assert.is_nil(r:lookup("not an ip"))
+    assert.is_nil(mmdb.parse_ip("1.2.3.256"))
+    assert.is_nil(mmdb.parse_ip("1::2::3"))
+    assert.same({ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, mmdb.parse_ip("::1"))
+    local _, err = mmdb.from_string("garbage", "x.mmdb")
+    assert.matches("not a MaxMind DB file", err, 1, true)
+  end)
+
+  it("extracts Alloy's geoip_* values of a city database and custom_lookups", function()
+    local out = assert(run({ stage.json { expressions = { ip = "client_ip" } },
+      stage.geoip { source = "ip", db = city_db, db_type = "city", custom_lookups = { department = "MyCompany.DeptName" } },
+      stage.labels { values = { geoip_city_name = "", geoip_country_name = "", geoip_country_code = "",
+        geoip_continent_name = "", geoip_continent_code = "", geoip_location_latitude = "",
+        geoip_location_longitude = "", geoip_postal_code = "", geoip_timezone = "", geoip_subdivision_name = "",
+        geoip_subdivision_code = "", department = "" } } },
+      { { line = '{"client_ip":"81.2.69.142"}' }, { line = '{"client_ip":"10.0.0.1"}' }, { line = '{"client_ip":"x"}' } }))
+    assert.same({ job = "a", geoip_city_name = "London", geoip_country_name = "United Kingdom",
+      geoip_country_code = "GB", geoip_continent_name = "Europe", geoip_continent_code = "EU",
+      geoip_location_latitude = "51.5142", geoip_location_longitude = "-0.0931", geoip_postal_code = "EC2V",
+      geoip_timezone = "Europe/London", geoip_subdivision_name = "London", geoip_subdivision_code = "LND",
+      department = "ops" }, out[1].labels)
+    assert.same({ job = "a" }, out[2].labels) -- not in the database
+    assert.same({ job = "a" }, out[3].labels) -- not an address
+  end)
+
+  it("extracts country and asn values, and refuses what Alloy refuses", function()
+    local asn_db = db("asn", { { "1.128.0.0/11", { autonomous_system_number = 1221,
+      autonomous_system_organization = "Telstra Pty Ltd" } } })
+    local out = assert(run({ stage.regex { expression = "^(?P<ip>\\S+)" },
+      stage.geoip { source = "ip", db = asn_db, db_type = "asn" },
+      stage.geoip { source = "ip", db = city_db, db_type = "country" },
+      stage.labels { values = { geoip_autonomous_system_number = "", geoip_autonomous_system_organization = "",
+        geoip_country_code = "", geoip_city_name = "" } } },
+      { { line = "1.128.0.1 x" }, { line = "81.2.69.5 y" } }))
+    assert.same({ job = "a", geoip_autonomous_system_number = "1221",
+      geoip_autonomous_system_organization = "Telstra Pty Ltd" }, out[1].labels)
+    assert.same({ job = "a", geoip_country_code = "GB" }, out[2].labels) -- country: no city name
+    for _, c in ipairs({
+      { { source = "ip", db = city_db }, "db type or values need to be set" },
+      { { source = "ip", db = city_db, db_type = "isp" }, "must be one of" },
+      { { source = "", db = city_db, db_type = "city" }, "source cannot be empty" },
+      { { source = "ip", db = "", db_type = "city" }, "db path cannot be empty" },
+    }) do
+      local _, err = run({ stage.geoip(c[1]) }, {})
+      assert.matches(c[2], err, 1, true)
+    end
+  end)
+end)

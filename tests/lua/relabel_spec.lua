@@ -119,10 +119,10 @@ end)
 describe("prometheus.relabel", function()
   local mod = dofile((os.getenv("MOONWATCH_SOURCE_DIR") or ".") .. "/stdlib/prometheus/relabel.lua")
 
-  local function component(rules, max_cache_size)
+  local function component(rules, max_cache_size, cache_ttl)
     local rec = batches.recorder()
     local args = schema.validate({ args = mod.args }, { forward_to = { rec }, rule = rules,
-      max_cache_size = max_cache_size })
+      max_cache_size = max_cache_size, cache_ttl = cache_ttl })
     local exports = {}
     local ctx = { id = "prometheus.relabel.test", log = require("moonwatch.log").new({}),
       export = function(_, e)
@@ -181,6 +181,41 @@ describe("prometheus.relabel", function()
     assert.equals(6, #rec.samples)
     assert.is_true(tonumber(inst.cache:stats().flushes) >= 1)
     assert.truthy(keepalive)
+  end)
+
+  it("checks the cache modes as Alloy: max_cache_size or cache_ttl (at least 1m), not both", function()
+    local function problems(args)
+      args.forward_to = {}
+      local _, p = schema.validate({ args = mod.args, validate = mod.validate }, args)
+      return p and p[1] and p[1].msg or nil
+    end
+    assert.is_nil(problems({}))
+    assert.is_nil(problems({ max_cache_size = 0, cache_ttl = "10m" }))
+    assert.matches("one of max_cache_size or cache_ttl must be set", problems({ max_cache_size = 0 }), 1, true)
+    assert.matches("max_cache_size and cache_ttl are mutually exclusive", problems({ cache_ttl = "10m" }), 1, true)
+    assert.matches("cache_ttl must be at least 1m when set; got 30s",
+      problems({ max_cache_size = 0, cache_ttl = "30s" }), 1, true)
+    assert.matches("must be between 0 and", problems({ max_cache_size = -1 }), 1, true)
+  end)
+
+  it("in TTL mode (max_cache_size = 0) holds every series, and forgets them all once per cache_ttl", function()
+    local metrics = require("moonwatch.metrics")
+    local inst, exports, rec = component({}, 0, "1m")
+    local b, keepalive = batches.from_text("a 1\nb 2\nc 3\n")
+    exports.receiver:append(b)
+    exports.receiver:append(b)
+    assert.equals(3, inst.cache:len())
+    assert.equals(0, tonumber(inst.cache:stats().flushes)) -- no size bound
+    assert.equals(3, tonumber(inst.cache:stats().hits))
+    inst.cleared = inst.cleared - 60 -- a minute later
+    local b2, keepalive2 = batches.from_text("d 4\n")
+    exports.receiver:append(b2)
+    assert.equals(1, inst.cache:len()) -- a, b and c forgotten
+    assert.equals(7, #rec.samples)
+    assert.same({ __name__ = "d" }, rec.samples[7].labels)
+    assert.matches('prometheus_relabel_cache_ttl_evictions{component_id="prometheus.relabel.test"} 3',
+      metrics.default:expose(), 1, true)
+    assert.truthy(keepalive and keepalive2)
   end)
 
   -- native histograms: a histogram sample goes where its series goes (same cache, same

@@ -337,3 +337,16 @@ describe("prometheus.remote_write", function()
     ctrl:stop()
   end)
 end)
+
+describe("prometheus.remote_write arguments", function()
+  it("do not offer HTTP/2 by default (Alloy's remote_write default), and do when enable_http2 = true", function()
+    local schema = require("moonwatch.schema")
+    package.path = SRC .. "/stdlib/?.lua;" .. SRC .. "/stdlib/?/init.lua;" .. package.path
+    local mod = require("prometheus.remote_write")
+    local args = schema.validate({ args = mod.args }, { endpoint = { { url = "http://127.0.0.1:9/api/v1/write" } } })
+    assert.is_false(args.endpoint[1].enable_http2)
+    args = schema.validate({ args = mod.args },
+      { endpoint = { { url = "http://127.0.0.1:9/api/v1/write", enable_http2 = true } } })
+    assert.is_true(args.endpoint[1].enable_http2)
+  end)
+end)

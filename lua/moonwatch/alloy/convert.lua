@@ -236,6 +236,7 @@ end
 
 local function body(stmts, ind, out, st, path)
   path = path or ""
+  stmts = loader.nest(stmts)
   check_body(stmts, path)
   local groups = {} -- name -> the blocks of that name, in order
   for _, s in ipairs(stmts) do

@@ -307,8 +307,50 @@ local function set_position(env, key, pos)
   env.order[#env.order + 1] = key
 end
 
+-- The kinds of `kind.tag { ... }` blocks that are positional tagged entries (the pipeline
+-- environment's helpers: loki.process's stage.*, stage.metrics's metric.*).
+M.TAGGED = { stage = true, metric = true }
+
+--- A block body with Alloy's other dotted nested blocks as the nested blocks they stand for:
+--- `profile.fgprof { ... }` and `profile.custom "name" { ... }` (pyroscope.scrape's
+--- profiling_config) are `profile { fgprof { ... } custom { name = "name" ... } }`, in one
+--- `profile` block where the first of them is; a block's label is its `name` argument.
+--- Blocks of a tagged kind, and the rest, stay as they are.
+---@param stmts table the statements of a body (moonwatch.alloy.parser)
+---@return table stmts
+function M.nest(stmts)
+  local out, groups = {}, {}
+  for _, s in ipairs(stmts) do
+    local head, rest
+    if s.kind == "block" then
+      head, rest = s.name:match("^([%w_]+)%.(.+)$")
+    end
+    if head and not M.TAGGED[head] then
+      local g = groups[head]
+      if not g then
+        g = { kind = "block", name = head, line = s.line, col = s.col, body = {} }
+        groups[head] = g
+        out[#out + 1] = g
+      end
+      local body = s.body
+      if s.label then
+        body = { { kind = "attr", name = "name", line = s.line, col = s.col,
+          value = { t = "lit", v = s.label, line = s.line, col = s.col } } }
+        for _, x in ipairs(s.body) do
+          body[#body + 1] = x
+        end
+      end
+      g.body[#g.body + 1] = { kind = "block", name = rest, line = s.line, col = s.col, body = body }
+    else
+      out[#out + 1] = s
+    end
+  end
+  return out
+end
+
 local function body_args(body, env, refs, problems, path)
   path = path or ""
+  body = M.nest(body)
   local args, kinds = {}, {} -- kinds[name] = "attr" | number of blocks
   local spans = {} -- name -> { from, to } of env.order: the keys its first block's body set
   for _, s in ipairs(body) do

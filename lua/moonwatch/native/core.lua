@@ -25,7 +25,7 @@ function M.sha256_hex(s, n)
   return ffi.string(hexbuf, n or 64)
 end
 
---- SHA3-256 of s as 64 lowercase hex digits (loki.process templates' Hash, as Alloy's).
+--- SHA3-256 of s as 64 lowercase hex digits.
 ---@param s string
 ---@return string
 function M.sha3_256_hex(s)

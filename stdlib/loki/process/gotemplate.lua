@@ -260,9 +260,9 @@ local function expand(re, template, s, ov)
         out[#out + 1] = "$"
       else
         i = rest
-        local g = tonumber(name)
-        if not (g and name:match("^%d+$")) then
-          g = nil
+        -- a number names a group, unless it has a leading zero or 9 digits or more (Go's rule)
+        local g = name:find("^%d+$") and not (name:sub(1, 1) == "0" and #name > 1) and #name <= 8 and tonumber(name)
+        if not g then
           for k = 1, re:groups() do
             if names[k] == name then
               g = k
@@ -280,17 +280,22 @@ local function expand(re, template, s, ov)
   return table.concat(out)
 end
 
-local regex_cache = setmetatable({}, { __mode = "v" })
+-- The compiled regexes of the regex functions (their first argument), a few dozen at most.
+local regexes, nregexes = {}, 0
 local function compiled(expr, fname)
-  local re = regex_cache[expr]
-  if not re then
-    local err
-    re, err = regex.new(expr)
-    if not re then
-      error(string.format("%s: %s", fname, err), 0)
-    end
-    regex_cache[expr] = re
+  local re = regexes[expr]
+  if re then
+    return re
   end
+  local err
+  re, err = regex.new(expr)
+  if not re then
+    error(string.format("%s: invalid regex %q: %s", fname, expr, err), 0)
+  end
+  if nregexes >= 64 then
+    regexes, nregexes = {}, 0
+  end
+  regexes[expr], nregexes = re, nregexes + 1
   return re
 end
 

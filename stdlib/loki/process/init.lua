@@ -128,8 +128,15 @@ function Instance:update(args)
     drop_by_label = function(name, value)
       by_fam:with(id, name, value or ""):inc()
     end,
-    -- a counter of this component (Alloy's stage metrics, with component_id)
-    counter = function(name, help)
+    -- a counter of this component (Alloy's stage metrics, with component_id); with label
+    -- names, a function of their values that gives the counter
+    counter = function(name, help, labels)
+      if labels then
+        local counters = metrics.default:counter(name, help, { "component_id", unpack(labels) })
+        return function(...)
+          return counters:with(id, ...)
+        end
+      end
       return metrics.default:counter(name, help, { "component_id" }):with(id)
     end,
     tick = function(fn)

@@ -500,11 +500,14 @@ stage("regex", {
       expression = { type = "string", required = true, check = check_regex,
         doc = "RE2 regex whose named capture groups (?P<name>...) are extracted." },
       source = { type = "string", default = "", doc = "Extracted value to match (\"\": the line)." },
+      labels_from_groups = { type = "bool", default = false,
+        doc = "Whether each named group also sets the label of its name (overriding one the entry has; "
+          .. "an invalid label name or value is skipped, as Alloy's)." },
     },
   },
   new = function(a)
     local re = assert(regex.new(a.expression))
-    local names, source = re:names(), a.source
+    local names, source, as_labels = re:names(), a.source, a.labels_from_groups
     local groups = re:groups()
     return function(list)
       for i = 1, #list do
@@ -516,7 +519,138 @@ stage("regex", {
           for g = 1, groups do
             local n = names[g]
             if n then
-              ex[n] = caps[g] or ""
+              local v = caps[g] or ""
+              ex[n] = v
+              if as_labels and values.is_label_name(n) then
+                set_label(e, n, v) -- set_label skips a value that is not UTF-8
+              end
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- pattern ------------------------------------------------------------------------------
+-- Loki's pattern syntax: `<name>` captures (`<_>` captures nothing), any other text is literal.
+-- The parts, alternating literal strings and { name } captures, or nil, err.
+local function compile_pattern(p)
+  local parts, pos, names, seen = {}, 1, {}, {}
+  while pos <= #p do
+    local s, e, name = p:find("<([%a_][%w_]*)>", pos)
+    local lit = p:sub(pos, (s or #p + 1) - 1)
+    if lit ~= "" then
+      if type(parts[#parts]) == "string" then
+        parts[#parts] = parts[#parts] .. lit
+      else
+        parts[#parts + 1] = lit
+      end
+    end
+    if not s then
+      break
+    end
+    if type(parts[#parts]) == "table" then
+      return nil, "failed to parse pattern: found consecutive capture: invalid expression"
+    end
+    if name ~= "_" then
+      if seen[name] then
+        return nil, string.format("failed to parse pattern: duplicate capture name (%s): invalid expression", name)
+      end
+      seen[name] = true
+      names[#names + 1] = name
+    end
+    parts[#parts + 1] = { name }
+    pos = e + 1
+  end
+  if #names == 0 then
+    return nil, "failed to parse pattern: at least one capture is required"
+  end
+  return parts
+end
+
+-- The captures of pattern parts in s, as Loki's matcher finds them: a leading literal must
+-- start s, each capture runs to the first occurrence of the literal after it (to the end of
+-- s when there is none, or when it ends the pattern). { name = text }, or nil.
+local function match_pattern(parts, s)
+  if s == "" then
+    return nil
+  end
+  local k, pos, out = 1, 1, {}
+  if type(parts[1]) == "string" then
+    if s:sub(1, #parts[1]) ~= parts[1] then
+      return nil
+    end
+    pos, k = #parts[1] + 1, 2
+  end
+  if k > #parts then
+    return nil
+  end
+  while k <= #parts do
+    local name = parts[k][1]
+    local lit = parts[k + 1]
+    if not lit then
+      if name ~= "_" then
+        out[name] = s:sub(pos)
+      end
+      return out
+    end
+    local i = s:find(lit, pos, true)
+    if not i then
+      if name ~= "_" then
+        out[name] = s:sub(pos)
+      end
+      return out
+    end
+    if name ~= "_" then
+      out[name] = s:sub(pos, i - 1)
+    end
+    pos, k = i + #lit, k + 2
+  end
+  return out
+end
+
+stage("pattern", {
+  doc = "Matches a Loki pattern (`<name>` captures, `<_>` skips, the rest literal) on the line (or an "
+    .. "extracted value); its captures become extracted values (and labels with labels_from_groups).",
+  schema = {
+    args = {
+      pattern = { type = "string", required = true, doc = "The pattern, e.g. \"<ip> - <_> [<ts>] <msg>\".",
+        check = function(v)
+          local ok, err = compile_pattern(v)
+          return ok and true or nil, err
+        end },
+      source = { type = "string", doc = "Extracted value to match (default: the line).",
+        check = function(v)
+          if v == "" then
+            return nil, "empty source"
+          end
+        end },
+      labels_from_groups = { type = "bool", default = false,
+        doc = "Whether each capture also sets the label of its name (overriding one the entry has)." },
+    },
+  },
+  new = function(a)
+    local parts = assert(compile_pattern(a.pattern))
+    local source, as_labels = a.source, a.labels_from_groups
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local input
+        if source then
+          local v = e.extracted[source]
+          input = (type(v) == "string" or type(v) == "number" or type(v) == "boolean") and str(v) or nil
+        else
+          input = e.line
+        end
+        local caps = input and match_pattern(parts, input)
+        if caps then
+          local ex = e.extracted
+          for name, v in pairs(caps) do
+            ex[name] = v
+            if as_labels then
+              set_label(e, name, v) -- set_label skips a value that is not UTF-8
             end
           end
         end
@@ -613,9 +747,14 @@ stage("replace", {
 
 -- labels, static_labels, label_drop, label_keep, structured_metadata -----------------------
 stage("labels", {
-  doc = "Sets labels from extracted values (label -> extracted name, \"\": the same name).",
+  doc = "Sets labels from extracted values (label -> extracted name, \"\": the same name), or from "
+    .. "structured metadata.",
   schema = {
-    args = { values = { type = "map", of = { type = "string" }, default = {}, doc = "Label -> extracted name." } },
+    args = {
+      values = { type = "map", of = { type = "string" }, default = {}, doc = "Label -> extracted name." },
+      source_type = { type = "string", default = "extracted", enum = { "extracted", "structured_metadata" },
+        doc = "Where the values are read: the extracted values, or the entry's structured metadata." },
+    },
     validate = label_names("values"),
   },
   new = function(a)
@@ -623,10 +762,11 @@ stage("labels", {
     for k, v in pairs(a.values) do
       names[#names + 1], srcs[#srcs + 1] = k, v ~= "" and v or k
     end
+    local from_metadata = a.source_type == "structured_metadata"
     return function(list)
       for i = 1, #list do
         local e = list[i]
-        local ex = e.extracted
+        local ex = from_metadata and e.metadata or e.extracted
         for k = 1, #names do
           local v = ex[srcs[k]]
           if v ~= nil then
@@ -707,24 +847,83 @@ stage("label_keep", {
 })
 
 stage("structured_metadata", {
-  doc = "Adds extracted values to the entry's structured metadata (name -> extracted name, \"\": the same name).",
+  doc = "Adds extracted values to the entry's structured metadata (name -> extracted name, \"\": the same "
+    .. "name; and every extracted value whose name matches regex); a label so added is removed from the "
+    .. "labels, as Alloy's.",
   schema = {
-    args = { values = { type = "map", of = { type = "string" }, default = {}, doc = "Name -> extracted name." } },
+    args = {
+      values = { type = "map", of = { type = "string" }, default = {}, doc = "Name -> extracted name." },
+      regex = { type = "string", default = "", check = check_regex,
+        doc = "RE2 regex: the extracted values (the labels included) whose name it matches are added." },
+    },
     validate = label_names("values"),
   },
   new = function(a)
     local vals = a.values
+    local re = a.regex ~= "" and assert(regex.new(a.regex)) or nil
+    local function put(e, k, v)
+      v = str(v)
+      if values.is_utf8(v) then -- as Alloy's: an invalid value is skipped
+        e.metadata[k] = v
+      end
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
+        local ex = e.extracted
         for k, src in pairs(vals) do
-          local v = e.extracted[src ~= "" and src or k]
+          local v = ex[src ~= "" and src or k]
           if v ~= nil then
-            v = str(v)
-            if values.is_utf8(v) then -- as Alloy's: an invalid value is skipped
-              e.metadata[k] = v
+            put(e, k, v)
+          end
+        end
+        if re then
+          for k, v in pairs(extracted_all(e)) do
+            if re:find(k) then
+              put(e, k, v)
             end
           end
+        end
+        -- labels named by values (their source) or matching regex move to the metadata
+        local l = e.labels
+        for k, src in pairs(vals) do
+          src = src ~= "" and src or k
+          if l[src] ~= nil then
+            e.metadata[k] = l[src]
+            set_label(e, src, nil)
+          end
+        end
+        if re then
+          for k, v in pairs(l) do
+            if re:find(k) then
+              e.metadata[k] = v
+              set_label(e, k, nil)
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+stage("structured_metadata_drop", {
+  doc = "Removes entries of the structured metadata.",
+  schema = {
+    args = { values = { type = "list", of = { type = "string" }, default = {}, doc = "Names to remove." } },
+    validate = function(b)
+      if #b.values == 0 then
+        return nil, "values: structured_metadata_drop stage config cannot be empty"
+      end
+    end,
+  },
+  new = function(a)
+    local names = a.values
+    return function(list)
+      for i = 1, #list do
+        local md = list[i].metadata
+        for k = 1, #names do
+          md[names[k]] = nil
         end
       end
       return list
@@ -914,6 +1113,9 @@ stage("timestamp", {
       location = { type = "string", default = "", doc = "IANA time zone of values without an offset (\"\": UTC)." },
       action_on_failure = { type = "string", default = "fudge", enum = { "fudge", "skip" },
         doc = "fudge: the stream's last timestamp plus 1ns; skip: keep the entry's timestamp." },
+      action_on_duplicate_timestamp = { type = "string", default = "fudge", enum = { "fudge", "keep" },
+        doc = "When the parsed timestamp equals the stream's last parsed one: fudge: the stream's last "
+          .. "timestamp plus 1ns (order kept in Loki); keep: the parsed timestamp." },
     },
     validate = function(b)
       if b.format == "" then
@@ -934,7 +1136,10 @@ stage("timestamp", {
     end
     local loc = a.location ~= "" and assert(gotime.zone(a.location)) or nil
     local source, fudge = a.source, a.action_on_failure == "fudge"
-    local last_s, last_n, nlast = {}, {}, 0 -- stream key -> last timestamp (fudge)
+    local dup_fudge = a.action_on_duplicate_timestamp == "fudge"
+    local remember = fudge or dup_fudge
+    -- stream key -> the last timestamp given (last_s, last_n) and the last one parsed (last_ps, last_pn)
+    local last_s, last_n, last_ps, last_pn, nlast = {}, {}, {}, {}, 0
     local parse = gotime.parse
     return function(list)
       local today = os.date("!*t", math.floor(env.now()))
@@ -953,15 +1158,22 @@ stage("timestamp", {
         end
         if sec then
           e.sec, e.nsec = sec, nsec
-          if fudge then
+          if remember then
             local key = labels_key(e)
             if not last_s[key] then
               nlast = nlast + 1
               if nlast > FUDGE_MAX then
-                last_s, last_n, nlast = {}, {}, 1
+                last_s, last_n, last_ps, last_pn, nlast = {}, {}, {}, {}, 1
               end
+            elseif dup_fudge and last_ps[key] == sec and last_pn[key] == nsec then
+              -- the same parsed timestamp as the stream's last entry: 1ns after what that one got
+              local s, n = last_s[key], last_n[key] + 1
+              if n >= 1000000000 then
+                s, n = s + 1, 0
+              end
+              e.sec, e.nsec = s, n
             end
-            last_s[key], last_n[key] = sec, nsec
+            last_s[key], last_n[key], last_ps[key], last_pn[key] = e.sec, e.nsec, sec, nsec
           end
         elseif fudge then
           local key = labels_key(e)
@@ -1076,6 +1288,597 @@ stage("drop", {
         end
       end
       return any and compact(list) or list
+    end
+  end,
+})
+
+-- split_json ---------------------------------------------------------------------------
+-- The raw text of each element of s, a valid JSON array (whitespace around them left out).
+local function json_elements(s)
+  local out, depth, pos, start = {}, 0, 1, nil
+  local find, sub = string.find, string.sub
+  while true do
+    local i, _, c = find(s, '([%[%]{}",])', pos)
+    if not i then
+      return out
+    end
+    if c == '"' then
+      local j = i + 1
+      while true do -- to the closing quote, over escapes
+        local k, _, q = find(s, '(["\\])', j)
+        if q == "\\" then
+          j = k + 2
+        else
+          i = k
+          break
+        end
+      end
+    elseif c == "[" or c == "{" then
+      depth = depth + 1
+      if depth == 1 then
+        start = i + 1
+      end
+    elseif c == "]" or c == "}" or c == "," then
+      if depth == 1 then
+        local el = sub(s, start, i - 1):match("^[ \t\r\n]*(.-)[ \t\r\n]*$")
+        if el ~= "" or c == "," then -- "[]": no element
+          out[#out + 1] = el
+        end
+        start = i + 1
+      end
+      if c ~= "," then
+        depth = depth - 1
+      end
+    end
+    pos = i + 1
+  end
+end
+
+stage("split_json", {
+  doc = "Splits a top-level JSON array (the line, or an extracted value) into one entry per element, whose "
+    .. "line is the element's text; an empty array leaves no entry; anything else passes unchanged.",
+  schema = {
+    args = {
+      source = { type = "string", doc = "Extracted value to split (default: the line).",
+        check = function(v)
+          if v == "" then
+            return nil, "must not be empty (leave it out to split the line)"
+          end
+        end },
+    },
+  },
+  new = function(a)
+    local source = a.source
+    return function(list)
+      local out, changed = {}, false
+      for i = 1, #list do
+        local e = list[i]
+        local input
+        if source then
+          local v = e.extracted[source]
+          input = (type(v) == "string" or type(v) == "number" or type(v) == "boolean") and str(v) or nil
+        else
+          input = e.line
+        end
+        local elems
+        if input and input:find("^[ \t\r\n]*%[") then
+          local ok, data = pcall(strict_decode, input)
+          if ok and type(data) == "table" then
+            elems = json_elements(input)
+          end
+        end
+        if not elems then
+          out[#out + 1] = e
+        else
+          changed = true
+          local own = {}
+          for k, v in pairs(e.extracted) do
+            own[k] = v
+          end
+          for _, raw in ipairs(elems) do
+            local ex = M.new_extracted(e.labels)
+            for k, v in pairs(own) do
+              ex[k] = v
+            end
+            local md = {}
+            for k, v in pairs(e.metadata) do
+              md[k] = v
+            end
+            out[#out + 1] = { labels = e.labels, line = raw, sec = e.sec, nsec = e.nsec, metadata = md, extracted = ex }
+          end
+        end
+      end
+      return changed and out or list
+    end
+  end,
+})
+
+-- luhn ---------------------------------------------------------------------------------
+-- Whether the digit string d passes the Luhn check, as Alloy's: over the value of d (Go's
+-- Atoi), so a value past the int64 range never does.
+local function luhn_ok(d)
+  local v = d:match("^0*(%d*)$")
+  if #v > 19 or (#v == 19 and v > "9223372036854775807") then
+    return false
+  end
+  local sum, double = 0, false
+  for i = #v, 1, -1 do
+    local c = v:byte(i) - 48
+    if double then
+      c = c * 2
+      if c > 9 then
+        c = c - 9
+      end
+    end
+    sum, double = sum + c, not double
+  end
+  return sum % 10 == 0
+end
+
+stage("luhn", {
+  doc = "Replaces the numbers of the line (or of an extracted value: the line becomes it, as Alloy's) that "
+    .. "pass the Luhn check (credit card numbers) with replacement.",
+  schema = {
+    args = {
+      replacement = { type = "string", default = "**REDACTED**", doc = "What a number is replaced with (\"\": the default)." },
+      source = { type = "string", doc = "Extracted value to read (default: the line).",
+        check = function(v)
+          if v == "" then
+            return nil, "empty source"
+          end
+        end },
+      min_length = { type = "int", default = 13, doc = "The fewest digits of a number (below 1: 13)." },
+      delimiters = { type = "string", default = "", doc = "Characters taken as part of a number (\"-\": 4242-4242-...)." },
+      skip_regex = { type = "string", default = "", check = check_regex,
+        doc = "RE2 regex: numbers within its matches (UUIDs, say) are left as they are." },
+    },
+  },
+  new = function(a)
+    local replacement = a.replacement ~= "" and a.replacement or "**REDACTED**"
+    local min_len = a.min_length >= 1 and a.min_length or 13
+    local delims = {}
+    for ch in a.delimiters:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+      delims[ch] = true
+    end
+    local skip = a.skip_regex ~= "" and assert(regex.new(a.skip_regex)) or nil
+    local source = a.source
+    -- the [start, end) byte ranges skip matches in s (0-based)
+    local function skipped(s)
+      local out, pos = {}, 0
+      while pos <= #s do
+        local ov = skip:offsets(s, pos + 1)
+        if not ov then
+          break
+        end
+        out[#out + 1] = ov
+        pos = ov[1] > ov[0] and ov[1] or ov[1] + 1
+      end
+      return out
+    end
+    local function redact(s)
+      local out, digits, start, num_end, text_end, trailing = {}, {}, nil, nil, nil, nil
+      local skips
+      local function flush()
+        if start then
+          local d = table.concat(digits)
+          local keep = true
+          if #d >= min_len and luhn_ok(d) then
+            keep = false
+            if skip then
+              skips = skips or skipped(s)
+              for _, m in ipairs(skips) do
+                if m[0] <= start and num_end <= m[1] then
+                  keep = true
+                  break
+                end
+              end
+            end
+          end
+          if keep then
+            out[#out + 1] = s:sub(start + 1, text_end)
+          else
+            out[#out + 1] = replacement
+            out[#out + 1] = trailing
+          end
+        end
+        digits, start, trailing = {}, nil, nil
+      end
+      local pos, n = 0, #s
+      while pos < n do
+        local c = s:byte(pos + 1)
+        local w = c < 0x80 and 1 or c >= 0xC2 and c < 0xE0 and 2 or c >= 0xE0 and c < 0xF0 and 3
+          or c >= 0xF0 and c < 0xF5 and 4 or 1
+        local ch = s:sub(pos + 1, pos + w)
+        if w > 1 and not values.is_utf8(ch) then
+          w, ch = 1, "\239\191\189" -- as Go's range: an invalid byte is U+FFFD (written as such)
+        elseif w == 1 and c >= 0x80 then
+          ch = "\239\191\189"
+        end
+        if c >= 48 and c <= 57 then
+          start = start or pos
+          digits[#digits + 1] = ch
+          num_end, text_end, trailing = pos + 1, pos + 1, nil
+        elseif start and delims[ch] then
+          text_end, trailing = pos + w, ch
+        else
+          flush()
+          out[#out + 1] = ch
+        end
+        pos = pos + w
+      end
+      flush()
+      return table.concat(out)
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local input = e.line
+        if source then
+          input = e.extracted[source]
+        end
+        if type(input) == "string" then
+          e.line = redact(input)
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- eventlogmessage ----------------------------------------------------------------------
+-- Alloy's SanitizeFullLabelName: each character that may not be in a label name is "_".
+local function sanitize_label_name(k)
+  if k == "" then
+    return "_"
+  end
+  local out, i = {}, 0
+  for ch in k:gmatch("[%z\1-\127\192-\255][\128-\191]*") do
+    out[#out + 1] = (ch:find("^[%a_]$") or (i > 0 and ch:find("^%d$"))) and ch or "_"
+    i = i + #ch
+  end
+  return table.concat(out)
+end
+
+stage("eventlogmessage", {
+  doc = "Reads the `Key: value` lines (CRLF-separated) of a Windows Event Log message (an extracted value) "
+    .. "into extracted values; a key that is not a label name is sanitized (or skipped with "
+    .. "drop_invalid_labels), one already extracted gets the suffix _extracted unless overwrite_existing.",
+  schema = {
+    args = {
+      source = { type = "string", default = "message", doc = "Extracted value holding the message.",
+        check = function(v)
+          if not values.is_label_name(v) then
+            return nil, string.format("invalid label name: %s", v)
+          end
+        end },
+      drop_invalid_labels = { type = "bool", default = false, doc = "Skip keys that are not label names." },
+      overwrite_existing = { type = "bool", default = false, doc = "Overwrite an extracted value of the same key." },
+    },
+  },
+  new = function(a, env)
+    local source, drop_invalid, overwrite = a.source, a.drop_invalid_labels, a.overwrite_existing
+    return function(list)
+      local dropped = false
+      for i = 1, #list do
+        local e = list[i]
+        local ex = e.extracted
+        local v = ex[source]
+        if type(v) == "table" then -- as Alloy's: a value that is no string drops the entry
+          env.drop(e, "eventlogmessage_stage")
+          dropped = true
+        elseif v ~= nil then
+          v = str(v)
+          local pos = 1
+          while pos <= #v + 1 do
+            local crlf = v:find("\r\n", pos, true)
+            local line = v:sub(pos, (crlf or #v + 1) - 1)
+            pos = crlf and crlf + 2 or #v + 2
+            local k, val = line:match("^([^:]*):(.*)$")
+            if k then
+              local valid = values.is_label_name(k)
+              if not valid and not drop_invalid then
+                k, valid = sanitize_label_name(k), true
+              end
+              if valid then
+                if ex[k] ~= nil and not overwrite then
+                  k = k .. "_extracted"
+                end
+                val = val:gsub("^%s+", ""):gsub("%s+$", "")
+                if values.is_utf8(val) then
+                  ex[k] = val
+                end
+              end
+            end
+          end
+        end
+      end
+      return dropped and compact(list) or list
+    end
+  end,
+})
+
+-- geoip --------------------------------------------------------------------------------
+local GEOIP_CITY = {
+  { "geoip_city_name", { "city", "names", "en" } },
+  { "geoip_country_name", { "country", "names", "en" } },
+  { "geoip_country_code", { "country", "iso_code" } },
+  { "geoip_continent_name", { "continent", "names", "en" } },
+  { "geoip_continent_code", { "continent", "code" } },
+  { "geoip_postal_code", { "postal", "code" } },
+  { "geoip_timezone", { "location", "time_zone" } },
+}
+
+local function dig(rec, path)
+  for _, k in ipairs(path) do
+    if type(rec) ~= "table" then
+      return nil
+    end
+    rec = rec[k]
+  end
+  return rec
+end
+
+stage("geoip", {
+  doc = "Looks up an IP address (an extracted value) in a MaxMind database (.mmdb, read by moonwatch) and "
+    .. "extracts Alloy's geoip_* values for db_type city, country or asn, and custom_lookups (name -> "
+    .. "path in the record, e.g. \"MyCompany.DeptName\").",
+  schema = {
+    args = {
+      db = { type = "string", required = true, doc = "Path of the MaxMind database (opened when the pipeline starts).",
+        check = function(v)
+          if v == "" then
+            return nil, "db path cannot be empty"
+          end
+        end },
+      source = { type = "string", required = true, doc = "Extracted value holding the IP address.",
+        check = function(v)
+          if v == "" then
+            return nil, "source cannot be empty"
+          end
+        end },
+      db_type = { type = "string", default = "", enum = { "", "city", "country", "asn" },
+        doc = "The database's kind: city, country or asn (\"\": custom_lookups only)." },
+      custom_lookups = { type = "map", of = { type = "string" }, optional = true,
+        doc = "Extracted name -> JMESPath in the record (\"\": the name)." },
+    },
+    validate = function(b)
+      if b.db_type == "" and not b.custom_lookups then
+        return nil, "db type or values need to be set"
+      end
+      for name, expr in pairs(b.custom_lookups or {}) do
+        local _, err = jmespath.compile(expr ~= "" and expr or name)
+        if err then
+          return nil, string.format("custom_lookups[%q]: %s", name, err)
+        end
+      end
+    end,
+  },
+  new = function(a, env)
+    local mmdb = require("loki.process.mmdb")
+    local db = assert(mmdb.open(a.db))
+    local source, kind = a.source, a.db_type
+    local lookups = {}
+    for name, expr in pairs(a.custom_lookups or {}) do
+      lookups[#lookups + 1] = { name, (jmespath.compile(expr ~= "" and expr or name)) }
+    end
+    local cache, ncache = {}, 0 -- address -> record (false: none), a few thousand at most
+    local function record(ip)
+      local r = cache[ip]
+      if r == nil then
+        local ok, res = pcall(db.lookup, db, ip)
+        if not ok then
+          env.log:error("unable to look up the ip", { ip = ip, err = res })
+          res = nil
+        end
+        r = res or false
+        if ncache >= 4096 then
+          cache, ncache = {}, 0
+        end
+        cache[ip], ncache = r, ncache + 1
+      end
+      return r or nil
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local ex = e.extracted
+        local v = ex[source]
+        local ip = (type(v) == "string" or type(v) == "number") and str(v) or nil
+        if ip and not mmdb.parse_ip(ip) then
+          env.log:error("source is not an ip", { source = ip })
+        elseif ip then
+          local rec = record(ip)
+          if rec and (kind == "city" or kind == "country") then
+            for k = kind == "city" and 1 or 2, kind == "city" and #GEOIP_CITY or 5 do -- country: 2..5
+              local f = GEOIP_CITY[k]
+              local x = dig(rec, f[2])
+              if type(x) == "string" and x ~= "" then
+                ex[f[1]] = x
+              end
+            end
+            if kind == "city" then
+              local lat, lon = dig(rec, { "location", "latitude" }), dig(rec, { "location", "longitude" })
+              lat, lon = tonumber(lat) or 0, tonumber(lon) or 0
+              if lat ~= 0 or lon ~= 0 then
+                ex.geoip_location_latitude, ex.geoip_location_longitude = lat, lon
+              end
+              local subs = rec.subdivisions
+              local last = type(subs) == "table" and subs[#subs]
+              if type(last) == "table" then
+                local n, c = dig(last, { "names", "en" }), last.iso_code
+                if type(n) == "string" and n ~= "" then
+                  ex.geoip_subdivision_name = n
+                end
+                if type(c) == "string" and c ~= "" then
+                  ex.geoip_subdivision_code = c
+                end
+              end
+            end
+          elseif rec and kind == "asn" then
+            local n, o = rec.autonomous_system_number, rec.autonomous_system_organization
+            if type(n) == "number" and n ~= 0 then
+              ex.geoip_autonomous_system_number = n
+            end
+            if type(o) == "string" and o ~= "" then
+              ex.geoip_autonomous_system_organization = o
+            end
+          end
+          if rec then
+            for k = 1, #lookups do
+              local x = jmespath.search(lookups[k][2], rec)
+              if x ~= nil and x ~= cjson.null then
+                ex[lookups[k][1]] = type(x) == "table" and values.json(x) or x
+              end
+            end
+          end
+        end
+      end
+      return list
+    end
+  end,
+})
+
+-- sampling -----------------------------------------------------------------------------
+stage("sampling", {
+  doc = "Keeps each entry with probability rate, drops the others (counted in "
+    .. "loki_process_dropped_lines_total{reason=drop_counter_reason}).",
+  schema = {
+    args = {
+      rate = { type = "number", required = true, min = 0, max = 1,
+        doc = "The fraction of entries kept, between 0.0 and 1.0." },
+      drop_counter_reason = { type = "string", default = "sampling_stage", doc = "The reason label of the drop counter." },
+    },
+  },
+  new = function(a, env)
+    local rate, reason, random = a.rate, a.drop_counter_reason, math.random
+    return function(list)
+      local any = false
+      for i = 1, #list do
+        if random() >= rate then -- rate 1 keeps every entry, 0 none
+          env.drop(list[i], reason)
+          any = true
+        end
+      end
+      return any and compact(list) or list
+    end
+  end,
+})
+
+-- truncate -----------------------------------------------------------------------------
+-- s cut to at most n bytes, at the start of a UTF-8 character (a label or metadata value
+-- must stay UTF-8: Alloy cuts at the byte, leaving an invalid value)
+local function utf8_cut(s, n)
+  while n > 0 do
+    local c = s:byte(n + 1)
+    if not c or c < 0x80 or c >= 0xC0 then
+      break
+    end
+    n = n - 1
+  end
+  return s:sub(1, n)
+end
+
+local TRUNCATE_RULE = { args = {
+  limit = { type = "string", required = true, doc = "The most bytes a value keeps, its suffix included (\"12B\", \"1KiB\")." },
+  suffix = { type = "string", default = "", doc = "Appended to a value that was truncated." },
+  sources = { type = "list", of = { type = "string" }, default = {},
+    doc = "The names to truncate (default: all of source_type); not with source_type line." },
+  source_type = { type = "string", default = "line", enum = { "line", "label", "structured_metadata", "extracted" },
+    doc = "What is truncated: the line, labels, structured metadata or extracted values." },
+}, validate = function(r)
+  local n = bytes(r.limit)
+  if not n then
+    return nil, string.format("limit: %q is not a size (such as 512B, 8KB, 1MiB)", r.limit)
+  elseif n <= 0 then
+    return nil, "limit must be greater than zero"
+  elseif r.source_type == "line" and #r.sources > 0 then
+    return nil, "sources cannot be set when source_type is 'line'"
+  elseif #r.suffix > 0 and n <= #r.suffix then
+    return nil, "suffix length cannot be greater than or equal to limit"
+  end
+end }
+
+stage("truncate", {
+  doc = "Truncates the line, labels, structured metadata or extracted values longer than a rule's limit "
+    .. "(the extracted value truncated lists the fields truncated; loki_process_truncated_fields_total{field}).",
+  schema = {
+    args = { rule = { type = "block", repeated = true, required = true, schema = TRUNCATE_RULE,
+      doc = "A rule: limit, suffix, sources, source_type; applied in order." } },
+  },
+  new = function(a, env)
+    local count = env.counter("loki_process_truncated_fields_total", "A count of all log lines, labels, extracted "
+      .. "values, or structured_metadata truncated as a result of a pipeline stage", { "field" })
+    local counters = {}
+    for _, f in ipairs({ "line", "label", "structured_metadata", "extracted" }) do
+      counters[f] = count(f)
+    end
+    local rules = {}
+    for i, r in ipairs(a.rule) do
+      local sources = {}
+      for _, n in ipairs(r.sources) do
+        sources[n] = true
+      end
+      rules[i] = { keep = bytes(r.limit) - #r.suffix, suffix = r.suffix, type = r.source_type,
+        sources = #r.sources > 0 and sources or nil }
+    end
+    return function(list)
+      for i = 1, #list do
+        local e = list[i]
+        local done
+        local function mark(field)
+          counters[field]:inc()
+          done = done or {}
+          done[field] = true
+        end
+        for _, r in ipairs(rules) do
+          local keep, t, sources = r.keep, r.type, r.sources
+          if t == "line" then
+            if #e.line > keep then
+              e.line = e.line:sub(1, keep) .. r.suffix
+              mark("line")
+            end
+          elseif t == "label" then
+            for k, v in pairs(e.labels) do
+              if (not sources or sources[k]) and #v > keep then
+                set_label(e, k, utf8_cut(v, keep) .. r.suffix)
+                mark("label")
+              end
+            end
+          elseif t == "structured_metadata" then
+            local md = e.metadata
+            for k, v in pairs(md) do
+              if (not sources or sources[k]) and #v > keep then
+                md[k] = utf8_cut(v, keep) .. r.suffix
+                mark("structured_metadata")
+              end
+            end
+          else
+            local ex = e.extracted
+            for k in pairs(sources or extracted_all(e)) do
+              local v = ex[k]
+              if type(v) == "string" and #v > keep then
+                ex[k] = v:sub(1, keep) .. r.suffix
+                mark("extracted")
+              end
+            end
+          end
+          if done then -- as Alloy's: after each rule, the fields truncated so far, sorted
+            local prev = e.extracted.truncated
+            if type(prev) == "string" then
+              for f in prev:gmatch("[^,]+") do
+                done[f] = true
+              end
+            end
+            local names = {}
+            for f in pairs(done) do
+              names[#names + 1] = f
+            end
+            table.sort(names)
+            e.extracted.truncated = table.concat(names, ",")
+          end
+        end
+      end
+      return list
     end
   end,
 })
@@ -1294,10 +2097,13 @@ stage("multiline", {
       firstline = { type = "string", required = true, check = check_regex, doc = "RE2 regex of a block's first line." },
       max_wait_time = { type = "duration", default = "3s", positive = true, doc = "How long a block waits for more lines." },
       max_lines = { type = "int", default = 128, min = 1, doc = "Lines of a block at most." },
+      trim_newlines = { type = "bool", default = true,
+        doc = "Whether each line loses its trailing carriage returns and newlines before it is joined (Alloy's)." },
     },
   },
   new = function(a, env)
     local re = assert(regex.new(a.firstline))
+    local trim = a.trim_newlines
     local streams = {} -- stream key -> { start = entry, lines = {}, n = 0, at = monotonic }
     local max_lines, max_wait = a.max_lines, a.max_wait_time
     -- The block of st as one entry (nil when empty); st then waits for more lines.
@@ -1355,7 +2161,7 @@ stage("multiline", {
             st.start = e
           end
           st.n = st.n + 1
-          st.lines[st.n] = e.line
+          st.lines[st.n] = trim and e.line:gsub("[\r\n]+$", "") or e.line
           st.at = now
           if st.n >= max_lines then
             out[#out + 1] = flush(st)

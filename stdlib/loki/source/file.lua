@@ -41,6 +41,11 @@ local M = {
         end
       end },
     tail_from_end = { type = "bool", default = false, doc = "Whether to tail from the end if a stored position isn't found." },
+    on_positions_file_error = { type = "string", default = "restart_from_beginning",
+      enum = { "skip", "restart_from_end", "restart_from_beginning" },
+      doc = "What a file whose entry of the positions file is corrupt does: restart_from_beginning (from its end "
+        .. "with tail_from_end, as Alloy's); restart_from_end with tail_from_end only (the same then); skip is "
+        .. "refused (not supported)." },
     legacy_positions_file = { type = "string", default = "",
       doc = "A promtail positions file converted when this component has none yet." },
     decompression = { type = "block", default = {}, doc = "Reads whole compressed files (read once, not followed).",
@@ -70,6 +75,18 @@ function M.validate(args)
   local d = args.decompression
   if d and d.enabled and not d.format then
     return "decompression: format is required (gz, z or bz2)"
+  end
+  -- a corrupt position entry is left out when the positions file is read: the file then
+  -- starts as one without a position, which is Alloy's restart_from_beginning
+  local ope = args.on_positions_file_error
+  if ope == "skip" then
+    return 'on_positions_file_error: "skip" is not supported by moonwatch (a file whose position entry is '
+      .. 'corrupt is read from its beginning, or from its end with tail_from_end)'
+  elseif ope == "restart_from_end" and d and d.enabled then
+    return 'on_positions_file_error: "restart_from_end" is not supported when decompression is enabled'
+  elseif ope == "restart_from_end" and not args.tail_from_end then
+    return 'on_positions_file_error: "restart_from_end" is supported by moonwatch with tail_from_end = true '
+      .. "only (a file whose position entry is corrupt starts where one without a position starts)"
   end
   local fw = args.file_watch
   if fw and fw.min_poll_frequency > fw.max_poll_frequency then

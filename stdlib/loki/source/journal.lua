@@ -43,6 +43,13 @@ local M = {
     relabel_rules = RULES,
     labels = { type = "map", of = { type = "string" }, default = {}, doc = "Labels added to every entry." },
     forward_to = { type = "log_receivers", required = true, doc = "Where to send the entries." },
+    legacy_position = { type = "block", optional = true,
+      doc = "A legacy (Grafana Agent static mode or promtail) positions file whose journal cursor is taken "
+        .. "when this component has no positions file yet.",
+      schema = { args = {
+        file = { type = "string", required = true, doc = "The legacy positions file." },
+        name = { type = "string", required = true, doc = "The journal job's name in it (its key cursor-<name>)." },
+      } } },
   },
   exports = {},
 }
@@ -147,6 +154,42 @@ local function write_cursor(path, key, cursor)
   return os.rename(tmp, path)
 end
 
+-- The cursor of job name in a legacy positions file (positions: {cursor-<name>: "..."}), as
+-- Alloy converts it: nil when the file is missing, empty, malformed or has none; an error when
+-- it exists and cannot be read (Alloy refuses to start then, not to read logs again).
+local function legacy_cursor(file, name, log)
+  local f, err, code = io.open(file, "rb")
+  if not f then
+    if code == 2 then -- ENOENT
+      log:info("no legacy positions file found", { path = file })
+      return nil
+    end
+    return nil, string.format("legacy positions file %q exists but could not be read, refusing to start to "
+      .. "avoid re-ingesting logs: %s", file, tostring(err))
+  end
+  local text = f:read("*a")
+  f:close()
+  if not text then
+    return nil, string.format("legacy positions file %q could not be read", file)
+  end
+  local want, in_positions = "cursor-" .. name, false
+  for line in text:gmatch("[^\n]+") do
+    if line:find("^positions:%s*$") then
+      in_positions = true
+    elseif in_positions then
+      local k, v = line:match("^%s+(.-):%s+(.-)%s*$")
+      if k then
+        k = k:gsub('^"(.*)"$', "%1"):gsub("^'(.*)'$", "%1")
+        if k == want then
+          return (v:gsub('^"(.*)"$', "%1"):gsub("^'(.*)'$", "%1"))
+        end
+      end
+    end
+  end
+  log:info("will not convert the legacy positions file: no cursor of this job in it", { path = file, name = name })
+  return nil
+end
+
 function M.new(ctx, args)
   local f = component_metrics()
   local self = setmetatable({
@@ -166,6 +209,25 @@ function M.new(ctx, args)
     error("storage: " .. err, 0)
   end
   self.pos_file = positions_path(ctx)
+  local lp = args.legacy_position
+  local st = io.open(self.pos_file, "rb")
+  local fresh = not st or st:seek("end") == 0
+  if st then
+    st:close()
+  end
+  if lp and fresh then
+    local cursor, lerr = legacy_cursor(lp.file, lp.name, ctx.log)
+    if lerr then
+      error(lerr, 0)
+    elseif cursor then
+      local written, werr = write_cursor(self.pos_file, self.key, cursor)
+      if not written then
+        ctx.log:error("error writing new positions file converted from legacy", { path = self.pos_file, err = werr })
+      else
+        ctx.log:info("converted the legacy positions file", { path = self.pos_file, legacy_path = lp.file })
+      end
+    end
+  end
   self.cursor = read_cursor(self.pos_file, self.key)
   local fh = not self.cursor and io.open(self.pos_file)
   if fh then

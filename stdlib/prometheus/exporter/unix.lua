@@ -79,7 +79,8 @@ local M = {
       exclusive = { { "device_include", "device_exclude" } },
     } },
     cpu = { type = "block", doc = "cpu collector.", schema = { args = {
-      guest = { type = "bool", default = true, doc = "Enable the node_cpu_guest_seconds_total metric." },
+      guest = { type = "bool", default = false,
+        doc = "Enable the node_cpu_guest_seconds_total metric (off by default, as Alloy's; node_exporter's is on)." },
       info = { type = "bool", default = false, doc = "Enable the node_cpu_info metric." },
       flags_include = { type = "regex", optional = true,
         doc = "Regexp of flags to include (node_cpu_flag_info); turns info on." },
@@ -200,7 +201,7 @@ local function build(args)
   set("disk_device_exclude", disk.device_exclude)
   set("netstat_fields", (args.netstat or {}).fields)
   set("vmstat_fields", (args.vmstat or {}).fields)
-  o.cpu_guest = cpu.guest ~= false
+  o.cpu_guest = cpu.guest and true or false
   o.cpu_info = cpu.info and true or false
   set("cpu_flags_include", cpu.flags_include)
   set("cpu_bugs_include", cpu.bugs_include)

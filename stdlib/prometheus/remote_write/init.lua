@@ -121,6 +121,17 @@ local ENDPOINT = {
         .. " either way; without it their samples are skipped and counted in"
         .. " prometheus_remote_storage_histograms_dropped_total{reason=\"send_native_histograms_disabled\"}, and the"
         .. " float series still flow." },
+    protobuf_message = { type = "string", default = "prometheus.WriteRequest",
+      doc = "The Remote-Write message: prometheus.WriteRequest (Remote-Write 1.0) only; Alloy's experimental"
+        .. " io.prometheus.write.v2.Request (Remote-Write 2.0) is refused.",
+      check = function(v)
+        if v == "io.prometheus.write.v2.Request" then
+          return nil, "io.prometheus.write.v2.Request (Remote-Write 2.0) is not supported by moonwatch: only"
+            .. " prometheus.WriteRequest (Remote-Write 1.0)"
+        elseif v ~= "prometheus.WriteRequest" then
+          return nil, string.format("must be prometheus.WriteRequest or io.prometheus.write.v2.Request, got %q", v)
+        end
+      end },
     queue_config = { type = "block", schema = QUEUE, doc = "Queueing and retries." },
     metadata_config = { type = "block", schema = METADATA, doc = "Metric metadata." },
     -- Lua function rules are refused here: write relabeling runs inside the C WAL reader as it
@@ -155,6 +166,10 @@ local ENDPOINT = {
     return http_client.validate(httpconfig.client_config(e))
   end,
 }
+-- Alloy's remote_write endpoints do not offer HTTP/2 by default (since its Prometheus 3.4
+-- upgrade), unlike its other HTTP clients
+ENDPOINT.args.enable_http2 = { type = "bool", default = false,
+  doc = "Whether HTTP2 is supported for requests (off by default, as Alloy's remote_write)." }
 
 M.args = {
   external_labels = { type = "map", default = {}, doc = "Labels added to every series sent (unless it has them)." },
