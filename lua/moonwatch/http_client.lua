@@ -217,6 +217,20 @@ local function reveal_headers(dst, src)
   return dst
 end
 
+--- Whether headers (name -> value) has a header of this name, whatever its case.
+---@param headers table|nil
+---@param name string
+---@return boolean
+function M.has_header(headers, name)
+  name = name:lower()
+  for k in pairs(headers or {}) do
+    if type(k) == "string" and k:lower() == name then
+      return true
+    end
+  end
+  return false
+end
+
 --- The flat moonwatch.httpc options for a request under an Alloy-style config
 --- (secrets revealed). For tools and tests; Client:request uses it.
 ---@param cfg table the config (validated)
@@ -257,8 +271,13 @@ function M.options(cfg, req)
     insecure_skip_verify = tls.insecure_skip_verify,
     min_version = tls.min_version,
   }
+  -- a request's own Authorization header is sent instead of the configured credentials, never
+  -- beside them (two Authorization headers): Prometheus's basic_auth, authorization and
+  -- bearer_token round trippers leave a request that has one as it is
   local ba = cfg.basic_auth
-  if ba then
+  if M.has_header(headers, "Authorization") then
+    return o
+  elseif ba then
     o.username, o.password, o.password_file = reveal(ba.username), reveal(ba.password), ba.password_file
   elseif cfg.authorization then
     local a = cfg.authorization
@@ -323,6 +342,12 @@ function Client:request(req)
       return nil, err
     end
     opts.auth_type, opts.auth_credentials = token.type, token.access_token
+    -- the token replaces a request's own Authorization header (Go's oauth2.Transport sets it)
+    for k in pairs(opts.headers) do
+      if k:lower() == "authorization" then
+        opts.headers[k] = nil
+      end
+    end
   end
   return M.perform(opts)
 end

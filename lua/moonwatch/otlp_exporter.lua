@@ -149,7 +149,7 @@ function Instance:append(b)
     return
   end
   local idle = next(self.idle)
-  if self:qlen() >= self.capacity and not (idle and self:qlen() == 0) then
+  if self.stopped or (self:qlen() >= self.capacity and not (idle and self:qlen() == 0)) then
     self.m.enqueue_failed:add(n)
     self.refused = self.refused + n
     return
@@ -191,7 +191,9 @@ function Instance:work(w)
       self.queue[self.qhead] = nil
       self.qhead = self.qhead + 1
       self.m.queue_size:set(self:qlen())
+      w.req = req -- in flight: a stop counts it as dropped
       self:deliver(req)
+      w.req = nil
     end
   end
 end
@@ -242,10 +244,26 @@ function Instance:deliver(req)
   end
 end
 
---- At stop: waits up to seconds for the queue to empty (requests in flight finish or fail).
+--- The requests not sent yet: those queued and those in flight (being sent or waiting to be
+--- retried). Returns requests, spans.
+function Instance:pending()
+  local requests, spans = 0, 0
+  for i = self.qhead, self.qtail do
+    requests, spans = requests + 1, spans + self.queue[i].count
+  end
+  for w in pairs(self.workers) do
+    if w.req then
+      requests, spans = requests + 1, spans + w.req.count
+    end
+  end
+  return requests, spans
+end
+
+--- At stop: waits up to seconds for the queued and in-flight requests to be sent, while the
+--- endpoint is not failing.
 function Instance:drain(seconds)
   local deadline = scheduler.now() + seconds
-  while self:qlen() > 0 and scheduler.now() < deadline do
+  while self:pending() > 0 and self.failures == 0 and scheduler.now() < deadline do
     scheduler.sleep(0.02)
   end
 end
@@ -254,10 +272,22 @@ function Instance:update(args)
   self:configure(args)
 end
 
+--- At a stop (or a reload that removes the component), after up to 2 s of draining: what is still
+--- queued or in flight is dropped, counted as failed (as the Collector's exporterhelper counts what
+--- its shutdown interrupts) and logged in one line.
 function Instance:stop()
   if scheduler.current() then
     self:drain(2)
   end
+  self.stopped = true -- what still arrives is refused and counted (enqueue_failed), as a stopped queue
+  local requests, spans = self:pending()
+  if requests > 0 then
+    self.m.failed:add(spans)
+    self.failed = self.failed + spans
+    self.ctx.log:warn("stopping with spans not sent; they are dropped", { spans = spans, requests = requests })
+  end
+  self.queue, self.qhead, self.qtail = {}, 1, 0
+  self.m.queue_size:set(0)
   for w in pairs(self.workers) do
     self.workers[w] = nil
     scheduler.cancel(w.task)
@@ -266,7 +296,8 @@ function Instance:stop()
 end
 
 function Instance:debug_info()
-  return { queue_size = self:qlen(), queue_capacity = self.capacity, sent_spans = self.sent,
+  local _, pending = self:pending()
+  return { queue_size = self:qlen(), queue_capacity = self.capacity, pending_spans = pending, sent_spans = self.sent,
     send_failed_spans = self.failed, enqueue_failed_spans = self.refused, last_error = self.last_error or "",
     failed_attempts_in_a_row = self.failures, endpoint = self.url_shown }
 end

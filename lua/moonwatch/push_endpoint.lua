@@ -195,19 +195,35 @@ function M.post(ep, body, headers, backoff, retry_429, span)
   return outcome, why, wait, status, seconds
 end
 
-function M.post_untraced(ep, body, headers, backoff, retry_429)
-  local cfg = ep.cfg
-  -- a custom header never replaces one the caller set (the protocol's, the tenant's), whatever
-  -- its case: as Alloy's loki.write (it skips them) and Prometheus (it refuses them)
+--- Adds the custom headers of an endpoint (name -> value or secret) to headers, the request's
+--- own (the protocol's, the tenant's): a custom header never replaces one headers has, whatever
+--- its case (Alloy's loki.write skips them, Prometheus refuses them, connect-go and grpc-go set
+--- theirs over them), nor one named in reserved (lowercased names -> true: what the protocol
+--- keeps to itself even when it does not send it, e.g. Content-Encoding of a body sent as it is).
+--- A custom Authorization does replace the one of basic_auth, authorization and bearer_token
+--- (moonwatch.http_client, as Prometheus's round trippers). Used by every pushing component
+--- (loki.write, remote_write, pyroscope.write, the OTLP exporters).
+---@param headers table the request's headers (changed and returned)
+---@param custom table|nil the endpoint's headers argument
+---@param reserved table|nil
+---@return table headers
+function M.merge_headers(headers, custom, reserved)
   local set = {}
   for k in pairs(headers) do
     set[k:lower()] = true
   end
-  for k, v in pairs(cfg.headers) do
-    if not set[k:lower()] then
+  for k, v in pairs(custom or {}) do
+    local lk = k:lower()
+    if not set[lk] and not (reserved and reserved[lk]) then
       headers[k] = v
     end
   end
+  return headers
+end
+
+function M.post_untraced(ep, body, headers, backoff, retry_429)
+  local cfg = ep.cfg
+  M.merge_headers(headers, cfg.headers)
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({
     method = "POST", url = cfg.url, body = body, headers = headers,

@@ -5,7 +5,9 @@
 -- profile with its labels (those starting with __ left out, but __name__ and __delta__) and the
 -- external labels (which win). Every endpoint gets every request: it waits in the endpoint's
 -- queue in memory (a moonwatch addition, so a slow endpoint never holds up the scrapes: at most
--- MAX_QUEUE requests; past it the oldest is dropped and counted) and is sent with retries as
+-- MAX_QUEUE requests and queue.max_size bytes; past them the oldest waiting is dropped and
+-- counted; at a stop, or when a reload removes the endpoint or changes its URL, what is left is
+-- dropped, counted and logged) and is sent with retries as
 -- Alloy retries: Connect codes deadline_exceeded, unknown, resource_exhausted, internal,
 -- unavailable, data_loss and aborted (from the error body, else from the HTTP status: 400
 -- internal, 429/502/503/504 unavailable, others unknown but 401 403 404) and network errors,
@@ -21,6 +23,7 @@ local metrics = require("moonwatch.metrics")
 local scheduler = require("moonwatch.scheduler")
 local redact = require("moonwatch.redact")
 local receiver = require("moonwatch.receiver")
+local duration = require("moonwatch.duration")
 
 local M = {
   name = "pyroscope.write",
@@ -29,6 +32,11 @@ local M = {
 
 --- Requests an endpoint keeps waiting in memory; past it the oldest is dropped.
 M.MAX_QUEUE = 100
+--- At a stop, how long the endpoints that are not failing get to send what is queued (the rest
+--- is dropped and counted).
+M.STOP_DRAIN = 2
+--- How long a drop for a full queue keeps the component unhealthy.
+M.QUEUE_DROP_HEALTH = 60
 --- The most of a response body read (the rest is dropped): a push's answer is a few bytes, an
 --- error's text is shown in a short excerpt.
 M.MAX_RESPONSE = 64 * 1024
@@ -57,6 +65,15 @@ M.args = {
   endpoint = { type = "block", repeated = true, default = {}, schema = ENDPOINT,
     doc = "Location to send profiles to." },
   external_labels = { type = "map", default = {}, doc = "Labels to add to profiles sent over the network." },
+  queue = { type = "block", doc = "moonwatch: each endpoint's queue in memory (Alloy sends while the scrape waits).",
+    schema = { args = {
+      max_size = { type = "bytes", default = "64MiB", min = 65536,
+        doc = "Bytes of push requests an endpoint's queue may hold (besides its bound of " .. M.MAX_QUEUE
+          .. " requests); past it the oldest waiting requests are dropped"
+          .. " (pyroscope_write_dropped_profiles_total{reason=\"queue_bytes\"}), never the one being sent. A"
+          .. " request that cannot fit beside the one being sent is dropped itself (one larger than max_size is taken"
+          .. " only into an empty queue)." },
+    } } },
 }
 
 M.exports = {
@@ -65,21 +82,30 @@ M.exports = {
 
 M.validate = push_endpoint.validate_args
 
+-- Why profiles are dropped (the reason label of the dropped counters; moonwatch's, Alloy's have
+-- none): the push failed for good (refused, or out of retries); the queue was full (MAX_QUEUE
+-- requests) or over queue.max_size bytes; the endpoint stopped (a stop, or a reload that removed
+-- it or changed its URL) with requests queued.
+local REASONS = { "send_failed", "queue_full", "queue_bytes", "stopped" }
+
 local function component_metrics()
   local reg, l = metrics.default, { "component_id", "endpoint" }
+  local lr = { "component_id", "endpoint", "reason" }
   return {
     sent_bytes = reg:counter("pyroscope_write_sent_bytes_total", "Total number of compressed bytes sent to Pyroscope.", l),
     dropped_bytes = reg:counter("pyroscope_write_dropped_bytes_total",
-      "Total number of compressed bytes dropped by Pyroscope.", l),
+      "Total number of compressed bytes dropped by Pyroscope.", lr),
     sent_profiles = reg:counter("pyroscope_write_sent_profiles_total", "Total number of profiles sent to Pyroscope.", l),
     dropped_profiles = reg:counter("pyroscope_write_dropped_profiles_total",
-      "Total number of profiles dropped by Pyroscope.", l),
+      "Total number of profiles dropped by Pyroscope.", lr),
     retries = reg:counter("pyroscope_write_retries_total", "Total number of retries to Pyroscope.", l),
     latency = reg:histogram("pyroscope_write_latency", "Write latency for sending profiles to pyroscope",
       { "component_id", "endpoint", "type" }),
   }
 end
 
+-- Headers a custom one may not add: the body is sent as it is.
+local RESERVED = { ["content-encoding"] = true }
 -- Connect codes Alloy retries (shouldRetry).
 local RETRY = { deadline_exceeded = true, unknown = true, resource_exhausted = true, internal = true,
   unavailable = true, data_loss = true, aborted = true }
@@ -124,28 +150,63 @@ end
 function Instance:start_endpoint(name, e)
   local label = redact.url(e.url)
   local m, id = self.m, self.ctx.id
-  local ep = { name = name, cfg = e, client = push_endpoint.new_client(e), queue = {}, failures = 0, sent = 0,
-    dropped = 0, m = {
-      sent_bytes = m.sent_bytes:with(id, label), dropped_bytes = m.dropped_bytes:with(id, label),
-      sent_profiles = m.sent_profiles:with(id, label), dropped_profiles = m.dropped_profiles:with(id, label),
-      retries = m.retries:with(id, label), label = label,
+  local ep = { name = name, cfg = e, client = push_endpoint.new_client(e), queue = {}, queued_bytes = 0, failures = 0,
+    sent = 0, dropped = 0, m = {
+      sent_bytes = m.sent_bytes:with(id, label), dropped_bytes = {}, sent_profiles = m.sent_profiles:with(id, label),
+      dropped_profiles = {}, retries = m.retries:with(id, label), label = label,
     } }
+  -- every reason's counters exist at 0 from the start (rate() sees a first drop)
+  for _, reason in ipairs(REASONS) do
+    ep.m.dropped_bytes[reason] = m.dropped_bytes:with(id, label, reason)
+    ep.m.dropped_bytes[reason]:add(0)
+    ep.m.dropped_profiles[reason] = m.dropped_profiles:with(id, label, reason)
+    ep.m.dropped_profiles[reason]:add(0)
+  end
   ep.task = self.ctx:spawn(function()
     self:run_endpoint(ep)
   end, "pyroscope.write " .. name)
   return ep
 end
 
-function Instance.stop_endpoint(_, ep)
+-- Stops an endpoint (a stop, or a reload that removes it or changes its URL): what its queue
+-- holds (the request being sent too) is dropped, counted and logged in one line.
+function Instance:stop_endpoint(ep)
   push_endpoint.stop(ep)
+  local requests, n = #ep.queue, 0
+  for _, req in ipairs(ep.queue) do
+    self:count_drop(ep, req, "stopped")
+    n = n + req.profiles
+  end
+  ep.queue, ep.queued_bytes, ep.sending = {}, 0, nil
+  if requests > 0 then
+    self.ctx.log:warn("stopping with profiles not sent; they are dropped", { endpoint = ep.name, profiles = n,
+      requests = requests })
+  end
+end
+
+function Instance.count_drop(_, ep, req, reason)
+  ep.m.dropped_bytes[reason]:add(req.bytes)
+  ep.m.dropped_profiles[reason]:add(req.profiles)
+  ep.dropped = ep.dropped + req.profiles
 end
 
 function Instance:drop(ep, req, why)
-  ep.m.dropped_bytes:add(req.bytes)
-  ep.m.dropped_profiles:add(req.profiles)
-  ep.dropped = ep.dropped + req.profiles
+  self:count_drop(ep, req, "send_failed")
   self.ctx.log:warn("final error sending profiles to endpoint; they are dropped", { endpoint = ep.name, err = why,
     profiles = req.profiles })
+end
+
+-- Drops req for a queue bound (reason "queue_full" or "queue_bytes"): counted, logged, and the
+-- component unhealthy for QUEUE_DROP_HEALTH seconds.
+function Instance:drop_queued(ep, req, reason, why)
+  self:count_drop(ep, req, reason)
+  local now, d = scheduler.now(), ep.queue_drop
+  if not d or now - d.last > M.QUEUE_DROP_HEALTH then
+    d = { since = now, profiles = 0 }
+    ep.queue_drop = d
+  end
+  d.last, d.profiles, d.why = now, d.profiles + req.profiles, why
+  self.ctx.log:warn("queue full; profiles dropped", { endpoint = ep.name, reason = why, profiles = req.profiles })
 end
 
 --- The series labels of a profile: its own without the __ ones (but __name__ and __delta__), then
@@ -175,31 +236,47 @@ function Instance:append(b)
   if not body then
     error("encoding the push request: " .. err, 0)
   end
-  local req = { body = body, profiles = #b, bytes = profiles.bytes(b) }
+  local req = { body = body, size = #body, profiles = #b, bytes = profiles.bytes(b) }
+  local max_size = self.args.queue.max_size
   for _, ep in pairs(self.endpoints) do
-    if #ep.queue >= M.MAX_QUEUE then
-      -- the oldest request waiting; not the one being sent (its retries keep it, and it may
-      -- be on its way to the server right now)
-      local oldest = ep.queue[1] == ep.sending and 2 or 1
-      if ep.queue[oldest] then
-        self:drop(ep, table.remove(ep.queue, oldest), "queue full (" .. M.MAX_QUEUE .. " requests waiting)")
+    -- the oldest requests waiting go first; never the one being sent (its retries keep it, and it
+    -- may be on its way to the server right now)
+    local sending = ep.queue[1] and ep.queue[1] == ep.sending
+    local oldest, kept = sending and 2 or 1, sending and ep.queue[1].size or 0
+    local why = "queue over its max_size (" .. max_size .. " bytes)"
+    if #ep.queue > 0 and kept + req.size > max_size then
+      -- it would not fit even beside the request being sent alone: not taken, nothing dropped for
+      -- it (one larger than max_size is taken only into an empty queue)
+      self:drop_queued(ep, req, "queue_bytes", why)
+    else
+      if #ep.queue >= M.MAX_QUEUE and ep.queue[oldest] then
+        self:remove_queued(ep, oldest, "queue_full", "queue full (" .. M.MAX_QUEUE .. " requests waiting)")
+      end
+      while ep.queued_bytes + req.size > max_size and ep.queue[oldest] do
+        self:remove_queued(ep, oldest, "queue_bytes", why)
+      end
+      ep.queue[#ep.queue + 1] = req
+      ep.queued_bytes = ep.queued_bytes + req.size
+      if ep.waiting then
+        scheduler.wake(ep.waiting)
       end
     end
-    ep.queue[#ep.queue + 1] = req
-    if ep.waiting then
-      scheduler.wake(ep.waiting)
-    end
   end
+end
+
+function Instance:remove_queued(ep, i, reason, why)
+  local req = table.remove(ep.queue, i)
+  ep.queued_bytes = ep.queued_bytes - req.size
+  self:drop_queued(ep, req, reason, why)
 end
 
 -- One POST of req: "sent"; "retry", err; "rejected", err.
 function Instance:post(ep, req)
   local cfg = ep.cfg
-  local headers = { ["Content-Type"] = "application/proto", ["Connect-Protocol-Version"] = "1",
-    ["Connect-Timeout-Ms"] = tostring(math.floor(cfg.remote_timeout * 1000)) }
-  for k, v in pairs(cfg.headers) do
-    headers[k] = v
-  end
+  -- the protocol's headers win over custom ones, as connect-go sets them over the request's
+  local headers = push_endpoint.merge_headers({ ["Content-Type"] = "application/proto",
+    ["Connect-Protocol-Version"] = "1", ["Connect-Timeout-Ms"] = tostring(math.floor(cfg.remote_timeout * 1000)) },
+    cfg.headers, RESERVED)
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({ method = "POST", url = cfg.url:gsub("/+$", "") .. PUSH_PATH,
     body = req.body, headers = headers, user_agent = "moonwatch/" .. ffi_rt.version(),
@@ -268,11 +345,32 @@ function Instance:send(ep)
   ep.sending = nil
   if ep.queue[1] == req then
     table.remove(ep.queue, 1)
+    ep.queued_bytes = ep.queued_bytes - req.size
   end
 end
 
+-- Unhealthy while an endpoint fails FAILING_AFTER attempts in a row, or for QUEUE_DROP_HEALTH
+-- seconds after its queue dropped requests.
 function Instance:refresh_health()
-  push_endpoint.report_health(self, push_endpoint.failing(self, FAILING_AFTER))
+  local problems = push_endpoint.failing(self, FAILING_AFTER)
+  local names, now = {}, scheduler.now()
+  for name, ep in pairs(self.endpoints) do
+    local d = ep.queue_drop
+    if d and now - d.last > M.QUEUE_DROP_HEALTH then
+      ep.queue_drop = nil
+    elseif d then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local ep = self.endpoints[name]
+    local d = ep.queue_drop
+    problems[#problems + 1] = string.format("endpoint %s (%s): %d profiles dropped from its queue since %s ago"
+      .. " (the last %s ago): %s", name, redact.url(ep.cfg.url), d.profiles, duration.format(math.floor(now - d.since)),
+      duration.format(math.floor(now - d.last)), d.why)
+  end
+  push_endpoint.report_health(self, problems)
 end
 
 function Instance:update(args)
@@ -280,6 +378,13 @@ function Instance:update(args)
 end
 
 function Instance:stop()
+  -- a graceful stop runs in a task: the endpoints that are not failing get STOP_DRAIN seconds to
+  -- send what is queued
+  if scheduler.current() then
+    push_endpoint.drain(self, M.STOP_DRAIN, function(ep)
+      return #ep.queue > 0 and ep.failures == 0
+    end)
+  end
   self.health_timer:close()
   for _, ep in pairs(self.endpoints) do
     self:stop_endpoint(ep)
@@ -290,6 +395,7 @@ function Instance:debug_info()
   local eps = {}
   for name, ep in pairs(self.endpoints) do
     eps[#eps + 1] = { name = name, url = redact.url(ep.cfg.url), queued_requests = #ep.queue,
+      queued_bytes = ep.queued_bytes,
       sent_profiles = ep.sent, dropped_profiles = ep.dropped, failed_attempts_in_a_row = ep.failures,
       last_error = ep.last_error or "" }
   end

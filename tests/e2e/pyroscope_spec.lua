@@ -124,6 +124,122 @@ pyroscope.write "pyroscope_endpoint" {
   end)
 end)
 
+-- A pipeline of test.profilesource "s" (profiles: Lua text) into pyroscope.write "w" (its
+-- arguments: Lua text), run with the suite's fixture components.
+local FIXTURES = proc.source .. "/tests/lua/fixtures/components"
+
+local function run_write(name, profiles_text, write_args)
+  local file = proc.write(tmp .. "/" .. name .. ".lua", string.format([[
+test.profilesource "s" {
+  profiles   = %s,
+  forward_to = { pyroscope.write.w.receiver },
+}
+pyroscope.write "w" {
+%s
+}
+]], profiles_text, write_args))
+  local h = proc.start_run(file, { "--component.path=" .. FIXTURES, "--storage.path=" .. tmp .. "/data-" .. name })
+  return h, file
+end
+
+describe("pyroscope.write's headers, queue and stops", function()
+  local handles = {}
+  teardown(function()
+    for _, x in ipairs(handles) do
+      x.kill("KILL")
+    end
+  end)
+
+  it("sends the Connect protocol's headers whatever the custom headers say; a custom Authorization replaces"
+    .. " basic_auth's and bearer_token's, as Alloy's", function()
+    local rp = start_receiver()
+    local h = run_write("hdrs", "{ {} }", string.format([[
+  endpoint = {
+    {
+      url = "http://127.0.0.1:%d", name = "exact", bearer_token = "tok",
+      headers = { ["Content-Type"] = "application/json", ["Connect-Protocol-Version"] = "2",
+        ["Connect-Timeout-Ms"] = "1", ["Content-Encoding"] = "gzip", Authorization = "Custom c", ["X-Custom"] = "yes" },
+    },
+    {
+      url = "http://127.0.0.1:%d", name = "lower", basic_auth = { username = "u", password = "p" },
+      headers = { ["content-type"] = "text/plain", ["connect-protocol-version"] = "7",
+        ["content-encoding"] = "br", authorization = "Custom d" },
+    },
+  },]], rp, rp))
+    handles[#handles + 1] = h
+    local reqs = proc.wait_for(function()
+      local r = receiver_get(rp, "requests")
+      return #r >= 2 and r
+    end, 10, "two push requests")
+    h.kill("KILL")
+    local by_auth = {}
+    for _, r in ipairs(reqs) do
+      by_auth[r.authorization] = r
+    end
+    for auth, custom in pairs({ ["Custom c"] = "yes", ["Custom d"] = "" }) do
+      local r = by_auth[auth]
+      assert.is_table(r, "no request with Authorization " .. auth .. ": " .. cjson.encode(reqs))
+      assert.same({ 200, "application/proto", "1", "10000", "", custom },
+        { r.status, r.content_type, r.connect_protocol_version, r.connect_timeout_ms, r.content_encoding, r.custom })
+    end
+  end)
+
+  it("bounds each endpoint's queue by queue.max_size, counting and reporting what it drops; a stop drops what"
+    .. " is queued, counted and logged, without waiting for a failing endpoint", function()
+    -- nothing listens on the endpoint's port: the first attempt fails, the next is a minute away
+    local h = run_write("bytes", "{ " .. string.rep("{ size = 300 * 1024 }, ", 10) .. "}", string.format([[
+  endpoint = { url = "http://127.0.0.1:%d", name = "down", min_backoff_period = "1m", max_backoff_period = "1m" },
+  queue    = { max_size = "1MiB" },]], proc.free_port()))
+    handles[#handles + 1] = h
+    -- 10 requests of ~300 KiB: 3 fit in 1 MiB, the 7 oldest waiting are dropped
+    proc.wait_for(function()
+      return proc.metric(h, "pyroscope_write_dropped_profiles_total", 'reason="queue_bytes"') == 7
+    end, 10, "7 profiles dropped for the queue's bytes")
+    local info = components(h, "pyroscope.write.w")
+    local ep = info.debug_info.endpoints[1]
+    assert.equals(3, ep.queued_requests)
+    assert.is_true(ep.queued_bytes <= 1024 * 1024 and ep.queued_bytes >= 3 * 300 * 1024, tostring(ep.queued_bytes))
+    assert.equals(0, proc.metric(h, "pyroscope_write_dropped_profiles_total", 'reason="queue_full"'))
+    assert.equals(7 * 300 * 1024, proc.metric(h, "pyroscope_write_dropped_bytes_total", 'reason="queue_bytes"'))
+    local hl = proc.wait_for(function()
+      local x = components(h, "pyroscope.write.w").health
+      return x.state == "unhealthy" and x
+    end, 5, "unhealthy")
+    assert.matches("endpoint down %(http://127%.0%.0%.1:%d+%): 7 profiles dropped from its queue since ", hl.message)
+    assert.matches("queue over its max_size (1048576 bytes)", hl.message, 1, true)
+    -- a stop: the 3 queued are dropped and logged in one line, at once (the endpoint is failing)
+    local t0 = os.time()
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+    assert.is_true(os.time() - t0 <= 3, "stopping took " .. (os.time() - t0) .. " s")
+    local line = h.read():match('[^\n]*msg="stopping with profiles not sent; they are dropped"[^\n]*')
+    assert.is_string(line, h.read())
+    assert.matches("endpoint=down", line, 1, true)
+    assert.matches("profiles=3 ", line .. " ", 1, true)
+  end)
+
+  it("drops and counts what an endpoint's queue holds when a reload changes its URL", function()
+    local down = proc.free_port()
+    local write_args = [[
+  endpoint = { url = "http://127.0.0.1:%d", name = "ep", min_backoff_period = "1m", max_backoff_period = "1m" },]]
+    local h, file = run_write("reload", "{ {}, {} }", string.format(write_args, down))
+    handles[#handles + 1] = h
+    proc.wait_for(function()
+      return components(h, "pyroscope.write.w").debug_info.endpoints[1].queued_requests == 2
+    end, 10, "2 requests queued")
+    local src = proc.read_file(file)
+    proc.write(file, (src:gsub("127%.0%.0%.1:" .. down, "127.0.0.1:" .. proc.free_port())))
+    assert.equals(200, (proc.http("POST", h.base .. "/-/reload")))
+    local old = 'endpoint="http://127.0.0.1:' .. down .. '"'
+    assert.equals(2, proc.metric(h, "pyroscope_write_dropped_profiles_total", old .. ',reason="stopped"'))
+    proc.wait_for(function()
+      return h.read():find('msg="stopping with profiles not sent; they are dropped" endpoint=ep profiles=2 requests=2',
+        1, true)
+    end, 5, "the line logged for the dropped requests")
+    h.kill("KILL")
+  end)
+end)
+
 describe("pyroscope components' configuration", function()
   local function check(src)
     local f = proc.write(tmp .. "/check.lua", src)

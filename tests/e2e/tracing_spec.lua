@@ -352,6 +352,70 @@ otelcol.exporter.otlphttp "j" {
     assert.equals(2, n) -- the load's root span, once by each exporter
   end)
 
+  it("sends the protocol's headers whatever the custom headers say (OTLP/HTTP and OTLP/gRPC)", function()
+    local port = http_receiver()
+    local gport, out = grpc_receiver()
+    local h = run("hdrs", string.format([[
+tracing { sampling_fraction = 1, write_to = { otelcol.exporter.otlphttp.p.input, otelcol.exporter.otlphttp.n.input,
+  otelcol.exporter.otlp.g.input } }
+otelcol.exporter.otlphttp "p" {
+  client = { endpoint = "http://127.0.0.1:%d",
+    headers = { ["Content-Type"] = "application/json", ["Content-Encoding"] = "identity", ["X-Custom"] = "v" } },
+}
+otelcol.exporter.otlphttp "n" {
+  client = { endpoint = "http://127.0.0.1:%d", compression = "none",
+    headers = { ["content-type"] = "text/plain", ["content-encoding"] = "gzip" } },
+}
+otelcol.exporter.otlp "g" {
+  client = { endpoint = "127.0.0.1:%d", tls = { insecure = true },
+    headers = { ["Content-Type"] = "application/json", TE = "deflate", ["grpc-encoding"] = "identity",
+      ["User-Agent"] = "fake", ["grpc-timeout"] = "1n" } },
+}
+]], port, port, gport))
+    local reqs = proc.wait_for(function()
+      local r = get(port, "requests")
+      return #r >= 2 and r
+    end, 10, "two OTLP/HTTP export requests")
+    local calls = proc.wait_for(function()
+      local c = grpc_calls(out)
+      return #c >= 1 and c
+    end, 10, "an OTLP/gRPC export call")
+    h.kill()
+    local seen = {}
+    for _, r in ipairs(reqs) do
+      seen[string.format("%d %s %s %s", r.status, r.content_type, r.content_encoding, r.custom)] = true
+    end
+    assert.same({ ["200 application/x-protobuf  "] = true, ["200 application/x-protobuf gzip v"] = true }, seen)
+    local c = calls[1]
+    assert.same({ 0, "application/grpc", "trailers", "gzip" }, { c.grpc_status, c.content_type, c.te, c.grpc_encoding })
+    assert.matches("^moonwatch/", c.user_agent)
+  end)
+
+  it("a stop drops what is queued or being retried, counted and logged in one line, without waiting for a"
+    .. " failing endpoint", function()
+    -- nothing listens: the first attempt fails, the retry is a minute away
+    local h = run("stopdrop", string.format([[
+tracing { sampling_fraction = 1, write_to = { otelcol.exporter.otlphttp.d.input } }
+otelcol.exporter.otlphttp "d" {
+  client           = { endpoint = "http://127.0.0.1:%d" },
+  retry_on_failure = { initial_interval = "1m", max_interval = "1m" },
+}
+]], proc.free_port()))
+    local info = proc.wait_for(function()
+      local _, body = proc.http("GET", h.base .. "/api/v0/components/otelcol.exporter.otlphttp.d")
+      local i = cjson.decode(body).debug_info
+      return i.failed_attempts_in_a_row >= 1 and i
+    end, 10, "spans waiting for a retry")
+    local t0 = os.time()
+    h.kill("TERM")
+    assert.equals(0, h.wait(10))
+    assert.is_true(os.time() - t0 <= 3, "stopping took " .. (os.time() - t0) .. " s")
+    local line = h.read():match('[^\n]*msg="stopping with spans not sent; they are dropped"[^\n]*')
+    assert.is_string(line, h.read())
+    local n = tonumber(line:match(" spans=(%d+)"))
+    assert.is_true(info.pending_spans > 0 and n >= info.pending_spans, line)
+  end)
+
   it("takes the meta-monitoring guide's block in Alloy syntax too", function()
     local gport, out = grpc_receiver()
     local file = proc.write(tmp .. "/guide.alloy", string.format([[

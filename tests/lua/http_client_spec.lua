@@ -273,6 +273,18 @@ describe("http client", function()
         end))
         assert.equals(c[2], seen.headers.authorization)
       end
+      -- a request's own Authorization (a push endpoint's headers) is sent instead of the
+      -- configured one, never beside it, as Prometheus's round trippers (a bearer token was sent
+      -- as a second header: the server saw "Custom c, Bearer tok")
+      for _, c in ipairs(cases) do
+        local client = assert(http_client.new(c[1]))
+        for _, name in ipairs({ "Authorization", "authorization" }) do
+          assert(run(function()
+            return client:request({ url = base .. "/hello", headers = { [name] = "Custom c" } })
+          end))
+          assert.equals("Custom c", seen.headers.authorization)
+        end
+      end
       local client = assert(http_client.new({
         http_headers = { ["X-Scope-OrgID"] = { schema.secret("tenant-1") }, ["X-Plain"] = "p" },
       }))
@@ -423,6 +435,12 @@ describe("http client", function()
         return client:request({ url = base .. "/hello" })
       end))
       assert.equals(2, token_requests)
+      assert.equals("Bearer tok-2", seen.headers.authorization)
+      -- the token replaces a request's own Authorization (Go's oauth2.Transport sets it), never
+      -- beside it
+      assert(run(function()
+        return client:request({ url = base .. "/hello", headers = { authorization = "Custom c" } })
+      end))
       assert.equals("Bearer tok-2", seen.headers.authorization)
     end)
 

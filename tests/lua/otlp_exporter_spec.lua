@@ -97,6 +97,36 @@ describe("otelcol.exporter.otlphttp", function()
     ctrl:stop()
     assert.is_true(ok, "not sent again after a Retry-After of inf")
   end)
+
+  it("counts as failed what a stop drops: the batches queued and those waiting for a retry", function()
+    recv.fail, recv.status, recv.headers = 1e9, 503, {}
+    local file = proc.write(tmp .. "/stop.lua", string.format([[
+otelcol.exporter.otlphttp "x" {
+  client           = { endpoint = "http://%s", compression = "none" },
+  retry_on_failure = { initial_interval = "1m", max_interval = "1m" },
+  sending_queue    = { num_consumers = 1 },
+}
+]], server:addr()))
+    local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
+    assert(ctrl:load(file))
+    local inst = ctrl.nodes["otelcol.exporter.otlphttp.x"].instance
+    for _ = 1, 3 do
+      inst:append(one_span())
+    end
+    local ok = loop.run_until(function()
+      return #recv.times >= 1
+    end, 5)
+    local before = inst:debug_info()
+    ctrl:stop()
+    local after = inst:debug_info()
+    assert.is_true(ok)
+    -- one batch being retried, two queued
+    assert.same({ 3, 2, 0 }, { before.pending_spans, before.queue_size, before.send_failed_spans })
+    assert.same({ 0, 0, 3 }, { after.pending_spans, after.queue_size, after.send_failed_spans })
+    -- what arrives after the stop is refused and counted, never queued without a consumer
+    inst:append(one_span())
+    assert.same({ 0, 1 }, { inst:debug_info().queue_size, inst:debug_info().enqueue_failed_spans })
+  end)
 end)
 
 -- Wraps client:request to record the body size of each response.

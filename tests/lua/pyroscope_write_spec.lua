@@ -48,7 +48,7 @@ server:route("GET", "/debug/pprof/mutex", function()
   return 200, assert(b:finish())
 end)
 
-local function start(extra)
+local function start(extra, top)
   local file = proc.write(tmp .. "/p" .. math.random(1e9) .. ".lua", string.format([[
 pyroscope.write "w" {
   endpoint = {
@@ -56,8 +56,9 @@ pyroscope.write "w" {
     name = "ep",
     %s
   },
+  %s
 }
-]], server:addr(), extra or ""))
+]], server:addr(), extra or "", top or ""))
   local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
   local ok, problems = ctrl:load(file)
   assert(ok, problems and table.concat(problems, "\n"))
@@ -108,6 +109,52 @@ describe("pyroscope.write", function()
     assert.same({ "p1", "p4", "p5" }, push.got)
     assert.equals(3, info.sent_profiles)
     assert.equals(2, info.dropped_profiles)
+  end)
+
+  it("bounds the queue's bytes: drops the oldest waiting, never the one being sent; one request over the bound"
+    .. " goes alone", function()
+    push.down, push.requests, push.got = true, 0, {}
+    local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms", max_backoff_retries = 0',
+      'queue = { max_size = "128KiB" },')
+    local big = function(tag)
+      return tag .. string.rep("x", 40 * 1024)
+    end
+    send_profile(inst, big("a"))
+    -- a is being sent (and retried) while b, c, d arrive: 3 of ~40 KiB fit in 128 KiB, b goes for d
+    assert.is_true(loop.run_until(function()
+      return push.requests >= 2
+    end, 5))
+    for _, tag in ipairs({ "b", "c", "d" }) do
+      send_profile(inst, big(tag))
+    end
+    local mid = inst:debug_info().endpoints[1]
+    -- one that cannot fit beside the one being sent: not taken, and nothing dropped for it
+    send_profile(inst, string.rep("z", 200 * 1024))
+    push.down = false
+    local ok = loop.run_until(function()
+      return inst:debug_info().endpoints[1].queued_requests == 0 and #push.got >= 3
+    end, 5)
+    -- into an empty queue, one larger than the bound goes alone
+    send_profile(inst, string.rep("y", 200 * 1024))
+    local ok2 = loop.run_until(function()
+      return #push.got >= 4
+    end, 5)
+    local info = inst:debug_info().endpoints[1]
+    inst:refresh_health()
+    local h = ctrl.nodes["pyroscope.write.w"].health
+    local health = { state = h.state, message = h.message }
+    ctrl:stop()
+    assert.is_true(ok and ok2)
+    assert.same({ 3, true }, { mid.queued_requests, mid.queued_bytes <= 128 * 1024 })
+    local got = {}
+    for i, raw in ipairs(push.got) do
+      got[i] = raw:sub(1, 1)
+    end
+    -- a (being retried) went through; b, the oldest waiting, was dropped for d; z never queued
+    assert.same({ "a", "c", "d", "y" }, got)
+    assert.same({ 4, 2, 0 }, { info.sent_profiles, info.dropped_profiles, info.queued_bytes })
+    assert.equals("unhealthy", health.state)
+    assert.matches("2 profiles dropped from its queue", health.message, 1, true)
   end)
 
   it("gets mutex, block and memory profiles from pyroscope.scrape as deltas with __delta__ = \"false\", as Alloy",

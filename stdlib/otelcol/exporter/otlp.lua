@@ -12,6 +12,7 @@ local otlp_exporter = require("moonwatch.otlp_exporter")
 local otlp = require("moonwatch.native.otlp")
 local http_client = require("moonwatch.http_client")
 local redact = require("moonwatch.redact")
+local push_endpoint = require("moonwatch.push_endpoint")
 
 local M = {
   name = "otelcol.exporter.otlp",
@@ -48,6 +49,11 @@ local RETRYABLE = { [1] = true, [4] = true, [10] = true, [11] = true, [14] = tru
 local CODE_NAMES = { [0] = "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
   "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
   "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED" }
+-- Headers a custom one never sets (grpc-go's reserved ones: it sends its own, or none): the
+-- protocol's headers win over custom ones (push_endpoint.merge_headers), as grpc-go's.
+local RESERVED = { ["content-type"] = true, ["user-agent"] = true, te = true, ["grpc-encoding"] = true,
+  ["grpc-timeout"] = true, ["grpc-message-type"] = true, ["grpc-message"] = true, ["grpc-status"] = true,
+  ["grpc-status-details-bin"] = true, ["grpc-accept-encoding"] = true }
 -- gRPC's mapping of an HTTP status without grpc-status to a code
 local HTTP_CODES = { [400] = 13, [401] = 16, [403] = 7, [404] = 12, [429] = 14, [502] = 14, [503] = 14, [504] = 14 }
 
@@ -137,9 +143,7 @@ function transport.send(self, body)
   if c.authority then
     headers["Host"] = c.authority
   end
-  for k, v in pairs(c.headers) do
-    headers[k] = v
-  end
+  push_endpoint.merge_headers(headers, c.headers, RESERVED)
   local resp, err = self.client:request({ method = "POST", url = self.url, body = body, headers = headers,
     timeout = c.timeout, http2_prior_knowledge = true, max_body = otlp_exporter.MAX_RESPONSE, truncate_body = true,
     user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) .. " grpc-c/libcurl" })

@@ -47,6 +47,8 @@ M.args = {
 M.exports = otlp_exporter.EXPORTS
 
 local RETRYABLE = { [429] = true, [502] = true, [503] = true, [504] = true }
+-- Headers a custom one never sets: the body's encoding is the exporter's (none without gzip).
+local RESERVED = { ["content-encoding"] = true }
 
 local transport = {}
 
@@ -72,9 +74,9 @@ function transport.send(self, body)
   if c.compression == "gzip" then
     headers["Content-Encoding"] = "gzip"
   end
-  for k, v in pairs(c.headers) do
-    headers[k] = v
-  end
+  -- the protocol's headers win over custom ones, as push_endpoint's (the Collector's confighttp
+  -- sets custom headers over them: a body that its headers then misdescribe)
+  push_endpoint.merge_headers(headers, c.headers, RESERVED)
   local resp, err = self.client:request({ method = "POST", url = self.url, body = body, headers = headers,
     timeout = c.timeout, max_body = otlp_exporter.MAX_RESPONSE, truncate_body = true,
     user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) })
