@@ -328,6 +328,65 @@ discovery.kubernetes "k" {
     control(base, "release")
   end)
 
+  it("gives up a list whose continue token comes back, unhealthy, and backs off (no hot loop)", function()
+    -- client-go's pager follows continue tokens without a bound: a server (or a proxy) that
+    -- answers every page with the same token would be asked for it again and again
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    local lst = cases.list("IngressList", "10", {})
+    lst.metadata.continue = "same-token"
+    control(base, "load", { path = path, lists = { lst }, watches = {} })
+    local logged = #api_log(base)
+    local h = run(pipeline("samecontinue",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local c = proc.wait_for(function()
+      local c = component(h, "discovery.kubernetes.k")
+      return c.health.state == "unhealthy" and c
+    end, 10, "unhealthy")
+    assert.matches("list ingresses: page 2: the API server returned the continue token of page 1 again: "
+      .. "gave up the list", c.health.message, 1, true)
+    os.execute("sleep 3")
+    local lists = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == nil then
+        lists = lists + 1
+      end
+    end
+    -- two pages a try, tries after 0.8 s, 1.6 s, ... of backoff
+    assert.is_true(lists <= 12, lists .. " list requests in about 3 s")
+    assert.is_true(proc.metric(h, "prometheus_sd_kubernetes_failures_total") >= 1)
+    stop(h)
+    control(base, "release")
+  end)
+
+  it("gives up a list that never ends (a new continue token every page) after 1000 pages", function()
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = {}, endless_continue = true })
+    local logged = #api_log(base)
+    local h = run(pipeline("endless",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local c = proc.wait_for(function()
+      local c = component(h, "discovery.kubernetes.k")
+      return c.health.state == "unhealthy" and c
+    end, 60, "unhealthy")
+    assert.matches("list ingresses: gave up after 1000 pages (500 objects a page): the API server still returns "
+      .. "a continue token", c.health.message, 1, true)
+    local lists = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == nil then
+        lists = lists + 1
+        if lists > 1 and lists <= 1000 then -- (the first try's pages; a second may have begun)
+          assert.equals("page-" .. (lists - 1), r.query.continue)
+        end
+      end
+    end
+    assert.is_true(lists >= 1000 and lists <= 2000, lists .. " list requests")
+    assert.same({}, targets(h), "an unfinished list makes no targets")
+    stop(h)
+    control(base, "release")
+  end)
+
   it("rejects configurations Prometheus rejects, naming the line", function()
     local function check(body, msg)
       local file = proc.write(tmp .. "/bad.lua", body)
