@@ -427,6 +427,77 @@ describe("discovery.kubernetes reaches the API", function()
     assert.matches(dir .. "/namespace", msg, 1, true)
   end)
 
+  it("kubeconfig with token and tokenFile: the file wins, read again as it changes; the token while it is unreadable", function()
+    -- client-go: clientcmd keeps both (BearerToken, BearerTokenFile); the bearer round tripper
+    -- sends the file's (cached) content and falls back to the token when the file cannot be read
+    local dir = tmp .. "/both"
+    os.execute("mkdir -p " .. dir)
+    proc.write(dir .. "/server-token", "from-file\n")
+    proc.write(dir .. "/token", "from-file\n")
+    local tport, tpid = start_api(string.format("--token %s/server-token", dir))
+    local tbase = "http://127.0.0.1:" .. tport
+    cleanups[#cleanups + 1] = function()
+      os.execute("kill " .. tpid .. " 2>/dev/null")
+    end
+    control(tbase, "load", { path = "/api/v1/services", lists = { cases.service.paths["/api/v1/services"] },
+      watches = {} })
+    proc.write(dir .. "/kubeconfig", string.format([[
+apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: fake
+  cluster:
+    server: %s
+contexts:
+- name: test
+  context: {cluster: fake, user: me}
+users:
+- name: me
+  user:
+    token: inline-token
+    tokenFile: token
+]], tbase))
+    local h = run(pipeline("bothtokens", string.format(
+      'discovery.kubernetes "k" {\n  kubeconfig_file = %q,\n  role = "service",\n}', dir .. "/kubeconfig")))
+    local ok = proc.wait_for(function()
+      return #targets(h) == 4
+    end, 10)
+    assert.is_truthy(ok, "the services with the file's token: "
+      .. tostring(component(h, "discovery.kubernetes.k").health.message))
+    local function sent_since(n, auth)
+      for i, r in ipairs(api_log(tbase)) do
+        if i > n and r.auth == auth then
+          return true
+        end
+      end
+    end
+    -- the file rotated: the next requests carry its new content
+    local logged = #api_log(tbase)
+    proc.write(dir .. "/token", "rotated\n")
+    proc.write(dir .. "/server-token", "rotated\n")
+    control(tbase, "release")
+    proc.wait_for(function()
+      return sent_since(logged, "Bearer rotated")
+    end, 10, "the rotated token from the file")
+    proc.wait_for(function()
+      return component(h, "discovery.kubernetes.k").health.state == "healthy"
+    end, 15, "healthy with the rotated token")
+    -- the file gone: the inline token
+    logged = #api_log(tbase)
+    os.remove(dir .. "/token")
+    proc.write(dir .. "/server-token", "inline-token\n")
+    control(tbase, "release")
+    proc.wait_for(function()
+      return sent_since(logged, "Bearer inline-token")
+    end, 10, "the inline token while the file is gone")
+    proc.wait_for(function()
+      return component(h, "discovery.kubernetes.k").health.state == "healthy"
+    end, 15, "healthy with the inline token")
+    assert.equals(4, #targets(h))
+    stop(h)
+  end)
+
   it("with kubeconfig_file (a token file), and in-cluster (service account token, CA, own namespace)", function()
     local dir = tmp .. "/auth"
     os.execute("mkdir -p " .. dir .. "/sa")
