@@ -32,4 +32,47 @@ function M.find(dir, suffix)
   return common.take_paths(out[0], out_len[0])
 end
 
+local cwdbuf = ffi.new("char[4096]")
+
+--- The process's working directory.
+---@return string|nil cwd, string? err
+function M.getcwd()
+  if C.mw_ffi_fs_getcwd(cwdbuf, 4096, errbuf, 512) ~= 0 then
+    return nil, ffi.string(errbuf)
+  end
+  return ffi.string(cwdbuf)
+end
+
+--- path made absolute and clean, as Go's filepath.Abs: a relative path is joined to the
+--- working directory (cwd, or the process's), then "." and empty elements are dropped and
+--- ".." takes the element before it away (lexically: symbolic links are not resolved).
+---@param path string
+---@param cwd string|nil
+---@return string|nil abs, string? err
+function M.abs(path, cwd)
+  if path:sub(1, 1) ~= "/" then
+    local err
+    if not cwd then
+      cwd, err = M.getcwd()
+      if not cwd then
+        return nil, err
+      end
+    end
+    path = cwd .. "/" .. path
+  end
+  local parts, n = {}, 0
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." then
+      if n > 0 then
+        parts[n] = nil
+        n = n - 1
+      end
+    elseif seg ~= "." then
+      n = n + 1
+      parts[n] = seg
+    end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
 return M

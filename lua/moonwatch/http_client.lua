@@ -285,7 +285,10 @@ function M.options(cfg, req)
   elseif set(cfg.bearer_token) then
     o.auth_type, o.auth_credentials = "Bearer", reveal(cfg.bearer_token)
   elseif set(cfg.bearer_token_file) then
+    -- bearer_token_fallback: no argument of Alloy's; a kubeconfig user's token beside its
+    -- tokenFile, sent when the file cannot be read (client-go's precedence)
     o.auth_type, o.auth_credentials_file = "Bearer", cfg.bearer_token_file
+    o.auth_credentials = set(cfg.bearer_token_fallback) and reveal(cfg.bearer_token_fallback) or nil
   end
   return o
 end

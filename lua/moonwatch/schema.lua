@@ -33,6 +33,31 @@ local receiver = require("moonwatch.receiver")
 
 local M = {}
 
+--- Alloy's null inside a list or an object decoded from JSON (encoding.from_json keeps a
+--- null field, as Alloy's): cjson.null, as every decoded JSON of moonwatch has it. Anywhere
+--- else null is nil. In arguments a null field is no field (as `{ a = null }` is written in a
+--- pipeline), and a null in a list is refused (a Lua list cannot hold nil).
+M.NULL = require("cjson").null
+local NULL = M.NULL
+
+-- t without its null values (t itself when it has none).
+local function without_null(t)
+  local copy
+  for k, x in pairs(t) do
+    if x == NULL then
+      if not copy then
+        copy = {}
+        for k2, x2 in pairs(t) do
+          copy[k2] = x2
+        end
+      end
+      copy[k] = nil
+    end
+  end
+  return copy or t
+end
+M.without_null = without_null
+
 --- A secret value: prints as "(secret)" everywhere; :reveal() gives the value.
 local Secret = {}
 Secret.__index = Secret
@@ -113,7 +138,9 @@ local function describe(v)
     return "a receiver of no kind (make it with moonwatch.receiver)"
   end
   local t = type(v)
-  if t == "string" then
+  if v == NULL then
+    return "null"
+  elseif t == "string" then
     return string.format("string %q", #v > 40 and v:sub(1, 40) .. "..." or v)
   elseif t == "table" then
     return is_array(v) and (#v == 0 and "an empty list" or "a list") or "a table"
@@ -265,6 +292,7 @@ local checkers = {
     if type(v) ~= "table" or (next(v) ~= nil and is_array(v)) then
       return nil, "expected a map of strings, got " .. describe(v)
     end
+    v = without_null(v)
     for k, x in pairs(v) do
       if type(k) ~= "string" or (type(x) ~= "string" and not M.is_secret(x)) then
         return nil, string.format("expected a map of strings, but [%s] is %s", tostring(k), describe(x))
@@ -276,10 +304,22 @@ local checkers = {
     if type(v) ~= "table" or not is_array(v) then
       return nil, "expected a list of targets (maps of strings), got " .. describe(v)
     end
+    local copied = false
     for i, t in ipairs(v) do
       if t == M.UNKNOWN then -- luacheck: ignore 542
       elseif type(t) ~= "table" then
         return nil, string.format("target %d: expected a map of strings, got %s", i, describe(t))
+      end
+      local plain = t ~= M.UNKNOWN and without_null(t) or t
+      if plain ~= t then -- a null label (a target decoded from JSON) is no label
+        if not copied then
+          local list = {}
+          for j, x in ipairs(v) do
+            list[j] = x
+          end
+          v, copied = list, true
+        end
+        v[i], t = plain, plain
       end
       for k, x in pairs(t) do
         if type(k) ~= "string" or type(x) ~= "string" then
@@ -365,6 +405,9 @@ local function validate_block(schema, value, path, problems, opts)
     local spec = schema.args[k]
     local p = join(path, k)
     local v = value[k]
+    if v == NULL then -- a null field of a decoded object: not given
+      v = nil
+    end
     if v == nil then
       if spec.required then
         problems[#problems + 1] = { path = p, msg = "missing required argument" }
@@ -509,7 +552,11 @@ validate_value = function(spec, v, path, problems, opts)
     local list = {}
     local before, unknowns = #problems, opts.unknowns
     for i, x in ipairs(v) do
-      list[i] = validate_value(spec.of, x, string.format("%s[%d]", path, i), problems, opts)
+      if x == NULL then
+        problems[#problems + 1] = { path = string.format("%s[%d]", path, i), msg = "a list cannot hold null in moonwatch" }
+      else
+        list[i] = validate_value(spec.of, x, string.format("%s[%d]", path, i), problems, opts)
+      end
     end
     if spec.check and #problems == before and opts.unknowns == unknowns then
       local err = run_hook(spec.check, list, path, problems)
@@ -528,6 +575,7 @@ validate_value = function(spec, v, path, problems, opts)
       if type(k) ~= "string" then
         problems[#problems + 1] = { path = path, msg = "expected a map (a table of name = value), but it has a "
           .. type(k) .. " key" }
+      elseif v[k] == NULL then -- luacheck: ignore 542 (a null field of a decoded object: no entry)
       else
         out[k] = validate_value(spec.of, v[k], string.format("%s[%q]", path, k), problems, opts)
       end
@@ -678,6 +726,8 @@ function M.redact(v, seen)
     end
     seen[v] = nil
     return out
+  elseif v == NULL then -- (JSON's null: shown as null)
+    return v
   elseif t == "userdata" or t == "cdata" or t == "thread" then
     return "(" .. t .. ")"
   end

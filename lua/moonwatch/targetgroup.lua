@@ -38,14 +38,14 @@ end
 
 --- The targets of a decoded list of target groups: for each group, one label table per
 --- target (the group's labels, extra's, and __address__), in order. nil, err naming the
---- group (0-based, as Prometheus's sources) at fault.
+--- group (0-based, as Prometheus's sources) at fault. A group's fields other than targets
+--- and labels are refused, as Prometheus refuses them in YAML (UnmarshalStrict) and JSON
+--- (Group.UnmarshalJSON: DisallowUnknownFields).
 ---@param groups any the decoded document
 ---@param extra table labels added to every group (__meta_filepath, __meta_url)
 ---@param max_targets integer|nil bound on the targets
----@param strict boolean|nil refuse fields other than targets and labels (Prometheus reads YAML
----  files strictly, JSON not)
 ---@return table[]|nil targets, string|nil err, integer groups
-function M.targets(groups, extra, max_targets, strict)
+function M.targets(groups, extra, max_targets)
   if groups == null or groups == nil then
     return {}, nil, 0
   end
@@ -61,7 +61,7 @@ function M.targets(groups, extra, max_targets, strict)
     if type(g) ~= "table" or (next(g) ~= nil and is_list(g)) then
       return nil, where .. "expected an object with targets and labels"
     end
-    for k in pairs(strict and g or {}) do
+    for k in pairs(g) do
       if k ~= "targets" and k ~= "labels" then
         return nil, string.format("%sunknown field %q", where, tostring(k))
       end
@@ -94,7 +94,11 @@ function M.targets(groups, extra, max_targets, strict)
       return nil, where .. "targets must be a list of strings"
     end
     for j, addr in ipairs(ts) do
-      if type(addr) ~= "string" then
+      if addr == null then
+        -- as Prometheus's Group decodes a null target (a []string: JSON and YAML leave it ""):
+        -- a target without an address, which a scrape drops ("no address"), not a refused file
+        addr = ""
+      elseif type(addr) ~= "string" then
         return nil, string.format("%stargets[%d] must be a string", where, j - 1)
       end
       if max_targets and #out >= max_targets then

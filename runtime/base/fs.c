@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "base/fs.h"
@@ -161,3 +162,11 @@ int mw_ffi_fs_find(const char *dir, const char *suffix, char **out, size_t *out_
 }
 
 void mw_ffi_fs_free(char *p) { free(p); }
+
+int mw_ffi_fs_getcwd(char *buf, size_t len, char *err, size_t errlen) {
+  if (!getcwd(buf, len)) {
+    mw_seterr(err, errlen, "the working directory: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}

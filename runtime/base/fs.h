@@ -21,6 +21,8 @@ int mw_ffi_fs_mkdir_p(const char *path, char *err, size_t errlen);
 int mw_ffi_fs_find(const char *dir, const char *suffix, char **out, size_t *out_len, char *err,
                    size_t errlen);
 void mw_ffi_fs_free(char *p);
+/* The process's working directory into buf[0..len) (getcwd(3)). 0, or -1 with err. */
+int mw_ffi_fs_getcwd(char *buf, size_t len, char *err, size_t errlen);
 /* ffi.cdef end */
 
 #endif

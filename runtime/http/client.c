@@ -695,9 +695,13 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
     secret = NULL;
     if (o->auth_credentials_file) {
       if (mw_httpc_read_secret(o->auth_credentials_file, "authorization credentials", &secret, err,
-                               errlen))
-        goto out;
-      cred = secret;
+                               errlen)) {
+        if (!o->auth_credentials) goto out;
+        /* the file unreadable: credentials instead (see client.h) */
+        if (err && errlen) err[0] = '\0';
+      } else if (*secret || !o->auth_credentials) {
+        cred = secret;
+      }
     }
     const char *type = o->auth_type && *o->auth_type ? o->auth_type : "Bearer";
     size_t len = strlen(type) + strlen(cred) + 2;

@@ -113,7 +113,9 @@ typedef struct {
   /* Basic auth (basic_auth): username with password or password_file. */
   const char *username, *password, *password_file;
   /* Authorization header (authorization, bearer_token): "<type> <credentials>"
-   * with credentials or credentials_file; type NULL: "Bearer". */
+   * with credentials or credentials_file (read at each request); type NULL: "Bearer".
+   * With both, the file's content wins and credentials is what is sent when the file cannot
+   * be read or is empty, as client-go takes a kubeconfig user's tokenFile over its token. */
   const char *auth_type, *auth_credentials, *auth_credentials_file;
 } mw_httpc_opts_t;
 

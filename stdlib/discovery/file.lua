@@ -168,7 +168,7 @@ local function read(path)
   if derr then
     return nil, derr
   end
-  return targetgroup.targets(doc, { __meta_filepath = path }, M.MAX_TARGETS, yaml)
+  return targetgroup.targets(doc, { __meta_filepath = path }, M.MAX_TARGETS)
 end
 
 -- Expands the globs, reads every file, keeps the last good targets of a file that fails,

@@ -3,8 +3,11 @@
 --- and `local_.file_match.x.targets`; the component id stays local.file_match.x.
 --- Every sync_period the globs of path_targets (their __path__, minus __path_exclude__)
 --- are expanded; `targets` holds one target per matched regular file, with __path__ set to
---- the file's path and the other labels of its path target, and changes only when the set
---- of files does.
+--- the file's absolute path (a relative glob matches under the working directory, as
+--- Alloy's) and the other labels of its path target, and changes only when the set of files
+--- does. A glob gives 100000 files at most: one that reaches the bound makes the component
+--- unhealthy, naming it, and counts in moonwatch_file_match_capped_globs.
+local file_match = require("moonwatch.file_match")
 local tail = require("moonwatch.native.tail")
 
 local Instance = {}
@@ -48,7 +51,7 @@ function M.validate(args)
 end
 
 function M.new(ctx, args)
-  local self = setmetatable({ ctx = ctx, files = 0, capped = false }, Instance)
+  local self = setmetatable({ ctx = ctx, files = 0, capped = false, capped_gauge = file_match.capped_gauge() }, Instance)
   self.args = args
   self:sync()
   return self
@@ -85,13 +88,16 @@ function Instance:sync()
   if self.args.ignore_older_than > 0 then
     min_mtime = os.time() - self.args.ignore_older_than
   end
-  self.capped = false
+  local capped = 0
   for _, t in ipairs(self.args.path_targets) do
-    local paths, err, capped = tail.glob(t.__path__, t.__path_exclude__, min_mtime)
+    local paths, err, full = file_match.expand(t.__path__, t.__path_exclude__, min_mtime)
     if not paths then
       problems[#problems + 1] = err
     else
-      self.capped = self.capped or capped
+      if full then
+        capped = capped + 1
+        problems[#problems + 1] = file_match.capped_message(t.__path__)
+      end
       for _, p in ipairs(paths) do
         local key = p .. "\0" .. tostring(t)
         if not seen[key] then
@@ -108,15 +114,18 @@ function Instance:sync()
       end
     end
   end
-  self.files = #out
+  self.files, self.capped = #out, capped > 0
+  self.capped_gauge:with(self.ctx.id):set(capped)
   if #problems > 0 then
     self.ctx:set_health("unhealthy", table.concat(problems, "; "))
-  elseif self.capped then
-    self.ctx:set_health("unhealthy", "a glob matched more files than the bound; the first ones are kept")
   else
     self.ctx:set_health("healthy", "")
   end
   self.ctx:export({ targets = out })
+end
+
+function Instance:stop()
+  self.capped_gauge:remove(self.ctx.id)
 end
 
 function Instance:debug_info()

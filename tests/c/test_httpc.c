@@ -3,6 +3,7 @@
  * does not give (no Content-Length, garbage). */
 #include <arpa/inet.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -707,7 +708,30 @@ static void test_auth(void) {
   fetch(&o, &r);
   CHECK_STR(srv.seen_auth, "Token tok-en");
   result_free(&r);
+  /* both (a kubeconfig's token and tokenFile): the file wins, credentials while it cannot be
+   * read or is empty */
+  o = (mw_httpc_opts_t){
+      .url = url("/hello"), .auth_credentials = "inline", .auth_credentials_file = path};
+  fetch(&o, &r);
+  CHECK_STR(srv.seen_auth, "Bearer tok-en");
+  result_free(&r);
+  fd = open(path, O_WRONLY | O_TRUNC);
+  CHECK(fd >= 0);
+  CHECK_INT(write(fd, " \n", 2), 2);
+  close(fd);
+  fetch(&o, &r);
+  CHECK_STR(r.err, "");
+  CHECK_STR(srv.seen_auth, "Bearer inline");
+  result_free(&r);
   unlink(path);
+  fetch(&o, &r);
+  CHECK_STR(r.err, "");
+  CHECK_STR(srv.seen_auth, "Bearer inline");
+  result_free(&r);
+  o.auth_credentials = NULL; /* the file alone: its absence fails the request */
+  fetch(&o, &r);
+  CHECK(strstr(r.err, "unable to read authorization credentials file") != NULL);
+  result_free(&r);
 }
 
 static int many_done;

@@ -367,6 +367,30 @@ prometheus.scrape "s" {
     assert.equals(0, h.wait(15))
   end)
 
+  it("encoding.from_json keeps null fields and list items, as Alloy's", function()
+    -- Alloy: a null field exists (its value null, so coalesce falls back), a list keeps its
+    -- null; as a component argument a null label is no label
+    local j = proc.write(tmp .. "/sd.json",
+      '{"job": null, "tags": [null, "x"], "targets": [{"__address__": "127.0.0.1:9", "env": null}]}')
+    local file = proc.write(tmp .. "/json.alloy", string.format([[
+local.file "j" {
+  filename = "%s"
+}
+prometheus.scrape "s" {
+  targets    = encoding.from_json(local.file.j.content).targets
+  forward_to = []
+  job_name   = coalesce(encoding.from_json(local.file.j.content).job, "fallback") + "-" + format("%%v", encoding.from_json(local.file.j.content).tags)
+}
+]], j))
+    local h = proc.start_run(file, { "--storage.path=" .. tmp .. "/djson" })
+    local _, body = proc.http("GET", h.base .. "/api/v0/components/prometheus.scrape.s")
+    local c = cjson.decode(body)
+    assert.equals("fallback-[<nil> x]", c.arguments.job_name)
+    assert.same({ { __address__ = "127.0.0.1:9" } }, c.arguments.targets)
+    h.kill("TERM")
+    assert.equals(0, h.wait(15))
+  end)
+
   it("local.file that becomes unreadable keeps its last contents, unhealthy, then healthy again when it is back", function()
     local name = proc.write(tmp .. "/gone", "kept")
     local file = proc.write(tmp .. "/lfgone.alloy", string.format([[

@@ -153,6 +153,48 @@ discovery.relabel "r" {
     assert.equals("healthy", component(h, "discovery.file.f").health.state)
   end)
 
+  it("takes a null target as one without an address, as Prometheus does; refuses a non-string one naming the group", function()
+    -- Prometheus decodes targets into a []string: null leaves "" (JSON and YAML), the file is
+    -- kept; the target has no address (a scrape drops it), its group's other targets stay
+    proc.write(dir .. "/sd/a.json", '[{"targets": [null, "j:1"], "labels": {"job": "x"}}]')
+    proc.write(dir .. "/sd/b.yaml", "- targets: [~, y:1]\n  labels: {job: y}\n- targets:\n    -\n    - z:1\n")
+    start()
+    local a, b = dir .. "/sd/a.json", dir .. "/sd/b.yaml"
+    wait_targets(h, {
+      "__address__=j:1,__meta_filepath=" .. a .. ",file=a.json,job=x",
+      "__address__=y:1,__meta_filepath=" .. b .. ",file=b.yaml,job=y",
+      "__address__=z:1,__meta_filepath=" .. b .. ",file=b.yaml",
+      "__meta_filepath=" .. a .. ",file=a.json,job=x",
+      "__meta_filepath=" .. b .. ",file=b.yaml",
+      "__meta_filepath=" .. b .. ",file=b.yaml,job=y",
+    })
+    local c = component(h, "discovery.file.f")
+    assert.equals("healthy", c.health.state, c.health.message)
+    -- discovery.file exports it with an empty __address__, as Prometheus's target group has it
+    local empty = 0
+    for _, t in ipairs(c.exports.targets) do
+      if t.__address__ == "" then
+        empty = empty + 1
+      end
+    end
+    assert.equals(3, empty)
+    -- a number is not a target (Prometheus: "cannot unmarshal number ... of type string"):
+    -- the file is refused, naming it and the group
+    write_atomic(a, '[{"targets": ["j:1"]}, {"targets": ["k:1", 2]}]')
+    local health = proc.wait_for(function()
+      local c2 = component(h, "discovery.file.f")
+      return c2.health.state == "unhealthy" and c2.health
+    end, 10, "unhealthy")
+    assert.matches(a .. ": target group 1: targets[1] must be a string", health.message, 1, true)
+    -- a field a group does not have: refused in JSON too (Prometheus's Group.UnmarshalJSON
+    -- disallows unknown fields: "json: unknown field \"metrics_path\"")
+    write_atomic(a, '[{"targets": ["j:1"], "metrics_path": "/m"}]')
+    proc.wait_for(function()
+      return component(h, "discovery.file.f").health.message:find(
+        a .. ': target group 0: unknown field "metrics_path"', 1, true)
+    end, 10, "the unknown JSON field")
+  end)
+
   it("refuses YAML aliases (a billion-laughs file cannot expand)", function()
     local a = dir .. "/sd/a.yaml"
     proc.write(a, "- targets: &t [one:1]\n- targets: *t\n")

@@ -328,6 +328,65 @@ discovery.kubernetes "k" {
     control(base, "release")
   end)
 
+  it("gives up a list whose continue token comes back, unhealthy, and backs off (no hot loop)", function()
+    -- client-go's pager follows continue tokens without a bound: a server (or a proxy) that
+    -- answers every page with the same token would be asked for it again and again
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    local lst = cases.list("IngressList", "10", {})
+    lst.metadata.continue = "same-token"
+    control(base, "load", { path = path, lists = { lst }, watches = {} })
+    local logged = #api_log(base)
+    local h = run(pipeline("samecontinue",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local c = proc.wait_for(function()
+      local c = component(h, "discovery.kubernetes.k")
+      return c.health.state == "unhealthy" and c
+    end, 10, "unhealthy")
+    assert.matches("list ingresses: page 2: the API server returned the continue token of page 1 again: "
+      .. "gave up the list", c.health.message, 1, true)
+    os.execute("sleep 3")
+    local lists = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == nil then
+        lists = lists + 1
+      end
+    end
+    -- two pages a try, tries after 0.8 s, 1.6 s, ... of backoff
+    assert.is_true(lists <= 12, lists .. " list requests in about 3 s")
+    assert.is_true(proc.metric(h, "prometheus_sd_kubernetes_failures_total") >= 1)
+    stop(h)
+    control(base, "release")
+  end)
+
+  it("gives up a list that never ends (a new continue token every page) after 1000 pages", function()
+    local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+    control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = {}, endless_continue = true })
+    local logged = #api_log(base)
+    local h = run(pipeline("endless",
+      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local c = proc.wait_for(function()
+      local c = component(h, "discovery.kubernetes.k")
+      return c.health.state == "unhealthy" and c
+    end, 60, "unhealthy")
+    assert.matches("list ingresses: gave up after 1000 pages (500 objects a page): the API server still returns "
+      .. "a continue token", c.health.message, 1, true)
+    local lists = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == nil then
+        lists = lists + 1
+        if lists > 1 and lists <= 1000 then -- (the first try's pages; a second may have begun)
+          assert.equals("page-" .. (lists - 1), r.query.continue)
+        end
+      end
+    end
+    assert.is_true(lists >= 1000 and lists <= 2000, lists .. " list requests")
+    assert.same({}, targets(h), "an unfinished list makes no targets")
+    stop(h)
+    control(base, "release")
+  end)
+
   it("rejects configurations Prometheus rejects, naming the line", function()
     local function check(body, msg)
       local file = proc.write(tmp .. "/bad.lua", body)
@@ -366,6 +425,77 @@ describe("discovery.kubernetes reaches the API", function()
     assert.are_not.equals(0, code, "running without its namespace: " .. msg)
     assert.matches('nons.lua:1: discovery.kubernetes "k": could not determine the pod\'s namespace', msg, 1, true)
     assert.matches(dir .. "/namespace", msg, 1, true)
+  end)
+
+  it("kubeconfig with token and tokenFile: the file wins, read again as it changes; the token while it is unreadable", function()
+    -- client-go: clientcmd keeps both (BearerToken, BearerTokenFile); the bearer round tripper
+    -- sends the file's (cached) content and falls back to the token when the file cannot be read
+    local dir = tmp .. "/both"
+    os.execute("mkdir -p " .. dir)
+    proc.write(dir .. "/server-token", "from-file\n")
+    proc.write(dir .. "/token", "from-file\n")
+    local tport, tpid = start_api(string.format("--token %s/server-token", dir))
+    local tbase = "http://127.0.0.1:" .. tport
+    cleanups[#cleanups + 1] = function()
+      os.execute("kill " .. tpid .. " 2>/dev/null")
+    end
+    control(tbase, "load", { path = "/api/v1/services", lists = { cases.service.paths["/api/v1/services"] },
+      watches = {} })
+    proc.write(dir .. "/kubeconfig", string.format([[
+apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: fake
+  cluster:
+    server: %s
+contexts:
+- name: test
+  context: {cluster: fake, user: me}
+users:
+- name: me
+  user:
+    token: inline-token
+    tokenFile: token
+]], tbase))
+    local h = run(pipeline("bothtokens", string.format(
+      'discovery.kubernetes "k" {\n  kubeconfig_file = %q,\n  role = "service",\n}', dir .. "/kubeconfig")))
+    local ok = proc.wait_for(function()
+      return #targets(h) == 4
+    end, 10)
+    assert.is_truthy(ok, "the services with the file's token: "
+      .. tostring(component(h, "discovery.kubernetes.k").health.message))
+    local function sent_since(n, auth)
+      for i, r in ipairs(api_log(tbase)) do
+        if i > n and r.auth == auth then
+          return true
+        end
+      end
+    end
+    -- the file rotated: the next requests carry its new content
+    local logged = #api_log(tbase)
+    proc.write(dir .. "/token", "rotated\n")
+    proc.write(dir .. "/server-token", "rotated\n")
+    control(tbase, "release")
+    proc.wait_for(function()
+      return sent_since(logged, "Bearer rotated")
+    end, 10, "the rotated token from the file")
+    proc.wait_for(function()
+      return component(h, "discovery.kubernetes.k").health.state == "healthy"
+    end, 15, "healthy with the rotated token")
+    -- the file gone: the inline token
+    logged = #api_log(tbase)
+    os.remove(dir .. "/token")
+    proc.write(dir .. "/server-token", "inline-token\n")
+    control(tbase, "release")
+    proc.wait_for(function()
+      return sent_since(logged, "Bearer inline-token")
+    end, 10, "the inline token while the file is gone")
+    proc.wait_for(function()
+      return component(h, "discovery.kubernetes.k").health.state == "healthy"
+    end, 15, "healthy with the inline token")
+    assert.equals(4, #targets(h))
+    stop(h)
   end)
 
   it("with kubeconfig_file (a token file), and in-cluster (service account token, CA, own namespace)", function()

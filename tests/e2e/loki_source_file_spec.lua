@@ -355,6 +355,54 @@ loki.echo "e" { file = %q }
     end
   end)
 
+  it("makes a relative glob's files absolute (under the working directory), as Alloy; a plain relative __path__ stays", function()
+    -- Alloy: local.file_match and loki.source.file's file_match glob relative to the working
+    -- directory and set filepath.Abs of each match; a plain __path__ is opened as it is
+    n = n + 1
+    local dir = string.format("%s/t%d", tmp, n)
+    os.execute("mkdir -p " .. dir .. "/rel/sub")
+    local real = proc.sh("cd " .. proc.quote(dir) .. " && pwd -P"):gsub("\n$", "")
+    append(dir .. "/rel/a.log", "a1\n")
+    append(dir .. "/rel/sub/b.log", "b1\n")
+    append(dir .. "/rel/c.log", "c1\n")
+    local out = dir .. "/out.log"
+    local f = proc.write(dir .. "/pipeline.lua", string.format([[
+local_.file_match "f" {
+  path_targets = { { __path__ = "rel/*.log", __path_exclude__ = "rel/c.log" } },
+  sync_period = "100ms",
+}
+loki.source.file "s" {
+  targets = local_.file_match.f.targets,
+  forward_to = { loki.echo.e.receiver },
+}
+loki.source.file "m" {
+  targets = { { __path__ = "./rel/../rel/sub/*.log" } },
+  file_match = { enabled = true, sync_period = "100ms" },
+  forward_to = { loki.echo.e.receiver },
+}
+loki.source.file "p" {
+  targets = { { __path__ = "rel/c.log" } },
+  forward_to = { loki.echo.e.receiver },
+}
+loki.echo "e" { file = %q }
+]], out))
+    local h = proc.start_run(f, { "--storage.path=" .. dir .. "/data" }, { cwd = dir })
+    started[#started + 1] = h
+    assert.is_true(wait_for(function()
+      return #entries(out) >= 3
+    end), slurp(out))
+    local files = {}
+    for _, e in ipairs(entries(out)) do
+      files[#files + 1] = e.file
+    end
+    table.sort(files)
+    assert.same({ real .. "/rel/a.log", real .. "/rel/sub/b.log", "rel/c.log" }, files)
+    local c = proc.component(h, "local.file_match.f")
+    assert.same({ { __path__ = real .. "/rel/a.log" } }, c.exports.targets)
+    h.kill()
+    assert.equals(0, h.wait(10))
+  end)
+
   it("refuses a malformed glob or an unknown encoding with the declaration's line", function()
     local f = proc.write(tmp .. "/bad.lua", [[
 local_.file_match "f" { path_targets = { { __path__ = "/var/log/[a.log" } } }

@@ -183,14 +183,40 @@ prometheus.remote_write "a_b" {
     assert.equals("-h-é-", value('replace("hé", "", "-")'))
   end)
 
-  it("json_decode refuses what Go's encoding/json refuses, and a null it cannot hold in a list", function()
-    assert.same({ a = 1 }, value([[json_decode(`{"a": 1, "b": null}`)]])) -- an object's null: the key is absent
+  it("json_decode refuses what Go's encoding/json refuses", function()
     for _, j in ipairs({ "NaN", "Infinity", "-Infinity", "0x10", "1e400", "[1, 2", "" }) do
       assert.matches("^t%.alloy:1:5: json_decode: ", eval_err("json_decode(`" .. j .. "`)"), nil)
     end
-    -- Lua lists cannot hold null: [1, null, 3] was {1} for concat, join and [2]
-    assert.equals("t.alloy:1:5: json_decode: a list holds null at index 1 (moonwatch's lists cannot hold null)",
-      eval_err("json_decode(`[1, null, 3]`)"))
+  end)
+
+  it("json_decode keeps null fields and list items as Alloy's encoding.from_json does", function()
+    local NULL = require("cjson").null
+    -- (the expected values are Alloy's: a null field exists and reads as null)
+    assert.same({ a = 1, b = NULL }, value([[json_decode(`{"a": 1, "b": null}`)]]))
+    assert.is_nil(value([[encoding.from_json(`{"a": 1, "b": null}`).b]]))
+    assert.is_nil(value([[encoding.from_json(`{"a": 1, "b": null}`)["b"] ]]))
+    assert.equals("d", value([[coalesce(encoding.from_json(`{"b": null}`).b, "d")]]))
+    assert.equals('t.alloy:1:5: field "c" does not exist', eval_err([[encoding.from_json(`{"b": null}`).c]]))
+    assert.equals("map[a:1 b:<nil>]", value([[format("%v", json_decode(`{"a": 1, "b": null}`))]]))
+    -- lists: the null stays in its place (it was refused: Lua lists cannot hold nil)
+    assert.same({ 1, NULL, 3 }, value("json_decode(`[1, null, 3]`)"))
+    assert.is_nil(value("json_decode(`[1, null, 3]`)[1]"))
+    assert.equals(3, value("json_decode(`[1, null, 3]`)[2]"))
+    assert.equals("[1 <nil> 3]", value([[format("%v", json_decode(`[1, null, 3]`))]]))
+    assert.is_nil(value("json_decode(`null`)"))
+    assert.is_true(value([[json_decode(`{"a": null, "b": 1}`) == {b = 1}]]))
+    assert.is_true(value([[json_decode(`{"a": [null]}`) == json_decode(`{"a": [null]}`)]]))
+    -- as an argument: a null field is no field, a null in a list is refused naming it
+    local schema = require("moonwatch.schema")
+    local args = { args = { labels = { type = "map", of = { type = "string" } }, tags = { type = "list",
+      of = { type = "string" } }, targets = { type = "targets" }, name = { type = "string", default = "d" } } }
+    local out, problems = schema.validate(args, value(
+      [[json_decode(`{"labels": {"a": "x", "b": null}, "targets": [{"__address__": "t:1", "env": null}], "name": null}`)]]))
+    assert.same({}, problems)
+    assert.same({ labels = { a = "x" }, targets = { { __address__ = "t:1" } }, tags = nil, name = "d" }, out)
+    out, problems = schema.validate(args, value([[json_decode(`{"tags": ["a", null]}`)]]))
+    assert.same({ "a" }, out.tags)
+    assert.same({ { path = "tags[2]", msg = "a list cannot hold null in moonwatch" } }, problems)
   end)
 
   it("keeps a secret secret: string functions refuse it as Alloy's do, format's result is a secret", function()

@@ -2,18 +2,22 @@
 -- use, with Alloy's names (both the old flat ones and the namespaced ones of newer
 -- Alloy versions: to_lower and string.to_lower, concat and array.concat, env and sys.env,
 -- json_decode and encoding.from_json). Lua pipelines reach them as `alloy.NAME(...)`
--- (what `moonwatch convert` writes). Lists are Lua arrays; Alloy's null is nil.
+-- (what `moonwatch convert` writes). Lists are Lua arrays; Alloy's null is nil, but inside a
+-- list or an object that encoding.from_json decoded it is schema.NULL (cjson.null: a Lua
+-- table cannot hold nil), as Alloy keeps it there; reading it (field, index) gives nil.
 local cjson = require("cjson")
 local schema = require("moonwatch.schema")
 
 local M = {}
+
+local NULL = schema.NULL
 
 --- The name of v's type in Alloy's words (bool, list, object, null...).
 local function typename(v)
   local t = type(v)
   if t == "boolean" then
     return "bool"
-  elseif t == "nil" then
+  elseif t == "nil" or v == NULL then
     return "null"
   elseif schema.is_secret(v) then
     return "secret"
@@ -73,7 +77,8 @@ end
 
 -- The zero values Alloy's coalesce skips: null, false, 0, "", empty lists and objects.
 local function is_zero(v)
-  return v == nil or v == false or v == 0 or v == "" or (type(v) == "table" and not getmetatable(v) and next(v) == nil)
+  return v == nil or v == NULL or v == false or v == 0 or v == ""
+    or (type(v) == "table" and not getmetatable(v) and next(v) == nil)
 end
 
 function F.coalesce(...)
@@ -98,28 +103,27 @@ end
 local json = cjson.new()
 json.decode_invalid_numbers(false)
 
+-- Alloy's encoding.from_json: a null field or list item stays, as NULL (a top-level null is
+-- nil); a list is told from an object by its keys, as typename does ({} and [] are alike).
 function F.json_decode(s)
   local ok, v = pcall(json.decode, want_string("json_decode", 1, s))
   if not ok then
     error("json_decode: " .. tostring(v), 0)
   end
-  local function plain(x) -- cjson.null -> nil
-    if x == cjson.null then
-      return nil
-    elseif x == math.huge or x == -math.huge then
+  local function check(x)
+    if x == math.huge or x == -math.huge then
       error("json_decode: a number is out of range of a float64", 0)
     elseif type(x) == "table" then
-      for k, y in pairs(x) do
-        if y == cjson.null and type(k) == "number" then
-          error(string.format("json_decode: a list holds null at index %d (moonwatch's lists cannot hold null)", k - 1),
-            0)
-        end
-        x[k] = plain(y)
+      for _, y in pairs(x) do
+        check(y)
       end
     end
-    return x
   end
-  return plain(v)
+  check(v)
+  if v == NULL then
+    return nil
+  end
+  return v
 end
 
 function F.json_path()
@@ -181,7 +185,7 @@ local function go_value(v)
   local t = type(v)
   if t == "number" then
     return go_number(v)
-  elseif t == "nil" then
+  elseif t == "nil" or v == NULL then
     return "<nil>"
   elseif t == "table" and not getmetatable(v) then
     local parts = {}
@@ -398,8 +402,16 @@ M.NAMESPACES = { sys = true, string = true, array = true, encoding = true, conve
 
 -- Operators ------------------------------------------------------------------
 
+-- (a NULL in a decoded object equals a field that is not there: `{ a = null }` is written
+-- without it)
 local function deep_equal(a, b)
   a, b = reveal(a), reveal(b)
+  if a == NULL then
+    a = nil
+  end
+  if b == NULL then
+    b = nil
+  end
   if type(a) ~= "table" or type(b) ~= "table" then
     return a == b
   end
@@ -408,8 +420,8 @@ local function deep_equal(a, b)
       return false
     end
   end
-  for k in pairs(b) do
-    if a[k] == nil then
+  for k, v in pairs(b) do
+    if a[k] == nil and v ~= NULL then
       return false
     end
   end
@@ -512,10 +524,14 @@ function M.field(obj, name)
   local kind = typename(obj)
   if kind ~= "object" and not (kind == "list" and next(obj) == nil) then -- {} is an empty object too
     error(string.format("cannot access field %q on %s", name, kind), 0)
-  elseif obj[name] == nil then
-    error(string.format("field %q does not exist", name), 0)
   end
-  return obj[name]
+  local v = obj[name]
+  if v == nil then
+    error(string.format("field %q does not exist", name), 0)
+  elseif v == NULL then -- a null field (encoding.from_json): it exists, its value is null
+    return nil
+  end
+  return v
 end
 
 --- Alloy's / of two integers: Go's integer division, toward zero.
@@ -558,13 +574,21 @@ function M.index(obj, idx)
     elseif idx >= #obj then
       error(string.format("index %d is out of range of a list of %d", idx, #obj), 0)
     end
-    return obj[idx + 1]
+    local v = obj[idx + 1]
+    if v == NULL then
+      return nil
+    end
+    return v
   elseif kind == "list" and next(obj) ~= nil then
     error("a list is indexed by a number, got " .. typename(idx), 0)
   elseif type(idx) ~= "string" then
     error("an object is indexed by a string, got " .. typename(idx), 0)
   end
-  return obj[idx]
+  local v = obj[idx]
+  if v == NULL then
+    return nil
+  end
+  return v
 end
 
 --- The `alloy` helper of Lua pipelines: alloy.to_lower(...), alloy.string.to_lower(...), alloy.add(a, b)...

@@ -23,8 +23,6 @@ local now = require("moonwatch.scheduler").now
 local roles = require("discovery.kubernetes.roles")
 local kubeconfig = require("discovery.kubernetes.kubeconfig")
 
-local null = cjson.null
-
 local Instance = {}
 Instance.__index = Instance
 
@@ -93,6 +91,11 @@ M.exclusive = { httpconfig.AUTH_EXCLUSIVE }
 M.MAX_LINE = 16 * 1024 * 1024
 M.MAX_PAGE = 64 * 1024 * 1024
 M.PAGE_LIMIT = 500
+--- A list gives up after this many pages (500,000 objects at PAGE_LIMIT: over three times
+--- Kubernetes's largest supported cluster, 150,000 pods), and at a continue token longer than
+--- MAX_CONTINUE (the API server's are a few hundred bytes).
+M.MAX_LIST_PAGES = 1000
+M.MAX_CONTINUE = 64 * 1024
 M.BACKOFF_MIN, M.BACKOFF_MAX = 0.8, 30
 --- Where the in-cluster service account is mounted; MOONWATCH_KUBERNETES_SERVICEACCOUNT_DIR
 --- changes it (for tests, or an unusual mount).
@@ -296,10 +299,30 @@ local function status_message(resp)
   return string.format("server returned HTTP status %d%s", resp.status, msg and (": " .. msg) or "")
 end
 
--- Lists every page; replaces the informer's objects. true, or nil, err.
+-- Lists every page; replaces the informer's objects. true, or nil, err. client-go's pager
+-- follows continue tokens without a bound; a server (or a proxy) that keeps returning one
+-- would keep a list going forever, so a list gives up, as a failure (backoff, unhealthy), at
+-- a continue token it was given already or after MAX_LIST_PAGES pages.
 function Instance:list(inf)
   local objects, rv, cont = {}, nil, nil -- luacheck: ignore 311
+  local seen, pages = {}, 0
   repeat
+    if cont then
+      if #cont > M.MAX_CONTINUE then
+        return nil, string.format("list %s: page %d: the continue token is longer than %d bytes: gave up the list",
+          inf.resource, pages, M.MAX_CONTINUE)
+      end
+      if seen[cont] then
+        return nil, string.format("list %s: page %d: the API server returned the continue token of page %d again: "
+          .. "gave up the list", inf.resource, pages, seen[cont])
+      end
+      if pages >= M.MAX_LIST_PAGES then
+        return nil, string.format("list %s: gave up after %d pages (%d objects a page): the API server still "
+          .. "returns a continue token", inf.resource, pages, M.PAGE_LIMIT)
+      end
+      seen[cont] = pages
+    end
+    pages = pages + 1
     local url = self:resource_url(inf) .. "?" .. query({ { "labelSelector", inf.label },
       { "fieldSelector", inf.field }, { "limit", tostring(M.PAGE_LIMIT) }, { "continue", cont } })
     local resp, err = self.client:request({ url = url, timeout = 60, max_body = M.MAX_PAGE,
@@ -321,7 +344,7 @@ function Instance:list(inf)
     end
     rv = doc.metadata.resourceVersion
     cont = doc.metadata.continue
-    if cont == null then
+    if type(cont) ~= "string" then
       cont = nil
     end
   until not cont or cont == ""

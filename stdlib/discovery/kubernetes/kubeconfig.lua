@@ -1,9 +1,11 @@
 --- A kubeconfig file's current context as discovery.kubernetes's API server URL and HTTP
 --- client config: the cluster's server, certificate-authority(-data), insecure-skip-tls-verify,
---- tls-server-name and proxy-url; the user's token(-file), client-certificate(-data) and
---- client-key(-data), or username and password. Exec and auth-provider plugins are refused.
+--- tls-server-name and proxy-url; the user's token and tokenFile (the file wins, as in
+--- client-go), client-certificate(-data) and client-key(-data), or username and password.
+--- Exec and auth-provider plugins are refused.
 --- Relative paths are relative to the file's directory, as kubectl reads them.
 local filesd = require("moonwatch.native.filesd")
+local schema = require("moonwatch.schema")
 local targetgroup = require("moonwatch.targetgroup")
 local cjson = require("cjson")
 
@@ -138,12 +140,18 @@ function M.load(path)
   if type(cluster["proxy-url"]) == "string" and cluster["proxy-url"] ~= "" then
     cfg.proxy_url = cluster["proxy-url"]
   end
-  if type(user.token) == "string" and user.token ~= "" then
-    cfg.bearer_token = user.token
-  elseif type(user.tokenFile) == "string" and user.tokenFile ~= "" then
-    cfg.bearer_token_file = rel(user.tokenFile)
+  -- (secrets: masked in whatever moonwatch shows while they live)
+  local token = type(user.token) == "string" and user.token ~= "" and schema.secret(user.token) or nil
+  if type(user.tokenFile) == "string" and user.tokenFile ~= "" then
+    -- client-go (clientcmd, then transport's bearer round tripper): with token and tokenFile,
+    -- the file's content is sent (read again as it changes), the token only while the file
+    -- cannot be read or is empty
+    cfg.bearer_token_file, cfg.bearer_token_fallback = rel(user.tokenFile), token
+  elseif token then
+    cfg.bearer_token = token
   elseif type(user.username) == "string" and user.username ~= "" then
-    cfg.basic_auth = { username = user.username, password = type(user.password) == "string" and user.password or "" }
+    cfg.basic_auth = { username = user.username,
+      password = schema.secret(type(user.password) == "string" and user.password or "") }
   end
   return (cluster.server:gsub("/+$", "")), cfg
 end

@@ -6,8 +6,11 @@
 --- second and at stop: a restart reads on from there (after kill -9: the lines of the last
 --- second again at most). Files are watched with inotify (and all checked once a second
 --- in case an event was missed), polled (file_watch) otherwise or when
---- MOONWATCH_FILE_WATCH=poll.
+--- MOONWATCH_FILE_WATCH=poll. A plain __path__ is read as it is (relative to the working
+--- directory); with the file_match block it is a glob whose files get absolute paths, as
+--- local.file_match's (moonwatch.file_match: a glob that reaches its bound is reported).
 local logs = require("moonwatch.batch.logs")
+local file_match = require("moonwatch.file_match")
 local fs = require("moonwatch.fs")
 local metrics = require("moonwatch.metrics")
 local receiver = require("moonwatch.receiver")
@@ -110,6 +113,7 @@ local function families()
         "Bytes that were not valid in the file's encoding, replaced by U+FFFD (moonwatch).", { "component_id" }),
       decompress = reg:counter("loki_source_file_decompression_failures_total",
         "Compressed files that failed to decompress (moonwatch).", { "component_id" }),
+      capped = file_match.capped_gauge(),
     }
   end
   return fam
@@ -198,7 +202,7 @@ function Instance:sync()
   if fm.enabled and fm.ignore_older_than > 0 then
     min_mtime = os.time() - fm.ignore_older_than
   end
-  local problems = {}
+  local problems, capped = {}, 0
   for _, t in ipairs(args.targets) do
     local path = t.__path__
     if type(path) == "string" and path ~= "" then
@@ -208,13 +212,16 @@ function Instance:sync()
           key[k] = v
         end
       end
-      local paths = { path }
+      local paths = { path } -- as Alloy: a plain __path__ as it is, relative or not
       if fm.enabled then
-        local err
-        paths, err = tail.glob(path, t.__path_exclude__, min_mtime)
+        local err, full
+        paths, err, full = file_match.expand(path, t.__path_exclude__, min_mtime)
         if not paths then
           problems[#problems + 1] = err
           paths = {}
+        elseif full then
+          capped = capped + 1
+          problems[#problems + 1] = file_match.capped_message(path)
         end
       end
       for _, p in ipairs(paths) do
@@ -234,6 +241,11 @@ function Instance:sync()
   local ok, err = self.tailer:set(files)
   if not ok then
     problems[#problems + 1] = err
+  end
+  if fm.enabled then
+    self.m.capped:with(self.ctx.id):set(capped)
+  else
+    self.m.capped:remove(self.ctx.id)
   end
   self.problems = problems
   self:health()
@@ -410,6 +422,7 @@ end
 
 function Instance:stop()
   self:close_tailer()
+  self.m.capped:remove(self.ctx.id)
 end
 
 function Instance:debug_info()

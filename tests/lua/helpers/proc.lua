@@ -41,6 +41,7 @@ function M.run(args, opts)
 end
 
 --- Starts moonwatch in the background; returns a handle with pid, stderr path, kill, wait.
+--- opts: env ("NAME=value ..." before the command), cwd (its working directory).
 function M.start(args, opts)
   opts = opts or {}
   local h = { out = os.tmpname(), err = os.tmpname(), rc = os.tmpname() }
@@ -51,8 +52,9 @@ function M.start(args, opts)
   h.pidfile = os.tmpname()
   os.remove(h.rc)
   os.remove(h.pidfile)
-  local line = string.format("(%s sh -c 'echo $$ > %s; exec \"$@\"' sh %s >%s 2>%s </dev/null; echo $? > %s) &",
-    opts.env or "", h.pidfile, table.concat(cmd, " "), h.out, h.err, h.rc)
+  local line = string.format("(%s%s sh -c 'echo $$ > %s; exec \"$@\"' sh %s >%s 2>%s </dev/null; echo $? > %s) &",
+    opts.cwd and ("cd " .. shell_quote(opts.cwd) .. " && ") or "", opts.env or "", h.pidfile, table.concat(cmd, " "),
+    h.out, h.err, h.rc)
   os.execute(line)
   for _ = 1, 200 do
     local f = io.open(h.pidfile)
