@@ -722,6 +722,24 @@ describe("loki.process stages (geoip)", function()
     assert.same({ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, mmdb.parse_ip("::1"))
     local _, err = mmdb.from_string("garbage", "x.mmdb")
     assert.matches("not a MaxMind DB file", err, 1, true)
+    -- pointers let a few KiB describe a record of 200^20 values (20 arrays of 200 pointers to the
+    -- next one, below the depth bound): refused after a bound instead of holding the loop for ever
+    local function ptr(at) -- a pointer of size 1 (3 bytes) to at >= 2048
+      local p = at - 2048
+      return string.char(0x28 + math.floor(p / 65536), math.floor(p / 256) % 256, p % 256)
+    end
+    -- after the metadata marker: at 0 a pointer to the first array (at 2048), then the arrays
+    local levels, size = 20, 3 + 200 * 3
+    local data = { ptr(2048), ("\0"):rep(2045) }
+    for i = 1, levels do
+      data[#data + 1] = "\x1D\x04" .. string.char(171) .. ptr(2048 + i * size):rep(200)
+    end
+    data[#data + 1] = "\xA0" -- the leaf: a uint16 of 0 bytes
+    local bomb = "\xAB\xCD\xEFMaxMind.com" .. table.concat(data)
+    local t0 = os.clock()
+    _, err = mmdb.from_string(bomb, "bomb.mmdb")
+    assert.equals("bomb.mmdb: invalid metadata: mmdb: a record of more than 100000 values", err)
+    assert.is_true(os.clock() - t0 < 5)
   end)
 
   it("extracts Alloy's geoip_* values of a city database and custom_lookups", function()

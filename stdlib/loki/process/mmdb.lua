@@ -58,9 +58,18 @@ end
 
 -- Decodes the value at byte offset off of the data section that starts at 1-based base:
 -- the value and the offset after it. Raises on a malformed file.
+-- Values one lookup may decode: pointers let a small file describe a record of any size
+-- (an array of pointers to itself), which would hold the loop; real records have hundreds.
+local MAX_VALUES = 100000
+local budget = MAX_VALUES
+
 local function decode(s, base, off, depth)
   if depth > 64 then
     error("mmdb: data nested too deep", 0)
+  end
+  budget = budget - 1
+  if budget < 0 then
+    error(string.format("mmdb: a record of more than %d values", MAX_VALUES), 0)
   end
   local p = base + off
   local ctrl = byte(s, p)
@@ -166,6 +175,7 @@ function M.from_string(s, name)
   if not at then
     return nil, name .. ": not a MaxMind DB file (no metadata marker)"
   end
+  budget = MAX_VALUES
   local ok, md = pcall(decode, s, at + #METADATA_MARKER, 0, 0)
   if not ok or type(md) ~= "table" then
     return nil, name .. ": invalid metadata" .. (ok and "" or ": " .. tostring(md))
@@ -333,6 +343,7 @@ function DB:lookup(ip)
     error("mmdb: invalid search tree (no record at the end of the address)", 0)
   end
   local off = node - nodes - 16
+  budget = MAX_VALUES
   return (decode(self.s, self.data, off, 0))
 end
 
