@@ -156,6 +156,35 @@ describe("loki.process parsers", function()
     assert.matches("^regexReplaceAll: ", err)
   end)
 
+  it("the MaxMind reader opens any bytes without raising, and a lookup in what it opens ends", function()
+    local writer = require("helpers.mmdb_writer")
+    local mmdb = require("loki.process.mmdb")
+    local db = writer.build({ { "81.2.69.0/24", { city = { names = { en = "London" } }, n = { 1, 2.5, true } } },
+      { "2a02:c7f::/32", { country = { iso_code = "DE" } } } })
+    math.randomseed(7)
+    local rng = math.random
+    for _ = 1, 2000 do
+      local s = db
+      for _ = 1, rng(1, 4) do -- flip, drop or repeat bytes
+        local i, op = rng(1, #s), rng(1, 3)
+        if op == 1 then
+          s = s:sub(1, i - 1) .. string.char(rng(0, 255)) .. s:sub(i + 1)
+        elseif op == 2 then
+          s = s:sub(1, i - 1) .. s:sub(i + rng(1, 8))
+        else
+          s = s:sub(1, i) .. s:sub(i, i + rng(0, 8)) .. s:sub(i + 1)
+        end
+      end
+      local ok, r = pcall(mmdb.from_string, s, "x.mmdb")
+      assert.is_true(ok, tostring(r))
+      if r then -- a lookup may fail (a malformed record), in bounded time
+        for _, ip in ipairs({ "81.2.69.1", "2a02:c7f::1", "1.2.3.4", "::1" }) do
+          pcall(r.lookup, r, ip)
+        end
+      end
+    end
+  end)
+
   it("writes any number as Go's FormatFloat 'f' -1 does, reading back as itself", function()
     math.randomseed(7)
     for _ = 1, 5000 do
