@@ -691,6 +691,7 @@ static int mw_httpc_setup(mw_httpc_req_t *r, const mw_httpc_opts_t *o, char *err
   }
   if (o->auth_type || o->auth_credentials || o->auth_credentials_file) {
     const char *cred = o->auth_credentials ? o->auth_credentials : "";
+    if (secret) memset(secret, 0, strlen(secret)); /* the basic auth password, given to curl */
     free(secret);
     secret = NULL;
     if (o->auth_credentials_file) {
