@@ -11,8 +11,9 @@
 -- Alloy retries: Connect codes deadline_exceeded, unknown, resource_exhausted, internal,
 -- unavailable, data_loss and aborted (from the error body, else from the HTTP status: 400
 -- internal, 429/502/503/504 unavailable, others unknown but 401 403 404) and network errors,
--- with exponential backoff from min_backoff_period to max_backoff_period, at most
--- max_backoff_retries times (0: forever); then the request is dropped and counted.
+-- with exponential backoff and jitter from min_backoff_period to below max_backoff_period,
+-- max_backoff_retries attempts in all (0: forever), as Alloy's (dskit's backoff); then the
+-- request is dropped and counted.
 local cjson = require("cjson")
 local ffi_rt = require("moonwatch.ffi")
 local native = require("moonwatch.native.pyroscope")
@@ -55,7 +56,8 @@ local ENDPOINT = {
     min_backoff_period = { type = "duration", default = "500ms", positive = true, doc = "Initial backoff time between retries." },
     max_backoff_period = { type = "duration", default = "5m", positive = true, doc = "Maximum backoff time between retries." },
     max_backoff_retries = { type = "uint", default = 10,
-      doc = "Maximum number of retries of a request before its profiles are dropped (0: retry forever)." },
+      doc = "Maximum number of attempts of a request before its profiles are dropped, as Alloy counts them: 10"
+        .. " is 10 attempts, 9 waits (0: retry forever)." },
   }),
   exclusive = { httpconfig.AUTH_EXCLUSIVE },
   validate = push_endpoint.validate_endpoint,
@@ -315,7 +317,7 @@ end
 
 function Instance:send(ep)
   local e, req = ep.cfg, ep.queue[1]
-  local backoff, tries = e.min_backoff_period, 0
+  local backoff = push_endpoint.new_backoff(e.min_backoff_period, e.max_backoff_period, e.max_backoff_retries)
   ep.sending = req
   while not ep.stopped do
     local outcome, why = self:post(ep, req)
@@ -331,16 +333,15 @@ function Instance:send(ep)
     end
     ep.failures, ep.last_error = ep.failures + 1, why
     self.ctx.log:warn("failed to push to endpoint", { endpoint = ep.name, err = why })
-    tries = tries + 1
-    if outcome == "rejected" or (e.max_backoff_retries > 0 and tries > e.max_backoff_retries) then
+    local wait = outcome ~= "rejected" and backoff:next()
+    if not wait then
       self:drop(ep, req, why)
       break
     end
     ep.m.retries:add(1)
-    if not pcall(scheduler.sleep, backoff) or ep.stopped then
+    if not pcall(scheduler.sleep, wait) or ep.stopped then
       return
     end
-    backoff = math.min(backoff * 2, e.max_backoff_period)
   end
   ep.sending = nil
   if ep.queue[1] == req then

@@ -82,6 +82,27 @@ describe("pyroscope.write", function()
     log.configure({ level = "info" })
   end)
 
+  it("makes max_backoff_retries attempts in all, as Alloy (dskit's backoff), then drops the request", function()
+    local function retries()
+      local body = assert(require("moonwatch.metrics").default:expose("text/plain", ""))
+      return tonumber(body:match('\npyroscope_write_retries_total{[^}]*} (%d+)') or 0)
+    end
+    local before = retries()
+    push.down, push.requests, push.got = true, 0, {}
+    local ctrl, inst = start('min_backoff_period = "10ms", max_backoff_period = "20ms", max_backoff_retries = 3')
+    send_profile(inst, "p1")
+    local ok = loop.run_until(function()
+      return inst:debug_info().endpoints[1].dropped_profiles == 1
+    end, 5)
+    loop.run_for(0.2) -- no attempt after the drop
+    local retried = retries() - before
+    ctrl:stop()
+    push.down = false
+    assert.is_true(ok)
+    assert.equals(3, push.requests) -- 3 attempts, 2 waits (it made 4)
+    assert.equals(2, retried)
+  end)
+
   it("drops the oldest waiting request when its queue is full, never the one being retried", function()
     local max = write.MAX_QUEUE
     write.MAX_QUEUE = 3
