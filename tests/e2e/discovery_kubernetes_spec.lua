@@ -359,7 +359,10 @@ discovery.kubernetes "k" {
     control(base, "release")
   end)
 
-  it("gives up a list that never ends (a new continue token every page) after 1000 pages", function()
+  -- 1,000 list requests: ~10 s in the main build, ~50 s under ASan+UBSan, where it tests nothing
+  -- more (the HTTP client's C paths are every other test's): run in the main build only.
+  local it_unsanitized = proc.sanitized() and pending or it
+  it_unsanitized("gives up a list that never ends (a new continue token every page) after 1000 pages", function()
     local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
     control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = {}, endless_continue = true })
     local logged = #api_log(base)

@@ -29,7 +29,11 @@ local function capped_globs(id)
   return metrics.default:gauge("moonwatch_file_match_capped_globs", "", { "component_id" }):with(id):get()
 end
 
-describe("a glob over the 100,000-file bound", function()
+-- 100,001 files globbed twice: ~16 s in the main build, ~55 s under ASan+UBSan (the glob's C code
+-- runs there in tail_glob_spec; only the bound's stop is left to the main build).
+local describe_unsanitized = proc.sanitized() and pending or describe
+
+describe_unsanitized("a glob over the 100,000-file bound", function()
   local dir, many
   setup(function()
     dir = proc.tmpdir()
