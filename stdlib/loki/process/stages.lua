@@ -156,6 +156,17 @@ local function input_of(e, source)
   return str(e.extracted[source])
 end
 
+-- The line (source nil), or the text of extracted value source when it is a string, number or
+-- boolean (nil otherwise: a map or list is not text to match).
+local function scalar_input_of(e, source)
+  if not source then
+    return e.line
+  end
+  local v = e.extracted[source]
+  local t = type(v)
+  return (t == "string" or t == "number" or t == "boolean") and str(v) or nil
+end
+
 local function check_regex(re)
   local r, err = regex.new(re)
   if not r then
@@ -637,13 +648,7 @@ stage("pattern", {
     return function(list)
       for i = 1, #list do
         local e = list[i]
-        local input
-        if source then
-          local v = e.extracted[source]
-          input = (type(v) == "string" or type(v) == "number" or type(v) == "boolean") and str(v) or nil
-        else
-          input = e.line
-        end
+        local input = scalar_input_of(e, source)
         local caps = input and match_pattern(parts, input)
         if caps then
           local ex = e.extracted
@@ -1353,13 +1358,7 @@ stage("split_json", {
       local out, changed = {}, false
       for i = 1, #list do
         local e = list[i]
-        local input
-        if source then
-          local v = e.extracted[source]
-          input = (type(v) == "string" or type(v) == "number" or type(v) == "boolean") and str(v) or nil
-        else
-          input = e.line
-        end
+        local input = scalar_input_of(e, source)
         local elems
         if input and input:find("^[ \t\r\n]*%[") then
           local ok, data = pcall(strict_decode, input)
