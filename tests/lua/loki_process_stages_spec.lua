@@ -540,6 +540,16 @@ describe("loki.process stages (split_json)", function()
     local _, err = run({ stage.split_json { source = "" } }, {})
     assert.matches("must not be empty", err, 1, true)
   end)
+
+  it("splits elements with long whitespace runs in linear time (1 MiB of spaces in a string, and around it)", function()
+    -- trimming each element with "(.-)[ \t\r\n]*$" backtracked over every whitespace run in it:
+    -- this line did not finish in an hour
+    local sp = string.rep(" ", 1048576)
+    local out = assert(run({ stage.split_json {} }, { { line = '[ "' .. sp .. 'x" ,' .. sp .. '{"a":' .. sp .. '1}' .. sp .. ']' } }))
+    assert.equals(2, #out)
+    assert.equals('"' .. sp .. 'x"', out[1].line)
+    assert.equals('{"a":' .. sp .. '1}', out[2].line)
+  end)
 end)
 
 describe("loki.process stages (pattern)", function()
