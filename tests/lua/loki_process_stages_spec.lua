@@ -545,7 +545,8 @@ describe("loki.process stages (split_json)", function()
     -- trimming each element with "(.-)[ \t\r\n]*$" backtracked over every whitespace run in it:
     -- this line did not finish in an hour
     local sp = string.rep(" ", 1048576)
-    local out = assert(run({ stage.split_json {} }, { { line = '[ "' .. sp .. 'x" ,' .. sp .. '{"a":' .. sp .. '1}' .. sp .. ']' } }))
+    local line = '[ "' .. sp .. 'x" ,' .. sp .. '{"a":' .. sp .. '1}' .. sp .. ']'
+    local out = assert(run({ stage.split_json {} }, { { line = line } }))
     assert.equals(2, #out)
     assert.equals('"' .. sp .. 'x"', out[1].line)
     assert.equals('{"a":' .. sp .. '1}', out[2].line)
