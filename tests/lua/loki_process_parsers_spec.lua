@@ -156,6 +156,20 @@ describe("loki.process parsers", function()
     assert.matches("^regexReplaceAll: ", err)
   end)
 
+  it("Go templates: eq and ne take a missing value (not equal to a value, equal to another missing one)", function()
+    -- Go's eq compares an invalid (missing) value without an error: false against a value
+    local function run(src, data)
+      return gotemplate.execute(assert(gotemplate.compile(src)), data or { a = "xa" })
+    end
+    assert.equals("other", run('{{ if eq .level "error" }}ERR{{ else }}other{{ end }}'))
+    assert.equals("true false true", run('{{ ne .level "x" }} {{ eq .a .level }} {{ eq .level .other nil }}'))
+    assert.equals("true false", run('{{ eq .a "x" .level "xa" }} {{ eq .level "x" "xa" .a }}'))
+    local _, err = run("{{ lt .level 1 }}")
+    assert.is_string(err)
+    -- the text "<no value>" (what a template printed for a missing value) is a non-empty string
+    assert.equals("T true", run('{{ if .a }}T{{ end }} {{ eq .a "<no value>" }}', { a = "<no value>" }))
+  end)
+
   it("the MaxMind reader opens any bytes without raising, and a lookup in what it opens ends", function()
     local writer = require("helpers.mmdb_writer")
     local mmdb = require("loki.process.mmdb")

@@ -179,9 +179,10 @@ local function str(v, fname, k)
   return v
 end
 
--- Go's truth: false, 0, nil and "" are false (no other kind of value reaches a template).
+-- Go's truth: false, 0, nil and "" are false (no other kind of value reaches a template); the
+-- text "<no value>" is a string like any other.
 local function truth(v)
-  return not (v == nil or v == false or v == 0 or v == "" or v == NOVALUE)
+  return not (v == nil or v == false or v == 0 or v == "")
 end
 
 -- Go's fmt %v of a value.
@@ -215,7 +216,7 @@ local function kind(v, fname)
 end
 
 local function compare(fname, a, b)
-  if a == NOVALUE or b == NOVALUE or a == nil or b == nil then
+  if a == nil or b == nil then
     error(string.format("%s: incompatible types for comparison", fname), 0)
   end
   if kind(a, fname) ~= kind(b, fname) then
@@ -227,10 +228,15 @@ local function compare(fname, a, b)
   return a, b
 end
 
+-- As Go's eq: a missing value (nil) is equal to another one and to no value, without an error.
 local function eq(a, ...)
   for k = 1, select("#", ...) do
-    local x, y = compare("eq", a, (select(k, ...)))
-    if x == y then
+    local b = select(k, ...)
+    if a == nil or b == nil then
+      if a == b then
+        return true
+      end
+    elseif a == select(2, compare("eq", a, b)) then
       return true
     end
   end
@@ -407,8 +413,10 @@ M.FUNCS = {
   -- Go's text/template builtins
   eq = { 2, V, eq },
   ne = { 2, 2, function(a, b)
-    a, b = compare("ne", a, b)
-    return a ~= b
+    if a ~= nil and b ~= nil then
+      compare("ne", a, b)
+    end
+    return not eq(a, b)
   end },
   lt = { 2, 2, function(a, b)
     a, b = compare("lt", a, b)
