@@ -170,6 +170,16 @@ describe("loki.process parsers", function()
     assert.equals("T true", run('{{ if .a }}T{{ end }} {{ eq .a "<no value>" }}', { a = "<no value>" }))
   end)
 
+  it("Go templates: printf's numeric verbs take numbers only, %x of a string is its bytes in hex, as Go's fmt", function()
+    -- extracted values are strings: Go's %d of one is a bad verb, not the number
+    local function run(src)
+      return gotemplate.execute(assert(gotemplate.compile(src)), { n = "12", s = "hi" })
+    end
+    assert.equals("%!d(string=12)|%!f(string=12)|%!d(bool=true)|%!d(float64=1.5)|0012",
+      run('{{ printf "%d|%f|%d|%d|%04d" .n .n true 1.5 12 }}'))
+    assert.equals("6869|6869|    68|0x6869|6869 |", run('{{ printf "%x|%X|%6.1x|%#x|%-5x|" .s .s .s .s .s }}'))
+  end)
+
   it("the MaxMind reader opens any bytes without raising, and a lookup in what it opens ends", function()
     local writer = require("helpers.mmdb_writer")
     local mmdb = require("loki.process.mmdb")

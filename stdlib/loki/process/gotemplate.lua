@@ -326,6 +326,18 @@ local function int(v, fname, k)
   return n >= 0 and math.floor(n) or math.ceil(n)
 end
 
+-- Go's fmt name of the type of a bad verb's operand, and its value: "string=x", "<nil>".
+local function go_type(v)
+  if v == nil then
+    return "<nil>"
+  end
+  local t = type(v) == "boolean" and "bool" or type(v)
+  if t == "number" then
+    t = (v == math.floor(v) and math.abs(v) < 2 ^ 63) and "int" or "float64"
+  end
+  return t .. "=" .. show(v)
+end
+
 -- Go's printf for the verbs of log text: %s %v %d %q %x %X %f %e %g %t %%, with flags,
 -- width and precision; another verb is an error.
 local function printf(format, ...)
@@ -345,18 +357,23 @@ local function printf(format, ...)
       return string.format("%" .. flags .. "s", go_quote(show(v)))
     elseif verb == "t" then
       return string.format("%" .. flags .. "s", tostring(v))
-    elseif verb == "d" or verb == "x" or verb == "X" then
-      local n = tonumber(v)
-      if not n or n ~= math.floor(n) then
-        return "%!" .. verb .. "(" .. type(v) .. "=" .. show(v) .. ")"
+    elseif (verb == "x" or verb == "X") and type(v) == "string" then
+      -- Go's %x of a string: its bytes (the first precision of them) in hex
+      local prec = tonumber(flags:match("%.(%d*)$"))
+      local hex = (prec and v:sub(1, prec) or v):gsub(".", function(c)
+        return string.format(verb == "x" and "%02x" or "%02X", c:byte())
+      end)
+      if flags:find("#", 1, true) then
+        hex = (verb == "x" and "0x" or "0X") .. hex
       end
-      return string.format("%" .. flags .. verb, n)
-    elseif verb == "f" or verb == "e" or verb == "g" then
-      local n = tonumber(v)
-      if not n then
-        return "%!" .. verb .. "(" .. type(v) .. "=" .. show(v) .. ")"
+      return string.format("%" .. (flags:find("-", 1, true) and "-" or "") .. (flags:match("^[^%d]*(%d*)") or "")
+        .. "s", hex)
+    elseif verb == "d" or verb == "x" or verb == "X" or verb == "f" or verb == "e" or verb == "g" then
+      -- numbers only (a numeric string is a string to Go's fmt), integers for %d %x %X
+      if type(v) ~= "number" or (v ~= math.floor(v) and verb ~= "f" and verb ~= "e" and verb ~= "g") then
+        return "%!" .. verb .. "(" .. go_type(v) .. ")"
       end
-      return string.format("%" .. flags .. verb, n)
+      return string.format("%" .. flags .. verb, v)
     end
     error(string.format("printf: verb %%%s is not supported", verb), 0)
   end)
