@@ -180,6 +180,16 @@ describe("loki.process parsers", function()
     assert.equals("6869|6869|    68|0x6869|6869 |", run('{{ printf "%x|%X|%6.1x|%#x|%-5x|" .s .s .s .s .s }}'))
   end)
 
+  it("Go templates: TrimSpace and trim remove Unicode spaces as Go's, in linear time (1 MiB of spaces within)", function()
+    local sp = string.rep(" ", 1048576)
+    for _, f in ipairs({ "TrimSpace", "trim" }) do
+      local c = assert(gotemplate.compile("{{ " .. f .. " .a }}|"))
+      assert.equals("x" .. sp .. "y|", gotemplate.execute(c, { a = "\194\160\t x" .. sp .. "y\226\128\137\227\128\128\n" }))
+      assert.equals("|", gotemplate.execute(c, { a = " \194\133 " }))
+      assert.equals("\194\161|", gotemplate.execute(c, { a = "\194\161" }))
+    end
+  end)
+
   it("the MaxMind reader opens any bytes without raising, and a lookup in what it opens ends", function()
     local writer = require("helpers.mmdb_writer")
     local mmdb = require("loki.process.mmdb")

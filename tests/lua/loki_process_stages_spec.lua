@@ -665,6 +665,16 @@ describe("loki.process stages (eventlogmessage)", function()
     local _, err = run({ stage.eventlogmessage { source = "a-b" } }, {})
     assert.matches("invalid label name: a-b", err, 1, true)
   end)
+
+  it("trims values as Go's TrimSpace (Unicode spaces), in linear time (a value with 1 MiB of spaces within)", function()
+    local sp = string.rep(" ", 1048576)
+    local msg = "A: \194\160x" .. sp .. "y\227\128\128\t\r\nB:" .. sp
+    local line = require("cjson").encode({ message = msg })
+    local out = assert(run({ stage.json { expressions = { message = "" } }, stage.eventlogmessage {},
+      stage.template { source = "A", template = "{{ len .A }}" }, stage.labels { values = { A = "", B = "" } } },
+      { { line = line } }))
+    assert.same({ job = "a", A = tostring(1048576 + 2) }, out[1].labels)
+  end)
 end)
 
 describe("loki.process stages (timestamp duplicates)", function()

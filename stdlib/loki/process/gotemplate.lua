@@ -14,6 +14,7 @@
 -- pipeline is checked, naming the action.
 local core = require("moonwatch.native.core")
 local regex = require("moonwatch.native.regex")
+local values = require("loki.process.values")
 
 local M = {}
 
@@ -416,7 +417,7 @@ M.FUNCS = {
     s, p = str(s, "TrimSuffix", 1), str(p, "TrimSuffix", 2)
     return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
   end },
-  TrimSpace = { 1, 1, function(s) return (str(s, "TrimSpace", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  TrimSpace = { 1, 1, function(s) return values.trim_space(str(s, "TrimSpace", 1)) end },
   Hash = { 2, 2, function(salt, s)
     return core.sha3_256_hex(str(salt, "Hash", 1) .. str(s, "Hash", 2))
   end },
@@ -496,7 +497,7 @@ M.FUNCS = {
   -- sprig's
   lower = { 1, 1, function(s) return to_lower(str(s, "lower", 1)) end },
   upper = { 1, 1, function(s) return to_upper(str(s, "upper", 1)) end },
-  trim = { 1, 1, function(s) return (str(s, "trim", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  trim = { 1, 1, function(s) return values.trim_space(str(s, "trim", 1)) end },
   trimAll = { 2, 2, function(c, s) return trim_set(str(s, "trimAll", 2), str(c, "trimAll", 1), true, true) end },
   trimPrefix = { 2, 2, function(p, s)
     s, p = str(s, "trimPrefix", 2), str(p, "trimPrefix", 1)

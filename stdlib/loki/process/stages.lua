@@ -1590,7 +1590,7 @@ stage("eventlogmessage", {
                 if ex[k] ~= nil and not overwrite then
                   k = k .. "_extracted"
                 end
-                val = val:gsub("^%s+", ""):gsub("%s+$", "")
+                val = values.trim_space(val)
                 if values.is_utf8(val) then
                   ex[k] = val
                 end
