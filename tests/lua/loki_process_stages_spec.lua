@@ -706,6 +706,13 @@ describe("loki.process stages (multiline trim_newlines)", function()
     out = assert(run({ stage.multiline { firstline = "^start", trim_newlines = false } }, entries))
     assert.equals("start 1\r\n\n  cont\n\n", out[1].line)
   end)
+
+  it("trims in linear time a line with 1 MiB of newlines within it", function()
+    local nl = string.rep("\r\n", 524288)
+    local out = assert(run({ stage.multiline { firstline = "^start" } },
+      { { line = "start a" .. nl .. "b" .. nl }, { line = "start 2" } }))
+    assert.equals("start a" .. nl .. "b", out[1].line)
+  end)
 end)
 
 describe("loki.process stages (geoip)", function()

@@ -2168,7 +2168,15 @@ stage("multiline", {
             st.start = e
           end
           st.n = st.n + 1
-          st.lines[st.n] = trim and e.line:gsub("[\r\n]+$", "") or e.line
+          local line = e.line
+          if trim then -- as strings.TrimRight(line, "\r\n"); "[\r\n]+$" backtracked over each run within
+            local j = #line
+            while j > 0 and (line:byte(j) == 13 or line:byte(j) == 10) do
+              j = j - 1
+            end
+            line = line:sub(1, j)
+          end
+          st.lines[st.n] = line
           st.at = now
           if st.n >= max_lines then
             out[#out + 1] = flush(st)
