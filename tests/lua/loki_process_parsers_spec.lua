@@ -190,6 +190,17 @@ describe("loki.process parsers", function()
     end
   end)
 
+  it("Go templates: a missing value is <nil> to printf, print and toString; %s and %t take their kinds only", function()
+    local function run(src)
+      return gotemplate.execute(assert(gotemplate.compile(src)), { a = "xa" })
+    end
+    -- from Go 1.19's text/template with map[string]any{"a": "xa"}
+    assert.equals("%!s(<nil>)|<nil>|%!d(<nil>)|%!q(<nil>)|%!t(<nil>)|%!s(int=3)|%!t(string=xa)| true|<nil> 1|<nil>\n|"
+      .. "<no value>", run('{{ printf "%s|%v|%d|%q|%t|%s|%t|%5t" .missing .missing .missing .missing .missing 3 "xa" true }}|'
+      .. "{{ print .missing 1 }}|{{ println .missing }}|{{ .missing }}"))
+    assert.equals("<nil>|xa", run("{{ toString .missing }}|{{ toString .a }}"))
+  end)
+
   it("the MaxMind reader opens any bytes without raising, and a lookup in what it opens ends", function()
     local writer = require("helpers.mmdb_writer")
     local mmdb = require("loki.process.mmdb")

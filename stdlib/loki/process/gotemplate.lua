@@ -327,6 +327,14 @@ local function int(v, fname, k)
   return n >= 0 and math.floor(n) or math.ceil(n)
 end
 
+-- Go's fmt %v of an operand of a function: a missing value is <nil> (printed by an action, "<no value>").
+local function go_v(v)
+  if v == nil then
+    return "<nil>"
+  end
+  return show(v)
+end
+
 -- Go's fmt name of the type of a bad verb's operand, and its value: "string=x", "<nil>".
 local function go_type(v)
   if v == nil then
@@ -352,12 +360,14 @@ local function printf(format, ...)
     if k > nargs then
       return "%!" .. verb .. "(MISSING)"
     end
-    if verb == "s" or verb == "v" then
-      return string.format("%" .. flags .. "s", show(v))
-    elseif verb == "q" then
-      return string.format("%" .. flags .. "s", go_quote(show(v)))
-    elseif verb == "t" then
+    if verb == "v" then
+      return string.format("%" .. flags .. "s", go_v(v))
+    elseif (verb == "s" or verb == "q") and type(v) == "string" then
+      return string.format("%" .. flags .. "s", verb == "q" and go_quote(v) or v)
+    elseif verb == "t" and type(v) == "boolean" then
       return string.format("%" .. flags .. "s", tostring(v))
+    elseif verb == "s" or verb == "q" or verb == "t" then
+      return "%!" .. verb .. "(" .. go_type(v) .. ")" -- as Go's fmt for another kind (%q of a number is not done)
     elseif (verb == "x" or verb == "X") and type(v) == "string" then
       -- Go's %x of a string: its bytes (the first precision of them) in hex
       local prec = tonumber(flags:match("%.(%d*)$"))
@@ -482,14 +492,14 @@ M.FUNCS = {
       if k > 1 and type(v) ~= "string" and type(select(k - 1, ...)) ~= "string" then
         out[#out + 1] = " "
       end
-      out[#out + 1] = show(v)
+      out[#out + 1] = go_v(v)
     end
     return table.concat(out)
   end },
   println = { 0, V, function(...)
     local out = {}
     for k = 1, select("#", ...) do
-      out[k] = show((select(k, ...)))
+      out[k] = go_v((select(k, ...)))
     end
     return table.concat(out, " ") .. "\n"
   end },
@@ -561,7 +571,7 @@ M.FUNCS = {
   title = { 1, 1, function(s)
     return (str(s, "title", 1):gsub("(%w)(%w*)", function(a, b) return a:upper() .. b end))
   end },
-  toString = { 1, 1, function(v) return show(v) end },
+  toString = { 1, 1, function(v) return go_v(v) end },
   regexMatch = { 2, 2, function(re, s)
     return compiled(str(re, "regexMatch", 1), "regexMatch"):find(str(s, "regexMatch", 2))
   end },
