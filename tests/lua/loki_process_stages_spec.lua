@@ -499,6 +499,8 @@ describe("loki.process stages (truncate)", function()
   it("refuses what Alloy refuses in a truncate rule", function()
     for _, c in ipairs({
       { { limit = "0B" }, "limit must be greater than zero" },
+      { { limit = "0.5B" }, "limit must be greater than zero" }, -- Go's units: a whole number of bytes, 0
+      { { limit = "3.9B", suffix = "..." }, "suffix length cannot be greater than or equal to limit" },
       { { limit = "3B", suffix = "..." }, "suffix length cannot be greater than or equal to limit" },
       { { limit = "10B", sources = { "a" } }, "sources cannot be set when source_type is 'line'" },
       { { limit = "ten" }, 'limit: "ten" is not a size' },

@@ -1207,7 +1207,7 @@ local function bytes(s)
     return nil
   end
   local m = UNITS[u:upper()] or (u == "" and 1)
-  return m and tonumber(n) * m or nil
+  return m and math.floor(tonumber(n) * m) or nil -- whole bytes, as Go's units (int64 of the product)
 end
 
 stage("drop", {
