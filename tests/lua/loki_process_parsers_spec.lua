@@ -201,6 +201,13 @@ describe("loki.process parsers", function()
     assert.equals("<nil>|xa", run("{{ toString .missing }}|{{ toString .a }}"))
   end)
 
+  it("Go templates: title upper-cases the letter after a separator as Go's strings.Title", function()
+    local c = assert(gotemplate.compile("{{ title .a }}"))
+    -- Go 1.19: strings.Title("hello_world élan it's x1y 2nd naïve-bob\u3000ok")
+    assert.equals("Hello_world Élan It'S X1y 2nd Naïve-Bob\227\128\128Ok",
+      gotemplate.execute(c, { a = "hello_world élan it's x1y 2nd naïve-bob\227\128\128ok" }))
+  end)
+
   it("the MaxMind reader opens any bytes without raising, and a lookup in what it opens ends", function()
     local writer = require("helpers.mmdb_writer")
     local mmdb = require("loki.process.mmdb")

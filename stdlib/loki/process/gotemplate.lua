@@ -569,7 +569,20 @@ M.FUNCS = {
   squote = { 0, V, function(...) return joined(function(v) return "'" .. v .. "'" end, ...) end },
   cat = { 0, V, function(...) return joined(function(v) return v end, ...) end },
   title = { 1, 1, function(s)
-    return (str(s, "title", 1):gsub("(%w)(%w*)", function(a, b) return a:upper() .. b end))
+    -- Go's strings.Title: a letter after a separator is upper-cased; separators are the ASCII
+    -- characters other than letters, digits and "_", and the Unicode spaces
+    local after_sep = true
+    return (str(s, "title", 1):gsub("[%z\1-\127\192-\255][\128-\191]*", function(ch)
+      local sep
+      if #ch == 1 then
+        sep = not ch:find("^[%w_]$")
+      else
+        sep = values.trim_space(ch) == ""
+      end
+      local out = after_sep and not sep and to_upper(ch) or ch
+      after_sep = sep
+      return out
+    end))
   end },
   toString = { 1, 1, function(v) return go_v(v) end },
   regexMatch = { 2, 2, function(re, s)
