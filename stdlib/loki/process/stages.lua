@@ -207,7 +207,13 @@ end
 -- JSON as Go reads it: no hex numbers, NaN or Infinity (cjson's default takes them)
 local strict = cjson.new()
 strict.decode_invalid_numbers(false)
-local strict_decode = strict.decode
+-- cjson stops at a NUL byte (it took '[1]\0junk' for [1]); Go's JSON has none outside escapes
+local function strict_decode(s)
+  if s:find("\0", 1, true) then
+    error("invalid character '\\x00'", 0)
+  end
+  return strict.decode(s)
+end
 
 stage("json", {
   doc = "Parses the line (or an extracted value) as a JSON object and extracts values with JMESPath "
