@@ -156,6 +156,58 @@ describe("loki.process parsers", function()
     assert.matches("^regexReplaceAll: ", err)
   end)
 
+  it("Go templates: eq and ne take a missing value (not equal to a value, equal to another missing one)", function()
+    -- Go's eq compares an invalid (missing) value without an error: false against a value
+    local function run(src, data)
+      return gotemplate.execute(assert(gotemplate.compile(src)), data or { a = "xa" })
+    end
+    assert.equals("other", run('{{ if eq .level "error" }}ERR{{ else }}other{{ end }}'))
+    assert.equals("true false true", run('{{ ne .level "x" }} {{ eq .a .level }} {{ eq .level .other nil }}'))
+    assert.equals("true false", run('{{ eq .a "x" .level "xa" }} {{ eq .level "x" "xa" .a }}'))
+    local _, err = run("{{ lt .level 1 }}")
+    assert.is_string(err)
+    -- the text "<no value>" (what a template printed for a missing value) is a non-empty string
+    assert.equals("T true", run('{{ if .a }}T{{ end }} {{ eq .a "<no value>" }}', { a = "<no value>" }))
+  end)
+
+  it("Go templates: printf's numeric verbs take numbers only, %x of a string is its bytes in hex, as Go's fmt", function()
+    -- extracted values are strings: Go's %d of one is a bad verb, not the number
+    local function run(src)
+      return gotemplate.execute(assert(gotemplate.compile(src)), { n = "12", s = "hi" })
+    end
+    assert.equals("%!d(string=12)|%!f(string=12)|%!d(bool=true)|%!d(float64=1.5)|0012",
+      run('{{ printf "%d|%f|%d|%d|%04d" .n .n true 1.5 12 }}'))
+    assert.equals("6869|6869|    68|0x6869|6869 |", run('{{ printf "%x|%X|%6.1x|%#x|%-5x|" .s .s .s .s .s }}'))
+  end)
+
+  it("Go templates: TrimSpace and trim remove Unicode spaces as Go's, in linear time (1 MiB of spaces within)", function()
+    local sp = string.rep(" ", 1048576)
+    for _, f in ipairs({ "TrimSpace", "trim" }) do
+      local c = assert(gotemplate.compile("{{ " .. f .. " .a }}|"))
+      assert.equals("x" .. sp .. "y|", gotemplate.execute(c, { a = "\194\160\t x" .. sp .. "y\226\128\137\227\128\128\n" }))
+      assert.equals("|", gotemplate.execute(c, { a = " \194\133 " }))
+      assert.equals("\194\161|", gotemplate.execute(c, { a = "\194\161" }))
+    end
+  end)
+
+  it("Go templates: a missing value is <nil> to printf, print and toString; %s and %t take their kinds only", function()
+    local function run(src)
+      return gotemplate.execute(assert(gotemplate.compile(src)), { a = "xa" })
+    end
+    -- from Go 1.19's text/template with map[string]any{"a": "xa"}
+    assert.equals("%!s(<nil>)|<nil>|%!d(<nil>)|%!q(<nil>)|%!t(<nil>)|%!s(int=3)|%!t(string=xa)| true|<nil> 1|<nil>\n|"
+      .. "<no value>", run('{{ printf "%s|%v|%d|%q|%t|%s|%t|%5t" .missing .missing .missing .missing .missing 3 "xa" true }}|'
+      .. "{{ print .missing 1 }}|{{ println .missing }}|{{ .missing }}"))
+    assert.equals("<nil>|xa", run("{{ toString .missing }}|{{ toString .a }}"))
+  end)
+
+  it("Go templates: title upper-cases the letter after a separator as Go's strings.Title", function()
+    local c = assert(gotemplate.compile("{{ title .a }}"))
+    -- Go 1.19: strings.Title("hello_world élan it's x1y 2nd naïve-bob\u3000ok")
+    assert.equals("Hello_world Élan It'S X1y 2nd Naïve-Bob\227\128\128Ok",
+      gotemplate.execute(c, { a = "hello_world élan it's x1y 2nd naïve-bob\227\128\128ok" }))
+  end)
+
   it("the MaxMind reader opens any bytes without raising, and a lookup in what it opens ends", function()
     local writer = require("helpers.mmdb_writer")
     local mmdb = require("loki.process.mmdb")

@@ -499,6 +499,8 @@ describe("loki.process stages (truncate)", function()
   it("refuses what Alloy refuses in a truncate rule", function()
     for _, c in ipairs({
       { { limit = "0B" }, "limit must be greater than zero" },
+      { { limit = "0.5B" }, "limit must be greater than zero" }, -- Go's units: a whole number of bytes, 0
+      { { limit = "3.9B", suffix = "..." }, "suffix length cannot be greater than or equal to limit" },
       { { limit = "3B", suffix = "..." }, "suffix length cannot be greater than or equal to limit" },
       { { limit = "10B", sources = { "a" } }, "sources cannot be set when source_type is 'line'" },
       { { limit = "ten" }, 'limit: "ten" is not a size' },
@@ -515,13 +517,13 @@ describe("loki.process stages (split_json)", function()
     local out = assert(run({ stage.split_json {}, stage.json { expressions = { level = "" } },
       stage.labels { values = { level = "" } } },
       { { line = ' [{"level":"info","msg":"a, [b]"} , {"level":"error","s":"q\\"]"},[1, 2],"x",3 ]', sec = 5 },
-        { line = "[]" }, { line = '{"a":[1]}' }, { line = "[1," }, { line = "plain" } }))
+        { line = "[]" }, { line = '{"a":[1]}' }, { line = "[1," }, { line = "plain" }, { line = "[1]\0[2]" } }))
     local lines = {}
     for i, e in ipairs(out) do
       lines[i] = e.line
     end
     assert.same({ '{"level":"info","msg":"a, [b]"}', '{"level":"error","s":"q\\"]"}', "[1, 2]", '"x"', "3",
-      '{"a":[1]}', "[1,", "plain" }, lines)
+      '{"a":[1]}', "[1,", "plain", "[1]\0[2]" }, lines) -- Go's JSON takes no NUL after a value
     assert.same({ job = "a", level = "info" }, out[1].labels)
     assert.same({ job = "a", level = "error" }, out[2].labels)
     assert.equals(5, out[3].sec)
@@ -539,6 +541,17 @@ describe("loki.process stages (split_json)", function()
     assert.same({ job = "a", host = "h2" }, out[3].labels)
     local _, err = run({ stage.split_json { source = "" } }, {})
     assert.matches("must not be empty", err, 1, true)
+  end)
+
+  it("splits elements with long whitespace runs in linear time (1 MiB of spaces in a string, and around it)", function()
+    -- trimming each element with "(.-)[ \t\r\n]*$" backtracked over every whitespace run in it:
+    -- this line did not finish in an hour
+    local sp = string.rep(" ", 1048576)
+    local line = '[ "' .. sp .. 'x" ,' .. sp .. '{"a":' .. sp .. '1}' .. sp .. ']'
+    local out = assert(run({ stage.split_json {} }, { { line = line } }))
+    assert.equals(2, #out)
+    assert.equals('"' .. sp .. 'x"', out[1].line)
+    assert.equals('{"a":' .. sp .. '1}', out[2].line)
   end)
 end)
 
@@ -654,6 +667,16 @@ describe("loki.process stages (eventlogmessage)", function()
     local _, err = run({ stage.eventlogmessage { source = "a-b" } }, {})
     assert.matches("invalid label name: a-b", err, 1, true)
   end)
+
+  it("trims values as Go's TrimSpace (Unicode spaces), in linear time (a value with 1 MiB of spaces within)", function()
+    local sp = string.rep(" ", 1048576)
+    local msg = "A: \194\160x" .. sp .. "y\227\128\128\t\r\nB:" .. sp
+    local line = require("cjson").encode({ message = msg })
+    local out = assert(run({ stage.json { expressions = { message = "" } }, stage.eventlogmessage {},
+      stage.template { source = "A", template = "{{ len .A }}" }, stage.labels { values = { A = "", B = "" } } },
+      { { line = line } }))
+    assert.same({ job = "a", A = tostring(1048576 + 2) }, out[1].labels)
+  end)
 end)
 
 describe("loki.process stages (timestamp duplicates)", function()
@@ -684,6 +707,13 @@ describe("loki.process stages (multiline trim_newlines)", function()
     assert.equals("start 1\n  cont", out[1].line)
     out = assert(run({ stage.multiline { firstline = "^start", trim_newlines = false } }, entries))
     assert.equals("start 1\r\n\n  cont\n\n", out[1].line)
+  end)
+
+  it("trims in linear time a line with 1 MiB of newlines within it", function()
+    local nl = string.rep("\r\n", 524288)
+    local out = assert(run({ stage.multiline { firstline = "^start" } },
+      { { line = "start a" .. nl .. "b" .. nl }, { line = "start 2" } }))
+    assert.equals("start a" .. nl .. "b", out[1].line)
   end)
 end)
 

@@ -14,6 +14,7 @@
 -- pipeline is checked, naming the action.
 local core = require("moonwatch.native.core")
 local regex = require("moonwatch.native.regex")
+local values = require("loki.process.values")
 
 local M = {}
 
@@ -179,9 +180,10 @@ local function str(v, fname, k)
   return v
 end
 
--- Go's truth: false, 0, nil and "" are false (no other kind of value reaches a template).
+-- Go's truth: false, 0, nil and "" are false (no other kind of value reaches a template); the
+-- text "<no value>" is a string like any other.
 local function truth(v)
-  return not (v == nil or v == false or v == 0 or v == "" or v == NOVALUE)
+  return not (v == nil or v == false or v == 0 or v == "")
 end
 
 -- Go's fmt %v of a value.
@@ -215,7 +217,7 @@ local function kind(v, fname)
 end
 
 local function compare(fname, a, b)
-  if a == NOVALUE or b == NOVALUE or a == nil or b == nil then
+  if a == nil or b == nil then
     error(string.format("%s: incompatible types for comparison", fname), 0)
   end
   if kind(a, fname) ~= kind(b, fname) then
@@ -227,10 +229,15 @@ local function compare(fname, a, b)
   return a, b
 end
 
+-- As Go's eq: a missing value (nil) is equal to another one and to no value, without an error.
 local function eq(a, ...)
   for k = 1, select("#", ...) do
-    local x, y = compare("eq", a, (select(k, ...)))
-    if x == y then
+    local b = select(k, ...)
+    if a == nil or b == nil then
+      if a == b then
+        return true
+      end
+    elseif a == select(2, compare("eq", a, b)) then
       return true
     end
   end
@@ -320,6 +327,26 @@ local function int(v, fname, k)
   return n >= 0 and math.floor(n) or math.ceil(n)
 end
 
+-- Go's fmt %v of an operand of a function: a missing value is <nil> (printed by an action, "<no value>").
+local function go_v(v)
+  if v == nil then
+    return "<nil>"
+  end
+  return show(v)
+end
+
+-- Go's fmt name of the type of a bad verb's operand, and its value: "string=x", "<nil>".
+local function go_type(v)
+  if v == nil then
+    return "<nil>"
+  end
+  local t = type(v) == "boolean" and "bool" or type(v)
+  if t == "number" then
+    t = (v == math.floor(v) and math.abs(v) < 2 ^ 63) and "int" or "float64"
+  end
+  return t .. "=" .. show(v)
+end
+
 -- Go's printf for the verbs of log text: %s %v %d %q %x %X %f %e %g %t %%, with flags,
 -- width and precision; another verb is an error.
 local function printf(format, ...)
@@ -333,24 +360,31 @@ local function printf(format, ...)
     if k > nargs then
       return "%!" .. verb .. "(MISSING)"
     end
-    if verb == "s" or verb == "v" then
-      return string.format("%" .. flags .. "s", show(v))
-    elseif verb == "q" then
-      return string.format("%" .. flags .. "s", go_quote(show(v)))
-    elseif verb == "t" then
+    if verb == "v" then
+      return string.format("%" .. flags .. "s", go_v(v))
+    elseif (verb == "s" or verb == "q") and type(v) == "string" then
+      return string.format("%" .. flags .. "s", verb == "q" and go_quote(v) or v)
+    elseif verb == "t" and type(v) == "boolean" then
       return string.format("%" .. flags .. "s", tostring(v))
-    elseif verb == "d" or verb == "x" or verb == "X" then
-      local n = tonumber(v)
-      if not n or n ~= math.floor(n) then
-        return "%!" .. verb .. "(" .. type(v) .. "=" .. show(v) .. ")"
+    elseif verb == "s" or verb == "q" or verb == "t" then
+      return "%!" .. verb .. "(" .. go_type(v) .. ")" -- as Go's fmt for another kind (%q of a number is not done)
+    elseif (verb == "x" or verb == "X") and type(v) == "string" then
+      -- Go's %x of a string: its bytes (the first precision of them) in hex
+      local prec = tonumber(flags:match("%.(%d*)$"))
+      local hex = (prec and v:sub(1, prec) or v):gsub(".", function(c)
+        return string.format(verb == "x" and "%02x" or "%02X", c:byte())
+      end)
+      if flags:find("#", 1, true) then
+        hex = (verb == "x" and "0x" or "0X") .. hex
       end
-      return string.format("%" .. flags .. verb, n)
-    elseif verb == "f" or verb == "e" or verb == "g" then
-      local n = tonumber(v)
-      if not n then
-        return "%!" .. verb .. "(" .. type(v) .. "=" .. show(v) .. ")"
+      return string.format("%" .. (flags:find("-", 1, true) and "-" or "") .. (flags:match("^[^%d]*(%d*)") or "")
+        .. "s", hex)
+    elseif verb == "d" or verb == "x" or verb == "X" or verb == "f" or verb == "e" or verb == "g" then
+      -- numbers only (a numeric string is a string to Go's fmt), integers for %d %x %X
+      if type(v) ~= "number" or (v ~= math.floor(v) and verb ~= "f" and verb ~= "e" and verb ~= "g") then
+        return "%!" .. verb .. "(" .. go_type(v) .. ")"
       end
-      return string.format("%" .. flags .. verb, n)
+      return string.format("%" .. flags .. verb, v)
     end
     error(string.format("printf: verb %%%s is not supported", verb), 0)
   end)
@@ -393,7 +427,7 @@ M.FUNCS = {
     s, p = str(s, "TrimSuffix", 1), str(p, "TrimSuffix", 2)
     return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
   end },
-  TrimSpace = { 1, 1, function(s) return (str(s, "TrimSpace", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  TrimSpace = { 1, 1, function(s) return values.trim_space(str(s, "TrimSpace", 1)) end },
   Hash = { 2, 2, function(salt, s)
     return core.sha3_256_hex(str(salt, "Hash", 1) .. str(s, "Hash", 2))
   end },
@@ -407,8 +441,10 @@ M.FUNCS = {
   -- Go's text/template builtins
   eq = { 2, V, eq },
   ne = { 2, 2, function(a, b)
-    a, b = compare("ne", a, b)
-    return a ~= b
+    if a ~= nil and b ~= nil then
+      compare("ne", a, b)
+    end
+    return not eq(a, b)
   end },
   lt = { 2, 2, function(a, b)
     a, b = compare("lt", a, b)
@@ -456,14 +492,14 @@ M.FUNCS = {
       if k > 1 and type(v) ~= "string" and type(select(k - 1, ...)) ~= "string" then
         out[#out + 1] = " "
       end
-      out[#out + 1] = show(v)
+      out[#out + 1] = go_v(v)
     end
     return table.concat(out)
   end },
   println = { 0, V, function(...)
     local out = {}
     for k = 1, select("#", ...) do
-      out[k] = show((select(k, ...)))
+      out[k] = go_v((select(k, ...)))
     end
     return table.concat(out, " ") .. "\n"
   end },
@@ -471,7 +507,7 @@ M.FUNCS = {
   -- sprig's
   lower = { 1, 1, function(s) return to_lower(str(s, "lower", 1)) end },
   upper = { 1, 1, function(s) return to_upper(str(s, "upper", 1)) end },
-  trim = { 1, 1, function(s) return (str(s, "trim", 1):gsub("^%s+", ""):gsub("%s+$", "")) end },
+  trim = { 1, 1, function(s) return values.trim_space(str(s, "trim", 1)) end },
   trimAll = { 2, 2, function(c, s) return trim_set(str(s, "trimAll", 2), str(c, "trimAll", 1), true, true) end },
   trimPrefix = { 2, 2, function(p, s)
     s, p = str(s, "trimPrefix", 2), str(p, "trimPrefix", 1)
@@ -533,9 +569,22 @@ M.FUNCS = {
   squote = { 0, V, function(...) return joined(function(v) return "'" .. v .. "'" end, ...) end },
   cat = { 0, V, function(...) return joined(function(v) return v end, ...) end },
   title = { 1, 1, function(s)
-    return (str(s, "title", 1):gsub("(%w)(%w*)", function(a, b) return a:upper() .. b end))
+    -- Go's strings.Title: a letter after a separator is upper-cased; separators are the ASCII
+    -- characters other than letters, digits and "_", and the Unicode spaces
+    local after_sep = true
+    return (str(s, "title", 1):gsub("[%z\1-\127\192-\255][\128-\191]*", function(ch)
+      local sep
+      if #ch == 1 then
+        sep = not ch:find("^[%w_]$")
+      else
+        sep = values.trim_space(ch) == ""
+      end
+      local out = after_sep and not sep and to_upper(ch) or ch
+      after_sep = sep
+      return out
+    end))
   end },
-  toString = { 1, 1, function(v) return show(v) end },
+  toString = { 1, 1, function(v) return go_v(v) end },
   regexMatch = { 2, 2, function(re, s)
     return compiled(str(re, "regexMatch", 1), "regexMatch"):find(str(s, "regexMatch", 2))
   end },

@@ -207,7 +207,13 @@ end
 -- JSON as Go reads it: no hex numbers, NaN or Infinity (cjson's default takes them)
 local strict = cjson.new()
 strict.decode_invalid_numbers(false)
-local strict_decode = strict.decode
+-- cjson stops at a NUL byte (it took '[1]\0junk' for [1]); Go's JSON has none outside escapes
+local function strict_decode(s)
+  if s:find("\0", 1, true) then
+    error("invalid character '\\x00'", 0)
+  end
+  return strict.decode(s)
+end
 
 stage("json", {
   doc = "Parses the line (or an extracted value) as a JSON object and extracts values with JMESPath "
@@ -1207,7 +1213,7 @@ local function bytes(s)
     return nil
   end
   local m = UNITS[u:upper()] or (u == "" and 1)
-  return m and tonumber(n) * m or nil
+  return m and math.floor(tonumber(n) * m) or nil -- whole bytes, as Go's units (int64 of the product)
 end
 
 stage("drop", {
@@ -1299,9 +1305,10 @@ stage("drop", {
 
 -- split_json ---------------------------------------------------------------------------
 -- The raw text of each element of s, a valid JSON array (whitespace around them left out).
+local WS = { [9] = true, [10] = true, [13] = true, [32] = true }
 local function json_elements(s)
   local out, depth, pos, start = {}, 0, 1, nil
-  local find, sub = string.find, string.sub
+  local find, sub, byte = string.find, string.sub, string.byte
   while true do
     local i, _, c = find(s, '([%[%]{}",])', pos)
     if not i then
@@ -1325,7 +1332,14 @@ local function json_elements(s)
       end
     elseif c == "]" or c == "}" or c == "," then
       if depth == 1 then
-        local el = sub(s, start, i - 1):match("^[ \t\r\n]*(.-)[ \t\r\n]*$")
+        -- trimmed without a pattern: "(.-)[ \t\r\n]*$" backtracks over every whitespace
+        -- run of the element (a string of 1 MiB of spaces took hours)
+        local a = find(s, "[^ \t\r\n]", start) or i
+        local b = i - 1
+        while b >= a and WS[byte(s, b)] do
+          b = b - 1
+        end
+        local el = a < i and sub(s, a, b) or ""
         if el ~= "" or c == "," then -- "[]": no element
           out[#out + 1] = el
         end
@@ -1582,7 +1596,7 @@ stage("eventlogmessage", {
                 if ex[k] ~= nil and not overwrite then
                   k = k .. "_extracted"
                 end
-                val = val:gsub("^%s+", ""):gsub("%s+$", "")
+                val = values.trim_space(val)
                 if values.is_utf8(val) then
                   ex[k] = val
                 end
@@ -2160,7 +2174,15 @@ stage("multiline", {
             st.start = e
           end
           st.n = st.n + 1
-          st.lines[st.n] = trim and e.line:gsub("[\r\n]+$", "") or e.line
+          local line = e.line
+          if trim then -- as strings.TrimRight(line, "\r\n"); "[\r\n]+$" backtracked over each run within
+            local j = #line
+            while j > 0 and (line:byte(j) == 13 or line:byte(j) == 10) do
+              j = j - 1
+            end
+            line = line:sub(1, j)
+          end
+          st.lines[st.n] = line
           st.at = now
           if st.n >= max_lines then
             out[#out + 1] = flush(st)

@@ -158,6 +158,54 @@ function M.is_utf8(s)
 end
 
 --- A label name as Prometheus allows it.
+-- Go's unicode.IsSpace, as UTF-8: the ASCII ones, U+0085, U+00A0 and the Zs/Zl/Zp spaces.
+local SPACES = { ["\194\133"] = true, ["\194\160"] = true, ["\225\154\128"] = true, ["\226\128\168"] = true,
+  ["\226\128\169"] = true, ["\226\128\175"] = true, ["\226\129\159"] = true, ["\227\128\128"] = true }
+for cp = 0x2000, 0x200A do
+  SPACES[string.char(0xE2, 0x80, 0x80 + cp - 0x2000)] = true
+end
+local ASCII_SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
+
+-- The length of the space ending s at byte j (0: none).
+local function space_before(s, j)
+  local c = s:byte(j)
+  if ASCII_SPACE[c] then
+    return 1
+  elseif c and c >= 0x80 then
+    for w = 2, 3 do
+      if SPACES[s:sub(j - w + 1, j)] then
+        return w
+      end
+    end
+  end
+  return 0
+end
+
+--- Go's strings.TrimSpace: s without its leading and trailing Unicode spaces (in linear
+--- time: "%s+$" backtracks over every run of spaces within s).
+function M.trim_space(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    if ASCII_SPACE[c] then
+      i = i + 1
+    elseif c >= 0xC2 and (SPACES[s:sub(i, i + 1)] or SPACES[s:sub(i, i + 2)]) then
+      i = i + (SPACES[s:sub(i, i + 1)] and 2 or 3)
+    else
+      break
+    end
+  end
+  local j = n
+  while j >= i do
+    local w = space_before(s, j)
+    if w == 0 or j - w + 1 < i then
+      break
+    end
+    j = j - w
+  end
+  return s:sub(i, j)
+end
+
 function M.is_label_name(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
 end
