@@ -157,7 +157,6 @@ function M.is_utf8(s)
   return true
 end
 
---- A label name as Prometheus allows it.
 -- Go's unicode.IsSpace, as UTF-8: the ASCII ones, U+0085, U+00A0 and the Zs/Zl/Zp spaces.
 local SPACES = { ["\194\133"] = true, ["\194\160"] = true, ["\225\154\128"] = true, ["\226\128\168"] = true,
   ["\226\128\169"] = true, ["\226\128\175"] = true, ["\226\129\159"] = true, ["\227\128\128"] = true }
@@ -206,6 +205,7 @@ function M.trim_space(s)
   return s:sub(i, j)
 end
 
+--- A label name as Prometheus allows it.
 function M.is_label_name(s)
   return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil
 end
