@@ -1834,27 +1834,29 @@ stage("truncate", {
       rules[i] = { keep = bytes(r.limit) - #r.suffix, suffix = r.suffix, type = r.source_type,
         sources = #r.sources > 0 and sources or nil }
     end
+    -- done: the fields truncated so far for the entry (nil: none); returns it with field added
+    local function mark(done, field)
+      counters[field]:inc()
+      done = done or {}
+      done[field] = true
+      return done
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
         local done
-        local function mark(field)
-          counters[field]:inc()
-          done = done or {}
-          done[field] = true
-        end
         for _, r in ipairs(rules) do
           local keep, t, sources = r.keep, r.type, r.sources
           if t == "line" then
             if #e.line > keep then
               e.line = e.line:sub(1, keep) .. r.suffix
-              mark("line")
+              done = mark(done, "line")
             end
           elseif t == "label" then
             for k, v in pairs(e.labels) do
               if (not sources or sources[k]) and #v > keep then
                 set_label(e, k, utf8_cut(v, keep) .. r.suffix)
-                mark("label")
+                done = mark(done, "label")
               end
             end
           elseif t == "structured_metadata" then
@@ -1862,7 +1864,7 @@ stage("truncate", {
             for k, v in pairs(md) do
               if (not sources or sources[k]) and #v > keep then
                 md[k] = utf8_cut(v, keep) .. r.suffix
-                mark("structured_metadata")
+                done = mark(done, "structured_metadata")
               end
             end
           else
@@ -1871,7 +1873,7 @@ stage("truncate", {
               local v = ex[k]
               if type(v) == "string" and #v > keep then
                 ex[k] = v:sub(1, keep) .. r.suffix
-                mark("extracted")
+                done = mark(done, "extracted")
               end
             end
           end
