@@ -789,6 +789,21 @@ describe("loki.process stages (geoip)", function()
     assert.same({ job = "a" }, out[3].labels) -- not an address
   end)
 
+  it("gives an address seen before (a cached lookup) the same values, and a non-address none", function()
+    local out = assert(run({ stage.json { expressions = { ip = "client_ip" } },
+      stage.geoip { source = "ip", db = city_db, db_type = "country" },
+      stage.labels { values = { geoip_country_code = "" } } },
+      { { line = '{"client_ip":"x"}' }, { line = '{"client_ip":"81.2.69.142"}' }, { line = '{"client_ip":"x"}' },
+        { line = '{"client_ip":"81.2.69.142"}' }, { line = '{"client_ip":"2a02:c7f:1::5"}' },
+        { line = '{"client_ip":"2a02:c7f:1::5"}' } }))
+    assert.same({ job = "a" }, out[1].labels)
+    assert.same({ job = "a", geoip_country_code = "GB" }, out[2].labels)
+    assert.same({ job = "a" }, out[3].labels)
+    assert.same({ job = "a", geoip_country_code = "GB" }, out[4].labels)
+    assert.same({ job = "a", geoip_country_code = "DE" }, out[5].labels)
+    assert.same({ job = "a", geoip_country_code = "DE" }, out[6].labels)
+  end)
+
   it("extracts country and asn values, and refuses what Alloy refuses", function()
     local asn_db = db("asn", { { "1.128.0.0/11", { autonomous_system_number = 1221,
       autonomous_system_organization = "Telstra Pty Ltd" } } })

@@ -1621,6 +1621,9 @@ local GEOIP_CITY = {
   { "geoip_timezone", { "location", "time_zone" } },
 }
 
+local LATITUDE, LONGITUDE = { "location", "latitude" }, { "location", "longitude" }
+local NAMES_EN = { "names", "en" }
+
 local function dig(rec, path)
   for _, k in ipairs(path) do
     if type(rec) ~= "table" then
@@ -1674,14 +1677,22 @@ stage("geoip", {
     for name, expr in pairs(a.custom_lookups or {}) do
       lookups[#lookups + 1] = { name, (jmespath.compile(expr ~= "" and expr or name)) }
     end
-    local cache, ncache = {}, 0 -- address -> record (false: none), a few thousand at most
+    -- address -> record (false: none, NOT_IP: no address), a few thousand at most: a cached
+    -- address is neither parsed nor looked up again
+    local cache, ncache, NOT_IP = {}, 0, {}
     local function record(ip)
       local r = cache[ip]
       if r == nil then
-        local ok, res = pcall(db.lookup, db, ip)
-        if not ok then
-          env.log:error("unable to look up the ip", { ip = ip, err = res })
-          res = nil
+        local res
+        if not mmdb.parse_ip(ip) then
+          res = NOT_IP
+        else
+          local ok
+          ok, res = pcall(db.lookup, db, ip)
+          if not ok then
+            env.log:error("unable to look up the ip", { ip = ip, err = res })
+            res = nil
+          end
         end
         r = res or false
         if ncache >= 4096 then
@@ -1697,10 +1708,10 @@ stage("geoip", {
         local ex = e.extracted
         local v = ex[source]
         local ip = (type(v) == "string" or type(v) == "number") and str(v) or nil
-        if ip and not mmdb.parse_ip(ip) then
+        local rec = ip and record(ip)
+        if rec == NOT_IP then
           env.log:error("source is not an ip", { source = ip })
         elseif ip then
-          local rec = record(ip)
           if rec and (kind == "city" or kind == "country") then
             for k = kind == "city" and 1 or 2, kind == "city" and #GEOIP_CITY or 5 do -- country: 2..5
               local f = GEOIP_CITY[k]
@@ -1710,7 +1721,7 @@ stage("geoip", {
               end
             end
             if kind == "city" then
-              local lat, lon = dig(rec, { "location", "latitude" }), dig(rec, { "location", "longitude" })
+              local lat, lon = dig(rec, LATITUDE), dig(rec, LONGITUDE)
               lat, lon = tonumber(lat) or 0, tonumber(lon) or 0
               if lat ~= 0 or lon ~= 0 then
                 ex.geoip_location_latitude, ex.geoip_location_longitude = lat, lon
@@ -1718,7 +1729,7 @@ stage("geoip", {
               local subs = rec.subdivisions
               local last = type(subs) == "table" and subs[#subs]
               if type(last) == "table" then
-                local n, c = dig(last, { "names", "en" }), last.iso_code
+                local n, c = dig(last, NAMES_EN), last.iso_code
                 if type(n) == "string" and n ~= "" then
                   ex.geoip_subdivision_name = n
                 end
