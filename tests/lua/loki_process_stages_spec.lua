@@ -647,6 +647,14 @@ describe("loki.process stages (luhn)", function()
     assert.equals("42424242424242424242424", luhn({}, "42424242424242424242424"))
     assert.equals("**REDACTED**- x", luhn({ delimiters = "-" }, "4242-4242-4242-4242-- x"))
     assert.equals("a\239\191\189b", luhn({}, "a\255b")) -- Go's range: U+FFFD
+    -- exactly min_length digits pass, one fewer does not; the text around goes out as it was
+    assert.equals("café **REDACTED** ok 42", luhn({}, "café 4222222222222 ok 42"))
+    assert.equals("café 4222222222222 ok 42", luhn({ min_length = 14 }, "café 4222222222222 ok 42"))
+    assert.equals("é 42 \239\191\189", luhn({}, "é 42 \255")) -- an invalid byte after a number: U+FFFD
+    -- exactly min_length digits (in a line otherwise left as it is) pass, one fewer does not
+    assert.equals("card **REDACTED** ok", luhn({}, "card 4222222222222 ok"))
+    assert.equals("card 4222222222222 ok", luhn({ min_length = 14 }, "card 4222222222222 ok"))
+    assert.equals("4242 \239\191\189", luhn({}, "4242 \255")) -- few digits, an invalid byte: still U+FFFD
     local _, err = run({ stage.luhn { source = "" } }, {})
     assert.matches("empty source", err, 1, true)
   end)

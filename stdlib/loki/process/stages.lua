@@ -1496,8 +1496,21 @@ stage("luhn", {
         end
         digits, start, trailing = {}, nil, nil
       end
+      -- in valid UTF-8 the text up to the next digit goes out as it is, in one piece (byte by
+      -- byte, a character is written as read: only an invalid byte becomes U+FFFD)
+      local valid = values.is_utf8(s)
       local pos, n = 0, #s
       while pos < n do
+        if valid and not start then
+          local i = s:find("%d", pos + 1)
+          if not i then
+            out[#out + 1] = s:sub(pos + 1)
+            break
+          elseif i > pos + 1 then
+            out[#out + 1] = s:sub(pos + 1, i - 1)
+            pos = i - 1
+          end
+        end
         local c = s:byte(pos + 1)
         local w = c < 0x80 and 1 or c >= 0xC2 and c < 0xE0 and 2 or c >= 0xE0 and c < 0xF0 and 3
           or c >= 0xF0 and c < 0xF5 and 4 or 1
