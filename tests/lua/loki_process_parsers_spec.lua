@@ -106,6 +106,16 @@ describe("loki.process parsers", function()
     end)
   end)
 
+  it("Go templates: Trim/trim Prefix and Suffix (Alloy's and sprig's argument orders), and/or over 3", function()
+    local function run(src)
+      return gotemplate.execute(assert(gotemplate.compile(src)), { a = "--x--", e = "" })
+    end
+    assert.equals("x--|--x|--x--|x--|--x|--x--", run('{{ TrimPrefix .a "--" }}|{{ TrimSuffix .a "--" }}|'
+      .. '{{ TrimPrefix .a "" }}|{{ trimPrefix "--" .a }}|{{ .a | trimSuffix "--" }}|{{ trimSuffix "y" .a }}'))
+    assert.equals("--x--||1|--x--|1|", run('{{ and 1 .a }}|{{ and .a .e 1 }}|{{ and 1 2 1 }}|'
+      .. '{{ or .e .a 0 }}|{{ or .e 0 1 }}|{{ or .e }}'))
+  end)
+
   it("Go templates: if/else if/else/with/end, comparisons, Go's truth, and errors naming the action", function()
     local function run(src, data)
       local c, err = gotemplate.compile(src)

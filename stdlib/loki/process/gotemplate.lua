@@ -404,6 +404,28 @@ local function joined(fmt, ...)
   return table.concat(out, " ")
 end
 
+-- Go's strings.TrimPrefix / TrimSuffix.
+local function trim_prefix(s, p)
+  return (p ~= "" and s:sub(1, #p) == p) and s:sub(#p + 1) or s
+end
+local function trim_suffix(s, p)
+  return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
+end
+
+-- Go's and (stop false) / or (stop true): the first operand whose truth is stop, else the last.
+local function first_truth(stop)
+  return function(...)
+    local n = select("#", ...)
+    for k = 1, n - 1 do
+      local v = select(k, ...)
+      if truth(v) == stop then
+        return v
+      end
+    end
+    return (select(n, ...))
+  end
+end
+
 -- name -> { min arguments, max arguments (V: any number), fn }: Go's builtins, Alloy's functions
 -- and the sprig functions log pipelines use.
 local V = "variadic"
@@ -419,14 +441,8 @@ M.FUNCS = {
   TrimRight = { 2, 2, function(s, c)
     return trim_set(str(s, "TrimRight", 1), str(c, "TrimRight", 2), false, true)
   end },
-  TrimPrefix = { 2, 2, function(s, p)
-    s, p = str(s, "TrimPrefix", 1), str(p, "TrimPrefix", 2)
-    return (p ~= "" and s:sub(1, #p) == p) and s:sub(#p + 1) or s
-  end },
-  TrimSuffix = { 2, 2, function(s, p)
-    s, p = str(s, "TrimSuffix", 1), str(p, "TrimSuffix", 2)
-    return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
-  end },
+  TrimPrefix = { 2, 2, function(s, p) return trim_prefix(str(s, "TrimPrefix", 1), str(p, "TrimPrefix", 2)) end },
+  TrimSuffix = { 2, 2, function(s, p) return trim_suffix(str(s, "TrimSuffix", 1), str(p, "TrimSuffix", 2)) end },
   TrimSpace = { 1, 1, function(s) return values.trim_space(str(s, "TrimSpace", 1)) end },
   Hash = { 2, 2, function(salt, s)
     return core.sha3_256_hex(str(salt, "Hash", 1) .. str(s, "Hash", 2))
@@ -462,26 +478,8 @@ M.FUNCS = {
     a, b = compare("ge", a, b)
     return a >= b
   end },
-  ["and"] = { 1, V, function(...)
-    local n = select("#", ...)
-    for k = 1, n - 1 do
-      local v = select(k, ...)
-      if not truth(v) then
-        return v
-      end
-    end
-    return (select(n, ...))
-  end },
-  ["or"] = { 1, V, function(...)
-    local n = select("#", ...)
-    for k = 1, n - 1 do
-      local v = select(k, ...)
-      if truth(v) then
-        return v
-      end
-    end
-    return (select(n, ...))
-  end },
+  ["and"] = { 1, V, first_truth(false) },
+  ["or"] = { 1, V, first_truth(true) },
   ["not"] = { 1, 1, function(v) return not truth(v) end },
   len = { 1, 1, function(s) return #str(s, "len", 1) end },
   print = { 0, V, function(...)
@@ -509,14 +507,8 @@ M.FUNCS = {
   upper = { 1, 1, function(s) return to_upper(str(s, "upper", 1)) end },
   trim = { 1, 1, function(s) return values.trim_space(str(s, "trim", 1)) end },
   trimAll = { 2, 2, function(c, s) return trim_set(str(s, "trimAll", 2), str(c, "trimAll", 1), true, true) end },
-  trimPrefix = { 2, 2, function(p, s)
-    s, p = str(s, "trimPrefix", 2), str(p, "trimPrefix", 1)
-    return (p ~= "" and s:sub(1, #p) == p) and s:sub(#p + 1) or s
-  end },
-  trimSuffix = { 2, 2, function(p, s)
-    s, p = str(s, "trimSuffix", 2), str(p, "trimSuffix", 1)
-    return (p ~= "" and s:sub(-#p) == p) and s:sub(1, #s - #p) or s
-  end },
+  trimPrefix = { 2, 2, function(p, s) return trim_prefix(str(s, "trimPrefix", 2), str(p, "trimPrefix", 1)) end },
+  trimSuffix = { 2, 2, function(p, s) return trim_suffix(str(s, "trimSuffix", 2), str(p, "trimSuffix", 1)) end },
   default = { 2, 2, function(d, v)
     if not truth(v) then
       return d
