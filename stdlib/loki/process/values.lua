@@ -225,6 +225,10 @@ function M.utf8_char(cp)
     0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
 end
 
+-- The escapes of go_json_string for the ASCII bytes that have a short one.
+local JSON_SHORT = { [8] = "\\u0008", [9] = "\\t", [10] = "\\n", [12] = "\\u000c", [13] = "\\r", [34] = '\\"',
+  [92] = "\\\\", [60] = "\\u003c", [62] = "\\u003e", [38] = "\\u0026" }
+
 --- s as a JSON string the way Go's json.Marshal writes it: HTML characters (< > &) and
 --- U+2028, U+2029 escaped, control characters as \n \r \t or \u00XX, and each byte that is
 --- not part of valid UTF-8 as \ufffd.
@@ -232,12 +236,19 @@ end
 ---@return string
 function M.go_json_string(s)
   local out, i, n = { '"' }, 1, #s
-  local short = { [8] = "\\u0008", [9] = "\\t", [10] = "\\n", [12] = "\\u000c", [13] = "\\r", [34] = '\\"',
-    [92] = "\\\\", [60] = "\\u003c", [62] = "\\u003e", [38] = "\\u0026" }
   while i <= n do
+    -- the bytes written as they are go out in one piece, up to the next one that may not be
+    local j = s:find('[%z\1-\31"\\<>&\128-\255]', i)
+    if not j then
+      out[#out + 1] = s:sub(i)
+      break
+    elseif j > i then
+      out[#out + 1] = s:sub(i, j - 1)
+      i = j
+    end
     local c = s:byte(i)
     if c < 0x80 then
-      local e = short[c]
+      local e = JSON_SHORT[c]
       if e then
         out[#out + 1] = e
       elseif c < 0x20 then
