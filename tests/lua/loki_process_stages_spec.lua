@@ -496,6 +496,17 @@ describe("loki.process stages (truncate)", function()
       require("moonwatch.metrics").default:expose(), 1, true)
   end)
 
+  it("truncates every extracted value without sources, those read from the labels too (not the labels)", function()
+    local out = assert(run({ stage.regex { expression = "^(?P<word>\\S+) (?P<n>\\d+)" },
+      stage.truncate { rule = { { limit = "4B", suffix = "~", source_type = "extracted" } } },
+      stage.labels { values = { word = "", n = "", t = "team", truncated = "" } } },
+      { { labels = { job = "a", team = "long-team-name" }, line = "abcdefgh 12 rest" },
+        { labels = { job = "a" }, line = "abc 7" } }))
+    assert.same({ job = "a", team = "long-team-name", t = "lon~", word = "abc~", n = "12",
+      truncated = "extracted" }, out[1].labels)
+    assert.same({ job = "a", word = "abc", n = "7" }, out[2].labels)
+  end)
+
   it("refuses what Alloy refuses in a truncate rule", function()
     for _, c in ipairs({
       { { limit = "0B" }, "limit must be greater than zero" },
