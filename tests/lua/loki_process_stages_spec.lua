@@ -500,7 +500,7 @@ describe("loki.process stages (truncate)", function()
     local out = assert(run({ stage.regex { expression = "^(?P<word>\\S+) (?P<n>\\d+)" },
       stage.truncate { rule = { { limit = "4B", suffix = "~", source_type = "extracted" } } },
       stage.labels { values = { word = "", n = "", t = "team", truncated = "" } } },
-      { { labels = { job = "a", team = "long-team-name" }, line = "abcdefgh 12 rest" },
+      { { labels = { job = "a", team = "long-team-name", word = "zzzzzz" }, line = "abcdefgh 12 rest" },
         { labels = { job = "a" }, line = "abc 7" } }))
     assert.same({ job = "a", team = "long-team-name", t = "lon~", word = "abc~", n = "12",
       truncated = "extracted" }, out[1].labels)

@@ -114,6 +114,25 @@ local function extracted_all(e)
   return t
 end
 
+--- pairs(extracted_all(e)) without the copy: acc = fn(acc, ex, k, v, arg) for each value of
+--- e's extracted map ex (its own, then the labels it reads and has not replaced); fn may set
+--- ex[k]. Returns acc.
+local function fold_extracted(e, fn, acc, arg)
+  local ex = e.extracted
+  for k, v in pairs(ex) do
+    acc = fn(acc, ex, k, v, arg)
+  end
+  local mt = getmetatable(ex)
+  if mt then
+    for k, v in pairs(mt.__index) do
+      if rawget(ex, k) == nil then
+        acc = fn(acc, ex, k, v, arg)
+      end
+    end
+  end
+  return acc
+end
+
 -- A stream key of e's labels (names sorted), computed once per label set.
 local keys = setmetatable({}, { __mode = "k" }) -- labels -> key
 local function labels_key(e)
@@ -878,6 +897,12 @@ stage("structured_metadata", {
         e.metadata[k] = v
       end
     end
+    local function put_matching(e, _, k, v) -- (a fold_extracted fn)
+      if re:find(k) then
+        put(e, k, v)
+      end
+      return e
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
@@ -889,11 +914,7 @@ stage("structured_metadata", {
           end
         end
         if re then
-          for k, v in pairs(extracted_all(e)) do
-            if re:find(k) then
-              put(e, k, v)
-            end
-          end
+          fold_extracted(e, put_matching, e)
         end
         -- labels named by values (their source) or matching regex move to the metadata
         local l = e.labels
@@ -1865,6 +1886,14 @@ stage("truncate", {
       done[field] = true
       return done
     end
+    -- extracted value k (v) of ex truncated by rule r; done as mark leaves it
+    local function cut(done, ex, k, v, r)
+      if type(v) == "string" and #v > r.keep then
+        ex[k] = v:sub(1, r.keep) .. r.suffix
+        return mark(done, "extracted")
+      end
+      return done
+    end
     return function(list)
       for i = 1, #list do
         local e = list[i]
@@ -1891,15 +1920,13 @@ stage("truncate", {
                 done = mark(done, "structured_metadata")
               end
             end
-          else
+          elseif sources then
             local ex = e.extracted
-            for k in pairs(sources or extracted_all(e)) do
-              local v = ex[k]
-              if type(v) == "string" and #v > keep then
-                ex[k] = v:sub(1, keep) .. r.suffix
-                done = mark(done, "extracted")
-              end
+            for k in pairs(sources) do
+              done = cut(done, ex, k, ex[k], r)
             end
+          else
+            done = fold_extracted(e, cut, done, r)
           end
           if done then -- as Alloy's: after each rule, the fields truncated so far, sorted
             local prev = e.extracted.truncated
