@@ -1405,13 +1405,9 @@ stage("split_json", {
           out[#out + 1] = e
         else
           changed = true
-          local own = {}
-          for k, v in pairs(e.extracted) do
-            own[k] = v
-          end
           for _, raw in ipairs(elems) do
             local ex = M.new_extracted(e.labels)
-            for k, v in pairs(own) do
+            for k, v in pairs(e.extracted) do -- its own values (the labels it reads come with new_extracted)
               ex[k] = v
             end
             local md = {}
