@@ -194,6 +194,15 @@ local function check_regex(re)
   return true
 end
 
+-- A check refusing "" with msg (Alloy's message of the stage).
+local function nonempty(msg)
+  return function(v)
+    if v == "" then
+      return nil, msg
+    end
+  end
+end
+
 local function label_names(field)
   return function(b)
     for k in pairs(b[field] or {}) do
@@ -658,11 +667,7 @@ stage("pattern", {
           return ok and true or nil, err
         end },
       source = { type = "string", doc = "Extracted value to match (default: the line).",
-        check = function(v)
-          if v == "" then
-            return nil, "empty source"
-          end
-        end },
+        check = nonempty("empty source") },
       labels_from_groups = { type = "bool", default = false,
         doc = "Whether each capture also sets the label of its name (overriding one the entry has)." },
     },
@@ -1380,11 +1385,7 @@ stage("split_json", {
   schema = {
     args = {
       source = { type = "string", doc = "Extracted value to split (default: the line).",
-        check = function(v)
-          if v == "" then
-            return nil, "must not be empty (leave it out to split the line)"
-          end
-        end },
+        check = nonempty("must not be empty (leave it out to split the line)") },
     },
   },
   new = function(a)
@@ -1452,11 +1453,7 @@ stage("luhn", {
     args = {
       replacement = { type = "string", default = "**REDACTED**", doc = "What a number is replaced with (\"\": the default)." },
       source = { type = "string", doc = "Extracted value to read (default: the line).",
-        check = function(v)
-          if v == "" then
-            return nil, "empty source"
-          end
-        end },
+        check = nonempty("empty source") },
       min_length = { type = "int", default = 13, doc = "The fewest digits of a number (below 1: 13)." },
       delimiters = { type = "string", default = "", doc = "Characters taken as part of a number (\"-\": 4242-4242-...)." },
       skip_regex = { type = "string", default = "", check = check_regex,
@@ -1671,17 +1668,9 @@ stage("geoip", {
   schema = {
     args = {
       db = { type = "string", required = true, doc = "Path of the MaxMind database (opened when the pipeline starts).",
-        check = function(v)
-          if v == "" then
-            return nil, "db path cannot be empty"
-          end
-        end },
+        check = nonempty("db path cannot be empty") },
       source = { type = "string", required = true, doc = "Extracted value holding the IP address.",
-        check = function(v)
-          if v == "" then
-            return nil, "source cannot be empty"
-          end
-        end },
+        check = nonempty("source cannot be empty") },
       db_type = { type = "string", default = "", enum = { "", "city", "country", "asn" },
         doc = "The database's kind: city, country or asn (\"\": custom_lookups only)." },
       custom_lookups = { type = "map", of = { type = "string" }, optional = true,
