@@ -209,6 +209,13 @@ describe("loki.process stages (replace)", function()
       stage.replace { expression = "(v)", replace = "{{ ToUpper .ok }}" } }, { { line = '{"ok":true,"k":"v"}' } }))
     assert.equals('{"ok":true,"k":"TRUE"}', out[1].line)
   end)
+
+  it("stage.replace gives each entry's template that entry's extracted values", function()
+    local out = assert(run({ stage.json { expressions = { u = "" } },
+      stage.replace { expression = "(x)", replace = "{{ .u }}" } },
+      { { line = '{"u":"ann","k":"x"}' }, { line = '{"k":"y"}' }, { line = '{"u":2,"k":"x"}' } }))
+    assert.same({ '{"u":"ann","k":"ann"}', '{"k":"y"}', '{"u":2,"k":"2"}' }, { out[1].line, out[2].line, out[3].line })
+  end)
 end)
 
 describe("loki.process stages (layout spaces)", function()

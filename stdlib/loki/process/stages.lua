@@ -716,6 +716,12 @@ stage("replace", {
     local re = assert(regex.new(a.expression))
     local tpl = assert(gotemplate.compile(a.replace))
     local names, groups, source = re:names(), re:groups(), a.source
+    -- the template's data reads the extracted values of the entry being replaced in (ex), as
+    -- strings: one metatable for the stage, not one (and a closure) per entry
+    local ex
+    local data_mt = { __index = function(_, k)
+      return str(ex[k])
+    end }
     return function(list)
       for i = 1, #list do
         local e = list[i]
@@ -725,10 +731,8 @@ stage("replace", {
           -- as Alloy's: the template sees the extracted values as strings, and .Value; each
           -- group's text is replaced; a named group is extracted as its first match's
           -- replacement; a template that fails leaves the entry as it was
-          local ex = e.extracted
-          local data = setmetatable({}, { __index = function(_, k)
-            return str(ex[k])
-          end })
+          ex = e.extracted
+          local data = setmetatable({}, data_mt)
           local out, prev, replaced, ok = {}, 0, {}, true
           for m = 1, #ms do
             local ov = ms[m]
@@ -775,6 +779,7 @@ stage("replace", {
           end
         end
       end
+      ex = nil -- not kept past the batch
       return list
     end
   end,
