@@ -497,6 +497,17 @@ users:
     proc.wait_for(function()
       return component(h, "discovery.kubernetes.k").health.state == "healthy"
     end, 15, "healthy with the inline token")
+    -- the file back: its content again, not the inline token
+    logged = #api_log(tbase)
+    proc.write(dir .. "/token", "back\n")
+    proc.write(dir .. "/server-token", "back\n")
+    control(tbase, "release")
+    proc.wait_for(function()
+      return sent_since(logged, "Bearer back")
+    end, 10, "the file's token once it is back")
+    proc.wait_for(function()
+      return component(h, "discovery.kubernetes.k").health.state == "healthy"
+    end, 15, "healthy with the file's token again")
     assert.equals(4, #targets(h))
     stop(h)
   end)
