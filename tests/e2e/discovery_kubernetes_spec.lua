@@ -116,6 +116,23 @@ describe("discovery.kubernetes", function()
     os.execute("kill " .. pid .. " 2>/dev/null")
   end)
 
+  -- A pipeline of role "ingress" in namespace default against the fake API server.
+  local function run_ingress(name)
+    return run(pipeline(name, string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
+      .. '  namespaces = { names = { "default" } },\n}', base)))
+  end
+
+  -- The watch (or list) requests of path the API server got after its first `logged` ones.
+  local function requests_since(logged, path, watch)
+    local n = 0
+    for i, r in ipairs(api_log(base)) do
+      if i > logged and r.path == path and r.query.watch == (watch and "1" or nil) then
+        n = n + 1
+      end
+    end
+    return n
+  end
+
   for _, role in ipairs({ "pod", "node", "service", "endpoints", "endpointslice", "ingress" }) do
     it("role " .. role .. ": the labels Prometheus's kubernetes SD sets for the same objects", function()
       local case = cases[role]
@@ -274,9 +291,7 @@ discovery.kubernetes "k" {
     local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
     control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = sessions })
     local logged = #api_log(base)
-    local h = run(pipeline("shortwatch",
-      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
-        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local h = run_ingress("shortwatch")
     proc.wait_for(function()
       return #targets(h) > 0
     end, 10, "the ingress targets")
@@ -286,12 +301,7 @@ discovery.kubernetes "k" {
     end, 10, "unhealthy")
     assert.matches("very short watch", c.health.message, 1, true)
     os.execute("sleep 3")
-    local watches = 0
-    for i, r in ipairs(api_log(base)) do
-      if i > logged and r.path == path and r.query.watch == "1" then
-        watches = watches + 1
-      end
-    end
+    local watches = requests_since(logged, path, true)
     assert.is_true(watches <= 6, watches .. " watch requests in about 3 s")
     assert.is_true(proc.metric(h, "prometheus_sd_kubernetes_failures_total") >= 1)
     assert.is_true(#targets(h) > 0, "the targets stay")
@@ -309,19 +319,12 @@ discovery.kubernetes "k" {
     local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
     control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = sessions })
     local logged = #api_log(base)
-    local h = run(pipeline("gone",
-      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
-        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local h = run_ingress("gone")
     proc.wait_for(function()
       return #targets(h) > 0
     end, 10, "the ingress targets")
     os.execute("sleep 3")
-    local lists = 0
-    for i, r in ipairs(api_log(base)) do
-      if i > logged and r.path == path and r.query.watch == nil then
-        lists = lists + 1
-      end
-    end
+    local lists = requests_since(logged, path, false)
     assert.is_true(lists <= 6, lists .. " lists in about 3 s")
     assert.is_true(#targets(h) > 0, "the targets stay")
     stop(h)
@@ -336,9 +339,7 @@ discovery.kubernetes "k" {
     lst.metadata.continue = "same-token"
     control(base, "load", { path = path, lists = { lst }, watches = {} })
     local logged = #api_log(base)
-    local h = run(pipeline("samecontinue",
-      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
-        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local h = run_ingress("samecontinue")
     local c = proc.wait_for(function()
       local c = component(h, "discovery.kubernetes.k")
       return c.health.state == "unhealthy" and c
@@ -346,12 +347,7 @@ discovery.kubernetes "k" {
     assert.matches("list ingresses: page 2: the API server returned the continue token of page 1 again: "
       .. "gave up the list", c.health.message, 1, true)
     os.execute("sleep 3")
-    local lists = 0
-    for i, r in ipairs(api_log(base)) do
-      if i > logged and r.path == path and r.query.watch == nil then
-        lists = lists + 1
-      end
-    end
+    local lists = requests_since(logged, path, false)
     -- two pages a try, tries after 0.8 s, 1.6 s, ... of backoff
     assert.is_true(lists <= 12, lists .. " list requests in about 3 s")
     assert.is_true(proc.metric(h, "prometheus_sd_kubernetes_failures_total") >= 1)
@@ -366,9 +362,7 @@ discovery.kubernetes "k" {
     local path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
     control(base, "load", { path = path, lists = { cases.ingress.paths[path] }, watches = {}, endless_continue = true })
     local logged = #api_log(base)
-    local h = run(pipeline("endless",
-      string.format('discovery.kubernetes "k" {\n  api_server = %q,\n  role = "ingress",\n'
-        .. '  namespaces = { names = { "default" } },\n}', base)))
+    local h = run_ingress("endless")
     local c = proc.wait_for(function()
       local c = component(h, "discovery.kubernetes.k")
       return c.health.state == "unhealthy" and c
@@ -497,6 +491,17 @@ users:
     proc.wait_for(function()
       return component(h, "discovery.kubernetes.k").health.state == "healthy"
     end, 15, "healthy with the inline token")
+    -- the file back: its content again, not the inline token
+    logged = #api_log(tbase)
+    proc.write(dir .. "/token", "back\n")
+    proc.write(dir .. "/server-token", "back\n")
+    control(tbase, "release")
+    proc.wait_for(function()
+      return sent_since(logged, "Bearer back")
+    end, 10, "the file's token once it is back")
+    proc.wait_for(function()
+      return component(h, "discovery.kubernetes.k").health.state == "healthy"
+    end, 15, "healthy with the file's token again")
     assert.equals(4, #targets(h))
     stop(h)
   end)

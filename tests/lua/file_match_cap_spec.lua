@@ -25,6 +25,12 @@ local function context(id, dir)
   return ctx
 end
 
+-- Whether /metrics shows the gauge's series of component id.
+local function exposed(id)
+  return metrics.default:expose():find('moonwatch_file_match_capped_globs{component_id="' .. id .. '"}', 1, true)
+    ~= nil
+end
+
 local function capped_globs(id)
   return metrics.default:gauge("moonwatch_file_match_capped_globs", "", { "component_id" }):with(id):get()
 end
@@ -63,6 +69,7 @@ describe_unsanitized("a glob over the 100,000-file bound", function()
     assert.equals(10, #ctx.exports.targets)
     assert.equals(0, capped_globs(ctx.id))
     self:stop()
+    assert.is_false(exposed(ctx.id), "the stopped component's series is gone")
   end)
 
   it("loki.source.file's file_match block: unhealthy naming the glob, counted", function()
@@ -83,5 +90,6 @@ describe_unsanitized("a glob over the 100,000-file bound", function()
     assert.same({ "healthy", "" }, ctx.health)
     assert.equals(0, capped_globs(ctx.id))
     self:stop()
+    assert.is_false(exposed(ctx.id), "the stopped component's series is gone")
   end)
 end)

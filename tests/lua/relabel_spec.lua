@@ -218,6 +218,22 @@ describe("prometheus.relabel", function()
     assert.truthy(keepalive and keepalive2)
   end)
 
+  it("in TTL mode keeps the results while less than cache_ttl has passed since the cache was last emptied", function()
+    local inst, exports, rec = component({}, 0, "1m")
+    local b, keepalive = batches.from_text("a 1\nb 2\nc 3\n")
+    exports.receiver:append(b)
+    inst.cleared = inst.cleared - 50 -- 50 s later: under the TTL
+    exports.receiver:append(b)
+    assert.equals(3, inst.cache:len())
+    assert.equals(3, tonumber(inst.cache:stats().hits)) -- served from the cache, not relabeled again
+    inst.cleared = inst.cleared - 10 -- a minute after the first batch: forgotten, relabeled again
+    exports.receiver:append(b)
+    assert.equals(3, inst.cache:len())
+    assert.equals(0, tonumber(inst.cache:stats().hits)) -- (the stats start again with the cache)
+    assert.equals(9, #rec.samples)
+    assert.truthy(keepalive)
+  end)
+
   -- native histograms: a histogram sample goes where its series goes (same cache, same
   -- rules), float samples and exemplars of the same batch unchanged
   local function hist_batch()

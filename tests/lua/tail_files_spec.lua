@@ -4,24 +4,9 @@
 local tail = require("moonwatch.native.tail")
 local logs = require("moonwatch.batch.logs")
 local proc = require("helpers.proc")
+local helpers_logs = require("helpers.logs")
 
-local function write(path, s)
-  local f = assert(io.open(path, "ab"))
-  f:write(s)
-  f:close()
-end
-
-local function read_all(t, b)
-  local got = {}
-  t:check_all()
-  repeat
-    local more = t:read(b, 1000, 1000000)
-    for _, e in logs.entries(b) do
-      got[#got + 1] = e.line
-    end
-  until not more
-  return got
-end
+local write, read_all = helpers_logs.append, helpers_logs.tail_read
 
 local function dir(name)
   local d = proc.tmpdir() .. "/" .. name

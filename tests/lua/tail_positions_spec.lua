@@ -3,12 +3,9 @@
 local tail = require("moonwatch.native.tail")
 local logs = require("moonwatch.batch.logs")
 local proc = require("helpers.proc")
+local helpers_logs = require("helpers.logs")
 
-local function write(path, s)
-  local f = assert(io.open(path, "ab"))
-  f:write(s)
-  f:close()
-end
+local write = helpers_logs.append
 
 local slurp = proc.read_file
 
@@ -19,15 +16,7 @@ describe("tailer positions", function()
     local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
     local b = logs.new()
     local function read_all()
-      local got = {}
-      t:check_all()
-      repeat
-        local more = t:read(b, 1000, 1000000)
-        for _, e in logs.entries(b) do
-          got[#got + 1] = e.line
-        end
-      until not more
-      return got
+      return helpers_logs.tail_read(t, b)
     end
     local keep = { path = d .. "/keep.log", labels = { filename = "keep" }, key = {} }
     write(keep.path, "k1\n")

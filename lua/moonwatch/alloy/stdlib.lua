@@ -378,19 +378,14 @@ M.functions = {
 
 for name, fn in pairs(M.functions) do
   local n = ARITY[name:match("([%w_]+)$")]
-  if n and n > 0 then
+  if n and n ~= 0 then
+    local want, exact = math.abs(n), n > 0
+    local expected = string.format("%s: expected %s%d argument%s, got %%d", name, exact and "" or "at least ", want,
+      want == 1 and "" or "s")
     M.functions[name] = function(...)
       local got = select("#", ...)
-      if got ~= n then
-        error(string.format("%s: expected %d argument%s, got %d", name, n, n == 1 and "" or "s", got), 0)
-      end
-      return fn(...)
-    end
-  elseif n and n < 0 then
-    M.functions[name] = function(...)
-      local got = select("#", ...)
-      if got < -n then
-        error(string.format("%s: expected at least %d argument%s, got %d", name, -n, n == -1 and "" or "s", got), 0)
+      if got < want or (exact and got > want) then
+        error(string.format(expected, got), 0)
       end
       return fn(...)
     end

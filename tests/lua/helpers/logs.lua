@@ -33,6 +33,27 @@ function M.journal(file, entries)
   assert(out:find("rc=0", 1, true), out)
 end
 
+--- Appends s to the file at path (made when missing): a log file that grows.
+function M.append(path, s)
+  local f = assert(io.open(path, "ab"))
+  f:write(s)
+  f:close()
+end
+
+--- The lines a moonwatch.native.tail tailer t reads now (every file checked first), into
+--- the logs batch b.
+function M.tail_read(t, b)
+  local got = {}
+  t:check_all()
+  repeat
+    local more = t:read(b, 1000, 1000000)
+    for _, e in require("moonwatch.batch.logs").entries(b) do
+      got[#got + 1] = e.line
+    end
+  until not more
+  return got
+end
+
 --- Starts the Loki receiver (on port, or a free one; its log under dir); returns the port.
 function M.start_receiver(dir, port)
   port = port or proc.free_port()
