@@ -747,10 +747,29 @@ static void test_auth(void) {
   CHECK_STR(r.err, "");
   CHECK_STR(srv.seen_auth, "Bearer inline");
   result_free(&r);
+  /* the file back (a rotated token): it wins again at the next request */
+  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0);
+  CHECK_INT(write(fd, "rotated\n", 8), 8);
+  close(fd);
+  fetch(&o, &r);
+  CHECK_STR(r.err, "");
+  CHECK_STR(srv.seen_auth, "Bearer rotated");
+  result_free(&r);
+  unlink(path);
   o.auth_credentials = NULL; /* the file alone: its absence fails the request */
   fetch(&o, &r);
   CHECK(strstr(r.err, "unable to read authorization credentials file") != NULL);
   result_free(&r);
+  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* and its return mends it */
+  CHECK(fd >= 0);
+  CHECK_INT(write(fd, "back\n", 5), 5);
+  close(fd);
+  fetch(&o, &r);
+  CHECK_STR(r.err, "");
+  CHECK_STR(srv.seen_auth, "Bearer back");
+  result_free(&r);
+  unlink(path);
 }
 
 static int many_done;
