@@ -169,3 +169,21 @@ int mw_gunzip_all(const void *in, size_t in_len, size_t max_out, char **out, siz
   mw_gunzip_free(g);
   return r == 1 ? 0 : -1;
 }
+
+int mw_gzip(const void *in, size_t len, unsigned char **out, size_t *out_len) {
+  *out = NULL;
+  *out_len = 0;
+  struct libdeflate_compressor *c = libdeflate_alloc_compressor(6);
+  if (!c) return -1;
+  size_t bound = libdeflate_gzip_compress_bound(c, len);
+  unsigned char *buf = malloc(bound);
+  size_t n = buf ? libdeflate_gzip_compress(c, in ? in : "", len, buf, bound) : 0;
+  libdeflate_free_compressor(c);
+  if (!n) {
+    free(buf);
+    return -1;
+  }
+  *out = buf;
+  *out_len = n;
+  return 0;
+}

@@ -31,4 +31,9 @@ int mw_gunzip_step(mw_gunzip_t *g, size_t budget, char **out, size_t *out_len, c
                    size_t errlen);
 void mw_gunzip_free(mw_gunzip_t *g);
 
+/* Compresses in (len bytes) into one gzip member at libdeflate's level 6: a
+ * malloc'd *out of *out_len bytes (the caller frees it). 0, or -1 (out of
+ * memory; *out is then NULL). */
+int mw_gzip(const void *in, size_t len, unsigned char **out, size_t *out_len);
+
 #endif

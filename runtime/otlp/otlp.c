@@ -2,7 +2,6 @@
 #include "otlp/otlp.h"
 
 #include <inttypes.h>
-#include <libdeflate.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 
 #include "base/err.h"
 #include "base/grow.h"
+#include "base/gzip.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue mw_kv_t;
@@ -461,23 +461,7 @@ out:
 }
 
 int mw_ffi_otlp_gzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen) {
-  struct libdeflate_compressor *c = libdeflate_alloc_compressor(6);
-  if (!c) return -1;
-  size_t bound = libdeflate_gzip_compress_bound(c, len);
-  uint8_t *buf = malloc(bound);
-  if (!buf) {
-    libdeflate_free_compressor(c);
-    return -1;
-  }
-  size_t n = libdeflate_gzip_compress(c, in, len, buf, bound);
-  libdeflate_free_compressor(c);
-  if (n == 0) {
-    free(buf);
-    return -1;
-  }
-  *out = buf;
-  *outlen = n;
-  return 0;
+  return mw_gzip(in, len, out, outlen);
 }
 
 void mw_ffi_otlp_free(void *p) { free(p); }

@@ -2,7 +2,6 @@
 #include "pprof/profile.h"
 
 #include <dlfcn.h>
-#include <libdeflate.h>
 #include <link.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -439,12 +438,8 @@ int mw_ffi_pprof_finish(mw_pprof_t *p, int gzip, const uint8_t **out, size_t *le
   free(p->out);
   p->out = NULL;
   if (gzip) {
-    struct libdeflate_compressor *c = libdeflate_alloc_compressor(6);
-    size_t bound = c ? libdeflate_gzip_compress_bound(c, n) : 0;
-    p->out = bound ? malloc(bound) : NULL;
-    size_t got = p->out ? libdeflate_gzip_compress(c, buf, n, p->out, bound) : 0;
-    if (c) libdeflate_free_compressor(c);
-    if (!got) {
+    size_t got = 0;
+    if (mw_gzip(buf, n, &p->out, &got) != 0) {
       mw_seterr(err, errlen, "gzip: out of memory");
       goto done;
     }
@@ -841,13 +836,10 @@ int mw_ffi_pprof_delta_next(mw_pprof_delta_t *d, const uint8_t *data, size_t len
   if (buf) perftools__profiles__profile__pack(prof, buf);
   prof->sample = all;
   prof->n_sample = nall;
-  struct libdeflate_compressor *c = buf ? libdeflate_alloc_compressor(6) : NULL;
-  size_t bound = c ? libdeflate_gzip_compress_bound(c, n) : 0;
   free(d->out);
-  d->out = bound ? malloc(bound) : NULL;
-  size_t got = d->out ? libdeflate_gzip_compress(c, buf, n, d->out, bound) : 0;
-  if (c) libdeflate_free_compressor(c);
-  if (!got) {
+  d->out = NULL;
+  size_t got = 0;
+  if (!buf || mw_gzip(buf, n, &d->out, &got) != 0) {
     mw_oom(err, errlen);
     goto done;
   }

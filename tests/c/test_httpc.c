@@ -522,6 +522,25 @@ static void test_gunzip_fallbacks(void) {
   free(b);
 }
 
+/* mw_gzip: one gzip member that inflates back to its input, the empty input included. */
+static void test_gzip(void) {
+  char err[128], *out;
+  unsigned char *z;
+  size_t zl, len;
+  CHECK_INT(mw_gzip(gz_text, sizeof gz_text - 1, &z, &zl), 0);
+  CHECK(zl >= 18 && z[0] == 0x1f && z[1] == 0x8b);
+  CHECK_INT(mw_gunzip_all(z, zl, 0, &out, &len, err, sizeof err), 0);
+  CHECK_INT(len, sizeof gz_text - 1);
+  CHECK_STR(out, gz_text);
+  free(out);
+  free(z);
+  CHECK_INT(mw_gzip(NULL, 0, &z, &zl), 0);
+  CHECK_INT(mw_gunzip_all(z, zl, 0, &out, &len, err, sizeof err), 0);
+  CHECK_INT(len, 0);
+  free(out);
+  free(z);
+}
+
 /* Steps until done or failed; *steps counts the steps that returned "more". */
 static int gunzip_steps(const void *in, size_t in_len, size_t max, size_t budget, char **out,
                         size_t *len, size_t *steps, char *err, size_t errlen) {
@@ -728,10 +747,29 @@ static void test_auth(void) {
   CHECK_STR(r.err, "");
   CHECK_STR(srv.seen_auth, "Bearer inline");
   result_free(&r);
+  /* the file back (a rotated token): it wins again at the next request */
+  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0);
+  CHECK_INT(write(fd, "rotated\n", 8), 8);
+  close(fd);
+  fetch(&o, &r);
+  CHECK_STR(r.err, "");
+  CHECK_STR(srv.seen_auth, "Bearer rotated");
+  result_free(&r);
+  unlink(path);
   o.auth_credentials = NULL; /* the file alone: its absence fails the request */
   fetch(&o, &r);
   CHECK(strstr(r.err, "unable to read authorization credentials file") != NULL);
   result_free(&r);
+  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* and its return mends it */
+  CHECK(fd >= 0);
+  CHECK_INT(write(fd, "back\n", 5), 5);
+  close(fd);
+  fetch(&o, &r);
+  CHECK_STR(r.err, "");
+  CHECK_STR(srv.seen_auth, "Bearer back");
+  result_free(&r);
+  unlink(path);
 }
 
 static int many_done;
@@ -927,6 +965,7 @@ int main(void) {
   MW_RUN(test_bad_options);
   MW_RUN(test_gzip_round_trip);
   MW_RUN(test_gunzip_fallbacks);
+  MW_RUN(test_gzip);
   MW_RUN(test_gunzip_steps);
   MW_RUN(test_cancel);
   MW_RUN(test_callback_reentry);

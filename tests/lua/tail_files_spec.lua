@@ -161,6 +161,25 @@ describe("tailer files", function()
     t:close()
   end)
 
+  it("read a file truncated and written again (copytruncate) before the next look from its start", function()
+    local d = dir("copytruncate")
+    local a = target(d .. "/a.log")
+    local b = logs.new()
+    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
+    write(a.path, "first line of a longer file\n")
+    assert(t:set({ a }))
+    assert.same({ "first line of a longer file" }, read_all(t, b))
+    for i = 1, 3 do
+      io.open(a.path, "wb"):close() -- truncated, and shorter lines written before the tailer looks:
+      write(a.path, "l" .. i .. "\nm" .. i .. "\n") -- its size is not 0, only below the position
+      assert.same({ "l" .. i, "m" .. i }, read_all(t, b))
+      write(a.path, "n" .. i .. "\n") -- and followed on from there
+      assert.same({ "n" .. i }, read_all(t, b))
+    end
+    assert.equals("active", t:files()[1].state)
+    t:close()
+  end)
+
   it("read Alloy's positions file with scalars folded past 80 columns (yaml.v2)", function()
     local d = dir("folded")
     local spaced = d .. "/a dir with spaces/and a long name with spaces too/that goes past eighty columns/x.log"
