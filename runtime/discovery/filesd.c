@@ -11,6 +11,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <yaml.h>
 
 #include "base/err.h"
@@ -90,11 +91,7 @@ typedef struct {
 } mw_ykeys_t;
 
 static uint64_t mw_ykey_hash(uint32_t serial, const char *s, size_t len) {
-  uint64_t h = 1469598103934665603ULL;
-  for (int i = 0; i < 4; i++)
-    h = (h ^ ((serial >> (8 * i)) & 0xff)) * 1099511628211ULL;
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  uint64_t h = XXH3_64bits_withSeed(s, len, serial);
   return h ? h : 1;
 }
 

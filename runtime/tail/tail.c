@@ -15,6 +15,7 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zlib.h>
 
 #include "base/err.h"
@@ -126,13 +127,8 @@ int mw_ffi_tail_check_encoding(const char *name, char *err, size_t errlen) {
 
 /* --- positions ------------------------------------------------------------ */
 
-/* FNV-1a of s. */
-static uint64_t path_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++)
-    h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
-}
+/* The hash of path s in the positions index. */
+static uint64_t path_hash(const char *s) { return XXH3_64bits(s, strlen(s)); }
 
 /* The index of positions by path (tens of thousands of files: a scan per file added made
  * a sync quadratic). Rebuilt when it is half full or the positions moved; without memory
