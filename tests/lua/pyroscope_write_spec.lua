@@ -210,6 +210,35 @@ pyroscope.write "w" {
       assert.truthy(pprof.check(push.got[1]))
     end)
 
+  it("is unhealthy while the endpoint fails 3 attempts in a row, and healthy again once a push goes through",
+    function()
+      push.down, push.requests, push.got = true, 0, {}
+      local ctrl, inst = start('min_backoff_period = "10ms", max_backoff_period = "20ms", max_backoff_retries = 0')
+      local node = ctrl.nodes["pyroscope.write.w"]
+      local function health()
+        inst:refresh_health()
+        return { state = node.health.state, message = node.health.message }
+      end
+      send_profile(inst, "p1")
+      local failing = loop.run_until(function()
+        return push.requests >= 3
+      end, 5)
+      local down = health()
+      push.down = false
+      local ok = loop.run_until(function()
+        return #push.got == 1
+      end, 5)
+      local up, info = health(), inst:debug_info().endpoints[1]
+      ctrl:stop()
+      assert.is_true(failing and ok)
+      assert.equals("unhealthy", down.state)
+      assert.matches("failed attempts in a row; last error: unavailable: server returned HTTP status 503", down.message,
+        1, true)
+      assert.same({ state = "healthy", message = "sending again" }, up)
+      assert.same({ 0, 1, 0, "" }, { info.failed_attempts_in_a_row, info.sent_profiles, info.dropped_profiles,
+        info.last_error })
+    end)
+
   it("reads at most 64 KiB of a response body", function()
     push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
     local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms"')
