@@ -239,6 +239,32 @@ pyroscope.write "w" {
         info.last_error })
     end)
 
+  it("keeps what an endpoint's queue holds across a reload that leaves its URL as it is", function()
+    push.down, push.requests, push.got = true, 0, {}
+    local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms", max_backoff_retries = 0')
+    send_profile(inst, "p1")
+    send_profile(inst, "p2")
+    local failing = loop.run_until(function()
+      return push.requests >= 1
+    end, 5)
+    -- the same URL with other headers and backoff: the endpoint goes on with its queue
+    local src = assert(io.open(ctrl.file)):read("*a")
+    proc.write(ctrl.file, (src:gsub('max_backoff_retries = 0', 'max_backoff_retries = 0, headers = { ["X-A"] = "b" }')
+      :gsub('"30ms"', '"20ms"')))
+    local reloaded = ctrl:load()
+    local same, after = ctrl.nodes["pyroscope.write.w"].instance == inst, inst:debug_info().endpoints[1]
+    push.down = false
+    local ok = loop.run_until(function()
+      return #push.got == 2
+    end, 5)
+    local info = inst:debug_info().endpoints[1]
+    ctrl:stop()
+    assert.is_true(failing and reloaded and same and ok)
+    assert.equals(2, after.queued_requests)
+    assert.same({ "p1", "p2" }, push.got)
+    assert.same({ 2, 0 }, { info.sent_profiles, info.dropped_profiles })
+  end)
+
   it("reads at most 64 KiB of a response body", function()
     push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
     local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms"')
