@@ -265,6 +265,36 @@ pyroscope.write "w" {
     assert.same({ 2, 0 }, { info.sent_profiles, info.dropped_profiles })
   end)
 
+  it("is unhealthy for QUEUE_DROP_HEALTH seconds after its queue dropped requests, then healthy again", function()
+    local max, hold = write.MAX_QUEUE, write.QUEUE_DROP_HEALTH
+    write.MAX_QUEUE, write.QUEUE_DROP_HEALTH = 1, 0.2
+    push.down, push.requests, push.got = false, 0, {}
+    local ctrl, inst = start()
+    local node = ctrl.nodes["pyroscope.write.w"]
+    local function health()
+      inst:refresh_health()
+      return { state = node.health.state, message = node.health.message }
+    end
+    -- p1 is being sent (scheduler.wake runs the sender at once) while p2, p3, p4 arrive: p2 then p3
+    -- make room for the next
+    for i = 1, 4 do
+      send_profile(inst, "p" .. i)
+    end
+    local dropped = health()
+    local ok = loop.run_until(function()
+      return #push.got == 2
+    end, 5)
+    loop.run_for(0.5)
+    local after = health()
+    write.MAX_QUEUE, write.QUEUE_DROP_HEALTH = max, hold
+    ctrl:stop()
+    assert.is_true(ok)
+    assert.same({ "p1", "p4" }, push.got)
+    assert.equals("unhealthy", dropped.state)
+    assert.matches("2 profiles dropped from its queue", dropped.message, 1, true)
+    assert.same({ state = "healthy", message = "sending again" }, after)
+  end)
+
   it("reads at most 64 KiB of a response body", function()
     push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
     local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms"')
