@@ -221,16 +221,24 @@ function M.merge_headers(headers, custom, reserved)
   return headers
 end
 
-function M.post_untraced(ep, body, headers, backoff, retry_429)
+--- POSTs body to url with the endpoint's client (ep.client) and timeout (ep.cfg.remote_timeout),
+--- headers plus the endpoint's own (merge_headers with reserved), reading at most MAX_RESPONSE
+--- bytes of the answer. Returns resp, err (moonwatch.http_client's) and the seconds it took.
+---@return table|nil resp, string|nil err, number seconds
+function M.request(ep, url, body, headers, reserved)
   local cfg = ep.cfg
-  M.merge_headers(headers, cfg.headers)
+  M.merge_headers(headers, cfg.headers, reserved)
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({
-    method = "POST", url = cfg.url, body = body, headers = headers,
+    method = "POST", url = url, body = body, headers = headers,
     user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
     max_body = M.MAX_RESPONSE, truncate_body = true,
   })
-  local seconds = ffi_rt.monotonic() - t0
+  return resp, rerr, ffi_rt.monotonic() - t0
+end
+
+function M.post_untraced(ep, body, headers, backoff, retry_429)
+  local resp, rerr, seconds = M.request(ep, ep.cfg.url, body, headers)
   if not resp then
     return "retry", rerr, backoff, -1, seconds
   end
