@@ -14,8 +14,9 @@ local scheduler = require("moonwatch.scheduler")
 
 local M = {}
 
---- The most of a response body post reads (the rest is dropped): only a short excerpt of it is
---- ever shown.
+--- The most of a response body a push reads (the rest is dropped): only a short excerpt of it is
+--- ever shown; an answer to a push is a few bytes (the Collector's otlphttp exporter reads 64 KiB,
+--- maxHTTPResponseReadBytes). Used by every pushing component (the OTLP exporters too).
 M.MAX_RESPONSE = 64 * 1024
 
 --- The endpoint's name: its name argument, else a hash of its URL without its password (names
