@@ -295,6 +295,28 @@ pyroscope.write "w" {
     assert.same({ state = "healthy", message = "sending again" }, after)
   end)
 
+  it("sends what is queued at a stop while the endpoint is not failing (STOP_DRAIN)", function()
+    push.down, push.requests, push.got = false, 0, {}
+    local ctrl, inst = start()
+    -- p1 is being sent (scheduler.wake runs the sender at once), p2 and p3 wait in the queue
+    for i = 1, 3 do
+      send_profile(inst, "p" .. i)
+    end
+    local queued = inst:debug_info().endpoints[1].queued_requests
+    -- a graceful stop runs in a task
+    local task = require("moonwatch.scheduler").spawn(function()
+      ctrl:stop()
+    end, { name = "stop" })
+    local stopped = loop.run_until(function()
+      return task.done
+    end, 5)
+    local info = inst:debug_info().endpoints[1]
+    assert.is_true(stopped and task.ok, tostring(task.err))
+    assert.equals(3, queued)
+    assert.same({ "p1", "p2", "p3" }, push.got)
+    assert.same({ 3, 0, 0 }, { info.sent_profiles, info.dropped_profiles, info.queued_requests })
+  end)
+
   it("reads at most 64 KiB of a response body", function()
     push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
     local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms"')
