@@ -19,9 +19,6 @@ local M = {}
 
 --- Failed attempts in a row after which the component reports itself unhealthy.
 M.FAILING_AFTER = 3
---- The most of a response body read (the rest is dropped): the Collector's otlphttp exporter
---- reads 64 KiB (maxHTTPResponseReadBytes); an export's answer is a few bytes.
-M.MAX_RESPONSE = 64 * 1024
 
 --- Alloy's tls block of otelcol clients (the parts moonwatch has; see the README).
 M.TLS = { args = {

@@ -14,8 +14,9 @@ local scheduler = require("moonwatch.scheduler")
 
 local M = {}
 
---- The most of a response body post reads (the rest is dropped): only a short excerpt of it is
---- ever shown.
+--- The most of a response body a push reads (the rest is dropped): only a short excerpt of it is
+--- ever shown; an answer to a push is a few bytes (the Collector's otlphttp exporter reads 64 KiB,
+--- maxHTTPResponseReadBytes). Used by every pushing component (the OTLP exporters too).
 M.MAX_RESPONSE = 64 * 1024
 
 --- The endpoint's name: its name argument, else a hash of its URL without its password (names
@@ -221,16 +222,24 @@ function M.merge_headers(headers, custom, reserved)
   return headers
 end
 
-function M.post_untraced(ep, body, headers, backoff, retry_429)
+--- POSTs body to url with the endpoint's client (ep.client) and timeout (ep.cfg.remote_timeout),
+--- headers plus the endpoint's own (merge_headers with reserved), reading at most MAX_RESPONSE
+--- bytes of the answer. Returns resp, err (moonwatch.http_client's) and the seconds it took.
+---@return table|nil resp, string|nil err, number seconds
+function M.request(ep, url, body, headers, reserved)
   local cfg = ep.cfg
-  M.merge_headers(headers, cfg.headers)
+  M.merge_headers(headers, cfg.headers, reserved)
   local t0 = ffi_rt.monotonic()
   local resp, rerr = ep.client:request({
-    method = "POST", url = cfg.url, body = body, headers = headers,
+    method = "POST", url = url, body = body, headers = headers,
     user_agent = "moonwatch/" .. ffi_rt.version(), timeout = cfg.remote_timeout,
     max_body = M.MAX_RESPONSE, truncate_body = true,
   })
-  local seconds = ffi_rt.monotonic() - t0
+  return resp, rerr, ffi_rt.monotonic() - t0
+end
+
+function M.post_untraced(ep, body, headers, backoff, retry_429)
+  local resp, rerr, seconds = M.request(ep, ep.cfg.url, body, headers)
   if not resp then
     return "retry", rerr, backoff, -1, seconds
   end

@@ -15,7 +15,6 @@
 -- max_backoff_retries attempts in all (0: forever), as Alloy's (dskit's backoff); then the
 -- request is dropped and counted.
 local cjson = require("cjson")
-local ffi_rt = require("moonwatch.ffi")
 local native = require("moonwatch.native.pyroscope")
 local profiles = require("moonwatch.batch.profiles")
 local httpconfig = require("moonwatch.httpconfig")
@@ -38,9 +37,6 @@ M.MAX_QUEUE = 100
 M.STOP_DRAIN = 2
 --- How long a drop for a full queue keeps the component unhealthy.
 M.QUEUE_DROP_HEALTH = 60
---- The most of a response body read (the rest is dropped): a push's answer is a few bytes, an
---- error's text is shown in a short excerpt.
-M.MAX_RESPONSE = 64 * 1024
 -- Consecutive failed attempts before the component reports the endpoint unhealthy.
 local FAILING_AFTER = 3
 local PUSH_PATH = "/push.v1.PusherService/Push"
@@ -276,14 +272,11 @@ end
 function Instance:post(ep, req)
   local cfg = ep.cfg
   -- the protocol's headers win over custom ones, as connect-go sets them over the request's
-  local headers = push_endpoint.merge_headers({ ["Content-Type"] = "application/proto",
-    ["Connect-Protocol-Version"] = "1", ["Connect-Timeout-Ms"] = tostring(math.floor(cfg.remote_timeout * 1000)) },
-    cfg.headers, RESERVED)
-  local t0 = ffi_rt.monotonic()
-  local resp, rerr = ep.client:request({ method = "POST", url = cfg.url:gsub("/+$", "") .. PUSH_PATH,
-    body = req.body, headers = headers, user_agent = "moonwatch/" .. ffi_rt.version(),
-    timeout = cfg.remote_timeout, max_body = M.MAX_RESPONSE, truncate_body = true })
-  self.m.latency:with(self.ctx.id, ep.m.label, "push"):observe(ffi_rt.monotonic() - t0)
+  local headers = { ["Content-Type"] = "application/proto", ["Connect-Protocol-Version"] = "1",
+    ["Connect-Timeout-Ms"] = tostring(math.floor(cfg.remote_timeout * 1000)) }
+  local resp, rerr, seconds = push_endpoint.request(ep, cfg.url:gsub("/+$", "") .. PUSH_PATH, req.body, headers,
+    RESERVED)
+  self.m.latency:with(self.ctx.id, ep.m.label, "push"):observe(seconds)
   if not resp then
     return "retry", rerr
   end

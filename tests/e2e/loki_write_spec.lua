@@ -72,6 +72,15 @@ local function run(file, name)
   return proc.start_run(file, { "--component.path=" .. FIXTURES, "--storage.path=" .. tmp .. "/data-" .. name })
 end
 
+-- run, killed when the test ends (inside an it)
+local function run_killed(file, name)
+  local h = run(file, name)
+  finally(function()
+    h.kill("KILL")
+  end)
+  return h
+end
+
 describe("loki.write", function()
   teardown(proc.kill_spawned)
 
@@ -93,10 +102,7 @@ test.logsource "s" {
     basic_auth = { username = "user", password = "pa55word-secret" },
     headers = { ["X-Custom"] = "header-secret" },
   }]], port), 'external_labels = { cluster = "eu-1" },')
-    local h = run(f, "basic")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "basic")
     wait_for(function()
       return #receiver_get(port, "entries") == 4
     end, 10, "4 entries")
@@ -156,10 +162,7 @@ test.logsource "plain" {
     url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
     headers = { ["X-Scope-OrgID"] = "from-header", ["content-type"] = "application/json" },
   }]], port))
-    local h = run(f, "hdrs")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "hdrs")
     wait_for(function()
       return #receiver_get(port, "entries") == 2
     end, 10, "2 entries")
@@ -204,10 +207,7 @@ test.logsource "s" {
     url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms", tenant_id = "default",
     min_backoff_period = "50ms", max_backoff_period = "100ms", max_backoff_retries = 0,
   }]], port))
-    local h = run(f, "badtenant")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "badtenant")
     wait_for(function()
       return #receiver_get(port, "entries") == 2
     end, 10, "2 entries")
@@ -317,10 +317,7 @@ test.logsource "s" {
   forward_to = { loki.write.w.receiver },
 }]], now, now), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms",
     encoding = "json" }]], port), 'external_labels = { cluster = "c" },')
-    local h = run(f, "json")
-    finally(function()
-      h.kill("KILL")
-    end)
+    run_killed(f, "json")
     wait_for(function()
       return #receiver_get(port, "entries") == 2
     end, 10, "2 entries")
@@ -343,10 +340,7 @@ test.logseq "s" { file = %q, per_tick = 100, interval = "10ms", line_bytes = 90,
   forward_to = { loki.write.w.receiver } }
 ]], tmp .. "/full.seq"), string.format('{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "60s",'
       .. ' batch_size = 1000 }', port))
-    local h = run(f, "full")
-    finally(function()
-      h.kill("KILL")
-    end)
+    run_killed(f, "full")
     -- 36 kB in requests of at most 1000 bytes (11 lines, 990 bytes): all but the last one go at once
     wait_for(function()
       return select(2, seqs(port)) >= 390
@@ -368,10 +362,7 @@ test.logsource "later" {
   interval = "300ms",
   forward_to = { loki.write.w.receiver },
 }]], string.format('{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms", batch_size = 30 }', port))
-    local h = run(f, "reject")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "reject")
     wait_for(function()
       return metric(h, "loki_write_dropped_entries_total", 'reason="ingester_error"') >= 1
         and metric(h, "loki_write_sent_entries_total") >= 2
@@ -399,10 +390,7 @@ test.logsource "later" {
 test.logseq "s" { file = %q, per_tick = 50, interval = "20ms", stop_after = 200, forward_to = { loki.write.w.receiver } }
 ]], tmp .. "/retry.seq"), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms",
     min_backoff_period = "50ms", max_backoff_period = "200ms" }]], port))
-    local h = run(f, "retry")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "retry")
     wait_for(function()
       return metric(h, "loki_write_sent_entries_total") == 200
     end, 15, "200 entries sent")
@@ -424,10 +412,7 @@ test.logseq "s" { file = %q, per_tick = 50, interval = "20ms", stop_after = 200,
 test.logsource "s" { entries = { { labels = { job = "app" }, line = "never taken" } }, forward_to = { loki.write.w.receiver } }
 ]], string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms",
     min_backoff_period = "20ms", max_backoff_period = "40ms", max_backoff_retries = 3 }]], port))
-    local h = run(f, "attempts")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "attempts")
     wait_for(function()
       return metric(h, "loki_write_dropped_entries_total", 'reason="ingester_error"') == 1
     end, 10, "the entry dropped")
@@ -489,10 +474,7 @@ test.logseq "s" { file = %q, per_tick = 50, interval = "10ms", line_bytes = 90, 
   forward_to = { loki.write.w.receiver } }
 ]], seqf), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "50ms", batch_size = 500,
     queue_config = { drain_timeout = "1s" } }]], port))
-    local h = run(f, "drain")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "drain")
     wait_for(function()
       return seq_file(seqf) == 300 and #receiver_get(port, "requests") >= 1
     end, 10, "300 entries queued, a request made")
@@ -527,10 +509,7 @@ test.logseq "s" { file = %q, per_tick = 50, interval = "10ms", line_bytes = 90, 
 test.logseq "s" { file = %q, per_tick = 20, interval = "50ms", stop_after = 600, forward_to = { loki.write.w.receiver } }
 ]], seqf), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
     min_backoff_period = "50ms", max_backoff_period = "300ms", max_backoff_retries = 0 }]], port))
-    local h = run(f, "down")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "down")
     wait_for(function()
       return health(h).state == "unhealthy"
     end, 10, "unhealthy")
@@ -558,10 +537,7 @@ test.logseq "s" { file = %q, per_tick = 20, interval = "50ms", stop_after = 600,
 test.logseq "s" { file = %q, per_tick = 5, interval = "100ms", forward_to = { loki.write.w.receiver } }
 ]], tmp .. "/unreadable.seq"), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
     min_backoff_period = "50ms", max_backoff_period = "200ms", max_backoff_retries = 0 }]], port))
-    local h = run(f, "unreadable")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "unreadable")
     -- the receiver is down: the endpoint holds its first segment while the queue moves on to a
     -- second one (every 5 s), which is then made unreadable (a directory in its place)
     local qdir = tmp .. "/data-unreadable/loki.write.w/queue"
@@ -647,10 +623,7 @@ test.logseq "s" { file = %q, per_tick = 20, interval = "20ms", stop_after = 2000
     batch_size = 2000, tenant_id = %q }]], port, tenant))
     end
     local f = write("before")
-    local h = run(f, "reload")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "reload")
     wait_for(function()
       return seq_file(seqf) >= 500
     end, 10, "500 entries")
@@ -684,10 +657,7 @@ test.logseq "s" { file = %q, per_tick = 200, interval = "20ms", line_bytes = 200
 ]], tmp .. "/bounds.seq"), string.format([[{ url = "http://127.0.0.1:%d/loki/api/v1/push", batch_wait = "100ms",
     min_backoff_period = "50ms", max_backoff_period = "100ms", max_backoff_retries = 0 }]], port),
       'queue = { max_size = "256KiB", max_age = "3s" },')
-    local h = run(f, "bounds")
-    finally(function()
-      h.kill("KILL")
-    end)
+    local h = run_killed(f, "bounds")
     wait_for(function()
       return metric(h, "loki_write_dropped_entries_total", 'reason="queue_full"') > 0
     end, 15, "queue_full drops")

@@ -26,13 +26,15 @@ server:route("POST", "/v1/traces", function()
   return 200, recv.ok_body
 end)
 
-local function start(retry)
+-- queue: the sending_queue block's arguments (default: none)
+local function start(retry, queue)
   local file = proc.write(tmp .. "/o" .. math.random(1e9) .. ".lua", string.format([[
 otelcol.exporter.otlphttp "x" {
   client = { endpoint = "http://%s", compression = "none" },
   retry_on_failure = { %s },
+  sending_queue = { %s },
 }
-]], server:addr(), retry))
+]], server:addr(), retry, queue or ""))
   local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
   local ok, problems = ctrl:load(file)
   assert(ok, problems and table.concat(problems, "\n"))
@@ -45,6 +47,14 @@ local function one_span()
   assert(traces.add(b, { trace_id = string.rep("\1", 16), span_id = string.rep("\2", 8), name = "s",
     start_ns = 1, end_ns = 2 }))
   return b
+end
+
+-- Appends one span; true once it is sent (within 5 s)
+local function send_one(inst)
+  inst:append(one_span())
+  return loop.run_until(function()
+    return inst:debug_info().sent_spans == 1
+  end, 5)
 end
 
 describe("otelcol.exporter.otlphttp", function()
@@ -61,10 +71,7 @@ describe("otelcol.exporter.otlphttp", function()
   it("waits at least its backoff after a throttled answer (Retry-After: 0 is no reason to retry at once)", function()
     recv.fail, recv.status, recv.headers = 3, 503, { ["Retry-After"] = "0" }
     local ctrl, inst = start('initial_interval = "200ms", max_interval = "200ms", randomization_factor = 0')
-    inst:append(one_span())
-    local ok = loop.run_until(function()
-      return inst:debug_info().sent_spans == 1
-    end, 5)
+    local ok = send_one(inst)
     ctrl:stop()
     assert.is_true(ok)
     assert.equals(4, #recv.times)
@@ -77,10 +84,7 @@ describe("otelcol.exporter.otlphttp", function()
   it("takes the longer of Retry-After and its backoff, as exporterhelper", function()
     recv.fail, recv.status, recv.headers = 1, 429, { ["Retry-After"] = "1" }
     local ctrl, inst = start('initial_interval = "1500ms", max_interval = "1500ms", randomization_factor = 0')
-    inst:append(one_span())
-    local ok = loop.run_until(function()
-      return inst:debug_info().sent_spans == 1
-    end, 5)
+    local ok = send_one(inst)
     ctrl:stop()
     assert.is_true(ok)
     assert.is_true(recv.times[2] - recv.times[1] >= 1.4, string.format("retried after %.3f s", recv.times[2] - recv.times[1]))
@@ -90,26 +94,14 @@ describe("otelcol.exporter.otlphttp", function()
     recv.fail, recv.status, recv.headers = 1, 503, { ["Retry-After"] = "inf" }
     local ctrl, inst = start('initial_interval = "100ms", max_interval = "100ms", randomization_factor = 0, '
       .. 'max_elapsed_time = "0s"')
-    inst:append(one_span())
-    local ok = loop.run_until(function()
-      return inst:debug_info().sent_spans == 1
-    end, 5)
+    local ok = send_one(inst)
     ctrl:stop()
     assert.is_true(ok, "not sent again after a Retry-After of inf")
   end)
 
   it("counts as failed what a stop drops: the batches queued and those waiting for a retry", function()
     recv.fail, recv.status, recv.headers = 1e9, 503, {}
-    local file = proc.write(tmp .. "/stop.lua", string.format([[
-otelcol.exporter.otlphttp "x" {
-  client           = { endpoint = "http://%s", compression = "none" },
-  retry_on_failure = { initial_interval = "1m", max_interval = "1m" },
-  sending_queue    = { num_consumers = 1 },
-}
-]], server:addr()))
-    local ctrl = controller.new({ component_path = DIRS, storage_path = tmp .. "/data" .. math.random(1e9) })
-    assert(ctrl:load(file))
-    local inst = ctrl.nodes["otelcol.exporter.otlphttp.x"].instance
+    local ctrl, inst = start('initial_interval = "1m", max_interval = "1m"', "num_consumers = 1")
     for _ = 1, 3 do
       inst:append(one_span())
     end

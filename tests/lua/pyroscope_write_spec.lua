@@ -210,6 +210,113 @@ pyroscope.write "w" {
       assert.truthy(pprof.check(push.got[1]))
     end)
 
+  it("is unhealthy while the endpoint fails 3 attempts in a row, and healthy again once a push goes through",
+    function()
+      push.down, push.requests, push.got = true, 0, {}
+      local ctrl, inst = start('min_backoff_period = "10ms", max_backoff_period = "20ms", max_backoff_retries = 0')
+      local node = ctrl.nodes["pyroscope.write.w"]
+      local function health()
+        inst:refresh_health()
+        return { state = node.health.state, message = node.health.message }
+      end
+      send_profile(inst, "p1")
+      local failing = loop.run_until(function()
+        return push.requests >= 3
+      end, 5)
+      local down = health()
+      push.down = false
+      local ok = loop.run_until(function()
+        return #push.got == 1
+      end, 5)
+      local up, info = health(), inst:debug_info().endpoints[1]
+      ctrl:stop()
+      assert.is_true(failing and ok)
+      assert.equals("unhealthy", down.state)
+      assert.matches("failed attempts in a row; last error: unavailable: server returned HTTP status 503", down.message,
+        1, true)
+      assert.same({ state = "healthy", message = "sending again" }, up)
+      assert.same({ 0, 1, 0, "" }, { info.failed_attempts_in_a_row, info.sent_profiles, info.dropped_profiles,
+        info.last_error })
+    end)
+
+  it("keeps what an endpoint's queue holds across a reload that leaves its URL as it is", function()
+    push.down, push.requests, push.got = true, 0, {}
+    local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms", max_backoff_retries = 0')
+    send_profile(inst, "p1")
+    send_profile(inst, "p2")
+    local failing = loop.run_until(function()
+      return push.requests >= 1
+    end, 5)
+    -- the same URL with other headers and backoff: the endpoint goes on with its queue
+    local src = assert(io.open(ctrl.file)):read("*a")
+    proc.write(ctrl.file, (src:gsub('max_backoff_retries = 0', 'max_backoff_retries = 0, headers = { ["X-A"] = "b" }')
+      :gsub('"30ms"', '"20ms"')))
+    local reloaded = ctrl:load()
+    local same, after = ctrl.nodes["pyroscope.write.w"].instance == inst, inst:debug_info().endpoints[1]
+    push.down = false
+    local ok = loop.run_until(function()
+      return #push.got == 2
+    end, 5)
+    local info = inst:debug_info().endpoints[1]
+    ctrl:stop()
+    assert.is_true(failing and reloaded and same and ok)
+    assert.equals(2, after.queued_requests)
+    assert.same({ "p1", "p2" }, push.got)
+    assert.same({ 2, 0 }, { info.sent_profiles, info.dropped_profiles })
+  end)
+
+  it("is unhealthy for QUEUE_DROP_HEALTH seconds after its queue dropped requests, then healthy again", function()
+    local max, hold = write.MAX_QUEUE, write.QUEUE_DROP_HEALTH
+    write.MAX_QUEUE, write.QUEUE_DROP_HEALTH = 1, 0.2
+    push.down, push.requests, push.got = false, 0, {}
+    local ctrl, inst = start()
+    local node = ctrl.nodes["pyroscope.write.w"]
+    local function health()
+      inst:refresh_health()
+      return { state = node.health.state, message = node.health.message }
+    end
+    -- p1 is being sent (scheduler.wake runs the sender at once) while p2, p3, p4 arrive: p2 then p3
+    -- make room for the next
+    for i = 1, 4 do
+      send_profile(inst, "p" .. i)
+    end
+    local dropped = health()
+    local ok = loop.run_until(function()
+      return #push.got == 2
+    end, 5)
+    loop.run_for(0.5)
+    local after = health()
+    write.MAX_QUEUE, write.QUEUE_DROP_HEALTH = max, hold
+    ctrl:stop()
+    assert.is_true(ok)
+    assert.same({ "p1", "p4" }, push.got)
+    assert.equals("unhealthy", dropped.state)
+    assert.matches("2 profiles dropped from its queue", dropped.message, 1, true)
+    assert.same({ state = "healthy", message = "sending again" }, after)
+  end)
+
+  it("sends what is queued at a stop while the endpoint is not failing (STOP_DRAIN)", function()
+    push.down, push.requests, push.got = false, 0, {}
+    local ctrl, inst = start()
+    -- p1 is being sent (scheduler.wake runs the sender at once), p2 and p3 wait in the queue
+    for i = 1, 3 do
+      send_profile(inst, "p" .. i)
+    end
+    local queued = inst:debug_info().endpoints[1].queued_requests
+    -- a graceful stop runs in a task
+    local task = require("moonwatch.scheduler").spawn(function()
+      ctrl:stop()
+    end, { name = "stop" })
+    local stopped = loop.run_until(function()
+      return task.done
+    end, 5)
+    local info = inst:debug_info().endpoints[1]
+    assert.is_true(stopped and task.ok, tostring(task.err))
+    assert.equals(3, queued)
+    assert.same({ "p1", "p2", "p3" }, push.got)
+    assert.same({ 3, 0, 0 }, { info.sent_profiles, info.dropped_profiles, info.queued_requests })
+  end)
+
   it("reads at most 64 KiB of a response body", function()
     push.down, push.requests, push.got, push.down_body = true, 0, {}, string.rep("e", 4 * 1024 * 1024)
     local ctrl, inst = start('min_backoff_period = "30ms", max_backoff_period = "30ms"')

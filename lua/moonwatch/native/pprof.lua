@@ -97,7 +97,6 @@ function M.check(data)
   return tonumber(ns[0]), tonumber(nt[0])
 end
 
---- The function name at address pc of this process, or nil.
 local Delta = {}
 Delta.__index = Delta
 
@@ -124,6 +123,7 @@ function Delta:next(data)
   return self.len[0] == 0 and "" or ffi.string(self.out[0], self.len[0])
 end
 
+--- The function name at address pc of this process, or nil.
 function M.symbol(pc)
   local buf = ffi.new("char[512]")
   if C.mw_ffi_pprof_symbol(pc, buf, 512) ~= 0 then

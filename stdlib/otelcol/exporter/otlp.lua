@@ -145,7 +145,7 @@ function transport.send(self, body)
   end
   push_endpoint.merge_headers(headers, c.headers, RESERVED)
   local resp, err = self.client:request({ method = "POST", url = self.url, body = body, headers = headers,
-    timeout = c.timeout, http2_prior_knowledge = true, max_body = otlp_exporter.MAX_RESPONSE, truncate_body = true,
+    timeout = c.timeout, http2_prior_knowledge = true, max_body = push_endpoint.MAX_RESPONSE, truncate_body = true,
     user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) .. " grpc-c/libcurl" })
   if not resp then
     return "retry", "rpc error: code = Unavailable desc = " .. tostring(err)

@@ -78,7 +78,7 @@ function transport.send(self, body)
   -- sets custom headers over them: a body that its headers then misdescribe)
   push_endpoint.merge_headers(headers, c.headers, RESERVED)
   local resp, err = self.client:request({ method = "POST", url = self.url, body = body, headers = headers,
-    timeout = c.timeout, max_body = otlp_exporter.MAX_RESPONSE, truncate_body = true,
+    timeout = c.timeout, max_body = push_endpoint.MAX_RESPONSE, truncate_body = true,
     user_agent = "moonwatch/" .. (require("moonwatch.ffi").version()) })
   if not resp then
     return "retry", err
