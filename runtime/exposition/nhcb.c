@@ -168,6 +168,7 @@ int mw_nhcb_convert(mw_scrapecache_t *c, mw_batch_t *b, int keep_classic, int64_
     gi[i] = -1;
     size_t len, pos = 0;
     const uint8_t *e = mw_series_labels(s, mw_batch_refs(b)[i], &len);
+    if (!e) goto oom; /* a batch's refs are live: only out of memory */
     mw_label_t name = {0}, le = {0}, l;
     size_t nl = 0;
     int has_le = 0;

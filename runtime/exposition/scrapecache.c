@@ -235,8 +235,7 @@ int mw_scrapecache_begin(mw_scrapecache_t *c, char *err, size_t errlen) {
   /* Series: keep those the last scrape saw. */
   uint32_t limit = mw_series_limit(c->series);
   for (uint32_t r = 0; r < limit; r++) {
-    size_t len;
-    if (!mw_series_labels(c->series, r, &len)) continue;
+    if (!mw_series_live(c->series, r)) continue;
     if (!last || r >= c->refs_cap || !(c->fl[r] & MW_PREV)) {
       mw_series_del(c->series, r);
       if (r < c->refs_cap) c->fl[r] = 0;

@@ -199,6 +199,7 @@ int mw_ffi_batch_write(const mw_batch_t *batch, int openmetrics, char **out, siz
   for (size_t i = 0; i < n; i++) {
     size_t len, pos = 0;
     const uint8_t *enc = mw_series_labels(s, refs[i], &len);
+    if (!enc) goto oom; /* a batch's refs are live: only out of memory */
     /* worst case: every byte escaped (2 bytes), names quoted and label
      * punctuation (at most 6 bytes a label, whose 2 separators count 6 here),
      * the value and timestamp */

@@ -1,4 +1,6 @@
-/* model/series.c: the series table (see model/series.h). Entries are a dense array
+/* model/series.c: the series table (see model/series.h). Label sets are stored as
+ * symbol ids (base/symtab.h): an own entry holds a reference on each of its
+ * symbols. Entries are a dense array
  * indexed by ref; the index is open addressing with linear probing and
  * backward-shift deletion, each slot holding (hash high 32 bits, ref + 1),
  * sized as base/grow.h says (load 1/2 to 3/4). A slot's home is derived
@@ -20,13 +22,14 @@
 
 #include "base/arena.h"
 #include "base/labels.h"
+#include "base/symtab.h"
 
 /* No hash in an entry (16 bytes, not 24: 0.8 MB at 100k series): a slot
  * holds its high 32 bits, enough to probe, and deletion and
  * mw_series_hash, which new series and deleted ones pay, hash the bytes
  * again (every caller passes mw_labels_hash). */
 typedef struct {
-  const uint8_t *labels; /* NULL: free entry */
+  const uint8_t *labels; /* stored as ids (base/symtab.h); NULL: free entry */
   uint32_t len;          /* | MW_BORROWED: the bytes are another table's */
   uint32_t next_free;    /* free list link while free; the entry's stamp while live */
 } mw_series_entry_t;
@@ -50,6 +53,10 @@ struct mw_series {
   size_t label_bytes;
   uint64_t uid;   /* unique per table for the life of the process */
   uint32_t stamp; /* last stamp handed to an entry */
+  uint8_t *text;  /* mw_series_labels's text (one at a time) */
+  size_t text_cap;
+  uint8_t *st; /* a label set being stored */
+  size_t st_cap;
   mw_series_watcher_t *watchers;
   size_t nwatchers;
 };
@@ -85,6 +92,11 @@ void mw_series_free(mw_series_t *s) {
   if (!s) return;
   mw_series_notify(s, MW_SERIES_NONE, NULL);
   free(s->watchers);
+  for (uint32_t r = 0; r < s->limit; r++)
+    if (s->e[r].labels && !(s->e[r].len & MW_BORROWED))
+      mw_syms_release(s->e[r].labels, s->e[r].len);
+  free(s->text);
+  free(s->st);
   mw_arena_free(&s->arena);
   free(s->slots);
   free(s->e);
@@ -118,10 +130,31 @@ static int mw_series_resize_index(mw_series_t *s, size_t n) {
   return 0;
 }
 
-/* The slot holding (enc, len, hash): *ref gets its ref, or MW_SERIES_NONE
- * and the returned slot is the empty one that ends the probe sequence. */
+/* The text of stored set (st, len) into the table's text buffer (NULL on OOM). */
+static const uint8_t *mw_series_text(const mw_series_t *cs, const uint8_t *st, size_t len,
+                                     size_t *text_len) {
+  mw_series_t *s = (mw_series_t *)cs; /* the buffer is scratch, not the table's state */
+  size_t n = mw_syms_text_len(st, len);
+  if (mw_grow((void **)&s->text, &s->text_cap, n ? n : 1, 1) != 0) {
+    *text_len = 0;
+    return NULL;
+  }
+  *text_len = mw_syms_text(st, len, s->text);
+  return s->text;
+}
+
+/* 1 if entry e holds key (stored: a stored set; else the text of one). */
+static int mw_series_entry_is(const mw_series_entry_t *e, const uint8_t *key, size_t len,
+                              int stored) {
+  if (stored) return MW_LEN(e) == len && memcmp(e->labels, key, len) == 0;
+  return mw_syms_eq_text(e->labels, MW_LEN(e), key, len);
+}
+
+/* The slot holding (key, len, hash) (stored: key is a stored set, else a text):
+ * *ref gets its ref, or MW_SERIES_NONE and the returned slot is the empty one
+ * that ends the probe sequence. */
 static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
-                              uint32_t *ref) {
+                              int stored, uint32_t *ref) {
   uint32_t tag = (uint32_t)(hash >> 32);
   for (size_t i = MW_HOME(hash, s->nslots);; i = mw_slot_next(i, s->nslots)) {
     uint64_t v = s->slots[i];
@@ -131,7 +164,7 @@ static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t l
     }
     if ((uint32_t)(v >> 32) != tag) continue;
     const mw_series_entry_t *e = &s->e[(uint32_t)v - 1];
-    if (MW_LEN(e) == len && memcmp(e->labels, enc, len) == 0) {
+    if (mw_series_entry_is(e, enc, len, stored)) {
       *ref = (uint32_t)v - 1;
       return i;
     }
@@ -147,7 +180,7 @@ static int mw_series_build_index(mw_series_t *s) {
   for (uint32_t r = 0; r < s->limit; r++) {
     const mw_series_entry_t *e = &s->e[r];
     if (!e->labels) continue;
-    uint64_t hash = mw_labels_hash(e->labels, MW_LEN(e));
+    uint64_t hash = mw_syms_text_hash(e->labels, MW_LEN(e));
     size_t j = MW_HOME(hash, n);
     while (slots[j])
       j = mw_slot_next(j, n);
@@ -168,16 +201,24 @@ int mw_series_indexed(const mw_series_t *s) { return s->slots != NULL; }
 
 int mw_series_index(mw_series_t *s) { return s->slots ? 0 : mw_series_build_index(s); }
 
-uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash) {
+static uint32_t mw_series_find(const mw_series_t *s, const uint8_t *key, size_t len, uint64_t hash,
+                               int stored) {
   uint32_t ref;
   if (!s->slots) { /* no index: look at every entry (a const lookup cannot build one) */
     for (ref = 0; ref < s->limit; ref++)
-      if (s->e[ref].labels && MW_LEN(&s->e[ref]) == len && memcmp(s->e[ref].labels, enc, len) == 0)
-        return ref;
+      if (s->e[ref].labels && mw_series_entry_is(&s->e[ref], key, len, stored)) return ref;
     return MW_SERIES_NONE;
   }
-  mw_series_probe(s, enc, len, hash, &ref);
+  mw_series_probe(s, key, len, hash, stored, &ref);
   return ref;
+}
+
+uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash) {
+  return mw_series_find(s, enc, len, hash, 0);
+}
+
+uint32_t mw_series_get_stored(const mw_series_t *s, const uint8_t *st, size_t len, uint64_t hash) {
+  return mw_series_find(s, st, len, hash, 1);
 }
 
 void mw_series_prefetch(const mw_series_t *s, uint64_t hash) {
@@ -188,7 +229,7 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
                          uint32_t *ref, int *added, int borrow, char *err, size_t errlen) {
   uint32_t r;
   if (!s->slots && mw_series_build_index(s) != 0) goto oom;
-  size_t i = mw_series_probe(s, enc, len, hash, &r);
+  size_t i = mw_series_probe(s, enc, len, hash, borrow, &r);
   if (added) *added = 0;
   if (r != MW_SERIES_NONE) {
     *ref = r;
@@ -198,7 +239,8 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
     mw_seterr(err, errlen, "label set too large");
     return -1;
   }
-  assert(hash == mw_labels_hash(enc, len)); /* deletion finds the slot by it */
+  /* deletion finds the slot by it */
+  assert(hash == (borrow ? mw_syms_text_hash(enc, len) : mw_labels_hash(enc, len)));
   if (mw_slots_full(s->live, s->nslots)) {
     if (mw_series_resize_index(s, mw_slots_grown(s->nslots)) != 0) goto oom;
     i = MW_HOME(hash, s->nslots);
@@ -216,8 +258,18 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
     s->e = e;
     s->cap = cap;
   }
-  const uint8_t *copy = borrow ? enc : mw_arena_dup(&s->arena, enc, len);
-  if (!copy) goto oom;
+  const uint8_t *copy = enc;
+  if (!borrow) { /* the text as ids, a reference on each symbol */
+    if (mw_grow((void **)&s->st, &s->st_cap, MW_SYMS_MAX(len), 1) != 0) goto oom;
+    size_t n = mw_syms_store(enc, len, s->st);
+    if (n == (size_t)-1) goto oom;
+    copy = mw_arena_dup(&s->arena, s->st, n);
+    if (!copy) {
+      mw_syms_release(s->st, n);
+      goto oom;
+    }
+    len = n;
+  }
   if (s->free_head != MW_SERIES_NONE) {
     r = s->free_head;
     s->free_head = s->e[r].next_free;
@@ -257,6 +309,7 @@ int mw_series_own(mw_series_t *s, uint32_t ref) {
   mw_series_entry_t *e = &s->e[ref];
   const uint8_t *copy = mw_arena_dup(&s->arena, e->labels, MW_LEN(e));
   if (!copy) return -1;
+  mw_syms_ref(copy, MW_LEN(e));
   e->labels = copy;
   e->len = MW_LEN(e);
   s->label_bytes += e->len;
@@ -286,14 +339,26 @@ void mw_series_unwatch(mw_series_t *s, void *ctx) {
 }
 
 const uint8_t *mw_series_labels(const mw_series_t *s, uint32_t ref, size_t *len) {
+  if (ref >= s->limit || !s->e[ref].labels) {
+    *len = 0;
+    return NULL;
+  }
+  return mw_series_text(s, s->e[ref].labels, MW_LEN(&s->e[ref]), len);
+}
+
+const uint8_t *mw_series_stored(const mw_series_t *s, uint32_t ref, size_t *len) {
   if (ref >= s->limit || !s->e[ref].labels) return NULL;
   *len = MW_LEN(&s->e[ref]);
   return s->e[ref].labels;
 }
 
+int mw_series_live(const mw_series_t *s, uint32_t ref) {
+  return ref < s->limit && s->e[ref].labels != NULL;
+}
+
 uint64_t mw_series_hash(const mw_series_t *s, uint32_t ref) {
   if (ref >= s->limit || !s->e[ref].labels) return 0;
-  return mw_labels_hash(s->e[ref].labels, MW_LEN(&s->e[ref]));
+  return mw_syms_text_hash(s->e[ref].labels, MW_LEN(&s->e[ref]));
 }
 
 uint64_t mw_series_uid(const mw_series_t *s) { return s->uid; }
@@ -305,7 +370,7 @@ uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref) {
 
 /* Removes ref's slot from the index (the entry e is still there). */
 static void mw_series_unindex(mw_series_t *s, const mw_series_entry_t *e, uint32_t ref) {
-  size_t n = s->nslots, i = MW_HOME(mw_labels_hash(e->labels, MW_LEN(e)), n);
+  size_t n = s->nslots, i = MW_HOME(mw_syms_text_hash(e->labels, MW_LEN(e)), n);
   while ((uint32_t)s->slots[i] != ref + 1)
     i = mw_slot_next(i, n);
   /* Backward-shift deletion keeps every probe sequence unbroken. */
@@ -327,6 +392,7 @@ void mw_series_del(mw_series_t *s, uint32_t ref) {
   if (s->slots) mw_series_unindex(s, e, ref);
   mw_series_notify(s, ref, NULL);
   if (!(e->len & MW_BORROWED)) {
+    mw_syms_release(e->labels, e->len);
     mw_arena_release(&s->arena, e->len);
     s->label_bytes -= e->len;
   }
@@ -371,5 +437,5 @@ int mw_series_compact(mw_series_t *s) {
 size_t mw_series_mem(const mw_series_t *s, size_t *label_bytes) {
   if (label_bytes) *label_bytes = s->label_bytes;
   return sizeof *s + (size_t)s->cap * sizeof *s->e + s->nslots * sizeof *s->slots +
-         s->arena.reserved;
+         s->arena.reserved + s->text_cap + s->st_cap;
 }

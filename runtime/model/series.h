@@ -1,5 +1,7 @@
 /* model/series.h: a series table interns encoded label sets (base/labels.h) and gives
- * each a stable 32-bit series ref, with its 64-bit hash. */
+ * each a stable 32-bit series ref, with its 64-bit hash. It stores them as symbol ids
+ * (base/symtab.h: each name and value string once in the process) and gives their text
+ * back on demand (mw_series_labels). */
 #ifndef MW_SERIES_H
 #define MW_SERIES_H
 #include <stddef.h>
@@ -29,15 +31,25 @@ int mw_series_add(mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
 
 /* The ref of the label set (enc, len, hash), or MW_SERIES_NONE. */
 uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash);
+/* The same for a label set given as another table's stored bytes (mw_series_stored)
+ * and the hash of its text. */
+uint32_t mw_series_get_stored(const mw_series_t *s, const uint8_t *st, size_t len, uint64_t hash);
 
 /* Hints that the label set with this hash is about to be looked up or added:
  * starts loading its index slot. No effect on the table. */
 void mw_series_prefetch(const mw_series_t *s, uint64_t hash);
 
-/* The encoded labels of ref (length in *len), NULL if ref is not live. The
- * bytes belong to the table and stay valid until the series is deleted or
- * mw_series_compact runs. */
+/* The encoded labels (text) of ref (length in *len), NULL if ref is not live (or
+ * out of memory). The text is made in a buffer of the table, one at a time: it stays
+ * valid until the next mw_series_labels or mw_series_add of this table (copy it to
+ * keep it, or to hold two of one table at once). */
 const uint8_t *mw_series_labels(const mw_series_t *s, uint32_t ref, size_t *len);
+/* The stored bytes of ref (symbol ids, base/symtab.h; length in *len), NULL if not
+ * live: the same label set has the same bytes in every table. They belong to the
+ * table and stay valid until the series is deleted or mw_series_compact runs. */
+const uint8_t *mw_series_stored(const mw_series_t *s, uint32_t ref, size_t *len);
+/* 1 if ref is live, else 0. */
+int mw_series_live(const mw_series_t *s, uint32_t ref);
 /* The hash of ref (mw_labels_hash of its bytes, computed again: not for a
  * hot path; 0 if not live). */
 uint64_t mw_series_hash(const mw_series_t *s, uint32_t ref);
@@ -49,13 +61,13 @@ uint64_t mw_series_uid(const mw_series_t *s);
  * label set (0 if ref is not live). */
 uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref);
 
-/* Borrowing. mw_series_add_borrowed interns enc like mw_series_add but
- * keeps the pointer instead of a copy: enc must be another table's label
- * bytes (mw_series_labels), which the caller follows by watching that table.
+/* Borrowing. mw_series_add_borrowed interns a label set given as another
+ * table's stored bytes (mw_series_stored) and the hash of its text, and keeps
+ * the pointer instead of a copy; the caller follows them by watching that table.
  * A watcher (fn, ctx) of a table hears, while the bytes are still readable:
  * fn(ctx, ref, NULL) before ref is deleted, fn(ctx, ref, now) when
  * mw_series_compact moves ref's bytes to now, and fn(ctx, MW_SERIES_NONE,
- * NULL) before the table is freed. The borrower then makes its entry its own
+ * NULL) before the table is freed (now: stored bytes). The borrower then makes its entry its own
  * (mw_series_own) or re-points it (mw_series_rebind). Watching again with
  * the same ctx is a no-op; 0, -1 on OOM. A watcher must not change the
  * table it watches (from fn). Compaction moves only a table's own bytes;

@@ -19,6 +19,7 @@
 
 #include "base/grow.h"
 #include "base/labels.h"
+#include "base/symtab.h"
 #include "remote.pb-c.h"
 
 typedef struct {
@@ -91,6 +92,8 @@ struct mw_rwenc {
   uint8_t *ext_enc;
   mw_label_t *ext;
   size_t next;
+  uint8_t *text; /* a stored set's text, when external labels are merged */
+  size_t text_cap;
 };
 
 /* --- the protobuf wire format -------------------------------------------- */
@@ -204,6 +207,7 @@ mw_rwenc_t *mw_rwenc_new(void) { return calloc(1, sizeof(mw_rwenc_t)); }
 void mw_rwenc_free(mw_rwenc_t *e) {
   if (!e) return;
   free(e->strs);
+  free(e->text);
   free(e->samples);
   free(e->sort_tmp);
   free(e->series);
@@ -362,12 +366,55 @@ static uint8_t *mw_rw_put_plain(uint8_t *p, uint8_t tag, const uint8_t *enc, siz
   return p;
 }
 
-/* Writes the labels of an encoded set (len bytes) as Label fields with tag
- * at the end of strs, merged with the external labels if ext (the set's own
- * value wins): *off, *n. 0; -1 on a malformed set (nothing kept), -2 on OOM. */
+/* mw_rw_put_plain for a stored set (base/symtab.h; st[0..len)): the names and
+ * values copied from the symbols. The caller reserved MW_RW_SYMS_MAX(len) bytes. */
+#define MW_RW_SYMS_MAX(st, len) (mw_syms_text_len(st, len) * 2 + 10 * (size_t)(len) + 32)
+static uint8_t *mw_rw_put_syms(uint8_t *p, uint8_t tag, const uint8_t *st, size_t len) {
+  for (const uint8_t *q = st, *end = st + len; q < end;) {
+    const mw_sym_t *nm = mw_syms_next(&q), *v = q < end ? mw_syms_next(&q) : NULL;
+    if (!v) return NULL;
+    size_t nl = nm->len, vl = v->len;
+    if (nl && vl && 4 + nl + vl < 128) {
+      p[0] = tag;
+      p[1] = (uint8_t)(4 + nl + vl);
+      p[2] = MW_RW_TAG(MW_RWENC_LABEL_NAME, 2);
+      p[3] = (uint8_t)nl;
+      memcpy(p + 4, nm->s, nl);
+      p[4 + nl] = MW_RW_TAG(MW_RWENC_LABEL_VALUE, 2);
+      p[5 + nl] = (uint8_t)vl;
+      memcpy(p + 6 + nl, v->s, vl);
+      p += 6 + nl + vl;
+    } else {
+      mw_label_t l = {.name = nm->s, .name_len = nm->len, .value = v->s, .value_len = v->len};
+      p = mw_rw_put_label(p, tag, &l);
+    }
+  }
+  return p;
+}
+
+/* Writes the labels of an encoded set (len bytes; stored: a stored set of
+ * base/symtab.h) as Label fields with tag at the end of strs, merged with the
+ * external labels if ext (the set's own value wins): *off, *n. 0; -1 on a
+ * malformed set (nothing kept), -2 on OOM. */
 static int mw_rw_put_set(mw_rwenc_t *e, uint8_t tag, const uint8_t *enc, size_t len, int ext,
-                         size_t *off, size_t *n) {
+                         int stored, size_t *off, size_t *n) {
   size_t start = e->strs_len, pos = 0, j = 0, next = ext ? e->next : 0;
+  if (stored && !next) {
+    if (mw_grow((void **)&e->strs, &e->strs_cap, start + MW_RW_SYMS_MAX(enc, len), 1) != 0)
+      return -2;
+    uint8_t *b = (uint8_t *)e->strs, *end = mw_rw_put_syms(b + start, tag, enc, len);
+    if (!end) return -1;
+    e->strs_len = (size_t)(end - b);
+    *off = start;
+    *n = e->strs_len - start;
+    return 0;
+  }
+  if (stored) { /* merged with the external labels: as text */
+    size_t tl = mw_syms_text_len(enc, len);
+    if (mw_grow((void **)&e->text, &e->text_cap, tl ? tl : 1, 1) != 0) return -2;
+    len = mw_syms_text(enc, len, e->text);
+    enc = e->text;
+  }
   if (!next) {
     if (mw_grow((void **)&e->strs, &e->strs_cap, start + MW_RW_SET_MAX(len), 1) != 0) return -2;
     uint8_t *b = (uint8_t *)e->strs, *end = mw_rw_put_plain(b + start, tag, enc, len);
@@ -427,8 +474,9 @@ static int mw_rw_sort(mw_rwenc_t *e, mw_rw_sample_t *s, size_t n) {
   return 0;
 }
 
-int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const int64_t *ts,
-                        const double *values, size_t n, char *err, size_t errlen) {
+static int mw_rw_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, int stored,
+                            const int64_t *ts, const double *values, size_t n, char *err,
+                            size_t errlen) {
   if (mw_grow((void **)&e->series, &e->series_cap, e->nseries + 1, sizeof *e->series) != 0)
     goto oom;
   mw_rw_series_t *s = &e->series[e->nseries];
@@ -438,8 +486,8 @@ int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const 
   s->h0 = e->nhist;
   s->nh = 0;
   s->h_unsorted = 0;
-  int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_TIME_SERIES_LABELS, 2), labels, len, 1, &s->lab,
-                        &s->lab_len);
+  int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_TIME_SERIES_LABELS, 2), labels, len, 1, stored,
+                        &s->lab, &s->lab_len);
   if (r == -2) goto oom;
   if (r < 0) {
     mw_seterr(err, errlen, "malformed label set");
@@ -465,6 +513,16 @@ oom:
   return -1;
 }
 
+int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const int64_t *ts,
+                        const double *values, size_t n, char *err, size_t errlen) {
+  return mw_rw_add_series(e, labels, len, 0, ts, values, n, err, errlen);
+}
+
+int mw_rwenc_add_series_stored(mw_rwenc_t *e, const uint8_t *st, size_t len, const int64_t *ts,
+                               const double *values, size_t n, char *err, size_t errlen) {
+  return mw_rw_add_series(e, st, len, 1, ts, values, n, err, errlen);
+}
+
 int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int64_t ts,
                           double value, char *err, size_t errlen) {
   if (!e->nseries) {
@@ -473,7 +531,8 @@ int mw_rwenc_add_exemplar(mw_rwenc_t *e, const uint8_t *labels, size_t len, int6
   }
   if (mw_grow((void **)&e->ex, &e->ex_cap, e->nex + 1, sizeof *e->ex) != 0) goto oom;
   size_t lab, lab_len;
-  int r = mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_EXEMPLAR_LABELS, 2), labels, len, 0, &lab, &lab_len);
+  int r =
+      mw_rw_put_set(e, MW_RW_TAG(MW_RWENC_EXEMPLAR_LABELS, 2), labels, len, 0, 0, &lab, &lab_len);
   if (r == -2) goto oom;
   if (r < 0) {
     mw_seterr(err, errlen, "malformed exemplar label set");

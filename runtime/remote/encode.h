@@ -119,6 +119,12 @@ void mw_rwenc_reset(mw_rwenc_t *e);
 int mw_rwenc_add_series(mw_rwenc_t *e, const uint8_t *labels, size_t len, const int64_t *ts,
                         const double *values, size_t n, char *err, size_t errlen);
 
+/* mw_rwenc_add_series for a label set given as a series table's stored bytes
+ * (model/series.h mw_series_stored: symbol ids, base/symtab.h), its names and
+ * values copied from the symbols (no text made unless external labels are merged). */
+int mw_rwenc_add_series_stored(mw_rwenc_t *e, const uint8_t *st, size_t len, const int64_t *ts,
+                               const double *values, size_t n, char *err, size_t errlen);
+
 /* Adds an exemplar (an encoded label set, copied; it may be empty) to the
  * series added last, as TimeSeries.exemplars. 0, or -1 with err (no series
  * yet, malformed label set, out of memory; the exemplar is not added). */

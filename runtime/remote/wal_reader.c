@@ -622,16 +622,17 @@ static int mw_shard_encode(mw_wal_reader_t *r, uint32_t k, const uint8_t **buf, 
     uint32_t hh = r->hb && mw_batch_histograms(r->hb) ? r->rh_head[slot] : MW_NONE;
     if (!sl->n && ex == MW_NONE && hh == MW_NONE) continue;
     size_t l;
-    const uint8_t *enc;
+    int rc;
     if (r->rl) {
       const mw_rlcache_t *c = &r->rl_cache[sl->s];
-      enc = r->rl_arena.p + c->off;
-      l = c->len;
-    } else {
-      enc = mw_series_labels(mw_wal_series(r->w), sl->s, &l);
+      rc = mw_rwenc_add_series(e, r->rl_arena.p + c->off, c->len, r->g_ts + sl->at, r->g_v + sl->at,
+                               sl->n, err, errlen);
+    } else { /* straight from the symbols, no text made */
+      const uint8_t *st = mw_series_stored(mw_wal_series(r->w), sl->s, &l);
+      rc = mw_rwenc_add_series_stored(e, st, l, r->g_ts + sl->at, r->g_v + sl->at, sl->n, err,
+                                      errlen);
     }
-    if (mw_rwenc_add_series(e, enc, l, r->g_ts + sl->at, r->g_v + sl->at, sl->n, err, errlen) != 0)
-      return -1;
+    if (rc != 0) return -1;
     for (; ex != MW_NONE; ex = r->rex[ex].next)
       if (mw_rwenc_add_exemplar(e, r->rex_buf.p + r->rex[ex].off, r->rex[ex].len, r->rex[ex].ts,
                                 r->rex[ex].v, err, errlen) != 0)

@@ -498,7 +498,7 @@ static uint32_t mw_wsrc_borrower(const mw_wsrc_t *x, uint32_t r) {
   uint32_t s = x->s_of[r];
   size_t l1, l2;
   if (!mw_series_borrowed(x->w->tab, s) ||
-      mw_series_labels(x->w->tab, s, &l1) != mw_series_labels(x->src, r, &l2))
+      mw_series_stored(x->w->tab, s, &l1) != mw_series_stored(x->src, r, &l2))
     return MW_NONE;
   return s;
 }
@@ -1078,22 +1078,23 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
       if (r < memo->cap && stamp && memo->e[r].stamp == stamp) {
         s = memo->e[r].s;
       } else {
-        size_t len;
-        const uint8_t *enc = mw_series_labels(src, r, &len);
+        size_t len, slen;
+        const uint8_t *st = mw_series_stored(src, r, &slen);
         uint64_t hash = mw_series_hash(src, r);
-        if (enc) {
+        if (st) {
           w->looked_up = now;
           if (mw_series_index(w->tab) != 0) goto oom;
         }
-        if (!enc) {
+        const uint8_t *enc;
+        if (!st) {
           s = MW_NONE; /* not a live series of the batch's table */
-        } else if ((s = mw_series_get(w->tab, enc, len, hash)) == MW_NONE &&
-                   mw_labels_ok(enc, len)) {
-          if (mw_series_add_borrowed(w->tab, enc, len, hash, &s, NULL, err, errlen) != 0) goto undo;
+        } else if ((s = mw_series_get_stored(w->tab, st, slen, hash)) == MW_NONE &&
+                   (enc = mw_series_labels(src, r, &len)) != NULL && mw_labels_ok(enc, len)) {
+          if (mw_series_add_borrowed(w->tab, st, slen, hash, &s, NULL, err, errlen) != 0) goto undo;
           if (mw_wsrc_lend(lender, r, s) != 0 && mw_series_own(w->tab, s) != 0) goto oom;
           if (mw_s_reserve(w, s) != 0) goto oom;
         }
-        if (enc && mw_memo_put(memo, r, stamp, s) != 0) goto oom;
+        if (st && mw_memo_put(memo, r, stamp, s) != 0) goto oom;
       }
       w->ss[i] = s;
       if (s == MW_NONE) {
@@ -1104,6 +1105,7 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
       /* First sight (or after a failed write): a series record entry. */
       size_t len;
       const uint8_t *enc = mw_series_labels(w->tab, s, &len);
+      if (!enc) goto oom;
       if (srec != SIZE_MAX && sb->len - srec > MW_SERIES_REC_BYTES) {
         mw_rec_end(sb, srec, scount);
         srec = SIZE_MAX;
@@ -1346,8 +1348,7 @@ int mw_wal_truncate(mw_wal_t *w, int64_t now_ms, int64_t min_keepalive_ms, int64
   }
   size_t ndead = 0;
   for (uint32_t s = 0; s < limit; s++) {
-    size_t l;
-    if (mw_series_labels(w->tab, s, &l) && w->last_seg[s] < first) {
+    if (mw_series_live(w->tab, s) && w->last_seg[s] < first) {
       dead[s] = 1;
       ndead++;
     }

@@ -242,9 +242,12 @@ static void test_packed_size_bound(void) {
 #define RND() (seed = seed * 1103515245u + 12345u, (seed >> 8))
   uint8_t *enc = malloc(9 * 2 * 20002 + 64);
   for (int round = 0; round < 60; round++) {
-    mw_rwenc_t *e = mw_rwenc_new();
-    if (round % 3 == 0)
-      CHECK_INT(mw_rwenc_set_external_labels(e,
+    /* e2 gets the same series as a series table's stored sets (symbol ids): the
+     * same bytes */
+    mw_rwenc_t *e = mw_rwenc_new(), *e2 = mw_rwenc_new();
+    mw_series_t *tab = mw_series_new();
+    for (int k = 0; round % 3 == 0 && k < 2; k++)
+      CHECK_INT(mw_rwenc_set_external_labels(k ? e2 : e,
                                              L("cluster\xff"
                                                "eu\xff"
                                                "zone\xff"
@@ -277,15 +280,27 @@ static void test_packed_size_bound(void) {
         v[k] = RND() % 2 ? 0.0 : (double)RND() / 7;
       }
       CHECK_INT(mw_rwenc_add_series(e, enc, len, ts, v, ns, err, sizeof err), 0);
-      for (size_t k = RND() % 3; k > 0; k--)
-        CHECK_INT(mw_rwenc_add_exemplar(e, k == 1 ? enc : enc + 9 + vl + 1,
-                                        k == 1 ? 0 : len - 10 - vl, -(int64_t)RND(), 1.5, err,
-                                        sizeof err),
-                  0);
+      uint32_t ref;
+      size_t slen;
+      CHECK_INT(mw_series_add(tab, enc, len, mw_labels_hash(enc, len), &ref, NULL, err, sizeof err),
+                0);
+      const uint8_t *st = mw_series_stored(tab, ref, &slen);
+      CHECK_INT(mw_rwenc_add_series_stored(e2, st, slen, ts, v, ns, err, sizeof err), 0);
+      for (size_t k = RND() % 3; k > 0; k--) {
+        int64_t ets = -(int64_t)RND();
+        for (int m = 0; m < 2; m++)
+          CHECK_INT(mw_rwenc_add_exemplar(m ? e2 : e, k == 1 ? enc : enc + 9 + vl + 1,
+                                          k == 1 ? 0 : len - 10 - vl, ets, 1.5, err, sizeof err),
+                    0);
+      }
     }
-    const uint8_t *out;
-    size_t out_len, raw;
+    const uint8_t *out, *out2;
+    size_t out_len, raw, out2_len, raw2;
     CHECK_INT(mw_rwenc_finish(e, &out, &out_len, &raw, err, sizeof err), 0);
+    CHECK_INT(mw_rwenc_finish(e2, &out2, &out2_len, &raw2, err, sizeof err), 0);
+    CHECK(out_len == out2_len && raw == raw2 && memcmp(out, out2, out_len) == 0);
+    mw_rwenc_free(e2);
+    mw_series_free(tab);
     Prometheus__WriteRequest *req;
     CHECK_INT(mw_rwenc_decode(out, out_len, &req, err, sizeof err), 0);
     CHECK_INT(req->n_timeseries, nseries);

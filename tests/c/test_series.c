@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/labels.h"
+#include "base/symtab.h"
 #include "model/batch.h"
 #include "model/series.h"
 #include "test.h"
@@ -248,13 +249,17 @@ static void test_watch_and_borrow(void) {
                             mw_labels_hash((const uint8_t *)sets[i], n), &r[i], NULL, NULL, 0),
               0);
   }
-  size_t len;
-  const uint8_t *d = mw_series_labels(a, r[3], &len);
+  size_t len, tlen = strlen(sets[3]);
+  const uint8_t *d = mw_series_stored(a, r[3], &len), *text = (const uint8_t *)sets[3];
+  uint64_t dh = mw_labels_hash(text, tlen);
+  CHECK(len < tlen); /* two symbol ids (stored, not text) */
   int added = 0;
-  CHECK_INT(mw_series_add_borrowed(b, d, len, mw_labels_hash(d, len), &br, &added, NULL, 0), 0);
+  CHECK_INT(mw_series_add_borrowed(b, d, len, dh, &br, &added, NULL, 0), 0);
   CHECK(added && mw_series_borrowed(b, br));
-  CHECK(mw_series_labels(b, br, &len) == d); /* not a copy */
-  CHECK_INT(mw_series_get(b, d, len, mw_labels_hash(d, len)), br);
+  CHECK(mw_series_stored(b, br, &len) == d); /* not a copy */
+  CHECK_INT(mw_series_get(b, text, tlen, dh), br);
+  CHECK_INT(mw_series_get_stored(b, d, len, dh), br);
+  CHECK_INT(mw_series_hash(b, br), dh);
   mw_series_del(a, r[0]);
   CHECK_INT(h.n, 1);
   CHECK_INT(h.ref[0], r[0]);
@@ -265,15 +270,17 @@ static void test_watch_and_borrow(void) {
   CHECK_INT(mw_series_compact(a), 0); /* 3 of 4 are garbage: d moves */
   CHECK_INT(h.n, 4);
   CHECK_INT(h.ref[3], r[3]);
-  const uint8_t *moved = mw_series_labels(a, r[3], &len);
+  const uint8_t *moved = mw_series_stored(a, r[3], &len);
   CHECK(h.now[3] == moved && moved != d);
   mw_series_rebind(b, br, moved);
-  CHECK(mw_series_labels(b, br, &len) == moved);
+  CHECK(mw_series_stored(b, br, &len) == moved);
   CHECK_INT(mw_series_compact(b), 0); /* its borrowed bytes stay where they are */
-  CHECK(mw_series_labels(b, br, &len) == moved);
+  CHECK(mw_series_stored(b, br, &len) == moved);
   CHECK_INT(mw_series_own(b, br), 0);
-  CHECK(!mw_series_borrowed(b, br) && mw_series_labels(b, br, &len) != moved);
-  CHECK(len == strlen(sets[3]) && memcmp(mw_series_labels(b, br, &len), sets[3], len) == 0);
+  CHECK(!mw_series_borrowed(b, br) && mw_series_stored(b, br, &len) != moved);
+  const uint8_t *t = mw_series_labels(b, br, &len);
+  CHECK(len == tlen && memcmp(t, sets[3], len) == 0);
+  /* b's own copy holds its symbols: a's series and a itself can go */
   mw_series_unwatch(a, &h);
   mw_series_del(a, r[3]);
   CHECK_INT(h.n, 4); /* no longer watching */
@@ -281,7 +288,54 @@ static void test_watch_and_borrow(void) {
   mw_series_free(a);
   CHECK_INT(h.n, 5);
   CHECK_INT(h.ref[4], MW_SERIES_NONE);
+  t = mw_series_labels(b, br, &len);
+  CHECK(t && len == tlen && memcmp(t, sets[3], len) == 0);
   mw_series_free(b);
+}
+
+/* Label sets are stored as symbol ids: the same set has the same stored bytes in
+ * two tables, a long value (past the text hash's 512-byte buffer) hashes as its text
+ * does, each symbol is held once whatever the number of series, and every reference
+ * goes back when the series and the tables go (no symbol left behind). */
+static void test_symbols(void) {
+  size_t before = mw_syms_count();
+  mw_series_t *a = mw_series_new(), *b = mw_series_new();
+  char longv[1500];
+  memset(longv, 'x', sizeof longv);
+  for (size_t i = 0; i < sizeof longv; i++)
+    longv[i] = (char)('a' + i % 26);
+  uint8_t buf[2048];
+  uint32_t refs[1000]; /* a's: the odd i share one series */
+  for (int i = 0; i < 1000; i++) {
+    mw_label_t ls[] = {
+        {"__name__", "m", 8, 1},
+        {"job", "j", 3, 1},
+        {"long", longv, 4, (uint32_t)(i % 2 ? sizeof longv : (size_t)(600 + i / 2))}};
+    size_t len = 0, slen, slen2;
+    CHECK_INT(mw_labels_encode(ls, 3, buf, sizeof buf, &len, NULL, 0), 0);
+    uint64_t h = mw_labels_hash(buf, len);
+    uint32_t ra, rb;
+    CHECK_INT(mw_series_add(a, buf, len, h, &ra, NULL, NULL, 0), 0);
+    refs[i] = ra;
+    CHECK_INT(mw_series_add(b, buf, len, h, &rb, NULL, NULL, 0), 0);
+    const uint8_t *sa = mw_series_stored(a, ra, &slen), *sb = mw_series_stored(b, rb, &slen2);
+    CHECK(sa != sb && slen == slen2 && memcmp(sa, sb, slen) == 0);
+    CHECK(mw_series_hash(a, ra) == h);
+    CHECK_INT(mw_series_get_stored(b, sa, slen, h), rb);
+    size_t tlen;
+    const uint8_t *t = mw_series_labels(a, ra, &tlen);
+    CHECK(tlen == len && memcmp(t, buf, len) == 0);
+  }
+  /* __name__ m job j long, and 501 distinct long values */
+  CHECK_INT(mw_syms_count() - before, 5 + 501);
+  CHECK_INT(mw_series_len(a), 501);
+  for (int i = 0; i < 1000; i += 2)
+    mw_series_del(a, refs[i]);
+  CHECK_INT(mw_syms_count() - before, 5 + 501); /* b still holds them */
+  mw_series_free(b);
+  CHECK_INT(mw_syms_count() - before, 5 + 1);
+  mw_series_free(a);
+  CHECK_INT(mw_syms_count(), before);
 }
 
 int main(void) {
@@ -292,5 +346,6 @@ int main(void) {
   MW_RUN(test_batch_keep);
   MW_RUN(test_stale_nan);
   MW_RUN(test_watch_and_borrow);
+  MW_RUN(test_symbols);
   return mw_test_summary();
 }

@@ -1,0 +1,208 @@
+/* base/symtab.c: the symbol table (see base/symtab.h). Symbols are a dense array
+ * indexed by id (freed ids are reused, through a free list); the index is open
+ * addressing as base/grow.h sizes it, each slot holding (hash high 32 bits, id + 1),
+ * with backward-shift deletion. */
+#include "base/symtab.h"
+
+#include <stdlib.h>
+#include <string.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "base/grow.h"
+#include "base/labels.h"
+
+#define MW_SYM_NONE UINT32_MAX
+#define MW_HOME(hash, n) mw_slot_home((uint32_t)((hash) >> 32), (n))
+
+mw_sym_t *mw_syms_by_id;
+static uint32_t mw_limit, mw_cap, mw_free = MW_SYM_NONE, mw_live;
+static uint64_t *mw_slots;
+static size_t mw_nslots, mw_str_bytes;
+
+static int mw_syms_resize(size_t n) {
+  uint64_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (size_t i = 0; i < mw_nslots; i++) {
+    uint64_t v = mw_slots[i];
+    if (!v) continue;
+    size_t j = MW_HOME(v, n);
+    while (slots[j])
+      j = mw_slot_next(j, n);
+    slots[j] = v;
+  }
+  free(mw_slots);
+  mw_slots = slots;
+  mw_nslots = n;
+  return 0;
+}
+
+/* The id of s[0..len) with one more reference (a new symbol if needed);
+ * MW_SYM_NONE on out of memory. */
+static uint32_t mw_sym_intern(const char *s, size_t len) {
+  if (len >= UINT32_MAX) return MW_SYM_NONE;
+  if (!mw_slots && mw_syms_resize(MW_SLOTS_MIN) != 0) return MW_SYM_NONE;
+  uint64_t hash = XXH3_64bits(s, len);
+  uint32_t tag = (uint32_t)(hash >> 32);
+  size_t i = MW_HOME(hash, mw_nslots);
+  for (uint64_t v; (v = mw_slots[i]) != 0; i = mw_slot_next(i, mw_nslots)) {
+    if ((uint32_t)(v >> 32) != tag) continue;
+    mw_sym_t *x = &mw_syms_by_id[(uint32_t)v - 1];
+    if (x->len == len && memcmp(x->s, s, len) == 0) {
+      x->refs++;
+      return (uint32_t)v - 1;
+    }
+  }
+  if (mw_slots_full(mw_live, mw_nslots)) {
+    if (mw_syms_resize(mw_slots_grown(mw_nslots)) != 0) return MW_SYM_NONE;
+    i = MW_HOME(hash, mw_nslots);
+    while (mw_slots[i])
+      i = mw_slot_next(i, mw_nslots);
+  }
+  if (mw_free == MW_SYM_NONE && mw_limit == mw_cap) {
+    if (mw_cap >= UINT32_MAX / 4) return MW_SYM_NONE;
+    uint32_t cap = mw_cap ? mw_cap * 2 : 256;
+    mw_sym_t *a = realloc(mw_syms_by_id, (size_t)cap * sizeof *a);
+    if (!a) return MW_SYM_NONE;
+    mw_syms_by_id = a;
+    mw_cap = cap;
+  }
+  char *copy = malloc(len ? len : 1);
+  if (!copy) return MW_SYM_NONE;
+  if (len) memcpy(copy, s, len);
+  uint32_t id;
+  if (mw_free != MW_SYM_NONE) {
+    id = mw_free;
+    mw_free = mw_syms_by_id[id].len;
+  } else {
+    id = mw_limit++;
+  }
+  mw_syms_by_id[id] = (mw_sym_t){.s = copy, .len = (uint32_t)len, .refs = 1};
+  mw_slots[i] = ((uint64_t)tag << 32) | ((uint64_t)id + 1);
+  mw_live++;
+  mw_str_bytes += len;
+  return id;
+}
+
+static void mw_sym_release(uint32_t id) {
+  mw_sym_t *x = &mw_syms_by_id[id];
+  if (--x->refs) return;
+  size_t n = mw_nslots, i = MW_HOME(XXH3_64bits(x->s, x->len), n);
+  while ((uint32_t)mw_slots[i] != id + 1)
+    i = mw_slot_next(i, n);
+  mw_slots[i] = 0;
+  for (size_t j = mw_slot_next(i, n); mw_slots[j]; j = mw_slot_next(j, n)) {
+    size_t home = MW_HOME(mw_slots[j], n);
+    int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (in_range) continue;
+    mw_slots[i] = mw_slots[j];
+    mw_slots[j] = 0;
+    i = j;
+  }
+  mw_str_bytes -= x->len;
+  free(x->s);
+  *x = (mw_sym_t){.s = NULL, .len = mw_free, .refs = 0};
+  mw_free = id;
+  mw_live--;
+}
+
+static inline uint8_t *mw_put_id(uint8_t *p, uint32_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+size_t mw_syms_store(const uint8_t *text, size_t len, uint8_t *out) {
+  uint8_t *p = out;
+  size_t pos = 0;
+  while (pos < len) {
+    const uint8_t *sep = memchr(text + pos, MW_LABELS_SEP, len - pos);
+    uint32_t id =
+        sep ? mw_sym_intern((const char *)text + pos, (size_t)(sep - text) - pos) : MW_SYM_NONE;
+    if (id == MW_SYM_NONE) {
+      mw_syms_release(out, (size_t)(p - out));
+      return (size_t)-1;
+    }
+    p = mw_put_id(p, id);
+    pos = (size_t)(sep - text) + 1;
+  }
+  return (size_t)(p - out);
+}
+
+void mw_syms_ref(const uint8_t *st, size_t len) {
+  for (const uint8_t *p = st; p < st + len;)
+    ((mw_sym_t *)mw_syms_next(&p))->refs++;
+}
+
+void mw_syms_release(const uint8_t *st, size_t len) {
+  for (const uint8_t *p = st; p < st + len;)
+    mw_sym_release((uint32_t)(mw_syms_next(&p) - mw_syms_by_id));
+}
+
+size_t mw_syms_text_len(const uint8_t *st, size_t len) {
+  size_t n = 0;
+  for (const uint8_t *p = st; p < st + len;)
+    n += mw_syms_next(&p)->len + 1;
+  return n;
+}
+
+size_t mw_syms_text(const uint8_t *st, size_t len, uint8_t *out) {
+  uint8_t *o = out;
+  for (const uint8_t *p = st; p < st + len;) {
+    const mw_sym_t *x = mw_syms_next(&p);
+    memcpy(o, x->s, x->len);
+    o += x->len;
+    *o++ = MW_LABELS_SEP;
+  }
+  return (size_t)(o - out);
+}
+
+uint64_t mw_syms_text_hash(const uint8_t *st, size_t len) {
+  uint8_t buf[512];
+  size_t n = 0;
+  XXH3_state_t state;
+  int streaming = 0;
+  for (const uint8_t *p = st; p < st + len;) {
+    const mw_sym_t *x = mw_syms_next(&p);
+    for (size_t off = 0; off <= x->len;) { /* the bytes, then the separator */
+      if (n == sizeof buf) {
+        if (!streaming) XXH3_64bits_reset(&state);
+        streaming = 1;
+        XXH3_64bits_update(&state, buf, n);
+        n = 0;
+      }
+      size_t k = x->len - off < sizeof buf - n ? x->len - off : sizeof buf - n;
+      memcpy(buf + n, x->s + off, k);
+      n += k;
+      off += k;
+      if (off == x->len && n < sizeof buf) {
+        buf[n++] = MW_LABELS_SEP;
+        break;
+      }
+    }
+  }
+  if (!streaming) return XXH3_64bits(buf, n);
+  XXH3_64bits_update(&state, buf, n);
+  return XXH3_64bits_digest(&state);
+}
+
+int mw_syms_eq_text(const uint8_t *st, size_t len, const uint8_t *text, size_t text_len) {
+  size_t pos = 0;
+  for (const uint8_t *p = st; p < st + len;) {
+    const mw_sym_t *x = mw_syms_next(&p);
+    if (text_len - pos < (size_t)x->len + 1 || memcmp(text + pos, x->s, x->len) != 0 ||
+        text[pos + x->len] != MW_LABELS_SEP)
+      return 0;
+    pos += x->len + 1;
+  }
+  return pos == text_len;
+}
+
+size_t mw_syms_count(void) { return mw_live; }
+
+size_t mw_syms_bytes(void) {
+  return (size_t)mw_cap * sizeof *mw_syms_by_id + mw_nslots * sizeof *mw_slots + mw_str_bytes;
+}
