@@ -67,8 +67,10 @@ static uint32_t mw_sym_intern(const char *s, size_t len) {
     mw_syms_by_id = a;
     mw_cap = cap;
   }
-  char *copy = malloc(len ? len : 1);
+  size_t words = (len + 7) & ~(size_t)7; /* readable in whole words (symtab.h) */
+  char *copy = malloc(words ? words : 8);
   if (!copy) return MW_SYM_NONE;
+  memset(copy + (words ? words - 8 : 0), 0, 8);
   if (len) memcpy(copy, s, len);
   uint32_t id;
   if (mw_free != MW_SYM_NONE) {
@@ -160,33 +162,30 @@ size_t mw_syms_text(const uint8_t *st, size_t len, uint8_t *out) {
   return (size_t)(o - out);
 }
 
+/* mw_syms_text_hash of a text longer than its buffer: streamed, a piece at a time. */
+static uint64_t mw_syms_text_hash_long(const uint8_t *st, size_t len) {
+  XXH3_state_t state;
+  static const uint8_t sep = MW_LABELS_SEP;
+  XXH3_64bits_reset(&state);
+  for (const uint8_t *p = st; p < st + len;) {
+    const mw_sym_t *x = mw_syms_next(&p);
+    XXH3_64bits_update(&state, x->s, x->len);
+    XXH3_64bits_update(&state, &sep, 1);
+  }
+  return XXH3_64bits_digest(&state);
+}
+
 uint64_t mw_syms_text_hash(const uint8_t *st, size_t len) {
   uint8_t buf[512];
   size_t n = 0;
-  XXH3_state_t state;
-  int streaming = 0;
   for (const uint8_t *p = st; p < st + len;) {
     const mw_sym_t *x = mw_syms_next(&p);
-    for (size_t off = 0; off <= x->len;) { /* the bytes, then the separator */
-      if (n == sizeof buf) {
-        if (!streaming) XXH3_64bits_reset(&state);
-        streaming = 1;
-        XXH3_64bits_update(&state, buf, n);
-        n = 0;
-      }
-      size_t k = x->len - off < sizeof buf - n ? x->len - off : sizeof buf - n;
-      memcpy(buf + n, x->s + off, k);
-      n += k;
-      off += k;
-      if (off == x->len && n < sizeof buf) {
-        buf[n++] = MW_LABELS_SEP;
-        break;
-      }
-    }
+    if (x->len >= sizeof buf - n) return mw_syms_text_hash_long(st, len);
+    memcpy(buf + n, x->s, x->len);
+    n += x->len;
+    buf[n++] = MW_LABELS_SEP;
   }
-  if (!streaming) return XXH3_64bits(buf, n);
-  XXH3_64bits_update(&state, buf, n);
-  return XXH3_64bits_digest(&state);
+  return XXH3_64bits(buf, n);
 }
 
 int mw_syms_eq_text(const uint8_t *st, size_t len, const uint8_t *text, size_t text_len) {

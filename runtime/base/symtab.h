@@ -41,7 +41,8 @@ uint64_t mw_syms_text_hash(const uint8_t *st, size_t len);
 /* 1 if the stored set st is the label set text, else 0. */
 int mw_syms_eq_text(const uint8_t *st, size_t len, const uint8_t *text, size_t text_len);
 
-/* A symbol: its bytes (not NUL-terminated) and references; read only. */
+/* A symbol: its bytes (not NUL-terminated; readable in whole 8-byte words, up to len
+ * rounded up to 8, the rest zeros) and references; read only. */
 typedef struct {
   char *s;
   uint32_t len;

@@ -366,30 +366,47 @@ static uint8_t *mw_rw_put_plain(uint8_t *p, uint8_t tag, const uint8_t *enc, siz
   return p;
 }
 
-/* mw_rw_put_plain for a stored set (base/symtab.h; st[0..len)): the names and
- * values copied from the symbols. The caller reserved MW_RW_SYMS_MAX(len) bytes. */
-#define MW_RW_SYMS_MAX(st, len) (mw_syms_text_len(st, len) * 2 + 10 * (size_t)(len) + 32)
-static uint8_t *mw_rw_put_syms(uint8_t *p, uint8_t tag, const uint8_t *st, size_t len) {
+/* Copies symbol x's bytes to dst in whole 8-byte words (base/symtab.h: its
+ * bytes are readable up to its length rounded up to 8; dst has 8 bytes of room
+ * past them). */
+static inline void mw_rw_copy_sym(uint8_t *dst, const mw_sym_t *x) {
+  for (size_t i = 0; i < x->len; i += 8) {
+    uint64_t w;
+    memcpy(&w, x->s + i, 8);
+    memcpy(dst + i, &w, 8);
+  }
+}
+
+/* mw_rw_put_plain for a stored set (base/symtab.h; st[0..len)), at the end of
+ * strs: the names and values copied from the symbols. 0; -1 on a malformed set
+ * (strs_len unchanged), -2 on OOM. */
+static int mw_rw_put_syms(mw_rwenc_t *e, uint8_t tag, const uint8_t *st, size_t len) {
+  size_t at = e->strs_len;
   for (const uint8_t *q = st, *end = st + len; q < end;) {
     const mw_sym_t *nm = mw_syms_next(&q), *v = q < end ? mw_syms_next(&q) : NULL;
-    if (!v) return NULL;
-    size_t nl = nm->len, vl = v->len;
+    if (!v) return -1;
+    size_t nl = nm->len, vl = v->len, need = 18 + nl + vl + 16;
+    if (e->strs_cap - at < need && mw_grow((void **)&e->strs, &e->strs_cap, at + need, 1) != 0)
+      return -2;
+    uint8_t *p = (uint8_t *)e->strs + at;
     if (nl && vl && 4 + nl + vl < 128) {
       p[0] = tag;
       p[1] = (uint8_t)(4 + nl + vl);
       p[2] = MW_RW_TAG(MW_RWENC_LABEL_NAME, 2);
       p[3] = (uint8_t)nl;
-      memcpy(p + 4, nm->s, nl);
+      mw_rw_copy_sym(p + 4, nm);
       p[4 + nl] = MW_RW_TAG(MW_RWENC_LABEL_VALUE, 2);
       p[5 + nl] = (uint8_t)vl;
-      memcpy(p + 6 + nl, v->s, vl);
+      mw_rw_copy_sym(p + 6 + nl, v);
       p += 6 + nl + vl;
     } else {
       mw_label_t l = {.name = nm->s, .name_len = nm->len, .value = v->s, .value_len = v->len};
       p = mw_rw_put_label(p, tag, &l);
     }
+    at = (size_t)(p - (uint8_t *)e->strs);
   }
-  return p;
+  e->strs_len = at;
+  return 0;
 }
 
 /* Writes the labels of an encoded set (len bytes; stored: a stored set of
@@ -400,11 +417,8 @@ static int mw_rw_put_set(mw_rwenc_t *e, uint8_t tag, const uint8_t *enc, size_t 
                          int stored, size_t *off, size_t *n) {
   size_t start = e->strs_len, pos = 0, j = 0, next = ext ? e->next : 0;
   if (stored && !next) {
-    if (mw_grow((void **)&e->strs, &e->strs_cap, start + MW_RW_SYMS_MAX(enc, len), 1) != 0)
-      return -2;
-    uint8_t *b = (uint8_t *)e->strs, *end = mw_rw_put_syms(b + start, tag, enc, len);
-    if (!end) return -1;
-    e->strs_len = (size_t)(end - b);
+    int r = mw_rw_put_syms(e, tag, enc, len);
+    if (r != 0) return r;
     *off = start;
     *n = e->strs_len - start;
     return 0;
