@@ -29,6 +29,7 @@
 #include "base/fs.h"
 #include "base/re2.h"
 #include "base/regex.h"
+#include "base/symtab.h"
 #include "model/series.h"
 #include "model/histogram.h"
 #include "model/batch.h"

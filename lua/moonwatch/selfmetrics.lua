@@ -5,6 +5,7 @@ local ffi_rt = require("moonwatch.ffi")
 local metrics = require("moonwatch.metrics")
 local scheduler = require("moonwatch.scheduler")
 local core = require("moonwatch.core")
+local native_core = require("moonwatch.native.core")
 local controller_mod = require("moonwatch.controller")
 
 local M = {}
@@ -32,8 +33,15 @@ function M.install()
   end
 
   local heap = reg:gauge("moonwatch_lua_heap_bytes", "Bytes in use by the LuaJIT heap.")
+  local symbols = reg:gauge("moonwatch_label_symbols",
+    "Distinct label names and values of the process's series, each held once in its symbol table.")
+  local symbol_bytes = reg:gauge("moonwatch_label_symbol_bytes",
+    "Bytes the label symbol table holds (its strings, entries and index).")
   reg:on_collect(function()
     heap:set(collectgarbage("count") * 1024)
+    local n, bytes = native_core.label_symbols()
+    symbols:set(n)
+    symbol_bytes:set(bytes)
   end)
 
   local errors = reg:counter("moonwatch_callback_errors_total",

@@ -205,3 +205,8 @@ size_t mw_syms_count(void) { return mw_live; }
 size_t mw_syms_bytes(void) {
   return (size_t)mw_cap * sizeof *mw_syms_by_id + mw_nslots * sizeof *mw_slots + mw_str_bytes;
 }
+
+size_t mw_ffi_label_symbols(size_t *bytes) {
+  *bytes = mw_syms_bytes();
+  return mw_syms_count();
+}

@@ -66,4 +66,12 @@ static inline const mw_sym_t *mw_syms_next(const uint8_t **p) {
 size_t mw_syms_count(void);
 size_t mw_syms_bytes(void);
 
+/* ffi.cdef begin */
+/* --- the label symbol table ------------------------------------------------ */
+
+/* Distinct label names and values held now (mw_syms_count), the table's bytes in *bytes
+ * (mw_syms_bytes): moonwatch_label_symbols and moonwatch_label_symbol_bytes. */
+size_t mw_ffi_label_symbols(size_t *bytes);
+/* ffi.cdef end */
+
 #endif

@@ -60,6 +60,22 @@ describe("self-monitoring", function()
     assert.matches('moonwatch_http_requests_total{code="200",path="/metrics"}', body, 1, true)
   end)
 
+  it("reports the label symbol table that holds the scraped series' names and values", function()
+    -- the example scrapes moonwatch, its process and its host every second: their label
+    -- names and values (cpu ids, devices, modes, the jobs...) are symbols once scraped
+    local n, bytes
+    for _ = 1, 100 do
+      local _, body = proc.http("GET", h.base .. "/metrics")
+      n, bytes = sample(body, "moonwatch_label_symbols"), sample(body, "moonwatch_label_symbol_bytes")
+      if n and n > 100 then
+        break
+      end
+      os.execute("sleep 0.1")
+    end
+    assert.is_true(n > 100, "symbols: " .. tostring(n))
+    assert.is_true(bytes >= n * 16, "bytes: " .. tostring(bytes)) -- a 16-byte entry each, and the strings
+  end)
+
   it("serves OpenMetrics when asked, which promtool also accepts", function()
     local status, body, headers = proc.http("GET", h.base .. "/metrics",
       { headers = { "Accept: application/openmetrics-text;version=1.0.0" } })

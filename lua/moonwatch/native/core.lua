@@ -33,6 +33,17 @@ function M.sha3_256_hex(s)
   return ffi.string(hexbuf, 64)
 end
 
+local symbytesp = ffi.new("size_t[1]")
+
+--- The label symbol table (runtime/base/symtab.h): distinct label names and values held
+--- once in the process, and the bytes the table holds.
+---@return integer symbols
+---@return integer bytes
+function M.label_symbols()
+  local n = C.mw_ffi_label_symbols(symbytesp)
+  return tonumber(n), tonumber(symbytesp[0])
+end
+
 --- Gives the pages of free heap memory back to the system (runtime/base/core.h,
 --- mw_ffi_heap_trim); true if some were.
 ---@return boolean
