@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/labels.h"
+#include "model/series.h"
 #include "remote.pb-c.h"
 #include "remote/encode.h"
 
@@ -57,6 +58,9 @@ typedef struct {
   const mw_rwref_meta_t *meta;
   const size_t *meta_at;
   size_t nmeta;
+  /* mw_rwref_encode adds the series as a series table's stored bytes (symbol ids:
+   * mw_rwenc_add_series_stored, as remote_write's WAL reader does), not as text */
+  int stored;
 } mw_rwref_req_t;
 
 /* Bytewise, a prefix first (as mw_rwenc merges names). */
@@ -407,8 +411,22 @@ static int mw_rwref_encode(const mw_rwref_req_t *r, mw_rwenc_t *e, uint8_t **out
     }
     if (i == r->nseries) break;
     const mw_rwref_series_t *s = &r->series[i];
-    if (mw_rwenc_add_series(e, s->labels, s->len, s->ts, s->values, s->n, err, sizeof err) != 0)
+    if (r->stored) {
+      uint32_t ref;
+      size_t sl;
+      mw_series_t *tab = mw_series_new();
+      int rc = !tab || mw_series_add(tab, s->labels, s->len, mw_labels_hash(s->labels, s->len),
+                                     &ref, NULL, err, sizeof err) != 0;
+      if (!rc) {
+        const uint8_t *st = mw_series_stored(tab, ref, &sl);
+        rc = mw_rwenc_add_series_stored(e, st, sl, s->ts, s->values, s->n, err, sizeof err);
+      }
+      mw_series_free(tab); /* the encoder copied the labels */
+      if (rc != 0) return -1;
+    } else if (mw_rwenc_add_series(e, s->labels, s->len, s->ts, s->values, s->n, err,
+                                   sizeof err) != 0) {
       return -1;
+    }
     for (size_t j = 0; j < s->nex; j++)
       if (mw_rwenc_add_exemplar(e, s->ex[j].labels, s->ex[j].len, s->ex[j].ts, s->ex[j].value, err,
                                 sizeof err) != 0)

@@ -1,7 +1,8 @@
 /* Fuzz target: the hand-written WriteRequest encoder (mw_rwenc_finish)
  * against protobuf-c. The input describes a request (tests/c/rwref.h), which
  * is made both with mw_rwenc and with protobuf-c's pack: the protobuf bytes
- * must be the same, and what finish sends must decode with mw_rwenc_decode
+ * must be the same (and again when mw_rwenc gets the series as a series
+ * table's stored bytes, symbol ids), and what finish sends must decode with mw_rwenc_decode
  * to as many series, samples, exemplars and metadata as were added. One
  * encoder is reused across inputs, as a shard reuses its own.
  *
@@ -290,6 +291,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (mw_rwref_encode(&req, e, &hand, &hand_len, &raw, &z, &z_len) != 0) abort();
   if (mw_rwref_pack(&req, &ref, &ref_len) != 0) abort();
   if (raw != hand_len || mw_rwref_diff(hand, hand_len, ref, ref_len) >= 0) abort();
+  /* the same request with the series from a series table's symbols: the same bytes */
+  uint8_t *stored;
+  size_t stored_len = 0;
+  req.stored = 1;
+  if (mw_rwref_encode(&req, e, &stored, &stored_len, &raw, &z, &z_len) != 0) abort();
+  if (raw != stored_len || mw_rwref_diff(stored, stored_len, ref, ref_len) >= 0) abort();
+  free(stored);
   char err[256];
   Prometheus__WriteRequest *back;
   if (mw_rwenc_decode(z, z_len, &back, err, sizeof err) != 0) abort();
