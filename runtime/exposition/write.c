@@ -5,11 +5,11 @@
  * label values). */
 #include "exposition/write.h"
 #include "base/err.h"
+#include "base/gzip.h"
 
 #include <ctype.h>
 #include <float.h>
 #include <inttypes.h>
-#include <libdeflate.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -615,48 +615,20 @@ int mw_expose_wants_gzip(const char *accept_encoding) {
   return best_gzip && best_q != 0;
 }
 
-/* --- gzip ----------------------------------------------------------------- */
-
-int mw_expose_gzip(const char *in, size_t len, mw_expose_buf_t *out, char *err, size_t errlen) {
-  struct libdeflate_compressor *c = NULL;
-  int rc = -1;
-  if (!out || (!in && len)) {
-    mw_seterr(err, errlen, "gzip: no input or output buffer");
-    goto done;
-  }
-  c = libdeflate_alloc_compressor(6);
-  if (!c) {
-    mw_seterr(err, errlen, "gzip: out of memory");
-    goto done;
-  }
-  size_t bound = libdeflate_gzip_compress_bound(c, len);
-  if (buf_reserve(out, bound) < 0) {
-    mw_seterr(err, errlen, "gzip: out of memory");
-    goto done;
-  }
-  size_t n = libdeflate_gzip_compress(c, in ? in : "", len, out->data + out->len, bound);
-  if (n == 0) {
-    mw_seterr(err, errlen, "gzip: compression failed");
-    goto done;
-  }
-  out->len += n;
-  rc = 0;
-done:
-  libdeflate_free_compressor(c);
-  return rc;
-}
-
 /* --- FFI ------------------------------------------------------------------ */
 
 int mw_expose_finish(mw_expose_buf_t *text, int gzip, char **out, size_t *len, char *err,
                      size_t errlen) {
-  mw_expose_buf_t z = {0};
   int rc = -1;
-  if (gzip) {
-    if (mw_expose_gzip(text->data, text->len, &z, err, errlen) < 0) goto done;
+  if (gzip) { /* base/gzip.h: the process's one compressor */
+    unsigned char *z;
+    size_t n;
+    if (mw_gzip(text->data, text->len, &z, &n) != 0) {
+      mw_seterr(err, errlen, "gzip: out of memory");
+      goto done;
+    }
     mw_expose_buf_free(text);
-    *text = z;
-    z = (mw_expose_buf_t){0};
+    *text = (mw_expose_buf_t){.data = (char *)z, .len = n, .cap = n};
   }
   if (!text->data && buf_reserve(text, 1) < 0) { /* never hand out NULL on success */
     mw_seterr(err, errlen, "expose: out of memory");
@@ -668,7 +640,6 @@ int mw_expose_finish(mw_expose_buf_t *text, int gzip, char **out, size_t *len, c
   rc = 0;
 done:
   mw_expose_buf_free(text);
-  mw_expose_buf_free(&z);
   return rc;
 }
 

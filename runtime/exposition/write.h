@@ -111,8 +111,4 @@ int mw_expose_wants_gzip(const char *accept_encoding);
 int mw_expose_finish(mw_expose_buf_t *text, int gzip, char **out, size_t *len, char *err,
                      size_t errlen);
 
-/* Gzips in[0..len) (libdeflate, level 6) and appends the result to out.
- * 0, or -1 with a message in err; on error out->len is restored. */
-int mw_expose_gzip(const char *in, size_t len, mw_expose_buf_t *out, char *err, size_t errlen);
-
 #endif

@@ -47,9 +47,12 @@ int main(int argc, char **argv) {
     memcpy(body + len, chunk, flen);
     len += flen;
   }
-  mw_expose_buf_t gz = {0};
+  struct {
+    char *data;
+    size_t len;
+  } gz;
   char err[256];
-  if (mw_expose_gzip(body, len, &gz, err, sizeof err) != 0) return 1;
+  if (mw_gzip(body, len, (unsigned char **)&gz.data, &gz.len) != 0) return 1;
   double best_d = 1e9, best_z = 1e9;
   char *out = malloc(len + 16);
   for (int round = 0; round < 10; round++) {
@@ -70,6 +73,6 @@ int main(int argc, char **argv) {
       len / 1e6, gz.len / 1e6, len / 1e6 / best_d, len / 1e6 / best_z);
   free(out);
   free(body);
-  mw_expose_buf_free(&gz);
+  free(gz.data);
   return 0;
 }

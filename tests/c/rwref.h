@@ -423,8 +423,8 @@ static int mw_rwref_encode(const mw_rwref_req_t *r, mw_rwenc_t *e, uint8_t **out
       }
       mw_series_free(tab); /* the encoder copied the labels */
       if (rc != 0) return -1;
-    } else if (mw_rwenc_add_series(e, s->labels, s->len, s->ts, s->values, s->n, err,
-                                   sizeof err) != 0) {
+    } else if (mw_rwenc_add_series(e, s->labels, s->len, s->ts, s->values, s->n, err, sizeof err) !=
+               0) {
       return -1;
     }
     for (size_t j = 0; j < s->nex; j++)
