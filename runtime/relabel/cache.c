@@ -223,6 +223,7 @@ static int mw_miss(mw_relabel_cache_t *c, mw_memo_t *memo, mw_series_t *src, uin
   }
   size_t len, out_len;
   const uint8_t *enc = mw_series_labels(src, r, &len), *out;
+  if (!enc) return -2; /* r is live: no memory for its text */
   if (mw_run(c, enc, len, &out, &out_len, err, errlen) != 0) return -1;
   if (mw_output(c, out, out_len, oref, err, errlen) != 0) return -1;
   if (mw_memo_put(c, memo, r, stamp, *oref) != 0) return -2;

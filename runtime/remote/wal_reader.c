@@ -527,6 +527,7 @@ static int mw_reader_relabel(mw_wal_reader_t *r, uint32_t s, uint64_t ref) {
   if (c->ref == ref) return (int)c->kept;
   size_t len, pos = 0, epos = 0, n = 0;
   const uint8_t *enc = mw_series_labels(mw_wal_series(r->w), s, &len);
+  if (!enc) return -1; /* s is live: no memory for its text */
   mw_label_t a, b;
   int ra = mw_labels_next(enc, len, &pos, &a);
   int rb = mw_labels_next(r->ext, r->ext_len, &epos, &b);
