@@ -252,8 +252,9 @@ int mw_ffi_batch_write(const mw_batch_t *batch, int openmetrics, char **out, siz
     mw_batch_histogram(batch, i, &hs);
     size_t len;
     const uint8_t *enc = mw_series_labels(s, hs.ref, &len);
+    if (!enc) goto oom; /* a batch's refs are live: only out of memory */
     if (mw_reserve(&b, 3 * len + 64) != 0) goto oom;
-    if (enc) mw_put_series(&b, enc, len);
+    mw_put_series(&b, enc, len);
     mw_put(&b, " ", 1);
     if (mw_put_histogram(&b, &hs.h) != 0 || mw_reserve(&b, 40) != 0) goto oom;
     if (openmetrics) {

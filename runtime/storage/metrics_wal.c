@@ -1085,14 +1085,18 @@ int mw_wal_append_batch(mw_wal_t *w, const mw_batch_t *b, char *err, size_t errl
           w->looked_up = now;
           if (mw_series_index(w->tab) != 0) goto oom;
         }
-        const uint8_t *enc;
         if (!st) {
           s = MW_NONE; /* not a live series of the batch's table */
-        } else if ((s = mw_series_get_stored(w->tab, st, slen, hash)) == MW_NONE &&
-                   (enc = mw_series_labels(src, r, &len)) != NULL && mw_labels_ok(enc, len)) {
-          if (mw_series_add_borrowed(w->tab, st, slen, hash, &s, NULL, err, errlen) != 0) goto undo;
-          if (mw_wsrc_lend(lender, r, s) != 0 && mw_series_own(w->tab, s) != 0) goto oom;
-          if (mw_s_reserve(w, s) != 0) goto oom;
+        } else if ((s = mw_series_get_stored(w->tab, st, slen, hash)) == MW_NONE) {
+          /* r is live: no text is out of memory (not an invalid series the memo would keep) */
+          const uint8_t *enc = mw_series_labels(src, r, &len);
+          if (!enc) goto oom;
+          if (mw_labels_ok(enc, len)) {
+            if (mw_series_add_borrowed(w->tab, st, slen, hash, &s, NULL, err, errlen) != 0)
+              goto undo;
+            if (mw_wsrc_lend(lender, r, s) != 0 && mw_series_own(w->tab, s) != 0) goto oom;
+            if (mw_s_reserve(w, s) != 0) goto oom;
+          }
         }
         if (st && mw_memo_put(memo, r, stamp, s) != 0) goto oom;
       }
@@ -1304,8 +1308,9 @@ static int mw_checkpoint_series(void *ctx, mw_rlog_cpw_t *cpw, char *err, size_t
         if (!k || s == MW_NONE) continue;
       }
       size_t len;
+      if (!mw_series_live(w->tab, s)) continue;
       const uint8_t *enc = mw_series_labels(w->tab, s, &len);
-      if (!enc) continue;
+      if (!enc) goto oom; /* live: no memory for its text (never a checkpoint without it) */
       if (mw_buf_reserve(b, 20 + len) != 0) goto oom;
       uint8_t *p = mw_put_uvarint(b->p + b->len, k);
       p = mw_put_uvarint(p, len);

@@ -28,6 +28,9 @@ end
 --- The labels of sample i (0-based) as a table name -> value.
 function M.labels(b, i)
   local enc = C.mw_ffi_batch_labels(b, i, lenp)
+  if enc == nil then -- out of range, or no memory for the text
+    error("samples.labels: no labels for sample " .. tostring(i), 2)
+  end
   local out = {}
   posp[0] = 0
   while C.mw_ffi_labels_next(enc, lenp[0], posp, np, nlp, vp, vlp) == 1 do
