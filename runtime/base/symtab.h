@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bytes a stored set may need for a text of len bytes: each label takes at least 3
- * text bytes (a name of one byte and two separators) and at most 10 stored ones. */
-#define MW_SYMS_MAX(len) ((len) / 3 * 10 + 10)
+/* Bytes a stored set may need for a text of len bytes: a piece (name or value) per
+ * separator at most, each id at most 5 bytes (whatever the text, even empty names). */
+#define MW_SYMS_MAX(len) ((len) * 5 + 10)
 
 /* Stores the encoded label set text (len bytes, base/labels.h) into out (capacity at
  * least MW_SYMS_MAX(len)) as ids, taking a reference on each symbol (new ones are
