@@ -20,7 +20,7 @@
 
 /* Bytes a stored set may need for a text of len bytes: a piece (name or value) per
  * separator at most, each id at most 5 bytes (whatever the text, even empty names). */
-#define MW_SYMS_MAX(len) ((len) * 5 + 10)
+#define MW_SYMS_MAX(len) ((len)*5 + 10)
 
 /* Stores the encoded label set text (len bytes, base/labels.h) into out (capacity at
  * least MW_SYMS_MAX(len)) as ids, taking a reference on each symbol (new ones are
