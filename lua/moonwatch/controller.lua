@@ -14,6 +14,7 @@ local errors = require("moonwatch.errors")
 local blocks = require("moonwatch.blocks")
 local ffi_rt = require("moonwatch.ffi")
 local dataflow = require("moonwatch.dataflow")
+local metrics = require("moonwatch.metrics")
 local redact = require("moonwatch.redact")
 local livedebug = require("moonwatch.livedebug")
 local budget = require("moonwatch.budget")
@@ -779,6 +780,9 @@ function Controller:apply(plan)
       if not plan.declared[id] then
         dataflow.forget(id)
         livedebug.forget(id)
+        -- its series go from /metrics, as a removed Alloy component's registry does (a
+        -- removed scrape must not go on reporting its targets)
+        metrics.default:remove_component(id)
       end
     end
   end

@@ -226,4 +226,25 @@ prometheus.exporter.process "p" { matcher = { { %s } } }
     end
     assert.matches('moonwatch_component_controller_running_components{health_type="healthy"} 5', m, 1, true)
   end)
+
+  it("that removes a component removes its series from /metrics; the others keep theirs", function()
+    local _, m = proc.http("GET", h.base .. "/metrics")
+    assert.matches('prometheus_scrape_targets_gauge{component_id="prometheus.scrape.x"} 1', m, 1, true)
+    -- the same file without prometheus.scrape "x" (its lines 3 to 7)
+    local lines = {}
+    for line in (GOOD:format(tmp .. "/echo.prom", "20s", COMM) .. 'prometheus.exporter.unix "new" {}\n'):gmatch("[^\n]*\n") do
+      lines[#lines + 1] = line
+    end
+    for _ = 3, 7 do
+      table.remove(lines, 3)
+    end
+    proc.write(file, table.concat(lines))
+    local status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(200, status, body)
+    assert.is_nil(components()["prometheus.scrape.x"])
+    _, m = proc.http("GET", h.base .. "/metrics")
+    assert.not_matches('component_id="prometheus.scrape.x"', m, 1, true)
+    assert.matches('moonwatch_component_health{component_id="prometheus.exporter.process.p",health_type="healthy"} 1',
+      m, 1, true)
+  end)
 end)
