@@ -251,24 +251,42 @@ function M.sorted_keys(t)
   return out
 end
 
---- A free TCP port on 127.0.0.1 (bound once by the kernel's choice, then released),
---- never one this process was given before: the kernel may pick a released port again,
---- and two servers of one test told the same port would have one answer for both
---- (a target port that is Prometheus's: the scrape reads Prometheus's own metrics).
+--- A free TCP port on 127.0.0.1, never one this process was given before (two servers of
+--- one test told the same port would have one answer for both). Taken at random below the
+--- kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768 and up here), where
+--- no outgoing connection takes its local port, and checked free by binding it once: with
+--- specs running four at a time, ports the kernel chose (bind to 0) were taken meanwhile by
+--- another spec's connections ("bind: address already in use"). Each spec process draws from
+--- its own seed.
 local given = {}
+local port_rng -- this process's own generator (math.random's sequence stays the specs')
 function M.free_port()
-  for _ = 1, 20 do
-    local p = io.popen("/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0));"
-      .. " print(s.getsockname()[1])' 2>/dev/null")
-    local port = tonumber(p:read("*l") or "")
-    p:close()
-    port = port or (20000 + math.random(0, 12000)) -- below the kernel's ephemeral range
-    if not given[port] then
-      given[port] = true
-      return port
+  if not port_rng then
+    local f = io.open("/proc/self/stat")
+    local pid = f and tonumber(f:read("*l"):match("^(%d+)")) or 0
+    if f then
+      f:close()
+    end
+    port_rng = (os.time() * 7919 + pid * 104729) % 2147483647
+    if port_rng == 0 then
+      port_rng = 1
     end
   end
-  error("free_port: no new free port in 20 tries")
+  for _ = 1, 50 do
+    port_rng = (port_rng * 48271) % 2147483647 -- Park-Miller
+    local port = 20000 + port_rng % 12700
+    if not given[port] then
+      given[port] = true
+      local p = io.popen(string.format("/usr/bin/python3 -c 'import socket; s=socket.socket(); "
+        .. "s.bind((\"127.0.0.1\", %d)); print(\"ok\")' 2>/dev/null", port))
+      local ok = p:read("*l") == "ok"
+      p:close()
+      if ok then
+        return port
+      end
+    end
+  end
+  error("free_port: no free port in 50 tries")
 end
 
 --- Starts a server that listens on a port it is told, on a free port, and waits until it
