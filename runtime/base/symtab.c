@@ -23,14 +23,7 @@ static size_t mw_nslots, mw_str_bytes;
 static int mw_syms_resize(size_t n) {
   uint64_t *slots = calloc(n, sizeof *slots);
   if (!slots) return -1;
-  for (size_t i = 0; i < mw_nslots; i++) {
-    uint64_t v = mw_slots[i];
-    if (!v) continue;
-    size_t j = MW_HOME(v, n);
-    while (slots[j])
-      j = mw_slot_next(j, n);
-    slots[j] = v;
-  }
+  mw_slots_move(mw_slots, mw_nslots, slots, n, NULL);
   free(mw_slots);
   mw_slots = slots;
   mw_nslots = n;
@@ -53,12 +46,8 @@ static uint32_t mw_sym_intern(const char *s, size_t len) {
       return (uint32_t)v - 1;
     }
   }
-  if (mw_slots_full(mw_live, mw_nslots)) {
-    if (mw_syms_resize(mw_slots_grown(mw_nslots)) != 0) return MW_SYM_NONE;
-    i = MW_HOME(hash, mw_nslots);
-    while (mw_slots[i])
-      i = mw_slot_next(i, mw_nslots);
-  }
+  if (mw_slots_full(mw_live, mw_nslots) && mw_syms_resize(mw_slots_grown(mw_nslots)) != 0)
+    return MW_SYM_NONE;
   if (mw_free == MW_SYM_NONE && mw_limit == mw_cap) {
     if (mw_cap >= UINT32_MAX / 4) return MW_SYM_NONE;
     uint32_t cap = mw_cap ? mw_cap * 2 : 256;
@@ -80,7 +69,7 @@ static uint32_t mw_sym_intern(const char *s, size_t len) {
     id = mw_limit++;
   }
   mw_syms_by_id[id] = (mw_sym_t){.s = copy, .len = (uint32_t)len, .refs = 1};
-  mw_slots[i] = ((uint64_t)tag << 32) | ((uint64_t)id + 1);
+  mw_slots_put(mw_slots, mw_nslots, mw_slot_tagged(hash, id));
   mw_live++;
   mw_str_bytes += len;
   return id;
@@ -89,18 +78,7 @@ static uint32_t mw_sym_intern(const char *s, size_t len) {
 static void mw_sym_release(uint32_t id) {
   mw_sym_t *x = &mw_syms_by_id[id];
   if (--x->refs) return;
-  size_t n = mw_nslots, i = MW_HOME(XXH3_64bits(x->s, x->len), n);
-  while ((uint32_t)mw_slots[i] != id + 1)
-    i = mw_slot_next(i, n);
-  mw_slots[i] = 0;
-  for (size_t j = mw_slot_next(i, n); mw_slots[j]; j = mw_slot_next(j, n)) {
-    size_t home = MW_HOME(mw_slots[j], n);
-    int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (in_range) continue;
-    mw_slots[i] = mw_slots[j];
-    mw_slots[j] = 0;
-    i = j;
-  }
+  mw_slots_del(mw_slots, mw_nslots, XXH3_64bits(x->s, x->len), id);
   mw_str_bytes -= x->len;
   free(x->s);
   *x = (mw_sym_t){.s = NULL, .len = mw_free, .refs = 0};

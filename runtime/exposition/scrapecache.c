@@ -131,37 +131,7 @@ mw_skey_t mw_scrapecache_hash(const char *text, size_t len) {
 }
 
 static void mw_slot_put(uint64_t *slots, size_t n, uint64_t hash, size_t idx) {
-  size_t i = MW_HOME(hash, n);
-  while (slots[i])
-    i = mw_slot_next(i, n);
-  slots[i] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)idx + 1);
-}
-
-/* Moves the used slots of old (old_n of them) into
- * slots (n, zeroed), in index order, key index k becoming remap[k] - 1 (and
- * dropped if 0) when remap is given. The used slots of 64 at a time are
- * found without branches: their pattern is random. */
-static void mw_slots_move(const uint64_t *old, size_t old_n, uint64_t *slots, size_t n,
-                          const uint32_t *remap) {
-  for (size_t i = 0; i < old_n; i += 64) {
-    size_t m = old_n - i < 64 ? old_n - i : 64;
-    uint64_t used = 0;
-    for (size_t k = 0; k < m; k++)
-      used |= (uint64_t)(old[i + k] != 0) << k;
-    while (used) {
-      uint64_t v = old[i + (size_t)__builtin_ctzll(used)];
-      used &= used - 1;
-      if (remap) {
-        uint32_t idx = remap[(uint32_t)v - 1];
-        if (!idx) continue;
-        v = (v >> 32 << 32) | idx;
-      }
-      size_t j = MW_HOME(v, n);
-      while (slots[j])
-        j = mw_slot_next(j, n);
-      slots[j] = v;
-    }
-  }
+  mw_slots_put(slots, n, mw_slot_tagged(hash, idx));
 }
 
 /* Grows the index by half (the slots move, no key is read). */

@@ -103,27 +103,11 @@ void mw_series_free(mw_series_t *s) {
   free(s);
 }
 
-/* Moves the index into n slots (mw_slots_grown: half as many more),
- * moving the used slots in index order (no entry is read); the used slots
- * of 64 at a time are found without branches, their pattern being random. */
+/* Moves the index into n slots (mw_slots_grown: half as many more): no entry is read. */
 static int mw_series_resize_index(mw_series_t *s, size_t n) {
-  size_t old_n = s->nslots;
   uint64_t *slots = calloc(n, sizeof *slots);
   if (!slots) return -1;
-  for (size_t i = 0; i < old_n; i += 64) {
-    size_t m = old_n - i < 64 ? old_n - i : 64;
-    uint64_t used = 0;
-    for (size_t k = 0; k < m; k++)
-      used |= (uint64_t)(s->slots[i + k] != 0) << k;
-    while (used) {
-      uint64_t v = s->slots[i + (size_t)__builtin_ctzll(used)];
-      used &= used - 1;
-      size_t j = MW_HOME(v, n);
-      while (slots[j])
-        j = mw_slot_next(j, n);
-      slots[j] = v;
-    }
-  }
+  mw_slots_move(s->slots, s->nslots, slots, n, NULL);
   free(s->slots);
   s->slots = slots;
   s->nslots = n;
@@ -150,24 +134,16 @@ static int mw_series_entry_is(const mw_series_entry_t *e, const uint8_t *key, si
   return mw_syms_eq_text(e->labels, MW_LEN(e), key, len);
 }
 
-/* The slot holding (key, len, hash) (stored: key is a stored set, else a text):
- * *ref gets its ref, or MW_SERIES_NONE and the returned slot is the empty one
- * that ends the probe sequence. */
-static size_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
-                              int stored, uint32_t *ref) {
+/* The ref of (key, len, hash) in the index (stored: key is a stored set, else a
+ * text), or MW_SERIES_NONE. */
+static uint32_t mw_series_probe(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash,
+                                int stored) {
   uint32_t tag = (uint32_t)(hash >> 32);
   for (size_t i = MW_HOME(hash, s->nslots);; i = mw_slot_next(i, s->nslots)) {
     uint64_t v = s->slots[i];
-    if (!v) {
-      *ref = MW_SERIES_NONE;
-      return i;
-    }
-    if ((uint32_t)(v >> 32) != tag) continue;
-    const mw_series_entry_t *e = &s->e[(uint32_t)v - 1];
-    if (mw_series_entry_is(e, enc, len, stored)) {
-      *ref = (uint32_t)v - 1;
-      return i;
-    }
+    if (!v) return MW_SERIES_NONE;
+    if ((uint32_t)(v >> 32) == tag && mw_series_entry_is(&s->e[(uint32_t)v - 1], enc, len, stored))
+      return (uint32_t)v - 1;
   }
 }
 
@@ -180,11 +156,7 @@ static int mw_series_build_index(mw_series_t *s) {
   for (uint32_t r = 0; r < s->limit; r++) {
     const mw_series_entry_t *e = &s->e[r];
     if (!e->labels) continue;
-    uint64_t hash = mw_syms_text_hash(e->labels, MW_LEN(e));
-    size_t j = MW_HOME(hash, n);
-    while (slots[j])
-      j = mw_slot_next(j, n);
-    slots[j] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)r + 1);
+    mw_slots_put(slots, n, mw_slot_tagged(mw_syms_text_hash(e->labels, MW_LEN(e)), r));
   }
   s->slots = slots;
   s->nslots = n;
@@ -209,8 +181,7 @@ static uint32_t mw_series_find(const mw_series_t *s, const uint8_t *key, size_t 
       if (s->e[ref].labels && mw_series_entry_is(&s->e[ref], key, len, stored)) return ref;
     return MW_SERIES_NONE;
   }
-  mw_series_probe(s, key, len, hash, stored, &ref);
-  return ref;
+  return mw_series_probe(s, key, len, hash, stored);
 }
 
 uint32_t mw_series_get(const mw_series_t *s, const uint8_t *enc, size_t len, uint64_t hash) {
@@ -229,7 +200,7 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
                          uint32_t *ref, int *added, int borrow, char *err, size_t errlen) {
   uint32_t r;
   if (!s->slots && mw_series_build_index(s) != 0) goto oom;
-  size_t i = mw_series_probe(s, enc, len, hash, borrow, &r);
+  r = mw_series_probe(s, enc, len, hash, borrow);
   if (added) *added = 0;
   if (r != MW_SERIES_NONE) {
     *ref = r;
@@ -241,12 +212,9 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
   }
   /* deletion finds the slot by it */
   assert(hash == (borrow ? mw_syms_text_hash(enc, len) : mw_labels_hash(enc, len)));
-  if (mw_slots_full(s->live, s->nslots)) {
-    if (mw_series_resize_index(s, mw_slots_grown(s->nslots)) != 0) goto oom;
-    i = MW_HOME(hash, s->nslots);
-    while (s->slots[i])
-      i = mw_slot_next(i, s->nslots);
-  }
+  if (mw_slots_full(s->live, s->nslots) &&
+      mw_series_resize_index(s, mw_slots_grown(s->nslots)) != 0)
+    goto oom;
   if (s->free_head == MW_SERIES_NONE && s->limit == s->cap) {
     if (s->cap >= UINT32_MAX / 2) {
       mw_seterr(err, errlen, "series table full");
@@ -279,7 +247,7 @@ static int mw_series_put(mw_series_t *s, const uint8_t *enc, size_t len, uint64_
   if (++s->stamp == 0) s->stamp = 1;
   s->e[r] = (mw_series_entry_t){
       .labels = copy, .len = (uint32_t)len | (borrow ? MW_BORROWED : 0), .next_free = s->stamp};
-  s->slots[i] = ((uint64_t)(uint32_t)(hash >> 32) << 32) | ((uint64_t)r + 1);
+  mw_slots_put(s->slots, s->nslots, mw_slot_tagged(hash, r));
   s->live++;
   if (!borrow) s->label_bytes += len;
   *ref = r;
@@ -368,28 +336,10 @@ uint32_t mw_series_stamp(const mw_series_t *s, uint32_t ref) {
   return s->e[ref].next_free;
 }
 
-/* Removes ref's slot from the index (the entry e is still there). */
-static void mw_series_unindex(mw_series_t *s, const mw_series_entry_t *e, uint32_t ref) {
-  size_t n = s->nslots, i = MW_HOME(mw_syms_text_hash(e->labels, MW_LEN(e)), n);
-  while ((uint32_t)s->slots[i] != ref + 1)
-    i = mw_slot_next(i, n);
-  /* Backward-shift deletion keeps every probe sequence unbroken. */
-  s->slots[i] = 0;
-  for (size_t j = mw_slot_next(i, n); s->slots[j]; j = mw_slot_next(j, n)) {
-    size_t home = MW_HOME(s->slots[j], n);
-    /* Move slot j to the hole at i unless its home lies cyclically in (i, j]. */
-    int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (in_range) continue;
-    s->slots[i] = s->slots[j];
-    s->slots[j] = 0;
-    i = j;
-  }
-}
-
 void mw_series_del(mw_series_t *s, uint32_t ref) {
   if (ref >= s->limit || !s->e[ref].labels) return;
   mw_series_entry_t *e = &s->e[ref];
-  if (s->slots) mw_series_unindex(s, e, ref);
+  if (s->slots) mw_slots_del(s->slots, s->nslots, mw_syms_text_hash(e->labels, MW_LEN(e)), ref);
   mw_series_notify(s, ref, NULL);
   if (!(e->len & MW_BORROWED)) {
     mw_syms_release(e->labels, e->len);

@@ -380,10 +380,7 @@ static void mw_main_del(mw_wal_t *w, uint32_t s) {
     i = mw_slot_next(i, n);
   w->map_s[i] = 0;
   for (size_t j = mw_slot_next(i, n); w->map_s[j]; j = mw_slot_next(j, n)) {
-    size_t home = mw_map_home(w->wref[w->map_s[j] - 1], n);
-    /* Move slot j to the hole at i unless its home lies cyclically in (i, j]. */
-    int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (in_range) continue;
+    if (mw_slot_stays(i, j, mw_map_home(w->wref[w->map_s[j] - 1], n))) continue;
     w->map_s[i] = w->map_s[j];
     w->map_s[j] = 0;
     i = j;
