@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/labels.h"
+#include "base/symtab.h"
 #include "model/batch.h"
 #include "model/series.h"
 #include "storage/metrics_wal.h"
@@ -49,6 +50,7 @@ static int append2(mw_wal_t *w, mw_series_t *src, uint32_t rx, uint32_t ry, int6
 /* An append whose new series' text cannot be made fails (out of memory); the next one,
  * with memory back, writes both series. */
 static void test_append(void) {
+  size_t syms = mw_syms_count();
   char *dir = mw_test_tmpdir("waloom"), err[256];
   mw_wal_t *w;
   CHECK_INT(mw_wal_open(dir, NULL, &w, err, sizeof err), 0);
@@ -72,12 +74,14 @@ static void test_append(void) {
   CHECK_INT(mw_series_len(mw_wal_series(w)), 2);
   mw_wal_close(w);
   mw_series_free(src);
+  CHECK_INT(mw_syms_count(), syms); /* the WAL's borrowed and own label sets gave theirs back */
   mw_test_rm_rf(dir);
 }
 
 /* A truncation whose checkpoint cannot make a series' text fails and removes nothing;
  * both series are there after a reopen. */
 static void test_checkpoint(void) {
+  size_t syms = mw_syms_count();
   char *dir = mw_test_tmpdir("waloom"), err[256];
   uint8_t bx[4096], by[4096];
   memset(big, 'z', sizeof big - 1);
@@ -114,6 +118,7 @@ static void test_checkpoint(void) {
   CHECK(mw_series_get(tab, bx, nx, mw_labels_hash(bx, nx)) != MW_SERIES_NONE);
   CHECK(mw_series_get(tab, by, ny, mw_labels_hash(by, ny)) != MW_SERIES_NONE);
   mw_wal_close(w);
+  CHECK_INT(mw_syms_count(), syms); /* replayed, truncated, closed: every symbol back */
   mw_test_rm_rf(dir);
 }
 
