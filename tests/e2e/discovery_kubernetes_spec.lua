@@ -469,39 +469,27 @@ users:
         end
       end
     end
-    -- the file rotated: the next requests carry its new content
-    local logged = #api_log(tbase)
-    proc.write(dir .. "/token", "rotated\n")
-    proc.write(dir .. "/server-token", "rotated\n")
-    control(tbase, "release")
-    proc.wait_for(function()
-      return sent_since(logged, "Bearer rotated")
-    end, 10, "the rotated token from the file")
-    proc.wait_for(function()
-      return component(h, "discovery.kubernetes.k").health.state == "healthy"
-    end, 15, "healthy with the rotated token")
-    -- the file gone: the inline token
-    logged = #api_log(tbase)
-    os.remove(dir .. "/token")
-    proc.write(dir .. "/server-token", "inline-token\n")
-    control(tbase, "release")
-    proc.wait_for(function()
-      return sent_since(logged, "Bearer inline-token")
-    end, 10, "the inline token while the file is gone")
-    proc.wait_for(function()
-      return component(h, "discovery.kubernetes.k").health.state == "healthy"
-    end, 15, "healthy with the inline token")
-    -- the file back: its content again, not the inline token
-    logged = #api_log(tbase)
-    proc.write(dir .. "/token", "back\n")
-    proc.write(dir .. "/server-token", "back\n")
-    control(tbase, "release")
-    proc.wait_for(function()
-      return sent_since(logged, "Bearer back")
-    end, 10, "the file's token once it is back")
-    proc.wait_for(function()
-      return component(h, "discovery.kubernetes.k").health.state == "healthy"
-    end, 15, "healthy with the file's token again")
+    -- one step: the token files as given (nil: the file gone), then the next requests carry want
+    -- and the component is healthy again
+    local function step(token, server_token, want, what)
+      local logged = #api_log(tbase)
+      if token then
+        proc.write(dir .. "/token", token)
+      else
+        os.remove(dir .. "/token")
+      end
+      proc.write(dir .. "/server-token", server_token)
+      control(tbase, "release")
+      proc.wait_for(function()
+        return sent_since(logged, want)
+      end, 10, what)
+      proc.wait_for(function()
+        return component(h, "discovery.kubernetes.k").health.state == "healthy"
+      end, 15, "healthy with " .. what)
+    end
+    step("rotated\n", "rotated\n", "Bearer rotated", "the rotated token from the file")
+    step(nil, "inline-token\n", "Bearer inline-token", "the inline token while the file is gone")
+    step("back\n", "back\n", "Bearer back", "the file's token once it is back (not the inline one)")
     assert.equals(4, #targets(h))
     stop(h)
   end)

@@ -143,14 +143,21 @@ describe("tailer files", function()
     t:close()
   end)
 
-  it("follow a regular file its writer truncates to 0 again and again, reading each new line once", function()
-    local d = dir("truncated")
+  -- A polling tailer of dir name's a.log that has read its first line: the tailer, the
+  -- target, the batch it reads into.
+  local function tailing_one(name)
+    local d = dir(name)
     local a = target(d .. "/a.log")
     local b = logs.new()
     local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
     write(a.path, "first line of a longer file\n")
     assert(t:set({ a }))
     assert.same({ "first line of a longer file" }, read_all(t, b))
+    return t, a, b
+  end
+
+  it("follow a regular file its writer truncates to 0 again and again, reading each new line once", function()
+    local t, a, b = tailing_one("truncated")
     for i = 1, 6 do
       io.open(a.path, "wb"):close() -- truncated to 0: the tailer sees size 0 below its position
       assert.same({}, read_all(t, b))
@@ -162,13 +169,7 @@ describe("tailer files", function()
   end)
 
   it("read a file truncated and written again (copytruncate) before the next look from its start", function()
-    local d = dir("copytruncate")
-    local a = target(d .. "/a.log")
-    local b = logs.new()
-    local t = assert(tail.new({ positions = d .. "/positions.yml", poll = true, max_line_size = 1000 }))
-    write(a.path, "first line of a longer file\n")
-    assert(t:set({ a }))
-    assert.same({ "first line of a longer file" }, read_all(t, b))
+    local t, a, b = tailing_one("copytruncate")
     for i = 1, 3 do
       io.open(a.path, "wb"):close() -- truncated, and shorter lines written before the tailer looks:
       write(a.path, "l" .. i .. "\nm" .. i .. "\n") -- its size is not 0, only below the position
