@@ -703,6 +703,14 @@ static void test_status_passthrough(void) {
   result_free(&r);
 }
 
+/* Writes s as the whole content of path (made if missing). */
+static void put_file(const char *path, const char *s) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0);
+  CHECK_INT(write(fd, s, strlen(s)), (long)strlen(s));
+  close(fd);
+}
+
 static void test_auth(void) {
   mw_httpc_opts_t o = {.url = url("/hello"), .username = "alice", .password = "s3cret"};
   result_t r;
@@ -734,10 +742,7 @@ static void test_auth(void) {
   fetch(&o, &r);
   CHECK_STR(srv.seen_auth, "Bearer tok-en");
   result_free(&r);
-  fd = open(path, O_WRONLY | O_TRUNC);
-  CHECK(fd >= 0);
-  CHECK_INT(write(fd, " \n", 2), 2);
-  close(fd);
+  put_file(path, " \n");
   fetch(&o, &r);
   CHECK_STR(r.err, "");
   CHECK_STR(srv.seen_auth, "Bearer inline");
@@ -748,10 +753,7 @@ static void test_auth(void) {
   CHECK_STR(srv.seen_auth, "Bearer inline");
   result_free(&r);
   /* the file back (a rotated token): it wins again at the next request */
-  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  CHECK(fd >= 0);
-  CHECK_INT(write(fd, "rotated\n", 8), 8);
-  close(fd);
+  put_file(path, "rotated\n");
   fetch(&o, &r);
   CHECK_STR(r.err, "");
   CHECK_STR(srv.seen_auth, "Bearer rotated");
@@ -761,10 +763,7 @@ static void test_auth(void) {
   fetch(&o, &r);
   CHECK(strstr(r.err, "unable to read authorization credentials file") != NULL);
   result_free(&r);
-  fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* and its return mends it */
-  CHECK(fd >= 0);
-  CHECK_INT(write(fd, "back\n", 5), 5);
-  close(fd);
+  put_file(path, "back\n"); /* and its return mends it */
   fetch(&o, &r);
   CHECK_STR(r.err, "");
   CHECK_STR(srv.seen_auth, "Bearer back");
