@@ -148,7 +148,6 @@ describe("pyroscope.write's headers, queue and stops", function()
     for _, x in ipairs(handles) do
       x.kill("KILL")
     end
-    proc.kill_spawned() -- the receivers (one was left running after every run)
   end)
 
   it("sends the Connect protocol's headers whatever the custom headers say; a custom Authorization replaces"
