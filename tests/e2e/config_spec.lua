@@ -246,5 +246,12 @@ prometheus.exporter.process "p" { matcher = { { %s } } }
     assert.not_matches('component_id="prometheus.scrape.x"', m, 1, true)
     assert.matches('moonwatch_component_health{component_id="prometheus.exporter.process.p",health_type="healthy"} 1',
       m, 1, true)
+    -- and back: the component added again under the same id reports again
+    proc.write(file, GOOD:format(tmp .. "/echo.prom", "20s", COMM) .. 'prometheus.exporter.unix "new" {}\n')
+    status, body = proc.http("POST", h.base .. "/-/reload")
+    assert.equals(200, status, body)
+    _, m = proc.http("GET", h.base .. "/metrics")
+    assert.matches('prometheus_scrape_targets_gauge{component_id="prometheus.scrape.x"} 1', m, 1, true)
+    assert.matches('moonwatch_component_health{component_id="prometheus.scrape.x",health_type="healthy"} 1', m, 1, true)
   end)
 end)
